@@ -1,0 +1,45 @@
+"""One exception hierarchy for everything a user can cause.
+
+Every error a person can trigger (a bad file, a bad checkpoint, a missing CRS) is raised as a subclass of
+:class:`CoreError` with a message that says what is wrong and what to do. The UI shows ``str(err)`` with
+``st.error``; the CLI prints it and exits non-zero. Subclasses also derive from the matching builtin so that
+callers who catch ``ValueError`` / ``OSError`` keep working.
+"""
+
+from __future__ import annotations
+
+
+class CoreError(Exception):
+    """Root of all user-actionable errors raised by :mod:`core`."""
+
+
+class InputError(CoreError, ValueError):
+    """An input file or argument cannot be used (not an image, truncated, too large, empty...)."""
+
+
+class ImageReadError(InputError):
+    """An image or raster could not be decoded."""
+
+
+class GeoreferenceError(InputError):
+    """Georeferencing is missing, invalid or unsupported (rotated transform, corrupt GPS...)."""
+
+
+class CheckpointError(CoreError, ValueError):
+    """A model checkpoint is unsafe, truncated, or does not match the expected structure."""
+
+
+class ModelError(CoreError, ValueError):
+    """An unknown architecture name or an invalid model configuration."""
+
+
+class TrainingDataError(InputError):
+    """Training data is missing, empty, or unsafe (zip-slip, zip bomb)."""
+
+
+class WorkspaceError(CoreError, OSError):
+    """The workspace database or its files cannot be read or written."""
+
+
+class ReportError(CoreError, ValueError):
+    """A report cannot be produced from the given analysis or options."""
