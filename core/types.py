@@ -191,3 +191,25 @@ class SceneResult:
     change_path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (paths as strings, findings and georef as dicts)."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["findings"] = [f.to_dict() for f in self.findings]
+        d["georef"] = self.georef.to_dict() if self.georef else None
+        d["bounds_wgs84"] = list(self.bounds_wgs84) if self.bounds_wgs84 else None
+        for k in ("heatmap_path", "overlay_path", "source_path", "change_path"):
+            d[k] = str(d[k]) if d[k] is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SceneResult:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["findings"] = [Finding.from_dict(f) for f in kw.get("findings", [])]
+        kw["georef"] = GeoRef.from_dict(kw["georef"]) if kw.get("georef") else None
+        kw["bounds_wgs84"] = tuple(kw["bounds_wgs84"]) if kw.get("bounds_wgs84") else None
+        for k in ("heatmap_path", "overlay_path", "source_path", "change_path"):
+            kw[k] = Path(kw[k]) if kw.get(k) else None
+        return cls(**kw)
