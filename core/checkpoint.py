@@ -1,0 +1,127 @@
+"""Checkpoint files: weights plus JSON-safe metadata, loaded without ever unpickling code.
+
+Layout of a checkpoint (a ``torch.save`` zip): ``{"format": FORMAT, "meta_json": str, "state_dict": {name: Tensor}}``.
+Loading uses ``torch.load(weights_only=True)``, which refuses any pickled object that is not a tensor or a plain
+container, so a hostile file is rejected before anything in it runs. The structure is then checked key by key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError, ModelError
+
+FORMAT = "bda-workbench-checkpoint/1"
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    """Write a checkpoint atomically (temp file + rename); return its sha256.
+
+    ``meta`` must be JSON-serialisable: it is stored as a JSON string, never as pickled Python objects.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        meta_json = json.dumps(meta, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint metadata is not JSON-safe: {exc}") from exc
+    payload = {"format": FORMAT, "meta_json": meta_json,
+               "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return file_sha256(path)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load and validate a checkpoint file; return ``(state_dict, meta)``.
+
+    Raises :class:`CheckpointError` for a missing, empty, truncated, oversized, pickled-code-carrying or
+    wrongly-structured file. Nothing inside the file is executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"model file {path.name} is empty (0 bytes); upload the .pt file again")
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"model file {path.name} is {size / 1e9:.1f} GB, larger than the 2 GB limit")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (not a torch.save zip archive); it may be "
+                              "truncated or a different file type")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path.name} was refused: it contains Python objects or code that a weights-only "
+                              "checkpoint must not carry. Nothing in it was run. Use a checkpoint written by "
+                              "`python -m core train`.") from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path.name} could not be read: it is truncated or corrupt ({exc.__class__.__name__})."
+                              " Copy or upload the file again.") from exc
+    return validate_payload(obj, path.name)
+
+
+def validate_payload(obj: Any, name: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Check the structure of a loaded checkpoint payload and decode its metadata."""
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{name} is not a BDA workbench checkpoint (expected format {FORMAT!r}); train one "
+                              "with `python -m core train` or upload a file made by it")
+    state = obj.get("state_dict")
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{name} has no valid weights (state_dict must map names to tensors)")
+    try:
+        meta = json.loads(obj.get("meta_json", ""))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{name} has unreadable metadata: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
+        raise CheckpointError(f"{name} metadata lacks the architecture name ('arch')")
+    return state, meta
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any], str]:
+    """Build the network a checkpoint describes and load its weights; return ``(net, meta, sha256)``.
+
+    A checkpoint whose weights do not fit its declared architecture (e.g. edited metadata, or weights of another
+    arch) raises :class:`CheckpointError`.
+    """
+    from core.models import build_model
+
+    state, meta = read_checkpoint(path)
+    try:
+        net = build_model(meta["arch"], pretrained="none")
+    except ModelError as exc:
+        raise CheckpointError(f"{Path(path).name}: {exc}") from exc
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{Path(path).name} does not match architecture {meta['arch']!r}: its weights belong "
+                              f"to a different network ({first[:200]})") from exc
+    net.eval()
+    return net, meta, file_sha256(path)

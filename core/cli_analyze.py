@@ -1,0 +1,182 @@
+"""``python -m core analyze`` and ``python -m core report``: run the pipeline over inputs, write reports.
+
+analyze writes per input ``<name>_heatmap.tif`` and ``<name>_overlay.png``, and for the run ``findings.geojson``,
+``findings.csv``, ``summary.json`` (per input: score, CRS, WGS84 bounds, outputs, findings count, error) and
+``analysis.json`` (every SceneResult, from which ``report`` rebuilds PDFs without recomputing anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.errors import CoreError, InputError
+from core.types import SceneResult
+
+
+def add_analyze(sub: argparse._SubParsersAction) -> None:
+    """Register the analyze sub-command."""
+    p = sub.add_parser("analyze", help="heatmaps and graded findings for images / rasters")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
+    p.add_argument("--out", default="out", help="output folder")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="finding threshold in calibrated units (default: the model's calibration)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--grade-scale", default="copernicus-ems", choices=["copernicus-ems", "xview2-jds"])
+    p.add_argument("--no-resample", action="store_true", help="do not resample inputs to the model's training GSD")
+    p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help="pre-event images to compare against")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_report(sub: argparse._SubParsersAction) -> None:
+    """Register the report sub-command."""
+    p = sub.add_parser("report", help="write the BDA report of an analysis")
+    p.add_argument("--analysis", required=True, help="an analyze output folder (with analysis.json)")
+    p.add_argument("--format", default="pdf,csv,geojson,zip", help="comma list of pdf,csv,geojson,zip")
+    p.add_argument("--out", default=None, help="output folder (default: the analysis folder)")
+    p.add_argument("--title", default="Damage assessment report")
+    p.add_argument("--event", default="")
+    p.add_argument("--aoi", default="")
+    p.add_argument("--analyst", default="")
+    p.add_argument("--handling", default="UNCLASSIFIED")
+
+
+def _bar(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="tile", leave=False, disable=quiet, file=sys.stderr)
+
+
+def _summary_row(r: SceneResult) -> dict[str, Any]:
+    return {"name": r.scene_name, "score": r.image_score, "verdict": r.verdict,
+            "crs": r.georef.crs if r.georef else None, "bounds_wgs84": r.bounds_wgs84,
+            "outputs": {"heatmap": r.heatmap_path and Path(r.heatmap_path).name,
+                        "overlay": r.overlay_path and Path(r.overlay_path).name,
+                        "change": r.change_path and Path(r.change_path).name},
+            "findings": len(r.findings), "error": r.error, "source": str(r.source_path) if r.source_path else None}
+
+
+def run_analysis(inputs: list[str], det, out: Path, *, threshold: float | None, grade_scale: str,
+                 resample: bool, pre: list[str], quiet: bool = True) -> list[SceneResult]:
+    """Analyse every input (a failed input is recorded with its error; the rest still run)."""
+    from core.imagery import open_scene
+    from core.pipeline import analyze_scene
+
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[SceneResult] = []
+    pairs: dict[str, str] = {}
+    if pre:
+        from core.change import pair_inputs
+
+        pairs = pair_inputs(inputs, pre)
+    for i, path in enumerate(inputs, 1):
+        name = Path(path).name
+        print(f"[{i}/{len(inputs)}] {name}", file=sys.stderr)
+        try:
+            scene = open_scene(path)
+            try:
+                bar = _bar(0, name, quiet)
+
+                def progress(done: int, total: int, bar=bar) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                if path in pairs:
+                    from core.change import analyze_pair
+
+                    res = analyze_pair(scene, pairs[path], det, out, threshold=threshold, grade_scale=grade_scale,
+                                       progress=progress)
+                else:
+                    res = analyze_scene(scene, det, out, threshold=threshold, grade_scale=grade_scale,
+                                        resample_to_model_gsd=resample, progress=progress)
+                bar.close()
+            finally:
+                scene.close()
+            res.source_path = Path(path).resolve()
+            print(f"    score {res.image_score:.2f} ({res.verdict}), {len(res.findings)} findings", file=sys.stderr)
+        except CoreError as exc:
+            print(f"    error: {exc}", file=sys.stderr)
+            res = SceneResult(scene_name=name, width=0, height=0, image_score=float("nan"), verdict="error",
+                              georef=None, bounds_wgs84=None, heatmap_path=None, overlay_path=None,
+                              source_path=Path(path), error=str(exc))
+        results.append(res)
+    return results
+
+
+def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: float | None) -> None:
+    """findings.geojson, findings.csv, summary.json and analysis.json for a run."""
+    from core.report import write_csv, write_geojson
+    from core.safety import atomic_write_text
+
+    ok = [r for r in results if r.error is None]
+    findings = [f for r in ok for f in r.findings]
+    write_geojson(findings, out / "findings.geojson")
+    write_csv(findings, out / "findings.csv")
+    info = det.info()
+    summary = {"model": info, "threshold": threshold if threshold is not None else det.calibration.threshold,
+               "processed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "inputs": [_summary_row(r) for r in results]}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / "analysis.json", json.dumps({"model": info, "threshold": summary["threshold"],
+                                                         "results": [r.to_dict() for r in results]}, default=str))
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    """Analyse inputs; exit 1 if any input failed."""
+    from core.detector import Detector
+
+    det = Detector.load(a.model, device=a.device)
+    out = Path(a.out)
+    results = run_analysis(a.inputs, det, out, threshold=a.threshold, grade_scale=a.grade_scale,
+                           resample=not a.no_resample, pre=a.pre, quiet=a.quiet)
+    write_run_outputs(results, det, out, a.threshold)
+    failed = [r for r in results if r.error]
+    n_find = sum(len(r.findings) for r in results)
+    print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {out}")
+    return 1 if failed else 0
+
+
+def load_analysis(folder: str | Path) -> tuple[dict[str, Any], list[SceneResult]]:
+    """Read an analyze output folder back (model info, SceneResults)."""
+    p = Path(folder) / "analysis.json"
+    if not p.is_file():
+        raise InputError(f"{folder} is not an analysis folder (no analysis.json); run `python -m core analyze` first")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        return d, [SceneResult.from_dict(r) for r in d["results"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{p} is damaged and cannot be read ({exc})") from exc
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    """Write the report files of an analysis folder."""
+    from core.report import ReportContext, write_csv, write_geojson, write_package, write_pdf
+
+    d, results = load_analysis(a.analysis)
+    out = Path(a.out or a.analysis)
+    out.mkdir(parents=True, exist_ok=True)
+    fmts = {f.strip().lower() for f in a.format.split(",") if f.strip()}
+    bad = fmts - {"pdf", "csv", "geojson", "zip"}
+    if bad:
+        raise InputError(f"unknown report format(s) {', '.join(sorted(bad))}; use pdf, csv, geojson, zip")
+    ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
+                        model=d.get("model", {}), results=[r for r in results if r.error is None])
+    written = []
+    findings = [f for r in ctx.results for f in r.findings]
+    if "pdf" in fmts:
+        written.append(write_pdf(ctx, out / "report.pdf"))
+    if "csv" in fmts:
+        written.append(write_csv(findings, out / "findings.csv"))
+    if "geojson" in fmts:
+        written.append(write_geojson(findings, out / "findings.geojson"))
+    if "zip" in fmts:
+        written.append(write_package(ctx, out / "report_package.zip"))
+    for w in written:
+        print(w)
+    return 0

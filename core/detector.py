@@ -1,0 +1,153 @@
+"""Run a trained one-class detector on image tiles: safe loading, best device, batching, thread safety.
+
+The dashboard shares one :class:`Detector` across sessions, so :meth:`Detector.predict` serialises inference per
+device with a lock (one batch at a time on a GPU; no state is kept between calls, so sessions cannot mix results).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.calibration import Calibration
+from core.checkpoint import load_model
+from core.errors import CheckpointError, InputError
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+DEFAULT_MODEL = ASSETS / "default.pt"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU raises a clear error."""
+    device = (device or "auto").lower()
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError("device 'cuda' was asked for but no CUDA GPU is available here; use --device cpu or auto")
+        return torch.device(device)
+    if device == "cpu":
+        return torch.device("cpu")
+    raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+
+
+def device_label(device: torch.device) -> str:
+    """Human-readable device name: the GPU model, or 'CPU'."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    return "CPU"
+
+
+def _lock_for(device: torch.device) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _DEVICE_LOCKS.setdefault(str(device), threading.Lock())
+
+
+def to_tensor(tiles: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (N,H,W,3) -> normalised float32 (N,3,H,W)."""
+    x = torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+class Detector:
+    """A loaded model ready to score tiles. Build with :meth:`load` or :meth:`from_model`."""
+
+    def __init__(self, net: torch.nn.Module, meta: dict[str, Any], calibration: Calibration | None,
+                 device: torch.device, sha256: str = "", path: Path | None = None, batch_size: int = 16) -> None:
+        self.net = net.to(device).eval()
+        self.meta = meta
+        self.device = device
+        self.sha256 = sha256
+        self.path = path
+        self.batch_size = batch_size
+        self.arch: str = meta.get("arch", getattr(net, "arch", "unknown"))
+        self.objective: str = getattr(net, "objective", meta.get("objective", "fcdd"))
+        self.rf = net.rf
+        self.name: str = meta.get("name") or (path.stem if path else self.arch)
+        self.version: str = str(meta.get("version", "0"))
+        self.input_size: int = int(meta.get("input_size", 224))
+        self.gsd_m: float | None = meta.get("gsd_m")
+        self.tile_size: int = int(meta.get("tile_size", 512))
+        norm = meta.get("normalization", {})
+        self.mean = tuple(norm.get("mean", IMAGENET_MEAN))
+        self.std = tuple(norm.get("std", IMAGENET_STD))
+        self.calibration = calibration or _identity_calibration()
+        self.amp = device.type == "cuda"
+        if device.type == "cuda":
+            self.net = self.net.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = 16) -> Detector:
+        """Load a checkpoint safely (``None``: the bundled default model)."""
+        p = Path(path) if path else DEFAULT_MODEL
+        if path is None and not p.is_file():
+            raise CheckpointError(f"the bundled default model is missing ({p}); reinstall or pass --model")
+        net, meta, sha = load_model(p)
+        cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
+        return cls(net, meta, cal, resolve_device(device), sha256=sha, path=p, batch_size=batch_size)
+
+    @classmethod
+    def from_model(cls, net: torch.nn.Module, calibration: Calibration | None = None,
+                   meta: dict[str, Any] | None = None, device: str = "cpu") -> Detector:
+        """Wrap an in-memory network (e.g. right after training)."""
+        meta = dict(meta or {})
+        meta.setdefault("arch", getattr(net, "arch", "unknown"))
+        return cls(net, meta, calibration, resolve_device(device))
+
+    def _batches(self, tiles: np.ndarray):
+        if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
+            raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
+        for i in range(0, len(tiles), self.batch_size):
+            x = to_tensor(tiles[i:i + self.batch_size], self.mean, self.std).to(self.device, non_blocking=True)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x
+
+    def predict(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score tiles: uint8 (N,H,W,3) -> (raw anomaly maps float32 (N,H,W), raw image scores float32 (N,))."""
+        maps, scores = [], []
+        with _lock_for(self.device):
+            for x in self._batches(tiles):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    if self.objective == "hsc":  # gradient heatmaps need autograd
+                        m, s = self.net.heatmap(x)
+                    else:
+                        with torch.inference_mode():
+                            m, s = self.net.heatmap(x)
+                maps.append(m.float().cpu().numpy())
+                scores.append(s.float().cpu().numpy())
+        return np.concatenate(maps).astype(np.float32), np.concatenate(scores).astype(np.float32)
+
+    def features(self, tiles: np.ndarray) -> np.ndarray:
+        """Backbone feature maps (N,C,h,w) float32 at stride ``rf.j`` (used for pre/post change)."""
+        out = []
+        with _lock_for(self.device), torch.inference_mode():
+            for x in self._batches(tiles):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                    out.append(self.net.features(x).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def info(self) -> dict[str, Any]:
+        """JSON-safe provenance of this model for results and reports."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256, "arch": self.arch,
+                "objective": self.objective, "input_size": self.input_size, "gsd_m": self.gsd_m,
+                "device": device_label(self.device), "threshold": self.calibration.threshold,
+                "path": str(self.path) if self.path else None,
+                "evaluation": self.meta.get("evaluation", {}), "created": self.meta.get("created")}
+
+
+def _identity_calibration() -> Calibration:
+    """Used only for uncalibrated in-memory nets: raw values pass through (q50=0, q99=1)."""
+    return Calibration(pixel_q50=0.0, pixel_q99=1.0, image_q50=0.0, image_q99=1.0, threshold=1.0,
+                       image_threshold=1.0)
