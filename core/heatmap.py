@@ -12,7 +12,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import rasterio
@@ -157,12 +157,12 @@ class HeatmapWriter:
         self.preview: np.ndarray | None = None
         self.preview_scale: float = float(self._preview.f)
 
-    def __enter__(self) -> HeatmapWriter:
+    def __enter__(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _atomic_target(self.path)
-        profile: dict[str, Any] = dict(driver="GTiff", width=self.width, height=self.height, count=1,
-                                       dtype="float32", nodata=float("nan"), tiled=True, blockxsize=BLOCK,
-                                       blockysize=BLOCK, compress="deflate", predictor=3, BIGTIFF="IF_SAFER")
+        profile: dict[str, Any] = {"driver": "GTiff", "width": self.width, "height": self.height, "count": 1,
+                                       "dtype": "float32", "nodata": float("nan"), "tiled": True, "blockxsize": BLOCK,
+                                       "blockysize": BLOCK, "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER"}
         if self.georef is not None:
             profile["crs"] = CRS.from_user_input(self.georef.crs)
             profile["transform"] = Affine(*self.georef.transform)

@@ -15,7 +15,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -201,7 +201,7 @@ class Prefetcher:
         """True while the reader thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
-    def __enter__(self) -> Prefetcher:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

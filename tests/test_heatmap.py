@@ -8,7 +8,7 @@ import rasterio
 from PIL import Image
 
 from core.errors import InputError
-from core.heatmap import (BLOCK, LUT, HeatmapWriter, colorize, default_vmax, read_heatmap, write_overlay_png)
+from core.heatmap import BLOCK, LUT, HeatmapWriter, colorize, default_vmax, read_heatmap, write_overlay_png
 from core.tiling import Stitcher, blend_weights, grid_windows
 from core.types import GeoRef
 
@@ -62,7 +62,9 @@ def test_plain_tiff_without_georef(tmp_path):
     f = _field(100, 80)
     out = tmp_path / "frame_heatmap.tif"
     _write_in_bands(out, f, None)
-    with pytest.warns(rasterio.errors.NotGeoreferencedWarning), rasterio.open(out) as ds:
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):
+        ds = rasterio.open(out)
+    with ds:
         assert ds.crs is None
         assert ds.transform.is_identity
     assert read_heatmap(out).georef is None
@@ -86,18 +88,15 @@ def test_preview_is_block_mean_and_bounded(tmp_path):
 
 def test_writer_is_atomic_on_error_and_on_missing_rows(tmp_path):
     out = tmp_path / "x.tif"
-    with pytest.raises(RuntimeError, match="boom"):
-        with HeatmapWriter(out, 10, 10, UTM) as hw:
-            hw.write_rows(0, np.zeros((5, 10), np.float32))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), HeatmapWriter(out, 10, 10, UTM) as hw:
+        hw.write_rows(0, np.zeros((5, 10), np.float32))
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ValueError, match="incomplete"):
-        with HeatmapWriter(out, 10, 10, UTM) as hw:
-            hw.write_rows(0, np.zeros((5, 10), np.float32))
+    with pytest.raises(ValueError, match="incomplete"), HeatmapWriter(out, 10, 10, UTM) as hw:
+        hw.write_rows(0, np.zeros((5, 10), np.float32))
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(ValueError, match="in order"):
-        with HeatmapWriter(out, 10, 10, UTM) as hw:
-            hw.write_rows(3, np.zeros((5, 10), np.float32))
+    with pytest.raises(ValueError, match="in order"), HeatmapWriter(out, 10, 10, UTM) as hw:
+        hw.write_rows(3, np.zeros((5, 10), np.float32))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.tiling import (EDGE_WEIGHT, Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows,
-                         pad_to)
+from core.tiling import EDGE_WEIGHT, Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
 from core.types import Window
 
 sizes = st.integers(min_value=1, max_value=700)
