@@ -1,0 +1,156 @@
+"""Truncated torchvision trunks (stride 8) and loading their pretrained weights without any download.
+
+Each trunk keeps torchvision's parameter names (``features.0.weight`` for VGG, ``layer1.0.conv1.weight`` for ResNet),
+so a torchvision state_dict of the *whole* classifier loads into it directly: keys the trunk does not have
+(classifier, later stages) are ignored, missing or mis-shaped keys are an error.
+
+* VGG (``vgg11_bn``, ``vgg16_bn``): ``features`` up to, not including, the 4th max-pool (the FCDD_CNN224_VGG cut,
+  ``features[:-8]`` for vgg11_bn), 512 channels.
+* ResNet (``resnet18``, ``resnet50``): stem + ``layer1`` + ``layer2``; 128 / 512 channels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+from torchvision.models.vgg import cfgs as _vgg_cfgs
+from torchvision.models.vgg import make_layers as _vgg_make_layers
+
+from core.errors import ModelError
+
+
+class VGGTrunk(nn.Module):
+    """VGG-BN ``features`` cut before the 4th max-pool (stride 8)."""
+
+    def __init__(self, cfg: str) -> None:
+        super().__init__()
+        full = _vgg_make_layers(_vgg_cfgs[cfg], batch_norm=True)
+        pools = [i for i, m in enumerate(full) if isinstance(m, nn.MaxPool2d)]
+        self.features = nn.Sequential(*list(full)[:pools[3]])
+        for m in self.features.modules():  # torchvision VGG's own initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        self.out_channels = [m for m in self.features if isinstance(m, nn.Conv2d)][-1].out_channels
+
+    def layers(self) -> list[nn.Module]:
+        """Modules in execution order, for receptive-field tracking."""
+        return [self.features]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) -> (N,512,H/8,W/8)."""
+        return self.features(x)
+
+
+class ResNetTrunk(nn.Module):
+    """ResNet stem + ``layer1`` + ``layer2`` (stride 8)."""
+
+    def __init__(self, factory: Callable[..., tvm.ResNet]) -> None:
+        super().__init__()
+        net = factory(weights=None)
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2 = net.layer1, net.layer2
+        last = self.layer2[-1]
+        self.out_channels = (last.bn3 if hasattr(last, "bn3") else last.bn2).num_features
+
+    def layers(self) -> list[nn.Module]:
+        """Modules in execution order, for receptive-field tracking."""
+        return [self.conv1, self.bn1, self.relu, self.maxpool, self.layer1, self.layer2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) -> (N,C,H/8,W/8)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer2(self.layer1(x))
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one trunk and where its ImageNet weights come from."""
+
+    name: str
+    make: Callable[[], nn.Module]
+    weights: tvm.WeightsEnum  #: torchvision weights enum member (DEFAULT)
+    description: str
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "vgg11": BackboneSpec("vgg11", lambda: VGGTrunk("A"), tvm.VGG11_BN_Weights.DEFAULT,
+                          "VGG11-BN features before the 4th max-pool (FCDD_CNN224_VGG)"),
+    "vgg16": BackboneSpec("vgg16", lambda: VGGTrunk("D"), tvm.VGG16_BN_Weights.DEFAULT,
+                          "VGG16-BN features before the 4th max-pool (Deeper FCDD)"),
+    "resnet18": BackboneSpec("resnet18", lambda: ResNetTrunk(tvm.resnet18), tvm.ResNet18_Weights.DEFAULT,
+                             "ResNet18 stem + layer1 + layer2"),
+    "resnet50": BackboneSpec("resnet50", lambda: ResNetTrunk(tvm.resnet50), tvm.ResNet50_Weights.DEFAULT,
+                             "ResNet50 stem + layer1 + layer2"),
+}
+
+
+def hub_weights_path(weights: tvm.WeightsEnum) -> Path:
+    """Where torch hub keeps ``weights`` once downloaded (``<torch.hub.get_dir()>/checkpoints/<file>``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable/unsafe file is the same user error
+        raise ModelError(f"cannot read backbone weights from {path}: {e}. Give a torchvision state_dict file "
+                         "(.pth saved with torch.save(model.state_dict()))") from e
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelError(f"{path} is not a state_dict (a mapping of parameter names to tensors); give a "
+                         "torchvision state_dict file of the backbone")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_backbone_weights(trunk: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy the trunk's parameters and buffers from ``state`` (a trunk or full torchvision state_dict)."""
+    own = trunk.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ModelError(f"{source} does not fit this backbone: {len(missing)} of its {len(own)} tensors are "
+                         f"missing (e.g. {', '.join(missing[:3])}). Give the torchvision state_dict of the same "
+                         "architecture, or use --pretrained none")
+    bad = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
+    if bad:
+        raise ModelError(f"{source} does not fit this backbone: wrong tensor shapes ({'; '.join(bad[:3])}). "
+                         "Give the torchvision state_dict of the same architecture")
+    trunk.load_state_dict({k: state[k] for k in own}, strict=True)
+
+
+def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> nn.Module:
+    """Build trunk ``name`` with random (``"none"``), ``"imagenet"`` (hub cache only) or local-file weights.
+
+    Never downloads: ImageNet weights are used only if torch hub already has the file.
+    """
+    spec = BACKBONES.get(name)
+    if spec is None:
+        raise ModelError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
+    trunk = spec.make()
+    if isinstance(pretrained, str) and pretrained == "none":
+        return trunk
+    if isinstance(pretrained, str) and pretrained == "imagenet":
+        path = hub_weights_path(spec.weights)
+        if not path.is_file():
+            raise ModelError(f"ImageNet weights for {name} are unavailable offline (looked for {path}); "
+                             "use --pretrained none, or --pretrained PATH to a local torchvision state_dict file, "
+                             "or place the file there")
+        load_backbone_weights(trunk, _read_state_dict(path), f"ImageNet weights {path.name}")
+        return trunk
+    path = Path(pretrained).expanduser()
+    if not path.is_file():
+        raise ModelError(f"pretrained must be 'none', 'imagenet' or a path to a local weights file; "
+                         f"{str(pretrained)!r} is none of these (file not found)")
+    load_backbone_weights(trunk, _read_state_dict(path), str(path))
+    return trunk

@@ -1,0 +1,99 @@
+"""The common face of every registered one-class network (FCDD and HSC), and their shared math."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor, nn
+
+from core.errors import ModelError
+from core.models.receptive import ReceptiveField, output_shape, receptive_field
+
+#: torchvision ImageNet statistics; models expect inputs normalised with them (the model does not normalise).
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+def pseudo_huber(sq: Tensor) -> Tensor:
+    """``sqrt(q + 1) − 1`` for a squared magnitude ``q`` ≥ 0, computed as ``q / (sqrt(q + 1) + 1)``.
+
+    The two forms are equal; this one keeps full precision (and a clean gradient) near 0, where the naive form
+    cancels catastrophically in float32.
+    """
+    return sq / (torch.sqrt(sq + 1) + 1)
+
+
+def default_sigma(rf: ReceptiveField) -> float:
+    """Heatmap Gaussian σ for receptive field ``rf``: ``r/6`` clipped to the FCDD paper's 8–12 px range.
+
+    ``r/6`` puts the receptive window at ±3σ, so the r×r kernel holds essentially the whole Gaussian; at the
+    reference r = 62 this gives σ ≈ 10.3, next to the reference code's default of 10 for 224-px ImageNet-size
+    inputs. Deeper trunks (r ≈ 83–92 here) would get σ ≈ 14–15, but the *effective* receptive field of a deep
+    CNN grows much more slowly than its theoretical size (Luo et al., NeurIPS 2016), so σ is capped at 12, the top
+    of the paper's range.
+    """
+    return float(min(max(rf.r / 6.0, 8.0), 12.0))
+
+
+class OneClassNet(nn.Module, ABC):
+    """Base of every registered model: a trunk (stride ``rf.j``) plus an objective-specific head.
+
+    Inputs are (N,3,H,W) float tensors normalised with :data:`IMAGENET_MEAN` / :data:`IMAGENET_STD`.
+    """
+
+    arch: str
+    objective: str
+    rf: ReceptiveField
+    sigma: float
+
+    def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
+                 pretrained: str = "none", sigma: float | None = None) -> None:
+        super().__init__()
+        self.arch = arch
+        self.backbone_name = backbone_name
+        self.pretrained = str(pretrained)
+        self.backbone = backbone
+        self._rf_layers = rf_layers  # plain list: not registered twice as submodules
+        self.rf = receptive_field(rf_layers)
+        self.sigma = default_sigma(self.rf) if sigma is None else float(sigma)
+        self.input_mean = IMAGENET_MEAN
+        self.input_std = IMAGENET_STD
+
+    # --- shapes -------------------------------------------------------------------------------------------------
+    def map_shape(self, hw: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the feature / FCDD map for an input of ``hw`` = (H, W) pixels (0 when too small)."""
+        return output_shape(self._rf_layers, hw)
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.dim() != 4 or x.size(1) != 3:
+            raise ModelError(f"{self.arch} expects images shaped (N, 3, H, W), got {tuple(x.shape)}")
+        h, w = self.map_shape((x.size(2), x.size(3)))
+        if h < 1 or w < 1:
+            raise ModelError(f"{self.arch} cannot analyse a {x.size(2)}×{x.size(3)} px input: it is smaller than "
+                             f"one map position (stride {self.rf.j:g}); use tiles of at least 32×32 px")
+
+    # --- the interface ------------------------------------------------------------------------------------------
+    def features(self, x: Tensor) -> Tensor:
+        """Trunk feature map before the head, (N,C,h,w) at stride ``rf.j``."""
+        self._check_input(x)
+        return self.backbone(x)
+
+    @abstractmethod
+    def forward(self, x: Tensor) -> Tensor:
+        """FCDD: raw map φ (N,1,h,w). HSC: vector z (N,d)."""
+
+    @abstractmethod
+    def anomaly(self, out: Tensor) -> Tensor:
+        """Pseudo-Huber anomaly of the raw output: FCDD (N,1,h,w), HSC (N,)."""
+
+    @abstractmethod
+    def image_score(self, out: Tensor) -> Tensor:
+        """Image-level anomaly score (N,) from the raw output."""
+
+    @abstractmethod
+    def heatmap(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Heatmaps (N,H,W) float32 at the input's exact H,W, and image scores (N,).
+
+        Works in eval mode and under ``torch.inference_mode``.
+        """
