@@ -249,6 +249,18 @@ def test_channels_last(models: dict[str, OneClassNet], arch: str) -> None:
     torch.testing.assert_close(maps, ref_maps, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.parametrize("arch", ["fcdd-resnet18", "hsc-resnet18"])
+def test_heatmap_under_autocast_returns_float32(models: dict[str, OneClassNet], arch: str) -> None:
+    model = models[arch]
+    x = torch.randn(1, 3, 48, 48)
+    ref, ref_s = model.heatmap(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        maps, scores = model.heatmap(x)
+    assert maps.dtype == torch.float32 and scores.dtype == torch.float32
+    assert torch.all(torch.isfinite(maps)) and torch.all(maps >= 0)
+    torch.testing.assert_close(scores, ref_s, rtol=0.1, atol=1e-3)  # bf16 trunk: close, not equal
+
+
 def test_train_mode_forward_and_backward() -> None:
     torch.manual_seed(0)
     model = build_model("fcdd-resnet18").train()

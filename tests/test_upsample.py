@@ -142,6 +142,16 @@ def test_upsample_keeps_dtype_and_rejects_multichannel() -> None:
         gaussian_upsample(torch.rand(4, 4), ReceptiveField(62, 8, 3.5), (32, 32), 10.0)
 
 
+def test_upsample_and_blur_ignore_autocast() -> None:
+    a = torch.rand(1, 1, 6, 6)
+    rf = ReceptiveField(62, 8, 3.5)
+    ref, ref_blur = gaussian_upsample(a, rf, (48, 48), 10.0), gaussian_blur(a, 2.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, blur = gaussian_upsample(a, rf, (48, 48), 10.0), gaussian_blur(a, 2.0)
+    assert out.dtype == blur.dtype == torch.float32
+    assert torch.equal(out, ref) and torch.equal(blur, ref_blur)
+
+
 def test_upsample_channels_last_input() -> None:
     a = torch.rand(2, 1, 6, 9)
     rf = ReceptiveField(62, 8, 3.5)

@@ -41,7 +41,7 @@ class FCDDNet(OneClassNet):
     def heatmap(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Gaussian-upsampled A at the input's exact H×W (N,H,W) float32, and image scores (N,)."""
         with torch.no_grad():
-            a = self.anomaly(self(x))
-            maps = gaussian_upsample(a.float(), self.rf, (x.size(2), x.size(3)), self.sigma)
-            scores = a.float().flatten(1).mean(1)
+            a = self.anomaly(self(x).float())  # float32 even when the trunk ran under autocast
+            maps = gaussian_upsample(a, self.rf, (x.size(2), x.size(3)), self.sigma)
+            scores = a.flatten(1).mean(1)
         return maps[:, 0].contiguous(), scores

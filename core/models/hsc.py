@@ -51,7 +51,7 @@ class HSCNet(OneClassNet):
         """
         with torch.inference_mode(False), torch.enable_grad():
             leaf = x.detach().clone().requires_grad_(True)
-            scores = self.anomaly(self(leaf))
+            scores = self.anomaly(self(leaf).float())  # float32 even when the trunk ran under autocast
             (grad,) = torch.autograd.grad(scores.sum(), leaf)
         sal = grad.detach().abs().sum(1, keepdim=True).float()
         maps = gaussian_blur(sal, self.sigma)

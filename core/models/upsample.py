@@ -19,7 +19,9 @@ The transposed convolution is computed separably (rows, then columns) because ``
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +56,16 @@ def gaussian_kernel(r: int, sigma: float) -> torch.Tensor:
     return torch.outer(g, g).to(torch.float32)
 
 
+@contextlib.contextmanager
+def _full_precision(device: torch.device) -> Iterator[None]:
+    """Switch autocast off: heatmap post-processing runs in the input's dtype, never silently in bf16/fp16."""
+    if device.type in ("cpu", "cuda") and torch.is_autocast_enabled(device.type):
+        with torch.autocast(device.type, enabled=False):
+            yield
+    else:
+        yield
+
+
 def _crop_offset(rf: ReceptiveField) -> int:
     """Index of the first kept sample of the full transposed-convolution output along one axis.
 
@@ -69,7 +81,7 @@ def gaussian_upsample(a: torch.Tensor, rf: ReceptiveField, out_hw: tuple[int, in
 
     Map position (y, x) contributes ``a[y, x]·K`` centred on input pixel ``(s + j·y, s + j·x)``; contributions
     outside the output are dropped, output pixels no kernel reaches are 0. Works for non-square maps and any
-    ``out_hw``.
+    ``out_hw``. Runs in ``a``'s dtype even inside an autocast region.
     """
     if a.dim() != 4 or a.size(1) != 1:
         raise ModelError(f"gaussian_upsample expects an (N, 1, h, w) map, got shape {tuple(a.shape)}")
@@ -78,8 +90,9 @@ def gaussian_upsample(a: torch.Tensor, rf: ReceptiveField, out_hw: tuple[int, in
     r, j = int(rf.r), int(rf.j)
     H, W = int(out_hw[0]), int(out_hw[1])
     g = _gauss_1d(r, sigma).to(dtype=a.dtype, device=a.device)
-    x = F.conv_transpose2d(a, g.view(1, 1, r, 1), stride=(j, 1))
-    x = F.conv_transpose2d(x, g.view(1, 1, 1, r), stride=(1, j))
+    with _full_precision(a.device):
+        x = F.conv_transpose2d(a, g.view(1, 1, r, 1), stride=(j, 1))
+        x = F.conv_transpose2d(x, g.view(1, 1, 1, r), stride=(1, j))
     off = _crop_offset(rf)
     full_h, full_w = x.shape[-2:]
     # negative padding crops; positive pads zeros where no map position reaches
@@ -94,6 +107,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     g = _gauss_1d(2 * half + 1, sigma)
     g = (g / g.sum()).to(dtype=x.dtype, device=x.device)
     c = x.size(1)
-    y = F.pad(x, (half, half, half, half), mode="replicate")
-    y = F.conv2d(y, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return F.conv2d(y, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    with _full_precision(x.device):
+        y = F.pad(x, (half, half, half, half), mode="replicate")
+        y = F.conv2d(y, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+        return F.conv2d(y, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
