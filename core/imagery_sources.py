@@ -1,0 +1,159 @@
+"""Pixel sources behind :class:`core.types.Scene`: in-memory frames and window-by-window rasters.
+
+Both return ``(rgb uint8 H×W×3, valid bool H×W)`` for a :class:`~core.types.Window` that lies inside the image
+(``ValueError`` otherwise: callers clip). Both are safe to read from several threads at once: frames are immutable
+arrays; rasters open one rasterio dataset per thread (GDAL handles must not be shared between threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window as RioWindow
+
+from core.types import Window
+
+#: Percentiles of the linear stretch applied to 16-bit / float imagery.
+STRETCH_PERCENTILES = (2.0, 98.0)
+
+
+def check_window(window: Window, width: int, height: int) -> None:
+    """Raise ``ValueError`` unless ``window`` is non-empty and lies entirely inside a ``width``x``height`` image."""
+    if window.height <= 0 or window.width <= 0:
+        raise ValueError(f"window {window} is empty; height and width must be positive")
+    if window.row < 0 or window.col < 0 or window.row + window.height > height or window.col + window.width > width:
+        raise ValueError(f"window {window} extends outside the {width}x{height} image; clip it to the image first")
+
+
+def percentile_stretch(values: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float]:
+    """(low, high) 2nd/98th percentiles of the finite (and valid) values; high > low guaranteed."""
+    v = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(v)
+    if valid is not None:
+        keep &= valid
+    v = v[keep]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(x) for x in np.percentile(v, STRETCH_PERCENTILES))
+    if hi <= lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def apply_stretch(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Linear map [lo, hi] -> [0, 255] as uint8 (clipped; NaN -> 0)."""
+    with np.errstate(invalid="ignore"):
+        out = (np.asarray(values, dtype=np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.nan_to_num(np.clip(out, 0.0, 255.0), nan=0.0).astype(np.uint8)
+
+
+class FrameSource:
+    """A decoded frame held in memory (uint8 RGB plus an optional validity mask)."""
+
+    def __init__(self, rgb: np.ndarray, valid: np.ndarray | None = None) -> None:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"frame must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+        self.rgb = rgb
+        self.rgb.flags.writeable = False
+        self.valid = valid
+        if valid is not None:
+            self.valid.flags.writeable = False
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Copy of the window's pixels and validity mask."""
+        check_window(window, self.width, self.height)
+        rs, cs = window.slices
+        valid = self.valid[rs, cs].copy() if self.valid is not None else np.ones((window.height, window.width), bool)
+        return self.rgb[rs, cs].copy(), valid
+
+    def close(self) -> None:
+        """Nothing to release (the array is freed with the scene)."""
+
+
+class RasterSource:
+    """Reads RGB windows of a raster file through rasterio, never holding the whole raster in memory.
+
+    ``bands`` are the 1-based band indexes used as (R, G, B) (one index for grey/palette rasters). ``stretch`` holds
+    one (low, high) pair per used band for non-uint8 data, computed once per scene so every window shares the same
+    mapping. ``lut`` is a palette (N×4 uint8 RGBA) for paletted rasters. ``masked`` says whether GDAL's dataset mask
+    (nodata / alpha / internal mask) must be read.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, bands: tuple[int, ...], *,
+                 stretch: list[tuple[float, float]] | None = None, lut: np.ndarray | None = None,
+                 masked: bool = True, check_finite: bool = False) -> None:
+        self.path = str(path)
+        self.width, self.height = int(width), int(height)
+        self.bands = tuple(int(b) for b in bands)
+        self.stretch = stretch
+        self.lut = lut
+        self.masked = masked
+        self.check_finite = check_finite
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[Any] = []
+
+    def _dataset(self) -> Any:
+        ds = getattr(self._local, "ds", None)
+        if ds is None or ds.closed:
+            with self._lock:
+                ds = rasterio.open(self.path)
+                self._open.append(ds)
+            self._local.ds = ds
+        return ds
+
+    def read_raw(self, window: Window | None = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Band values (k×h×w, file dtype) and validity mask, optionally decimated to ``out_shape``."""
+        ds = self._dataset()
+        rw = None if window is None else RioWindow(window.col, window.row, window.width, window.height)
+        shape = None if out_shape is None else (len(self.bands), *out_shape)
+        data = ds.read(list(self.bands), window=rw, out_shape=shape)
+        if self.masked:
+            valid = ds.dataset_mask(window=rw, out_shape=out_shape) > 0
+        else:
+            valid = np.ones(data.shape[1:], dtype=bool)
+        if self.check_finite:
+            valid &= np.all(np.isfinite(data), axis=0)
+        return data, valid
+
+    def to_rgb(self, data: np.ndarray) -> np.ndarray:
+        """k×h×w band values -> h×w×3 uint8 using this scene's palette or stretch."""
+        if self.lut is not None:
+            idx = np.clip(np.nan_to_num(data[0], nan=0).astype(np.int64), 0, len(self.lut) - 1)
+            return self.lut[idx, :3]
+        if self.stretch is not None:
+            bands = [apply_stretch(data[i], *self.stretch[i]) for i in range(data.shape[0])]
+        else:
+            bands = [data[i].astype(np.uint8, copy=False) for i in range(data.shape[0])]
+        if len(bands) == 1:
+            bands = bands * 3
+        return np.ascontiguousarray(np.stack(bands, axis=-1))
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """RGB uint8 and validity of ``window`` (read from the file, bounded memory)."""
+        check_window(window, self.width, self.height)
+        data, valid = self.read_raw(window)
+        rgb = self.to_rgb(data)
+        if self.lut is not None and self.lut.shape[1] == 4:
+            idx = np.clip(data[0].astype(np.int64), 0, len(self.lut) - 1)
+            valid &= self.lut[idx, 3] > 0
+        return rgb, valid
+
+    def close(self) -> None:
+        """Close every per-thread dataset handle (a later read reopens the file)."""
+        with self._lock:
+            for ds in self._open:
+                ds.close()
+            self._open.clear()
