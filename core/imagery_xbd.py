@@ -106,6 +106,10 @@ def xbd_scene_info(labels: dict[str, Any], name: str, width: int, height: int) -
             geo.validate_georef(georef, width, height)
             info["georef_residual_m"] = rms
             info["georef_points"] = len(px_pts)
+            span = np.ptp(np.array(px_pts), axis=0)
+            if span.max() < 0.25 * min(width, height):
+                warnings.append(f"georeference fitted from {len(buildings)} building(s) covering a small part of "
+                                "the tile: positions far from them are extrapolated and less certain")
             if rms > RESIDUAL_WARN_M:
                 warnings.append(f"georeference fitted from the labels has a large residual ({rms:.1f} m RMS): "
                                 "positions on the map are rough")
