@@ -1,0 +1,23 @@
+"""BDA damage report export: PDF report, findings CSV and GeoJSON, and a zip package of everything.
+
+Public API::
+
+    ReportContext(title, handling, scenes, ...)       # what a report is built from
+    write_pdf(ctx, path) -> Path
+    write_csv(ctx_or_findings, path, bom=False) -> Path
+    write_geojson(ctx_or_findings, path) -> Path
+    write_package(ctx, path, formats=FORMATS) -> Path
+    FINDING_COLUMNS                                   # the documented CSV / GeoJSON columns
+
+Every writer writes atomically (temporary name + rename) and raises :class:`core.errors.ReportError` for unusable
+input.
+"""
+
+from core.report.columns import FINDING_COLUMNS, Column, columns_doc
+from core.report.context import ReportContext
+from core.report.package import FORMATS, write_package
+from core.report.pdf import write_pdf
+from core.report.tables import feature_collection, write_csv, write_geojson
+
+__all__ = ["FINDING_COLUMNS", "FORMATS", "Column", "ReportContext", "columns_doc", "feature_collection",
+           "write_csv", "write_geojson", "write_package", "write_pdf"]

@@ -1,0 +1,120 @@
+"""One block per top finding: what it is, where it is, and its chips side by side."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import ImageColor
+
+from core.report._io import clean_text
+from core.report.chips import Panel, finding_panels
+from core.report.context import ReportContext, grade_colour, grade_label, is_confirmed
+from core.report.layout import FONT, GREY, ReportPDF
+from core.report.rasters import SceneCache
+from core.report.sections import NOT_VALIDATED, TITLES, fmt, fmt_latlon
+from core.report.summary import ReportSummary
+from core.types import Finding, SceneResult
+
+CHIP_GAP = 3.0  #: mm between chips
+
+
+def _jpeg(panel: Panel) -> bytes:
+    buf = io.BytesIO()
+    panel.image.convert("RGB").save(buf, format="JPEG", quality=88)  # type: ignore[union-attr]
+    return buf.getvalue()
+
+
+def _chip_row(pdf: ReportPDF, panels: list[Panel], w: float) -> None:
+    y0 = pdf.get_y()
+    heights = [w * p.image.height / p.image.width if p.image is not None else w for p in panels]
+    h = max(heights)
+    for k, p in enumerate(panels):
+        x = pdf.l_margin + k * (w + CHIP_GAP)
+        if p.image is not None:
+            pdf.image(io.BytesIO(_jpeg(p)), x=x, y=y0, w=w, h=heights[k])
+        else:
+            pdf.set_fill_color(236, 236, 236)
+            pdf.rect(x, y0, w, h, style="F")
+            pdf.set_xy(x + 3, y0 + h / 2 - 5)
+            pdf.set_font(FONT, "", 7)
+            pdf.set_text_color(*GREY)
+            pdf.multi_cell(w - 6, 3.4, clean_text(p.missing, 200), align="C")
+        pdf.set_xy(x, y0 + h + 0.8)
+        pdf.set_font(FONT, "", 7)
+        pdf.set_text_color(*GREY)
+        pdf.multi_cell(w, 3.2, p.caption, align="C")
+    pdf.set_text_color(0, 0, 0)
+    pdf.set_xy(pdf.l_margin, y0 + h + 8)
+
+
+def _details(f: Finding, sr: SceneResult | None) -> list[str]:
+    if f.centroid_lat is None or f.centroid_lon is None:
+        where = "no georeferencing: no coordinates or ground area (pixel box " + \
+            ", ".join(str(int(v)) for v in f.bbox_px) + f", {fmt(f.area_px, 0)} px)"
+    else:
+        where = (f"MGRS {clean_text(f.mgrs) or '—'}   ·   lat, lon {fmt_latlon(f.centroid_lat, f.centroid_lon)}"
+                 f"{' (approximate)' if f.location_approximate else ''}   ·   area {fmt(f.area_m2, 0)} m²")
+    lines = [where,
+             f"score mean {fmt(f.score_mean)} / peak {fmt(f.score_max)} (threshold {fmt(f.threshold)})   ·   "
+             f"status {clean_text(f.review_status, 20)}"
+             + (f" by {clean_text(f.analyst, 60)}" if f.analyst else "")
+             + ("" if is_confirmed(f) else f" — {NOT_VALIDATED}")]
+    src = f.source_name or (sr.source_path.name if sr and sr.source_path else f.scene_name)
+    date = f.source_date or (sr.capture_time if sr else None)
+    lines.append(f"source {clean_text(src, 100)}" + (f" ({clean_text(date, 30)})" if date else ""))
+    return lines
+
+
+def finding_block(pdf: ReportPDF, obj_id: int, f: Finding, sr: SceneResult | None, panels: list[Panel]) -> None:
+    """Title line, location and score details, analyst note, then the chips."""
+    n = max(1, len(panels))
+    w = min(60.0, (pdf.epw - (n - 1) * CHIP_GAP) / n)
+    chip_h = max((w * p.image.height / p.image.width if p.image is not None else w) for p in panels) if panels \
+        else 0.0
+    note = clean_text(f.notes, 1200)
+    need = 8 + 3 * 4.2 + (4.2 * (1 + len(note) // 110) if note else 0) + chip_h + 10
+    if pdf.will_page_break(need):
+        pdf.add_page()
+    y = pdf.get_y()
+    pdf.set_fill_color(*ImageColor.getrgb(grade_colour(f.grade, f.grade_scale)))
+    pdf.rect(pdf.l_margin, y + 1, 3.2, 3.2, style="F")
+    pdf.set_x(pdf.l_margin + 5)
+    pdf.set_font(FONT, "B", 9.5)
+    pdf.multi_cell(0, 5, f"#{obj_id}  {clean_text(f.id, 100)}  —  {clean_text(grade_label(f.grade, f.grade_scale), 40)}"
+                         "  ·  confidence "
+                         f"{fmt(f.confidence)}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, "", 7.8)
+    for line in _details(f, sr):
+        pdf.multi_cell(0, 4.0, line, new_x="LMARGIN", new_y="NEXT")
+    if note:
+        pdf.set_font(FONT, "B", 7.8)
+        pdf.cell(pdf.get_string_width("Analyst note: ") + 0.5, 4.0, "Analyst note: ")
+        pdf.set_font(FONT, "", 7.8)
+        pdf.multi_cell(0, 4.0, note, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
+    if panels:
+        _chip_row(pdf, panels, w)
+    pdf.set_draw_color(200, 200, 200)
+    pdf.line(pdf.l_margin, pdf.get_y() - 3, pdf.l_margin + pdf.epw, pdf.get_y() - 3)
+
+
+def finding_details(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCache) -> None:
+    """Blocks for the top ``ctx.top_n`` counted findings by peak score."""
+    pdf.h1(TITLES["details"])
+    top = s.counted[: ctx.top_n]
+    if not top:
+        pdf.para("No counted findings." if ctx.top_n else "Finding details were not requested (top_n = 0).")
+        return
+    rest = len(s.counted) - len(top)
+    pdf.para(f"The {len(top)} counted finding(s) with the highest peak score"
+             + (f"; the other {rest} are in the table of section 2." if rest else ".")
+             + " Chips: post-event image and heatmap (colours as on the maps: threshold "
+             f"{fmt(s.display_threshold)} pale yellow to {fmt(s.vmax)} dark red), pre-event image and change "
+             "heatmap when the scene was compared. Outlines are coloured by grade.",
+             size=8, colour=GREY)
+    pdf.ln(1)
+    scene_of = {st.result.scene_name: st.result for st in s.scenes}
+    for obj_id, f in top:
+        sr = scene_of.get(f.scene_name)
+        panels = finding_panels(f, sr, cache, ctx.pre_source(sr), s.display_threshold, s.vmax) if sr else []
+        finding_block(pdf, obj_id, f, sr, panels)

@@ -1,0 +1,61 @@
+"""Fonts bundled with installed packages, so reports render on a fresh machine without system fonts.
+
+DejaVu Sans (matplotlib's package data) covers Latin, Cyrillic and Greek; NanumGothic (koreanize_matplotlib's
+package data) is the fallback for Hangul. Both are used in the PDF (fpdf2) and in the matplotlib figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+from pathlib import Path
+
+import matplotlib
+
+from core.errors import ReportError
+
+PDF_FAMILY = "DejaVu"
+PDF_FALLBACK_FAMILY = "Nanum"
+
+
+@functools.lru_cache(maxsize=1)
+def font_files() -> dict[str, Path]:
+    """Paths of the four TTF files used: ``regular``, ``bold``, ``hangul``, ``hangul_bold``."""
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    if spec is None or spec.origin is None:
+        raise ReportError("the koreanize-matplotlib package is missing (it carries the Hangul font NanumGothic); "
+                          "install the project's requirements")
+    nanum = Path(spec.origin).parent / "fonts"
+    files = {"regular": ttf / "DejaVuSans.ttf", "bold": ttf / "DejaVuSans-Bold.ttf",
+             "hangul": nanum / "NanumGothic.ttf", "hangul_bold": nanum / "NanumGothicBold.ttf"}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise ReportError(f"report fonts not found: {', '.join(missing)}; reinstall matplotlib and "
+                          "koreanize-matplotlib")
+    return files
+
+
+def register_pdf_fonts(pdf: object) -> None:
+    """Add DejaVu (regular/bold) and NanumGothic (regular/bold, as fallback) to an ``fpdf.FPDF`` instance."""
+    f = font_files()
+    # fontTools logs a line per table it cannot subset (harmless TSI* hinting tables of NanumGothic).
+    logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
+    pdf.add_font(PDF_FAMILY, "", f["regular"])  # type: ignore[attr-defined]
+    pdf.add_font(PDF_FAMILY, "B", f["bold"])  # type: ignore[attr-defined]
+    pdf.add_font(PDF_FALLBACK_FAMILY, "", f["hangul"])  # type: ignore[attr-defined]
+    pdf.add_font(PDF_FALLBACK_FAMILY, "B", f["hangul_bold"])  # type: ignore[attr-defined]
+    pdf.set_fallback_fonts([PDF_FALLBACK_FAMILY], exact_match=False)  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=1)
+def mpl_font_family() -> list[str]:
+    """Font family list for matplotlib text: DejaVu Sans first, NanumGothic as per-glyph fallback."""
+    from matplotlib import font_manager
+
+    path = font_files()["hangul"]
+    font_manager.fontManager.addfont(str(path))
+    font_manager.fontManager.addfont(str(font_files()["hangul_bold"]))
+    nanum = font_manager.FontProperties(fname=str(path)).get_name()
+    return ["DejaVu Sans", nanum]

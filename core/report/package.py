@@ -1,0 +1,121 @@
+"""One zip for the people who never open the tool: PDF, CSV, GeoJSON, heatmaps, overlays and a README."""
+
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from core.errors import ReportError
+from core.findings import safe_name
+from core.report._io import atomic_output, clean_text
+from core.report.columns import columns_doc
+from core.report.context import ReportContext
+from core.report.pdf import write_pdf
+from core.report.tables import feature_collection, write_csv, write_geojson
+
+#: What a package can hold; ``write_package(formats=...)`` takes any subset.
+FORMATS: tuple[str, ...] = ("pdf", "csv", "geojson", "heatmaps", "overlays")
+_STORED = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zip"}  # already compressed: do not deflate again
+
+
+class _Names:
+    """Hands out unique (case-insensitive) archive names."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def take(self, wanted: str) -> str:
+        stem, dot, ext = wanted.rpartition(".")
+        if not dot:
+            stem, ext = wanted, ""
+        name, k = wanted, 1
+        while name.lower() in self.used:
+            k += 1
+            name = f"{stem}-{k}.{ext}" if ext else f"{stem}-{k}"
+        self.used.add(name.lower())
+        return name
+
+
+def _readme(ctx: ReportContext, files: list[tuple[str, str]], n_features: int, left_out: int,
+            missing: list[str]) -> str:
+    hl = clean_text(ctx.handling, 200).replace("\n", " ")
+    lines = [hl, "", clean_text(ctx.title, 300), "=" * min(78, max(10, len(ctx.title))), ""]
+    for k, v in (("Event / operation", ctx.event), ("Area of interest", ctx.aoi), ("Analyst", ctx.analyst),
+                 ("Report date-time", ctx.report_time_utc.strftime("%Y-%m-%d %H:%M UTC")),
+                 ("Model", f"{ctx.model('name')} {ctx.model('version')} (sha256 {ctx.model('sha256')})")):
+        lines.append(f"{k}: {clean_text(v, 300) or '-'}")
+    lines += ["", "FILES", "-----"]
+    width = max((len(n) for n, _ in files), default=10)
+    lines += [f"  {n:<{width}}  {d}" for n, d in files]
+    if missing:
+        lines += ["", "Not included (file missing when the package was made):"] + [f"  {m}" for m in missing]
+    lines += ["", "FINDINGS TABLE (findings.csv; same properties in findings.geojson)", "-" * 66,
+              "UTF-8 (with BOM for Excel), comma-separated, one row per finding, header row first.",
+              "Rows with review_status=rejected were rejected by an analyst and are not counted in the report.",
+              "Text cells starting with = + - @ or a tab/CR are prefixed with ' so spreadsheets do not run them",
+              "as formulas; numeric columns are plain numbers. Columns:", "", columns_doc(), "",
+              "GEOJSON", "-------",
+              f"findings.geojson: RFC 7946 FeatureCollection, WGS84 longitude/latitude, {n_features} feature(s).",
+              "Polygons follow the right-hand rule (exterior rings counter-clockwise) and are closed.",
+              f"Findings left out because their image has no usable georeferencing: {left_out}.", "",
+              "HEATMAPS AND OVERLAYS", "---------------------",
+              "*_heatmap.tif: float32 GeoTIFF of calibrated anomaly scores in the CRS and grid of the analysed",
+              "image (0 = median normal pixel, 1 = 99th percentile of normal pixels; NaN = no data).",
+              "*_change.tif: change heatmap against the pre-event image, same grid. *_overlay.png: RGBA rendering",
+              "of the heatmap (transparent below the threshold) for quick viewing.", "",
+              "LIMITATIONS", "-----------",
+              "Findings not confirmed by an analyst are automatic extraction, not field-validated. Grades come from",
+              "anomaly scores, not from observed structural damage. See section 4 of the PDF.", "", hl, ""]
+    return "\n".join(lines)
+
+
+def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] = FORMATS, bom: bool = True) -> Path:
+    """Write one zip with the chosen ``formats`` (see :data:`FORMATS`) and a README.txt; returns ``path``.
+
+    Archive names are flat, ASCII and unique whatever the uploaded image names were (no path separators, no
+    "..", no absolute paths). Heatmap / overlay files that no longer exist are listed in the README.
+    """
+    if not isinstance(ctx, ReportContext):
+        raise ReportError(f"write_package needs a ReportContext, got {type(ctx).__name__}")
+    wanted = [formats] if isinstance(formats, str) else list(formats)
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise ReportError(f"unknown package format(s) {unknown or wanted}; choose from {', '.join(FORMATS)}")
+    ctx.validate()
+    names, files, missing = _Names(), [], []
+    fc, left_out = feature_collection(ctx)
+    with tempfile.TemporaryDirectory(prefix="bda-report-") as tmpdir, atomic_output(path) as tmp_zip:
+        work = Path(tmpdir)
+        entries: list[tuple[Path, str]] = []
+        for fmt, fname, desc, writer in (
+                ("pdf", "report.pdf", "the damage report (BDA phase 1, physical damage)", write_pdf),
+                ("csv", "findings.csv", "findings table for spreadsheets (columns below)",
+                 lambda c, p: write_csv(c, p, bom=bom)),
+                ("geojson", "findings.geojson", "findings as GIS polygons (WGS84)", write_geojson)):
+            if fmt in wanted:
+                writer(ctx, work / fname)
+                entries.append((work / fname, names.take(fname)))
+                files.append((entries[-1][1], desc))
+        for sr in ctx.scenes:
+            stem = safe_name(sr.scene_name, max_len=60)
+            for fmt, src, suffix, desc in (("heatmaps", sr.heatmap_path, "_heatmap.tif", "heatmap GeoTIFF"),
+                                           ("heatmaps", sr.change_path, "_change.tif", "change heatmap GeoTIFF"),
+                                           ("overlays", sr.overlay_path, "_overlay.png", "heatmap overlay PNG")):
+                if fmt not in wanted or src is None:
+                    continue
+                label = f"{desc} of scene '{clean_text(sr.scene_name, 120)}'"
+                if not Path(src).is_file():
+                    missing.append(label)
+                    continue
+                entries.append((Path(src), names.take(stem + suffix)))
+                files.append((entries[-1][1], label))
+        readme = names.take("README.txt")
+        files.insert(0, (readme, "this file"))
+        with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(readme, _readme(ctx, files, len(fc["features"]), len(left_out), missing))
+            for src, arcname in entries:
+                kind = zipfile.ZIP_STORED if src.suffix.lower() in _STORED else zipfile.ZIP_DEFLATED
+                zf.write(src, arcname, compress_type=kind)
+    return Path(path)

@@ -1,0 +1,46 @@
+"""The PDF damage report: :func:`write_pdf`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fpdf.errors import FPDFException
+
+from core.errors import ReportError
+from core.report._io import atomic_output
+from core.report.blocks import finding_details
+from core.report.context import ReportContext
+from core.report.layout import ReportPDF
+from core.report.rasters import SceneCache
+from core.report.sections import appendix, cover, damage_table, method, summary
+from core.report.summary import summarise
+
+
+def write_pdf(ctx: ReportContext, path: str | Path) -> Path:
+    """Write the BDA phase 1 damage report as a PDF at ``path`` (atomically) and return ``path``.
+
+    Sections: cover, executive summary with maps, phase 1 damage table, finding details with chips, method and
+    limitations (with phase 2/3 fields), appendix with per-image scores. Raises :class:`ReportError` for a
+    context that cannot make a report or an output path that cannot be written.
+    """
+    if not isinstance(ctx, ReportContext):
+        raise ReportError(f"write_pdf needs a ReportContext, got {type(ctx).__name__}")
+    ctx.validate()
+    s = summarise(ctx)
+    pdf = ReportPDF(ctx.handling, ctx.title, ctx.report_time_utc)
+    pdf.set_author(ctx.analyst[:200])
+    pdf.set_subject(ctx.event[:200])
+    with SceneCache() as cache:
+        try:
+            cover(pdf, ctx, s)
+            summary(pdf, ctx, s, cache)
+            damage_table(pdf, s)
+            finding_details(pdf, ctx, s, cache)
+            method(pdf, ctx, s)
+            appendix(pdf, s)
+        except FPDFException as err:
+            raise ReportError(f"the PDF layout failed ({err}); shorten very long names or notes and retry") \
+                from err
+    with atomic_output(path) as tmp:
+        pdf.output(str(tmp))
+    return Path(path)
