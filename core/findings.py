@@ -3,13 +3,14 @@
 Steps (:func:`extract_findings`):
 
 1. pixels with a finite score ``>= threshold`` (NaN = nodata never qualifies);
-2. morphological opening then closing (OpenCV, a ~3 full-res-px square: keeps rectilinear shapes exact) to drop speckle and bridge 1-px gaps,
-   then nodata is removed again so a closed region never reaches into it;
+2. morphological opening then closing (OpenCV, a ~3 full-res-px square, which keeps rectilinear shapes exact)
+   to drop speckle and bridge 1-px gaps, then nodata is removed again so a closed region never reaches into it;
 3. 8-connected regions smaller than ``min_area_px`` (full-res px) are dropped;
 4. the outline of each region is traced with ``cv2.findContours``, pushed out half a pixel so it follows pixel
    edges (a one-pixel region is a square, not a point), simplified, and scaled to full-res pixel coordinates
    (``scores`` may be a preview in which one pixel is ``scale`` full-res pixels);
-5. with a georef: a WGS84 GeoJSON Polygon (RFC 7946: lon/lat, closed ring, exterior counter-clockwise), the
+5. with a georef: a WGS84 GeoJSON Polygon (RFC 7946: lon/lat, closed rings, exterior counter-clockwise, holes
+   - enclosed nodata or cold pixels - clockwise; ``polygon_px`` keeps the exterior ring only), the
    centroid's lat/lon and 1 m MGRS, and the area in m² (flagged pixel count × the geodesic area of one pixel at
    the centroid: metric, holes excluded, never square degrees);
 6. grade and confidence from the region's 90th-percentile score (:mod:`core.grading`), provenance copied in,
@@ -23,7 +24,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -90,18 +91,17 @@ def _largest_polygon(geom: Any) -> Polygon | None:
 
 
 def _outline(region: np.ndarray, ox: int, oy: int, simplify: float) -> Polygon:
-    """Pixel-edge outline of one connected region (bool crop at offset ox, oy), in preview pixel units."""
+    """Pixel-edge outline of one connected region (bool crop at offset ox, oy), in score-pixel units, with holes."""
     padded = np.pad(region.astype(np.uint8), 1)
     contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contour = max(contours, key=lambda c: (cv2.contourArea(c), len(c)))
-    pts = contour.reshape(-1, 2).astype(np.float64) + 0.5 + (ox - 1, oy - 1)  # pixel centres, corner convention
-    if len(pts) == 1:
-        core_geom: Any = Point(pts[0])
-    elif len(pts) == 2 or cv2.contourArea(contour) == 0:
-        core_geom = shapely.LineString(pts)
-    else:
-        core_geom = shapely.make_valid(Polygon(pts))
-    poly = core_geom.buffer(0.5, cap_style="square", join_style="mitre")
+    poly = _buffered(contour, ox - 1, oy - 1)
+    # holes: background pixels not 4-connected to the outside of the crop (nodata or cold pixels enclosed)
+    outside = 1 - padded
+    cv2.floodFill(outside, None, (0, 0), 0, flags=4)
+    if outside.any():
+        hcs, _ = cv2.findContours(outside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        poly = poly.difference(shapely.union_all([_buffered(c, ox - 1, oy - 1) for c in hcs]))
     if simplify > 0:
         poly = poly.simplify(simplify, preserve_topology=True)
     out = _largest_polygon(poly)
@@ -111,26 +111,45 @@ def _outline(region: np.ndarray, ox: int, oy: int, simplify: float) -> Polygon:
     return out
 
 
-def _geojson(georef: GeoRef, poly_px: Polygon) -> tuple[dict[str, Any], list[tuple[float, float]]]:
-    cols, rows = np.asarray(poly_px.exterior.coords).T
-    lon, lat = geo.pixel_to_lonlat(georef, cols, rows)
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise GeoreferenceError("a finding's outline cannot be expressed in longitude/latitude; check the "
-                                "scene's CRS and geotransform")
-    ll = _largest_polygon(shapely.make_valid(Polygon(np.column_stack([lon, lat]))))
+def _buffered(contour: np.ndarray, ox: int, oy: int) -> Any:
+    """A contour through boundary pixel centres, pushed out half a pixel so it follows the pixel edges."""
+    pts = contour.reshape(-1, 2).astype(np.float64) + 0.5 + (ox, oy)
+    if len(pts) == 1:
+        geom: Any = Point(pts[0])
+    elif len(pts) == 2 or cv2.contourArea(contour) == 0:
+        geom = shapely.LineString(pts)
+    else:
+        geom = shapely.make_valid(Polygon(pts))
+    return geom.buffer(0.5, cap_style="square", join_style="mitre")
+
+
+def _geojson(georef: GeoRef, poly_px: Polygon) -> dict[str, Any]:
+    def to_ll(ring: Any) -> np.ndarray:
+        cols, rows = np.asarray(ring.coords).T
+        lon, lat = geo.pixel_to_lonlat(georef, cols, rows)
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+            raise GeoreferenceError("a finding's outline cannot be expressed in longitude/latitude; check the "
+                                    "scene's CRS and geotransform")
+        return np.column_stack([lon, lat])
+
+    ll = _largest_polygon(shapely.make_valid(Polygon(to_ll(poly_px.exterior),
+                                                     [to_ll(r) for r in poly_px.interiors])))
     if ll is None:
         raise GeoreferenceError("a finding's outline collapsed when projected to WGS84; check the georeference")
-    ll = orient(Polygon(ll.exterior), sign=1.0)  # exterior counter-clockwise (RFC 7946 right-hand rule)
-    ring = [(round(float(x), COORD_DECIMALS), round(float(y), COORD_DECIMALS)) for x, y in ll.exterior.coords]
-    ring[-1] = ring[0]
-    return {"type": "Polygon", "coordinates": [[list(p) for p in ring]]}, ring
+    ll = orient(ll, sign=1.0)  # RFC 7946 right-hand rule: exterior counter-clockwise, holes clockwise
+    rings = []
+    for ring in (ll.exterior, *ll.interiors):
+        pts = [[round(float(x), COORD_DECIMALS), round(float(y), COORD_DECIMALS)] for x, y in ring.coords]
+        pts[-1] = pts[0]
+        rings.append(pts)
+    return {"type": "Polygon", "coordinates": rings}
 
 
 def _pixel_area_m2(georef: GeoRef, col: float, row: float) -> float:
     c = np.array([col - 0.5, col + 0.5, col + 0.5, col - 0.5])
     r = np.array([row - 0.5, row - 0.5, row + 0.5, row + 0.5])
     lon, lat = geo.pixel_to_lonlat(georef, c, r)
-    return geo.polygon_area_m2(list(zip(lon.tolist(), lat.tolist())))
+    return geo.polygon_area_m2(list(zip(lon.tolist(), lat.tolist(), strict=True)))
 
 
 def extract_findings(scores: np.ndarray, scale: float, threshold: float, *, georef: GeoRef | None,
@@ -165,7 +184,7 @@ def extract_findings(scores: np.ndarray, scale: float, threshold: float, *, geor
         mask &= finite.astype(np.uint8)
     n, labels, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
     prov = dict(provenance or {})
-    processed_at = str(prov.get("processed_at") or datetime.now(UTC).isoformat(timespec="seconds"))
+    processed_at = str(prov.get("processed_at") or datetime.now(timezone.utc).isoformat(timespec="seconds"))
     common = {k_: prov[k_] for k_ in PROVENANCE_FIELDS if prov.get(k_) is not None}
     common.setdefault("source_name", scene_name)
     common["processed_at"] = processed_at
@@ -193,7 +212,7 @@ def extract_findings(scores: np.ndarray, scale: float, threshold: float, *, geor
             confidence=confidence_for(stat, t), grade=grade_for(stat, t, sc, bands), grade_scale=sc.key,
             **common)
         if georef is not None:
-            rec["geometry"], _ = _geojson(georef, poly)
+            rec["geometry"] = _geojson(georef, poly)
             lon, lat = geo.pixel_to_lonlat(georef, cx, cy)
             rec["centroid_lon"], rec["centroid_lat"] = float(lon), float(lat)
             try:

@@ -160,7 +160,7 @@ def grade_for(score: float, threshold: float, scale: str | GradeScale = DEFAULT_
     if not math.isfinite(score):
         return sc.not_analysed.key
     key = sc.no_damage.key
-    for grade, lo in zip(sc.damage, edges):
+    for grade, lo in zip(sc.damage, edges, strict=True):
         if score >= lo:
             key = grade.key
     return key

@@ -12,7 +12,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -157,12 +157,13 @@ class HeatmapWriter:
         self.preview: np.ndarray | None = None
         self.preview_scale: float = float(self._preview.f)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> HeatmapWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = _atomic_target(self.path)
-        profile: dict[str, Any] = {"driver": "GTiff", "width": self.width, "height": self.height, "count": 1,
-                                       "dtype": "float32", "nodata": float("nan"), "tiled": True, "blockxsize": BLOCK,
-                                       "blockysize": BLOCK, "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER"}
+        profile: dict[str, Any] = {
+            "driver": "GTiff", "width": self.width, "height": self.height, "count": 1, "dtype": "float32",
+            "nodata": float("nan"), "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
+            "predictor": 3, "BIGTIFF": "IF_SAFER"}
         if self.georef is not None:
             profile["crs"] = CRS.from_user_input(self.georef.crs)
             profile["transform"] = Affine(*self.georef.transform)
@@ -176,6 +177,7 @@ class HeatmapWriter:
         self.tags.update({str(k): str(v) for k, v in tags.items()})
 
     def __call__(self, row0: int, band: np.ndarray) -> None:
+        """Same as :meth:`write_rows` (so the writer can be a stitcher's band sink)."""
         self.write_rows(row0, band)
 
     def write_rows(self, row0: int, band: np.ndarray) -> None:

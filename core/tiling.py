@@ -15,7 +15,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -201,7 +201,7 @@ class Prefetcher:
         """True while the reader thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> Prefetcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -327,6 +327,7 @@ class RowResampler:
         return _lerp(band[:, lo], band[:, hi], f[None, :])
 
     def __call__(self, row0: int, band: np.ndarray) -> None:
+        """Take the next source band (rows ``row0..``) and emit every destination row it completes."""
         if row0 != self._src_next:
             raise ValueError(f"bands must arrive in order: expected row {self._src_next}, got {row0}")
         self._src_next += band.shape[0]

@@ -189,7 +189,7 @@ def test_preview_scale_maps_to_full_res_pixels():
     prev = s.reshape(100, 4, 120, 4).mean(axis=(1, 3))
     fs = extract_findings(prev, 4.0, T, georef=None, scene_name="p", full_size=(480, 400))
     assert [f.grade for f in fs] == [f.grade for f in full]
-    for a, b in zip(fs, full):
+    for a, b in zip(fs, full, strict=True):
         assert np.abs(np.subtract(a.bbox_px, b.bbox_px)).max() <= 4
         assert a.area_px == pytest.approx(b.area_px, rel=0.2)  # block means shave low-margin edges
         assert Polygon(a.polygon_px).bounds[2] <= 480 and Polygon(a.polygon_px).bounds[3] <= 400
@@ -230,3 +230,19 @@ def test_mgrs_of_a_known_point():
     assert f.centroid_lon == pytest.approx(float(lon), abs=1e-9) and f.centroid_lat == pytest.approx(float(lat))
     assert f.mgrs == geo.to_mgrs(float(lat), float(lon), 5)
     assert f.area_m2 == pytest.approx(400 * 0.25, rel=1e-3)
+
+
+def test_nodata_enclosed_by_a_region_is_a_hole_in_its_geometry():
+    s = np.zeros((120, 120), np.float32)
+    s[20:100, 20:100] = 3 * T
+    s[40:80, 40:80] = np.nan
+    (f,) = extract_findings(s, 1.0, T, georef=UTM, scene_name="h")
+    ext, *holes = f.geometry["coordinates"]
+    assert len(holes) == 1
+    g = shape(f.geometry)
+    assert g.exterior.is_ccw and not g.interiors[0].is_ccw  # RFC 7946: holes clockwise
+    assert geo.polygon_area_m2(ext) - geo.polygon_area_m2(holes[0]) == pytest.approx(f.area_m2, rel=1e-3)
+    assert f.area_m2 == pytest.approx((80 * 80 - 40 * 40) * 0.25, rel=1e-3)
+    # the hole is the nodata square exactly (pixel edges), in lon/lat
+    cols, rows = geo.lonlat_to_pixel(UTM, *np.asarray(holes[0]).T)
+    assert Polygon(np.column_stack([cols, rows])).hausdorff_distance(box(40, 40, 80, 80)) < 0.05  # 7-decimal rounding
