@@ -34,6 +34,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-decay", type=float, default=0.985, help="learning-rate factor per epoch")
     p.add_argument("--confetti", choices=["auto", "mix", "off"], default="auto",
                    help="synthetic confetti anomalies: auto = only when no --anomalies, mix = also with them")
+    p.add_argument("--region-share", type=float, default=0.0,
+                   help="share of synthetic anomalies drawn as large smooth/cluttered regions (0..1)")
     p.add_argument("--exclude-bounds", nargs=4, type=float, action="append", default=[],
                    metavar=("W", "S", "E", "N"), help="WGS84 area never sampled for training (repeatable)")
     p.add_argument("--exclude-like", nargs="*", default=[], metavar="RASTER",
@@ -91,7 +93,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(arch=a.arch, normal=a.normal, anomalies=a.anomalies, out=a.out, pretrained=a.pretrained,
                       input_size=a.input_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
                       batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, weight_decay=a.weight_decay,
-                      lr_decay=a.lr_decay, confetti=a.confetti,
+                      lr_decay=a.lr_decay, confetti=a.confetti, region_share=a.region_share,
                       exclude_bounds=[list(b) for b in a.exclude_bounds] + _bounds_of(a.exclude_like),
                       gsd_m=a.gsd, seed=a.seed, device=a.device, name=a.name)
     meta = train(cfg)

@@ -1,6 +1,10 @@
-"""FCDD's confetti noise: synthetic anomalies for training when no (or few) real anomalies are given.
+"""Synthetic anomalies for training when no (or few) real anomalies are given.
 
-Random blobs 8–54 px, rotated, coloured and softly blurred, blended into normal images (Liznerski et al., 2021).
+``confetti``: FCDD's confetti noise, random blobs 8–54 px, rotated, coloured and softly blurred, blended into normal
+images (Liznerski et al., 2021). ``region``: a disaster-shaped variant of the same idea: one large irregular region
+(a fifth to a half of the patch) whose texture is replaced by a smooth, low-frequency surface in earth/water tones
+(standing water, mud, ash) or by the scene's own material shuffled into clutter (debris) — the region-scale changes that small confetti
+blobs do not teach.
 """
 
 from __future__ import annotations
@@ -47,3 +51,33 @@ def confetti(rgb: np.ndarray, rng: np.random.Generator, n_blobs: tuple[int, int]
         out = out * (1 - alpha[..., None]) + fill * alpha[..., None]
         total = np.maximum(total, alpha)
     return np.clip(out, 0, 255).astype(np.uint8), total
+
+
+def _smooth_field(h: int, w: int, rng: np.random.Generator, cells: int) -> np.ndarray:
+    """Low-frequency noise in [0,1] (bicubic upsampling of a coarse random grid)."""
+    coarse = rng.random((cells, cells)).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+def region(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Return (rgb uint8 with one large smooth or cluttered region blended in, float mask of the region)."""
+    h, w = rgb.shape[:2]
+    mask = (_smooth_field(h, w, rng, int(rng.integers(2, 5))) > rng.uniform(0.45, 0.7)).astype(np.float32)
+    if mask.mean() < 0.1:  # make sure something sizeable is there
+        cv2.ellipse(mask, ((w / 2, h / 2), (w * 0.6, h * 0.4), float(rng.uniform(0, 180))), 1.0, -1)
+    k = 2 * int(max(h, w) * 0.02) + 1
+    alpha = cv2.GaussianBlur(mask, (k, k), 0) * float(rng.uniform(0.75, 1.0))
+    x = rgb.astype(np.float32)
+    if rng.random() < 0.7:  # smooth surface: water / mud / ash / sand, keeps a trace of the scene below
+        tone = rng.uniform([60, 50, 30], [170, 150, 120]) if rng.random() < 0.6 else rng.uniform(20, 200, 3)
+        shade = 0.8 + 0.4 * _smooth_field(h, w, rng, 6)[..., None]
+        fill = tone[None, None, :] * shade + 0.15 * (x - x.mean())
+    else:  # clutter: a debris field made of the scene's own material, blocks shuffled and darkened
+        b = int(rng.integers(3, 9))
+        gh, gw = -(-h // b), -(-w // b)
+        pad = np.pad(x, ((0, gh * b - h), (0, gw * b - w), (0, 0)), mode="reflect")
+        blocks = pad.reshape(gh, b, gw, b, 3).transpose(0, 2, 1, 3, 4).reshape(gh * gw, b, b, 3)
+        blocks = blocks[rng.permutation(gh * gw)] * rng.uniform(0.6, 1.1, (gh * gw, 1, 1, 1))
+        fill = blocks.reshape(gh, gw, b, b, 3).transpose(0, 2, 1, 3, 4).reshape(gh * b, gw * b, 3)[:h, :w]
+    out = x * (1 - alpha[..., None]) + fill * alpha[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8), alpha

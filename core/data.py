@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from core.confetti import confetti
+from core.confetti import confetti, region
 from core.errors import CoreError, TrainingDataError
 from core.types import Scene, Window
 
@@ -204,8 +204,9 @@ class OneClassStream(torch.utils.data.IterableDataset):
     """Endless (image uint8 HWC, label) samples: normal (0), outlier exposure / confetti anomalies (1)."""
 
     def __init__(self, normal: PatchPool, anomalies: PatchPool | None, *, anomaly_rate: float = 0.5,
-                 confetti_share: float = 0.5, seed: int = 0) -> None:
+                 confetti_share: float = 0.5, region_share: float = 0.0, seed: int = 0) -> None:
         self.normal, self.anomalies = normal, anomalies
+        self.region_share = region_share
         self.anomaly_rate, self.confetti_share, self.seed = anomaly_rate, confetti_share, seed
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, int]]:
@@ -219,6 +220,7 @@ class OneClassStream(torch.utils.data.IterableDataset):
         if rng.random() >= self.anomaly_rate:
             return augment(self.normal.sample(rng), rng), 0
         if self.anomalies is None or rng.random() < self.confetti_share:
-            img, _ = confetti(augment(self.normal.sample(rng), rng), rng)
+            base = augment(self.normal.sample(rng), rng)
+            img, _ = (region if rng.random() < self.region_share else confetti)(base, rng)
             return img, 1
         return augment(self.anomalies.sample(rng), rng, overhead=False), 1

@@ -48,6 +48,7 @@ class TrainConfig:
     lr_decay: float = 0.985
     confetti: str = "auto"  #: "auto" (only when no anomalies), "mix" (also with anomalies), "off"
     anomaly_rate: float = 0.5
+    region_share: float = 0.0  #: share of synthetic anomalies drawn as large regions instead of confetti blobs
     exclude_bounds: list[list[float]] = field(default_factory=list)  #: WGS84 w,s,e,n areas never sampled
     seed: int = 0
     device: str = "auto"
@@ -110,7 +111,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     if anomalies is None:
         confetti_share = 1.0
     stream = OneClassStream(normal, anomalies, anomaly_rate=cfg.anomaly_rate, confetti_share=confetti_share,
-                            seed=cfg.seed)
+                            region_share=cfg.region_share, seed=cfg.seed)
     workers = cfg.workers if cfg.workers >= 0 else (4 if device.type == "cuda" else 0)
     loader = torch.utils.data.DataLoader(stream, batch_size=cfg.batch_size, num_workers=workers,
                                          collate_fn=_collate, persistent_workers=workers > 0)
