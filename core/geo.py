@@ -77,14 +77,16 @@ def crs_to_pixel(georef: GeoRef, xs: np.ndarray | float, ys: np.ndarray | float)
     return (e * dx - b * dy) / det, (-d * dx + a * dy) / det
 
 
-def pixel_to_lonlat(georef: GeoRef, cols: np.ndarray | float, rows: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+def pixel_to_lonlat(georef: GeoRef, cols: np.ndarray | float,
+                    rows: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (col, row) -> WGS84 (lon, lat) in degrees."""
     x, y = pixel_to_crs(georef, cols, rows)
     lon, lat = _transformer(georef.crs, WGS84).transform(x, y)
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
-def lonlat_to_pixel(georef: GeoRef, lons: np.ndarray | float, lats: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+def lonlat_to_pixel(georef: GeoRef, lons: np.ndarray | float,
+                    lats: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """WGS84 (lon, lat) -> pixel (col, row) floats (may fall outside the image)."""
     x, y = _transformer(WGS84, georef.crs).transform(np.asarray(lons, dtype=np.float64),
                                                      np.asarray(lats, dtype=np.float64))
@@ -254,7 +256,8 @@ def validate_georef(georef: GeoRef, width: int, height: int) -> None:
         lon, lat = pixel_to_lonlat(georef, *_edge_pixels(width, height, 5))
     tol = 1e-6
     if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))
-            and lon.min() >= -180 - tol and lon.max() <= 180 + tol and lat.min() >= -90 - tol and lat.max() <= 90 + tol):
+            and lon.min() >= -180 - tol and lon.max() <= 180 + tol
+            and lat.min() >= -90 - tol and lat.max() <= 90 + tol):
         raise GeoreferenceError(
             "the image footprint falls outside valid longitude/latitude (±180°, ±90°); the CRS or geotransform is "
             f"wrong (CRS {georef.crs!r}, transform {t}). Fix the file or place the image by hand")

@@ -2,9 +2,10 @@
 
 Dispatch is on file *content*, never on the extension:
 
-* TIFF with a CRS (GeoTIFF / COG, any CRS, any size) -> ``kind="geotiff"``: a :class:`RasterSource` reading
-  rasterio windows; band choice by colour interpretation; 16-bit / float data stretched (2-98 %) with one mapping
-  per scene; nodata, alpha 0 and NaN/Inf -> invalid. A TIFF without CRS is opened as an un-georeferenced frame.
+* TIFF with a CRS (GeoTIFF / COG, any CRS, any size) -> ``kind="geotiff"`` (:mod:`core.imagery_raster`): a
+  :class:`~core.imagery_sources.RasterSource` reading rasterio windows; band choice by colour interpretation;
+  16-bit / float data stretched (2-98 %) with one mapping per scene; nodata, alpha 0 and NaN/Inf -> invalid.
+  A TIFF without CRS is opened as an un-georeferenced frame (``georef`` None, a warning in ``meta``).
 * JPEG / PNG / other Pillow formats -> ``kind="frame"``: decoded once into memory (EXIF orientation applied), with
   an approximate footprint from drone GPS metadata when possible (:mod:`core.imagery_exif`).
 * xBD tiles (``*_pre_disaster`` / ``*_post_disaster`` with a label JSON) -> ``kind="xbd"``, georef fitted from
@@ -26,26 +27,20 @@ from typing import Any
 import numpy as np
 import rasterio
 from PIL import Image, ImageOps, UnidentifiedImageError
-from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.transform import from_gcps
-from rasterio.windows import Window as RioWindow
 
 from core import geo
-from core.errors import GeoreferenceError, ImageReadError, InputError
-from core.imagery_exif import exif_datetime, frame_footprint, read_frame_metadata
-from core.imagery_sources import FrameSource, RasterSource, apply_stretch, percentile_stretch
+from core.errors import ImageReadError, InputError
+from core.imagery_exif import frame_footprint, read_frame_metadata
+from core.imagery_raster import raster_scene
+from core.imagery_sources import MIN_SIDE, FrameSource, apply_stretch, check_size, percentile_stretch
 from core.imagery_xbd import XBD_NAME, find_xbd_labels, load_xbd_labels, xbd_scene_info
-from core.types import GeoRef, Scene, Window
+from core.types import GeoRef, Scene
+
+__all__ = ["MAX_FRAME_PIXELS", "MIN_SIDE", "open_scene", "place_scene", "place_scene_bounds"]
 
 #: Largest plain (non-tiled) image decoded into memory; bigger ones must be tiled GeoTIFFs.
 MAX_FRAME_PIXELS = 180_000_000
-#: Smallest side an image may have to be analysed.
-MIN_SIDE = 32
-#: Long side of the decimated read used for the stretch and the "any valid pixel?" check.
-SAMPLE_SIDE = 1024
-#: Rasters up to this many pixels (or with overviews) are sampled by one decimated read; larger ones by a grid.
-DECIMATE_MAX_PIXELS = 50_000_000
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -126,12 +121,6 @@ def _check_file(p: Path, name: str) -> bytes:
     return head
 
 
-def _check_size(name: str, width: int, height: int) -> None:
-    if width < MIN_SIDE or height < MIN_SIDE:
-        raise InputError(f"{name} is {width}x{height} pixels: too small to analyse, at least "
-                         f"{MIN_SIDE}x{MIN_SIDE} is needed")
-
-
 def _describe(head: bytes) -> str:
     if head.startswith(b"%PDF"):
         return "it is a PDF document"
@@ -160,6 +149,7 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own MAX_FRAME_PIXELS governs
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Truncated File Read": we raise instead
             im = Image.open(p)
     except Image.DecompressionBombError:
         raise _too_large(name, *_header_size(p)) from None
@@ -174,14 +164,14 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
         width, height = im.size
         if width * height > MAX_FRAME_PIXELS:
             raise _too_large(name, width, height)
-        _check_size(name, width, height)
+        check_size(name, width, height)
         md = read_frame_metadata(im)
         fmt, mode = im.format, im.mode
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im.load()  # full decode now: truncation must surface here, not in the middle of an analysis
-            shown = ImageOps.exif_transpose(im) or im
+            shown = (ImageOps.exif_transpose(im) or im) if md.orientation != 1 else im  # avoid a full copy
             rgb, valid, conv_note = _pil_to_rgb(shown)
         except _PillowCannotDecode:
             raise
@@ -266,128 +256,8 @@ def _open_tiff(p: Path, name: str) -> Scene:
                     return _open_frame(p, name, extra_warnings=[note])
                 except _PillowCannotDecode:
                     pass  # e.g. float or many-band TIFF: read it through rasterio instead
-            return _raster_scene(p, ds, name, kind="frame", extra_warnings=[note])
-        return _raster_scene(p, ds, name, kind="geotiff")
-
-
-def _choose_bands(ds: Any) -> tuple[tuple[int, ...], int | None, np.ndarray | None, str]:
-    """(bands used as R,G,B or grey, alpha band, palette LUT, note) from colour interpretation and band count."""
-    ci = list(ds.colorinterp)
-    n = ds.count
-    alpha = ci.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in ci else None
-    if all(c in ci for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)):
-        bands = tuple(ci.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue))
-        extra = [b for b in range(1, n + 1) if b not in bands and b != alpha]
-        note = f"bands {bands} used as R,G,B" + (f"; bands {extra} ignored" if extra else "")
-        return bands, alpha, None, note
-    colour = [b for b in range(1, n + 1) if b != alpha]
-    if ci[0] == ColorInterp.palette:
-        cmap = ds.colormap(1)
-        lut = np.zeros((max(cmap) + 1, 4), dtype=np.uint8)
-        for k, rgba in cmap.items():
-            lut[k] = rgba
-        return (1,), alpha, lut, "palette band expanded to RGB"
-    if len(colour) < 3:
-        note = "single band shown as grey" + (f"; band {colour[1]} ignored" if len(colour) > 1 else "")
-        return (colour[0],), alpha, None, note
-    bands = tuple(colour[:3])
-    dropped = colour[3:]
-    if n == 4 and alpha is None:
-        note = "4 bands without alpha: read as R,G,B,NIR (NAIP order); NIR band 4 dropped"
-    else:
-        note = f"colour interpretation names no R,G,B: bands {bands} used as R,G,B" + (
-            f"; bands {dropped} ignored" if dropped else "")
-    return bands, alpha, None, note
-
-
-def _raster_scene(p: Path, ds: Any, name: str, kind: str, extra_warnings: list[str] | None = None) -> Scene:
-    width, height = ds.width, ds.height
-    _check_size(name, width, height)
-    bands, alpha, lut, band_note = _choose_bands(ds)
-    dtype = np.dtype(ds.dtypes[bands[0] - 1])
-    flags = ds.mask_flag_enums
-    masked = alpha is not None or any(flags[b - 1] != [MaskFlags.all_valid] for b in bands)
-    stretched = lut is None and dtype != np.uint8
-    src = RasterSource(p, width, height, bands, lut=lut, masked=masked, check_finite=dtype.kind == "f")
-    meta: dict[str, Any] = {"format": ds.driver, "dtype": str(dtype), "warnings": list(extra_warnings or []),
-                            "bands": {"count": ds.count, "used": list(bands), "alpha": alpha,
-                                      "colorinterp": [c.name for c in ds.colorinterp], "note": band_note}}
-    try:
-        _read_last_block(ds)
-        if masked or stretched or src.check_finite:
-            data, valid = _sample(src, ds)
-            if not valid.any():
-                raise InputError(f"{name} contains no valid pixels: every pixel is nodata, transparent or NaN")
-            if stretched:
-                src.stretch = [percentile_stretch(data[i], valid) for i in range(data.shape[0])]
-                meta["stretch"] = [list(s) for s in src.stretch]
-    except RasterioError as exc:
-        src.close()
-        raise ImageReadError(f"{name} is truncated or corrupt: reading its pixels failed ({exc}); export or "
-                             "copy the file again") from exc
-    except InputError:
-        src.close()
-        raise
-    georef = _raster_georef(ds, meta) if kind == "geotiff" else None
-    tags = ds.tags()
-    capture = exif_datetime(tags.get("TIFFTAG_DATETIME") or tags.get("ACQUISITIONDATETIME"))
-    return Scene(name=name, width=width, height=height, source=src, path=p, kind=kind, georef=georef,
-                 capture_time=capture, gsd_m=geo.gsd_m(georef, width, height) if georef else None, meta=meta)
-
-
-def _raster_georef(ds: Any, meta: dict[str, Any]) -> GeoRef | None:
-    if ds.crs is not None and not ds.transform.is_identity:
-        crs, t, note, approx = ds.crs, ds.transform, "", False
-    else:
-        gcps, crs = ds.gcps
-        t = from_gcps(gcps)
-        note, approx = f"affine fitted to {len(gcps)} ground control points", True
-        if crs is None:
-            meta["warnings"].append("raster has a CRS but no geotransform: treated as un-georeferenced")
-            return None
-    crs_str = crs.to_string() if crs.to_epsg() is not None else crs.to_wkt()
-    georef = GeoRef(crs=crs_str, transform=tuple(float(v) for v in t[:6]),  # type: ignore[arg-type]
-                    method="raster", approximate=approx, note=note)
-    if abs(t.b) > 1e-12 * abs(t.a) or abs(t.d) > 1e-12 * abs(t.e):
-        meta["transform_rotated"] = True
-        meta["warnings"].append("the raster's geotransform is rotated or sheared: map overlays are reprojected "
-                                "north-up and may be slightly approximate")
-    try:
-        geo.validate_georef(georef, ds.width, ds.height)
-    except GeoreferenceError as exc:
-        meta["warnings"].append(f"georeferencing ignored: {exc}")
-        return None
-    return georef
-
-
-def _read_last_block(ds: Any) -> None:
-    bh, bw = ds.block_shapes[0]
-    row0 = ((ds.height - 1) // bh) * bh
-    col0 = ((ds.width - 1) // bw) * bw
-    ds.read(1, window=RioWindow(col0, row0, ds.width - col0, ds.height - row0))
-
-
-def _sample(src: RasterSource, ds: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Band values and validity of a small, whole-scene sample (decimated read, or a grid of windows)."""
-    w, h = src.width, src.height
-    scale = max(w, h) / SAMPLE_SIDE
-    if scale <= 1:
-        return src.read_raw()
-    out_shape = (max(1, round(h / scale)), max(1, round(w / scale)))
-    if ds.overviews(src.bands[0]) or w * h <= DECIMATE_MAX_PIXELS:
-        return src.read_raw(out_shape=out_shape)
-    n, size = 8, 128
-    parts = []
-    for i in range(n):
-        for j in range(n):
-            row = min(h - size, int((i + 0.5) * h / n - size / 2))
-            col = min(w - size, int((j + 0.5) * w / n - size / 2))
-            parts.append(src.read_raw(Window(max(row, 0), max(col, 0), size, size)))
-    data = np.concatenate([d.reshape(d.shape[0], -1) for d, _ in parts], axis=1)
-    valid = np.concatenate([v.ravel() for _, v in parts])
-    if not valid.any():  # a sparse raster (e.g. a thin strip): look everywhere before declaring it empty
-        return src.read_raw(out_shape=out_shape)
-    return data, valid
+            return raster_scene(p, ds, name, kind="frame", extra_warnings=[note])
+        return raster_scene(p, ds, name, kind="geotiff")
 
 
 # ---------------------------------------------------------------------------------------------------------- xBD

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from PIL import ExifTags, Image
+from pyproj import Geod
 
 from core import geo
 from core.camera import lookup_camera, sensor_width_from_35mm
@@ -35,6 +36,7 @@ _NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _XMP_ATTR = re.compile(r"([A-Za-z][\w.-]*):([A-Za-z]\w*)\s*=\s*\"([^\"]*)\"")
 _XMP_ELEM = re.compile(r"<([A-Za-z][\w.-]*):([A-Za-z]\w*)>([^<]*)</\1:\2>")
 _XMP_DMS = re.compile(r"^\s*(\d+),(\d+(?:\.\d+)?)(?:,(\d+(?:\.\d+)?))?\s*([NSEW])\s*$", re.IGNORECASE)
+_GEOD = Geod(ellps="WGS84")
 _GDAL_ITEM = re.compile(r"<Item\s+name=\"([^\"]+)\"[^>]*>([^<]*)</Item>")
 
 
@@ -264,8 +266,9 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         sensor_w, focal = sensor_width_from_35mm(focal, md.focal_35mm, width, height)
         camera["sensor_source"] = "EXIF FocalLengthIn35mmFilm"
     if sensor_w is None or not focal:
-        warnings.append(f"camera {md.model or 'unknown'} is not in the camera table and the frame has no 35 mm "
-                        "focal length: footprint cannot be sized; only the GPS point is shown")
+        cam = f"camera {md.model!r} is not in the camera table" if md.model else "the camera model is unknown"
+        warnings.append(f"{cam} and the frame has no 35 mm focal length: the footprint cannot be sized; only the "
+                        "GPS point is shown")
         return None, None, camera, warnings
     camera["sensor_width_mm"], camera["focal_mm"] = sensor_w, focal
 
@@ -284,7 +287,7 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
     if tilt > OBLIQUE_TILT_DEG:
         # Centre on where the optical axis meets flat ground, sized at the slant range: a rough nadir equivalent.
         shift = agl * math.tan(math.radians(tilt))
-        lon, lat, _ = geo._GEOD.fwd(lon, lat, yaw, shift)
+        lon, lat, _ = _GEOD.fwd(lon, lat, yaw, shift)
         slant = agl / math.cos(math.radians(tilt))
         warnings.append(f"camera tilted {tilt:.0f}° from nadir: the footprint is a rough nadir approximation "
                         f"centred {shift:.0f} m ahead of the drone")

@@ -15,10 +15,20 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window as RioWindow
 
+from core.errors import InputError
 from core.types import Window
 
+#: Smallest side an image may have to be analysed.
+MIN_SIDE = 32
 #: Percentiles of the linear stretch applied to 16-bit / float imagery.
 STRETCH_PERCENTILES = (2.0, 98.0)
+
+
+def check_size(name: str, width: int, height: int) -> None:
+    """:class:`InputError` when the image is smaller than ``MIN_SIDE`` on either side."""
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise InputError(f"{name} is {width}x{height} pixels: too small to analyse, at least "
+                         f"{MIN_SIDE}x{MIN_SIDE} is needed")
 
 
 def check_window(window: Window, width: int, height: int) -> None:
@@ -65,10 +75,12 @@ class FrameSource:
 
     @property
     def height(self) -> int:
+        """Rows of the frame."""
         return int(self.rgb.shape[0])
 
     @property
     def width(self) -> int:
+        """Columns of the frame."""
         return int(self.rgb.shape[1])
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +126,8 @@ class RasterSource:
             self._local.ds = ds
         return ds
 
-    def read_raw(self, window: Window | None = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read_raw(self, window: Window | None = None,
+                 out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Band values (k×h×w, file dtype) and validity mask, optionally decimated to ``out_shape``."""
         ds = self._dataset()
         rw = None if window is None else RioWindow(window.col, window.row, window.width, window.height)

@@ -40,7 +40,8 @@ def load_xbd_labels(label_path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(label_path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise InputError(f"label file not found: {label_path}; give the xBD label JSON that belongs to the image") from exc
+        raise InputError(f"label file not found: {label_path}; give the xBD label JSON that belongs to the "
+                         "image") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"label file {label_path} is not readable JSON ({exc}); give the xBD label JSON "
                          "(with features.xy and features.lng_lat)") from exc

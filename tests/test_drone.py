@@ -181,7 +181,8 @@ def test_gdal_metadata_gps(tmp_path: Path) -> None:
     scene = open_scene(p)
     gps = scene.meta["gps"]
     assert gps["source"] == "GDAL EXIF metadata"
-    assert gps["lat"] == pytest.approx(-(24 + 40 / 60 + 49.0009 / 3600)) and gps["lon"] == pytest.approx(120.951702, abs=1e-6)
+    assert gps["lat"] == pytest.approx(-(24 + 40 / 60 + 49.0009 / 3600))
+    assert gps["lon"] == pytest.approx(120.951702, abs=1e-6)
     assert scene.capture_time == "2019-04-11T11:01:21" and scene.georef is None  # no height above ground
 
 

@@ -7,11 +7,11 @@ import math
 import mgrs
 import numpy as np
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod, Transformer
 from shapely.geometry import Polygon
-import shapely
 
 from core import geo
 from core.errors import CoreError, GeoreferenceError

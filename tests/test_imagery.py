@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from pyproj import Transformer
 from affine import Affine
+from pyproj import Transformer
 from rasterio.windows import Window as RioWindow
 from shapely.geometry import shape
 
@@ -197,7 +197,7 @@ def test_raster_reads_are_thread_safe(big_raster: Path) -> None:
     windows = [Window(r, c, 200, 200) for r in range(0, 5800, 1100) for c in range(0, 5800, 1300)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(scene.read, windows))
-    for w, (rgb, _) in zip(windows, results):
+    for w, (rgb, _) in zip(windows, results, strict=True):
         exp = _pattern(np.arange(w.row, w.row + w.height)[:, None], np.arange(w.col, w.col + w.width)[None, :])
         np.testing.assert_array_equal(rgb, exp.transpose(1, 2, 0))
     scene.close()

@@ -12,6 +12,7 @@ import pytest
 import rasterio
 from affine import Affine
 from PIL import ExifTags, Image, TiffImagePlugin
+from pyproj import Transformer
 from rasterio.control import GroundControlPoint
 
 from core import geo, imagery
@@ -195,6 +196,18 @@ def test_uint16_single_band_geotiff_is_grey(tmp_path: Path) -> None:
     assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and np.all(np.diff(rgb[..., 0].ravel().astype(int)) >= 0)
 
 
+def test_paletted_geotiff_expands_its_colour_map(tmp_path: Path) -> None:
+    idx = (np.arange(40 * 40).reshape(1, 40, 40) % 3).astype(np.uint8)
+    p = _tif(tmp_path / "pal.tif", idx, crs="EPSG:32615", transform=UTM, photometric="palette")
+    with rasterio.open(p, "r+") as ds:
+        ds.write_colormap(1, {0: (255, 0, 0, 255), 1: (0, 255, 0, 255), 2: (0, 0, 255, 255)})
+    scene = open_scene(p)
+    rgb, valid = scene.read()
+    lut = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    np.testing.assert_array_equal(rgb, lut[idx[0]])
+    assert valid.all() and "palette" in scene.meta["bands"]["note"]
+
+
 def test_five_band_raster_picks_rgb_by_colour_interpretation(tmp_path: Path) -> None:
     data = np.stack([np.full((40, 40), v, np.uint8) for v in (10, 20, 30, 40, 50)])
     p = _tif(tmp_path / "ms.tif", data, crs="EPSG:32615", transform=UTM)
@@ -229,7 +242,7 @@ def test_rotated_transform_is_kept_and_noted(tmp_path: Path) -> None:
     assert scene.gsd_m == pytest.approx(0.5, rel=3e-3)
     lon, lat = geo.pixel_to_lonlat(scene.georef, 64, 64)
     x, y = t @ (64, 64)
-    ref_lon, ref_lat = geo._transformer("EPSG:32615", "EPSG:4326").transform(x, y)
+    ref_lon, ref_lat = Transformer.from_crs("EPSG:32615", "EPSG:4326", always_xy=True).transform(x, y)
     assert float(lon) == pytest.approx(ref_lon, abs=1e-10) and float(lat) == pytest.approx(ref_lat, abs=1e-10)
 
 
