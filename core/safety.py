@@ -1,0 +1,277 @@
+"""Crash-safe writes, safe file names and safe archive extraction for anything a user hands in.
+
+``atomic_write_bytes`` / ``atomic_write_text`` replace a file so that readers and crashes (SIGKILL, power loss after
+the call returned) only ever see the old or the complete new file: temp file in the same folder, fsync, rename.
+``safe_filename`` turns any text (an upload's name, a case title) into a name that is harmless on every file system.
+``safe_extract_zip`` unpacks an archive without ever writing outside the destination folder (zip-slip: absolute
+paths, ``..``, symlinks) and without filling the disk (zip bombs: declared sizes, compression ratio, and the bytes
+actually inflated, which a forged header cannot hide).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import tempfile
+import unicodedata
+import zipfile
+from collections.abc import Collection
+from pathlib import Path, PurePosixPath
+
+from core.errors import InputError, TrainingDataError, WorkspaceError
+
+MAX_NAME = 120
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers and crashes only ever see the old or the complete new file.
+
+    Parent folders are created; an existing file's permissions are kept (new files: 0644). Raises
+    :class:`WorkspaceError` when the folder is not writable or the disk is full.
+    """
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o644
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"could not write {path}: {exc.strerror or exc}. Check that the folder is writable and the disk "
+            "has free space, then try again.") from exc
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
+    """Text version of :func:`atomic_write_bytes` (UTF-8 by default, newlines written as given)."""
+    atomic_write_bytes(path, text.encode(encoding))
+
+
+def _to_ascii(text: str) -> str:
+    """Accents dropped (``é`` -> ``e``), compatibility forms folded (``․`` -> ``.``), any other non-ASCII -> ``_``."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c if ord(c) < 128 else "_" for c in text if not unicodedata.combining(c))
+
+
+def _clean(part: str) -> str:
+    """ASCII letters, digits, ``._-`` only; no runs of dots or underscores; no leading/trailing dots or dashes."""
+    part = _BAD.sub("_", part)
+    part = re.sub(r"\.{2,}", ".", part)
+    part = re.sub(r"[-_]*-[-_]*", "-", part)  # "a _-b" -> "a-b"
+    part = re.sub(r"_{2,}", "_", part)
+    return part.strip("._- ")
+
+
+def safe_filename(name: str, default: str = "file") -> str:
+    """A harmless file name made from ``name``: no path separators, no ``..``, no control characters, no leading
+    dot, ASCII only, at most 120 characters, never empty, never a Windows device name. The extension (up to 16
+    characters) is kept: ``"서울 사진.JPG"`` -> ``"file.JPG"``, ``"../../etc/passwd"`` -> ``"etc_passwd"``.
+    Applying it again changes nothing.
+    """
+    text = _to_ascii(str(name))
+    stem, dot, ext = text.rpartition(".")
+    if not dot or not stem or "/" in ext or "\\" in ext:  # ".bashrc": a hidden name, not an extension
+        stem, ext = text, ""
+    ext = _clean(_clean(ext)[:16])
+    if not ext:  # without an extension no dot may remain, or a second pass would read one
+        stem = stem.replace(".", "_")
+    stem = _clean(stem) or _clean(_to_ascii(str(default)).replace(".", "_")) or "file"
+    if stem.split(".")[0].lower() in _RESERVED:
+        stem = "_" + stem
+    if ext:
+        return stem[: MAX_NAME - len(ext) - 1].rstrip("._-") + "." + ext
+    return stem[:MAX_NAME].rstrip("._-")
+
+
+def unique_name(name: str, taken: Collection[str]) -> str:
+    """``name``, or ``stem-2.ext``, ``stem-3.ext``... : the first one not in ``taken`` (compared case-insensitively,
+    as on Windows and macOS file systems), kept within 120 characters."""
+    lowered = {t.casefold() for t in taken}
+    if name.casefold() not in lowered:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, dot, ext = name, "", ""
+    n = 2
+    while True:
+        suffix = f"-{n}{dot}{ext}"
+        candidate = stem[: max(1, MAX_NAME - len(suffix))] + suffix
+        if candidate.casefold() not in lowered:
+            return candidate
+        n += 1
+
+
+def _member_parts(info: zipfile.ZipInfo, err: type[InputError], archive: Path) -> tuple[str, ...]:
+    """Path components of a member, refusing anything that could land outside the destination."""
+    raw = info.filename
+    bad = (f"archive {archive.name} is unsafe: member {raw!r} {{}}. Nothing was extracted from it; re-create the "
+           "archive from the original files (zip only relative paths, no links).")
+    if any(ord(c) < 32 for c in raw):
+        raise err(bad.format("has control characters in its name"))
+    norm = raw.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        raise err(bad.format("has an absolute path"))
+    parts = tuple(p for p in PurePosixPath(norm).parts if p not in ("", "."))
+    if ".." in parts:
+        raise err(bad.format("climbs out of the destination with '..'"))
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise err(bad.format("is a symbolic link"))
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise err(bad.format("is a device, pipe or other special file"))
+    if info.flag_bits & 0x1:
+        raise err(f"archive {archive.name}: member {raw!r} is encrypted; extract it yourself and upload the files.")
+    return parts
+
+
+def safe_extract_zip(zip_path: str | Path, dest: str | Path, *, max_files: int = 10000,
+                     max_total_bytes: float = 2e9, max_ratio: float = 200,
+                     error_type: type[InputError] = TrainingDataError) -> list[Path]:
+    """Extract ``zip_path`` into ``dest`` (created when missing) and return the files written, in archive order.
+
+    Refuses with ``error_type`` (default :class:`TrainingDataError`, a kind of :class:`InputError`), before anything
+    is written: more than ``max_files`` members; absolute, ``..``, symlink or special-file members; encrypted or
+    duplicate members; a declared total above ``max_total_bytes``; a member (over 1 MiB) or the whole archive
+    inflating more than ``max_ratio`` times its compressed size. While inflating, a member producing more bytes
+    than declared, or a CRC error, aborts and removes everything written so far. Never writes outside ``dest``.
+    """
+    zip_path, err = Path(zip_path), error_type
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise err(f"{zip_path.name} is not a readable zip archive ({exc}); re-create or re-download it.") from exc
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > max_files:
+            raise err(f"archive {zip_path.name} has {len(infos)} entries; the limit is {max_files}. Split it into "
+                      "smaller archives.")
+        plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
+        seen: set[str] = set()
+        total = 0
+        for info in infos:
+            parts = _member_parts(info, err, zip_path)
+            if not parts:
+                continue
+            key = "/".join(parts)
+            if key in seen:
+                raise err(f"archive {zip_path.name} lists {info.filename!r} twice; re-create it without duplicates.")
+            seen.add(key)
+            total += info.file_size
+            if info.file_size > (1 << 20) and info.file_size > max_ratio * max(info.compress_size, 1):
+                raise err(f"archive {zip_path.name} looks like a zip bomb: {info.filename!r} inflates "
+                          f"{info.file_size / max(info.compress_size, 1):.0f}x (limit {max_ratio:.0f}x). "
+                          "It was not extracted.")
+            plan.append((info, parts))
+        if total > max_total_bytes:
+            raise err(f"archive {zip_path.name} would unpack to {total / 1e9:.2f} GB; the limit is "
+                      f"{max_total_bytes / 1e9:.2f} GB. Split it into smaller archives.")
+        packed = max(zip_path.stat().st_size, 1)
+        if total > (1 << 20) and total > max_ratio * packed:
+            raise err(f"archive {zip_path.name} looks like a zip bomb: {packed} bytes would unpack to {total} "
+                      f"bytes ({total / packed:.0f}x, limit {max_ratio:.0f}x). It was not extracted.")
+        dest = Path(dest)
+        probe = next((p for p in (dest, *dest.absolute().parents) if p.exists()), None)
+        if probe is not None and shutil.disk_usage(probe).free < total:
+            raise err(f"archive {zip_path.name} needs {total / 1e6:.0f} MB but {probe} has only "
+                      f"{shutil.disk_usage(probe).free / 1e6:.0f} MB free; free some space and try again.")
+        return _extract(zf, plan, dest, zip_path, max_total_bytes, err)
+
+
+def _extract(zf: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]], dest: Path,
+             archive: Path, max_total_bytes: float, err: type[InputError]) -> list[Path]:
+    dest.mkdir(parents=True, exist_ok=True)
+    base = dest.resolve()
+    written: list[Path] = []
+    made_dirs: list[Path] = []
+    budget = max_total_bytes
+    try:
+        for info, parts in plan:
+            target = base.joinpath(*parts)
+            is_dir = info.is_dir()
+            folder = target if is_dir else target.parent
+            for p in reversed([folder, *folder.parents]):  # create level by level, checking each for links
+                if p == base or base not in p.parents:
+                    continue
+                if p.is_symlink() or (p.exists() and not p.is_dir()):
+                    raise err(f"archive {archive.name}: {info.filename!r} would be written through {p}, which is "
+                              "not a plain folder; extract into an empty folder.")
+                if not p.exists():
+                    p.mkdir()
+                    made_dirs.append(p)
+            if base not in target.resolve().parents and target.resolve() != base:
+                raise err(f"archive {archive.name}: {info.filename!r} resolves outside {dest}; refused.")
+            if is_dir:
+                continue
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+            try:
+                fd = os.open(target, flags, 0o644)
+            except FileExistsError:
+                raise err(f"archive {archive.name}: {info.filename!r} already exists in {dest}; extract into an "
+                          "empty folder.") from None
+            written.append(target)
+            size = 0
+            with os.fdopen(fd, "wb") as out, zf.open(info) as src:
+                while chunk := src.read(1 << 20):
+                    size += len(chunk)
+                    budget -= len(chunk)
+                    if size > info.file_size or budget < 0:
+                        raise err(f"archive {archive.name} looks like a zip bomb: {info.filename!r} inflates past "
+                                  "its declared size. Nothing was kept.")
+                    out.write(chunk)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+        _undo(written, made_dirs)
+        raise err(f"archive {archive.name} is damaged or uses an unsupported format ({exc}); re-create it.") from exc
+    except OSError as exc:
+        _undo(written, made_dirs)
+        raise err(f"could not extract {archive.name} into {dest} ({exc.strerror or exc}); check free space and "
+                  "permissions.") from exc
+    except BaseException:
+        _undo(written, made_dirs)
+        raise
+    return written
+
+
+def _undo(files: list[Path], dirs: list[Path]) -> None:
+    """Remove what an aborted extraction wrote (files, then the folders it created, deepest first)."""
+    for f in files:
+        try:
+            f.unlink()
+        except OSError:
+            pass
+    for d in reversed(dirs):
+        shutil.rmtree(d, ignore_errors=True)
