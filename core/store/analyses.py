@@ -1,0 +1,300 @@
+"""Cases, analyses and their scene results: the part of the workspace a detector run writes."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from core.errors import InputError
+from core.store.base import WorkspaceBase, this_owner
+from core.store.codec import (
+    DET_AUTOMATIC,
+    REVIEW_STATUSES,
+    check_id,
+    check_text,
+    dumps,
+    finding_from_row,
+    loads,
+    scene_from_row,
+    scene_row,
+)
+from core.store.db import loads_row, utc_now
+from core.types import Finding, SceneResult
+
+ANALYSIS_STATUSES = ("running", "done", "failed", "interrupted")
+
+_ANALYSIS_SQL = """
+SELECT a.*,
+  (SELECT COUNT(*) FROM analysis_inputs i WHERE i.analysis_id = a.id) AS n_inputs,
+  (SELECT COUNT(*) FROM scenes s WHERE s.analysis_id = a.id AND s.status = 'done') AS n_done,
+  (SELECT COUNT(*) FROM scenes s WHERE s.analysis_id = a.id AND s.status = 'failed') AS n_failed,
+  (SELECT COUNT(*) FROM findings f WHERE f.analysis_id = a.id) AS n_findings
+FROM analyses a"""
+
+
+def _input_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {**loads(row["extra_json"], {}), "path": row["path"], "name": row["name"], "pre_path": row["pre_path"]}
+
+
+class AnalysesMixin(WorkspaceBase):
+    """Cases, analyses, scene results and their findings."""
+
+    # -- cases ----------------------------------------------------------------------------------------------
+    def create_case(self, name: str, *, event: str = "", description: str = "") -> int:
+        """New case (an event or task grouping analyses); returns its id."""
+        check_text(name, "case name", max_len=200, allow_empty=False)
+        check_text(event, "event", max_len=200)
+        check_text(description, "case description", max_len=20000)
+        now = utc_now()
+        with self._db.write() as conn:
+            cur = conn.execute("INSERT INTO cases(name, event, description, created_at, updated_at) "
+                               "VALUES (?, ?, ?, ?, ?)", (name, event, description, now, now))
+            return int(cur.lastrowid)
+
+    def list_cases(self) -> list[dict]:
+        """All cases, newest first, each with ``n_analyses``."""
+        rows = self._db.query("SELECT c.*, (SELECT COUNT(*) FROM analyses a WHERE a.case_id = c.id) AS n_analyses "
+                              "FROM cases c ORDER BY c.id DESC")
+        return [loads_row(r) for r in rows]  # type: ignore[misc]
+
+    def get_case(self, case_id: int) -> dict:
+        """One case as a dict (id, name, event, description, created_at, updated_at, n_analyses)."""
+        cid = check_id(case_id, "case id")
+        rows = self._db.query("SELECT c.*, (SELECT COUNT(*) FROM analyses a WHERE a.case_id = c.id) AS n_analyses "
+                              "FROM cases c WHERE c.id=?", (cid,))
+        if not rows:
+            raise InputError(f"there is no case with id {cid} in the workspace {self.root}; pick one from the list "
+                             "of cases or create it.")
+        return loads_row(rows[0])  # type: ignore[return-value]
+
+    # -- analyses -------------------------------------------------------------------------------------------
+    def create_analysis(self, case_id: int, inputs: list[dict], *, model: dict, threshold: float | None,
+                        options: dict) -> int:
+        """Record a detector run over ``inputs`` (``[{"path", "name"?, "pre_path"?, ...extra}]``; ``name``
+        defaults to the file name and must be unique) before it starts; status ``running``. Returns its id."""
+        cid = self.get_case(case_id)["id"]
+        if not isinstance(inputs, (list, tuple)) or not inputs:
+            raise InputError("an analysis needs at least one input: pass [{'path': ..., 'name': ...}, ...].")
+        rows, seen = [], set()
+        for pos, item in enumerate(inputs, start=1):
+            if not isinstance(item, dict) or not item.get("path"):
+                raise InputError(f"input #{pos} must be a dict with a 'path', got {item!r}.")
+            path = str(item["path"])
+            name = str(item.get("name") or Path(path).name)
+            check_text(name, f"input #{pos} name", max_len=1000, allow_empty=False)
+            check_text(path, f"input #{pos} path", max_len=4096)
+            if name in seen:
+                raise InputError(f"two inputs are named {name!r}; give each input a distinct 'name'.")
+            seen.add(name)
+            pre = item.get("pre_path")
+            extra = {k: v for k, v in item.items() if k not in ("path", "name", "pre_path")}
+            rows.append((pos, name, path, None if pre is None else str(pre), dumps(extra, f"input {name!r}")))
+        if not isinstance(model, dict) or not isinstance(options, dict):
+            raise InputError("model and options must be dicts (use {} when there is nothing to record).")
+        if threshold is not None:
+            try:
+                threshold = float(threshold)
+            except (TypeError, ValueError):
+                raise InputError(f"threshold must be a number or None, got {threshold!r}.") from None
+            if not math.isfinite(threshold):
+                raise InputError(f"threshold must be a finite number, got {threshold}.")
+        model_json, options_json = dumps(model, "model description"), dumps(options, "analysis options")
+        now = utc_now()
+        with self._db.write() as conn:
+            aid = int(conn.execute(
+                "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (cid, model_json, threshold, options_json, this_owner(), now, now)).lastrowid)
+            conn.executemany("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, extra_json) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", [(aid, *r) for r in rows])
+            conn.execute("UPDATE cases SET updated_at=? WHERE id=?", (now, cid))
+            # a folder with this id can only be left over by an import that crashed before committing it
+            self._to_trash(self._analysis_path(aid))
+        self.analysis_dir(aid)
+        return aid
+
+    def pending_inputs(self, analysis_id: int, *, include_failed: bool = False) -> list[dict]:
+        """Inputs with no saved result yet, in input order (what a resumed run still has to do). With
+        ``include_failed`` the inputs whose result was an error are listed too, to retry them."""
+        aid = self._require_analysis(analysis_id)
+        cond = "s.id IS NULL OR s.status = 'failed'" if include_failed else "s.id IS NULL"
+        rows = self._db.query(
+            "SELECT i.* FROM analysis_inputs i LEFT JOIN scenes s ON s.analysis_id = i.analysis_id "
+            f"AND s.input_name = i.name WHERE i.analysis_id = ? AND ({cond}) ORDER BY i.position", (aid,))
+        return [_input_dict(r) for r in rows]
+
+    def analysis_inputs(self, analysis_id: int) -> list[dict]:
+        """All inputs of an analysis, in order, as given to :meth:`create_analysis`."""
+        aid = self._require_analysis(analysis_id)
+        rows = self._db.query("SELECT * FROM analysis_inputs WHERE analysis_id=? ORDER BY position", (aid,))
+        return [_input_dict(r) for r in rows]
+
+    def resume_analysis(self, analysis_id: int) -> list[dict]:
+        """Take over an interrupted (or finished) analysis: status back to ``running`` owned by this process;
+        returns :meth:`pending_inputs`."""
+        aid = self._require_analysis(analysis_id)
+        with self._db.write() as conn:
+            conn.execute("UPDATE analyses SET status='running', owner=?, finished_at=NULL, updated_at=? WHERE id=?",
+                         (this_owner(), utc_now(), aid))
+        return self.pending_inputs(aid)
+
+    def finish_analysis(self, analysis_id: int, status: str = "done") -> None:
+        """Close a run: ``done``, ``failed`` or ``interrupted``."""
+        if status not in ANALYSIS_STATUSES[1:]:
+            raise InputError(f"analysis status must be one of done, failed, interrupted; got {status!r}.")
+        aid = self._require_analysis(analysis_id)
+        now = utc_now()
+        with self._db.write() as conn:
+            conn.execute("UPDATE analyses SET status=?, finished_at=?, updated_at=? WHERE id=?",
+                         (status, now, now, aid))
+
+    def _analysis_dict(self, row: sqlite3.Row) -> dict:
+        d = loads_row(row)
+        assert d is not None
+        d["model"] = loads(d.pop("model_json"), {})
+        d["options"] = loads(d.pop("options_json"), {})
+        d["dir"] = self._analysis_path(d["id"])
+        return d
+
+    def get_analysis(self, analysis_id: int) -> dict:
+        """An analysis: id, case_id, model, threshold, options, status, owner, created_at, updated_at,
+        finished_at, n_inputs, n_done, n_failed, n_findings, dir."""
+        aid = check_id(analysis_id, "analysis id")
+        rows = self._db.query(_ANALYSIS_SQL + " WHERE a.id=?", (aid,))
+        if not rows:
+            raise InputError(f"there is no analysis with id {aid} in the workspace {self.root}; "
+                             "pick one from the list of analyses.")
+        return self._analysis_dict(rows[0])
+
+    def list_analyses(self, case_id: int | None = None) -> list[dict]:
+        """Analyses (of one case, or all), newest first, in the form of :meth:`get_analysis`."""
+        if case_id is None:
+            rows = self._db.query(_ANALYSIS_SQL + " ORDER BY a.id DESC")
+        else:
+            rows = self._db.query(_ANALYSIS_SQL + " WHERE a.case_id=? ORDER BY a.id DESC",
+                                  (check_id(case_id, "case id"),))
+        return [self._analysis_dict(r) for r in rows]
+
+    def delete_analysis(self, analysis_id: int) -> None:
+        """Delete an analysis with its results, findings, reviews and files."""
+        aid = self._require_analysis(analysis_id)
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM analyses WHERE id=?", (aid,))
+        self._to_trash(self._analysis_path(aid))
+
+    # -- scene results --------------------------------------------------------------------------------------
+    def save_scene_result(self, analysis_id: int, result: SceneResult, *, input_name: str | None = None) -> None:
+        """Store one scene's result and all its findings in one transaction.
+
+        Keyed by (analysis, input name): ``input_name`` or else ``result.scene_name``, which must name an input of
+        the analysis. Saving again replaces the scene's data but keeps the review state of findings with the same
+        id; it is refused when it would drop a finding an analyst has reviewed. A result with ``error`` set is
+        stored as a failed input. Finding ids are stored as ``A<analysis id>-<id>`` (unique in the workspace).
+        """
+        if not isinstance(result, SceneResult):
+            raise InputError(f"save_scene_result needs a SceneResult, got {type(result).__name__}.")
+        aid = self._require_analysis(analysis_id)
+        name = input_name if input_name is not None else result.scene_name
+        check_text(name, "scene name", max_len=1000, allow_empty=False)
+        if result.error is not None:
+            check_text(result.error, "error message", max_len=100000)
+        adir = self._analysis_path(aid)
+        scene_json = scene_row(result, analysis_dir=adir, root=self.root)
+        findings = self._finding_rows(aid, result.findings)
+        status = "failed" if result.error is not None else "done"
+        now = utc_now()
+        with self._db.write() as conn:
+            inp = conn.execute("SELECT position FROM analysis_inputs WHERE analysis_id=? AND name=?",
+                               (aid, name)).fetchone()
+            if inp is None:
+                names = [r[0] for r in conn.execute(
+                    "SELECT name FROM analysis_inputs WHERE analysis_id=? ORDER BY position LIMIT 5", (aid,))]
+                raise InputError(f"{name!r} is not an input of analysis {aid} (inputs: {', '.join(names)}, ...); "
+                                 "save the result under its input's name (input_name=...).")
+            old = conn.execute("SELECT id FROM scenes WHERE analysis_id=? AND input_name=?", (aid, name)).fetchone()
+            if old is None:
+                sid = int(conn.execute(
+                    "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, saved_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (aid, name, status, result.error, scene_json, len(findings), now)).lastrowid)
+            else:
+                sid = int(old["id"])
+                conn.execute("UPDATE scenes SET status=?, error=?, result_json=?, n_findings=?, saved_at=? "
+                             "WHERE id=?", (status, result.error, scene_json, len(findings), now, sid))
+            self._write_findings(conn, aid, sid, int(inp["position"]), findings)
+            conn.execute("UPDATE analyses SET updated_at=? WHERE id=?", (now, aid))
+
+    @staticmethod
+    def _finding_rows(aid: int, findings: list[Finding]) -> list[tuple[str, dict[str, Any]]]:
+        """(raw id, JSON-safe dict) per finding, validated before the transaction starts."""
+        out, seen = [], set()
+        for f in findings:
+            if not isinstance(f, Finding):
+                raise InputError(f"findings must be Finding objects, got {type(f).__name__}.")
+            check_text(f.id, "finding id", max_len=200, allow_empty=False)
+            if f.id in seen:
+                raise InputError(f"two findings of scene {f.scene_name!r} share the id {f.id!r}; ids must differ.")
+            seen.add(f.id)
+            if f.review_status not in REVIEW_STATUSES:
+                raise InputError(f"finding {f.id!r} has review status {f.review_status!r}; "
+                                 f"use one of {', '.join(REVIEW_STATUSES)}.")
+            d = f.to_dict()
+            dumps(d, f"finding {f.id!r}")  # refuse non-JSON values now, not half-way through the transaction
+            out.append((f.id, d))
+        return out
+
+    @staticmethod
+    def _write_findings(conn: sqlite3.Connection, aid: int, sid: int, position: int,
+                        findings: list[tuple[str, dict[str, Any]]]) -> None:
+        prefix = f"A{aid}-"
+        existing = {r["id"]: r for r in conn.execute(
+            "SELECT f.id, f.review_status, (SELECT COUNT(*) FROM reviews r WHERE r.finding_id = f.id) AS n_reviews "
+            "FROM findings f WHERE f.scene_id=?", (sid,))}
+        ids = []
+        for raw, _ in findings:
+            fid = raw if raw.startswith(prefix) else prefix + raw
+            owner = conn.execute("SELECT scene_id FROM findings WHERE id=?", (fid,)).fetchone()
+            if owner is not None and owner["scene_id"] != sid:  # same raw id in another scene of this analysis
+                fid = f"{prefix}{position}-{raw.removeprefix(prefix)}"
+            if fid in ids:
+                raise InputError(f"findings {raw!r} and another of the same scene both map to the stored id "
+                                 f"{fid!r}; give them distinct ids.")
+            ids.append(fid)
+        reviewed = [i for i, r in existing.items()
+                    if i not in ids and (r["review_status"] != "unreviewed" or r["n_reviews"])]
+        if reviewed:
+            raise InputError(
+                f"saving this result again would drop {len(reviewed)} reviewed finding(s) "
+                f"({', '.join(reviewed[:3])}); an analyst's review is never discarded. Start a new analysis to "
+                "re-run this scene.")
+        for gone in set(existing) - set(ids):
+            conn.execute("DELETE FROM findings WHERE id=?", (gone,))
+        for pos, (fid, (_, d)) in enumerate(zip(ids, findings, strict=True)):
+            data_json = dumps({**d, "id": fid}, f"finding {fid!r}")
+            if fid in existing:  # keep the current review state: it is the analyst's, with its audit trail
+                conn.execute("UPDATE findings SET data_json=?, position=? WHERE id=?", (data_json, pos, fid))
+            else:
+                status = d["review_status"]
+                conn.execute(
+                    "INSERT INTO findings(id, analysis_id, scene_id, position, data_json, review_status, grade, "
+                    "analyst, notes, det_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (fid, aid, sid, pos, data_json, status, str(d["grade"]), str(d["analyst"]), str(d["notes"]),
+                     str(d["det_method"] or DET_AUTOMATIC)))
+
+    def scene_results(self, analysis_id: int) -> list[SceneResult]:
+        """Saved results in input order, findings in their current review state (failed inputs have ``error``)."""
+        aid = self._require_analysis(analysis_id)
+        adir = self._analysis_path(aid)
+        with self._db.snapshot() as conn:
+            scenes = conn.execute(
+                "SELECT s.id, s.result_json FROM scenes s JOIN analysis_inputs i ON i.analysis_id = s.analysis_id "
+                "AND i.name = s.input_name WHERE s.analysis_id=? ORDER BY i.position", (aid,)).fetchall()
+            frows = conn.execute("SELECT * FROM findings WHERE analysis_id=? ORDER BY scene_id, position",
+                                 (aid,)).fetchall()
+        by_scene: dict[int, list[Finding]] = {}
+        for r in frows:
+            by_scene.setdefault(r["scene_id"], []).append(finding_from_row(r))
+        return [scene_from_row(s["result_json"], by_scene.get(s["id"], []), analysis_dir=adir, root=self.root)
+                for s in scenes]

@@ -1,0 +1,249 @@
+"""Case archives: one zip with a manifest, the case's database rows and its analyses' files.
+
+Layout of an archive::
+
+    manifest.json            format, versions, export time, case summary, every file with size and sha256
+    rows.json                the case, its analyses, inputs, scene results, findings and the review audit trail
+    files/analyses/<id>/...  heatmaps, overlays, reports of each analysis (ids as they were in the exporting
+                             workspace; an import gives new ids and rewrites finding ids "A<old>-x" -> "A<new>-x")
+
+Input images are referenced by their path, not included. Import extracts with :func:`core.safety.safe_extract_zip`
+into the workspace's ``tmp/``, checks every listed file's sha256, then inserts everything in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import uuid
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import core
+from core.errors import InputError, WorkspaceError
+from core.safety import safe_extract_zip, safe_filename
+from core.store.base import WorkspaceBase
+from core.store.db import loads_row, utc_now
+from core.store.files import ANALYSIS_PREFIX, file_sha256
+from core.store.schema import SCHEMA_VERSION
+
+FORMAT = "bda-workbench-case"
+FORMAT_VERSION = 1
+_PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> list[dict[str, Any]]:
+    return [loads_row(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[misc]
+
+
+def _portable_result(text: str) -> str:
+    """Scene JSON from an archive: keep only files inside the analysis folder (no '..'); drop other file paths,
+    which name places on the exporting machine. ``source_path`` stays as provenance."""
+    d = json.loads(text)
+    for name in _PATH_FIELDS:
+        v = d.get(name)
+        if v is not None and not (isinstance(v, str) and v.startswith(ANALYSIS_PREFIX)
+                                  and ".." not in PurePosixPath(v[len(ANALYSIS_PREFIX):]).parts):
+            d[name] = None
+    return json.dumps(d)
+
+
+class ArchiveMixin(WorkspaceBase):
+    """Export and import of whole cases."""
+
+    def export_case(self, case_id: int, dest: Path) -> Path:
+        """Write the case to one zip and return its path. ``dest`` is the zip's path, or an existing folder in
+        which ``case-<id>-<name>-<date>.zip`` is created. Written atomically (no half archive on a crash)."""
+        case = self.get_case(case_id)  # type: ignore[attr-defined]
+        cid = case["id"]
+        with self._db.snapshot() as conn:
+            analyses = _rows(conn, "SELECT * FROM analyses WHERE case_id=? ORDER BY id", (cid,))
+            bundle = []
+            for a in analyses:
+                aid = a["id"]
+                a.pop("owner", None)
+                bundle.append({
+                    "analysis": a,
+                    "inputs": _rows(conn, "SELECT * FROM analysis_inputs WHERE analysis_id=? ORDER BY position",
+                                    (aid,)),
+                    "scenes": _rows(conn, "SELECT * FROM scenes WHERE analysis_id=? ORDER BY id", (aid,)),
+                    "findings": _rows(conn, "SELECT * FROM findings WHERE analysis_id=? ORDER BY scene_id, position",
+                                      (aid,)),
+                    "reviews": _rows(conn, "SELECT r.* FROM reviews r JOIN findings f ON f.id = r.finding_id "
+                                     "WHERE f.analysis_id=? ORDER BY r.id", (aid,)),
+                })
+        case_row = {k: case[k] for k in ("id", "name", "event", "description", "created_at", "updated_at")}
+        rows_bytes = json.dumps({"case": case_row, "analyses": bundle}).encode()
+        files = []
+        for a in analyses:
+            folder = self._analysis_path(a["id"])
+            if folder.is_dir():
+                for p in sorted(folder.rglob("*")):
+                    if p.is_file() and not p.is_symlink():
+                        rel = p.relative_to(folder).as_posix()
+                        files.append((p, f"files/analyses/{a['id']}/{rel}"))
+        manifest = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION,
+            "workbench_version": core.__version__, "exported_at": utc_now(),
+            "case": {k: case[k] for k in ("id", "name", "event")}, "analyses": [a["id"] for a in analyses],
+            "inputs_included": False,
+            "note": "input images are referenced by path only; heatmaps, overlays and reports are included",
+            "rows": {"path": "rows.json", "size": len(rows_bytes), "sha256": hashlib.sha256(rows_bytes).hexdigest()},
+            "files": [{"path": arc, "size": p.stat().st_size, "sha256": file_sha256(p)} for p, arc in files],
+        }
+        dest = Path(dest)
+        if dest.is_dir():
+            day = datetime.now(timezone.utc).strftime("%Y%m%d")
+            dest = dest / safe_filename(f"case-{cid}-{case['name']}-{day}.zip")
+        tmp = None
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o644)  # an archive is meant to be handed on, unlike mkstemp's private 0600
+            with os.fdopen(fd, "wb") as fh:
+                with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                    zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+                    zf.writestr("rows.json", rows_bytes)
+                    for p, arc in files:
+                        zf.write(p, arc)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+            tmp = None
+        except OSError as exc:
+            raise WorkspaceError(f"could not write the case archive {dest} ({exc.strerror or exc}); check that "
+                                 "the folder is writable and has free space.") from exc
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+        return dest
+
+    def import_case(self, archive: Path, *, max_total_bytes: float = 50e9) -> int:
+        """Import a case archive made by :meth:`export_case` as a new case; returns the new case id.
+
+        The archive is extracted safely (no zip-slip, no zip bomb), every file is checked against the manifest's
+        sha256, and all rows go in in one transaction: a bad archive leaves the workspace unchanged.
+        """
+        archive = Path(archive)
+        if not archive.is_file():
+            raise InputError(f"case archive {archive} does not exist or is not a file; check the path.")
+        tmp = self.root / "tmp" / f"import-{uuid.uuid4().hex}"
+        moved: list[Path] = []
+        try:
+            # deflate cannot inflate a member more than ~1032x, so max_ratio=2000 only trips on bzip2/lzma or
+            # overlapping-entry bombs, never on an honest export of a mostly-nodata heatmap
+            safe_extract_zip(archive, tmp, max_files=200_000, max_total_bytes=max_total_bytes, max_ratio=2000,
+                             error_type=InputError)
+            manifest, data = self._read_archive(archive, tmp)
+            try:
+                return self._insert_case(data, tmp, moved)
+            except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:
+                if isinstance(exc, InputError):
+                    raise
+                raise InputError(f"case archive {archive.name} has malformed rows ({type(exc).__name__}: {exc}); "
+                                 "export the case again from its workspace.") from exc
+        except BaseException:
+            for d in moved:
+                self._to_trash(d)
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _read_archive(archive: Path, tmp: Path) -> tuple[dict, dict]:
+        """Manifest and rows of an extracted archive, after checking format, version and every file's sha256."""
+        bad = f"{archive.name} is not a case archive of this workbench"
+        try:
+            manifest = json.loads((tmp / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{bad} (no readable manifest.json): {exc}. Export the case with 'Export case'.") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise InputError(f"{bad} (its manifest does not say format {FORMAT!r}).")
+        if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
+            raise InputError(f"{archive.name} was made by a newer workbench (archive format "
+                             f"{manifest.get('format_version')!r}, this one reads up to {FORMAT_VERSION}); "
+                             "upgrade the workbench to import it.")
+        entries = [manifest.get("rows")] + list(manifest.get("files") or [])
+        for e in entries:
+            if not isinstance(e, dict) or not isinstance(e.get("path"), str):
+                raise InputError(f"{bad}: its manifest lists a malformed file entry {e!r}.")
+            parts = PurePosixPath(e["path"]).parts
+            if not parts or ".." in parts or e["path"].startswith("/"):
+                raise InputError(f"{bad}: its manifest names an unsafe path {e['path']!r}.")
+            p = tmp.joinpath(*parts)
+            if not p.is_file() or p.stat().st_size != e.get("size") or file_sha256(p) != e.get("sha256"):
+                raise InputError(f"case archive {archive.name} is damaged or incomplete: {e['path']} is missing or "
+                                 "does not match its checksum. Copy or export the archive again.")
+        try:
+            data = json.loads((tmp / "rows.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{bad}: rows.json cannot be read ({exc}).") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("analyses"), list):
+            raise InputError(f"{bad}: rows.json has no list of analyses.")
+        return manifest, data
+
+    def _insert_case(self, data: dict, tmp: Path, moved: list[Path]) -> int:
+        now = utc_now()
+        c = data["case"]
+        with self._db.write() as conn:
+            cid = int(conn.execute(
+                "INSERT INTO cases(name, event, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (str(c["name"]), str(c.get("event", "")), str(c.get("description", "")),
+                 str(c.get("created_at") or now), now)).lastrowid)
+            for item in data["analyses"]:
+                a = item["analysis"]
+                old = int(a["id"])
+                status = a["status"] if a["status"] in ("done", "failed", "interrupted") else "interrupted"
+                aid = int(conn.execute(
+                    "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
+                    "updated_at, finished_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                    (cid, str(a["model_json"]), a["threshold"], str(a["options_json"]), status,
+                     str(a["created_at"]), now, a.get("finished_at"))).lastrowid)
+                for i in item["inputs"]:
+                    conn.execute("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, "
+                                 "extra_json) VALUES (?, ?, ?, ?, ?, ?)",
+                                 (aid, int(i["position"]), str(i["name"]), str(i["path"]), i.get("pre_path"),
+                                  str(i.get("extra_json") or "{}")))
+                scene_ids = {}
+                for s in item["scenes"]:
+                    scene_ids[s["id"]] = int(conn.execute(
+                        "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, "
+                        "saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (aid, str(s["input_name"]), s["status"], s.get("error"), _portable_result(s["result_json"]),
+                         int(s["n_findings"]), str(s["saved_at"]))).lastrowid)
+                prefix, new_prefix = f"A{old}-", f"A{aid}-"
+
+                def remap(fid: str, prefix: str = prefix, new_prefix: str = new_prefix) -> str:
+                    return new_prefix + (fid[len(prefix):] if fid.startswith(prefix) else fid)
+
+                for f in item["findings"]:
+                    fid = remap(str(f["id"]))
+                    d = json.loads(f["data_json"])
+                    d["id"] = fid
+                    conn.execute(
+                        "INSERT INTO findings(id, analysis_id, scene_id, position, data_json, review_status, grade, "
+                        "analyst, notes, det_method, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (fid, aid, scene_ids[f["scene_id"]], int(f["position"]), json.dumps(d), f["review_status"],
+                         str(f["grade"]), str(f["analyst"]), str(f["notes"]), str(f["det_method"]),
+                         f.get("reviewed_at")))
+                conn.executemany(
+                    "INSERT INTO reviews(finding_id, analyst, at, status_before, status_after, grade_before, "
+                    "grade_after, notes_before, notes_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(remap(str(r["finding_id"])), str(r["analyst"]), str(r["at"]), r["status_before"],
+                      r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"], r["notes_after"])
+                     for r in item["reviews"]])
+                src, dst = tmp / "files" / "analyses" / str(old), self._analysis_path(aid)
+                self._to_trash(dst)
+                if src.is_dir():
+                    os.replace(src, dst)
+                else:
+                    dst.mkdir(parents=True)
+                moved.append(dst)
+        return cid

@@ -1,0 +1,121 @@
+"""JSON encoding of what the workspace stores: plain dicts, ``SceneResult`` rows and ``Finding`` rows.
+
+Stored JSON is exactly what was given (strings verbatim, NaN kept); numpy scalars/arrays and paths are converted
+to plain values. Anything else that is not JSON-safe is refused with :class:`InputError` rather than pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+
+from core.errors import InputError
+from core.store.files import decode_path, encode_path
+from core.types import Finding, GeoRef, SceneResult
+
+REVIEW_STATUSES = ("unreviewed", "confirmed", "rejected")
+#: Copernicus EMS "det_method" values: detector output, and detector output an analyst has confirmed.
+DET_AUTOMATIC = "automatic extraction"
+DET_CONFIRMED = "semi-automatic extraction"
+
+_SCENE_PATH_FIELDS = ("heatmap_path", "overlay_path", "source_path", "change_path")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, PurePath):
+        return str(o)
+    if isinstance(o, (set, frozenset)):
+        return sorted(o, key=str)
+    raise TypeError(f"{type(o).__name__} is not JSON-safe")
+
+
+def dumps(value: Any, what: str) -> str:
+    """JSON text of ``value``; :class:`InputError` naming ``what`` when it holds something that is not data."""
+    try:
+        return json.dumps(value, default=_default)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} cannot be stored: {exc}. Pass plain numbers, strings, lists and dicts.") from exc
+
+
+def loads(text: str | None, default: Any = None) -> Any:
+    """Inverse of :func:`dumps` (None -> ``default``)."""
+    return default if text is None else json.loads(text)
+
+
+def scene_row(result: SceneResult, *, analysis_dir: Path, root: Path) -> str:
+    """JSON of a ``SceneResult`` without its findings (those get rows of their own); paths stored portably."""
+    d: dict[str, Any] = {
+        "scene_name": result.scene_name, "width": int(result.width), "height": int(result.height),
+        "image_score": result.image_score, "verdict": result.verdict,
+        "georef": result.georef.to_dict() if result.georef is not None else None,
+        "bounds_wgs84": list(result.bounds_wgs84) if result.bounds_wgs84 is not None else None,
+        "capture_time": result.capture_time, "gsd_m": result.gsd_m, "pre_scene_name": result.pre_scene_name,
+        "meta": result.meta, "error": result.error,
+    }
+    for name in _SCENE_PATH_FIELDS:
+        d[name] = encode_path(getattr(result, name), analysis_dir=analysis_dir, root=root)
+    return dumps(d, f"scene result {result.scene_name!r}")
+
+
+def scene_from_row(text: str, findings: list[Finding], *, analysis_dir: Path, root: Path) -> SceneResult:
+    """Inverse of :func:`scene_row`, with the findings (already in their current review state)."""
+    d = json.loads(text)
+    paths = {n: decode_path(d.get(n), analysis_dir=analysis_dir, root=root) for n in _SCENE_PATH_FIELDS}
+    return SceneResult(
+        scene_name=d["scene_name"], width=d["width"], height=d["height"], image_score=d["image_score"],
+        verdict=d["verdict"], georef=GeoRef.from_dict(d["georef"]) if d.get("georef") else None,
+        bounds_wgs84=tuple(d["bounds_wgs84"]) if d.get("bounds_wgs84") is not None else None,  # type: ignore[arg-type]
+        findings=findings, capture_time=d.get("capture_time"), gsd_m=d.get("gsd_m"),
+        pre_scene_name=d.get("pre_scene_name"), meta=d.get("meta") or {}, error=d.get("error"), **paths)
+
+
+def finding_from_row(row: sqlite3.Row) -> Finding:
+    """A ``Finding`` from its stored JSON with the current review columns laid over it."""
+    d = json.loads(row["data_json"])
+    d.update(id=row["id"], review_status=row["review_status"], grade=row["grade"], analyst=row["analyst"],
+             notes=row["notes"], det_method=row["det_method"])
+    return Finding.from_dict(d)
+
+
+def check_text(value: Any, what: str, *, max_len: int, allow_empty: bool = True) -> str:
+    """A string argument, refused with :class:`InputError` when it is not text, empty or too long."""
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be text, got {type(value).__name__}.")
+    if not allow_empty and not value.strip():
+        raise InputError(f"{what} must not be empty.")
+    if len(value) > max_len:
+        raise InputError(f"{what} is {len(value)} characters long; the limit is {max_len}. Shorten it.")
+    if "\x00" in value:
+        raise InputError(f"{what} contains a NUL character; remove it.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{what} contains characters that are not valid Unicode text; retype it.") from None
+    return value
+
+
+def check_id(value: Any, what: str) -> int:
+    """A positive integer row id, refused with :class:`InputError` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
+        raise InputError(f"{what} must be a positive whole number, got {value!r}.")
+    return int(value)
+
+
+def check_fraction(value: Any, what: str) -> float:
+    """A number in [0, 1], refused with :class:`InputError` otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number between 0 and 1, got {value!r}.") from None
+    if not (0.0 <= v <= 1.0) or math.isnan(v):
+        raise InputError(f"{what} must be between 0 and 1, got {v}.")
+    return v

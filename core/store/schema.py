@@ -1,0 +1,110 @@
+"""Versioned schema of the workspace database: a list of forward migrations, applied in order, never edited.
+
+To change the schema, append a new ``(version, statements)`` pair; never rewrite an applied one. Each migration
+runs in one transaction together with its ``schema_version`` row, so a crash leaves the old or the new schema.
+"""
+
+from __future__ import annotations
+
+_V1 = [
+    """CREATE TABLE cases (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        event TEXT NOT NULL DEFAULT '',
+        description TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
+    # AUTOINCREMENT: an id is never reused after a delete, so finding ids "A<id>-..." stay unique forever.
+    """CREATE TABLE analyses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id INTEGER NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+        model_json TEXT NOT NULL,
+        threshold REAL,
+        options_json TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+        owner TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT)""",
+    "CREATE INDEX analyses_case ON analyses(case_id)",
+    """CREATE TABLE analysis_inputs (
+        id INTEGER PRIMARY KEY,
+        analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        pre_path TEXT,
+        extra_json TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (analysis_id, name))""",
+    """CREATE TABLE scenes (
+        id INTEGER PRIMARY KEY,
+        analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        input_name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+        error TEXT,
+        result_json TEXT NOT NULL,
+        n_findings INTEGER NOT NULL,
+        saved_at TEXT NOT NULL,
+        UNIQUE (analysis_id, input_name),
+        FOREIGN KEY (analysis_id, input_name) REFERENCES analysis_inputs(analysis_id, name))""",
+    """CREATE TABLE findings (
+        id TEXT PRIMARY KEY,
+        analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        scene_id INTEGER NOT NULL REFERENCES scenes(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        data_json TEXT NOT NULL,
+        review_status TEXT NOT NULL DEFAULT 'unreviewed'
+            CHECK (review_status IN ('unreviewed', 'confirmed', 'rejected')),
+        grade TEXT NOT NULL,
+        analyst TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        det_method TEXT NOT NULL,
+        reviewed_at TEXT)""",
+    "CREATE INDEX findings_scene ON findings(scene_id, position)",
+    "CREATE INDEX findings_analysis ON findings(analysis_id)",
+    # The audit trail: one row per review call, with the values before and after.
+    """CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        finding_id TEXT NOT NULL REFERENCES findings(id) ON DELETE CASCADE,
+        analyst TEXT NOT NULL,
+        at TEXT NOT NULL,
+        status_before TEXT, status_after TEXT,
+        grade_before TEXT, grade_after TEXT,
+        notes_before TEXT, notes_after TEXT)""",
+    "CREATE INDEX reviews_finding ON reviews(finding_id, id)",
+    """CREATE TABLE models (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        size_bytes INTEGER NOT NULL,
+        info_json TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        params_json TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+        progress REAL NOT NULL DEFAULT 0,
+        message TEXT NOT NULL DEFAULT '',
+        result_json TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        owner TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT)""",
+    """CREATE TABLE job_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        data_json TEXT NOT NULL)""",
+    "CREATE INDEX job_log_job ON job_log(job_id, id)",
+]
+
+#: (version, statements) in order. The database records every applied version in ``schema_version``.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, _V1),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
