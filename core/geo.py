@@ -93,16 +93,20 @@ def lonlat_to_pixel(georef: GeoRef, lons: np.ndarray | float,
     return crs_to_pixel(georef, x, y)
 
 
-def _edge_pixels(width: int, height: int, n: int = 21) -> tuple[np.ndarray, np.ndarray]:
+def edge_pixels(width: int, height: int, n: int = 21) -> tuple[np.ndarray, np.ndarray]:
+    """(cols, rows) of ``n`` points along each edge of the image, clockwise from the top-left corner."""
     t = np.linspace(0.0, 1.0, n)
     cols = np.concatenate([t * width, np.full(n, float(width)), t[::-1] * width, np.zeros(n)])
     rows = np.concatenate([np.zeros(n), t * height, np.full(n, float(height)), t[::-1] * height])
     return cols, rows
 
 
+_edge_pixels = edge_pixels  # older private name, still used by core.webmap
+
+
 def bounds_wgs84(georef: GeoRef, width: int, height: int) -> tuple[float, float, float, float]:
     """(west, south, east, north) of the whole image in WGS84, from densified edges (21 points per edge)."""
-    lon, lat = pixel_to_lonlat(georef, *_edge_pixels(width, height))
+    lon, lat = pixel_to_lonlat(georef, *edge_pixels(width, height))
     if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
         raise GeoreferenceError("the image footprint cannot be expressed in longitude/latitude (the CRS transform "
                                 "returned non-finite values); check the file's CRS and geotransform")
@@ -253,7 +257,7 @@ def validate_georef(georef: GeoRef, width: int, height: int) -> None:
     except CRSError as exc:
         raise GeoreferenceError(f"unknown coordinate reference system {georef.crs!r}: {exc}") from exc
     with np.errstate(all="ignore"):
-        lon, lat = pixel_to_lonlat(georef, *_edge_pixels(width, height, 5))
+        lon, lat = pixel_to_lonlat(georef, *edge_pixels(width, height, 5))
     tol = 1e-6
     if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))
             and lon.min() >= -180 - tol and lon.max() <= 180 + tol

@@ -20,6 +20,7 @@ count, used, alpha, colour interpretation, note), ``dtype``, ``stretch`` (per-ba
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,10 @@ from typing import Any
 import numpy as np
 import rasterio
 from PIL import Image, ImageOps, UnidentifiedImageError
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import NotGeoreferencedWarning
 
 from core import geo
-from core.errors import ImageReadError, InputError
+from core.errors import CoreError, ImageReadError, InputError
 from core.imagery_exif import frame_footprint, read_frame_metadata
 from core.imagery_raster import raster_scene
 from core.imagery_sources import MIN_SIDE, FrameSource, apply_stretch, check_size, percentile_stretch
@@ -135,9 +136,11 @@ def _describe(head: bytes) -> str:
     return "its content is not a known image format"
 
 
-def _too_large(name: str, width: int, height: int) -> InputError:
+def _too_large(name: str, pixels: int | None, width: int | None = None, height: int | None = None) -> InputError:
+    size = f"{width}x{height} " if width and height else ""
+    mp = f"{pixels / 1e6:.0f} megapixels" if pixels else "too many pixels"
     return InputError(
-        f"{name} is {width}x{height} ({width * height / 1e6:.0f} megapixels), more than the "
+        f"{name} is {size}({mp}), more than the "
         f"{MAX_FRAME_PIXELS / 1e6:.0f} MP a plain image may have; convert it to a tiled GeoTIFF (e.g. "
         "gdal_translate -co TILED=YES -co COMPRESS=DEFLATE in out.tif), which is read window by window")
 
@@ -151,19 +154,21 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own MAX_FRAME_PIXELS governs
             warnings.simplefilter("ignore", UserWarning)  # Pillow's "Truncated File Read": we raise instead
             im = Image.open(p)
-    except Image.DecompressionBombError:
-        raise _too_large(name, *_header_size(p)) from None
+    except Image.DecompressionBombError as exc:  # header declares > 2x Pillow's limit (~179 MP)
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(name, int(m.group(1)) if m else None) from None
     except UnidentifiedImageError:
         with open(p, "rb") as fh:
             head = fh.read(64)
         raise _PillowCannotDecode(f"{name} is not an image that can be read: {_describe(head)}. "
                                   "Use a JPEG, PNG or (Geo)TIFF file") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"{name} is corrupt and cannot be decoded ({exc}); export it again") from exc
+    except Exception as exc:  # decoders of untrusted files fail in many ways; none may reach the user raw
+        raise ImageReadError(f"{name} is corrupt and cannot be decoded ({type(exc).__name__}: {exc}); "
+                             "export it again") from exc
     with im:
         width, height = im.size
         if width * height > MAX_FRAME_PIXELS:
-            raise _too_large(name, width, height)
+            raise _too_large(name, width * height, width, height)
         check_size(name, width, height)
         md = read_frame_metadata(im)
         fmt, mode = im.format, im.mode
@@ -173,12 +178,12 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
                 im.load()  # full decode now: truncation must surface here, not in the middle of an analysis
             shown = (ImageOps.exif_transpose(im) or im) if md.orientation != 1 else im  # avoid a full copy
             rgb, valid, conv_note = _pil_to_rgb(shown)
-        except _PillowCannotDecode:
+            n_frames = getattr(im, "n_frames", 1)
+        except CoreError:
             raise
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-            raise ImageReadError(f"{name} is truncated or corrupt and cannot be fully decoded ({exc}); copy or "
-                                 "export the file again") from exc
-        n_frames = getattr(im, "n_frames", 1)
+        except Exception as exc:  # see above: truncated data, broken tags, decoder errors of any type
+            raise ImageReadError(f"{name} is truncated or corrupt and cannot be fully decoded "
+                                 f"({type(exc).__name__}: {exc}); copy or export the file again") from exc
     h, w = rgb.shape[:2]
     meta: dict[str, Any] = {"format": fmt, "mode": mode, "warnings": list(extra_warnings or []) + md.warnings,
                             "exif_orientation": md.orientation}
@@ -196,19 +201,6 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
         meta["camera"] = camera
     return Scene(name=name, width=w, height=h, source=FrameSource(rgb, valid), path=p, kind="frame",
                  georef=georef, capture_time=md.capture_time, gsd_m=gsd, meta=meta)
-
-
-def _header_size(p: Path) -> tuple[int, int]:
-    """Image size from the header only (Pillow with its bomb check off), for error messages."""
-    saved = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = None
-        with Image.open(p) as im:
-            return im.size
-    except Exception:
-        return 0, 0
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _pil_to_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, str | None]:
@@ -241,23 +233,29 @@ def _open_tiff(p: Path, name: str) -> Scene:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             ds = rasterio.open(p)
-    except RasterioError as exc:
+    except Exception as exc:  # RasterioError, or a raw GDAL CPLE error on damaged headers
         try:  # an odd TIFF GDAL refuses may still be a plain image Pillow reads
             return _open_frame(p, name)
         except _PillowCannotDecode:
             raise ImageReadError(f"{name} is a TIFF that cannot be read ({exc}); it may be truncated or "
                                  "corrupt: export or copy it again") from exc
     with ds:
-        if ds.crs is None and not ds.gcps[0]:
-            note = (f"{name} has no coordinate reference system: opened as an un-georeferenced frame "
-                    "(its GPS metadata, if any, gives an approximate location; or place it by hand)")
-            if ds.width * ds.height <= MAX_FRAME_PIXELS:
-                try:
-                    return _open_frame(p, name, extra_warnings=[note])
-                except _PillowCannotDecode:
-                    pass  # e.g. float or many-band TIFF: read it through rasterio instead
-            return raster_scene(p, ds, name, kind="frame", extra_warnings=[note])
-        return raster_scene(p, ds, name, kind="geotiff")
+        try:
+            if ds.crs is None and not ds.gcps[0]:
+                note = (f"{name} has no coordinate reference system: opened as an un-georeferenced frame "
+                        "(its GPS metadata, if any, gives an approximate location; or place it by hand)")
+                if ds.width * ds.height <= MAX_FRAME_PIXELS:
+                    try:
+                        return _open_frame(p, name, extra_warnings=[note])
+                    except _PillowCannotDecode:
+                        pass  # e.g. float or many-band TIFF: read it through rasterio instead
+                return raster_scene(p, ds, name, kind="frame", extra_warnings=[note])
+            return raster_scene(p, ds, name, kind="geotiff")
+        except CoreError:
+            raise
+        except Exception as exc:  # GDAL raises CPLE_* errors (not RasterioError) for some damaged tags
+            raise ImageReadError(f"{name} is a damaged TIFF ({type(exc).__name__}: {exc}); export or copy it "
+                                 "again") from exc
 
 
 # ---------------------------------------------------------------------------------------------------------- xBD

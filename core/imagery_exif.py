@@ -24,6 +24,7 @@ from pyproj import Geod
 
 from core import geo
 from core.camera import lookup_camera, sensor_width_from_35mm
+from core.errors import GeoreferenceError
 from core.types import GeoRef
 
 #: Tilt from nadir (degrees) beyond which a footprint is not attempted, and above which it is flagged oblique.
@@ -294,8 +295,12 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         notes.append(f"oblique {tilt:.0f}° view")
     if md.orientation in (2, 4, 5, 7):
         warnings.append("mirrored EXIF orientation: the footprint's orientation may be mirrored")
-    georef = geo.footprint_georef(lat, lon, slant, focal, sensor_w, width, height,
-                                  yaw_deg=(yaw + _ORIENT_TURN[md.orientation]) % 360.0)
+    try:
+        georef = geo.footprint_georef(lat, lon, slant, focal, sensor_w, width, height,
+                                      yaw_deg=(yaw + _ORIENT_TURN[md.orientation]) % 360.0)
+    except GeoreferenceError as exc:
+        warnings.append(f"footprint not computed: {exc}")
+        return None, None, camera, warnings
     if notes:
         georef = GeoRef(georef.crs, georef.transform, georef.method, True, georef.note + "; " + "; ".join(notes))
     gsd = sensor_w * slant / (focal * max(width, height))

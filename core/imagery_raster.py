@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 from rasterio.enums import ColorInterp, MaskFlags
-from rasterio.errors import RasterioError
 from rasterio.transform import from_gcps
 from rasterio.windows import Window as RioWindow
 
 from core import geo
-from core.errors import GeoreferenceError, ImageReadError, InputError
+from core.errors import CoreError, GeoreferenceError, ImageReadError, InputError
 from core.imagery_exif import exif_datetime
 from core.imagery_sources import RasterSource, check_size, percentile_stretch
 from core.types import GeoRef, Scene, Window
@@ -81,13 +80,13 @@ def raster_scene(p: Path, ds: Any, name: str, kind: str, extra_warnings: list[st
             if stretched:
                 src.stretch = [percentile_stretch(data[i], valid) for i in range(data.shape[0])]
                 meta["stretch"] = [list(s) for s in src.stretch]
-    except RasterioError as exc:
+    except CoreError:
+        src.close()
+        raise
+    except Exception as exc:  # RasterioError or a raw GDAL CPLE_* error
         src.close()
         raise ImageReadError(f"{name} is truncated or corrupt: reading its pixels failed ({exc}); export or "
                              "copy the file again") from exc
-    except InputError:
-        src.close()
-        raise
     georef = _raster_georef(ds, meta) if kind == "geotiff" else None
     tags = ds.tags()
     capture = exif_datetime(tags.get("TIFFTAG_DATETIME") or tags.get("ACQUISITIONDATETIME"))

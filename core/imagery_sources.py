@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window as RioWindow
 
-from core.errors import InputError
+from core.errors import ImageReadError, InputError
 from core.types import Window
 
 #: Smallest side an image may have to be analysed.
@@ -157,7 +157,11 @@ class RasterSource:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """RGB uint8 and validity of ``window`` (read from the file, bounded memory)."""
         check_window(window, self.width, self.height)
-        data, valid = self.read_raw(window)
+        try:
+            data, valid = self.read_raw(window)
+        except Exception as exc:  # RasterioIOError / GDAL CPLE_* on a damaged block: say so, never a raw error
+            raise ImageReadError(f"{Path(self.path).name}: pixels of {window} cannot be read, the file is damaged "
+                                 f"there ({exc}); export or copy it again") from exc
         rgb = self.to_rgb(data)
         if self.lut is not None and self.lut.shape[1] == 4:
             idx = np.clip(data[0].astype(np.int64), 0, len(self.lut) - 1)
