@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.transform import from_gcps
 from rasterio.windows import Window as RioWindow
 
@@ -127,23 +127,34 @@ def _read_last_block(ds: Any) -> None:
 
 
 def _sample(src: RasterSource, ds: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Band values and validity of a small, whole-scene sample (decimated read, or a grid of windows)."""
+    """Band values and validity of a small whole-scene sample: a decimated read, or a grid of windows when the
+    raster is huge and has no overviews. Values keep their band axis first; the mask matches the trailing axes.
+    """
     w, h = src.width, src.height
     scale = max(w, h) / SAMPLE_SIDE
     if scale <= 1:
         return src.read_raw()
     out_shape = (max(1, round(h / scale)), max(1, round(w / scale)))
     if ds.overviews(src.bands[0]) or w * h <= DECIMATE_MAX_PIXELS:
-        return src.read_raw(out_shape=out_shape)
-    n, size = 8, 128
-    parts = []
-    for i in range(n):
-        for j in range(n):
-            row = min(h - size, int((i + 0.5) * h / n - size / 2))
-            col = min(w - size, int((j + 0.5) * w / n - size / 2))
-            parts.append(src.read_raw(Window(max(row, 0), max(col, 0), size, size)))
-    data = np.concatenate([d.reshape(d.shape[0], -1) for d, _ in parts], axis=1)
-    valid = np.concatenate([v.ravel() for _, v in parts])
-    if not valid.any():  # a sparse raster (e.g. a thin strip): look everywhere before declaring it empty
-        return src.read_raw(out_shape=out_shape)
-    return data, valid
+        data, valid = src.read_raw(out_shape=out_shape)
+    else:
+        n, size = 8, min(128, w, h)
+        parts = []
+        for i in range(n):
+            for j in range(n):
+                row = min(h - size, int((i + 0.5) * h / n - size / 2))
+                col = min(w - size, int((j + 0.5) * w / n - size / 2))
+                parts.append(src.read_raw(Window(max(row, 0), max(col, 0), size, size)))
+        data = np.concatenate([d.reshape(d.shape[0], -1) for d, _ in parts], axis=1)
+        valid = np.concatenate([v.ravel() for _, v in parts])
+        if valid.any():
+            return data, valid
+        data, valid = src.read_raw(out_shape=out_shape)
+    if valid.any() or not src.masked:
+        return data, valid
+    # Valid pixels thinner than the decimation step (a strip, a small island) fall between nearest-neighbour
+    # samples: an averaged mask sees every one of them before the raster is declared empty.
+    anywhere = ds.dataset_mask(out_shape=out_shape, resampling=Resampling.average) > 0
+    if src.check_finite:
+        anywhere &= np.all(np.isfinite(data), axis=0)
+    return data, anywhere

@@ -17,7 +17,7 @@ from rasterio.windows import Window as RioWindow
 from shapely.geometry import shape
 
 from core import geo
-from core.errors import GeoreferenceError
+from core.errors import GeoreferenceError, InputError
 from core.imagery import open_scene, place_scene, place_scene_bounds
 from core.types import GeoRef, Window
 from tests.conftest import need
@@ -231,3 +231,38 @@ def test_georef_argument_overrides(shared_data: Path) -> None:
     with pytest.raises(GeoreferenceError):
         open_scene(need(shared_data / "drone/dronetm_cc_by/agung-2-example.jpg"),
                    georef=GeoRef("EPSG:4326", (1.0, 0.0, 170.0, 0.0, -1.0, 45.0)))
+
+
+def _uint16_raster(path: Path, data: np.ndarray, nodata: int | None = 0) -> Path:
+    prof = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1, "dtype": "uint16",
+            "crs": "EPSG:32615", "transform": Affine(0.5, 0.0, 366000.0, 0.0, -0.5, 4104000.0), "nodata": nodata,
+            "tiled": True, "blockxsize": 256, "blockysize": 256}
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(data[None])
+    return path
+
+
+def test_huge_raster_without_overviews_is_sampled_by_a_window_grid(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import imagery_raster
+    monkeypatch.setattr(imagery_raster, "DECIMATE_MAX_PIXELS", 0)  # treat a 1500² raster like a 40000² one
+    monkeypatch.setattr(imagery_raster, "SAMPLE_SIDE", 64)
+    values = np.random.default_rng(5).integers(100, 4000, (1500, 1500)).astype(np.uint16)
+    scene = open_scene(_uint16_raster(tmp_path / "u16.tif", values))
+    (lo, hi), = scene.meta["stretch"]
+    ref_lo, ref_hi = np.percentile(values, [2, 98])
+    assert lo == pytest.approx(ref_lo, rel=0.05) and hi == pytest.approx(ref_hi, rel=0.05)
+
+
+def test_thin_valid_strip_is_not_declared_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import imagery_raster
+    monkeypatch.setattr(imagery_raster, "DECIMATE_MAX_PIXELS", 0)
+    monkeypatch.setattr(imagery_raster, "SAMPLE_SIDE", 64)
+    values = np.zeros((1500, 1500), np.uint16)
+    values[:, 3:8] = 1500  # 5 px wide: missed by the window grid and by nearest-neighbour decimation
+    scene = open_scene(_uint16_raster(tmp_path / "strip.tif", values))
+    rgb, valid = scene.read(Window(700, 0, 10, 12))
+    assert valid[:, 3:8].all() and not valid[:, :3].any() and not valid[:, 8:].any()
+    empty = _uint16_raster(tmp_path / "empty.tif", np.zeros((1500, 1500), np.uint16))
+    with pytest.raises(InputError, match="no valid pixels"):
+        open_scene(empty)
