@@ -19,11 +19,12 @@ from core.types import Finding, GeoRef, SceneResult
 HOSTILE = "<script>alert(1)</script> '; DROP TABLE findings; -- \u202e\ufeff 서울 ☢ \"quoted\" \\ \t\n"
 
 
-def make_finding(fid: str, scene: str, *, geo: bool = True, **kw) -> Finding:
+def make_finding(fid: str, scene: str, *, geo: bool = True, x0: float = 0.0, width: float = 10.5, **kw) -> Finding:
+    """A finding over the pixel box [x0, x0 + width] x [0, 8]."""
     base = dict(
-        id=fid, scene_name=scene, polygon_px=[(0.0, 0.0), (10.5, 0.0), (10.5, 8.0), (0.0, 8.0)],
-        bbox_px=(0, 0, 11, 8), area_px=84.0, score_mean=1.5, score_max=3.25, threshold=1.0, confidence=0.8,
-        grade="damaged",
+        id=fid, scene_name=scene, polygon_px=[(x0, 0.0), (x0 + width, 0.0), (x0 + width, 8.0), (x0, 8.0)],
+        bbox_px=(int(x0), 0, int(x0 + width) + 1, 8), area_px=width * 8, score_mean=1.5, score_max=3.25,
+        threshold=1.0, confidence=0.8, grade="damaged",
         geometry={"type": "Polygon", "coordinates": [[[-94.5, 37.05], [-94.49, 37.05], [-94.49, 37.06],
                                                       [-94.5, 37.05]]]} if geo else None,
         centroid_lat=37.055 if geo else None, centroid_lon=-94.495 if geo else None,
@@ -41,7 +42,7 @@ def make_result(name: str, n_findings: int = 2, *, error: str | None = None, fol
         bounds_wgs84=(-94.5, 37.05, -94.49, 37.06) if geo else None,
         heatmap_path=folder / f"{name}.heat.tif" if folder else None,
         overlay_path=folder / f"{name}.overlay.png" if folder else None,
-        findings=[] if error else [make_finding(f"f{i}", name, geo=geo) for i in range(n_findings)],
+        findings=[] if error else [make_finding(f"f{i}", name, geo=geo, x0=20.0 * i) for i in range(n_findings)],
         source_path=Path("/data/in") / name, capture_time="2011-05-24T16:00:00Z" if geo else None,
         gsd_m=0.5 if geo else None, meta={"bands": 3, "warnings": [HOSTILE]}, error=error)
 
@@ -151,17 +152,41 @@ def test_saving_again_is_idempotent_and_keeps_reviews(ws: Workspace) -> None:
     (res,) = ws.scene_results(aid)
     assert [f.id for f in res.findings] == [f"A{aid}-f0", f"A{aid}-f1", f"A{aid}-f2"]
     assert res.findings[1].review_status == "confirmed" and res.findings[1].notes == "roof gone"
-    assert ws.get_analysis(aid)["n_findings"] == 3
-    with pytest.raises(InputError, match="reviewed"):
-        ws.save_scene_result(aid, make_result("a.tif", 1))  # would silently drop the confirmed A<id>-f1
-    ws.save_scene_result(aid, make_result("a.tif", 2))  # dropping only an unreviewed finding is fine
-    assert ws.get_analysis(aid)["n_findings"] == 2
+    assert ws.get_analysis(aid)["n_findings"] == 3 and len(ws.review_history(f"A{aid}-f1")) == 1
     ws.save_scene_result(aid, make_result("b.tif", 2))  # same raw ids in another scene: still unique
     ids = [f.id for r in ws.scene_results(aid) for f in r.findings]
-    assert len(ids) == len(set(ids)) == 4 and all(i.startswith(f"A{aid}-") for i in ids)
+    assert len(ids) == len(set(ids)) == 5 and all(i.startswith(f"A{aid}-") for i in ids)
     with pytest.raises(InputError, match="not an input"):
         ws.save_scene_result(aid, make_result("zzz.tif"))
     ws.save_scene_result(aid, make_result("renamed-by-reader"), input_name="b.tif")
+
+
+def test_reviews_follow_their_region_when_findings_are_extracted_again(ws: Workspace) -> None:
+    aid = new_analysis(ws, ["a.tif"])
+    ws.save_scene_result(aid, make_result("a.tif", 4))  # regions at x = 0, 20, 40, 60
+    ws.review_finding(f"A{aid}-f1", analyst="kim", status="confirmed", notes="roof gone")
+    ws.review_finding(f"A{aid}-f2", analyst="lee", status="rejected", grade="possibly damaged")
+    ws.review_finding(f"A{aid}-f3", analyst="park", notes="check tomorrow")
+    # a new threshold: ids are re-ranked, x=40 grows, x=20 vanishes, x=60 moves a little, x=0 vanishes, one new region
+    again = make_result("a.tif", 0)
+    again.findings = [make_finding("f0", "a.tif", x0=38.0, width=14.0, grade="destroyed"),
+                      make_finding("f1", "a.tif", x0=100.0),
+                      make_finding("f2", "a.tif", x0=61.0, grade="damaged")]
+    ws.save_scene_result(aid, again)
+    got = {f.id: f for f in ws.scene_results(aid)[0].findings}
+    assert set(got) == {f"A{aid}-f2", f"A{aid}-f1-2", f"A{aid}-f3", f"A{aid}-f1"}
+    cont = got[f"A{aid}-f2"]  # continues as the grown x=40 region, with lee's rejection and grade
+    assert (cont.review_status, cont.grade, cont.polygon_px[0]) == ("rejected", "possibly damaged", (38.0, 0.0))
+    moved = got[f"A{aid}-f3"]  # x=60 -> 61: notes kept; nobody set its grade, so the new extraction's grade counts
+    assert (moved.notes, moved.grade, moved.review_status) == ("check tomorrow", "damaged", "unreviewed")
+    kept = got[f"A{aid}-f1"]  # the confirmed x=20 region is gone from the new extraction: kept as it was
+    assert (kept.review_status, kept.notes, kept.polygon_px[0]) == ("confirmed", "roof gone", (20.0, 0.0))
+    fresh = got[f"A{aid}-f1-2"]  # the new region's own id f1 was taken by the kept review
+    assert fresh.review_status == "unreviewed" and fresh.polygon_px[0] == (100.0, 0.0)
+    assert [h["analyst"] for h in ws.review_history(f"A{aid}-f2")] == ["lee"]
+    assert ws.get_analysis(aid)["n_findings"] == 4  # x=0 (never reviewed) is gone
+    with pytest.raises(InputError):
+        ws.get_finding(f"A{aid}-f0")
 
 
 def test_pending_inputs_resume_and_status_checks(ws: Workspace) -> None:

@@ -18,7 +18,7 @@ from core.store import Workspace
 from tests.test_store import make_result, new_analysis
 
 REPO = Path(__file__).resolve().parents[1]
-N_INPUTS = 300
+N_INPUTS = 120
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 

@@ -21,6 +21,7 @@ from core.store.codec import (
     scene_row,
 )
 from core.store.db import loads_row, utc_now
+from core.store.merge import match_reviewed
 from core.types import Finding, SceneResult
 
 ANALYSIS_STATUSES = ("running", "done", "failed", "interrupted")
@@ -189,9 +190,11 @@ class AnalysesMixin(WorkspaceBase):
         """Store one scene's result and all its findings in one transaction.
 
         Keyed by (analysis, input name): ``input_name`` or else ``result.scene_name``, which must name an input of
-        the analysis. Saving again replaces the scene's data but keeps the review state of findings with the same
-        id; it is refused when it would drop a finding an analyst has reviewed. A result with ``error`` set is
-        stored as a failed input. Finding ids are stored as ``A<analysis id>-<id>`` (unique in the workspace).
+        the analysis. Saving again (a resumed run, findings re-extracted at another threshold) replaces the scene's
+        data and unreviewed findings; a reviewed finding continues as the new finding covering the same region
+        (same id, review state, analyst's grade and audit trail) or, when none does, is kept as it was. A result
+        with ``error`` set is stored as a failed input. Finding ids are stored as ``A<analysis id>-<id>``, made
+        unique in the workspace (``A<analysis id>-<input position>-<id>`` when another scene already has the id).
         """
         if not isinstance(result, SceneResult):
             raise InputError(f"save_scene_result needs a SceneResult, got {type(result).__name__}.")
@@ -202,7 +205,7 @@ class AnalysesMixin(WorkspaceBase):
             check_text(result.error, "error message", max_len=100000)
         adir = self._analysis_path(aid)
         scene_json = scene_row(result, analysis_dir=adir, root=self.root)
-        findings = self._finding_rows(aid, result.findings)
+        findings = self._finding_rows(result.findings)
         status = "failed" if result.error is not None else "done"
         now = utc_now()
         with self._db.write() as conn:
@@ -227,8 +230,9 @@ class AnalysesMixin(WorkspaceBase):
             conn.execute("UPDATE analyses SET updated_at=? WHERE id=?", (now, aid))
 
     @staticmethod
-    def _finding_rows(aid: int, findings: list[Finding]) -> list[tuple[str, dict[str, Any]]]:
-        """(raw id, JSON-safe dict) per finding, validated before the transaction starts."""
+    def _finding_rows(findings: list[Finding]) -> list[tuple[str, dict[str, Any], str]]:
+        """(raw id, dict, JSON without the id) per finding, validated before the transaction starts. The stored
+        JSON leaves the id out: it is the row's key, set when the finding is read back."""
         out, seen = [], set()
         for f in findings:
             if not isinstance(f, Finding):
@@ -241,47 +245,61 @@ class AnalysesMixin(WorkspaceBase):
                 raise InputError(f"finding {f.id!r} has review status {f.review_status!r}; "
                                  f"use one of {', '.join(REVIEW_STATUSES)}.")
             d = f.to_dict()
-            dumps(d, f"finding {f.id!r}")  # refuse non-JSON values now, not half-way through the transaction
-            out.append((f.id, d))
+            del d["id"]
+            out.append((f.id, d, dumps(d, f"finding {f.id!r}")))
         return out
 
     @staticmethod
     def _write_findings(conn: sqlite3.Connection, aid: int, sid: int, position: int,
-                        findings: list[tuple[str, dict[str, Any]]]) -> None:
+                        findings: list[tuple[str, dict[str, Any], str]]) -> None:
+        """Replace a scene's findings; reviewed ones continue as the new finding on the same region (see
+        :mod:`core.store.merge`) or are kept; unreviewed ones are replaced."""
         prefix = f"A{aid}-"
-        existing = {r["id"]: r for r in conn.execute(
-            "SELECT f.id, f.review_status, (SELECT COUNT(*) FROM reviews r WHERE r.finding_id = f.id) AS n_reviews "
-            "FROM findings f WHERE f.scene_id=?", (sid,))}
-        ids = []
-        for raw, _ in findings:
-            fid = raw if raw.startswith(prefix) else prefix + raw
-            owner = conn.execute("SELECT scene_id FROM findings WHERE id=?", (fid,)).fetchone()
-            if owner is not None and owner["scene_id"] != sid:  # same raw id in another scene of this analysis
+        conn.execute("DELETE FROM findings WHERE scene_id=? AND review_status='unreviewed' "
+                     "AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.finding_id = findings.id)", (sid,))
+        reviewed = conn.execute(
+            "SELECT f.id, f.data_json, EXISTS (SELECT 1 FROM reviews r WHERE r.finding_id = f.id "
+            "AND r.grade_after IS NOT NULL) AS graded FROM findings f WHERE f.scene_id=? ORDER BY f.position",
+            (sid,)).fetchall()
+        cands = [raw if raw.startswith(prefix) else prefix + raw for raw, _, _ in findings]
+        matched = match_reviewed([(r["id"], loads(r["data_json"])) for r in reviewed],
+                                 [(c, d) for c, (_, d, _) in zip(cands, findings, strict=True)])
+        graded = {r["id"]: bool(r["graded"]) for r in reviewed}
+        owners: dict[str, int] = {}  # stored id -> scene id, for the candidate ids (one query per 500)
+        for i in range(0, len(cands), 500):
+            chunk = cands[i:i + 500]
+            owners.update((r[0], r[1]) for r in conn.execute(
+                f"SELECT id, scene_id FROM findings WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        assigned = set(graded)
+
+        def free(fid: str) -> bool:
+            if fid in assigned or fid in owners:
+                return False
+            return conn.execute("SELECT 1 FROM findings WHERE id=?", (fid,)).fetchone() is None
+
+        for pos, ((raw, d, data_json), cand) in enumerate(zip(findings, cands, strict=True)):
+            if pos in matched:  # the region an analyst reviewed: same id, review state and audit trail
+                fid = matched[pos]
+                conn.execute("UPDATE findings SET data_json=?, position=?, grade=CASE WHEN ? THEN grade ELSE ? END "
+                             "WHERE id=?", (data_json, pos, graded[fid], str(d["grade"]), fid))
+                continue
+            fid = cand
+            if owners.get(fid, sid) != sid:  # the same raw id in another scene of this analysis
                 fid = f"{prefix}{position}-{raw.removeprefix(prefix)}"
-            if fid in ids:
-                raise InputError(f"findings {raw!r} and another of the same scene both map to the stored id "
-                                 f"{fid!r}; give them distinct ids.")
-            ids.append(fid)
-        reviewed = [i for i, r in existing.items()
-                    if i not in ids and (r["review_status"] != "unreviewed" or r["n_reviews"])]
-        if reviewed:
-            raise InputError(
-                f"saving this result again would drop {len(reviewed)} reviewed finding(s) "
-                f"({', '.join(reviewed[:3])}); an analyst's review is never discarded. Start a new analysis to "
-                "re-run this scene.")
-        for gone in set(existing) - set(ids):
-            conn.execute("DELETE FROM findings WHERE id=?", (gone,))
-        for pos, (fid, (_, d)) in enumerate(zip(ids, findings, strict=True)):
-            data_json = dumps({**d, "id": fid}, f"finding {fid!r}")
-            if fid in existing:  # keep the current review state: it is the analyst's, with its audit trail
-                conn.execute("UPDATE findings SET data_json=?, position=? WHERE id=?", (data_json, pos, fid))
-            else:
-                status = d["review_status"]
-                conn.execute(
-                    "INSERT INTO findings(id, analysis_id, scene_id, position, data_json, review_status, grade, "
-                    "analyst, notes, det_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (fid, aid, sid, pos, data_json, status, str(d["grade"]), str(d["analyst"]), str(d["notes"]),
-                     str(d["det_method"] or DET_AUTOMATIC)))
+            base, n = fid, 2
+            while not free(fid):
+                fid, n = f"{base}-{n}", n + 1
+            assigned.add(fid)
+            conn.execute(
+                "INSERT INTO findings(id, analysis_id, scene_id, position, data_json, review_status, grade, "
+                "analyst, notes, det_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fid, aid, sid, pos, data_json, d["review_status"], str(d["grade"]), str(d["analyst"]),
+                 str(d["notes"]), str(d["det_method"] or DET_AUTOMATIC)))
+        kept = [r["id"] for r in reviewed if r["id"] not in matched.values()]
+        for extra, fid in enumerate(kept):  # reviewed regions the new extraction lacks: after the new findings
+            conn.execute("UPDATE findings SET position=? WHERE id=?", (len(findings) + extra, fid))
+        conn.execute("UPDATE scenes SET n_findings=(SELECT COUNT(*) FROM findings WHERE scene_id=?) WHERE id=?",
+                     (sid, sid))
 
     def scene_results(self, analysis_id: int) -> list[SceneResult]:
         """Saved results in input order, findings in their current review state (failed inputs have ``error``)."""

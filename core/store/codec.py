@@ -16,7 +16,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.store.files import decode_path, encode_path
-from core.types import Finding, GeoRef, SceneResult
+from core.types import Finding, SceneResult
 
 REVIEW_STATUSES = ("unreviewed", "confirmed", "rejected")
 #: Copernicus EMS "det_method" values: detector output, and detector output an analyst has confirmed.
@@ -53,14 +53,8 @@ def loads(text: str | None, default: Any = None) -> Any:
 
 def scene_row(result: SceneResult, *, analysis_dir: Path, root: Path) -> str:
     """JSON of a ``SceneResult`` without its findings (those get rows of their own); paths stored portably."""
-    d: dict[str, Any] = {
-        "scene_name": result.scene_name, "width": int(result.width), "height": int(result.height),
-        "image_score": result.image_score, "verdict": result.verdict,
-        "georef": result.georef.to_dict() if result.georef is not None else None,
-        "bounds_wgs84": list(result.bounds_wgs84) if result.bounds_wgs84 is not None else None,
-        "capture_time": result.capture_time, "gsd_m": result.gsd_m, "pre_scene_name": result.pre_scene_name,
-        "meta": result.meta, "error": result.error,
-    }
+    d = result.to_dict()
+    d.pop("findings", None)
     for name in _SCENE_PATH_FIELDS:
         d[name] = encode_path(getattr(result, name), analysis_dir=analysis_dir, root=root)
     return dumps(d, f"scene result {result.scene_name!r}")
@@ -69,13 +63,11 @@ def scene_row(result: SceneResult, *, analysis_dir: Path, root: Path) -> str:
 def scene_from_row(text: str, findings: list[Finding], *, analysis_dir: Path, root: Path) -> SceneResult:
     """Inverse of :func:`scene_row`, with the findings (already in their current review state)."""
     d = json.loads(text)
-    paths = {n: decode_path(d.get(n), analysis_dir=analysis_dir, root=root) for n in _SCENE_PATH_FIELDS}
-    return SceneResult(
-        scene_name=d["scene_name"], width=d["width"], height=d["height"], image_score=d["image_score"],
-        verdict=d["verdict"], georef=GeoRef.from_dict(d["georef"]) if d.get("georef") else None,
-        bounds_wgs84=tuple(d["bounds_wgs84"]) if d.get("bounds_wgs84") is not None else None,  # type: ignore[arg-type]
-        findings=findings, capture_time=d.get("capture_time"), gsd_m=d.get("gsd_m"),
-        pre_scene_name=d.get("pre_scene_name"), meta=d.get("meta") or {}, error=d.get("error"), **paths)
+    for name in _SCENE_PATH_FIELDS:
+        d[name] = decode_path(d.get(name), analysis_dir=analysis_dir, root=root)
+    result = SceneResult.from_dict({**d, "findings": []})
+    result.findings = findings
+    return result
 
 
 def finding_from_row(row: sqlite3.Row) -> Finding:
