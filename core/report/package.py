@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.errors import ReportError
 from core.findings import safe_name
-from core.report._io import atomic_output, clean_text
+from core.report._io import atomic_output, check_output_path, clean_text
 from core.report.columns import columns_doc
 from core.report.context import ReportContext
 from core.report.pdf import write_pdf
@@ -20,22 +20,14 @@ FORMATS: tuple[str, ...] = ("pdf", "csv", "geojson", "heatmaps", "overlays")
 _STORED = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zip"}  # already compressed: do not deflate again
 
 
-class _Names:
-    """Hands out unique (case-insensitive) archive names."""
-
-    def __init__(self) -> None:
-        self.used: set[str] = set()
-
-    def take(self, wanted: str) -> str:
-        stem, dot, ext = wanted.rpartition(".")
-        if not dot:
-            stem, ext = wanted, ""
-        name, k = wanted, 1
-        while name.lower() in self.used:
-            k += 1
-            name = f"{stem}-{k}.{ext}" if ext else f"{stem}-{k}"
-        self.used.add(name.lower())
-        return name
+def _unique(wanted: str, used: set[str]) -> str:
+    """``wanted``, or ``wanted-2``, ``wanted-3``... so that it is unique (case-insensitively) in ``used``."""
+    name, k = wanted, 1
+    while name.lower() in used:
+        k += 1
+        name = f"{wanted}-{k}"
+    used.add(name.lower())
+    return name
 
 
 def _readme(ctx: ReportContext, files: list[tuple[str, str]], n_features: int, left_out: int,
@@ -84,7 +76,10 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
     if unknown or not wanted:
         raise ReportError(f"unknown package format(s) {unknown or wanted}; choose from {', '.join(FORMATS)}")
     ctx.validate()
-    names, files, missing = _Names(), [], []
+    check_output_path(path)
+    stems: set[str] = set()
+    files: list[tuple[str, str]] = []
+    missing: list[str] = []
     fc, left_out = feature_collection(ctx)
     with tempfile.TemporaryDirectory(prefix="bda-report-") as tmpdir, atomic_output(path) as tmp_zip:
         work = Path(tmpdir)
@@ -96,10 +91,10 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
                 ("geojson", "findings.geojson", "findings as GIS polygons (WGS84)", write_geojson)):
             if fmt in wanted:
                 writer(ctx, work / fname)
-                entries.append((work / fname, names.take(fname)))
-                files.append((entries[-1][1], desc))
+                entries.append((work / fname, fname))
+                files.append((fname, desc))
         for sr in ctx.scenes:
-            stem = safe_name(sr.scene_name, max_len=60)
+            stem = _unique(safe_name(sr.scene_name, max_len=60), stems)  # one stem per scene for all its files
             for fmt, src, suffix, desc in (("heatmaps", sr.heatmap_path, "_heatmap.tif", "heatmap GeoTIFF"),
                                            ("heatmaps", sr.change_path, "_change.tif", "change heatmap GeoTIFF"),
                                            ("overlays", sr.overlay_path, "_overlay.png", "heatmap overlay PNG")):
@@ -109,9 +104,9 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
                 if not Path(src).is_file():
                     missing.append(label)
                     continue
-                entries.append((Path(src), names.take(stem + suffix)))
+                entries.append((Path(src), stem + suffix))
                 files.append((entries[-1][1], label))
-        readme = names.take("README.txt")
+        readme = "README.txt"
         files.insert(0, (readme, "this file"))
         with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(readme, _readme(ctx, files, len(fc["features"]), len(left_out), missing))

@@ -7,7 +7,7 @@ from pathlib import Path
 from fpdf.errors import FPDFException
 
 from core.errors import ReportError
-from core.report._io import atomic_output
+from core.report._io import atomic_output, check_output_path
 from core.report.blocks import finding_details
 from core.report.context import ReportContext
 from core.report.layout import ReportPDF
@@ -26,6 +26,7 @@ def write_pdf(ctx: ReportContext, path: str | Path) -> Path:
     if not isinstance(ctx, ReportContext):
         raise ReportError(f"write_pdf needs a ReportContext, got {type(ctx).__name__}")
     ctx.validate()
+    check_output_path(path)  # fail before the slow part
     s = summarise(ctx)
     pdf = ReportPDF(ctx.handling, ctx.title, ctx.report_time_utc)
     pdf.set_author(ctx.analyst[:200])

@@ -110,9 +110,10 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
                 f"{scenes - s.scenes_without_area} georeferenced scene(s))" if s.assessed_area_m2 else
                 "No scene is georeferenced, so no ground area can be stated")
     if n:
+        cover_txt = (f"; anomalous regions cover {fmt_area(s.damaged_area_m2)} ({fmt_share(s.damaged_share)} of it)."
+                     if s.assessed_area_m2 else ".")
         lead = (f"{n} damage finding(s) were extracted from {scenes} scene(s): {s.confirmed} confirmed by an "
-                f"analyst, {n - s.confirmed} not yet reviewed ({NOT_VALIDATED}). {area_txt}; anomalous regions "
-                f"cover {fmt_area(s.damaged_area_m2)} ({fmt_share(s.damaged_share)} of it).")
+                f"analyst, {n - s.confirmed} not yet reviewed ({NOT_VALIDATED}). {area_txt}{cover_txt}")
     else:
         lead = (f"No anomalous region above the threshold was found in the {scenes} scene(s) assessed. "
                 f"{area_txt}.")
@@ -126,8 +127,9 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
         rows += [[clean_text(g.grade, 60), str(g.count), str(g.confirmed),
                   fmt_area(g.area_m2) + (f" ({g.without_area} without area)" if g.without_area else ""),
                   fmt_share(g.share)] for g in s.grades]
-        rows.append(["Total counted", str(n), str(s.confirmed), fmt_area(s.damaged_area_m2),
-                      fmt_share(s.damaged_share)])
+        rows.append(["Total counted", str(n), str(s.confirmed),
+                     fmt_area(s.damaged_area_m2) if any(g.area_m2 is not None for g in s.grades) else "—",
+                     fmt_share(s.damaged_share)])
         pdf.grid(rows, (52, 22, 22, 55, 35), size=8.5)
     notes = []
     if s.without_georef:
@@ -147,15 +149,16 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
     if over is not None:
         pdf.figure(over, "Footprints of the georeferenced scenes and centroids of counted findings by grade.",
                    max_h=125)
-    ranked = sorted(s.scenes, key=lambda st: (-st.counted, -(st.peak or -math.inf)))
+    mappable = [st for st in s.scenes if st.result.error is None and (st.heat is not None or st.result.findings)]
+    ranked = sorted(mappable, key=lambda st: (-st.counted, -(st.peak or -math.inf)))
     shown = ranked[: max(0, ctx.max_map_figures)]
     for st in shown:
         pdf.figure(scene_map(st, cache.get(st.result.source_path), s),
                    f"{clean_text(st.result.scene_name, 80)}: heatmap above the threshold ({fmt(s.threshold)}) and "
                    "finding outlines coloured by grade, numbered as in section 2.", max_h=200)
-    if len(ranked) > len(shown):
-        pdf.para(f"Maps are shown for the {len(shown)} scene(s) with the most findings; the other "
-                 f"{len(ranked) - len(shown)} scene(s) are listed in Appendix A.", size=8.5, colour=GREY)
+    if len(s.scenes) > len(shown):
+        pdf.para(f"Maps are shown for {len(shown)} scene(s) (those with the most findings); the other "
+                 f"{len(s.scenes) - len(shown)} scene(s) are listed in Appendix A.", size=8.5, colour=GREY)
 
 
 def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
@@ -194,7 +197,7 @@ def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
              f"SHA-256 {ctx.model('sha256')}. It is a one-class anomaly detector (FCDD / HSC family) trained on "
              "normal imagery; it marks what departs from normal scenes, not a specific damage type.")
     pdf.para(f"Scores are calibrated against the model's own held-out normal images: 0 is the median normal pixel, "
-             f"1 the 99th percentile of normal pixels. Threshold: {fmt(s.threshold, 3)} — set by "
+             f"1 the 99th percentile of normal pixels. Threshold: {fmt(s.threshold, 3)}; how it was set: "
              f"{ctx.model('threshold_method')}. Regions above it are outlined, measured (geodesic area) and graded "
              "from their score relative to the threshold; confidence is the margin over the threshold mapped to 0..1.")
     pdf.h2("Limitations")

@@ -1,0 +1,125 @@
+"""The PDF damage report on real Joplin imagery: sections, findings, scripts, hostile text, missing data."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from core.errors import ReportError
+from core.report import ReportContext, write_pdf
+from core.report.sections import TITLES
+from core.types import Finding, SceneResult
+from tests.test_report_support import NOTES, report_ctx  # noqa: F401  (session fixture)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def pdf_pages(report_ctx: ReportContext, tmp_path_factory: pytest.TempPathFactory) -> list[str]:  # noqa: F811
+    path = write_pdf(report_ctx, tmp_path_factory.mktemp("pdf") / "report.pdf")
+    assert path.read_bytes().startswith(b"%PDF")
+    return [p.extract_text() or "" for p in PdfReader(path).pages]
+
+
+def test_every_section_is_present_in_order(pdf_pages: list[str]) -> None:
+    text = "\n".join(pdf_pages)
+    positions = [text.find(t) for t in TITLES.values()]
+    assert all(p >= 0 for p in positions), dict(zip(TITLES.values(), positions, strict=True))
+    assert positions == sorted(positions)
+    for word in ("Imagery sources", "Detector", "Phase 2", "Phase 3", "Limitations", "2026-03-01 09:30 UTC"):
+        assert word in text
+
+
+def test_handling_line_on_every_page(pdf_pages: list[str], report_ctx: ReportContext) -> None:  # noqa: F811
+    assert len(pdf_pages) > 5
+    for page in pdf_pages:
+        assert page.count(report_ctx.handling) >= 2  # header and footer
+
+
+def test_confirmed_findings_with_mgrs_and_cover_metadata(pdf_pages: list[str],
+                                                         report_ctx: ReportContext) -> None:  # noqa: F811
+    text = "\n".join(pdf_pages)
+    flat = _squash(text)
+    confirmed = [f for f in report_ctx.findings() if f.review_status == "confirmed"]
+    assert len(confirmed) == 4
+    for f in confirmed:
+        assert f.id in text
+        if f.mgrs:
+            assert f.mgrs in text
+    for f in report_ctx.findings():
+        if f.review_status != "rejected":
+            assert _squash(f.id) in flat
+    cover = pdf_pages[0]
+    assert report_ctx.model_info["sha256"] in cover and report_ctx.model_info["name"] in cover
+    assert "0_post.tif" in cover and "0_pre.tif" in cover and "0.64 m" in cover and "2011-05-25" in cover
+    assert "김민준" in cover
+
+
+def test_hangul_cyrillic_greek_and_hostile_text_are_literal(pdf_pages: list[str]) -> None:
+    text = "\n".join(pdf_pages)
+    flat = _squash(text)
+    for key in ("ko", "ru", "el"):
+        assert NOTES[key] in text, key
+    assert _squash(NOTES["html"]) in flat
+    assert _squash(NOTES["formula"]) in flat
+    assert "Дороги проходимы" in text and "피해 집중 지역" in text
+
+
+def test_rejected_findings_are_listed_but_not_counted(pdf_pages: list[str],
+                                                      report_ctx: ReportContext) -> None:  # noqa: F811
+    text = "\n".join(pdf_pages)
+    everything = report_ctx.findings()
+    rejected = [f for f in everything if f.review_status == "rejected"]
+    counted = len(everything) - len(rejected)
+    assert f"{counted} counted" in pdf_pages[0] and f"{len(rejected)} rejected and not counted" in pdf_pages[0]
+    assert re.search(rf"Total counted\s+{counted}\s", text)
+    rej_id = rejected[0].id
+    start = text.find("Rejected by analyst (not counted)")
+    assert start > 0 and text.find(rej_id) > start  # the rejected id first appears in the rejected list
+    details = text[text.find(TITLES["details"]):text.find(TITLES["method"])]
+    assert rej_id not in details and "false alarm: parking lot" in text
+
+
+def test_missing_data_is_explained_not_fatal(tmp_path: Path) -> None:
+    lost = Finding(id="lost-F001", scene_name="../lost <b>.tif", polygon_px=[(10, 10), (60, 10), (60, 50)],
+                   bbox_px=(10, 10, 60, 50), area_px=1000.0, score_mean=2.2, score_max=2.9, threshold=2.0,
+                   confidence=0.6, grade="possibly-damaged")
+    scenes = [SceneResult(scene_name="../lost <b>.tif", width=400, height=300, image_score=float("nan"),
+                          verdict="anomalous", georef=None, bounds_wgs84=None, heatmap_path=tmp_path / "gone.tif",
+                          overlay_path=None, findings=[lost], source_path=tmp_path / "gone.jpg",
+                          pre_scene_name="pre.jpg"),
+              SceneResult(scene_name="broken.tif", width=100, height=100, image_score=float("nan"),
+                          verdict="normal", georef=None, bounds_wgs84=None, heatmap_path=None, overlay_path=None,
+                          error="the file is truncated")]
+    ctx = ReportContext(title="Missing data", handling="TLP:CLEAR", scenes=scenes)
+    text = "\n".join(p.extract_text() for p in PdfReader(write_pdf(ctx, tmp_path / "r.pdf")).pages)
+    for words in ("source image unreadable", "file not found", "heatmap not available",
+                  "pre-event image file not available", "not georeferenced", "no coordinates",
+                  "the file is truncated", "not recorded", "lost-F001", "No scene is georeferenced"):
+        assert words in text, words
+
+
+def test_no_findings_report(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+    quiet = [dataclasses.replace(s, findings=[], verdict="normal") for s in report_ctx.scenes[1:]]
+    ctx = dataclasses.replace(report_ctx, scenes=quiet, pre_sources={})
+    text = "\n".join(p.extract_text() for p in PdfReader(write_pdf(ctx, tmp_path / "q.pdf")).pages)
+    assert "No anomalous region above the threshold was found" in text
+    assert "No damage findings to list." in text and "No counted findings." in text
+
+
+def test_unusable_context_raises_report_error(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+    with pytest.raises(ReportError, match="handling"):
+        write_pdf(dataclasses.replace(report_ctx, handling="  "), tmp_path / "r.pdf")
+    with pytest.raises(ReportError, match="title"):
+        write_pdf(dataclasses.replace(report_ctx, title=""), tmp_path / "r.pdf")
+    with pytest.raises(ReportError, match="ReportContext"):
+        write_pdf(report_ctx.scenes, tmp_path / "r.pdf")  # type: ignore[arg-type]
+    with pytest.raises(ReportError, match="does not exist"):
+        write_pdf(report_ctx, tmp_path / "nope" / "r.pdf")
+    assert list(tmp_path.iterdir()) == []
