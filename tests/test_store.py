@@ -229,6 +229,9 @@ def test_list_and_delete_analyses(ws: Workspace) -> None:
     ws.save_scene_result(a1, make_result("x"))
     ws.review_finding(f"A{a1}-f0", analyst="kim", status="rejected")
     (ws.analysis_dir(a1) / "heat.tif").write_bytes(b"x")
+    with pytest.raises(InputError, match="still running"):
+        ws.delete_analysis(a1)  # this process is running it
+    ws.finish_analysis(a1, "done")
     assert [a["id"] for a in ws.list_analyses(c1)] == [a2, a1]
     assert [a["id"] for a in ws.list_analyses()] == [a3, a2, a1]
     assert ws.get_case(c1)["n_analyses"] == 2
@@ -343,10 +346,16 @@ def test_work_of_a_dead_process_is_marked_interrupted(ws: Workspace) -> None:
         conn.execute("UPDATE analyses SET owner=? WHERE id=?", (dead, aid))
         conn.execute("UPDATE jobs SET owner=? WHERE id=?", (dead, jid))
     live = new_analysis(ws, ["b"])
+    foreign_busy, foreign_quiet = new_analysis(ws, ["c"]), new_analysis(ws, ["d"])
+    with ws._db.write() as conn:  # another host name (e.g. this machine before a container restart)
+        conn.execute("UPDATE analyses SET owner='elsewhere|1|x' WHERE id IN (?, ?)", (foreign_busy, foreign_quiet))
+        conn.execute("UPDATE analyses SET updated_at='2001-01-01T00:00:00+00:00' WHERE id=?", (foreign_quiet,))
     reopened = Workspace(ws.root)
     assert reopened.get_analysis(aid)["status"] == "interrupted"
     assert reopened.get_job(jid)["status"] == "interrupted"
     assert reopened.get_analysis(live)["status"] == "running"  # owned by this live process
+    assert reopened.get_analysis(foreign_busy)["status"] == "running"  # updated moments ago
+    assert reopened.get_analysis(foreign_quiet)["status"] == "interrupted"  # silent for years
 
 
 # -- errors a person can act on --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.store.base import WorkspaceBase, this_owner
+from core.store.base import WorkspaceBase, owner_alive, this_owner
 from core.store.codec import (
     DET_AUTOMATIC,
     REVIEW_STATUSES,
@@ -179,9 +179,14 @@ class AnalysesMixin(WorkspaceBase):
         return [self._analysis_dict(r) for r in rows]
 
     def delete_analysis(self, analysis_id: int) -> None:
-        """Delete an analysis with its results, findings, reviews and files."""
+        """Delete an analysis with its results, findings, reviews and files. Refused while a live process is still
+        running it (mark it finished or interrupted first)."""
         aid = self._require_analysis(analysis_id)
         with self._db.write() as conn:
+            row = conn.execute("SELECT status, owner, updated_at FROM analyses WHERE id=?", (aid,)).fetchone()
+            if row["status"] == "running" and owner_alive(row["owner"], row["updated_at"]):
+                raise InputError(f"analysis {aid} is still running; stop it (or wait until it ends) before deleting "
+                                 "it.")
             conn.execute("DELETE FROM analyses WHERE id=?", (aid,))
         self._to_trash(self._analysis_path(aid))
 

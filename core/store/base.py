@@ -7,6 +7,7 @@ import shutil
 import socket
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,15 @@ def this_owner() -> str:
     return f"{socket.gethostname()}|{os.getpid()}|{_TOKEN}"
 
 
-def owner_alive(owner: str | None) -> bool:
-    """Whether the process named by an ``owner`` string may still be running (True when it cannot be told)."""
+#: Work owned by another host counts as abandoned after this long without an update. SQLite WAL only works
+#: between processes of one machine, so another host name is nearly always this machine before a restart (a
+#: container gets a new host name), or a second container on it that is still saving now and then.
+FOREIGN_STALE_S = 600.0
+
+
+def owner_alive(owner: str | None, updated_at: str | None = None) -> bool:
+    """Whether the process named by an ``owner`` string may still be working. On this host: its pid exists (and
+    is this process only with this process's token). Elsewhere: it updated its row in the last 10 minutes."""
     if not owner:
         return False
     try:
@@ -37,14 +45,18 @@ def owner_alive(owner: str | None) -> bool:
     except ValueError:
         return False
     if host != socket.gethostname():
-        return True  # another machine sharing the folder: we cannot tell, so never steal its work
+        try:
+            age = (datetime.now(timezone.utc) - datetime.fromisoformat(str(updated_at))).total_seconds()
+        except ValueError:
+            return False
+        return age < FOREIGN_STALE_S
     if pid == os.getpid():
         return token == _TOKEN
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:  # e.g. PermissionError: the pid exists but belongs to another user
         return True
     return True
 
@@ -156,13 +168,16 @@ class WorkspaceBase:
     def recover_interrupted(self) -> dict[str, list[int]]:
         """Mark running analyses and queued/running jobs whose owning process is gone as ``interrupted``.
 
-        Returns the ids changed, ``{"analyses": [...], "jobs": [...]}``. Work on other machines sharing the folder
-        is left alone. Run automatically when a workspace is opened.
+        Returns the ids changed, ``{"analyses": [...], "jobs": [...]}``. Work owned by another host name counts as
+        gone after 10 minutes without an update. Run automatically when a workspace is opened; cheap enough for a
+        page to call on load.
         """
         stale_a = [(r["id"], r["owner"]) for r in self._db.query(
-            "SELECT id, owner FROM analyses WHERE status='running'") if not owner_alive(r["owner"])]
+            "SELECT id, owner, updated_at FROM analyses WHERE status='running'")
+            if not owner_alive(r["owner"], r["updated_at"])]
         stale_j = [(r["id"], r["owner"]) for r in self._db.query(
-            "SELECT id, owner FROM jobs WHERE status IN ('queued', 'running')") if not owner_alive(r["owner"])]
+            "SELECT id, owner, updated_at FROM jobs WHERE status IN ('queued', 'running')")
+            if not owner_alive(r["owner"], r["updated_at"])]
         if stale_a or stale_j:
             now = utc_now()
             with self._db.write() as conn:  # "AND owner IS ?": skip rows another process took over meanwhile
