@@ -1,0 +1,29 @@
+"""Streamlit entry point of the BDA workbench: page setup, the shared sidebar, and the page router.
+
+Run with ``streamlit run app.py``. Environment: ``BDA_WORKSPACE`` (workspace folder), ``BDA_MODEL`` (checkpoint
+used as the default model instead of ``assets/models/default.pt``), ``BDA_SERVER_PATHS`` (folders server-side
+inputs must lie in).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages import _ui
+
+HERE = Path(__file__).resolve().parent
+#: (file, title, icon) of every page, in menu order; the first is the default page.
+PAGES = [
+    ("pages/analyze.py", "Analyze", ":material/radar:"),
+    ("pages/map.py", "Map", ":material/map:"),
+    ("pages/report.py", "Report", ":material/summarize:"),
+    ("pages/models.py", "Models", ":material/model_training:"),
+]
+
+st.set_page_config(page_title="BDA workbench", page_icon=":material/crisis_alert:", layout="wide")
+page = st.navigation([st.Page(f, title=t, icon=i, default=k == 0)
+                      for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()])
+_ui.sidebar()
+page.run()

@@ -1,0 +1,131 @@
+"""Every session-state key of the app, declared once, with its default (seeded once per session by :func:`init`).
+
+Pages never write ``st.session_state["some string"]`` directly: they use the names below, so a key has one
+spelling and one default. Keys starting with ``w_`` belong to widgets; a widget whose value must survive a page
+change (Streamlit drops the state of widgets that were not drawn on the last run) mirrors it into a plain key with
+:func:`keep`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import streamlit as st
+
+# -- sidebar: what every page works with -------------------------------------------------------------------------
+CASE_ID = "case_id"  #: id of the case in use (int) or None
+MODEL_PATH = "model_path"  #: checkpoint path (str) of the model in use; "" = the default model
+DEVICE = "device"  #: "auto" | "cpu" | "cuda"
+THRESHOLD = "threshold"  #: finding threshold in calibrated units; None = the model's calibrated default
+THRESHOLD_MODEL = "threshold_model"  #: the model whose default seeded THRESHOLD (reset when the model changes)
+ANALYST = "analyst"  #: analyst name written into reviews and reports
+
+# -- Analyze --------------------------------------------------------------------------------------------------------
+STAGED = "staged_inputs"  #: list of {"path", "name", "origin"} waiting to be analysed
+SAVED_UPLOADS = "saved_uploads"  #: upload file_id -> saved path (each upload is written once)
+UPLOAD_ERRORS = "upload_errors"  #: messages of uploads that could not be saved, shown once
+UPLOADER_GEN = "uploader_generation"  #: bumped to empty the uploader (frees the upload's memory)
+ANALYSIS_ID = "analysis_id"  #: analysis shown on Analyze and Report (int) or None
+RUN_ERRORS = "run_errors"  #: {input name: message} of the last run, shown per file
+OPACITY = "opacity"  #: heatmap opacity on the overlay, 0..1
+GRADE_SCALE = "grade_scale"  #: damage scale of new analyses: copernicus-ems | xview2-jds | unosat
+SHOWN_SCENE = "shown_scene"  #: name of the image shown in detail on Analyze
+
+# -- Report ---------------------------------------------------------------------------------------------------------
+REPORT_TITLE = "report_title"
+REPORT_EVENT = "report_event"
+REPORT_AOI = "report_aoi"
+REPORT_HANDLING = "report_handling"
+REPORT_ORG = "report_org"
+REPORT_SUMMARY = "report_summary"
+REPORT_PHASE2 = "report_phase2"
+REPORT_PHASE3 = "report_phase3"
+REPORT_FILES = "report_files"  #: {"analysis_id": int, "files": {kind: path}} of the last built report
+REVIEW_APPLIED = "review_applied"  #: {finding id: {column: value}} edits of this session already saved
+
+# -- widget keys ----------------------------------------------------------------------------------------------------
+W_CASE = "w_case"
+W_NEW_CASE = "w_new_case"
+W_MODEL = "w_model"
+W_DEVICE = "w_device"
+W_THRESHOLD = "w_threshold"
+W_ANALYST = "w_analyst"
+W_SERVER_PATH = "w_server_path"
+W_ANALYSIS = "w_analysis"
+W_OPACITY = "w_opacity"
+W_GRADE_SCALE = "w_grade_scale"
+W_SHOWN_SCENE = "w_shown_scene"
+W_HIST_KIND = "w_hist_kind"
+W_REPORT_ANALYSIS = "w_report_analysis"
+
+
+def uploader_key() -> str:
+    """Key of the Analyze page's file uploader (changes when the uploader is emptied)."""
+    return f"w_upload_{st.session_state[UPLOADER_GEN]}"
+
+
+def review_key(analysis_id: int) -> str:
+    """Key of the Report page's findings editor of one analysis (its edit state: edited_rows, ...)."""
+    return f"w_review_{int(analysis_id)}"
+
+
+def place_key(scene: str, field: str) -> str:
+    """Widget key of a field of the "place this frame on the map" form of one scene."""
+    return f"w_place_{field}_{hashlib.sha1(scene.encode()).hexdigest()[:12]}"
+
+
+DEFAULTS: dict[str, Any] = {
+    CASE_ID: None,
+    MODEL_PATH: "",
+    DEVICE: "auto",
+    THRESHOLD: None,
+    THRESHOLD_MODEL: None,
+    ANALYST: "",
+    STAGED: [],
+    SAVED_UPLOADS: {},
+    UPLOAD_ERRORS: [],
+    UPLOADER_GEN: 0,
+    ANALYSIS_ID: None,
+    RUN_ERRORS: {},
+    OPACITY: 0.6,
+    GRADE_SCALE: "copernicus-ems",
+    SHOWN_SCENE: None,
+    REPORT_TITLE: "Bomb / disaster damage assessment",
+    REPORT_EVENT: "",
+    REPORT_AOI: "",
+    REPORT_HANDLING: "",
+    REPORT_ORG: "",
+    REPORT_SUMMARY: "",
+    REPORT_PHASE2: "",
+    REPORT_PHASE3: "",
+    REPORT_FILES: None,
+    REVIEW_APPLIED: {},
+}
+
+
+def init() -> None:
+    """Seed every key that is not set yet (mutable defaults are copied, never shared between sessions)."""
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, (list, dict)) else value
+
+
+def keep(state_key: str, widget_key: str) -> None:
+    """Widget ``on_change`` callback: copy a widget's value into its persistent key."""
+    st.session_state[state_key] = st.session_state[widget_key]
+
+
+def get(key: str) -> Any:
+    """Value of a declared key (seeding it when a page runs before :func:`init`)."""
+    if key not in st.session_state:
+        value = DEFAULTS.get(key)
+        st.session_state[key] = value.copy() if isinstance(value, (list, dict)) else value
+    return st.session_state[key]
+
+
+def put(key: str, value: Any) -> None:
+    """Set a declared key."""
+    if key not in DEFAULTS:
+        raise KeyError(f"session-state key {key!r} is not declared in pages/_state.py")
+    st.session_state[key] = value

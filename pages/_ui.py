@@ -1,0 +1,420 @@
+"""What every page shares: the workspace, the sidebar (case, model, device, threshold, analyst), the cached model,
+error display and the analysis picker.
+
+Environment variables:
+
+* ``BDA_WORKSPACE``: workspace folder (see :func:`core.store.default_root`).
+* ``BDA_MODEL``: checkpoint used as the default model instead of the bundled ``assets/models/default.pt``
+  (a deployment's own model, or a small test model).
+* ``BDA_SERVER_PATHS``: optional list of folders (separated by ``os.pathsep``) that server-side paths given on the
+  Analyze page must lie in; unset, any readable file of the server may be analysed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+import streamlit as st
+
+from core.detector import DEFAULT_MODEL, Detector, device_label, resolve_device
+from core.errors import CoreError, InputError, WorkspaceError
+from core.heatmap import colorize, read_heatmap
+from core.imagery import open_scene
+from core.report.rasters import read_overview
+from core.safety import safe_filename, unique_name
+from core.store import Workspace, default_root
+from pages import _state as S
+
+#: Environment variable naming the default model's checkpoint.
+ENV_MODEL = "BDA_MODEL"
+#: Environment variable restricting server-side input paths to some folders.
+ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
+#: Longest side of the images shown on the pages (original, heatmap, overlay).
+PREVIEW_SIDE = 1024
+_CHUNK = 1 << 20
+
+_WORKSPACES: dict[Path, Workspace] = {}
+_WS_LOCK = threading.Lock()
+
+
+# -- workspace ---------------------------------------------------------------------------------------------------
+def workspace() -> Workspace:
+    """The workspace of this server (``$BDA_WORKSPACE`` or the default folder), opened once per folder.
+
+    A :class:`Workspace` is a handle on a folder and a database (one connection per thread), so all sessions share
+    one; opening it runs migrations and crash recovery, which need not happen on every rerun.
+    """
+    root = default_root().expanduser().absolute()
+    with _WS_LOCK:
+        ws = _WORKSPACES.get(root)
+        if ws is None:
+            ws = Workspace(root)
+            _WORKSPACES[root] = ws
+        return ws
+
+
+# -- errors ------------------------------------------------------------------------------------------------------
+def show_error(exc: BaseException, what: str = "") -> None:
+    """Show a user-caused error (:class:`CoreError`) as ``st.error`` with its message, never a traceback."""
+    msg = str(exc) or type(exc).__name__
+    st.error(f"{what}: {msg}" if what else msg, icon=":material/error:")
+
+
+# -- models ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the sidebar's model list."""
+
+    key: str  #: checkpoint path as text ("" = the default model)
+    label: str
+    path: Path | None  #: None = the default model
+    arch: str = ""
+
+
+def model_family(arch: str) -> str:
+    """FCDD / Deeper FCDD / HSC label of an architecture name (``fcdd-vgg16`` is "Deeper FCDD")."""
+    a = (arch or "").lower()
+    if a.startswith("hsc"):
+        return "HSC"
+    if a == "fcdd-vgg16":
+        return "Deeper FCDD"
+    if a.startswith("fcdd"):
+        return "FCDD"
+    return arch or "model"
+
+
+def default_model_path() -> Path | None:
+    """``$BDA_MODEL`` when set, else the bundled default checkpoint when it exists, else None."""
+    env = os.environ.get(ENV_MODEL, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
+
+
+def model_choices(ws: Workspace) -> list[ModelChoice]:
+    """The default model (``$BDA_MODEL`` or the bundled one) and every registered model whose file exists."""
+    out: list[ModelChoice] = []
+    default = default_model_path()
+    if default is not None:
+        src = "BDA_MODEL" if os.environ.get(ENV_MODEL, "").strip() else "bundled"
+        out.append(ModelChoice("", f"Default model ({src}: {default.name})", None))
+    seen = {str(default.resolve())} if default is not None and default.exists() else set()
+    for m in ws.list_models():
+        if not m.get("exists"):
+            continue
+        path = Path(m["path"])
+        if str(path.resolve()) in seen:
+            continue
+        seen.add(str(path.resolve()))
+        arch = str(m.get("info", {}).get("arch", ""))
+        out.append(ModelChoice(str(path), f"{m['name']} · {model_family(arch)} ({arch or '?'})", path, arch))
+    return out
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def load_detector(path: str, device: str, mtime: float) -> Detector:
+    """The model of a checkpoint on a device, loaded once and shared by all sessions (``mtime`` notices a file
+    replaced in place). ``path`` "" is the default model."""
+    del mtime  # part of the cache key only
+    return Detector.load(path or None, device=device)
+
+
+def _mtime(path: Path | None) -> float:
+    try:
+        return path.stat().st_mtime if path is not None else 0.0
+    except OSError:
+        return 0.0
+
+
+def get_detector(model_key: str, device: str) -> Detector:
+    """The cached :class:`Detector` of a model choice ("" = default) on ``device``; raises :class:`CoreError`."""
+    path = Path(model_key) if model_key else default_model_path()
+    if path is None:
+        return load_detector("", device, _mtime(DEFAULT_MODEL))  # raises the "bundled model missing" error
+    return load_detector(str(path), device, _mtime(path))
+
+
+# -- sidebar -----------------------------------------------------------------------------------------------------
+@dataclass
+class Context:
+    """What the sidebar chose, for a page to work with."""
+
+    ws: Workspace
+    case_id: int | None
+    model_key: str
+    device: str
+    detector: Detector | None
+    model_error: str | None
+    threshold: float | None
+    analyst: str
+
+
+def _case_section(ws: Workspace) -> None:
+    cases = ws.list_cases()
+    if not cases:
+        S.put(S.CASE_ID, ws.create_case("Case 1", description="created automatically on first use"))
+        cases = ws.list_cases()
+    ids = [c["id"] for c in cases]
+    names = {c["id"]: f"{c['name']} (#{c['id']}, {c['n_analyses']} analyses)" for c in cases}
+    if S.get(S.CASE_ID) not in ids:
+        S.put(S.CASE_ID, ids[0])
+    st.session_state[S.W_CASE] = S.get(S.CASE_ID)
+    st.selectbox("Case", ids, format_func=names.get, key=S.W_CASE, on_change=S.keep, args=(S.CASE_ID, S.W_CASE),
+                 help="An event or task that groups analyses, reviews and reports.")
+    with st.popover("New case", icon=":material/add:"):
+        with st.form("new_case_form", clear_on_submit=True, border=False):
+            name = st.text_input("Case name", key=S.W_NEW_CASE, max_chars=200)
+            if st.form_submit_button("Create case") and name.strip():
+                try:
+                    S.put(S.CASE_ID, ws.create_case(name.strip()))
+                    st.rerun()
+                except CoreError as exc:
+                    show_error(exc)
+
+
+def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
+    choices = model_choices(ws)
+    if not choices:
+        st.warning("No model available: the bundled default model is missing and none is registered. Train or "
+                   "upload one on the Models page, or set BDA_MODEL.", icon=":material/warning:")
+        return None, "no model available"
+    keys = [c.key for c in choices]
+    labels = {c.key: c.label for c in choices}
+    if S.get(S.MODEL_PATH) not in keys:
+        S.put(S.MODEL_PATH, keys[0])
+    st.session_state[S.W_MODEL] = S.get(S.MODEL_PATH)
+    st.selectbox("Model", keys, format_func=labels.get, key=S.W_MODEL, on_change=S.keep,
+                 args=(S.MODEL_PATH, S.W_MODEL), help="Default, trained and uploaded models of this workspace.")
+    devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
+    if S.get(S.DEVICE) not in devices:
+        S.put(S.DEVICE, "auto")
+    st.session_state[S.W_DEVICE] = S.get(S.DEVICE)
+    st.selectbox("Device", devices, key=S.W_DEVICE, on_change=S.keep, args=(S.DEVICE, S.W_DEVICE),
+                 format_func={"auto": "Automatic (GPU when present)", "cpu": "CPU", "cuda": "GPU (CUDA)"}.get)
+    try:
+        det = get_detector(S.get(S.MODEL_PATH), S.get(S.DEVICE))
+    except CoreError as exc:
+        show_error(exc, "Model")
+        return None, str(exc)
+    label = device_label(det.device)
+    if det.device.type == "cpu":
+        st.warning(f"{label}: no GPU in use, analysis is slower (seconds per tile).", icon=":material/memory:")
+    else:
+        st.caption(f":material/bolt: {label}")
+    st.caption(f"{model_family(det.arch)} · `{det.arch}` · v{det.version} · sha256 `{det.sha256[:12]}`")
+    return det, None
+
+
+def _cuda_available() -> bool:
+    try:
+        resolve_device("cuda")
+        return True
+    except CoreError:
+        return False
+
+
+def _threshold_section(det: Detector | None) -> None:
+    if det is None:
+        return
+    default = float(det.calibration.threshold)
+    model_id = f"{det.path}|{det.sha256}"
+    if S.get(S.THRESHOLD_MODEL) != model_id or S.get(S.THRESHOLD) is None:
+        S.put(S.THRESHOLD, round(default, 2))
+        S.put(S.THRESHOLD_MODEL, model_id)
+    top = max(5.0, round(default * 3, 1))
+    value = min(max(float(S.get(S.THRESHOLD)), 0.05), top)
+    st.session_state[S.W_THRESHOLD] = value
+    st.slider("Threshold (calibrated score)", min_value=0.05, max_value=top, step=0.05, key=S.W_THRESHOLD,
+              on_change=S.keep, args=(S.THRESHOLD, S.W_THRESHOLD),
+              help=f"1 = the model's 99th percentile of normal pixels. Model default: {default:.2f}. Pixels at or "
+                   "above the threshold form findings.")
+
+
+def sidebar() -> Context:
+    """Draw the shared sidebar and return the choices (call once per run, from ``app.py``)."""
+    S.init()
+    with st.sidebar:
+        try:
+            ws = workspace()
+        except CoreError as exc:
+            show_error(exc, "Workspace")
+            st.stop()
+        st.caption(f":material/folder: Workspace `{ws.root}`")
+        try:
+            _case_section(ws)
+        except CoreError as exc:
+            show_error(exc, "Cases")
+        st.divider()
+        det, err = _model_section(ws)
+        _threshold_section(det)
+        st.session_state[S.W_ANALYST] = S.get(S.ANALYST)
+        st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
+                      placeholder="your name (recorded with reviews)")
+    return context()
+
+
+def context() -> Context:
+    """The sidebar's current choices (the model comes from the shared cache; nothing is reloaded)."""
+    S.init()
+    ws = workspace()
+    det, err = None, None
+    try:
+        det = get_detector(S.get(S.MODEL_PATH), S.get(S.DEVICE))
+    except CoreError as exc:
+        err = str(exc)
+    thr = S.get(S.THRESHOLD)
+    return Context(ws=ws, case_id=S.get(S.CASE_ID), model_key=S.get(S.MODEL_PATH), device=S.get(S.DEVICE),
+                   detector=det, model_error=err, threshold=None if thr is None else float(thr),
+                   analyst=str(S.get(S.ANALYST) or "").strip())
+
+
+# -- analyses ----------------------------------------------------------------------------------------------------
+def pick_analysis(ctx: Context, widget_key: str, label: str = "Analysis") -> dict[str, Any] | None:
+    """Selectbox of the case's analyses (newest first), kept in sync with the shared ``ANALYSIS_ID``; returns the
+    chosen analysis dict or None when the case has none."""
+    if ctx.case_id is None:
+        return None
+    analyses = ctx.ws.list_analyses(ctx.case_id)
+    if not analyses:
+        return None
+    by_id = {a["id"]: a for a in analyses}
+    if S.get(S.ANALYSIS_ID) not in by_id:
+        S.put(S.ANALYSIS_ID, analyses[0]["id"])
+    st.session_state[widget_key] = S.get(S.ANALYSIS_ID)
+
+    def fmt(aid: int) -> str:
+        a = by_id[aid]
+        model = a["model"].get("name", "?")
+        return (f"#{aid} · {a['created_at'][:16].replace('T', ' ')} UTC · {a['n_done']}/{a['n_inputs']} images · "
+                f"{a['n_findings']} findings · {model} · {a['status']}")
+
+    st.selectbox(label, list(by_id), format_func=fmt, key=widget_key, on_change=S.keep,
+                 args=(S.ANALYSIS_ID, widget_key))
+    return by_id[S.get(S.ANALYSIS_ID)]
+
+
+# -- inputs ------------------------------------------------------------------------------------------------------
+def uploads_dir(ws: Workspace, case_id: int) -> Path:
+    """Folder of the files uploaded into a case (kept: analyses and reports read them again)."""
+    return ws.root / "files" / "uploads" / f"case-{int(case_id)}"
+
+
+def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Path:
+    """Write an uploaded file into the case's upload folder in 1 MiB chunks (temporary name, then renamed) and
+    return its path; the name is made safe and unique in the folder."""
+    folder = uploads_dir(ws, case_id)
+    tmp: str | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / unique_name(safe_filename(name, default="upload"), [p.name for p in folder.iterdir()])
+        fd, tmp = tempfile.mkstemp(prefix=".upload.", suffix=".part", dir=folder)
+        with os.fdopen(fd, "wb") as out:
+            upload.seek(0)
+            shutil.copyfileobj(upload, out, _CHUNK)
+        os.replace(tmp, dest)
+        tmp = None
+        return dest
+    except OSError as exc:
+        raise WorkspaceError(f"could not save the upload {name!r} into {folder} ({exc.strerror or exc}); check "
+                             "free disk space and the workspace folder's permissions.") from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_server_path(text: str) -> Path:
+    """A server-side input path the analyst typed: it must exist, be a file and be readable (and lie inside one of
+    ``$BDA_SERVER_PATHS`` when that is set). Raises :class:`InputError` saying what is wrong."""
+    raw = (text or "").strip().strip("'\"")
+    if not raw:
+        raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
+    roots = [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
+    if roots and not any(path.resolve().is_relative_to(r) for r in roots):
+        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
+                         "copy the file into one of them or ask the administrator")
+    if not path.exists():
+        raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file (a folder?); give the path of one image file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path} is not readable by the workbench (permissions); make it readable and try again")
+    return path
+
+
+# -- cached derived images (keyed by file path + modification time) ---------------------------------------------
+def mtime(path: str | Path | None) -> float:
+    """Modification time of a file (0 when absent): part of every cache key, so a rewritten file is re-read."""
+    try:
+        return Path(path).stat().st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def source_preview(path: str, file_mtime: float, max_side: int = PREVIEW_SIDE) -> np.ndarray:
+    """The input image downsampled to ``max_side`` (uint8 RGB, nodata black)."""
+    del file_mtime
+    scene = open_scene(path)
+    try:
+        rgb, valid = read_overview(scene, max_side)
+    finally:
+        scene.close()
+    rgb[~valid] = 0
+    return rgb
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def heat_preview(path: str, file_mtime: float, max_side: int = PREVIEW_SIDE) -> tuple[np.ndarray, float]:
+    """(calibrated scores downsampled to ``max_side``, full-res pixels per preview pixel) of a heatmap file."""
+    del file_mtime
+    hm = read_heatmap(path, preview_max=max_side)
+    return hm.preview, float(hm.preview_scale)
+
+
+@st.cache_data(max_entries=400, show_spinner=False)
+def heat_rgba(path: str, file_mtime: float, threshold: float) -> np.ndarray:
+    """The heatmap preview in the fixed colour map (RGBA; transparent below ``threshold``)."""
+    scores, _ = heat_preview(path, file_mtime)
+    return colorize(scores, threshold)
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def heat_panel(path: str, file_mtime: float, threshold: float) -> np.ndarray:
+    """The heatmap on its own: scores below ``threshold`` in greys (darker = more normal), the fixed colour map
+    above it, nodata black (RGB)."""
+    scores, _ = heat_preview(path, file_mtime)
+    with np.errstate(invalid="ignore"):
+        grey = np.where(np.isfinite(scores), 30 + 110 * np.clip(scores / threshold, 0, 1), 0).astype(np.uint8)
+    return blend(np.repeat(grey[..., None], 3, axis=2), heat_rgba(path, file_mtime, threshold), 1.0)
+
+
+def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
+    """``rgba`` laid over ``rgb`` (resized to it) at ``opacity`` × its own alpha."""
+    if rgba.shape[:2] != rgb.shape[:2]:
+        rgba = cv2.resize(rgba, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+    a = rgba[..., 3:4].astype(np.float32) * (float(opacity) / 255.0)
+    return (rgb.astype(np.float32) * (1 - a) + rgba[..., :3].astype(np.float32) * a).round().astype(np.uint8)
+
+
+@st.cache_data(max_entries=200, show_spinner=False)
+def score_histogram(path: str, file_mtime: float, bins: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """(bin edges, counts) of the finite calibrated scores of a heatmap's preview (0.1-99.99 % range)."""
+    scores, _ = heat_preview(path, file_mtime)
+    v = scores[np.isfinite(scores)]
+    if v.size == 0:
+        return np.zeros(0), np.zeros(0)
+    lo, hi = np.quantile(v, [0.001, 0.9999])
+    hi = max(float(hi), float(lo) + 1e-3)
+    counts, edges = np.histogram(np.clip(v, lo, hi), bins=bins, range=(float(lo), hi))
+    return edges, counts

@@ -1,0 +1,385 @@
+"""Analyze: bring images in (upload or server path), run the detector, look at the stored results.
+
+Everything shown comes from the workspace (an analysis record per run), so a refresh or a page change shows it
+again without recomputing; derived images are cached by file path + modification time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import geo
+from core.detector import device_label
+from core.errors import CoreError
+from core.findings import extract_findings
+from core.grading import SCALES
+from core.heatmap import PREVIEW_MAX, read_heatmap
+from core.imagery import open_scene
+from core.pipeline import MAX_FINDINGS, analyze_scene
+from core.safety import unique_name
+from core.types import SceneResult
+from pages import _state as S
+from pages import _ui
+
+log = logging.getLogger(__name__)
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff"]
+
+
+# -- helpers (page logic only: every computation is a core call) --------------------------------------------------
+def stage(name: str, path: Path, origin: str) -> None:
+    """Add an input to the list waiting for the next run (names stay unique: they name the analysis inputs)."""
+    staged = S.get(S.STAGED)
+    staged.append({"name": unique_name(name, [s["name"] for s in staged]), "path": str(path), "origin": origin})
+
+
+def take_uploads(ctx: _ui.Context, files: list[Any]) -> None:
+    """Write new uploads to the workspace, stage them, then empty the uploader so their memory is released."""
+    saved = S.get(S.SAVED_UPLOADS)
+    for f in files:
+        if f.file_id in saved:
+            continue
+        try:
+            path = _ui.save_upload(ctx.ws, ctx.case_id, f, f.name)
+        except CoreError as exc:
+            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
+            continue
+        saved[f.file_id] = str(path)
+        stage(f.name, path, "upload")
+    S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
+    st.rerun()
+
+
+def failed_result(name: str, path: str, message: str) -> SceneResult:
+    """The stored record of an input that could not be analysed."""
+    return SceneResult(scene_name=name, width=0, height=0, image_score=float("nan"), verdict="error", georef=None,
+                       bounds_wgs84=None, heatmap_path=None, overlay_path=None, source_path=Path(path),
+                       error=message)
+
+
+def run_batch(ctx: _ui.Context, aid: int, items: list[dict[str, Any]], *, threshold: float | None,
+              grade_scale: str) -> None:
+    """Analyse ``items`` into analysis ``aid``, one progress bar per file and one per tile.
+
+    A file that fails gets an ``st.error`` and a failed record; the others still run. The analysis ends ``done``,
+    or ``interrupted`` when the run is stopped (page left, app stopped) before the last file.
+    """
+    det = ctx.detector
+    assert det is not None
+    ws = ctx.ws
+    out_dir = ws.analysis_dir(aid)
+    files_bar = st.progress(0.0, text=f"Analysis #{aid}: 0 of {len(items)} images")
+    tiles_bar = st.progress(0.0, text="tiles")
+    errors = st.empty()  # errors while the batch runs; the results below list them for good afterwards
+    shown = errors.container()
+    status = "interrupted"
+    try:
+        for k, item in enumerate(items):
+            name = item["name"]
+            files_bar.progress(k / len(items), text=f"Analysis #{aid}: image {k + 1} of {len(items)} — {name}")
+            tiles_bar.progress(0.0, text=f"{name}: reading")
+
+            def on_tiles(done: int, total: int, name: str = name) -> None:
+                tiles_bar.progress(min(done / max(total, 1), 1.0), text=f"{name}: tile {done} of {total}")
+
+            try:
+                scene = open_scene(item["path"], name=name)
+                try:
+                    result = analyze_scene(scene, det, out_dir, threshold=threshold, grade_scale=grade_scale,
+                                           progress=on_tiles)
+                finally:
+                    scene.close()
+            except CoreError as exc:
+                result = failed_result(name, item["path"], str(exc))
+            except Exception as exc:  # noqa: BLE001 - one broken file must not end the batch; logged in full
+                log.exception("analysis of %s failed", name)
+                result = failed_result(name, item["path"], f"unexpected error ({type(exc).__name__}: {exc}); "
+                                       "the server log has the details")
+            if result.error:
+                shown.error(f"{name}: {result.error}", icon=":material/broken_image:")
+            ws.save_scene_result(aid, result, input_name=name)
+        status = "done"
+    finally:
+        ws.finish_analysis(aid, status)
+
+
+def start_run(ctx: _ui.Context, items: list[dict[str, str]], grade_scale: str) -> int:
+    """Record a new analysis of the staged inputs with the sidebar's model and threshold, and run it."""
+    det = ctx.detector
+    assert det is not None
+    aid = ctx.ws.create_analysis(ctx.case_id, [{"path": i["path"], "name": i["name"], "origin": i["origin"]}
+                                               for i in items], model=det.info(), threshold=ctx.threshold,
+                                 options={"grade_scale": grade_scale, "device": device_label(det.device)})
+    run_batch(ctx, aid, items, threshold=ctx.threshold, grade_scale=grade_scale)
+    return aid
+
+
+def resume(ctx: _ui.Context, analysis: dict[str, Any]) -> None:
+    """Analyse the inputs an interrupted analysis did not reach, with its own model, threshold and scale."""
+    det = ctx.detector
+    model = analysis["model"]
+    if det is None or det.sha256 != model.get("sha256"):
+        st.warning(f"Analysis #{analysis['id']} was made with the model {model.get('name', '?')!r}; choose it in "
+                   "the sidebar to resume it.")
+        return
+    pending = ctx.ws.resume_analysis(analysis["id"])
+    run_batch(ctx, analysis["id"], pending, threshold=analysis["threshold"],
+              grade_scale=str(analysis["options"].get("grade_scale", "copernicus-ems")))
+    st.rerun()
+
+
+def provenance(result: SceneResult, model: dict[str, Any]) -> dict[str, Any]:
+    """Finding provenance of a stored result (what the pipeline recorded at analysis time)."""
+    return {"source_name": result.scene_name, "source_date": result.capture_time, "source_gsd": result.gsd_m,
+            "model_name": str(model.get("name", "")), "model_version": str(model.get("version", "")),
+            "model_sha256": str(model.get("sha256", "")),
+            "processed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def refind(result: SceneResult, threshold: float, model: dict[str, Any]) -> SceneResult:
+    """``result`` with findings extracted again from its stored heatmap (same preview as the pipeline's)."""
+    hm = read_heatmap(result.heatmap_path, preview_max=PREVIEW_MAX)
+    scale = str(result.meta.get("grade_scale", "copernicus-ems"))
+    result.findings = extract_findings(hm.preview, hm.preview_scale, threshold, georef=result.georef,
+                                       scene_name=result.scene_name, grade_scale=scale,
+                                       provenance=provenance(result, model), full_size=(result.width, result.height),
+                                       max_findings=MAX_FINDINGS)
+    result.meta["threshold"] = threshold
+    return result
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def live_counts(heat_path: str, file_mtime: float, threshold: float, grade_scale: str, name: str, width: int,
+                height: int) -> dict[str, int]:
+    """Findings per grade at ``threshold``, extracted from the heatmap preview shown on the page."""
+    scores, scale = _ui.heat_preview(heat_path, file_mtime)
+    fs = extract_findings(scores, scale, threshold, georef=None, scene_name=name, grade_scale=grade_scale,
+                          full_size=(width, height), max_findings=MAX_FINDINGS)
+    counts: dict[str, int] = {}
+    for f in fs:
+        counts[f.grade] = counts.get(f.grade, 0) + 1
+    return counts
+
+
+def histogram(result: SceneResult, threshold: float, kind: str) -> go.Figure:
+    """Plotly histogram of pixel or finding scores with the threshold as a vertical line."""
+    fig = go.Figure()
+    if kind == "pixels":
+        edges, counts = _ui.score_histogram(str(result.heatmap_path), _ui.mtime(result.heatmap_path))
+        if len(counts):
+            fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0],
+                        marker_color="#6b8fb3", name="pixels")
+        fig.update_yaxes(type="log", title="pixels (preview)")
+    else:
+        fig.add_histogram(x=[f.score_max for f in result.findings], nbinsx=30, marker_color="#e34a33",
+                          name="findings")
+        fig.update_yaxes(title="findings")
+    fig.add_vline(x=threshold, line_color="#f5d000", line_width=2, annotation_text=f"threshold {threshold:.2f}")
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, bargap=0,
+                      xaxis_title="calibrated score" + (" (peak per finding)" if kind != "pixels" else ""))
+    return fig
+
+
+# -- page sections -------------------------------------------------------------------------------------------------
+def inputs_section(ctx: _ui.Context) -> None:
+    """Upload / server path / staged list / run."""
+    st.subheader("Images")
+    files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF)", type=UPLOAD_TYPES,
+                             accept_multiple_files=True, key=S.uploader_key(),
+                             help="Each file is written to the workspace as soon as it arrives.")
+    if files:
+        take_uploads(ctx, files)
+    for msg in S.get(S.UPLOAD_ERRORS):
+        st.error(msg)
+    S.put(S.UPLOAD_ERRORS, [])
+    with st.form("server_path_form", clear_on_submit=True, border=False):
+        c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
+        text = c1.text_input("…or a file on the server (for rasters too large to upload)", key=S.W_SERVER_PATH,
+                             placeholder="/data/orthomosaic/tile_01.tif")
+        if c2.form_submit_button("Add path"):
+            try:
+                path = _ui.check_server_path(text)
+                stage(path.name, path, "server path")
+            except CoreError as exc:
+                _ui.show_error(exc)
+    staged = S.get(S.STAGED)
+    if not staged:
+        return
+    st.dataframe(pd.DataFrame([{"image": s["name"], "from": s["origin"], "stored at": s["path"]} for s in staged]),
+                 hide_index=True, width="stretch")
+    c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
+    scales = list(SCALES)
+    st.session_state[S.W_GRADE_SCALE] = S.get(S.GRADE_SCALE)
+    c3.selectbox("Damage scale", scales, key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
+                 on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
+    if c2.button("Clear list", icon=":material/clear_all:"):
+        S.put(S.STAGED, [])
+        st.rerun()
+    if ctx.detector is None:
+        st.warning(f"No usable model: {ctx.model_error}. Choose another model in the sidebar.")
+        return
+    label = f"Analyse {len(staged)} image{'s' * (len(staged) > 1)}"
+    if c1.button(label, type="primary", icon=":material/play_arrow:", key="run_analysis"):
+        try:
+            aid = start_run(ctx, list(staged), S.get(S.GRADE_SCALE))
+        except CoreError as exc:
+            _ui.show_error(exc, "Analysis")
+            return
+        S.put(S.STAGED, [])
+        S.put(S.ANALYSIS_ID, aid)
+        st.rerun()  # draw the page again from the stored analysis (the staged list is now empty)
+
+
+def summary_table(results: list[SceneResult], threshold: float) -> None:
+    """One row per image: verdict, score, stored and live finding counts, location."""
+    rows = []
+    for r in results:
+        live = None
+        if not r.error and r.heatmap_path:
+            live = sum(live_counts(str(r.heatmap_path), _ui.mtime(r.heatmap_path), threshold,
+                                   str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
+                                   r.height).values())
+        loc = "—" if r.error else ("not placed" if r.georef is None else
+                                   ("approximate" if r.georef.approximate else "georeferenced"))
+        rows.append({"image": r.scene_name, "verdict": r.verdict, "image score": r.image_score,
+                     "findings (saved)": None if r.error else len(r.findings),
+                     f"findings @ {threshold:.2f}": live, "location": loc, "error": r.error or ""})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"image score": st.column_config.NumberColumn(format="%.2f")})
+
+
+def placement_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
+    """Let the analyst place an un-georeferenced frame: centre lat/lon and metres per pixel."""
+    st.info(f"{r.scene_name} has no georeference, so it cannot be shown on the map and its findings have no "
+            "coordinates or areas. Place it: give the centre of the image and its ground sample distance.",
+            icon=":material/location_off:")
+    with st.form(S.place_key(r.scene_name, "form"), border=True):
+        c1, c2, c3 = st.columns(3)
+        lat = c1.number_input("Centre latitude (°)", -90.0, 90.0, 0.0, format="%.6f",
+                              key=S.place_key(r.scene_name, "lat"))
+        lon = c2.number_input("Centre longitude (°)", -180.0, 180.0, 0.0, format="%.6f",
+                              key=S.place_key(r.scene_name, "lon"))
+        gsd = c3.number_input("Ground sample distance (m/px)", 0.001, 1000.0, 0.1, format="%.3f",
+                              key=S.place_key(r.scene_name, "gsd"))
+        if st.form_submit_button("Place on the map", icon=":material/add_location:"):
+            try:
+                r.georef = geo.user_georef(lat, lon, gsd, r.width, r.height)
+                r.bounds_wgs84 = geo.bounds_wgs84(r.georef, r.width, r.height)
+                r.gsd_m = float(gsd)
+                r.meta["placement"] = {"center_lat": lat, "center_lon": lon, "gsd_m": gsd, "yaw_deg": 0.0}
+                thr = float(r.meta.get("threshold") or (r.findings[0].threshold if r.findings else ctx.threshold))
+                ctx.ws.save_scene_result(aid, refind(r, thr, model), input_name=r.scene_name)
+                st.rerun()
+            except CoreError as exc:
+                _ui.show_error(exc)
+
+
+def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float) -> None:
+    """Original, heatmap and overlay side by side, scores, histogram, location."""
+    if r.error:
+        st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
+        return
+    hp, hm = str(r.heatmap_path), _ui.mtime(r.heatmap_path)
+    scale = str(r.meta.get("grade_scale", "copernicus-ems"))
+    live = live_counts(hp, hm, threshold, scale, r.scene_name, r.width, r.height)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Image score", f"{r.image_score:.2f}", help="calibrated; 1 = the 99th percentile of normal images")
+    m2.metric("Verdict", r.verdict)
+    saved_thr = r.meta.get("threshold")
+    m3.metric("Findings saved", len(r.findings),
+              help=f"extracted at threshold {saved_thr:.2f}" if isinstance(saved_thr, float) else None)
+    m4.metric(f"Findings @ {threshold:.2f}", sum(live.values()),
+              help=", ".join(f"{SCALES[scale].get(k).label}: {n}" for k, n in live.items()) or "none")
+    for w in r.meta.get("warnings", []):
+        st.caption(f":material/warning: {w}")
+    st.session_state[S.W_OPACITY] = S.get(S.OPACITY)
+    st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
+              args=(S.OPACITY, S.W_OPACITY))
+    rgba = _ui.heat_rgba(hp, hm, threshold)
+    try:
+        rgb = _ui.source_preview(str(r.source_path), _ui.mtime(r.source_path))
+    except CoreError as exc:
+        rgb = None
+        st.warning(f"The original image cannot be shown: {exc}")
+    c1, c2, c3 = st.columns(3)
+    if rgb is not None:
+        c1.image(rgb, caption="original", width="stretch")
+    c2.image(_ui.heat_panel(hp, hm, threshold), caption=f"heatmap: grey below {threshold:.2f}, colour above",
+             width="stretch")
+    if rgb is not None:
+        c3.image(_ui.blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
+    kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
+    st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
+    if r.georef is None:
+        placement_form(ctx, aid, r, model)
+    else:
+        w, s, e, n = r.bounds_wgs84 or (math.nan,) * 4
+        st.caption(f":material/location_on: {r.georef.method} georeference{' (approximate)' * r.georef.approximate}"
+                   f", {r.georef.crs}; WGS84 bounds W {w:.5f} S {s:.5f} E {e:.5f} N {n:.5f}")
+
+
+def results_section(ctx: _ui.Context) -> None:
+    """The chosen analysis of the case, read back from the workspace."""
+    st.subheader("Results")
+    analysis = _ui.pick_analysis(ctx, S.W_ANALYSIS)
+    if analysis is None:
+        st.info("No analysis in this case yet: add images above and run them.", icon=":material/info:")
+        return
+    aid = analysis["id"]
+    left = analysis["n_inputs"] - analysis["n_done"] - analysis["n_failed"]
+    if analysis["status"] == "interrupted" and left > 0:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.warning(f"Analysis #{aid} was interrupted before {left} of its {analysis['n_inputs']} images.")
+        if c2.button("Resume", icon=":material/resume:", key="resume_analysis"):
+            try:
+                resume(ctx, analysis)
+            except CoreError as exc:
+                _ui.show_error(exc, "Resume")
+    results = ctx.ws.scene_results(aid)
+    if not results:
+        st.info("This analysis has no saved results yet.")
+        return
+    threshold = ctx.threshold or float(analysis["threshold"] or 1.0)
+    summary_table(results, threshold)
+    ok = [r for r in results if not r.error]
+    for r in results:
+        if r.error:
+            st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
+    if not ok:
+        return
+    names = [r.scene_name for r in ok]
+    if S.get(S.SHOWN_SCENE) not in names:
+        S.put(S.SHOWN_SCENE, names[0])
+    st.session_state[S.W_SHOWN_SCENE] = S.get(S.SHOWN_SCENE)
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    c1.selectbox("Image", names, key=S.W_SHOWN_SCENE, on_change=S.keep, args=(S.SHOWN_SCENE, S.W_SHOWN_SCENE))
+    saved = {float(r.meta.get("threshold", math.nan)) for r in ok}
+    if saved != {threshold} and c2.button(f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
+                                          help="Extract the findings of every image of this analysis again at "
+                                               "the sidebar threshold and save them (reviews are kept)."):
+        try:
+            with st.spinner("Extracting findings…"):
+                for r in ok:
+                    ctx.ws.save_scene_result(aid, refind(r, threshold, analysis["model"]), input_name=r.scene_name)
+            st.rerun()
+        except CoreError as exc:
+            _ui.show_error(exc)
+    shown = next(r for r in ok if r.scene_name == S.get(S.SHOWN_SCENE))
+    detail(ctx, aid, shown, analysis["model"], threshold)
+
+
+ctx = _ui.context()
+st.title("Analyze")
+if ctx.case_id is None:
+    st.info("Create or choose a case in the sidebar first.", icon=":material/info:")
+    st.stop()
+inputs_section(ctx)
+st.divider()
+results_section(ctx)

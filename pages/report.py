@@ -1,0 +1,273 @@
+"""Report: review the findings (each edit saved the moment it is made), summary charts, and the report files.
+
+Reviews go to the workspace with the analyst name from the sidebar and an audit trail (:meth:`review_finding`);
+the files are written by :mod:`core.report` into the analysis folder when asked for.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.errors import CoreError, WorkspaceError
+from core.grading import SCALES
+from core.report import ReportContext, write_csv, write_geojson, write_package, write_pdf
+from core.store.codec import REVIEW_STATUSES
+from core.types import Finding, SceneResult
+from pages import _state as S
+from pages import _ui
+
+#: Editable columns of the review table -> the keyword of :meth:`Workspace.review_finding`.
+EDITABLE = {"review": "status", "grade": "grade", "notes": "notes"}
+PLOTLY = {"displayModeBar": False}
+#: Report files: kind -> (file name, label, mime type).
+FILES = {"pdf": ("report.pdf", "PDF report", "application/pdf"),
+         "csv": ("findings.csv", "Findings CSV", "text/csv"),
+         "geojson": ("findings.geojson", "Findings GeoJSON", "application/geo+json"),
+         "zip": ("report_package.zip", "Everything (zip)", "application/zip")}
+
+
+def grade_label(f: Finding | None, key: str) -> str:
+    """Human label of a grade key (the key itself when the scale does not know it)."""
+    scale = SCALES.get(f.grade_scale if f is not None else "copernicus-ems") or SCALES["copernicus-ems"]
+    try:
+        return scale.get(key).label
+    except CoreError:
+        return key
+
+
+def grade_colour(f: Finding) -> str:
+    """Colour of a finding's grade on its scale (grey when unknown)."""
+    scale = SCALES.get(f.grade_scale)
+    try:
+        return scale.get(f.grade).color if scale is not None else "#a0aec0"
+    except CoreError:
+        return "#a0aec0"
+
+
+def apply_edits(ctx: _ui.Context, ids: list[str], stored: dict[str, Finding], state: dict[str, Any] | None) -> int:
+    """Save the review table's edits that differ from the workspace; returns how many findings were updated.
+
+    The editor keeps its edits across reruns, so an edit is saved once: when it differs from the stored value
+    and from what this session last saved for that cell (another analyst's later change is not overwritten).
+    """
+    edits = (state or {}).get("edited_rows") or {}
+    if not edits:
+        return 0
+    if not ctx.analyst:
+        st.warning("Enter your name as Analyst in the sidebar: reviews are recorded with it. Your edits are kept "
+                   "in the table and saved as soon as the name is set.", icon=":material/person:")
+        return 0
+    applied = S.get(S.REVIEW_APPLIED)
+    n = 0
+    for pos, change in edits.items():
+        try:
+            fid = ids[int(pos)]
+        except (ValueError, IndexError):
+            continue
+        f = stored[fid]
+        current = {"review": f.review_status, "grade": f.grade, "notes": f.notes}
+        done = applied.setdefault(fid, {})
+        kw = {}
+        for col, value in change.items():
+            if col not in EDITABLE:
+                continue
+            value = "" if value is None and col == "notes" else value
+            if value is None or value == current[col] or done.get(col) == value:
+                continue
+            kw[EDITABLE[col]] = value
+        if kw:
+            ctx.ws.review_finding(fid, analyst=ctx.analyst, **kw)
+            done.update({c: change[c] for c in change if c in EDITABLE})
+            n += 1
+    return n
+
+
+def review_table(results: list[SceneResult]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The findings as the editor shows them (one row per finding, fixed order) and its column configuration."""
+    rows = []
+    for r in results:
+        for f in r.findings:
+            rows.append({"id": f.id, "image": r.scene_name, "review": f.review_status, "grade": f.grade,
+                         "notes": f.notes, "score max": f.score_max, "confidence": f.confidence,
+                         "area m²": f.area_m2, "lat": f.centroid_lat, "lon": f.centroid_lon, "MGRS": f.mgrs or "",
+                         "method": f.det_method, "analyst": f.analyst})
+    df = pd.DataFrame(rows, columns=["id", "image", "review", "grade", "notes", "score max", "confidence", "area m²",
+                                     "lat", "lon", "MGRS", "method", "analyst"])
+    first = next((f for r in results for f in r.findings), None)
+    keys = sorted({f.grade for r in results for f in r.findings}
+                  | {g.key for g in SCALES[first.grade_scale if first else "copernicus-ems"].grades()})
+    cfg = {
+        "id": st.column_config.TextColumn("id", disabled=True, pinned=True),
+        "image": st.column_config.TextColumn(disabled=True),
+        "review": st.column_config.SelectboxColumn(options=list(REVIEW_STATUSES), required=True,
+                                                   help="confirm or reject the finding"),
+        "grade": st.column_config.SelectboxColumn(options=keys, required=True,
+                                                  format_func=lambda k: grade_label(first, k)),
+        "notes": st.column_config.TextColumn(max_chars=2000),
+        "score max": st.column_config.NumberColumn(format="%.2f", disabled=True),
+        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
+        "area m²": st.column_config.NumberColumn(format="%.0f", disabled=True),
+        "lat": st.column_config.NumberColumn(format="%.6f", disabled=True),
+        "lon": st.column_config.NumberColumn(format="%.6f", disabled=True),
+    }
+    return df, cfg
+
+
+def charts(findings: list[Finding]) -> None:
+    """Counts and area per grade, and the score distribution, of the findings not rejected."""
+    kept = [f for f in findings if f.review_status != "rejected"]
+    if not kept:
+        st.caption("No counted findings (none, or all rejected).")
+        return
+    by: dict[str, list[Finding]] = {}
+    for f in kept:
+        by.setdefault(f.grade, []).append(f)
+    grades = sorted(by, key=lambda g: -max(x.score_max for x in by[g]))
+    labels = [grade_label(by[g][0], g) for g in grades]
+    colours = [grade_colour(by[g][0]) for g in grades]
+    area = [sum(x.area_m2 for x in by[g] if x.area_m2 is not None and math.isfinite(x.area_m2)) for g in grades]
+    layout = dict(height=280, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    c1, c2, c3 = st.columns(3)
+    fig = go.Figure(go.Bar(x=labels, y=[len(by[g]) for g in grades], marker_color=colours))
+    c1.plotly_chart(fig.update_layout(title="Findings per grade", **layout), width="stretch", config=PLOTLY)
+    fig = go.Figure(go.Bar(x=labels, y=area, marker_color=colours))
+    c2.plotly_chart(fig.update_layout(title="Area per grade (m²)", **layout), width="stretch", config=PLOTLY)
+    fig = go.Figure([go.Histogram(x=[x.score_max for x in by[g]], name=lab, marker_color=col, nbinsx=25)
+                     for g, lab, col in zip(grades, labels, colours, strict=True)])
+    c3.plotly_chart(fig.update_layout(title="Peak score distribution", barmode="stack", **layout),
+                    width="stretch", config=PLOTLY)
+    if any(f.area_m2 is None for f in kept):
+        st.caption(":material/info: Findings of images without georeference have no area; place those images on "
+                   "the Analyze page.")
+
+
+def text_field(label: str, state_key: str, widget_key: str, *, area: bool = False, **kw: Any) -> str:
+    """A report field whose value survives page changes."""
+    st.session_state[widget_key] = S.get(state_key)
+    widget = st.text_area if area else st.text_input
+    widget(label, key=widget_key, on_change=S.keep, args=(state_key, widget_key), **kw)
+    return str(S.get(state_key))
+
+
+def report_fields() -> None:
+    """Event, AOI, handling line, organisation and the analyst's notes."""
+    c1, c2 = st.columns(2)
+    with c1:
+        text_field("Report title", S.REPORT_TITLE, "w_report_title", max_chars=300)
+        text_field("Event / operation", S.REPORT_EVENT, "w_report_event", max_chars=300)
+        text_field("Area of interest", S.REPORT_AOI, "w_report_aoi", max_chars=300)
+        text_field("Handling / classification line (every page)", S.REPORT_HANDLING, "w_report_handling",
+                   max_chars=200, placeholder="e.g. TLP:CLEAR or UNCLASSIFIED // FOR OFFICIAL USE ONLY")
+        text_field("Organisation", S.REPORT_ORG, "w_report_org", max_chars=300)
+    with c2:
+        text_field("Summary notes", S.REPORT_SUMMARY, "w_report_summary", area=True, height=90)
+        text_field("Phase 2 — functional damage notes", S.REPORT_PHASE2, "w_report_phase2", area=True, height=90)
+        text_field("Phase 3 — target-system assessment notes", S.REPORT_PHASE3, "w_report_phase3", area=True,
+                   height=90)
+
+
+def build(ctx: _ui.Context, analysis: dict[str, Any], results: list[SceneResult]) -> dict[str, str]:
+    """Write the PDF, CSV, GeoJSON and the zip package into the analysis folder; returns kind -> path."""
+    thresholds = {r.meta.get("threshold") for r in results}
+    model = dict(analysis["model"])
+    if len(thresholds) == 1 and isinstance(t := next(iter(thresholds)), (int, float)):
+        model["threshold"] = float(t)
+        model["threshold_method"] = ("model default (calibrated)" if analysis["threshold"] is None
+                                     else "set by the analyst")
+    rc = ReportContext(title=S.get(S.REPORT_TITLE).strip() or "Damage assessment", handling=S.get(S.REPORT_HANDLING),
+                       scenes=results, event=S.get(S.REPORT_EVENT), aoi=S.get(S.REPORT_AOI), analyst=ctx.analyst,
+                       organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
+                       phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3))
+    rc.validate()
+    out = ctx.ws.analysis_dir(analysis["id"]) / "report"
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"cannot create {out} ({exc.strerror or exc}); check the workspace folder's "
+                             "permissions and free space.") from exc
+    return {"pdf": str(write_pdf(rc, out / FILES["pdf"][0])),
+            "csv": str(write_csv(rc, out / FILES["csv"][0], bom=True)),
+            "geojson": str(write_geojson(rc, out / FILES["geojson"][0])),
+            "zip": str(write_package(rc, out / FILES["zip"][0]))}
+
+
+def reader(path: Path):
+    """Deferred download data: the file is read only when the button is clicked."""
+    return lambda: path.read_bytes()
+
+
+def downloads(aid: int, results: list[SceneResult]) -> None:
+    """Download buttons of the last built report files and of each image's heatmap GeoTIFF."""
+    built = S.get(S.REPORT_FILES)
+    files = built["files"] if built and built.get("analysis_id") == aid else {}
+    cols = st.columns(len(FILES))
+    for col, (kind, (name, label, mime)) in zip(cols, FILES.items(), strict=True):
+        path = Path(files[kind]) if kind in files else None
+        if path is not None and path.is_file():
+            col.download_button(label, reader(path), file_name=name, mime=mime, on_click="ignore",
+                                icon=":material/download:", key=f"dl_{kind}", width="stretch")
+        else:
+            col.button(label, disabled=True, key=f"dl_{kind}_off", width="stretch", help="build the report first")
+    heat = [r for r in results if r.heatmap_path is not None and Path(r.heatmap_path).is_file()]
+    if heat:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        name = c1.selectbox("Heatmap GeoTIFF of", [r.scene_name for r in heat], key="w_report_heatmap")
+        r = next(x for x in heat if x.scene_name == name)
+        c2.download_button("Heatmap GeoTIFF", reader(Path(r.heatmap_path)), file_name=Path(r.heatmap_path).name,
+                           mime="image/tiff", on_click="ignore", icon=":material/download:", key="dl_heatmap",
+                           width="stretch")
+
+
+def page() -> None:
+    """The Report page."""
+    ctx = _ui.context()
+    st.title("Report")
+    if ctx.case_id is None:
+        st.info("Create or choose a case in the sidebar first.", icon=":material/info:")
+        st.stop()
+    analysis = _ui.pick_analysis(ctx, S.W_REPORT_ANALYSIS)
+    if analysis is None:
+        st.info("No analysis in this case yet: analyse images on the Analyze page first.", icon=":material/info:")
+        st.stop()
+    aid = analysis["id"]
+    key = S.review_key(aid)
+    results = [r for r in ctx.ws.scene_results(aid) if not r.error]
+    ids = [f.id for r in results for f in r.findings]
+    stored = {f.id: f for r in results for f in r.findings}
+    try:
+        if (n := apply_edits(ctx, ids, stored, st.session_state.get(key))):
+            st.toast(f"Saved the review of {n} finding(s).", icon=":material/check:")
+            results = [r for r in ctx.ws.scene_results(aid) if not r.error]
+    except CoreError as exc:
+        _ui.show_error(exc, "Review not saved")
+    findings = [f for r in results for f in r.findings]
+
+    st.subheader(f"Findings ({len(findings)})")
+    if findings:
+        df, cfg = review_table(results)
+        st.data_editor(df, key=key, column_config=cfg, hide_index=True, num_rows="fixed", width="stretch",
+                       disabled=["id", "image", "score max", "confidence", "area m²", "lat", "lon", "MGRS", "method",
+                                 "analyst"])
+        st.caption("Edit review, grade and notes; each change is saved to the workspace at once with your name.")
+    else:
+        st.info("This analysis has no findings at its threshold: the report will state that no anomaly was found.")
+    charts(findings)
+
+    st.subheader("Report")
+    report_fields()
+    if st.button("Build report files", type="primary", icon=":material/description:", key="build_report"):
+        try:
+            with st.spinner("Writing the PDF, CSV, GeoJSON and zip…"):
+                S.put(S.REPORT_FILES, {"analysis_id": aid, "files": build(ctx, analysis, results)})
+        except CoreError as exc:
+            _ui.show_error(exc, "Report")
+    downloads(aid, results)
+
+
+page()
