@@ -1,0 +1,418 @@
+"""The interactive map of an analysis: heatmaps warped to Web Mercator, graded findings, footprints, GPS points.
+
+Pure functions that build a :class:`folium.Map`; the Map page only draws it. Three rules hold for every map built
+here:
+
+* **Offline.** Leaflet's script and style sheet are taken from the installed ``folium-offline`` package at run time
+  and handed to the browser as ``data:`` URIs (folium's defaults point at CDNs; streamlit-folium loads whatever
+  ``default_js``/``default_css`` name). No other script or style is needed: popups and tooltips are bound with
+  plain Leaflet calls, so jQuery and Bootstrap are not loaded. The default basemap is "none" (a plain background).
+* **Escaped.** Every text that reaches the browser (scene names, notes, grades) is HTML-escaped and passed as a
+  JSON string, so a hostile name shows as text and never runs.
+* **Deterministic.** Element ids are numbered in build order, so the same input gives byte-identical HTML and
+  streamlit-folium does not remount the map (which would lose the user's clicks and view).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import folium
+import numpy as np
+import rasterio.warp
+from affine import Affine
+from branca.element import Element, MacroElement
+from folium.template import Template
+from PIL import Image
+from pyproj import Transformer
+from shapely.geometry import Point, shape
+
+from core import geo
+from core.errors import CoreError, GeoreferenceError
+from core.grading import get_scale
+from core.heatmap import colorize, read_heatmap
+from core.types import Finding, GeoRef, SceneResult
+
+MERCATOR = "EPSG:3857"
+OVERLAY_MAX_PX = 1024  #: longest side of a warped heatmap overlay
+LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"  #: key into folium-offline's resources
+LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
+
+#: Basemaps offered to the user. Only "none" works without a network; the others fetch tiles when online.
+BASEMAPS: dict[str, dict[str, str] | None] = {
+    "none": None,
+    "OpenStreetMap (online)": {
+        "tiles": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "attr": "&copy; OpenStreetMap contributors"},
+    "Esri World Imagery (online)": {
+        "tiles": "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
+        "attr": "Tiles &copy; Esri"},
+}
+_UNKNOWN_GRADE_COLOUR = "#805ad5"
+_REJECTED_COLOUR = "#718096"
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A heatmap ready for Leaflet: an RGBA PNG on a Web Mercator grid and its lat/lon bounds.
+
+    ``bounds`` is ``((south, west), (north, east))``, the order folium's ImageOverlay wants.
+    """
+
+    png_data_uri: str
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    shape: tuple[int, int]  #: (height, width) of the Mercator image
+    crs: str = MERCATOR
+
+
+# -- offline resources ------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def offline_resources() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """``(js, css)`` as folium ``(name, url)`` pairs whose urls are ``data:`` URIs of Leaflet 1.9.3.
+
+    Raises :class:`CoreError` when the ``folium-offline`` package (which ships the files) is missing.
+    """
+    try:
+        from offlinefolium.elements import _res
+        js, css = _res[LEAFLET_JS], _res[LEAFLET_CSS]
+    except (ImportError, KeyError) as exc:
+        raise CoreError("the offline map files are missing: install the 'folium-offline' package (it ships "
+                        "Leaflet) into the workbench's Python environment and restart the app") from exc
+    def uri(mime: str, text: str) -> str:
+        return f"data:{mime};base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return (("leaflet", uri("text/javascript", js)),), (("leaflet_css", uri("text/css", css)),)
+
+
+def resource_links(m: folium.Map) -> tuple[list[str], list[str]]:
+    """Every script and style-sheet URL the elements of ``m`` ask for, collected as streamlit-folium does."""
+    js: list[str] = []
+    css: list[str] = []
+
+    def walk(el: Element) -> None:
+        js.extend(src for _, src in getattr(el, "default_js", []))
+        css.extend(href for _, href in getattr(el, "default_css", []))
+        for child in getattr(el, "_children", {}).values():
+            walk(child)
+    walk(m)
+    return list(dict.fromkeys(js)), list(dict.fromkeys(css))
+
+
+# -- text -------------------------------------------------------------------------------------------------------
+def escape(text: Any) -> str:
+    """HTML-escape ``text`` so it shows literally inside HTML and inside a JavaScript template string."""
+    out = html.escape(str(text), quote=True)
+    for ch, ent in (("\\", "&#92;"), ("`", "&#96;"), ("$", "&#36;"), ("{", "&#123;"), ("}", "&#125;")):
+        out = out.replace(ch, ent)
+    return out
+
+
+def _fmt(v: float | None, spec: str, unit: str = "") -> str:
+    return f"{v:{spec}}{unit}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+
+
+def grade_label_colour(f: Finding) -> tuple[str, str]:
+    """(human label, hex colour) of a finding's grade; unknown grades keep their text and get a neutral colour."""
+    try:
+        g = get_scale(f.grade_scale).get(f.grade)
+        return g.label, g.color
+    except CoreError:
+        return str(f.grade), _UNKNOWN_GRADE_COLOUR
+
+
+def finding_tooltip(f: Finding) -> str:
+    """Short hover text of a finding; also how a click is traced back to it (escaped)."""
+    return escape(f"{f.id} · {grade_label_colour(f)[0]}")
+
+
+def finding_popup_html(f: Finding) -> str:
+    """Popup of a finding: grade, scores, MGRS, area, source, review; every value HTML-escaped."""
+    label, colour = grade_label_colour(f)
+    rows = [("Grade", f"{label} ({f.grade_scale})"),
+            ("Score max / mean", f"{_fmt(f.score_max, '.2f')} / {_fmt(f.score_mean, '.2f')} "
+                                 f"(threshold {_fmt(f.threshold, '.2f')})"),
+            ("Confidence", _fmt(f.confidence, ".0%")),
+            ("MGRS", f.mgrs or "n/a"),
+            ("Area", _fmt(f.area_m2, ",.0f", " m²") + (" (approximate)" if f.location_approximate else "")),
+            ("Source", f.source_name or f.scene_name),
+            ("Review", f.review_status + (f" by {f.analyst}" if f.analyst else "")),
+            ("Method", f.det_method)]
+    if f.notes:
+        rows.append(("Notes", f.notes))
+    body = "".join(f"<tr><th style='text-align:left;padding-right:6px'>{escape(k)}</th><td>{escape(v)}</td></tr>"
+                   for k, v in rows)
+    return (f"<div style='min-width:220px'><b style='color:{escape(colour)}'>{escape(f.id)}</b>"
+            f"<table style='font-size:12px'>{body}</table></div>")
+
+
+class _Bind(MacroElement):
+    """Binds a popup and/or tooltip to its parent layer with plain Leaflet (strings passed as JSON)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {% if this.popup %}{{ this._parent.get_name() }}.bindPopup({{ this.popup|tojson }}, {maxWidth: 360});
+        {% endif %}{% if this.tooltip %}{{ this._parent.get_name() }}.bindTooltip({{ this.tooltip|tojson }},
+            {sticky: true});{% endif %}
+        {% endmacro %}
+    """)
+
+    def __init__(self, popup: str = "", tooltip: str = "") -> None:
+        super().__init__()
+        self._name = "Bind"
+        self.popup, self.tooltip = popup, tooltip
+
+
+# -- heatmap overlays -------------------------------------------------------------------------------------------
+def mercator_to_latlon_bounds(left: float, bottom: float, right: float, top: float
+                              ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Web Mercator box -> ``((south, west), (north, east))`` (folium order; rasterio's is west, south, east, north)."""
+    w, s, e, n = rasterio.warp.transform_bounds(MERCATOR, geo.WGS84, left, bottom, right, top)
+    return (s, w), (n, e)
+
+
+def warp_to_mercator(scores: np.ndarray, georef: GeoRef, *, max_px: int = OVERLAY_MAX_PX
+                     ) -> tuple[np.ndarray, Affine]:
+    """Reproject a score raster (NaN = nodata) onto a north-up EPSG:3857 grid at most ``max_px`` on a side.
+
+    Works for any CRS and for rotated transforms (drone footprints). Returns ``(scores, transform)``.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    h, w = scores.shape
+    src_tr = Affine(*georef.transform)
+    cols, rows = geo._edge_pixels(w, h)
+    xs = src_tr.a * cols + src_tr.b * rows + src_tr.c
+    ys = src_tr.d * cols + src_tr.e * rows + src_tr.f
+    try:
+        mx, my = Transformer.from_crs(georef.crs, MERCATOR, always_xy=True).transform(xs, ys)
+    except Exception as exc:  # pyproj raises several types for bad CRSs
+        raise GeoreferenceError(f"cannot project this heatmap ({georef.crs}) to Web Mercator: {exc}") from exc
+    mx, my = np.asarray(mx), np.asarray(my)
+    if not (np.all(np.isfinite(mx)) and np.all(np.isfinite(my))):
+        raise GeoreferenceError("the heatmap lies outside the Web Mercator range (beyond ±85° latitude?); it "
+                                "cannot be shown on the map")
+    left, right, bottom, top = mx.min(), mx.max(), my.min(), my.max()
+    res = max(right - left, top - bottom) / max(1, min(max_px, max(w, h)))
+    dw, dh = max(1, math.ceil((right - left) / res)), max(1, math.ceil((top - bottom) / res))
+    dst_tr = Affine(res, 0.0, left, 0.0, -res, top)
+    out = np.full((dh, dw), np.nan, np.float32)
+    rasterio.warp.reproject(scores, out, src_transform=src_tr, src_crs=georef.crs, src_nodata=np.nan,
+                            dst_transform=dst_tr, dst_crs=MERCATOR, dst_nodata=np.nan,
+                            resampling=rasterio.warp.Resampling.bilinear)
+    return out, dst_tr
+
+
+def png_data_uri(rgba: np.ndarray) -> str:
+    """RGBA uint8 array -> ``data:image/png;base64,...`` (deterministic bytes for identical input)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="PNG", optimize=False, compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def heatmap_overlay(heatmap_path: str | Path, threshold: float, *, max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
+    """Warp a heatmap GeoTIFF to Web Mercator and colour it (:func:`core.heatmap.colorize`: transparent below
+    ``threshold``). None when the file carries no CRS (the scene is not georeferenced)."""
+    hm = read_heatmap(heatmap_path, preview_max=max(max_px, 256) * 2)
+    if hm.georef is None or hm.preview is None:
+        return None
+    f = hm.preview_scale
+    grid = GeoRef(crs=hm.georef.crs, transform=tuple(Affine(*hm.georef.transform) @ Affine.scale(f))[:6])
+    merc, tr = warp_to_mercator(hm.preview, grid, max_px=max_px)
+    h, w = merc.shape
+    return Overlay(png_data_uri(colorize(merc, threshold)), mercator_to_latlon_bounds(tr.c, tr.f + tr.e * h,
+                                                                                      tr.c + tr.a * w, tr.f), (h, w))
+
+
+# -- the map ----------------------------------------------------------------------------------------------------
+def _latlon_ring(georef: GeoRef, width: int, height: int) -> list[tuple[float, float]]:
+    lon, lat = geo.pixel_to_lonlat(georef, np.array([0, width, width, 0], float), np.array([0, 0, height, height],
+                                                                                          float))
+    return [(float(a), float(o)) for a, o in zip(lat, lon, strict=True)]
+
+
+def _position_marker(sr: SceneResult, ring: list[tuple[float, float]]) -> folium.CircleMarker:
+    """The frame's GPS point (from ``meta["gps"]``), else the scene's centre: visible at any zoom."""
+    pos = sr.meta.get("gps") if isinstance(sr.meta, dict) else None
+    lat, lon = (pos or {}).get("lat"), (pos or {}).get("lon")
+    if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and math.isfinite(lat + lon):
+        alt = pos.get("agl") if isinstance(pos.get("agl"), (int, float)) else None
+        text = f"GPS of {sr.scene_name}" + (f" · {alt:.0f} m above ground" if alt is not None else "")
+        cm = folium.CircleMarker((float(lat), float(lon)), radius=6, color="#2b6cb0", fill=True, fill_opacity=0.9)
+    else:
+        text = f"centre of {sr.scene_name}"
+        cm = folium.CircleMarker((sum(p[0] for p in ring) / 4, sum(p[1] for p in ring) / 4), radius=4,
+                                 color="#4a5568", fill=True, fill_opacity=0.6)
+    return cm.add_child(_Bind(tooltip=escape(text)))
+
+
+def _polygon_latlon(f: Finding) -> list[list[tuple[float, float]]] | None:
+    g = f.geometry
+    if not g or g.get("type") != "Polygon" or not g.get("coordinates"):
+        return None
+    return [[(float(p[1]), float(p[0])) for p in ring] for ring in g["coordinates"]]
+
+
+def _finding_style(f: Finding) -> dict[str, Any]:
+    colour = grade_label_colour(f)[1]
+    if f.review_status == "rejected":
+        return dict(color=_REJECTED_COLOUR, weight=1, dash_array="4 4", fill_color=_REJECTED_COLOUR,
+                    fill_opacity=0.1)
+    return dict(color=colour, weight=3 if f.review_status == "confirmed" else 2, fill_color=colour,
+                fill_opacity=0.35)
+
+
+def scene_threshold(sr: SceneResult) -> float:
+    """The threshold a scene was analysed with (its findings were cut there); 1.0 when none is recorded."""
+    for v in (sr.meta.get("threshold") if isinstance(sr.meta, dict) else None,
+              *(f.threshold for f in sr.findings)):
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            return float(v)
+    return 1.0
+
+
+def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay | None] | None = None,
+              threshold: float | None = None, basemap: str = "none", overlay_opacity: float = 0.7,
+              height: int = 600) -> folium.Map:
+    """Map of the georeferenced ``results``: heatmap overlays, findings coloured by grade (with escaped popups),
+    scene footprints (dashed when approximate), GPS points, layer control and the chosen ``basemap``.
+
+    ``overlays`` maps ``str(result.heatmap_path)`` to a ready overlay (e.g. cached by the page); other scenes get
+    one computed here, transparent below ``threshold`` (default: :func:`scene_threshold`). Scenes without
+    georeferencing are left out.
+    """
+    if basemap not in BASEMAPS:
+        raise CoreError(f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}")
+    js, css = offline_resources()
+    m = folium.Map(location=None, tiles=None, control_scale=True, max_zoom=22, zoom_start=2, height=height,
+                   width="100%")
+    m.default_js, m.default_css = list(js), list(css)
+    tile = BASEMAPS[basemap]
+    if tile is not None:
+        folium.TileLayer(tiles=tile["tiles"], attr=tile["attr"], name=escape(basemap), max_zoom=22,
+                         max_native_zoom=19).add_to(m)
+    heat = folium.FeatureGroup(name="Heatmaps", show=True)
+    marks = folium.FeatureGroup(name="Findings", show=True)
+    prints = folium.FeatureGroup(name="Footprints (dashed = approximate)", show=True)
+    gps = folium.FeatureGroup(name="Positions (GPS, else scene centre)", show=True)
+    boxes: list[tuple[float, float, float, float]] = []
+    for sr in results:
+        if sr.georef is None:
+            continue
+        ring = _latlon_ring(sr.georef, sr.width, sr.height)
+        boxes.append((min(p[0] for p in ring), min(p[1] for p in ring), max(p[0] for p in ring),
+                      max(p[1] for p in ring)))
+        approx = sr.georef.approximate
+        poly = folium.Polygon(ring, color="#f6ad55" if approx else "#63b3ed", weight=2, fill=False,
+                              dash_array="6 6" if approx else None)
+        how = {"gps-footprint": "approximate footprint from GPS + camera model", "user": "placed by analyst",
+               "fitted": "fitted from labels"}.get(sr.georef.method, "georeferenced raster")
+        poly.add_child(_Bind(tooltip=escape(f"{sr.scene_name} · {how}")))
+        poly.add_to(prints)
+        key = str(sr.heatmap_path)
+        ov = overlays[key] if overlays is not None and key in overlays else (
+            heatmap_overlay(sr.heatmap_path, scene_threshold(sr) if threshold is None else threshold)
+            if sr.heatmap_path else None)
+        if ov is not None:
+            folium.raster_layers.ImageOverlay(ov.png_data_uri, bounds=[list(ov.bounds[0]), list(ov.bounds[1])],
+                                              opacity=overlay_opacity, interactive=False).add_to(heat)
+        for f in sr.findings:
+            rings = _polygon_latlon(f)
+            if rings is None:
+                continue
+            p = folium.Polygon(rings, **_finding_style(f))
+            p.add_child(_Bind(popup=finding_popup_html(f), tooltip=finding_tooltip(f)))
+            p.add_to(marks)
+        _position_marker(sr, ring).add_to(gps)
+    for layer in (heat, prints, marks, gps):
+        layer.add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    if boxes:
+        m.fit_bounds([[min(b[0] for b in boxes), min(b[1] for b in boxes)],
+                      [max(b[2] for b in boxes), max(b[3] for b in boxes)]])
+    _renumber(m.get_root())
+    return m
+
+
+def _renumber(root: Element) -> None:
+    for el in _tree(root):
+        el._bda_old_name = el.get_name()
+    counter = 0
+    for el in _tree(root):
+        counter += 1
+        el._id = f"{counter:06x}"
+    for el in _tree(root):
+        el._children = type(el._children)(
+            (c.get_name() if k == getattr(c, "_bda_old_name", None) else k, c) for k, c in el._children.items())
+
+
+def _tree(el: Element) -> list[Element]:
+    out = [el]
+    for sub in ("header", "html", "script"):
+        part = getattr(el, sub, None)
+        if isinstance(part, Element) and part is not el:
+            out += _tree(part)
+    for child in el._children.values():
+        out += _tree(child)
+    return out
+
+
+def map_html(m: folium.Map) -> str:
+    """The complete HTML page of ``m`` (what a browser would get in a standalone file)."""
+    return m.get_root().render()
+
+
+# -- clicks -----------------------------------------------------------------------------------------------------
+def clicked_finding(results: Sequence[SceneResult], clicked: Mapping[str, Any] | None) -> Finding | None:
+    """The finding a streamlit-folium click refers to: by its tooltip text, else by the clicked point."""
+    if not clicked:
+        return None
+    findings = [f for sr in results for f in sr.findings if f.geometry]
+    tip = clicked.get("last_object_clicked_tooltip")
+    if tip:
+        for f in findings:
+            if html.unescape(finding_tooltip(f)).strip() == str(tip).strip():
+                return f
+    pt = clicked.get("last_object_clicked")
+    if isinstance(pt, Mapping) and isinstance(pt.get("lat"), (int, float)) and isinstance(pt.get("lng"),
+                                                                                          (int, float)):
+        p = Point(float(pt["lng"]), float(pt["lat"]))
+        hits = [f for f in findings if shape(f.geometry).buffer(1e-9).contains(p)]
+        if hits:
+            return max(hits, key=lambda f: f.score_max if math.isfinite(f.score_max) else -math.inf)
+    return None
+
+
+# -- the clicked finding's image chip ---------------------------------------------------------------------------
+def finding_chip(sr: SceneResult, f: Finding, size: int = 320) -> np.ndarray | None:
+    """RGB image chip around a finding (the window the PDF report uses) with its outline in the grade colour.
+
+    None when the scene's source image is not available any more (moved or deleted).
+    """
+    from PIL import ImageDraw
+
+    from core.imagery import open_scene
+    from core.report.chips import chip_window
+
+    if sr.source_path is None or not Path(sr.source_path).is_file():
+        return None
+    scene = open_scene(sr.source_path)
+    try:
+        win = chip_window(f, scene.width, scene.height)
+        rgb, _ = scene.read(win)
+    finally:
+        scene.close()
+    s = size / max(win.width, win.height)
+    img = Image.fromarray(rgb).resize((max(1, round(win.width * s)), max(1, round(win.height * s))),
+                                      Image.Resampling.LANCZOS if s < 1 else Image.Resampling.BICUBIC)
+    ring = [((c - win.col) * s, (r - win.row) * s) for c, r in f.polygon_px]
+    if len(ring) >= 3:
+        draw = ImageDraw.Draw(img)
+        draw.line([*ring, ring[0]], fill="#000000", width=4)
+        draw.line([*ring, ring[0]], fill=grade_label_colour(f)[1], width=2)
+    return np.asarray(img)
