@@ -50,7 +50,7 @@ def texture_scores(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def analyse(path: Path, out: Path, name: str | None = None, *, pre: Path | None = None, max_findings: int = 8,
-            nodata_rows: int = 0) -> SceneResult:
+            nodata_rows: int = 0, threshold: float = THRESHOLD) -> SceneResult:
     """A SceneResult for one real image: heatmap GeoTIFF, overlay PNG, findings (and a change map with ``pre``)."""
     scene = open_scene(path, name=name)
     try:
@@ -65,7 +65,7 @@ def analyse(path: Path, out: Path, name: str | None = None, *, pre: Path | None 
     heat, overlay = out / f"{stem}_heatmap.tif", out / f"{stem}_overlay.png"
     with HeatmapWriter(heat, scene.width, scene.height, scene.georef) as w:
         w.write_rows(0, scores)
-    write_overlay_png(overlay, scores, THRESHOLD)
+    write_overlay_png(overlay, scores, threshold)
     prov = {"source_name": path.name, "source_date": "2011-05-25T16:50:00Z", "source_gsd": scene.gsd_m,
             "model_name": MODEL["name"], "model_version": MODEL["version"], "model_sha256": MODEL["sha256"],
             "processed_at": "2026-01-01T00:00:00Z"}
@@ -84,7 +84,7 @@ def analyse(path: Path, out: Path, name: str | None = None, *, pre: Path | None 
         with HeatmapWriter(change, scene.width, scene.height, scene.georef) as w:
             w.write_rows(0, cs)
         prov |= {"pre_source_name": pre.name, "pre_source_date": "2011-05-20"}
-    findings = extract_findings(scores, 1.0, THRESHOLD, georef=scene.georef, scene_name=scene.name,
+    findings = extract_findings(scores, 1.0, threshold, georef=scene.georef, scene_name=scene.name,
                                 min_area_px=150, provenance=prov, max_findings=max_findings)
     bounds = geo.bounds_wgs84(scene.georef, scene.width, scene.height) if scene.georef else None
     return SceneResult(scene_name=scene.name, width=scene.width, height=scene.height,

@@ -113,8 +113,7 @@ def finding_details(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache:
              "heatmap when the scene was compared. Outlines are coloured by grade.",
              size=8, colour=GREY)
     pdf.ln(1)
-    scene_of = {st.result.scene_name: st.result for st in s.scenes}
     for obj_id, f in top:
-        sr = scene_of.get(f.scene_name)
+        sr = s.scene_of.get(id(f))
         panels = finding_panels(f, sr, cache, ctx.pre_source(sr), s.display_threshold, s.vmax) if sr else []
         finding_block(pdf, obj_id, f, sr, panels)

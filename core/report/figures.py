@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 
+import cv2
 import numpy as np
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -42,7 +43,7 @@ def _encode(fig: Figure, fmt: str = "jpeg") -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     kw = {"pil_kwargs": {"quality": 88}} if fmt == "jpeg" else {}
-    fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", facecolor="white", **kw)
+    fig.savefig(buf, format=fmt, dpi=150, facecolor="white", **kw)
     return buf.getvalue()
 
 
@@ -120,8 +121,14 @@ def _north_arrow(fig: Figure, ax: object, direction: tuple[float, float], aspect
 HEAT_CMAP = ListedColormap(LUT / 255.0, name="bda-heat")  #: the project's fixed heatmap colours
 
 
-def _heat_rgba(heat: np.ndarray, threshold: float, vmax: float) -> np.ndarray:
-    return colorize(heat, threshold, vmax)
+def _composite(rgb: np.ndarray, heat: np.ndarray | None, threshold: float, vmax: float) -> np.ndarray:
+    """Imagery with the heatmap colours (:func:`core.heatmap.colorize`) blended in: one image to draw, not two."""
+    if heat is None:
+        return rgb
+    h = cv2.resize(heat, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+    rgba = colorize(h, threshold, vmax).astype(np.float32)
+    a = rgba[..., 3:] / 255.0
+    return ((1 - a) * rgb + a * rgba[..., :3]).astype(np.uint8)
 
 
 def _legend(ax: object, findings: list[Finding], threshold: float) -> None:
@@ -148,17 +155,17 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
     threshold = summary.display_threshold
     aspect = st.pixel_m[1] / st.pixel_m[0] if st.pixel_m else 1.0
     with _rc():
-        fig = Figure(figsize=(7.0, 6.6))
+        fig = Figure(figsize=(7.0, 6.6), layout="constrained")
         ax = fig.add_subplot()
         if scene is not None:
-            rgb, valid = read_overview(scene, MAP_PIXELS)  # about the size drawn at 150 dpi: no resampling cost
-            ax.imshow(np.where(valid[..., None], rgb, 255), extent=(0, w, h, 0), interpolation="bilinear")
+            rgb, valid = read_overview(scene, MAP_PIXELS)  # about the size drawn at 150 dpi
+            ax.imshow(_composite(np.where(valid[..., None], rgb, 255), st.heat, threshold, summary.vmax),
+                      extent=(0, w, h, 0), interpolation="bilinear")
         else:
             ax.set_facecolor("#d9d9d9")
             ax.text(w / 2, h / 2, "source image not available", ha="center", va="center", color="#444444")
-        if st.heat is not None:
-            ax.imshow(_heat_rgba(st.heat, threshold, summary.vmax), extent=(0, w, h, 0), zorder=2,
-                      interpolation="bilinear")
+            if st.heat is not None:
+                ax.imshow(colorize(st.heat, threshold, summary.vmax), extent=(0, w, h, 0), interpolation="bilinear")
         ranked = sorted(sr.findings, key=lambda f: summary.obj_id.get(id(f), 0))
         for k, f in enumerate(ranked):
             if len(f.polygon_px) < 3:
@@ -206,7 +213,7 @@ def overview_map(summary: ReportSummary) -> bytes | None:
     if len(geo) < 2:
         return None
     with _rc():
-        fig = Figure(figsize=(7.0, 5.6))
+        fig = Figure(figsize=(7.0, 5.6), layout="constrained")
         ax = fig.add_subplot()
         lats = []
         for k, st in enumerate(geo, start=1):
@@ -247,7 +254,7 @@ def histograms(summary: ReportSummary) -> bytes:
     """PNG with the sampled pixel-score distribution and the peak scores of counted findings, threshold marked."""
     t = summary.threshold
     with _rc():
-        fig = Figure(figsize=(7.0, 2.8))
+        fig = Figure(figsize=(7.0, 2.8), layout="constrained")
         a1, a2 = fig.subplots(1, 2)
         if summary.samples.size:
             step = max(1, summary.samples.size // 200_000)
@@ -267,5 +274,4 @@ def histograms(summary: ReportSummary) -> bytes:
             if t is not None:
                 ax.axvline(t, color="black", ls="--", lw=1, label=f"threshold {t:.2f}")
                 ax.legend(fontsize=7)
-        fig.tight_layout()
         return _encode(fig, "png")

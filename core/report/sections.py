@@ -81,8 +81,7 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
         geo = "none (pixel coordinates only)" if g is None else \
             f"{clean_text(g.crs, 40)} ({g.method}{', approximate' if g.approximate else ''})"
         gsd = sr.gsd_m if sr.gsd_m is not None else (st.pixel_m[0] if st.pixel_m else None)
-        src = sr.source_path.name if sr.source_path else sr.scene_name
-        rows.append([f"S{k}", clean_text(src, 120), "post-event (analysed)", clean_text(sr.capture_time) or
+        rows.append([f"S{k}", clean_text(sr.scene_name, 120), "post-event (analysed)", clean_text(sr.capture_time) or
                      "unknown", f"{fmt(gsd)} m" if gsd else "unknown", geo])
         if sr.pre_scene_name:
             pre = ctx.pre_source(sr)
@@ -176,10 +175,11 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
                          clean_text(grade_label(f.grade, f.grade_scale), 40), fmt(f.confidence), fmt(f.area_m2, 0),
                          clean_text(f.review_status, 20), clean_text(f.notes, 240)])
         pdf.set_font(FONT, "", 6.8)
-        # MGRS and coordinates must never wrap (readers copy them); the note column takes what is left.
-        w_mgrs, w_ll = (min(max(max(pdf.get_string_width(r[k]) for r in rows[1:]) + 2.8, 14), 34) for k in (2, 3))
-        fixed = 7 + 30 + w_mgrs + w_ll + 17 + 10 + 11 + 18
-        pdf.grid(rows, (7, 30, w_mgrs, w_ll, 17, 10, 11, 18, max(pdf.epw - fixed, 20)), size=6.8)
+        # Ids, MGRS and coordinates should not wrap (readers copy them); the note column takes what is left.
+        w_id, w_mgrs, w_ll = (min(max(max(pdf.get_string_width(r[k]) for r in rows[1:]) + 2.8, 14), cap)
+                              for k, cap in ((1, 40), (2, 34), (3, 34)))
+        fixed = 7 + w_id + w_mgrs + w_ll + 17 + 10 + 11 + 18
+        pdf.grid(rows, (7, w_id, w_mgrs, w_ll, 17, 10, 11, 18, max(pdf.epw - fixed, 20)), size=6.8)
     if s.rejected:
         pdf.h2("Rejected by analyst (not counted)")
         rows = [["#", "Finding ID", "Automatic grade", "Reviewed by", "Analyst note"]]

@@ -66,6 +66,7 @@ class ReportSummary:
     vmax: float  #: top of the heatmap colour ramp (:func:`core.heatmap.default_vmax`)
     samples: np.ndarray = field(repr=False)
     obj_id: dict[int, int] = field(default_factory=dict, repr=False)  #: id(finding) -> obj_id
+    scene_of: dict[int, SceneResult] = field(default_factory=dict, repr=False)  #: id(finding) -> its scene
 
     @property
     def display_threshold(self) -> float:
@@ -143,4 +144,4 @@ def summarise(ctx: ReportContext) -> ReportSummary:
     vmax = default_vmax(threshold if threshold is not None else DISPLAY_THRESHOLD)
     return ReportSummary(stats, ordered, rows, assessed, sum(1 for s in stats if s.area_m2 is None), damaged,
                          damaged / assessed if assessed else None, threshold, vmax, samples,
-                         {id(f): i for i, f in ordered})
+                         {id(f): i for i, f in ordered}, {id(f): s for s in ctx.scenes for f in s.findings})
