@@ -103,6 +103,7 @@ def test_missing_data_is_explained_not_fatal(tmp_path: Path) -> None:
                   "pre-event image file not available", "not georeferenced", "no coordinates",
                   "the file is truncated", "not recorded", "lost-F001", "No scene is georeferenced"):
         assert words in text, words
+    assert "../lost <b>.tif" in text  # a hostile scene name is printed as typed
 
 
 def test_no_findings_report(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811

@@ -11,7 +11,7 @@ import math
 
 import cv2
 import numpy as np
-from matplotlib import rc_context
+from matplotlib import patheffects, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
@@ -32,6 +32,7 @@ from core.types import Finding, GeoRef, Scene
 
 MAP_LABELS = 25  #: findings labelled with their number on a scene map (highest scores first)
 MAP_PIXELS = 1000  #: longest side of the imagery drawn in a scene map
+_HALO = [patheffects.Stroke(linewidth=3.2, foreground="black", alpha=0.8), patheffects.Normal()]
 
 
 def _rc() -> rc_context:
@@ -172,8 +173,8 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
                 continue
             rej = is_rejected(f)
             ec = "#9e9e9e" if rej else grade_colour(f.grade, f.grade_scale)
-            ax.add_patch(Polygon(f.polygon_px, closed=True, fill=False, zorder=4, lw=0.9 if rej else 1.4, ec=ec,
-                                 ls="--" if rej else "-"))
+            ax.add_patch(Polygon(f.polygon_px, closed=True, fill=False, zorder=4, lw=0.9 if rej else 1.5, ec=ec,
+                                 ls="--" if rej else "-", path_effects=_HALO))
             if not rej and k < MAP_LABELS:
                 c0, r0, c1, _ = f.bbox_px
                 right = c1 < 0.9 * w

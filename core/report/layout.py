@@ -143,8 +143,10 @@ class ReportPDF(FPDF):
         h = w * ph / pw
         if h > max_h:
             h, w = max_h, max_h * pw / ph
-        if self.will_page_break(h + 10):
+        if self.will_page_break(h + 12):
             self.add_page()
+        else:
+            self.ln(2)
         self.figure_no += 1
         self.image(io.BytesIO(data), x=self.l_margin + (self.epw - w) / 2, y=self.get_y(), w=w, h=h)
         self.set_y(self.get_y() + h + 1)

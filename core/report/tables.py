@@ -66,14 +66,15 @@ def _csv_cell(name: str, value: Any) -> str:
     return neutralise_cell(str(value))
 
 
-def write_csv(source: FindingsInput, path: str | Path, bom: bool = False, include_rejected: bool = True) -> Path:
+def write_csv(ctx_or_findings: FindingsInput, path: str | Path, bom: bool = False,
+              include_rejected: bool = True) -> Path:
     """Write the findings table as UTF-8 CSV (``bom=True`` adds a BOM so Excel detects UTF-8); returns ``path``.
 
     Numeric columns are plain numbers; every text cell that a spreadsheet would evaluate (starting with
     = + - @ tab CR LF) is prefixed with a single quote. Rejected findings are included with
     ``review_status=rejected`` unless ``include_rejected`` is False.
     """
-    rows = records(source, include_rejected)
+    rows = records(ctx_or_findings, include_rejected)
     with atomic_output(path) as tmp:
         with open(tmp, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
             w = csv.writer(fh, lineterminator="\r\n")
@@ -143,13 +144,13 @@ def feature_collection(source: FindingsInput,
     return fc, left_out
 
 
-def write_geojson(source: FindingsInput, path: str | Path, include_rejected: bool = True) -> Path:
+def write_geojson(ctx_or_findings: FindingsInput, path: str | Path, include_rejected: bool = True) -> Path:
     """Write the georeferenced findings as an RFC 7946 FeatureCollection (WGS84 lon/lat, no ``crs`` member).
 
     Properties are the CSV columns with JSON types. Findings without usable georeferencing are left out (see
     :func:`feature_collection` to count them). Returns ``path``.
     """
-    fc, _ = feature_collection(source, include_rejected)
+    fc, _ = feature_collection(ctx_or_findings, include_rejected)
     text = json.dumps(fc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
