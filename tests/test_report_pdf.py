@@ -108,7 +108,7 @@ def test_missing_data_is_explained_not_fatal(tmp_path: Path) -> None:
 
 def test_no_findings_report(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
     quiet = [dataclasses.replace(s, findings=[], verdict="normal") for s in report_ctx.scenes[1:]]
-    ctx = dataclasses.replace(report_ctx, scenes=quiet, pre_sources={})
+    ctx = dataclasses.replace(report_ctx, scenes=quiet, pre_sources={}, max_map_figures=1)
     text = "\n".join(p.extract_text() for p in PdfReader(write_pdf(ctx, tmp_path / "q.pdf")).pages)
     assert "No anomalous region above the threshold was found" in text
     assert "No damage findings to list." in text and "No counted findings." in text
@@ -124,3 +124,16 @@ def test_unusable_context_raises_report_error(report_ctx: ReportContext, tmp_pat
     with pytest.raises(ReportError, match="does not exist"):
         write_pdf(report_ctx, tmp_path / "nope" / "r.pdf")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_source_image_is_reported_in_words(report_ctx: ReportContext, tmp_path: Path,  # noqa: F811
+                                                     shared_data: Path) -> None:
+    sr = report_ctx.scenes[1]
+    broken = tmp_path / "truncated.tif"
+    raw = Path(sr.source_path).read_bytes()
+    broken.write_bytes(raw[: len(raw) // 2])
+    ctx = dataclasses.replace(report_ctx, scenes=[dataclasses.replace(sr, source_path=broken)], top_n=2,
+                              max_map_figures=1)
+    text = "\n".join(p.extract_text() for p in PdfReader(write_pdf(ctx, tmp_path / "r.pdf")).pages)
+    assert "source image unreadable" in text or "could not be" in text
+    assert sr.findings[0].id in text

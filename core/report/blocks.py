@@ -6,6 +6,7 @@ import io
 
 from PIL import ImageColor
 
+from core.errors import CoreError
 from core.report._io import clean_text
 from core.report.chips import Panel, finding_panels
 from core.report.context import ReportContext, grade_colour, grade_label, is_confirmed
@@ -115,5 +116,8 @@ def finding_details(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache:
     pdf.ln(1)
     for obj_id, f in top:
         sr = s.scene_of.get(id(f))
-        panels = finding_panels(f, sr, cache, ctx.pre_source(sr), s.display_threshold, s.vmax) if sr else []
+        try:
+            panels = finding_panels(f, sr, cache, ctx.pre_source(sr), s.display_threshold, s.vmax) if sr else []
+        except (CoreError, OSError, ValueError) as err:  # a file damaged since the analysis: say so, go on
+            panels = [Panel("Image chips", None, f"chips could not be read: {err}")]
         finding_block(pdf, obj_id, f, sr, panels)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from core.errors import CoreError
 from core.report._io import clean_text
 from core.report.context import ReportContext, grade_label, is_confirmed
 from core.report.figures import histograms, overview_map, scene_map
@@ -152,9 +153,16 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
     ranked = sorted(mappable, key=lambda st: (-st.counted, -(st.peak or -math.inf)))
     shown = ranked[: max(0, ctx.max_map_figures)]
     for st in shown:
-        pdf.figure(scene_map(st, cache.get(st.result.source_path), s),
-                   f"{clean_text(st.result.scene_name, 80)}: heatmap above the threshold ({fmt(s.threshold)}) and "
-                   "finding outlines coloured by grade, numbered as in section 2.", max_h=200)
+        name = clean_text(st.result.scene_name, 80)
+        try:
+            data = scene_map(st, cache.get(st.result.source_path), s)
+        except (CoreError, OSError, ValueError) as err:  # a file damaged since the analysis: say so, go on
+            pdf.para(f"The map of {name} could not be drawn: {clean_text(err, 300)}", size=8.5, colour=GREY)
+            continue
+        why = cache.errors.get(st.result.source_path) if st.result.source_path else "no source image recorded"
+        pdf.figure(data, f"{name}: heatmap above the threshold ({fmt(s.display_threshold)}) and finding outlines "
+                   "coloured by grade, numbered as in section 2."
+                   + (f" Imagery not shown: {clean_text(why, 300)}" if why else ""), max_h=200)
     if len(s.scenes) > len(shown):
         pdf.para(f"Maps are shown for {len(shown)} scene(s) (those with the most findings); the other "
                  f"{len(s.scenes) - len(shown)} scene(s) are listed in Appendix A.", size=8.5, colour=GREY)
