@@ -30,7 +30,7 @@ FINDING_COLUMNS: tuple[Column, ...] = (
     Column("finding_id", "str", "stable finding id from the analysis (e.g. <scene>-F001)"),
     Column("damage_gra", "str", "EMS damage grade label (Destroyed / Damaged / Possibly damaged ...)"),
     Column("grade_key", "str", "machine value of the grade (destroyed, damaged, possibly-damaged ...)"),
-    Column("grade_scale", "str", "grading scale of damage_gra: copernicus-ems or xview2-jds"),
+    Column("grade_scale", "str", "grading scale of the grade: copernicus-ems, xview2-jds or unosat"),
     Column("det_method", "str", "EMS detection method: 'automatic extraction' until an analyst confirms"),
     Column("review_status", "str", "unreviewed | confirmed | rejected (rejected rows are not counted in the report)"),
     Column("notation", "str", "EMS notation: validation state and location quality in words"),
