@@ -1,0 +1,138 @@
+"""Map: every georeferenced result of the case on an offline Leaflet map; click a finding to see it beside the map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from streamlit_folium import st_folium
+
+from core import webmap
+from core.errors import CoreError
+from core.grading import SCALES
+from core.types import Finding, SceneResult
+from pages import _state as S
+from pages import _ui
+
+MAP_HEIGHT = 620
+
+
+@st.cache_data(show_spinner="Warping heatmap to the map…", max_entries=512)
+def _overlay(path: str, mtime: float, threshold: float) -> webmap.Overlay | None:
+    del mtime  # cache key only: a re-written heatmap gets a new overlay
+    return webmap.heatmap_overlay(path, threshold)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _chip(finding_id: str, source: str, mtime: float, _sr: SceneResult, _f: Finding):
+    del finding_id, source, mtime  # cache key only
+    return webmap.finding_chip(_sr, _f)
+
+
+def _mtime(path: Path | None) -> float:
+    try:
+        return path.stat().st_mtime if path is not None else 0.0
+    except OSError:
+        return 0.0
+
+
+def _details(sr: SceneResult, f: Finding) -> None:
+    label = webmap.grade_label_colour(f)[0]
+    st.subheader(f.id, divider="gray")
+    rows = {"Grade": f"{label} ({f.grade_scale})", "Score max / mean": f"{f.score_max:.2f} / {f.score_mean:.2f}",
+            "Threshold": f"{f.threshold:.2f}", "Confidence": f"{f.confidence:.0%}", "MGRS": f.mgrs or "n/a",
+            "Lat / lon": (f"{f.centroid_lat:.6f}, {f.centroid_lon:.6f}" if f.centroid_lat is not None
+                          and f.centroid_lon is not None else "n/a"),
+            "Area": (f"{f.area_m2:,.0f} m²" if f.area_m2 is not None else "n/a")
+            + (" (approximate)" if f.location_approximate else ""),
+            "Source": f.source_name or sr.scene_name, "Review": f.review_status, "Analyst": f.analyst or "—",
+            "Method": f.det_method, "Notes": f.notes or "—"}
+    st.dataframe([{"field": k, "value": str(v)} for k, v in rows.items()], hide_index=True, width="stretch")
+    src = Path(sr.source_path) if sr.source_path else None
+    try:
+        chip = _chip(f.id, str(src), _mtime(src), sr, f)
+    except CoreError as exc:
+        _ui.show_error(exc, "Image chip")
+        return
+    if chip is None:
+        st.caption("The source image is no longer available, so no chip can be shown.")
+    else:
+        st.image(chip, caption=f"{label}: outline of the finding on the source image", width="stretch")
+
+
+def _legend() -> None:
+    scale = SCALES["copernicus-ems"]
+    items = " ".join(f"<span style='color:{g.color}'>&#9632;</span> {g.label}" for g in scale.grades()[:3])
+    st.markdown(f"<small>{items} &nbsp; <span style='color:#718096'>&#9633;</span> rejected &nbsp; dashed outline = "
+                "approximate footprint</small>", unsafe_allow_html=True)
+
+
+ctx = _ui.context()
+st.title("Map")
+if ctx.case_id is None:
+    st.info("Pick or create a case in the sidebar first.")
+    st.stop()
+analysis = _ui.pick_analysis(ctx, S.W_ANALYSIS)
+if analysis is None:
+    st.info("This case has no analysis yet: analyse images on the Analyze page, then come back to see them here.")
+    st.stop()
+whole_case = st.toggle("Show every analysis of this case", value=False,
+                       help="Off: only the analysis picked above. On: all analyses of the case on one map.")
+try:
+    ids = [a["id"] for a in ctx.ws.list_analyses(ctx.case_id)] if whole_case else [analysis["id"]]
+    results = [r for aid in ids for r in ctx.ws.scene_results(aid) if r.error is None]
+except CoreError as exc:
+    _ui.show_error(exc, "Workspace")
+    st.stop()
+on_map = [r for r in results if r.georef is not None]
+off_map = [r.scene_name for r in results if r.georef is None]
+if not on_map:
+    st.info("None of these results is georeferenced, so there is nothing to place on the map. GeoTIFFs carry "
+            "their location; drone frames need GPS in their metadata, and photos can be placed by hand on the "
+            "Analyze page.")
+    if off_map:
+        st.text("Not georeferenced: " + ", ".join(off_map))
+    st.stop()
+
+c1, c2 = st.columns([2, 3])
+basemap = c1.selectbox("Basemap", list(webmap.BASEMAPS), index=0,
+                       help="'none' works offline. Online basemaps fetch tiles from their provider.")
+c2.caption(f"{len(on_map)} georeferenced scene(s), {sum(len(r.findings) for r in on_map)} finding(s). Heatmaps "
+           "are transparent below the threshold each scene was analysed with.")
+overlays: dict[str, webmap.Overlay | None] = {}
+for r in on_map:
+    if r.heatmap_path is None:
+        continue
+    try:
+        overlays[str(r.heatmap_path)] = _overlay(str(r.heatmap_path), _mtime(Path(r.heatmap_path)),
+                                                 webmap.scene_threshold(r))
+    except CoreError as exc:
+        overlays[str(r.heatmap_path)] = None
+        st.warning(f"Heatmap of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
+try:
+    fmap = webmap.build_map(on_map, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
+                            overlay_opacity=float(S.get(S.OPACITY) or 0.6))
+except CoreError as exc:
+    _ui.show_error(exc, "Map")
+    st.stop()
+
+left, right = st.columns([5, 2])
+with left:
+    out = st_folium(fmap, height=MAP_HEIGHT, use_container_width=True,
+                    returned_objects=["last_object_clicked", "last_object_clicked_tooltip"])
+    _legend()
+with right:
+    clicked = webmap.clicked_finding(on_map, out)
+    by_id = {f.id: (r, f) for r in on_map for f in r.findings}
+    if not by_id:
+        st.info("No findings in these results: nothing scored above the threshold.")
+    else:
+        ids_sorted = list(by_id)
+        fid = st.selectbox("Finding", ids_sorted, index=ids_sorted.index(clicked.id) if clicked else None,
+                           placeholder="click one on the map, or pick it here",
+                           format_func=lambda i: f"{i} · {webmap.grade_label_colour(by_id[i][1])[0]}")
+        if fid is not None:
+            _details(*by_id[fid])
+if off_map:
+    with st.expander(f"{len(off_map)} result(s) not on the map (no georeferencing)"):
+        st.text("\n".join(off_map))
