@@ -1,0 +1,250 @@
+"""Models: model cards, training and evaluation as background jobs (live loss curve, ROC), checkpoint upload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import jobs
+from core.checkpoint import file_sha256, read_checkpoint
+from core.data import IMAGE_EXTS
+from core.errors import CoreError
+from core.models.registry import arch_info, list_archs
+from core.training import TrainConfig
+from pages import _ui
+
+POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
+UPLOAD_TYPES = sorted({e.lstrip(".") for e in IMAGE_EXTS} | {"zip"})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _checkpoint_meta(path: str, mtime: float) -> tuple[dict[str, Any], str]:
+    del mtime  # cache key only
+    return read_checkpoint(path)[1], file_sha256(path)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _card_path(path: Path) -> Path | None:
+    """The bundled model's markdown card: ``<stem>.md`` beside it, else the folder's only ``.md``."""
+    own = path.with_suffix(".md")
+    if own.is_file():
+        return own
+    mds = sorted(path.parent.glob("*.md"))
+    return mds[0] if len(mds) == 1 else None
+
+
+def _num(v: Any, spec: str = ".3f") -> str:
+    return format(v, spec) if isinstance(v, (int, float)) else "n/a"
+
+
+def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdown: Path | None = None) -> None:
+    with st.expander(title, expanded=markdown is not None):
+        arch = str(info.get("arch", "?"))
+        c = st.columns(4)
+        c[0].metric("Family", _ui.model_family(arch), help=f"Architecture `{arch}`")
+        c[1].metric("Input size", f"{info.get('input_size', '?')} px")
+        cal = info.get("calibration") or {}
+        c[2].metric("Default threshold", _num(cal.get("threshold", info.get("threshold")), ".2f"),
+                    help="Calibrated units: 1 = the 99th percentile of the model's normal pixels.")
+        c[3].metric("Calibration images", str(cal.get("n_images", "?")),
+                    help="Held-out normal images whose scores set the calibration and default threshold.")
+        tr = info.get("training") or {}
+        normal, anomalies = tr.get("normal") or {}, tr.get("anomalies") or {}
+        epochs, final = tr.get("epochs", "?"), tr.get("final_loss")
+        synthetic = "" if anomalies.get("files") else " (synthetic confetti anomalies)"
+        st.text(f"Architecture: {arch}. Training data: {normal.get('files', '?')} normal file(s), "
+                f"{anomalies.get('files', 0)} labelled anomaly file(s){synthetic}; {epochs} epoch(s), final loss "
+                f"{_num(final, '.4f')}{', stopped early' if tr.get('stopped_early') else ''}.")
+        evals = [{"when": j["finished_at"][:16].replace("T", " "), "AUROC": j["result"].get("auroc"),
+                  "normal": j["result"].get("n_normal"), "anomalous": j["result"].get("n_anomalous"),
+                  "unit": j["result"].get("unit")} for j in jobs.model_evaluations(ws, sha)]
+        stored = info.get("evaluation") or {}
+        if stored:
+            evals.append({"when": "in checkpoint", **{k: v for k, v in stored.items()
+                                                      if isinstance(v, (int, float, str))}})
+        if evals:
+            st.dataframe(evals, hide_index=True, width="stretch")
+        else:
+            st.caption("Not evaluated yet: use the Evaluate tab.")
+        st.caption(f"sha256 `{sha}` · `{path}`")
+        if markdown is not None:
+            st.markdown(markdown.read_text(encoding="utf-8"))
+
+
+def _models_tab(ws) -> None:
+    default = _ui.default_model_path()
+    if default is not None and default.is_file():
+        try:
+            meta, sha = _checkpoint_meta(str(default), _mtime(default))
+            _card(f"Default model · {meta.get('name', default.stem)}", jobs.model_info(meta, source="bundled"),
+                  sha, default, ws, markdown=_card_path(default))
+        except CoreError as exc:
+            _ui.show_error(exc, "Default model")
+    else:
+        st.info("The bundled default model is missing; train or upload one below.")
+    for m in ws.list_models():
+        state = "" if m["exists"] else " · file missing"
+        _card(f"#{m['id']} · {m['name']}{state}", m["info"], m["sha256"], Path(m["path"]), ws)
+
+
+def _staged(ws, kind: str, uploads: list, folder: str) -> list[str]:
+    """Uploaded files saved into the workspace (zips unpacked safely) plus a server-side folder, as job inputs."""
+    specs: list[str] = []
+    if uploads:
+        dest = jobs.new_upload_dir(ws, kind)
+        jobs.stage_uploads([(u.name, u.getvalue()) for u in uploads], dest)
+        specs.append(str(dest))
+    if folder.strip():
+        specs.append(folder.strip())
+    return specs
+
+
+def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
+    archs = list_archs()
+    with st.form("train_form"):
+        name = st.text_input("Model name", max_chars=100, placeholder="e.g. joplin-pre-vgg16")
+        arch = st.selectbox("Architecture", archs, index=archs.index("fcdd-vgg16") if "fcdd-vgg16" in archs else 0,
+                            format_func=lambda a: f"{_ui.model_family(a)} · {a}",
+                            help="fcdd-vgg16 is 'Deeper FCDD', the best backbone on AIDER in Yasuno et al. 2023.")
+        c = st.columns(4)
+        epochs = c[0].number_input("Epochs", 1, 1000, 10)
+        size = c[1].number_input("Input size (px)", 32, 1024, 224, step=8)
+        steps = c[2].number_input("Steps per epoch", 1, 10000, 50)
+        batch = c[3].number_input("Batch size", 2, 256, 16)
+        normal_up = st.file_uploader("Normal images (pre-event / undamaged), or a .zip of them", UPLOAD_TYPES,
+                                     accept_multiple_files=True)
+        normal_dir = st.text_input("…or a folder of normal images on the server")
+        anom_up = st.file_uploader("Anomalies (optional, damaged examples), or a .zip", UPLOAD_TYPES,
+                                   accept_multiple_files=True,
+                                   help="Without them, synthetic 'confetti' anomalies are used (FCDD).")
+        anom_dir = st.text_input("…or a folder of anomalies on the server")
+        go_train = st.form_submit_button("Start training", type="primary")
+    if go_train:
+        try:
+            normal = _staged(ctx.ws, "train-normal", normal_up, normal_dir)
+            if not normal:
+                st.error("Give normal images: upload them or name a folder on the server.")
+                return
+            cfg = TrainConfig(arch=arch, normal=normal, anomalies=_staged(ctx.ws, "train-anomalies", anom_up,
+                                                                          anom_dir),
+                              input_size=int(size), epochs=int(epochs), steps_per_epoch=int(steps),
+                              batch_size=int(batch), device=ctx.device, name=name.strip())
+            jid = jr.start_training(cfg)
+            st.success(f"Training job #{jid} started. Its progress shows above and survives leaving this page.")
+            st.rerun()
+        except CoreError as exc:
+            _ui.show_error(exc, "Training")
+    info = arch_info(arch)
+    st.caption(f"{info['description']} Receptive field {info['rf']['r']} px, stride {info['rf']['j']}.")
+
+
+def _evaluate_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
+    choices = _ui.model_choices(ctx.ws)
+    if not choices:
+        st.info("No model to evaluate yet.")
+        return
+    labels = {c.key: c.label for c in choices}
+    with st.form("evaluate_form"):
+        key = st.selectbox("Model", list(labels), format_func=labels.get)
+        normal_up = st.file_uploader("Normal images, or a .zip", UPLOAD_TYPES, accept_multiple_files=True)
+        normal_dir = st.text_input("…or a server folder of normal images")
+        anom_up = st.file_uploader("Anomalous images, or a .zip", UPLOAD_TYPES, accept_multiple_files=True)
+        anom_dir = st.text_input("…or a server folder of anomalous images")
+        patch = st.number_input("Patch size for georeferenced rasters (0 = score whole images)", 0, 4096, 0, step=32)
+        go_eval = st.form_submit_button("Start evaluation", type="primary")
+    if go_eval:
+        try:
+            normal = _staged(ctx.ws, "eval-normal", normal_up, normal_dir)
+            anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, anom_dir)
+            det = _ui.get_detector(key, ctx.device)
+            jid = jr.start_evaluation(normal, anomalous, model_path=key or None, device=ctx.device,
+                                      patch=int(patch) or None, detector=det)
+            st.success(f"Evaluation job #{jid} started.")
+            st.rerun()
+        except CoreError as exc:
+            _ui.show_error(exc, "Evaluation")
+
+
+def _upload_tab(ctx: _ui.Context) -> None:
+    with st.form("checkpoint_form", clear_on_submit=True):
+        up = st.file_uploader("Checkpoint (.pt) written by `python -m core train`", ["pt", "pth"])
+        name = st.text_input("Name (optional)", max_chars=100)
+        go_up = st.form_submit_button("Check and register")
+    if go_up:
+        if up is None:
+            st.error("Choose a checkpoint file first.")
+            return
+        try:
+            mid = jobs.import_checkpoint(ctx.ws, up.name, up.getvalue(), name=name)
+            st.success(f"Checkpoint registered as model #{mid}; pick it in the sidebar.")
+        except CoreError as exc:
+            _ui.show_error(exc, "Checkpoint refused")
+
+
+def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
+    with st.container(border=True):
+        what = {"train": "Training", "evaluate": "Evaluation"}.get(job["kind"], job["kind"])
+        st.markdown(f"**{what} job #{job['id']}** · {job['status']} · started {job['created_at'][:19]} UTC")
+        st.progress(float(job["progress"] or 0.0))
+        if job["message"]:
+            st.text(job["message"])
+        if job["kind"] == jobs.TRAIN:
+            pts = [e for e in job["log"] if "loss" in e and "epoch" in e]
+            if pts:
+                fig = go.Figure(go.Scatter(x=[e["epoch"] for e in pts], y=[e["loss"] for e in pts],
+                                           mode="lines+markers", name="loss"))
+                fig.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10), title="Training loss",
+                                  xaxis_title="epoch", yaxis_title="loss")
+                st.plotly_chart(fig, width="stretch")
+        res = job.get("result") or {}
+        if job["kind"] == jobs.EVALUATE and job["status"] == "done" and res.get("fpr"):
+            auroc = res.get("auroc")
+            fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name="ROC"),
+                             go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                        line=dict(dash="dash", color="gray"))])
+            fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="false positive rate",
+                              yaxis_title="true positive rate",
+                              title=f"ROC · AUROC {auroc:.3f}" if auroc is not None else "ROC")
+            st.plotly_chart(fig, width="stretch")
+            st.caption(f"{res.get('n_normal')} normal vs {res.get('n_anomalous')} anomalous ({res.get('unit')}) · "
+                       f"model {res.get('model', {}).get('name', '?')}")
+        if job["status"] in jobs.ACTIVE and st.button(f"Cancel job #{job['id']}", icon=":material/cancel:"):
+            jr.cancel(job["id"])
+            st.rerun()
+
+
+def _jobs_panel(ws, jr: jobs.JobRunner, polling: bool) -> None:
+    recent = ws.list_jobs(limit=5)
+    if polling and not any(j["status"] in jobs.ACTIVE for j in recent):
+        st.rerun()  # the job ended: redraw the whole page (new model in the list) and stop polling
+    if not recent:
+        st.caption("No training or evaluation jobs yet.")
+    for j in recent:
+        _job_card(ws, jr, ws.get_job(j["id"]))
+
+
+ctx = _ui.context()
+st.title("Models")
+ctx.ws.recover_interrupted()  # jobs of a server that stopped show as interrupted, not running forever
+jr = jobs.runner(ctx.ws.root)
+running = any(j["status"] in jobs.ACTIVE for j in ctx.ws.list_jobs(limit=20))
+with st.expander("Jobs", expanded=True, icon=":material/pending_actions:"):
+    st.fragment(run_every=POLL_S if running else None)(_jobs_panel)(ctx.ws, jr, running)
+t_models, t_train, t_eval, t_upload = st.tabs(["Model cards", "Train", "Evaluate", "Upload checkpoint"])
+with t_models:
+    _models_tab(ctx.ws)
+with t_train:
+    _train_tab(ctx, jr)
+with t_eval:
+    _evaluate_tab(ctx, jr)
+with t_upload:
+    _upload_tab(ctx)
