@@ -75,6 +75,15 @@ def test_full_package_contents_and_readme(report_ctx: ReportContext, tmp_path: P
         assert f"{stem}_heatmap.tif" in names and f"{stem}_overlay.png" in names
 
 
+def test_package_reuses_a_written_pdf(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+    pdf = tmp_path / "already.pdf"
+    pdf.write_bytes(b"%PDF-1.4 stand-in bytes the package must copy verbatim")
+    with zipfile.ZipFile(write_package(report_ctx, tmp_path / "p.zip", formats=("pdf",), pdf_path=pdf)) as zf:
+        assert zf.read("report.pdf") == pdf.read_bytes()
+    with pytest.raises(ReportError, match="does not exist"):
+        write_package(report_ctx, tmp_path / "p.zip", pdf_path=tmp_path / "missing.pdf")
+
+
 def test_missing_files_are_listed_not_fatal(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
     gone = dataclasses.replace(report_ctx.scenes[1], heatmap_path=tmp_path / "deleted_heatmap.tif")
     ctx = dataclasses.replace(report_ctx, scenes=[gone])

@@ -63,8 +63,12 @@ def _readme(ctx: ReportContext, files: list[tuple[str, str]], n_features: int, l
     return "\n".join(lines)
 
 
-def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] = FORMATS, bom: bool = True) -> Path:
+def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] = FORMATS, bom: bool = True,
+                  pdf_path: str | Path | None = None) -> Path:
     """Write one zip with the chosen ``formats`` (see :data:`FORMATS`) and a README.txt; returns ``path``.
+
+    ``pdf_path`` names a PDF already written by :func:`write_pdf` for the same context: it is packed as is instead
+    of being rendered a second time (the slow part of a package).
 
     Archive names are flat, ASCII and unique whatever the uploaded image names were (no path separators, no
     "..", no absolute paths). Heatmap / overlay files that no longer exist are listed in the README.
@@ -77,6 +81,9 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
         raise ReportError(f"unknown package format(s) {unknown or wanted}; choose from {', '.join(FORMATS)}")
     ctx.validate()
     check_output_path(path)
+    if pdf_path is not None and not Path(pdf_path).is_file():
+        raise ReportError(f"the PDF to pack ({pdf_path}) does not exist; write it with write_pdf first or leave "
+                          "pdf_path out")
     stems: set[str] = set()
     files: list[tuple[str, str]] = []
     missing: list[str] = []
@@ -90,6 +97,10 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
                  lambda c, p: write_csv(c, p, bom=bom)),
                 ("geojson", "findings.geojson", "findings as GIS polygons (WGS84)", write_geojson)):
             if fmt in wanted:
+                if fmt == "pdf" and pdf_path is not None:
+                    entries.append((Path(pdf_path), fname))
+                    files.append((fname, desc))
+                    continue
                 writer(ctx, work / fname)
                 entries.append((work / fname, fname))
                 files.append((fname, desc))
