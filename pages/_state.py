@@ -13,6 +13,8 @@ from typing import Any
 
 import streamlit as st
 
+SHELL = "shell_ready"  #: set by app.py on every run; a page run without it was reached around the app shell
+
 # -- sidebar: what every page works with -------------------------------------------------------------------------
 CASE_ID = "case_id"  #: id of the case in use (int) or None
 MODEL_PATH = "model_path"  #: checkpoint path (str) of the model in use; "" = the default model
@@ -76,6 +78,7 @@ def place_key(scene: str, field: str) -> str:
 
 
 DEFAULTS: dict[str, Any] = {
+    SHELL: False,
     CASE_ID: None,
     MODEL_PATH: "",
     DEVICE: "auto",

@@ -241,6 +241,7 @@ def _threshold_section(det: Detector | None) -> None:
 def sidebar() -> Context:
     """Draw the shared sidebar and return the choices (call once per run, from ``app.py``)."""
     S.init()
+    S.put(S.SHELL, True)
     with st.sidebar:
         try:
             ws = workspace()
@@ -262,8 +263,15 @@ def sidebar() -> Context:
 
 
 def context() -> Context:
-    """The sidebar's current choices (the model comes from the shared cache; nothing is reloaded)."""
+    """The sidebar's current choices (the model comes from the shared cache; nothing is reloaded).
+
+    Because the page files live in ``pages/``, Streamlit's legacy multipage mode runs a page file on its own
+    when it is the very first request a fresh server gets (``/report``): ``st.navigation`` in ``app.py`` has not
+    run yet. Such a run is sent through ``app.py`` first, which sets up the navigation and the sidebar.
+    """
     S.init()
+    if not S.get(S.SHELL):
+        st.switch_page("app.py")
     ws = workspace()
     det, err = None, None
     try:

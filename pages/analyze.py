@@ -114,10 +114,13 @@ def start_run(ctx: _ui.Context, items: list[dict[str, str]], grade_scale: str) -
     """Record a new analysis of the staged inputs with the sidebar's model and threshold, and run it."""
     det = ctx.detector
     assert det is not None
+    default = float(det.calibration.threshold)
+    # the slider shows the model's default rounded: record "model default" (None) unless the analyst moved it
+    thr = None if ctx.threshold is None or abs(ctx.threshold - default) < 0.005 else ctx.threshold
     aid = ctx.ws.create_analysis(ctx.case_id, [{"path": i["path"], "name": i["name"], "origin": i["origin"]}
-                                               for i in items], model=det.info(), threshold=ctx.threshold,
+                                               for i in items], model=det.info(), threshold=thr,
                                  options={"grade_scale": grade_scale, "device": device_label(det.device)})
-    run_batch(ctx, aid, items, threshold=ctx.threshold, grade_scale=grade_scale)
+    run_batch(ctx, aid, items, threshold=thr, grade_scale=grade_scale)
     return aid
 
 
@@ -360,10 +363,11 @@ def results_section(ctx: _ui.Context) -> None:
     st.session_state[S.W_SHOWN_SCENE] = S.get(S.SHOWN_SCENE)
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     c1.selectbox("Image", names, key=S.W_SHOWN_SCENE, on_change=S.keep, args=(S.SHOWN_SCENE, S.W_SHOWN_SCENE))
-    saved = {float(r.meta.get("threshold", math.nan)) for r in ok}
-    if saved != {threshold} and c2.button(f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
-                                          help="Extract the findings of every image of this analysis again at "
-                                               "the sidebar threshold and save them (reviews are kept)."):
+    saved = [float(r.meta.get("threshold", math.nan)) for r in ok]
+    moved = not all(abs(t - threshold) < 0.005 for t in saved)
+    if moved and c2.button(f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
+                           help="Extract the findings of every image of this analysis again at the sidebar "
+                                "threshold and save them (reviews are kept)."):
         try:
             with st.spinner("Extracting findings…"):
                 for r in ok:

@@ -1,0 +1,218 @@
+"""The Analyze page in a real (in-process) Streamlit session: uploads, a bad file in a batch, stored results,
+the live threshold, server paths and placing an un-georeferenced frame. Real imagery from ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.heatmap import read_heatmap
+from core.store import Workspace
+from pages import _state as S
+from pages import _ui
+from tests import test_app_shell as shell
+from tests.conftest import need
+from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
+
+small_model, app_env = shell.small_model, shell.app_env  # shared fixtures
+
+torch.set_num_threads(1)
+
+TILE = "tile_31500-5137.tif"
+
+
+def hot_threshold(heatmap: Path, q: float) -> float:
+    """The ``q`` quantile of a stored heatmap's scores, rounded as the sidebar slider does: a threshold at which
+    any model, however little trained, finds regions (the test model's score range is not fixed)."""
+    scores = read_heatmap(heatmap).scores
+    return round(float(np.nanquantile(scores, q)), 2)
+
+
+def save_at(at, threshold: float) -> None:
+    """Set the sidebar threshold and save the findings of the shown analysis at it."""
+    at.session_state[S.THRESHOLD] = threshold
+    at.run()
+    next(b for b in at.button if b.label.startswith("Save findings at threshold")).click().run()
+    assert not at.exception, texts(at.exception)
+
+
+def metric(at, label: str) -> str:
+    """Value of the metric whose label starts with ``label``."""
+    return next(m.value for m in at.metric if m.label.startswith(label))
+
+
+@pytest.fixture(scope="module")
+def batch_env(small_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Workspace folder shared by the tests of one analysed batch (one analysis run for all of them)."""
+    root = tmp_path_factory.mktemp("batch") / "workspace"
+    with pytest.MonkeyPatch.context() as mp:
+        server_like_reruns(mp)
+        mp.setenv("BDA_WORKSPACE", str(root))
+        mp.setenv(_ui.ENV_MODEL, str(small_model))
+        mp.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def batch(batch_env: Path, shared_data: Path):
+    """A session that uploaded a real Joplin post-event tile and a broken file and analysed them, then saved the
+    findings at a threshold where there are some; returns (session, workspace, that threshold)."""
+    tile = need(shared_data / JOPLIN / "post" / TILE)
+    at = new_app().run()
+    at.file_uploader[0].set_value([(TILE, tile.read_bytes(), "image/tiff"),
+                                   ("broken.jpg", b"this is a text file, not a photo", "image/jpeg")]).run()
+    assert [s["name"] for s in at.session_state[S.STAGED]] == [TILE, "broken.jpg"]
+    at.button(key="run_analysis").click().run()
+    ws = Workspace(batch_env)
+    low = hot_threshold(ws.scene_results(ws.list_analyses()[0]["id"])[0].heatmap_path, 0.97)
+    save_at(at, low)
+    return at, ws, low
+
+
+@pytest.fixture
+def analysed(batch):
+    """The batch's session, at the threshold its findings were saved with."""
+    at, ws, low = batch
+    at.session_state[S.THRESHOLD] = low
+    at.run()
+    return at, ws, low
+
+
+def test_bad_file_is_an_error_and_the_good_one_still_runs(analysed) -> None:
+    at, ws, low = analysed
+    assert not at.exception, texts(at.exception)
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("broken.jpg:") and "not an image" in errors[0]
+    (analysis,) = ws.list_analyses()
+    assert (analysis["status"], analysis["n_done"], analysis["n_failed"]) == ("done", 1, 1)
+    good, bad = ws.scene_results(analysis["id"])
+    assert good.error is None and bad.error is not None
+    assert good.heatmap_path.is_file() and good.georef is not None and good.findings
+    assert metric(at, "Verdict") in ("normal", "anomalous")
+    assert int(metric(at, "Findings saved")) == len(good.findings)
+    captions = [c for img in at.image for c in img.captions]
+    assert len(captions) == 3 and captions[0] == "original" and captions[2] == "overlay"  # side by side
+    assert at.get("plotly_chart"), "the score histogram is drawn"
+    assert at.session_state[S.STAGED] == []
+
+
+def test_uploads_are_on_disk_and_the_uploader_is_emptied(analysed, batch_env: Path, shared_data: Path) -> None:
+    at, ws, low = analysed
+    folder = batch_env / "files" / "uploads"
+    saved = {p.name: p for p in folder.rglob("*") if p.is_file()}
+    assert set(saved) == {TILE, "broken.jpg"}
+    assert saved[TILE].read_bytes() == (shared_data / JOPLIN / "post" / TILE).read_bytes()
+    assert at.file_uploader[0].value in (None, [])  # the widget was replaced: the upload's memory is released
+
+
+def test_a_new_session_shows_the_results_without_recomputing(analysed) -> None:
+    at, ws, low = analysed
+    (good, _) = ws.scene_results(ws.list_analyses()[0]["id"])
+    stamp = good.heatmap_path.stat().st_mtime_ns
+    again = new_app().run()  # a browser refresh: a new session on the same workspace
+    assert not again.exception
+    table = again.dataframe[0].value
+    assert list(table["image"]) == [TILE, "broken.jpg"]
+    assert texts(again.error) and texts(again.error)[0].startswith("broken.jpg:")
+    assert len(ws.list_analyses()) == 1 and good.heatmap_path.stat().st_mtime_ns == stamp
+
+
+def test_threshold_changes_live_counts_from_the_stored_heatmap(analysed) -> None:
+    at, ws, low = analysed
+    (good, _) = ws.scene_results(ws.list_analyses()[0]["id"])
+    stamp = good.heatmap_path.stat().st_mtime_ns
+    n_low = int(metric(at, "Findings @"))
+    assert n_low == len(good.findings) > 0  # same threshold, same preview: the live count matches what was saved
+    top = float(read_heatmap(good.heatmap_path).stats["max"])
+    at.session_state[S.THRESHOLD] = round(top + 0.5, 2)  # above every score: nothing left
+    at.run()
+    assert metric(at, "Findings @") == "0"
+    assert int(metric(at, "Findings saved")) == len(good.findings)  # stored findings untouched
+    assert good.heatmap_path.stat().st_mtime_ns == stamp and len(ws.list_analyses()) == 1
+    at.session_state[S.THRESHOLD] = low
+    at.run()
+    assert int(metric(at, "Findings @")) == n_low
+
+
+def test_save_findings_at_the_new_threshold(analysed) -> None:
+    at, ws, low = analysed
+    aid = ws.list_analyses()[0]["id"]
+    good = ws.scene_results(aid)[0]
+    assert {f.threshold for f in good.findings} == {low}
+    higher = hot_threshold(good.heatmap_path, 0.995)
+    at.session_state[S.THRESHOLD] = higher
+    at.run()
+    live = int(metric(at, "Findings @"))
+    save_at(at, higher)
+    assert not [e for e in texts(at.error) if not e.startswith("broken.jpg")]
+    good = ws.scene_results(aid)[0]
+    assert len(good.findings) == live and {f.threshold for f in good.findings} <= {higher}
+    save_at(at, low)  # and back, leaving the batch as the other tests expect it
+    assert {f.threshold for f in ws.scene_results(aid)[0].findings} == {low}
+
+
+def test_server_path_is_validated_then_analysed(app_env: Path, shared_data: Path, tmp_path: Path) -> None:
+    tile = need(shared_data / JOPLIN / "post" / TILE)
+    at = new_app().run()
+    for bad, words in ((str(tmp_path / "nope.tif"), "does not exist"), (str(tmp_path), "not a file")):
+        at.text_input(key=S.W_SERVER_PATH).input(bad)
+        next(b for b in at.button if b.label == "Add path").click().run()
+        assert any(words in e for e in texts(at.error)), texts(at.error)
+        assert at.session_state[S.STAGED] == []
+    at.text_input(key=S.W_SERVER_PATH).input(str(tile))
+    next(b for b in at.button if b.label == "Add path").click().run()
+    assert at.session_state[S.STAGED] == [{"name": TILE, "path": str(tile), "origin": "server path"}]
+    assert not (app_env / "files" / "uploads").exists()  # analysed in place, never copied
+
+
+def test_frame_without_georef_can_be_placed(app_env: Path, shared_data: Path) -> None:
+    photo = need(shared_data / "aider" / "fire" / "fire_image0228.jpg")  # an aerial photo without GPS
+    at = new_app().run()
+    at.file_uploader[0].set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
+    at.button(key="run_analysis").click().run()
+    assert not at.exception and not at.error
+    assert any("has no georeference" in t for t in texts(at.info))
+    ws = Workspace(app_env)
+    aid = ws.list_analyses()[0]["id"]
+    save_at(at, hot_threshold(ws.scene_results(aid)[0].heatmap_path, 0.9))
+    (result,) = ws.scene_results(aid)
+    assert result.georef is None and result.findings and result.findings[0].centroid_lat is None
+    at.number_input(key=S.place_key(photo.name, "lat")).set_value(37.0635)
+    at.number_input(key=S.place_key(photo.name, "lon")).set_value(-94.4861)
+    at.number_input(key=S.place_key(photo.name, "gsd")).set_value(0.25)
+    next(b for b in at.button if b.label == "Place on the map").click().run()
+    assert not at.exception and not at.error
+    (placed,) = ws.scene_results(aid)
+    assert placed.georef is not None and placed.georef.method == "user" and placed.georef.approximate
+    w, s, e, n = placed.bounds_wgs84
+    assert w < -94.4861 < e and s < 37.0635 < n
+    assert (e - w) > 0 and len(placed.findings) == len(result.findings)
+    f = placed.findings[0]
+    assert f.centroid_lat is not None and f.area_m2 and f.area_m2 > 0 and f.location_approximate
+    assert not any("has no georeference" in t for t in texts(at.info))
+
+
+def test_moving_between_pages_recomputes_nothing(analysed, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.findings
+    import core.pipeline
+
+    at, ws, low = analysed
+    calls: list[str] = []
+
+    def counting(name: str, fn):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return fn(*args, **kwargs)
+        return wrapper
+
+    for module, name in ((_ui, "read_heatmap"), (_ui, "open_scene"), (_ui, "read_overview"),
+                         (core.findings, "extract_findings"), (core.pipeline, "analyze_scene")):
+        monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
+    for page in ("pages/report.py", "pages/analyze.py", "pages/report.py", "pages/analyze.py"):
+        at.switch_page(page).run()
+        assert not at.exception, texts(at.exception)
+    assert calls == [], "a page change re-read or recomputed derived data"
+    assert len([c for img in at.image for c in img.captions]) == 3  # the images are still shown

@@ -1,0 +1,227 @@
+"""The Streamlit shell: every page renders, the sidebar (case, model, device, threshold), settings, input helpers.
+
+The app runs in-process with Streamlit's AppTest against a temporary workspace (``BDA_WORKSPACE``) and a small
+FCDD model trained here on real Joplin pre-event tiles (``BDA_MODEL``), so no bundled weights are needed.
+Fixtures defined here are imported by the other app test modules.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from core.errors import InputError
+from core.store import Workspace
+from core.training import TrainConfig, train
+from pages import _state as S
+from pages import _ui
+from tests.conftest import need
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "app.py"
+JOPLIN = Path("geotiff") / "joplin_tornado_xview2deploy"
+PAGES = ["pages/analyze.py", "pages/map.py", "pages/report.py", "pages/models.py"]
+
+
+def train_small(shared_data: Path, out: Path, arch: str = "fcdd-resnet18") -> Path:
+    """A tiny model (a few steps at 64 px) on the real Joplin pre-event tiles: enough to run the app."""
+    pre = need(shared_data / JOPLIN / "pre")
+    train(TrainConfig(arch=arch, normal=[str(pre)], out=str(out), input_size=64, epochs=1, steps_per_epoch=3,
+                      batch_size=4, optimizer="adam", device="cpu", name=out.stem), progress=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_small(shared_data, tmp_path_factory.mktemp("model") / "app-test-fcdd.pt")
+
+
+def server_like_reruns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``app.py`` on every AppTest run, as a server does.
+
+    With a ``pages/`` folder beside the entry script Streamlit starts in its legacy multipage mode and runs a page
+    file on its own until the first ``st.navigation`` call switches that mode off for the life of the process.
+    AppTest switches it back on before every run, so from the second run on it would run the page file alone
+    (no sidebar). The first-request case itself is covered by ``test_first_request_to_a_page_goes_through_app``.
+    """
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_model: Path) -> Path:
+    """A fresh workspace folder and the small model as the default model; returns the workspace folder."""
+    server_like_reruns(monkeypatch)
+    root = tmp_path / "workspace"
+    monkeypatch.setenv("BDA_WORKSPACE", str(root))
+    monkeypatch.setenv(_ui.ENV_MODEL, str(small_model))
+    monkeypatch.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+    return root
+
+
+def new_app() -> AppTest:
+    """A new browser session of the app."""
+    return AppTest.from_file(str(APP), default_timeout=120)
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+# -- every page ------------------------------------------------------------------------------------------------
+def test_every_page_renders_without_exception(app_env: Path) -> None:
+    at = new_app().run()
+    assert not at.exception, texts(at.exception)
+    assert at.title[0].value == "Analyze"  # the default page
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, f"{page}: {texts(at.exception)}"
+        assert not at.error, f"{page}: {texts(at.error)}"
+
+
+def test_first_request_to_a_page_goes_through_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                  small_model: Path) -> None:
+    monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv(_ui.ENV_MODEL, str(small_model))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.switch_page("pages/report.py").run()  # legacy mode: the page file runs first, on its own
+    assert not at.exception
+    assert at.title[0].value == "Analyze"  # sent through app.py: navigation, sidebar, default page
+    assert at.sidebar.selectbox(key=S.W_MODEL) is not None
+    assert at.session_state[S.SHELL] is True
+
+
+def test_report_page_without_analysis_says_what_to_do(app_env: Path) -> None:
+    at = new_app().run()
+    at.switch_page("pages/report.py").run()
+    assert not at.exception
+    assert any("analyse images on the Analyze page" in t for t in texts(at.info))
+
+
+# -- sidebar ---------------------------------------------------------------------------------------------------
+def test_sidebar_case_model_device_threshold(app_env: Path, small_model: Path) -> None:
+    at = new_app().run()
+    ws = Workspace(app_env)
+    cases = ws.list_cases()
+    assert len(cases) == 1 and at.session_state[S.CASE_ID] == cases[0]["id"]  # first use creates a case
+    model = at.sidebar.selectbox(key=S.W_MODEL)
+    assert model.value == "" and "BDA_MODEL" in model.options[model.index]
+    assert at.sidebar.selectbox(key=S.W_DEVICE).value == "auto"
+    if not torch.cuda.is_available():
+        assert any("CPU" in w and "slower" in w for w in texts(at.sidebar.warning))
+    det = _ui.get_detector("", "auto")
+    assert det.path == small_model
+    slider = at.sidebar.slider(key=S.W_THRESHOLD)
+    assert slider.value == pytest.approx(round(det.calibration.threshold, 2))
+    slider.set_value(0.7).run()
+    assert at.session_state[S.THRESHOLD] == pytest.approx(0.7)
+    at.run()  # the choice survives reruns
+    assert at.sidebar.slider(key=S.W_THRESHOLD).value == pytest.approx(0.7)
+
+
+def test_new_case_becomes_current(app_env: Path) -> None:
+    at = new_app().run()
+    at.sidebar.text_input(key=S.W_NEW_CASE).input("Joplin tornado")
+    at.sidebar.button[0].click().run()  # the form's submit button
+    assert not at.exception
+    ws = Workspace(app_env)
+    names = {c["id"]: c["name"] for c in ws.list_cases()}
+    assert names[at.session_state[S.CASE_ID]] == "Joplin tornado"
+    case_box = at.sidebar.selectbox(key=S.W_CASE)
+    assert "Joplin tornado" in case_box.options[case_box.index]
+
+
+def test_registered_models_are_offered_with_their_family(app_env: Path, shared_data: Path, tmp_path: Path) -> None:
+    hsc = train_small(shared_data, tmp_path / "hsc-small.pt", arch="hsc-resnet18")
+    ws = Workspace(app_env)
+    ws.register_model(hsc, {"name": "hsc-small", "arch": "hsc-resnet18"})
+    at = new_app().run()
+    box = at.sidebar.selectbox(key=S.W_MODEL)
+    labels = box.options  # as displayed
+    assert any("hsc-small" in lab and "HSC" in lab for lab in labels), labels
+    box.set_value(str(hsc)).run()
+    assert not at.exception and not at.error
+    assert at.session_state[S.MODEL_PATH] == str(hsc)
+    assert any("HSC" in c for c in texts(at.sidebar.caption))
+
+
+def test_unusable_model_is_an_error_not_a_traceback(app_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    monkeypatch.setenv(_ui.ENV_MODEL, str(bad))
+    at = new_app().run()
+    assert not at.exception
+    assert any(t.startswith("Model:") for t in texts(at.sidebar.error))
+
+
+def test_model_family_names() -> None:
+    assert _ui.model_family("fcdd-vgg11") == "FCDD"
+    assert _ui.model_family("fcdd-vgg16") == "Deeper FCDD"
+    assert _ui.model_family("hsc-resnet50") == "HSC"
+
+
+# -- settings and house rules ----------------------------------------------------------------------------------
+def test_streamlit_config_is_offline_and_allows_large_uploads() -> None:
+    text = (REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8")
+    cfg = tomllib.loads(text)
+    assert cfg["browser"]["gatherUsageStats"] is False
+    assert cfg["server"]["maxUploadSize"] >= 2048
+    assert cfg["server"]["fileWatcherType"] == "none"
+    assert not re.search(r"https?://", text), "nothing in the settings may point at the network"
+
+
+def test_state_keys_are_declared_once() -> None:
+    keys = [v for k, v in vars(S).items() if k.isupper() and isinstance(v, str)]
+    assert len(keys) == len(set(keys)), "two names share one session-state key"
+    assert set(S.DEFAULTS) <= set(keys)
+
+
+def test_core_never_imports_streamlit() -> None:
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "core").rglob("*.py")
+                 if re.search(r"^\s*(import|from)\s+streamlit", p.read_text(encoding="utf-8"), re.M)]
+    assert offenders == []
+
+
+# -- input helpers ---------------------------------------------------------------------------------------------
+def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    case = ws.create_case("c")
+    data = os.urandom(3 * (1 << 20) + 17)  # several chunks
+    a = _ui.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
+    b = _ui.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
+    folder = _ui.uploads_dir(ws, case)
+    assert a.parent == folder and b.parent == folder and a != b
+    assert a.read_bytes() == data and b.read_bytes() == b"x"
+    assert not [p for p in folder.iterdir() if p.name.endswith(".part")]
+
+
+def test_check_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+    f = tmp_path / "img.tif"
+    f.write_bytes(b"II*\x00")
+    assert _ui.check_server_path(f" '{f}' ") == f
+    for bad, words in (("", "type the full path"), ("relative/x.tif", "not an absolute path"),
+                       (str(tmp_path / "missing.tif"), "does not exist"), (str(tmp_path), "not a file")):
+        with pytest.raises(InputError, match=words):
+            _ui.check_server_path(bad)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    monkeypatch.setenv(_ui.ENV_SERVER_PATHS, str(allowed))
+    with pytest.raises(InputError, match="outside the folders"):
+        _ui.check_server_path(str(f))
