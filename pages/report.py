@@ -191,10 +191,10 @@ def build(ctx: _ui.Context, analysis: dict[str, Any], results: list[SceneResult]
     except OSError as exc:
         raise WorkspaceError(f"cannot create {out} ({exc.strerror or exc}); check the workspace folder's "
                              "permissions and free space.") from exc
-    return {"pdf": str(write_pdf(rc, out / FILES["pdf"][0])),
-            "csv": str(write_csv(rc, out / FILES["csv"][0], bom=True)),
+    pdf = write_pdf(rc, out / FILES["pdf"][0])
+    return {"pdf": str(pdf), "csv": str(write_csv(rc, out / FILES["csv"][0], bom=True)),
             "geojson": str(write_geojson(rc, out / FILES["geojson"][0])),
-            "zip": str(write_package(rc, out / FILES["zip"][0]))}
+            "zip": str(write_package(rc, out / FILES["zip"][0], pdf_path=pdf))}
 
 
 def reader(path: Path):
