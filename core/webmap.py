@@ -153,20 +153,18 @@ def finding_popup_html(f: Finding) -> str:
 
 
 class _Bind(MacroElement):
-    """Binds a popup and/or tooltip to its parent layer with plain Leaflet (strings passed as JSON)."""
+    """Binds a tooltip to its parent layer with plain Leaflet (the text passed as a JSON string)."""
 
     _template = Template("""
         {% macro script(this, kwargs) %}
-        {% if this.popup %}{{ this._parent.get_name() }}.bindPopup({{ this.popup|tojson }}, {maxWidth: 360});
-        {% endif %}{% if this.tooltip %}{{ this._parent.get_name() }}.bindTooltip({{ this.tooltip|tojson }},
-            {sticky: true});{% endif %}
+        {{ this._parent.get_name() }}.bindTooltip({{ this.tooltip|tojson }}, {sticky: true});
         {% endmacro %}
     """)
 
-    def __init__(self, popup: str = "", tooltip: str = "") -> None:
+    def __init__(self, tooltip: str) -> None:
         super().__init__()
         self._name = "Bind"
-        self.popup, self.tooltip = popup, tooltip
+        self.tooltip = tooltip
 
 
 # -- heatmap overlays -------------------------------------------------------------------------------------------
@@ -251,20 +249,41 @@ def _position_marker(sr: SceneResult, ring: list[tuple[float, float]]) -> folium
     return cm.add_child(_Bind(tooltip=escape(text)))
 
 
-def _polygon_latlon(f: Finding) -> list[list[tuple[float, float]]] | None:
-    g = f.geometry
-    if not g or g.get("type") != "Polygon" or not g.get("coordinates"):
-        return None
-    return [[(float(p[1]), float(p[0])) for p in ring] for ring in g["coordinates"]]
-
-
 def _finding_style(f: Finding) -> dict[str, Any]:
+    """Leaflet path options of a finding: grade colour; confirmed thicker; rejected grey and dashed."""
     colour = grade_label_colour(f)[1]
     if f.review_status == "rejected":
-        return dict(color=_REJECTED_COLOUR, weight=1, dash_array="4 4", fill_color=_REJECTED_COLOUR,
-                    fill_opacity=0.1)
-    return dict(color=colour, weight=3 if f.review_status == "confirmed" else 2, fill_color=colour,
-                fill_opacity=0.35)
+        return {"color": _REJECTED_COLOUR, "weight": 1, "dashArray": "4 4", "fillColor": _REJECTED_COLOUR,
+                "fillOpacity": 0.1}
+    return {"color": colour, "weight": 3 if f.review_status == "confirmed" else 2, "fillColor": colour,
+            "fillOpacity": 0.35}
+
+
+class _Findings(MacroElement):
+    """All findings as one Leaflet GeoJSON layer (one JSON blob renders far faster than one element each); each
+    polygon gets its escaped popup and tooltip, and is a layer of its own, so clicks on it reach streamlit-folium.
+    """
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.geoJSON({{ this.data|tojson }}, {
+            style: function (feature) { return feature.properties.style; },
+            onEachFeature: function (feature, layer) {
+                layer.bindPopup(feature.properties.popup, {maxWidth: 360});
+                layer.bindTooltip(feature.properties.tooltip, {sticky: true});
+            }
+        }).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        super().__init__()
+        self._name = "Findings"
+        self.data = {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "geometry": f.geometry,
+             "properties": {"popup": finding_popup_html(f), "tooltip": finding_tooltip(f),
+                            "style": _finding_style(f)}}
+            for f in findings if f.geometry and f.geometry.get("type") in ("Polygon", "MultiPolygon")]}
 
 
 def scene_threshold(sr: SceneResult) -> float:
@@ -321,17 +340,11 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
         if ov is not None:
             folium.raster_layers.ImageOverlay(ov.png_data_uri, bounds=[list(ov.bounds[0]), list(ov.bounds[1])],
                                               opacity=overlay_opacity, interactive=False).add_to(heat)
-        for f in sr.findings:
-            rings = _polygon_latlon(f)
-            if rings is None:
-                continue
-            p = folium.Polygon(rings, **_finding_style(f))
-            p.add_child(_Bind(popup=finding_popup_html(f), tooltip=finding_tooltip(f)))
-            p.add_to(marks)
         _position_marker(sr, ring).add_to(gps)
+    marks.add_child(_Findings([f for sr in results if sr.georef is not None for f in sr.findings]))
     for layer in (heat, prints, marks, gps):
         layer.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
     if boxes:
         m.fit_bounds([[min(b[0] for b in boxes), min(b[1] for b in boxes)],
                       [max(b[2] for b in boxes), max(b[3] for b in boxes)]])

@@ -191,7 +191,8 @@ def test_layers_findings_footprints_and_positions(tmp_path):
     assert "approximate footprint from GPS + camera model" in page and "dashArray" in page
     assert "GPS of dji.jpg" in page and "60 m above ground" in page and "centre of ortho.tif" in page
     assert "photo.jpg" not in page
-    assert page.count("bindPopup") == 3 and "#718096" in page  # rejected findings are greyed, still listed
+    assert page.count('"popup":') == 3 and "#718096" in page  # rejected findings are greyed, still listed
+    assert page.count("L.geoJSON(") == 1  # all findings in one layer
     for name in ("Heatmaps", "Findings", "Footprints", "Positions"):
         assert name in page
     assert "L.control.layers" in page and "fitBounds" in page
