@@ -123,7 +123,10 @@ def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: flo
                "processed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                "inputs": [_summary_row(r) for r in results]}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    method = "set by the analyst" if threshold is not None else "model calibration default (99.9th percentile of " \
+        "held-out normal pixels)"
     atomic_write_text(out / "analysis.json", json.dumps({"model": info, "threshold": summary["threshold"],
+                                                         "threshold_method": method,
                                                          "results": [r.to_dict() for r in results]}, default=str))
 
 
@@ -165,18 +168,24 @@ def cmd_report(a: argparse.Namespace) -> int:
     bad = fmts - {"pdf", "csv", "geojson", "zip"}
     if bad:
         raise InputError(f"unknown report format(s) {', '.join(sorted(bad))}; use pdf, csv, geojson, zip")
+    model = dict(d.get("model", {}))
+    model.setdefault("threshold", d.get("threshold"))
+    model.setdefault("threshold_method", d.get("threshold_method", "model calibration default"))
     ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
-                        model=d.get("model", {}), results=[r for r in results if r.error is None])
+                        model_info=model, scenes=[r for r in results if r.error is None],
+                        pre_sources={r.pre_scene_name: Path(r.meta["pre_source"]) for r in results
+                                     if r.pre_scene_name and r.meta.get("pre_source")})
     written = []
-    findings = [f for r in ctx.results for f in r.findings]
+    pdf = None
     if "pdf" in fmts:
-        written.append(write_pdf(ctx, out / "report.pdf"))
+        pdf = write_pdf(ctx, out / "report.pdf")
+        written.append(pdf)
     if "csv" in fmts:
-        written.append(write_csv(findings, out / "findings.csv"))
+        written.append(write_csv(ctx, out / "findings.csv"))
     if "geojson" in fmts:
-        written.append(write_geojson(findings, out / "findings.geojson"))
+        written.append(write_geojson(ctx, out / "findings.geojson"))
     if "zip" in fmts:
-        written.append(write_package(ctx, out / "report_package.zip"))
+        written.append(write_package(ctx, out / "report_package.zip", pdf_path=pdf))
     for w in written:
         print(w)
     return 0
