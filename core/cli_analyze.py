@@ -21,15 +21,20 @@ from core.types import SceneResult
 def add_analyze(sub: argparse._SubParsersAction) -> None:
     """Register the analyze sub-command."""
     p = sub.add_parser("analyze", help="heatmaps and graded findings for images / rasters")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
-    p.add_argument("--out", default="out", help="output folder")
+    p.add_argument("--out", default=None, help="output folder (default: out/, or the resumed analysis' folder)")
     p.add_argument("--threshold", type=float, default=None,
                    help="finding threshold in calibrated units (default: the model's calibration)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--grade-scale", default="copernicus-ems", choices=["copernicus-ems", "xview2-jds"])
     p.add_argument("--no-resample", action="store_true", help="do not resample inputs to the model's training GSD")
     p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help="pre-event images to compare against")
+    p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
+    p.add_argument("--case", default="Command line", help="case (created when missing) the analysis is filed under")
+    p.add_argument("--no-workspace", action="store_true", help="do not record the analysis in the workspace")
+    p.add_argument("--resume", type=int, default=None, metavar="ID",
+                   help="continue an interrupted analysis of the workspace (inputs it did not finish)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -61,52 +66,55 @@ def _summary_row(r: SceneResult) -> dict[str, Any]:
             "findings": len(r.findings), "error": r.error, "source": str(r.source_path) if r.source_path else None}
 
 
-def run_analysis(inputs: list[str], det, out: Path, *, threshold: float | None, grade_scale: str,
-                 resample: bool, pre: list[str], quiet: bool = True) -> list[SceneResult]:
-    """Analyse every input (a failed input is recorded with its error; the rest still run)."""
-    from core.imagery import open_scene
-    from core.pipeline import analyze_scene
+def _items(inputs: list[str], pre: list[str]) -> list[dict[str, Any]]:
+    """Input dicts with unique names and their pre-event pairs."""
+    from core.safety import unique_name
 
-    out.mkdir(parents=True, exist_ok=True)
-    results: list[SceneResult] = []
     pairs: dict[str, str] = {}
     if pre:
         from core.change import pair_inputs
 
         pairs = pair_inputs(inputs, pre)
-    for i, path in enumerate(inputs, 1):
-        name = Path(path).name
-        print(f"[{i}/{len(inputs)}] {name}", file=sys.stderr)
-        try:
-            scene = open_scene(path)
-            try:
-                bar = _bar(0, name, quiet)
+    items, taken = [], set()
+    for path in inputs:
+        name = unique_name(Path(path).name, taken)
+        taken.add(name)
+        items.append({"path": str(Path(path).resolve()), "name": name, "pre_path": pairs.get(path)})
+    return items
 
-                def progress(done: int, total: int, bar=bar) -> None:
-                    bar.total = total
-                    bar.n = done
-                    bar.refresh()
 
-                if path in pairs:
-                    from core.change import analyze_pair
+def run_analysis(items: list[dict[str, Any]], det, out: Path, *, threshold: float | None, grade_scale: str,
+                 resample: bool, quiet: bool = True, on_result=None) -> list[SceneResult]:
+    """Analyse every input with progress on stderr; a failed input is recorded with its error."""
+    from core.batch import analyze_inputs
 
-                    res = analyze_pair(scene, pairs[path], det, out, threshold=threshold, grade_scale=grade_scale,
-                                       progress=progress)
-                else:
-                    res = analyze_scene(scene, det, out, threshold=threshold, grade_scale=grade_scale,
-                                        resample_to_model_gsd=resample, progress=progress)
-                bar.close()
-            finally:
-                scene.close()
-            res.source_path = Path(path).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    bar = None
+
+    def on_input(k: int, n: int, name: str) -> None:
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+        print(f"[{k + 1}/{n}] {name}", file=sys.stderr)
+        bar = _bar(0, name, quiet)
+
+    def on_tiles(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def report(item: dict[str, Any], res: SceneResult) -> None:
+        if bar is not None:
+            bar.close()
+        if res.error:
+            print(f"    error: {res.error}", file=sys.stderr)
+        else:
             print(f"    score {res.image_score:.2f} ({res.verdict}), {len(res.findings)} findings", file=sys.stderr)
-        except CoreError as exc:
-            print(f"    error: {exc}", file=sys.stderr)
-            res = SceneResult(scene_name=name, width=0, height=0, image_score=float("nan"), verdict="error",
-                              georef=None, bounds_wgs84=None, heatmap_path=None, overlay_path=None,
-                              source_path=Path(path), error=str(exc))
-        results.append(res)
-    return results
+        if on_result is not None:
+            on_result(item, res)
+
+    return analyze_inputs(items, det, out, threshold=threshold, grade_scale=grade_scale, resample=resample,
+                          on_input=on_input, on_tiles=on_tiles, on_result=report)
 
 
 def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: float | None) -> None:
@@ -130,15 +138,58 @@ def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: flo
                                                          "results": [r.to_dict() for r in results]}, default=str))
 
 
+def _case_id(ws, name: str) -> int:
+    for c in ws.list_cases():
+        if c["name"] == name:
+            return int(c["id"])
+    return ws.create_case(name)
+
+
 def cmd_analyze(a: argparse.Namespace) -> int:
-    """Analyse inputs; exit 1 if any input failed."""
+    """Analyse inputs (or resume an interrupted analysis); exit 1 if any input failed."""
     from core.detector import Detector
 
-    det = Detector.load(a.model, device=a.device)
-    out = Path(a.out)
-    results = run_analysis(a.inputs, det, out, threshold=a.threshold, grade_scale=a.grade_scale,
-                           resample=not a.no_resample, pre=a.pre, quiet=a.quiet)
-    write_run_outputs(results, det, out, a.threshold)
+    ws = aid = None
+    if a.resume is not None:
+        from core.store import Workspace
+
+        ws = Workspace(a.workspace)
+        analysis = ws.get_analysis(a.resume)
+        opts = analysis["options"]
+        items = ws.resume_analysis(a.resume)
+        model = a.model or analysis["model"].get("path")
+        threshold = analysis["threshold"] if a.threshold is None else a.threshold
+        grade_scale, resample = opts.get("grade_scale", a.grade_scale), opts.get("resample", not a.no_resample)
+        out = Path(a.out or opts.get("out") or ws.analysis_dir(a.resume))
+        aid = a.resume
+        print(f"resuming analysis {aid}: {len(items)} input(s) left", file=sys.stderr)
+    else:
+        if not a.inputs:
+            raise InputError("give at least one INPUT image or raster (or --resume ID)")
+        items = _items(a.inputs, a.pre)
+        model, threshold, grade_scale, resample = a.model, a.threshold, a.grade_scale, not a.no_resample
+        out = Path(a.out or "out").resolve()
+    det = Detector.load(model, device=a.device)
+    if ws is None and not a.no_workspace:
+        from core.store import Workspace
+
+        ws = Workspace(a.workspace)
+        aid = ws.create_analysis(_case_id(ws, a.case), items, model=det.info(), threshold=threshold,
+                                 options={"grade_scale": grade_scale, "resample": resample, "out": str(out),
+                                          "origin": "cli"})
+        print(f"analysis {aid} in workspace {ws.root} (resume with --resume {aid})", file=sys.stderr)
+    save = (lambda item, res: ws.save_scene_result(aid, res, input_name=item["name"])) if ws else None
+    status = "interrupted"
+    try:
+        ran = run_analysis(items, det, out, threshold=threshold, grade_scale=grade_scale, resample=resample,
+                     quiet=a.quiet, on_result=save)
+        status = "done"
+    finally:
+        if ws is not None:
+            ws.finish_analysis(aid, status)
+    # with a workspace, a resumed run reports every input (earlier runs' included), not only this run's
+    results = ws.scene_results(aid) if ws is not None else ran
+    write_run_outputs(results, det, out, threshold)
     failed = [r for r in results if r.error]
     n_find = sum(len(r.findings) for r in results)
     print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {out}")

@@ -1,0 +1,80 @@
+"""Analyse a batch of inputs one by one: the loop the CLI and the Analyze page share.
+
+A failed input becomes a ``SceneResult`` with ``error`` set (a clear message for the user); the rest still run.
+Callbacks report progress per input and per tile and hand each result over as soon as it exists, so the caller can
+persist it at once (an interrupted batch keeps everything it finished).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import CoreError
+from core.types import SceneResult
+
+log = logging.getLogger(__name__)
+
+OnInput = Callable[[int, int, str], None]
+OnTiles = Callable[[int, int], None]
+OnResult = Callable[[dict[str, Any], SceneResult], None]
+
+
+def failed_result(name: str, path: str | Path, message: str) -> SceneResult:
+    """The record of an input that could not be analysed."""
+    return SceneResult(scene_name=name, width=0, height=0, image_score=float("nan"), verdict="error", georef=None,
+                       bounds_wgs84=None, heatmap_path=None, overlay_path=None, source_path=Path(path),
+                       error=message)
+
+
+def analyze_input(item: dict[str, Any], det: Any, out_dir: str | Path, *, threshold: float | None = None,
+                  grade_scale: str = "copernicus-ems", resample: bool = True,
+                  progress: OnTiles | None = None) -> SceneResult:
+    """Analyse one input ``{"path", "name"?, "pre_path"?}``; never raises for a bad input (see module doc)."""
+    from core.imagery import open_scene
+    from core.pipeline import analyze_scene
+
+    path = str(item["path"])
+    name = str(item.get("name") or Path(path).name)
+    try:
+        scene = open_scene(path, name=name)
+        try:
+            if item.get("pre_path"):
+                from core.change import analyze_pair
+
+                res = analyze_pair(scene, item["pre_path"], det, out_dir, threshold=threshold,
+                                   grade_scale=grade_scale, progress=progress)
+            else:
+                res = analyze_scene(scene, det, out_dir, threshold=threshold, grade_scale=grade_scale,
+                                    resample_to_model_gsd=resample, progress=progress)
+        finally:
+            scene.close()
+        res.source_path = Path(path).resolve()
+        return res
+    except CoreError as exc:
+        return failed_result(name, path, str(exc))
+    except MemoryError:
+        return failed_result(name, path, "not enough memory to analyse this image; convert it to a tiled GeoTIFF "
+                                         "or analyse it on a machine with more memory")
+    except Exception as exc:  # noqa: BLE001 - one broken file must not end the batch; logged in full
+        log.exception("analysis of %s failed", name)
+        return failed_result(name, path, f"unexpected error ({type(exc).__name__}: {exc}); the log has details")
+
+
+def analyze_inputs(items: Sequence[dict[str, Any]], det: Any, out_dir: str | Path, *,
+                   threshold: float | None = None, grade_scale: str = "copernicus-ems", resample: bool = True,
+                   on_input: OnInput | None = None, on_tiles: OnTiles | None = None,
+                   on_result: OnResult | None = None) -> list[SceneResult]:
+    """Analyse ``items`` in order; see :func:`analyze_input`. Returns every result (failed ones included)."""
+    results = []
+    for k, item in enumerate(items):
+        if on_input is not None:
+            on_input(k, len(items), str(item.get("name") or Path(str(item["path"])).name))
+        res = analyze_input(item, det, out_dir, threshold=threshold, grade_scale=grade_scale, resample=resample,
+                            progress=on_tiles)
+        if on_result is not None:
+            on_result(dict(item), res)
+        results.append(res)
+    return results

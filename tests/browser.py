@@ -1,0 +1,103 @@
+"""Real-browser test support: a `streamlit run` server on a loopback port and Debian's chromium via Playwright.
+
+Every request that does not go to the loopback server is aborted and recorded, so a test proves the app works with
+the network cut (no CDN, no tile server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("BDA_CHROMIUM", "/usr/bin/chromium")
+LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(env: dict[str, str], timeout: float = 120.0) -> Iterator[str]:
+    """Run ``streamlit run app.py`` on a free loopback port; yield its base URL; stop it afterwards."""
+    port = free_port()
+    log = Path(env.get("BDA_WORKSPACE", "/tmp")) / "streamlit.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited early:\n{log.read_text(errors='replace')[-3000:]}")
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("streamlit did not become healthy in time")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def need_chromium() -> str:
+    """Path of Debian's chromium, or skip with the reason."""
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install chromium; .ci/run does this)")
+    return CHROMIUM
+
+
+@contextlib.contextmanager
+def offline_browser(viewport: tuple[int, int] = (1400, 1000)):
+    """A Playwright chromium page whose non-loopback requests are aborted; yields (page, blocked_urls)."""
+    from playwright.sync_api import sync_playwright
+
+    exe = need_chromium()
+    blocked: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"])
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
+
+        def guard(route) -> None:
+            url = route.request.url
+            host = urlparse(url).hostname or ""
+            if url.startswith(("data:", "blob:", "about:")) or host in LOOPBACK:
+                route.continue_()
+            else:
+                blocked.append(url)
+                route.abort()
+
+        context.route("**/*", guard)
+        page = context.new_page()
+        try:
+            yield page, blocked
+        finally:
+            context.close()
+            browser.close()
