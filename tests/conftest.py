@@ -24,3 +24,15 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data file missing: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(shared_data, tmp_path_factory) -> Path:
+    """A real fcdd-resnet18 trained for a few steps on Joplin pre tiles (confetti anomalies): fast, calibrated."""
+    from core.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-model") / "tiny.pt"
+    train(TrainConfig(arch="fcdd-resnet18", normal=[str(shared_data / "geotiff/joplin_tornado_xview2deploy/pre")],
+                      out=str(out), input_size=64, epochs=1, steps_per_epoch=3, batch_size=4, optimizer="adam",
+                      name="tiny", device="cpu"))
+    return out
