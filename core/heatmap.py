@@ -74,9 +74,19 @@ def colorize(scores: np.ndarray, threshold: float, vmax: float | None = None) ->
     return out
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()  #: what open() would have given; mkstemp's 0600 would hide files from others
+
+
 def _atomic_target(path: Path) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _FILE_MODE)
     return tmp
 
 

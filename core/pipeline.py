@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import rasterio
 
 from core import geo
 from core.errors import InputError
@@ -36,6 +37,9 @@ MIN_GRID_SIDE = 32  #: smallest side (px) of the grid a scene is analysed on
 MAX_FINDINGS = 1000  #: findings kept per scene (highest scores first)
 TILE_MULTIPLE = 32  #: small scenes get a tile rounded up to this multiple instead of the full tile size
 _STRIP_PX = 16_000_000  #: native pixels read at once when downsampling a large window
+#: GDAL block cache during an analysis (MB). GDAL's default (5 % of RAM) fills with input blocks as a large
+#: raster streams past and would dominate peak memory; each block is needed only for one row of tiles.
+GDAL_CACHE_MB = 128
 
 
 @dataclass
@@ -188,7 +192,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     heatmap_path = out / f"{stem}_heatmap.tif"
     writer = HeatmapWriter(heatmap_path, scene.width, scene.height, scene.georef,
                            tags={"threshold": thr, "source": scene.name, "model": getattr(detector, "name", "")})
-    with writer:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), writer:
         resampler = None if factor == 1.0 else RowResampler(plan.grid_h, plan.grid_w, scene.height, scene.width,
                                                             writer)
         stitcher = Stitcher(plan.grid_h, plan.grid_w, resampler or writer)

@@ -130,6 +130,7 @@ def test_findings_grades_order_ids_and_speckle_removal():
     fs = extract_findings(s, 1.0, T, georef=None, scene_name="post/tile 7.tif", provenance=prov)
     assert [f.grade for f in fs] == ["destroyed", "damaged", "possibly-damaged"]
     assert [f.id for f in fs] == ["tile_7-F001", "tile_7-F002", "tile_7-F003"]
+    assert [f.confidence for f in fs] == sorted((f.confidence for f in fs), reverse=True)
     d = fs[0]
     assert d.bbox_px == (40, 120, 100, 170) and d.area_px == 50 * 60
     assert d.score_mean == pytest.approx(6.0) and d.score_max == pytest.approx(6.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -56,6 +58,9 @@ def test_writer_round_trip_with_crs_transform_and_format(tmp_path):
     assert hw.preview is not None and hw.preview_scale == 1.0
     assert np.array_equal(np.isnan(hw.preview), np.isnan(f))
     assert [p.name for p in tmp_path.iterdir()] == ["a_heatmap.tif"]  # no temp file left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # normal permissions, not the temp file's 0600
 
 
 def test_plain_tiff_without_georef(tmp_path):
