@@ -61,8 +61,8 @@ class Calibration:
         im = im[np.isfinite(im)]
         if px.size == 0 or im.size == 0:
             raise ValueError("calibration needs at least one finite normal pixel and image score")
-        pq = {str(q): float(v) for q, v in zip(_QS, np.quantile(px, _QS))}
-        iq = {str(q): float(v) for q, v in zip(_QS, np.quantile(im, _QS))}
+        pq = {str(q): float(v) for q, v in zip(_QS, np.quantile(px, _QS), strict=True)}
+        iq = {str(q): float(v) for q, v in zip(_QS, np.quantile(im, _QS), strict=True)}
         p50, p99 = pq["0.5"], pq["0.99"]
         i50, i99 = iq["0.5"], iq["0.99"]
         if p99 - p50 <= 1e-12:  # degenerate (constant) maps: fall back to a scale from the spread

@@ -20,7 +20,8 @@ from core.errors import CoreError
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a detector on normal imagery (+ optional anomalies)")
     p.add_argument("--arch", default="fcdd-vgg11", help="architecture name (see `python -m core archs`)")
-    p.add_argument("--normal", nargs="+", required=True, metavar="PATH", help="folders, globs or files of normal images")
+    p.add_argument("--normal", nargs="+", required=True, metavar="PATH",
+                   help="folders, globs or files of normal images")
     p.add_argument("--anomalies", nargs="*", default=[], metavar="PATH", help="labelled anomalies (outlier exposure)")
     p.add_argument("--out", default="model.pt", help="checkpoint to write")
     p.add_argument("--pretrained", default="none", help="imagenet | none | PATH to a backbone state_dict")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import CoreError, InputError
+from core.errors import InputError
 from core.types import SceneResult
 
 

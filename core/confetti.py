@@ -2,9 +2,9 @@
 
 ``confetti``: FCDD's confetti noise, random blobs 8–54 px, rotated, coloured and softly blurred, blended into normal
 images (Liznerski et al., 2021). ``region``: a disaster-shaped variant of the same idea: one large irregular region
-(a fifth to a half of the patch) whose texture is replaced by a smooth, low-frequency surface in earth/water tones
-(standing water, mud, ash) or by the scene's own material shuffled into clutter (debris) — the region-scale changes that small confetti
-blobs do not teach.
+(a fifth to a half of the patch) whose texture is replaced by a smooth, low-frequency surface in earth/water
+tones (standing water, mud, ash) or by the scene's own material shuffled into clutter (debris) — the region-scale
+changes that small confetti blobs do not teach.
 """
 
 from __future__ import annotations

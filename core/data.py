@@ -63,7 +63,8 @@ def _exclusion_rects(scene: Scene, bounds: Sequence[tuple[float, float, float, f
 
     rects = []
     for w, s, e, n in bounds:
-        lons = np.array([w, e, e, w]); lats = np.array([s, s, n, n])
+        lons = np.array([w, e, e, w])
+        lats = np.array([s, s, n, n])
         cols, rows = lonlat_to_pixel(scene.georef, lons, lats)
         r0, r1 = int(math.floor(rows.min())), int(math.ceil(rows.max()))
         c0, c1 = int(math.floor(cols.min())), int(math.ceil(cols.max()))
@@ -150,7 +151,8 @@ class PatchPool:
         scale = p * rng.uniform(1.0, 1.6) / min(ih, iw)  # whole-image resize, then random crop
         size = (max(p, round(iw * scale)), max(p, round(ih * scale)))
         img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        r = int(rng.integers(0, size[1] - p + 1)); c = int(rng.integers(0, size[0] - p + 1))
+        r = int(rng.integers(0, size[1] - p + 1))
+        c = int(rng.integers(0, size[0] - p + 1))
         return img[r:r + p, c:c + p]
 
     def grid(self, max_patches: int = 96) -> np.ndarray:

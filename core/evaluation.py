@@ -86,7 +86,8 @@ def _units(det: Detector, path: Path, patch: int | None) -> list[np.ndarray]:
 def evaluate_images(det: Detector, normal: Sequence[str], anomalous: Sequence[str], *, patch: int | None = None,
                     progress: Progress = None) -> dict[str, Any]:
     """Image-level (or, with ``patch``, patch-level on rasters) AUROC of normal vs anomalous inputs."""
-    files = [(p, 0) for p in collect_images(normal, "normal")] + [(p, 1) for p in collect_images(anomalous, "anomalous")]
+    files = [(p, 0) for p in collect_images(normal, "normal")]
+    files += [(p, 1) for p in collect_images(anomalous, "anomalous")]
     scores, labels, skipped = [], [], []
     for k, (path, y) in enumerate(files):
         if progress:

@@ -95,7 +95,6 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     """Run training; write the checkpoint to ``cfg.out``; return its metadata (with ``sha256`` and ``path``)."""
     _validate(cfg)
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     device = resolve_device(cfg.device)
     normal_paths = collect_images(cfg.normal, "normal")
     anomaly_paths = collect_images(cfg.anomalies, "anomaly") if cfg.anomalies else []
