@@ -29,7 +29,8 @@ from core.heatmap import HeatmapWriter, write_overlay_png
 from core.tiling import Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
 from core.types import Scene, SceneResult, Window
 
-__all__ = ["AnalysisTimer", "TilePlan", "analyze_scene", "plan_tiles", "resample_factor", "safe_name"]
+__all__ = ["GDAL_CACHE_MB", "MAX_FINDINGS", "AnalysisTimer", "GridReader", "TilePlan", "analyze_scene", "plan_tiles",
+           "resample_factor", "safe_name", "scene_provenance"]
 
 RESAMPLE_TRIGGER = 1.5  #: resample when scene and model GSD differ by more than this factor
 MAX_UPSAMPLE = 4.0  #: never enlarge a scene more than this to reach the model's GSD
@@ -119,8 +120,12 @@ def plan_tiles(height: int, width: int, tile_size: int, rf: Any, factor: float =
                     windows=grid_windows(gh, gw, tile, overlap))
 
 
-class _GridReader:
-    """Reads windows of the analysis grid from the scene (resampling when the grid is not the scene's own)."""
+class GridReader:
+    """Reads windows of the analysis grid from the scene (resampling when the grid is not the scene's own).
+
+    Downsampling uses area averaging and reads large windows in strips; enlarging is bilinear. Validity is
+    resampled the same way and thresholded at 0.5.
+    """
 
     def __init__(self, scene: Scene, plan: TilePlan) -> None:
         self.scene, self.plan = scene, plan
@@ -128,6 +133,7 @@ class _GridReader:
         self.sx = scene.width / plan.grid_w
 
     def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        """RGB uint8 and validity of ``win`` (analysis-grid coordinates)."""
         if self.plan.factor == 1.0:
             return self.scene.read(win)
         r0 = min(self.scene.height - 1, int(math.floor(win.row * self.sy)))
@@ -152,11 +158,16 @@ class _GridReader:
         return np.concatenate(rgbs), np.concatenate(valids)
 
 
-def _provenance(scene: Scene, detector: Any, gsd: float | None) -> dict[str, Any]:
+def scene_provenance(scene: Scene, detector: Any, gsd: float | None) -> dict[str, Any]:
+    """Source and model provenance fields copied into every finding of ``scene``."""
     return {"source_name": scene.name, "source_date": scene.capture_time, "source_gsd": gsd,
             "model_name": str(getattr(detector, "name", "")), "model_version": str(getattr(detector, "version", "")),
             "model_sha256": str(getattr(detector, "sha256", "")),
             "processed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+_GridReader = GridReader  # older private names, still imported by core.change
+_provenance = scene_provenance
 
 
 def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold: float | None = None,
@@ -216,7 +227,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                 progress(timer.tiles, total)
 
         batch: list[tuple[Window, np.ndarray, np.ndarray]] = []
-        with Prefetcher(_GridReader(scene, plan), plan.windows, depth=2 * batch_size, transform=pad) as pf:
+        with Prefetcher(GridReader(scene, plan), plan.windows, depth=2 * batch_size, transform=pad) as pf:
             it = iter(pf)
             while True:
                 t0 = time.perf_counter()
@@ -245,7 +256,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     overlay_path = write_overlay_png(out / f"{stem}_overlay.png", preview, thr)
     gsd = scene.gsd_m or (geo.gsd_m(scene.georef, scene.width, scene.height) if scene.georef else None)
     findings = extract_findings(preview, pscale, thr, georef=scene.georef, scene_name=scene.name,
-                                grade_scale=grade_scale, provenance=_provenance(scene, detector, gsd),
+                                grade_scale=grade_scale, provenance=scene_provenance(scene, detector, gsd),
                                 full_size=(scene.width, scene.height), max_findings=MAX_FINDINGS)
     bounds = geo.bounds_wgs84(scene.georef, scene.width, scene.height) if scene.georef else None
     timer.total_s = time.perf_counter() - t_start

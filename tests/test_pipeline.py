@@ -267,7 +267,7 @@ def test_grid_reader_downsamples_in_strips_like_a_whole_image_resize(monkeypatch
     scene = Scene(name="g", width=600, height=800, source=FrameSource(rgb))
     plan = plan_tiles(800, 600, 512, ReceptiveField(r=62, j=8, s=3.5), factor=0.25)
     monkeypatch.setattr(pl, "_STRIP_PX", 600 * 40)  # force 20 strips
-    reader = pl._GridReader(scene, plan)
+    reader = pl.GridReader(scene, plan)
     got, valid = reader.read(Window(0, 0, 200, 150))
     ref = cv2.resize(rgb, (150, 200), interpolation=cv2.INTER_AREA)
     assert got.shape == (200, 150, 3) and valid.all()
