@@ -63,8 +63,8 @@ def main() -> int:
     raster = tmp / f"large_{a.size}.tif"
     t0 = time.perf_counter()
     make_raster(raster, a.size)
-    print(f"raster {a.size}x{a.size} written in {time.perf_counter() - t0:.0f} s ({raster.stat().st_size / 1e6:.0f} MB)",
-          flush=True)
+    mb = raster.stat().st_size / 1e6
+    print(f"raster {a.size}x{a.size} written in {time.perf_counter() - t0:.0f} s ({mb:.0f} MB)", flush=True)
     det = Detector.load(a.model, device="cpu")
     scene = open_scene(raster)
     last = [0.0]
@@ -72,8 +72,8 @@ def main() -> int:
     def progress(done: int, total: int) -> None:
         if time.perf_counter() - last[0] > 30 or done == total:
             last[0] = time.perf_counter()
-            print(f"  {done}/{total} tiles, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB",
-                  flush=True)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"  {done}/{total} tiles, peak RSS {rss:.0f} MB", flush=True)
 
     res = analyze_scene(scene, det, tmp / "out", progress=progress)
     scene.close()
