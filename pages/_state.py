@@ -24,6 +24,7 @@ THRESHOLD_MODEL = "threshold_model"  #: the model whose default seeded THRESHOLD
 ANALYST = "analyst"  #: analyst name written into reviews and reports
 
 # -- Analyze --------------------------------------------------------------------------------------------------------
+AUTO_RUN = "auto_run"  #: analyse uploads as soon as they are saved
 STAGED = "staged_inputs"  #: list of {"path", "name", "origin"} waiting to be analysed
 SAVED_UPLOADS = "saved_uploads"  #: upload file_id -> saved path (each upload is written once)
 UPLOAD_ERRORS = "upload_errors"  #: messages of uploads that could not be saved, shown once
@@ -56,6 +57,7 @@ W_ANALYST = "w_analyst"
 W_SERVER_PATH = "w_server_path"
 W_ANALYSIS = "w_analysis"
 W_OPACITY = "w_opacity"
+W_AUTO_RUN = "w_auto_run"
 W_GRADE_SCALE = "w_grade_scale"
 W_SHOWN_SCENE = "w_shown_scene"
 W_HIST_KIND = "w_hist_kind"
@@ -85,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     THRESHOLD: None,
     THRESHOLD_MODEL: None,
     ANALYST: "",
+    AUTO_RUN: False,
     STAGED: [],
     SAVED_UPLOADS: {},
     UPLOAD_ERRORS: [],

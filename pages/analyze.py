@@ -41,7 +41,8 @@ def stage(name: str, path: Path, origin: str) -> None:
 
 
 def take_uploads(ctx: _ui.Context, files: list[Any]) -> None:
-    """Write new uploads to the workspace, stage them, then empty the uploader so their memory is released."""
+    """Write new uploads to the workspace and stage them; the uploader is replaced on the next run, which
+    releases the uploads' memory."""
     saved = S.get(S.SAVED_UPLOADS)
     for f in files:
         if f.file_id in saved:
@@ -54,7 +55,6 @@ def take_uploads(ctx: _ui.Context, files: list[Any]) -> None:
         saved[f.file_id] = str(path)
         stage(f.name, path, "upload")
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
-    st.rerun()
 
 
 def failed_result(name: str, path: str, message: str) -> SceneResult:
@@ -158,13 +158,15 @@ def refind(result: SceneResult, threshold: float, model: dict[str, Any]) -> Scen
     return result
 
 
-@st.cache_data(max_entries=2000, show_spinner=False)
+@st.cache_data(max_entries=5000, show_spinner=False)
 def live_counts(heat_path: str, file_mtime: float, threshold: float, grade_scale: str, name: str, width: int,
                 height: int) -> dict[str, int]:
-    """Findings per grade at ``threshold``, extracted from the heatmap preview shown on the page."""
-    scores, scale = _ui.heat_preview(heat_path, file_mtime)
-    fs = extract_findings(scores, scale, threshold, georef=None, scene_name=name, grade_scale=grade_scale,
-                          full_size=(width, height), max_findings=MAX_FINDINGS)
+    """Findings per grade at ``threshold``, extracted as the pipeline does from the stored heatmap's preview (the
+    preview is read, not kept: only the small counts are cached, per threshold)."""
+    del file_mtime
+    hm = read_heatmap(heat_path, preview_max=PREVIEW_MAX)
+    fs = extract_findings(hm.preview, hm.preview_scale, threshold, georef=None, scene_name=name,
+                          grade_scale=grade_scale, full_size=(width, height), max_findings=MAX_FINDINGS)
     counts: dict[str, int] = {}
     for f in fs:
         counts[f.grade] = counts.get(f.grade, 0) + 1
@@ -191,14 +193,32 @@ def histogram(result: SceneResult, threshold: float, kind: str) -> go.Figure:
 
 
 # -- page sections -------------------------------------------------------------------------------------------------
+def run_staged(ctx: _ui.Context) -> bool:
+    """Analyse the staged inputs; True when a new analysis was made (it becomes the one shown)."""
+    try:
+        aid = start_run(ctx, list(S.get(S.STAGED)), S.get(S.GRADE_SCALE))
+    except CoreError as exc:
+        _ui.show_error(exc, "Analysis")
+        return False
+    S.put(S.STAGED, [])
+    S.put(S.ANALYSIS_ID, aid)
+    return True
+
+
 def inputs_section(ctx: _ui.Context) -> None:
     """Upload / server path / staged list / run."""
     st.subheader("Images")
     files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF)", type=UPLOAD_TYPES,
                              accept_multiple_files=True, key=S.uploader_key(),
                              help="Each file is written to the workspace as soon as it arrives.")
+    st.session_state[S.W_AUTO_RUN] = S.get(S.AUTO_RUN)
+    st.toggle("Analyse uploads right away", key=S.W_AUTO_RUN, on_change=S.keep, args=(S.AUTO_RUN, S.W_AUTO_RUN),
+              help="Run the sidebar's model on new uploads as soon as they are saved.")
     if files:
         take_uploads(ctx, files)
+        if S.get(S.AUTO_RUN) and ctx.detector is not None and S.get(S.STAGED):
+            run_staged(ctx)
+        st.rerun()  # a fresh, empty uploader: Streamlit drops the uploaded bytes
     for msg in S.get(S.UPLOAD_ERRORS):
         st.error(msg)
     S.put(S.UPLOAD_ERRORS, [])
@@ -215,29 +235,27 @@ def inputs_section(ctx: _ui.Context) -> None:
     staged = S.get(S.STAGED)
     if not staged:
         return
-    st.dataframe(pd.DataFrame([{"image": s["name"], "from": s["origin"], "stored at": s["path"]} for s in staged]),
-                 hide_index=True, width="stretch")
-    c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
-    scales = list(SCALES)
-    st.session_state[S.W_GRADE_SCALE] = S.get(S.GRADE_SCALE)
-    c3.selectbox("Damage scale", scales, key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
-                 on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
-    if c2.button("Clear list", icon=":material/clear_all:"):
-        S.put(S.STAGED, [])
-        st.rerun()
-    if ctx.detector is None:
-        st.warning(f"No usable model: {ctx.model_error}. Choose another model in the sidebar.")
-        return
-    label = f"Analyse {len(staged)} image{'s' * (len(staged) > 1)}"
-    if c1.button(label, type="primary", icon=":material/play_arrow:", key="run_analysis"):
-        try:
-            aid = start_run(ctx, list(staged), S.get(S.GRADE_SCALE))
-        except CoreError as exc:
-            _ui.show_error(exc, "Analysis")
+    area = st.empty()  # the staged list; replaced by the progress bars while the batch runs
+    with area.container():
+        st.dataframe(pd.DataFrame([{"image": s["name"], "from": s["origin"], "stored at": s["path"]}
+                                   for s in staged]), hide_index=True, width="stretch")
+        c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
+        st.session_state[S.W_GRADE_SCALE] = S.get(S.GRADE_SCALE)
+        c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
+                     on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
+        if c2.button("Clear list", icon=":material/clear_all:"):
+            S.put(S.STAGED, [])
+            st.rerun()
+        if ctx.detector is None:
+            st.warning(f"No usable model: {ctx.model_error}. Choose another model in the sidebar.")
             return
-        S.put(S.STAGED, [])
-        S.put(S.ANALYSIS_ID, aid)
-        st.rerun()  # draw the page again from the stored analysis (the staged list is now empty)
+        label = f"Analyse {len(staged)} image{'s' * (len(staged) > 1)}"
+        run = c1.button(label, type="primary", icon=":material/play_arrow:", key="run_analysis")
+    if run:
+        with area.container():
+            done = run_staged(ctx)
+        if done:
+            area.empty()  # the results below are drawn from the stored analysis in this same run
 
 
 def summary_table(results: list[SceneResult], threshold: float) -> None:
@@ -245,7 +263,9 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
     rows = []
     for r in results:
         live = None
-        if not r.error and r.heatmap_path:
+        if not r.error and abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005:
+            live = len(r.findings)  # saved at this threshold: nothing to extract again
+        elif not r.error and r.heatmap_path:
             live = sum(live_counts(str(r.heatmap_path), _ui.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())

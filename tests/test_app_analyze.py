@@ -216,3 +216,14 @@ def test_moving_between_pages_recomputes_nothing(analysed, monkeypatch: pytest.M
         assert not at.exception, texts(at.exception)
     assert calls == [], "a page change re-read or recomputed derived data"
     assert len([c for img in at.image for c in img.captions]) == 3  # the images are still shown
+
+
+def test_uploads_can_be_analysed_right_away(app_env: Path, shared_data: Path) -> None:
+    photo = need(shared_data / "aider" / "flooded_areas" / "flood_image0001.jpg")
+    at = new_app().run()
+    at.toggle(key=S.W_AUTO_RUN).set_value(True).run()
+    at.file_uploader[0].set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
+    assert not at.exception and not at.error
+    (analysis,) = Workspace(app_env).list_analyses()
+    assert (analysis["status"], analysis["n_done"]) == ("done", 1)
+    assert at.session_state[S.STAGED] == [] and metric(at, "Verdict") in ("normal", "anomalous")
