@@ -227,3 +227,21 @@ def test_uploads_can_be_analysed_right_away(app_env: Path, shared_data: Path) ->
     (analysis,) = Workspace(app_env).list_analyses()
     assert (analysis["status"], analysis["n_done"]) == ("done", 1)
     assert at.session_state[S.STAGED] == [] and metric(at, "Verdict") in ("normal", "anomalous")
+
+
+def test_an_interrupted_analysis_can_be_resumed(app_env: Path, shared_data: Path) -> None:
+    photos = [need(shared_data / "aider" / "flooded_areas" / n) for n in ("flood_image0002.jpg", "flood_image0003.jpg")]
+    at = new_app().run()
+    ws = Workspace(app_env)
+    det = _ui.get_detector("", "auto")
+    aid = ws.create_analysis(at.session_state[S.CASE_ID], [{"path": str(p), "name": p.name} for p in photos],
+                             model=det.info(), threshold=None, options={"grade_scale": "xview2-jds"})
+    ws.finish_analysis(aid, "interrupted")  # as if the page had been left before any image was analysed
+    at.run()
+    assert any("interrupted before 2 of its 2 images" in w for w in texts(at.warning))
+    at.button(key="resume_analysis").click().run()
+    assert not at.exception and not at.error
+    analysis = ws.get_analysis(aid)
+    assert (analysis["status"], analysis["n_done"]) == ("done", 2) and len(ws.list_analyses()) == 1
+    assert {r.meta["grade_scale"] for r in ws.scene_results(aid)} == {"xview2-jds"}  # the analysis's own scale
+    assert not any("interrupted" in w for w in texts(at.warning))
