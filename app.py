@@ -22,7 +22,7 @@ PAGES = [
     ("pages/models.py", "Models", ":material/model_training:"),
 ]
 
-st.set_page_config(page_title="BDA workbench", page_icon=":material/crisis_alert:", layout="wide")
+st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
 page = st.navigation([st.Page(f, title=t, icon=i, default=k == 0)
                       for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()])
 _ui.sidebar()

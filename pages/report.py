@@ -147,6 +147,37 @@ def charts(findings: list[Finding]) -> None:
                    "the Analyze page.")
 
 
+def review_form(ctx: _ui.Context, findings: list[Finding]) -> None:
+    """Review one finding with plain controls (keyboard-friendly companion of the table); saved on submit."""
+    by = {f.id: f for f in findings}
+    fid = st.selectbox("Finding to review", list(by), key="w_review_one",
+                       format_func=lambda i: f"{i} — {grade_label(by[i], by[i].grade)}, score {by[i].score_max:.2f}"
+                       f" ({by[i].review_status})")
+    if fid is None:
+        return
+    f = by[fid]
+    keys = [g.key for g in SCALES[f.grade_scale].grades()] if f.grade_scale in SCALES else [f.grade]
+    keys = keys if f.grade in keys else [f.grade, *keys]
+    with st.form(f"review_one_{fid}", border=True):
+        c1, c2, c3 = st.columns([2, 2, 4])
+        status = c1.radio("Review", list(REVIEW_STATUSES), index=list(REVIEW_STATUSES).index(f.review_status),
+                          horizontal=False)
+        grade = c2.selectbox("Grade", keys, index=keys.index(f.grade), format_func=lambda k: grade_label(f, k))
+        notes = c3.text_area("Notes", value=f.notes, max_chars=2000, height=100)
+        if st.form_submit_button("Save review", icon=":material/rate_review:"):
+            if not ctx.analyst:
+                st.warning("Enter your name as Analyst in the sidebar first: reviews are recorded with it.",
+                           icon=":material/person:")
+                return
+            try:
+                ctx.ws.review_finding(fid, analyst=ctx.analyst, status=status, grade=grade, notes=notes)
+            except CoreError as exc:
+                _ui.show_error(exc, "Review not saved")
+                return
+            st.toast(f"Saved the review of {fid}.", icon=":material/check:")
+            st.rerun()
+
+
 def text_field(label: str, state_key: str, widget_key: str, *, area: bool = False, **kw: Any) -> str:
     """A report field whose value survives page changes."""
     st.session_state[widget_key] = S.get(state_key)
@@ -255,6 +286,8 @@ def page() -> None:
                        disabled=["id", "image", "score max", "confidence", "area m²", "lat", "lon", "MGRS", "method",
                                  "analyst"])
         st.caption("Edit review, grade and notes; each change is saved to the workspace at once with your name.")
+        with st.expander("Review one finding", expanded=False, icon=":material/rate_review:"):
+            review_form(ctx, findings)
     else:
         st.info("This analysis has no findings at its threshold: the report will state that no anomaly was found.")
     charts(findings)
