@@ -25,7 +25,7 @@ from core import geo
 from core.errors import InputError
 from core.findings import extract_findings, safe_name
 from core.grading import check_threshold, get_scale
-from core.heatmap import HeatmapWriter, write_overlay_png
+from core.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, write_overlay_png
 from core.tiling import Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
 from core.types import Scene, SceneResult, Window
 
@@ -274,3 +274,19 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                        verdict=verdict, georef=scene.georef, bounds_wgs84=bounds, heatmap_path=heatmap_path,
                        overlay_path=overlay_path, findings=findings, source_path=scene.path,
                        capture_time=scene.capture_time, gsd_m=gsd, meta=meta)
+
+
+def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any]) -> SceneResult:
+    """``result`` with its findings extracted again at ``threshold`` from its stored heatmap (the same preview the
+    pipeline used), e.g. after an analyst moved the threshold. ``model`` is the analysis' model info dict."""
+    hm = read_heatmap(result.heatmap_path, preview_max=PREVIEW_MAX)
+    scale = str(result.meta.get("grade_scale", "copernicus-ems"))
+    prov = {"source_name": result.scene_name, "source_date": result.capture_time, "source_gsd": result.gsd_m,
+            "model_name": str(model.get("name", "")), "model_version": str(model.get("version", "")),
+            "model_sha256": str(model.get("sha256", "")),
+            "processed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result.findings = extract_findings(hm.preview, hm.preview_scale, check_threshold(threshold), georef=result.georef,
+                                       scene_name=result.scene_name, grade_scale=scale, provenance=prov,
+                                       full_size=(result.width, result.height), max_findings=MAX_FINDINGS)
+    result.meta["threshold"] = threshold
+    return result

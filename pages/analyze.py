@@ -6,9 +6,7 @@ again without recomputing; derived images are cached by file path + modification
 
 from __future__ import annotations
 
-import logging
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +15,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import geo
+from core.batch import analyze_input
 from core.detector import device_label
 from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
 from core.heatmap import PREVIEW_MAX, read_heatmap
-from core.imagery import open_scene
-from core.pipeline import MAX_FINDINGS, analyze_scene
+from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
 from core.types import SceneResult
 from pages import _state as S
 from pages import _ui
 
-log = logging.getLogger(__name__)
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff"]
 
 
@@ -57,13 +54,6 @@ def take_uploads(ctx: _ui.Context, files: list[Any]) -> None:
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
 
 
-def failed_result(name: str, path: str, message: str) -> SceneResult:
-    """The stored record of an input that could not be analysed."""
-    return SceneResult(scene_name=name, width=0, height=0, image_score=float("nan"), verdict="error", georef=None,
-                       bounds_wgs84=None, heatmap_path=None, overlay_path=None, source_path=Path(path),
-                       error=message)
-
-
 def run_batch(ctx: _ui.Context, aid: int, items: list[dict[str, Any]], *, threshold: float | None,
               grade_scale: str) -> None:
     """Analyse ``items`` into analysis ``aid``, one progress bar per file and one per tile.
@@ -89,19 +79,8 @@ def run_batch(ctx: _ui.Context, aid: int, items: list[dict[str, Any]], *, thresh
             def on_tiles(done: int, total: int, name: str = name) -> None:
                 tiles_bar.progress(min(done / max(total, 1), 1.0), text=f"{name}: tile {done} of {total}")
 
-            try:
-                scene = open_scene(item["path"], name=name)
-                try:
-                    result = analyze_scene(scene, det, out_dir, threshold=threshold, grade_scale=grade_scale,
-                                           progress=on_tiles)
-                finally:
-                    scene.close()
-            except CoreError as exc:
-                result = failed_result(name, item["path"], str(exc))
-            except Exception as exc:  # noqa: BLE001 - one broken file must not end the batch; logged in full
-                log.exception("analysis of %s failed", name)
-                result = failed_result(name, item["path"], f"unexpected error ({type(exc).__name__}: {exc}); "
-                                       "the server log has the details")
+            result = analyze_input({"path": item["path"], "name": name, "pre_path": item.get("pre_path")}, det,
+                                   out_dir, threshold=threshold, grade_scale=grade_scale, progress=on_tiles)
             if result.error:
                 shown.error(f"{name}: {result.error}", icon=":material/broken_image:")
             ws.save_scene_result(aid, result, input_name=name)
@@ -136,26 +115,6 @@ def resume(ctx: _ui.Context, analysis: dict[str, Any]) -> None:
     run_batch(ctx, analysis["id"], pending, threshold=analysis["threshold"],
               grade_scale=str(analysis["options"].get("grade_scale", "copernicus-ems")))
     st.rerun()
-
-
-def provenance(result: SceneResult, model: dict[str, Any]) -> dict[str, Any]:
-    """Finding provenance of a stored result (what the pipeline recorded at analysis time)."""
-    return {"source_name": result.scene_name, "source_date": result.capture_time, "source_gsd": result.gsd_m,
-            "model_name": str(model.get("name", "")), "model_version": str(model.get("version", "")),
-            "model_sha256": str(model.get("sha256", "")),
-            "processed_at": datetime.now(UTC).isoformat(timespec="seconds")}
-
-
-def refind(result: SceneResult, threshold: float, model: dict[str, Any]) -> SceneResult:
-    """``result`` with findings extracted again from its stored heatmap (same preview as the pipeline's)."""
-    hm = read_heatmap(result.heatmap_path, preview_max=PREVIEW_MAX)
-    scale = str(result.meta.get("grade_scale", "copernicus-ems"))
-    result.findings = extract_findings(hm.preview, hm.preview_scale, threshold, georef=result.georef,
-                                       scene_name=result.scene_name, grade_scale=scale,
-                                       provenance=provenance(result, model), full_size=(result.width, result.height),
-                                       max_findings=MAX_FINDINGS)
-    result.meta["threshold"] = threshold
-    return result
 
 
 @st.cache_data(max_entries=5000, show_spinner=False)
@@ -298,7 +257,7 @@ def placement_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, 
                 r.gsd_m = float(gsd)
                 r.meta["placement"] = {"center_lat": lat, "center_lon": lon, "gsd_m": gsd, "yaw_deg": 0.0}
                 thr = float(r.meta.get("threshold") or (r.findings[0].threshold if r.findings else ctx.threshold))
-                ctx.ws.save_scene_result(aid, refind(r, thr, model), input_name=r.scene_name)
+                ctx.ws.save_scene_result(aid, refind_findings(r, thr, model), input_name=r.scene_name)
                 st.rerun()
             except CoreError as exc:
                 _ui.show_error(exc)
@@ -391,7 +350,8 @@ def results_section(ctx: _ui.Context) -> None:
         try:
             with st.spinner("Extracting findings…"):
                 for r in ok:
-                    ctx.ws.save_scene_result(aid, refind(r, threshold, analysis["model"]), input_name=r.scene_name)
+                    ctx.ws.save_scene_result(aid, refind_findings(r, threshold, analysis["model"]),
+                                             input_name=r.scene_name)
             st.rerun()
         except CoreError as exc:
             _ui.show_error(exc)

@@ -18,9 +18,15 @@ MAP_HEIGHT = 620
 
 
 @st.cache_data(show_spinner="Warping heatmap to the map…", max_entries=512)
-def _overlay(path: str, mtime: float, threshold: float) -> webmap.Overlay | None:
+def _overlay(path: str, mtime: float, threshold: float, max_px: int) -> webmap.Overlay | None:
     del mtime  # cache key only: a re-written heatmap gets a new overlay
-    return webmap.heatmap_overlay(path, threshold)
+    return webmap.heatmap_overlay(path, threshold, max_px=max_px)
+
+
+def overlay_size(n_scenes: int) -> int:
+    """Overlay resolution: full detail for a few scenes, coarser for many (each is small on screen then, and the
+    map page stays fast: 50 scenes at 1024 px would send ~25 MB of PNG on every visit)."""
+    return int(max(256, min(1024, 2048 / max(1, n_scenes) ** 0.5)))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -100,12 +106,13 @@ basemap = c1.selectbox("Basemap", list(webmap.BASEMAPS), index=0,
 c2.caption(f"{len(on_map)} georeferenced scene(s), {sum(len(r.findings) for r in on_map)} finding(s). Heatmaps "
            "are transparent below the threshold each scene was analysed with.")
 overlays: dict[str, webmap.Overlay | None] = {}
+max_px = overlay_size(len(on_map))
 for r in on_map:
     if r.heatmap_path is None:
         continue
     try:
         overlays[str(r.heatmap_path)] = _overlay(str(r.heatmap_path), _mtime(Path(r.heatmap_path)),
-                                                 webmap.scene_threshold(r))
+                                                 webmap.scene_threshold(r), max_px)
     except CoreError as exc:
         overlays[str(r.heatmap_path)] = None
         st.warning(f"Heatmap of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
