@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the bundled default model (assets/models/default.pt) from ../shared/data with the project's own CLI.
 # Normal imagery: pre-event overhead tiles (Joplin pre tiles outside the held-out chips' area, xBD Harvey pre
-# images) plus other normal aerial imagery (Pyeongchang 0.6 m COG, NAIP 2020). Anomalies: AIDER fire and flood
+# images). Anomalies: AIDER fire and flood
 # photos (outlier exposure) mixed with FCDD confetti noise. The Joplin chips_aligned area is excluded from sampling
 # so the chips stay a held-out evaluation set.
 set -euo pipefail
@@ -10,9 +10,8 @@ D=${BDA_SHARED_DATA:-../shared/data}
 J=$D/geotiff/joplin_tornado_xview2deploy
 OUT=${1:-assets/models/default.pt}
 .venv/bin/python -m core train --arch fcdd-resnet18 \
-  --normal "$J/pre" "$D/xbd/harvey/images/*_pre_disaster.png" "$D/geotiff/rasterio/cogeo.tif" \
-           "$D/geotiff/opengeos_naip/m_4709963_se_14_1_20200831.tif" \
+  --normal "$J/pre" "$D/xbd/harvey/images/*_pre_disaster.png" \
   --anomalies "$D/aider" --confetti mix \
   --exclude-like "$J"/chips_aligned/pre/*.tif \
-  --input-size 128 --epochs 16 --steps-per-epoch 50 --batch-size 16 --optimizer adam --lr 1e-3 --lr-decay 0.95 \
+  --input-size 128 --epochs 6 --steps-per-epoch 50 --batch-size 16 --optimizer adam --lr 1e-3 \
   --seed 0 --name "BDA default (FCDD ResNet-18)" --out "$OUT"
