@@ -160,7 +160,7 @@ class Context:
 def _case_section(ws: Workspace) -> None:
     cases = ws.list_cases()
     if not cases:
-        S.put(S.CASE_ID, ws.create_case("Case 1", description="created automatically on first use"))
+        S.put(S.CASE_ID, ws.ensure_case("Case 1", description="created automatically on first use"))
         cases = ws.list_cases()
     ids = [c["id"] for c in cases]
     names = {c["id"]: f"{c['name']} (#{c['id']}, {c['n_analyses']} analyses)" for c in cases}

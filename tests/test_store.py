@@ -472,3 +472,24 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     assert target.read_text() == "third" and target.stat().st_mode & 0o777 == 0o640  # permissions kept
     with pytest.raises(WorkspaceError, match="could not write"):
         atomic_write_bytes(target / "under-a-file", b"x")
+
+
+def test_ensure_case_is_one_case_under_concurrency(tmp_path):
+    import threading
+
+    from core.store import Workspace
+
+    ids: list[int] = []
+
+    def open_and_ensure() -> None:
+        ids.append(Workspace(tmp_path / "ws").ensure_case("Case 1"))
+
+    threads = [threading.Thread(target=open_and_ensure) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ws = Workspace(tmp_path / "ws")
+    assert len(ws.list_cases()) == 1 and set(ids) == {ws.list_cases()[0]["id"]}
+    ws.create_case("second")
+    assert ws.ensure_case("Case 1") == min(c["id"] for c in ws.list_cases())

@@ -54,6 +54,19 @@ class AnalysesMixin(WorkspaceBase):
                                "VALUES (?, ?, ?, ?, ?)", (name, event, description, now, now))
             return int(cur.lastrowid)
 
+    def ensure_case(self, name: str, *, description: str = "") -> int:
+        """Id of the oldest case, creating ``name`` when the workspace has none: one transaction, so sessions and
+        processes opening an empty workspace at the same moment end up with one first case, not one each."""
+        check_text(name, "case name", max_len=200, allow_empty=False)
+        with self._db.write() as conn:
+            row = conn.execute("SELECT id FROM cases ORDER BY id LIMIT 1").fetchone()
+            if row is not None:
+                return int(row[0])
+            now = utc_now()
+            cur = conn.execute("INSERT INTO cases(name, event, description, created_at, updated_at) "
+                               "VALUES (?, '', ?, ?, ?)", (name, description, now, now))
+            return int(cur.lastrowid)
+
     def list_cases(self) -> list[dict]:
         """All cases, newest first, each with ``n_analyses``."""
         rows = self._db.query("SELECT c.*, (SELECT COUNT(*) FROM analyses a WHERE a.case_id = c.id) AS n_analyses "
