@@ -295,6 +295,21 @@ def scene_threshold(sr: SceneResult) -> float:
     return 1.0
 
 
+def change_threshold(sr: SceneResult) -> float:
+    """The threshold the change findings of a pre/post result were cut at (``meta["change"]["threshold"]``, else
+    its findings'); 1.0 when none is recorded."""
+    change = sr.meta.get("change") if isinstance(sr.meta, dict) else None
+    for v in ((change or {}).get("threshold"), *(f.threshold for f in sr.findings)):
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            return float(v)
+    return 1.0
+
+
+def _image_overlay(ov: Overlay, opacity: float) -> folium.raster_layers.ImageOverlay:
+    return folium.raster_layers.ImageOverlay(ov.png_data_uri, bounds=[list(ov.bounds[0]), list(ov.bounds[1])],
+                                             opacity=opacity, interactive=False)
+
+
 def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay | None] | None = None,
               threshold: float | None = None, basemap: str = "none", overlay_opacity: float = 0.7,
               height: int = 600) -> folium.Map:
@@ -302,8 +317,10 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     scene footprints (dashed when approximate), GPS points, layer control and the chosen ``basemap``.
 
     ``overlays`` maps ``str(result.heatmap_path)`` to a ready overlay (e.g. cached by the page); other scenes get
-    one computed here, transparent below ``threshold`` (default: :func:`scene_threshold`). Scenes without
-    georeferencing are left out.
+    one computed here, transparent below ``threshold`` (default: :func:`scene_threshold`). Pre/post results
+    (``change_path`` set) also get their change heatmap, in a layer group of its own ("Change heatmaps"), from
+    ``overlays[str(result.change_path)]`` or computed at :func:`change_threshold`. Scenes without georeferencing
+    are left out.
     """
     if basemap not in BASEMAPS:
         raise CoreError(f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}")
@@ -315,7 +332,9 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     if tile is not None:
         folium.TileLayer(tiles=tile["tiles"], attr=tile["attr"], name=escape(basemap), max_zoom=22,
                          max_native_zoom=19).add_to(m)
-    heat = folium.FeatureGroup(name="Heatmaps", show=True)
+    heat = folium.FeatureGroup(name="Heatmaps (post-event anomaly)", show=True)
+    change = folium.FeatureGroup(name="Change heatmaps (pre → post)", show=True)
+    any_change = False
     marks = folium.FeatureGroup(name="Findings", show=True)
     prints = folium.FeatureGroup(name="Footprints (dashed = approximate)", show=True)
     gps = folium.FeatureGroup(name="Positions (GPS, else scene centre)", show=True)
@@ -338,11 +357,17 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
             heatmap_overlay(sr.heatmap_path, scene_threshold(sr) if threshold is None else threshold)
             if sr.heatmap_path else None)
         if ov is not None:
-            folium.raster_layers.ImageOverlay(ov.png_data_uri, bounds=[list(ov.bounds[0]), list(ov.bounds[1])],
-                                              opacity=overlay_opacity, interactive=False).add_to(heat)
+            _image_overlay(ov, overlay_opacity).add_to(heat)
+        if sr.change_path is not None:
+            ckey = str(sr.change_path)
+            cov = overlays[ckey] if overlays is not None and ckey in overlays else (
+                heatmap_overlay(sr.change_path, change_threshold(sr)) if Path(sr.change_path).is_file() else None)
+            if cov is not None:
+                _image_overlay(cov, overlay_opacity).add_to(change)
+                any_change = True
         _position_marker(sr, ring).add_to(gps)
     marks.add_child(_Findings([f for sr in results if sr.georef is not None for f in sr.findings]))
-    for layer in (heat, prints, marks, gps):
+    for layer in (heat, *([change] if any_change else []), prints, marks, gps):
         layer.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if boxes:

@@ -103,8 +103,11 @@ if not on_map:
 c1, c2 = st.columns([2, 3])
 basemap = c1.selectbox("Basemap", list(webmap.BASEMAPS), index=0,
                        help="'none' works offline. Online basemaps fetch tiles from their provider.")
+n_pairs = sum(r.change_path is not None for r in on_map)
 c2.caption(f"{len(on_map)} georeferenced scene(s), {sum(len(r.findings) for r in on_map)} finding(s). Heatmaps "
-           "are transparent below the threshold each scene was analysed with.")
+           "are transparent below the threshold each scene was analysed with."
+           + (f" {n_pairs} pre/post pair(s): their change heatmaps are a separate layer (layer control, top "
+              "right); their findings come from the change." if n_pairs else ""))
 overlays: dict[str, webmap.Overlay | None] = {}
 max_px = overlay_size(len(on_map))
 for r in on_map:
@@ -116,6 +119,13 @@ for r in on_map:
     except CoreError as exc:
         overlays[str(r.heatmap_path)] = None
         st.warning(f"Heatmap of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
+    if r.change_path is not None:  # a pre/post result: its change heatmap is a layer of its own
+        try:
+            overlays[str(r.change_path)] = _overlay(str(r.change_path), _mtime(Path(r.change_path)),
+                                                    webmap.change_threshold(r), max_px)
+        except CoreError as exc:
+            overlays[str(r.change_path)] = None
+            st.warning(f"Change heatmap of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
 try:
     fmap = webmap.build_map(on_map, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
                             overlay_opacity=float(S.get(S.OPACITY) or 0.6))
