@@ -34,6 +34,9 @@ RUN_ERRORS = "run_errors"  #: {input name: message} of the last run, shown per f
 OPACITY = "opacity"  #: heatmap opacity on the overlay, 0..1
 GRADE_SCALE = "grade_scale"  #: damage scale of new analyses: copernicus-ems | xview2-jds | unosat
 SHOWN_SCENE = "shown_scene"  #: name of the image shown in detail on Analyze
+STAGED_PRE = "staged_pre_inputs"  #: pre-event images {"path", "name", "origin"}: references, never analysed alone
+PAIRS = "pair_choices"  #: {post input name: pre input name, or "" for none} pairings the analyst changed by hand
+COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
 
 # -- Report ---------------------------------------------------------------------------------------------------------
 REPORT_TITLE = "report_title"
@@ -62,11 +65,24 @@ W_GRADE_SCALE = "w_grade_scale"
 W_SHOWN_SCENE = "w_shown_scene"
 W_HIST_KIND = "w_hist_kind"
 W_REPORT_ANALYSIS = "w_report_analysis"
+W_SERVER_ROLE = "w_server_role"
+W_COMPARE_POS = "w_compare_pos"
+W_COMPARE_MODE = "w_compare_mode"
 
 
 def uploader_key() -> str:
     """Key of the Analyze page's file uploader (changes when the uploader is emptied)."""
     return f"w_upload_{st.session_state[UPLOADER_GEN]}"
+
+
+def pre_uploader_key() -> str:
+    """Key of the Analyze page's pre-event uploader (emptied together with the main uploader)."""
+    return f"w_upload_pre_{st.session_state[UPLOADER_GEN]}"
+
+
+def pair_key(post_name: str) -> str:
+    """Widget key of the "pre-event image" selectbox of one staged post-event image."""
+    return f"w_pair_{hashlib.sha1(post_name.encode()).hexdigest()[:12]}"
 
 
 def review_key(analysis_id: int) -> str:
@@ -97,6 +113,9 @@ DEFAULTS: dict[str, Any] = {
     OPACITY: 0.6,
     GRADE_SCALE: "copernicus-ems",
     SHOWN_SCENE: None,
+    STAGED_PRE: [],
+    PAIRS: {},
+    COMPARE_MODE: "wipe",
     REPORT_TITLE: "Bomb / disaster damage assessment",
     REPORT_EVENT: "",
     REPORT_AOI: "",

@@ -24,8 +24,8 @@ from core.heatmap import PREVIEW_MAX, read_heatmap
 from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
 from core.types import SceneResult
+from pages import _compare, _ui
 from pages import _state as S
-from pages import _ui
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff"]
 
@@ -96,8 +96,9 @@ def start_run(ctx: _ui.Context, items: list[dict[str, str]], grade_scale: str) -
     default = float(det.calibration.threshold)
     # the slider shows the model's default rounded: record "model default" (None) unless the analyst moved it
     thr = None if ctx.threshold is None or abs(ctx.threshold - default) < 0.005 else ctx.threshold
-    aid = ctx.ws.create_analysis(ctx.case_id, [{"path": i["path"], "name": i["name"], "origin": i["origin"]}
-                                               for i in items], model=det.info(), threshold=thr,
+    inputs = [{"path": i["path"], "name": i["name"], "origin": i["origin"]}
+              | ({"pre_path": i["pre_path"]} if i.get("pre_path") else {}) for i in items]
+    aid = ctx.ws.create_analysis(ctx.case_id, inputs, model=det.info(), threshold=thr,
                                  options={"grade_scale": grade_scale, "device": device_label(det.device)})
     run_batch(ctx, aid, items, threshold=thr, grade_scale=grade_scale)
     return aid
@@ -155,13 +156,21 @@ def histogram(result: SceneResult, threshold: float, kind: str) -> go.Figure:
 def run_staged(ctx: _ui.Context) -> bool:
     """Analyse the staged inputs; True when a new analysis was made (it becomes the one shown)."""
     try:
-        aid = start_run(ctx, list(S.get(S.STAGED)), S.get(S.GRADE_SCALE))
+        items = _compare.with_pre_paths(list(S.get(S.STAGED)), S.get(S.STAGED_PRE))
+        aid = start_run(ctx, items, S.get(S.GRADE_SCALE))
     except CoreError as exc:
         _ui.show_error(exc, "Analysis")
         return False
-    S.put(S.STAGED, [])
+    clear_staged()
     S.put(S.ANALYSIS_ID, aid)
     return True
+
+
+def clear_staged() -> None:
+    """Empty the staged post- and pre-event images and the hand-made pairings."""
+    S.put(S.STAGED, [])
+    S.put(S.STAGED_PRE, [])
+    S.put(S.PAIRS, {})
 
 
 def inputs_section(ctx: _ui.Context) -> None:
@@ -170,9 +179,15 @@ def inputs_section(ctx: _ui.Context) -> None:
     files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF)", type=UPLOAD_TYPES,
                              accept_multiple_files=True, key=S.uploader_key(),
                              help="Each file is written to the workspace as soon as it arrives.")
+    pre_files = _compare.pre_uploader(ctx)
     st.session_state[S.W_AUTO_RUN] = S.get(S.AUTO_RUN)
     st.toggle("Analyse uploads right away", key=S.W_AUTO_RUN, on_change=S.keep, args=(S.AUTO_RUN, S.W_AUTO_RUN),
               help="Run the sidebar's model on new uploads as soon as they are saved.")
+    if pre_files:
+        _compare.take_pre_uploads(ctx, pre_files)
+        if not files:
+            S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
+            st.rerun()
     if files:
         take_uploads(ctx, files)
         if S.get(S.AUTO_RUN) and ctx.detector is not None and S.get(S.STAGED):
@@ -182,16 +197,19 @@ def inputs_section(ctx: _ui.Context) -> None:
         st.error(msg)
     S.put(S.UPLOAD_ERRORS, [])
     with st.form("server_path_form", clear_on_submit=True, border=False):
-        c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
+        c1, c2, c3 = st.columns([5, 2, 1], vertical_alignment="bottom")
         text = c1.text_input("…or a file on the server (for rasters too large to upload)", key=S.W_SERVER_PATH,
                              placeholder="/data/orthomosaic/tile_01.tif")
-        if c2.form_submit_button("Add path"):
+        role = c2.selectbox("as", ["post-event", "pre-event"], key=S.W_SERVER_ROLE,
+                            help="pre-event: a reference the post-event images are compared with")
+        if c3.form_submit_button("Add path"):
             try:
                 path = _ui.check_server_path(text)
-                stage(path.name, path, "server path")
+                (_compare.stage_pre if role == "pre-event" else stage)(path.name, path, "server path")
             except CoreError as exc:
                 _ui.show_error(exc)
     staged = S.get(S.STAGED)
+    _compare.pairing_section(staged)
     if not staged:
         return
     area = st.empty()  # the staged list; replaced by the progress bars while the batch runs
@@ -203,7 +221,7 @@ def inputs_section(ctx: _ui.Context) -> None:
         c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
                      on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
         if c2.button("Clear list", icon=":material/clear_all:"):
-            S.put(S.STAGED, [])
+            clear_staged()
             st.rerun()
         if ctx.detector is None:
             st.warning(f"No usable model: {ctx.model_error}. Choose another model in the sidebar.")
@@ -222,15 +240,17 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
     rows = []
     for r in results:
         live = None
-        if not r.error and abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005:
-            live = len(r.findings)  # saved at this threshold: nothing to extract again
+        if not r.error and (r.change_path is not None
+                            or abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005):
+            live = len(r.findings)  # saved at this threshold (a pair's: the change threshold): nothing to redo
         elif not r.error and r.heatmap_path:
             live = sum(live_counts(str(r.heatmap_path), _ui.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())
         loc = "—" if r.error else ("not placed" if r.georef is None else
                                    ("approximate" if r.georef.approximate else "georeferenced"))
-        rows.append({"image": r.scene_name, "verdict": r.verdict, "image score": r.image_score,
+        rows.append({"image": r.scene_name, "pre-event": r.pre_scene_name or "", "verdict": r.verdict,
+                     "image score": r.image_score,
                      "findings (saved)": None if r.error else len(r.findings),
                      f"findings @ {threshold:.2f}": live, "location": loc, "error": r.error or ""})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
@@ -275,12 +295,17 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
     m1.metric("Image score", f"{r.image_score:.2f}", help="calibrated; 1 = the 99th percentile of normal images")
     m2.metric("Verdict", r.verdict)
     saved_thr = r.meta.get("threshold")
-    m3.metric("Findings saved", len(r.findings),
+    pair = r.change_path is not None
+    if pair:
+        saved_thr = _compare.change_threshold(r)
+    m3.metric("Change findings saved" if pair else "Findings saved", len(r.findings),
               help=f"extracted at threshold {saved_thr:.2f}" if isinstance(saved_thr, float) else None)
-    m4.metric(f"Findings @ {threshold:.2f}", sum(live.values()),
+    m4.metric(f"{'Post-only findings' if pair else 'Findings'} @ {threshold:.2f}", sum(live.values()),
               help=", ".join(f"{SCALES[scale].get(k).label}: {n}" for k, n in live.items()) or "none")
     for w in r.meta.get("warnings", []):
         st.caption(f":material/warning: {w}")
+    if r.change_path is not None:
+        _compare.before_after(r)
     st.session_state[S.W_OPACITY] = S.get(S.OPACITY)
     st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
               args=(S.OPACITY, S.W_OPACITY))
@@ -342,14 +367,15 @@ def results_section(ctx: _ui.Context) -> None:
     st.session_state[S.W_SHOWN_SCENE] = S.get(S.SHOWN_SCENE)
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     c1.selectbox("Image", names, key=S.W_SHOWN_SCENE, on_change=S.keep, args=(S.SHOWN_SCENE, S.W_SHOWN_SCENE))
-    saved = [float(r.meta.get("threshold", math.nan)) for r in ok]
+    single = [r for r in ok if r.change_path is None]  # a pair's findings come from its change heatmap
+    saved = [float(r.meta.get("threshold", math.nan)) for r in single]
     moved = not all(abs(t - threshold) < 0.005 for t in saved)
-    if moved and c2.button(f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
+    if single and moved and c2.button(f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
                            help="Extract the findings of every image of this analysis again at the sidebar "
                                 "threshold and save them (reviews are kept)."):
         try:
             with st.spinner("Extracting findings…"):
-                for r in ok:
+                for r in single:
                     ctx.ws.save_scene_result(aid, refind_findings(r, threshold, analysis["model"]),
                                              input_name=r.scene_name)
             st.rerun()

@@ -1,0 +1,219 @@
+"""The pre/post part of the Analyze page: pre-event inputs, their pairing with the post-event images, and the
+before/after view of a paired result.
+
+Pre-event images are references: they are never analysed on their own. Each staged post-event image gets the pre
+image :func:`core.change_pairing.pair_report` picks (footprint overlap in any CRS, else file names); the analyst can
+change it per post image. A post image with a pre goes through :func:`core.change.analyze_pair` (``pre_path`` in
+its input). ``streamlit-image-comparison`` is not used for the before/after view: it loads its script from a CDN
+(cdn.knightlab.com), which an offline analyst does not have, so the view is an app-rendered wipe or blend driven
+by an ``st.slider``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.change_coreg import PreOnGrid
+from core.change_pairing import pair_report
+from core.errors import CoreError
+from core.imagery import open_scene
+from core.report.rasters import overview_shape
+from core.safety import unique_name
+from core.types import SceneResult, Window
+from core.webmap import change_threshold
+from pages import _state as S
+from pages import _ui
+
+NONE = ""  #: selectbox value "no pre-event image"
+SPLIT_COLOUR = np.array([245, 208, 0], np.uint8)  #: the wipe's dividing line (the threshold colour of the page)
+
+
+# -- inputs ------------------------------------------------------------------------------------------------------
+def stage_pre(name: str, path: Path, origin: str) -> None:
+    """Add a pre-event image to the references (names unique among the pre images)."""
+    pres = S.get(S.STAGED_PRE)
+    pres.append({"name": unique_name(name, [p["name"] for p in pres]), "path": str(path), "origin": origin})
+
+
+def take_pre_uploads(ctx: _ui.Context, files: list[Any]) -> None:
+    """Write new pre-event uploads to the workspace and stage them as references."""
+    saved = S.get(S.SAVED_UPLOADS)
+    for f in files:
+        if f.file_id in saved:
+            continue
+        try:
+            path = _ui.save_upload(ctx.ws, ctx.case_id, f, f.name)
+        except CoreError as exc:
+            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
+            continue
+        saved[f.file_id] = str(path)
+        stage_pre(f.name, path, "upload")
+
+
+@st.cache_data(max_entries=200, show_spinner="Pairing pre- and post-event images…")
+def auto_pairs(posts: tuple[str, ...], pres: tuple[str, ...], mtimes: tuple[float, ...]) -> list[dict[str, Any]]:
+    """:func:`core.change.pair_report` of staged paths, as dicts (cached: each file is opened once per list)."""
+    del mtimes  # cache key only
+    return [r.to_dict() for r in pair_report(list(posts), list(pres))]
+
+
+def pairing(staged: list[dict[str, Any]], pres: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per staged post image: ``{"post", "pre" (name or ""), "rule", "overlap", "note"}``; automatic
+    pairs unless the analyst chose another pre (or none) for that post image."""
+    if not staged:
+        return []
+    if not pres:
+        return [{"post": s["name"], "pre": NONE, "rule": None, "overlap": None, "note": ""} for s in staged]
+    posts, refs = tuple(s["path"] for s in staged), tuple(p["path"] for p in pres)
+    report = auto_pairs(posts, refs, tuple(_ui.mtime(p) for p in posts + refs))
+    name_of = {p["path"]: p["name"] for p in pres}
+    chosen: dict[str, str] = S.get(S.PAIRS)
+    rows = []
+    for s, r in zip(staged, report, strict=True):
+        auto = name_of.get(r["pre"] or "", NONE)
+        row = {"post": s["name"], "pre": auto, "rule": r["rule"], "overlap": r["overlap"], "note": r["note"]}
+        if s["name"] in chosen and chosen[s["name"]] in (NONE, *name_of.values()) and chosen[s["name"]] != auto:
+            pick = chosen[s["name"]]
+            cand = next((c for c in r["candidates"] if name_of.get(c["pre"]) == pick), None)
+            row.update(pre=pick, rule="manual" if pick else None,
+                       overlap=cand["overlap"] if cand else None,
+                       note="paired by hand" if pick else "no pre-event image (chosen by hand)")
+        rows.append(row)
+    return rows
+
+
+def with_pre_paths(staged: list[dict[str, Any]], pres: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The staged post images with ``pre_path`` set where the pairing gives them a pre image."""
+    path_of = {p["name"]: p["path"] for p in pres}
+    pre_of = {row["post"]: row["pre"] for row in pairing(staged, pres)}
+    return [dict(s, pre_path=path_of[pre_of[s["name"]]]) if pre_of.get(s["name"]) else dict(s) for s in staged]
+
+
+def _keep_pair(post_name: str, widget_key: str) -> None:
+    S.get(S.PAIRS)[post_name] = st.session_state[widget_key]
+
+
+def pre_uploader(ctx: _ui.Context) -> list[Any]:
+    """The "pre-event images" uploader (returns the uploads of this run)."""
+    return st.file_uploader(
+        "Pre-event images (optional): the same place before the event", type=["jpg", "jpeg", "png", "tif", "tiff"],
+        accept_multiple_files=True, key=S.pre_uploader_key(),
+        help="Not analysed on their own: each post-event image is compared with the pre-event image that covers "
+             "it (footprint overlap, else matching names such as 0_pre.tif / 0_post.tif).") or []
+
+
+def pairing_section(staged: list[dict[str, Any]]) -> None:
+    """The pre-event list, the pairing table and a pre-event choice per post image."""
+    pres = S.get(S.STAGED_PRE)
+    if not pres:
+        return
+    st.caption(":material/compare: Pre-event images (references, not analysed alone): "
+               + ", ".join(p["name"] for p in pres))
+    if not staged:
+        st.info("Add the post-event images to compare with these pre-event images.", icon=":material/info:")
+        return
+    rows = pairing(staged, pres)
+    st.dataframe(pd.DataFrame([{"post-event image": r["post"], "pre-event image": r["pre"] or "— none —",
+                                "rule": r["rule"] or "", "overlap": None if r["overlap"] is None
+                                else round(100 * r["overlap"], 1), "note": r["note"]} for r in rows]),
+                 hide_index=True, width="stretch",
+                 column_config={"overlap": st.column_config.NumberColumn("overlap %", format="%.1f %%",
+                                                                         help="share of the post footprint "
+                                                                              "the pre image covers")})
+    options = [NONE] + [p["name"] for p in pres]
+    with st.expander("Change a pairing"):
+        for r in rows:
+            key = S.pair_key(r["post"])
+            st.session_state[key] = r["pre"]
+            st.selectbox(f"Pre-event image for {r['post']}", options, key=key, on_change=_keep_pair,
+                         args=(r["post"], key), format_func=lambda v: v or "none (analyse the post image alone)")
+
+
+# -- results -----------------------------------------------------------------------------------------------------
+@st.cache_data(max_entries=100, show_spinner="Putting the pre-event image on the post grid…")
+def pre_on_post(post_path: str, pre_path: str, post_mtime: float, pre_mtime: float, shift: tuple[float, float],
+                max_side: int = _ui.PREVIEW_SIDE) -> np.ndarray:
+    """The pre image on the post image's preview grid (the size of :func:`pages._ui.source_preview`), with the
+    residual shift the analysis applied (post pixels); uncovered pixels black."""
+    del post_mtime, pre_mtime  # cache key only
+    post, pre = open_scene(post_path), open_scene(pre_path)
+    try:
+        oh, ow = overview_shape(post.width, post.height, max_side)
+        grid = PreOnGrid(post, pre, oh, ow, shift=(shift[0] * ow / post.width, shift[1] * oh / post.height))
+        rgb, valid = grid.read(Window(0, 0, oh, ow))
+    finally:
+        pre.close()
+        post.close()
+    rgb = rgb.copy()
+    rgb[~valid] = 0
+    return rgb
+
+
+def compose(pre: np.ndarray, post: np.ndarray, position: int, mode: str) -> np.ndarray:
+    """Before/after image: ``wipe`` shows the pre image left of ``position`` % of the width and the post image
+    right of it (a yellow line between); ``blend`` mixes them, 0 = all pre, 100 = all post."""
+    if pre.shape != post.shape:
+        raise ValueError(f"pre {pre.shape} and post {post.shape} previews differ in size")
+    if mode == "blend":
+        a = float(np.clip(position, 0, 100)) / 100.0
+        return (pre.astype(np.float32) * (1 - a) + post.astype(np.float32) * a).round().astype(np.uint8)
+    w = post.shape[1]
+    x = int(round(w * float(np.clip(position, 0, 100)) / 100.0))
+    out = post.copy()
+    out[:, :x] = pre[:, :x]
+    lo, hi = max(0, x - 1), min(w, x + 1)
+    if hi > lo:
+        out[:, lo:hi] = SPLIT_COLOUR
+    return out
+
+
+def shift_text(coreg: dict[str, Any]) -> str:
+    """One line on how the pre image was put on the post grid: method, residual shift in px and m, applied?"""
+    dx, dy = (coreg.get("shift_px") or [0.0, 0.0])[:2]
+    metres = coreg.get("shift_m")
+    m = f" ({metres[0]:+.2f} m, {metres[1]:+.2f} m)" if metres else " (no ground distance: no georeference)"
+    state = "applied" if coreg.get("shift_applied") else "not applied"
+    return (f"Co-registration: {coreg.get('description') or coreg.get('method', '?')}; residual shift "
+            f"dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {state}. {coreg.get('note', '')}").strip()
+
+
+def before_after(r: SceneResult) -> None:
+    """Before/after view of a paired result: a wipe/blend slider, the change heatmap beside it, the shift."""
+    st.markdown(f"**Before / after** — pre-event `{r.pre_scene_name}` on the post-event grid vs `{r.scene_name}`")
+    coreg = r.meta.get("coregistration") or {}
+    thr = change_threshold(r)
+    pre_path = str(r.meta.get("pre_source") or "")
+    try:
+        post = _ui.source_preview(str(r.source_path), _ui.mtime(r.source_path))
+        shift = tuple(coreg.get("shift_px") or (0.0, 0.0)) if coreg.get("shift_applied") else (0.0, 0.0)
+        pre = pre_on_post(str(r.source_path), pre_path, _ui.mtime(r.source_path), _ui.mtime(pre_path),
+                          (float(shift[0]), float(shift[1])))
+    except CoreError as exc:
+        post = pre = None
+        st.warning(f"The before/after view cannot be drawn: {exc}")
+    c1, c2 = st.columns(2)
+    with c1:
+        if pre is not None and post is not None:
+            st.session_state[S.W_COMPARE_MODE] = S.get(S.COMPARE_MODE)
+            mode = st.segmented_control("Compare by", ["wipe", "blend"], key=S.W_COMPARE_MODE, on_change=S.keep,
+                                        args=(S.COMPARE_MODE, S.W_COMPARE_MODE)) or "wipe"
+            pos = st.slider("Before ◀ ▶ After", 0, 100, 50, key=S.W_COMPARE_POS,
+                            help="wipe: pre-event left of the line, post-event right of it; blend: 0 = pre, "
+                                 "100 = post")
+            st.image(compose(pre, post, pos, mode), width="stretch",
+                     caption=f"before/after ({mode}): {r.pre_scene_name} | {r.scene_name}")
+    with c2:
+        if r.change_path is not None and Path(r.change_path).is_file():
+            cp = str(r.change_path)
+            st.image(_ui.heat_panel(cp, _ui.mtime(cp), thr), width="stretch",
+                     caption=f"change heatmap: grey below {thr:.2f}, colour above")
+        else:
+            st.warning("The change heatmap file is missing from the workspace.")
+    n_post = r.meta.get("post_only_findings")
+    st.caption(f":material/compare_arrows: {shift_text(coreg)} Findings come from the change heatmap "
+               f"(threshold {thr:.2f})" + (f"; the post image alone gave {n_post}." if n_post is not None else "."))
