@@ -79,7 +79,7 @@ from core.errors import InputError
 from core.findings import extract_findings, safe_name
 from core.grading import check_threshold, get_scale
 from core.heatmap import HeatmapWriter, write_overlay_png
-from core.pipeline import MAX_FINDINGS, _GridReader, _provenance, analyze_scene, plan_tiles, resample_factor
+from core.pipeline import MAX_FINDINGS, GridReader, analyze_scene, plan_tiles, resample_factor, scene_provenance
 from core.tiling import Prefetcher, RowResampler, Stitcher, blend_weights, pad_to
 from core.types import Scene, SceneResult, Window
 
@@ -102,7 +102,7 @@ def black_nodata(rgb: np.ndarray) -> np.ndarray:
 class _PairReader:
     """Post and pre pixels of one analysis-grid window, packed as (h, w, 8) uint8 for the prefetcher."""
 
-    def __init__(self, post: _GridReader, pre: PreOnGrid) -> None:
+    def __init__(self, post: GridReader, pre: PreOnGrid) -> None:
         self.post, self.pre = post, pre
 
     def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +145,7 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
     """
     plan = plan_tiles(post.height, post.width, int(tile_size or detector.tile_size), detector.rf, factor)
     sx, sy = plan.grid_w / post.width, plan.grid_h / post.height
-    reader = _PairReader(_GridReader(post, plan),
+    reader = _PairReader(GridReader(post, plan),
                          PreOnGrid(post, pre, plan.grid_h, plan.grid_w, shift=(shift[0] * sx, shift[1] * sy)))
     scorer = ChangeScorer(detector, detector.meta.get("change_calibration"))
     sample = [pad_to(*reader.read(w), plan.tile, plan.tile) for w in _sample(plan.windows, SAMPLE_WINDOWS)]
@@ -254,7 +254,7 @@ def analyze_pair(post_scene: Scene, pre_path: str | Path, detector: Any, out_dir
         assert preview is not None
         overlay = write_overlay_png(out / f"{stem}_change_overlay.png", preview, thr)
         gsd = res.gsd_m
-        prov = _provenance(post_scene, detector, gsd) | {"pre_source_name": pre.name,
+        prov = scene_provenance(post_scene, detector, gsd) | {"pre_source_name": pre.name,
                                                          "pre_source_date": pre.capture_time}
         findings = extract_findings(preview, pscale, thr, georef=post_scene.georef, scene_name=post_scene.name,
                                     grade_scale=grade_scale, provenance=prov,
