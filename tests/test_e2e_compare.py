@@ -1,0 +1,109 @@
+"""Pre/post comparison end to end in a real browser (Playwright + Debian chromium, network cut, bundled model):
+upload a real Joplin pre-event chip and its post-event chip, see the pairing, analyse, see the before/after view,
+the change heatmap and the co-registration shift, then the map with the post anomaly heatmap and the change heatmap
+as two layers. Screenshots go to artifacts/e2e/compare_*.png (or $BDA_ARTIFACTS) for a person to look at."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from core.detector import DEFAULT_MODEL
+from core.store import Workspace
+from tests.browser import offline_browser, streamlit_server
+from tests.conftest import need
+from tests.test_e2e_browser import _artifacts, _nav, _no_exception
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHIPS = Path("geotiff/joplin_tornado_xview2deploy/chips_aligned")
+
+
+def test_pre_post_pair_in_the_browser(shared_data: Path, tmp_path: Path) -> None:
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"bundled default model missing: {DEFAULT_MODEL}")
+    post = need(shared_data / CHIPS / "post" / "0_post.tif")
+    pre = need(shared_data / CHIPS / "pre" / "0_pre.tif")
+    ws_root = tmp_path / "ws"
+    ws_root.mkdir()
+    art = _artifacts()
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
+    with streamlit_server(env) as url, offline_browser() as (page, blocked):
+        try:
+            _flow(page, url, post, pre, ws_root, art)
+        except Exception:
+            page.screenshot(path=str(art / "compare_failure.png"), full_page=True)
+            raise
+        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
+
+
+def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> None:
+    page.goto(url, wait_until="networkidle")
+    page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
+
+    # the second uploader takes pre-event images; they are listed as references, not as inputs
+    page.locator("input[type=file]").nth(1).set_input_files(str(pre))
+    page.get_by_text(re.compile(r"Pre-event images \(references")).first.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.locator("input[type=file]").nth(0).set_input_files(str(post))
+    run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
+    run.wait_for(timeout=60_000)
+    page.get_by_text("Change a pairing").click()
+    box = page.get_by_role("combobox", name="Pre-event image for 0_post.tif")
+    expect(box).to_have_value("0_pre.tif", timeout=30_000)  # paired automatically (footprint overlap)
+    page.wait_for_load_state("networkidle")
+    _no_exception(page)
+    page.screenshot(path=str(art / "compare_1_pairing.png"), full_page=True)
+
+    run.click()
+    page.get_by_text(re.compile(r"^before/after \(wipe\): 0_pre\.tif \| 0_post\.tif")).first.wait_for(
+        timeout=240_000)
+    page.get_by_text(re.compile(r"^change heatmap: grey below")).first.wait_for(timeout=60_000)
+    shift = page.get_by_text(re.compile(r"Co-registration: .* px, dy .* px \(.* m, .* m\)")).first
+    shift.wait_for(timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    _no_exception(page)
+
+    # drive the wipe with the keyboard: the slider moves and the view is drawn again
+    slider = page.get_by_role("slider", name=re.compile("Before"))
+    shown = page.locator('[data-testid="stSlider"]', has_text="Before").locator(
+        '[data-testid="stSliderThumbValue"]')
+    expect(shown).to_have_text("50")
+    slider.focus()
+    for _ in range(15):
+        slider.press("ArrowLeft")
+    expect(shown).to_have_text("35", timeout=10_000)
+    page.wait_for_timeout(1500)
+    page.wait_for_load_state("networkidle")
+    view = page.locator('[data-testid="stImage"]', has_text="before/after").first
+    view.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    _no_exception(page)
+    page.screenshot(path=str(art / "compare_2_before_after.png"))
+
+    ws = Workspace(ws_root)
+    (result,) = ws.scene_results(ws.list_analyses()[0]["id"])
+    assert result.pre_scene_name == "0_pre.tif" and result.change_path is not None
+
+    _nav(page, "Map")
+    frame = None
+    for _ in range(120):
+        frame = next((f for f in page.frames if f.locator(".leaflet-container").count()), None)
+        if frame is not None:
+            break
+        page.wait_for_timeout(500)
+    assert frame is not None, "the folium map did not render"
+    frame.locator("img.leaflet-image-layer").nth(1).wait_for(state="attached", timeout=60_000)
+    assert frame.locator("img.leaflet-image-layer").count() == 2  # post anomaly + change
+    control = frame.locator(".leaflet-control-layers")
+    control.hover()
+    labels = frame.locator(".leaflet-control-layers-overlays label").all_inner_texts()
+    assert any("Heatmaps (post-event anomaly)" in t for t in labels), labels
+    assert any("Change heatmaps (pre → post)" in t for t in labels), labels
+    page.wait_for_timeout(800)
+    _no_exception(page)
+    frame.locator(".leaflet-container").scroll_into_view_if_needed()
+    page.screenshot(path=str(art / "compare_3_map_layers.png"))
