@@ -116,6 +116,10 @@ def pairing_section(staged: list[dict[str, Any]]) -> None:
                + ", ".join(p["name"] for p in pres))
     if not staged:
         st.info("Add the post-event images to compare with these pre-event images.", icon=":material/info:")
+        if st.button("Clear pre-event images", icon=":material/clear_all:"):
+            S.put(S.STAGED_PRE, [])
+            S.put(S.PAIRS, {})
+            st.rerun()
         return
     rows = pairing(staged, pres)
     st.dataframe(pd.DataFrame([{"post-event image": r["post"], "pre-event image": r["pre"] or "— none —",

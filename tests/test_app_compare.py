@@ -224,3 +224,35 @@ def test_a_server_path_can_be_a_pre_event_image(env: Path, shared_data: Path) ->
     assert [p["path"] for p in at.session_state[S.STAGED_PRE]] == [str(pre)]
     assert at.session_state[S.STAGED] == []
     assert any("Add the post-event images" in i.value for i in at.info)
+
+
+def test_a_pre_image_in_another_crs_pairs_by_overlap_and_is_reprojected(env: Path, shared_data: Path,
+                                                                       tmp_path: Path) -> None:
+    """The pre chip warped to WGS84 lat/lon (and renamed, so names cannot pair it) pairs with the UTM post chip by
+    footprint overlap, and the before/after preview puts it back on the post grid."""
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    post = need(shared_data / CHIPS / "post" / POST)
+    pre = need(shared_data / CHIPS / "pre" / PRE)
+    moved = tmp_path / "site_before_wgs84.tif"
+    with rasterio.open(pre) as src:
+        tr, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height, *src.bounds)
+        prof = src.profile | {"crs": "EPSG:4326", "transform": tr, "width": w, "height": h, "nodata": 0}
+        with rasterio.open(moved, "w", **prof) as dst:
+            for b in range(1, src.count + 1):
+                reproject(rasterio.band(src, b), rasterio.band(dst, b), resampling=Resampling.bilinear)
+    at = new_app().run()
+    for path, role in ((moved, "pre-event"), (post, "post-event")):
+        at.text_input(key=S.W_SERVER_PATH).set_value(str(path))
+        at.selectbox(key=S.W_SERVER_ROLE).set_value(role)
+        next(b for b in at.button if b.label == "Add path").click().run()
+        assert not at.exception, texts(at.exception)
+    (row,) = pair_table(at)
+    assert (row["pre-event image"], row["rule"]) == (moved.name, "overlap") and row["overlap"] > 95.0
+    (item,) = _compare.with_pre_paths(at.session_state[S.STAGED], at.session_state[S.STAGED_PRE])
+    assert item["pre_path"] == str(moved)
+    warped_back = _compare.pre_on_post(str(post), str(moved), 0.0, 1.0, (0.0, 0.0), 256)
+    direct = _compare.pre_on_post(str(post), str(pre), 0.0, 1.0, (0.0, 0.0), 256)
+    inner = (slice(8, -8), slice(8, -8))  # away from the edges the two resamplings treat differently
+    assert np.abs(warped_back[inner].astype(int) - direct[inner].astype(int)).mean() < 8.0
