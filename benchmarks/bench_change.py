@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from core.change import analyze_pair, black_nodata, coregister  # noqa: E402
 from core.change_features import ChangeScorer, fill_invalid, level_specs  # noqa: E402
 from core.detector import Detector  # noqa: E402
-from core.evaluation import _building_scores, auroc  # noqa: E402
+from core.evaluation import building_scores, auroc  # noqa: E402
 from core.imagery import open_scene  # noqa: E402
 
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -61,7 +61,7 @@ class Scores:
 
     def add(self, heat: np.ndarray, valid: np.ndarray, buildings: list[dict]) -> None:
         h = np.where(valid, heat, np.nan).astype(np.float32)
-        bs = _building_scores(h, buildings)
+        bs = building_scores(h, buildings)
         self.b += [(s, y) for s, y, _ in bs]
         for r in range(0, h.shape[0] - TILE + 1, TILE):
             for c in range(0, h.shape[1] - TILE + 1, TILE):

@@ -45,7 +45,7 @@ def analyze_input(item: dict[str, Any], det: Any, out_dir: str | Path, *, thresh
                 from core.change import analyze_pair
 
                 res = analyze_pair(scene, item["pre_path"], det, out_dir, threshold=threshold,
-                                   grade_scale=grade_scale, progress=progress)
+                                   grade_scale=grade_scale, progress=progress, resample_to_model_gsd=resample)
             else:
                 res = analyze_scene(scene, det, out_dir, threshold=threshold, grade_scale=grade_scale,
                                     resample_to_model_gsd=resample, progress=progress)

@@ -116,9 +116,9 @@ def trunk_levels(det: Any, tiles: np.ndarray, levels: Sequence[int]) -> list[np.
     hw = det.net.map_shape((tiles.shape[1], tiles.shape[2]))
     upto = max(levels)
     out: list[list[np.ndarray]] = [[] for _ in levels]
-    from core.detector import _lock_for  # the detector's per-device lock: one batch at a time on a GPU
+    from core.detector import device_lock  # the detector's per-device lock: one batch at a time on a GPU
 
-    with _lock_for(det.device), torch.inference_mode():
+    with device_lock(det.device), torch.inference_mode():
         for i in range(0, len(tiles), det.batch_size):
             x = to_tensor(tiles[i:i + det.batch_size], det.mean, det.std).to(det.device)
             with torch.autocast(det.device.type, dtype=torch.bfloat16, enabled=det.amp):

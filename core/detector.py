@@ -47,7 +47,8 @@ def device_label(device: torch.device) -> str:
     return "CPU"
 
 
-def _lock_for(device: torch.device) -> threading.Lock:
+def device_lock(device: torch.device) -> threading.Lock:
+    """The process-wide lock serialising inference on ``device`` (one batch at a time on a GPU)."""
     with _LOCKS_GUARD:
         return _DEVICE_LOCKS.setdefault(str(device), threading.Lock())
 
@@ -117,7 +118,7 @@ class Detector:
     def predict(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Score tiles: uint8 (N,H,W,3) -> (raw anomaly maps float32 (N,H,W), raw image scores float32 (N,))."""
         maps, scores = [], []
-        with _lock_for(self.device):
+        with device_lock(self.device):
             for x in self._batches(tiles):
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     if self.objective == "hsc":  # gradient heatmaps need autograd
@@ -132,7 +133,7 @@ class Detector:
     def features(self, tiles: np.ndarray) -> np.ndarray:
         """Backbone feature maps (N,C,h,w) float32 at stride ``rf.j`` (used for pre/post change)."""
         out = []
-        with _lock_for(self.device), torch.inference_mode():
+        with device_lock(self.device), torch.inference_mode():
             for x in self._batches(tiles):
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     out.append(self.net.features(x).float().cpu().numpy())

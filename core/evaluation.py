@@ -107,7 +107,9 @@ def evaluate_images(det: Detector, normal: Sequence[str], anomalous: Sequence[st
             "skipped": skipped}
 
 
-def _building_scores(heat: np.ndarray, buildings: list[dict[str, Any]]) -> list[tuple[float, int, tuple]]:
+def building_scores(heat: np.ndarray, buildings: list[dict[str, Any]]) -> list[tuple[float, int, tuple]]:
+    """(mean heat inside the polygon, 1 if damaged else 0, polygon centre) per graded xBD building; un-classified
+    buildings and polygons with no finite heat are skipped."""
     out = []
     for b in buildings:
         sub = b.get("subtype")
@@ -146,7 +148,7 @@ def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: 
         buildings = scene.meta.get("xbd", {}).get("buildings", [])
         heat, img_score = heatmap_of(det, rgb)
         img_scores.append(img_score)
-        bs = _building_scores(heat, buildings)
+        bs = building_scores(heat, buildings)
         b_scores += [b[0] for b in bs]
         b_labels += [b[1] for b in bs]
         for r in range(0, heat.shape[0] - tile + 1, tile):

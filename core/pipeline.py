@@ -278,7 +278,13 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
 
 def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any]) -> SceneResult:
     """``result`` with its findings extracted again at ``threshold`` from its stored heatmap (the same preview the
-    pipeline used), e.g. after an analyst moved the threshold. ``model`` is the analysis' model info dict."""
+    pipeline used), e.g. after an analyst moved the threshold. ``model`` is the analysis' model info dict.
+
+    A pre/post result (``change_path`` set) keeps its findings: they come from the change heatmap, whose units and
+    threshold are not the anomaly threshold's, so re-extracting from the post heatmap would silently swap them.
+    """
+    if result.change_path is not None:
+        return result
     hm = read_heatmap(result.heatmap_path, preview_max=PREVIEW_MAX)
     scale = str(result.meta.get("grade_scale", "copernicus-ems"))
     prov = {"source_name": result.scene_name, "source_date": result.capture_time, "source_gsd": result.gsd_m,

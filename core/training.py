@@ -165,9 +165,14 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
 
     net.eval()
     det = Detector.from_model(net, meta={"arch": cfg.arch}, device=str(device))
-    calibration = calibrate(det, held.grid())
+    held_patches = held.grid()
+    calibration = calibrate(det, held_patches)
     meta = _metadata(cfg, net, calibration, history, normal_paths, anomaly_paths, normal, anomalies, warnings,
                      train_seconds, seen, stopped)
+    from core.change import fit_change_calibration
+
+    # no-change statistics of the pre/post change score on the same held-out normal imagery
+    meta["change_calibration"] = fit_change_calibration(det, held_patches[:48])
     sha = save_checkpoint(cfg.out, net.state_dict(), meta)
     for pool in (normal, held, anomalies):
         if pool is not None:

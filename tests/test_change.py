@@ -31,7 +31,7 @@ from core.change_features import GENERIC_CALIBRATION, early_levels, fill_invalid
 from core.change_pairing import name_key, names_match
 from core.detector import Detector
 from core.errors import InputError
-from core.evaluation import _building_scores, auroc
+from core.evaluation import building_scores, auroc
 from core.imagery import open_scene
 from core.imagery_sources import FrameSource
 from core.models import build_model
@@ -258,8 +258,8 @@ def test_change_beats_naive_difference_on_xbd_harvey(shared_data: Path, tiny_mod
         heat = np.where(both, scorer.heat(af[None], bf[None])[0], np.nan)
         diff = np.sqrt(((cv2.GaussianBlur(a.astype(np.float32), (0, 0), 8)
                          - cv2.GaussianBlur(b.astype(np.float32), (0, 0), 8)) ** 2).sum(2))
-        change += _building_scores(heat, buildings)
-        naive += _building_scores(np.where(both, diff, np.nan), buildings)
+        change += building_scores(heat, buildings)
+        naive += building_scores(np.where(both, diff, np.nan), buildings)
     y = [x[1] for x in change]
     assert sum(y) == 39 and len(y) == 434
     a_change, a_naive = auroc([x[0] for x in change], y), auroc([x[0] for x in naive], [x[1] for x in naive])

@@ -36,6 +36,7 @@ def test_checkpoint_metadata_is_complete(tiny_model):
     assert meta["receptive_field"] == {"r": 99.0, "j": 8.0, "s": 0.0}
     cal = meta["calibration"]
     assert cal["pixel_q99"] > cal["pixel_q50"] and cal["threshold"] >= 1.0 and cal["n_images"] > 0
+    assert meta["change_calibration"], "pre/post change calibration is stored with the model"
     tr = meta["training"]
     assert len(tr["history"]) == 2 and tr["samples"] == 24
     assert tr["normal"]["files"] == 4 and tr["anomalies"]["files"] >= 1
