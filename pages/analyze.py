@@ -209,13 +209,14 @@ def inputs_section(ctx: _ui.Context) -> None:
             except CoreError as exc:
                 _ui.show_error(exc)
     staged = S.get(S.STAGED)
-    _compare.pairing_section(staged)
     if not staged:
+        _compare.pairing_section(staged)  # pre-event images waiting for their post-event images
         return
     area = st.empty()  # the staged list; replaced by the progress bars while the batch runs
     with area.container():
         st.dataframe(pd.DataFrame([{"image": s["name"], "from": s["origin"], "stored at": s["path"]}
                                    for s in staged]), hide_index=True, width="stretch")
+        _compare.pairing_section(staged)
         c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
         st.session_state[S.W_GRADE_SCALE] = S.get(S.GRADE_SCALE)
         c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,

@@ -54,6 +54,8 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     page.get_by_text("Change a pairing").click()
     box = page.get_by_role("combobox", name="Pre-event image for 0_post.tif")
     expect(box).to_have_value("0_pre.tif", timeout=30_000)  # paired automatically (footprint overlap)
+    box.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)  # the expander's opening animation
     page.wait_for_load_state("networkidle")
     _no_exception(page)
     page.screenshot(path=str(art / "compare_1_pairing.png"), full_page=True)
