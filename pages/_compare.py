@@ -182,8 +182,10 @@ def shift_text(coreg: dict[str, Any]) -> str:
     metres = coreg.get("shift_m")
     m = f" ({metres[0]:+.2f} m, {metres[1]:+.2f} m)" if metres else " (no ground distance: no georeference)"
     state = "applied" if coreg.get("shift_applied") else "not applied"
+    note = str(coreg.get("note") or "").strip()
+    note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
     return (f"Co-registration: {coreg.get('description') or coreg.get('method', '?')}; residual shift "
-            f"dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {state}. {coreg.get('note', '')}").strip()
+            f"dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {state}. {note}").strip()
 
 
 def before_after(r: SceneResult) -> None:

@@ -85,6 +85,8 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     page.wait_for_timeout(800)
     _no_exception(page)
     page.screenshot(path=str(art / "compare_2_before_after.png"))
+    shift.scroll_into_view_if_needed()
+    page.screenshot(path=str(art / "compare_2b_shift.png"))
 
     ws = Workspace(ws_root)
     (result,) = ws.scene_results(ws.list_analyses()[0]["id"])
