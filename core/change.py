@@ -79,8 +79,16 @@ from core.errors import InputError
 from core.findings import extract_findings, safe_name
 from core.grading import check_threshold, get_scale
 from core.heatmap import HeatmapWriter, write_overlay_png
-from core.pipeline import MAX_FINDINGS, GridReader, analyze_scene, plan_tiles, resample_factor, scene_provenance
-from core.tiling import Prefetcher, RowResampler, Stitcher, blend_weights, pad_to
+from core.pipeline import (
+    GDAL_CACHE_MB,
+    MAX_FINDINGS,
+    GridReader,
+    analyze_scene,
+    plan_tiles,
+    resample_factor,
+    scene_provenance,
+)
+from core.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, pad_to
 from core.types import Scene, SceneResult, Window
 
 __all__ = ["ChangeScorer", "PairInfo", "PreOnGrid", "analyze_pair", "black_nodata", "change_scene",
@@ -161,7 +169,7 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
     writer = HeatmapWriter(out_path, post.width, post.height, post.georef,
                            tags={"kind": "change", "source": post.name, "pre_source": pre.name,
                                  "model": getattr(detector, "name", ""), "method": METHOD})
-    with writer:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), writer:  # bounded GDAL block cache, as in analyze_scene
         resampler = None if plan.factor == 1.0 else RowResampler(plan.grid_h, plan.grid_w, post.height,
                                                                  post.width, writer)
         stitcher = Stitcher(plan.grid_h, plan.grid_w, resampler or writer)
@@ -180,14 +188,8 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
         def pad(win: Window, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return pad_to(rgb, valid, plan.tile, plan.tile)
 
-        batch: list[tuple[Window, np.ndarray, np.ndarray]] = []
         with Prefetcher(reader, plan.windows, depth=2 * batch_size, transform=pad) as pf:
-            for item in pf:
-                batch.append(item)
-                if len(batch) == batch_size:
-                    run(batch)
-                    batch = []
-            if batch:
+            for batch in batched(pf, batch_size):
                 run(batch)
         stitcher.finish()
         if resampler is not None:

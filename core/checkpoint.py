@@ -7,7 +7,6 @@ container, so a hostile file is rejected before anything in it runs. The structu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -19,18 +18,10 @@ from typing import Any
 import torch
 
 from core.errors import CheckpointError, ModelError
+from core.safety import file_sha256
 
 FORMAT = "bda-workbench-checkpoint/1"
 MAX_CHECKPOINT_BYTES = 2 * 1024**3
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from core.errors import InputError
 from core.findings import extract_findings, safe_name
 from core.grading import check_threshold, get_scale
 from core.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, write_overlay_png
-from core.tiling import Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
+from core.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
 from core.types import Scene, SceneResult, Window
 
 __all__ = ["GDAL_CACHE_MB", "MAX_FINDINGS", "AnalysisTimer", "GridReader", "TilePlan", "analyze_scene", "plan_tiles",
@@ -226,20 +226,11 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
             if progress is not None:
                 progress(timer.tiles, total)
 
-        batch: list[tuple[Window, np.ndarray, np.ndarray]] = []
+        def waited(seconds: float) -> None:
+            timer.read_wait_s += seconds
+
         with Prefetcher(GridReader(scene, plan), plan.windows, depth=2 * batch_size, transform=pad) as pf:
-            it = iter(pf)
-            while True:
-                t0 = time.perf_counter()
-                item = next(it, None)
-                timer.read_wait_s += time.perf_counter() - t0
-                if item is None:
-                    break
-                batch.append(item)
-                if len(batch) == batch_size:
-                    run(batch)
-                    batch = []
-            if batch:
+            for batch in batched(pf, batch_size, on_wait=waited):
                 run(batch)
         stitcher.finish()
         if resampler is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -361,3 +362,28 @@ def _lerp(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> np.ndarray:
     out = a * (1 - f) + b * f
     out = np.where(f == 0, a, out)
     return np.where(f == 1, b, out).astype(np.float32)
+
+
+def batched(items: Iterable[Any], n: int, on_wait: Callable[[float], None] | None = None) -> Iterator[list[Any]]:
+    """Consecutive lists of up to ``n`` items (the last may be shorter). ``on_wait(seconds)`` is told how long each
+    item took to arrive (with a :class:`Prefetcher`: the time the model waited for the reader)."""
+    if n < 1:
+        raise ValueError(f"batch size must be at least 1, got {n}")
+    batch: list[Any] = []
+    it = iter(items)
+    while True:
+        t0 = time.perf_counter()
+        item = next(it, _END)
+        if on_wait is not None:
+            on_wait(time.perf_counter() - t0)
+        if item is _END:
+            break
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+_END = object()

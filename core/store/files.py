@@ -6,11 +6,10 @@ re-exported here and from :mod:`core.store`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from core.safety import atomic_write_bytes, atomic_write_text
+from core.safety import atomic_write_bytes, atomic_write_text, file_sha256
 
 __all__ = ["ANALYSIS_PREFIX", "ENV_WORKSPACE", "ROOT_PREFIX", "atomic_write_bytes", "atomic_write_text",
            "decode_path", "default_root", "encode_path", "file_sha256"]
@@ -33,15 +32,6 @@ def default_root() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME", "").strip()
     base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
     return base / "bda-workbench"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _inside(path: Path, folder: Path) -> str | None:
