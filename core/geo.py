@@ -101,9 +101,6 @@ def edge_pixels(width: int, height: int, n: int = 21) -> tuple[np.ndarray, np.nd
     return cols, rows
 
 
-_edge_pixels = edge_pixels  # older private name, still used by core.webmap
-
-
 def bounds_wgs84(georef: GeoRef, width: int, height: int) -> tuple[float, float, float, float]:
     """(west, south, east, north) of the whole image in WGS84, from densified edges (21 points per edge)."""
     lon, lat = pixel_to_lonlat(georef, *edge_pixels(width, height))

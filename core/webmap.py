@@ -18,31 +18,32 @@ from __future__ import annotations
 import base64
 import functools
 import html
-import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import folium
 import numpy as np
-import rasterio.warp
-from affine import Affine
 from branca.element import Element, MacroElement
 from folium.template import Template
 from PIL import Image
-from pyproj import Transformer
 from shapely.geometry import Point, shape
 
 from core import geo
-from core.errors import CoreError, GeoreferenceError
+from core.errors import CoreError
 from core.grading import get_scale
-from core.heatmap import colorize, read_heatmap
+from core.map_overlays import (  # noqa: F401 - re-exported: pages and tests use core.webmap.*
+    MERCATOR,
+    OVERLAY_MAX_PX,
+    Overlay,
+    heatmap_overlay,
+    mercator_to_latlon_bounds,
+    png_data_uri,
+    warp_to_mercator,
+)
 from core.types import Finding, GeoRef, SceneResult
 
-MERCATOR = "EPSG:3857"
-OVERLAY_MAX_PX = 1024  #: longest side of a warped heatmap overlay
 LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"  #: key into folium-offline's resources
 LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
 
@@ -58,19 +59,6 @@ BASEMAPS: dict[str, dict[str, str] | None] = {
 }
 _UNKNOWN_GRADE_COLOUR = "#805ad5"
 _REJECTED_COLOUR = "#718096"
-
-
-@dataclass(frozen=True)
-class Overlay:
-    """A heatmap ready for Leaflet: an RGBA PNG on a Web Mercator grid and its lat/lon bounds.
-
-    ``bounds`` is ``((south, west), (north, east))``, the order folium's ImageOverlay wants.
-    """
-
-    png_data_uri: str
-    bounds: tuple[tuple[float, float], tuple[float, float]]
-    shape: tuple[int, int]  #: (height, width) of the Mercator image
-    crs: str = MERCATOR
 
 
 # -- offline resources ------------------------------------------------------------------------------------------
@@ -165,66 +153,6 @@ class _Bind(MacroElement):
         super().__init__()
         self._name = "Bind"
         self.tooltip = tooltip
-
-
-# -- heatmap overlays -------------------------------------------------------------------------------------------
-def mercator_to_latlon_bounds(left: float, bottom: float, right: float, top: float
-                              ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Web Mercator box -> ``((south, west), (north, east))`` (folium order; rasterio's is west, south, east, north)."""
-    w, s, e, n = rasterio.warp.transform_bounds(MERCATOR, geo.WGS84, left, bottom, right, top)
-    return (s, w), (n, e)
-
-
-def warp_to_mercator(scores: np.ndarray, georef: GeoRef, *, max_px: int = OVERLAY_MAX_PX
-                     ) -> tuple[np.ndarray, Affine]:
-    """Reproject a score raster (NaN = nodata) onto a north-up EPSG:3857 grid at most ``max_px`` on a side.
-
-    Works for any CRS and for rotated transforms (drone footprints). Returns ``(scores, transform)``.
-    """
-    scores = np.asarray(scores, dtype=np.float32)
-    h, w = scores.shape
-    src_tr = Affine(*georef.transform)
-    cols, rows = geo._edge_pixels(w, h)
-    xs = src_tr.a * cols + src_tr.b * rows + src_tr.c
-    ys = src_tr.d * cols + src_tr.e * rows + src_tr.f
-    try:
-        mx, my = Transformer.from_crs(georef.crs, MERCATOR, always_xy=True).transform(xs, ys)
-    except Exception as exc:  # pyproj raises several types for bad CRSs
-        raise GeoreferenceError(f"cannot project this heatmap ({georef.crs}) to Web Mercator: {exc}") from exc
-    mx, my = np.asarray(mx), np.asarray(my)
-    if not (np.all(np.isfinite(mx)) and np.all(np.isfinite(my))):
-        raise GeoreferenceError("the heatmap lies outside the Web Mercator range (beyond ±85° latitude?); it "
-                                "cannot be shown on the map")
-    left, right, bottom, top = mx.min(), mx.max(), my.min(), my.max()
-    res = max(right - left, top - bottom) / max(1, min(max_px, max(w, h)))
-    dw, dh = max(1, math.ceil((right - left) / res)), max(1, math.ceil((top - bottom) / res))
-    dst_tr = Affine(res, 0.0, left, 0.0, -res, top)
-    out = np.full((dh, dw), np.nan, np.float32)
-    rasterio.warp.reproject(scores, out, src_transform=src_tr, src_crs=georef.crs, src_nodata=np.nan,
-                            dst_transform=dst_tr, dst_crs=MERCATOR, dst_nodata=np.nan,
-                            resampling=rasterio.warp.Resampling.bilinear)
-    return out, dst_tr
-
-
-def png_data_uri(rgba: np.ndarray) -> str:
-    """RGBA uint8 array -> ``data:image/png;base64,...`` (deterministic bytes for identical input)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="PNG", optimize=False, compress_level=6)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def heatmap_overlay(heatmap_path: str | Path, threshold: float, *, max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
-    """Warp a heatmap GeoTIFF to Web Mercator and colour it (:func:`core.heatmap.colorize`: transparent below
-    ``threshold``). None when the file carries no CRS (the scene is not georeferenced)."""
-    hm = read_heatmap(heatmap_path, preview_max=max(max_px, 256) * 2)
-    if hm.georef is None or hm.preview is None:
-        return None
-    f = hm.preview_scale
-    grid = GeoRef(crs=hm.georef.crs, transform=tuple(Affine(*hm.georef.transform) @ Affine.scale(f))[:6])
-    merc, tr = warp_to_mercator(hm.preview, grid, max_px=max_px)
-    h, w = merc.shape
-    return Overlay(png_data_uri(colorize(merc, threshold)), mercator_to_latlon_bounds(tr.c, tr.f + tr.e * h,
-                                                                                      tr.c + tr.a * w, tr.f), (h, w))
 
 
 # -- the map ----------------------------------------------------------------------------------------------------
