@@ -214,7 +214,9 @@ def build(ctx: _ui.Context, analysis: dict[str, Any], results: list[SceneResult]
     rc = ReportContext(title=S.get(S.REPORT_TITLE).strip() or "Damage assessment", handling=S.get(S.REPORT_HANDLING),
                        scenes=results, event=S.get(S.REPORT_EVENT), aoi=S.get(S.REPORT_AOI), analyst=ctx.analyst,
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
-                       phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3))
+                       phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
+                       pre_sources={r.pre_scene_name: Path(r.meta["pre_source"]) for r in results
+                                    if r.pre_scene_name and r.meta.get("pre_source")})
     rc.validate()
     out = ctx.ws.analysis_dir(analysis["id"]) / "report"
     try:
