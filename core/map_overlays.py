@@ -96,3 +96,39 @@ def heatmap_overlay(heatmap_path: str | Path, threshold: float, *, max_px: int =
     h, w = merc.shape
     return Overlay(png_data_uri(colorize(merc, threshold)), mercator_to_latlon_bounds(tr.c, tr.f + tr.e * h,
                                                                                       tr.c + tr.a * w, tr.f), (h, w))
+
+
+def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height: int, *,
+                    max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
+    """The scene's own pixels on Web Mercator (transparent where nodata): the imagery under the heatmaps, which
+    works offline where no basemap tiles can be fetched. ``georef``/``width``/``height`` are the analysed scene's
+    (so frames placed by an analyst show where they were placed). None when the source file is gone."""
+    from core.errors import CoreError
+    from core.imagery import open_scene
+    from core.report.rasters import read_overview
+
+    try:
+        scene = open_scene(source_path)
+    except CoreError:
+        return None
+    try:
+        if (scene.width, scene.height) != (width, height):
+            return None  # not the image that was analysed
+        rgb, valid = read_overview(scene, max_side=max(max_px, 256))
+    finally:
+        scene.close()
+    oh, ow = valid.shape
+    scaled = Affine(*georef.transform) @ Affine.scale(width / ow, height / oh)
+    grid = GeoRef(crs=georef.crs, transform=tuple(scaled)[:6])
+    bands = []
+    for c in range(3):
+        band = np.where(valid, rgb[..., c].astype(np.float32), np.nan)
+        merc, tr = warp_to_mercator(band, grid, max_px=max_px)
+        bands.append(merc)
+    stack = np.stack(bands, axis=-1)
+    alpha = np.all(np.isfinite(stack), axis=-1)
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., :3] = np.clip(np.nan_to_num(stack), 0, 255).astype(np.uint8)
+    rgba[..., 3] = alpha * 255
+    h, w = alpha.shape
+    return Overlay(png_data_uri(rgba), mercator_to_latlon_bounds(tr.c, tr.f + tr.e * h, tr.c + tr.a * w, tr.f), (h, w))

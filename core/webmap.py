@@ -38,6 +38,7 @@ from core.map_overlays import (  # noqa: F401 - re-exported: pages and tests use
     OVERLAY_MAX_PX,
     Overlay,
     heatmap_overlay,
+    imagery_overlay,
     mercator_to_latlon_bounds,
     png_data_uri,
     warp_to_mercator,
@@ -240,15 +241,17 @@ def _image_overlay(ov: Overlay, opacity: float) -> folium.raster_layers.ImageOve
 
 def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay | None] | None = None,
               threshold: float | None = None, basemap: str = "none", overlay_opacity: float = 0.7,
-              height: int = 600) -> folium.Map:
+              height: int = 600, imagery: Mapping[str, Overlay | None] | None = None) -> folium.Map:
     """Map of the georeferenced ``results``: heatmap overlays, findings coloured by grade (with escaped popups),
     scene footprints (dashed when approximate), GPS points, layer control and the chosen ``basemap``.
 
     ``overlays`` maps ``str(result.heatmap_path)`` to a ready overlay (e.g. cached by the page); other scenes get
     one computed here, transparent below ``threshold`` (default: :func:`scene_threshold`). Pre/post results
     (``change_path`` set) also get their change heatmap, in a layer group of its own ("Change heatmaps"), from
-    ``overlays[str(result.change_path)]`` or computed at :func:`change_threshold`. Scenes without georeferencing
-    are left out.
+    ``overlays[str(result.change_path)]`` or computed at :func:`change_threshold`. ``imagery`` maps
+    ``str(result.source_path)`` to the image itself on the map (:func:`imagery_overlay`), drawn beneath the
+    heatmaps in an "Imagery" layer: what analysts see when no basemap can be fetched. Scenes without
+    georeferencing are left out.
     """
     if basemap not in BASEMAPS:
         raise CoreError(f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}")
@@ -260,6 +263,7 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     if tile is not None:
         folium.TileLayer(tiles=tile["tiles"], attr=tile["attr"], name=escape(basemap), max_zoom=22,
                          max_native_zoom=19).add_to(m)
+    pictures = folium.FeatureGroup(name="Imagery (the analysed images)", show=True)
     heat = folium.FeatureGroup(name="Heatmaps (post-event anomaly)", show=True)
     change = folium.FeatureGroup(name="Change heatmaps (pre → post)", show=True)
     any_change = False
@@ -280,6 +284,9 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
                "fitted": "fitted from labels"}.get(sr.georef.method, "georeferenced raster")
         poly.add_child(_Bind(tooltip=escape(f"{sr.scene_name} · {how}")))
         poly.add_to(prints)
+        pic = (imagery or {}).get(str(sr.source_path)) if sr.source_path else None
+        if pic is not None:
+            _image_overlay(pic, 1.0).add_to(pictures)
         key = str(sr.heatmap_path)
         ov = overlays[key] if overlays is not None and key in overlays else (
             heatmap_overlay(sr.heatmap_path, scene_threshold(sr) if threshold is None else threshold)
@@ -295,7 +302,7 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
                 any_change = True
         _position_marker(sr, ring).add_to(gps)
     marks.add_child(_Findings([f for sr in results if sr.georef is not None for f in sr.findings]))
-    for layer in (heat, *([change] if any_change else []), prints, marks, gps):
+    for layer in (*([pictures] if imagery else []), heat, *([change] if any_change else []), prints, marks, gps):
         layer.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if boxes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import streamlit as st
@@ -10,7 +11,7 @@ from streamlit_folium import st_folium
 from core import webmap
 from core.errors import CoreError
 from core.grading import SCALES
-from core.types import Finding, SceneResult
+from core.types import Finding, GeoRef, SceneResult
 from pages import _state as S
 from pages import _ui
 
@@ -21,6 +22,12 @@ MAP_HEIGHT = 620
 def _overlay(path: str, mtime: float, threshold: float, max_px: int) -> webmap.Overlay | None:
     del mtime  # cache key only: a re-written heatmap gets a new overlay
     return webmap.heatmap_overlay(path, threshold, max_px=max_px)
+
+
+@st.cache_data(show_spinner="Placing the imagery on the map…", max_entries=512)
+def _imagery(path: str, mtime: float, georef: str, width: int, height: int, max_px: int) -> webmap.Overlay | None:
+    del mtime  # cache key only
+    return webmap.imagery_overlay(path, GeoRef.from_dict(json.loads(georef)), width, height, max_px=max_px)
 
 
 def overlay_size(n_scenes: int) -> int:
@@ -126,9 +133,18 @@ for r in on_map:
         except CoreError as exc:
             overlays[str(r.change_path)] = None
             st.warning(f"Change heatmap of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
+imagery: dict[str, webmap.Overlay | None] = {}
+for r in on_map:
+    if r.source_path is None:
+        continue
+    try:
+        imagery[str(r.source_path)] = _imagery(str(r.source_path), _mtime(Path(r.source_path)),
+                                               json.dumps(r.georef.to_dict()), r.width, r.height, max_px)
+    except CoreError as exc:
+        st.warning(f"Imagery of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
 try:
     fmap = webmap.build_map(on_map, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
-                            overlay_opacity=float(S.get(S.OPACITY) or 0.6))
+                            overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery)
 except CoreError as exc:
     _ui.show_error(exc, "Map")
     st.stop()

@@ -87,7 +87,9 @@ def test_map_page_draws_every_georeferenced_result_offline(workspace):
     assert args["js_links"] and all(u.startswith("data:") for u in args["js_links"] + args["css_links"])
     assert sorted(args["returned_objects"]) == sorted(RETURNED)  # panning and zooming never rerun the page
     script = args["script"] + args["header"] + args["html"]
-    assert script.count("L.imageOverlay") == 2  # orthophoto + drone frame; the photo has no georef
+    # orthophoto + drone frame, each as imagery and as heatmap; the photo has no georef
+    assert script.count("L.imageOverlay") == 4
+    assert "Imagery (the analysed images)" in script
     georef_findings = [f.id for r in workspace["results"] if r.georef is not None for f in r.findings]
     assert georef_findings and all(fid in script for fid in georef_findings)
     assert "<img src=x" not in script and "${alert" not in script

@@ -231,3 +231,29 @@ def test_finding_chip_outlines_the_finding_on_the_source(tmp_path):
     assert (chip != 90).any()  # the outline was drawn
     sr.source_path = tmp_path / "gone.png"
     assert webmap.finding_chip(sr, sr.findings[0]) is None
+
+
+def test_imagery_overlay_puts_the_image_itself_on_the_map(shared_data):
+    """The analysed image is drawn on the map (offline 'basemap'), in the right place, transparent on nodata."""
+    import numpy as np
+    from PIL import Image
+    import base64
+    import io
+
+    from core import geo
+    from core.imagery import open_scene
+    from core.webmap import build_map, imagery_overlay, map_html
+
+    path = shared_data / "geotiff/rasterio/RGB.byte.tif"  # Landsat with nodata 0 borders
+    scene = open_scene(path)
+    ov = imagery_overlay(path, scene.georef, scene.width, scene.height, max_px=256)
+    scene.close()
+    assert ov is not None
+    (s, w), (n, e) = ov.bounds
+    ww, ss, ee, nn = geo.bounds_wgs84(scene.georef, scene.width, scene.height)
+    assert abs(s - ss) < 0.01 and abs(n - nn) < 0.01 and abs(w - ww) < 0.01 and abs(e - ee) < 0.01
+    rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(ov.png_data_uri.split(",", 1)[1]))))
+    alpha = rgba[..., 3]
+    assert 0.3 < (alpha > 0).mean() < 0.95, "nodata borders must be transparent, the image opaque"
+    assert rgba[alpha > 0, :3].mean() > 10, "the image's own pixels are drawn"
+    assert imagery_overlay(shared_data / "nope.tif", scene.georef, scene.width, scene.height) is None
