@@ -26,8 +26,8 @@ from core.report.rasters import overview_shape
 from core.safety import unique_name
 from core.types import SceneResult, Window
 from core.webmap import change_threshold
+from pages import _images, _ui
 from pages import _state as S
-from pages import _ui
 
 NONE = ""  #: selectbox value "no pre-event image"
 SPLIT_COLOUR = np.array([245, 208, 0], np.uint8)  #: the wipe's dividing line (the threshold colour of the page)
@@ -70,7 +70,7 @@ def pairing(staged: list[dict[str, Any]], pres: list[dict[str, Any]]) -> list[di
     if not pres:
         return [{"post": s["name"], "pre": NONE, "rule": None, "overlap": None, "note": ""} for s in staged]
     posts, refs = tuple(s["path"] for s in staged), tuple(p["path"] for p in pres)
-    report = auto_pairs(posts, refs, tuple(_ui.mtime(p) for p in posts + refs))
+    report = auto_pairs(posts, refs, tuple(_images.mtime(p) for p in posts + refs))
     name_of = {p["path"]: p["name"] for p in pres}
     chosen: dict[str, str] = S.get(S.PAIRS)
     rows = []
@@ -141,8 +141,8 @@ def pairing_section(staged: list[dict[str, Any]]) -> None:
 # -- results -----------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=100, show_spinner="Putting the pre-event image on the post grid…")
 def pre_on_post(post_path: str, pre_path: str, post_mtime: float, pre_mtime: float, shift: tuple[float, float],
-                max_side: int = _ui.PREVIEW_SIDE) -> np.ndarray:
-    """The pre image on the post image's preview grid (the size of :func:`pages._ui.source_preview`), with the
+                max_side: int = _images.PREVIEW_SIDE) -> np.ndarray:
+    """The pre image on the post image's preview grid (the size of :func:`pages._images.source_preview`), with the
     residual shift the analysis applied (post pixels); uncovered pixels black."""
     del post_mtime, pre_mtime  # cache key only
     post, pre = open_scene(post_path), open_scene(pre_path)
@@ -195,9 +195,9 @@ def before_after(r: SceneResult) -> None:
     thr = change_threshold(r)
     pre_path = str(r.meta.get("pre_source") or "")
     try:
-        post = _ui.source_preview(str(r.source_path), _ui.mtime(r.source_path))
+        post = _images.source_preview(str(r.source_path), _images.mtime(r.source_path))
         shift = tuple(coreg.get("shift_px") or (0.0, 0.0)) if coreg.get("shift_applied") else (0.0, 0.0)
-        pre = pre_on_post(str(r.source_path), pre_path, _ui.mtime(r.source_path), _ui.mtime(pre_path),
+        pre = pre_on_post(str(r.source_path), pre_path, _images.mtime(r.source_path), _images.mtime(pre_path),
                           (float(shift[0]), float(shift[1])))
     except CoreError as exc:
         post = pre = None
@@ -216,7 +216,7 @@ def before_after(r: SceneResult) -> None:
     with c2:
         if r.change_path is not None and Path(r.change_path).is_file():
             cp = str(r.change_path)
-            st.image(_ui.heat_panel(cp, _ui.mtime(cp), thr), width="stretch",
+            st.image(_images.heat_panel(cp, _images.mtime(cp), thr), width="stretch",
                      caption=f"change heatmap: grey below {thr:.2f}, colour above")
         else:
             st.warning("The change heatmap file is missing from the workspace.")

@@ -24,7 +24,7 @@ from core.heatmap import PREVIEW_MAX, read_heatmap
 from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
 from core.types import SceneResult
-from pages import _compare, _ui
+from pages import _compare, _images, _ui
 from pages import _state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff"]
@@ -137,7 +137,7 @@ def histogram(result: SceneResult, threshold: float, kind: str) -> go.Figure:
     """Plotly histogram of pixel or finding scores with the threshold as a vertical line."""
     fig = go.Figure()
     if kind == "pixels":
-        edges, counts = _ui.score_histogram(str(result.heatmap_path), _ui.mtime(result.heatmap_path))
+        edges, counts = _images.score_histogram(str(result.heatmap_path), _images.mtime(result.heatmap_path))
         if len(counts):
             fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0],
                         marker_color="#6b8fb3", name="pixels")
@@ -245,7 +245,7 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
                             or abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005):
             live = len(r.findings)  # saved at this threshold (a pair's: the change threshold): nothing to redo
         elif not r.error and r.heatmap_path:
-            live = sum(live_counts(str(r.heatmap_path), _ui.mtime(r.heatmap_path), threshold,
+            live = sum(live_counts(str(r.heatmap_path), _images.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())
         loc = "—" if r.error else ("not placed" if r.georef is None else
@@ -289,7 +289,7 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
     if r.error:
         st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
         return
-    hp, hm = str(r.heatmap_path), _ui.mtime(r.heatmap_path)
+    hp, hm = str(r.heatmap_path), _images.mtime(r.heatmap_path)
     scale = str(r.meta.get("grade_scale", "copernicus-ems"))
     live = live_counts(hp, hm, threshold, scale, r.scene_name, r.width, r.height)
     m1, m2, m3, m4 = st.columns(4)
@@ -310,19 +310,19 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
     st.session_state[S.W_OPACITY] = S.get(S.OPACITY)
     st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
               args=(S.OPACITY, S.W_OPACITY))
-    rgba = _ui.heat_rgba(hp, hm, threshold)
+    rgba = _images.heat_rgba(hp, hm, threshold)
     try:
-        rgb = _ui.source_preview(str(r.source_path), _ui.mtime(r.source_path))
+        rgb = _images.source_preview(str(r.source_path), _images.mtime(r.source_path))
     except CoreError as exc:
         rgb = None
         st.warning(f"The original image cannot be shown: {exc}")
     c1, c2, c3 = st.columns(3)
     if rgb is not None:
         c1.image(rgb, caption="original", width="stretch")
-    c2.image(_ui.heat_panel(hp, hm, threshold), caption=f"heatmap: grey below {threshold:.2f}, colour above",
+    c2.image(_images.heat_panel(hp, hm, threshold), caption=f"heatmap: grey below {threshold:.2f}, colour above",
              width="stretch")
     if rgb is not None:
-        c3.image(_ui.blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
+        c3.image(_images.blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
     kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:

@@ -11,8 +11,8 @@ import torch
 
 from core.heatmap import read_heatmap
 from core.store import Workspace
+from pages import _images, _ui
 from pages import _state as S
-from pages import _ui
 from tests import test_app_shell as shell
 from tests.conftest import need
 from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
@@ -208,7 +208,7 @@ def test_moving_between_pages_recomputes_nothing(analysed, monkeypatch: pytest.M
             return fn(*args, **kwargs)
         return wrapper
 
-    for module, name in ((_ui, "read_heatmap"), (_ui, "open_scene"), (_ui, "read_overview"),
+    for module, name in ((_images, "read_heatmap"), (_images, "open_scene"), (_images, "read_overview"),
                          (core.findings, "extract_findings"), (core.pipeline, "analyze_scene")):
         monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
     for page in ("pages/report.py", "pages/analyze.py", "pages/report.py", "pages/analyze.py"):
