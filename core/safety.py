@@ -11,6 +11,7 @@ actually inflated, which a forged header cannot hide).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import unicodedata
 import zipfile
 from collections.abc import Collection
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from core.errors import InputError, TrainingDataError, WorkspaceError
 
@@ -51,8 +53,9 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers and crashes only ever see the old or the complete new file.
+def atomic_write_stream(path: str | Path, stream: IO[bytes], chunk: int = 1 << 20) -> Path:
+    """Copy ``stream`` (read to its end, ``chunk`` bytes at a time) to ``path`` so that readers and crashes only
+    ever see the old or the complete new file; returns ``path``.
 
     Parent folders are created; an existing file's permissions are kept (new files: 0644). Raises
     :class:`WorkspaceError` when the folder is not writable or the disk is full.
@@ -69,12 +72,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            shutil.copyfileobj(stream, f, chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
         _fsync_dir(path.parent)
+        return path
     except OSError as exc:
         raise WorkspaceError(
             f"could not write {path}: {exc.strerror or exc}. Check that the folder is writable and the disk "
@@ -85,6 +89,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """:func:`atomic_write_stream` of a bytes object."""
+    atomic_write_stream(path, io.BytesIO(data))
 
 
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:

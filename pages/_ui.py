@@ -13,8 +13,6 @@ Environment variables:
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ import streamlit as st
 
 from core.detector import DEFAULT_MODEL, Detector, device_label, resolve_device
 from core.errors import CoreError, InputError, WorkspaceError
-from core.safety import safe_filename, unique_name
+from core.safety import atomic_write_stream, safe_filename, unique_name
 from core.store import Workspace, default_root
 from pages import _state as S
 
@@ -33,7 +31,6 @@ ENV_MODEL = "BDA_MODEL"
 #: Environment variable restricting server-side input paths to some folders.
 ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
 #: Longest side of the images shown on the pages (original, heatmap, overlay).
-_CHUNK = 1 << 20
 
 _WORKSPACES: dict[Path, Workspace] = {}
 _WS_LOCK = threading.Lock()
@@ -313,23 +310,14 @@ def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Pa
     """Write an uploaded file into the case's upload folder in 1 MiB chunks (temporary name, then renamed) and
     return its path; the name is made safe and unique in the folder."""
     folder = uploads_dir(ws, case_id)
-    tmp: str | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / unique_name(safe_filename(name, default="upload"), [p.name for p in folder.iterdir()])
-        fd, tmp = tempfile.mkstemp(prefix=".upload.", suffix=".part", dir=folder)
-        with os.fdopen(fd, "wb") as out:
-            upload.seek(0)
-            shutil.copyfileobj(upload, out, _CHUNK)
-        os.replace(tmp, dest)
-        tmp = None
-        return dest
     except OSError as exc:
         raise WorkspaceError(f"could not save the upload {name!r} into {folder} ({exc.strerror or exc}); check "
                              "free disk space and the workspace folder's permissions.") from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    upload.seek(0)
+    return atomic_write_stream(dest, upload)
 
 
 def check_server_path(text: str) -> Path:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError, WorkspaceError
-from core.safety import safe_filename
+from core.errors import InputError
+from core.safety import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
 from core.store.codec import check_fraction, check_id, check_text, dumps, loads
 from core.store.db import loads_row, utc_now
@@ -65,22 +62,8 @@ class JobsMixin(WorkspaceBase):
         dest = self.models_dir() / sha[:16] / safe_filename(src.name, default="model")
         if dest.is_file() and file_sha256(dest) == sha:
             return dest
-        tmp = None
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".copy.", suffix=".tmp", dir=dest.parent)
-            with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-                shutil.copyfileobj(inp, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, dest)
-            tmp = None
-        except OSError as exc:
-            raise WorkspaceError(f"could not copy {src} into {dest.parent} ({exc.strerror or exc}); check free "
-                                 "space and permissions of the workspace folder.") from exc
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
+        with open(src, "rb") as inp:
+            atomic_write_stream(dest, inp)
         return dest
 
     def _model_dict(self, row: sqlite3.Row) -> dict:
