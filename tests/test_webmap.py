@@ -57,8 +57,8 @@ def _result(tmp_path, georef=UTM, name="scene", findings=None, **kw):
 
 
 def _png(uri):
-    assert uri.startswith("data:image/png;base64,")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
+    assert uri.startswith(("data:image/png;base64,", "data:image/webp;base64,"))
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))
 
 
 # -- warping and bounds -----------------------------------------------------------------------------------------
@@ -235,14 +235,15 @@ def test_finding_chip_outlines_the_finding_on_the_source(tmp_path):
 
 def test_imagery_overlay_puts_the_image_itself_on_the_map(shared_data):
     """The analysed image is drawn on the map (offline 'basemap'), in the right place, transparent on nodata."""
-    import numpy as np
-    from PIL import Image
     import base64
     import io
 
+    import numpy as np
+    from PIL import Image
+
     from core import geo
     from core.imagery import open_scene
-    from core.webmap import build_map, imagery_overlay, map_html
+    from core.webmap import imagery_overlay
 
     path = shared_data / "geotiff/rasterio/RGB.byte.tif"  # Landsat with nodata 0 borders
     scene = open_scene(path)
@@ -252,7 +253,8 @@ def test_imagery_overlay_puts_the_image_itself_on_the_map(shared_data):
     (s, w), (n, e) = ov.bounds
     ww, ss, ee, nn = geo.bounds_wgs84(scene.georef, scene.width, scene.height)
     assert abs(s - ss) < 0.01 and abs(n - nn) < 0.01 and abs(w - ww) < 0.01 and abs(e - ee) < 0.01
-    rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(ov.png_data_uri.split(",", 1)[1]))))
+    assert ov.png_data_uri.startswith("data:image/webp;base64,")
+    rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(ov.png_data_uri.split(",", 1)[1]))).convert("RGBA"))
     alpha = rgba[..., 3]
     assert 0.3 < (alpha > 0).mean() < 0.95, "nodata borders must be transparent, the image opaque"
     assert rgba[alpha > 0, :3].mean() > 10, "the image's own pixels are drawn"
