@@ -309,3 +309,16 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
     image_score = float(tags.get("image_score", "nan"))
     return Heatmap(width=w, height=h, path=path, scores=scores, preview=preview, preview_scale=float(pv.f),
                    georef=georef, image_score=image_score, stats=stats)
+
+
+def set_georef(path: str | Path, georef: GeoRef) -> None:
+    """Give an existing heatmap GeoTIFF ``georef``'s CRS and transform in place (pixels untouched), e.g. once an
+    analyst has placed an un-georeferenced frame on the map, so exports and map overlays carry the location."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path, "r+") as ds:
+                ds.crs = CRS.from_user_input(georef.crs)
+                ds.transform = Affine(*georef.transform)
+    except (RasterioError, OSError) as exc:
+        raise ImageReadError(f"could not write the location into {Path(path).name}: {exc}") from exc

@@ -25,9 +25,9 @@ from core import geo
 from core.errors import InputError
 from core.findings import extract_findings, safe_name
 from core.grading import check_threshold, get_scale
-from core.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, write_overlay_png
+from core.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set_georef, write_overlay_png
 from core.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
-from core.types import Scene, SceneResult, Window
+from core.types import GeoRef, Scene, SceneResult, Window
 
 __all__ = ["GDAL_CACHE_MB", "MAX_FINDINGS", "AnalysisTimer", "GridReader", "TilePlan", "analyze_scene", "plan_tiles",
            "resample_factor", "safe_name", "scene_provenance"]
@@ -287,3 +287,17 @@ def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any]
                                        full_size=(result.width, result.height), max_findings=MAX_FINDINGS)
     result.meta["threshold"] = threshold
     return result
+
+
+def place_result(result: SceneResult, georef: GeoRef, model: dict[str, Any], threshold: float) -> SceneResult:
+    """Put an analysed, un-georeferenced scene where the analyst placed it: its heatmap (and change) GeoTIFFs get
+    the location, its bounds and GSD are set, and its findings are extracted again so they carry coordinates,
+    MGRS and areas in m²."""
+    geo.validate_georef(georef, result.width, result.height)
+    for path in (result.heatmap_path, result.change_path):
+        if path is not None and Path(path).is_file():
+            set_georef(path, georef)
+    result.georef = georef
+    result.bounds_wgs84 = geo.bounds_wgs84(georef, result.width, result.height)
+    result.gsd_m = geo.gsd_m(georef, result.width, result.height)
+    return refind_findings(result, threshold, model)

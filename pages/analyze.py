@@ -21,7 +21,7 @@ from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
 from core.heatmap import PREVIEW_MAX, read_heatmap
-from core.pipeline import MAX_FINDINGS, refind_findings
+from core.pipeline import MAX_FINDINGS, place_result, refind_findings
 from core.safety import unique_name
 from core.types import SceneResult
 from pages import _compare, _images, _ui
@@ -273,12 +273,10 @@ def placement_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, 
                               key=S.place_key(r.scene_name, "gsd"))
         if st.form_submit_button("Place on the map", icon=":material/add_location:"):
             try:
-                r.georef = geo.user_georef(lat, lon, gsd, r.width, r.height)
-                r.bounds_wgs84 = geo.bounds_wgs84(r.georef, r.width, r.height)
-                r.gsd_m = float(gsd)
                 r.meta["placement"] = {"center_lat": lat, "center_lon": lon, "gsd_m": gsd, "yaw_deg": 0.0}
                 thr = float(r.meta.get("threshold") or (r.findings[0].threshold if r.findings else ctx.threshold))
-                ctx.ws.save_scene_result(aid, refind_findings(r, thr, model), input_name=r.scene_name)
+                placed = place_result(r, geo.user_georef(lat, lon, gsd, r.width, r.height), model, thr)
+                ctx.ws.save_scene_result(aid, placed, input_name=r.scene_name)
                 st.rerun()
             except CoreError as exc:
                 _ui.show_error(exc)
