@@ -100,8 +100,8 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
             break
         page.wait_for_timeout(500)
     assert frame is not None, "the folium map did not render"
-    frame.locator("img.leaflet-image-layer").nth(1).wait_for(state="attached", timeout=60_000)
-    assert frame.locator("img.leaflet-image-layer").count() == 2  # post anomaly + change
+    frame.locator("img.leaflet-image-layer").nth(2).wait_for(state="attached", timeout=60_000)
+    assert frame.locator("img.leaflet-image-layer").count() == 3  # the post imagery, its anomaly and the change
     control = frame.locator(".leaflet-control-layers")
     control.hover()
     labels = frame.locator(".leaflet-control-layers-overlays label").all_inner_texts()
