@@ -42,17 +42,7 @@ def stage_pre(name: str, path: Path, origin: str) -> None:
 
 def take_pre_uploads(ctx: _ui.Context, files: list[Any]) -> None:
     """Write new pre-event uploads to the workspace and stage them as references."""
-    saved = S.get(S.SAVED_UPLOADS)
-    for f in files:
-        if f.file_id in saved:
-            continue
-        try:
-            path = _ui.save_upload(ctx.ws, ctx.case_id, f, f.name)
-        except CoreError as exc:
-            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
-            continue
-        saved[f.file_id] = str(path)
-        stage_pre(f.name, path, "upload")
+    _ui.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"))
 
 
 @st.cache_data(max_entries=200, show_spinner="Pairing pre- and post-event images…")

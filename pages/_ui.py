@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -318,6 +319,22 @@ def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Pa
                              "free disk space and the workspace folder's permissions.") from exc
     upload.seek(0)
     return atomic_write_stream(dest, upload)
+
+
+def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path], None]) -> None:
+    """Write each new upload once (by file id) to the workspace and hand ``(name, path)`` to ``on_saved``; an
+    upload that cannot be saved is queued as an error message for the page, and the others still go through."""
+    saved = S.get(S.SAVED_UPLOADS)
+    for f in files:
+        if f.file_id in saved:
+            continue
+        try:
+            path = save_upload(ctx.ws, ctx.case_id, f, f.name)
+        except CoreError as exc:
+            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
+            continue
+        saved[f.file_id] = str(path)
+        on_saved(f.name, path)
 
 
 def check_server_path(text: str) -> Path:

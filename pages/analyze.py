@@ -40,17 +40,7 @@ def stage(name: str, path: Path, origin: str) -> None:
 def take_uploads(ctx: _ui.Context, files: list[Any]) -> None:
     """Write new uploads to the workspace and stage them; the uploader is replaced on the next run, which
     releases the uploads' memory."""
-    saved = S.get(S.SAVED_UPLOADS)
-    for f in files:
-        if f.file_id in saved:
-            continue
-        try:
-            path = _ui.save_upload(ctx.ws, ctx.case_id, f, f.name)
-        except CoreError as exc:
-            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
-            continue
-        saved[f.file_id] = str(path)
-        stage(f.name, path, "upload")
+    _ui.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"))
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
 
 

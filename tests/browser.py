@@ -101,3 +101,14 @@ def offline_browser(viewport: tuple[int, int] = (1400, 1000)):
         finally:
             context.close()
             browser.close()
+
+
+def folium_frame(page, timeout_s: float = 60.0):
+    """The frame holding the streamlit-folium Leaflet map, once it has rendered (asserts that it does)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        frame = next((f for f in page.frames if f.locator(".leaflet-container").count()), None)
+        if frame is not None:
+            return frame
+        page.wait_for_timeout(500)
+    raise AssertionError("the folium map did not render")

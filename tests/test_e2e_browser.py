@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from tests.browser import REPO, offline_browser, streamlit_server
+from tests.browser import REPO, folium_frame, offline_browser, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<script>window.__pwned=1</script>"
@@ -81,13 +81,7 @@ def _flow(page, url: str, tile: Path, ws_root: Path, art: Path, blocked: list[st
         page.screenshot(path=str(art / "1_analyze_heatmap.png"))
 
         _nav(page, "Map")
-        frame = None
-        for _ in range(120):
-            frame = next((f for f in page.frames if f.locator(".leaflet-container").count()), None)
-            if frame is not None:
-                break
-            page.wait_for_timeout(500)
-        assert frame is not None, "the folium map did not render"
+        frame = folium_frame(page)
         frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
         assert frame.locator("path.leaflet-interactive").count() > 0, "no finding polygons on the map"
         page.wait_for_timeout(1000)

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from core.detector import DEFAULT_MODEL
 from core.store import Workspace
-from tests.browser import offline_browser, streamlit_server
+from tests.browser import folium_frame, offline_browser, streamlit_server
 from tests.conftest import need
 from tests.test_e2e_browser import _artifacts, _nav, _no_exception
 
@@ -93,13 +93,7 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     assert result.pre_scene_name == "0_pre.tif" and result.change_path is not None
 
     _nav(page, "Map")
-    frame = None
-    for _ in range(120):
-        frame = next((f for f in page.frames if f.locator(".leaflet-container").count()), None)
-        if frame is not None:
-            break
-        page.wait_for_timeout(500)
-    assert frame is not None, "the folium map did not render"
+    frame = folium_frame(page)
     frame.locator("img.leaflet-image-layer").nth(2).wait_for(state="attached", timeout=60_000)
     assert frame.locator("img.leaflet-image-layer").count() == 3  # the post imagery, its anomaly and the change
     control = frame.locator(".leaflet-control-layers")

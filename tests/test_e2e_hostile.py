@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser import offline_browser, streamlit_server
+from tests.browser import folium_frame, offline_browser, streamlit_server
 from tests.test_e2e_browser import _artifacts, _model, _nav, _no_exception
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -42,13 +42,7 @@ def test_hostile_names_render_as_text(shared_data, tiny_model, tmp_path):
             page.screenshot(path=str(art / "hostile_1_analyze.png"))
 
             _nav(page, "Map")
-            frame = None
-            for _ in range(120):
-                frame = next((f for f in page.frames if f.locator(".leaflet-container").count()), None)
-                if frame is not None:
-                    break
-                page.wait_for_timeout(500)
-            assert frame is not None, "the folium map did not render"
+            frame = folium_frame(page)
             polygons = frame.locator("path.leaflet-interactive")
             polygons.first.wait_for(state="attached", timeout=60_000)
             polygons.first.click(force=True)  # opens the popup with the source (hostile) name
