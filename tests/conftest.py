@@ -36,3 +36,13 @@ def tiny_model(shared_data, tmp_path_factory) -> Path:
                       out=str(out), input_size=64, epochs=1, steps_per_epoch=3, batch_size=4, optimizer="adam",
                       name="tiny", device="cpu"))
     return out
+
+
+@pytest.fixture()
+def ws(tmp_path: Path):
+    """A fresh workspace in a temp folder, closed after the test."""
+    from core.store import Workspace
+
+    w = Workspace(tmp_path / "ws")
+    yield w
+    w.close()

@@ -31,7 +31,7 @@ from core.change_features import GENERIC_CALIBRATION, early_levels, fill_invalid
 from core.change_pairing import name_key, names_match
 from core.detector import Detector
 from core.errors import InputError
-from core.evaluation import building_scores, auroc
+from core.evaluation import auroc, building_scores
 from core.imagery import open_scene
 from core.imagery_sources import FrameSource
 from core.models import build_model
