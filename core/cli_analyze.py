@@ -182,7 +182,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     status = "interrupted"
     try:
         ran = run_analysis(items, det, out, threshold=threshold, grade_scale=grade_scale, resample=resample,
-                     quiet=a.quiet, on_result=save)
+                           quiet=a.quiet, on_result=save)
         status = "done"
     finally:
         if ws is not None:
