@@ -26,6 +26,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _rate(step, device: torch.device, batch: int, iters: int) -> float:
+    """Items per second of ``step`` (one warm-up call, then ``iters`` timed calls of ``batch`` items)."""
+    step()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(iters):
+        step()
+    _sync(device)
+    return batch * iters / (time.perf_counter() - t)
+
+
 def bench_infer(arch: str, device: torch.device, dtype: torch.dtype | None, batch: int, size: int,
                 iters: int) -> float:
     """Tiles/s of ``heatmap()`` (forward + Gaussian upsampling / HSC gradients)."""
@@ -43,13 +54,7 @@ def bench_infer(arch: str, device: torch.device, dtype: torch.dtype | None, batc
                 with torch.inference_mode():
                     net.heatmap(x)
 
-    step()
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(device)
-    return batch * iters / (time.perf_counter() - t)
+    return _rate(step, device, batch, iters)
 
 
 def bench_train(arch: str, device: torch.device, dtype: torch.dtype | None, batch: int, size: int,
@@ -72,13 +77,7 @@ def bench_train(arch: str, device: torch.device, dtype: torch.dtype | None, batc
         loss.backward()
         opt.step()
 
-    step()
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(device)
-    return batch * iters / (time.perf_counter() - t)
+    return _rate(step, device, batch, iters)
 
 
 def main() -> int:

@@ -117,22 +117,22 @@ c2.caption(f"{len(on_map)} georeferenced scene(s), {sum(len(r.findings) for r in
               "right); their findings come from the change." if n_pairs else ""))
 overlays: dict[str, webmap.Overlay | None] = {}
 max_px = overlay_size(len(on_map))
-for r in on_map:
-    if r.heatmap_path is None:
-        continue
+
+
+def _add_overlay(path: Path, threshold: float, what: str) -> None:
+    """Cached overlay of one heatmap GeoTIFF into ``overlays`` (None plus a warning when it cannot be drawn)."""
     try:
-        overlays[str(r.heatmap_path)] = _overlay(str(r.heatmap_path), _mtime(Path(r.heatmap_path)),
-                                                 webmap.scene_threshold(r), max_px)
+        overlays[str(path)] = _overlay(str(path), _mtime(Path(path)), threshold, max_px)
     except CoreError as exc:
-        overlays[str(r.heatmap_path)] = None
-        st.warning(f"Heatmap of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
+        overlays[str(path)] = None
+        st.warning(f"{what} not shown: {exc}", icon=":material/warning:")
+
+
+for r in on_map:
+    if r.heatmap_path is not None:
+        _add_overlay(r.heatmap_path, webmap.scene_threshold(r), f"Heatmap of {r.scene_name!r}")
     if r.change_path is not None:  # a pre/post result: its change heatmap is a layer of its own
-        try:
-            overlays[str(r.change_path)] = _overlay(str(r.change_path), _mtime(Path(r.change_path)),
-                                                    webmap.change_threshold(r), max_px)
-        except CoreError as exc:
-            overlays[str(r.change_path)] = None
-            st.warning(f"Change heatmap of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
+        _add_overlay(r.change_path, webmap.change_threshold(r), f"Change heatmap of {r.scene_name!r}")
 imagery: dict[str, webmap.Overlay | None] = {}
 for r in on_map:
     if r.source_path is None:
