@@ -223,7 +223,10 @@ def inputs_section(ctx: _ui.Context) -> None:
         with area.container():
             done = run_staged(ctx)
         if done:
-            area.empty()  # the results below are drawn from the stored analysis in this same run
+            # draw the results from the stored analysis in a fresh run: drawn below this run's progress bars, they
+            # would sit at other element positions than in every later run, and Streamlit would then show a stale
+            # copy of each widget beside the new one while the next rerun is under way
+            st.rerun()
 
 
 def summary_table(results: list[SceneResult], threshold: float) -> None:

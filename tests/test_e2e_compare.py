@@ -75,9 +75,10 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
         '[data-testid="stSliderThumbValue"]')
     expect(shown).to_have_text("50")
     slider.focus()
-    for _ in range(15):
-        slider.press("ArrowLeft")
+    for _ in range(15):  # to the focused slider: were it drawn anew between presses, it would lose the focus
+        page.keyboard.press("ArrowLeft")
     expect(shown).to_have_text("35", timeout=10_000)
+    expect(slider).to_have_count(1)  # no stale copy of the widget left beside the new one
     page.wait_for_timeout(1500)
     page.wait_for_load_state("networkidle")
     view = page.locator('[data-testid="stImage"]', has_text="before/after").first
