@@ -67,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     sub.add_parser("archs", help="list the registered architectures")
     from core.cli_analyze import add_analyze, add_report
+    from core.cli_case import add_case
 
     add_analyze(sub)
     add_report(sub)
+    add_case(sub)
     return parser
 
 
@@ -150,9 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     from core.cli_analyze import cmd_analyze, cmd_report
+    from core.cli_case import cmd_case
 
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
-                "report": cmd_report}
+                "report": cmd_report, "case": cmd_case}
     try:
         return handlers[a.command](a)
     except CoreError as exc:

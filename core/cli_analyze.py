@@ -41,7 +41,11 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
 def add_report(sub: argparse._SubParsersAction) -> None:
     """Register the report sub-command."""
     p = sub.add_parser("report", help="write the BDA report of an analysis")
-    p.add_argument("--analysis", required=True, help="an analyze output folder (with analysis.json)")
+    p.add_argument("--analysis", required=True, metavar="DIR|ID",
+                   help="an analyze output folder (with analysis.json), or the id of an analysis in the workspace "
+                        "(its findings as reviewed: rejected ones left out of the counts)")
+    p.add_argument("--workspace", default=None, help="workspace folder of an analysis ID (default: $BDA_WORKSPACE "
+                                                     "or the user's)")
     p.add_argument("--format", default="pdf,csv,geojson,zip", help="comma list of pdf,csv,geojson,zip")
     p.add_argument("--out", default=None, help="output folder (default: the analysis folder)")
     p.add_argument("--title", default="Damage assessment report")
@@ -208,24 +212,43 @@ def load_analysis(folder: str | Path) -> tuple[dict[str, Any], list[SceneResult]
         raise InputError(f"{p} is damaged and cannot be read ({exc})") from exc
 
 
-def cmd_report(a: argparse.Namespace) -> int:
-    """Write the report files of an analysis folder."""
-    from core.report import ReportContext, write_csv, write_geojson, write_package, write_pdf
+def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneResult], Path]:
+    """Model info, results and default output folder of ``--analysis``: an output folder or a workspace id."""
+    from core.report import analysis_model_info
 
-    d, results = load_analysis(a.analysis)
-    out = Path(a.out or a.analysis)
-    out.mkdir(parents=True, exist_ok=True)
+    ref = str(a.analysis)
+    if ref.strip().isdigit() and not Path(ref).is_dir():
+        from core.store import Workspace
+
+        ws = Workspace(a.workspace)
+        analysis = ws.get_analysis(int(ref))
+        results = ws.scene_results(analysis["id"])
+        if not any(r.error is None for r in results):
+            raise InputError(f"analysis {analysis['id']} of the workspace {ws.root} has no analysed image yet; "
+                             "run or resume it first.")
+        return (analysis_model_info(analysis["model"], analysis["threshold"], results), results,
+                ws.analysis_dir(analysis["id"]) / "report")
+    d, results = load_analysis(ref)
+    model = dict(d.get("model", {}))
+    model.setdefault("threshold", d.get("threshold"))
+    model.setdefault("threshold_method", d.get("threshold_method", "model calibration default"))
+    return model, results, Path(ref)
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    """Write the report files of an analysis folder or a workspace analysis."""
+    from core.report import ReportContext, pre_sources_of, write_csv, write_geojson, write_package, write_pdf
+
     fmts = {f.strip().lower() for f in a.format.split(",") if f.strip()}
     bad = fmts - {"pdf", "csv", "geojson", "zip"}
     if bad:
         raise InputError(f"unknown report format(s) {', '.join(sorted(bad))}; use pdf, csv, geojson, zip")
-    model = dict(d.get("model", {}))
-    model.setdefault("threshold", d.get("threshold"))
-    model.setdefault("threshold_method", d.get("threshold_method", "model calibration default"))
+    model, results, default_out = _report_source(a)
+    out = Path(a.out) if a.out else default_out
+    out.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
                         model_info=model, scenes=[r for r in results if r.error is None],
-                        pre_sources={r.pre_scene_name: Path(r.meta["pre_source"]) for r in results
-                                     if r.pre_scene_name and r.meta.get("pre_source")})
+                        pre_sources=pre_sources_of(results))
     written = []
     pdf = None
     if "pdf" in fmts:

@@ -22,6 +22,9 @@ DEVICE = "device"  #: "auto" | "cpu" | "cuda"
 THRESHOLD = "threshold"  #: finding threshold in calibrated units; None = the model's calibrated default
 THRESHOLD_MODEL = "threshold_model"  #: the model whose default seeded THRESHOLD (reset when the model changes)
 ANALYST = "analyst"  #: analyst name written into reviews and reports
+CASE_ARCHIVE = "case_archive"  #: {"case_id": int, "path": str} of the last case archive prepared for download
+ARCHIVE_GEN = "archive_generation"  #: bumped to empty the case-archive uploader after an import
+ARCHIVE_NOTE = "archive_note"  #: message of the last import, shown once after the rerun
 
 # -- Analyze --------------------------------------------------------------------------------------------------------
 AUTO_RUN = "auto_run"  #: analyse uploads as soon as they are saved
@@ -53,6 +56,7 @@ REVIEW_APPLIED = "review_applied"  #: {finding id: {column: value}} edits of thi
 # -- widget keys ----------------------------------------------------------------------------------------------------
 W_CASE = "w_case"
 W_NEW_CASE = "w_new_case"
+W_ARCHIVE_INPUTS = "w_archive_inputs"
 W_MODEL = "w_model"
 W_DEVICE = "w_device"
 W_THRESHOLD = "w_threshold"
@@ -80,6 +84,11 @@ def pre_uploader_key() -> str:
     return f"w_upload_pre_{st.session_state[UPLOADER_GEN]}"
 
 
+def archive_uploader_key() -> str:
+    """Key of the sidebar's case-archive uploader (changes when the uploader is emptied)."""
+    return f"w_case_archive_{st.session_state[ARCHIVE_GEN]}"
+
+
 def pair_key(post_name: str) -> str:
     """Widget key of the "pre-event image" selectbox of one staged post-event image."""
     return f"w_pair_{hashlib.sha1(post_name.encode()).hexdigest()[:12]}"
@@ -103,6 +112,9 @@ DEFAULTS: dict[str, Any] = {
     THRESHOLD: None,
     THRESHOLD_MODEL: None,
     ANALYST: "",
+    CASE_ARCHIVE: None,
+    ARCHIVE_GEN: 0,
+    ARCHIVE_NOTE: None,
     AUTO_RUN: False,
     STAGED: [],
     SAVED_UPLOADS: {},

@@ -25,6 +25,7 @@ from core.detector import DEFAULT_MODEL, Detector, device_label, resolve_device
 from core.errors import CoreError, InputError, WorkspaceError
 from core.safety import atomic_write_stream, safe_filename, unique_name
 from core.store import Workspace, default_root
+from pages import _case_archive
 from pages import _state as S
 
 #: Environment variable naming the default model's checkpoint.
@@ -161,7 +162,7 @@ def _case_section(ws: Workspace) -> None:
     st.session_state[S.W_CASE] = S.get(S.CASE_ID)
     st.selectbox("Case", ids, format_func=names.get, key=S.W_CASE, on_change=S.keep, args=(S.CASE_ID, S.W_CASE),
                  help="An event or task that groups analyses, reviews and reports.")
-    with st.popover("New case", icon=":material/add:"):
+    with st.popover("New case", icon=":material/add:", width="stretch"):
         with st.form("new_case_form", clear_on_submit=True, border=False):
             name = st.text_input("Case name", key=S.W_NEW_CASE, max_chars=200)
             if st.form_submit_button("Create case") and name.strip():
@@ -170,6 +171,8 @@ def _case_section(ws: Workspace) -> None:
                     st.rerun()
                 except CoreError as exc:
                     show_error(exc)
+    _case_archive.archive_popover(ws, S.get(S.CASE_ID))
+    _case_archive.archive_note()
 
 
 def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
@@ -302,15 +305,10 @@ def pick_analysis(ctx: Context, widget_key: str, label: str = "Analysis") -> dic
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
-def uploads_dir(ws: Workspace, case_id: int) -> Path:
-    """Folder of the files uploaded into a case (kept: analyses and reports read them again)."""
-    return ws.root / "files" / "uploads" / f"case-{int(case_id)}"
-
-
 def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Path:
     """Write an uploaded file into the case's upload folder in 1 MiB chunks (temporary name, then renamed) and
     return its path; the name is made safe and unique in the folder."""
-    folder = uploads_dir(ws, case_id)
+    folder = ws.uploads_dir(case_id)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / unique_name(safe_filename(name, default="upload"), [p.name for p in folder.iterdir()])

@@ -16,7 +16,15 @@ import streamlit as st
 
 from core.errors import CoreError, WorkspaceError
 from core.grading import SCALES
-from core.report import ReportContext, write_csv, write_geojson, write_package, write_pdf
+from core.report import (
+    ReportContext,
+    analysis_model_info,
+    pre_sources_of,
+    write_csv,
+    write_geojson,
+    write_package,
+    write_pdf,
+)
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
 from pages import _state as S
@@ -205,18 +213,12 @@ def report_fields() -> None:
 
 def build(ctx: _ui.Context, analysis: dict[str, Any], results: list[SceneResult]) -> dict[str, str]:
     """Write the PDF, CSV, GeoJSON and the zip package into the analysis folder; returns kind -> path."""
-    thresholds = {r.meta.get("threshold") for r in results}
-    model = dict(analysis["model"])
-    if len(thresholds) == 1 and isinstance(t := next(iter(thresholds)), (int, float)):
-        model["threshold"] = float(t)
-        model["threshold_method"] = ("model default (calibrated)" if analysis["threshold"] is None
-                                     else "set by the analyst")
+    model = analysis_model_info(analysis["model"], analysis["threshold"], results)
     rc = ReportContext(title=S.get(S.REPORT_TITLE).strip() or "Damage assessment", handling=S.get(S.REPORT_HANDLING),
                        scenes=results, event=S.get(S.REPORT_EVENT), aoi=S.get(S.REPORT_AOI), analyst=ctx.analyst,
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
-                       pre_sources={r.pre_scene_name: Path(r.meta["pre_source"]) for r in results
-                                    if r.pre_scene_name and r.meta.get("pre_source")})
+                       pre_sources=pre_sources_of(results))
     rc.validate()
     out = ctx.ws.analysis_dir(analysis["id"]) / "report"
     try:

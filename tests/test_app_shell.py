@@ -205,7 +205,7 @@ def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
     data = os.urandom(3 * (1 << 20) + 17)  # several chunks
     a = _ui.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
     b = _ui.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
-    folder = _ui.uploads_dir(ws, case)
+    folder = ws.uploads_dir(case)
     assert a.parent == folder and b.parent == folder and a != b
     assert a.read_bytes() == data and b.read_bytes() == b"x"
     assert not [p for p in folder.iterdir() if p.name.endswith(".part")]

@@ -106,3 +106,36 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     _no_exception(page)
     frame.locator(".leaflet-container").scroll_into_view_if_needed()
     page.screenshot(path=str(art / "compare_3_map_layers.png"))
+
+    _archive_round_trip(page, ws_root, art)
+
+
+def _archive_round_trip(page, ws_root: Path, art: Path) -> None:
+    """Export the case from the sidebar, import the downloaded archive as a new case, and see the pair's
+    before/after view drawn from the images the archive carried."""
+    page.get_by_role("button", name="Export / import case").click()
+    page.get_by_role("button", name=re.compile("Prepare the archive")).click()
+    download_button = page.get_by_role("button", name=re.compile(r"Download case-1-.*\.zip"))
+    download_button.wait_for(timeout=60_000)
+    with page.expect_download(timeout=60_000) as info:
+        download_button.click()
+    archive = art.parent / "case-archive-e2e.zip"
+    info.value.save_as(archive)
+    page.locator('[data-testid="stPopoverBody"] input[type=file]').set_input_files(str(archive))
+    page.get_by_text(re.compile(r"Imported case-archive-e2e\.zip as case #2")).wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_text("Import a case archive (.zip)")).to_have_count(1)  # the used uploader is gone
+    expect(page.get_by_role("combobox", name=re.compile("Case"))).to_have_value(
+        re.compile(r"Case 1 \(imported \d{4}-\d\d-\d\d\) \(#2, 1 analyses\)"))
+    _no_exception(page)
+    page.screenshot(path=str(art / "compare_4_imported_case.png"), full_page=True)
+
+    ws = Workspace(ws_root)
+    (imported,) = ws.list_analyses(2)
+    (result,) = ws.scene_results(imported["id"])
+    folder = ws.uploads_dir(2)
+    assert result.source_path.parent == folder and Path(result.meta["pre_source"]).parent == folder
+    _nav(page, "Analyze")
+    page.get_by_text(re.compile(r"^before/after \(wipe\): 0_pre\.tif \| 0_post\.tif")).first.wait_for(timeout=60_000)
+    _no_exception(page)
+    assert "The before/after view cannot be drawn" not in page.inner_text("body")

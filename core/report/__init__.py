@@ -14,10 +14,10 @@ input.
 """
 
 from core.report.columns import FINDING_COLUMNS, Column, columns_doc
-from core.report.context import ReportContext
+from core.report.context import ReportContext, analysis_model_info, pre_sources_of
 from core.report.package import FORMATS, write_package
 from core.report.pdf import write_pdf
 from core.report.tables import feature_collection, write_csv, write_geojson
 
-__all__ = ["FINDING_COLUMNS", "FORMATS", "Column", "ReportContext", "columns_doc", "feature_collection",
-           "write_csv", "write_geojson", "write_package", "write_pdf"]
+__all__ = ["FINDING_COLUMNS", "FORMATS", "Column", "ReportContext", "analysis_model_info", "columns_doc",
+           "feature_collection", "pre_sources_of", "write_csv", "write_geojson", "write_package", "write_pdf"]

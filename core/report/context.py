@@ -164,3 +164,22 @@ class ReportContext:
             return None
         p = self.pre_sources.get(scene.pre_scene_name)
         return Path(p) if p is not None and Path(p).is_file() else None
+
+
+def pre_sources_of(results: Iterable[SceneResult]) -> dict[str, Path]:
+    """``pre_scene_name`` -> pre-event image file, for each paired result that recorded one (``meta["pre_source"]``)."""
+    return {r.pre_scene_name: Path(r.meta["pre_source"]) for r in results
+            if r.pre_scene_name and r.meta.get("pre_source")}
+
+
+def analysis_model_info(model: dict[str, Any], analyst_threshold: float | None,
+                        results: Sequence[SceneResult]) -> dict[str, Any]:
+    """The ``model_info`` of a stored analysis: its model description plus, when every image was extracted at one
+    threshold, that threshold and how it was set (``analyst_threshold`` None = the model's calibrated default)."""
+    info = dict(model)
+    thresholds = {r.meta.get("threshold") for r in results}
+    if len(thresholds) == 1 and isinstance(t := next(iter(thresholds)), (int, float)):
+        info["threshold"] = float(t)
+        info["threshold_method"] = ("model default (calibrated)" if analyst_threshold is None
+                                    else "set by the analyst")
+    return info

@@ -21,6 +21,7 @@ from core.store.codec import (
     scene_row,
 )
 from core.store.db import loads_row, utc_now
+from core.store.files import decode_path, encode_path
 from core.store.merge import match_reviewed
 from core.types import Finding, SceneResult
 
@@ -35,8 +36,10 @@ SELECT a.*,
 FROM analyses a"""
 
 
-def _input_dict(row: sqlite3.Row) -> dict[str, Any]:
-    return {**loads(row["extra_json"], {}), "path": row["path"], "name": row["name"], "pre_path": row["pre_path"]}
+def _input_dict(row: sqlite3.Row, root: Path) -> dict[str, Any]:
+    pre = decode_path(row["pre_path"], analysis_dir=None, root=root)
+    return {**loads(row["extra_json"], {}), "path": str(decode_path(row["path"], analysis_dir=None, root=root)),
+            "name": row["name"], "pre_path": None if pre is None else str(pre)}
 
 
 class AnalysesMixin(WorkspaceBase):
@@ -104,7 +107,12 @@ class AnalysesMixin(WorkspaceBase):
             seen.add(name)
             pre = item.get("pre_path")
             extra = {k: v for k, v in item.items() if k not in ("path", "name", "pre_path")}
-            rows.append((pos, name, path, None if pre is None else str(pre), dumps(extra, f"input {name!r}")))
+            # inside the workspace (uploads) the paths are stored relative to it, so that it can move and a case
+            # archive can carry them
+            rows.append((pos, name, encode_path(Path(path).absolute(), analysis_dir=None, root=self.root),
+                         None if pre is None else encode_path(Path(str(pre)).absolute(), analysis_dir=None,
+                                                              root=self.root),
+                         dumps(extra, f"input {name!r}")))
         if not isinstance(model, dict) or not isinstance(options, dict):
             raise InputError("model and options must be dicts (use {} when there is nothing to record).")
         if threshold is not None:
@@ -137,13 +145,13 @@ class AnalysesMixin(WorkspaceBase):
         rows = self._db.query(
             "SELECT i.* FROM analysis_inputs i LEFT JOIN scenes s ON s.analysis_id = i.analysis_id "
             f"AND s.input_name = i.name WHERE i.analysis_id = ? AND ({cond}) ORDER BY i.position", (aid,))
-        return [_input_dict(r) for r in rows]
+        return [_input_dict(r, self.root) for r in rows]
 
     def analysis_inputs(self, analysis_id: int) -> list[dict]:
         """All inputs of an analysis, in order, as given to :meth:`create_analysis`."""
         aid = self._require_analysis(analysis_id)
         rows = self._db.query("SELECT * FROM analysis_inputs WHERE analysis_id=? ORDER BY position", (aid,))
-        return [_input_dict(r) for r in rows]
+        return [_input_dict(r, self.root) for r in rows]
 
     def resume_analysis(self, analysis_id: int) -> list[dict]:
         """Take over an interrupted (or finished) analysis: status back to ``running`` owned by this process;

@@ -7,8 +7,13 @@ Layout of an archive::
     files/analyses/<id>/...  heatmaps, overlays, reports of each analysis (ids as they were in the exporting
                              workspace; an import gives new ids and rewrites finding ids "A<old>-x" -> "A<new>-x")
 
-Input images are referenced by their path, not included. Import extracts with :func:`core.safety.safe_extract_zip`
-into the workspace's ``tmp/``, checks every listed file's sha256, then inserts everything in one transaction.
+    files/inputs/<n>-<name>  the input images (post- and pre-event) the case's analyses read: by default those
+                             uploaded into the workspace; with ``inputs="all"`` the server-side files too
+
+An import puts the carried input images into the new case's upload folder and points the analyses at them; images
+not carried stay referenced by their path on the exporting machine. Import extracts with
+:func:`core.safety.safe_extract_zip` into the workspace's ``tmp/``, checks every listed file's sha256, then inserts
+everything in one transaction.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ from typing import Any
 
 import core
 from core.errors import InputError, WorkspaceError
-from core.safety import safe_extract_zip, safe_filename
+from core.safety import safe_extract_zip, safe_filename, unique_name
 from core.store.base import WorkspaceBase
+from core.store.codec import PRE_SOURCE
 from core.store.db import loads_row, utc_now
-from core.store.files import ANALYSIS_PREFIX, file_sha256
+from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, decode_path, encode_path, file_sha256, inside_folder
 from core.store.schema import SCHEMA_VERSION
 
 FORMAT = "bda-workbench-case"
+#: What an export carries of the input images: those uploaded into the workspace, every one, or none.
+INPUT_MODES = ("workspace", "all", "none")
 FORMAT_VERSION = 1
 _PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
 
@@ -42,24 +50,75 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> list[dict[str, A
     return [loads_row(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[misc]
 
 
-def _portable_result(text: str) -> str:
-    """Scene JSON from an archive: keep only files inside the analysis folder (no '..'); drop other file paths,
-    which name places on the exporting machine. ``source_path`` stays as provenance."""
+def _portable_result(text: str, moved_inputs: dict[str, str]) -> str:
+    """Scene JSON from an archive: keep only files inside the analysis folder (no '..'); drop other output paths,
+    which name places on the exporting machine. The source and pre-event paths point at the carried copies in
+    ``moved_inputs`` (stored reference -> new one), else stay as provenance."""
     d = json.loads(text)
     for name in _PATH_FIELDS:
         v = d.get(name)
         if v is not None and not (isinstance(v, str) and v.startswith(ANALYSIS_PREFIX)
                                   and ".." not in PurePosixPath(v[len(ANALYSIS_PREFIX):]).parts):
             d[name] = None
+    if isinstance(d.get("source_path"), str):
+        d["source_path"] = moved_inputs.get(d["source_path"], d["source_path"])
+    meta = d.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get(PRE_SOURCE), str):
+        meta[PRE_SOURCE] = moved_inputs.get(meta[PRE_SOURCE], meta[PRE_SOURCE])
     return json.dumps(d)
+
+
+def _input_refs(bundle: list[dict[str, Any]]) -> list[str]:
+    """Every stored reference to an input image in the rows of a case (inputs, pre-event inputs, scene sources)."""
+    refs: list[str] = []
+    for item in bundle:
+        for i in item["inputs"]:
+            refs += [r for r in (i.get("path"), i.get("pre_path")) if isinstance(r, str)]
+        for sc in item["scenes"]:
+            d = json.loads(sc["result_json"])
+            meta = d.get("meta") if isinstance(d.get("meta"), dict) else {}
+            refs += [r for r in (d.get("source_path"), meta.get(PRE_SOURCE)) if isinstance(r, str)]
+    return list(dict.fromkeys(refs))
+
+
+def _carried_list(manifest: dict[str, Any], archive_name: str) -> list[dict[str, Any]]:
+    """The manifest's carried input images, each checked to be a file the manifest lists (and so verified)."""
+    listed = {e["path"] for e in manifest.get("files") or []}
+    carried = manifest.get("inputs") or []
+    ok = isinstance(carried, list) and all(
+        isinstance(c, dict) and c.get("path") in listed and isinstance(c.get("name"), str)
+        and isinstance(c.get("refs"), list) and all(isinstance(r, str) for r in c["refs"]) for c in carried)
+    if not ok:
+        raise InputError(f"{archive_name} is not a case archive of this workbench: its manifest's list of input "
+                         "images is malformed. Export the case again from its workspace.")
+    return carried
 
 
 class ArchiveMixin(WorkspaceBase):
     """Export and import of whole cases."""
 
-    def export_case(self, case_id: int, dest: Path) -> Path:
+    def _carried_inputs(self, bundle: list[dict[str, Any]], inputs: str) -> list[tuple[Path, list[str]]]:
+        """The input files an export carries, each with the stored references that name it: those inside the
+        workspace (uploads) for ``inputs="workspace"``, every one that exists for ``"all"``, none for ``"none"``."""
+        if inputs not in INPUT_MODES:
+            raise InputError(f"inputs must be one of {', '.join(INPUT_MODES)}; got {inputs!r}.")
+        by_file: dict[Path, list[str]] = {}
+        for ref in _input_refs(bundle) if inputs != "none" else []:
+            if ref.startswith(ANALYSIS_PREFIX):
+                continue
+            path = decode_path(ref, analysis_dir=None, root=self.root)
+            inside = ref.startswith(ROOT_PREFIX) or (path is not None and inside_folder(path, self.root))
+            if path is not None and (inside or inputs == "all") and path.is_file() and not path.is_symlink():
+                by_file.setdefault(path.resolve(), []).append(ref)
+        return list(by_file.items())
+
+    def export_case(self, case_id: int, dest: Path, *, inputs: str = "workspace") -> Path:
         """Write the case to one zip and return its path. ``dest`` is the zip's path, or an existing folder in
-        which ``case-<id>-<name>-<date>.zip`` is created. Written atomically (no half archive on a crash)."""
+        which ``case-<id>-<name>-<date>.zip`` is created. Written atomically (no half archive on a crash).
+
+        ``inputs``: which input images travel with it: ``"workspace"`` (the default) those uploaded into the
+        workspace, ``"all"`` also the server-side files the analyses read (may be large), ``"none"`` none.
+        """
         case = self.get_case(case_id)  # type: ignore[attr-defined]
         cid = case["id"]
         with self._db.snapshot() as conn:
@@ -88,12 +147,18 @@ class ArchiveMixin(WorkspaceBase):
                     if p.is_file() and not p.is_symlink():
                         rel = p.relative_to(folder).as_posix()
                         files.append((p, f"files/analyses/{a['id']}/{rel}"))
+        carried = []
+        for n, (p, refs) in enumerate(self._carried_inputs(bundle, inputs), start=1):
+            arc = f"files/inputs/{n}-{safe_filename(p.name, default='image')}"
+            files.append((p, arc))
+            carried.append({"path": arc, "name": p.name, "refs": refs})
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION,
             "workbench_version": core.__version__, "exported_at": utc_now(),
             "case": {k: case[k] for k in ("id", "name", "event")}, "analyses": [a["id"] for a in analyses],
-            "inputs_included": False,
-            "note": "input images are referenced by path only; heatmaps, overlays and reports are included",
+            "inputs_included": inputs, "inputs": carried,
+            "note": "heatmaps, overlays and reports are included; input images as 'inputs' lists them (the others "
+                    "are referenced by their path on the exporting machine)",
             "rows": {"path": "rows.json", "size": len(rows_bytes), "sha256": hashlib.sha256(rows_bytes).hexdigest()},
             "files": [{"path": arc, "size": p.stat().st_size, "sha256": file_sha256(p)} for p, arc in files],
         }
@@ -143,7 +208,7 @@ class ArchiveMixin(WorkspaceBase):
                              error_type=InputError)
             manifest, data = self._read_archive(archive, tmp)
             try:
-                return self._insert_case(data, tmp, moved)
+                return self._insert_case(data, tmp, moved, _carried_list(manifest, archive.name))
             except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:
                 if isinstance(exc, InputError):
                     raise
@@ -189,14 +254,36 @@ class ArchiveMixin(WorkspaceBase):
             raise InputError(f"{bad}: rows.json has no list of analyses.")
         return manifest, data
 
-    def _insert_case(self, data: dict, tmp: Path, moved: list[Path]) -> int:
+    def _place_inputs(self, cid: int, carried: list[dict[str, Any]], tmp: Path, moved: list[Path]) -> dict[str, str]:
+        """Move the carried input images into case ``cid``'s upload folder; returns old reference -> new one."""
+        folder = self.uploads_dir(cid)  # type: ignore[attr-defined]
+        self._to_trash(folder)  # only a crashed import can have left one behind for a new case id
+        folder.mkdir(parents=True)
+        moved.append(folder)
+        new_refs: dict[str, str] = {}
+        for c in carried:
+            dest = folder / unique_name(safe_filename(str(c["name"]), default="image"),
+                                        [p.name for p in folder.iterdir()])
+            os.replace(tmp.joinpath(*PurePosixPath(c["path"]).parts), dest)
+            ref = encode_path(dest, analysis_dir=None, root=self.root)
+            assert ref is not None
+            new_refs.update({str(r): ref for r in c["refs"]})
+        return new_refs
+
+    def _insert_case(self, data: dict, tmp: Path, moved: list[Path], carried: list[dict[str, Any]]) -> int:
         now = utc_now()
         c = data["case"]
         with self._db.write() as conn:
+            name = str(c["name"])
+            taken = {r[0] for r in conn.execute("SELECT name FROM cases").fetchall()}
+            if name in taken:  # two cases of one name could not be told apart in the case list
+                base = f"{name} (imported {now[:10]})"
+                name = next(n for n in [base] + [f"{base} {k}" for k in range(2, len(taken) + 3)] if n not in taken)
             cid = int(conn.execute(
                 "INSERT INTO cases(name, event, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (str(c["name"]), str(c.get("event", "")), str(c.get("description", "")),
+                (name, str(c.get("event", "")), str(c.get("description", "")),
                  str(c.get("created_at") or now), now)).lastrowid)
+            refs = self._place_inputs(cid, carried, tmp, moved) if carried else {}
             for item in data["analyses"]:
                 a = item["analysis"]
                 old = int(a["id"])
@@ -209,15 +296,16 @@ class ArchiveMixin(WorkspaceBase):
                 for i in item["inputs"]:
                     conn.execute("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, "
                                  "extra_json) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (aid, int(i["position"]), str(i["name"]), str(i["path"]), i.get("pre_path"),
+                                 (aid, int(i["position"]), str(i["name"]), refs.get(str(i["path"]), str(i["path"])),
+                                  refs.get(i["pre_path"], i["pre_path"]) if i.get("pre_path") else None,
                                   str(i.get("extra_json") or "{}")))
                 scene_ids = {}
                 for s in item["scenes"]:
                     scene_ids[s["id"]] = int(conn.execute(
                         "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, "
                         "saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (aid, str(s["input_name"]), s["status"], s.get("error"), _portable_result(s["result_json"]),
-                         int(s["n_findings"]), str(s["saved_at"]))).lastrowid)
+                        (aid, str(s["input_name"]), s["status"], s.get("error"),
+                         _portable_result(s["result_json"], refs), int(s["n_findings"]), str(s["saved_at"]))).lastrowid)
                 prefix, new_prefix = f"A{old}-", f"A{aid}-"
 
                 def remap(fid: str, prefix: str = prefix, new_prefix: str = new_prefix) -> str:

@@ -142,7 +142,12 @@ class WorkspaceBase:
             dest = folder
         shutil.rmtree(dest, ignore_errors=True)
 
-    # -- analyses' folders ----------------------------------------------------------------------------------
+    # -- analyses' and cases' folders -----------------------------------------------------------------------
+    def uploads_dir(self, case_id: int) -> Path:
+        """Folder of the images uploaded into a case (kept: analyses, the map and reports read them again); not
+        created here."""
+        return self.root / "files" / "uploads" / f"case-{check_id(case_id, 'case id')}"
+
     def _analysis_path(self, analysis_id: int) -> Path:
         return self.root / "files" / "analyses" / str(int(analysis_id))
 

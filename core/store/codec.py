@@ -24,6 +24,8 @@ DET_AUTOMATIC = "automatic extraction"
 DET_CONFIRMED = "semi-automatic extraction"
 
 _SCENE_PATH_FIELDS = ("heatmap_path", "overlay_path", "source_path", "change_path")
+#: The path of a pair's pre-event image, kept in ``SceneResult.meta`` (see :func:`core.change.analyze_pair`).
+PRE_SOURCE = "pre_source"
 
 
 def _default(o: Any) -> Any:
@@ -57,6 +59,9 @@ def scene_row(result: SceneResult, *, analysis_dir: Path, root: Path) -> str:
     d.pop("findings", None)
     for name in _SCENE_PATH_FIELDS:
         d[name] = encode_path(getattr(result, name), analysis_dir=analysis_dir, root=root)
+    meta = d.get("meta")
+    if isinstance(meta, dict) and meta.get(PRE_SOURCE):
+        d["meta"] = {**meta, PRE_SOURCE: encode_path(meta[PRE_SOURCE], analysis_dir=analysis_dir, root=root)}
     return dumps(d, f"scene result {result.scene_name!r}")
 
 
@@ -65,6 +70,9 @@ def scene_from_row(text: str, findings: list[Finding], *, analysis_dir: Path, ro
     d = json.loads(text)
     for name in _SCENE_PATH_FIELDS:
         d[name] = decode_path(d.get(name), analysis_dir=analysis_dir, root=root)
+    meta = d.get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get(PRE_SOURCE), str):
+        meta[PRE_SOURCE] = str(decode_path(meta[PRE_SOURCE], analysis_dir=analysis_dir, root=root))
     result = SceneResult.from_dict({**d, "findings": []})
     result.findings = findings
     return result

@@ -42,6 +42,11 @@ def _inside(path: Path, folder: Path) -> str | None:
         return None
 
 
+def inside_folder(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (symbolic links resolved) lies inside ``folder``."""
+    return _inside(path, folder) is not None
+
+
 def encode_path(path: str | Path | None, *, analysis_dir: Path | None, root: Path) -> str | None:
     """Stored form of a path: relative to the analysis folder or the workspace when inside them, else absolute."""
     if path is None:

@@ -1,0 +1,71 @@
+"""``python -m core case``: list the workspace's cases, export one as an archive, import an archive.
+
+An archive carries the case's analyses, findings, every analyst review with its audit trail, the heatmaps and
+reports, and the input images (those uploaded into the workspace by default; ``--inputs all`` adds server-side
+files). Importing it into another workspace gives a new case that reviews, maps and reports like the original.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.store.archive import INPUT_MODES
+
+
+def add_case(sub: argparse._SubParsersAction) -> None:
+    """Register the case sub-command and its actions."""
+    p = sub.add_parser("case", help="list, export and import cases of the workspace")
+    p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
+    acts = p.add_subparsers(dest="action", required=True)
+    acts.add_parser("list", help="the cases, with their analyses and findings")
+    e = acts.add_parser("export", help="write one case to a .zip archive")
+    e.add_argument("case", help="case id or exact name")
+    e.add_argument("--out", default=".", help="archive path, or an existing folder to write it in (default: .)")
+    e.add_argument("--inputs", default="workspace", choices=INPUT_MODES,
+                   help="input images to carry: those uploaded into the workspace (default), all (server-side "
+                        "files too; may be large) or none")
+    i = acts.add_parser("import", help="add a case archive to the workspace as a new case")
+    i.add_argument("archive", help="a .zip written by 'case export' or the app's Export case button")
+
+
+def _case_id(ws, ref: str) -> int:
+    """The id of the case named or numbered ``ref``."""
+    from core.errors import InputError
+
+    cases = ws.list_cases()
+    for c in cases:
+        if c["name"] == ref:
+            return int(c["id"])
+    if ref.strip().isdigit() and any(int(c["id"]) == int(ref) for c in cases):
+        return int(ref)
+    known = ", ".join(f"{c['id']} {c['name']!r}" for c in cases[:10]) or "none"
+    raise InputError(f"there is no case {ref!r} in the workspace {ws.root}; give a case id or exact name "
+                     f"(cases: {known}).")
+
+
+def cmd_case(a: argparse.Namespace) -> int:
+    """Run one case action; prints what it did."""
+    from core.store import Workspace
+
+    ws = Workspace(a.workspace)
+    if a.action == "list":
+        cases = ws.list_cases()
+        if not cases:
+            print(f"no cases in the workspace {ws.root}")
+        for c in cases:
+            analyses = ws.list_analyses(c["id"])
+            n_find = sum(int(x["n_findings"]) for x in analyses)
+            print(f"{c['id']:>4}  {c['name']}  ({c.get('event') or 'no event'}): {len(analyses)} analyses, "
+                  f"{n_find} findings")
+        return 0
+    if a.action == "export":
+        cid = _case_id(ws, a.case)
+        path = ws.export_case(cid, Path(a.out), inputs=a.inputs)
+        print(path)
+        return 0
+    cid = ws.import_case(Path(a.archive))
+    case = ws.get_case(cid)
+    print(f"imported {Path(a.archive).name} as case {cid} {case['name']!r} "
+          f"({len(ws.list_analyses(cid))} analyses) into {ws.root}")
+    return 0

@@ -1,0 +1,98 @@
+"""The sidebar's case archive: export the case in use as one .zip, import a .zip as a new case.
+
+The archive (``Workspace.export_case``) carries the case's analyses, findings, reviews with their audit trail,
+heatmaps, reports and the uploaded input images, so a colleague's workbench shows, maps and reports it as here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.errors import CoreError
+from core.safety import atomic_write_stream
+from core.store import Workspace
+from pages import _state as S
+
+#: Choice of input images an export carries -> ``Workspace.export_case(inputs=...)``.
+INPUT_CHOICES = {
+    "workspace": "uploaded images (recommended)",
+    "all": "uploaded and server-side images (may be large)",
+    "none": "no images (results, reviews and reports only)",
+}
+
+
+def _download(path: Path):
+    """Deferred download data: the archive is read only when the button is clicked."""
+    return lambda: path.read_bytes()
+
+
+def _export(ws: Workspace, case_id: int) -> None:
+    """Choose what to carry, write the archive into the workspace's scratch folder, offer it for download."""
+    st.session_state.setdefault(S.W_ARCHIVE_INPUTS, "workspace")
+    inputs = st.radio("Images to include", list(INPUT_CHOICES), format_func=INPUT_CHOICES.get,
+                      key=S.W_ARCHIVE_INPUTS)
+    if st.button("Prepare the archive", icon=":material/archive:", key="w_export_case"):
+        try:
+            with st.spinner("Writing the case archive…"):
+                folder = ws.root / "tmp" / f"export-{uuid.uuid4().hex[:12]}"  # swept after a day
+                folder.mkdir(parents=True)
+                path = ws.export_case(case_id, folder, inputs=inputs)
+            S.put(S.CASE_ARCHIVE, {"case_id": case_id, "path": str(path)})
+        except (CoreError, OSError) as exc:
+            st.error(f"The case could not be exported: {exc}", icon=":material/error:")
+    ready: dict[str, Any] | None = S.get(S.CASE_ARCHIVE)
+    if ready and ready["case_id"] == case_id and Path(ready["path"]).is_file():
+        path = Path(ready["path"])
+        st.download_button(f"Download {path.name} ({path.stat().st_size / 1e6:.1f} MB)", _download(path),
+                           file_name=path.name, mime="application/zip", icon=":material/download:",
+                           on_click="ignore", key="w_download_case")
+
+
+def _import(ws: Workspace) -> None:
+    """Take an uploaded archive, import it as a new case and switch to it."""
+    up = st.file_uploader("Import a case archive (.zip)", type=["zip"], key=S.archive_uploader_key(),
+                          help="A .zip made by 'Prepare the archive' or `python -m core case export`.")
+    if up is None:
+        return
+    tmp = ws.root / "tmp" / f"case-upload-{uuid.uuid4().hex[:12]}.zip"
+    try:
+        with st.spinner(f"Importing {up.name}…"):
+            up.seek(0)
+            atomic_write_stream(tmp, up)
+            cid = ws.import_case(tmp)
+        case = ws.get_case(cid)
+        S.put(S.CASE_ID, cid)
+        S.put(S.ANALYSIS_ID, None)
+        S.put(S.ARCHIVE_NOTE, f"Imported {up.name} as case #{cid} “{case['name']}” with {case['n_analyses']} "
+                              "analyses.")
+    except CoreError as exc:
+        S.put(S.ARCHIVE_NOTE, f"error:{up.name} could not be imported: {exc}")
+    finally:
+        tmp.unlink(missing_ok=True)
+    S.put(S.ARCHIVE_GEN, S.get(S.ARCHIVE_GEN) + 1)  # a fresh uploader: Streamlit drops the uploaded bytes
+    st.rerun()
+
+
+def archive_note() -> None:
+    """The message of the last import, shown once."""
+    note = S.get(S.ARCHIVE_NOTE)
+    if note:
+        if note.startswith("error:"):
+            st.error(note[len("error:"):], icon=":material/error:")
+        else:
+            st.success(note, icon=":material/unarchive:")
+        S.put(S.ARCHIVE_NOTE, None)
+
+
+def archive_popover(ws: Workspace, case_id: int | None) -> None:
+    """The sidebar's "Export / import" popover."""
+    with st.popover("Export / import case", icon=":material/archive:", width="stretch"):
+        if case_id is not None:
+            st.markdown("**Export this case** with its analyses, findings, reviews, heatmaps and reports.")
+            _export(ws, case_id)
+            st.divider()
+        _import(ws)
