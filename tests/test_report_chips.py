@@ -16,7 +16,7 @@ from rasterio.warp import Resampling, calculate_default_transform, reproject
 from core.report.chips import MIN_CHIP_PX, chip_window, finding_panels
 from core.report.context import ReportContext
 from core.report.figures import _crossing, nice_length, scene_map
-from core.report.rasters import SceneCache
+from core.report.rasters import SceneCache, read_scores
 from core.report.summary import summarise
 from core.types import Finding, SceneResult
 from tests.test_report_support import JOPLIN, report_ctx  # noqa: F401  (session fixture)
@@ -74,8 +74,8 @@ def test_pre_event_chip_is_aligned_across_crs(report_ctx: ReportContext, tmp_pat
     _warp_to_utm(shared_data / JOPLIN / "post" / "tile_31500-5137.tif", pre)
     with SceneCache() as cache:
         for f in sr.findings[:3]:
-            panels = finding_panels(f, sr, cache, pre, 2.0, 5.0)
-            assert [p.caption for p in panels] == ["Post-event image", "Anomaly heatmap", "Pre-event image"]
+            panels = finding_panels(f, sr, cache, pre, 2.0)
+            assert [p.caption for p in panels] == ["Post-event image", "Anomaly heatmap ≥ 2.00", "Pre-event image"]
             post_img, heat_img, pre_img = (p.image for p in panels)
             assert post_img is not None and heat_img is not None and pre_img is not None, panels[2].missing
             assert pre_img.size == post_img.size
@@ -84,12 +84,33 @@ def test_pre_event_chip_is_aligned_across_crs(report_ctx: ReportContext, tmp_pat
             assert aligned > 0.8 and aligned > shifted + 0.1, (aligned, shifted)
 
 
+def _coloured(img: Image.Image) -> float:
+    """Share of a chip's pixels painted with heatmap colours (grey imagery below the threshold is unsaturated)."""
+    rgb = np.asarray(img.convert("RGB")).astype(int)
+    return float(((rgb.max(axis=2) - rgb.min(axis=2)) > 40).mean())
+
+
 def test_change_and_pre_chips_of_the_compared_scene(report_ctx: ReportContext) -> None:  # noqa: F811
+    """A pre/post scene: before and after side by side, then the change heatmap its findings come from (coloured
+    from the change threshold), then the post-only anomaly heatmap, labelled as a reference at its own threshold.
+    Each heatmap chip is coloured exactly where its own raster is above its own threshold."""
     sr = report_ctx.scenes[0]
+    told_apart = 0
     with SceneCache() as cache:
-        panels = finding_panels(sr.findings[0], sr, cache, report_ctx.pre_source(sr), 2.0, 5.0)
-    assert [p.caption for p in panels][2:] == ["Pre-event image", "Change heatmap"]
-    assert all(p.image is not None for p in panels)
+        for f in sr.findings[:4]:
+            panels = finding_panels(f, sr, cache, report_ctx.pre_source(sr), 2.0, 1.3)
+            assert [p.caption for p in panels] == ["Post-event image", "Pre-event image",
+                                                   "Change heatmap ≥ 1.30 (findings)",
+                                                   "Post-only anomaly heatmap ≥ 2.00 (reference)"]
+            assert all(p.image is not None for p in panels)
+            win = chip_window(f, sr.width, sr.height)
+            above = {}
+            for panel, path, t in ((panels[2], sr.change_path, 1.3), (panels[3], sr.heatmap_path, 2.0)):
+                scores = read_scores(path, win, full_size=(sr.width, sr.height))
+                above[path] = float(np.nanmean(scores >= t))
+                assert abs(_coloured(panel.image) - above[path]) < 0.02, (panel.caption, above[path])
+            told_apart += abs(above[sr.change_path] - above[sr.heatmap_path]) > 0.04
+    assert told_apart  # the two rasters differ in these chips, so a swapped input would fail above
 
 
 def test_scene_map_renders_for_every_kind_of_scene(report_ctx: ReportContext) -> None:  # noqa: F811

@@ -137,3 +137,31 @@ def test_truncated_source_image_is_reported_in_words(report_ctx: ReportContext, 
     text = "\n".join(p.extract_text() for p in PdfReader(write_pdf(ctx, tmp_path / "r.pdf")).pages)
     assert "source image unreadable" in text or "could not be" in text
     assert sr.findings[0].id in text
+
+
+def test_mixed_report_states_each_kind_of_threshold(pdf_pages: list[str],
+                                                   report_ctx: ReportContext) -> None:  # noqa: F811
+    """Single images and a pre/post pair in one report: the cover states both finding thresholds with their units,
+    the appendix the one of each scene, and there is no single 'the threshold'."""
+    assert report_ctx.threshold() is None
+    cover = _squash(pdf_pages[0])
+    assert _squash("Finding threshold, single images 2.000 calibrated anomaly units") in cover
+    assert _squash("Finding threshold, pre/post pairs 1.300 calibrated change units") in cover
+    text = "\n".join(pdf_pages)
+    appendix = text[text.find(TITLES["appendix"]):]
+    assert re.search(r"S1 0_post\.tif .*change vs 0_pre\.tif 1\.300", appendix)
+    assert re.search(r"S2 tile_31500-5137\.tif .*anomaly 2\.000", appendix)
+    assert "Change detection (pre/post pairs)" in text and "Single images (no pre-event image)" in text
+
+
+def test_area_column_never_wraps_a_number(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+    """Six- and seven-digit areas stay on one line in the damage table (a wrapped '111,14 6' reads as two numbers)."""
+    sr = report_ctx.scenes[1]
+    big = [dataclasses.replace(f, area_m2=a) for f, a in zip(sr.findings, (111146.0, 1234567.0, 98765.4),
+                                                                strict=False)]
+    ctx = dataclasses.replace(report_ctx, scenes=[dataclasses.replace(sr, findings=big)], top_n=0,
+                              max_map_figures=0)
+    text = "\n".join(p.extract_text() for p in PdfReader(write_pdf(ctx, tmp_path / "r.pdf")).pages)
+    table = text[text.find(TITLES["table"]):text.find(TITLES["details"])]
+    for area in ("111,146", "1,234,567", "98,765"):
+        assert re.search(rf"\s{area}\s", table), area

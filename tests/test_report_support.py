@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
 from core import geo
+from core.change_coreg import residual_shift
 from core.findings import extract_findings
 from core.heatmap import HeatmapWriter, write_overlay_png
 from core.imagery import open_scene
@@ -24,7 +26,8 @@ from core.types import SceneResult
 from tests.conftest import need
 
 JOPLIN = Path("geotiff") / "joplin_tornado_xview2deploy"
-THRESHOLD = 2.0
+THRESHOLD = 2.0  #: anomaly threshold of the single images (and the post-only threshold of the pair)
+CHANGE_THRESHOLD = 1.3  #: change threshold the pair's findings are cut at
 NOTES = {
     "ko": "건물 붕괴 확인",
     "ru": "Разрушено",
@@ -51,7 +54,12 @@ def texture_scores(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def analyse(path: Path, out: Path, name: str | None = None, *, pre: Path | None = None, max_findings: int = 8,
             nodata_rows: int = 0, threshold: float = THRESHOLD) -> SceneResult:
-    """A SceneResult for one real image: heatmap GeoTIFF, overlay PNG, findings (and a change map with ``pre``)."""
+    """A SceneResult for one real image: heatmap GeoTIFF, overlay PNG, findings (and a change map with ``pre``).
+
+    As :func:`core.change.analyze_pair` does, a result with ``pre`` takes its findings from the change map (cut at
+    :data:`CHANGE_THRESHOLD`) and records ``meta["change"]``, the real co-registration of the pair
+    (:func:`core.change_coreg.residual_shift`) and how many regions the post image alone gave.
+    """
     scene = open_scene(path, name=name)
     try:
         rgb, valid = scene.read()
@@ -69,11 +77,19 @@ def analyse(path: Path, out: Path, name: str | None = None, *, pre: Path | None 
     prov = {"source_name": path.name, "source_date": "2011-05-25T16:50:00Z", "source_gsd": scene.gsd_m,
             "model_name": MODEL["name"], "model_version": MODEL["version"], "model_sha256": MODEL["sha256"],
             "processed_at": "2026-01-01T00:00:00Z"}
+    findings = extract_findings(scores, 1.0, threshold, georef=scene.georef, scene_name=scene.name,
+                                min_area_px=150, provenance=prov, max_findings=max_findings)
+    meta: dict[str, Any] = {"threshold": threshold}
     change = None
     if pre is not None:
         pscene = open_scene(pre)
         try:
             prgb, pvalid = pscene.read()
+            post_scene = open_scene(path, name=name)
+            try:
+                _, coreg = residual_shift(post_scene, pscene)
+            finally:
+                post_scene.close()
         finally:
             pscene.close()
         diff = np.abs(cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), 3)
@@ -83,15 +99,21 @@ def analyse(path: Path, out: Path, name: str | None = None, *, pre: Path | None 
         change = out / f"{stem}_change.tif"
         with HeatmapWriter(change, scene.width, scene.height, scene.georef) as w:
             w.write_rows(0, cs)
+        change_overlay = write_overlay_png(out / f"{stem}_change_overlay.png", cs, CHANGE_THRESHOLD)
         prov |= {"pre_source_name": pre.name, "pre_source_date": "2011-05-20"}
-    findings = extract_findings(scores, 1.0, threshold, georef=scene.georef, scene_name=scene.name,
-                                min_area_px=150, provenance=prov, max_findings=max_findings)
+        meta |= {"pre_source": str(pre), "pre_capture_time": "2011-05-20", "coregistration": coreg,
+                 "post_only_findings": len(findings),
+                 "change": {"threshold": CHANGE_THRESHOLD, "calibration": "test: blurred RGB difference",
+                            "calibration_stats": {"threshold": CHANGE_THRESHOLD},
+                            "image_score": float(np.nanmean(cs)), "overlay_path": str(change_overlay)}}
+        findings = extract_findings(cs, 1.0, CHANGE_THRESHOLD, georef=scene.georef, scene_name=scene.name,
+                                    min_area_px=150, provenance=prov, max_findings=max_findings)
     bounds = geo.bounds_wgs84(scene.georef, scene.width, scene.height) if scene.georef else None
     return SceneResult(scene_name=scene.name, width=scene.width, height=scene.height,
                        image_score=float(np.nanmean(scores)), verdict="anomalous" if findings else "normal",
                        georef=scene.georef, bounds_wgs84=bounds, heatmap_path=heat, overlay_path=overlay,
                        findings=findings, source_path=path, capture_time="2011-05-25", gsd_m=scene.gsd_m,
-                       pre_scene_name=pre.name if pre else None, change_path=change)
+                       pre_scene_name=pre.name if pre else None, change_path=change, meta=meta)
 
 
 def build_context(data: Path, out: Path) -> ReportContext:

@@ -8,12 +8,13 @@ from PIL import ImageColor
 
 from core.errors import CoreError
 from core.report._io import clean_text
+from core.report.basis import ANOMALY, CHANGE, finding_kind
 from core.report.chips import Panel, finding_panels
 from core.report.context import ReportContext, grade_colour, grade_label, is_confirmed
 from core.report.layout import FONT, GREY, ReportPDF
 from core.report.rasters import SceneCache
-from core.report.sections import NOT_VALIDATED, TITLES, fmt, fmt_latlon
-from core.report.summary import ReportSummary
+from core.report.summary import DISPLAY_THRESHOLD, ReportSummary, SceneStats
+from core.report.texts import NOT_VALIDATED, TITLES, fmt, fmt_latlon
 from core.types import Finding, SceneResult
 
 CHIP_GAP = 3.0  #: mm between chips
@@ -29,6 +30,7 @@ def _chip_row(pdf: ReportPDF, panels: list[Panel], w: float) -> None:
     y0 = pdf.get_y()
     heights = [w * p.image.height / p.image.width if p.image is not None else w for p in panels]
     h = max(heights)
+    bottom = y0 + h
     for k, p in enumerate(panels):
         x = pdf.l_margin + k * (w + CHIP_GAP)
         if p.image is not None:
@@ -43,12 +45,15 @@ def _chip_row(pdf: ReportPDF, panels: list[Panel], w: float) -> None:
         pdf.set_xy(x, y0 + h + 0.8)
         pdf.set_font(FONT, "", 7)
         pdf.set_text_color(*GREY)
-        pdf.multi_cell(w, 3.2, p.caption, align="C")
+        pdf.multi_cell(w, 3.2, p.caption, align="C", new_x="LEFT", new_y="NEXT")
+        bottom = max(bottom, pdf.get_y())
     pdf.set_text_color(0, 0, 0)
-    pdf.set_xy(pdf.l_margin, y0 + h + 8)
+    pdf.set_xy(pdf.l_margin, max(y0 + h + 8, bottom + 4))
 
 
 def _details(f: Finding, sr: SceneResult | None) -> list[str]:
+    kind = "change score" if finding_kind(f, sr) == CHANGE else "anomaly score"
+    thr = "change threshold" if kind == "change score" else "threshold"
     if f.centroid_lat is None or f.centroid_lon is None:
         where = "no georeferencing: no coordinates or ground area (pixel box " + \
             ", ".join(str(int(v)) for v in f.bbox_px) + f", {fmt(f.area_px, 0)} px)"
@@ -56,13 +61,19 @@ def _details(f: Finding, sr: SceneResult | None) -> list[str]:
         where = (f"MGRS {clean_text(f.mgrs) or '—'}   ·   lat, lon {fmt_latlon(f.centroid_lat, f.centroid_lon)}"
                  f"{' (approximate)' if f.location_approximate else ''}   ·   area {fmt(f.area_m2, 0)} m²")
     lines = [where,
-             f"score mean {fmt(f.score_mean)} / peak {fmt(f.score_max)} (threshold {fmt(f.threshold)})   ·   "
+             f"{kind} mean {fmt(f.score_mean)} / peak {fmt(f.score_max)} ({thr} {fmt(f.threshold)})   ·   "
              f"status {clean_text(f.review_status, 20)}"
              + (f" by {clean_text(f.analyst, 60)}" if f.analyst else "")
              + ("" if is_confirmed(f) else f" — {NOT_VALIDATED}")]
     src = f.source_name or (sr.source_path.name if sr and sr.source_path else f.scene_name)
     date = f.source_date or (sr.capture_time if sr else None)
-    lines.append(f"source {clean_text(src, 100)}" + (f" ({clean_text(date, 30)})" if date else ""))
+    line = f"source {clean_text(src, 100)}" + (f" ({clean_text(date, 30)})" if date else "")
+    pre = f.pre_source_name or (sr.pre_scene_name if sr else None)
+    if pre and kind == "change score":
+        pre_date = f.pre_source_date or (sr.meta.get("pre_capture_time") if sr else None)
+        line += f"   ·   compared with pre-event {clean_text(pre, 100)}" + \
+            (f" ({clean_text(pre_date, 30)})" if pre_date else "")
+    lines.append(line)
     return lines
 
 
@@ -73,7 +84,7 @@ def finding_block(pdf: ReportPDF, obj_id: int, f: Finding, sr: SceneResult | Non
     chip_h = max((w * p.image.height / p.image.width if p.image is not None else w) for p in panels) if panels \
         else 0.0
     note = clean_text(f.notes, 1200)
-    need = 8 + 3 * 4.2 + (4.2 * (1 + len(note) // 110) if note else 0) + chip_h + 10
+    need = 8 + 4 * 4.2 + (4.2 * (1 + len(note) // 110) if note else 0) + chip_h + 14
     if pdf.will_page_break(need):
         pdf.add_page()
     y = pdf.get_y()
@@ -99,6 +110,15 @@ def finding_block(pdf: ReportPDF, obj_id: int, f: Finding, sr: SceneResult | Non
     pdf.line(pdf.l_margin, pdf.get_y() - 3, pdf.l_margin + pdf.epw, pdf.get_y() - 3)
 
 
+def _anomaly_threshold(st: SceneStats | None) -> float:
+    """Threshold of a scene's anomaly heatmap for its chip (1.0 when none is recorded)."""
+    if st is None:
+        return DISPLAY_THRESHOLD
+    if st.basis.kind == ANOMALY:
+        return st.display_threshold
+    return st.anomaly_threshold if st.anomaly_threshold is not None else DISPLAY_THRESHOLD
+
+
 def finding_details(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCache) -> None:
     """Blocks for the top ``ctx.top_n`` counted findings by peak score."""
     pdf.h1(TITLES["details"])
@@ -107,17 +127,22 @@ def finding_details(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache:
         pdf.para("No counted findings." if ctx.top_n else "Finding details were not requested (top_n = 0).")
         return
     rest = len(s.counted) - len(top)
+    chips = "post-event image and its anomaly heatmap" if CHANGE not in s.kinds else (
+        "for a pre/post scene: post-event image, pre-event image, change heatmap (the findings' source) and the "
+        "post-only anomaly heatmap for reference" + ("; for a single image: post-event image and anomaly heatmap"
+                                                     if ANOMALY in s.kinds else ""))
     pdf.para(f"The {len(top)} counted finding(s) with the highest peak score"
              + (f"; the other {rest} are in the table of section 2." if rest else ".")
-             + " Chips: post-event image and heatmap (colours as on the maps: threshold "
-             f"{fmt(s.display_threshold)} pale yellow to {fmt(s.vmax)} dark red), pre-event image and change "
-             "heatmap when the scene was compared. Outlines are coloured by grade.",
-             size=8, colour=GREY)
+             + f" Chips: {chips}. Each heatmap is coloured as on the maps, pale yellow at its own threshold (given "
+             "under the chip) to dark red at 2.5 times it; change and anomaly scores are different units. "
+             "Outlines are coloured by grade.", size=8, colour=GREY)
     pdf.ln(1)
     for obj_id, f in top:
         sr = s.scene_of.get(id(f))
+        st = s.stats_of.get(id(f))
         try:
-            panels = finding_panels(f, sr, cache, ctx.pre_source(sr), s.display_threshold, s.vmax) if sr else []
+            panels = finding_panels(f, sr, cache, ctx.pre_source(sr), _anomaly_threshold(st), st.basis.threshold
+                                    if st and st.basis.kind == CHANGE else None) if sr and st else []
         except (CoreError, OSError, ValueError) as err:  # a file damaged since the analysis: say so, go on
             panels = [Panel("Image chips", None, f"chips could not be read: {err}")]
         finding_block(pdf, obj_id, f, sr, panels)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.heatmap import default_vmax
 from core.report import _geo
 from core.report.context import grade_colour
 from core.report.rasters import SceneCache, blend_heat, clip_window, read_scores
@@ -105,12 +106,15 @@ def _pre_panel(f: Finding, sr: SceneResult, win: Window, pre: Scene | None, size
     return Panel(caption, _outline(Image.fromarray(disp), pts, grade_colour(f.grade, f.grade_scale)))
 
 
-def finding_panels(f: Finding, sr: SceneResult, cache: SceneCache, pre_path: Path | None, threshold: float,
-                   vmax: float, size: int = 320) -> list[Panel]:
-    """Chips of one finding, side by side in this order: image, heatmap, pre-event image, change heatmap.
+def finding_panels(f: Finding, sr: SceneResult, cache: SceneCache, pre_path: Path | None,
+                   anomaly_threshold: float, change_threshold: float | None = None, size: int = 320) -> list[Panel]:
+    """Chips of one finding, side by side.
 
-    The pre-event panel appears when the scene was compared with a pre-event image (or one is named), the change
-    panel when the scene has a change heatmap. Each unavailable chip is a :class:`Panel` with a reason.
+    A single image: post-event image, anomaly heatmap (the findings' heatmap, coloured from
+    ``anomaly_threshold`` up). A pre/post scene (``sr.change_path`` set): post-event image, pre-event image, change
+    heatmap (the findings' heatmap, coloured from ``change_threshold`` up) and the post-only anomaly heatmap for
+    reference (from ``anomaly_threshold`` up). A scene naming a pre-event image without a change heatmap gets the
+    pre-event chip after the anomaly heatmap. Each unavailable chip is a :class:`Panel` with a reason.
     """
     win = chip_window(f, sr.width, sr.height)
     scene = cache.get(sr.source_path)
@@ -129,13 +133,24 @@ def finding_panels(f: Finding, sr: SceneResult, cache: SceneCache, pre_path: Pat
         shape = disp.shape[:2]
         panels.append(Panel("Post-event image", _outline(Image.fromarray(disp), _ring(f, win, s),
                                                          grade_colour(f.grade, f.grade_scale))))
-    panels.append(_score_panel("Anomaly heatmap", sr.heatmap_path, win, sr, grey, f, threshold, vmax, size, "heatmap"))
+    pre_panel = None
     if sr.pre_scene_name or pre_path is not None:
         pre = cache.get(pre_path)
         reason = "pre-event image file not available" if pre_path is None else \
             f"pre-event image unreadable: {cache.errors.get(Path(pre_path), 'unknown error')}"
-        panels.append(_pre_panel(f, sr, win, pre, size, shape, reason))
+        pre_panel = _pre_panel(f, sr, win, pre, size, shape, reason)
     if sr.change_path is not None:
-        panels.append(_score_panel("Change heatmap", sr.change_path, win, sr, grey, f, threshold, vmax, size,
-                                   "change heatmap"))
+        ct = change_threshold if change_threshold is not None else anomaly_threshold
+        if pre_panel is not None:
+            panels.append(pre_panel)
+        panels.append(_score_panel(f"Change heatmap ≥ {ct:.2f} (findings)", sr.change_path, win, sr, grey, f,
+                                   ct, default_vmax(ct), size, "change heatmap"))
+        panels.append(_score_panel(f"Post-only anomaly heatmap ≥ {anomaly_threshold:.2f} (reference)",
+                                   sr.heatmap_path, win, sr, grey, f, anomaly_threshold,
+                                   default_vmax(anomaly_threshold), size, "heatmap"))
+        return panels
+    panels.append(_score_panel(f"Anomaly heatmap ≥ {anomaly_threshold:.2f}", sr.heatmap_path, win, sr, grey, f,
+                               anomaly_threshold, default_vmax(anomaly_threshold), size, "heatmap"))
+    if pre_panel is not None:
+        panels.append(pre_panel)
     return panels

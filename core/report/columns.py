@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from core.report.basis import finding_kind
 from core.report.context import grade_label, is_confirmed, is_rejected
 from core.types import Finding, SceneResult
 
@@ -42,9 +43,11 @@ FINDING_COLUMNS: tuple[Column, ...] = (
     Column("location_approx", "bool", "true when the location is approximate (drone footprint, fitted georef)"),
     Column("area_m2", "float", "area of the anomalous region in square metres (geodesic)"),
     Column("area_px", "float", "area of the region in image pixels"),
-    Column("score_mean", "float", "mean calibrated anomaly score in the region (1 = 99th pct of normal pixels)"),
-    Column("score_max", "float", "peak calibrated anomaly score in the region"),
-    Column("threshold", "float", "calibrated score threshold used to extract the region"),
+    Column("score_mean", "float", "mean calibrated score in the region, in the units of its heatmap (column "
+                                  "heatmap): anomaly, 1 = 99th pct of normal pixels; change, 1 = 99th pct of "
+                                  "no-change pixels"),
+    Column("score_max", "float", "peak calibrated score in the region (units of column heatmap)"),
+    Column("threshold", "float", "calibrated score threshold used to extract the region (units of column heatmap)"),
     Column("confidence", "float", "detector confidence 0..1 (margin of the score over the threshold)"),
     Column("scene_name", "str", "analysed scene (image) name"),
     Column("src_name", "str", "EMS source name: post-event image the finding was extracted from"),
@@ -57,6 +60,8 @@ FINDING_COLUMNS: tuple[Column, ...] = (
     Column("model_version", "str", "detector model version"),
     Column("model_sha256", "str", "SHA-256 of the model checkpoint file"),
     Column("processed_at", "str", "when the analysis ran (ISO 8601, UTC)"),
+    Column("heatmap", "str", "heatmap the region was extracted from: 'change' (post- vs pre-event image) or "
+                             "'anomaly' (the post-event image alone)"),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FINDING_COLUMNS)
 NUMERIC_COLUMNS: frozenset[str] = frozenset(c.name for c in FINDING_COLUMNS if c.kind in ("int", "float"))
@@ -133,4 +138,5 @@ def finding_record(obj_id: int, f: Finding, scene: SceneResult | None = None,
         "model_version": f.model_version or str(mi.get("version") or ""),
         "model_sha256": f.model_sha256 or str(mi.get("sha256") or ""),
         "processed_at": f.processed_at,
+        "heatmap": finding_kind(f, scene),
     }

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.errors import ReportError
 from core.grading import SCALES, Grade
+from core.report.basis import Basis, is_paired, scene_basis
 from core.types import Finding, SceneResult
 
 _OTHER_COLOURS = ("#7b3294", "#2b83ba", "#008837", "#c51b7d")
@@ -90,8 +91,10 @@ class ReportContext:
     ``handling`` is the handling / classification line printed on every page (e.g.
     "UNCLASSIFIED // FOR OFFICIAL USE ONLY" or "TLP:CLEAR"); it has no default on purpose: whoever releases the
     report decides it. ``report_time`` is converted to UTC (a naive datetime is taken as UTC). ``model_info`` keys
-    used: ``name``, ``version``, ``arch``, ``sha256``, ``threshold``, ``threshold_method`` (how the threshold was
-    set). ``pre_sources`` maps ``SceneResult.pre_scene_name`` to the pre-event image file.
+    used: ``name``, ``version``, ``arch``, ``sha256``, ``threshold`` and ``threshold_method``: the detector's
+    *anomaly* threshold and how it was set, the fallback for single images whose findings record none (a pre/post
+    scene's findings come from its change heatmap at its own change threshold: :mod:`core.report.basis`).
+    ``pre_sources`` maps ``SceneResult.pre_scene_name`` to the pre-event image file.
     """
 
     title: str
@@ -144,14 +147,21 @@ class ReportContext:
         """The scene result called ``name`` (None when absent)."""
         return next((s for s in self.scenes if s.scene_name == name), None)
 
+    def basis(self, scene: SceneResult) -> Basis:
+        """The heatmap (anomaly or change) ``scene``'s findings were extracted from and their threshold."""
+        return scene_basis(scene, self.model_info)
+
     def threshold(self) -> float | None:
-        """Finding threshold in calibrated units: model_info["threshold"], else the findings' own threshold."""
-        t = self.model_info.get("threshold")
-        if isinstance(t, (int, float)) and math.isfinite(t):
-            return float(t)
-        vals = sorted(f.threshold for f in self.findings() if isinstance(f.threshold, (int, float))
-                      and math.isfinite(f.threshold))
-        return vals[len(vals) // 2] if vals else None
+        """The one finding threshold of the report: every scene's findings cut from the same kind of heatmap at
+        the same threshold; None when scenes differ (mixed single and pre/post scenes, or several thresholds:
+        see :meth:`basis`) or none is recorded. Never a threshold no finding was extracted at."""
+        keys = {(b.kind, b.threshold) for b in map(self.basis, self.scenes) if b.threshold is not None}
+        return next(iter(keys))[1] if len(keys) == 1 else None
+
+    def kind(self) -> str | None:
+        """"change" or "anomaly" when every scene's findings come from that kind of heatmap, else None."""
+        kinds = {self.basis(s).kind for s in self.scenes}
+        return next(iter(kinds)) if len(kinds) == 1 else None
 
     def model(self, key: str, default: str = "not recorded") -> str:
         """A model_info value as text."""
@@ -174,10 +184,18 @@ def pre_sources_of(results: Iterable[SceneResult]) -> dict[str, Path]:
 
 def analysis_model_info(model: dict[str, Any], analyst_threshold: float | None,
                         results: Sequence[SceneResult]) -> dict[str, Any]:
-    """The ``model_info`` of a stored analysis: its model description plus, when every image was extracted at one
-    threshold, that threshold and how it was set (``analyst_threshold`` None = the model's calibrated default)."""
-    info = dict(model)
-    thresholds = {r.meta.get("threshold") for r in results}
+    """The ``model_info`` of a stored analysis: its model description plus, when every single image was extracted
+    at one anomaly threshold, that threshold and how it was set (``analyst_threshold`` None = the model's
+    calibrated default).
+
+    Pre/post results do not count: their findings come from the change heatmap at the change threshold each
+    records (``meta["change"]``); their ``meta["threshold"]`` is only the post image's own anomaly threshold, so
+    an analysis of pairs alone gets no ``threshold`` here and the report states each pair's change threshold.
+    The model description's own ``threshold`` (its calibration default) is dropped for the same reason: it is
+    stated only when images were really cut at it.
+    """
+    info = {k: v for k, v in model.items() if k not in ("threshold", "threshold_method")}
+    thresholds = {r.meta.get("threshold") for r in results if not is_paired(r) and r.error is None}
     if len(thresholds) == 1 and isinstance(t := next(iter(thresholds)), (int, float)):
         info["threshold"] = float(t)
         info["threshold_method"] = ("model default (calibrated)" if analyst_threshold is None

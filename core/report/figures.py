@@ -24,6 +24,7 @@ from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 from core.heatmap import LUT, colorize
 from core.report import _geo
 from core.report._io import clean_text
+from core.report.basis import ANOMALY, CHANGE
 from core.report.context import grade_colour, grade_key, grade_label, grade_rank, is_rejected
 from core.report.fonts import mpl_font_family
 from core.report.rasters import read_overview
@@ -132,7 +133,7 @@ def _composite(rgb: np.ndarray, heat: np.ndarray | None, threshold: float, vmax:
     return ((1 - a) * rgb + a * rgba[..., :3]).astype(np.uint8)
 
 
-def _legend(ax: object, findings: list[Finding], threshold: float) -> None:
+def _legend(ax: object, findings: list[Finding], threshold: float, label: str) -> None:
     counts: dict[str, tuple[Finding, int]] = {}
     for f in findings:
         if not is_rejected(f):
@@ -144,29 +145,31 @@ def _legend(ax: object, findings: list[Finding], threshold: float) -> None:
                              for f, n in ranked]
     if any(is_rejected(f) for f in findings):
         handles.append(Line2D([], [], color="#9e9e9e", ls="--", lw=1.2, label="rejected (not counted)"))
-    handles.append(Patch(fc=HEAT_CMAP(0.5), alpha=0.8, label=f"heatmap: score ≥ threshold {threshold:.2f}"))
+    handles.append(Patch(fc=HEAT_CMAP(0.5), alpha=0.8, label=f"{label}: score ≥ threshold {threshold:.2f}"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=min(4, len(handles)),
               fontsize=7, frameon=False)
 
 
 def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> bytes:
-    """JPEG of one scene: imagery, heatmap above the threshold, graded outlines, grid, scale bar, north arrow."""
+    """JPEG of one scene: imagery, the heatmap its findings come from above their threshold (``st.basis``: the
+    change heatmap of a pre/post scene, else the anomaly heatmap), graded outlines, grid, scale bar, north arrow."""
     sr = st.result
     w, h = sr.width, sr.height
-    threshold = summary.display_threshold
+    threshold, vmax = st.display_threshold, st.vmax
+    label = st.basis.label
     aspect = st.pixel_m[1] / st.pixel_m[0] if st.pixel_m else 1.0
     with _rc():
         fig = Figure(figsize=(7.0, 6.6), layout="constrained")
         ax = fig.add_subplot()
         if scene is not None:
             rgb, valid = read_overview(scene, MAP_PIXELS)  # about the size drawn at 150 dpi
-            ax.imshow(_composite(np.where(valid[..., None], rgb, 255), st.heat, threshold, summary.vmax),
+            ax.imshow(_composite(np.where(valid[..., None], rgb, 255), st.heat, threshold, vmax),
                       extent=(0, w, h, 0), interpolation="bilinear")
         else:
             ax.set_facecolor("#d9d9d9")
             ax.text(w / 2, h / 2, "source image not available", ha="center", va="center", color="#444444")
             if st.heat is not None:
-                ax.imshow(colorize(st.heat, threshold, summary.vmax), extent=(0, w, h, 0), interpolation="bilinear")
+                ax.imshow(colorize(st.heat, threshold, vmax), extent=(0, w, h, 0), interpolation="bilinear")
         ranked = sorted(sr.findings, key=lambda f: summary.obj_id.get(id(f), 0))
         for k, f in enumerate(ranked):
             if len(f.polygon_px) < 3:
@@ -185,6 +188,8 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
         ax.set_ylim(h, 0)
         ax.set_aspect(aspect)
         title = clean_text(sr.scene_name, 80) + (f" — {clean_text(sr.capture_time, 30)}" if sr.capture_time else "")
+        if st.basis.kind == CHANGE:
+            title += f"\nchange since {clean_text(sr.pre_scene_name, 60) or 'the pre-event image'}"
         if sr.georef is not None:
             _graticule(ax, sr.georef, w, h)
             if sr.georef.approximate:
@@ -202,9 +207,9 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
                                               size_vertical=max(h * 0.006, 1), color="black"))
         if sr.georef is not None:
             _north_arrow(fig, ax, _geo.north_vector(sr.georef, w / 2, h / 2), aspect)
-        fig.colorbar(ScalarMappable(Normalize(threshold, summary.vmax), HEAT_CMAP), ax=ax, fraction=0.035,
-                     pad=0.02, label="calibrated anomaly score")
-        _legend(ax, sr.findings, threshold)
+        fig.colorbar(ScalarMappable(Normalize(threshold, vmax), HEAT_CMAP), ax=ax, fraction=0.035,
+                     pad=0.02, label=f"calibrated {st.basis.kind} score")
+        _legend(ax, sr.findings, threshold, label)
         return _encode(fig)
 
 
@@ -251,28 +256,39 @@ def overview_map(summary: ReportSummary) -> bytes | None:
         return _encode(fig, "png")
 
 
+_HIST_TITLES = {ANOMALY: "Anomaly heatmaps (single images)", CHANGE: "Change heatmaps (pre/post pairs)"}
+
+
 def histograms(summary: ReportSummary) -> bytes:
-    """PNG with the sampled pixel-score distribution and the peak scores of counted findings, threshold marked."""
-    t = summary.threshold
+    """PNG with, per kind of finding heatmap (anomaly, change), the sampled pixel-score distribution and the peak
+    scores of counted findings, each finding threshold of that kind marked; the two kinds are never mixed."""
+    kinds = summary.kinds or [ANOMALY]
+    kind_of = {id(f): st.basis.kind for st in summary.scenes for f in st.result.findings}
     with _rc():
-        fig = Figure(figsize=(7.0, 2.8), layout="constrained")
-        a1, a2 = fig.subplots(1, 2)
-        if summary.samples.size:
-            step = max(1, summary.samples.size // 200_000)
-            a1.hist(summary.samples[::step], bins=80, color="#5b7fa6", log=True)
-        else:
-            a1.text(0.5, 0.5, "no heatmap data", transform=a1.transAxes, ha="center")
-        a1.set_xlabel("calibrated pixel score (sample of all heatmaps)")
-        a1.set_ylabel("pixels (log)")
-        peaks = [f.score_max for _, f in summary.counted if math.isfinite(f.score_max)]
-        if peaks:
-            a2.hist(peaks, bins=min(40, max(5, len(peaks) // 3)), color="#c0504d")
-        else:
-            a2.text(0.5, 0.5, "no counted findings", transform=a2.transAxes, ha="center")
-        a2.set_xlabel("peak score of counted findings")
-        a2.set_ylabel("findings")
-        for ax in (a1, a2):
-            if t is not None:
-                ax.axvline(t, color="black", ls="--", lw=1, label=f"threshold {t:.2f}")
-                ax.legend(fontsize=7)
+        fig = Figure(figsize=(7.0, 2.8 * len(kinds) + 0.3 * (len(kinds) - 1)), layout="constrained")
+        axes = fig.subplots(len(kinds), 2, squeeze=False)
+        for (a1, a2), kind in zip(axes, kinds, strict=True):
+            samples = summary.samples.get(kind, np.zeros(0, np.float32))
+            if samples.size:
+                step = max(1, samples.size // 200_000)
+                a1.hist(samples[::step], bins=80, color="#5b7fa6", log=True)
+            else:
+                a1.text(0.5, 0.5, "no heatmap data", transform=a1.transAxes, ha="center")
+            a1.set_xlabel(f"calibrated {kind} score per pixel (sample)")
+            a1.set_ylabel("pixels (log)")
+            peaks = [f.score_max for _, f in summary.counted
+                     if kind_of.get(id(f)) == kind and math.isfinite(f.score_max)]
+            if peaks:
+                a2.hist(peaks, bins=min(40, max(5, len(peaks) // 3)), color="#c0504d")
+            else:
+                a2.text(0.5, 0.5, "no counted findings", transform=a2.transAxes, ha="center")
+            a2.set_xlabel(f"peak {kind} score of counted findings")
+            a2.set_ylabel("findings")
+            if len(kinds) > 1:
+                a1.set_title(_HIST_TITLES[kind], loc="left")
+            for ax in (a1, a2):
+                for t in summary.thresholds(kind):
+                    ax.axvline(t, color="black", ls="--", lw=1, label=f"{kind} threshold {t:.2f}")
+                if summary.thresholds(kind):
+                    ax.legend(fontsize=7)
         return _encode(fig, "png")

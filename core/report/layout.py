@@ -17,6 +17,7 @@ from core.report.fonts import PDF_FAMILY, register_pdf_fonts
 FONT = PDF_FAMILY
 GREY = (90, 90, 90)
 HEAD_FILL = (225, 230, 238)
+CELL_PAD = 2.8  #: mm a table cell needs beyond its text (padding and borders)
 
 
 class ReportPDF(FPDF):
@@ -120,6 +121,26 @@ class ReportPDF(FPDF):
             for row in rows:
                 table.row([clean_text(c) for c in row])
         self.ln(2)
+
+    def fit_widths(self, rows: Sequence[Sequence[str]], size: float, no_wrap: dict[int, float],
+                   fixed: dict[int, float], min_last: float = 20.0) -> list[float]:
+        """Column widths (mm) for :meth:`grid`: each ``no_wrap`` column as wide as its widest cell up to its cap, so
+        numbers and ids stay on one line (a header may wrap between words, never inside one); ``fixed`` columns
+        as given, narrowed when the page is too small for all; the last column what is left (at least
+        ``min_last``)."""
+        widths: dict[int, float] = {}
+        for k in no_wrap:
+            self.set_font(FONT, "B", size)
+            need = max((self.get_string_width(w) for w in clean_text(rows[0][k]).split()), default=0.0)
+            self.set_font(FONT, "", size)
+            need = max([need] + [self.get_string_width(clean_text(r[k])) for r in rows[1:]])
+            widths[k] = min(need + CELL_PAD, no_wrap[k])
+        room = self.epw - min_last - sum(widths.values())
+        total_fixed = sum(fixed.values())
+        shrink = min(1.0, max(room, 0.0) / total_fixed) if total_fixed else 1.0
+        widths |= {k: max(v * shrink, min(v, 10.0)) for k, v in fixed.items()}
+        out = [widths[k] for k in range(len(rows[0]) - 1)]
+        return out + [max(self.epw - sum(out), min_last)]
 
     def key_values(self, pairs: Sequence[tuple[str, str]], size: float = 9, key_w: float = 48) -> None:
         """Two-column label/value list."""

@@ -11,8 +11,9 @@ from core.report._io import atomic_output, check_output_path
 from core.report.blocks import finding_details
 from core.report.context import ReportContext
 from core.report.layout import ReportPDF
+from core.report.method import method
 from core.report.rasters import SceneCache
-from core.report.sections import appendix, cover, damage_table, method, summary
+from core.report.sections import appendix, cover, damage_table, summary
 from core.report.summary import summarise
 
 

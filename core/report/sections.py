@@ -1,7 +1,8 @@
-"""The sections of the damage report, in reading order: cover, summary, damage table, method, appendix.
+"""The sections of the damage report, in reading order: cover, summary, damage table, appendix.
 
-Finding detail blocks live in :mod:`core.report.blocks`. All user text goes through ``clean_text`` and is printed
-literally (fpdf2 without markdown/HTML), so names and notes containing markup appear as typed.
+Finding detail blocks live in :mod:`core.report.blocks`, method and limitations in :mod:`core.report.method`.
+All user text goes through ``clean_text`` and is printed literally (fpdf2 without markdown/HTML), so names and
+notes containing markup appear as typed.
 """
 
 from __future__ import annotations
@@ -10,47 +11,17 @@ import math
 
 from core.errors import CoreError
 from core.report._io import clean_text
+from core.report.basis import ANOMALY, CHANGE, change_meta, coregistration_meta
 from core.report.context import ReportContext, grade_label, is_confirmed
 from core.report.figures import histograms, overview_map, scene_map
 from core.report.layout import FONT, GREY, ReportPDF
+from core.report.method import pre_date, threshold_rows
 from core.report.rasters import SceneCache
 from core.report.summary import ReportSummary
+from core.report.texts import NOT_VALIDATED, TITLES, fmt, fmt_area, fmt_latlon, fmt_share
 
-#: Section titles exactly as printed (tests and readers rely on them).
-TITLES = {
-    "summary": "1. Executive summary",
-    "table": "2. Phase 1 physical damage assessment",
-    "details": "3. Finding details",
-    "method": "4. Method and limitations",
-    "appendix": "Appendix A. Per-image scores",
-}
-NOT_VALIDATED = "automatic extraction, not field-validated"
-
-
-def fmt(v: object, digits: int = 2) -> str:
-    """Number with ``digits`` decimals, or an em dash when unknown."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return "—"
-    return f"{v:,.{digits}f}"
-
-
-def fmt_area(m2: float | None) -> str:
-    """Area in m² (km² above one square kilometre)."""
-    if m2 is None or not math.isfinite(m2):
-        return "—"
-    return f"{m2 / 1e6:,.3f} km²" if m2 >= 1e6 else f"{m2:,.0f} m²"
-
-
-def fmt_share(x: float | None) -> str:
-    """A fraction as a percentage."""
-    return "—" if x is None or not math.isfinite(x) else (f"{100 * x:.2f} %" if x >= 0.0001 else "< 0.01 %")
-
-
-def fmt_latlon(lat: float | None, lon: float | None) -> str:
-    """'lat, lon' with 5 decimals (about 1 m), or a note when there are no coordinates."""
-    if lat is None or lon is None:
-        return "no georef"
-    return f"{lat:.5f}, {lon:.5f}"
+__all__ = ["NOT_VALIDATED", "TITLES", "appendix", "cover", "damage_table", "fmt", "fmt_area", "fmt_latlon",
+           "fmt_share", "summary"]
 
 
 def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
@@ -86,18 +57,19 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
                      "unknown", f"{fmt(gsd)} m" if gsd else "unknown", geo])
         if sr.pre_scene_name:
             pre = ctx.pre_source(sr)
-            dates = {f.pre_source_date for f in sr.findings if f.pre_source_date}
-            rows.append(["", clean_text(pre.name if pre else sr.pre_scene_name, 120), f"pre-event for S{k}",
-                         ", ".join(sorted(dates)) or "unknown", "—",
-                         "compared" if pre else "file not available to the report"])
-    pdf.grid(rows, (9, 62, 30, 30, 16, 39), size=7)
+            pre_crs = coregistration_meta(sr).get("pre_crs")
+            role = f"pre-event for S{k}" + (" (change compared)" if st.basis.kind == CHANGE else "")
+            rows.append(["", clean_text(pre.name if pre else sr.pre_scene_name, 120), role,
+                         pre_date(st) or "unknown", "—",
+                         (clean_text(pre_crs, 40) if pre_crs else "as the post-event image" if st.basis.kind ==
+                          CHANGE else "—") + ("" if pre else "; file not available to the report")])
+    pdf.grid(rows, (9, 58, 34, 30, 16, 39), size=7)
     pdf.h2("Detector")
-    t = s.threshold
     pdf.key_values([
         ("Model", f"{ctx.model('name')} (version {ctx.model('version')})"),
         ("Architecture", ctx.model("arch")),
         ("Checkpoint SHA-256", ctx.model("sha256")),
-        ("Finding threshold", f"{fmt(t, 3)} calibrated units — {ctx.model('threshold_method')}"),
+        *(threshold_rows(ctx, s) or [("Finding threshold", "not recorded")]),
     ], size=8.5)
 
 
@@ -110,14 +82,22 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
                 f"{scenes - s.scenes_without_area} georeferenced scene(s))" if s.assessed_area_m2 else
                 "No scene is georeferenced, so no ground area can be stated")
     if n:
-        cover_txt = (f"; anomalous regions cover {fmt_area(s.damaged_area_m2)} ({fmt_share(s.damaged_share)} of it)."
+        cover_txt = (f"; the regions found cover {fmt_area(s.damaged_area_m2)} ({fmt_share(s.damaged_share)} of it)."
                      if s.assessed_area_m2 else ".")
         lead = (f"{n} damage finding(s) were extracted from {scenes} scene(s): {s.confirmed} confirmed by an "
                 f"analyst, {n - s.confirmed} not yet reviewed ({NOT_VALIDATED}). {area_txt}{cover_txt}")
     else:
-        lead = (f"No anomalous region above the threshold was found in the {scenes} scene(s) assessed. "
+        region = "changed region above the change threshold" if s.kinds == [CHANGE] else \
+            "anomalous region above the threshold"
+        lead = (f"No {region} was found in the {scenes} scene(s) assessed. "
                 f"{area_txt}.")
     pdf.para(lead)
+    if CHANGE in s.kinds:
+        pairs, singles = len(s.scenes_of(CHANGE)), len(s.scenes_of(ANOMALY))
+        pdf.para(f"Findings of the {pairs} pre/post scene(s) come from their change heatmap (what differs between "
+                 "the pre- and post-event images, section 4)"
+                 + (f"; those of the {singles} single image(s) from their anomaly heatmap." if singles else "."),
+                 size=8.5)
     if s.rejected:
         pdf.para(f"{len(s.rejected)} finding(s) were rejected by an analyst; they are not counted anywhere in this "
                  "summary and are listed separately at the end of section 2.", size=8.5, colour=GREY)
@@ -160,12 +140,24 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
             pdf.para(f"The map of {name} could not be drawn: {clean_text(err, 300)}", size=8.5, colour=GREY)
             continue
         why = cache.errors.get(st.result.source_path) if st.result.source_path else "no source image recorded"
-        pdf.figure(data, f"{name}: heatmap above the threshold ({fmt(s.display_threshold)}) and finding outlines "
-                   "coloured by grade, numbered as in section 2."
+        heat = (f"change heatmap against the pre-event image {clean_text(st.result.pre_scene_name, 80)} above the "
+                f"change threshold ({fmt(st.display_threshold)} calibrated change units)"
+                if st.basis.kind == CHANGE else
+                f"anomaly heatmap above the threshold ({fmt(st.display_threshold)} calibrated anomaly units)")
+        pdf.figure(data, f"{name}: {heat} and finding outlines coloured by grade, numbered as in section 2."
                    + (f" Imagery not shown: {clean_text(why, 300)}" if why else ""), max_h=200)
     if len(s.scenes) > len(shown):
         pdf.para(f"Maps are shown for {len(shown)} scene(s) (those with the most findings); the other "
                  f"{len(s.scenes) - len(shown)} scene(s) are listed in Appendix A.", size=8.5, colour=GREY)
+
+
+#: Columns of the damage table that must not wrap (readers copy ids, MGRS, coordinates; a number split over two
+#: lines reads as two numbers) -> the widest they may get (mm). Others: fixed widths; the note takes the rest.
+_TABLE_NO_WRAP = {0: 12.0, 1: 40.0, 2: 34.0, 3: 34.0, 5: 12.0, 6: 22.0}
+_TABLE_FIXED = {4: 17.0, 7: 18.0}
+#: The same for the appendix's per-image table (scene names and the pre-event name may wrap).
+_APPENDIX_NO_WRAP = {0: 10.0, 2: 30.0, 4: 16.0, 5: 16.0, 6: 18.0, 7: 14.0, 8: 15.0, 9: 12.0}
+_APPENDIX_FIXED = {1: 34.0, 3: 26.0}
 
 
 def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
@@ -174,7 +166,9 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
     if not s.counted:
         pdf.para("No damage findings to list.")
     else:
-        pdf.para("Counted findings by peak anomaly score. '#' is the obj_id of the CSV and GeoJSON files and the "
+        by = {(ANOMALY,): "peak anomaly score", (CHANGE,): "peak change score"}.get(
+            tuple(s.kinds), "peak score (change score for pre/post scenes, anomaly score for single images)")
+        pdf.para(f"Counted findings by {by}. '#' is the obj_id of the CSV and GeoJSON files and the "
                  "number on the maps. Status 'unreviewed' means " + NOT_VALIDATED + ".", size=8, colour=GREY)
         rows = [["#", "Finding ID", "MGRS", "Lat, Lon", "Grade", "Conf.", "Area m²", "Status", "Analyst note"]]
         for i, f in s.counted:
@@ -182,12 +176,7 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
                          fmt_latlon(f.centroid_lat, f.centroid_lon),
                          clean_text(grade_label(f.grade, f.grade_scale), 40), fmt(f.confidence), fmt(f.area_m2, 0),
                          clean_text(f.review_status, 20), clean_text(f.notes, 240)])
-        pdf.set_font(FONT, "", 6.8)
-        # Ids, MGRS and coordinates should not wrap (readers copy them); the note column takes what is left.
-        w_id, w_mgrs, w_ll = (min(max(max(pdf.get_string_width(r[k]) for r in rows[1:]) + 2.8, 14), cap)
-                              for k, cap in ((1, 40), (2, 34), (3, 34)))
-        fixed = 7 + w_id + w_mgrs + w_ll + 17 + 10 + 11 + 18
-        pdf.grid(rows, (7, w_id, w_mgrs, w_ll, 17, 10, 11, 18, max(pdf.epw - fixed, 20)), size=6.8)
+        pdf.grid(rows, pdf.fit_widths(rows, 6.8, _TABLE_NO_WRAP, _TABLE_FIXED), size=6.8)
     if s.rejected:
         pdf.h2("Rejected by analyst (not counted)")
         rows = [["#", "Finding ID", "Automatic grade", "Reviewed by", "Analyst note"]]
@@ -197,57 +186,36 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
         pdf.grid(rows, (8, 40, 30, 32, 76), size=6.8)
 
 
-def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
-    """How the findings were made, what they cannot say, and the phase 2/3 fields."""
-    pdf.h1(TITLES["method"])
-    pdf.h2("Detector and threshold")
-    pdf.para(f"Detector: {ctx.model('name')} ({ctx.model('arch')}), version {ctx.model('version')}, checkpoint "
-             f"SHA-256 {ctx.model('sha256')}. It is a one-class anomaly detector (FCDD / HSC family) trained on "
-             "normal imagery; it marks what departs from normal scenes, not a specific damage type.")
-    pdf.para(f"Scores are calibrated against the model's own held-out normal images: 0 is the median normal pixel, "
-             f"1 the 99th percentile of normal pixels. Threshold: {fmt(s.threshold, 3)}; how it was set: "
-             f"{ctx.model('threshold_method')}. Regions above it are outlined, measured (geodesic area) and graded "
-             "from their score relative to the threshold; confidence is the margin over the threshold mapped to 0..1.")
-    pdf.h2("Limitations")
-    pdf.bullets([
-        f"Findings not confirmed by an analyst are {NOT_VALIDATED}.",
-        "Grades are derived from anomaly scores, not from observed structural damage; a confirmed grade reflects "
-        "the analyst's visual review of the imagery only.",
-        "Areas measure the anomalous region of the heatmap, not building footprints; neighbouring damage can merge.",
-        "Locations from drone GPS footprints or fitted georeferencing are approximate (marked in the CSV).",
-        "Clouds, shadows, smoke, new construction and seasonal change can raise scores without damage; damage "
-        "hidden under intact roofs or outside the imagery is not seen.",
-        "Images without georeferencing give findings without coordinates or areas.",
-    ], size=8.5)
-    for key, title in (("phase2_notes", "Phase 2 — functional damage assessment"),
-                       ("phase3_notes", "Phase 3 — target-system assessment")):
-        pdf.h2(title)
-        text = getattr(ctx, key)
-        if text.strip():
-            pdf.para(text)
-        else:
-            pdf.para("Not assessed by this tool. Analyst notes:", size=8, colour=GREY)
-            pdf.blank_box(6)
-
-
 def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
-    """Per-image score table and the score histograms."""
+    """Per-image score table (with the heatmap and threshold each scene's findings come from) and the score
+    histograms per kind of heatmap."""
     pdf.h1(TITLES["appendix"])
-    rows = [["S#", "Scene", "Captured", "Image score", "Verdict", "Counted", "Rejected", "Peak", "Notes"]]
+    rows = [["S#", "Scene", "Captured", "Findings from", "Threshold", "Image score", "Verdict", "Counted", "Rejected",
+             "Peak", "Notes"]]
     for k, st in enumerate(s.scenes, start=1):
         sr = st.result
         notes = [clean_text(sr.error, 120)] if sr.error else []
         if sr.georef is None:
             notes.append("not georeferenced")
         if st.heat is None:
-            notes.append("no heatmap file")
+            notes.append(f"no {st.basis.label} file")
         if st.valid_fraction is not None and st.valid_fraction < 0.999:
             notes.append(f"valid {100 * st.valid_fraction:.0f} %")
-        rows.append([f"S{k}", clean_text(sr.scene_name, 100), clean_text(sr.capture_time, 25) or "—",
-                     fmt(sr.image_score, 3), clean_text(sr.verdict, 20), str(st.counted), str(st.rejected),
-                     fmt(st.peak, 2), "; ".join(notes)])
-    pdf.grid(rows, (8, 50, 22, 15, 18, 15, 15, 11, 32), size=6.8)
-    pdf.figure(histograms(s), "Left: calibrated pixel scores sampled from all heatmaps. Right: peak scores of "
-               "counted findings. Dashed: finding threshold.", max_h=80)
+        mean_change = change_meta(sr).get("image_score")
+        if st.basis.kind == CHANGE and isinstance(mean_change, (int, float)) and math.isfinite(mean_change):
+            notes.append(f"mean change score {fmt(mean_change, 2)}")
+        source = (f"change vs {clean_text(sr.pre_scene_name, 60) or 'pre-event image'}" if st.basis.kind == CHANGE
+                  else "anomaly")
+        rows.append([f"S{k}", clean_text(sr.scene_name, 100), clean_text(sr.capture_time, 25) or "—", source,
+                     fmt(st.basis.threshold, 3), fmt(sr.image_score, 3), clean_text(sr.verdict, 20), str(st.counted),
+                     str(st.rejected), fmt(st.peak, 2), "; ".join(notes)])
+    pdf.grid(rows, pdf.fit_widths(rows, 6.6, _APPENDIX_NO_WRAP, _APPENDIX_FIXED), size=6.6)
+    pdf.para("Image score: the detector's calibrated anomaly score of the whole post-event image (for pre/post "
+             "scenes too). Threshold and Peak: in the units of the heatmap the findings come from (change or "
+             "anomaly).", size=7.5, colour=GREY)
+    pdf.figure(histograms(s), "Left: calibrated pixel scores sampled from the heatmaps the findings come from. "
+               "Right: peak scores of counted findings. Dashed: finding threshold(s)."
+               + (" Anomaly and change scores are different units and are shown apart." if len(s.kinds) > 1 else
+                  " Change units (pre/post pairs)." if s.kinds == [CHANGE] else ""), max_h=150)
     confirmed = sum(1 for _, f in s.counted if is_confirmed(f))
     pdf.para(f"{confirmed} of {len(s.counted)} counted findings were confirmed by an analyst.", size=8, colour=GREY)

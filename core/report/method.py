@@ -1,0 +1,189 @@
+"""Section 4, method and limitations: how the findings were made (detector, thresholds, change detection and the
+co-registration of each pre/post pair), what they cannot say, and the phase 2/3 fields. Also the threshold lines
+of the cover, so that the cover and section 4 state the same thresholds in the same words."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from core.report._io import clean_text
+from core.report.basis import ANOMALY, CHANGE, KIND_UNITS, change_meta, coregistration_meta
+from core.report.context import ReportContext
+from core.report.layout import GREY, ReportPDF
+from core.report.summary import ReportSummary, SceneStats
+from core.report.texts import NOT_VALIDATED, TITLES, fmt
+
+CHANGE_EXPLAINED = (
+    "Where a pre-event image of the same place was given, the findings come from a change heatmap, not from the "
+    "post-event image alone: a one-class detector on the post-event image alone also marks whatever was always "
+    "unusual there (a car park, a quarry), while damage is what differs between before and after. The pre-event "
+    "image is first put on the post-event image's pixel grid (co-registration, below). Both images then pass "
+    "through the first layers of the detector's network, which describe colour and fine texture around every "
+    "pixel. The change score of a pixel is how far the post-event description lies from the pre-event one, "
+    "measured against how varied the pre-event scene itself is (so that a quiet rural scene and a busy suburb "
+    "share one scale), smoothed over the detector's receptive field and calibrated against what no change looks "
+    "like (images compared with re-lit, slightly shifted copies of themselves): 0 is the median no-change pixel, "
+    "1 the 99th percentile of no-change pixels. Only pixels that both images cover are scored; nodata borders "
+    "are filled from the other image first so that they do not read as change. Regions of the change heatmap "
+    "above the change threshold are outlined, measured and graded as described above for anomaly regions, in "
+    "change units. The post-event image's own anomaly heatmap is kept for reference only (shown beside the change "
+    "heatmap in section 3); none of its regions is counted.")
+
+
+def _num(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def coregistration_text(coreg: dict[str, Any]) -> str:
+    """How a pre-event image was put on the post-event grid: method, residual shift dx/dy in px and m, applied?"""
+    if not coreg:
+        return "Co-registration: not recorded."
+    px = coreg.get("shift_px") if isinstance(coreg.get("shift_px"), (list, tuple)) else None
+    dx, dy = (_num(px[0]), _num(px[1])) if px and len(px) >= 2 else (None, None)
+    metres = coreg.get("shift_m") if isinstance(coreg.get("shift_m"), (list, tuple)) else None
+    mx, my = (_num(metres[0]), _num(metres[1])) if metres and len(metres) >= 2 else (None, None)
+    how = clean_text(coreg.get("description") or coreg.get("method") or "method not recorded", 200)
+    if dx is None or dy is None:
+        shift = "residual shift not recorded"
+    else:
+        m = f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None and my is not None else \
+            " (no ground distance: not georeferenced)"
+        shift = f"residual shift dx {dx:+.2f} px, dy {dy:+.2f} px{m}, " + \
+            ("applied" if coreg.get("shift_applied") else "not applied")
+    note = clean_text(coreg.get("note"), 400).strip()
+    note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
+    return f"Co-registration: {how}; {shift}. {note}".strip()
+
+
+def pre_date(st: SceneStats) -> str | None:
+    """Capture date-time of a scene's pre-event image, when recorded (scene meta, else its findings)."""
+    sr = st.result
+    d = sr.meta.get("pre_capture_time") if isinstance(sr.meta, dict) else None
+    if not d:
+        d = next((f.pre_source_date for f in sr.findings if f.pre_source_date), None)
+    return clean_text(d, 30) or None
+
+
+def threshold_rows(ctx: ReportContext, s: ReportSummary) -> list[tuple[str, str]]:
+    """Cover lines stating the finding threshold(s): one per kind of heatmap present (anomaly, change), with the
+    units and how each was set; per scene where scenes of one kind differ."""
+    rows = []
+    for kind in s.kinds:
+        scenes = s.scenes_of(kind)
+        ts = s.thresholds(kind)
+        key = "Finding threshold" if len(s.kinds) == 1 else \
+            ("Finding threshold, single images" if kind == ANOMALY else "Finding threshold, pre/post pairs")
+        if not ts:
+            value = "not recorded"
+        elif len(ts) == 1:
+            methods = sorted({st.basis.method for _, st in scenes if st.basis.threshold is not None})
+            value = f"{fmt(ts[0], 3)} {KIND_UNITS[kind]} — {'; '.join(methods)}"
+        else:
+            value = "differs per scene: " + ", ".join(f"S{k} {fmt(st.basis.threshold, 3)}" for k, st in scenes
+                                                      if st.basis.threshold is not None) + f" ({KIND_UNITS[kind]})"
+        if kind == CHANGE:
+            value += ". Findings are cut from the change heatmap of each pre/post pair (section 4)"
+        rows.append((key, value))
+    return rows
+
+
+def _anomaly_paragraph(ctx: ReportContext, s: ReportSummary, only: bool) -> str:
+    scenes = s.scenes_of(ANOMALY)
+    ts = s.thresholds(ANOMALY)
+    if len(ts) == 1:
+        methods = "; ".join(sorted({st.basis.method for _, st in scenes if st.basis.threshold is not None}))
+        thr = f"Threshold: {fmt(ts[0], 3)} calibrated anomaly units; how it was set: {methods}."
+    elif ts:
+        thr = "Thresholds differ per image: " + "; ".join(
+            f"S{k} {fmt(st.basis.threshold, 3)} ({st.basis.method})" for k, st in scenes
+            if st.basis.threshold is not None) + "."
+    else:
+        thr = "Threshold: not recorded."
+    who = "" if only else "Single images (no pre-event image): findings come from the anomaly heatmap. "
+    return (f"{who}Anomaly scores are calibrated against the model's own held-out normal images: 0 is the median "
+            f"normal pixel, 1 the 99th percentile of normal pixels. {thr} Regions above it are outlined, measured "
+            "(geodesic area) and graded from their score relative to the threshold; confidence is the margin over "
+            "the threshold mapped to 0..1.")
+
+
+def _pair_line(k: int, st: SceneStats) -> str:
+    sr = st.result
+    when = clean_text(sr.capture_time, 30) or "date unknown"
+    pre = clean_text(sr.pre_scene_name, 100) or "not recorded"
+    line = (f"S{k} {clean_text(sr.scene_name, 100)} (captured {when}) against pre-event image {pre} (captured "
+            f"{pre_date(st) or 'date unknown'}). {coregistration_text(coregistration_meta(sr))} Change threshold "
+            f"{fmt(st.basis.threshold, 3)}: {st.basis.method}.")
+    n_post = sr.meta.get("post_only_findings") if isinstance(sr.meta, dict) else None
+    if isinstance(n_post, int) and not isinstance(n_post, bool):
+        line += (f" The post-event image alone (anomaly threshold {fmt(st.anomaly_threshold, 3)}) gave {n_post} "
+                 "region(s); they are not counted.")
+    return line
+
+
+def _change_section(pdf: ReportPDF, s: ReportSummary) -> None:
+    pdf.h2("Change detection (pre/post pairs)")
+    pdf.para(CHANGE_EXPLAINED)
+    scenes = s.scenes_of(CHANGE)
+    sources = sorted({clean_text(change_meta(st.result).get("calibration"), 300) for _, st in scenes} - {""})
+    ts = s.thresholds(CHANGE)
+    thr = (f"Change threshold: {fmt(ts[0], 3)} calibrated change units." if len(ts) == 1 else
+           "Change thresholds differ per pair (below)." if ts else "Change threshold: not recorded.")
+    pdf.para(thr + (f" Change calibration: {'; '.join(sources)}." if sources else ""))
+    pdf.para("Pairs compared, pre-event images and their co-registration (shift dx/dy: where the post-event "
+             "content lies in the pre-event image, in post-event pixels and metres):", size=8.5)
+    pdf.bullets([_pair_line(k, st) for k, st in scenes], size=8.5)
+
+
+def limitations(s: ReportSummary) -> list[str]:
+    """The limitation bullets, with the change-detection ones when any scene is a pre/post pair."""
+    scores = "anomaly or change scores" if len(s.kinds) > 1 else \
+        ("change scores" if s.kinds == [CHANGE] else "anomaly scores")
+    items = [
+        f"Findings not confirmed by an analyst are {NOT_VALIDATED}.",
+        f"Grades are derived from {scores}, not from observed structural damage; a confirmed grade reflects the "
+        "analyst's visual review of the imagery only.",
+        "Areas measure the region of the heatmap above its threshold, not building footprints; neighbouring damage "
+        "can merge.",
+        "Locations from drone GPS footprints or fitted georeferencing are approximate (marked in the CSV).",
+        "Clouds, shadows, smoke, new construction and seasonal change can raise scores without damage; damage "
+        "hidden under intact roofs or outside the imagery is not seen.",
+        "Images without georeferencing give findings without coordinates or areas.",
+    ]
+    if CHANGE in s.kinds:
+        items += [
+            "Change findings mark what differs between the pre- and post-event images, not damage as such: season, "
+            "sun angle and shadows, moved vehicles, construction or clearing since the pre-event image and a "
+            "different viewing angle (parallax of tall objects) also raise the change score; damage already "
+            "present in the pre-event image is not seen.",
+            "A residual misalignment of the two images makes edges read as change. The residual shift is measured "
+            "by phase correlation and applied only as stated per pair above; a shift cannot correct parallax.",
+        ]
+        if any("generic" in str(change_meta(st.result).get("calibration", "")) for _, st in s.scenes_of(CHANGE)):
+            items.append("The change scores use a generic no-change calibration (the model carries none of its "
+                         "own), so the change threshold may sit higher or lower on this imagery than intended.")
+    return items
+
+
+def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
+    """How the findings were made, what they cannot say, and the phase 2/3 fields."""
+    pdf.h1(TITLES["method"])
+    pdf.h2("Detector and threshold")
+    pdf.para(f"Detector: {ctx.model('name')} ({ctx.model('arch')}), version {ctx.model('version')}, checkpoint "
+             f"SHA-256 {ctx.model('sha256')}. It is a one-class anomaly detector (FCDD / HSC family) trained on "
+             "normal imagery; it marks what departs from normal scenes, not a specific damage type.")
+    if ANOMALY in s.kinds:
+        pdf.para(_anomaly_paragraph(ctx, s, only=s.kinds == [ANOMALY]))
+    if CHANGE in s.kinds:
+        _change_section(pdf, s)
+    pdf.h2("Limitations")
+    pdf.bullets(limitations(s), size=8.5)
+    for key, title in (("phase2_notes", "Phase 2 — functional damage assessment"),
+                       ("phase3_notes", "Phase 3 — target-system assessment")):
+        pdf.h2(title)
+        text = getattr(ctx, key)
+        if text.strip():
+            pdf.para(text)
+        else:
+            pdf.para("Not assessed by this tool. Analyst notes:", size=8, colour=GREY)
+            pdf.blank_box(6)
