@@ -42,9 +42,11 @@ def test_package_names_are_safe_for_hostile_uploads(report_ctx: ReportContext, t
         assert not n.startswith(".") and n.isascii() and n.strip() == n, n
         assert n.split(".")[0].upper() not in {"CON", "PRN", "AUX", "NUL"}, n
     heatmaps = [n for n in names if n.endswith("_heatmap.tif")]
-    overlays = [n for n in names if n.endswith("_overlay.png")]
+    overlays = [n for n in names if n.endswith("_overlay.png") and not n.endswith("_change_overlay.png")]
     changes = [n for n in names if n.endswith("_change.tif")]
-    assert len(heatmaps) == len(overlays) == len(HOSTILE) and len(changes) == len(HOSTILE) // 2
+    change_overlays = [n for n in names if n.endswith("_change_overlay.png")]
+    assert len(heatmaps) == len(overlays) == len(HOSTILE)
+    assert len(changes) == len(change_overlays) == len(HOSTILE) // 2
     for n in names:
         if n != "README.txt":
             assert n in readme, n

@@ -1,4 +1,5 @@
-"""One zip for the people who never open the tool: PDF, CSV, GeoJSON, heatmaps, overlays and a README."""
+"""One zip for the people who never open the tool: PDF, CSV, GeoJSON, heatmaps (anomaly and, for pre/post scenes,
+change), their overlays and a README."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from core.errors import ReportError
 from core.findings import safe_name
 from core.report._io import atomic_output, check_output_path, clean_text
+from core.report.basis import CHANGE, change_meta
 from core.report.columns import columns_doc
 from core.report.context import ReportContext
 from core.report.pdf import write_pdf
@@ -53,14 +55,33 @@ def _readme(ctx: ReportContext, files: list[tuple[str, str]], n_features: int, l
               "Polygons follow the right-hand rule (exterior rings counter-clockwise) and are closed.",
               f"Findings left out because their image has no usable georeferencing: {left_out}.", "",
               "HEATMAPS AND OVERLAYS", "---------------------",
-              "*_heatmap.tif: float32 GeoTIFF of calibrated anomaly scores in the CRS and grid of the analysed",
-              "image (0 = median normal pixel, 1 = 99th percentile of normal pixels; NaN = no data).",
-              "*_change.tif: change heatmap against the pre-event image, same grid. *_overlay.png: RGBA rendering",
-              "of the heatmap (transparent below the threshold) for quick viewing.", "",
+              "*_heatmap.tif: float32 GeoTIFF of calibrated anomaly scores of the post-event image alone, in the",
+              "CRS and grid of the analysed image (0 = median normal pixel, 1 = 99th percentile of normal pixels;",
+              "NaN = no data). *_overlay.png: RGBA rendering of it (transparent below its threshold).",
+              "*_change.tif (pre/post scenes only): float32 GeoTIFF of calibrated change scores of the post-event",
+              "image against its pre-event image, on the same grid (0 = median no-change pixel, 1 = 99th",
+              "percentile of no-change pixels; NaN = not covered by both images). *_change_overlay.png: RGBA",
+              "rendering of it (transparent below the change threshold). The findings of a pre/post scene come",
+              "from its change heatmap; its anomaly heatmap is for reference and gave no counted finding.", "",
+              "WHAT EACH SCENE'S FINDINGS COME FROM", "-" * 36, *_sources(ctx), "",
               "LIMITATIONS", "-----------",
               "Findings not confirmed by an analyst are automatic extraction, not field-validated. Grades come from",
-              "anomaly scores, not from observed structural damage. See section 4 of the PDF.", "", hl, ""]
+              "anomaly or change scores, not from observed structural damage. Change findings mark what differs",
+              "between the pre- and post-event images (season, shadows, vehicles, construction and parallax",
+              "differ too). See section 4 of the PDF.", "", hl, ""]
     return "\n".join(lines)
+
+
+def _sources(ctx: ReportContext) -> list[str]:
+    """One README line per scene: the heatmap its findings were cut from and the threshold, with units."""
+    lines = []
+    for sr in ctx.scenes:
+        b = ctx.basis(sr)
+        thr = "threshold not recorded" if b.threshold is None else f"threshold {b.threshold:.3f} {b.units}"
+        what = (f"change heatmap against pre-event image '{clean_text(sr.pre_scene_name, 120)}'"
+                if b.kind == CHANGE else "anomaly heatmap")
+        lines.append(f"  '{clean_text(sr.scene_name, 120)}': {what}, {thr} ({clean_text(b.method, 120)})")
+    return lines
 
 
 def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] = FORMATS, bom: bool = True,
@@ -106,9 +127,12 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
                 files.append((fname, desc))
         for sr in ctx.scenes:
             stem = _unique(safe_name(sr.scene_name, max_len=60), stems)  # one stem per scene for all its files
-            for fmt, src, suffix, desc in (("heatmaps", sr.heatmap_path, "_heatmap.tif", "heatmap GeoTIFF"),
-                                           ("heatmaps", sr.change_path, "_change.tif", "change heatmap GeoTIFF"),
-                                           ("overlays", sr.overlay_path, "_overlay.png", "heatmap overlay PNG")):
+            change_overlay = change_meta(sr).get("overlay_path") if sr.change_path is not None else None
+            for fmt, src, suffix, desc in (
+                    ("heatmaps", sr.heatmap_path, "_heatmap.tif", "anomaly heatmap GeoTIFF"),
+                    ("heatmaps", sr.change_path, "_change.tif", "change heatmap GeoTIFF (findings' source)"),
+                    ("overlays", sr.overlay_path, "_overlay.png", "anomaly heatmap overlay PNG"),
+                    ("overlays", change_overlay or None, "_change_overlay.png", "change heatmap overlay PNG")):
                 if fmt not in wanted or src is None:
                     continue
                 label = f"{desc} of scene '{clean_text(sr.scene_name, 120)}'"
