@@ -30,9 +30,11 @@ def failed_result(name: str, path: str | Path, message: str) -> SceneResult:
 
 
 def analyze_input(item: dict[str, Any], det: Any, out_dir: str | Path, *, threshold: float | None = None,
-                  grade_scale: str = "copernicus-ems", resample: bool = True,
+                  change_threshold: float | None = None, grade_scale: str = "copernicus-ems", resample: bool = True,
                   progress: OnTiles | None = None) -> SceneResult:
-    """Analyse one input ``{"path", "name"?, "pre_path"?}``; never raises for a bad input (see module doc)."""
+    """Analyse one input ``{"path", "name"?, "pre_path"?}``; never raises for a bad input (see module doc).
+    ``threshold`` cuts a single image's findings from its anomaly heatmap; ``change_threshold`` cuts a pair's
+    from its change heatmap (None: the model's calibrated default of each)."""
     from core.imagery import open_scene
     from core.pipeline import analyze_scene
 
@@ -45,7 +47,8 @@ def analyze_input(item: dict[str, Any], det: Any, out_dir: str | Path, *, thresh
                 from core.change import analyze_pair
 
                 res = analyze_pair(scene, item["pre_path"], det, out_dir, threshold=threshold,
-                                   grade_scale=grade_scale, progress=progress, resample_to_model_gsd=resample)
+                                   change_threshold=change_threshold, grade_scale=grade_scale, progress=progress,
+                                   resample_to_model_gsd=resample)
             else:
                 res = analyze_scene(scene, det, out_dir, threshold=threshold, grade_scale=grade_scale,
                                     resample_to_model_gsd=resample, progress=progress)
@@ -64,16 +67,16 @@ def analyze_input(item: dict[str, Any], det: Any, out_dir: str | Path, *, thresh
 
 
 def analyze_inputs(items: Sequence[dict[str, Any]], det: Any, out_dir: str | Path, *,
-                   threshold: float | None = None, grade_scale: str = "copernicus-ems", resample: bool = True,
-                   on_input: OnInput | None = None, on_tiles: OnTiles | None = None,
-                   on_result: OnResult | None = None) -> list[SceneResult]:
+                   threshold: float | None = None, change_threshold: float | None = None,
+                   grade_scale: str = "copernicus-ems", resample: bool = True, on_input: OnInput | None = None,
+                   on_tiles: OnTiles | None = None, on_result: OnResult | None = None) -> list[SceneResult]:
     """Analyse ``items`` in order; see :func:`analyze_input`. Returns every result (failed ones included)."""
     results = []
     for k, item in enumerate(items):
         if on_input is not None:
             on_input(k, len(items), str(item.get("name") or Path(str(item["path"])).name))
-        res = analyze_input(item, det, out_dir, threshold=threshold, grade_scale=grade_scale, resample=resample,
-                            progress=on_tiles)
+        res = analyze_input(item, det, out_dir, threshold=threshold, change_threshold=change_threshold,
+                            grade_scale=grade_scale, resample=resample, progress=on_tiles)
         if on_result is not None:
             on_result(dict(item), res)
         results.append(res)

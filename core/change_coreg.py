@@ -303,3 +303,15 @@ def coregister(post: Scene, pre: Scene, *, residual: str = "auto",
     shift, info = residual_shift(post, pre, residual, max_shift_px=max_shift_px)
     rgb, valid = PreOnGrid(post, pre, shift=shift).read(Window(0, 0, post.height, post.width))
     return rgb, valid, info
+
+
+def coregistration_text(coreg: dict[str, Any]) -> str:
+    """One line on how the pre image was put on the post grid: method, residual shift in px and m, applied?"""
+    dx, dy = (coreg.get("shift_px") or [0.0, 0.0])[:2]
+    metres = coreg.get("shift_m")
+    m = f" ({metres[0]:+.2f} m, {metres[1]:+.2f} m)" if metres else " (no ground distance: no georeference)"
+    state = "applied" if coreg.get("shift_applied") else "not applied"
+    note = str(coreg.get("note") or "").strip()
+    note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
+    return (f"Co-registration: {coreg.get('description') or coreg.get('method', '?')}; residual shift "
+            f"dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {state}. {note}").strip()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.grading import SCALES
 from core.types import SceneResult
 
 
@@ -27,7 +28,10 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="finding threshold in calibrated units (default: the model's calibration)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--grade-scale", default="copernicus-ems", choices=["copernicus-ems", "xview2-jds"])
+    p.add_argument("--change-threshold", type=float, default=None,
+                   help="threshold of the findings of pre/post pairs, in calibrated change units (default: the "
+                        "model's change calibration)")
+    p.add_argument("--grade-scale", default="copernicus-ems", choices=list(SCALES))
     p.add_argument("--no-resample", action="store_true", help="do not resample inputs to the model's training GSD")
     p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help="pre-event images to compare against")
     p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
@@ -52,7 +56,12 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--event", default="")
     p.add_argument("--aoi", default="")
     p.add_argument("--analyst", default="")
-    p.add_argument("--handling", default="UNCLASSIFIED")
+    p.add_argument("--handling", default="UNCLASSIFIED", help="handling / classification line on every page")
+    p.add_argument("--organisation", default="")
+    p.add_argument("--summary", default="", help="analyst's summary notes for the executive summary")
+    p.add_argument("--phase2", default="", help="phase 2 (functional damage) notes")
+    p.add_argument("--phase3", default="", help="phase 3 (target-system assessment) notes")
+    p.add_argument("--bom", action="store_true", help="write the CSV with a UTF-8 byte-order mark (for Excel)")
 
 
 def _bar(total: int, desc: str, quiet: bool):
@@ -67,7 +76,9 @@ def _summary_row(r: SceneResult) -> dict[str, Any]:
             "outputs": {"heatmap": r.heatmap_path and Path(r.heatmap_path).name,
                         "overlay": r.overlay_path and Path(r.overlay_path).name,
                         "change": r.change_path and Path(r.change_path).name},
-            "findings": len(r.findings), "error": r.error, "source": str(r.source_path) if r.source_path else None}
+            "findings": len(r.findings), "error": r.error, "source": str(r.source_path) if r.source_path else None,
+            "pre": r.pre_scene_name, "coregistration": r.meta.get("coregistration") if r.pre_scene_name else None,
+            "change_threshold": (r.meta.get("change") or {}).get("threshold") if r.pre_scene_name else None}
 
 
 def _items(inputs: list[str], pre: list[str]) -> list[dict[str, Any]]:
@@ -88,7 +99,8 @@ def _items(inputs: list[str], pre: list[str]) -> list[dict[str, Any]]:
 
 
 def run_analysis(items: list[dict[str, Any]], det, out: Path, *, threshold: float | None, grade_scale: str,
-                 resample: bool, quiet: bool = True, on_result=None) -> list[SceneResult]:
+                 resample: bool, quiet: bool = True, on_result=None,
+                 change_threshold: float | None = None) -> list[SceneResult]:
     """Analyse every input with progress on stderr; a failed input is recorded with its error."""
     from core.batch import analyze_inputs
 
@@ -112,17 +124,27 @@ def run_analysis(items: list[dict[str, Any]], det, out: Path, *, threshold: floa
             bar.close()
         if res.error:
             print(f"    error: {res.error}", file=sys.stderr)
+        elif res.pre_scene_name:
+            from core.change_coreg import coregistration_text
+
+            thr = (res.meta.get("change") or {}).get("threshold", float("nan"))
+            print(f"    compared with {res.pre_scene_name}: {len(res.findings)} change findings at {thr:.2f} "
+                  f"(the post image alone: {res.meta.get('post_only_findings')})\n"
+                  f"    {coregistration_text(res.meta.get('coregistration') or {})}", file=sys.stderr)
         else:
             print(f"    score {res.image_score:.2f} ({res.verdict}), {len(res.findings)} findings", file=sys.stderr)
         if on_result is not None:
             on_result(item, res)
 
-    return analyze_inputs(items, det, out, threshold=threshold, grade_scale=grade_scale, resample=resample,
-                          on_input=on_input, on_tiles=on_tiles, on_result=report)
+    return analyze_inputs(items, det, out, threshold=threshold, change_threshold=change_threshold,
+                          grade_scale=grade_scale, resample=resample, on_input=on_input, on_tiles=on_tiles,
+                          on_result=report)
 
 
-def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: float | None) -> None:
-    """findings.geojson, findings.csv, summary.json and analysis.json for a run."""
+def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: float | None,
+                      workspace: dict[str, Any] | None = None) -> None:
+    """findings.geojson, findings.csv, summary.json and analysis.json for a run; ``workspace`` ({"root",
+    "analysis_id"}) names where the run is recorded, so that ``report`` can take the analysts' reviews from it."""
     from core.report import write_csv, write_geojson
     from core.safety import atomic_write_text
 
@@ -138,7 +160,7 @@ def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: flo
     method = "set by the analyst" if threshold is not None else "model calibration default (99.9th percentile of " \
         "held-out normal pixels)"
     atomic_write_text(out / "analysis.json", json.dumps({"model": info, "threshold": summary["threshold"],
-                                                         "threshold_method": method,
+                                                         "threshold_method": method, "workspace": workspace,
                                                          "results": [r.to_dict() for r in results]}, default=str))
 
 
@@ -163,6 +185,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         items = ws.resume_analysis(a.resume)
         model = a.model or analysis["model"].get("path")
         threshold = analysis["threshold"] if a.threshold is None else a.threshold
+        change_thr = opts.get("change_threshold") if a.change_threshold is None else a.change_threshold
         grade_scale, resample = opts.get("grade_scale", a.grade_scale), opts.get("resample", not a.no_resample)
         out = Path(a.out or opts.get("out") or ws.analysis_dir(a.resume))
         aid = a.resume
@@ -172,6 +195,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
             raise InputError("give at least one INPUT image or raster (or --resume ID)")
         items = _items(a.inputs, a.pre)
         model, threshold, grade_scale, resample = a.model, a.threshold, a.grade_scale, not a.no_resample
+        change_thr = a.change_threshold
         out = Path(a.out or "out").resolve()
     det = Detector.load(model, device=a.device)
     if ws is None and not a.no_workspace:
@@ -180,20 +204,21 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         ws = Workspace(a.workspace)
         aid = ws.create_analysis(_case_id(ws, a.case), items, model=det.info(), threshold=threshold,
                                  options={"grade_scale": grade_scale, "resample": resample, "out": str(out),
-                                          "origin": "cli"})
+                                          "origin": "cli", "change_threshold": change_thr})
         print(f"analysis {aid} in workspace {ws.root} (resume with --resume {aid})", file=sys.stderr)
     save = (lambda item, res: ws.save_scene_result(aid, res, input_name=item["name"])) if ws else None
     status = "interrupted"
     try:
         ran = run_analysis(items, det, out, threshold=threshold, grade_scale=grade_scale, resample=resample,
-                           quiet=a.quiet, on_result=save)
+                           quiet=a.quiet, on_result=save, change_threshold=change_thr)
         status = "done"
     finally:
         if ws is not None:
             ws.finish_analysis(aid, status)
     # with a workspace, a resumed run reports every input (earlier runs' included), not only this run's
     results = ws.scene_results(aid) if ws is not None else ran
-    write_run_outputs(results, det, out, threshold)
+    write_run_outputs(results, det, out, threshold,
+                      {"root": str(ws.root), "analysis_id": aid} if ws is not None else None)
     failed = [r for r in results if r.error]
     n_find = sum(len(r.findings) for r in results)
     print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {out}")
@@ -217,22 +242,42 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
     from core.report import analysis_model_info
 
     ref = str(a.analysis)
-    if ref.strip().isdigit() and not Path(ref).is_dir():
+    recorded = None if not Path(ref).is_dir() else _recorded_in(Path(ref))
+    if (ref.strip().isdigit() and not Path(ref).is_dir()) or recorded is not None:
         from core.store import Workspace
 
-        ws = Workspace(a.workspace)
-        analysis = ws.get_analysis(int(ref))
+        ws = Workspace(a.workspace if recorded is None else recorded[0])
+        analysis = ws.get_analysis(int(ref) if recorded is None else recorded[1])
+        if recorded is not None:
+            print(f"reporting analysis {analysis['id']} of the workspace {ws.root}, with its reviews",
+                  file=sys.stderr)
         results = ws.scene_results(analysis["id"])
         if not any(r.error is None for r in results):
             raise InputError(f"analysis {analysis['id']} of the workspace {ws.root} has no analysed image yet; "
                              "run or resume it first.")
         return (analysis_model_info(analysis["model"], analysis["threshold"], results), results,
-                ws.analysis_dir(analysis["id"]) / "report")
+                ws.analysis_dir(analysis["id"]) / "report" if recorded is None else Path(ref))
     d, results = load_analysis(ref)
     model = dict(d.get("model", {}))
     model.setdefault("threshold", d.get("threshold"))
     model.setdefault("threshold_method", d.get("threshold_method", "model calibration default"))
     return model, results, Path(ref)
+
+
+def _recorded_in(folder: Path) -> tuple[Path, int] | None:
+    """(workspace root, analysis id) where the run written to ``folder`` is recorded, when that workspace and
+    analysis still exist: its findings there carry the analysts' reviews, analysis.json does not."""
+    try:
+        ref = json.loads((folder / "analysis.json").read_text(encoding="utf-8")).get("workspace")
+        root, aid = Path(ref["root"]), int(ref["analysis_id"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not (root / "workspace.sqlite3").is_file():
+        return None
+    from core.store import Workspace
+
+    with Workspace(root) as ws:
+        return (root, aid) if any(x["id"] == aid for x in ws.list_analyses()) else None
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -247,7 +292,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else default_out
     out.mkdir(parents=True, exist_ok=True)
     ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
-                        model_info=model, scenes=[r for r in results if r.error is None],
+                        organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
+                        phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
                         pre_sources=pre_sources_of(results))
     written = []
     pdf = None
@@ -255,7 +301,7 @@ def cmd_report(a: argparse.Namespace) -> int:
         pdf = write_pdf(ctx, out / "report.pdf")
         written.append(pdf)
     if "csv" in fmts:
-        written.append(write_csv(ctx, out / "findings.csv"))
+        written.append(write_csv(ctx, out / "findings.csv", bom=a.bom))
     if "geojson" in fmts:
         written.append(write_geojson(ctx, out / "findings.geojson"))
     if "zip" in fmts:

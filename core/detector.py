@@ -6,6 +6,7 @@ device with a lock (one batch at a time on a GPU; no state is kept between calls
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,25 @@ def to_tensor(tiles: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
     return (x - m) / s
 
 
+#: Training imagery whose ground sample distances span at most this factor counts as one scale (see model_gsd).
+ONE_SCALE = 1.5
+
+
+def model_gsd(meta: dict[str, Any]) -> tuple[float | None, str]:
+    """The ground sample distance (m/px) a model works at, and where it comes from: the one recorded at training
+    (``gsd_m``), else the geometric mean of its normal training imagery's GSD range when that imagery was of one
+    scale (max/min at most :data:`ONE_SCALE`), else None (inputs are then analysed at their own resolution)."""
+    g = meta.get("gsd_m")
+    if isinstance(g, (int, float)) and math.isfinite(g) and g > 0:
+        return float(g), "recorded at training"
+    rng = ((meta.get("training") or {}).get("normal") or {}).get("gsd_m_range")
+    if isinstance(rng, (list, tuple)) and len(rng) == 2 and all(isinstance(v, (int, float)) for v in rng):
+        lo, hi = float(rng[0]), float(rng[1])
+        if math.isfinite(lo + hi) and 0 < lo <= hi <= lo * ONE_SCALE:
+            return math.sqrt(lo * hi), f"training imagery ({lo:.2f}–{hi:.2f} m)"
+    return None, "not recorded"
+
+
 class Detector:
     """A loaded model ready to score tiles. Build with :meth:`load` or :meth:`from_model`."""
 
@@ -78,7 +98,7 @@ class Detector:
         self.name: str = meta.get("name") or (path.stem if path else self.arch)
         self.version: str = str(meta.get("version", "0"))
         self.input_size: int = int(meta.get("input_size", 224))
-        self.gsd_m: float | None = meta.get("gsd_m")
+        self.gsd_m, self.gsd_source = model_gsd(meta)
         self.tile_size: int = int(meta.get("tile_size", 512))
         norm = meta.get("normalization", {})
         self.mean = tuple(norm.get("mean", IMAGENET_MEAN))
@@ -143,6 +163,7 @@ class Detector:
         """JSON-safe provenance of this model for results and reports."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256, "arch": self.arch,
                 "objective": self.objective, "input_size": self.input_size, "gsd_m": self.gsd_m,
+                "gsd_source": self.gsd_source,
                 "device": device_label(self.device), "threshold": self.calibration.threshold,
                 "path": str(self.path) if self.path else None,
                 "evaluation": self.meta.get("evaluation", {}), "created": self.meta.get("created")}

@@ -261,31 +261,49 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                                                 "scene_gsd_m": gsd, "model_gsd_m": detector.gsd_m},
         "model": detector.info(), "warnings": list(scene.meta.get("warnings", [])) + warnings,
     }
+    if isinstance(scene.meta.get("gps"), dict):
+        meta["gps"] = dict(scene.meta["gps"])  # the map marks the position; placing the frame starts from it
     return SceneResult(scene_name=scene.name, width=scene.width, height=scene.height, image_score=image_score,
                        verdict=verdict, georef=scene.georef, bounds_wgs84=bounds, heatmap_path=heatmap_path,
                        overlay_path=overlay_path, findings=findings, source_path=scene.path,
                        capture_time=scene.capture_time, gsd_m=gsd, meta=meta)
 
 
-def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any]) -> SceneResult:
-    """``result`` with its findings extracted again at ``threshold`` from its stored heatmap (the same preview the
-    pipeline used), e.g. after an analyst moved the threshold. ``model`` is the analysis' model info dict.
+def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any], *,
+                    change_threshold: float | None = None) -> SceneResult:
+    """``result`` with its findings extracted again from its stored heatmap (the same preview the pipeline used),
+    e.g. after an analyst moved a threshold or placed the scene on the map. ``model`` is the analysis' model info.
 
-    A pre/post result (``change_path`` set) keeps its findings: they come from the change heatmap, whose units and
-    threshold are not the anomaly threshold's, so re-extracting from the post heatmap would silently swap them.
+    A single image's findings are cut from its anomaly heatmap at ``threshold``. A pre/post result's findings come
+    from its *change* heatmap, whose units differ: they are cut at ``change_threshold`` (default: the one they were
+    cut at before, ``meta["change"]["threshold"]``) and keep the pre-event source; ``threshold`` is then only
+    recorded as the post image's own anomaly threshold. The change overlay PNG is redrawn at the new threshold.
     """
-    if result.change_path is not None:
-        return result
-    hm = read_heatmap(result.heatmap_path, preview_max=PREVIEW_MAX)
     scale = str(result.meta.get("grade_scale", "copernicus-ems"))
     prov = {"source_name": result.scene_name, "source_date": result.capture_time, "source_gsd": result.gsd_m,
             "model_name": str(model.get("name", "")), "model_version": str(model.get("version", "")),
             "model_sha256": str(model.get("sha256", "")),
             "processed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    result.findings = extract_findings(hm.preview, hm.preview_scale, check_threshold(threshold), georef=result.georef,
+    threshold = check_threshold(threshold)
+    change = result.meta.get("change") if isinstance(result.meta.get("change"), dict) else None
+    if result.change_path is None or change is None:
+        src, thr = result.heatmap_path, threshold
+    else:
+        src = result.change_path
+        thr = check_threshold(change_threshold if change_threshold is not None else change.get("threshold", 1.0))
+        prov |= {"pre_source_name": result.pre_scene_name, "pre_source_date": result.meta.get("pre_capture_time")}
+    hm = read_heatmap(src, preview_max=PREVIEW_MAX)
+    result.findings = extract_findings(hm.preview, hm.preview_scale, thr, georef=result.georef,
                                        scene_name=result.scene_name, grade_scale=scale, provenance=prov,
                                        full_size=(result.width, result.height), max_findings=MAX_FINDINGS)
     result.meta["threshold"] = threshold
+    if src is result.change_path and change is not None:
+        change["threshold"] = thr
+        change["findings_capped"] = len(result.findings) >= MAX_FINDINGS
+        overlay = Path(src).with_name(f"{Path(src).stem}_overlay.png")  # as analyze_pair named it
+        if overlay.is_file():
+            write_overlay_png(overlay, hm.preview, thr)
+        result.verdict = "anomalous" if result.findings else "normal"
     return result
 
 

@@ -165,17 +165,37 @@ def _latlon_ring(georef: GeoRef, width: int, height: int) -> list[tuple[float, f
 
 def _position_marker(sr: SceneResult, ring: list[tuple[float, float]]) -> folium.CircleMarker:
     """The frame's GPS point (from ``meta["gps"]``), else the scene's centre: visible at any zoom."""
-    pos = sr.meta.get("gps") if isinstance(sr.meta, dict) else None
-    lat, lon = (pos or {}).get("lat"), (pos or {}).get("lon")
-    if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and math.isfinite(lat + lon):
-        alt = pos.get("agl") if isinstance(pos.get("agl"), (int, float)) else None
+    p = gps_point(sr)
+    if p is not None:
+        alt = sr.meta["gps"].get("agl")
+        alt = alt if isinstance(alt, (int, float)) and math.isfinite(alt) else None
         text = f"GPS of {sr.scene_name}" + (f" · {alt:.0f} m above ground" if alt is not None else "")
-        cm = folium.CircleMarker((float(lat), float(lon)), radius=6, color="#2b6cb0", fill=True, fill_opacity=0.9)
+        cm = folium.CircleMarker(p, radius=6, color="#2b6cb0", fill=True, fill_opacity=0.9)
     else:
         text = f"centre of {sr.scene_name}"
         cm = folium.CircleMarker((sum(p[0] for p in ring) / 4, sum(p[1] for p in ring) / 4), radius=4,
                                  color="#4a5568", fill=True, fill_opacity=0.6)
     return cm.add_child(_Bind(tooltip=escape(text)))
+
+
+def gps_point(sr: SceneResult) -> tuple[float, float] | None:
+    """(lat, lon) of a frame's GPS (``meta["gps"]``) when it is a valid position, else None."""
+    pos = sr.meta.get("gps") if isinstance(sr.meta, dict) else None
+    lat, lon = (pos or {}).get("lat"), (pos or {}).get("lon")
+    if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and math.isfinite(lat + lon) \
+            and -90 <= lat <= 90 and -180 <= lon <= 180:
+        return float(lat), float(lon)
+    return None
+
+
+def _gps_only_marker(sr: SceneResult) -> folium.CircleMarker | None:
+    """The GPS point of a frame that has no footprint yet, saying how to place it."""
+    p = gps_point(sr)
+    if p is None:
+        return None
+    cm = folium.CircleMarker(p, radius=6, color="#dd6b20", fill=True, fill_opacity=0.9)
+    return cm.add_child(_Bind(tooltip=escape(f"GPS of {sr.scene_name} · no footprint: place the frame on the "
+                                             "Analyze page to see its heatmap here")))
 
 
 def _finding_style(f: Finding) -> dict[str, Any]:
@@ -273,6 +293,10 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     boxes: list[tuple[float, float, float, float]] = []
     for sr in results:
         if sr.georef is None:
+            point = _gps_only_marker(sr)  # a frame with GPS but no footprint (no altitude or camera data)
+            if point is not None:
+                point.add_to(gps)
+                boxes.append((point.location[0], point.location[1], point.location[0], point.location[1]))
             continue
         ring = _latlon_ring(sr.georef, sr.width, sr.height)
         boxes.append((min(p[0] for p in ring), min(p[1] for p in ring), max(p[0] for p in ring),

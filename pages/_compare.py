@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.change_coreg import PreOnGrid
+from core.change_coreg import PreOnGrid, coregistration_text
 from core.change_pairing import pair_report
 from core.errors import CoreError
 from core.imagery import open_scene
+from core.pipeline import refind_findings
 from core.report.rasters import overview_shape
 from core.safety import unique_name
 from core.types import SceneResult, Window
@@ -166,18 +167,6 @@ def compose(pre: np.ndarray, post: np.ndarray, position: int, mode: str) -> np.n
     return out
 
 
-def shift_text(coreg: dict[str, Any]) -> str:
-    """One line on how the pre image was put on the post grid: method, residual shift in px and m, applied?"""
-    dx, dy = (coreg.get("shift_px") or [0.0, 0.0])[:2]
-    metres = coreg.get("shift_m")
-    m = f" ({metres[0]:+.2f} m, {metres[1]:+.2f} m)" if metres else " (no ground distance: no georeference)"
-    state = "applied" if coreg.get("shift_applied") else "not applied"
-    note = str(coreg.get("note") or "").strip()
-    note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
-    return (f"Co-registration: {coreg.get('description') or coreg.get('method', '?')}; residual shift "
-            f"dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {state}. {note}").strip()
-
-
 def before_after(r: SceneResult) -> None:
     """Before/after view of a paired result: a wipe/blend slider, the change heatmap beside it, the shift."""
     st.markdown(f"**Before / after** — pre-event `{r.pre_scene_name}` on the post-event grid vs `{r.scene_name}`")
@@ -211,5 +200,27 @@ def before_after(r: SceneResult) -> None:
         else:
             st.warning("The change heatmap file is missing from the workspace.")
     n_post = r.meta.get("post_only_findings")
-    st.caption(f":material/compare_arrows: {shift_text(coreg)} Findings come from the change heatmap "
+    st.caption(f":material/compare_arrows: {coregistration_text(coreg)} Findings come from the change heatmap "
                f"(threshold {thr:.2f})" + (f"; the post image alone gave {n_post}." if n_post is not None else "."))
+
+
+def change_threshold_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
+    """Cut the pair's findings from its change heatmap again at another threshold, and save them (reviews kept)."""
+    saved = change_threshold(r)
+    with st.form(f"change_thr_{aid}_{r.scene_name}", border=False):
+        c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+        value = c1.number_input("Change threshold", 0.0, 1000.0, round(saved, 2), step=0.1, format="%.2f",
+                                help="In calibrated change units: 1 = the 99th percentile of the change between "
+                                     "normal pre/post pairs. Higher: fewer, stronger changes.")
+        if c2.form_submit_button("Save change findings at this threshold", icon=":material/save:"):
+            if abs(value - saved) < 0.005:
+                st.info(f"The findings were already cut at {saved:.2f}.")
+                return
+            try:
+                with st.spinner("Extracting change findings…"):
+                    post_thr = float(r.meta.get("threshold") or ctx.threshold or 1.0)
+                    ctx.ws.save_scene_result(aid, refind_findings(r, post_thr, model, change_threshold=value),
+                                             input_name=r.scene_name)
+                st.rerun()
+            except CoreError as exc:
+                _ui.show_error(exc)

@@ -39,6 +39,7 @@ GRADE_SCALE = "grade_scale"  #: damage scale of new analyses: copernicus-ems | x
 SHOWN_SCENE = "shown_scene"  #: name of the image shown in detail on Analyze
 STAGED_PRE = "staged_pre_inputs"  #: pre-event images {"path", "name", "origin"}: references, never analysed alone
 PAIRS = "pair_choices"  #: {post input name: pre input name, or "" for none} pairings the analyst changed by hand
+RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sample distance
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
 
 # -- Report ---------------------------------------------------------------------------------------------------------
@@ -72,6 +73,7 @@ W_REPORT_ANALYSIS = "w_report_analysis"
 W_SERVER_ROLE = "w_server_role"
 W_COMPARE_POS = "w_compare_pos"
 W_COMPARE_MODE = "w_compare_mode"
+W_RESAMPLE = "w_resample"
 
 
 def uploader_key() -> str:
@@ -128,6 +130,7 @@ DEFAULTS: dict[str, Any] = {
     STAGED_PRE: [],
     PAIRS: {},
     COMPARE_MODE: "wipe",
+    RESAMPLE: True,
     REPORT_TITLE: "Bomb / disaster damage assessment",
     REPORT_EVENT: "",
     REPORT_AOI: "",

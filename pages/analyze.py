@@ -14,17 +14,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import geo
 from core.batch import analyze_input
 from core.detector import device_label
 from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
 from core.heatmap import PREVIEW_MAX, read_heatmap
-from core.pipeline import MAX_FINDINGS, place_result, refind_findings
+from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
 from core.types import SceneResult
-from pages import _compare, _images, _ui
+from pages import _compare, _images, _placement, _ui
 from pages import _state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff"]
@@ -45,7 +44,7 @@ def take_uploads(ctx: _ui.Context, files: list[Any]) -> None:
 
 
 def run_batch(ctx: _ui.Context, aid: int, items: list[dict[str, Any]], *, threshold: float | None,
-              grade_scale: str) -> None:
+              grade_scale: str, resample: bool = True) -> None:
     """Analyse ``items`` into analysis ``aid``, one progress bar per file and one per tile.
 
     A file that fails gets an ``st.error`` and a failed record; the others still run. The analysis ends ``done``,
@@ -70,7 +69,8 @@ def run_batch(ctx: _ui.Context, aid: int, items: list[dict[str, Any]], *, thresh
                 tiles_bar.progress(min(done / max(total, 1), 1.0), text=f"{name}: tile {done} of {total}")
 
             result = analyze_input({"path": item["path"], "name": name, "pre_path": item.get("pre_path")}, det,
-                                   out_dir, threshold=threshold, grade_scale=grade_scale, progress=on_tiles)
+                                   out_dir, threshold=threshold, grade_scale=grade_scale, resample=resample,
+                                   progress=on_tiles)
             if result.error:
                 shown.error(f"{name}: {result.error}", icon=":material/broken_image:")
             ws.save_scene_result(aid, result, input_name=name)
@@ -89,8 +89,9 @@ def start_run(ctx: _ui.Context, items: list[dict[str, str]], grade_scale: str) -
     inputs = [{"path": i["path"], "name": i["name"], "origin": i["origin"]}
               | ({"pre_path": i["pre_path"]} if i.get("pre_path") else {}) for i in items]
     aid = ctx.ws.create_analysis(ctx.case_id, inputs, model=det.info(), threshold=thr,
-                                 options={"grade_scale": grade_scale, "device": device_label(det.device)})
-    run_batch(ctx, aid, items, threshold=thr, grade_scale=grade_scale)
+                                 options={"grade_scale": grade_scale, "device": device_label(det.device),
+                                          "resample": bool(S.get(S.RESAMPLE))})
+    run_batch(ctx, aid, items, threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)))
     return aid
 
 
@@ -104,7 +105,8 @@ def resume(ctx: _ui.Context, analysis: dict[str, Any]) -> None:
         return
     pending = ctx.ws.resume_analysis(analysis["id"])
     run_batch(ctx, analysis["id"], pending, threshold=analysis["threshold"],
-              grade_scale=str(analysis["options"].get("grade_scale", "copernicus-ems")))
+              grade_scale=str(analysis["options"].get("grade_scale", "copernicus-ems")),
+              resample=bool(analysis["options"].get("resample", True)))
     st.rerun()
 
 
@@ -211,6 +213,14 @@ def inputs_section(ctx: _ui.Context) -> None:
         st.session_state[S.W_GRADE_SCALE] = S.get(S.GRADE_SCALE)
         c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
                      on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
+        gsd = ctx.detector.gsd_m if ctx.detector is not None else None
+        st.session_state[S.W_RESAMPLE] = S.get(S.RESAMPLE)
+        st.toggle(f"Resample georeferenced inputs to the model's {gsd:.2f} m/px" if gsd else
+                  "Resample georeferenced inputs to the model's ground sample distance", key=S.W_RESAMPLE,
+                  on_change=S.keep, args=(S.RESAMPLE, S.W_RESAMPLE), disabled=not gsd,
+                  help="A model sees damage at the scale it was trained at: a 5 cm drone orthomosaic is analysed "
+                       "at the model's scale when this is on (only when the two differ by more than 1.5×). "
+                       + ("" if gsd else "This model records no training scale, so inputs keep their own."))
         if c2.button("Clear list", icon=":material/clear_all:"):
             clear_staged()
             st.rerun()
@@ -251,30 +261,6 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
                  column_config={"image score": st.column_config.NumberColumn(format="%.2f")})
 
 
-def placement_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
-    """Let the analyst place an un-georeferenced frame: centre lat/lon and metres per pixel."""
-    st.info(f"{r.scene_name} has no georeference, so it cannot be shown on the map and its findings have no "
-            "coordinates or areas. Place it: give the centre of the image and its ground sample distance.",
-            icon=":material/location_off:")
-    with st.form(S.place_key(r.scene_name, "form"), border=True):
-        c1, c2, c3 = st.columns(3)
-        lat = c1.number_input("Centre latitude (°)", -90.0, 90.0, 0.0, format="%.6f",
-                              key=S.place_key(r.scene_name, "lat"))
-        lon = c2.number_input("Centre longitude (°)", -180.0, 180.0, 0.0, format="%.6f",
-                              key=S.place_key(r.scene_name, "lon"))
-        gsd = c3.number_input("Ground sample distance (m/px)", 0.001, 1000.0, 0.1, format="%.3f",
-                              key=S.place_key(r.scene_name, "gsd"))
-        if st.form_submit_button("Place on the map", icon=":material/add_location:"):
-            try:
-                r.meta["placement"] = {"center_lat": lat, "center_lon": lon, "gsd_m": gsd, "yaw_deg": 0.0}
-                thr = float(r.meta.get("threshold") or (r.findings[0].threshold if r.findings else ctx.threshold))
-                placed = place_result(r, geo.user_georef(lat, lon, gsd, r.width, r.height), model, thr)
-                ctx.ws.save_scene_result(aid, placed, input_name=r.scene_name)
-                st.rerun()
-            except CoreError as exc:
-                _ui.show_error(exc)
-
-
 def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float) -> None:
     """Original, heatmap and overlay side by side, scores, histogram, location."""
     if r.error:
@@ -298,6 +284,11 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:
         _compare.before_after(r)
+        _compare.change_threshold_form(ctx, aid, r, model)
+    elif r.georef is not None:
+        st.caption(":material/compare: One image alone shows what is unusual in it, not what changed. For damage, "
+                   "add a pre-event image of the same place (second uploader above): the change between the two "
+                   "separates damaged from intact buildings far better than the post image alone.")
     st.session_state[S.W_OPACITY] = S.get(S.OPACITY)
     st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
               args=(S.OPACITY, S.W_OPACITY))
@@ -317,7 +308,7 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
     kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:
-        placement_form(ctx, aid, r, model)
+        _placement.placement_form(ctx, aid, r, model)
     else:
         w, s, e, n = r.bounds_wgs84 or (math.nan,) * 4
         st.caption(f":material/location_on: {r.georef.method} georeference{' (approximate)' * r.georef.approximate}"

@@ -99,7 +99,8 @@ except CoreError as exc:
     st.stop()
 on_map = [r for r in results if r.georef is not None]
 off_map = [r.scene_name for r in results if r.georef is None]
-if not on_map:
+gps_only = [r for r in results if r.georef is None and webmap.gps_point(r) is not None]  # marked, not drawn
+if not on_map and not gps_only:
     st.info("None of these results is georeferenced, so there is nothing to place on the map. GeoTIFFs carry "
             "their location; drone frames need GPS in their metadata, and photos can be placed by hand on the "
             "Analyze page.")
@@ -143,7 +144,7 @@ for r in on_map:
     except CoreError as exc:
         st.warning(f"Imagery of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
 try:
-    fmap = webmap.build_map(on_map, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
+    fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
                             overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery)
 except CoreError as exc:
     _ui.show_error(exc, "Map")
@@ -167,5 +168,8 @@ with right:
         if fid is not None:
             _details(*by_id[fid])
 if off_map:
-    with st.expander(f"{len(off_map)} result(s) not on the map (no georeferencing)"):
+    with st.expander(f"{len(off_map)} result(s) without a footprint on the map (no georeferencing)"):
         st.text("\n".join(off_map))
+        if gps_only:
+            st.caption(f"{len(gps_only)} of them carry GPS and are marked by an orange point; place them on the "
+                       "Analyze page (centre and ground sample distance) to see their heatmaps and findings here.")

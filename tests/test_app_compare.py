@@ -257,3 +257,30 @@ def test_a_pre_image_in_another_crs_pairs_by_overlap_and_is_reprojected(env: Pat
     direct = _compare.pre_on_post(str(post), str(pre), 0.0, 1.0, (0.0, 0.0), 256)
     inner = (slice(8, -8), slice(8, -8))  # away from the edges the two resamplings treat differently
     assert np.abs(warped_back[inner].astype(int) - direct[inner].astype(int)).mean() < 8.0
+
+
+def test_the_analyst_recuts_the_change_findings_and_reviews_survive(analysed) -> None:
+    at, ws, aid = analysed
+    at.switch_page("pages/analyze.py").run()
+    at.selectbox(key=S.W_SHOWN_SCENE).set_value(POST).run()
+    pair = next(r for r in ws.scene_results(aid) if r.scene_name == POST)
+    before = webmap.change_threshold(pair)
+    assert pair.findings, "the pair needs change findings"
+    kept = max(pair.findings, key=lambda f: f.score_max)  # the strongest change survives a higher threshold
+    ws.review_finding(kept.id, analyst="kim", status="confirmed", notes="collapsed roof")
+    higher = round(min(before * 1.5, kept.score_max - 0.05), 2)
+    assert higher > before + 0.01
+    box = next(n for n in at.number_input if n.label == "Change threshold")
+    assert abs(box.value - round(before, 2)) < 1e-6
+    box.set_value(higher)
+    next(b for b in at.button if b.label == "Save change findings at this threshold").click().run()
+    assert not at.exception, texts(at.exception)
+    after = next(r for r in ws.scene_results(aid) if r.scene_name == POST)
+    assert abs(webmap.change_threshold(after) - higher) < 1e-6
+    assert after.findings and sum(f.area_px for f in after.findings) < sum(f.area_px for f in pair.findings)
+    fresh = [f for f in after.findings if f.review_status == "unreviewed"]  # a reviewed one may be kept as it was
+    assert fresh and all(f.threshold == higher and f.score_max >= higher and f.pre_source_name == PRE for f in fresh)
+    survivor = ws.get_finding(kept.id)
+    assert (survivor.review_status, survivor.notes) == ("confirmed", "collapsed roof")
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Change findings saved"]) == len(after.findings)

@@ -272,3 +272,17 @@ def test_grid_reader_downsamples_in_strips_like_a_whole_image_resize(monkeypatch
     ref = cv2.resize(rgb, (150, 200), interpolation=cv2.INTER_AREA)
     assert got.shape == (200, 150, 3) and valid.all()
     assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_model_gsd_recorded_or_from_one_scale_training_imagery() -> None:
+    from core.detector import DEFAULT_MODEL, Detector, model_gsd
+
+    assert model_gsd({"gsd_m": 0.3}) == (0.3, "recorded at training")
+    g, src = model_gsd({"training": {"normal": {"gsd_m_range": [0.4, 0.5]}}})
+    assert abs(g - (0.4 * 0.5) ** 0.5) < 1e-12 and "0.40–0.50" in src
+    assert model_gsd({"training": {"normal": {"gsd_m_range": [0.1, 0.6]}}}) == (None, "not recorded")  # mixed
+    assert model_gsd({"training": {"normal": {"gsd_m_range": None}}}) == (None, "not recorded")
+    assert model_gsd({"gsd_m": float("nan")}) == (None, "not recorded")
+    if DEFAULT_MODEL.is_file():  # the bundled model was trained on 0.47-0.60 m overhead imagery
+        det = Detector.load(device="cpu")
+        assert 0.47 < det.gsd_m < 0.60 and det.info()["gsd_source"].startswith("training imagery")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -53,15 +54,25 @@ def loads(text: str | None, default: Any = None) -> Any:
     return default if text is None else json.loads(text)
 
 
+def _meta_paths(meta: dict[str, Any], convert: Callable[[str], str | None]) -> dict[str, Any]:
+    """``meta`` with the file paths it keeps (the pre-event image, the change overlay) passed through ``convert``."""
+    out = dict(meta)
+    if isinstance(out.get(PRE_SOURCE), str) and out[PRE_SOURCE]:
+        out[PRE_SOURCE] = convert(out[PRE_SOURCE])
+    change = out.get("change")
+    if isinstance(change, dict) and isinstance(change.get("overlay_path"), str) and change["overlay_path"]:
+        out["change"] = {**change, "overlay_path": convert(change["overlay_path"])}
+    return out
+
+
 def scene_row(result: SceneResult, *, analysis_dir: Path, root: Path) -> str:
     """JSON of a ``SceneResult`` without its findings (those get rows of their own); paths stored portably."""
     d = result.to_dict()
     d.pop("findings", None)
     for name in _SCENE_PATH_FIELDS:
         d[name] = encode_path(getattr(result, name), analysis_dir=analysis_dir, root=root)
-    meta = d.get("meta")
-    if isinstance(meta, dict) and meta.get(PRE_SOURCE):
-        d["meta"] = {**meta, PRE_SOURCE: encode_path(meta[PRE_SOURCE], analysis_dir=analysis_dir, root=root)}
+    if isinstance(d.get("meta"), dict):
+        d["meta"] = _meta_paths(d["meta"], lambda v: encode_path(v, analysis_dir=analysis_dir, root=root))
     return dumps(d, f"scene result {result.scene_name!r}")
 
 
@@ -70,9 +81,8 @@ def scene_from_row(text: str, findings: list[Finding], *, analysis_dir: Path, ro
     d = json.loads(text)
     for name in _SCENE_PATH_FIELDS:
         d[name] = decode_path(d.get(name), analysis_dir=analysis_dir, root=root)
-    meta = d.get("meta")
-    if isinstance(meta, dict) and isinstance(meta.get(PRE_SOURCE), str):
-        meta[PRE_SOURCE] = str(decode_path(meta[PRE_SOURCE], analysis_dir=analysis_dir, root=root))
+    if isinstance(d.get("meta"), dict):
+        d["meta"] = _meta_paths(d["meta"], lambda v: str(decode_path(v, analysis_dir=analysis_dir, root=root)))
     result = SceneResult.from_dict({**d, "findings": []})
     result.findings = findings
     return result
