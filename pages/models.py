@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from core.data import IMAGE_EXTS
 from core.errors import CoreError
 from core.models.registry import arch_info, list_archs
 from core.training import TrainConfig
-from pages import _ui
+from pages import _models_inputs, _ui
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
 UPLOAD_TYPES = sorted({e.lstrip(".") for e in IMAGE_EXTS} | {"zip"})
+SERVER_HELP = ("A folder on the server (read with its subfolders), one image file, or a glob such as "
+               "/data/flood/**/*.tif. Must lie inside the folders named below when the administrator set them.")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -96,16 +99,19 @@ def _models_tab(ws) -> None:
         _card(f"#{m['id']} · {m['name']}{state}", m["info"], m["sha256"], Path(m["path"]), ws)
 
 
-def _staged(ws, kind: str, uploads: list, folder: str) -> list[str]:
-    """Uploaded files saved into the workspace (zips unpacked safely) plus a server-side folder, as job inputs."""
-    specs: list[str] = []
-    if uploads:
-        dest = jobs.new_upload_dir(ws, kind)
-        jobs.stage_uploads([(u.name, u.getvalue()) for u in uploads], dest)
-        specs.append(str(dest))
-    if folder.strip():
-        specs.append(folder.strip())
-    return specs
+def _server_source(text: str, what: str) -> list[str]:
+    """The typed server file, folder or glob as a job input, once checked (empty text: none)."""
+    return [_models_inputs.check_image_source(text, what)] if (text or "").strip() else []
+
+
+def _staged(ws, kind: str, uploads: list, made: list[Path]) -> list[str]:
+    """Uploaded files streamed into a fresh workspace folder (zips unpacked safely), as a job input; the folder is
+    added to ``made`` so that a refused job can remove it."""
+    dest = _models_inputs.save_job_uploads(ws, kind, uploads)
+    if dest is None:
+        return []
+    made.append(dest)
+    return [str(dest)]
 
 
 def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
@@ -122,27 +128,34 @@ def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
         batch = c[3].number_input("Batch size", 2, 256, 16)
         normal_up = st.file_uploader("Normal images (pre-event / undamaged), or a .zip of them", UPLOAD_TYPES,
                                      accept_multiple_files=True)
-        normal_dir = st.text_input("…or a folder of normal images on the server")
+        normal_dir = st.text_input("…or a folder of normal images on the server", help=SERVER_HELP)
         anom_up = st.file_uploader("Anomalies (optional, damaged examples), or a .zip", UPLOAD_TYPES,
                                    accept_multiple_files=True,
                                    help="Without them, synthetic 'confetti' anomalies are used (FCDD).")
-        anom_dir = st.text_input("…or a folder of anomalies on the server")
+        anom_dir = st.text_input("…or a folder of anomalies on the server", help=SERVER_HELP)
         go_train = st.form_submit_button("Start training", type="primary")
     if go_train:
+        made: list[Path] = []
         try:
-            normal = _staged(ctx.ws, "train-normal", normal_up, normal_dir)
-            if not normal:
+            normal_srv = _server_source(normal_dir, "Normal images")
+            anom_srv = _server_source(anom_dir, "Anomalies")
+            if not normal_up and not normal_srv:
                 st.error("Give normal images: upload them or name a folder on the server.")
                 return
-            cfg = TrainConfig(arch=arch, normal=normal, anomalies=_staged(ctx.ws, "train-anomalies", anom_up,
-                                                                          anom_dir),
-                              input_size=int(size), epochs=int(epochs), steps_per_epoch=int(steps),
-                              batch_size=int(batch), device=ctx.device, name=name.strip())
+            normal = _staged(ctx.ws, "train-normal", normal_up, made) + normal_srv
+            anomalies = _staged(ctx.ws, "train-anomalies", anom_up, made) + anom_srv
+            cfg = TrainConfig(arch=arch, normal=normal, anomalies=anomalies, input_size=int(size), epochs=int(epochs),
+                              steps_per_epoch=int(steps), batch_size=int(batch), device=ctx.device,
+                              name=name.strip())
             jid = jr.start_training(cfg)
+        except CoreError as exc:
+            for d in made:
+                shutil.rmtree(d, ignore_errors=True)
+            _ui.show_error(exc, "Training")
+        else:
             st.success(f"Training job #{jid} started. Its progress shows above and survives leaving this page.")
             st.rerun()
-        except CoreError as exc:
-            _ui.show_error(exc, "Training")
+    st.caption(_models_inputs.allowed_note())
     info = arch_info(arch)
     st.caption(f"{info['description']} Receptive field {info['rf']['r']} px, stride {info['rf']['j']}.")
 
@@ -156,22 +169,29 @@ def _evaluate_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
     with st.form("evaluate_form"):
         key = st.selectbox("Model", list(labels), format_func=labels.get)
         normal_up = st.file_uploader("Normal images, or a .zip", UPLOAD_TYPES, accept_multiple_files=True)
-        normal_dir = st.text_input("…or a server folder of normal images")
+        normal_dir = st.text_input("…or a server folder of normal images", help=SERVER_HELP)
         anom_up = st.file_uploader("Anomalous images, or a .zip", UPLOAD_TYPES, accept_multiple_files=True)
-        anom_dir = st.text_input("…or a server folder of anomalous images")
+        anom_dir = st.text_input("…or a server folder of anomalous images", help=SERVER_HELP)
         patch = st.number_input("Patch size for georeferenced rasters (0 = score whole images)", 0, 4096, 0, step=32)
         go_eval = st.form_submit_button("Start evaluation", type="primary")
     if go_eval:
+        made: list[Path] = []
         try:
-            normal = _staged(ctx.ws, "eval-normal", normal_up, normal_dir)
-            anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, anom_dir)
+            normal_srv = _server_source(normal_dir, "Normal images")
+            anom_srv = _server_source(anom_dir, "Anomalous images")
+            normal = _staged(ctx.ws, "eval-normal", normal_up, made) + normal_srv
+            anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, made) + anom_srv
             det = _ui.get_detector(key, ctx.device)
             jid = jr.start_evaluation(normal, anomalous, model_path=key or None, device=ctx.device,
                                       patch=int(patch) or None, detector=det)
+        except CoreError as exc:
+            for d in made:
+                shutil.rmtree(d, ignore_errors=True)
+            _ui.show_error(exc, "Evaluation")
+        else:
             st.success(f"Evaluation job #{jid} started.")
             st.rerun()
-        except CoreError as exc:
-            _ui.show_error(exc, "Evaluation")
+    st.caption(_models_inputs.allowed_note())
 
 
 def _upload_tab(ctx: _ui.Context) -> None:
@@ -184,7 +204,8 @@ def _upload_tab(ctx: _ui.Context) -> None:
             st.error("Choose a checkpoint file first.")
             return
         try:
-            mid = jobs.import_checkpoint(ctx.ws, up.name, up.getvalue(), name=name)
+            up.seek(0)
+            mid = jobs.import_checkpoint(ctx.ws, up.name, up, name=name)
             st.success(f"Checkpoint registered as model #{mid}; pick it in the sidebar.")
         except CoreError as exc:
             _ui.show_error(exc, "Checkpoint refused")
