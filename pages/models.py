@@ -15,7 +15,7 @@ from core.data import IMAGE_EXTS
 from core.errors import CoreError
 from core.models.registry import arch_info, list_archs
 from core.training import TrainConfig
-from pages import _models_inputs, _ui
+from pages import _models_inputs, _models_train, _ui
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
 UPLOAD_TYPES = sorted({e.lstrip(".") for e in IMAGE_EXTS} | {"zip"})
@@ -133,6 +133,7 @@ def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
                                    accept_multiple_files=True,
                                    help="Without them, synthetic 'confetti' anomalies are used (FCDD).")
         anom_dir = st.text_input("…or a folder of anomalies on the server", help=SERVER_HELP)
+        adv = _models_train.advanced_fields()
         go_train = st.form_submit_button("Start training", type="primary")
     if go_train:
         made: list[Path] = []
@@ -142,11 +143,12 @@ def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
             if not normal_up and not normal_srv:
                 st.error("Give normal images: upload them or name a folder on the server.")
                 return
+            opts = _models_train.train_options(adv, arch, has_anomalies=bool(anom_up or anom_srv))
             normal = _staged(ctx.ws, "train-normal", normal_up, made) + normal_srv
             anomalies = _staged(ctx.ws, "train-anomalies", anom_up, made) + anom_srv
             cfg = TrainConfig(arch=arch, normal=normal, anomalies=anomalies, input_size=int(size), epochs=int(epochs),
                               steps_per_epoch=int(steps), batch_size=int(batch), device=ctx.device,
-                              name=name.strip())
+                              name=name.strip(), **opts)
             jid = jr.start_training(cfg)
         except CoreError as exc:
             for d in made:

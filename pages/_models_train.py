@@ -1,0 +1,124 @@
+"""The Train form's "Advanced" options (backbone weights, optimizer, learning rate, confetti, seed, GSD): widgets
+whose defaults are :class:`core.training.TrainConfig`'s, and their checks before a job starts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from core.errors import InputError, ModelError
+from core.models.backbones import BACKBONES, hub_weights_path
+from core.models.registry import arch_info
+from core.training import TrainConfig
+from pages._models_inputs import check_weights_file
+
+DEFAULTS = TrainConfig()
+WEIGHTS = {"none": "None (random initialisation)", "imagenet": "ImageNet (from this server's torch cache)",
+           "file": "A weights file on the server"}
+OPTIMIZERS = {"sgd": "SGD (Nesterov, as in the FCDD paper)", "adam": "Adam"}
+CONFETTI = {"auto": "Auto: only when no anomalies are given", "mix": "Mix: also alongside the anomalies given",
+            "off": "Off: labelled anomalies only"}
+LR_RANGE = (1e-6, 1.0)
+SEED_MAX = 2**31 - 1
+GSD_RANGE = (0.01, 1000.0)
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """What the Advanced expander's widgets returned, before checking."""
+
+    weights: str  #: a key of :data:`WEIGHTS`
+    weights_file: str
+    optimizer: str
+    lr: float
+    confetti: str
+    seed: int
+    gsd_m: float | None
+
+
+def _index(options: dict[str, str], key: str) -> int:
+    return list(options).index(key) if key in options else 0
+
+
+def advanced_fields() -> Advanced:
+    """Draw the Advanced expander (inside the Train form) and return its values."""
+    d = DEFAULTS
+    with st.expander("Advanced", icon=":material/tune:"):
+        c = st.columns(2)
+        weights = c[0].selectbox("Backbone weights", list(WEIGHTS), index=_index(WEIGHTS, d.pretrained),
+                                 format_func=WEIGHTS.get,
+                                 help="Starting weights of the backbone. Nothing is downloaded: ImageNet weights "
+                                      "must already be in the server's torch cache.")
+        weights_file = c[1].text_input("Weights file on the server", max_chars=1000,
+                                       placeholder="/data/weights/resnet18.pth",
+                                       help="For 'A weights file on the server': a torchvision state_dict (.pth) "
+                                            "of the architecture's backbone.")
+        c = st.columns(3)
+        optimizer = c[0].selectbox("Optimizer", list(OPTIMIZERS), index=_index(OPTIMIZERS, d.optimizer),
+                                   format_func=OPTIMIZERS.get,
+                                   help="Adam often converges faster for networks trained from scratch on a CPU.")
+        lr = c[1].number_input("Learning rate", min_value=LR_RANGE[0], max_value=LR_RANGE[1], value=float(d.lr),
+                               step=1e-4, format="%g",
+                               help=f"Decays by ×{d.lr_decay} per epoch.")
+        seed = c[2].number_input("Seed", min_value=0, max_value=SEED_MAX, value=int(d.seed), step=1,
+                                 help="Same seed, data and settings: the same model.")
+        c = st.columns(2)
+        confetti = c[0].selectbox("Synthetic 'confetti' anomalies", list(CONFETTI), index=_index(CONFETTI, d.confetti),
+                                  format_func=CONFETTI.get,
+                                  help="Random blobs pasted on normal images, used as anomalies for the one-class "
+                                       "loss.")
+        gsd = c[1].number_input("Training imagery GSD (m/pixel)", min_value=GSD_RANGE[0], max_value=GSD_RANGE[1],
+                                value=d.gsd_m, step=0.05, format="%g", placeholder="unknown",
+                                help="Ground sample distance of the training images. Recorded in the model so "
+                                     "analyses resample georeferenced imagery to it; leave empty when unknown.")
+    return Advanced(weights=weights, weights_file=weights_file, optimizer=optimizer, lr=lr, confetti=confetti,
+                    seed=seed, gsd_m=gsd)
+
+
+def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
+    """``TrainConfig.pretrained`` for the choice: ``"none"``, ``"imagenet"`` (its file must be in the torch cache:
+    nothing is downloaded) or a checked weights-file path. Raises :class:`InputError` / :class:`ModelError`."""
+    if weights == "file":
+        return str(check_weights_file(weights_file))
+    if (weights_file or "").strip():
+        raise InputError(f"Backbone weights: a weights file is given but '{WEIGHTS.get(weights, weights)}' is "
+                         f"chosen; choose '{WEIGHTS['file']}' or clear the file path")
+    if weights == "imagenet":
+        backbone = arch_info(arch)["backbone"]
+        path = hub_weights_path(BACKBONES[backbone].weights)
+        if not path.is_file():
+            raise ModelError(f"ImageNet weights for {backbone} are unavailable offline (looked for {path}); the "
+                             f"workbench never downloads. Choose '{WEIGHTS['none']}' or '{WEIGHTS['file']}', or "
+                             "have the administrator place the torchvision file there (TORCH_HOME sets the folder)")
+        return "imagenet"
+    if weights != "none":
+        raise InputError(f"Backbone weights: unknown choice {weights!r}; valid: {', '.join(WEIGHTS)}")
+    return "none"
+
+
+def train_options(adv: Advanced, arch: str, *, has_anomalies: bool) -> dict[str, Any]:
+    """Check the Advanced values and return them as :class:`TrainConfig` keyword arguments (``pretrained``,
+    ``optimizer``, ``lr``, ``confetti``, ``seed``, ``gsd_m``). Raises a :class:`CoreError` saying what to fix."""
+    if adv.optimizer not in OPTIMIZERS:
+        raise InputError(f"Optimizer: unknown {adv.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    lr = float(adv.lr)
+    if not (math.isfinite(lr) and LR_RANGE[0] <= lr <= LR_RANGE[1]):
+        raise InputError(f"Learning rate: {adv.lr} is outside {LR_RANGE[0]:g} … {LR_RANGE[1]:g}; "
+                         f"{DEFAULTS.lr:g} is the usual start")
+    seed = int(adv.seed)
+    if not 0 <= seed <= SEED_MAX or seed != adv.seed:
+        raise InputError(f"Seed: give a whole number from 0 to {SEED_MAX}")
+    if adv.confetti not in CONFETTI:
+        raise InputError(f"Confetti: unknown {adv.confetti!r}; valid: {', '.join(CONFETTI)}")
+    if adv.confetti == "off" and not has_anomalies:
+        raise InputError("Confetti is off but no anomalies are given: the one-class loss needs anomalies, real or "
+                         "synthetic. Upload or name labelled anomalies, or set confetti to Auto or Mix")
+    gsd = None if adv.gsd_m is None else float(adv.gsd_m)
+    if gsd is not None and not (math.isfinite(gsd) and GSD_RANGE[0] <= gsd <= GSD_RANGE[1]):
+        raise InputError(f"GSD: {adv.gsd_m} m/pixel is outside {GSD_RANGE[0]:g} … {GSD_RANGE[1]:g}; leave it "
+                         "empty when unknown")
+    return {"pretrained": check_pretrained(adv.weights, adv.weights_file, arch), "optimizer": adv.optimizer,
+            "lr": lr, "confetti": adv.confetti, "seed": seed, "gsd_m": gsd}
