@@ -286,9 +286,13 @@ def page() -> None:
     st.subheader(f"Findings ({len(findings)})")
     if findings:
         df, cfg = review_table(results)
+        if not ctx.analyst:  # an edit with no name to record could not be saved, and a refresh would lose it
+            st.warning("Enter your name as Analyst in the sidebar to review: every review is recorded with who "
+                       "made it and when. The table is read-only until then.", icon=":material/person:")
         st.data_editor(df, key=key, column_config=cfg, hide_index=True, num_rows="fixed", width="stretch",
-                       disabled=["id", "image", "score max", "confidence", "area m²", "lat", "lon", "MGRS", "method",
-                                 "analyst"])
+                       disabled=True if not ctx.analyst else
+                       ["id", "image", "score max", "confidence", "area m²", "lat", "lon", "MGRS", "method",
+                        "analyst"])
         st.caption("Edit review, grade and notes; each change is saved to the workspace at once with your name.")
         with st.expander("Review one finding", expanded=False, icon=":material/rate_review:"):
             review_form(ctx, findings)

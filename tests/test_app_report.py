@@ -114,7 +114,10 @@ def test_edits_wait_for_an_analyst_name(report_env) -> None:
     at = report_page("")
     fid = list(at.data_editor[0].value["id"])[3 % len(at.data_editor[0].value)]
     row = list(at.data_editor[0].value["id"]).index(fid)
-    edit(at, aid, {row: {"notes": "check on the ground"}})
+    assert any("The table is read-only until then" in w for w in texts(at.warning))
+    assert "disabled: true" in str(at.data_editor[0].proto)  # the whole editor (not only some columns)
+    assert "disabled: true" not in str(report_page("Lee").data_editor[0].proto)
+    edit(at, aid, {row: {"notes": "check on the ground"}})  # an edit the browser sent before the table locked
     assert any("Analyst" in w for w in texts(at.warning))
     assert ws.get_finding(fid).notes != "check on the ground" and not ws.review_history(fid)
     at.session_state[S.ANALYST] = "Lee"
