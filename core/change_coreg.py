@@ -305,13 +305,27 @@ def coregister(post: Scene, pre: Scene, *, residual: str = "auto",
     return rgb, valid, info
 
 
-def coregistration_text(coreg: dict[str, Any]) -> str:
-    """One line on how the pre image was put on the post grid: method, residual shift in px and m, applied?"""
-    dx, dy = (coreg.get("shift_px") or [0.0, 0.0])[:2]
-    metres = coreg.get("shift_m")
-    m = f" ({metres[0]:+.2f} m, {metres[1]:+.2f} m)" if metres else " (no ground distance: no georeference)"
-    state = "applied" if coreg.get("shift_applied") else "not applied"
-    note = str(coreg.get("note") or "").strip()
+def _finite(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def coregistration_text(coreg: dict[str, Any] | None) -> str:
+    """One line on how the pre image was put on the post grid: method, residual shift dx/dy in px and m, applied?
+    Copes with missing or malformed entries (an old or hand-edited record)."""
+    if not coreg or not isinstance(coreg, dict):
+        return "Co-registration: not recorded."
+    px = coreg.get("shift_px") if isinstance(coreg.get("shift_px"), (list, tuple)) else None
+    dx, dy = (_finite(px[0]), _finite(px[1])) if px and len(px) >= 2 else (None, None)
+    metres = coreg.get("shift_m") if isinstance(coreg.get("shift_m"), (list, tuple)) else None
+    mx, my = (_finite(metres[0]), _finite(metres[1])) if metres and len(metres) >= 2 else (None, None)
+    how = str(coreg.get("description") or coreg.get("method") or "method not recorded")[:200]
+    if dx is None or dy is None:
+        shift = "residual shift not recorded"
+    else:
+        m = f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None and my is not None else \
+            " (no ground distance: no georeference)"
+        shift = f"residual shift dx {dx:+.2f} px, dy {dy:+.2f} px{m}, " + \
+            ("applied" if coreg.get("shift_applied") else "not applied")
+    note = str(coreg.get("note") or "").strip()[:400]
     note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
-    return (f"Co-registration: {coreg.get('description') or coreg.get('method', '?')}; residual shift "
-            f"dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {state}. {note}").strip()
+    return f"Co-registration: {how}; {shift}. {note}".strip()

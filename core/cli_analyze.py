@@ -258,10 +258,9 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
         return (analysis_model_info(analysis["model"], analysis["threshold"], results), results,
                 ws.analysis_dir(analysis["id"]) / "report" if recorded is None else Path(ref))
     d, results = load_analysis(ref)
-    model = dict(d.get("model", {}))
-    model.setdefault("threshold", d.get("threshold"))
-    model.setdefault("threshold_method", d.get("threshold_method", "model calibration default"))
-    return model, results, Path(ref)
+    by_analyst = str(d.get("threshold_method", "")).startswith("set by")
+    return (analysis_model_info(dict(d.get("model", {})), d.get("threshold") if by_analyst else None, results),
+            results, Path(ref))
 
 
 def _recorded_in(folder: Path) -> tuple[Path, int] | None:

@@ -4,9 +4,9 @@ of the cover, so that the cover and section 4 state the same thresholds in the s
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from core.change_coreg import coregistration_text as describe_coregistration
 from core.report._io import clean_text
 from core.report.basis import ANOMALY, CHANGE, KIND_UNITS, change_meta, coregistration_meta
 from core.report.context import ReportContext
@@ -31,29 +31,9 @@ CHANGE_EXPLAINED = (
     "heatmap in section 3); none of its regions is counted.")
 
 
-def _num(v: object) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-
-
 def coregistration_text(coreg: dict[str, Any]) -> str:
-    """How a pre-event image was put on the post-event grid: method, residual shift dx/dy in px and m, applied?"""
-    if not coreg:
-        return "Co-registration: not recorded."
-    px = coreg.get("shift_px") if isinstance(coreg.get("shift_px"), (list, tuple)) else None
-    dx, dy = (_num(px[0]), _num(px[1])) if px and len(px) >= 2 else (None, None)
-    metres = coreg.get("shift_m") if isinstance(coreg.get("shift_m"), (list, tuple)) else None
-    mx, my = (_num(metres[0]), _num(metres[1])) if metres and len(metres) >= 2 else (None, None)
-    how = clean_text(coreg.get("description") or coreg.get("method") or "method not recorded", 200)
-    if dx is None or dy is None:
-        shift = "residual shift not recorded"
-    else:
-        m = f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None and my is not None else \
-            " (no ground distance: not georeferenced)"
-        shift = f"residual shift dx {dx:+.2f} px, dy {dy:+.2f} px{m}, " + \
-            ("applied" if coreg.get("shift_applied") else "not applied")
-    note = clean_text(coreg.get("note"), 400).strip()
-    note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
-    return f"Co-registration: {how}; {shift}. {note}".strip()
+    """:func:`core.change_coreg.coregistration_text`, cleaned for the PDF's fonts."""
+    return clean_text(describe_coregistration(coreg), 800)
 
 
 def pre_date(st: SceneStats) -> str | None:
