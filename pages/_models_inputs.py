@@ -28,17 +28,11 @@ from core.data import IMAGE_EXTS
 from core.errors import InputError
 from core.safety import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
-from pages._ui import ENV_SERVER_PATHS
+from pages._ui import ENV_SERVER_PATHS, server_roots
 
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
 _MAGIC = "*?["
-
-
-def server_roots() -> list[Path]:
-    """The folders of ``$BDA_SERVER_PATHS`` (links resolved), as :func:`pages._ui.check_server_path` reads them;
-    empty when the variable is unset (then any readable path is accepted)."""
-    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
 
 
 def allowed_note() -> str:

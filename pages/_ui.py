@@ -335,19 +335,31 @@ def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path],
         on_saved(f.name, path)
 
 
+def server_roots() -> list[Path]:
+    """The folders of ``$BDA_SERVER_PATHS`` (links resolved) that typed server paths must lie in; empty when the
+    variable is unset (then any readable path is accepted)."""
+    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
+
+
 def check_server_path(text: str) -> Path:
     """A server-side input path the analyst typed: it must exist, be a file and be readable (and lie inside one of
     ``$BDA_SERVER_PATHS`` when that is set). Raises :class:`InputError` saying what is wrong."""
     raw = (text or "").strip().strip("'\"")
     if not raw:
         raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
-    path = Path(raw).expanduser()
+    if any(ord(c) < 32 for c in raw):
+        raise InputError("the path contains control characters; type it again without them")
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError:  # ~user of a user this machine does not know
+        raise InputError(f"{raw!r} names a home folder this server does not know; give the full path") from None
     if not path.is_absolute():
         raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
-    roots = [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
+    roots = server_roots()
     if roots and not any(path.resolve().is_relative_to(r) for r in roots):
         raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
-                         "copy the file into one of them or ask the administrator")
+                         f"copy the file into one of them, or ask the administrator to add its folder to "
+                         f"{ENV_SERVER_PATHS}")
     if not path.exists():
         raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
     if not path.is_file():

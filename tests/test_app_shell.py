@@ -217,11 +217,13 @@ def test_check_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     f.write_bytes(b"II*\x00")
     assert _ui.check_server_path(f" '{f}' ") == f
     for bad, words in (("", "type the full path"), ("relative/x.tif", "not an absolute path"),
-                       (str(tmp_path / "missing.tif"), "does not exist"), (str(tmp_path), "not a file")):
+                       (str(tmp_path / "missing.tif"), "does not exist"), (str(tmp_path), "not a file"),
+                       (f"{f}\n/etc/passwd", "control characters"),
+                       ("~no_such_user_here_42/x.tif", "home folder this server does not know")):
         with pytest.raises(InputError, match=words):
             _ui.check_server_path(bad)
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     monkeypatch.setenv(_ui.ENV_SERVER_PATHS, str(allowed))
-    with pytest.raises(InputError, match="outside the folders"):
+    with pytest.raises(InputError, match=f"outside the folders.*{_ui.ENV_SERVER_PATHS}"):
         _ui.check_server_path(str(f))
