@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from core.checkpoint import load_model
 from core.errors import CoreError, InputError
-from core.safety import safe_extract_zip, safe_filename, unique_name
+from core.safety import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
 from core.training import TrainConfig
 
@@ -242,6 +242,16 @@ def new_upload_dir(ws: Workspace, kind: str) -> Path:
     return d
 
 
+def _write(target: Path, data: bytes | IO[bytes]) -> None:
+    """Write bytes, or copy a stream in chunks (an upload never sits in memory twice), to ``target``."""
+    if isinstance(data, bytes):
+        atomic_write_bytes(target, data)
+    else:
+        if hasattr(data, "seek"):
+            data.seek(0)
+        atomic_write_stream(target, data)
+
+
 def stage_uploads(files: Iterable[tuple[str, bytes | IO[bytes]]], dest: str | Path) -> list[Path]:
     """Write uploaded files into ``dest`` under safe, unique names; zip archives are unpacked there with
     :func:`core.safety.safe_extract_zip` (zip-slip and zip bombs refused). Returns the files written."""
@@ -253,8 +263,7 @@ def stage_uploads(files: Iterable[tuple[str, bytes | IO[bytes]]], dest: str | Pa
         safe = unique_name(safe_filename(Path(str(name)).name, default="upload"), taken)
         taken.add(safe)
         target = dest / safe
-        raw = data if isinstance(data, bytes) else data.read()
-        target.write_bytes(raw)
+        _write(target, data)
         if target.suffix.lower() == ".zip":
             try:
                 out += safe_extract_zip(target, dest / target.stem)
@@ -273,7 +282,7 @@ def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, 
     tmp.mkdir(parents=True)
     path = tmp / safe_filename(Path(str(filename)).name, default="model.pt")
     try:
-        path.write_bytes(data if isinstance(data, bytes) else data.read())
+        _write(path, data)
         _, meta, _ = load_model(path)
         info = model_info(meta, source="uploaded")
         info["name"] = name.strip() or meta.get("name") or Path(str(filename)).stem or "uploaded model"
