@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import escape
 from pathlib import Path
 
 import streamlit as st
@@ -73,11 +74,16 @@ def _details(sr: SceneResult, f: Finding) -> None:
         st.image(chip, caption=f"{label}: outline of the finding on the source image", width="stretch")
 
 
-def _legend() -> None:
-    scale = SCALES["copernicus-ems"]
-    items = " ".join(f"<span style='color:{g.color}'>&#9632;</span> {g.label}" for g in scale.grades()[:3])
-    st.markdown(f"<small>{items} &nbsp; <span style='color:#718096'>&#9633;</span> rejected &nbsp; dashed outline = "
-                "approximate footprint</small>", unsafe_allow_html=True)
+def _legend(results: list) -> None:
+    """Grade colours of every damage scale the shown results use (an analysis may use EMS, xView2 or UNOSAT)."""
+    used = list(dict.fromkeys(str(r.meta.get("grade_scale", "copernicus-ems")) for r in results)) or ["copernicus-ems"]
+    rows = []
+    for key in used:
+        scale = SCALES.get(key, SCALES["copernicus-ems"])
+        items = " ".join(f"<span style='color:{g.color}'>&#9632;</span> {escape(g.label)}" for g in scale.grades())
+        rows.append((f"{escape(scale.name)}: " if len(used) > 1 else "") + items)
+    st.markdown("<small>" + "<br>".join(rows) + " &nbsp; <span style='color:#718096'>&#9633;</span> rejected "
+                "&nbsp; dashed outline = approximate footprint</small>", unsafe_allow_html=True)
 
 
 ctx = _ui.context()
@@ -154,7 +160,7 @@ left, right = st.columns([5, 2])
 with left:
     out = st_folium(fmap, height=MAP_HEIGHT, use_container_width=True,
                     returned_objects=["last_object_clicked", "last_object_clicked_tooltip"])
-    _legend()
+    _legend(on_map)
 with right:
     clicked = webmap.clicked_finding(on_map, out)
     by_id = {f.id: (r, f) for r in on_map for f in r.findings}

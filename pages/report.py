@@ -184,6 +184,27 @@ def review_form(ctx: _ui.Context, findings: list[Finding]) -> None:
                 return
             st.toast(f"Saved the review of {fid}.", icon=":material/check:")
             st.rerun()
+    history(ctx, fid)
+
+
+def history(ctx: _ui.Context, fid: str) -> None:
+    """The audit trail of one finding: every review, who made it and when, what it changed."""
+    try:
+        rows = ctx.ws.review_history(fid)
+    except CoreError as exc:
+        _ui.show_error(exc, "Review history")
+        return
+    if not rows:
+        st.caption(f"{fid} has not been reviewed yet.")
+        return
+    changes = []
+    for r in rows:
+        what = [f"{field}: {r[f'{field}_before'] or '—'} → {r[f'{field}_after'] or '—'}"
+                for field in ("status", "grade", "notes") if r.get(f"{field}_after") is not None]
+        changes.append({"when (UTC)": str(r["at"])[:19].replace("T", " "), "analyst": r["analyst"],
+                        "change": "; ".join(what) or "no change"})
+    st.markdown(f"**Review history of {fid}** ({len(rows)})")
+    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")
 
 
 def text_field(label: str, state_key: str, widget_key: str, *, area: bool = False, **kw: Any) -> str:
@@ -257,6 +278,10 @@ def downloads(aid: int, results: list[SceneResult]) -> None:
         c2.download_button("Heatmap GeoTIFF", reader(Path(r.heatmap_path)), file_name=Path(r.heatmap_path).name,
                            mime="image/tiff", on_click="ignore", icon=":material/download:", key="dl_heatmap",
                            width="stretch")
+        if r.change_path is not None and Path(r.change_path).is_file():
+            c2.download_button("Change GeoTIFF", reader(Path(r.change_path)), file_name=Path(r.change_path).name,
+                               mime="image/tiff", on_click="ignore", icon=":material/download:", key="dl_change",
+                               width="stretch", help=f"the change heatmap against {r.pre_scene_name}")
 
 
 def page() -> None:

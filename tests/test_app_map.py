@@ -96,6 +96,8 @@ def test_map_page_draws_every_georeferenced_result_offline(workspace):
     assert "approximate footprint from GPS + camera model" in script
     assert [s.value for s in at.selectbox if s.label == "Basemap"] == ["none"]
     assert any("photo.jpg" in t.value for t in at.text)  # listed as not on the map
+    legend = next(m.value for m in at.markdown if "rejected" in m.value)
+    assert "Possibly damaged" in legend and "No visible damage" in legend  # the scale these results were graded on
 
 
 def test_same_state_redraws_the_same_map(workspace):

@@ -153,3 +153,21 @@ def test_report_files_are_built_on_demand(report_env) -> None:
     at.switch_page("pages/report.py").run()
     assert at.text_input(key="w_report_handling").value == "TLP:CLEAR"
     assert at.session_state[S.REPORT_EVENT] == "Joplin EF5 tornado"
+
+
+def test_one_finding_form_saves_and_shows_the_audit_trail(report_env) -> None:
+    ws, aid = report_env
+    at = report_page("Park")
+    fid = at.selectbox(key="w_review_one").value
+    assert any(f"{fid} has not been reviewed yet" in c.value for c in at.caption) or ws.review_history(fid)
+    before = len(ws.review_history(fid))
+    next(r for r in at.radio if r.label == "Review").set_value("confirmed")
+    next(t for t in at.text_area if t.label == "Notes").set_value("pancaked roof 확인")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert not at.exception, texts(at.exception)
+    trail = ws.review_history(fid)
+    assert len(trail) == before + 1 and trail[-1]["analyst"] == "Park"
+    table = next(d.value for d in at.dataframe if "analyst" in d.value.columns and "change" in d.value.columns)
+    last = table.iloc[-1]
+    assert last["analyst"] == "Park" and "status: " in last["change"] and "→ confirmed" in last["change"]
+    assert "pancaked roof 확인" in last["change"]
