@@ -58,6 +58,10 @@ def cmd_case(a: argparse.Namespace) -> int:
             n_find = sum(int(x["n_findings"]) for x in analyses)
             print(f"{c['id']:>4}  {c['name']}  ({c.get('event') or 'no event'}): {len(analyses)} analyses, "
                   f"{n_find} findings")
+            for x in analyses:
+                print(f"        analysis {x['id']:>4}  {x['created_at'][:16].replace('T', ' ')} UTC  "
+                      f"{x['n_done']}/{x['n_inputs']} images  {x['n_findings']} findings  "
+                      f"{x['model'].get('name', '?')}  {x['status']}")
         return 0
     if a.action == "export":
         cid = _case_id(ws, a.case)

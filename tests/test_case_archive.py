@@ -133,7 +133,8 @@ def test_cli_exports_imports_and_reports_a_reviewed_pair(shared_data: Path, tiny
     capsys.readouterr()
 
     assert main(["case", "--workspace", str(w1), "list"]) == 0
-    assert "Joplin" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "Joplin" in listed and f"analysis {a['id']:>4}" in listed and "1/1 images" in listed
     assert main(["case", "--workspace", str(w1), "export", "Joplin", "--out", str(tmp_path), "--inputs", "all"]) == 0
     archive = Path(capsys.readouterr().out.strip())
     assert archive.is_file() and archive.suffix == ".zip"
