@@ -68,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("archs", help="list the registered architectures")
     from core.cli_analyze import add_analyze, add_report
     from core.cli_case import add_case
+    from core.cli_place import add_place
 
     add_analyze(sub)
     add_report(sub)
     add_case(sub)
+    add_place(sub)
     return parser
 
 
@@ -153,9 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parser.parse_args(argv)
     from core.cli_analyze import cmd_analyze, cmd_report
     from core.cli_case import cmd_case
+    from core.cli_place import cmd_place
 
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
-                "report": cmd_report, "case": cmd_case}
+                "report": cmd_report, "case": cmd_case, "place": cmd_place}
     try:
         return handlers[a.command](a)
     except CoreError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import mgrs as _mgrs
 import numpy as np
@@ -235,6 +236,25 @@ def bounds_georef(west: float, south: float, east: float, north: float, width: i
         raise GeoreferenceError("image width and height must be positive")
     return GeoRef(crs=WGS84, transform=((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north),
                   method="user", approximate=True, note="placed by analyst from WGS84 bounds")
+
+
+def placement_georef(width: int, height: int, *, center: tuple[float, float] | None = None,
+                     gsd_m: float | None = None, yaw_deg: float = 0.0,
+                     bounds: tuple[float, float, float, float] | None = None) -> tuple[GeoRef, dict[str, Any]]:
+    """The georef of an image the analyst places by hand, and the record of how: either ``center`` (lat, lon) with
+    ``gsd_m`` metres per pixel and the heading of the image top ``yaw_deg``, or WGS84 ``bounds`` (west, south,
+    east, north) for a north-up image. Raises :class:`GeoreferenceError` saying what is missing or wrong."""
+    if (center is None) == (bounds is None):
+        raise GeoreferenceError("place the image either by its centre and ground sample distance or by its WGS84 "
+                                "bounds (west, south, east, north), not both and not neither")
+    if bounds is not None:
+        w, s_, e, n = (float(v) for v in bounds)
+        return bounds_georef(w, s_, e, n, width, height), {"bounds_wgs84": [w, s_, e, n]}
+    if gsd_m is None:
+        raise GeoreferenceError("placing the image by its centre needs its ground sample distance (metres per pixel)")
+    lat, lon = (float(v) for v in center)
+    return (user_georef(lat, lon, float(gsd_m), width, height, yaw_deg=float(yaw_deg)),
+            {"center_lat": lat, "center_lon": lon, "gsd_m": float(gsd_m), "yaw_deg": float(yaw_deg)})
 
 
 def validate_georef(georef: GeoRef, width: int, height: int) -> None:

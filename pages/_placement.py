@@ -16,31 +16,44 @@ from pages import _ui
 
 
 def placement_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
-    """Let the analyst place an un-georeferenced frame: centre lat/lon and metres per pixel."""
+    """Let the analyst place an un-georeferenced frame: by its centre, ground sample distance and heading, or by
+    the WGS84 bounds of a north-up image."""
     st.info(f"{r.scene_name} has no georeference, so it cannot be shown on the map and its findings have no "
-            "coordinates or areas. Place it: give the centre of the image and its ground sample distance.",
-            icon=":material/location_off:")
+            "coordinates or areas. Place it: give the centre of the image and its ground sample distance, or the "
+            "bounds it covers.", icon=":material/location_off:")
     gps = webmap.gps_point(r)
     if gps is not None:
         st.caption(f":material/satellite_alt: The frame's GPS ({gps[0]:.6f}, {gps[1]:.6f}) is filled in; its "
                    "metadata lacked the height or camera data for a footprint, so give the ground sample distance.")
-    with st.form(S.place_key(r.scene_name, "form"), border=True):
+    by = st.radio("Place by", ["centre", "bounds"], horizontal=True, key=S.place_key(r.scene_name, "by"),
+                  format_func={"centre": "centre, ground sample distance and heading",
+                               "bounds": "bounds of a north-up image (W, S, E, N)"}.get)
+    key = S.place_key
+    with st.form(key(r.scene_name, "form"), border=True):
         c1, c2, c3, c4 = st.columns(4)
-        lat = c1.number_input("Centre latitude (°)", -90.0, 90.0, gps[0] if gps else 0.0, format="%.6f",
-                              key=S.place_key(r.scene_name, "lat"))
-        lon = c2.number_input("Centre longitude (°)", -180.0, 180.0, gps[1] if gps else 0.0, format="%.6f",
-                              key=S.place_key(r.scene_name, "lon"))
-        gsd = c3.number_input("Ground sample distance (m/px)", 0.001, 1000.0, 0.1, format="%.3f",
-                              key=S.place_key(r.scene_name, "gsd"))
-        yaw = c4.number_input("Heading of the image top (° from north)", -360.0, 360.0, 0.0, format="%.1f",
-                              key=S.place_key(r.scene_name, "yaw"),
-                              help="0 = north up; 90 = the top of the image faces east (a drone's yaw).")
+        if by == "centre":
+            lat = c1.number_input("Centre latitude (°)", -90.0, 90.0, gps[0] if gps else 0.0, format="%.6f",
+                                  key=key(r.scene_name, "lat"))
+            lon = c2.number_input("Centre longitude (°)", -180.0, 180.0, gps[1] if gps else 0.0, format="%.6f",
+                                  key=key(r.scene_name, "lon"))
+            gsd = c3.number_input("Ground sample distance (m/px)", 0.001, 1000.0, 0.1, format="%.3f",
+                                  key=key(r.scene_name, "gsd"))
+            yaw = c4.number_input("Heading of the image top (° from north)", -360.0, 360.0, 0.0, format="%.1f",
+                                  key=key(r.scene_name, "yaw"),
+                                  help="0 = north up; 90 = the top of the image faces east (a drone's yaw).")
+            args: dict[str, Any] = {"center": (lat, lon), "gsd_m": gsd, "yaw_deg": yaw}
+        else:
+            w = c1.number_input("West (° longitude)", -180.0, 180.0, 0.0, format="%.6f", key=key(r.scene_name, "w"))
+            s_ = c2.number_input("South (° latitude)", -90.0, 90.0, 0.0, format="%.6f", key=key(r.scene_name, "s"))
+            e = c3.number_input("East (° longitude)", -180.0, 180.0, 0.0, format="%.6f", key=key(r.scene_name, "e"))
+            n = c4.number_input("North (° latitude)", -90.0, 90.0, 0.0, format="%.6f", key=key(r.scene_name, "n"))
+            args = {"bounds": (w, s_, e, n)}
         if st.form_submit_button("Place on the map", icon=":material/add_location:"):
             try:
-                r.meta["placement"] = {"center_lat": lat, "center_lon": lon, "gsd_m": gsd, "yaw_deg": yaw}
+                georef, how = geo.placement_georef(r.width, r.height, **args)
+                r.meta["placement"] = how
                 thr = float(r.meta.get("threshold") or (r.findings[0].threshold if r.findings else ctx.threshold))
-                placed = place_result(r, geo.user_georef(lat, lon, gsd, r.width, r.height, yaw_deg=yaw), model,
-                                      thr)
+                placed = place_result(r, georef, model, thr)
                 ctx.ws.save_scene_result(aid, placed, input_name=r.scene_name)
                 st.rerun()
             except CoreError as exc:
