@@ -92,7 +92,8 @@ def _keep_pair(post_name: str, widget_key: str) -> None:
 def pre_uploader(ctx: _ui.Context) -> list[Any]:
     """The "pre-event images" uploader (returns the uploads of this run)."""
     return st.file_uploader(
-        "Pre-event images (optional): the same place before the event", type=["jpg", "jpeg", "png", "tif", "tiff"],
+        "Pre-event images (optional): the same place before the event",
+        type=["jpg", "jpeg", "png", "tif", "tiff", "json"],
         accept_multiple_files=True, key=S.pre_uploader_key(),
         help="Not analysed on their own: each post-event image is compared with the pre-event image that covers "
              "it (footprint overlap, else matching names such as 0_pre.tif / 0_post.tif).") or []

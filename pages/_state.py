@@ -31,6 +31,7 @@ AUTO_RUN = "auto_run"  #: analyse uploads as soon as they are saved
 STAGED = "staged_inputs"  #: list of {"path", "name", "origin"} waiting to be analysed
 SAVED_UPLOADS = "saved_uploads"  #: upload file_id -> saved path (each upload is written once)
 UPLOAD_ERRORS = "upload_errors"  #: messages of uploads that could not be saved, shown once
+UPLOAD_NOTES = "upload_notes"  #: messages about uploads kept aside (xBD label files), shown once
 UPLOADER_GEN = "uploader_generation"  #: bumped to empty the uploader (frees the upload's memory)
 ANALYSIS_ID = "analysis_id"  #: analysis shown on Analyze and Report (int) or None
 RUN_ERRORS = "run_errors"  #: {input name: message} of the last run, shown per file
@@ -121,6 +122,7 @@ DEFAULTS: dict[str, Any] = {
     STAGED: [],
     SAVED_UPLOADS: {},
     UPLOAD_ERRORS: [],
+    UPLOAD_NOTES: [],
     UPLOADER_GEN: 0,
     ANALYSIS_ID: None,
     RUN_ERRORS: {},

@@ -23,6 +23,7 @@ import streamlit as st
 
 from core.detector import DEFAULT_MODEL, Detector, device_label, resolve_device
 from core.errors import CoreError, InputError, WorkspaceError
+from core.imagery_xbd import load_xbd_labels
 from core.safety import atomic_write_stream, safe_filename, unique_name
 from core.store import Workspace, default_root
 from pages import _case_archive
@@ -332,7 +333,26 @@ def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path],
             S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
             continue
         saved[f.file_id] = str(path)
-        on_saved(f.name, path)
+        if path.suffix.lower() == ".json":
+            keep_label(f.name, path)
+        else:
+            on_saved(f.name, path)
+
+
+def keep_label(name: str, path: Path) -> None:
+    """An uploaded .json: kept beside the images when it is an xBD label file (the image ``<stem>.png`` of the
+    same name then gets its georeference and capture date from it), else removed with a message."""
+    try:
+        load_xbd_labels(path)
+    except CoreError as exc:
+        path.unlink(missing_ok=True)
+        S.get(S.UPLOAD_ERRORS).append(f"{name}: only xBD label files (.json) can be uploaded with the images; {exc}")
+        return
+    wanted = path.with_name(safe_filename(name, default="labels.json"))
+    if wanted != path:  # a newer copy of a label replaces the older one: its image finds it by name
+        os.replace(path, wanted)
+    S.get(S.UPLOAD_NOTES).append(f"xBD labels {wanted.name} kept: the image {wanted.stem}.png gets its location, "
+                                 "date and building outlines from them.")
 
 
 def server_roots() -> list[Path]:

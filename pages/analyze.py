@@ -26,7 +26,7 @@ from core.types import SceneResult
 from pages import _compare, _images, _placement, _ui
 from pages import _state as S
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
 
 
 # -- helpers (page logic only: every computation is a core call) --------------------------------------------------
@@ -168,7 +168,8 @@ def clear_staged() -> None:
 def inputs_section(ctx: _ui.Context) -> None:
     """Upload / server path / staged list / run."""
     st.subheader("Images")
-    files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF)", type=UPLOAD_TYPES,
+    files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF; xBD label .json with its .png)",
+                             type=UPLOAD_TYPES,
                              accept_multiple_files=True, key=S.uploader_key(),
                              help="Each file is written to the workspace as soon as it arrives.")
     pre_files = _compare.pre_uploader(ctx)
@@ -187,7 +188,10 @@ def inputs_section(ctx: _ui.Context) -> None:
         st.rerun()  # a fresh, empty uploader: Streamlit drops the uploaded bytes
     for msg in S.get(S.UPLOAD_ERRORS):
         st.error(msg)
+    for msg in S.get(S.UPLOAD_NOTES):
+        st.info(msg, icon=":material/label:")
     S.put(S.UPLOAD_ERRORS, [])
+    S.put(S.UPLOAD_NOTES, [])
     with st.form("server_path_form", clear_on_submit=True, border=False):
         c1, c2, c3 = st.columns([5, 2, 1], vertical_alignment="bottom")
         text = c1.text_input("…or a file on the server (for rasters too large to upload)", key=S.W_SERVER_PATH,
