@@ -39,11 +39,8 @@ def test_a_frame_with_gps_but_no_footprint_is_marked_and_placed_from_its_gps(sha
     """pyodm's tiny frame has EXIF GPS but no height above ground: no footprint, yet its GPS reaches the result,
     the map marks it, and the Analyze page's placement form starts from it."""
     from core.batch import analyze_input
-    from core.store import Workspace
     from core.webmap import build_map, gps_point, map_html
-    from pages import _state as S
     from tests.conftest import need
-    from tests.test_app_shell import new_app, server_like_reruns
 
     frame = need(shared_data / "drone/pyodm_tiny/image_1.jpg")
     det = Detector.load(tiny_model, device="cpu")
@@ -54,19 +51,7 @@ def test_a_frame_with_gps_but_no_footprint_is_marked_and_placed_from_its_gps(sha
     html = map_html(build_map([res]))
     assert "GPS of image_1.jpg" in html and "no footprint" in html
 
-    ws = Workspace(tmp_path / "ws")
-    cid = ws.create_case("drone")
-    aid = ws.create_analysis(cid, [{"path": str(frame)}], model=det.info(), threshold=None, options={})
-    ws.save_scene_result(aid, res)
-    ws.finish_analysis(aid)
-    server_like_reruns(monkeypatch)
-    monkeypatch.setenv("BDA_WORKSPACE", str(ws.root))
-    monkeypatch.setenv("BDA_MODEL", str(tiny_model))
-    at = new_app()
-    at.session_state[S.CASE_ID] = cid
-    at.session_state[S.ANALYSIS_ID] = aid
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    ws, aid, at = _analyze_page_of(res, frame, det, tmp_path, tiny_model, monkeypatch)
     boxes = {n.label: n for n in at.number_input}
     assert abs(boxes["Centre latitude (°)"].value - lat) < 1e-6
     assert abs(boxes["Centre longitude (°)"].value - lon) < 1e-6
@@ -114,25 +99,12 @@ def test_cli_places_a_photo_by_bounds_and_refuses_bad_requests(shared_data, tiny
 
 def test_the_analyze_page_places_a_photo_by_its_bounds(shared_data, tiny_model, tmp_path, monkeypatch):
     from core.batch import analyze_input
-    from core.store import Workspace
-    from pages import _state as S
     from tests.conftest import need
-    from tests.test_app_shell import new_app, server_like_reruns
 
     photo = need(shared_data / "aider/fire/fire_image0196.jpg")
     det = Detector.load(tiny_model, device="cpu")
     res = analyze_input({"path": str(photo)}, det, tmp_path / "out", threshold=0.5)
-    ws = Workspace(tmp_path / "ws")
-    cid = ws.create_case("photos")
-    aid = ws.create_analysis(cid, [{"path": str(photo)}], model=det.info(), threshold=0.5, options={})
-    ws.save_scene_result(aid, res)
-    ws.finish_analysis(aid)
-    server_like_reruns(monkeypatch)
-    monkeypatch.setenv("BDA_WORKSPACE", str(ws.root))
-    monkeypatch.setenv("BDA_MODEL", str(tiny_model))
-    at = new_app()
-    at.session_state[S.CASE_ID], at.session_state[S.ANALYSIS_ID] = cid, aid
-    at.run()
+    ws, aid, at = _analyze_page_of(res, photo, det, tmp_path, tiny_model, monkeypatch)
     next(r for r in at.radio if r.label == "Place by").set_value("bounds").run()
     boxes = {n.label: n for n in at.number_input}
     for label, v in (("West (° longitude)", 126.97), ("South (° latitude)", 37.56), ("East (° longitude)", 126.98),
@@ -143,3 +115,24 @@ def test_the_analyze_page_places_a_photo_by_its_bounds(shared_data, tiny_model, 
     (placed,) = ws.scene_results(aid)
     assert placed.meta["placement"] == {"bounds_wgs84": [126.97, 37.56, 126.98, 37.57]}
     assert placed.findings and all(126.97 <= f.centroid_lon <= 126.98 for f in placed.findings)
+
+
+def _analyze_page_of(res, path, det, tmp_path, model_path, monkeypatch):
+    """A workspace holding ``res`` as a one-image analysis, and an app session showing it on the Analyze page."""
+    from core.store import Workspace
+    from pages import _state as S
+    from tests.test_app_shell import new_app, server_like_reruns
+
+    ws = Workspace(tmp_path / "ws")
+    cid = ws.create_case("placing")
+    aid = ws.create_analysis(cid, [{"path": str(path)}], model=det.info(), threshold=None, options={})
+    ws.save_scene_result(aid, res)
+    ws.finish_analysis(aid)
+    server_like_reruns(monkeypatch)
+    monkeypatch.setenv("BDA_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("BDA_MODEL", str(model_path))
+    at = new_app()
+    at.session_state[S.CASE_ID], at.session_state[S.ANALYSIS_ID] = cid, aid
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return ws, aid, at
