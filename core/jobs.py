@@ -1,4 +1,5 @@
-"""Background jobs: model training and evaluation in threads whose state lives in the workspace database.
+"""Background jobs: model training and evaluation (image sets or an xBD folder) in threads whose state lives in
+the workspace database.
 
 A job is a row of the workspace's ``jobs`` table (status, progress, message, result) plus a log (one entry per
 epoch: the live loss curve). The thread writes every change there, so a page that is left and reopened, a browser
@@ -83,6 +84,23 @@ class JobRunner:
                   "anomalous": [str(p) for p in anomalous], "device": device, "patch": patch}
         jid = self.ws.create_job(EVALUATE, params)
         self._spawn(jid, self._evaluate, params, detector)
+        return jid
+
+    def start_xbd_evaluation(self, root: str | Path, *, model_path: str | Path | None = None, device: str = "auto",
+                             tile: int = 256, detector: Any = None, note: str = "") -> int:
+        """Evaluate a model on an xBD-layout folder (``images/*_post_disaster.png`` + ``labels/*.json``) in the
+        background with :func:`core.evaluation.evaluate_xbd`: building-level AUROC (damaged vs no-damage) and
+        ``tile``-px tile-level AUROC. ``note``: a remark about the data kept with the result (e.g. unlabelled images).
+        Returns the job id; the result holds both AUROCs, their counts and the building ROC (``fpr``/``tpr``)."""
+        root = Path(root)
+        if not (root / "images").is_dir():
+            raise InputError(f"{root} has no images/ folder; give an xBD folder holding images/ and labels/")
+        if not 32 <= int(tile) <= 4096:
+            raise InputError(f"tile size {tile} px is outside 32 … 4096; 256 is the usual")
+        params = {"model_path": str(model_path) if model_path else "", "xbd": str(root), "device": device,
+                  "tile": int(tile), "note": str(note)}
+        jid = self.ws.create_job(EVALUATE, params)
+        self._spawn(jid, self._evaluate_xbd, params, detector)
         return jid
 
     def _spawn(self, jid: int, target: Any, *args: Any) -> None:
@@ -173,21 +191,29 @@ class JobRunner:
                            result={"model_id": model_id, "path": str(out), "sha256": meta["sha256"],
                                    "name": meta["name"]})
 
-    def _evaluate(self, jid: int, should_stop: Any, params: dict[str, Any], detector: Any) -> None:
+    def _detector(self, jid: int, params: dict[str, Any], detector: Any) -> Any:
+        """The job's detector: the one handed over, else its checkpoint loaded."""
         from core.detector import Detector
-        from core.evaluation import evaluate_images, roc_curve
 
-        det = detector
-        if det is None:
-            self.ws.update_job(jid, message="loading the model")
-            det = Detector.load(params["model_path"] or None, device=params["device"])
+        if detector is not None:
+            return detector
+        self.ws.update_job(jid, message="loading the model")
+        return Detector.load(params["model_path"] or None, device=params["device"])
 
+    def _scoring_progress(self, jid: int, should_stop: Any) -> Any:
+        """A ``progress(k, n, name)`` for the evaluation functions: job progress per image, and the cancel check."""
         def progress(k: int, n: int, name: str) -> None:
             if should_stop():
                 raise _Cancelled(f"cancelled after {k} of {n} images")
             self.ws.update_job(jid, progress=k / max(n, 1), message=f"scoring {name} ({k + 1}/{n})")
+        return progress
 
-        res = evaluate_images(det, params["normal"], params["anomalous"], patch=params["patch"], progress=progress)
+    def _evaluate(self, jid: int, should_stop: Any, params: dict[str, Any], detector: Any) -> None:
+        from core.evaluation import evaluate_images, roc_curve
+
+        det = self._detector(jid, params, detector)
+        res = evaluate_images(det, params["normal"], params["anomalous"], patch=params["patch"],
+                              progress=self._scoring_progress(jid, should_stop))
         fpr, tpr = roc_curve(res["scores"], res["labels"])
         auroc = res["auroc"] if math.isfinite(res["auroc"]) else None
         result = {k: res[k] for k in ("n_normal", "n_anomalous", "unit", "scores", "labels", "skipped")}
@@ -195,6 +221,43 @@ class JobRunner:
                    "model": {"name": det.name, "sha256": det.sha256, "arch": det.arch}}
         self.ws.update_job(jid, status="done", progress=1.0, result=result,
                            message="AUROC " + (f"{auroc:.3f}" if auroc is not None else "n/a (one class is empty)"))
+
+
+    def _evaluate_xbd(self, jid: int, should_stop: Any, params: dict[str, Any], detector: Any) -> None:
+        from core.evaluation import evaluate_xbd, roc_curve
+
+        det = self._detector(jid, params, detector)
+        res = evaluate_xbd(det, params["xbd"], tile=params["tile"], progress=self._scoring_progress(jid, should_stop))
+        if should_stop():  # asked during the last image
+            raise _Cancelled("cancelled while scoring the last image; nothing was recorded")
+        fpr, tpr = roc_points(*roc_curve(res["building_scores"], res["building_labels"]))
+        b_auroc, t_auroc = (v if math.isfinite(v) else None for v in (res["building_auroc"], res["tile_auroc"]))
+        result = {k: res[k] for k in ("n_damaged", "n_undamaged", "n_tiles", "n_damaged_tiles", "images")}
+        result |= {"data": "xbd", "folder": params["xbd"], "tile": params["tile"], "note": params.get("note", ""),
+                   "building_auroc": b_auroc, "tile_auroc": t_auroc, "fpr": fpr, "tpr": tpr,
+                   "model": {"name": det.name, "sha256": det.sha256, "arch": det.arch}}
+
+        def fmt(v: float | None) -> str:
+            return f"{v:.3f}" if v is not None else "n/a"
+        self.ws.update_job(jid, status="done", progress=1.0, result=result,
+                           message=f"building AUROC {fmt(b_auroc)} · tile AUROC {fmt(t_auroc)}")
+
+
+def roc_points(fpr: Any, tpr: Any, *, max_points: int = 2000) -> tuple[list[float], list[float]]:
+    """An ROC curve small enough to store with a job: the points inside straight runs dropped (the drawn curve is
+    unchanged), then, if still longer than ``max_points``, an even subsample that keeps both ends."""
+    import numpy as np
+
+    f, t = np.asarray(fpr, np.float64), np.asarray(tpr, np.float64)
+    if len(f) > 2:
+        df, dt = np.diff(f), np.diff(t)
+        turn = (df[1:] * dt[:-1] - dt[1:] * df[:-1]) != 0  # the direction changes at the point between
+        keep = np.concatenate([[True], turn, [True]])
+        f, t = f[keep], t[keep]
+    if len(f) > max_points:
+        idx = np.unique(np.linspace(0, len(f) - 1, max_points).round().astype(int))
+        f, t = f[idx], t[idx]
+    return [round(float(v), 6) for v in f], [round(float(v), 6) for v in t]
 
 
 _RUNNERS: dict[Path, JobRunner] = {}
@@ -228,7 +291,8 @@ def model_info(meta: dict[str, Any], *, source: str, job_id: int | None = None) 
 
 
 def model_evaluations(ws: Workspace, sha256: str) -> list[dict[str, Any]]:
-    """Finished evaluation jobs of the model with this sha256, newest first (job dicts with their result)."""
+    """Finished evaluation jobs of the model with this sha256, newest first (job dicts with their result; an xBD
+    evaluation's result has ``data == "xbd"`` and building / tile AUROCs instead of ``auroc``)."""
     return [j for j in ws.list_jobs(kind=EVALUATE, status="done", limit=500)
             if isinstance(j.get("result"), dict) and j["result"].get("model", {}).get("sha256") == sha256]
 

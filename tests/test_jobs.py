@@ -8,6 +8,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -181,3 +182,89 @@ def test_import_checkpoint_registers_a_copy(trained, tmp_path):
     assert ws.models_dir() in m["path"].parents and m["sha256"] == job["result"]["sha256"]
     again = Path(job["result"]["path"]).read_bytes()
     assert jobs.import_checkpoint(ws, "again.pt", again) == mid  # the same file is registered once
+
+
+# -- xBD evaluation ---------------------------------------------------------------------------------------------
+def _xbd_subset(shared_data, dest: Path, tiles=("218", "228")) -> Path:
+    """A small xBD layout (post + pre images and labels of a few Harvey tiles) copied into ``dest``."""
+    src = shared_data / "xbd" / "harvey"
+    for sub in ("images", "labels"):
+        (dest / sub).mkdir(parents=True)
+    for t in tiles:
+        for phase in ("pre", "post"):
+            stem = f"hurricane-harvey_00000{t}_{phase}_disaster"
+            for sub, ext in (("images", ".png"), ("labels", ".json")):
+                f = src / sub / f"{stem}{ext}"
+                if not f.is_file():
+                    pytest.skip(f"xBD Harvey file missing: {f}")
+                (dest / sub / f.name).write_bytes(f.read_bytes())
+    return dest
+
+
+def test_xbd_evaluation_job_records_what_evaluate_xbd_measures(shared_data, tiny_model, tmp_path):
+    from core.evaluation import evaluate_xbd
+
+    folder = _xbd_subset(shared_data, tmp_path / "xbd", ("218", "228", "220"))
+    r = jobs.runner(tmp_path / "ws")
+    det = Detector.load(tiny_model, device="cpu")
+    jid = r.start_xbd_evaluation(folder, model_path=tiny_model, device="cpu", note="a remark")
+    job = r.wait(jid, timeout=300)
+    assert job["status"] == "done", job["message"]
+    assert job["kind"] == jobs.EVALUATE and job["progress"] == 1.0
+    want = evaluate_xbd(det, folder)
+    res = job["result"]
+    assert res["data"] == "xbd" and res["folder"] == str(folder) and res["tile"] == 256 and res["note"] == "a remark"
+    assert res["building_auroc"] == pytest.approx(want["building_auroc"], abs=1e-9)
+    assert res["tile_auroc"] == pytest.approx(want["tile_auroc"], abs=1e-9)
+    assert (res["n_damaged"], res["n_undamaged"], res["images"]) == (8, 123, 3)
+    assert (res["n_tiles"], res["n_damaged_tiles"]) == (want["n_tiles"], want["n_damaged_tiles"])
+    assert f"building AUROC {want['building_auroc']:.3f}" in job["message"]
+    # the stored ROC is the building ROC: its area is the building AUROC (scores without ties)
+    assert np.trapezoid(res["tpr"], res["fpr"]) == pytest.approx(want["building_auroc"], abs=1e-4)
+    assert res["model"]["sha256"] == det.sha256
+    assert [j["id"] for j in jobs.model_evaluations(r.ws, det.sha256)] == [jid]
+
+
+def test_xbd_evaluation_refuses_a_folder_without_images_and_a_bad_tile(tmp_path):
+    r = jobs.runner(tmp_path / "ws")
+    with pytest.raises(InputError, match="no images/ folder"):
+        r.start_xbd_evaluation(tmp_path, device="cpu")
+    (tmp_path / "images").mkdir()
+    with pytest.raises(InputError, match="tile size"):
+        r.start_xbd_evaluation(tmp_path, device="cpu", tile=8)
+    assert r.ws.list_jobs() == []
+
+
+def test_xbd_evaluation_of_a_folder_without_post_images_fails_with_the_reason(tmp_path, tiny_model):
+    (tmp_path / "xbd" / "images").mkdir(parents=True)
+    r = jobs.runner(tmp_path / "ws")
+    job = r.wait(r.start_xbd_evaluation(tmp_path / "xbd", model_path=tiny_model, device="cpu"), timeout=60)
+    assert job["status"] == "failed" and "_post_disaster.png" in job["message"]
+
+
+def test_roc_points_keep_the_curve_and_bound_its_length():
+    from core.evaluation import auroc, roc_curve
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(5000) < 0.2).astype(int)
+    scores = rng.normal(size=5000) + labels
+    fpr, tpr = roc_curve(scores, labels)
+    f, t = jobs.roc_points(fpr, tpr, max_points=100_000)
+    assert len(f) < len(fpr) and (f[0], t[0], f[-1], t[-1]) == (0, 0, 1, 1)
+    assert np.trapezoid(t, f) == pytest.approx(auroc(scores, labels), abs=1e-5)  # straight runs only were dropped
+    f2, t2 = jobs.roc_points(fpr, tpr, max_points=200)
+    assert len(f2) <= 200 and (f2[0], t2[0], f2[-1], t2[-1]) == (0, 0, 1, 1)
+    assert all(a <= b for a, b in zip(f2, f2[1:], strict=False))
+    assert np.trapezoid(t2, f2) == pytest.approx(auroc(scores, labels), abs=0.01)
+    assert jobs.roc_points([0, 1], [0, 1]) == ([0.0, 1.0], [0.0, 1.0])
+
+
+def test_a_cancelled_xbd_evaluation_records_nothing(shared_data, tiny_model, tmp_path):
+    folder = _xbd_subset(shared_data, tmp_path / "xbd", ("218", "228", "220"))
+    r = jobs.runner(tmp_path / "ws")
+    det = Detector.load(tiny_model, device="cpu")
+    jid = r.start_xbd_evaluation(folder, device="cpu", detector=det)
+    r.cancel(jid)  # scoring three 1024 px tiles takes seconds: the worker sees this between images
+    job = r.wait(jid, timeout=120)
+    assert job["status"] == "cancelled" and "cancelled after" in job["message"] and "of 3 images" in job["message"]
+    assert job["result"] is None and jobs.model_evaluations(r.ws, det.sha256) == []
