@@ -12,6 +12,10 @@ folders once links are resolved. Folders and globs add:
 * the look stops after :data:`MAX_SCAN_ENTRIES` entries or :data:`MAX_DEPTH` folder levels, so a folder such as
   ``/`` is refused instead of being read whole, allowed folders or not.
 
+An xBD folder (:func:`check_xbd_folder`) is named literally (no glob) and obeys the same rules: the folder, its
+``images/`` and ``labels/`` and every post image and label JSON the evaluation reads must lie inside. An uploaded zip
+of one (:func:`stage_xbd_upload`) is unpacked safely into the workspace and its xBD folder found inside.
+
 The look is made when the form is sent; the job then reads the same folder or glob.
 """
 
@@ -20,12 +24,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core import jobs
 from core.data import IMAGE_EXTS
 from core.errors import InputError
+from core.imagery_xbd import find_xbd_labels
 from core.safety import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
 from pages._ui import ENV_SERVER_PATHS, server_roots
@@ -33,6 +39,9 @@ from pages._ui import ENV_SERVER_PATHS, server_roots
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
 _MAGIC = "*?["
+XBD_POST = "*_post_disaster.png"  #: the post-event images :func:`core.evaluation.evaluate_xbd` reads
+XBD_LAYOUT = ("an xBD folder holds images/<tile>_post_disaster.png and labels/<tile>_post_disaster.json "
+              "(e.g. /data/xbd/harvey)")
 
 
 def allowed_note() -> str:
@@ -213,3 +222,106 @@ def save_job_uploads(ws: Workspace, kind: str, uploads: list[Any]) -> Path | Non
         shutil.rmtree(dest, ignore_errors=True)
         raise
     return dest
+
+
+# -- xBD folders ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class XbdFolder:
+    """A checked xBD folder: its post images and which of them have their label JSON."""
+
+    root: Path
+    posts: int  #: post-event images (``images/*_post_disaster.png``)
+    unlabelled: list[str] = field(default_factory=list)  #: post images without a label JSON
+
+    def note(self) -> str:
+        """A remark for the job's result ("" when every post image has its labels)."""
+        if not self.unlabelled:
+            return ""
+        names = ", ".join(self.unlabelled[:3]) + (" …" if len(self.unlabelled) > 3 else "")
+        return (f"{len(self.unlabelled)} of {self.posts} post images have no label JSON ({names}): they add no "
+                "buildings, only their image count")
+
+
+def check_xbd_folder(text: str, what: str = "xBD folder") -> XbdFolder:
+    """A server xBD folder typed on the page (``images/`` + ``labels/``), checked with the server-path rules of the
+    module notes and for post images and label JSONs. Raises :class:`InputError` saying what is wrong."""
+    path = _typed(text, what, "/data/xbd/harvey")
+    roots = server_roots()
+    real = _real(path, what)
+    if not _inside(real, roots):
+        raise _outside(what, str(path) if real == path else f"{path} (a link to {real})", roots)
+    if not path.exists():
+        raise InputError(f"{what}: {path} does not exist on the server; check the spelling")
+    if not path.is_dir():
+        raise InputError(f"{what}: {path} is not a folder; {XBD_LAYOUT}")
+    return xbd_contents(path, roots, what)
+
+
+def xbd_contents(root: Path, roots: list[Path], what: str = "xBD folder") -> XbdFolder:
+    """Check that ``root`` holds ``images/`` with post images and ``labels/`` with their label JSONs, every one
+    inside ``roots`` once links are resolved (no confinement when ``roots`` is empty). Raises :class:`InputError`."""
+    images, labels = root / "images", root / "labels"
+    lacking = [f"{d.name}/" for d in (images, labels) if not d.is_dir()]
+    if lacking:
+        hint = (f"; name the folder above it ({root.parent})" if root.name.lower() in ("images", "labels") else "")
+        raise InputError(f"{what}: {root} has no {' and no '.join(lacking)} folder{hint}; {XBD_LAYOUT}")
+    for d in (images, labels):
+        real = _real(d, what)
+        if not _inside(real, roots):
+            raise _outside(what, f"{d} (a link to {real})", roots)
+    try:
+        with os.scandir(images) as it:
+            names = []
+            for k, entry in enumerate(it):
+                if k >= MAX_SCAN_ENTRIES:
+                    raise InputError(f"{what}: {images} holds more than {MAX_SCAN_ENTRIES:,} entries; evaluate a "
+                                     "smaller xBD folder (one disaster)")
+                if fnmatch.fnmatchcase(entry.name, XBD_POST) and _kind(entry)[1]:
+                    names.append(entry.name)
+    except OSError as exc:
+        raise InputError(f"{what}: {images} cannot be read ({exc.strerror or exc})") from exc
+    if not names:
+        raise InputError(f"{what}: no post-event images ({XBD_POST}) in {images}; {XBD_LAYOUT}")
+    unlabelled = []
+    for name in sorted(names):
+        post = images / name
+        for f in (post, find_xbd_labels(post)):
+            if f is None:
+                unlabelled.append(name)
+                continue
+            real = _real(f, what)
+            if not _inside(real, roots):
+                raise _outside(what, f"{f} (a link to {real})", roots)
+    if len(unlabelled) == len(names):
+        raise InputError(f"{what}: none of the {len(names)} post images in {images} has its label JSON in {labels} "
+                         f"(e.g. {Path(names[0]).stem}.json); the building AUROC needs the xBD labels")
+    return XbdFolder(root=root, posts=len(names), unlabelled=unlabelled)
+
+
+def find_xbd_root(folder: Path, what: str = "xBD zip") -> Path:
+    """The one folder at or below ``folder`` (an unpacked upload) that holds both ``images/`` and ``labels/``."""
+    found = [d for d in (folder, *sorted(folder.rglob("*")))
+             if d.is_dir() and "__MACOSX" not in d.parts and (d / "images").is_dir() and (d / "labels").is_dir()]
+    if not found:
+        raise InputError(f"{what}: the archive holds no folder with both images/ and labels/; zip the xBD folder "
+                         f"itself ({XBD_LAYOUT})")
+    if len(found) > 1:
+        names = ", ".join(str(d.relative_to(folder)) or "." for d in found[:4])
+        raise InputError(f"{what}: the archive holds {len(found)} xBD folders ({names}); zip one of them")
+    return found[0]
+
+
+def stage_xbd_upload(ws: Workspace, upload: Any) -> tuple[Path, XbdFolder]:
+    """Stream an uploaded zip of an xBD folder into a fresh workspace folder, unpack it safely
+    (:func:`core.safety.safe_extract_zip`), find and check the xBD folder in it. Returns (the staged folder, to
+    remove if the job is refused; the checked xBD folder); on an error nothing is left behind."""
+    if Path(str(upload.name)).suffix.lower() != ".zip":
+        raise InputError(f"xBD zip: {upload.name} is not a .zip; upload a zip of the folder holding images/ and "
+                         "labels/")
+    dest = save_job_uploads(ws, "eval-xbd", [upload])
+    assert dest is not None
+    try:
+        return dest, xbd_contents(find_xbd_root(dest), [], "xBD zip")
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise

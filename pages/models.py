@@ -1,4 +1,5 @@
-"""Models: model cards, training and evaluation as background jobs (live loss curve, ROC), checkpoint upload."""
+"""Models: model cards, training and evaluation (image sets or an xBD folder) as background jobs (live loss curve,
+ROC), checkpoint upload."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from core.data import IMAGE_EXTS
 from core.errors import CoreError
 from core.models.registry import arch_info, list_archs
 from core.training import TrainConfig
-from pages import _models_inputs, _models_train, _ui
+from pages import _models_inputs, _models_train, _models_xbd, _ui
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
 UPLOAD_TYPES = sorted({e.lstrip(".") for e in IMAGE_EXTS} | {"zip"})
+EVAL_MODES = {"images": "Normal vs anomalous images", "xbd": "xBD folder (images/ + labels/)"}
 SERVER_HELP = ("A folder on the server (read with its subfolders), one image file, or a glob such as "
                "/data/flood/**/*.tif. Must lie inside the folders named below when the administrator set them.")
 
@@ -67,16 +69,21 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
         st.text(f"Architecture: {arch}. Training data: {normal.get('files', '?')} normal file(s), "
                 f"{anomalies.get('files', 0)} labelled anomaly file(s){synthetic}; {epochs} epoch(s), final loss "
                 f"{_num(final, '.4f')}{', stopped early' if tr.get('stopped_early') else ''}.")
+        done = jobs.model_evaluations(ws, sha)
         evals = [{"when": j["finished_at"][:16].replace("T", " "), "AUROC": j["result"].get("auroc"),
                   "normal": j["result"].get("n_normal"), "anomalous": j["result"].get("n_anomalous"),
-                  "unit": j["result"].get("unit")} for j in jobs.model_evaluations(ws, sha)]
+                  "unit": j["result"].get("unit")} for j in done if j["result"].get("data") != "xbd"]
         stored = info.get("evaluation") or {}
         if stored:
             evals.append({"when": "in checkpoint", **{k: v for k, v in stored.items()
                                                       if isinstance(v, (int, float, str))}})
+        xbd = _models_xbd.card_rows(done)
         if evals:
             st.dataframe(evals, hide_index=True, width="stretch")
-        else:
+        if xbd:
+            st.caption("On xBD folders (building-level AUROC: damaged vs no-damage buildings):")
+            st.dataframe(xbd, hide_index=True, width="stretch", column_config=_models_xbd.CARD_COLUMNS)
+        if not evals and not xbd:
             st.caption("Not evaluated yet: use the Evaluate tab.")
         st.caption(f"sha256 `{sha}` · `{path}`")
         if markdown is not None:
@@ -168,6 +175,12 @@ def _evaluate_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
         st.info("No model to evaluate yet.")
         return
     labels = {c.key: c.label for c in choices}
+    mode = st.radio("Evaluate on", list(EVAL_MODES), format_func=EVAL_MODES.get, horizontal=True,
+                    help="An xBD folder gives building-level figures from its damage labels.")
+    if mode == "xbd":
+        _models_xbd.evaluate_form(ctx, jr, labels)
+        st.caption(_models_inputs.allowed_note())
+        return
     with st.form("evaluate_form"):
         key = st.selectbox("Model", list(labels), format_func=labels.get)
         normal_up = st.file_uploader("Normal images, or a .zip", UPLOAD_TYPES, accept_multiple_files=True)
@@ -215,7 +228,9 @@ def _upload_tab(ctx: _ui.Context) -> None:
 
 def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
     with st.container(border=True):
-        what = {"train": "Training", "evaluate": "Evaluation"}.get(job["kind"], job["kind"])
+        xbd = job["kind"] == jobs.EVALUATE and _models_xbd.is_xbd(job)
+        what = "xBD evaluation" if xbd else {jobs.TRAIN: "Training", jobs.EVALUATE: "Evaluation"}.get(job["kind"],
+                                                                                                     job["kind"])
         st.markdown(f"**{what} job #{job['id']}** · {job['status']} · started {job['created_at'][:19]} UTC")
         st.progress(float(job["progress"] or 0.0))
         if job["message"]:
@@ -229,7 +244,9 @@ def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
                                   xaxis_title="epoch", yaxis_title="loss")
                 st.plotly_chart(fig, width="stretch")
         res = job.get("result") or {}
-        if job["kind"] == jobs.EVALUATE and job["status"] == "done" and res.get("fpr"):
+        if xbd and job["status"] == "done":
+            _models_xbd.job_result(res)
+        elif job["kind"] == jobs.EVALUATE and job["status"] == "done" and res.get("fpr"):
             auroc = res.get("auroc")
             fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name="ROC"),
                              go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",

@@ -1,0 +1,108 @@
+"""The Evaluate tab's xBD mode: a labelled xBD folder (server folder or uploaded zip) scored as a background job,
+its building- and tile-level AUROCs with the building ROC curve, and the rows of the model cards' xBD table."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import jobs
+from core.errors import CoreError
+from pages import _models_inputs, _ui
+
+TILE_HELP = ("Tiles of this size cut from each post image; a tile holding buildings counts as damaged when any of "
+             "them is. The tile AUROC ranks tiles by their mean heatmap.")
+#: the model card's xBD table shows AUROCs with three decimals, as the jobs panel does
+CARD_COLUMNS = {"building AUROC": st.column_config.NumberColumn(format="%.3f"),
+                "tile AUROC": st.column_config.NumberColumn(format="%.3f")}
+BUILDING_HELP = ("Damaged (minor, major, destroyed) vs no-damage buildings, each scored by the mean calibrated "
+                 "heatmap inside its post-event polygon; un-classified buildings are left out.")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
+
+
+def evaluate_form(ctx: _ui.Context, jr: jobs.JobRunner, labels: dict[str, str]) -> None:
+    """The xBD evaluation form; on submit the folder (or zip) is checked and the job started."""
+    with st.form("evaluate_xbd_form"):
+        key = st.selectbox("Model", list(labels), format_func=labels.get)
+        folder = st.text_input("xBD folder on the server", max_chars=1000, placeholder="/data/xbd/harvey",
+                               help="The folder holding images/ (…_post_disaster.png) and labels/ "
+                                    "(…_post_disaster.json), as xView2 distributes them.")
+        upload = st.file_uploader("…or a .zip of such a folder", ["zip"])
+        tile = st.number_input("Tile size for the tile-level AUROC (px)", 32, 4096, 256, step=32, help=TILE_HELP)
+        go_eval = st.form_submit_button("Start xBD evaluation", type="primary")
+    if not go_eval:
+        return
+    typed = (folder or "").strip()
+    if typed and upload is not None:
+        st.error("Give one xBD folder: a server folder or a zip, not both.")
+        return
+    if not typed and upload is None:
+        st.error("Give an xBD folder: name one on the server or upload a .zip of it "
+                 f"({_models_inputs.XBD_LAYOUT}).")
+        return
+    made: list[Path] = []
+    try:
+        if typed:
+            xbd = _models_inputs.check_xbd_folder(typed)
+        else:
+            staged, xbd = _models_inputs.stage_xbd_upload(ctx.ws, upload)
+            made.append(staged)
+        det = _ui.get_detector(key, ctx.device)
+        jid = jr.start_xbd_evaluation(xbd.root, model_path=key or None, device=ctx.device, tile=int(tile),
+                                      detector=det, note=xbd.note())
+    except CoreError as exc:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+        _ui.show_error(exc, "xBD evaluation")
+    else:
+        st.success(f"xBD evaluation job #{jid} started ({xbd.posts} post images).")
+        st.rerun()
+
+
+def job_result(res: dict[str, Any]) -> None:
+    """A finished xBD evaluation in the jobs panel: both AUROCs, the building ROC curve and the counts."""
+    c = st.columns(2)
+    c[0].metric("Building AUROC", _fmt(res.get("building_auroc")), help=BUILDING_HELP)
+    c[1].metric("Tile AUROC", _fmt(res.get("tile_auroc")), help=TILE_HELP)
+    if res.get("building_auroc") is not None and res.get("fpr"):
+        fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name="buildings"),
+                         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                    line=dict(dash="dash", color="gray"))])
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="false positive rate",
+                          yaxis_title="true positive rate",
+                          title=f"Building ROC · AUROC {_fmt(res['building_auroc'])}")
+        st.plotly_chart(fig, width="stretch")
+    else:
+        st.info("No building ROC: the graded buildings are all damaged or all undamaged, so they cannot be ranked.")
+    st.caption(f"{res.get('n_damaged')} damaged vs {res.get('n_undamaged')} undamaged buildings in "
+               f"{res.get('images')} post images · {res.get('n_tiles')} tiles of {res.get('tile')} px, "
+               f"{res.get('n_damaged_tiles')} with damage · folder {Path(str(res.get('folder', '?'))).name} · "
+               f"model {res.get('model', {}).get('name', '?')}")
+    if res.get("note"):
+        st.caption(res["note"])
+
+
+def is_xbd(job: dict[str, Any]) -> bool:
+    """Whether an evaluation job ran on an xBD folder."""
+    return bool((job.get("params") or {}).get("xbd"))
+
+
+def card_rows(evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model card's xBD table: a row per finished xBD evaluation (jobs of :func:`core.jobs.model_evaluations`)."""
+    rows = []
+    for j in evaluations:
+        r = j["result"]
+        if r.get("data") != "xbd":
+            continue
+        rows.append({"when": j["finished_at"][:16].replace("T", " "), "folder": Path(str(r.get("folder", ""))).name,
+                     "building AUROC": r.get("building_auroc"), "tile AUROC": r.get("tile_auroc"),
+                     "damaged": r.get("n_damaged"), "undamaged": r.get("n_undamaged"), "images": r.get("images"),
+                     "tiles": r.get("n_tiles"), "tile px": r.get("tile")})
+    return rows
