@@ -185,7 +185,7 @@ def before_after(r: SceneResult) -> None:
     c1, c2 = st.columns(2)
     with c1:
         if pre is not None and post is not None:
-            st.session_state[S.W_COMPARE_MODE] = S.get(S.COMPARE_MODE)
+            S.bind(S.W_COMPARE_MODE, S.COMPARE_MODE)
             mode = st.segmented_control("Compare by", ["wipe", "blend"], key=S.W_COMPARE_MODE, on_change=S.keep,
                                         args=(S.COMPARE_MODE, S.W_COMPARE_MODE)) or "wipe"
             pos = st.slider("Before ◀ ▶ After", 0, 100, 50, key=S.W_COMPARE_POS,

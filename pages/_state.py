@@ -153,9 +153,28 @@ def init() -> None:
             st.session_state[key] = value.copy() if isinstance(value, (list, dict)) else value
 
 
+_SYNCED = "_widget_synced"  #: {widget key: the value bind() or keep() last put in both the widget and its state}
+_UNSET = object()
+
+
+def bind(widget_key: str, state_key: str, shown: Any = _UNSET) -> None:
+    """Give a widget that mirrors ``state_key`` its value before it is drawn, but only when the widget has none
+    (first draw, or back from another page: Streamlit drops the state of widgets not drawn on the last run) or
+    when code changed ``state_key`` since (e.g. a new case was made). Otherwise the widget keeps its own value:
+    writing it on every run would push a stale value back into the browser while a rerun races with the analyst's
+    typing, and a field could silently lose what was typed. ``shown``: what the widget shows of the state's value
+    when it cannot show it as it is (e.g. clamped to a slider's range)."""
+    synced = st.session_state.setdefault(_SYNCED, {})
+    value = get(state_key)
+    if widget_key not in st.session_state or synced.get(widget_key, _UNSET) != value:
+        st.session_state[widget_key] = value if shown is _UNSET else shown
+    synced[widget_key] = value
+
+
 def keep(state_key: str, widget_key: str) -> None:
     """Widget ``on_change`` callback: copy a widget's value into its persistent key."""
     st.session_state[state_key] = st.session_state[widget_key]
+    st.session_state.setdefault(_SYNCED, {})[widget_key] = st.session_state[widget_key]
 
 
 def get(key: str) -> Any:

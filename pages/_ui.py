@@ -160,7 +160,7 @@ def _case_section(ws: Workspace) -> None:
     names = {c["id"]: f"{c['name']} (#{c['id']}, {c['n_analyses']} analyses)" for c in cases}
     if S.get(S.CASE_ID) not in ids:
         S.put(S.CASE_ID, ids[0])
-    st.session_state[S.W_CASE] = S.get(S.CASE_ID)
+    S.bind(S.W_CASE, S.CASE_ID)
     st.selectbox("Case", ids, format_func=names.get, key=S.W_CASE, on_change=S.keep, args=(S.CASE_ID, S.W_CASE),
                  help="An event or task that groups analyses, reviews and reports.")
     with st.popover("New case", icon=":material/add:", width="stretch"):
@@ -186,13 +186,13 @@ def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
     labels = {c.key: c.label for c in choices}
     if S.get(S.MODEL_PATH) not in keys:
         S.put(S.MODEL_PATH, keys[0])
-    st.session_state[S.W_MODEL] = S.get(S.MODEL_PATH)
+    S.bind(S.W_MODEL, S.MODEL_PATH)
     st.selectbox("Model", keys, format_func=labels.get, key=S.W_MODEL, on_change=S.keep,
                  args=(S.MODEL_PATH, S.W_MODEL), help="Default, trained and uploaded models of this workspace.")
     devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
     if S.get(S.DEVICE) not in devices:
         S.put(S.DEVICE, "auto")
-    st.session_state[S.W_DEVICE] = S.get(S.DEVICE)
+    S.bind(S.W_DEVICE, S.DEVICE)
     st.selectbox("Device", devices, key=S.W_DEVICE, on_change=S.keep, args=(S.DEVICE, S.W_DEVICE),
                  format_func={"auto": "Automatic (GPU when present)", "cpu": "CPU", "cuda": "GPU (CUDA)"}.get)
     try:
@@ -226,8 +226,7 @@ def _threshold_section(det: Detector | None) -> None:
         S.put(S.THRESHOLD, round(default, 2))
         S.put(S.THRESHOLD_MODEL, model_id)
     top = max(5.0, round(default * 3, 1))
-    value = min(max(float(S.get(S.THRESHOLD)), 0.05), top)
-    st.session_state[S.W_THRESHOLD] = value
+    S.bind(S.W_THRESHOLD, S.THRESHOLD, shown=min(max(float(S.get(S.THRESHOLD)), 0.05), top))
     st.slider("Threshold (calibrated score)", min_value=0.05, max_value=top, step=0.05, key=S.W_THRESHOLD,
               on_change=S.keep, args=(S.THRESHOLD, S.W_THRESHOLD),
               help=f"1 = the model's 99th percentile of normal pixels. Model default: {default:.2f}. Pixels at or "
@@ -252,7 +251,7 @@ def sidebar() -> Context:
         st.divider()
         det, err = _model_section(ws)
         _threshold_section(det)
-        st.session_state[S.W_ANALYST] = S.get(S.ANALYST)
+        S.bind(S.W_ANALYST, S.ANALYST)
         st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
                       placeholder="your name (recorded with reviews)")
     return context()
@@ -292,7 +291,7 @@ def pick_analysis(ctx: Context, widget_key: str, label: str = "Analysis") -> dic
     by_id = {a["id"]: a for a in analyses}
     if S.get(S.ANALYSIS_ID) not in by_id:
         S.put(S.ANALYSIS_ID, analyses[0]["id"])
-    st.session_state[widget_key] = S.get(S.ANALYSIS_ID)
+    S.bind(widget_key, S.ANALYSIS_ID)
 
     def fmt(aid: int) -> str:
         a = by_id[aid]

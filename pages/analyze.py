@@ -173,7 +173,7 @@ def inputs_section(ctx: _ui.Context) -> None:
                              accept_multiple_files=True, key=S.uploader_key(),
                              help="Each file is written to the workspace as soon as it arrives.")
     pre_files = _compare.pre_uploader(ctx)
-    st.session_state[S.W_AUTO_RUN] = S.get(S.AUTO_RUN)
+    S.bind(S.W_AUTO_RUN, S.AUTO_RUN)
     st.toggle("Analyse uploads right away", key=S.W_AUTO_RUN, on_change=S.keep, args=(S.AUTO_RUN, S.W_AUTO_RUN),
               help="Run the sidebar's model on new uploads as soon as they are saved.")
     if pre_files:
@@ -214,11 +214,11 @@ def inputs_section(ctx: _ui.Context) -> None:
                                    for s in staged]), hide_index=True, width="stretch")
         _compare.pairing_section(staged)
         c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
-        st.session_state[S.W_GRADE_SCALE] = S.get(S.GRADE_SCALE)
+        S.bind(S.W_GRADE_SCALE, S.GRADE_SCALE)
         c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
                      on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
         gsd = ctx.detector.gsd_m if ctx.detector is not None else None
-        st.session_state[S.W_RESAMPLE] = S.get(S.RESAMPLE)
+        S.bind(S.W_RESAMPLE, S.RESAMPLE)
         st.toggle(f"Resample georeferenced inputs to the model's {gsd:.2f} m/px" if gsd else
                   "Resample georeferenced inputs to the model's ground sample distance", key=S.W_RESAMPLE,
                   on_change=S.keep, args=(S.RESAMPLE, S.W_RESAMPLE), disabled=not gsd,
@@ -293,7 +293,7 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
         st.caption(":material/compare: One image alone shows what is unusual in it, not what changed. For damage, "
                    "add a pre-event image of the same place (second uploader above): the change between the two "
                    "separates damaged from intact buildings far better than the post image alone.")
-    st.session_state[S.W_OPACITY] = S.get(S.OPACITY)
+    S.bind(S.W_OPACITY, S.OPACITY)
     st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
               args=(S.OPACITY, S.W_OPACITY))
     rgba = _images.heat_rgba(hp, hm, threshold)
@@ -351,7 +351,7 @@ def results_section(ctx: _ui.Context) -> None:
     names = [r.scene_name for r in ok]
     if S.get(S.SHOWN_SCENE) not in names:
         S.put(S.SHOWN_SCENE, names[0])
-    st.session_state[S.W_SHOWN_SCENE] = S.get(S.SHOWN_SCENE)
+    S.bind(S.W_SHOWN_SCENE, S.SHOWN_SCENE)
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     c1.selectbox("Image", names, key=S.W_SHOWN_SCENE, on_change=S.keep, args=(S.SHOWN_SCENE, S.W_SHOWN_SCENE))
     single = [r for r in ok if r.change_path is None]  # a pair's findings come from its change heatmap

@@ -209,7 +209,7 @@ def history(ctx: _ui.Context, fid: str) -> None:
 
 def text_field(label: str, state_key: str, widget_key: str, *, area: bool = False, **kw: Any) -> str:
     """A report field whose value survives page changes."""
-    st.session_state[widget_key] = S.get(state_key)
+    S.bind(widget_key, state_key)
     widget = st.text_area if area else st.text_input
     widget(label, key=widget_key, on_change=S.keep, args=(state_key, widget_key), **kw)
     return str(S.get(state_key))

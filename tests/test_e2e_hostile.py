@@ -50,17 +50,6 @@ def test_hostile_text_renders_as_text(shared_data, tiny_model, tmp_path):
         assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
 
 
-def _settle(page, quiet_ms: int = 600) -> None:
-    """Wait until the app's script has not been running for ``quiet_ms``: the rerun of a just-committed field is
-    over. Acting sooner races a known app issue: a rerun that started before the commit still carries the field's
-    old value, sets it back in the browser, and a click at that moment sends (and saves) the old value."""
-    page.evaluate("() => { window.__bdaBusyAt = performance.now(); }")
-    page.wait_for_function("""quiet => {
-        const app = document.querySelector('[data-test-script-state]');
-        if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') window.__bdaBusyAt = performance.now();
-        return performance.now() - window.__bdaBusyAt > quiet; }""", arg=quiet_ms, polling=100, timeout=60_000)
-
-
 def _cells(page) -> list[str]:
     """Text of every data-grid cell on the page (st.dataframe / st.data_editor draw on a canvas and mirror the
     visible cells in an accessible table, which is what a screen reader and this test read)."""
@@ -75,7 +64,6 @@ def _analyse(page, url: str, tile: Path, art: Path) -> None:
     analyst = page.get_by_label("Analyst")
     analyst.fill(ANALYST)
     analyst.press("Enter")
-    _settle(page)
     page.get_by_role("button", name=re.compile("New case")).click()
     page.get_by_label("Case name").fill(CASE)
     page.get_by_role("button", name="Create case").click()
@@ -136,12 +124,10 @@ def _report(page, art: Path) -> None:
     event = page.get_by_label("Event / operation")
     event.press_sequentially(EVENT)
     event.press("Enter")
-    _settle(page)
     expect(event).to_have_value(EVENT)
     handling = page.get_by_label("Handling / classification line (every page)")
     handling.fill("TLP:CLEAR")
     handling.press("Enter")
-    _settle(page)
     page.get_by_role("button", name="Build report files").click()
     pdf_button = page.get_by_role("button", name="PDF report").and_(page.locator(":not([disabled])"))
     refused = page.locator('[data-testid="stAlert"]', has_text="Report: ")
