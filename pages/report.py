@@ -177,8 +177,13 @@ def review_form(ctx: _ui.Context, findings: list[Finding]) -> None:
                 st.warning("Enter your name as Analyst in the sidebar first: reviews are recorded with it.",
                            icon=":material/person:")
                 return
+            changed = {k: v for k, v, was in (("status", status, f.review_status), ("grade", grade, f.grade),
+                                               ("notes", notes, f.notes)) if v != was}
+            if not changed:
+                st.info(f"Nothing to save: {fid} already has this review.", icon=":material/info:")
+                return
             try:
-                ctx.ws.review_finding(fid, analyst=ctx.analyst, status=status, grade=grade, notes=notes)
+                ctx.ws.review_finding(fid, analyst=ctx.analyst, **changed)
             except CoreError as exc:
                 _ui.show_error(exc, "Review not saved")
                 return

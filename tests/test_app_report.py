@@ -161,7 +161,8 @@ def test_one_finding_form_saves_and_shows_the_audit_trail(report_env) -> None:
     fid = at.selectbox(key="w_review_one").value
     assert any(f"{fid} has not been reviewed yet" in c.value for c in at.caption) or ws.review_history(fid)
     before = len(ws.review_history(fid))
-    next(r for r in at.radio if r.label == "Review").set_value("confirmed")
+    target = "rejected" if ws.get_finding(fid).review_status == "confirmed" else "confirmed"
+    next(r for r in at.radio if r.label == "Review").set_value(target)
     next(t for t in at.text_area if t.label == "Notes").set_value("pancaked roof 확인")
     next(b for b in at.button if b.label == "Save review").click().run()
     assert not at.exception, texts(at.exception)
@@ -169,5 +170,8 @@ def test_one_finding_form_saves_and_shows_the_audit_trail(report_env) -> None:
     assert len(trail) == before + 1 and trail[-1]["analyst"] == "Park"
     table = next(d.value for d in at.dataframe if "analyst" in d.value.columns and "change" in d.value.columns)
     last = table.iloc[-1]
-    assert last["analyst"] == "Park" and "status: " in last["change"] and "→ confirmed" in last["change"]
-    assert "pancaked roof 확인" in last["change"]
+    assert last["analyst"] == "Park" and "status: " in last["change"] and f"→ {target}" in last["change"]
+    assert "pancaked roof 확인" in last["change"] and "grade:" not in last["change"]  # only what changed
+    next(b for b in at.button if b.label == "Save review").click().run()  # the same review again: nothing to save
+    assert len(ws.review_history(fid)) == before + 1
+    assert any("Nothing to save" in i.value for i in at.info)

@@ -116,10 +116,10 @@ class ReportContext:
     def validate(self) -> None:
         """Raise :class:`ReportError` saying what to fix when the context cannot make a report."""
         if not isinstance(self.title, str) or not self.title.strip():
-            raise ReportError("the report needs a title; set ReportContext.title")
+            raise ReportError("the report needs a title; fill in the report title (--title on the command line)")
         if not isinstance(self.handling, str) or not self.handling.strip():
             raise ReportError("the report needs a handling line (e.g. 'TLP:CLEAR' or 'UNCLASSIFIED // FOR OFFICIAL "
-                              "USE ONLY'); set ReportContext.handling")
+                              "USE ONLY'); fill in the handling / classification line (--handling on the command line)")
         if not isinstance(self.scenes, Sequence) or isinstance(self.scenes, (str, bytes)) or not self.scenes:
             raise ReportError("the report has no analysed scenes; analyse at least one image first")
         for s in self.scenes:
