@@ -89,15 +89,22 @@ def _typed(text: str, what: str, example: str) -> Path:
     return path
 
 
-def check_weights_file(text: str) -> Path:
-    """A backbone weights file typed on the page: absolute, no ``..``, inside ``$BDA_SERVER_PATHS`` (when set) once
-    links are resolved, an existing readable file. Raises :class:`InputError` saying what is wrong."""
-    what = "Weights file"
-    path = _typed(text, what, "/data/weights/resnet18.pth")
+def _confined(text: str, what: str, example: str) -> tuple[Path, list[Path]]:
+    """A typed path (see :func:`_typed`) whose real location, links resolved, lies inside the allowed folders;
+    returns it with those folders."""
+    path = _typed(text, what, example)
     roots = server_roots()
     real = _real(path, what)
     if not _inside(real, roots):
         raise _outside(what, str(path) if real == path else f"{path} (a link to {real})", roots)
+    return path, roots
+
+
+def check_weights_file(text: str) -> Path:
+    """A backbone weights file typed on the page: absolute, no ``..``, inside ``$BDA_SERVER_PATHS`` (when set) once
+    links are resolved, an existing readable file. Raises :class:`InputError` saying what is wrong."""
+    what = "Weights file"
+    path, roots = _confined(text, what, "/data/weights/resnet18.pth")
     if not path.is_file():
         raise InputError(f"{what}: {path} is not a file on the server; check the spelling (a torchvision "
                          "state_dict saved with torch.save(model.state_dict()))")
@@ -245,11 +252,7 @@ class XbdFolder:
 def check_xbd_folder(text: str, what: str = "xBD folder") -> XbdFolder:
     """A server xBD folder typed on the page (``images/`` + ``labels/``), checked with the server-path rules of the
     module notes and for post images and label JSONs. Raises :class:`InputError` saying what is wrong."""
-    path = _typed(text, what, "/data/xbd/harvey")
-    roots = server_roots()
-    real = _real(path, what)
-    if not _inside(real, roots):
-        raise _outside(what, str(path) if real == path else f"{path} (a link to {real})", roots)
+    path, roots = _confined(text, what, "/data/xbd/harvey")
     if not path.exists():
         raise InputError(f"{what}: {path} does not exist on the server; check the spelling")
     if not path.is_dir():

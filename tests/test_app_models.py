@@ -14,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 from core import jobs
 from core.store import Workspace
 from core.training import TrainConfig, train
+from tests.models_support import aider_subset, open_models_page
 
 torch.set_num_threads(1)
-APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 class _Evil:
@@ -31,16 +31,7 @@ class _Evil:
 def data(shared_data, tmp_path_factory):
     """A tiny trained checkpoint (used as BDA_MODEL) and small folders of flood (normal) and fire images."""
     tmp = tmp_path_factory.mktemp("models")
-    folders = {}
-    for sub, n in (("flooded_areas", 6), ("fire", 4)):
-        files = sorted((shared_data / "aider" / sub).glob("*.jpg"))[:n]
-        if len(files) < n:
-            pytest.skip(f"AIDER {sub} images missing")
-        d = tmp / sub
-        d.mkdir()
-        for f in files:
-            (d / f.name).symlink_to(f)  # the shared data stays where it is
-        folders[sub] = d
+    folders = aider_subset(shared_data, tmp, {"flooded_areas": 6, "fire": 4})
     ckpt = tmp / "tiny.pt"
     train(TrainConfig(arch="fcdd-resnet18", normal=[str(folders["flooded_areas"])], input_size=64, epochs=2,
                       steps_per_epoch=2, batch_size=4, device="cpu", out=str(ckpt), name="tiny"),
@@ -53,14 +44,7 @@ def page(data, tmp_path, monkeypatch):
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.setenv("BDA_MODEL", str(data["ckpt"]))
 
-    def open_page() -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        at.run()
-        assert not at.exception, at.exception
-        at.switch_page("pages/models.py").run()
-        assert not at.exception, at.exception
-        return at
-    return open_page
+    return open_models_page
 
 
 def _button(at: AppTest, label: str):

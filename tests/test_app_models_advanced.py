@@ -16,24 +16,15 @@ from core.models.backbones import BACKBONES, build_backbone, hub_weights_path
 from core.store import Workspace
 from core.training import TrainConfig
 from pages._ui import ENV_SERVER_PATHS
+from tests.models_support import aider_subset, open_models_page
 
 torch.set_num_threads(1)
-APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 @pytest.fixture(scope="module")
 def images(shared_data, tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("adv")
-    out = {}
-    for sub, n in (("flooded_areas", 4), ("fire", 3)):
-        files = sorted((shared_data / "aider" / sub).glob("*.jpg"))[:n]
-        if len(files) < n:
-            pytest.skip(f"AIDER {sub} images missing")
-        d = tmp / sub
-        d.mkdir()
-        for f in files:
-            (d / f.name).symlink_to(f)
-        out[sub] = d
+    out = aider_subset(shared_data, tmp, {"flooded_areas": 4, "fire": 3})
     torch.manual_seed(0)
     out["weights"] = tmp / "resnet18-trunk.pth"  # a real torchvision-named state_dict of the resnet18 trunk
     torch.save(build_backbone("resnet18").state_dict(), out["weights"])
@@ -47,14 +38,7 @@ def page(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty torch cache: no ImageNet weights
     monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
 
-    def open_page() -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        at.run()
-        assert not at.exception, at.exception
-        at.switch_page("pages/models.py").run()
-        assert not at.exception, at.exception
-        return at
-    return open_page
+    return open_models_page
 
 
 def _widget(items, label: str):

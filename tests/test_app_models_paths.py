@@ -18,9 +18,9 @@ from core.errors import InputError
 from core.store import Workspace
 from pages import _models_inputs as MI
 from pages._ui import ENV_SERVER_PATHS
+from tests.models_support import open_models_page
 
 torch.set_num_threads(1)
-APP = Path(__file__).resolve().parents[1] / "app.py"
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +200,7 @@ def page(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.setenv("BDA_MODEL", str(tiny_model))
 
-    def open_page() -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        at.run()
-        assert not at.exception, at.exception
-        at.switch_page("pages/models.py").run()
-        assert not at.exception, at.exception
-        return at
-    return open_page
+    return open_models_page
 
 
 def _text(at: AppTest, prefix: str):

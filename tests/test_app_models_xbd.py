@@ -22,9 +22,9 @@ from core.evaluation import evaluate_xbd
 from core.store import Workspace
 from pages import _models_inputs as MI
 from pages._ui import ENV_SERVER_PATHS
+from tests.models_support import open_models_page
 
 torch.set_num_threads(1)
-APP = Path(__file__).resolve().parents[1] / "app.py"
 TILES = ("218", "228", "220")  #: 8 damaged and 123 undamaged graded buildings; tiles with and without damage
 
 
@@ -75,11 +75,7 @@ def page(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("BDA_MODEL", str(tiny_model))
 
     def open_xbd_tab() -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        at.run()
-        assert not at.exception, at.exception
-        at.switch_page("pages/models.py").run()
-        assert not at.exception, at.exception
+        at = open_models_page()
         next(r for r in at.radio if r.label == "Evaluate on").set_value("xbd").run()
         assert not at.exception, at.exception
         return at
