@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from pages import _ui
 from pages import _state as S
+from pages import _ui
 from tests.conftest import need
 from tests.test_app_shell import new_app, server_like_reruns, texts
 
