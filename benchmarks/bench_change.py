@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from core.change import analyze_pair, black_nodata, coregister  # noqa: E402
 from core.change_features import ChangeScorer, fill_invalid, level_specs  # noqa: E402
 from core.detector import Detector  # noqa: E402
-from core.evaluation import building_scores, auroc  # noqa: E402
+from core.evaluation import auroc, building_scores  # noqa: E402
 from core.imagery import open_scene  # noqa: E402
 
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
