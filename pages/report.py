@@ -158,9 +158,9 @@ def charts(findings: list[Finding]) -> None:
 def review_form(ctx: _ui.Context, findings: list[Finding]) -> None:
     """Review one finding with plain controls (keyboard-friendly companion of the table); saved on submit."""
     by = {f.id: f for f in findings}
+    # the label holds only what a review cannot change: the browser keeps showing a selected option's old label
     fid = st.selectbox("Finding to review", list(by), key="w_review_one",
-                       format_func=lambda i: f"{i} — {grade_label(by[i], by[i].grade)}, score {by[i].score_max:.2f}"
-                       f" ({by[i].review_status})")
+                       format_func=lambda i: f"{i} — peak score {by[i].score_max:.2f}")
     if fid is None:
         return
     f = by[fid]
