@@ -77,7 +77,9 @@ def main() -> int:
     x = evaluate_xbd(det, DATA / "xbd/harvey")
     out["xbd_harvey"] = {k: v for k, v in x.items() if k not in ("building_scores", "building_labels")}
     print(f"xBD Harvey building AUROC {x['building_auroc']:.3f} ({x['n_damaged']} damaged / {x['n_undamaged']} "
-          f"undamaged), tile AUROC {x['tile_auroc']:.3f} ({x['n_tiles']} tiles)", flush=True)
+          f"undamaged), tile AUROC {x['tile_auroc']:.3f} ({x['n_tiles']} tiles); scene median alone "
+          f"{x['building_auroc_scene_median']:.3f}, within-scene {x['building_auroc_within_scene']:.3f} "
+          f"({x['images_with_both_classes']} of {x['images']} images hold both classes)", flush=True)
     chips = DATA / "geotiff/joplin_tornado_xview2deploy/chips_aligned"
     j = evaluate_images(det, [str(chips / "pre")], [str(chips / "post")], patch=size)
     out["joplin_chips"] = {k: v for k, v in j.items() if k not in ("scores", "labels")}

@@ -129,6 +129,11 @@ def building_scores(heat: np.ndarray, buildings: list[dict[str, Any]]) -> list[t
 def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: Progress = None) -> dict[str, Any]:
     """xBD layout (images/, labels/): building-level AUROC (damaged vs no-damage, mean heatmap inside each post
     building polygon) and tile-level AUROC (``tile``-px cells of post images holding buildings: any damaged vs none).
+
+    Where damaged and undamaged buildings rarely share an image, the building figure mostly ranks whole scenes; to
+    show how much, it also gives the AUROC of each building's image median alone (``building_auroc_scene_median``),
+    of each building scored relative to its image (mean minus the image median, over the median-to-90th-percentile
+    spread: ``building_auroc_within_scene``), and how many images hold both classes.
     """
     from core.imagery import open_scene
 
@@ -137,6 +142,7 @@ def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: 
     if not posts:
         raise InputError(f"no xBD post-event images (*_post_disaster.png) under {root / 'images'}")
     b_scores, b_labels, t_scores, t_labels, img_scores = [], [], [], [], []
+    b_scene, b_relative, mixed = [], [], 0  # how much of the building figure is a ranking of whole scenes
     for k, path in enumerate(posts):
         if progress:
             progress(k, len(posts), path.name)
@@ -151,6 +157,10 @@ def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: 
         bs = building_scores(heat, buildings)
         b_scores += [b[0] for b in bs]
         b_labels += [b[1] for b in bs]
+        med, q90 = float(np.nanmedian(heat)), float(np.nanpercentile(heat, 90))
+        b_scene += [med] * len(bs)
+        b_relative += [(b[0] - med) / max(q90 - med, 1e-6) for b in bs]
+        mixed += len({b[1] for b in bs}) == 2
         for r in range(0, heat.shape[0] - tile + 1, tile):
             for c in range(0, heat.shape[1] - tile + 1, tile):
                 inside = [b for b in bs if r <= b[2][1] < r + tile and c <= b[2][0] < c + tile]
@@ -160,4 +170,6 @@ def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: 
     return {"building_auroc": auroc(b_scores, b_labels), "n_damaged": int(sum(b_labels)),
             "n_undamaged": len(b_labels) - int(sum(b_labels)), "tile_auroc": auroc(t_scores, t_labels),
             "n_tiles": len(t_labels), "n_damaged_tiles": int(sum(t_labels)), "images": len(posts),
+            "images_with_both_classes": mixed, "building_auroc_scene_median": auroc(b_scene, b_labels),
+            "building_auroc_within_scene": auroc(b_relative, b_labels),
             "building_scores": b_scores, "building_labels": b_labels}

@@ -217,6 +217,9 @@ def test_xbd_evaluation_job_records_what_evaluate_xbd_measures(shared_data, tiny
     assert res["building_auroc"] == pytest.approx(want["building_auroc"], abs=1e-9)
     assert res["tile_auroc"] == pytest.approx(want["tile_auroc"], abs=1e-9)
     assert (res["n_damaged"], res["n_undamaged"], res["images"]) == (8, 123, 3)
+    # 218 and 228 hold both classes, 220 only undamaged buildings: the scene-level confound is reported
+    assert want["images_with_both_classes"] == 2
+    assert 0.0 <= want["building_auroc_scene_median"] <= 1.0 and 0.0 <= want["building_auroc_within_scene"] <= 1.0
     assert (res["n_tiles"], res["n_damaged_tiles"]) == (want["n_tiles"], want["n_damaged_tiles"])
     assert f"building AUROC {want['building_auroc']:.3f}" in job["message"]
     # the stored ROC is the building ROC: its area is the building AUROC (scores without ties)
