@@ -161,3 +161,19 @@ def test_cli_exports_imports_and_reports_a_reviewed_pair(shared_data: Path, tiny
     assert rows[new_id]["review_status"] == "rejected" and rows[new_id]["analyst"] == "kim"
     assert main(["report", "--workspace", str(w2), "--analysis", "99"]) == 2
     assert "no analysis with id 99" in capsys.readouterr().err
+
+
+def test_an_import_never_removes_files_already_in_the_upload_folder(tmp_path: Path) -> None:
+    src = Workspace(tmp_path / "src")
+    cid, _, files = _pair_case(src, tmp_path / "server.tif")
+    archive = src.export_case(cid, tmp_path / "case.zip")
+    dest = Workspace(tmp_path / "dest")
+    folder = dest.uploads_dir(1)  # the id the imported case will get, with a file left there by other means
+    folder.mkdir(parents=True)
+    (folder / "post.tif").write_bytes(b"someone else's")
+    assert dest.import_case(archive) == 1
+    assert (folder / "post.tif").read_bytes() == b"someone else's"
+    (a,) = dest.list_analyses(1)
+    post = dest.scene_results(a["id"])[0]
+    assert post.source_path.parent == folder and post.source_path.name != "post.tif"
+    assert post.source_path.read_bytes() == files["post.tif"]

@@ -216,7 +216,10 @@ class ArchiveMixin(WorkspaceBase):
                                  "export the case again from its workspace.") from exc
         except BaseException:
             for d in moved:
-                self._to_trash(d)
+                if d.is_file():
+                    d.unlink(missing_ok=True)
+                else:
+                    self._to_trash(d)
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -257,14 +260,15 @@ class ArchiveMixin(WorkspaceBase):
     def _place_inputs(self, cid: int, carried: list[dict[str, Any]], tmp: Path, moved: list[Path]) -> dict[str, str]:
         """Move the carried input images into case ``cid``'s upload folder; returns old reference -> new one."""
         folder = self.uploads_dir(cid)  # type: ignore[attr-defined]
-        self._to_trash(folder)  # only a crashed import can have left one behind for a new case id
-        folder.mkdir(parents=True)
-        moved.append(folder)
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            moved.append(folder)  # a failed import removes the folder it made...
         new_refs: dict[str, str] = {}
         for c in carried:
             dest = folder / unique_name(safe_filename(str(c["name"]), default="image"),
                                         [p.name for p in folder.iterdir()])
             os.replace(tmp.joinpath(*PurePosixPath(c["path"]).parts), dest)
+            moved.append(dest)  # ...or, in a folder that was there, only the files it put in
             ref = encode_path(dest, analysis_dir=None, root=self.root)
             assert ref is not None
             new_refs.update({str(r): ref for r in c["refs"]})
