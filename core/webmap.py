@@ -15,8 +15,6 @@ here:
 
 from __future__ import annotations
 
-import base64
-import functools
 import html
 import math
 from collections.abc import Mapping, Sequence
@@ -33,6 +31,7 @@ from shapely.geometry import Point, shape
 from core import geo
 from core.errors import CoreError
 from core.grading import get_scale
+from core.map_offline import LEAFLET_CSS, LEAFLET_JS, offline_resources, resource_links  # noqa: F401 - re-exported
 from core.map_overlays import (  # noqa: F401 - re-exported: pages and tests use core.webmap.*
     MERCATOR,
     OVERLAY_MAX_PX,
@@ -44,9 +43,6 @@ from core.map_overlays import (  # noqa: F401 - re-exported: pages and tests use
     warp_to_mercator,
 )
 from core.types import Finding, GeoRef, SceneResult
-
-LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"  #: key into folium-offline's resources
-LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
 
 #: Basemaps offered to the user. Only "none" works without a network; the others fetch tiles when online.
 BASEMAPS: dict[str, dict[str, str] | None] = {
@@ -60,38 +56,6 @@ BASEMAPS: dict[str, dict[str, str] | None] = {
 }
 _UNKNOWN_GRADE_COLOUR = "#805ad5"
 _REJECTED_COLOUR = "#718096"
-
-
-# -- offline resources ------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def offline_resources() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
-    """``(js, css)`` as folium ``(name, url)`` pairs whose urls are ``data:`` URIs of Leaflet 1.9.3.
-
-    Raises :class:`CoreError` when the ``folium-offline`` package (which ships the files) is missing.
-    """
-    try:
-        from offlinefolium.elements import _res
-        js, css = _res[LEAFLET_JS], _res[LEAFLET_CSS]
-    except (ImportError, KeyError) as exc:
-        raise CoreError("the offline map files are missing: install the 'folium-offline' package (it ships "
-                        "Leaflet) into the workbench's Python environment and restart the app") from exc
-    def uri(mime: str, text: str) -> str:
-        return f"data:{mime};base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
-    return (("leaflet", uri("text/javascript", js)),), (("leaflet_css", uri("text/css", css)),)
-
-
-def resource_links(m: folium.Map) -> tuple[list[str], list[str]]:
-    """Every script and style-sheet URL the elements of ``m`` ask for, collected as streamlit-folium does."""
-    js: list[str] = []
-    css: list[str] = []
-
-    def walk(el: Element) -> None:
-        js.extend(src for _, src in getattr(el, "default_js", []))
-        css.extend(href for _, href in getattr(el, "default_css", []))
-        for child in getattr(el, "_children", {}).values():
-            walk(child)
-    walk(m)
-    return list(dict.fromkeys(js)), list(dict.fromkeys(css))
 
 
 # -- text -------------------------------------------------------------------------------------------------------
