@@ -24,16 +24,20 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import streamlit as st
+
 from core import jobs
 from core.data import IMAGE_EXTS
-from core.errors import InputError
+from core.errors import CoreError, InputError
 from core.imagery_xbd import find_xbd_labels
 from core.safety import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
+from pages import _ui
 from pages._ui import ENV_SERVER_PATHS, server_roots
 
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
@@ -328,3 +332,20 @@ def stage_xbd_upload(ws: Workspace, upload: Any) -> tuple[Path, XbdFolder]:
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
+
+
+def start_job(what: str, start: Callable[[list[Path]], str | None]) -> None:
+    """Run a form's ``start(made)``: it checks and stages the inputs (each folder it creates goes into ``made``),
+    starts a background job and returns the message to show, or None when it already said what is missing. A
+    :class:`CoreError` removes the staged folders and is shown; a started job reruns the page to show its card."""
+    made: list[Path] = []
+    try:
+        message = start(made)
+    except CoreError as exc:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+        _ui.show_error(exc, what)
+        return
+    if message:
+        st.success(message)
+        st.rerun()

@@ -3,7 +3,6 @@ its building- and tile-level AUROCs with the building ROC curve, and the rows of
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import jobs
-from core.errors import CoreError
 from pages import _models_inputs, _ui
 
 TILE_HELP = ("Tiles of this size cut from each post image; a tile holding buildings counts as damaged when any of "
@@ -47,8 +45,7 @@ def evaluate_form(ctx: _ui.Context, jr: jobs.JobRunner, labels: dict[str, str]) 
         st.error("Give an xBD folder: name one on the server or upload a .zip of it "
                  f"({_models_inputs.XBD_LAYOUT}).")
         return
-    made: list[Path] = []
-    try:
+    def start(made: list[Path]) -> str:
         if typed:
             xbd = _models_inputs.check_xbd_folder(typed)
         else:
@@ -57,13 +54,9 @@ def evaluate_form(ctx: _ui.Context, jr: jobs.JobRunner, labels: dict[str, str]) 
         det = _ui.get_detector(key, ctx.device)
         jid = jr.start_xbd_evaluation(xbd.root, model_path=key or None, device=ctx.device, tile=int(tile),
                                       detector=det, note=xbd.note())
-    except CoreError as exc:
-        for d in made:
-            shutil.rmtree(d, ignore_errors=True)
-        _ui.show_error(exc, "xBD evaluation")
-    else:
-        st.success(f"xBD evaluation job #{jid} started ({xbd.posts} post images).")
-        st.rerun()
+        return f"xBD evaluation job #{jid} started ({xbd.posts} post images)."
+
+    _models_inputs.start_job("xBD evaluation", start)
 
 
 def job_result(res: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@ ROC), checkpoint upload."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -142,28 +141,23 @@ def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
         anom_dir = st.text_input("…or a folder of anomalies on the server", help=SERVER_HELP)
         adv = _models_train.advanced_fields()
         go_train = st.form_submit_button("Start training", type="primary")
+    def start(made: list[Path]) -> str | None:
+        normal_srv = _server_source(normal_dir, "Normal images")
+        anom_srv = _server_source(anom_dir, "Anomalies")
+        if not normal_up and not normal_srv:
+            st.error("Give normal images: upload them or name a folder on the server.")
+            return None
+        opts = _models_train.train_options(adv, arch, has_anomalies=bool(anom_up or anom_srv))
+        normal = _staged(ctx.ws, "train-normal", normal_up, made) + normal_srv
+        anomalies = _staged(ctx.ws, "train-anomalies", anom_up, made) + anom_srv
+        cfg = TrainConfig(arch=arch, normal=normal, anomalies=anomalies, input_size=int(size), epochs=int(epochs),
+                          steps_per_epoch=int(steps), batch_size=int(batch), device=ctx.device,
+                          name=name.strip(), **opts)
+        jid = jr.start_training(cfg)
+        return f"Training job #{jid} started. Its progress shows above and survives leaving this page."
+
     if go_train:
-        made: list[Path] = []
-        try:
-            normal_srv = _server_source(normal_dir, "Normal images")
-            anom_srv = _server_source(anom_dir, "Anomalies")
-            if not normal_up and not normal_srv:
-                st.error("Give normal images: upload them or name a folder on the server.")
-                return
-            opts = _models_train.train_options(adv, arch, has_anomalies=bool(anom_up or anom_srv))
-            normal = _staged(ctx.ws, "train-normal", normal_up, made) + normal_srv
-            anomalies = _staged(ctx.ws, "train-anomalies", anom_up, made) + anom_srv
-            cfg = TrainConfig(arch=arch, normal=normal, anomalies=anomalies, input_size=int(size), epochs=int(epochs),
-                              steps_per_epoch=int(steps), batch_size=int(batch), device=ctx.device,
-                              name=name.strip(), **opts)
-            jid = jr.start_training(cfg)
-        except CoreError as exc:
-            for d in made:
-                shutil.rmtree(d, ignore_errors=True)
-            _ui.show_error(exc, "Training")
-        else:
-            st.success(f"Training job #{jid} started. Its progress shows above and survives leaving this page.")
-            st.rerun()
+        _models_inputs.start_job("Training", start)
     st.caption(_models_inputs.allowed_note())
     info = arch_info(arch)
     st.caption(f"{info['description']} Receptive field {info['rf']['r']} px, stride {info['rf']['j']}.")
@@ -189,23 +183,18 @@ def _evaluate_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
         anom_dir = st.text_input("…or a server folder of anomalous images", help=SERVER_HELP)
         patch = st.number_input("Patch size for georeferenced rasters (0 = score whole images)", 0, 4096, 0, step=32)
         go_eval = st.form_submit_button("Start evaluation", type="primary")
+    def start(made: list[Path]) -> str:
+        normal_srv = _server_source(normal_dir, "Normal images")
+        anom_srv = _server_source(anom_dir, "Anomalous images")
+        normal = _staged(ctx.ws, "eval-normal", normal_up, made) + normal_srv
+        anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, made) + anom_srv
+        det = _ui.get_detector(key, ctx.device)
+        jid = jr.start_evaluation(normal, anomalous, model_path=key or None, device=ctx.device,
+                                  patch=int(patch) or None, detector=det)
+        return f"Evaluation job #{jid} started."
+
     if go_eval:
-        made: list[Path] = []
-        try:
-            normal_srv = _server_source(normal_dir, "Normal images")
-            anom_srv = _server_source(anom_dir, "Anomalous images")
-            normal = _staged(ctx.ws, "eval-normal", normal_up, made) + normal_srv
-            anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, made) + anom_srv
-            det = _ui.get_detector(key, ctx.device)
-            jid = jr.start_evaluation(normal, anomalous, model_path=key or None, device=ctx.device,
-                                      patch=int(patch) or None, detector=det)
-        except CoreError as exc:
-            for d in made:
-                shutil.rmtree(d, ignore_errors=True)
-            _ui.show_error(exc, "Evaluation")
-        else:
-            st.success(f"Evaluation job #{jid} started.")
-            st.rerun()
+        _models_inputs.start_job("Evaluation", start)
     st.caption(_models_inputs.allowed_note())
 
 
