@@ -33,7 +33,7 @@ from rasterio.windows import Window as RioWindow
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from load_sessions import proc_figures, server_pid  # noqa: E402
+from server_proc import proc_figures, server_pid  # noqa: E402
 
 from core.batch import analyze_input  # noqa: E402
 from core.detector import Detector  # noqa: E402

@@ -3,6 +3,8 @@ map can draw its heatmap."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import rasterio
 
 from core import geo
@@ -136,3 +138,37 @@ def _analyze_page_of(res, path, det, tmp_path, model_path, monkeypatch):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return ws, aid, at
+
+
+def test_an_unreferenced_name_pair_placed_by_hand_gets_change_findings_with_coordinates(
+        shared_data: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """xBD PNGs copied without their labels have no georeference; paired by name, placed by the analyst, their
+    change findings (not the post-only ones) get coordinates, and a new change threshold re-cuts them."""
+    import shutil
+
+    from core.change import analyze_pair
+    from core.pipeline import refind_findings
+    from tests.conftest import need
+
+    detector = Detector.load(tiny_model, device="cpu")
+    src = need(shared_data / "xbd/harvey/images/hurricane-harvey_00000224_post_disaster.png")
+    for tag in ("post", "pre"):
+        shutil.copy(src.with_name(src.name.replace("_post_", f"_{tag}_")), tmp_path / f"a_{tag}_disaster.png")
+    post = open_scene(tmp_path / "a_post_disaster.png")
+    try:
+        assert post.georef is None
+        res = analyze_pair(post, tmp_path / "a_pre_disaster.png", detector, tmp_path / "out")
+    finally:
+        post.close()
+    assert res.findings and all(f.geometry is None for f in res.findings)
+    thr = res.meta["change"]["threshold"]
+    model = {"name": "m", "sha256": "ab" * 32}
+    placed = place_result(res, geo.user_georef(29.76, -95.37, 0.5, res.width, res.height), model, 5.0)
+    assert placed.findings and all(f.geometry is not None and f.area_m2 > 0 for f in placed.findings)
+    assert all(f.threshold == thr and f.pre_source_name == "a_pre_disaster.png" for f in placed.findings)
+    assert abs(placed.findings[0].centroid_lat - 29.76) < 0.01
+    area = sum(f.area_px for f in placed.findings)
+    fewer = refind_findings(placed, 5.0, model, change_threshold=thr * 2)  # updates the result in place
+    assert fewer.meta["change"]["threshold"] == thr * 2
+    assert sum(f.area_px for f in fewer.findings) < area
+    assert all(f.score_max >= thr * 2 for f in fewer.findings)
