@@ -112,3 +112,13 @@ def folium_frame(page, timeout_s: float = 60.0):
             return frame
         page.wait_for_timeout(500)
     raise AssertionError("the folium map did not render")
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page, path: Path) -> Iterator[None]:
+    """Save a full-page screenshot at ``path`` when the block raises (then let the error through)."""
+    try:
+        yield
+    except Exception:
+        page.screenshot(path=str(path), full_page=True)
+        raise

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from tests.browser import REPO, folium_frame, offline_browser, streamlit_server
+from tests.browser import REPO, folium_frame, offline_browser, screenshot_on_failure, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<script>window.__pwned=1</script>"
@@ -49,11 +49,8 @@ def test_upload_analyse_map_review_report(shared_data, tiny_model, tmp_path):
     art = _artifacts()
     env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(_model(tiny_model)), "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        try:
+        with screenshot_on_failure(page, art / "failure.png"):
             _flow(page, url, tile, ws_root, art, blocked)
-        except Exception:
-            page.screenshot(path=str(art / "failure.png"), full_page=True)
-            raise
 
 
 def _flow(page, url: str, tile: Path, ws_root: Path, art: Path, blocked: list[str]) -> None:

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from core.detector import DEFAULT_MODEL
 from core.store import Workspace
-from tests.browser import folium_frame, offline_browser, streamlit_server
+from tests.browser import folium_frame, offline_browser, screenshot_on_failure, streamlit_server
 from tests.conftest import need
 from tests.test_e2e_browser import _artifacts, _nav, _no_exception
 
@@ -32,11 +32,8 @@ def test_pre_post_pair_in_the_browser(shared_data: Path, tmp_path: Path) -> None
     art = _artifacts()
     env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        try:
+        with screenshot_on_failure(page, art / "compare_failure.png"):
             _flow(page, url, post, pre, ws_root, art)
-        except Exception:
-            page.screenshot(path=str(art / "compare_failure.png"), full_page=True)
-            raise
         assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
 
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.browser import folium_frame, offline_browser, streamlit_server
+from tests.browser import folium_frame, offline_browser, screenshot_on_failure, streamlit_server
 from tests.test_e2e_browser import _artifacts, _model, _nav, _no_exception
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -35,7 +35,7 @@ def test_hostile_text_renders_as_text(shared_data, tiny_model, tmp_path):
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        try:
+        with screenshot_on_failure(page, art / "hostile_failure.png"):
             _analyse(page, url, tile, art)
             fid = _review(page, tmp_path, art)
             _report(page, art)
@@ -43,9 +43,6 @@ def test_hostile_text_renders_as_text(shared_data, tiny_model, tmp_path):
             for f in page.frames:
                 assert f.evaluate("() => window.__pwned === undefined"), "a hostile string ran as script"
                 assert f.evaluate(INJECTED) == 0, f"a hostile string became HTML in {f.url[:80]}"
-        except Exception:
-            page.screenshot(path=str(art / "hostile_failure.png"), full_page=True)
-            raise
         assert not dialogs, f"a hostile string ran as script and opened dialogs: {dialogs}"
         assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
 
