@@ -141,7 +141,7 @@ class Detector:
         with device_lock(self.device):
             for x in self._batches(tiles):
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    if self.objective == "hsc":  # gradient heatmaps need autograd
+                    if getattr(self.net, "heatmap_needs_grad", False):  # saliency heatmaps need autograd
                         m, s = self.net.heatmap(x)
                     else:
                         with torch.inference_mode():

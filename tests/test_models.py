@@ -25,6 +25,7 @@ from core.models import (
     receptive_field,
 )
 from core.models.backbones import BACKBONES, hub_weights_path
+from core.models.patchcore import Aggregate, PatchCoreNet
 
 torch.set_num_threads(1)
 
@@ -34,7 +35,11 @@ ARCHS = list_archs()
 @pytest.fixture(scope="module")
 def models() -> dict[str, OneClassNet]:
     torch.manual_seed(0)
-    return {a: build_model(a).eval() for a in ARCHS}
+    out = {a: build_model(a).eval() for a in ARCHS}
+    for m in out.values():
+        if isinstance(m, PatchCoreNet):  # a small bank of random normal features, so the contract can run
+            m.set_bank(torch.nn.functional.normalize(torch.randn(64, m.dim), dim=1))
+    return out
 
 
 # --- receptive-field arithmetic -------------------------------------------------------------------------------------
@@ -152,8 +157,10 @@ def test_output_size_matches_torch(n: int, ceil_mode: bool) -> None:
 def test_contract(models: dict[str, OneClassNet], arch: str, hw: tuple[int, int]) -> None:
     model = models[arch]
     info = arch_info(arch)
-    assert model.arch == arch and model.objective == info["objective"] and model.objective in ("fcdd", "hsc")
-    assert model.rf == receptive_field(model.backbone.layers())
+    assert model.arch == arch and model.objective == info["objective"]
+    assert model.objective in ("fcdd", "hsc", "patchcore")
+    extra = [Aggregate()] if model.objective == "patchcore" else []  # feature matching aggregates 3x3 cells
+    assert model.rf == receptive_field([*model.backbone.layers(), *extra])
     assert model.rf.j == 8 and info["stride"] == 8
     assert 8 <= model.sigma <= 12
     x = torch.randn(2, 3, *hw)
@@ -165,7 +172,7 @@ def test_contract(models: dict[str, OneClassNet], arch: str, hw: tuple[int, int]
         img = model.image_score(out)
     assert abs(h - hw[0] / 8) < 1 and abs(w - hw[1] / 8) < 1  # stride 8 (VGG floors, ResNet rounds up)
     assert feats.shape == (2, info["feature_channels"], h, w)
-    if model.objective == "fcdd":
+    if model.objective in ("fcdd", "patchcore"):
         assert out.shape == (2, 1, h, w)
         assert model.anomaly(out).shape == (2, 1, h, w)
     else:

@@ -23,6 +23,7 @@ from torchvision.models.vgg import cfgs as _vgg_cfgs
 from torchvision.models.vgg import make_layers as _vgg_make_layers
 
 from core.errors import ModelError
+from core.models.pretrained import SOURCES, source_state
 
 
 class VGGTrunk(nn.Module):
@@ -41,7 +42,15 @@ class VGGTrunk(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
-        self.out_channels = [m for m in self.features if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.stage_channels: list[int] = []  #: channels of :meth:`stages`
+        channels = 3
+        for m in self.features:
+            if isinstance(m, nn.MaxPool2d):
+                self.stage_channels.append(channels)
+            elif isinstance(m, nn.Conv2d):
+                channels = m.out_channels
+        self.stage_channels.append(channels)
+        self.out_channels = channels
 
     def layers(self) -> list[nn.Module]:
         """Modules in execution order, for receptive-field tracking."""
@@ -50,6 +59,20 @@ class VGGTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) -> (N,512,H/8,W/8)."""
         return self.features(x)
+
+    def last_stage(self) -> list[nn.Module]:
+        """Modules after the last max-pool (the part fine-tuned when the rest is frozen)."""
+        pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
+        return list(self.features)[pools[-1] + 1:]
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The last activation at each resolution (before every max-pool, and the output): strides 1, 2, 4, 8."""
+        outs = []
+        for m in self.features:
+            if isinstance(m, nn.MaxPool2d):
+                outs.append(x)
+            x = m(x)
+        return [*outs, x]
 
 
 class ResNetTrunk(nn.Module):
@@ -62,6 +85,10 @@ class ResNetTrunk(nn.Module):
         self.layer1, self.layer2 = net.layer1, net.layer2
         last = self.layer2[-1]
         self.out_channels = (last.bn3 if hasattr(last, "bn3") else last.bn2).num_features
+        first = self.layer1[-1]
+        #: channels of :meth:`stages`: stem, layer1, layer2
+        self.stage_channels = [self.bn1.num_features, (first.bn3 if hasattr(first, "bn3") else first.bn2).num_features,
+                               self.out_channels]
 
     def layers(self) -> list[nn.Module]:
         """Modules in execution order, for receptive-field tracking."""
@@ -71,6 +98,16 @@ class ResNetTrunk(nn.Module):
         """(N,3,H,W) -> (N,C,H/8,W/8)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer2(self.layer1(x))
+
+    def last_stage(self) -> list[nn.Module]:
+        """``layer2`` (the part fine-tuned when the rest is frozen)."""
+        return [self.layer2]
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The last activation at each resolution: stem (stride 2), ``layer1`` (4), ``layer2`` (8)."""
+        stem = self.relu(self.bn1(self.conv1(x)))
+        l1 = self.layer1(self.maxpool(stem))
+        return [stem, l1, self.layer2(l1)]
 
 
 @dataclass(frozen=True)
@@ -130,7 +167,8 @@ def load_backbone_weights(trunk: nn.Module, state: dict[str, torch.Tensor], sour
 
 
 def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> nn.Module:
-    """Build trunk ``name`` with random (``"none"``), ``"imagenet"`` (hub cache only) or local-file weights.
+    """Build trunk ``name`` with random (``"none"``), ``"imagenet"`` (hub cache only), a named offline source
+    (:data:`core.models.pretrained.SOURCES`, e.g. ``"hed-vgg16"``) or local-file weights.
 
     Never downloads: ImageNet weights are used only if torch hub already has the file.
     """
@@ -139,6 +177,9 @@ def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> nn
         raise ModelError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
     trunk = spec.make()
     if isinstance(pretrained, str) and pretrained == "none":
+        return trunk
+    if isinstance(pretrained, str) and pretrained in SOURCES:
+        load_backbone_weights(trunk, source_state(pretrained, name, trunk.state_dict()), f"source {pretrained}")
         return trunk
     if isinstance(pretrained, str) and pretrained == "imagenet":
         path = hub_weights_path(spec.weights)
@@ -150,7 +191,7 @@ def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> nn
         return trunk
     path = Path(pretrained).expanduser()
     if not path.is_file():
-        raise ModelError(f"pretrained must be 'none', 'imagenet' or a path to a local weights file; "
-                         f"{str(pretrained)!r} is none of these (file not found)")
+        raise ModelError(f"pretrained must be 'none', 'imagenet', an offline source ({', '.join(SOURCES)}) or a "
+                         f"path to a local weights file; {str(pretrained)!r} is none of these (file not found)")
     load_backbone_weights(trunk, _read_state_dict(path), str(path))
     return trunk

@@ -46,6 +46,10 @@ class OneClassNet(nn.Module, ABC):
     objective: str
     rf: ReceptiveField
     sigma: float
+    #: False for models fitted without gradients (feature matching): training builds their memory bank instead.
+    trained_by_gradient: bool = True
+    #: True when :meth:`heatmap` takes gradients (saliency), so it cannot run under ``torch.inference_mode``.
+    heatmap_needs_grad: bool = False
 
     def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
                  pretrained: str = "none", sigma: float | None = None) -> None:

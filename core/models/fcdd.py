@@ -26,6 +26,11 @@ class FCDDNet(OneClassNet):
         # no bias: a constant output would let the network map everything to the same φ (hypersphere collapse)
         self.head = nn.Conv2d(channels, 1, kernel_size=1, bias=False)
 
+    @property
+    def output_description(self) -> str:
+        """What :meth:`forward` returns, for people."""
+        return "map φ (N,1,h,w)"
+
     def forward(self, x: Tensor) -> Tensor:
         """Raw map φ, (N,1,h,w)."""
         return self.head(self.features(x))

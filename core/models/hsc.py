@@ -21,6 +21,7 @@ class HSCNet(OneClassNet):
     """Trunk (stride 8) + global average pooling + bias-free linear layer to ``dim`` outputs."""
 
     objective = "hsc"
+    heatmap_needs_grad = True
 
     def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
                  channels: int, pretrained: str = "none", sigma: float | None = None, dim: int = HSC_DIM) -> None:
@@ -29,6 +30,11 @@ class HSCNet(OneClassNet):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(channels, dim, bias=False)  # no bias: it would make a trivial constant solution easier
         self.dim = dim
+
+    @property
+    def output_description(self) -> str:
+        """What :meth:`forward` returns, for people."""
+        return f"vector z (N,{self.dim})"
 
     def forward(self, x: Tensor) -> Tensor:
         """Vector z, (N,d)."""

@@ -18,6 +18,8 @@ from core.models.backbones import BACKBONES, build_backbone
 from core.models.base import OneClassNet
 from core.models.fcdd import FCDDNet
 from core.models.hsc import HSCNet
+from core.models.patchcore import PatchCoreNet
+from core.models.pretrained import default_source
 
 Pretrained = str | os.PathLike[str]
 _REGISTRY: dict[str, Callable[[Pretrained], OneClassNet]] = {}
@@ -38,6 +40,11 @@ def register(fn: Callable[[Pretrained], OneClassNet]) -> Callable[[Pretrained], 
 def _fcdd(arch: str, backbone: str, pretrained: Pretrained) -> OneClassNet:
     trunk = build_backbone(backbone, pretrained)
     return FCDDNet(arch, backbone, trunk, trunk.layers(), trunk.out_channels, pretrained=str(pretrained))
+
+
+def _patchcore(arch: str, backbone: str, pretrained: Pretrained) -> OneClassNet:
+    trunk = build_backbone(backbone, pretrained)
+    return PatchCoreNet(arch, backbone, trunk, trunk.layers(), trunk.stage_channels, pretrained=str(pretrained))
 
 
 def _hsc(arch: str, backbone: str, pretrained: Pretrained) -> OneClassNet:
@@ -93,6 +100,18 @@ def hsc_resnet50(pretrained: Pretrained = "none") -> OneClassNet:
     return _hsc("hsc-resnet50", "resnet50", pretrained)
 
 
+@register
+def patchcore_vgg16(pretrained: Pretrained = "none") -> OneClassNet:
+    """Feature matching (PatchCore): VGG16 conv3_3 + conv4_3 features vs a memory bank of normal imagery."""
+    return _patchcore("patchcore-vgg16", "vgg16", pretrained)
+
+
+@register
+def patchcore_resnet18(pretrained: Pretrained = "none") -> OneClassNet:
+    """Feature matching (PatchCore): ResNet18 layer1 + layer2 features vs a memory bank of normal imagery."""
+    return _patchcore("patchcore-resnet18", "resnet18", pretrained)
+
+
 def list_archs() -> list[str]:
     """Registered architecture names, in registration order."""
     return list(_REGISTRY)
@@ -103,6 +122,13 @@ def _builder(arch: str) -> Callable[[Pretrained], OneClassNet]:
     if fn is None:
         raise ModelError(f"unknown architecture {arch!r}; valid names: {', '.join(_REGISTRY)}")
     return fn
+
+
+def resolve_pretrained(arch: str, pretrained: Pretrained) -> str:
+    """``"auto"`` -> the installed offline source that fits ``arch``'s trunk (else ``"none"``); others unchanged."""
+    if str(pretrained) != "auto":
+        return str(pretrained)
+    return default_source(str(arch_info(arch)["backbone"]))
 
 
 def build_model(arch: str, pretrained: Pretrained = "none") -> OneClassNet:
@@ -132,7 +158,7 @@ def _info(arch: str) -> tuple[tuple[str, Any], ...]:
         "stride": float(model.rf.j),
         "feature_channels": int(model.backbone.out_channels),
         "sigma": float(model.sigma),
-        "output": "map (N,1,h,w)" if model.objective == "fcdd" else f"vector (N,{model.head.out_features})",
+        "output": model.output_description,
     }
     return tuple(out.items())
 

@@ -1,0 +1,136 @@
+"""Feature matching against a memory bank of normal patches (PatchCore; SPADE / PaDiM / PANDA lineage).
+
+Roth et al., "Towards Total Recall in Industrial Anomaly Detection" (CVPR 2022). A *pretrained* trunk is not
+trained at all; "fitting" stores locally aggregated mid-level features of normal imagery in a memory bank (reduced
+by a greedy coreset, :mod:`core.models.coreset`), and a location's anomaly is the distance of its feature to the
+nearest bank entry. That makes a normal model of one area in seconds to minutes on a CPU, from pre-event imagery of
+that area, with no labels.
+
+Embedding per map cell (stride 8): the trunk's last two stages (VGG16: conv3_3 at stride 4, average-pooled 2×2, and
+conv4_3 at stride 8), each 3×3 average-aggregated (PatchCore's local neighbourhood), L2-normalised per stage and
+concatenated. The anomaly map is the Euclidean distance to the nearest bank feature (k = 1); the image score is the
+mean of the highest 1 % of cells (a robust maximum: damage is often a small part of a scene). Heatmaps are the
+distance map upsampled with the receptive-field Gaussian, exactly like FCDD's, so calibration, thresholds, findings
+and reports work unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.errors import ModelError
+from core.models.base import OneClassNet
+from core.models.upsample import gaussian_upsample
+
+#: Queries per chunk of the nearest-neighbour search (bounds memory at chunk × bank floats).
+KNN_CHUNK = 4096
+#: Share of map cells whose mean is the image score.
+TOP_SHARE = 0.01
+
+
+def nearest_distance(queries: Tensor, bank: Tensor, chunk: int = KNN_CHUNK) -> Tensor:
+    """Euclidean distance from each row of ``queries`` (Q, D) to its nearest row of ``bank`` (M, D), (Q,).
+
+    Batched over queries (memory ``chunk × M``); ``‖q‖² − 2 q·m + ‖m‖²`` through one matrix product per chunk.
+    """
+    if bank.numel() == 0:
+        raise ModelError("the feature bank is empty: fit the model on normal imagery first "
+                         "(python -m core train --arch patchcore-... --normal ...)")
+    bank = bank.to(queries.dtype)
+    bn = (bank * bank).sum(1)
+    out = []
+    for i in range(0, queries.size(0), chunk):
+        q = queries[i:i + chunk]
+        d2 = (q * q).sum(1, keepdim=True) - 2.0 * q @ bank.T + bn
+        out.append(d2.min(1).values.clamp_min(0).sqrt())
+    return torch.cat(out) if out else queries.new_zeros(0)
+
+
+class Aggregate(nn.AvgPool2d):
+    """PatchCore's local neighbourhood aggregation: 3×3 average, stride 1 (counted in the receptive field)."""
+
+    def __init__(self) -> None:
+        super().__init__(kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class PatchCoreNet(OneClassNet):
+    """Pretrained trunk + memory bank of normal cell embeddings; anomaly = distance to the nearest bank entry."""
+
+    objective = "patchcore"
+    trained_by_gradient = False
+
+    def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
+                 stage_channels: list[int], pretrained: str = "none", sigma: float | None = None) -> None:
+        agg = Aggregate()  # part of the receptive field
+        super().__init__(arch, backbone_name, backbone, [*rf_layers, agg], pretrained, sigma)
+        self.aggregate = agg
+        self.dim = int(sum(stage_channels[-2:]))
+        self.register_buffer("bank", torch.zeros(0, self.dim))
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> PatchCoreNet:
+        """The pretrained trunk always runs in eval mode (batch norms keep their statistics)."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        bank = state_dict.get(prefix + "bank")
+        if isinstance(bank, Tensor):  # the bank's size is whatever fitting kept
+            if bank.dim() != 2 or bank.size(1) != self.dim:
+                raise ModelError(f"{self.arch}: the feature bank is {tuple(bank.shape)}, expected (M, {self.dim})")
+            self.bank = torch.empty_like(bank, dtype=torch.float32)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Cell embeddings (N, D, h, w) at the model stride: last two trunk stages, aggregated, L2-normalised."""
+        self._check_input(x)
+        stages = self.backbone.stages(x)[-2:]
+        hw = stages[-1].shape[-2:]
+        parts = []
+        for f in stages:
+            f = f.float()
+            if f.shape[-2:] != hw:
+                f = F.adaptive_avg_pool2d(f, hw)
+            parts.append(F.normalize(self.aggregate(f), dim=1))
+        return torch.cat(parts, 1)
+
+    def set_bank(self, features: Tensor) -> None:
+        """Store (M, D) normal features as the bank."""
+        if features.dim() != 2 or features.size(1) != self.dim:
+            raise ModelError(f"bank features must be (M, {self.dim}), got {tuple(features.shape)}")
+        self.bank = features.detach().float().contiguous().to(self.bank.device)
+
+    @property
+    def output_description(self) -> str:
+        """What :meth:`forward` returns, for people."""
+        return "distance map (N,1,h,w)"
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Distance map (N,1,h,w) of every cell to the nearest bank feature."""
+        e = self.embed(x)
+        n, d, h, w = e.shape
+        dist = nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, d), self.bank)
+        return dist.view(n, 1, h, w)
+
+    def anomaly(self, out: Tensor) -> Tensor:
+        """The distance map itself, (N,1,h,w)."""
+        return out
+
+    def image_score(self, out: Tensor) -> Tensor:
+        """Mean of the highest :data:`TOP_SHARE` of cells, (N,)."""
+        flat = out.flatten(1)
+        k = max(1, round(flat.size(1) * TOP_SHARE))
+        return flat.topk(k, dim=1).values.mean(1)
+
+    def heatmap(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Gaussian-upsampled distance map at the input's exact H×W (N,H,W) float32, and image scores (N,)."""
+        with torch.no_grad():
+            a = self(x).float()
+            maps = gaussian_upsample(a, self.rf, (x.size(2), x.size(3)), self.sigma)
+        return maps[:, 0].contiguous(), self.image_score(a)
