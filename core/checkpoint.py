@@ -104,15 +104,45 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any], str]:
     from core.models import build_model
 
     state, meta = read_checkpoint(path)
+    name = Path(path).name
+    source = trunk_source_name(meta, name)
     try:
-        net = build_model(meta["arch"], pretrained="none")
+        net = build_model(meta["arch"], pretrained=source)
     except ModelError as exc:
-        raise CheckpointError(f"{Path(path).name}: {exc}") from exc
+        raise CheckpointError(f"{name}: {exc}") from exc
     try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except (RuntimeError, ModelError) as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{Path(path).name} does not match architecture {meta['arch']!r}: its weights belong "
+        raise CheckpointError(f"{name} does not match architecture {meta['arch']!r}: its weights belong "
                               f"to a different network ({first[:200]})") from exc
+    # only trunk tensors may come from the installed source; everything else must be in the file
+    lacking = [k for k in missing if source == "none" or not k.startswith("backbone.")]
+    if unexpected or lacking:
+        keys = ", ".join((unexpected or lacking)[:3])
+        raise CheckpointError(f"{name} does not match architecture {meta['arch']!r}: its weights belong "
+                              f"to a different network ({'unexpected' if unexpected else 'missing'} keys: {keys})")
     net.eval()
     return net, meta, file_sha256(path)
+
+
+def trunk_source_name(meta: dict[str, Any], name: str = "checkpoint") -> str:
+    """The offline trunk source a checkpoint names (``meta["trunk_source"]``), checked; ``"none"`` when absent.
+
+    Only the registered sources are accepted (a file never makes the loader read a path it names), and the recorded
+    sha256 must be the installed source's, so a checkpoint always runs on the trunk it was trained on.
+    """
+    from core.models.pretrained import SOURCES
+
+    info = meta.get("trunk_source")
+    if info is None:
+        return "none"
+    src = SOURCES.get(info.get("name") if isinstance(info, dict) else None)  # type: ignore[arg-type]
+    if src is None:
+        raise CheckpointError(f"{name} needs the trunk source {info!r}, which this installation does not know; "
+                              f"known offline sources: {', '.join(SOURCES)}")
+    if info.get("sha256") != src.sha256:
+        raise CheckpointError(f"{name} was trained on another version of {src.name} (sha256 "
+                              f"{str(info.get('sha256'))[:16]}…, installed {src.sha256[:16]}…); use the "
+                              "matching package version")
+    return src.name

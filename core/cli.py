@@ -24,7 +24,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="folders, globs or files of normal images")
     p.add_argument("--anomalies", nargs="*", default=[], metavar="PATH", help="labelled anomalies (outlier exposure)")
     p.add_argument("--out", default="model.pt", help="checkpoint to write")
-    p.add_argument("--pretrained", default="none", help="imagenet | none | PATH to a backbone state_dict")
+    p.add_argument("--pretrained", default="auto",
+                   help="auto (the trunk's installed offline source, e.g. hed-vgg16 for VGG16 trunks; else none) | "
+                        "none | hed-vgg16 | imagenet (torch hub cache only) | PATH to a backbone state_dict")
+    p.add_argument("--freeze", choices=["auto", "none", "trunk"], default="auto",
+                   help="auto: a pretrained trunk is frozen but for its last stage; trunk: train the head only")
+    p.add_argument("--bank-max", type=int, default=16_384,
+                   help="feature matching (patchcore-*): most normal features kept in the memory bank")
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--steps-per-epoch", type=int, default=50)
@@ -100,11 +106,14 @@ def cmd_train(a: argparse.Namespace) -> int:
                       batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, weight_decay=a.weight_decay,
                       lr_decay=a.lr_decay, confetti=a.confetti, region_share=a.region_share,
                       exclude_bounds=[list(b) for b in a.exclude_bounds] + _bounds_of(a.exclude_like),
-                      gsd_m=a.gsd, seed=a.seed, device=a.device, name=a.name)
+                      gsd_m=a.gsd, seed=a.seed, device=a.device, name=a.name, freeze=a.freeze, bank_max=a.bank_max)
     meta = train(cfg)
     cal = meta["calibration"]
+    bank = meta["training"].get("feature_bank")
+    what = (f"feature bank of {bank['bank']} from {bank['cells']} normal cells" if bank
+            else f"{meta['training']['samples']} samples")
     print(f"wrote {meta['path']} (sha256 {meta['sha256'][:12]}…); threshold {cal['threshold']:.2f}; "
-          f"{meta['training']['samples']} samples in {meta['training']['seconds']:.0f} s")
+          f"{what} in {meta['training']['seconds']:.0f} s")
     return 0
 
 

@@ -27,6 +27,8 @@ from core.detector import IMAGENET_MEAN, IMAGENET_STD, Detector, resolve_device,
 from core.errors import InputError
 from core.losses import objective_for
 from core.models import build_model
+from core.models.pretrained import SOURCES, source_info, without_source_weights
+from core.models.registry import resolve_pretrained
 
 
 @dataclass
@@ -37,7 +39,9 @@ class TrainConfig:
     normal: list[str] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
     out: str = "model.pt"
-    pretrained: str = "none"
+    pretrained: str = "auto"  #: auto (the trunk's installed offline source, else none), none, imagenet, a source, PATH
+    freeze: str = "auto"  #: "auto" (pretrained trunk: all but its last stage), "none", "trunk"
+    bank_max: int = 16_384  #: feature matching: most bank entries kept by the coreset
     input_size: int = 224
     epochs: int = 10
     steps_per_epoch: int = 50
@@ -75,6 +79,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise InputError("epochs and steps per epoch must be >= 1 and batch size >= 2")
     if cfg.confetti not in ("auto", "mix", "off"):
         raise InputError(f"confetti must be auto, mix or off, got {cfg.confetti!r}")
+    if cfg.bank_max < 1:
+        raise InputError(f"the feature bank must keep at least one feature, got bank_max={cfg.bank_max}")
     if cfg.confetti == "off" and not cfg.anomalies:
         raise InputError("with confetti off, give labelled anomalies (--anomalies); one-class training needs some "
                          "anomalies (real or synthetic) for the FCDD/HSC loss")
@@ -106,6 +112,55 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     held = PatchPool(normal_paths, cfg.input_size, part="holdout", exclude_bounds=bounds,
                      frame_holdout_every=holdout_every, warnings=warnings)
     anomalies = PatchPool(anomaly_paths, cfg.input_size, warnings=warnings) if anomaly_paths else None
+    held_patches = held.grid()  # cut before training: a set that cannot be calibrated fails before the long part
+    pretrained = resolve_pretrained(cfg.arch, cfg.pretrained)
+    net = build_model(cfg.arch, pretrained=pretrained).to(device)
+    fitted: dict[str, Any] | None = None
+    t0 = time.perf_counter()
+    if getattr(net, "trained_by_gradient", True):
+        frozen = _freeze(net, cfg.freeze, pretrained)
+        history, seen, stopped = _gradient_steps(cfg, net, normal, anomalies, device, progress, should_stop)
+    else:
+        if anomaly_paths:
+            warnings.append(f"{cfg.arch} learns from normal imagery only; the {len(anomaly_paths)} anomaly "
+                            "file(s) were not used")
+        from core.area_fit import fit_bank
+
+        frozen = "all (feature matching)"
+        fitted = fit_bank(net, normal, device, seed=cfg.seed, bank_max=cfg.bank_max, progress=progress,
+                          should_stop=should_stop)
+        history, seen, stopped = [], fitted["cells"], False
+    train_seconds = time.perf_counter() - t0
+
+    net.eval()
+    det = Detector.from_model(net, meta={"arch": cfg.arch}, device=str(device))
+    calibration = calibrate(det, held_patches)
+    meta = _metadata(cfg, net, calibration, history, normal_paths, anomaly_paths, normal, anomalies, warnings,
+                     train_seconds, seen, stopped)
+    meta["training"]["frozen"] = frozen
+    if fitted is not None:
+        meta["training"]["feature_bank"] = fitted
+    state = net.state_dict()
+    if pretrained in SOURCES:
+        meta["trunk_source"] = source_info(pretrained)
+        state = without_source_weights(net, state, pretrained)
+    from core.change import fit_change_calibration
+
+    # no-change statistics of the pre/post change score on the same held-out normal imagery
+    meta["change_calibration"] = fit_change_calibration(det, held_patches[:48])
+    sha = save_checkpoint(cfg.out, state, meta)
+    for pool in (normal, held, anomalies):
+        if pool is not None:
+            pool.close()
+    if progress is not None:
+        progress({"event": "done", "path": cfg.out, "sha256": sha})
+    return meta | {"sha256": sha, "path": str(cfg.out)}
+
+
+def _gradient_steps(cfg: TrainConfig, net: torch.nn.Module, normal: PatchPool, anomalies: PatchPool | None,
+                    device: torch.device, progress: ProgressFn | None, should_stop: Callable[[], bool] | None
+                    ) -> tuple[list[dict[str, float]], int, bool]:
+    """The one-class loss loop (outlier exposure and/or confetti); returns (history, samples seen, stopped)."""
     confetti_share = {"auto": 0.0 if anomalies else 1.0, "mix": 0.5, "off": 0.0}[cfg.confetti]
     if anomalies is None:
         confetti_share = 1.0
@@ -115,11 +170,10 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     loader = torch.utils.data.DataLoader(stream, batch_size=cfg.batch_size, num_workers=workers,
                                          collate_fn=_collate, persistent_workers=workers > 0)
 
-    net = build_model(cfg.arch, pretrained=cfg.pretrained).to(device)
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     objective = objective_for(net)
-    opt = _optimizer(cfg, net.parameters())
+    opt = _optimizer(cfg, [p for p in net.parameters() if p.requires_grad])
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
     amp = device.type == "cuda"
     history: list[dict[str, float]] = []
@@ -128,8 +182,12 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     bar = _bar(cfg.epochs * cfg.steps_per_epoch, progress is None)
     it = iter(loader)
     stopped = False
+    pretrained_bn = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)] \
+        if getattr(net, "pretrained", "none") != "none" else []
     for epoch in range(cfg.epochs):
         net.train()
+        for m in pretrained_bn:  # a pretrained trunk keeps its normalisation statistics
+            m.eval()
         losses = []
         for _step in range(cfg.steps_per_epoch):
             imgs, labels = next(it)
@@ -161,25 +219,20 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
             break
     if bar is not None:
         bar.close()
-    train_seconds = time.perf_counter() - t0
+    return history, seen, stopped
 
-    net.eval()
-    det = Detector.from_model(net, meta={"arch": cfg.arch}, device=str(device))
-    held_patches = held.grid()
-    calibration = calibrate(det, held_patches)
-    meta = _metadata(cfg, net, calibration, history, normal_paths, anomaly_paths, normal, anomalies, warnings,
-                     train_seconds, seen, stopped)
-    from core.change import fit_change_calibration
 
-    # no-change statistics of the pre/post change score on the same held-out normal imagery
-    meta["change_calibration"] = fit_change_calibration(det, held_patches[:48])
-    sha = save_checkpoint(cfg.out, net.state_dict(), meta)
-    for pool in (normal, held, anomalies):
-        if pool is not None:
-            pool.close()
-    if progress is not None:
-        progress({"event": "done", "path": cfg.out, "sha256": sha})
-    return meta | {"sha256": sha, "path": str(cfg.out)}
+def _freeze(net: torch.nn.Module, freeze: str, pretrained: str) -> str:
+    """Freeze the trunk except its last stage (``"auto"``: only when the trunk is pretrained), or the whole trunk
+    (``"trunk"``), or nothing (``"none"``); return what was frozen, for the metadata."""
+    if freeze not in ("auto", "none", "trunk"):
+        raise InputError(f"freeze must be auto, none or trunk, got {freeze!r}")
+    if freeze == "none" or (freeze == "auto" and pretrained == "none"):
+        return "none"
+    tail = {id(p) for m in ([] if freeze == "trunk" else net.backbone.last_stage()) for p in m.parameters()}
+    for p in net.backbone.parameters():
+        p.requires_grad_(id(p) in tail)
+    return "trunk" if freeze == "trunk" else "trunk except its last stage"
 
 
 def _collate(batch: list[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:

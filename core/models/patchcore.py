@@ -7,9 +7,12 @@ nearest bank entry. That makes a normal model of one area in seconds to minutes 
 that area, with no labels.
 
 Embedding per map cell (stride 8): the trunk's last two stages (VGG16: conv3_3 at stride 4, average-pooled 2×2, and
-conv4_3 at stride 8), each 3×3 average-aggregated (PatchCore's local neighbourhood), L2-normalised per stage and
-concatenated. The anomaly map is the Euclidean distance to the nearest bank feature (k = 1); the image score is the
-mean of the highest 1 % of cells (a robust maximum: damage is often a small part of a scene). Heatmaps are the
+conv4_3 at stride 8), each 3×3 average-aggregated (PatchCore's local neighbourhood) and concatenated, raw. Raw, not
+L2-normalised: the feature's magnitude carries what is unusual about flood water or debris (smooth or cluttered
+surfaces); on xBD Harvey with a bank of the pre images, building AUROC is 0.89 raw against 0.29 normalised.
+
+The anomaly map is the Euclidean distance to the nearest bank feature (k = 1); the image score is the mean of the
+highest 1 % of cells (a robust maximum: damage is often a small part of a scene). Heatmaps are the
 distance map upsampled with the receptive-field Gaussian, exactly like FCDD's, so calibration, thresholds, findings
 and reports work unchanged.
 """
@@ -72,6 +75,7 @@ class PatchCoreNet(OneClassNet):
         self.register_buffer("bank", torch.zeros(0, self.dim))
         for p in self.backbone.parameters():
             p.requires_grad_(False)
+        self.backbone.eval()  # never batch statistics: the bank and the queries must see the same trunk
 
     def train(self, mode: bool = True) -> PatchCoreNet:
         """The pretrained trunk always runs in eval mode (batch norms keep their statistics)."""
@@ -87,8 +91,13 @@ class PatchCoreNet(OneClassNet):
             self.bank = torch.empty_like(bank, dtype=torch.float32)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
+    def _save_to_state_dict(self, destination: dict[str, Any], prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if not keep_vars:  # the bank is stored in half precision (half the file; distances change < 0.1 %)
+            destination[prefix + "bank"] = self.bank.half()
+
     def embed(self, x: Tensor) -> Tensor:
-        """Cell embeddings (N, D, h, w) at the model stride: last two trunk stages, aggregated, L2-normalised."""
+        """Cell embeddings (N, D, h, w) at the model stride: last two trunk stages, 3×3-aggregated, concatenated."""
         self._check_input(x)
         stages = self.backbone.stages(x)[-2:]
         hw = stages[-1].shape[-2:]
@@ -97,7 +106,7 @@ class PatchCoreNet(OneClassNet):
             f = f.float()
             if f.shape[-2:] != hw:
                 f = F.adaptive_avg_pool2d(f, hw)
-            parts.append(F.normalize(self.aggregate(f), dim=1))
+            parts.append(self.aggregate(f))
         return torch.cat(parts, 1)
 
     def set_bank(self, features: Tensor) -> None:

@@ -1,0 +1,105 @@
+"""Feature matching (PatchCore): kNN and coreset on small data, the bank in checkpoints, a real fit on images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoint import load_model, read_checkpoint, save_checkpoint
+from core.detector import Detector
+from core.errors import CheckpointError, ModelError
+from core.models import build_model
+from core.models.coreset import greedy_coreset
+from core.models.patchcore import PatchCoreNet, nearest_distance
+from core.training import TrainConfig, train
+
+torch.set_num_threads(1)
+
+
+def test_nearest_distance_matches_brute_force_in_chunks() -> None:
+    g = torch.Generator().manual_seed(0)
+    q, bank = torch.randn(37, 5, generator=g), torch.randn(11, 5, generator=g)
+    ref = torch.cdist(q, bank).min(1).values
+    torch.testing.assert_close(nearest_distance(q, bank, chunk=4), ref, rtol=1e-4, atol=1e-4)
+    assert float(nearest_distance(bank[:3], bank).abs().max()) < 1e-3  # a bank entry is at distance 0
+    with pytest.raises(ModelError, match="bank is empty"):
+        nearest_distance(q, torch.zeros(0, 5))
+
+
+def test_greedy_coreset_is_k_center_and_covers_every_cluster() -> None:
+    g = torch.Generator().manual_seed(1)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    sizes = [500, 300, 150, 3]  # one rare pattern of 3 points
+    pts = torch.cat([c + 0.1 * torch.randn(n, 2, generator=g) for c, n in zip(centres, sizes, strict=True)])
+    idx = greedy_coreset(pts, 4, proj_dim=2)
+    assert len(set(idx.tolist())) == 4
+    hit = {int(torch.cdist(pts[i:i + 1], centres).argmin()) for i in idx.tolist()}
+    assert hit == {0, 1, 2, 3}  # random sampling would almost never keep the rare cluster
+    # each pick after the first is the point farthest from those already picked
+    chosen = pts[idx]
+    for k in range(1, 4):
+        far = torch.cdist(pts, chosen[:k]).min(1).values
+        assert float(far[idx[k]]) == pytest.approx(float(far.max()), rel=1e-5)
+    assert greedy_coreset(pts, 10_000).tolist() == list(range(len(pts)))
+
+
+def test_bank_of_any_size_loads_and_a_wrong_width_is_refused() -> None:
+    net = build_model("patchcore-resnet18")
+    net.set_bank(torch.randn(17, net.dim))
+    other = build_model("patchcore-resnet18")
+    other.load_state_dict(net.state_dict())
+    assert other.bank.shape == (17, net.dim)
+    bad = dict(net.state_dict(), bank=torch.randn(3, net.dim + 1))
+    with pytest.raises(ModelError, match="feature bank"):
+        other.load_state_dict(bad)
+
+
+def _texture(seed: int, size: int = 192) -> np.ndarray:
+    """Smooth, repetitive 'normal' texture: blurred noise on a brick-like grid."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.normal(128, 40, (size, size, 3)).astype(np.float32), (0, 0), 3)
+    yy, xx = np.mgrid[:size, :size]
+    grid = ((yy // 16 + xx // 24) % 2)[..., None] * 30.0
+    return np.clip(base + grid, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.slow
+def test_fit_on_images_finds_an_unseen_pattern(tmp_path: Path) -> None:
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"normal{i}.png"
+        cv2.imwrite(str(p), _texture(i))
+        paths.append(str(p))
+    out = tmp_path / "area.pt"
+    meta = train(TrainConfig(arch="patchcore-vgg16", normal=paths, out=str(out), input_size=64, name="area"))
+    assert meta["trunk_source"]["name"] == "hed-vgg16" and meta["training"]["feature_bank"]["bank"] > 0
+    state, _ = read_checkpoint(out)
+    assert not any(k.startswith("backbone.") for k in state)  # the trunk comes from the installed source
+    assert out.stat().st_size < 2_000_000
+    det = Detector.load(out)
+    assert isinstance(det.net, PatchCoreNet) and det.net.bank.shape[0] == meta["training"]["feature_bank"]["bank"]
+    img = _texture(7)
+    img[80:120, 80:120] = (250, 30, 200)  # a magenta square never seen in the normal imagery
+    maps, scores = det.predict(img[None])
+    heat = det.calibration.pixel(maps[0])
+    assert heat[90:110, 90:110].mean() > 3 * max(np.median(heat), 0.3)
+    normal_maps, normal_scores = det.predict(_texture(8)[None])
+    assert scores[0] > normal_scores[0]
+
+
+def test_checkpoint_naming_an_unknown_or_other_trunk_source_is_refused(tmp_path: Path) -> None:
+    net = build_model("patchcore-resnet18")
+    net.set_bank(torch.randn(4, net.dim))
+    for info, msg in (({"name": "evil", "sha256": "0"}, "does not know"),
+                      ({"name": "hed-vgg16", "sha256": "0" * 64}, "another version")):
+        p = tmp_path / "x.pt"
+        save_checkpoint(p, {"bank": net.bank}, {"arch": "patchcore-resnet18", "trunk_source": info})
+        with pytest.raises(CheckpointError, match=msg):
+            load_model(p)
+    save_checkpoint(p, {"bank": net.bank}, {"arch": "patchcore-resnet18"})  # no source: the trunk must be there
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_model(p)
