@@ -51,9 +51,13 @@ def _windows(pool: PatchPool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
                     rgb, valid = it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]
                 else:
                     rgb, valid = it.scene.read(Window(r, c, h, w))
-                if any(r < r1 and r + h > r0 and c < c1 and c + w > c0 for r0, c0, r1, c1 in it.exclude):
-                    continue
-                yield rgb, valid
+                for r0, c0, r1, c1 in it.exclude:  # excluded areas (held-out evaluation imagery) are never banked
+                    rr0, rr1, cc0, cc1 = max(r0 - r, 0), min(r1 - r, h), max(c0 - c, 0), min(c1 - c, w)
+                    if rr0 < rr1 and cc0 < cc1:
+                        valid = valid.copy()
+                        valid[rr0:rr1, cc0:cc1] = False
+                if valid.any():
+                    yield rgb, valid
 
 
 def embed_pool(net: PatchCoreNet, pool: PatchPool, device: torch.device, progress: Progress | None = None,
