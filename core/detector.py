@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.assets import DEFAULT_MODEL
 from core.calibration import Calibration
 from core.checkpoint import load_model
 from core.errors import CheckpointError, InputError, ModelError
 from core.models.registry import arch_info
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
-DEFAULT_MODEL = ASSETS / "default.pt"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import jobs
-from core.data import IMAGE_EXTS
 from core.errors import InputError
 from core.imagery_xbd import find_xbd_labels
 from core.safety import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
@@ -152,6 +150,8 @@ def check_weights_file(text: str) -> Path:
 def check_image_source(text: str, what: str) -> str:
     """A server file, folder or glob of images typed on the page, checked (see the module notes) and returned as
     the job input spec. Raises :class:`InputError` saying what is wrong and what is allowed."""
+    from core.data import IMAGE_EXTS  # the job's own list; core.data imports torch, so only when a form is sent
+
     path = _typed(text, what, "/data/flood/normal or /data/flood/**/*.tif")
     roots = server_roots()
     parts = path.parts
@@ -180,6 +180,8 @@ def check_image_source(text: str, what: str) -> str:
 def _scan(base: Path, pattern: list[str], roots: list[Path], what: str) -> int:
     """Walk what ``pattern`` (glob components below ``base``) can reach, following links as :mod:`glob` does and
     matching at least what it matches; refuse what leaves ``roots`` or is too big. Returns the images matched."""
+    from core.data import IMAGE_EXTS
+
     listed: dict[Path, list[tuple[str, bool, bool]]] = {}
     count = [0]
 
@@ -244,6 +246,8 @@ def save_job_uploads(ws: Workspace, kind: str, uploads: list[Any]) -> Path | Non
     """Write uploaded files into a fresh workspace folder for a job, streaming each one to disk in 1 MiB chunks
     (never a second copy in memory); zip archives are unpacked there safely and removed. Returns the folder, or
     None when there is nothing to write; on an error the folder is removed and the error raised."""
+    from core import jobs  # imports torch: not needed to check a path on the Analyze page
+
     if not uploads:
         return None
     dest = jobs.new_upload_dir(ws, kind)

@@ -15,7 +15,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.batch import analyze_input
-from core.detector import device_label
 from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
@@ -82,6 +81,8 @@ def run_batch(ctx: shell.Context, aid: int, items: list[dict[str, Any]], *, thre
 
 def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str) -> int:
     """Record a new analysis of the staged inputs with the sidebar's model and threshold, and run it."""
+    from core.detector import device_label  # imports torch: not needed to draw the page
+
     det = ctx.detector
     assert det is not None
     default = float(det.calibration.threshold)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,6 +189,7 @@ def test_streamlit_config_is_offline_and_allows_large_uploads() -> None:
     assert cfg["browser"]["gatherUsageStats"] is False
     assert cfg["server"]["maxUploadSize"] >= 2048
     assert cfg["server"]["fileWatcherType"] == "none"
+    assert cfg["client"]["showSidebarNavigation"] is False  # app.py draws the menu; no list of pages/ files first
     assert not re.search(r"https?://", text), "nothing in the settings may point at the network"
 
 
@@ -206,6 +209,15 @@ def test_core_never_imports_the_dashboard() -> None:
     offenders = [str(p.relative_to(REPO)) for p in (REPO / "core").rglob("*.py")
                  if re.search(r"^\s*(import|from)\s+(ui|pages)\b", p.read_text(encoding="utf-8"), re.M)]
     assert offenders == []
+
+
+def test_the_shell_and_page_widgets_load_without_torch() -> None:
+    """The first page draws before the model (and torch, seconds to import) is loaded: see app.py."""
+    code = ("import sys, ui.shell, ui.compare, ui.images, ui.placement, core.batch, core.server_inputs; "
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_pages_folder_holds_only_the_apps_pages() -> None:

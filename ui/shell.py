@@ -15,19 +15,22 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import streamlit as st
 
-from core.detector import DEFAULT_MODEL, Detector, device_label, model_family, resolve_device
+from core.assets import DEFAULT_MODEL
 from core.errors import CoreError, WorkspaceError
 from core.imagery_xbd import load_xbd_labels
 from core.safety import atomic_write_stream, safe_filename, unique_name
 from core.store import Workspace, default_root
 from ui import case_archive
 from ui import state as S
+
+if TYPE_CHECKING:  # core.detector imports torch: loaded with the model, after the page has drawn
+    from core.detector import Detector
 
 #: Environment variable naming the default model's checkpoint.
 ENV_MODEL = "BDA_MODEL"
@@ -94,6 +97,8 @@ def model_choices(ws: Workspace) -> list[ModelChoice]:
             continue
         seen.add(str(path.resolve()))
         arch = str(m.get("info", {}).get("arch", ""))
+        from core.detector import model_family  # torch only once a trained model is registered
+
         out.append(ModelChoice(str(path), f"{m['name']} · {model_family(arch)} ({arch or '?'})", path, arch))
     return out
 
@@ -102,6 +107,8 @@ def model_choices(ws: Workspace) -> list[ModelChoice]:
 def load_detector(path: str, device: str, mtime: float) -> Detector:
     """The model of a checkpoint on a device, loaded once and shared by all sessions (``mtime`` notices a file
     replaced in place). ``path`` "" is the default model."""
+    from core.detector import Detector  # torch is imported here, behind the spinner
+
     del mtime  # part of the cache key only
     return Detector.load(path or None, device=device)
 
@@ -117,23 +124,48 @@ def get_detector(model_key: str, device: str) -> Detector:
     """The cached :class:`Detector` of a model choice ("" = default) on ``device``; raises :class:`CoreError`."""
     path = Path(model_key) if model_key else default_model_path()
     if path is None:
-        return load_detector("", device, _mtime(DEFAULT_MODEL))  # raises the "bundled model missing" error
+        return load_detector("", device, 0.0)  # raises the "bundled model missing" error
     return load_detector(str(path), device, _mtime(path))
 
 
 # -- sidebar -----------------------------------------------------------------------------------------------------
 @dataclass
 class Context:
-    """What the sidebar chose, for a page to work with."""
+    """What the sidebar chose, for a page to work with. The model is loaded on first use of :attr:`detector`,
+    :attr:`model_error` or :attr:`threshold` (a page that needs none of them draws without waiting for it)."""
 
     ws: Workspace
     case_id: int | None
     model_key: str
     device: str
-    detector: Detector | None
-    model_error: str | None
-    threshold: float | None
     analyst: str
+    _model: tuple[Detector | None, str | None] | None = field(default=None, init=False, repr=False)
+
+    def _loaded(self) -> tuple[Detector | None, str | None]:
+        if self._model is None:
+            try:
+                self._model = (get_detector(self.model_key, self.device), None)
+            except CoreError as exc:
+                self._model = (None, str(exc))
+        return self._model
+
+    @property
+    def detector(self) -> Detector | None:
+        """The chosen model, or None when it cannot be loaded (see :attr:`model_error`)."""
+        return self._loaded()[0]
+
+    @property
+    def model_error(self) -> str | None:
+        """Why the chosen model cannot be loaded (None when it can)."""
+        return self._loaded()[1]
+
+    @property
+    def threshold(self) -> float | None:
+        """The sidebar's threshold (the model's calibrated default until the analyst moves it); None without a
+        usable model."""
+        seed_threshold(self.detector)
+        thr = S.get(S.THRESHOLD)
+        return None if thr is None else float(thr)
 
 
 def _case_section(ws: Workspace) -> None:
@@ -161,12 +193,13 @@ def _case_section(ws: Workspace) -> None:
     case_archive.archive_note()
 
 
-def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
+def _model_section(ws: Workspace) -> bool:
+    """The model list; False when there is no model to choose."""
     choices = model_choices(ws)
     if not choices:
         st.warning("No model available: the bundled default model is missing and none is registered. Train or "
                    "upload one on the Models page, or set BDA_MODEL.", icon=":material/warning:")
-        return None, "no model available"
+        return False
     keys = [c.key for c in choices]
     labels = {c.key: c.label for c in choices}
     if S.get(S.MODEL_PATH) not in keys:
@@ -174,6 +207,13 @@ def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
     S.bind(S.W_MODEL, S.MODEL_PATH)
     st.selectbox("Model", keys, format_func=labels.get, key=S.W_MODEL, on_change=S.keep,
                  args=(S.MODEL_PATH, S.W_MODEL), help="Default, trained and uploaded models of this workspace.")
+    return True
+
+
+def _device_and_model_status() -> Detector | None:
+    """Device choice, then the model loaded on it (behind a spinner the first time) and what it is."""
+    from core.detector import device_label  # after the page has drawn: imports torch
+
     devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
     if S.get(S.DEVICE) not in devices:
         S.put(S.DEVICE, "auto")
@@ -184,17 +224,19 @@ def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
         det = get_detector(S.get(S.MODEL_PATH), S.get(S.DEVICE))
     except CoreError as exc:
         show_error(exc, "Model")
-        return None, str(exc)
+        return None
     label = device_label(det.device)
     if det.device.type == "cpu":
         st.warning(f"{label}: no GPU in use, analysis is slower (seconds per tile).", icon=":material/memory:")
     else:
         st.caption(f":material/bolt: {label}")
     st.caption(f"{det.family} · `{det.arch}` · v{det.version} · sha256 `{det.sha256[:12]}`")
-    return det, None
+    return det
 
 
 def _cuda_available() -> bool:
+    from core.detector import resolve_device  # imports torch
+
     try:
         resolve_device("cuda")
         return True
@@ -202,14 +244,21 @@ def _cuda_available() -> bool:
         return False
 
 
+def seed_threshold(det: Detector | None) -> None:
+    """Set the session's threshold to the model's calibrated default when it is unset or the model changed."""
+    if det is None:
+        return
+    model_id = f"{det.path}|{det.sha256}"
+    if S.get(S.THRESHOLD_MODEL) != model_id or S.get(S.THRESHOLD) is None:
+        S.put(S.THRESHOLD, round(float(det.calibration.threshold), 2))
+        S.put(S.THRESHOLD_MODEL, model_id)
+
+
 def _threshold_section(det: Detector | None) -> None:
     if det is None:
         return
+    seed_threshold(det)
     default = float(det.calibration.threshold)
-    model_id = f"{det.path}|{det.sha256}"
-    if S.get(S.THRESHOLD_MODEL) != model_id or S.get(S.THRESHOLD) is None:
-        S.put(S.THRESHOLD, round(default, 2))
-        S.put(S.THRESHOLD_MODEL, model_id)
     top = max(5.0, round(default * 3, 1))
     S.bind(S.W_THRESHOLD, S.THRESHOLD, shown=min(max(float(S.get(S.THRESHOLD)), 0.05), top))
     st.slider("Threshold (calibrated score)", min_value=0.05, max_value=top, step=0.05, key=S.W_THRESHOLD,
@@ -218,8 +267,10 @@ def _threshold_section(det: Detector | None) -> None:
                    "above the threshold form findings.")
 
 
-def sidebar() -> Context:
-    """Draw the shared sidebar and return the choices (call once per run, from ``app.py``)."""
+def sidebar() -> Callable[[], None]:
+    """Draw the shared sidebar up to the model list and return the function that finishes it (device, the model
+    loaded behind a spinner, threshold): ``app.py`` calls that after the page, so the page draws before the model
+    loads. Call once per run, from ``app.py``."""
     S.init()
     S.put(S.SHELL, True)
     with st.sidebar:
@@ -234,12 +285,18 @@ def sidebar() -> Context:
         except CoreError as exc:
             show_error(exc, "Cases")
         st.divider()
-        det, err = _model_section(ws)
-        _threshold_section(det)
+        has_model = _model_section(ws)
+        later = st.container()
         S.bind(S.W_ANALYST, S.ANALYST)
         st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
                       placeholder="your name (recorded with reviews)")
-    return context()
+
+    def finish() -> None:
+        if has_model:
+            with later:
+                _threshold_section(_device_and_model_status())
+
+    return finish
 
 
 def context() -> Context:
@@ -252,16 +309,8 @@ def context() -> Context:
     S.init()
     if not S.get(S.SHELL):
         st.switch_page("app.py")
-    ws = workspace()
-    det, err = None, None
-    try:
-        det = get_detector(S.get(S.MODEL_PATH), S.get(S.DEVICE))
-    except CoreError as exc:
-        err = str(exc)
-    thr = S.get(S.THRESHOLD)
-    return Context(ws=ws, case_id=S.get(S.CASE_ID), model_key=S.get(S.MODEL_PATH), device=S.get(S.DEVICE),
-                   detector=det, model_error=err, threshold=None if thr is None else float(thr),
-                   analyst=str(S.get(S.ANALYST) or "").strip())
+    return Context(ws=workspace(), case_id=S.get(S.CASE_ID), model_key=S.get(S.MODEL_PATH),
+                   device=S.get(S.DEVICE), analyst=str(S.get(S.ANALYST) or "").strip())
 
 
 # -- analyses ----------------------------------------------------------------------------------------------------
