@@ -6,8 +6,9 @@ inputs must lie in).
 
 The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebarNavigation`` in
 ``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The menu is drawn
-before anything heavy is imported, and the page before the model loads: the sidebar's model part (device, the model
-behind a spinner, threshold) is finished after the page.
+before anything heavy is imported; the sidebar then shows the case list, and the model loads behind the "Loading the
+model…" spinner before the page draws (drawing the page first let an upload made during that load get lost: two
+quick interactions while a run is blocked are merged by Streamlit and the file is dropped).
 """
 
 from __future__ import annotations
@@ -34,8 +35,5 @@ with st.sidebar:
 
 from ui import shell  # noqa: E402 - after the menu: see the module notes
 
-finish_sidebar = shell.sidebar()
-try:
-    page.run()
-finally:  # also after st.stop() in a page: the sidebar always shows the model and the threshold
-    finish_sidebar()
+shell.sidebar()
+page.run()

@@ -131,8 +131,8 @@ def get_detector(model_key: str, device: str) -> Detector:
 # -- sidebar -----------------------------------------------------------------------------------------------------
 @dataclass
 class Context:
-    """What the sidebar chose, for a page to work with. The model is loaded on first use of :attr:`detector`,
-    :attr:`model_error` or :attr:`threshold` (a page that needs none of them draws without waiting for it)."""
+    """What the sidebar chose, for a page to work with. The model (loaded by the sidebar, shared by all sessions) is
+    fetched from the cache on first use of :attr:`detector`, :attr:`model_error` or :attr:`threshold`."""
 
     ws: Workspace
     case_id: int | None
@@ -212,7 +212,7 @@ def _model_section(ws: Workspace) -> bool:
 
 def _device_and_model_status() -> Detector | None:
     """Device choice, then the model loaded on it (behind a spinner the first time) and what it is."""
-    from core.detector import device_label  # after the page has drawn: imports torch
+    from core.detector import device_label  # imports torch: after the menu and the case list have drawn
 
     devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
     if S.get(S.DEVICE) not in devices:
@@ -267,10 +267,9 @@ def _threshold_section(det: Detector | None) -> None:
                    "above the threshold form findings.")
 
 
-def sidebar() -> Callable[[], None]:
-    """Draw the shared sidebar up to the model list and return the function that finishes it (device, the model
-    loaded behind a spinner, threshold): ``app.py`` calls that after the page, so the page draws before the model
-    loads. Call once per run, from ``app.py``."""
+def sidebar() -> None:
+    """Draw the shared sidebar: workspace, case, model (loaded behind the "Loading the model…" spinner the first
+    time), device, threshold, analyst. Call once per run, from ``app.py``, before the page."""
     S.init()
     S.put(S.SHELL, True)
     with st.sidebar:
@@ -285,18 +284,11 @@ def sidebar() -> Callable[[], None]:
         except CoreError as exc:
             show_error(exc, "Cases")
         st.divider()
-        has_model = _model_section(ws)
-        later = st.container()
+        if _model_section(ws):
+            _threshold_section(_device_and_model_status())
         S.bind(S.W_ANALYST, S.ANALYST)
         st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
                       placeholder="your name (recorded with reviews)")
-
-    def finish() -> None:
-        if has_model:
-            with later:
-                _threshold_section(_device_and_model_status())
-
-    return finish
 
 
 def context() -> Context:
