@@ -12,13 +12,10 @@ import torch
 from core.heatmap import read_heatmap
 from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from tests import test_app_shell as app_shell
-from tests.conftest import need
-from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
+from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
+from tests.support.data import need
 from ui import images, shell
 from ui import state as S
-
-small_model, app_env = app_shell.small_model, app_shell.app_env  # shared fixtures
 
 torch.set_num_threads(1)
 

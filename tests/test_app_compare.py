@@ -18,8 +18,8 @@ from core.detector import DEFAULT_MODEL
 from core.imagery import open_scene
 from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from tests.conftest import need
-from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
+from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
+from tests.support.data import need
 from ui import compare, shell
 from ui import state as S
 

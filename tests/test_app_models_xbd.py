@@ -22,7 +22,7 @@ from core.errors import InputError
 from core.evaluation import evaluate_xbd
 from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from tests.models_support import open_models_page
+from tests.support.models import open_models_page
 
 torch.set_num_threads(1)
 TILES = ("218", "228", "220")  #: 8 damaged and 123 undamaged graded buildings; tiles with and without damage

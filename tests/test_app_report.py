@@ -18,13 +18,10 @@ from core.heatmap import read_heatmap
 from core.imagery import open_scene
 from core.pipeline import analyze_scene
 from core.store import Workspace
-from tests import test_app_shell as app_shell
-from tests.conftest import need
-from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
+from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
+from tests.support.data import need
 from ui import shell
 from ui import state as S
-
-small_model = app_shell.small_model  # shared fixture
 
 torch.set_num_threads(1)
 

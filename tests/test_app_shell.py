@@ -17,74 +17,20 @@ from pathlib import Path
 import pytest
 import tomllib
 import torch
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from core.detector import model_family
 from core.errors import InputError
 from core.server_inputs import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
-from core.training import TrainConfig, train
-from tests.conftest import need
+from tests.support.app import APP, new_app, texts, train_small
+from tests.support.data import REPO
 from ui import shell
 from ui import state as S
 
 torch.set_num_threads(1)
 
-REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "app.py"
-JOPLIN = Path("geotiff") / "joplin_tornado_xview2deploy"
 PAGES = ["pages/analyze.py", "pages/map.py", "pages/report.py", "pages/models.py"]
-
-
-def train_small(shared_data: Path, out: Path, arch: str = "fcdd-resnet18") -> Path:
-    """A tiny model (a few steps at 64 px) on the real Joplin pre-event tiles: enough to run the app."""
-    pre = need(shared_data / JOPLIN / "pre")
-    train(TrainConfig(arch=arch, normal=[str(pre)], out=str(out), input_size=64, epochs=1, steps_per_epoch=3,
-                      batch_size=4, optimizer="adam", device="cpu", name=out.stem), progress=lambda _: None)
-    return out
-
-
-@pytest.fixture(scope="session")
-def small_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_small(shared_data, tmp_path_factory.mktemp("model") / "app-test-fcdd.pt")
-
-
-def server_like_reruns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ``app.py`` on every AppTest run, as a server does.
-
-    With a ``pages/`` folder beside the entry script Streamlit starts in its legacy multipage mode and runs a page
-    file on its own until the first ``st.navigation`` call switches that mode off for the life of the process.
-    AppTest switches it back on before every run, so from the second run on it would run the page file alone
-    (no sidebar). The first-request case itself is covered by ``test_first_request_to_a_page_goes_through_app``.
-    """
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_model: Path) -> Path:
-    """A fresh workspace folder and the small model as the default model; returns the workspace folder."""
-    server_like_reruns(monkeypatch)
-    root = tmp_path / "workspace"
-    monkeypatch.setenv("BDA_WORKSPACE", str(root))
-    monkeypatch.setenv(shell.ENV_MODEL, str(small_model))
-    monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
-    return root
-
-
-def new_app() -> AppTest:
-    """A new browser session of the app."""
-    return AppTest.from_file(str(APP), default_timeout=120)
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 # -- every page ------------------------------------------------------------------------------------------------
@@ -211,6 +157,7 @@ def test_core_never_imports_the_dashboard() -> None:
     assert offenders == []
 
 
+@pytest.mark.slow  # imports the dashboard in a fresh interpreter
 def test_the_shell_and_page_widgets_load_without_torch() -> None:
     """The first page draws before the model (and torch, seconds to import) is loaded: see app.py."""
     code = ("import sys, ui.shell, ui.compare, ui.images, ui.placement, core.batch, core.server_inputs; "

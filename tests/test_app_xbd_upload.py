@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from tests.conftest import need
-from tests.test_app_shell import new_app, server_like_reruns, texts
+from tests.support.app import new_app, server_like_reruns, texts
+from tests.support.data import need
 from ui import shell
 from ui import state as S
 

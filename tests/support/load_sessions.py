@@ -1,41 +1,30 @@
-"""Multi-session load test: N browser sessions analyse N different real images at once on ONE server.
+"""Multi-session load harness: N browser sessions analyse N different real images at once on ONE server.
 
-    python benchmarks/load_sessions.py [--sessions 8] [--timeout 900] [--threads 1] [--shots DIR] [--json]
-
-One ``streamlit run app.py`` on a loopback port and one headless chromium whose non-loopback requests are aborted
-(both from tests/browser.py); N tabs are N independent Streamlit sessions. Each sets its own analyst name, creates
+Run by ``tests/test_load_sessions.py``, and with its figures printed by ``python -m benchmarks.load_sessions``. One
+``streamlit run app.py`` on a loopback port and one headless chromium whose non-loopback requests are aborted (both
+from tests/support/browser.py); N tabs are N independent Streamlit sessions. Each sets its own analyst name, creates
 its own case with the sidebar's "New case" form and uploads a different AIDER photo from ../shared/data; then all N
 click "Analyse 1 image" back to back and the script waits for every result. Every page is then checked against the
-workspace (``core.store.Workspace``): it shows ITS case, analysis, image and the image score recorded for it, no other
-session's image and no error; every analysis has exactly one input, the very file its session uploaded (sha256).
+workspace (``core.store.Workspace``): it shows ITS case, analysis, image and the image score recorded for it, no
+other session's image and no error; every analysis has exactly one input, the very file its session uploaded
+(sha256).
 
-Bounded: at most 16 sessions, every wait takes its timeout from one deadline for the whole run, and SIGALRM stops a
-run that still hangs (the context managers shut browser and server down). Exit status 0 only when all was right.
-"""
+Bounded: at most 16 sessions, and every wait takes its timeout from one deadline for the whole run (the benchmark
+adds a SIGALRM backstop; the context managers shut browser and server down)."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import re
-import signal
 import statistics
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-from server_proc import proc_figures, server_pid  # noqa: E402
-
-from core.store import Workspace  # noqa: E402
-from core.store.files import file_sha256  # noqa: E402
-from tests.browser import offline_browser, streamlit_server  # noqa: E402
+from core.store import Workspace
+from core.store.files import file_sha256
+from tests.support.browser import offline_browser, streamlit_server
+from tests.support.server_proc import proc_figures, server_pid
 
 MAX_SESSIONS = 16
 MIN_SIDE, MAX_SIDE = 320, 1024  #: uploads are AIDER photos of one tile each, so the run stays bounded
@@ -348,58 +337,3 @@ def run_load(n: int, timeout_s: float, data_root: Path, workdir: Path, *, thread
         "server_cpu_s": _r1(after.get("cpu_s")), "images": [p.upload_name for p in plans],
     }
     return LoadRun(plans, seen, ws_root, report)
-
-
-def print_report(rep: dict[str, Any]) -> None:
-    """The figures of a run, one per line."""
-    t = rep["to_result_s"] or {}
-    print(f"sessions            {rep['sessions']} ({', '.join(rep['images'])})")
-    print(f"wall time           {rep['wall_s']} s server start to stop; first click to last result "
-          f"{rep['analyse_phase_s']} s")
-    print(f"time to result      min {t.get('min')} s / median {t.get('median')} s / max {t.get('max')} s")
-    print(f"per session         {rep['per_session_s']}")
-    print(f"failed sessions     {len(rep['failed'])} {rep['failed'] or ''}")
-    print(f"mixed-up results    {len(rep['mixed_up'])} {rep['mixed_up'] or ''}")
-    print(f"blocked requests    {len(rep['blocked_requests'])} {rep['blocked_requests'][:3] or ''}")
-    print(f"server RSS          {rep['server_rss_before_mib']} MiB before the clicks, peak (VmHWM) "
-          f"{rep['server_peak_rss_mib']} MiB; server CPU {rep['server_cpu_s']} s")
-    warn = "  WARNING: sessions opening at once on an empty workspace each made one" * (rep["default_cases"] > 1)
-    print(f"default 'Case 1'    {rep['default_cases']} (expected 1){warn}")
-    for p in rep["problems"][:40]:
-        print(f"PROBLEM  {p}")
-    if rep["error"]:
-        print(f"ERROR    {rep['error']}")
-    print("RESULT  ", "ok" if rep["ok"] else "FAILED")
-
-
-def _alarm(signum: int, frame: Any) -> None:
-    raise DeadlineExceeded("hard deadline: a wait ignored its timeout")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry: run, print the figures (and JSON with --json); 0 when every session was right."""
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--sessions", type=int, default=8, help=f"browser sessions, 1..{MAX_SESSIONS} (default 8)")
-    ap.add_argument("--timeout", type=float, default=900, help="deadline of the whole run in seconds (default 900)")
-    ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads of the server (default 1)")
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared/data")))
-    ap.add_argument("--model", type=Path, default=None, help="checkpoint (default: BDA_MODEL or the bundled model)")
-    ap.add_argument("--shots", type=Path, default=None, help="folder for a screenshot of every session's page")
-    ap.add_argument("--json", action="store_true", help="also print the figures as one JSON object")
-    args = ap.parse_args(argv)
-    signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(int(args.timeout) + 60)  # backstop over the per-wait timeouts
-    try:
-        with tempfile.TemporaryDirectory(prefix="bda-load-") as tmp:
-            rep = run_load(args.sessions, args.timeout, args.data, Path(tmp), threads=args.threads,
-                           model=args.model, shots=args.shots).report
-    finally:
-        signal.alarm(0)
-    print_report(rep)
-    if args.json:
-        print(json.dumps(rep))
-    return 0 if rep["ok"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
