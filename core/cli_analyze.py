@@ -19,7 +19,7 @@ from core.grading import SCALES
 from core.types import SceneResult
 
 
-def add_analyze(sub: argparse._SubParsersAction) -> None:
+def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the analyze sub-command."""
     p = sub.add_parser("analyze", help="heatmaps and graded findings for images / rasters")
     p.add_argument("inputs", nargs="*", metavar="INPUT")
@@ -42,7 +42,7 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_report(sub: argparse._SubParsersAction) -> None:
+def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the report sub-command."""
     p = sub.add_parser("report", help="write the BDA report of an analysis")
     p.add_argument("--analysis", required=True, metavar="DIR|ID",
@@ -90,7 +90,8 @@ def _items(inputs: list[str], pre: list[str]) -> list[dict[str, Any]]:
         from core.change import pair_inputs
 
         pairs = pair_inputs(inputs, pre)
-    items, taken = [], set()
+    items: list[dict[str, Any]] = []
+    taken: set[str] = set()
     for path in inputs:
         name = unique_name(Path(path).name, taken)
         taken.add(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ class Detector:
         meta.setdefault("arch", getattr(net, "arch", "unknown"))
         return cls(net, meta, calibration, resolve_device(device))
 
-    def _batches(self, tiles: np.ndarray):
+    def _batches(self, tiles: np.ndarray) -> Iterator[torch.Tensor]:
         if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
             raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
         for i in range(0, len(tiles), self.batch_size):

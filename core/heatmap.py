@@ -289,7 +289,7 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
                     raise ImageReadError(f"{path.name} has no bands; it is not a heatmap written by this tool")
                 georef = None
                 if ds.crs is not None:
-                    georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])  # type: ignore[arg-type]
+                    georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])
                 tags = ds.tags()
                 w, h = ds.width, ds.height
                 pv = _Preview(w, h, max(w, h) if preview_max is None else preview_max)

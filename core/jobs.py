@@ -130,7 +130,7 @@ class JobRunner:
         if ev is not None:
             ev.set()
 
-    def wait(self, job_id: int, timeout: float | None = None) -> dict:
+    def wait(self, job_id: int, timeout: float | None = None) -> dict[str, Any]:
         """Block until the job's thread ends (or ``timeout`` s pass); return the job as stored."""
         with self._lock:
             t = self._threads.get(int(job_id))

@@ -234,7 +234,7 @@ def _scan(base: Path, pattern: list[str], roots: list[Path], what: str) -> int:
     return len(images)
 
 
-def _kind(entry: os.DirEntry) -> tuple[bool, bool]:
+def _kind(entry: os.DirEntry[str]) -> tuple[bool, bool]:
     """(is a folder, is a file), links followed as the job's glob follows them; a broken link is neither."""
     try:
         return entry.is_dir(), entry.is_file()

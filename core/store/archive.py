@@ -46,7 +46,7 @@ FORMAT_VERSION = 1
 _PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> list[dict[str, Any]]:
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
     return [loads_row(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[misc]
 
 
@@ -225,7 +225,7 @@ class ArchiveMixin(WorkspaceBase):
             shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
-    def _read_archive(archive: Path, tmp: Path) -> tuple[dict, dict]:
+    def _read_archive(archive: Path, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Manifest and rows of an extracted archive, after checking format, version and every file's sha256."""
         bad = f"{archive.name} is not a case archive of this workbench"
         try:
@@ -259,7 +259,7 @@ class ArchiveMixin(WorkspaceBase):
 
     def _place_inputs(self, cid: int, carried: list[dict[str, Any]], tmp: Path, moved: list[Path]) -> dict[str, str]:
         """Move the carried input images into case ``cid``'s upload folder; returns old reference -> new one."""
-        folder = self.uploads_dir(cid)  # type: ignore[attr-defined]
+        folder = self.uploads_dir(cid)
         if not folder.exists():
             folder.mkdir(parents=True)
             moved.append(folder)  # a failed import removes the folder it made...
@@ -274,7 +274,7 @@ class ArchiveMixin(WorkspaceBase):
             new_refs.update({str(r): ref for r in c["refs"]})
         return new_refs
 
-    def _insert_case(self, data: dict, tmp: Path, moved: list[Path], carried: list[dict[str, Any]]) -> int:
+    def _insert_case(self, data: dict[str, Any], tmp: Path, moved: list[Path], carried: list[dict[str, Any]]) -> int:
         now = utc_now()
         c = data["case"]
         with self._db.write() as conn:

@@ -122,7 +122,7 @@ class Database:
                     continue
                 raise self.translate(exc) from exc
 
-    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read statement outside any transaction and return all rows."""
         conn = self.connection()
         return self._retry(lambda: conn.execute(sql, params).fetchall())
