@@ -30,7 +30,7 @@ from typing import Any
 import rasterio
 from rasterio.windows import Window as RioWindow
 
-from core.batch import analyze_input
+from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.detector import Detector
 from core.store import Workspace
 from tests.support.browser import folium_frame, offline_browser, streamlit_server
@@ -113,15 +113,12 @@ def make_windows(src: Path, n: int, folder: Path, side: int = 256) -> list[Path]
 
 
 def analyse_into(ws_root: Path, paths: list[Path]) -> int:
-    """One analysis of ``paths`` with the bundled model, stored like the page stores it; returns its id."""
+    """One analysis of ``paths`` with the bundled model, made as the page makes it; returns its case's id."""
     det = Detector.load(device="cpu")
     ws = Workspace(ws_root)
     cid = ws.create_case("benchmark: 50 images")
-    aid = ws.create_analysis(cid, [{"path": str(p)} for p in paths], model=det.info(), threshold=None,
-                             options={"grade_scale": "copernicus-ems"})
-    for p in paths:
-        ws.save_scene_result(aid, analyze_input({"path": str(p)}, det, ws.analysis_dir(aid)))
-    ws.finish_analysis(aid)
+    AnalysisRun.start(det, [AnalysisInput(str(p)) for p in paths], AnalysisOptions(origin="benchmark"), ws=ws,
+                      case_id=cid).run()
     ws.close()
     return cid
 

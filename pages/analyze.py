@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.batch import analyze_input
+from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
@@ -43,72 +43,60 @@ def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
 
 
-def run_batch(ctx: shell.Context, aid: int, items: list[dict[str, Any]], *, threshold: float | None,
-              grade_scale: str, resample: bool = True) -> None:
-    """Analyse ``items`` into analysis ``aid``, one progress bar per file and one per tile.
+def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
+    """Run an analysis (see :class:`core.analysis.AnalysisRun`) with one progress bar per file and one per tile.
 
     A file that fails gets an ``st.error`` and a failed record; the others still run. The analysis ends ``done``,
     or ``interrupted`` when the run is stopped (page left, app stopped) before the last file.
     """
-    det = ctx.detector
-    assert det is not None
-    ws = ctx.ws
-    out_dir = ws.analysis_dir(aid)
-    files_bar = st.progress(0.0, text=f"Analysis #{aid}: 0 of {len(items)} images")
+    aid = run.analysis_id
+    files_bar = st.progress(0.0, text=f"Analysis #{aid}: 0 of {len(run.inputs)} images")
     tiles_bar = st.progress(0.0, text="tiles")
     errors = st.empty()  # errors while the batch runs; the results below list them for good afterwards
     shown = errors.container()
-    status = "interrupted"
-    try:
-        for k, item in enumerate(items):
-            name = item["name"]
-            files_bar.progress(k / len(items), text=f"Analysis #{aid}: image {k + 1} of {len(items)} — {name}")
-            tiles_bar.progress(0.0, text=f"{name}: reading")
+    current = [""]
 
-            def on_tiles(done: int, total: int, name: str = name) -> None:
-                tiles_bar.progress(min(done / max(total, 1), 1.0), text=f"{name}: tile {done} of {total}")
+    def on_input(k: int, n: int, item: AnalysisInput) -> None:
+        current[0] = item.name
+        files_bar.progress(k / n, text=f"Analysis #{aid}: image {k + 1} of {n} — {item.name}")
+        tiles_bar.progress(0.0, text=f"{item.name}: reading")
 
-            result = analyze_input({"path": item["path"], "name": name, "pre_path": item.get("pre_path")}, det,
-                                   out_dir, threshold=threshold, grade_scale=grade_scale, resample=resample,
-                                   progress=on_tiles)
-            if result.error:
-                shown.error(f"{name}: {result.error}", icon=":material/broken_image:")
-            ws.save_scene_result(aid, result, input_name=name)
-        status = "done"
-    finally:
-        ws.finish_analysis(aid, status)
+    def on_tiles(done: int, total: int) -> None:
+        tiles_bar.progress(min(done / max(total, 1), 1.0), text=f"{current[0]}: tile {done} of {total}")
+
+    def on_result(item: AnalysisInput, result: SceneResult) -> None:
+        if result.error:
+            shown.error(f"{item.name}: {result.error}", icon=":material/broken_image:")
+
+    run.run(on_input=on_input, on_tiles=on_tiles, on_result=on_result)
 
 
 def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str) -> int:
     """Record a new analysis of the staged inputs with the sidebar's model and threshold, and run it."""
-    from core.detector import device_label  # imports torch: not needed to draw the page
-
     det = ctx.detector
     assert det is not None
     default = float(det.calibration.threshold)
     # the slider shows the model's default rounded: record "model default" (None) unless the analyst moved it
     thr = None if ctx.threshold is None or abs(ctx.threshold - default) < 0.005 else ctx.threshold
-    inputs = [{"path": i["path"], "name": i["name"], "origin": i["origin"]}
-              | ({"pre_path": i["pre_path"]} if i.get("pre_path") else {}) for i in items]
-    aid = ctx.ws.create_analysis(ctx.case_id, inputs, model=det.info(), threshold=thr,
-                                 options={"grade_scale": grade_scale, "device": device_label(det.device),
-                                          "resample": bool(S.get(S.RESAMPLE))})
-    run_batch(ctx, aid, items, threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)))
-    return aid
+    inputs = [AnalysisInput(path=i["path"], name=i["name"], pre_path=i.get("pre_path") or None, origin=i["origin"])
+              for i in items]
+    options = AnalysisOptions(threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)),
+                              origin="dashboard")
+    run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id)
+    run_batch(ctx, run)
+    assert run.analysis_id is not None
+    return run.analysis_id
 
 
 def resume(ctx: shell.Context, analysis: dict[str, Any]) -> None:
-    """Analyse the inputs an interrupted analysis did not reach, with its own model, threshold and scale."""
+    """Analyse the inputs an interrupted analysis did not reach, with its own model, threshold and options."""
     det = ctx.detector
     model = analysis["model"]
     if det is None or det.sha256 != model.get("sha256"):
         st.warning(f"Analysis #{analysis['id']} was made with the model {model.get('name', '?')!r}; choose it in "
                    "the sidebar to resume it.")
         return
-    pending = ctx.ws.resume_analysis(analysis["id"])
-    run_batch(ctx, analysis["id"], pending, threshold=analysis["threshold"],
-              grade_scale=str(analysis["options"].get("grade_scale", "copernicus-ems")),
-              resample=bool(analysis["options"].get("resample", True)))
+    run_batch(ctx, AnalysisRun.resume(ctx.ws, analysis["id"], det))
     st.rerun()
 
 

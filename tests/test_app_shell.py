@@ -159,8 +159,8 @@ def test_core_never_imports_the_dashboard() -> None:
 
 @pytest.mark.slow  # imports the dashboard in a fresh interpreter
 def test_the_shell_and_page_widgets_load_without_torch() -> None:
-    """The first page draws before the model (and torch, seconds to import) is loaded: see app.py."""
-    code = ("import sys, ui.shell, ui.compare, ui.images, ui.placement, core.batch, core.server_inputs; "
+    """The menu and the sidebar's case list draw before the model (and torch, seconds to import) is loaded."""
+    code = ("import sys, ui.shell, ui.compare, ui.images, ui.placement, core.analysis, core.server_inputs; "
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
