@@ -6,9 +6,10 @@ inputs must lie in).
 
 The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebarNavigation`` in
 ``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The menu is drawn
-before anything heavy is imported; the sidebar then shows the case list, and the model loads behind the "Loading the
-model…" spinner before the page draws (drawing the page first let an upload made during that load get lost: two
-quick interactions while a run is blocked are merged by Streamlit and the file is dropped).
+before anything heavy is imported; the sidebar then shows the case list, and the model's first load in this server
+shows under the page's title behind the "Loading the model…" spinner. The page's widgets come after the model:
+drawing them first let an upload made during that load get lost (two quick interactions while a run is blocked are
+merged by Streamlit and the file is dropped).
 """
 
 from __future__ import annotations
@@ -35,5 +36,5 @@ with st.sidebar:
 
 from ui import shell  # noqa: E402 - after the menu: see the module notes
 
-shell.sidebar()
+shell.sidebar(page.title)
 page.run()

@@ -44,6 +44,16 @@ def test_every_page_renders_without_exception(app_env: Path) -> None:
         assert not at.error, f"{page}: {texts(at.error)}"
 
 
+def test_the_first_model_load_shows_under_the_page_title_then_gives_way(app_env: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shell, "_LOADED", set())  # as on a fresh server: the model has not been loaded yet
+    assert not shell.model_loaded("", "auto")
+    at = new_app().run()
+    assert not at.exception, texts(at.exception)
+    assert [t.value for t in at.title] == ["Analyze"]  # the loading title was replaced by the page's own
+    assert at.get("file_uploader") and shell.model_loaded("", "auto")
+
+
 def test_first_request_to_a_page_goes_through_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                   small_model: Path) -> None:
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))

@@ -29,13 +29,15 @@ from core.store import Workspace, default_root
 from ui import case_archive
 from ui import state as S
 
-if TYPE_CHECKING:  # core.detector imports torch: loaded with the model, after the page has drawn
+if TYPE_CHECKING:  # core.detector imports torch: imported with the model, after the menu has drawn
     from core.detector import Detector
 
 #: Environment variable naming the default model's checkpoint.
 ENV_MODEL = "BDA_MODEL"
 
 _WORKSPACES: dict[Path, Workspace] = {}
+#: (checkpoint, device, file mtime) of the models this server has loaded (see :func:`model_loaded`).
+_LOADED: set[tuple[str, str, float]] = set()
 _WS_LOCK = threading.Lock()
 
 
@@ -97,7 +99,7 @@ def model_choices(ws: Workspace) -> list[ModelChoice]:
             continue
         seen.add(str(path.resolve()))
         arch = str(m.get("info", {}).get("arch", ""))
-        from core.detector import model_family  # torch only once a trained model is registered
+        from core.detector import model_family  # torch: only once a trained model is registered
 
         out.append(ModelChoice(str(path), f"{m['name']} · {model_family(arch)} ({arch or '?'})", path, arch))
     return out
@@ -120,12 +122,39 @@ def _mtime(path: Path | None) -> float:
         return 0.0
 
 
-def get_detector(model_key: str, device: str) -> Detector:
-    """The cached :class:`Detector` of a model choice ("" = default) on ``device``; raises :class:`CoreError`."""
+def _cache_key(model_key: str, device: str) -> tuple[str, str, float]:
     path = Path(model_key) if model_key else default_model_path()
-    if path is None:
-        return load_detector("", device, 0.0)  # raises the "bundled model missing" error
-    return load_detector(str(path), device, _mtime(path))
+    return ("", device, 0.0) if path is None else (str(path), device, _mtime(path))
+
+
+def get_detector(model_key: str, device: str) -> Detector:
+    """The cached :class:`Detector` of a model choice ("" = default) on ``device``; raises :class:`CoreError`
+    (``""`` without a default model: the "bundled model missing" error)."""
+    key = _cache_key(model_key, device)
+    det = load_detector(*key)
+    _LOADED.add(key)
+    return det
+
+
+def model_loaded(model_key: str, device: str) -> bool:
+    """Whether this server has already loaded that model on that device (then nothing waits for it)."""
+    return _cache_key(model_key, device) in _LOADED
+
+
+def _first_load(slot: Any, title: str) -> None:
+    """The chosen model's first load in this server (seconds: torch is imported) happens under the page's title
+    in the page area, behind the "Loading the model…" spinner, instead of leaving the page blank. The page's
+    widgets come after it, so nothing the analyst does can be lost while it loads."""
+    if model_loaded(S.get(S.MODEL_PATH) or "", S.get(S.DEVICE) or "auto"):
+        return
+    with slot.container():
+        if title:
+            st.title(title)
+        try:
+            get_detector(S.get(S.MODEL_PATH) or "", S.get(S.DEVICE) or "auto")
+        except CoreError:
+            pass  # the sidebar shows the error
+    slot.empty()
 
 
 # -- sidebar -----------------------------------------------------------------------------------------------------
@@ -267,11 +296,13 @@ def _threshold_section(det: Detector | None) -> None:
                    "above the threshold form findings.")
 
 
-def sidebar() -> None:
-    """Draw the shared sidebar: workspace, case, model (loaded behind the "Loading the model…" spinner the first
-    time), device, threshold, analyst. Call once per run, from ``app.py``, before the page."""
+def sidebar(title: str = "") -> None:
+    """Draw the shared sidebar: workspace, case, model, device, threshold, analyst. The model's first load in this
+    server shows in the page area under ``title`` (the page's) behind a spinner. Call once per run, from
+    ``app.py``, before the page."""
     S.init()
     S.put(S.SHELL, True)
+    slot = st.empty()  # in the page area: the first model load shows there
     with st.sidebar:
         try:
             ws = workspace()
@@ -285,6 +316,7 @@ def sidebar() -> None:
             show_error(exc, "Cases")
         st.divider()
         if _model_section(ws):
+            _first_load(slot, title)
             _threshold_section(_device_and_model_status())
         S.bind(S.W_ANALYST, S.ANALYST)
         st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
