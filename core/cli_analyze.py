@@ -12,12 +12,16 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import InputError
 from core.grading import SCALES
 from core.types import SceneResult
+
+if TYPE_CHECKING:  # both import more than the CLI's --help needs
+    from core.detector import Detector
+    from core.store import Workspace
 
 
 def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,7 +69,7 @@ def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--bom", action="store_true", help="write the CSV with a UTF-8 byte-order mark (for Excel)")
 
 
-def _bar(total: int, desc: str, quiet: bool):
+def _bar(total: int, desc: str, quiet: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="tile", leave=False, disable=quiet, file=sys.stderr)
@@ -134,7 +138,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
     return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
 
 
-def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: float | None,
+def write_run_outputs(results: list[SceneResult], det: Detector, out: Path, threshold: float | None,
                       workspace: dict[str, Any] | None = None) -> None:
     """findings.geojson, findings.csv, summary.json and analysis.json for a run; ``workspace`` ({"root",
     "analysis_id"}) names where the run is recorded, so that ``report`` can take the analysts' reviews from it."""
@@ -157,7 +161,7 @@ def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: flo
                                                          "results": [r.to_dict() for r in results]}, default=str))
 
 
-def _case_id(ws, name: str) -> int:
+def _case_id(ws: Workspace, name: str) -> int:
     for c in ws.list_cases():
         if c["name"] == name:
             return int(c["id"])

@@ -54,8 +54,10 @@ def cmd_place(a: argparse.Namespace) -> int:
     if r.georef is not None and r.georef.method != "user":
         raise InputError(f"{a.image} is already georeferenced ({r.georef.method}, {r.georef.crs}); only images "
                          "without a location, or placed by hand before, can be placed")
-    center = _floats(a.center, 2, "--center") if a.center else None
-    bounds = _floats(a.bounds, 4, "--bounds") if a.bounds else None
+    c = _floats(a.center, 2, "--center") if a.center else None
+    b = _floats(a.bounds, 4, "--bounds") if a.bounds else None
+    center = (c[0], c[1]) if c else None
+    bounds = (b[0], b[1], b[2], b[3]) if b else None
     georef, how = geo.placement_georef(r.width, r.height, center=center, gsd_m=a.gsd, yaw_deg=a.yaw,
                                        bounds=bounds)
     r.meta["placement"] = how

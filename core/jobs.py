@@ -176,7 +176,8 @@ class JobRunner:
         def progress(ev: dict[str, Any]) -> None:
             if ev.get("event") != "epoch":
                 return
-            entry = {k: ev[k] for k in ("epoch", "epochs", "loss", "lr", "seconds", "samples") if k in ev}
+            entry: dict[str, Any] = {k: ev[k] for k in ("epoch", "epochs", "loss", "lr", "seconds", "samples")
+                                     if k in ev}
             self.ws.update_job(jid, progress=min(ev["epoch"] / max(ev["epochs"], 1), 0.99),
                                message=f"epoch {ev['epoch']}/{ev['epochs']} · loss {ev['loss']:.4f}",
                                log_append=entry)

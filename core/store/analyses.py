@@ -20,7 +20,7 @@ from core.store.codec import (
     scene_from_row,
     scene_row,
 )
-from core.store.db import loads_row, utc_now
+from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import decode_path, encode_path
 from core.store.merge import match_reviewed
 from core.types import Finding, SceneResult
@@ -55,7 +55,7 @@ class AnalysesMixin(WorkspaceBase):
         with self._db.write() as conn:
             cur = conn.execute("INSERT INTO cases(name, event, description, created_at, updated_at) "
                                "VALUES (?, ?, ?, ?, ?)", (name, event, description, now, now))
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
     def ensure_case(self, name: str, *, description: str = "") -> int:
         """Id of the oldest case, creating ``name`` when the workspace has none: one transaction, so sessions and
@@ -68,7 +68,7 @@ class AnalysesMixin(WorkspaceBase):
             now = utc_now()
             cur = conn.execute("INSERT INTO cases(name, event, description, created_at, updated_at) "
                                "VALUES (?, '', ?, ?, ?)", (name, description, now, now))
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
     def list_cases(self) -> list[dict[str, Any]]:
         """All cases, newest first, each with ``n_analyses``."""
@@ -125,10 +125,10 @@ class AnalysesMixin(WorkspaceBase):
         model_json, options_json = dumps(model, "model description"), dumps(options, "analysis options")
         now = utc_now()
         with self._db.write() as conn:
-            aid = int(conn.execute(
+            aid = inserted_id(conn.execute(
                 "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
                 "updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (cid, model_json, threshold, options_json, this_owner(), now, now)).lastrowid)
+                (cid, model_json, threshold, options_json, this_owner(), now, now)))
             conn.executemany("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, extra_json) "
                              "VALUES (?, ?, ?, ?, ?, ?)", [(aid, *r) for r in rows])
             conn.execute("UPDATE cases SET updated_at=? WHERE id=?", (now, cid))
@@ -244,10 +244,10 @@ class AnalysesMixin(WorkspaceBase):
                                  "save the result under its input's name (input_name=...).")
             old = conn.execute("SELECT id FROM scenes WHERE analysis_id=? AND input_name=?", (aid, name)).fetchone()
             if old is None:
-                sid = int(conn.execute(
+                sid = inserted_id(conn.execute(
                     "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, saved_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (aid, name, status, result.error, scene_json, len(findings), now)).lastrowid)
+                    (aid, name, status, result.error, scene_json, len(findings), now)))
             else:
                 sid = int(old["id"])
                 conn.execute("UPDATE scenes SET status=?, error=?, result_json=?, n_findings=?, saved_at=? "

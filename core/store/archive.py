@@ -35,7 +35,7 @@ from core.errors import InputError, WorkspaceError
 from core.safety import safe_extract_zip, safe_filename, unique_name
 from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE
-from core.store.db import loads_row, utc_now
+from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, decode_path, encode_path, file_sha256, inside_folder
 from core.store.schema import SCHEMA_VERSION
 
@@ -283,20 +283,20 @@ class ArchiveMixin(WorkspaceBase):
             if name in taken:  # two cases of one name could not be told apart in the case list
                 base = f"{name} (imported {now[:10]})"
                 name = next(n for n in [base] + [f"{base} {k}" for k in range(2, len(taken) + 3)] if n not in taken)
-            cid = int(conn.execute(
+            cid = inserted_id(conn.execute(
                 "INSERT INTO cases(name, event, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                 (name, str(c.get("event", "")), str(c.get("description", "")),
-                 str(c.get("created_at") or now), now)).lastrowid)
+                 str(c.get("created_at") or now), now)))
             refs = self._place_inputs(cid, carried, tmp, moved) if carried else {}
             for item in data["analyses"]:
                 a = item["analysis"]
                 old = int(a["id"])
                 status = a["status"] if a["status"] in ("done", "failed", "interrupted") else "interrupted"
-                aid = int(conn.execute(
+                aid = inserted_id(conn.execute(
                     "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
                     "updated_at, finished_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
                     (cid, str(a["model_json"]), a["threshold"], str(a["options_json"]), status,
-                     str(a["created_at"]), now, a.get("finished_at"))).lastrowid)
+                     str(a["created_at"]), now, a.get("finished_at"))))
                 for i in item["inputs"]:
                     conn.execute("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, "
                                  "extra_json) VALUES (?, ?, ?, ?, ?, ?)",
@@ -305,11 +305,11 @@ class ArchiveMixin(WorkspaceBase):
                                   str(i.get("extra_json") or "{}")))
                 scene_ids = {}
                 for s in item["scenes"]:
-                    scene_ids[s["id"]] = int(conn.execute(
+                    scene_ids[s["id"]] = inserted_id(conn.execute(
                         "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, "
                         "saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (aid, str(s["input_name"]), s["status"], s.get("error"),
-                         _portable_result(s["result_json"], refs), int(s["n_findings"]), str(s["saved_at"]))).lastrowid)
+                         _portable_result(s["result_json"], refs), int(s["n_findings"]), str(s["saved_at"]))))
                 prefix, new_prefix = f"A{old}-", f"A{aid}-"
 
                 def remap(fid: str, prefix: str = prefix, new_prefix: str = new_prefix) -> str:

@@ -11,7 +11,7 @@ from core.errors import InputError
 from core.safety import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
 from core.store.codec import check_fraction, check_id, check_text, dumps, loads
-from core.store.db import loads_row, utc_now
+from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import decode_path, encode_path, file_sha256
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -54,9 +54,9 @@ class JobsMixin(WorkspaceBase):
             row = conn.execute("SELECT id FROM models WHERE sha256=?", (sha,)).fetchone()
             if row is not None:  # registered by another thread/process meanwhile
                 return int(row["id"])
-            return int(conn.execute(
+            return inserted_id(conn.execute(
                 "INSERT INTO models(name, path, sha256, size_bytes, info_json, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, stored, sha, size, info_json, utc_now())).lastrowid)
+                (name, stored, sha, size, info_json, utc_now())))
 
     def _copy_in(self, src: Path, sha: str) -> Path:
         dest = self.models_dir() / sha[:16] / safe_filename(src.name, default="model")
@@ -94,9 +94,9 @@ class JobsMixin(WorkspaceBase):
             raise InputError("job params must be a dict.")
         params_json, now = dumps(params, "job parameters"), utc_now()
         with self._db.write() as conn:
-            return int(conn.execute(
+            return inserted_id(conn.execute(
                 "INSERT INTO jobs(kind, params_json, status, owner, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', ?, ?, ?)", (kind, params_json, this_owner(), now, now)).lastrowid)
+                "VALUES (?, ?, 'queued', ?, ?, ?)", (kind, params_json, this_owner(), now, now)))
 
     def _require_job(self, job_id: Any) -> int:
         jid = check_id(job_id, "job id")
