@@ -18,7 +18,7 @@ from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
-from core.heatmap import PREVIEW_MAX, read_heatmap
+from core.heatmap import PREVIEW_MAX, blend, read_heatmap
 from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
 from core.server_inputs import check_server_path
@@ -298,7 +298,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     c2.image(images.heat_panel(hp, hm, threshold), caption=f"heatmap: grey below {threshold:.2f}, colour above",
              width="stretch")
     if rgb is not None:
-        c3.image(images.blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
+        c3.image(blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
     kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:
