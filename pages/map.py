@@ -15,6 +15,7 @@ from core.grading import SCALES
 from core.types import Finding, GeoRef, SceneResult
 from ui import shell
 from ui import state as S
+from ui.map_clicks import clicked_finding
 
 MAP_HEIGHT = 620
 
@@ -162,7 +163,7 @@ with left:
                     returned_objects=["last_object_clicked", "last_object_clicked_tooltip"])
     _legend(on_map)
 with right:
-    clicked = webmap.clicked_finding(on_map, out)
+    clicked = clicked_finding(on_map, out)
     by_id = {f.id: (r, f) for r in on_map for f in r.findings}
     if not by_id:
         st.info("No findings in these results: nothing scored above the threshold.")
