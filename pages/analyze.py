@@ -23,7 +23,7 @@ from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
 from core.server_inputs import check_server_path
 from core.types import SceneResult
-from ui import compare, images, placement, shell
+from ui import compare, images, placement, shell, uploads
 from ui import state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
@@ -39,7 +39,7 @@ def stage(name: str, path: Path, origin: str) -> None:
 def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new uploads to the workspace and stage them; the uploader is replaced on the next run, which
     releases the uploads' memory."""
-    shell.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"))
+    uploads.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"))
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
 
 

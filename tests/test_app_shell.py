@@ -25,7 +25,7 @@ from core.server_inputs import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
 from tests.support.app import APP, new_app, texts, train_small
 from tests.support.data import REPO
-from ui import shell
+from ui import shell, uploads
 from ui import state as S
 
 torch.set_num_threads(1)
@@ -170,7 +170,7 @@ def test_core_never_imports_the_dashboard() -> None:
 @pytest.mark.slow  # imports the dashboard in a fresh interpreter
 def test_the_shell_and_page_widgets_load_without_torch() -> None:
     """The menu and the sidebar's case list draw before the model (and torch, seconds to import) is loaded."""
-    code = ("import sys, ui.shell, ui.compare, ui.images, ui.placement, core.analysis, core.server_inputs; "
+    code = ("import sys, ui.shell, ui.uploads, ui.compare, ui.images, ui.placement, core.analysis, core.server_inputs; "
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -189,8 +189,8 @@ def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     case = ws.create_case("c")
     data = os.urandom(3 * (1 << 20) + 17)  # several chunks
-    a = shell.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
-    b = shell.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
+    a = uploads.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
+    b = uploads.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
     folder = ws.uploads_dir(case)
     assert a.parent == folder and b.parent == folder and a != b
     assert a.read_bytes() == data and b.read_bytes() == b"x"

@@ -27,7 +27,7 @@ from core.report.rasters import overview_shape
 from core.safety import unique_name
 from core.types import SceneResult, Window
 from core.webmap import change_threshold
-from ui import images, shell
+from ui import images, shell, uploads
 from ui import state as S
 
 NONE = ""  #: selectbox value "no pre-event image"
@@ -43,7 +43,7 @@ def stage_pre(name: str, path: Path, origin: str) -> None:
 
 def take_pre_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new pre-event uploads to the workspace and stage them as references."""
-    shell.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"))
+    uploads.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"))
 
 
 @st.cache_data(max_entries=200, show_spinner="Pairing pre- and post-event images…")
