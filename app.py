@@ -1,8 +1,15 @@
-"""Streamlit entry point of the BDA workbench: page setup, the shared sidebar, and the page router.
+"""Streamlit entry point of the BDA workbench: page setup, the page router, the shared sidebar.
 
 Run with ``streamlit run app.py``. Environment: ``BDA_WORKSPACE`` (workspace folder), ``BDA_MODEL`` (checkpoint
 used as the default model instead of ``assets/models/default.pt``), ``BDA_SERVER_PATHS`` (folders server-side
 inputs must lie in).
+
+The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebarNavigation`` in
+``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The menu is drawn
+before anything heavy is imported; the sidebar then shows the case list, and the model's first load in this server
+shows under the page's title behind the "Loading the model…" spinner. The page's widgets come after the model:
+drawing them first let an upload made during that load get lost (two quick interactions while a run is blocked are
+merged by Streamlit and the file is dropped).
 """
 
 from __future__ import annotations
@@ -10,8 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-
-from pages import _ui
 
 HERE = Path(__file__).resolve().parent
 #: (file, title, icon) of every page, in menu order; the first is the default page.
@@ -23,7 +28,13 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
-page = st.navigation([st.Page(f, title=t, icon=i, default=k == 0)
-                      for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()])
-_ui.sidebar()
+menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()]
+page = st.navigation(menu, position="hidden")
+with st.sidebar:
+    for entry in menu:
+        st.page_link(entry)
+
+from ui import shell  # noqa: E402 - after the menu: see the module notes
+
+shell.sidebar(page.title)
 page.run()

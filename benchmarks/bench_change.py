@@ -1,6 +1,6 @@
 """Pre/post change detection on the xBD Harvey pairs: does the change heatmap find the damaged buildings?
 
-    python benchmarks/bench_change.py --model assets/models/default.pt [--json out.json] [--no-diagnostics]
+    python -m benchmarks.bench_change --model assets/models/default.pt [--json out.json] [--no-diagnostics]
 
 Building-level AUROC (damaged = minor, major, destroyed vs no-damage; un-classified skipped; a building's score is
 the mean of a heatmap inside its post polygon) and tile-level AUROC (256 px cells holding buildings: any damaged
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,13 +31,13 @@ import cv2
 import numpy as np
 import rasterio
 
+from core.change import analyze_pair, black_nodata, coregister
+from core.change_features import ChangeScorer, fill_invalid, level_specs
+from core.detector import Detector
+from core.evaluation import auroc, building_scores
+from core.imagery import open_scene
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from core.change import analyze_pair, black_nodata, coregister  # noqa: E402
-from core.change_features import ChangeScorer, fill_invalid, level_specs  # noqa: E402
-from core.detector import Detector  # noqa: E402
-from core.evaluation import auroc, building_scores  # noqa: E402
-from core.imagery import open_scene  # noqa: E402
 
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
 HARVEY = DATA / "xbd" / "harvey" / "images"

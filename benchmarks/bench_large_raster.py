@@ -1,6 +1,6 @@
 """Peak memory and pipeline overhead on a large raster.
 
-    python benchmarks/bench_large_raster.py [--size 20000] [--model M] [--threads 2] [--keep]
+    python -m benchmarks.bench_large_raster [--size 20000] [--model M] [--threads 2] [--keep]
 
 Generates a SIZE×SIZE RGB tiled GeoTIFF in a temp folder by repeating a real Joplin post tile (or noise when
 ../shared/data is absent), analyses it with `core.pipeline.analyze_scene` and prints: peak RSS (target ≤ 2 GB at
@@ -23,11 +23,11 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from core.detector import Detector
+from core.imagery import open_scene
+from core.pipeline import analyze_scene
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from core.detector import Detector  # noqa: E402
-from core.imagery import open_scene  # noqa: E402
-from core.pipeline import analyze_scene  # noqa: E402
 
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
 TILE = DATA / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"

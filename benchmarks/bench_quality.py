@@ -1,6 +1,6 @@
 """Quality figures of the bundled default model (and of an AIDER one-vs-rest model trained here).
 
-    python benchmarks/bench_quality.py [--model assets/models/default.pt] [--skip-aider] [--json out.json]
+    python -m benchmarks.bench_quality [--model assets/models/default.pt] [--skip-aider] [--json out.json]
 
 1. xBD Harvey building-level AUROC (damaged vs no-damage) and tile-level AUROC of the model's post-event heatmaps.
 2. Joplin chips_aligned pre vs post patch AUROC (the chips' area is excluded from the default model's training).
@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.detector import Detector
+from core.evaluation import evaluate_images, evaluate_xbd
+from core.training import TrainConfig, train
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from core.detector import Detector  # noqa: E402
-from core.evaluation import evaluate_images, evaluate_xbd  # noqa: E402
-from core.training import TrainConfig, train  # noqa: E402
 
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -1,6 +1,6 @@
 """Benchmark the report writers: 500 findings over 20 real Joplin tiles; prints seconds per format.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_report.py [--scenes 20] [--findings 500] [--keep DIR]
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_report [--scenes 20] [--findings 500] [--keep DIR]
 
 Inputs are built as in the report tests (texture score of the real imagery -> core.heatmap -> core.findings), so
 every scene has a float32 heatmap GeoTIFF, an overlay PNG and graded, georeferenced findings; preparing them is
@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from core.report import ReportContext, write_csv, write_geojson, write_package, write_pdf
+from tests.support.data import SHARED_DATA
+from tests.support.report import JOPLIN, MODEL, NOTES, analyse
 
-from core.report import ReportContext, write_csv, write_geojson, write_package, write_pdf  # noqa: E402
-from tests.conftest import SHARED_DATA  # noqa: E402
-from tests.test_report_support import JOPLIN, MODEL, NOTES, analyse  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 THRESHOLD = 1.0  #: lower than the tests' so that every tile has enough regions for 25 findings
 

@@ -1,6 +1,6 @@
 """Inference and training throughput of every registered architecture (tiles/s at 224 px).
 
-    python benchmarks/bench_throughput.py [--archs fcdd-vgg16 ...] [--batch 32] [--size 224] [--iters 3]
+    python -m benchmarks.bench_throughput [--archs fcdd-vgg16 ...] [--batch 32] [--size 224] [--iters 3]
 
 CPU: fp32. CUDA (when present): fp32, bf16 and fp16 autocast with channels_last. Figures are printed as a table
 and, with --json, as one JSON object. Target on one H100 for fcdd-vgg16: >= 3,000 tiles/s (bf16).
@@ -12,13 +12,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.losses import objective_for  # noqa: E402
-from core.models import build_model, list_archs  # noqa: E402
+from core.losses import objective_for
+from core.models import build_model, list_archs
 
 
 def _sync(device: torch.device) -> None:

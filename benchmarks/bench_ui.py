@@ -1,9 +1,9 @@
 """Dashboard speed in a real browser (issue 4): upload to heatmap on screen, and page changes with 50 images.
 
-    python benchmarks/bench_ui.py [--images 50] [--uploads 3] [--json PATH]
+    python -m benchmarks.bench_ui [--images 50] [--uploads 3] [--json PATH]
 
 One ``streamlit run app.py`` on a loopback port and one headless chromium whose non-loopback requests are aborted
-(tests/browser.py), with the bundled default model, on real Joplin imagery from ../shared/data:
+(tests/support/browser.py), with the bundled default model, on real Joplin imagery from ../shared/data:
 
 1. **Upload to heatmap.** A 1024 x 1024 GeoTIFF chip is dropped on the uploader (clock 1: until the page offers
    "Analyse 1 image"), then that button is clicked (clock 2: until the new result is drawn with its heatmap; the
@@ -30,15 +30,13 @@ from typing import Any
 import rasterio
 from rasterio.windows import Window as RioWindow
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-from server_proc import proc_figures, server_pid  # noqa: E402
+from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.detector import Detector
+from core.store import Workspace
+from tests.support.browser import folium_frame, offline_browser, streamlit_server
+from tests.support.server_proc import proc_figures, server_pid
 
-from core.batch import analyze_input  # noqa: E402
-from core.detector import Detector  # noqa: E402
-from core.store import Workspace  # noqa: E402
-from tests.browser import folium_frame, offline_browser, streamlit_server  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
 JOPLIN = DATA / "geotiff/joplin_tornado_xview2deploy"
@@ -115,15 +113,12 @@ def make_windows(src: Path, n: int, folder: Path, side: int = 256) -> list[Path]
 
 
 def analyse_into(ws_root: Path, paths: list[Path]) -> int:
-    """One analysis of ``paths`` with the bundled model, stored like the page stores it; returns its id."""
+    """One analysis of ``paths`` with the bundled model, made as the page makes it; returns its case's id."""
     det = Detector.load(device="cpu")
     ws = Workspace(ws_root)
     cid = ws.create_case("benchmark: 50 images")
-    aid = ws.create_analysis(cid, [{"path": str(p)} for p in paths], model=det.info(), threshold=None,
-                             options={"grade_scale": "copernicus-ems"})
-    for p in paths:
-        ws.save_scene_result(aid, analyze_input({"path": str(p)}, det, ws.analysis_dir(aid)))
-    ws.finish_analysis(aid)
+    AnalysisRun.start(det, [AnalysisInput(str(p)) for p in paths], AnalysisOptions(origin="benchmark"), ws=ws,
+                      case_id=cid).run()
     ws.close()
     return cid
 

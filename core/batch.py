@@ -1,14 +1,12 @@
-"""Analyse a batch of inputs one by one: the loop the CLI and the Analyze page share.
+"""Analyse one input of an analysis, never raising for a bad one: the step :class:`core.analysis.AnalysisRun` loops.
 
-A failed input becomes a ``SceneResult`` with ``error`` set (a clear message for the user); the rest still run.
-Callbacks report progress per input and per tile and hand each result over as soon as it exists, so the caller can
-persist it at once (an interrupted batch keeps everything it finished).
+A failed input becomes a ``SceneResult`` with ``error`` set (a clear message for the user), so the rest still run.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,7 @@ from core.types import SceneResult
 
 log = logging.getLogger(__name__)
 
-OnInput = Callable[[int, int, str], None]
-OnTiles = Callable[[int, int], None]
-OnResult = Callable[[dict[str, Any], SceneResult], None]
+OnTiles = Callable[[int, int], None]  #: progress of one input: (tiles done, tiles in all)
 
 
 def failed_result(name: str, path: str | Path, message: str) -> SceneResult:
@@ -64,20 +60,3 @@ def analyze_input(item: dict[str, Any], det: Any, out_dir: str | Path, *, thresh
     except Exception as exc:  # noqa: BLE001 - one broken file must not end the batch; logged in full
         log.exception("analysis of %s failed", name)
         return failed_result(name, path, f"unexpected error ({type(exc).__name__}: {exc}); the log has details")
-
-
-def analyze_inputs(items: Sequence[dict[str, Any]], det: Any, out_dir: str | Path, *,
-                   threshold: float | None = None, change_threshold: float | None = None,
-                   grade_scale: str = "copernicus-ems", resample: bool = True, on_input: OnInput | None = None,
-                   on_tiles: OnTiles | None = None, on_result: OnResult | None = None) -> list[SceneResult]:
-    """Analyse ``items`` in order; see :func:`analyze_input`. Returns every result (failed ones included)."""
-    results = []
-    for k, item in enumerate(items):
-        if on_input is not None:
-            on_input(k, len(items), str(item.get("name") or Path(str(item["path"])).name))
-        res = analyze_input(item, det, out_dir, threshold=threshold, change_threshold=change_threshold,
-                            grade_scale=grade_scale, resample=resample, progress=on_tiles)
-        if on_result is not None:
-            on_result(dict(item), res)
-        results.append(res)
-    return results

@@ -17,7 +17,7 @@ from typing import Any
 from core.errors import CoreError
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("train", help="train a detector on normal imagery (+ optional anomalies)")
     p.add_argument("--arch", default="fcdd-vgg11", help="architecture name (see `python -m core archs`)")
     p.add_argument("--normal", nargs="+", required=True, metavar="PATH",
@@ -53,7 +53,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="", help="model name shown in the app and reports")
 
 
-def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("evaluate", help="AUROC of a model on labelled data")
     p.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
     p.add_argument("--normal", nargs="+", metavar="PATH")

@@ -12,14 +12,19 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import InputError
 from core.grading import SCALES
 from core.types import SceneResult
 
+if TYPE_CHECKING:  # both import more than the CLI's --help needs
+    from core.detector import Detector
+    from core.store import Workspace
 
-def add_analyze(sub: argparse._SubParsersAction) -> None:
+
+def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the analyze sub-command."""
     p = sub.add_parser("analyze", help="heatmaps and graded findings for images / rasters")
     p.add_argument("inputs", nargs="*", metavar="INPUT")
@@ -42,7 +47,7 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_report(sub: argparse._SubParsersAction) -> None:
+def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the report sub-command."""
     p = sub.add_parser("report", help="write the BDA report of an analysis")
     p.add_argument("--analysis", required=True, metavar="DIR|ID",
@@ -64,7 +69,7 @@ def add_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bom", action="store_true", help="write the CSV with a UTF-8 byte-order mark (for Excel)")
 
 
-def _bar(total: int, desc: str, quiet: bool):
+def _bar(total: int, desc: str, quiet: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="tile", leave=False, disable=quiet, file=sys.stderr)
@@ -81,8 +86,8 @@ def _summary_row(r: SceneResult) -> dict[str, Any]:
             "change_threshold": (r.meta.get("change") or {}).get("threshold") if r.pre_scene_name else None}
 
 
-def _items(inputs: list[str], pre: list[str]) -> list[dict[str, Any]]:
-    """Input dicts with unique names and their pre-event pairs."""
+def _items(inputs: list[str], pre: list[str]) -> list[AnalysisInput]:
+    """The inputs with unique names and their pre-event pairs."""
     from core.safety import unique_name
 
     pairs: dict[str, str] = {}
@@ -90,36 +95,32 @@ def _items(inputs: list[str], pre: list[str]) -> list[dict[str, Any]]:
         from core.change import pair_inputs
 
         pairs = pair_inputs(inputs, pre)
-    items, taken = [], set()
+    items: list[AnalysisInput] = []
+    taken: set[str] = set()
     for path in inputs:
         name = unique_name(Path(path).name, taken)
         taken.add(name)
-        items.append({"path": str(Path(path).resolve()), "name": name, "pre_path": pairs.get(path)})
+        items.append(AnalysisInput(path=str(Path(path).resolve()), name=name, pre_path=pairs.get(path)))
     return items
 
 
-def run_analysis(items: list[dict[str, Any]], det, out: Path, *, threshold: float | None, grade_scale: str,
-                 resample: bool, quiet: bool = True, on_result=None,
-                 change_threshold: float | None = None) -> list[SceneResult]:
-    """Analyse every input with progress on stderr; a failed input is recorded with its error."""
-    from core.batch import analyze_inputs
+def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]:
+    """Run an analysis with one line per input and a tile progress bar on stderr, then each result's summary."""
+    bar: Any = None
 
-    out.mkdir(parents=True, exist_ok=True)
-    bar = None
-
-    def on_input(k: int, n: int, name: str) -> None:
+    def on_input(k: int, n: int, item: AnalysisInput) -> None:
         nonlocal bar
         if bar is not None:
             bar.close()
-        print(f"[{k + 1}/{n}] {name}", file=sys.stderr)
-        bar = _bar(0, name, quiet)
+        print(f"[{k + 1}/{n}] {item.name}", file=sys.stderr)
+        bar = _bar(0, item.name, quiet)
 
     def on_tiles(done: int, total: int) -> None:
         bar.total = total
         bar.n = done
         bar.refresh()
 
-    def report(item: dict[str, Any], res: SceneResult) -> None:
+    def report(item: AnalysisInput, res: SceneResult) -> None:
         if bar is not None:
             bar.close()
         if res.error:
@@ -133,15 +134,11 @@ def run_analysis(items: list[dict[str, Any]], det, out: Path, *, threshold: floa
                   f"    {coregistration_text(res.meta.get('coregistration') or {})}", file=sys.stderr)
         else:
             print(f"    score {res.image_score:.2f} ({res.verdict}), {len(res.findings)} findings", file=sys.stderr)
-        if on_result is not None:
-            on_result(item, res)
 
-    return analyze_inputs(items, det, out, threshold=threshold, change_threshold=change_threshold,
-                          grade_scale=grade_scale, resample=resample, on_input=on_input, on_tiles=on_tiles,
-                          on_result=report)
+    return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
 
 
-def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: float | None,
+def write_run_outputs(results: list[SceneResult], det: Detector, out: Path, threshold: float | None,
                       workspace: dict[str, Any] | None = None) -> None:
     """findings.geojson, findings.csv, summary.json and analysis.json for a run; ``workspace`` ({"root",
     "analysis_id"}) names where the run is recorded, so that ``report`` can take the analysts' reviews from it."""
@@ -164,7 +161,7 @@ def write_run_outputs(results: list[SceneResult], det, out: Path, threshold: flo
                                                          "results": [r.to_dict() for r in results]}, default=str))
 
 
-def _case_id(ws, name: str) -> int:
+def _case_id(ws: Workspace, name: str) -> int:
     for c in ws.list_cases():
         if c["name"] == name:
             return int(c["id"])
@@ -174,54 +171,38 @@ def _case_id(ws, name: str) -> int:
 def cmd_analyze(a: argparse.Namespace) -> int:
     """Analyse inputs (or resume an interrupted analysis); exit 1 if any input failed."""
     from core.detector import Detector
+    from core.store import Workspace
 
-    ws = aid = None
+    ws = None
     if a.resume is not None:
-        from core.store import Workspace
-
         ws = Workspace(a.workspace)
-        analysis = ws.get_analysis(a.resume)
-        opts = analysis["options"]
-        items = ws.resume_analysis(a.resume)
-        model = a.model or analysis["model"].get("path")
-        threshold = analysis["threshold"] if a.threshold is None else a.threshold
-        change_thr = opts.get("change_threshold") if a.change_threshold is None else a.change_threshold
-        grade_scale, resample = opts.get("grade_scale", a.grade_scale), opts.get("resample", not a.no_resample)
-        out = Path(a.out or opts.get("out") or ws.analysis_dir(a.resume))
-        aid = a.resume
-        print(f"resuming analysis {aid}: {len(items)} input(s) left", file=sys.stderr)
+        det = Detector.load(a.model or ws.get_analysis(a.resume)["model"].get("path"), device=a.device)
+        run = AnalysisRun.resume(ws, a.resume, det, threshold=a.threshold, change_threshold=a.change_threshold,
+                                 out_dir=a.out)
+        print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
     else:
         if not a.inputs:
             raise InputError("give at least one INPUT image or raster (or --resume ID)")
         items = _items(a.inputs, a.pre)
-        model, threshold, grade_scale, resample = a.model, a.threshold, a.grade_scale, not a.no_resample
-        change_thr = a.change_threshold
+        det = Detector.load(a.model, device=a.device)
+        options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
+                                  grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli")
         out = Path(a.out or "out").resolve()
-    det = Detector.load(model, device=a.device)
-    if ws is None and not a.no_workspace:
-        from core.store import Workspace
-
-        ws = Workspace(a.workspace)
-        aid = ws.create_analysis(_case_id(ws, a.case), items, model=det.info(), threshold=threshold,
-                                 options={"grade_scale": grade_scale, "resample": resample, "out": str(out),
-                                          "origin": "cli", "change_threshold": change_thr})
-        print(f"analysis {aid} in workspace {ws.root} (resume with --resume {aid})", file=sys.stderr)
-    save = (lambda item, res: ws.save_scene_result(aid, res, input_name=item["name"])) if ws else None
-    status = "interrupted"
-    try:
-        ran = run_analysis(items, det, out, threshold=threshold, grade_scale=grade_scale, resample=resample,
-                           quiet=a.quiet, on_result=save, change_threshold=change_thr)
-        status = "done"
-    finally:
-        if ws is not None:
-            ws.finish_analysis(aid, status)
+        if a.no_workspace:
+            run = AnalysisRun.start(det, items, options, out_dir=out)
+        else:
+            ws = Workspace(a.workspace)
+            run = AnalysisRun.start(det, items, options, ws=ws, case_id=_case_id(ws, a.case), out_dir=out)
+            print(f"analysis {run.analysis_id} in workspace {ws.root} (resume with --resume {run.analysis_id})",
+                  file=sys.stderr)
+    ran = run_with_progress(run, quiet=a.quiet)
     # with a workspace, a resumed run reports every input (earlier runs' included), not only this run's
-    results = ws.scene_results(aid) if ws is not None else ran
-    write_run_outputs(results, det, out, threshold,
-                      {"root": str(ws.root), "analysis_id": aid} if ws is not None else None)
+    results = ws.scene_results(run.analysis_id) if ws is not None and run.analysis_id is not None else ran
+    write_run_outputs(results, det, run.out_dir, run.options.threshold,
+                      {"root": str(ws.root), "analysis_id": run.analysis_id} if ws is not None else None)
     failed = [r for r in results if r.error]
     n_find = sum(len(r.findings) for r in results)
-    print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {out}")
+    print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {run.out_dir}")
     return 1 if failed else 0
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.store import Workspace
 from core.store.archive import INPUT_MODES
 
 
-def add_case(sub: argparse._SubParsersAction) -> None:
+def add_case(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the case sub-command and its actions."""
     p = sub.add_parser("case", help="list, export and import cases of the workspace")
     p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
@@ -29,7 +30,7 @@ def add_case(sub: argparse._SubParsersAction) -> None:
     i.add_argument("archive", help="a .zip written by 'case export' or the app's Export case button")
 
 
-def _case_id(ws, ref: str) -> int:
+def _case_id(ws: Workspace, ref: str) -> int:
     """The id of the case named or numbered ``ref``."""
     from core.errors import InputError
 
@@ -46,7 +47,6 @@ def _case_id(ws, ref: str) -> int:
 
 def cmd_case(a: argparse.Namespace) -> int:
     """Run one case action; prints what it did."""
-    from core.store import Workspace
 
     ws = Workspace(a.workspace)
     if a.action == "list":

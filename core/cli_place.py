@@ -24,7 +24,7 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
     return vals
 
 
-def add_place(sub: argparse._SubParsersAction) -> None:
+def add_place(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the place sub-command."""
     p = sub.add_parser("place", help="place an analysed image without georeference (centre+GSD or bounds)")
     p.add_argument("--analysis", type=int, required=True, metavar="ID", help="analysis id in the workspace")
@@ -54,10 +54,12 @@ def cmd_place(a: argparse.Namespace) -> int:
     if r.georef is not None and r.georef.method != "user":
         raise InputError(f"{a.image} is already georeferenced ({r.georef.method}, {r.georef.crs}); only images "
                          "without a location, or placed by hand before, can be placed")
-    center = _floats(a.center, 2, "--center") if a.center else None
-    bounds = _floats(a.bounds, 4, "--bounds") if a.bounds else None
+    c = _floats(a.center, 2, "--center") if a.center else None
+    b = _floats(a.bounds, 4, "--bounds") if a.bounds else None
+    center = (c[0], c[1]) if c else None
+    bounds = (b[0], b[1], b[2], b[3]) if b else None
     georef, how = geo.placement_georef(r.width, r.height, center=center, gsd_m=a.gsd, yaw_deg=a.yaw,
-                                       bounds=bounds)  # type: ignore[arg-type]
+                                       bounds=bounds)
     r.meta["placement"] = how
     thr = float(r.meta.get("threshold") or (r.findings[0].threshold if r.findings else analysis["threshold"] or 1.0))
     placed = place_result(r, georef, analysis["model"], thr)

@@ -202,7 +202,7 @@ def augment(rgb: np.ndarray, rng: np.random.Generator, overhead: bool = True) ->
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-class OneClassStream(torch.utils.data.IterableDataset):
+class OneClassStream(torch.utils.data.IterableDataset[tuple[np.ndarray, int]]):
     """Endless (image uint8 HWC, label) samples: normal (0), outlier exposure / confetti anomalies (1)."""
 
     def __init__(self, normal: PatchPool, anomalies: PatchPool | None, *, anomaly_rate: float = 0.5,

@@ -51,6 +51,20 @@ def default_vmax(threshold: float) -> float:
     return threshold * VMAX_FACTOR if threshold > 0 else threshold + 1.5
 
 
+def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """``rgba`` (e.g. :func:`colorize`) laid over ``rgb`` (H×W×3) at ``opacity`` × its own alpha; ``rgba`` is
+    resized to ``rgb`` by nearest neighbour when the sizes differ. The project's one alpha blend (the Analyze page's
+    overlay, the report's figures and chips). Returns uint8 RGB."""
+    h, w = rgb.shape[:2]
+    if rgba.shape[:2] != (h, w):
+        rows = np.minimum((np.arange(h) * (rgba.shape[0] / h)).astype(np.intp), rgba.shape[0] - 1)
+        cols = np.minimum((np.arange(w) * (rgba.shape[1] / w)).astype(np.intp), rgba.shape[1] - 1)
+        rgba = rgba[rows][:, cols]
+    a = rgba[..., 3:4].astype(np.float32) * (float(opacity) / 255.0)
+    out = rgb.astype(np.float32) * (1 - a) + rgba[..., :3].astype(np.float32) * a
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
 def colorize(scores: np.ndarray, threshold: float, vmax: float | None = None) -> np.ndarray:
     """Calibrated scores (H×W, NaN = nodata) -> RGBA uint8 (H×W×4) with a fixed colour map.
 
@@ -289,7 +303,7 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
                     raise ImageReadError(f"{path.name} has no bands; it is not a heatmap written by this tool")
                 georef = None
                 if ds.crs is not None:
-                    georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])  # type: ignore[arg-type]
+                    georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])
                 tags = ds.tags()
                 w, h = ds.width, ds.height
                 pv = _Preview(w, h, max(w, h) if preview_max is None else preview_max)

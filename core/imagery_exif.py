@@ -221,7 +221,7 @@ def read_frame_metadata(im: Image.Image) -> FrameMetadata:
         flight_yaw = _num(xmp.get("drone-dji:FlightYawDegree"))
         img_dir = _num(gps_ifd.get(17)) if gps_ifd else None
         yaw = next((y for y in (gimbal_yaw, flight_yaw, img_dir) if y is not None and math.isfinite(y)), None)
-        md.gps = {"lat": float(lat), "lon": float(lon),  # type: ignore[arg-type]
+        md.gps = {"lat": float(lat), "lon": float(lon),
                   "alt_msl": alt if alt is not None and math.isfinite(alt) else None,
                   "agl": agl if agl is not None and math.isfinite(agl) else None,
                   "yaw": yaw, "gimbal_yaw": gimbal_yaw, "flight_yaw": flight_yaw,

@@ -130,7 +130,7 @@ class JobRunner:
         if ev is not None:
             ev.set()
 
-    def wait(self, job_id: int, timeout: float | None = None) -> dict:
+    def wait(self, job_id: int, timeout: float | None = None) -> dict[str, Any]:
         """Block until the job's thread ends (or ``timeout`` s pass); return the job as stored."""
         with self._lock:
             t = self._threads.get(int(job_id))
@@ -176,7 +176,8 @@ class JobRunner:
         def progress(ev: dict[str, Any]) -> None:
             if ev.get("event") != "epoch":
                 return
-            entry = {k: ev[k] for k in ("epoch", "epochs", "loss", "lr", "seconds", "samples") if k in ev}
+            entry: dict[str, Any] = {k: ev[k] for k in ("epoch", "epochs", "loss", "lr", "seconds", "samples")
+                                     if k in ev}
             self.ws.update_job(jid, progress=min(ev["epoch"] / max(ev["epochs"], 1), 0.99),
                                message=f"epoch {ev['epoch']}/{ev['epochs']} · loss {ev['loss']:.4f}",
                                log_append=entry)

@@ -26,7 +26,6 @@ import numpy as np
 from branca.element import Element, MacroElement
 from folium.template import Template
 from PIL import Image
-from shapely.geometry import Point, shape
 
 from core import geo
 from core.errors import CoreError
@@ -326,27 +325,6 @@ def _tree(el: Element) -> list[Element]:
 def map_html(m: folium.Map) -> str:
     """The complete HTML page of ``m`` (what a browser would get in a standalone file)."""
     return m.get_root().render()
-
-
-# -- clicks -----------------------------------------------------------------------------------------------------
-def clicked_finding(results: Sequence[SceneResult], clicked: Mapping[str, Any] | None) -> Finding | None:
-    """The finding a streamlit-folium click refers to: by its tooltip text, else by the clicked point."""
-    if not clicked:
-        return None
-    findings = [f for sr in results for f in sr.findings if f.geometry]
-    tip = clicked.get("last_object_clicked_tooltip")
-    if tip:
-        for f in findings:
-            if html.unescape(finding_tooltip(f)).strip() == str(tip).strip():
-                return f
-    pt = clicked.get("last_object_clicked")
-    if isinstance(pt, Mapping) and isinstance(pt.get("lat"), (int, float)) and isinstance(pt.get("lng"),
-                                                                                          (int, float)):
-        p = Point(float(pt["lng"]), float(pt["lat"]))
-        hits = [f for f in findings if shape(f.geometry).buffer(1e-9).contains(p)]
-        if hits:
-            return max(hits, key=lambda f: f.score_max if math.isfinite(f.score_max) else -math.inf)
-    return None
 
 
 # -- the clicked finding's image chip ---------------------------------------------------------------------------

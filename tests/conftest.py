@@ -1,14 +1,15 @@
-"""Shared fixtures: where the real data lives, and skipping clearly when it is absent."""
+"""Shared fixtures: the real data (skipping clearly when it is absent), a tiny trained model, a workspace, the
+report inputs. Helpers live in tests/support/."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
+from tests.support.app import app_env, small_model  # noqa: F401 - fixtures of the AppTest tests
+from tests.support.data import SHARED_DATA
+from tests.support.report import report_ctx  # noqa: F401 - the session fixture of the report tests
 
 
 @pytest.fixture(scope="session")
@@ -17,13 +18,6 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set BDA_SHARED_DATA or check out shared/ beside the repo)")
     return SHARED_DATA
-
-
-def need(path: Path) -> Path:
-    """Return ``path`` or skip the test with a clear reason when it is absent."""
-    if not path.exists():
-        pytest.skip(f"real data file missing: {path}")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +40,12 @@ def ws(tmp_path: Path):
     w = Workspace(tmp_path / "ws")
     yield w
     w.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that reads the real data (through the ``shared_data`` fixture, directly or via another
+    fixture such as ``tiny_model``) or drives a browser as ``slow``: the fast lane, ``pytest -m "not slow"``, runs
+    on synthetic fixtures only."""
+    for item in items:
+        if "shared_data" in getattr(item, "fixturenames", ()) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)

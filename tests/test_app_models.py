@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from core import jobs
 from core.store import Workspace
 from core.training import TrainConfig, train
-from tests.models_support import aider_subset, open_models_page
+from tests.support.models import aider_subset, open_models_page
 
 torch.set_num_threads(1)
 

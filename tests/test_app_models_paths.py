@@ -14,11 +14,11 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
+from core import server_inputs as MI
 from core.errors import InputError
+from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from pages import _models_inputs as MI
-from pages._ui import ENV_SERVER_PATHS
-from tests.models_support import open_models_page
+from tests.support.models import open_models_page
 
 torch.set_num_threads(1)
 
@@ -114,6 +114,7 @@ def test_missing_empty_and_huge_folders_are_refused(tree, monkeypatch):
     _refused(str(big), "more than 20 files and folders")
 
 
+@pytest.mark.slow  # walks / until the entry limit
 def test_without_allowed_folders_the_root_is_still_not_scanned_whole(monkeypatch):
     monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
     _refused("/", "more than 100,000 files and folders")

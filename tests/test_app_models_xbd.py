@@ -16,13 +16,13 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
+from core import server_inputs as MI
 from core.detector import Detector
 from core.errors import InputError
 from core.evaluation import evaluate_xbd
+from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from pages import _models_inputs as MI
-from pages._ui import ENV_SERVER_PATHS
-from tests.models_support import open_models_page
+from tests.support.models import open_models_page
 
 torch.set_num_threads(1)
 TILES = ("218", "228", "220")  #: 8 damaged and 123 undamaged graded buildings; tiles with and without damage

@@ -10,77 +10,27 @@ from __future__ import annotations
 import io
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import tomllib
 import torch
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from core.detector import model_family
 from core.errors import InputError
+from core.server_inputs import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
-from core.training import TrainConfig, train
-from pages import _state as S
-from pages import _ui
-from tests.conftest import need
+from tests.support.app import APP, new_app, texts, train_small
+from tests.support.data import REPO
+from ui import shell, uploads
+from ui import state as S
 
 torch.set_num_threads(1)
 
-REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "app.py"
-JOPLIN = Path("geotiff") / "joplin_tornado_xview2deploy"
 PAGES = ["pages/analyze.py", "pages/map.py", "pages/report.py", "pages/models.py"]
-
-
-def train_small(shared_data: Path, out: Path, arch: str = "fcdd-resnet18") -> Path:
-    """A tiny model (a few steps at 64 px) on the real Joplin pre-event tiles: enough to run the app."""
-    pre = need(shared_data / JOPLIN / "pre")
-    train(TrainConfig(arch=arch, normal=[str(pre)], out=str(out), input_size=64, epochs=1, steps_per_epoch=3,
-                      batch_size=4, optimizer="adam", device="cpu", name=out.stem), progress=lambda _: None)
-    return out
-
-
-@pytest.fixture(scope="session")
-def small_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_small(shared_data, tmp_path_factory.mktemp("model") / "app-test-fcdd.pt")
-
-
-def server_like_reruns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ``app.py`` on every AppTest run, as a server does.
-
-    With a ``pages/`` folder beside the entry script Streamlit starts in its legacy multipage mode and runs a page
-    file on its own until the first ``st.navigation`` call switches that mode off for the life of the process.
-    AppTest switches it back on before every run, so from the second run on it would run the page file alone
-    (no sidebar). The first-request case itself is covered by ``test_first_request_to_a_page_goes_through_app``.
-    """
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
-@pytest.fixture
-def app_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_model: Path) -> Path:
-    """A fresh workspace folder and the small model as the default model; returns the workspace folder."""
-    server_like_reruns(monkeypatch)
-    root = tmp_path / "workspace"
-    monkeypatch.setenv("BDA_WORKSPACE", str(root))
-    monkeypatch.setenv(_ui.ENV_MODEL, str(small_model))
-    monkeypatch.delenv(_ui.ENV_SERVER_PATHS, raising=False)
-    return root
-
-
-def new_app() -> AppTest:
-    """A new browser session of the app."""
-    return AppTest.from_file(str(APP), default_timeout=120)
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 # -- every page ------------------------------------------------------------------------------------------------
@@ -94,10 +44,20 @@ def test_every_page_renders_without_exception(app_env: Path) -> None:
         assert not at.error, f"{page}: {texts(at.error)}"
 
 
+def test_the_first_model_load_shows_under_the_page_title_then_gives_way(app_env: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shell, "_LOADED", set())  # as on a fresh server: the model has not been loaded yet
+    assert not shell.model_loaded("", "auto")
+    at = new_app().run()
+    assert not at.exception, texts(at.exception)
+    assert [t.value for t in at.title] == ["Analyze"]  # the loading title was replaced by the page's own
+    assert at.get("file_uploader") and shell.model_loaded("", "auto")
+
+
 def test_first_request_to_a_page_goes_through_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                   small_model: Path) -> None:
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv(_ui.ENV_MODEL, str(small_model))
+    monkeypatch.setenv(shell.ENV_MODEL, str(small_model))
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.switch_page("pages/report.py").run()  # legacy mode: the page file runs first, on its own
     assert not at.exception
@@ -124,7 +84,7 @@ def test_sidebar_case_model_device_threshold(app_env: Path, small_model: Path) -
     assert at.sidebar.selectbox(key=S.W_DEVICE).value == "auto"
     if not torch.cuda.is_available():
         assert any("CPU" in w and "slower" in w for w in texts(at.sidebar.warning))
-    det = _ui.get_detector("", "auto")
+    det = shell.get_detector("", "auto")
     assert det.path == small_model
     slider = at.sidebar.slider(key=S.W_THRESHOLD)
     assert slider.value == pytest.approx(round(det.calibration.threshold, 2))
@@ -164,16 +124,18 @@ def test_unusable_model_is_an_error_not_a_traceback(app_env: Path, monkeypatch: 
                                                    tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint at all")
-    monkeypatch.setenv(_ui.ENV_MODEL, str(bad))
+    monkeypatch.setenv(shell.ENV_MODEL, str(bad))
     at = new_app().run()
     assert not at.exception
     assert any(t.startswith("Model:") for t in texts(at.sidebar.error))
 
 
 def test_model_family_names() -> None:
-    assert _ui.model_family("fcdd-vgg11") == "FCDD"
-    assert _ui.model_family("fcdd-vgg16") == "Deeper FCDD"
-    assert _ui.model_family("hsc-resnet50") == "HSC"
+    assert model_family("fcdd-vgg11") == "FCDD"
+    assert model_family("fcdd-vgg16") == "Deeper FCDD"
+    assert model_family("hsc-resnet50") == "HSC"
+    assert model_family("fcdd-unknown") == "fcdd-unknown"  # from the registry's facts, not the name's prefix
+    assert model_family("") == "model"
 
 
 # -- settings and house rules ----------------------------------------------------------------------------------
@@ -183,6 +145,7 @@ def test_streamlit_config_is_offline_and_allows_large_uploads() -> None:
     assert cfg["browser"]["gatherUsageStats"] is False
     assert cfg["server"]["maxUploadSize"] >= 2048
     assert cfg["server"]["fileWatcherType"] == "none"
+    assert cfg["client"]["showSidebarNavigation"] is False  # app.py draws the menu; no list of pages/ files first
     assert not re.search(r"https?://", text), "nothing in the settings may point at the network"
 
 
@@ -198,13 +161,36 @@ def test_core_never_imports_streamlit() -> None:
     assert offenders == []
 
 
+def test_core_never_imports_the_dashboard() -> None:
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "core").rglob("*.py")
+                 if re.search(r"^\s*(import|from)\s+(ui|pages)\b", p.read_text(encoding="utf-8"), re.M)]
+    assert offenders == []
+
+
+@pytest.mark.slow  # imports the dashboard in a fresh interpreter
+def test_the_shell_and_page_widgets_load_without_torch() -> None:
+    """The menu and the sidebar's case list draw before the model (and torch, seconds to import) is loaded."""
+    code = ("import sys, ui.shell, ui.uploads, ui.compare, ui.images, ui.placement, core.analysis, core.server_inputs; "
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_pages_folder_holds_only_the_apps_pages() -> None:
+    """Streamlit lists every file of pages/ before app.py's menu is drawn: helpers live in ui/, not there."""
+    menu = re.findall(r'"(pages/\w+\.py)"', (REPO / "app.py").read_text(encoding="utf-8"))
+    present = sorted(f"pages/{p.name}" for p in (REPO / "pages").iterdir() if p.name != "__pycache__")
+    assert menu and present == sorted(menu)
+
+
 # -- input helpers ---------------------------------------------------------------------------------------------
 def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     case = ws.create_case("c")
     data = os.urandom(3 * (1 << 20) + 17)  # several chunks
-    a = _ui.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
-    b = _ui.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
+    a = uploads.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
+    b = uploads.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
     folder = ws.uploads_dir(case)
     assert a.parent == folder and b.parent == folder and a != b
     assert a.read_bytes() == data and b.read_bytes() == b"x"
@@ -212,18 +198,18 @@ def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
 
 
 def test_check_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+    monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
     f = tmp_path / "img.tif"
     f.write_bytes(b"II*\x00")
-    assert _ui.check_server_path(f" '{f}' ") == f
+    assert check_server_path(f" '{f}' ") == f
     for bad, words in (("", "type the full path"), ("relative/x.tif", "not an absolute path"),
                        (str(tmp_path / "missing.tif"), "does not exist"), (str(tmp_path), "not a file"),
                        (f"{f}\n/etc/passwd", "control characters"),
                        ("~no_such_user_here_42/x.tif", "home folder this server does not know")):
         with pytest.raises(InputError, match=words):
-            _ui.check_server_path(bad)
+            check_server_path(bad)
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    monkeypatch.setenv(_ui.ENV_SERVER_PATHS, str(allowed))
-    with pytest.raises(InputError, match=f"outside the folders.*{_ui.ENV_SERVER_PATHS}"):
-        _ui.check_server_path(str(f))
+    monkeypatch.setenv(ENV_SERVER_PATHS, str(allowed))
+    with pytest.raises(InputError, match=f"outside the folders.*{ENV_SERVER_PATHS}"):
+        check_server_path(str(f))

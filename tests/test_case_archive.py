@@ -17,7 +17,7 @@ from pypdf import PdfReader
 from core.cli import main
 from core.errors import InputError
 from core.store import Workspace
-from tests.store_support import make_result
+from tests.support.store import make_result
 
 
 def _pair_case(ws: Workspace, server: Path) -> tuple[int, int, dict[str, bytes]]:

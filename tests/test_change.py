@@ -36,7 +36,7 @@ from core.imagery import open_scene
 from core.imagery_sources import FrameSource
 from core.models import build_model
 from core.types import Scene, Window
-from tests.conftest import REPO, need
+from tests.support.data import REPO, need
 
 torch.set_num_threads(1)
 JOPLIN = "geotiff/joplin_tornado_xview2deploy"

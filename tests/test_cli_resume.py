@@ -10,7 +10,7 @@ import time
 
 from core.cli import main
 from core.store import Workspace
-from tests.conftest import REPO
+from tests.support.data import REPO
 
 
 def test_kill_mid_analysis_then_resume(shared_data, tiny_model, tmp_path, capsys):

@@ -14,7 +14,7 @@ from pyproj import Geod
 from core import geo
 from core.camera import lookup_camera, sensor_width_from_35mm
 from core.imagery import open_scene
-from tests.conftest import need
+from tests.support.data import need
 
 GEOD = Geod(ellps="WGS84")
 DJI_JPEG = "drone/deepforest_pypi/AWPE Pigeon Lake 2020 DJI_0005.JPG"

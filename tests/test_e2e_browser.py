@@ -7,47 +7,34 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 from core.store import Workspace
-from tests.browser import REPO, folium_frame, offline_browser, screenshot_on_failure, streamlit_server
+from tests.support.browser import (
+    artifacts_dir,
+    folium_frame,
+    model_for,
+    nav,
+    no_exception,
+    offline_browser,
+    screenshot_on_failure,
+    streamlit_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<script>window.__pwned=1</script>"
 NOTE = f"건물 붕괴 확인 — Разрушено {HOSTILE}"
 
 
-def _artifacts() -> Path:
-    out = Path(os.environ.get("BDA_ARTIFACTS", REPO / "artifacts")) / "e2e"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def _model(tiny_model: Path) -> Path:
-    bundled = REPO / "assets/models/default.pt"
-    return bundled if bundled.is_file() else tiny_model
-
-
-def _nav(page, title: str) -> None:
-    page.get_by_role("link", name=title).first.click()
-    page.wait_for_load_state("networkidle")
-
-
-def _no_exception(page) -> None:
-    body = page.inner_text("body")
-    assert "Traceback" not in body and "StreamlitAPIException" not in body, body[-2000:]
-
-
 def test_upload_analyse_map_review_report(shared_data, tiny_model, tmp_path):
     tile = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
     ws_root = tmp_path / "ws"
     ws_root.mkdir()
-    art = _artifacts()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(_model(tiny_model)), "OMP_NUM_THREADS": "2"}
+    art = artifacts_dir()
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(model_for(tiny_model)), "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         with screenshot_on_failure(page, art / "failure.png"):
             _flow(page, url, tile, ws_root, art, blocked)
@@ -69,7 +56,7 @@ def _flow(page, url: str, tile: Path, ws_root: Path, art: Path, blocked: list[st
         page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=240_000)
         page.get_by_text(re.compile("^heatmap: grey below")).first.wait_for(timeout=60_000)
         page.wait_for_load_state("networkidle")
-        _no_exception(page)
+        no_exception(page)
         page.screenshot(path=str(art / "1_analyze.png"))
         third = page.locator('[data-testid="stImage"] img').nth(2)  # original, heatmap, overlay
         third.wait_for(timeout=60_000)
@@ -77,16 +64,16 @@ def _flow(page, url: str, tile: Path, ws_root: Path, art: Path, blocked: list[st
         page.wait_for_timeout(500)
         page.screenshot(path=str(art / "1_analyze_heatmap.png"))
 
-        _nav(page, "Map")
+        nav(page, "Map")
         frame = folium_frame(page)
         frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
         assert frame.locator("path.leaflet-interactive").count() > 0, "no finding polygons on the map"
         page.wait_for_timeout(1000)
-        _no_exception(page)
+        no_exception(page)
         frame.locator(".leaflet-container").scroll_into_view_if_needed()
         page.screenshot(path=str(art / "2_map.png"))
 
-        _nav(page, "Report")
+        nav(page, "Report")
         page.get_by_text("Review one finding").click()
         form = page.locator('[data-testid="stForm"]', has=page.get_by_role("button", name="Save review"))
         form.get_by_text("confirmed", exact=True).click()
@@ -107,7 +94,7 @@ def _flow(page, url: str, tile: Path, ws_root: Path, art: Path, blocked: list[st
         page.get_by_role("button", name="Findings CSV").and_(page.locator(":not([disabled])")).wait_for(
             timeout=180_000)
         page.wait_for_load_state("networkidle")
-        _no_exception(page)
+        no_exception(page)
         page.screenshot(path=str(art / "3_report.png"))
 
         with page.expect_download(timeout=60_000) as dl:
@@ -125,9 +112,9 @@ def _flow(page, url: str, tile: Path, ws_root: Path, art: Path, blocked: list[st
         assert mgrs and mgrs.replace(" ", "")[:5] in text.replace(" ", "")
         assert "건물 붕괴 확인" in text and "Разрушено" in text and "TLP:CLEAR" in text
 
-        _nav(page, "Models")
+        nav(page, "Models")
         page.wait_for_timeout(1500)
-        _no_exception(page)
+        no_exception(page)
         page.screenshot(path=str(art / "4_models.png"))
         assert page.evaluate("() => window.__pwned === undefined"), "a hostile note ran as script"
         assert not dialogs, f"unexpected dialogs: {dialogs}"

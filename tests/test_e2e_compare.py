@@ -13,9 +13,16 @@ from playwright.sync_api import expect
 
 from core.detector import DEFAULT_MODEL
 from core.store import Workspace
-from tests.browser import folium_frame, offline_browser, screenshot_on_failure, streamlit_server
-from tests.conftest import need
-from tests.test_e2e_browser import _artifacts, _nav, _no_exception
+from tests.support.browser import (
+    artifacts_dir,
+    folium_frame,
+    nav,
+    no_exception,
+    offline_browser,
+    screenshot_on_failure,
+    streamlit_server,
+)
+from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,7 +36,7 @@ def test_pre_post_pair_in_the_browser(shared_data: Path, tmp_path: Path) -> None
     pre = need(shared_data / CHIPS / "pre" / "0_pre.tif")
     ws_root = tmp_path / "ws"
     ws_root.mkdir()
-    art = _artifacts()
+    art = artifacts_dir()
     env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         with screenshot_on_failure(page, art / "compare_failure.png"):
@@ -54,7 +61,7 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     box.scroll_into_view_if_needed()
     page.wait_for_timeout(800)  # the expander's opening animation
     page.wait_for_load_state("networkidle")
-    _no_exception(page)
+    no_exception(page)
     page.screenshot(path=str(art / "compare_1_pairing.png"), full_page=True)
 
     run.click()
@@ -64,7 +71,7 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     shift = page.get_by_text(re.compile(r"Co-registration: .* px, dy .* px \(.* m, .* m\)")).first
     shift.wait_for(timeout=30_000)
     page.wait_for_load_state("networkidle")
-    _no_exception(page)
+    no_exception(page)
 
     # drive the wipe with the keyboard: the slider moves and the view is drawn again
     slider = page.get_by_role("slider", name=re.compile("Before"))
@@ -81,7 +88,7 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     view = page.locator('[data-testid="stImage"]', has_text="before/after").first
     view.scroll_into_view_if_needed()
     page.wait_for_timeout(800)
-    _no_exception(page)
+    no_exception(page)
     page.screenshot(path=str(art / "compare_2_before_after.png"))
     shift.scroll_into_view_if_needed()
     page.screenshot(path=str(art / "compare_2b_shift.png"))
@@ -90,7 +97,7 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     (result,) = ws.scene_results(ws.list_analyses()[0]["id"])
     assert result.pre_scene_name == "0_pre.tif" and result.change_path is not None
 
-    _nav(page, "Map")
+    nav(page, "Map")
     frame = folium_frame(page)
     frame.locator("img.leaflet-image-layer").nth(2).wait_for(state="attached", timeout=60_000)
     assert frame.locator("img.leaflet-image-layer").count() == 3  # the post imagery, its anomaly and the change
@@ -100,7 +107,7 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
     assert any("Heatmaps (post-event anomaly)" in t for t in labels), labels
     assert any("Change heatmaps (pre → post)" in t for t in labels), labels
     page.wait_for_timeout(800)
-    _no_exception(page)
+    no_exception(page)
     frame.locator(".leaflet-container").scroll_into_view_if_needed()
     page.screenshot(path=str(art / "compare_3_map_layers.png"))
 
@@ -124,7 +131,7 @@ def _archive_round_trip(page, ws_root: Path, art: Path) -> None:
     expect(page.get_by_text("Import a case archive (.zip)")).to_have_count(1)  # the used uploader is gone
     expect(page.get_by_role("combobox", name=re.compile("Case"))).to_have_value(
         re.compile(r"Case 1 \(imported \d{4}-\d\d-\d\d\) \(#2, 1 analyses\)"))
-    _no_exception(page)
+    no_exception(page)
     page.screenshot(path=str(art / "compare_4_imported_case.png"), full_page=True)
 
     ws = Workspace(ws_root)
@@ -132,7 +139,7 @@ def _archive_round_trip(page, ws_root: Path, art: Path) -> None:
     (result,) = ws.scene_results(imported["id"])
     folder = ws.uploads_dir(2)
     assert result.source_path.parent == folder and Path(result.meta["pre_source"]).parent == folder
-    _nav(page, "Analyze")
+    nav(page, "Analyze")
     page.get_by_text(re.compile(r"^before/after \(wipe\): 0_pre\.tif \| 0_post\.tif")).first.wait_for(timeout=60_000)
-    _no_exception(page)
+    no_exception(page)
     assert "The before/after view cannot be drawn" not in page.inner_text("body")

@@ -12,8 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.browser import folium_frame, offline_browser, screenshot_on_failure, streamlit_server
-from tests.test_e2e_browser import _artifacts, _model, _nav, _no_exception
+from tests.support.browser import (
+    artifacts_dir,
+    folium_frame,
+    model_for,
+    nav,
+    no_exception,
+    offline_browser,
+    screenshot_on_failure,
+    streamlit_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NAME = "<img src=x onerror=\"window.__pwned=1\">.tif"
@@ -30,8 +38,8 @@ INJECTED = """() => document.querySelectorAll('img[src="x"], svg[onload]').lengt
 
 def test_hostile_text_renders_as_text(shared_data, tiny_model, tmp_path):
     tile = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
-    art = _artifacts()
-    env = {"BDA_WORKSPACE": str(tmp_path), "BDA_MODEL": str(_model(tiny_model)), "OMP_NUM_THREADS": "2"}
+    art = artifacts_dir()
+    env = {"BDA_WORKSPACE": str(tmp_path), "BDA_MODEL": str(model_for(tiny_model)), "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -70,7 +78,7 @@ def _analyse(page, url: str, tile: Path, art: Path) -> None:
     page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click(timeout=60_000)
     page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=240_000)
     page.wait_for_load_state("networkidle")
-    _no_exception(page)
+    no_exception(page)
     shown = page.locator("input[role=combobox]").evaluate_all("els => els.map(e => e.value)")
     assert any("<img src=x onerror=" in v for v in shown), f"hostile name not shown as text: {shown}"
     assert any(v.startswith("<script>") for v in shown), f"hostile case name not shown as text: {shown}"
@@ -80,7 +88,7 @@ def _analyse(page, url: str, tile: Path, art: Path) -> None:
 def _review(page, ws_root: Path, art: Path) -> str:
     """Type the hostile note into "Review one finding", save, and see it as text in the review history and the
     findings table; returns the reviewed finding's id."""
-    _nav(page, "Report")
+    nav(page, "Report")
     page.get_by_text("Review one finding").click()
     form = page.locator('[data-testid="stForm"]', has=page.get_by_role("button", name="Save review"))
     form.get_by_text("confirmed", exact=True).click()
@@ -89,7 +97,7 @@ def _review(page, ws_root: Path, art: Path) -> str:
     history = page.locator("p", has_text=re.compile(r"^Review history of "))
     history.wait_for(timeout=30_000)
     page.wait_for_load_state("networkidle")
-    _no_exception(page)
+    no_exception(page)
 
     ws = Workspace(ws_root)
     try:
@@ -131,7 +139,7 @@ def _report(page, art: Path) -> None:
     pdf_button.or_(refused).first.wait_for(timeout=180_000)
     assert not refused.count(), f"the report was not built: {refused.first.inner_text()}"
     page.wait_for_load_state("networkidle")
-    _no_exception(page)
+    no_exception(page)
     expect(event).to_have_value(EVENT)  # shown back as text after the rerun
     page.screenshot(path=str(art / "hostile_3_report.png"))
     with page.expect_download(timeout=60_000) as dl:
@@ -149,7 +157,7 @@ def _report(page, art: Path) -> None:
 def _map(page, fid: str, art: Path) -> None:
     """Click the reviewed finding's polygon on the Leaflet map: its popup and the details beside the map show the
     hostile source name and the note as text."""
-    _nav(page, "Map")
+    nav(page, "Map")
     frame = folium_frame(page)
     # the confirmed finding is the one drawn with a 3 px outline and translucent fill (core.webmap._finding_style)
     target = frame.locator('path.leaflet-interactive[stroke-width="3"][fill-opacity="0.35"]')
@@ -182,6 +190,6 @@ def _map(page, fid: str, art: Path) -> None:
     assert NOTE in cells, f"the details beside the map lack the note: {cells}"
     assert any(c.startswith("<img src=x onerror=") and c.endswith(".tif") for c in cells), cells
     expect(popup).to_be_visible()  # the app's rerun did not remount the map and close the popup
-    _no_exception(page)
+    no_exception(page)
     page.wait_for_timeout(500)
     page.screenshot(path=str(art / "hostile_4_map.png"))

@@ -98,6 +98,7 @@ def test_region_statistic_is_robust():
 
 # -- safe names ------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 300 hypothesis examples
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300))
 def test_safe_name_is_always_safe(name):

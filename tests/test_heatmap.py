@@ -162,3 +162,17 @@ def test_read_heatmap_errors(tmp_path):
     bad.write_bytes(b"II*\x00garbage")
     with pytest.raises(InputError):
         read_heatmap(bad)
+
+
+def test_blend_is_the_one_alpha_blend() -> None:
+    from core.heatmap import blend
+
+    rgb = np.full((4, 6, 3), 100, np.uint8)
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[0, 0] = (250, 0, 0, 255)  # opaque red in the top-left quarter-cell, nothing elsewhere
+    out = blend(rgb, rgba)
+    assert out.shape == (4, 6, 3) and out.dtype == np.uint8
+    assert (out[:2, :2] == (250, 0, 0)).all() and (out[2:, :] == 100).all() and (out[:, 2:] == 100).all()
+    half = blend(rgb, rgba, opacity=0.5)
+    assert tuple(half[0, 0]) == (175, 50, 50)  # opacity scales the layer's own alpha
+    assert (blend(rgb, rgba, opacity=0.0) == rgb).all()

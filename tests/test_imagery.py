@@ -20,7 +20,7 @@ from core import geo
 from core.errors import GeoreferenceError, InputError
 from core.imagery import open_scene, place_scene, place_scene_bounds
 from core.types import GeoRef, Window
-from tests.conftest import need
+from tests.support.data import need
 
 JOPLIN = Path("geotiff/joplin_tornado_xview2deploy")
 

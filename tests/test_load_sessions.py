@@ -1,6 +1,7 @@
 """Four browser sessions analyse four different real AIDER photos at once on one streamlit server (the load test of
-benchmarks/load_sessions.py, smaller): every session gets its own result, nothing is mixed up between sessions,
-nothing leaves the machine. The checker is then fed deliberately wrong expectations to prove it catches them."""
+``python -m benchmarks.load_sessions``, smaller; harness in tests/support/load_sessions.py): every session gets its
+own result, nothing is mixed up between sessions, nothing leaves the machine. The checker is then fed deliberately
+wrong expectations to prove it catches them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.load_sessions import (
+from core.store import Workspace
+from tests.support.browser import REPO, need_chromium
+from tests.support.data import need
+from tests.support.load_sessions import (
     MAX_SIDE,
     MIN_SIDE,
     Deadline,
@@ -21,9 +25,6 @@ from benchmarks.load_sessions import (
     run_load,
     verify,
 )
-from core.store import Workspace
-from tests.browser import REPO, need_chromium
-from tests.conftest import need
 
 SESSIONS = 4
 DEADLINE_S = 240.0

@@ -24,7 +24,7 @@ from core.imagery_sources import FrameSource
 from core.models import ReceptiveField, build_model
 from core.pipeline import analyze_scene, plan_tiles, resample_factor
 from core.types import GeoRef, Scene, Window
-from tests.conftest import need
+from tests.support.data import need
 
 torch.set_num_threads(1)
 JOPLIN = "geotiff/joplin_tornado_xview2deploy"

@@ -42,7 +42,7 @@ def test_a_frame_with_gps_but_no_footprint_is_marked_and_placed_from_its_gps(sha
     the map marks it, and the Analyze page's placement form starts from it."""
     from core.batch import analyze_input
     from core.webmap import build_map, gps_point, map_html
-    from tests.conftest import need
+    from tests.support.data import need
 
     frame = need(shared_data / "drone/pyodm_tiny/image_1.jpg")
     det = Detector.load(tiny_model, device="cpu")
@@ -70,7 +70,7 @@ def test_a_frame_with_gps_but_no_footprint_is_marked_and_placed_from_its_gps(sha
 def test_cli_places_a_photo_by_bounds_and_refuses_bad_requests(shared_data, tiny_model, tmp_path, capsys):
     from core.cli import main
     from core.store import Workspace
-    from tests.conftest import need
+    from tests.support.data import need
 
     photo = need(shared_data / "aider/fire/fire_image0196.jpg")
     ws_root = tmp_path / "ws"
@@ -101,7 +101,7 @@ def test_cli_places_a_photo_by_bounds_and_refuses_bad_requests(shared_data, tiny
 
 def test_the_analyze_page_places_a_photo_by_its_bounds(shared_data, tiny_model, tmp_path, monkeypatch):
     from core.batch import analyze_input
-    from tests.conftest import need
+    from tests.support.data import need
 
     photo = need(shared_data / "aider/fire/fire_image0196.jpg")
     det = Detector.load(tiny_model, device="cpu")
@@ -122,8 +122,8 @@ def test_the_analyze_page_places_a_photo_by_its_bounds(shared_data, tiny_model, 
 def _analyze_page_of(res, path, det, tmp_path, model_path, monkeypatch):
     """A workspace holding ``res`` as a one-image analysis, and an app session showing it on the Analyze page."""
     from core.store import Workspace
-    from pages import _state as S
-    from tests.test_app_shell import new_app, server_like_reruns
+    from tests.support.app import new_app, server_like_reruns
+    from ui import state as S
 
     ws = Workspace(tmp_path / "ws")
     cid = ws.create_case("placing")
@@ -148,7 +148,7 @@ def test_an_unreferenced_name_pair_placed_by_hand_gets_change_findings_with_coor
 
     from core.change import analyze_pair
     from core.pipeline import refind_findings
-    from tests.conftest import need
+    from tests.support.data import need
 
     detector = Detector.load(tiny_model, device="cpu")
     src = need(shared_data / "xbd/harvey/images/hurricane-harvey_00000224_post_disaster.png")

@@ -19,7 +19,7 @@ from core.report.figures import _crossing, nice_length, scene_map
 from core.report.rasters import SceneCache, read_scores
 from core.report.summary import summarise
 from core.types import Finding, SceneResult
-from tests.test_report_support import JOPLIN, report_ctx  # noqa: F401  (session fixture)
+from tests.support.report import JOPLIN
 
 
 def _box_finding(c0: int, r0: int, c1: int, r1: int) -> Finding:
@@ -66,7 +66,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
-def test_pre_event_chip_is_aligned_across_crs(report_ctx: ReportContext, tmp_path: Path,  # noqa: F811
+def test_pre_event_chip_is_aligned_across_crs(report_ctx: ReportContext, tmp_path: Path,
                                               shared_data: Path) -> None:
     """The same tile warped to UTM as 'pre' image: its chip must show the same ground as the post chip."""
     sr: SceneResult = report_ctx.scenes[1]  # EPSG:4326 tile
@@ -90,7 +90,7 @@ def _coloured(img: Image.Image) -> float:
     return float(((rgb.max(axis=2) - rgb.min(axis=2)) > 40).mean())
 
 
-def test_change_and_pre_chips_of_the_compared_scene(report_ctx: ReportContext) -> None:  # noqa: F811
+def test_change_and_pre_chips_of_the_compared_scene(report_ctx: ReportContext) -> None:
     """A pre/post scene: before and after side by side, then the change heatmap its findings come from (coloured
     from the change threshold), then the post-only anomaly heatmap, labelled as a reference at its own threshold.
     Each heatmap chip is coloured exactly where its own raster is above its own threshold."""
@@ -113,7 +113,7 @@ def test_change_and_pre_chips_of_the_compared_scene(report_ctx: ReportContext) -
     assert told_apart  # the two rasters differ in these chips, so a swapped input would fail above
 
 
-def test_scene_map_renders_for_every_kind_of_scene(report_ctx: ReportContext) -> None:  # noqa: F811
+def test_scene_map_renders_for_every_kind_of_scene(report_ctx: ReportContext) -> None:
     s = summarise(report_ctx)
     with SceneCache() as cache:
         for st_ in s.scenes:

@@ -13,7 +13,6 @@ import pytest
 
 from core.errors import ReportError
 from core.report import FINDING_COLUMNS, FORMATS, ReportContext, write_package
-from tests.test_report_support import report_ctx  # noqa: F401  (session fixture)
 
 HOSTILE = ["../../evil.tif", "<script>.png", "/etc/passwd", "C:\\Windows\\evil.tif", "..", "CON.tif",
            "건물.tif", "a/b.tif", "c\\b.tif", "B.tif"]
@@ -29,7 +28,7 @@ def _hostile_ctx(ctx: ReportContext) -> ReportContext:
     return dataclasses.replace(ctx, scenes=scenes, max_map_figures=1, top_n=2)
 
 
-def test_package_names_are_safe_for_hostile_uploads(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_package_names_are_safe_for_hostile_uploads(report_ctx: ReportContext, tmp_path: Path) -> None:
     out = write_package(_hostile_ctx(report_ctx), tmp_path / "pkg.zip", formats=("csv", "geojson", "heatmaps",
                                                                                    "overlays"))
     with zipfile.ZipFile(out) as zf:
@@ -53,7 +52,7 @@ def test_package_names_are_safe_for_hostile_uploads(report_ctx: ReportContext, t
     assert "'<script>.png'" in readme  # the original name is told in the README, the file name is safe
 
 
-def test_full_package_contents_and_readme(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_full_package_contents_and_readme(report_ctx: ReportContext, tmp_path: Path) -> None:
     out = write_package(report_ctx, tmp_path / "bda.zip")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bda.zip"]  # no temporary leftovers
     with zipfile.ZipFile(out) as zf:
@@ -77,7 +76,7 @@ def test_full_package_contents_and_readme(report_ctx: ReportContext, tmp_path: P
         assert f"{stem}_heatmap.tif" in names and f"{stem}_overlay.png" in names
 
 
-def test_package_reuses_a_written_pdf(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_package_reuses_a_written_pdf(report_ctx: ReportContext, tmp_path: Path) -> None:
     pdf = tmp_path / "already.pdf"
     pdf.write_bytes(b"%PDF-1.4 stand-in bytes the package must copy verbatim")
     with zipfile.ZipFile(write_package(report_ctx, tmp_path / "p.zip", formats=("pdf",), pdf_path=pdf)) as zf:
@@ -86,7 +85,7 @@ def test_package_reuses_a_written_pdf(report_ctx: ReportContext, tmp_path: Path)
         write_package(report_ctx, tmp_path / "p.zip", pdf_path=tmp_path / "missing.pdf")
 
 
-def test_missing_files_are_listed_not_fatal(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_missing_files_are_listed_not_fatal(report_ctx: ReportContext, tmp_path: Path) -> None:
     gone = dataclasses.replace(report_ctx.scenes[1], heatmap_path=tmp_path / "deleted_heatmap.tif")
     ctx = dataclasses.replace(report_ctx, scenes=[gone])
     with zipfile.ZipFile(write_package(ctx, tmp_path / "p.zip", formats=["heatmaps", "overlays"])) as zf:
@@ -95,7 +94,7 @@ def test_missing_files_are_listed_not_fatal(report_ctx: ReportContext, tmp_path:
     assert "Not included (file missing" in readme and "heatmap GeoTIFF of scene 'tile_31500-5137.tif'" in readme
 
 
-def test_bad_package_requests_raise_report_error(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_bad_package_requests_raise_report_error(report_ctx: ReportContext, tmp_path: Path) -> None:
     assert "pdf" in FORMATS
     with pytest.raises(ReportError, match="unknown package format"):
         write_package(report_ctx, tmp_path / "p.zip", formats=("pdf", "docx"))

@@ -13,7 +13,7 @@ from core.errors import ReportError
 from core.report import ReportContext, write_pdf
 from core.report.sections import TITLES
 from core.types import Finding, SceneResult
-from tests.test_report_support import NOTES, report_ctx  # noqa: F401  (session fixture)
+from tests.support.report import NOTES
 
 
 def _squash(text: str) -> str:
@@ -21,7 +21,7 @@ def _squash(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def pdf_pages(report_ctx: ReportContext, tmp_path_factory: pytest.TempPathFactory) -> list[str]:  # noqa: F811
+def pdf_pages(report_ctx: ReportContext, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     path = write_pdf(report_ctx, tmp_path_factory.mktemp("pdf") / "report.pdf")
     assert path.read_bytes().startswith(b"%PDF")
     return [p.extract_text() or "" for p in PdfReader(path).pages]
@@ -36,14 +36,14 @@ def test_every_section_is_present_in_order(pdf_pages: list[str]) -> None:
         assert word in text
 
 
-def test_handling_line_on_every_page(pdf_pages: list[str], report_ctx: ReportContext) -> None:  # noqa: F811
+def test_handling_line_on_every_page(pdf_pages: list[str], report_ctx: ReportContext) -> None:
     assert len(pdf_pages) > 5
     for page in pdf_pages:
         assert page.count(report_ctx.handling) >= 2  # header and footer
 
 
 def test_confirmed_findings_with_mgrs_and_cover_metadata(pdf_pages: list[str],
-                                                         report_ctx: ReportContext) -> None:  # noqa: F811
+                                                         report_ctx: ReportContext) -> None:
     text = "\n".join(pdf_pages)
     flat = _squash(text)
     confirmed = [f for f in report_ctx.findings() if f.review_status == "confirmed"]
@@ -72,7 +72,7 @@ def test_hangul_cyrillic_greek_and_hostile_text_are_literal(pdf_pages: list[str]
 
 
 def test_rejected_findings_are_listed_but_not_counted(pdf_pages: list[str],
-                                                      report_ctx: ReportContext) -> None:  # noqa: F811
+                                                      report_ctx: ReportContext) -> None:
     text = "\n".join(pdf_pages)
     everything = report_ctx.findings()
     rejected = [f for f in everything if f.review_status == "rejected"]
@@ -86,6 +86,7 @@ def test_rejected_findings_are_listed_but_not_counted(pdf_pages: list[str],
     assert rej_id not in details and "false alarm: parking lot" in text
 
 
+@pytest.mark.slow  # writes a whole PDF with fonts and figures (seconds)
 def test_missing_data_is_explained_not_fatal(tmp_path: Path) -> None:
     lost = Finding(id="lost-F001", scene_name="../lost <b>.tif", polygon_px=[(10, 10), (60, 10), (60, 50)],
                    bbox_px=(10, 10, 60, 50), area_px=1000.0, score_mean=2.2, score_max=2.9, threshold=2.0,
@@ -106,7 +107,7 @@ def test_missing_data_is_explained_not_fatal(tmp_path: Path) -> None:
     assert "../lost <b>.tif" in text  # a hostile scene name is printed as typed
 
 
-def test_no_findings_report(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_no_findings_report(report_ctx: ReportContext, tmp_path: Path) -> None:
     quiet = [dataclasses.replace(s, findings=[], verdict="normal") for s in report_ctx.scenes[1:]]
     ctx = dataclasses.replace(report_ctx, scenes=quiet, pre_sources={}, max_map_figures=1)
     text = "\n".join(p.extract_text() for p in PdfReader(write_pdf(ctx, tmp_path / "q.pdf")).pages)
@@ -114,7 +115,7 @@ def test_no_findings_report(report_ctx: ReportContext, tmp_path: Path) -> None: 
     assert "No damage findings to list." in text and "No counted findings." in text
 
 
-def test_unusable_context_raises_report_error(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_unusable_context_raises_report_error(report_ctx: ReportContext, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="handling"):
         write_pdf(dataclasses.replace(report_ctx, handling="  "), tmp_path / "r.pdf")
     with pytest.raises(ReportError, match="title"):
@@ -126,7 +127,7 @@ def test_unusable_context_raises_report_error(report_ctx: ReportContext, tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_truncated_source_image_is_reported_in_words(report_ctx: ReportContext, tmp_path: Path,  # noqa: F811
+def test_truncated_source_image_is_reported_in_words(report_ctx: ReportContext, tmp_path: Path,
                                                      shared_data: Path) -> None:
     sr = report_ctx.scenes[1]
     broken = tmp_path / "truncated.tif"
@@ -140,7 +141,7 @@ def test_truncated_source_image_is_reported_in_words(report_ctx: ReportContext, 
 
 
 def test_mixed_report_states_each_kind_of_threshold(pdf_pages: list[str],
-                                                   report_ctx: ReportContext) -> None:  # noqa: F811
+                                                   report_ctx: ReportContext) -> None:
     """Single images and a pre/post pair in one report: the cover states both finding thresholds with their units,
     the appendix the one of each scene, and there is no single 'the threshold'."""
     assert report_ctx.threshold() is None
@@ -154,7 +155,7 @@ def test_mixed_report_states_each_kind_of_threshold(pdf_pages: list[str],
     assert "Change detection (pre/post pairs)" in text and "Single images (no pre-event image)" in text
 
 
-def test_area_column_never_wraps_a_number(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_area_column_never_wraps_a_number(report_ctx: ReportContext, tmp_path: Path) -> None:
     """Six- and seven-digit areas stay on one line in the damage table (a wrapped '111,14 6' reads as two numbers)."""
     sr = report_ctx.scenes[1]
     big = [dataclasses.replace(f, area_m2=a) for f, a in zip(sr.findings, (111146.0, 1234567.0, 98765.4),

@@ -30,8 +30,8 @@ from core.report.figures import scene_map
 from core.report.rasters import SceneCache, read_scores
 from core.report.summary import HEAT_PREVIEW_SIDE, summarise
 from core.types import SceneResult
-from tests.conftest import need
-from tests.test_report_support import JOPLIN
+from tests.support.data import need
+from tests.support.report import JOPLIN
 
 pytestmark = pytest.mark.slow
 torch.set_num_threads(1)

@@ -14,7 +14,6 @@ from core.report import FINDING_COLUMNS, ReportContext, columns_doc, feature_col
 from core.report.columns import COLUMN_NAMES
 from core.report.tables import clean_geometry, neutralise_cell
 from core.types import Finding
-from tests.test_report_support import report_ctx  # noqa: F401  (session fixture)
 
 
 def _finding(fid: str, **kw: object) -> Finding:
@@ -74,7 +73,7 @@ def test_csv_bom_and_unicode(tmp_path: Path) -> None:
     assert not write_csv(fs, tmp_path / "nobom.csv").read_bytes().startswith(b"\xef\xbb\xbf")
 
 
-def test_csv_from_real_context(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_csv_from_real_context(report_ctx: ReportContext, tmp_path: Path) -> None:
     rows = _read(write_csv(report_ctx, tmp_path / "f.csv"))
     everything = report_ctx.findings()
     assert len(rows) == len(everything)
@@ -94,7 +93,7 @@ def test_csv_from_real_context(report_ctx: ReportContext, tmp_path: Path) -> Non
     assert len(kept) == len(everything) - 1
 
 
-def test_geojson_is_rfc7946_and_inside_the_imagery(report_ctx: ReportContext, tmp_path: Path) -> None:  # noqa: F811
+def test_geojson_is_rfc7946_and_inside_the_imagery(report_ctx: ReportContext, tmp_path: Path) -> None:
     fc = json.loads(write_geojson(report_ctx, tmp_path / "f.geojson").read_text(encoding="utf-8"))
     assert fc["type"] == "FeatureCollection" and "crs" not in fc
     georef = [f for f in report_ctx.findings() if f.geometry is not None]
@@ -146,3 +145,13 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
         write_csv([_finding("b"), "not a finding"], target)  # type: ignore[list-item]
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv"]
+
+
+def test_report_inputs_have_findings_on_the_imagery(report_ctx: ReportContext) -> None:
+    """The fixture is what the tests assume: findings on each georeferenced tile, inside its bounds."""
+    a, b, c = report_ctx.scenes
+    assert len(a.findings) >= 5 and len(b.findings) >= 2 and c.georef is None
+    for sr in (a, b):
+        w, s, e, n = sr.bounds_wgs84
+        for f in sr.findings:
+            assert w <= f.centroid_lon <= e and s <= f.centroid_lat <= n and f.mgrs

@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import InputError, WorkspaceError
 from core.store import SCHEMA_VERSION, Workspace, default_root
-from tests.store_support import HOSTILE, make_finding, make_result, new_analysis
+from tests.support.store import HOSTILE, make_finding, make_result, new_analysis
 
 
 # -- location and schema ---------------------------------------------------------------------------------------

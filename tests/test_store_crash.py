@@ -15,17 +15,18 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from tests.test_store import make_result, new_analysis
+from tests.support.store import make_result, new_analysis
 
 REPO = Path(__file__).resolve().parents[1]
 N_INPUTS = 120
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+pytestmark = [pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL"),
+              pytest.mark.slow]  # child processes killed mid-write
 
 SAVER = textwrap.dedent("""
     import sys
     from core.store import Workspace
-    from tests.test_store import make_result
+    from tests.support.store import make_result
     ws = Workspace(sys.argv[1])
     aid = int(sys.argv[2])
     for inp in ws.resume_analysis(aid):  # takes the run over and lists what is still to do
@@ -136,7 +137,7 @@ def test_sigkill_during_atomic_write_leaves_old_or_new_file(tmp_path: Path) -> N
 WRITER_PROC = textwrap.dedent("""
     import sys
     from core.store import Workspace
-    from tests.test_store import make_result
+    from tests.support.store import make_result
     ws = Workspace(sys.argv[1])
     aid, fid, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     print("ready", flush=True)

@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import CoreError, InputError, WorkspaceError
 from core.store import Workspace, atomic_write_bytes, atomic_write_text
-from tests.store_support import HOSTILE, make_result, new_analysis
+from tests.support.store import HOSTILE, make_result, new_analysis
 
 
 # -- models and jobs -------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from core import geo, webmap
 from core.errors import CoreError
 from core.heatmap import HeatmapWriter
 from core.types import Finding, GeoRef, SceneResult
+from ui.map_clicks import clicked_finding
 
 UTM = GeoRef(crs="EPSG:32615", transform=(0.5, 0.0, 363000.0, 0.0, -0.5, 4105000.0))
 HOSTILE = "<script>alert('x')</script> <img src=x onerror=alert(1)> ${alert(2)} `tick` \\u0041 {{'map_div'}}"
@@ -213,11 +214,11 @@ def test_clicked_finding_by_tooltip_then_by_point(tmp_path):
     b = _finding(UTM, "A1-F002", cols=(200, 260), rows=(100, 140), grade="damaged")
     sr = _result(tmp_path, findings=[a, b])
     tip = html.unescape(webmap.finding_tooltip(b))
-    assert webmap.clicked_finding([sr], {"last_object_clicked_tooltip": tip}) is b
+    assert clicked_finding([sr], {"last_object_clicked_tooltip": tip}) is b
     lat, lon = b.centroid_lat, b.centroid_lon
-    assert webmap.clicked_finding([sr], {"last_object_clicked": {"lat": lat, "lng": lon}}) is b
-    assert webmap.clicked_finding([sr], {"last_object_clicked": {"lat": 0.0, "lng": 0.0}}) is None
-    assert webmap.clicked_finding([sr], None) is None
+    assert clicked_finding([sr], {"last_object_clicked": {"lat": lat, "lng": lon}}) is b
+    assert clicked_finding([sr], {"last_object_clicked": {"lat": 0.0, "lng": 0.0}}) is None
+    assert clicked_finding([sr], None) is None
 
 
 def test_finding_chip_outlines_the_finding_on_the_source(tmp_path):

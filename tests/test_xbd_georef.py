@@ -13,7 +13,7 @@ import shapely.wkt
 from core import geo
 from core.errors import InputError
 from core.imagery import open_scene
-from tests.conftest import need
+from tests.support.data import need
 
 HARVEY = Path("xbd/harvey")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import math
 
-import cv2
 import numpy as np
 from matplotlib import patheffects, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -21,7 +20,7 @@ from matplotlib.patches import Patch, Polygon
 from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-from core.heatmap import LUT, colorize
+from core.heatmap import LUT, blend, colorize
 from core.report import _geo
 from core.report._io import clean_text
 from core.report.basis import ANOMALY, CHANGE
@@ -127,10 +126,7 @@ def _composite(rgb: np.ndarray, heat: np.ndarray | None, threshold: float, vmax:
     """Imagery with the heatmap colours (:func:`core.heatmap.colorize`) blended in: one image to draw, not two."""
     if heat is None:
         return rgb
-    h = cv2.resize(heat, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
-    rgba = colorize(h, threshold, vmax).astype(np.float32)
-    a = rgba[..., 3:] / 255.0
-    return ((1 - a) * rgb + a * rgba[..., :3]).astype(np.uint8)
+    return blend(rgb, colorize(heat, threshold, vmax))
 
 
 def _legend(ax: object, findings: list[Finding], threshold: float, label: str) -> None:

@@ -19,7 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window as RioWindow
 
 from core.errors import CoreError
-from core.heatmap import colorize
+from core.heatmap import blend, colorize
 from core.types import Scene, Window
 
 _STRIP_PIXELS = 8_000_000  # pixels per strip when downsampling a whole scene
@@ -135,9 +135,7 @@ def blend_heat(grey: np.ndarray | None, scores: np.ndarray, threshold: float, vm
 
     Below the threshold the image shows through; nodata (NaN) is hatched-free mid grey.
     """
-    rgba = colorize(scores, threshold, vmax).astype(np.float32)
     base = np.full(scores.shape, 160.0, np.float32) if grey is None else 0.85 * grey.astype(np.float32)
-    a = rgba[..., 3:] / 255.0
-    out = (1 - a) * base[..., None] + a * rgba[..., :3]
+    out = blend(np.repeat(base[..., None], 3, axis=2), colorize(scores, threshold, vmax))
     out[~np.isfinite(scores)] = 128
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return out

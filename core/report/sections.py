@@ -166,7 +166,8 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
     if not s.counted:
         pdf.para("No damage findings to list.")
     else:
-        by = {(ANOMALY,): "peak anomaly score", (CHANGE,): "peak change score"}.get(
+        labels: dict[tuple[str, ...], str] = {(ANOMALY,): "peak anomaly score", (CHANGE,): "peak change score"}
+        by = labels.get(
             tuple(s.kinds), "peak score (change score for pre/post scenes, anomaly score for single images)")
         pdf.para(f"Counted findings by {by}. '#' is the obj_id of the CSV and GeoJSON files and the "
                  "number on the maps. Status 'unreviewed' means " + NOT_VALIDATED + ".", size=8, colour=GREY)

@@ -20,7 +20,7 @@ from core.store.codec import (
     scene_from_row,
     scene_row,
 )
-from core.store.db import loads_row, utc_now
+from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import decode_path, encode_path
 from core.store.merge import match_reviewed
 from core.types import Finding, SceneResult
@@ -55,7 +55,7 @@ class AnalysesMixin(WorkspaceBase):
         with self._db.write() as conn:
             cur = conn.execute("INSERT INTO cases(name, event, description, created_at, updated_at) "
                                "VALUES (?, ?, ?, ?, ?)", (name, event, description, now, now))
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
     def ensure_case(self, name: str, *, description: str = "") -> int:
         """Id of the oldest case, creating ``name`` when the workspace has none: one transaction, so sessions and
@@ -68,15 +68,15 @@ class AnalysesMixin(WorkspaceBase):
             now = utc_now()
             cur = conn.execute("INSERT INTO cases(name, event, description, created_at, updated_at) "
                                "VALUES (?, '', ?, ?, ?)", (name, description, now, now))
-            return int(cur.lastrowid)
+            return inserted_id(cur)
 
-    def list_cases(self) -> list[dict]:
+    def list_cases(self) -> list[dict[str, Any]]:
         """All cases, newest first, each with ``n_analyses``."""
         rows = self._db.query("SELECT c.*, (SELECT COUNT(*) FROM analyses a WHERE a.case_id = c.id) AS n_analyses "
                               "FROM cases c ORDER BY c.id DESC")
         return [loads_row(r) for r in rows]  # type: ignore[misc]
 
-    def get_case(self, case_id: int) -> dict:
+    def get_case(self, case_id: int) -> dict[str, Any]:
         """One case as a dict (id, name, event, description, created_at, updated_at, n_analyses)."""
         cid = check_id(case_id, "case id")
         rows = self._db.query("SELECT c.*, (SELECT COUNT(*) FROM analyses a WHERE a.case_id = c.id) AS n_analyses "
@@ -87,8 +87,8 @@ class AnalysesMixin(WorkspaceBase):
         return loads_row(rows[0])  # type: ignore[return-value]
 
     # -- analyses -------------------------------------------------------------------------------------------
-    def create_analysis(self, case_id: int, inputs: list[dict], *, model: dict, threshold: float | None,
-                        options: dict) -> int:
+    def create_analysis(self, case_id: int, inputs: list[dict[str, Any]], *, model: dict[str, Any],
+                        threshold: float | None, options: dict[str, Any]) -> int:
         """Record a detector run over ``inputs`` (``[{"path", "name"?, "pre_path"?, ...extra}]``; ``name``
         defaults to the file name and must be unique) before it starts; status ``running``. Returns its id."""
         cid = self.get_case(case_id)["id"]
@@ -125,10 +125,10 @@ class AnalysesMixin(WorkspaceBase):
         model_json, options_json = dumps(model, "model description"), dumps(options, "analysis options")
         now = utc_now()
         with self._db.write() as conn:
-            aid = int(conn.execute(
+            aid = inserted_id(conn.execute(
                 "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
                 "updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (cid, model_json, threshold, options_json, this_owner(), now, now)).lastrowid)
+                (cid, model_json, threshold, options_json, this_owner(), now, now)))
             conn.executemany("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, extra_json) "
                              "VALUES (?, ?, ?, ?, ?, ?)", [(aid, *r) for r in rows])
             conn.execute("UPDATE cases SET updated_at=? WHERE id=?", (now, cid))
@@ -137,7 +137,7 @@ class AnalysesMixin(WorkspaceBase):
         self.analysis_dir(aid)
         return aid
 
-    def pending_inputs(self, analysis_id: int, *, include_failed: bool = False) -> list[dict]:
+    def pending_inputs(self, analysis_id: int, *, include_failed: bool = False) -> list[dict[str, Any]]:
         """Inputs with no saved result yet, in input order (what a resumed run still has to do). With
         ``include_failed`` the inputs whose result was an error are listed too, to retry them."""
         aid = self._require_analysis(analysis_id)
@@ -147,13 +147,13 @@ class AnalysesMixin(WorkspaceBase):
             f"AND s.input_name = i.name WHERE i.analysis_id = ? AND ({cond}) ORDER BY i.position", (aid,))
         return [_input_dict(r, self.root) for r in rows]
 
-    def analysis_inputs(self, analysis_id: int) -> list[dict]:
+    def analysis_inputs(self, analysis_id: int) -> list[dict[str, Any]]:
         """All inputs of an analysis, in order, as given to :meth:`create_analysis`."""
         aid = self._require_analysis(analysis_id)
         rows = self._db.query("SELECT * FROM analysis_inputs WHERE analysis_id=? ORDER BY position", (aid,))
         return [_input_dict(r, self.root) for r in rows]
 
-    def resume_analysis(self, analysis_id: int) -> list[dict]:
+    def resume_analysis(self, analysis_id: int) -> list[dict[str, Any]]:
         """Take over an interrupted (or finished) analysis: status back to ``running`` owned by this process;
         returns :meth:`pending_inputs`."""
         aid = self._require_analysis(analysis_id)
@@ -172,7 +172,7 @@ class AnalysesMixin(WorkspaceBase):
             conn.execute("UPDATE analyses SET status=?, finished_at=?, updated_at=? WHERE id=?",
                          (status, now, now, aid))
 
-    def _analysis_dict(self, row: sqlite3.Row) -> dict:
+    def _analysis_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         d = loads_row(row)
         assert d is not None
         d["model"] = loads(d.pop("model_json"), {})
@@ -180,7 +180,7 @@ class AnalysesMixin(WorkspaceBase):
         d["dir"] = self._analysis_path(d["id"])
         return d
 
-    def get_analysis(self, analysis_id: int) -> dict:
+    def get_analysis(self, analysis_id: int) -> dict[str, Any]:
         """An analysis: id, case_id, model, threshold, options, status, owner, created_at, updated_at,
         finished_at, n_inputs, n_done, n_failed, n_findings, dir."""
         aid = check_id(analysis_id, "analysis id")
@@ -190,7 +190,7 @@ class AnalysesMixin(WorkspaceBase):
                              "pick one from the list of analyses.")
         return self._analysis_dict(rows[0])
 
-    def list_analyses(self, case_id: int | None = None) -> list[dict]:
+    def list_analyses(self, case_id: int | None = None) -> list[dict[str, Any]]:
         """Analyses (of one case, or all), newest first, in the form of :meth:`get_analysis`."""
         if case_id is None:
             rows = self._db.query(_ANALYSIS_SQL + " ORDER BY a.id DESC")
@@ -244,10 +244,10 @@ class AnalysesMixin(WorkspaceBase):
                                  "save the result under its input's name (input_name=...).")
             old = conn.execute("SELECT id FROM scenes WHERE analysis_id=? AND input_name=?", (aid, name)).fetchone()
             if old is None:
-                sid = int(conn.execute(
+                sid = inserted_id(conn.execute(
                     "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, saved_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (aid, name, status, result.error, scene_json, len(findings), now)).lastrowid)
+                    (aid, name, status, result.error, scene_json, len(findings), now)))
             else:
                 sid = int(old["id"])
                 conn.execute("UPDATE scenes SET status=?, error=?, result_json=?, n_findings=?, saved_at=? "

@@ -35,7 +35,7 @@ from core.errors import InputError, WorkspaceError
 from core.safety import safe_extract_zip, safe_filename, unique_name
 from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE
-from core.store.db import loads_row, utc_now
+from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, decode_path, encode_path, file_sha256, inside_folder
 from core.store.schema import SCHEMA_VERSION
 
@@ -46,7 +46,7 @@ FORMAT_VERSION = 1
 _PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
 
 
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> list[dict[str, Any]]:
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
     return [loads_row(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[misc]
 
 
@@ -225,7 +225,7 @@ class ArchiveMixin(WorkspaceBase):
             shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
-    def _read_archive(archive: Path, tmp: Path) -> tuple[dict, dict]:
+    def _read_archive(archive: Path, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Manifest and rows of an extracted archive, after checking format, version and every file's sha256."""
         bad = f"{archive.name} is not a case archive of this workbench"
         try:
@@ -259,7 +259,7 @@ class ArchiveMixin(WorkspaceBase):
 
     def _place_inputs(self, cid: int, carried: list[dict[str, Any]], tmp: Path, moved: list[Path]) -> dict[str, str]:
         """Move the carried input images into case ``cid``'s upload folder; returns old reference -> new one."""
-        folder = self.uploads_dir(cid)  # type: ignore[attr-defined]
+        folder = self.uploads_dir(cid)
         if not folder.exists():
             folder.mkdir(parents=True)
             moved.append(folder)  # a failed import removes the folder it made...
@@ -274,7 +274,7 @@ class ArchiveMixin(WorkspaceBase):
             new_refs.update({str(r): ref for r in c["refs"]})
         return new_refs
 
-    def _insert_case(self, data: dict, tmp: Path, moved: list[Path], carried: list[dict[str, Any]]) -> int:
+    def _insert_case(self, data: dict[str, Any], tmp: Path, moved: list[Path], carried: list[dict[str, Any]]) -> int:
         now = utc_now()
         c = data["case"]
         with self._db.write() as conn:
@@ -283,20 +283,20 @@ class ArchiveMixin(WorkspaceBase):
             if name in taken:  # two cases of one name could not be told apart in the case list
                 base = f"{name} (imported {now[:10]})"
                 name = next(n for n in [base] + [f"{base} {k}" for k in range(2, len(taken) + 3)] if n not in taken)
-            cid = int(conn.execute(
+            cid = inserted_id(conn.execute(
                 "INSERT INTO cases(name, event, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                 (name, str(c.get("event", "")), str(c.get("description", "")),
-                 str(c.get("created_at") or now), now)).lastrowid)
+                 str(c.get("created_at") or now), now)))
             refs = self._place_inputs(cid, carried, tmp, moved) if carried else {}
             for item in data["analyses"]:
                 a = item["analysis"]
                 old = int(a["id"])
                 status = a["status"] if a["status"] in ("done", "failed", "interrupted") else "interrupted"
-                aid = int(conn.execute(
+                aid = inserted_id(conn.execute(
                     "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
                     "updated_at, finished_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
                     (cid, str(a["model_json"]), a["threshold"], str(a["options_json"]), status,
-                     str(a["created_at"]), now, a.get("finished_at"))).lastrowid)
+                     str(a["created_at"]), now, a.get("finished_at"))))
                 for i in item["inputs"]:
                     conn.execute("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, "
                                  "extra_json) VALUES (?, ?, ?, ?, ?, ?)",
@@ -305,11 +305,11 @@ class ArchiveMixin(WorkspaceBase):
                                   str(i.get("extra_json") or "{}")))
                 scene_ids = {}
                 for s in item["scenes"]:
-                    scene_ids[s["id"]] = int(conn.execute(
+                    scene_ids[s["id"]] = inserted_id(conn.execute(
                         "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, "
                         "saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (aid, str(s["input_name"]), s["status"], s.get("error"),
-                         _portable_result(s["result_json"], refs), int(s["n_findings"]), str(s["saved_at"]))).lastrowid)
+                         _portable_result(s["result_json"], refs), int(s["n_findings"]), str(s["saved_at"]))))
                 prefix, new_prefix = f"A{old}-", f"A{aid}-"
 
                 def remap(fid: str, prefix: str = prefix, new_prefix: str = new_prefix) -> str:

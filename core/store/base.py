@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import InputError, WorkspaceError
 from core.store.codec import check_id
@@ -61,6 +61,9 @@ def owner_alive(owner: str | None, updated_at: str | None = None) -> bool:
     return True
 
 
+_W = TypeVar("_W", bound="WorkspaceBase")
+
+
 class WorkspaceBase:
     """Folder layout + database. Layout under ``root``::
 
@@ -96,7 +99,7 @@ class WorkspaceBase:
         """Close this thread's database connection (the workspace stays usable; it reconnects on demand)."""
         self._db.close()
 
-    def __enter__(self) -> WorkspaceBase:
+    def __enter__(self: _W) -> _W:
         return self
 
     def __exit__(self, *exc: Any) -> None:

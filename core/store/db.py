@@ -122,7 +122,7 @@ class Database:
                     continue
                 raise self.translate(exc) from exc
 
-    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         """Run a read statement outside any transaction and return all rows."""
         conn = self.connection()
         return self._retry(lambda: conn.execute(sql, params).fetchall())
@@ -205,3 +205,12 @@ class Database:
 def loads_row(row: sqlite3.Row | None) -> dict[str, Any] | None:
     """A row as a plain dict (None stays None)."""
     return None if row is None else {k: row[k] for k in row.keys()}
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row the INSERT run on ``cursor`` made (raises :class:`WorkspaceError` if there is none)."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise WorkspaceError("the workspace database returned no id for a new record; check the workspace with "
+                             "its integrity check before going on")
+    return rowid

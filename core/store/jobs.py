@@ -11,7 +11,7 @@ from core.errors import InputError
 from core.safety import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
 from core.store.codec import check_fraction, check_id, check_text, dumps, loads
-from core.store.db import loads_row, utc_now
+from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import decode_path, encode_path, file_sha256
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -26,7 +26,7 @@ class JobsMixin(WorkspaceBase):
         """Folder for checkpoints that belong to the workspace (trained here or copied in)."""
         return self.root / "files" / "models"
 
-    def register_model(self, path: Path, info: dict, *, copy: bool = False) -> int:
+    def register_model(self, path: Path, info: dict[str, Any], *, copy: bool = False) -> int:
         """Register a checkpoint file with its ``info`` (name, architecture, metrics...; JSON-safe); returns its id.
 
         The same file (same sha256) registered twice returns the first id. With ``copy`` the file is first copied
@@ -54,9 +54,9 @@ class JobsMixin(WorkspaceBase):
             row = conn.execute("SELECT id FROM models WHERE sha256=?", (sha,)).fetchone()
             if row is not None:  # registered by another thread/process meanwhile
                 return int(row["id"])
-            return int(conn.execute(
+            return inserted_id(conn.execute(
                 "INSERT INTO models(name, path, sha256, size_bytes, info_json, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, stored, sha, size, info_json, utc_now())).lastrowid)
+                (name, stored, sha, size, info_json, utc_now())))
 
     def _copy_in(self, src: Path, sha: str) -> Path:
         dest = self.models_dir() / sha[:16] / safe_filename(src.name, default="model")
@@ -66,7 +66,7 @@ class JobsMixin(WorkspaceBase):
             atomic_write_stream(dest, inp)
         return dest
 
-    def _model_dict(self, row: sqlite3.Row) -> dict:
+    def _model_dict(self, row: sqlite3.Row) -> dict[str, Any]:
         d = loads_row(row)
         assert d is not None
         d["info"] = loads(d.pop("info_json"), {})
@@ -74,11 +74,11 @@ class JobsMixin(WorkspaceBase):
         d["exists"] = d["path"].is_file()
         return d
 
-    def list_models(self) -> list[dict]:
+    def list_models(self) -> list[dict[str, Any]]:
         """Registered models, newest first: id, name, path, sha256, size_bytes, info, created_at, exists."""
         return [self._model_dict(r) for r in self._db.query("SELECT * FROM models ORDER BY id DESC")]
 
-    def get_model(self, model_id: int) -> dict:
+    def get_model(self, model_id: int) -> dict[str, Any]:
         """One registered model, as in :meth:`list_models`."""
         mid = check_id(model_id, "model id")
         rows = self._db.query("SELECT * FROM models WHERE id=?", (mid,))
@@ -87,16 +87,16 @@ class JobsMixin(WorkspaceBase):
         return self._model_dict(rows[0])
 
     # -- jobs -----------------------------------------------------------------------------------------------
-    def create_job(self, kind: str, params: dict) -> int:
+    def create_job(self, kind: str, params: dict[str, Any]) -> int:
         """A new background job (``queued``, owned by this process); returns its id."""
         check_text(kind, "job kind", max_len=100, allow_empty=False)
         if not isinstance(params, dict):
             raise InputError("job params must be a dict.")
         params_json, now = dumps(params, "job parameters"), utc_now()
         with self._db.write() as conn:
-            return int(conn.execute(
+            return inserted_id(conn.execute(
                 "INSERT INTO jobs(kind, params_json, status, owner, created_at, updated_at) "
-                "VALUES (?, ?, 'queued', ?, ?, ?)", (kind, params_json, this_owner(), now, now)).lastrowid)
+                "VALUES (?, ?, 'queued', ?, ?, ?)", (kind, params_json, this_owner(), now, now)))
 
     def _require_job(self, job_id: Any) -> int:
         jid = check_id(job_id, "job id")
@@ -105,7 +105,7 @@ class JobsMixin(WorkspaceBase):
         return jid
 
     def update_job(self, job_id: int, *, status: str | None = None, progress: float | None = None,
-                   message: str | None = None, result: Any = None, log_append: dict | None = None) -> None:
+                   message: str | None = None, result: Any = None, log_append: dict[str, Any] | None = None) -> None:
         """Update a job in one transaction. ``progress`` in [0, 1]; ``result`` any JSON-safe value (stored when not
         None); ``log_append`` adds one timestamped entry to the job's log (e.g. ``{"epoch": 3, "loss": 0.12}``).
         Setting ``running`` makes this process the job's owner; a final status records ``finished_at``."""
@@ -150,7 +150,7 @@ class JobsMixin(WorkspaceBase):
             conn.execute("UPDATE jobs SET cancel_requested=1, updated_at=? WHERE id=?", (utc_now(), jid))
 
     @staticmethod
-    def _job_dict(row: sqlite3.Row) -> dict:
+    def _job_dict(row: sqlite3.Row) -> dict[str, Any]:
         d = loads_row(row)
         assert d is not None
         d["params"] = loads(d.pop("params_json"), {})
@@ -160,7 +160,7 @@ class JobsMixin(WorkspaceBase):
             d["progress"] = 0.0
         return d
 
-    def get_job(self, job_id: int) -> dict:
+    def get_job(self, job_id: int) -> dict[str, Any]:
         """A job: id, kind, params, status, progress, message, result, cancel_requested, owner, timestamps, and
         ``log`` (entries oldest first, each with its ``at`` time)."""
         jid = check_id(job_id, "job id")
@@ -173,7 +173,8 @@ class JobsMixin(WorkspaceBase):
         d["log"] = [{**loads(r["data_json"], {}), "at": r["at"]} for r in log]
         return d
 
-    def list_jobs(self, *, kind: str | None = None, status: str | None = None, limit: int = 100) -> list[dict]:
+    def list_jobs(self, *, kind: str | None = None, status: str | None = None,
+                  limit: int = 100) -> list[dict[str, Any]]:
         """Jobs newest first (without their logs), optionally of one kind and/or status."""
         where, vals = [], []
         if kind is not None:

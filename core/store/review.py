@@ -64,7 +64,7 @@ class ReviewMixin(WorkspaceBase):
             updated = conn.execute("SELECT * FROM findings WHERE id=?", (finding_id,)).fetchone()
         return finding_from_row(updated)
 
-    def review_history(self, finding_id: str) -> list[dict]:
+    def review_history(self, finding_id: str) -> list[dict[str, Any]]:
         """Every review of a finding, oldest first: id, finding_id, analyst, at (UTC ISO 8601) and
         ``<field>_before`` / ``<field>_after`` for status, grade and notes (both None when a call left the field
         unchanged)."""

@@ -23,7 +23,7 @@ from core.heatmap import HeatmapWriter, write_overlay_png
 from core.imagery import open_scene
 from core.report import ReportContext
 from core.types import SceneResult
-from tests.conftest import need
+from tests.support.data import need
 
 JOPLIN = Path("geotiff") / "joplin_tornado_xview2deploy"
 THRESHOLD = 2.0  #: anomaly threshold of the single images (and the post-only threshold of the pair)
@@ -145,13 +145,3 @@ def build_context(data: Path, out: Path) -> ReportContext:
 def report_ctx(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> ReportContext:
     """The real-imagery report context shared by the report tests (built once per session)."""
     return build_context(shared_data, tmp_path_factory.mktemp("report-inputs"))
-
-
-def test_support_findings_lie_on_the_imagery(report_ctx: ReportContext) -> None:
-    """The fixture is what the tests assume: findings on each georeferenced tile, inside its bounds."""
-    a, b, c = report_ctx.scenes
-    assert len(a.findings) >= 5 and len(b.findings) >= 2 and c.georef is None
-    for sr in (a, b):
-        w, s, e, n = sr.bounds_wgs84
-        for f in sr.findings:
-            assert w <= f.centroid_lon <= e and s <= f.centroid_lat <= n and f.mgrs

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parents[1] / "app.py"
+from tests.support.data import REPO
+
+APP = REPO / "app.py"
 
 
 def open_models_page() -> AppTest:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import streamlit as st
 
-from core.heatmap import colorize, read_heatmap
+from core.heatmap import blend, colorize, read_heatmap
 from core.imagery import open_scene
 from core.report.rasters import read_overview
 
@@ -63,14 +62,6 @@ def heat_panel(path: str, file_mtime: float, threshold: float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         grey = np.where(np.isfinite(scores), 30 + 110 * np.clip(scores / threshold, 0, 1), 0).astype(np.uint8)
     return blend(np.repeat(grey[..., None], 3, axis=2), heat_rgba(path, file_mtime, threshold), 1.0)
-
-
-def blend(rgb: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
-    """``rgba`` laid over ``rgb`` (resized to it) at ``opacity`` × its own alpha."""
-    if rgba.shape[:2] != rgb.shape[:2]:
-        rgba = cv2.resize(rgba, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
-    a = rgba[..., 3:4].astype(np.float32) * (float(opacity) / 255.0)
-    return (rgb.astype(np.float32) * (1 - a) + rgba[..., :3].astype(np.float32) * a).round().astype(np.uint8)
 
 
 @st.cache_data(max_entries=200, show_spinner=False)

@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.data import REPO
+
 CHROMIUM = os.environ.get("BDA_CHROMIUM", "/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
@@ -122,3 +123,28 @@ def screenshot_on_failure(page, path: Path) -> Iterator[None]:
     except Exception:
         page.screenshot(path=str(path), full_page=True)
         raise
+
+
+def artifacts_dir() -> Path:
+    """Folder of the browser tests' screenshots: $BDA_ARTIFACTS/e2e, else artifacts/e2e in the repository."""
+    out = Path(os.environ.get("BDA_ARTIFACTS", REPO / "artifacts")) / "e2e"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def model_for(tiny_model: Path) -> Path:
+    """The bundled default model when present, else the tests' tiny model."""
+    bundled = REPO / "assets/models/default.pt"
+    return bundled if bundled.is_file() else tiny_model
+
+
+def nav(page, title: str) -> None:
+    """Go to a page by its menu link and wait until it has loaded."""
+    page.get_by_role("link", name=title).first.click()
+    page.wait_for_load_state("networkidle")
+
+
+def no_exception(page) -> None:
+    """Assert that the page shows no traceback or Streamlit API error."""
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "StreamlitAPIException" not in body, body[-2000:]

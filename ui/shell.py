@@ -6,36 +6,35 @@ Environment variables:
 * ``BDA_WORKSPACE``: workspace folder (see :func:`core.store.default_root`).
 * ``BDA_MODEL``: checkpoint used as the default model instead of the bundled ``assets/models/default.pt``
   (a deployment's own model, or a small test model).
-* ``BDA_SERVER_PATHS``: optional list of folders (separated by ``os.pathsep``) that server-side paths given on the
-  Analyze page must lie in; unset, any readable file of the server may be analysed.
+* ``BDA_SERVER_PATHS``: folders that server-side paths typed on the pages must lie in (rules and checks in
+  :mod:`core.server_inputs`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from core.detector import DEFAULT_MODEL, Detector, device_label, resolve_device
-from core.errors import CoreError, InputError, WorkspaceError
-from core.imagery_xbd import load_xbd_labels
-from core.safety import atomic_write_stream, safe_filename, unique_name
+from core.assets import DEFAULT_MODEL
+from core.errors import CoreError
 from core.store import Workspace, default_root
-from pages import _case_archive
-from pages import _state as S
+from ui import case_archive
+from ui import state as S
+
+if TYPE_CHECKING:  # core.detector imports torch: imported with the model, after the menu has drawn
+    from core.detector import Detector
 
 #: Environment variable naming the default model's checkpoint.
 ENV_MODEL = "BDA_MODEL"
-#: Environment variable restricting server-side input paths to some folders.
-ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
-#: Longest side of the images shown on the pages (original, heatmap, overlay).
 
 _WORKSPACES: dict[Path, Workspace] = {}
+#: (checkpoint, device, file mtime) of the models this server has loaded (see :func:`model_loaded`).
+_LOADED: set[tuple[str, str, float]] = set()
 _WS_LOCK = threading.Lock()
 
 
@@ -73,18 +72,6 @@ class ModelChoice:
     arch: str = ""
 
 
-def model_family(arch: str) -> str:
-    """FCDD / Deeper FCDD / HSC label of an architecture name (``fcdd-vgg16`` is "Deeper FCDD")."""
-    a = (arch or "").lower()
-    if a.startswith("hsc"):
-        return "HSC"
-    if a == "fcdd-vgg16":
-        return "Deeper FCDD"
-    if a.startswith("fcdd"):
-        return "FCDD"
-    return arch or "model"
-
-
 def default_model_path() -> Path | None:
     """``$BDA_MODEL`` when set, else the bundled default checkpoint when it exists, else None."""
     env = os.environ.get(ENV_MODEL, "").strip()
@@ -109,6 +96,8 @@ def model_choices(ws: Workspace) -> list[ModelChoice]:
             continue
         seen.add(str(path.resolve()))
         arch = str(m.get("info", {}).get("arch", ""))
+        from core.detector import model_family  # torch: only once a trained model is registered
+
         out.append(ModelChoice(str(path), f"{m['name']} · {model_family(arch)} ({arch or '?'})", path, arch))
     return out
 
@@ -117,6 +106,8 @@ def model_choices(ws: Workspace) -> list[ModelChoice]:
 def load_detector(path: str, device: str, mtime: float) -> Detector:
     """The model of a checkpoint on a device, loaded once and shared by all sessions (``mtime`` notices a file
     replaced in place). ``path`` "" is the default model."""
+    from core.detector import Detector  # torch is imported here, behind the spinner
+
     del mtime  # part of the cache key only
     return Detector.load(path or None, device=device)
 
@@ -128,27 +119,79 @@ def _mtime(path: Path | None) -> float:
         return 0.0
 
 
-def get_detector(model_key: str, device: str) -> Detector:
-    """The cached :class:`Detector` of a model choice ("" = default) on ``device``; raises :class:`CoreError`."""
+def _cache_key(model_key: str, device: str) -> tuple[str, str, float]:
     path = Path(model_key) if model_key else default_model_path()
-    if path is None:
-        return load_detector("", device, _mtime(DEFAULT_MODEL))  # raises the "bundled model missing" error
-    return load_detector(str(path), device, _mtime(path))
+    return ("", device, 0.0) if path is None else (str(path), device, _mtime(path))
+
+
+def get_detector(model_key: str, device: str) -> Detector:
+    """The cached :class:`Detector` of a model choice ("" = default) on ``device``; raises :class:`CoreError`
+    (``""`` without a default model: the "bundled model missing" error)."""
+    key = _cache_key(model_key, device)
+    det = load_detector(*key)
+    _LOADED.add(key)
+    return det
+
+
+def model_loaded(model_key: str, device: str) -> bool:
+    """Whether this server has already loaded that model on that device (then nothing waits for it)."""
+    return _cache_key(model_key, device) in _LOADED
+
+
+def _first_load(slot: Any, title: str) -> None:
+    """The chosen model's first load in this server (seconds: torch is imported) happens under the page's title
+    in the page area, behind the "Loading the model…" spinner, instead of leaving the page blank. The page's
+    widgets come after it, so nothing the analyst does can be lost while it loads."""
+    if model_loaded(S.get(S.MODEL_PATH) or "", S.get(S.DEVICE) or "auto"):
+        return
+    with slot.container():
+        if title:
+            st.title(title)
+        try:
+            get_detector(S.get(S.MODEL_PATH) or "", S.get(S.DEVICE) or "auto")
+        except CoreError:
+            pass  # the sidebar shows the error
+    slot.empty()
 
 
 # -- sidebar -----------------------------------------------------------------------------------------------------
 @dataclass
 class Context:
-    """What the sidebar chose, for a page to work with."""
+    """What the sidebar chose, for a page to work with. The model (loaded by the sidebar, shared by all sessions) is
+    fetched from the cache on first use of :attr:`detector`, :attr:`model_error` or :attr:`threshold`."""
 
     ws: Workspace
     case_id: int | None
     model_key: str
     device: str
-    detector: Detector | None
-    model_error: str | None
-    threshold: float | None
     analyst: str
+    _model: tuple[Detector | None, str | None] | None = field(default=None, init=False, repr=False)
+
+    def _loaded(self) -> tuple[Detector | None, str | None]:
+        if self._model is None:
+            try:
+                self._model = (get_detector(self.model_key, self.device), None)
+            except CoreError as exc:
+                self._model = (None, str(exc))
+        return self._model
+
+    @property
+    def detector(self) -> Detector | None:
+        """The chosen model, or None when it cannot be loaded (see :attr:`model_error`)."""
+        return self._loaded()[0]
+
+    @property
+    def model_error(self) -> str | None:
+        """Why the chosen model cannot be loaded (None when it can)."""
+        return self._loaded()[1]
+
+    @property
+    def threshold(self) -> float | None:
+        """The sidebar's threshold (the model's calibrated default until the analyst moves it); None without a
+        usable model."""
+        seed_threshold(self.detector)
+        thr = S.get(S.THRESHOLD)
+        return None if thr is None else float(thr)
 
 
 def _case_section(ws: Workspace) -> None:
@@ -172,16 +215,17 @@ def _case_section(ws: Workspace) -> None:
                     st.rerun()
                 except CoreError as exc:
                     show_error(exc)
-    _case_archive.archive_popover(ws, S.get(S.CASE_ID))
-    _case_archive.archive_note()
+    case_archive.archive_popover(ws, S.get(S.CASE_ID))
+    case_archive.archive_note()
 
 
-def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
+def _model_section(ws: Workspace) -> bool:
+    """The model list; False when there is no model to choose."""
     choices = model_choices(ws)
     if not choices:
         st.warning("No model available: the bundled default model is missing and none is registered. Train or "
                    "upload one on the Models page, or set BDA_MODEL.", icon=":material/warning:")
-        return None, "no model available"
+        return False
     keys = [c.key for c in choices]
     labels = {c.key: c.label for c in choices}
     if S.get(S.MODEL_PATH) not in keys:
@@ -189,6 +233,13 @@ def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
     S.bind(S.W_MODEL, S.MODEL_PATH)
     st.selectbox("Model", keys, format_func=labels.get, key=S.W_MODEL, on_change=S.keep,
                  args=(S.MODEL_PATH, S.W_MODEL), help="Default, trained and uploaded models of this workspace.")
+    return True
+
+
+def _device_and_model_status() -> Detector | None:
+    """Device choice, then the model loaded on it (behind a spinner the first time) and what it is."""
+    from core.detector import device_label  # imports torch: after the menu and the case list have drawn
+
     devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
     if S.get(S.DEVICE) not in devices:
         S.put(S.DEVICE, "auto")
@@ -199,17 +250,19 @@ def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
         det = get_detector(S.get(S.MODEL_PATH), S.get(S.DEVICE))
     except CoreError as exc:
         show_error(exc, "Model")
-        return None, str(exc)
+        return None
     label = device_label(det.device)
     if det.device.type == "cpu":
         st.warning(f"{label}: no GPU in use, analysis is slower (seconds per tile).", icon=":material/memory:")
     else:
         st.caption(f":material/bolt: {label}")
-    st.caption(f"{model_family(det.arch)} · `{det.arch}` · v{det.version} · sha256 `{det.sha256[:12]}`")
-    return det, None
+    st.caption(f"{det.family} · `{det.arch}` · v{det.version} · sha256 `{det.sha256[:12]}`")
+    return det
 
 
 def _cuda_available() -> bool:
+    from core.detector import resolve_device  # imports torch
+
     try:
         resolve_device("cuda")
         return True
@@ -217,14 +270,21 @@ def _cuda_available() -> bool:
         return False
 
 
+def seed_threshold(det: Detector | None) -> None:
+    """Set the session's threshold to the model's calibrated default when it is unset or the model changed."""
+    if det is None:
+        return
+    model_id = f"{det.path}|{det.sha256}"
+    if S.get(S.THRESHOLD_MODEL) != model_id or S.get(S.THRESHOLD) is None:
+        S.put(S.THRESHOLD, round(float(det.calibration.threshold), 2))
+        S.put(S.THRESHOLD_MODEL, model_id)
+
+
 def _threshold_section(det: Detector | None) -> None:
     if det is None:
         return
+    seed_threshold(det)
     default = float(det.calibration.threshold)
-    model_id = f"{det.path}|{det.sha256}"
-    if S.get(S.THRESHOLD_MODEL) != model_id or S.get(S.THRESHOLD) is None:
-        S.put(S.THRESHOLD, round(default, 2))
-        S.put(S.THRESHOLD_MODEL, model_id)
     top = max(5.0, round(default * 3, 1))
     S.bind(S.W_THRESHOLD, S.THRESHOLD, shown=min(max(float(S.get(S.THRESHOLD)), 0.05), top))
     st.slider("Threshold (calibrated score)", min_value=0.05, max_value=top, step=0.05, key=S.W_THRESHOLD,
@@ -233,10 +293,13 @@ def _threshold_section(det: Detector | None) -> None:
                    "above the threshold form findings.")
 
 
-def sidebar() -> Context:
-    """Draw the shared sidebar and return the choices (call once per run, from ``app.py``)."""
+def sidebar(title: str = "") -> None:
+    """Draw the shared sidebar: workspace, case, model, device, threshold, analyst. The model's first load in this
+    server shows in the page area under ``title`` (the page's) behind a spinner. Call once per run, from
+    ``app.py``, before the page."""
     S.init()
     S.put(S.SHELL, True)
+    slot = st.empty()  # in the page area: the first model load shows there
     with st.sidebar:
         try:
             ws = workspace()
@@ -249,12 +312,12 @@ def sidebar() -> Context:
         except CoreError as exc:
             show_error(exc, "Cases")
         st.divider()
-        det, err = _model_section(ws)
-        _threshold_section(det)
+        if _model_section(ws):
+            _first_load(slot, title)
+            _threshold_section(_device_and_model_status())
         S.bind(S.W_ANALYST, S.ANALYST)
         st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
                       placeholder="your name (recorded with reviews)")
-    return context()
 
 
 def context() -> Context:
@@ -267,16 +330,8 @@ def context() -> Context:
     S.init()
     if not S.get(S.SHELL):
         st.switch_page("app.py")
-    ws = workspace()
-    det, err = None, None
-    try:
-        det = get_detector(S.get(S.MODEL_PATH), S.get(S.DEVICE))
-    except CoreError as exc:
-        err = str(exc)
-    thr = S.get(S.THRESHOLD)
-    return Context(ws=ws, case_id=S.get(S.CASE_ID), model_key=S.get(S.MODEL_PATH), device=S.get(S.DEVICE),
-                   detector=det, model_error=err, threshold=None if thr is None else float(thr),
-                   analyst=str(S.get(S.ANALYST) or "").strip())
+    return Context(ws=workspace(), case_id=S.get(S.CASE_ID), model_key=S.get(S.MODEL_PATH),
+                   device=S.get(S.DEVICE), analyst=str(S.get(S.ANALYST) or "").strip())
 
 
 # -- analyses ----------------------------------------------------------------------------------------------------
@@ -302,90 +357,3 @@ def pick_analysis(ctx: Context, widget_key: str, label: str = "Analysis") -> dic
     st.selectbox(label, list(by_id), format_func=fmt, key=widget_key, on_change=S.keep,
                  args=(S.ANALYSIS_ID, widget_key))
     return by_id[S.get(S.ANALYSIS_ID)]
-
-
-# -- inputs ------------------------------------------------------------------------------------------------------
-def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Path:
-    """Write an uploaded file into the case's upload folder in 1 MiB chunks (temporary name, then renamed) and
-    return its path; the name is made safe and unique in the folder."""
-    folder = ws.uploads_dir(case_id)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / unique_name(safe_filename(name, default="upload"), [p.name for p in folder.iterdir()])
-    except OSError as exc:
-        raise WorkspaceError(f"could not save the upload {name!r} into {folder} ({exc.strerror or exc}); check "
-                             "free disk space and the workspace folder's permissions.") from exc
-    upload.seek(0)
-    return atomic_write_stream(dest, upload)
-
-
-def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path], None]) -> None:
-    """Write each new upload once (by file id) to the workspace and hand ``(name, path)`` to ``on_saved``; an
-    upload that cannot be saved is queued as an error message for the page, and the others still go through."""
-    saved = S.get(S.SAVED_UPLOADS)
-    for f in files:
-        if f.file_id in saved:
-            continue
-        try:
-            path = save_upload(ctx.ws, ctx.case_id, f, f.name)
-        except CoreError as exc:
-            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
-            continue
-        saved[f.file_id] = str(path)
-        if path.suffix.lower() == ".json":
-            keep_label(f.name, path)
-        else:
-            on_saved(f.name, path)
-
-
-def keep_label(name: str, path: Path) -> None:
-    """An uploaded .json: kept beside the images when it is an xBD label file (the image ``<stem>.png`` of the
-    same name then gets its georeference and capture date from it), else removed with a message."""
-    try:
-        load_xbd_labels(path)
-    except CoreError as exc:
-        path.unlink(missing_ok=True)
-        S.get(S.UPLOAD_ERRORS).append(f"{name}: only xBD label files (.json) can be uploaded with the images; {exc}")
-        return
-    wanted = path.with_name(safe_filename(name, default="labels.json"))
-    if wanted != path:  # a newer copy of a label replaces the older one: its image finds it by name
-        os.replace(path, wanted)
-    S.get(S.UPLOAD_NOTES).append(f"xBD labels {wanted.name} kept: the image {wanted.stem}.png gets its location, "
-                                 "date and building outlines from them.")
-
-
-def server_roots() -> list[Path]:
-    """The folders of ``$BDA_SERVER_PATHS`` (links resolved) that typed server paths must lie in; empty when the
-    variable is unset (then any readable path is accepted)."""
-    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
-
-
-def check_server_path(text: str) -> Path:
-    """A server-side input path the analyst typed: it must exist, be a file and be readable (and lie inside one of
-    ``$BDA_SERVER_PATHS`` when that is set). Raises :class:`InputError` saying what is wrong."""
-    raw = (text or "").strip().strip("'\"")
-    if not raw:
-        raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
-    if any(ord(c) < 32 for c in raw):
-        raise InputError("the path contains control characters; type it again without them")
-    try:
-        path = Path(raw).expanduser()
-    except RuntimeError:  # ~user of a user this machine does not know
-        raise InputError(f"{raw!r} names a home folder this server does not know; give the full path") from None
-    if not path.is_absolute():
-        raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
-    roots = server_roots()
-    if roots and not any(path.resolve().is_relative_to(r) for r in roots):
-        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
-                         f"copy the file into one of them, or ask the administrator to add its folder to "
-                         f"{ENV_SERVER_PATHS}")
-    if not path.exists():
-        raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
-    if not path.is_file():
-        raise InputError(f"{path} is not a file (a folder?); give the path of one image file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path} is not readable by the workbench (permissions); make it readable and try again")
-    return path
-
-
-# -- cached derived images (keyed by file path + modification time) ---------------------------------------------

@@ -1,0 +1,65 @@
+"""Uploads of the Analyze page: each file streamed once into the case's upload folder, xBD label files kept
+beside their images, what went wrong queued as messages for the page."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from core.errors import CoreError, WorkspaceError
+from core.imagery_xbd import load_xbd_labels
+from core.safety import atomic_write_stream, safe_filename, unique_name
+from core.store import Workspace
+from ui import state as S
+from ui.shell import Context
+
+
+def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Path:
+    """Write an uploaded file into the case's upload folder in 1 MiB chunks (temporary name, then renamed) and
+    return its path; the name is made safe and unique in the folder."""
+    folder = ws.uploads_dir(case_id)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / unique_name(safe_filename(name, default="upload"), [p.name for p in folder.iterdir()])
+    except OSError as exc:
+        raise WorkspaceError(f"could not save the upload {name!r} into {folder} ({exc.strerror or exc}); check "
+                             "free disk space and the workspace folder's permissions.") from exc
+    upload.seek(0)
+    return atomic_write_stream(dest, upload)
+
+
+def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path], None]) -> None:
+    """Write each new upload once (by file id) to the workspace and hand ``(name, path)`` to ``on_saved``; an
+    upload that cannot be saved is queued as an error message for the page, and the others still go through."""
+    saved = S.get(S.SAVED_UPLOADS)
+    for f in files:
+        if f.file_id in saved:
+            continue
+        try:
+            path = save_upload(ctx.ws, ctx.case_id, f, f.name)
+        except CoreError as exc:
+            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
+            continue
+        saved[f.file_id] = str(path)
+        if path.suffix.lower() == ".json":
+            keep_label(f.name, path)
+        else:
+            on_saved(f.name, path)
+
+
+def keep_label(name: str, path: Path) -> None:
+    """An uploaded .json: kept beside the images when it is an xBD label file (the image ``<stem>.png`` of the
+    same name then gets its georeference and capture date from it), else removed with a message."""
+    try:
+        load_xbd_labels(path)
+    except CoreError as exc:
+        path.unlink(missing_ok=True)
+        S.get(S.UPLOAD_ERRORS).append(f"{name}: only xBD label files (.json) can be uploaded with the images; {exc}")
+        return
+    wanted = path.with_name(safe_filename(name, default="labels.json"))
+    if wanted != path:  # a newer copy of a label replaces the older one: its image finds it by name
+        os.replace(path, wanted)
+    S.get(S.UPLOAD_NOTES).append(f"xBD labels {wanted.name} kept: the image {wanted.stem}.png gets its location, "
+                                 "date and building outlines from them.")
