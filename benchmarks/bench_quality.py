@@ -1,12 +1,22 @@
-"""Quality figures of the bundled default model (and of an AIDER one-vs-rest model trained here).
+"""One quality table: every bundled model and two naive baselines, measured by the same code on real imagery.
 
-    python -m benchmarks.bench_quality [--model assets/models/default.pt] [--skip-aider] [--json out.json]
+    python -m benchmarks.bench_quality [--models assets/models/*.pt] [--skip-aider] [--skip-change] [--json out.json]
 
-1. xBD Harvey building-level AUROC (damaged vs no-damage) and tile-level AUROC of the model's post-event heatmaps.
-2. Joplin chips_aligned pre vs post patch AUROC (the chips' area is excluded from the default model's training).
-3. AIDER one-vs-rest: train on flood as normal with fire as outlier exposure on a split (every 5th image of each
-   class held out), evaluate held-out flood vs held-out fire (image-level AUROC).
-Needs ../shared/data (or BDA_SHARED_DATA); exits with a message when it is absent.
+Per model (rows) it prints:
+
+* **Harvey post-only**: xBD Harvey building AUROC (damaged = minor/major/destroyed vs no-damage; a building's score is
+  the mean heatmap inside its polygon) of the post image's own heatmap, pooled over the 12 scenes, and within-scene
+  (each building relative to its image: (mean − image median) / (90th percentile − median)).
+* **Harvey change**: the same for the product's pre/post change heatmap (``core.change.analyze_pair``: co-registration,
+  tiles, calibration).
+* **Joplin chips**: pre vs post patch AUROC of the co-registered Joplin chips (held out of every bundled model).
+* **AIDER fire vs flood**: the model's own recipe (its architecture, trunk source and steps from its checkpoint)
+  refitted on AIDER flood photos (every 5th held out), held-out flood vs fire image AUROC.
+* **s / 1024²**: seconds to analyse one 1024² post image on this machine (``core.pipeline.analyze_scene``).
+
+Baselines, through the same scoring: *blurred pixel difference* (change: RGB distance of the Gaussian-blurred
+co-registered pre and post, σ 8 px) and *texture* (post-only: local standard deviation of grey levels, 9 px window,
+blurred σ 8 px; image score its mean). Needs ../shared/data (or BDA_SHARED_DATA); exits with a message when absent.
 """
 
 from __future__ import annotations
@@ -14,18 +24,116 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import cv2
+import numpy as np
+import rasterio
+
+from core.calibration import Calibration
+from core.change import analyze_pair, black_nodata, coregister
 from core.detector import Detector
-from core.evaluation import evaluate_images, evaluate_xbd
+from core.evaluation import auroc, building_scores, evaluate_images
+from core.imagery import open_scene
+from core.pipeline import analyze_scene
 from core.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
+HARVEY = DATA / "xbd" / "harvey" / "images"
+CHIPS = DATA / "geotiff" / "joplin_tornado_xview2deploy" / "chips_aligned"
+
+
+class Buildings:
+    """Building scores of one method over all scenes: pooled and within-scene AUROC."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, int, float]] = []  # (score, damaged, score relative to its scene)
+
+    def add(self, heat: np.ndarray, valid: np.ndarray, buildings: list[dict[str, Any]]) -> None:
+        h = np.where(valid, heat, np.nan).astype(np.float32)
+        if not np.isfinite(h).any():
+            return
+        med, q90 = float(np.nanmedian(h)), float(np.nanpercentile(h, 90))
+        self.rows += [(s, y, (s - med) / max(q90 - med, 1e-6)) for s, y, _ in building_scores(h, buildings)]
+
+    def figures(self) -> tuple[float, float]:
+        """(pooled AUROC, within-scene AUROC)."""
+        s, y, r = (list(c) for c in zip(*self.rows, strict=True)) if self.rows else ([], [], [])
+        return auroc(s, y), auroc(r, y)
+
+
+def texture(rgb: np.ndarray) -> np.ndarray:
+    """The post-only baseline: local standard deviation of grey levels (9 px), blurred σ 8 px."""
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    m = cv2.blur(g, (9, 9))
+    sd = np.sqrt(np.maximum(cv2.blur(g * g, (9, 9)) - m * m, 0))
+    return cv2.GaussianBlur(sd, (0, 0), 8)
+
+
+def pixel_difference(post: np.ndarray, pre: np.ndarray, sigma: float = 8.0) -> np.ndarray:
+    """The change baseline: RGB distance of the Gaussian-blurred images."""
+    a = cv2.GaussianBlur(post.astype(np.float32), (0, 0), sigma)
+    b = cv2.GaussianBlur(pre.astype(np.float32), (0, 0), sigma)
+    return np.sqrt(((a - b) ** 2).sum(axis=2))
+
+
+class TextureDetector:
+    """The texture baseline behind the Detector interface that ``core.evaluation`` uses."""
+
+    name, arch, input_size = "texture baseline", "texture", 224
+    calibration = Calibration(pixel_q50=0.0, pixel_q99=1.0, image_q50=0.0, image_q99=1.0, threshold=1.0,
+                              image_threshold=1.0)
+
+    def predict(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Texture maps and their means."""
+        maps = np.stack([texture(t) for t in tiles])
+        return maps, maps.reshape(len(maps), -1).mean(1)
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(1).astype(np.float32)
+
+
+def harvey(det: Detector | None, with_change: bool) -> dict[str, Any]:
+    """Post-only and change building AUROC on xBD Harvey (``det`` None: the two baselines); seconds per image."""
+    post_b, change_b, secs = Buildings(), Buildings(), []
+    posts = sorted(HARVEY.glob("*_post_disaster.png"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for post_path in posts:
+            pre_path = post_path.with_name(post_path.name.replace("_post_", "_pre_"))
+            post, pre = open_scene(post_path), open_scene(pre_path)
+            try:
+                buildings = post.meta.get("xbd", {}).get("buildings", [])
+                prgb, pvalid = post.read()
+                pvalid = pvalid & ~black_nodata(prgb)
+                if det is None:
+                    qrgb, qvalid, _ = coregister(post, pre)
+                    post_b.add(texture(prgb), pvalid, buildings)
+                    change_b.add(pixel_difference(prgb, qrgb), pvalid & qvalid & ~black_nodata(qrgb), buildings)
+                    continue
+                t = time.perf_counter()
+                res = analyze_scene(post, det, Path(tmp) / "post")
+                secs.append(time.perf_counter() - t)
+                post_b.add(_read(res.heatmap_path), pvalid, buildings)
+                if with_change:
+                    pair = analyze_pair(post, pre_path, det, Path(tmp) / "pair")
+                    qrgb, qvalid, _ = coregister(post, pre)
+                    change_b.add(_read(pair.change_path), pvalid & qvalid & ~black_nodata(qrgb), buildings)
+            finally:
+                post.close()
+                pre.close()
+    out = dict(zip(("post_only", "post_only_within"), post_b.figures(), strict=True))
+    if change_b.rows:
+        out |= dict(zip(("change", "change_within"), change_b.figures(), strict=True))
+    if secs:
+        out["seconds_per_1024"] = float(np.median(secs))
+    return out
 
 
 def aider_split(holdout_every: int = 5) -> tuple[list[str], list[str], list[str], list[str]]:
@@ -41,60 +149,73 @@ def aider_split(holdout_every: int = 5) -> tuple[list[str], list[str], list[str]
     return ftr, xtr, fte, xte
 
 
-def aider_one_vs_rest(arch: str, size: int, epochs: int, steps: int) -> dict:
-    """Train flood-normal / fire-OE on the training split; AUROC on the held-out split."""
+def aider(det: Detector | TextureDetector, steps: int) -> dict[str, Any]:
+    """The model's recipe refitted with AIDER flood as normal (fire as outlier exposure where the method uses it)."""
     ftr, xtr, fte, xte = aider_split()
+    if isinstance(det, TextureDetector):
+        r = evaluate_images(det, fte, xte)
+        return {"auroc": r["auroc"], "refit": "none (a fixed statistic)"}
+    cfg = (det.meta.get("training") or {}).get("config") or {}
+    keep = {k: cfg[k] for k in ("arch", "pretrained", "freeze", "optimizer", "lr", "confetti", "region_share",
+                                "bank_max") if k in cfg}
+    keep.setdefault("arch", det.arch)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        train(TrainConfig(arch=arch, normal=ftr, anomalies=xtr, out=f"{tmp}/aider.pt", input_size=size,
-                          epochs=epochs, steps_per_epoch=steps, batch_size=16, optimizer="adam", lr=1e-3,
-                          confetti="mix", name="aider-flood-vs-fire"))
+        tc = TrainConfig(**keep, normal=ftr, anomalies=xtr, out=f"{tmp}/aider.pt", input_size=128,
+                         epochs=max(1, steps // 50), steps_per_epoch=min(50, steps), batch_size=16, seed=0,
+                         name="aider-flood-vs-fire")
+        train(tc)
         secs = time.perf_counter() - t
-        det = Detector.load(f"{tmp}/aider.pt")
-        r = evaluate_images(det, fte, xte)
-    return {"auroc": r["auroc"], "n_normal": r["n_normal"], "n_anomalous": r["n_anomalous"],
-            "train_files": {"flood": len(ftr), "fire": len(xtr)}, "arch": arch, "input_size": size,
-            "steps": epochs * steps, "train_seconds": round(secs, 1)}
+        r = evaluate_images(Detector.load(f"{tmp}/aider.pt"), fte, xte)
+    return {"auroc": r["auroc"], "refit": f"{keep['arch']}, {tc.epochs * tc.steps_per_epoch} steps or one bank fit",
+            "refit_seconds": round(secs, 1), "n_flood": r["n_normal"], "n_fire": r["n_anomalous"]}
 
 
 def main() -> int:
-    """Print the figures."""
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=None)
+    """Print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="*", default=None, help="checkpoints (default: every assets/models/*.pt)")
     ap.add_argument("--skip-aider", action="store_true")
-    ap.add_argument("--aider-arch", default="fcdd-resnet18")
-    ap.add_argument("--aider-size", type=int, default=128)
-    ap.add_argument("--aider-epochs", type=int, default=6)
-    ap.add_argument("--aider-steps", type=int, default=50)
+    ap.add_argument("--skip-change", action="store_true")
+    ap.add_argument("--aider-steps", type=int, default=300)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     a = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: real data not found at {DATA} (set BDA_SHARED_DATA)")
         return 0
-    det = Detector.load(a.model)
-    out: dict = {"model": det.info()}
-    size = det.input_size
-    x = evaluate_xbd(det, DATA / "xbd/harvey")
-    out["xbd_harvey"] = {k: v for k, v in x.items() if k not in ("building_scores", "building_labels")}
-    print(f"xBD Harvey building AUROC {x['building_auroc']:.3f} ({x['n_damaged']} damaged / {x['n_undamaged']} "
-          f"undamaged), tile AUROC {x['tile_auroc']:.3f} ({x['n_tiles']} tiles); scene median alone "
-          f"{x['building_auroc_scene_median']:.3f}, within-scene {x['building_auroc_within_scene']:.3f} "
-          f"({x['images_with_both_classes']} of {x['images']} images hold both classes)", flush=True)
-    chips = DATA / "geotiff/joplin_tornado_xview2deploy/chips_aligned"
-    j = evaluate_images(det, [str(chips / "pre")], [str(chips / "post")], patch=size)
-    out["joplin_chips"] = {k: v for k, v in j.items() if k not in ("scores", "labels")}
-    print(f"Joplin chips pre vs post patch AUROC {j['auroc']:.3f} ({j['n_normal']}+{j['n_anomalous']} patches of "
-          f"{size} px)", flush=True)
+    paths = a.models if a.models is not None else sorted(str(p) for p in (REPO / "assets/models").glob("*.pt"))
+    rows: dict[str, dict[str, Any]] = {}
+    baseline = TextureDetector()
+    rows["baselines (texture / pixel difference)"] = harvey(None, not a.skip_change) | {
+        "joplin": evaluate_images(baseline, [str(CHIPS / "pre")], [str(CHIPS / "post")], patch=128)["auroc"]}
     if not a.skip_aider:
-        r = aider_one_vs_rest(a.aider_arch, a.aider_size, a.aider_epochs, a.aider_steps)
-        out["aider_flood_vs_fire"] = r
-        print(f"AIDER one-vs-rest (flood normal, fire anomalous, held-out split) AUROC {r['auroc']:.3f} "
-              f"({r['n_normal']} flood / {r['n_anomalous']} fire held out; {r['arch']} trained {r['steps']} steps "
-              f"in {r['train_seconds']:.0f} s)", flush=True)
+        rows["baselines (texture / pixel difference)"]["aider"] = aider(baseline, 0)["auroc"]
+    print("baselines done", flush=True)
+    for p in paths:
+        det = Detector.load(p)
+        row: dict[str, Any] = {"arch": det.arch, "sha256": det.sha256[:12]}
+        row |= harvey(det, not a.skip_change)
+        row["joplin"] = evaluate_images(det, [str(CHIPS / "pre")], [str(CHIPS / "post")],
+                                        patch=det.input_size)["auroc"]
+        if not a.skip_aider:
+            r = aider(det, a.aider_steps)
+            row["aider"], row["aider_refit"] = r["auroc"], r
+        rows[f"{det.name} ({Path(p).name})"] = row
+        print(f"{Path(p).name} done: {json.dumps({k: v for k, v in row.items() if k != 'aider_refit'}, default=str)}",
+              flush=True)
+    cols = [("post_only", "Harvey post-only"), ("post_only_within", "within"), ("change", "Harvey change"),
+            ("change_within", "within"), ("joplin", "Joplin chips"), ("aider", "AIDER fire/flood"),
+            ("seconds_per_1024", "s / 1024²")]
+    print("\n| model | " + " | ".join(c[1] for c in cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for name, row in rows.items():
+        cells = [f"{row[k]:.3f}" if k in row and k != "seconds_per_1024" else
+                 (f"{row[k]:.1f}" if k in row else "–") for k, _ in cols]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2, default=float))
+        Path(a.json).write_text(json.dumps(rows, indent=2, default=float), encoding="utf-8")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -47,7 +47,7 @@ def _windows(pool: PatchPool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
                 h, w = min(WINDOW, r_hi - r), min(WINDOW, width - c)
                 if h < 32 or w < 32:
                     continue
-                if it.cached is not None:
+                if it.cached is not None and it.valid is not None:
                     rgb, valid = it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]
                 else:
                     rgb, valid = it.scene.read(Window(r, c, h, w))

@@ -26,7 +26,7 @@ from core.data import OneClassStream, PatchPool, collect_images
 from core.detector import IMAGENET_MEAN, IMAGENET_STD, Detector, resolve_device, to_tensor
 from core.errors import InputError
 from core.losses import objective_for
-from core.models import build_model
+from core.models import OneClassNet, build_model
 from core.models.pretrained import SOURCES, source_info, without_source_weights
 from core.models.registry import resolve_pretrained
 
@@ -157,7 +157,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     return meta | {"sha256": sha, "path": str(cfg.out)}
 
 
-def _gradient_steps(cfg: TrainConfig, net: torch.nn.Module, normal: PatchPool, anomalies: PatchPool | None,
+def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anomalies: PatchPool | None,
                     device: torch.device, progress: ProgressFn | None, should_stop: Callable[[], bool] | None
                     ) -> tuple[list[dict[str, float]], int, bool]:
     """The one-class loss loop (outlier exposure and/or confetti); returns (history, samples seen, stopped)."""
@@ -222,7 +222,7 @@ def _gradient_steps(cfg: TrainConfig, net: torch.nn.Module, normal: PatchPool, a
     return history, seen, stopped
 
 
-def _freeze(net: torch.nn.Module, freeze: str, pretrained: str) -> str:
+def _freeze(net: OneClassNet, freeze: str, pretrained: str) -> str:
     """Freeze the trunk except its last stage (``"auto"``: only when the trunk is pretrained), or the whole trunk
     (``"trunk"``), or nothing (``"none"``); return what was frozen, for the metadata."""
     if freeze not in ("auto", "none", "trunk"):

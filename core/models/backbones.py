@@ -26,7 +26,26 @@ from core.errors import ModelError
 from core.models.pretrained import SOURCES, source_state
 
 
-class VGGTrunk(nn.Module):
+class Trunk(nn.Module):
+    """What every trunk offers the heads and the trainers (stride 8 output, stages, the last stage)."""
+
+    out_channels: int
+    stage_channels: list[int]
+
+    def layers(self) -> list[nn.Module]:
+        """Modules in execution order, for receptive-field tracking."""
+        raise NotImplementedError
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The last activation at each resolution, finest first; the last is :meth:`forward`'s output."""
+        raise NotImplementedError
+
+    def last_stage(self) -> list[nn.Module]:
+        """The modules of the last stage (fine-tuned when the rest of a pretrained trunk is frozen)."""
+        raise NotImplementedError
+
+
+class VGGTrunk(Trunk):
     """VGG-BN ``features`` cut before the 4th max-pool (stride 8)."""
 
     def __init__(self, cfg: str) -> None:
@@ -75,7 +94,7 @@ class VGGTrunk(nn.Module):
         return [*outs, x]
 
 
-class ResNetTrunk(nn.Module):
+class ResNetTrunk(Trunk):
     """ResNet stem + ``layer1`` + ``layer2`` (stride 8)."""
 
     def __init__(self, factory: Callable[..., tvm.ResNet]) -> None:
@@ -115,7 +134,7 @@ class BackboneSpec:
     """How to build one trunk and where its ImageNet weights come from."""
 
     name: str
-    make: Callable[[], nn.Module]
+    make: Callable[[], Trunk]
     weights: tvm.WeightsEnum  #: torchvision weights enum member (DEFAULT)
     description: str
 
@@ -166,7 +185,7 @@ def load_backbone_weights(trunk: nn.Module, state: dict[str, torch.Tensor], sour
     trunk.load_state_dict({k: state[k] for k in own}, strict=True)
 
 
-def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> nn.Module:
+def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> Trunk:
     """Build trunk ``name`` with random (``"none"``), ``"imagenet"`` (hub cache only), a named offline source
     (:data:`core.models.pretrained.SOURCES`, e.g. ``"hed-vgg16"``) or local-file weights.
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from core.errors import ModelError
+from core.models.backbones import Trunk
 from core.models.receptive import ReceptiveField, output_shape, receptive_field
 
 #: torchvision ImageNet statistics; models expect inputs normalised with them (the model does not normalise).
@@ -51,7 +52,7 @@ class OneClassNet(nn.Module, ABC):
     #: True when :meth:`heatmap` takes gradients (saliency), so it cannot run under ``torch.inference_mode``.
     heatmap_needs_grad: bool = False
 
-    def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
+    def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  pretrained: str = "none", sigma: float | None = None) -> None:
         super().__init__()
         self.arch = arch

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from core.models.backbones import Trunk
 from core.models.base import OneClassNet, pseudo_huber
 from core.models.upsample import gaussian_upsample
 
@@ -19,7 +20,7 @@ class FCDDNet(OneClassNet):
 
     objective = "fcdd"
 
-    def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
+    def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  channels: int, pretrained: str = "none", sigma: float | None = None) -> None:
         # the 1×1 head does not change the receptive field, so rf is the trunk's
         super().__init__(arch, backbone_name, backbone, rf_layers, pretrained, sigma)

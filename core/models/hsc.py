@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from core.models.backbones import Trunk
 from core.models.base import OneClassNet, pseudo_huber
 from core.models.upsample import gaussian_blur
 
@@ -23,7 +24,7 @@ class HSCNet(OneClassNet):
     objective = "hsc"
     heatmap_needs_grad = True
 
-    def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
+    def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  channels: int, pretrained: str = "none", sigma: float | None = None, dim: int = HSC_DIM) -> None:
         # rf is the trunk's last feature map (pooling makes the vector's receptive field the whole image)
         super().__init__(arch, backbone_name, backbone, rf_layers, pretrained, sigma)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.errors import ModelError
+from core.models.backbones import Trunk
 from core.models.base import OneClassNet
 from core.models.upsample import gaussian_upsample
 
@@ -66,7 +67,7 @@ class PatchCoreNet(OneClassNet):
     objective = "patchcore"
     trained_by_gradient = False
 
-    def __init__(self, arch: str, backbone_name: str, backbone: nn.Module, rf_layers: list[nn.Module],
+    def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  stage_channels: list[int], pretrained: str = "none", sigma: float | None = None) -> None:
         agg = Aggregate()  # part of the receptive field
         super().__init__(arch, backbone_name, backbone, [*rf_layers, agg], pretrained, sigma)
@@ -100,7 +101,7 @@ class PatchCoreNet(OneClassNet):
         """Cell embeddings (N, D, h, w) at the model stride: last two trunk stages, 3×3-aggregated, concatenated."""
         self._check_input(x)
         stages = self.backbone.stages(x)[-2:]
-        hw = stages[-1].shape[-2:]
+        hw = (int(stages[-1].shape[-2]), int(stages[-1].shape[-1]))
         parts = []
         for f in stages:
             f = f.float()
