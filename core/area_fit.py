@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from core.data import PatchPool
-from core.detector import IMAGENET_MEAN, IMAGENET_STD, to_tensor
+from core.detector import IMAGENET_MEAN, IMAGENET_STD, to_tensor, use_bf16
 from core.errors import TrainingDataError
 from core.models.coreset import greedy_coreset
 from core.models.patchcore import PatchCoreNet
@@ -64,6 +64,7 @@ def embed_pool(net: PatchCoreNet, pool: PatchPool, device: torch.device, progres
                should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
     """Cell embeddings (M, D) of every valid cell of the pool's training rows."""
     feats: list[torch.Tensor] = []
+    bf16 = use_bf16(device)  # the same precision the detector will query the bank with
     wins = list(_windows(pool))
     bar = None
     if progress is None:  # the CLI: a progress bar
@@ -73,8 +74,8 @@ def embed_pool(net: PatchCoreNet, pool: PatchPool, device: torch.device, progres
     for k, (rgb, valid) in enumerate(wins):
         if should_stop is not None and should_stop():
             break
-        with torch.inference_mode():
-            e = net.embed(to_tensor(rgb[None], IMAGENET_MEAN, IMAGENET_STD).to(device))[0]
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            e = net.embed(to_tensor(rgb[None], IMAGENET_MEAN, IMAGENET_STD).to(device))[0].float()
         h, w = e.shape[-2:]
         ok = F.adaptive_avg_pool2d(torch.from_numpy(valid.astype(np.float32))[None, None], (h, w))[0, 0] >= 0.9
         feats.append(e.permute(1, 2, 0)[ok.to(e.device)].cpu())

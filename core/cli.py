@@ -62,6 +62,8 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--patch", type=int, default=None,
                    help="score georeferenced rasters as patches of this many px (patch-level AUROC)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                   help="auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -128,7 +130,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
     if not a.xbd and not (a.normal and a.anomalous):
         raise CoreError("give --normal and --anomalous, or --xbd DIR")
-    det = Detector.load(a.model, device=a.device)
+    det = Detector.load(a.model, device=a.device, precision=a.precision)
     result: dict[str, Any] = {"model": det.info()}
     if a.normal and a.anomalous:
         r = evaluate_images(det, a.normal, a.anomalous, patch=a.patch)

@@ -33,6 +33,8 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--threshold", type=float, default=None,
                    help="finding threshold in calibrated units (default: the model's calibration)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                   help="auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it")
     p.add_argument("--change-threshold", type=float, default=None,
                    help="threshold of the findings of pre/post pairs, in calibrated change units (default: the "
                         "model's change calibration)")
@@ -176,7 +178,8 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     ws = None
     if a.resume is not None:
         ws = Workspace(a.workspace)
-        det = Detector.load(a.model or ws.get_analysis(a.resume)["model"].get("path"), device=a.device)
+        det = Detector.load(a.model or ws.get_analysis(a.resume)["model"].get("path"), device=a.device,
+                            precision=a.precision)
         run = AnalysisRun.resume(ws, a.resume, det, threshold=a.threshold, change_threshold=a.change_threshold,
                                  out_dir=a.out)
         print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
@@ -184,7 +187,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         if not a.inputs:
             raise InputError("give at least one INPUT image or raster (or --resume ID)")
         items = _items(a.inputs, a.pre)
-        det = Detector.load(a.model, device=a.device)
+        det = Detector.load(a.model, device=a.device, precision=a.precision)
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
                                   grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli")
         out = Path(a.out or "out").resolve()

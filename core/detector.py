@@ -7,6 +7,7 @@ device with a lock (one batch at a time on a GPU; no state is kept between calls
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,7 +89,39 @@ FAMILIES: dict[tuple[str, str | None], str] = {
     ("fcdd", "vgg16"): "Deeper FCDD",
     ("fcdd", None): "FCDD",
     ("hsc", None): "HSC",
+    ("patchcore", None): "Feature matching (PatchCore)",
 }
+
+
+#: ``BDA_PRECISION=fp32`` turns bf16 off everywhere; ``bf16`` asks for it on a CPU without native support too.
+ENV_PRECISION = "BDA_PRECISION"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def use_bf16(device: torch.device, precision: str | None = None) -> bool:
+    """bf16 autocast (with channels_last) on CUDA and on CPUs with native bf16, unless fp32 is asked for.
+
+    ``precision``: "auto" (default, from ``$BDA_PRECISION``), "fp32" or "bf16". On a bf16 CPU this is 2-3× faster
+    for the VGG trunks; heatmaps differ from fp32 by well under 1 % (tests/test_precision.py).
+    """
+    p = (precision or os.environ.get(ENV_PRECISION, "") or "auto").strip().lower()
+    if p not in ("auto", "fp32", "bf16"):
+        raise InputError(f"precision must be auto, fp32 or bf16, got {p!r} (set {ENV_PRECISION} accordingly)")
+    if p == "fp32":
+        return False
+    return device.type == "cuda" or p == "bf16" or (device.type == "cpu" and cpu_has_bf16())
 
 
 def model_family(arch: str) -> str:
@@ -106,7 +139,8 @@ class Detector:
     """A loaded model ready to score tiles. Build with :meth:`load` or :meth:`from_model`."""
 
     def __init__(self, net: torch.nn.Module, meta: dict[str, Any], calibration: Calibration | None,
-                 device: torch.device, sha256: str = "", path: Path | None = None, batch_size: int = 16) -> None:
+                 device: torch.device, sha256: str = "", path: Path | None = None, batch_size: int = 16,
+                 precision: str | None = None) -> None:
         self.net = net.to(device).eval()
         self.meta = meta
         self.device = device
@@ -125,8 +159,8 @@ class Detector:
         self.mean = tuple(norm.get("mean", IMAGENET_MEAN))
         self.std = tuple(norm.get("std", IMAGENET_STD))
         self.calibration = calibration or _identity_calibration()
-        self.amp = device.type == "cuda"
-        if device.type == "cuda":
+        self.amp = use_bf16(device, precision)  #: bf16 autocast and channels_last
+        if self.amp:
             self.net = self.net.to(memory_format=torch.channels_last)
 
     @property
@@ -135,29 +169,32 @@ class Detector:
         return model_family(self.arch)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = 16) -> Detector:
-        """Load a checkpoint safely (``None``: the bundled default model)."""
+    def load(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = 16,
+             precision: str | None = None) -> Detector:
+        """Load a checkpoint safely (``None``: the bundled default model); ``precision``: see :func:`use_bf16`."""
         p = Path(path) if path else DEFAULT_MODEL
         if path is None and not p.is_file():
             raise CheckpointError(f"the bundled default model is missing ({p}); reinstall or pass --model")
         net, meta, sha = load_model(p)
         cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
-        return cls(net, meta, cal, resolve_device(device), sha256=sha, path=p, batch_size=batch_size)
+        return cls(net, meta, cal, resolve_device(device), sha256=sha, path=p, batch_size=batch_size,
+                   precision=precision)
 
     @classmethod
     def from_model(cls, net: torch.nn.Module, calibration: Calibration | None = None,
-                   meta: dict[str, Any] | None = None, device: str = "cpu") -> Detector:
+                   meta: dict[str, Any] | None = None, device: str = "cpu", precision: str | None = None
+                   ) -> Detector:
         """Wrap an in-memory network (e.g. right after training)."""
         meta = dict(meta or {})
         meta.setdefault("arch", getattr(net, "arch", "unknown"))
-        return cls(net, meta, calibration, resolve_device(device))
+        return cls(net, meta, calibration, resolve_device(device), precision=precision)
 
     def _batches(self, tiles: np.ndarray) -> Iterator[torch.Tensor]:
         if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
             raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
         for i in range(0, len(tiles), self.batch_size):
             x = to_tensor(tiles[i:i + self.batch_size], self.mean, self.std).to(self.device, non_blocking=True)
-            if self.device.type == "cuda":
+            if self.amp:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x
 
@@ -190,7 +227,8 @@ class Detector:
         return {"name": self.name, "version": self.version, "sha256": self.sha256, "arch": self.arch,
                 "objective": self.objective, "input_size": self.input_size, "gsd_m": self.gsd_m,
                 "gsd_source": self.gsd_source,
-                "device": device_label(self.device), "threshold": self.calibration.threshold,
+                "device": device_label(self.device), "precision": "bf16" if self.amp else "fp32",
+                "threshold": self.calibration.threshold,
                 "path": str(self.path) if self.path else None,
                 "evaluation": self.meta.get("evaluation", {}), "created": self.meta.get("created")}
 

@@ -52,7 +52,8 @@ def joplin(shared_data: Path) -> Path:
 def detector(shared_data: Path) -> Detector:
     """An untrained fcdd-resnet18 (seeded), FCDD-calibrated on a real pre-event Joplin tile."""
     torch.manual_seed(0)
-    det = Detector.from_model(build_model("fcdd-resnet18"), meta={"name": "seeded", "tile_size": 512})
+    det = Detector.from_model(build_model("fcdd-resnet18"), meta={"name": "seeded", "tile_size": 512},
+                               precision="fp32")  # the pipeline's own arithmetic, not bf16 noise
     pre = open_scene(need(shared_data / JOPLIN / "pre" / "tile_337-9136.tif"))
     rgb, _ = pre.read(Window(0, 0, 1024, 1024))
     pre.close()

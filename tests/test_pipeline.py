@@ -34,7 +34,7 @@ JOPLIN = "geotiff/joplin_tornado_xview2deploy"
 def detector(shared_data):
     """An untrained fcdd-resnet18 (seeded), calibrated on a real pre-event Joplin tile as its 'normal' data."""
     torch.manual_seed(0)
-    det = Detector.from_model(build_model("fcdd-resnet18"))
+    det = Detector.from_model(build_model("fcdd-resnet18"), precision="fp32")
     pre = open_scene(need(shared_data / JOPLIN / "pre" / "tile_337-9136.tif"))
     rgb, _ = pre.read(Window(0, 0, 1024, 1024))
     pre.close()

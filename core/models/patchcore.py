@@ -125,7 +125,8 @@ class PatchCoreNet(OneClassNet):
         """Distance map (N,1,h,w) of every cell to the nearest bank feature."""
         e = self.embed(x)
         n, d, h, w = e.shape
-        dist = nearest_distance(e.permute(0, 2, 3, 1).reshape(-1, d), self.bank)
+        with torch.autocast(e.device.type, enabled=False):  # ‖q‖² − 2q·m + ‖m‖² cancels badly in bf16
+            dist = nearest_distance(e.float().permute(0, 2, 3, 1).reshape(-1, d), self.bank.float())
         return dist.view(n, 1, h, w)
 
     def anomaly(self, out: Tensor) -> Tensor:
