@@ -9,6 +9,7 @@ same), and the candidates are capped at ``max_candidates`` by uniform sampling f
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -27,15 +28,20 @@ def greedy_coreset(features: Tensor, size: int, *, proj_dim: int = 64, max_candi
     if x.size(1) > proj_dim:
         proj = torch.randn(x.size(1), proj_dim, generator=g) / proj_dim ** 0.5
         x = x @ proj
-    x = x.contiguous()
-    norms = (x * x).sum(1)
-    picked = torch.empty(size, dtype=torch.long)
-    nxt = int(torch.randint(x.size(0), (1,), generator=g))
-    dist = torch.full_like(norms, float("inf"))
+    xs = x.contiguous().numpy()
+    norms = (xs * xs).sum(1)
+    picked = np.empty(size, dtype=np.int64)
+    nxt = int(torch.randint(xs.shape[0], (1,), generator=g))
+    dist = np.full_like(norms, np.inf)
+    tmp = np.empty_like(norms)
+    # numpy, not torch: thousands of small steps, where torch's thread pool costs more than the arithmetic on a busy
+    # machine (measured 45 ms against 3 ms a step on 2 shared cores), and torch's thread count is the server's
     for i in range(size):
         picked[i] = nxt
-        c = x[nxt]
-        # ‖x − c‖² as one matrix-vector product; the running minimum is updated in place
-        torch.minimum(dist, norms - 2.0 * (x @ c) + norms[nxt], out=dist)
-        nxt = int(torch.argmax(dist))
-    return cand[picked]
+        np.dot(xs, xs[nxt], out=tmp)  # ‖x − c‖² = ‖x‖² − 2 x·c + ‖c‖², the running minimum updated in place
+        tmp *= -2.0
+        tmp += norms
+        tmp += norms[nxt]
+        np.minimum(dist, tmp, out=dist)
+        nxt = int(dist.argmax())
+    return cand[torch.from_numpy(picked)]
