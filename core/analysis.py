@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from core.batch import OnTiles, analyze_input
 from core.errors import InputError
 from core.grading import check_threshold, get_scale
+from core.guidance import EVENT_MODES
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # core.detector imports torch; the page imports this module before any model is loaded
@@ -63,6 +64,7 @@ class AnalysisOptions:
     change_threshold: float | None = None  #: pairs' change threshold (None: each pair's calibrated default)
     grade_scale: str = "copernicus-ems"
     resample: bool = True  #: bring georeferenced inputs to the model's ground sample distance
+    event_type: str = "other"  #: kind of event (core.guidance.EVENT_MODES): which mode suits it, said in the report
     device: str = ""  #: the device the run used, as shown to people (filled in by :meth:`AnalysisRun.start`)
     out: str = ""  #: folder of the run's files when not the workspace's analysis folder (the CLI's --out)
     origin: str = ""  #: which face started it ("dashboard", "cli")
@@ -70,6 +72,8 @@ class AnalysisOptions:
     def check(self) -> None:
         """Raise :class:`InputError` for an unknown grading scale or a threshold that is not a positive number."""
         get_scale(self.grade_scale)
+        if self.event_type not in EVENT_MODES:
+            raise InputError(f"unknown event type {self.event_type!r}; use one of {', '.join(EVENT_MODES)}")
         for t in (self.threshold, self.change_threshold):
             if t is not None:
                 check_threshold(t)

@@ -8,3 +8,19 @@ from pathlib import Path
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 #: The bundled default model (see its card ``default.md`` beside it).
 DEFAULT_MODEL = MODELS / "default.pt"
+
+
+def bundled_models() -> list[Path]:
+    """Every bundled checkpoint (``assets/models/*.pt``), the default first."""
+    found = sorted(MODELS.glob("*.pt"))
+    return sorted(found, key=lambda p: p != DEFAULT_MODEL)
+
+
+def card_title(checkpoint: Path) -> str:
+    """The model's name from the first heading of its card ``<stem>.md`` (cheap: no checkpoint is read)."""
+    card = checkpoint.with_suffix(".md")
+    try:
+        first = card.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, IndexError):
+        return checkpoint.stem
+    return first.lstrip("# ").removeprefix("Model card: ").strip() or checkpoint.stem

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import InputError
 from core.grading import SCALES
+from core.guidance import EVENT_MODES, mode_advice
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # both import more than the CLI's --help needs
@@ -39,6 +40,9 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="threshold of the findings of pre/post pairs, in calibrated change units (default: the "
                         "model's change calibration)")
     p.add_argument("--grade-scale", default="copernicus-ems", choices=list(SCALES))
+    p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
+                   help="kind of event: says whether the post image alone can show its damage (wildfire, tsunami "
+                        "and earthquake need a pre-event image); recorded and stated in the report")
     p.add_argument("--no-resample", action="store_true", help="do not resample inputs to the model's training GSD")
     p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help="pre-event images to compare against")
     p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
@@ -61,6 +65,8 @@ def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--out", default=None, help="output folder (default: the analysis folder)")
     p.add_argument("--title", default="Damage assessment report")
     p.add_argument("--event", default="")
+    p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
+                   help="kind of event: the method section says whether the post image alone suits it")
     p.add_argument("--aoi", default="")
     p.add_argument("--analyst", default="")
     p.add_argument("--handling", default="UNCLASSIFIED", help="handling / classification line on every page")
@@ -189,7 +195,8 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         items = _items(a.inputs, a.pre)
         det = Detector.load(a.model, device=a.device, precision=a.precision)
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
-                                  grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli")
+                                  grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli",
+                                  event_type=a.event_type)
         out = Path(a.out or "out").resolve()
         if a.no_workspace:
             run = AnalysisRun.start(det, items, options, out_dir=out)
@@ -198,6 +205,9 @@ def cmd_analyze(a: argparse.Namespace) -> int:
             run = AnalysisRun.start(det, items, options, ws=ws, case_id=_case_id(ws, a.case), out_dir=out)
             print(f"analysis {run.analysis_id} in workspace {ws.root} (resume with --resume {run.analysis_id})",
                   file=sys.stderr)
+    if not a.quiet:
+        advice, warn = mode_advice(run.options.event_type, has_pre=any(i.pre_path for i in run.inputs))
+        print(f"{'warning: ' if warn else ''}{advice}", file=sys.stderr)
     ran = run_with_progress(run, quiet=a.quiet)
     # with a workspace, a resumed run reports every input (earlier runs' included), not only this run's
     results = ws.scene_results(run.analysis_id) if ws is not None and run.analysis_id is not None else ran
@@ -277,7 +287,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
                         organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
-                        pre_sources=pre_sources_of(results))
+                        pre_sources=pre_sources_of(results), event_type=a.event_type)
     written = []
     pdf = None
     if "pdf" in fmts:

@@ -225,7 +225,8 @@ class Detector:
     def info(self) -> dict[str, Any]:
         """JSON-safe provenance of this model for results and reports."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256, "arch": self.arch,
-                "objective": self.objective, "input_size": self.input_size, "gsd_m": self.gsd_m,
+                "objective": self.objective, "family": self.family, "input_size": self.input_size,
+                "gsd_m": self.gsd_m,
                 "gsd_source": self.gsd_source,
                 "device": device_label(self.device), "precision": "bf16" if self.amp else "fp32",
                 "threshold": self.calibration.threshold,

@@ -18,6 +18,7 @@ from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
+from core.guidance import EVENT_MODES, mode_advice
 from core.heatmap import PREVIEW_MAX, blend, read_heatmap
 from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
@@ -81,7 +82,7 @@ def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str)
     inputs = [AnalysisInput(path=i["path"], name=i["name"], pre_path=i.get("pre_path") or None, origin=i["origin"])
               for i in items]
     options = AnalysisOptions(threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)),
-                              origin="dashboard")
+                              event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard")
     run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id)
     run_batch(ctx, run)
     assert run.analysis_id is not None
@@ -207,6 +208,14 @@ def inputs_section(ctx: shell.Context) -> None:
         S.bind(S.W_GRADE_SCALE, S.GRADE_SCALE)
         c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
                      on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
+        S.bind(S.W_EVENT_TYPE, S.EVENT_TYPE)
+        event = c3.selectbox("Event type", list(EVENT_MODES), key=S.W_EVENT_TYPE,
+                             format_func=lambda k: EVENT_MODES[k].label, on_change=S.keep,
+                             args=(S.EVENT_TYPE, S.W_EVENT_TYPE),
+                             help="Says whether the post-event image alone can show this kind of damage, or a "
+                                  "pre-event image of the same place is needed.")
+        advice, warn = mode_advice(event, has_pre=any(s.get("pre_path") for s in staged) or bool(S.get(S.STAGED_PRE)))
+        (st.warning if warn else st.caption)(advice)
         gsd = ctx.detector.gsd_m if ctx.detector is not None else None
         S.bind(S.W_RESAMPLE, S.RESAMPLE)
         st.toggle(f"Resample georeferenced inputs to the model's {gsd:.2f} m/px" if gsd else
@@ -255,7 +264,8 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
                  column_config={"image score": st.column_config.NumberColumn(format="%.2f")})
 
 
-def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float) -> None:
+def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float,
+           event_type: str = "other") -> None:
     """Original, heatmap and overlay side by side, scores, histogram, location."""
     if r.error:
         st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
@@ -279,10 +289,10 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     if r.change_path is not None:
         compare.before_after(r)
         compare.change_threshold_form(ctx, aid, r, model)
-    elif r.georef is not None:
-        st.caption(":material/compare: One image alone shows what is unusual in it, not what changed. For damage, "
-                   "add a pre-event image of the same place (second uploader above): the change between the two "
-                   "separates damaged from intact buildings far better than the post image alone.")
+    else:
+        advice, warn = mode_advice(event_type, has_pre=False)
+        st.caption(f":material/{'warning' if warn else 'compare'}: One image alone shows what is unusual in it, not "
+                   f"what changed. {advice}")
     S.bind(S.W_OPACITY, S.OPACITY)
     st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
               args=(S.OPACITY, S.W_OPACITY))
@@ -359,7 +369,8 @@ def results_section(ctx: shell.Context) -> None:
         except CoreError as exc:
             shell.show_error(exc)
     shown = next(r for r in ok if r.scene_name == S.get(S.SHOWN_SCENE))
-    detail(ctx, aid, shown, analysis["model"], threshold)
+    detail(ctx, aid, shown, analysis["model"], threshold,
+           str((analysis.get("options") or {}).get("event_type") or "other"))
 
 
 ctx = shell.context()

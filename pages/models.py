@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import jobs, server_inputs
+from core.assets import bundled_models
 from core.checkpoint import file_sha256, read_checkpoint
 from core.data import IMAGE_EXTS
 from core.detector import model_family
@@ -102,6 +103,15 @@ def _models_tab(ws) -> None:
             shell.show_error(exc, "Default model")
     else:
         st.info("The bundled default model is missing; train or upload one below.")
+    for path in bundled_models():
+        if default is not None and path.resolve() == default.resolve():
+            continue
+        try:
+            meta, sha = _checkpoint_meta(str(path), _mtime(path))
+            _card(f"Bundled · {meta.get('name', path.stem)}", jobs.model_info(meta, source="bundled"), sha, path, ws,
+                  markdown=_card_path(path))
+        except CoreError as exc:
+            shell.show_error(exc, f"Bundled model {path.name}")
     for m in ws.list_models():
         state = "" if m["exists"] else " · file missing"
         _card(f"#{m['id']} · {m['name']}{state}", m["info"], m["sha256"], Path(m["path"]), ws)

@@ -244,7 +244,8 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
                        scenes=results, event=S.get(S.REPORT_EVENT), aoi=S.get(S.REPORT_AOI), analyst=ctx.analyst,
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
-                       pre_sources=pre_sources_of(results))
+                       pre_sources=pre_sources_of(results),
+                       event_type=str((analysis.get("options") or {}).get("event_type") or "other"))
     rc.validate()
     out = ctx.ws.analysis_dir(analysis["id"]) / "report"
     try:

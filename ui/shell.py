@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from core.assets import DEFAULT_MODEL
+from core.assets import DEFAULT_MODEL, bundled_models, card_title
 from core.errors import CoreError
 from core.store import Workspace, default_root
 from ui import case_archive
@@ -81,13 +81,18 @@ def default_model_path() -> Path | None:
 
 
 def model_choices(ws: Workspace) -> list[ModelChoice]:
-    """The default model (``$BDA_MODEL`` or the bundled one) and every registered model whose file exists."""
+    """The default model (``$BDA_MODEL`` or the bundled one), the other bundled models, and every registered model
+    whose file exists."""
     out: list[ModelChoice] = []
     default = default_model_path()
     if default is not None:
         src = "BDA_MODEL" if os.environ.get(ENV_MODEL, "").strip() else "bundled"
         out.append(ModelChoice("", f"Default model ({src}: {default.name})", None))
     seen = {str(default.resolve())} if default is not None and default.exists() else set()
+    for path in bundled_models():  # the other bundled models: Deeper FCDD, HSC, feature matching, ...
+        if str(path.resolve()) not in seen:
+            seen.add(str(path.resolve()))
+            out.append(ModelChoice(str(path), f"{card_title(path)} (bundled: {path.name})", path))
     for m in ws.list_models():
         if not m.get("exists"):
             continue

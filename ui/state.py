@@ -42,6 +42,7 @@ STAGED_PRE = "staged_pre_inputs"  #: pre-event images {"path", "name", "origin"}
 PAIRS = "pair_choices"  #: {post input name: pre input name, or "" for none} pairings the analyst changed by hand
 RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sample distance
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
+EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.guidance.EVENT_MODES key)
 
 # -- Report ---------------------------------------------------------------------------------------------------------
 REPORT_TITLE = "report_title"
@@ -75,6 +76,7 @@ W_SERVER_ROLE = "w_server_role"
 W_COMPARE_POS = "w_compare_pos"
 W_COMPARE_MODE = "w_compare_mode"
 W_RESAMPLE = "w_resample"
+W_EVENT_TYPE = "w_event_type"
 
 
 def uploader_key() -> str:
@@ -133,6 +135,7 @@ DEFAULTS: dict[str, Any] = {
     PAIRS: {},
     COMPARE_MODE: "wipe",
     RESAMPLE: True,
+    EVENT_TYPE: "other",
     REPORT_TITLE: "Bomb / disaster damage assessment",
     REPORT_EVENT: "",
     REPORT_AOI: "",

@@ -112,6 +112,7 @@ class ReportContext:
     phase2_notes: str = ""
     phase3_notes: str = ""
     max_map_figures: int = 6
+    event_type: str = "other"  #: core.guidance.EVENT_MODES key: the method section says which mode suits it
 
     def validate(self) -> None:
         """Raise :class:`ReportError` saying what to fix when the context cannot make a report."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.change_coreg import coregistration_text as describe_coregistration
+from core.guidance import mode_advice
 from core.report._io import clean_text
 from core.report.basis import ANOMALY, CHANGE, KIND_UNITS, change_meta, coregistration_meta
 from core.report.context import ReportContext
@@ -150,8 +151,11 @@ def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
     pdf.h1(TITLES["method"])
     pdf.h2("Detector and threshold")
     pdf.para(f"Detector: {ctx.model('name')} ({ctx.model('arch')}), version {ctx.model('version')}, checkpoint "
-             f"SHA-256 {ctx.model('sha256')}. It is a one-class anomaly detector (FCDD / HSC family) trained on "
-             "normal imagery; it marks what departs from normal scenes, not a specific damage type.")
+             f"SHA-256 {ctx.model('sha256')}. It is a one-class anomaly detector ({ctx.model('family', 'FCDD / HSC')}"
+             ") made from normal imagery only; it marks what departs from normal scenes, not a specific damage "
+             "type.")
+    advice, _ = mode_advice(ctx.event_type, has_pre=CHANGE in s.kinds)
+    pdf.para(f"Event type and mode: {advice}")
     if ANOMALY in s.kinds:
         pdf.para(_anomaly_paragraph(ctx, s, only=s.kinds == [ANOMALY]))
     if CHANGE in s.kinds:

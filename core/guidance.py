@@ -1,0 +1,83 @@
+"""Which mode suits which event: when a post-event image alone can be trusted, and when a pre-event image is needed.
+
+A one-class map marks what is *unusual* in an image. That is damage where damage looks unlike normal ground (flood
+water, debris fields, tarps), and it is not where a destroyed building becomes ash, mud or bare ground that looks
+like any cleared lot (wildfire, tsunami) or where rubble keeps the colours and textures of intact roofs (earthquake).
+Comparing co-registered pre- and post-event imagery answers all of them. The figures quoted are this project's own
+measurements (``python -m benchmarks.bench_quality``); events without imagery in the project's data say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventMode:
+    """What one kind of event needs."""
+
+    key: str
+    label: str
+    post_only: str  #: "usable" or "unreliable"
+    advice: str  #: one or two sentences for the analyst
+    evidence: str  #: where the advice comes from
+
+
+#: Building AUROC on xBD Harvey (hurricane flooding) from ``bench_quality``: post image alone with the bundled
+#: feature-matching model (its bank holds the area's pre images), and the pre/post change map.
+HARVEY_POST_ONLY = "0.87"
+HARVEY_CHANGE = "0.99"
+#: Joplin tornado chips, pre vs post patch AUROC of the default FCDD model (the chips are held out of its training).
+JOPLIN_CHIPS = "0.94"
+
+EVENT_MODES: dict[str, EventMode] = {m.key: m for m in (
+    EventMode("flood", "Flood / hurricane", "usable",
+              "Flood water and debris look unlike normal ground, so the post-event map alone ranks flooded "
+              "buildings; a pre-event image of the same place ranks them better still.",
+              f"measured: xBD Harvey building AUROC {HARVEY_POST_ONLY} post-only with a feature-matching model "
+              f"fitted to the area's pre-event imagery (0.30 with the default FCDD model), {HARVEY_CHANGE} with the "
+              "pre/post change map"),
+    EventMode("wind", "Tornado / windstorm", "usable",
+              "Debris fields, stripped roofs and tarps are unusual texture: the post-event map alone finds them. "
+              "A pre-event image separates new damage from what was always rough (scrap yards, building sites).",
+              f"measured: Joplin tornado chips pre vs post patch AUROC {JOPLIN_CHIPS}"),
+    EventMode("wildfire", "Wildfire", "unreliable",
+              "A burned house becomes ash and bare ground, which looks like any cleared lot: the post-event map "
+              "alone misses it. Add a pre-event image of the same place (change mode), or fit a normal model to "
+              "pre-event imagery of the area.",
+              "not measured on this project's data (no wildfire imagery); feature matching on post images alone "
+              "failed on wildfire scenes in the team's experiment"),
+    EventMode("tsunami", "Tsunami / storm surge", "unreliable",
+              "Wiped-out blocks become mud and bare ground that look like ordinary open land: use a pre-event "
+              "image of the same place (change mode).",
+              "not measured on this project's data (no tsunami imagery); post-only feature matching failed on "
+              "tsunami scenes in the team's experiment"),
+    EventMode("earthquake", "Earthquake", "unreliable",
+              "Collapsed buildings keep the colours and textures of intact roofs from above; the post-event map "
+              "alone ranks them poorly. Use a pre-event image (change mode).",
+              "not measured on this project's data (no earthquake imagery)"),
+    EventMode("conflict", "Conflict / explosion", "usable",
+              "Craters, scorch marks and rubble are unusual texture, but so are building sites and fields after "
+              "harvest: confirm with a pre-event image wherever one exists.",
+              "not measured on this project's data (no conflict imagery)"),
+    EventMode("other", "Other / not known", "unreliable",
+              "Without knowing the event, treat the post-event map as a pointer to what is unusual, not as a damage "
+              "map; a pre-event image of the same place makes it one.",
+              "general"),
+)}
+
+
+def event_mode(key: str | None) -> EventMode:
+    """The mode of event ``key`` (unknown or empty: "other")."""
+    return EVENT_MODES.get((key or "other").strip().lower(), EVENT_MODES["other"])
+
+
+def mode_advice(key: str | None, has_pre: bool) -> tuple[str, bool]:
+    """(sentence for the analyst, whether it is a warning) for an event and whether a pre-event image was given."""
+    m = event_mode(key)
+    if has_pre:
+        return (f"{m.label}: compared with a pre-event image, the change map is the damage map here. "
+                f"({m.evidence})", False)
+    if m.post_only == "unreliable":
+        return f"{m.label}: {m.advice} ({m.evidence})", True
+    return f"{m.label}: {m.advice} ({m.evidence})", False
