@@ -10,10 +10,16 @@ Layout of an archive::
     files/inputs/<n>-<name>  the input images (post- and pre-event) the case's analyses read: by default those
                              uploaded into the workspace; with ``inputs="all"`` the server-side files too
 
-An import puts the carried input images into the new case's upload folder and points the analyses at them; images
-not carried stay referenced by their path on the exporting machine. Import extracts with
-:func:`core.safety.safe_extract_zip` into the workspace's ``tmp/``, checks every listed file's sha256, then inserts
-everything in one transaction.
+An import puts the carried input images into the new case's upload folder and points the analyses at them. No
+imported reference leaves the workspace: an image that was not carried (a server-side file of the exporting
+machine, an upload left out) is rebased to ``<upload folder>/not-carried/<name>``, where it is missing until
+someone puts it there, and output paths outside the analysis folder are dropped. So an archive cannot make this
+workspace read, show or re-export a file of this server (``/etc/passwd``, another case's uploads, the database).
+Import extracts with :func:`core.safety.safe_extract_zip` into the workspace's ``tmp/``, checks every listed
+file's sha256, then inserts everything in one transaction.
+
+An export carries the case's own uploads, and with ``inputs="all"`` the server-side files that pass the
+``BDA_SERVER_PATHS`` rules at export time (:func:`core.server_paths.check_server_path`); never other workspace files.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 import core
 from core.errors import InputError, WorkspaceError
 from core.safety import safe_extract_zip, safe_filename, unique_name
+from core.server_paths import server_path_allowed
 from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE
 from core.store.db import loads_row, utc_now
@@ -50,21 +57,47 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> list[dict[str, A
     return [loads_row(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[misc]
 
 
-def _portable_result(text: str, moved_inputs: dict[str, str]) -> str:
-    """Scene JSON from an archive: keep only files inside the analysis folder (no '..'); drop other output paths,
-    which name places on the exporting machine. The source and pre-event paths point at the carried copies in
-    ``moved_inputs`` (stored reference -> new one), else stay as provenance."""
+#: Folder (inside a case's upload folder) that imported references to images the archive did not carry point into.
+NOT_CARRIED = "not-carried"
+
+
+def _in_analysis(ref: object) -> bool:
+    """Whether a stored reference names a file inside its analysis folder (``@analysis/...`` without ``..``)."""
+    if not isinstance(ref, str) or not ref.startswith(ANALYSIS_PREFIX):
+        return False
+    rest = ref[len(ANALYSIS_PREFIX):].replace("\\", "/")
+    parts = PurePosixPath(rest).parts
+    return bool(parts) and not rest.startswith("/") and ".." not in parts and not any(ord(c) < 32 for c in rest)
+
+
+def _imported_ref(ref: str, moved_inputs: dict[str, str], case_id: int) -> str:
+    """Where an input reference of an archive points in this workspace: the carried copy, else (the image stayed
+    on the exporting machine) ``<case uploads>/not-carried/<its name>``, a place inside the workspace where it is
+    simply missing. Never an absolute path or a workspace path the archive chose."""
+    if ref in moved_inputs:
+        return moved_inputs[ref]
+    name = safe_filename(PurePosixPath(ref.replace("\\", "/")).name, default="image")
+    return f"{ROOT_PREFIX}files/uploads/case-{case_id}/{NOT_CARRIED}/{name}"
+
+
+def _portable_result(text: str, moved_inputs: dict[str, str], case_id: int) -> str:
+    """Scene JSON from an archive: keep only output files inside the analysis folder (no '..'); drop other output
+    paths, which name places on the exporting machine. The source and pre-event paths point at the carried copies
+    in ``moved_inputs`` (stored reference -> new one), else at where they would be in the case's upload folder."""
     d = json.loads(text)
     for name in _PATH_FIELDS:
-        v = d.get(name)
-        if v is not None and not (isinstance(v, str) and v.startswith(ANALYSIS_PREFIX)
-                                  and ".." not in PurePosixPath(v[len(ANALYSIS_PREFIX):]).parts):
+        if d.get(name) is not None and not _in_analysis(d.get(name)):
             d[name] = None
-    if isinstance(d.get("source_path"), str):
-        d["source_path"] = moved_inputs.get(d["source_path"], d["source_path"])
+    if d.get("source_path") is not None:
+        d["source_path"] = _imported_ref(str(d["source_path"]), moved_inputs, case_id)
     meta = d.get("meta")
-    if isinstance(meta, dict) and isinstance(meta.get(PRE_SOURCE), str):
-        meta[PRE_SOURCE] = moved_inputs.get(meta[PRE_SOURCE], meta[PRE_SOURCE])
+    if isinstance(meta, dict):
+        if meta.get(PRE_SOURCE) is not None:
+            meta[PRE_SOURCE] = _imported_ref(str(meta[PRE_SOURCE]), moved_inputs, case_id)
+        change = meta.get("change")
+        if isinstance(change, dict) and change.get("overlay_path") is not None \
+                and not _in_analysis(change["overlay_path"]):
+            meta["change"] = {**change, "overlay_path": None}
     return json.dumps(d)
 
 
@@ -97,18 +130,29 @@ def _carried_list(manifest: dict[str, Any], archive_name: str) -> list[dict[str,
 class ArchiveMixin(WorkspaceBase):
     """Export and import of whole cases."""
 
-    def _carried_inputs(self, bundle: list[dict[str, Any]], inputs: str) -> list[tuple[Path, list[str]]]:
-        """The input files an export carries, each with the stored references that name it: those inside the
-        workspace (uploads) for ``inputs="workspace"``, every one that exists for ``"all"``, none for ``"none"``."""
+    def _carried_inputs(self, case_id: int, bundle: list[dict[str, Any]],
+                        inputs: str) -> list[tuple[Path, list[str]]]:
+        """The input files an export carries, each with the stored references that name it: those in the case's
+        upload folder for ``inputs="workspace"``; for ``"all"`` also server-side files outside the workspace that
+        pass the ``BDA_SERVER_PATHS`` rules now; none for ``"none"``. Other files of the workspace (its database,
+        other cases' uploads) are never carried, whatever a stored reference says."""
         if inputs not in INPUT_MODES:
             raise InputError(f"inputs must be one of {', '.join(INPUT_MODES)}; got {inputs!r}.")
+        uploads = self.uploads_dir(case_id)  # type: ignore[attr-defined]
         by_file: dict[Path, list[str]] = {}
         for ref in _input_refs(bundle) if inputs != "none" else []:
-            if ref.startswith(ANALYSIS_PREFIX):
+            if ref.startswith(ANALYSIS_PREFIX) or any(ord(c) < 32 for c in ref):
                 continue
             path = decode_path(ref, analysis_dir=None, root=self.root)
-            inside = ref.startswith(ROOT_PREFIX) or (path is not None and inside_folder(path, self.root))
-            if path is not None and (inside or inputs == "all") and path.is_file() and not path.is_symlink():
+            if path is None or not path.is_file():
+                continue
+            if inside_folder(path, uploads):
+                ok = True
+            elif inside_folder(path, self.root) or ref.startswith(ROOT_PREFIX):
+                ok = False
+            else:
+                ok = inputs == "all" and path.is_absolute() and server_path_allowed(path)
+            if ok:
                 by_file.setdefault(path.resolve(), []).append(ref)
         return list(by_file.items())
 
@@ -148,7 +192,7 @@ class ArchiveMixin(WorkspaceBase):
                         rel = p.relative_to(folder).as_posix()
                         files.append((p, f"files/analyses/{a['id']}/{rel}"))
         carried = []
-        for n, (p, refs) in enumerate(self._carried_inputs(bundle, inputs), start=1):
+        for n, (p, refs) in enumerate(self._carried_inputs(cid, bundle, inputs), start=1):
             arc = f"files/inputs/{n}-{safe_filename(p.name, default='image')}"
             files.append((p, arc))
             carried.append({"path": arc, "name": p.name, "refs": refs})
@@ -300,8 +344,8 @@ class ArchiveMixin(WorkspaceBase):
                 for i in item["inputs"]:
                     conn.execute("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, "
                                  "extra_json) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (aid, int(i["position"]), str(i["name"]), refs.get(str(i["path"]), str(i["path"])),
-                                  refs.get(i["pre_path"], i["pre_path"]) if i.get("pre_path") else None,
+                                 (aid, int(i["position"]), str(i["name"]), _imported_ref(str(i["path"]), refs, cid),
+                                  _imported_ref(str(i["pre_path"]), refs, cid) if i.get("pre_path") else None,
                                   str(i.get("extra_json") or "{}")))
                 scene_ids = {}
                 for s in item["scenes"]:
@@ -309,7 +353,8 @@ class ArchiveMixin(WorkspaceBase):
                         "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, "
                         "saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (aid, str(s["input_name"]), s["status"], s.get("error"),
-                         _portable_result(s["result_json"], refs), int(s["n_findings"]), str(s["saved_at"]))).lastrowid)
+                         _portable_result(s["result_json"], refs, cid), int(s["n_findings"]),
+                         str(s["saved_at"]))).lastrowid)
                 prefix, new_prefix = f"A{old}-", f"A{aid}-"
 
                 def remap(fid: str, prefix: str = prefix, new_prefix: str = new_prefix) -> str:
