@@ -51,6 +51,11 @@ FORMAT = "bda-workbench-case"
 INPUT_MODES = ("workspace", "all", "none")
 FORMAT_VERSION = 1
 _PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
+#: Limits of a case import, on the bytes actually written: the whole case, one file, and how many times its size
+#: the whole archive may inflate.
+MAX_IMPORT_BYTES = 50e9
+MAX_IMPORT_MEMBER_BYTES = 20e9
+MAX_IMPORT_RATIO = 50
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple) -> list[dict[str, Any]]:
@@ -234,7 +239,7 @@ class ArchiveMixin(WorkspaceBase):
                 os.unlink(tmp)
         return dest
 
-    def import_case(self, archive: Path, *, max_total_bytes: float = 50e9) -> int:
+    def import_case(self, archive: Path, *, max_total_bytes: float = MAX_IMPORT_BYTES) -> int:
         """Import a case archive made by :meth:`export_case` as a new case; returns the new case id.
 
         The archive is extracted safely (no zip-slip, no zip bomb), every file is checked against the manifest's
@@ -246,10 +251,12 @@ class ArchiveMixin(WorkspaceBase):
         tmp = self.root / "tmp" / f"import-{uuid.uuid4().hex}"
         moved: list[Path] = []
         try:
-            # deflate cannot inflate a member more than ~1032x, so max_ratio=2000 only trips on bzip2/lzma or
-            # overlapping-entry bombs, never on an honest export of a mostly-nodata heatmap
-            safe_extract_zip(archive, tmp, max_files=200_000, max_total_bytes=max_total_bytes, max_ratio=2000,
-                             error_type=InputError)
+            # one member may inflate up to deflate's ~1032x (an uncompressed, mostly-nodata input tile), but an
+            # export is mostly compressed files (deflate GeoTIFF heatmaps, PNG, PDF, JPEG): the whole archive
+            # inflating more than MAX_IMPORT_RATIO times is a bomb, refused before a byte is written
+            safe_extract_zip(archive, tmp, max_files=200_000, max_total_bytes=max_total_bytes,
+                             max_member_bytes=min(max_total_bytes, MAX_IMPORT_MEMBER_BYTES), max_ratio=2000,
+                             max_archive_ratio=MAX_IMPORT_RATIO, error_type=InputError)
             manifest, data = self._read_archive(archive, tmp)
             try:
                 return self._insert_case(data, tmp, moved, _carried_list(manifest, archive.name))
