@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.checkpoint import load_model
-from core.errors import CoreError, InputError
+from core.errors import CheckpointError, CoreError, InputError
 from core.safety import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
 from core.training import TrainConfig
@@ -186,6 +186,11 @@ class JobRunner:
         if should_stop():
             out.unlink(missing_ok=True)
             raise _Cancelled(f"cancelled after epoch {len(meta['training']['history'])}; no model was saved")
+        try:
+            load_model(out)  # a diverged run (NaN weights or calibration) is refused, not registered
+        except CheckpointError:
+            out.unlink(missing_ok=True)
+            raise
         model_id = self.ws.register_model(out, model_info(meta, source="trained", job_id=jid))
         self.ws.update_job(jid, status="done", progress=1.0, message=f"model #{model_id} registered",
                            result={"model_id": model_id, "path": str(out), "sha256": meta["sha256"],

@@ -56,3 +56,67 @@ def test_extraction_leaves_a_reserve_of_free_disk(tmp_path: Path, monkeypatch: p
     with pytest.raises(TrainingDataError, match="must stay free"):  # 3 MB fit in 5 MB, but the disk would be full
         safe_extract_zip(z, tmp_path / "d")
     assert not (tmp_path / "d").exists()
+
+
+# -- 7: checkpoints ------------------------------------------------------------------------------------------------
+def _checkpoint(tmp_path: Path, name: str, poison: str) -> Path:
+    """A real fcdd-resnet18 checkpoint with calibration, one weight or calibration value made non-finite."""
+    import torch
+
+    from core.checkpoint import save_checkpoint
+    from core.models import build_model
+
+    net = build_model("fcdd-resnet18", pretrained="none")
+    state = net.state_dict()
+    cal = {"pixel_q50": 0.1, "pixel_q99": 0.9, "image_q50": 0.2, "image_q99": 0.8, "threshold": 1.5,
+           "image_threshold": 1.0, "n_images": 10, "pixel_quantiles": {"0.5": 0.1}, "image_quantiles": {"0.5": 0.2}}
+    if poison == "weights":
+        key = next(k for k, v in state.items() if v.is_floating_point())
+        state[key] = state[key].clone()
+        state[key].view(-1)[0] = float("nan")
+    elif poison == "inf-weights":
+        key = [k for k, v in state.items() if v.is_floating_point()][-1]
+        state[key] = torch.full_like(state[key], float("inf"))
+    elif poison:
+        cal[poison] = float("nan")
+    path = tmp_path / name
+    save_checkpoint(path, state, {"arch": "fcdd-resnet18", "name": name, "calibration": cal})
+    return path
+
+
+@pytest.mark.parametrize(("poison", "why"), [("weights", "not finite numbers"), ("inf-weights", "not finite"),
+                                             ("pixel_q99", "calibration"), ("threshold", "calibration")])
+def test_checkpoints_with_non_finite_numbers_are_refused(tmp_path: Path, poison: str, why: str) -> None:
+    from core.checkpoint import load_model, read_checkpoint
+    from core.errors import CheckpointError
+
+    path = _checkpoint(tmp_path, "bad.pt", poison)
+    with pytest.raises(CheckpointError, match=why):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match="retrain"):
+        load_model(path)
+    assert read_checkpoint(_checkpoint(tmp_path, "good.pt", ""))[1]["calibration"]["threshold"] == 1.5
+
+
+def test_calibration_that_does_not_increase_is_refused() -> None:
+    from core.checkpoint import check_calibration
+    from core.errors import CheckpointError
+
+    good = {"pixel_q50": 0.1, "pixel_q99": 0.9, "image_q50": 0.2, "image_q99": 0.8, "threshold": 1.5,
+            "image_threshold": 1.0}
+    check_calibration(good)
+    with pytest.raises(CheckpointError, match="not above its medians"):
+        check_calibration({**good, "pixel_q99": 0.1})
+    with pytest.raises(CheckpointError, match="missing image_q50"):
+        check_calibration({k: v for k, v in good.items() if k != "image_q50"})
+
+
+def test_an_uploaded_nan_checkpoint_is_not_registered(tmp_path: Path) -> None:
+    from core.errors import CheckpointError
+    from core.jobs import import_checkpoint
+
+    ws = Workspace(tmp_path / "ws")
+    bad = _checkpoint(tmp_path, "nan.pt", "weights")
+    with pytest.raises(CheckpointError, match="not finite"):
+        import_checkpoint(ws, "nan.pt", bad.read_bytes())
+    assert ws.list_models() == []
