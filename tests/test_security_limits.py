@@ -120,3 +120,57 @@ def test_an_uploaded_nan_checkpoint_is_not_registered(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not finite"):
         import_checkpoint(ws, "nan.pt", bad.read_bytes())
     assert ws.list_models() == []
+
+
+# -- 8: rasters ----------------------------------------------------------------------------------------------------
+def _tiled(path: Path, width: int, height: int, block: int = 512) -> Path:
+    """A tiled, deflate GeoTIFF of ``width`` x ``height`` with no block written (sparse: a few KB on disk)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+                       crs="EPSG:32615", transform=from_origin(360000, 4100000, 0.5, 0.5), tiled=True,
+                       blockxsize=block, blockysize=block, compress="deflate", sparse_ok=True, BIGTIFF="YES"):
+        pass
+    return path
+
+
+@pytest.mark.timeout(60)
+def test_a_huge_sparse_tiled_geotiff_is_refused_from_its_header(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from core.imagery import open_scene
+
+    monkeypatch.delenv("BDA_MAX_PIXELS", raising=False)
+    huge = _tiled(tmp_path / "huge.tif", 100_000, 100_000)
+    assert huge.stat().st_size < 2_000_000
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="gigapixels this server reads"):
+        open_scene(huge)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_the_pixel_cap_is_configurable_and_covers_frames_and_heatmaps(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from core.heatmap import read_heatmap
+    from core.imagery import open_scene
+    from core.report.rasters import read_scores
+
+    tile = _tiled(tmp_path / "tile.tif", 2048, 2048, block=256)
+    Image.fromarray(np.full((1200, 1000, 3), 90, np.uint8)).save(tmp_path / "frame.jpg")
+    monkeypatch.setenv("BDA_MAX_PIXELS", "1e6")
+    for path in (tile, tmp_path / "frame.jpg"):
+        with pytest.raises(InputError, match="BDA_MAX_PIXELS"):
+            open_scene(path)
+    with pytest.raises(InputError, match="BDA_MAX_PIXELS"):
+        read_heatmap(tile, preview_max=256)
+    assert read_scores(tile, max_side=64) is None  # the report leaves it out instead of reading it
+    monkeypatch.setenv("BDA_MAX_PIXELS", "5e6")
+    assert open_scene(tmp_path / "frame.jpg").width == 1000
+    monkeypatch.setenv("BDA_MAX_PIXELS", "lots")
+    with pytest.raises(InputError, match="not a pixel count"):
+        open_scene(tmp_path / "frame.jpg")
