@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages import _ui
+from ui import shell
 
 HERE = Path(__file__).resolve().parent
 #: (file, title, icon) of every page, in menu order; the first is the default page.
@@ -25,5 +25,5 @@ PAGES = [
 st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
 page = st.navigation([st.Page(f, title=t, icon=i, default=k == 0)
                       for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()])
-_ui.sidebar()
+shell.sidebar()
 page.run()

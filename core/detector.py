@@ -16,7 +16,8 @@ import torch
 
 from core.calibration import Calibration
 from core.checkpoint import load_model
-from core.errors import CheckpointError, InputError
+from core.errors import CheckpointError, InputError, ModelError
+from core.models.registry import arch_info
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 DEFAULT_MODEL = ASSETS / "default.pt"
@@ -81,6 +82,26 @@ def model_gsd(meta: dict[str, Any]) -> tuple[float | None, str]:
     return None, "not recorded"
 
 
+#: Display name of a model family by (objective, backbone); backbone None is the objective's name for any trunk.
+#: "Deeper FCDD" is FCDD over VGG16 (Yasuno et al. 2023).
+FAMILIES: dict[tuple[str, str | None], str] = {
+    ("fcdd", "vgg16"): "Deeper FCDD",
+    ("fcdd", None): "FCDD",
+    ("hsc", None): "HSC",
+}
+
+
+def model_family(arch: str) -> str:
+    """The family of a registered architecture ("FCDD", "Deeper FCDD", "HSC"), from its registry facts (objective
+    and backbone, :func:`core.models.registry.arch_info`), not its name; an unknown one is named as given."""
+    try:
+        info = arch_info(arch)
+    except ModelError:
+        return arch or "model"
+    objective, backbone = str(info["objective"]), str(info["backbone"])
+    return FAMILIES.get((objective, backbone)) or FAMILIES.get((objective, None)) or objective.upper()
+
+
 class Detector:
     """A loaded model ready to score tiles. Build with :meth:`load` or :meth:`from_model`."""
 
@@ -107,6 +128,11 @@ class Detector:
         self.amp = device.type == "cuda"
         if device.type == "cuda":
             self.net = self.net.to(memory_format=torch.channels_last)
+
+    @property
+    def family(self) -> str:
+        """The model's family ("FCDD", "Deeper FCDD", "HSC"); see :func:`model_family`."""
+        return model_family(self.arch)
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = 16) -> Detector:

@@ -22,9 +22,10 @@ from core.grading import SCALES
 from core.heatmap import PREVIEW_MAX, read_heatmap
 from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import unique_name
+from core.server_inputs import check_server_path
 from core.types import SceneResult
-from pages import _compare, _images, _placement, _ui
-from pages import _state as S
+from ui import compare, images, placement, shell
+from ui import state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
 
@@ -36,14 +37,14 @@ def stage(name: str, path: Path, origin: str) -> None:
     staged.append({"name": unique_name(name, [s["name"] for s in staged]), "path": str(path), "origin": origin})
 
 
-def take_uploads(ctx: _ui.Context, files: list[Any]) -> None:
+def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new uploads to the workspace and stage them; the uploader is replaced on the next run, which
     releases the uploads' memory."""
-    _ui.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"))
+    shell.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"))
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
 
 
-def run_batch(ctx: _ui.Context, aid: int, items: list[dict[str, Any]], *, threshold: float | None,
+def run_batch(ctx: shell.Context, aid: int, items: list[dict[str, Any]], *, threshold: float | None,
               grade_scale: str, resample: bool = True) -> None:
     """Analyse ``items`` into analysis ``aid``, one progress bar per file and one per tile.
 
@@ -79,7 +80,7 @@ def run_batch(ctx: _ui.Context, aid: int, items: list[dict[str, Any]], *, thresh
         ws.finish_analysis(aid, status)
 
 
-def start_run(ctx: _ui.Context, items: list[dict[str, str]], grade_scale: str) -> int:
+def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str) -> int:
     """Record a new analysis of the staged inputs with the sidebar's model and threshold, and run it."""
     det = ctx.detector
     assert det is not None
@@ -95,7 +96,7 @@ def start_run(ctx: _ui.Context, items: list[dict[str, str]], grade_scale: str) -
     return aid
 
 
-def resume(ctx: _ui.Context, analysis: dict[str, Any]) -> None:
+def resume(ctx: shell.Context, analysis: dict[str, Any]) -> None:
     """Analyse the inputs an interrupted analysis did not reach, with its own model, threshold and scale."""
     det = ctx.detector
     model = analysis["model"]
@@ -129,7 +130,7 @@ def histogram(result: SceneResult, threshold: float, kind: str) -> go.Figure:
     """Plotly histogram of pixel or finding scores with the threshold as a vertical line."""
     fig = go.Figure()
     if kind == "pixels":
-        edges, counts = _images.score_histogram(str(result.heatmap_path), _images.mtime(result.heatmap_path))
+        edges, counts = images.score_histogram(str(result.heatmap_path), images.mtime(result.heatmap_path))
         if len(counts):
             fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0],
                         marker_color="#6b8fb3", name="pixels")
@@ -145,13 +146,13 @@ def histogram(result: SceneResult, threshold: float, kind: str) -> go.Figure:
 
 
 # -- page sections -------------------------------------------------------------------------------------------------
-def run_staged(ctx: _ui.Context) -> bool:
+def run_staged(ctx: shell.Context) -> bool:
     """Analyse the staged inputs; True when a new analysis was made (it becomes the one shown)."""
     try:
-        items = _compare.with_pre_paths(list(S.get(S.STAGED)), S.get(S.STAGED_PRE))
+        items = compare.with_pre_paths(list(S.get(S.STAGED)), S.get(S.STAGED_PRE))
         aid = start_run(ctx, items, S.get(S.GRADE_SCALE))
     except CoreError as exc:
-        _ui.show_error(exc, "Analysis")
+        shell.show_error(exc, "Analysis")
         return False
     clear_staged()
     S.put(S.ANALYSIS_ID, aid)
@@ -165,19 +166,19 @@ def clear_staged() -> None:
     S.put(S.PAIRS, {})
 
 
-def inputs_section(ctx: _ui.Context) -> None:
+def inputs_section(ctx: shell.Context) -> None:
     """Upload / server path / staged list / run."""
     st.subheader("Images")
     files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF; xBD label .json with its .png)",
                              type=UPLOAD_TYPES,
                              accept_multiple_files=True, key=S.uploader_key(),
                              help="Each file is written to the workspace as soon as it arrives.")
-    pre_files = _compare.pre_uploader(ctx)
+    pre_files = compare.pre_uploader(ctx)
     S.bind(S.W_AUTO_RUN, S.AUTO_RUN)
     st.toggle("Analyse uploads right away", key=S.W_AUTO_RUN, on_change=S.keep, args=(S.AUTO_RUN, S.W_AUTO_RUN),
               help="Run the sidebar's model on new uploads as soon as they are saved.")
     if pre_files:
-        _compare.take_pre_uploads(ctx, pre_files)
+        compare.take_pre_uploads(ctx, pre_files)
         if not files:
             S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
             st.rerun()
@@ -200,19 +201,19 @@ def inputs_section(ctx: _ui.Context) -> None:
                             help="pre-event: a reference the post-event images are compared with")
         if c3.form_submit_button("Add path"):
             try:
-                path = _ui.check_server_path(text)
-                (_compare.stage_pre if role == "pre-event" else stage)(path.name, path, "server path")
+                path = check_server_path(text)
+                (compare.stage_pre if role == "pre-event" else stage)(path.name, path, "server path")
             except CoreError as exc:
-                _ui.show_error(exc)
+                shell.show_error(exc)
     staged = S.get(S.STAGED)
     if not staged:
-        _compare.pairing_section(staged)  # pre-event images waiting for their post-event images
+        compare.pairing_section(staged)  # pre-event images waiting for their post-event images
         return
     area = st.empty()  # the staged list; replaced by the progress bars while the batch runs
     with area.container():
         st.dataframe(pd.DataFrame([{"image": s["name"], "from": s["origin"], "stored at": s["path"]}
                                    for s in staged]), hide_index=True, width="stretch")
-        _compare.pairing_section(staged)
+        compare.pairing_section(staged)
         c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
         S.bind(S.W_GRADE_SCALE, S.GRADE_SCALE)
         c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
@@ -252,7 +253,7 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
                             or abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005):
             live = len(r.findings)  # saved at this threshold (a pair's: the change threshold): nothing to redo
         elif not r.error and r.heatmap_path:
-            live = sum(live_counts(str(r.heatmap_path), _images.mtime(r.heatmap_path), threshold,
+            live = sum(live_counts(str(r.heatmap_path), images.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())
         loc = "—" if r.error else ("not placed" if r.georef is None else
@@ -265,12 +266,12 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
                  column_config={"image score": st.column_config.NumberColumn(format="%.2f")})
 
 
-def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float) -> None:
+def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float) -> None:
     """Original, heatmap and overlay side by side, scores, histogram, location."""
     if r.error:
         st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
         return
-    hp, hm = str(r.heatmap_path), _images.mtime(r.heatmap_path)
+    hp, hm = str(r.heatmap_path), images.mtime(r.heatmap_path)
     scale = str(r.meta.get("grade_scale", "copernicus-ems"))
     live = live_counts(hp, hm, threshold, scale, r.scene_name, r.width, r.height)
     m1, m2, m3, m4 = st.columns(4)
@@ -279,7 +280,7 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
     saved_thr = r.meta.get("threshold")
     pair = r.change_path is not None
     if pair:
-        saved_thr = _compare.change_threshold(r)
+        saved_thr = compare.change_threshold(r)
     m3.metric("Change findings saved" if pair else "Findings saved", len(r.findings),
               help=f"extracted at threshold {saved_thr:.2f}" if isinstance(saved_thr, float) else None)
     m4.metric(f"{'Post-only findings' if pair else 'Findings'} @ {threshold:.2f}", sum(live.values()),
@@ -287,8 +288,8 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
     for w in r.meta.get("warnings", []):
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:
-        _compare.before_after(r)
-        _compare.change_threshold_form(ctx, aid, r, model)
+        compare.before_after(r)
+        compare.change_threshold_form(ctx, aid, r, model)
     elif r.georef is not None:
         st.caption(":material/compare: One image alone shows what is unusual in it, not what changed. For damage, "
                    "add a pre-event image of the same place (second uploader above): the change between the two "
@@ -296,33 +297,33 @@ def detail(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any], th
     S.bind(S.W_OPACITY, S.OPACITY)
     st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
               args=(S.OPACITY, S.W_OPACITY))
-    rgba = _images.heat_rgba(hp, hm, threshold)
+    rgba = images.heat_rgba(hp, hm, threshold)
     try:
-        rgb = _images.source_preview(str(r.source_path), _images.mtime(r.source_path))
+        rgb = images.source_preview(str(r.source_path), images.mtime(r.source_path))
     except CoreError as exc:
         rgb = None
         st.warning(f"The original image cannot be shown: {exc}")
     c1, c2, c3 = st.columns(3)
     if rgb is not None:
         c1.image(rgb, caption="original", width="stretch")
-    c2.image(_images.heat_panel(hp, hm, threshold), caption=f"heatmap: grey below {threshold:.2f}, colour above",
+    c2.image(images.heat_panel(hp, hm, threshold), caption=f"heatmap: grey below {threshold:.2f}, colour above",
              width="stretch")
     if rgb is not None:
-        c3.image(_images.blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
+        c3.image(images.blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
     kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:
-        _placement.placement_form(ctx, aid, r, model)
+        placement.placement_form(ctx, aid, r, model)
     else:
         w, s, e, n = r.bounds_wgs84 or (math.nan,) * 4
         st.caption(f":material/location_on: {r.georef.method} georeference{' (approximate)' * r.georef.approximate}"
                    f", {r.georef.crs}; WGS84 bounds W {w:.5f} S {s:.5f} E {e:.5f} N {n:.5f}")
 
 
-def results_section(ctx: _ui.Context) -> None:
+def results_section(ctx: shell.Context) -> None:
     """The chosen analysis of the case, read back from the workspace."""
     st.subheader("Results")
-    analysis = _ui.pick_analysis(ctx, S.W_ANALYSIS)
+    analysis = shell.pick_analysis(ctx, S.W_ANALYSIS)
     if analysis is None:
         st.info("No analysis in this case yet: add images above and run them.", icon=":material/info:")
         return
@@ -335,7 +336,7 @@ def results_section(ctx: _ui.Context) -> None:
             try:
                 resume(ctx, analysis)
             except CoreError as exc:
-                _ui.show_error(exc, "Resume")
+                shell.show_error(exc, "Resume")
     results = ctx.ws.scene_results(aid)
     if not results:
         st.info("This analysis has no saved results yet.")
@@ -367,12 +368,12 @@ def results_section(ctx: _ui.Context) -> None:
                                              input_name=r.scene_name)
             st.rerun()
         except CoreError as exc:
-            _ui.show_error(exc)
+            shell.show_error(exc)
     shown = next(r for r in ok if r.scene_name == S.get(S.SHOWN_SCENE))
     detail(ctx, aid, shown, analysis["model"], threshold)
 
 
-ctx = _ui.context()
+ctx = shell.context()
 st.title("Analyze")
 if ctx.case_id is None:
     st.info("Create or choose a case in the sidebar first.", icon=":material/info:")

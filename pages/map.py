@@ -13,8 +13,8 @@ from core import webmap
 from core.errors import CoreError
 from core.grading import SCALES
 from core.types import Finding, GeoRef, SceneResult
-from pages import _state as S
-from pages import _ui
+from ui import shell
+from ui import state as S
 
 MAP_HEIGHT = 620
 
@@ -66,7 +66,7 @@ def _details(sr: SceneResult, f: Finding) -> None:
     try:
         chip = _chip(f.id, str(src), _mtime(src), sr, f)
     except CoreError as exc:
-        _ui.show_error(exc, "Image chip")
+        shell.show_error(exc, "Image chip")
         return
     if chip is None:
         st.caption("The source image is no longer available, so no chip can be shown.")
@@ -86,12 +86,12 @@ def _legend(results: list) -> None:
                 "&nbsp; dashed outline = approximate footprint</small>", unsafe_allow_html=True)
 
 
-ctx = _ui.context()
+ctx = shell.context()
 st.title("Map")
 if ctx.case_id is None:
     st.info("Pick or create a case in the sidebar first.")
     st.stop()
-analysis = _ui.pick_analysis(ctx, S.W_ANALYSIS)
+analysis = shell.pick_analysis(ctx, S.W_ANALYSIS)
 if analysis is None:
     st.info("This case has no analysis yet: analyse images on the Analyze page, then come back to see them here.")
     st.stop()
@@ -101,7 +101,7 @@ try:
     ids = [a["id"] for a in ctx.ws.list_analyses(ctx.case_id)] if whole_case else [analysis["id"]]
     results = [r for aid in ids for r in ctx.ws.scene_results(aid) if r.error is None]
 except CoreError as exc:
-    _ui.show_error(exc, "Workspace")
+    shell.show_error(exc, "Workspace")
     st.stop()
 on_map = [r for r in results if r.georef is not None]
 off_map = [r.scene_name for r in results if r.georef is None]
@@ -153,7 +153,7 @@ try:
     fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
                             overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery)
 except CoreError as exc:
-    _ui.show_error(exc, "Map")
+    shell.show_error(exc, "Map")
     st.stop()
 
 left, right = st.columns([5, 2])

@@ -9,13 +9,15 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs
+from core import jobs, server_inputs
 from core.checkpoint import file_sha256, read_checkpoint
 from core.data import IMAGE_EXTS
+from core.detector import model_family
 from core.errors import CoreError
 from core.models.registry import arch_info, list_archs
 from core.training import TrainConfig
-from pages import _models_inputs, _models_train, _models_xbd, _ui
+from ui import models_train, models_xbd, shell
+from ui.jobs import start_job
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
 UPLOAD_TYPES = sorted({e.lstrip(".") for e in IMAGE_EXTS} | {"zip"})
@@ -54,7 +56,7 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
     with st.expander(title, expanded=markdown is not None):
         arch = str(info.get("arch", "?"))
         c = st.columns(4)
-        c[0].metric("Family", _ui.model_family(arch), help=f"Architecture `{arch}`")
+        c[0].metric("Family", model_family(arch), help=f"Architecture `{arch}`")
         c[1].metric("Input size", f"{info.get('input_size', '?')} px")
         cal = info.get("calibration") or {}
         c[2].metric("Default threshold", _num(cal.get("threshold", info.get("threshold")), ".2f"),
@@ -76,12 +78,12 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
         if stored:
             evals.append({"when": "in checkpoint", **{k: v for k, v in stored.items()
                                                       if isinstance(v, (int, float, str))}})
-        xbd = _models_xbd.card_rows(done)
+        xbd = models_xbd.card_rows(done)
         if evals:
             st.dataframe(evals, hide_index=True, width="stretch")
         if xbd:
             st.caption("On xBD folders (building-level AUROC: damaged vs no-damage buildings):")
-            st.dataframe(xbd, hide_index=True, width="stretch", column_config=_models_xbd.CARD_COLUMNS)
+            st.dataframe(xbd, hide_index=True, width="stretch", column_config=models_xbd.CARD_COLUMNS)
         if not evals and not xbd:
             st.caption("Not evaluated yet: use the Evaluate tab.")
         st.caption(f"sha256 `{sha}` · `{path}`")
@@ -90,14 +92,14 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
 
 
 def _models_tab(ws) -> None:
-    default = _ui.default_model_path()
+    default = shell.default_model_path()
     if default is not None and default.is_file():
         try:
             meta, sha = _checkpoint_meta(str(default), _mtime(default))
             _card(f"Default model · {meta.get('name', default.stem)}", jobs.model_info(meta, source="bundled"),
                   sha, default, ws, markdown=_card_path(default))
         except CoreError as exc:
-            _ui.show_error(exc, "Default model")
+            shell.show_error(exc, "Default model")
     else:
         st.info("The bundled default model is missing; train or upload one below.")
     for m in ws.list_models():
@@ -107,25 +109,25 @@ def _models_tab(ws) -> None:
 
 def _server_source(text: str, what: str) -> list[str]:
     """The typed server file, folder or glob as a job input, once checked (empty text: none)."""
-    return [_models_inputs.check_image_source(text, what)] if (text or "").strip() else []
+    return [server_inputs.check_image_source(text, what)] if (text or "").strip() else []
 
 
 def _staged(ws, kind: str, uploads: list, made: list[Path]) -> list[str]:
     """Uploaded files streamed into a fresh workspace folder (zips unpacked safely), as a job input; the folder is
     added to ``made`` so that a refused job can remove it."""
-    dest = _models_inputs.save_job_uploads(ws, kind, uploads)
+    dest = server_inputs.save_job_uploads(ws, kind, uploads)
     if dest is None:
         return []
     made.append(dest)
     return [str(dest)]
 
 
-def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
+def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
     archs = list_archs()
     with st.form("train_form"):
         name = st.text_input("Model name", max_chars=100, placeholder="e.g. joplin-pre-vgg16")
         arch = st.selectbox("Architecture", archs, index=archs.index("fcdd-vgg16") if "fcdd-vgg16" in archs else 0,
-                            format_func=lambda a: f"{_ui.model_family(a)} · {a}",
+                            format_func=lambda a: f"{model_family(a)} · {a}",
                             help="fcdd-vgg16 is 'Deeper FCDD', the best backbone on AIDER in Yasuno et al. 2023.")
         c = st.columns(4)
         epochs = c[0].number_input("Epochs", 1, 1000, 10)
@@ -139,7 +141,7 @@ def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
                                    accept_multiple_files=True,
                                    help="Without them, synthetic 'confetti' anomalies are used (FCDD).")
         anom_dir = st.text_input("…or a folder of anomalies on the server", help=SERVER_HELP)
-        adv = _models_train.advanced_fields()
+        adv = models_train.advanced_fields()
         go_train = st.form_submit_button("Start training", type="primary")
     def start(made: list[Path]) -> str | None:
         normal_srv = _server_source(normal_dir, "Normal images")
@@ -147,7 +149,7 @@ def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
         if not normal_up and not normal_srv:
             st.error("Give normal images: upload them or name a folder on the server.")
             return None
-        opts = _models_train.train_options(adv, arch, has_anomalies=bool(anom_up or anom_srv))
+        opts = models_train.train_options(adv, arch, has_anomalies=bool(anom_up or anom_srv))
         normal = _staged(ctx.ws, "train-normal", normal_up, made) + normal_srv
         anomalies = _staged(ctx.ws, "train-anomalies", anom_up, made) + anom_srv
         cfg = TrainConfig(arch=arch, normal=normal, anomalies=anomalies, input_size=int(size), epochs=int(epochs),
@@ -157,14 +159,14 @@ def _train_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
         return f"Training job #{jid} started. Its progress shows above and survives leaving this page."
 
     if go_train:
-        _models_inputs.start_job("Training", start)
-    st.caption(_models_inputs.allowed_note())
+        start_job("Training", start)
+    st.caption(server_inputs.allowed_note())
     info = arch_info(arch)
     st.caption(f"{info['description']} Receptive field {info['rf']['r']} px, stride {info['rf']['j']}.")
 
 
-def _evaluate_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
-    choices = _ui.model_choices(ctx.ws)
+def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
+    choices = shell.model_choices(ctx.ws)
     if not choices:
         st.info("No model to evaluate yet.")
         return
@@ -172,8 +174,8 @@ def _evaluate_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
     mode = st.radio("Evaluate on", list(EVAL_MODES), format_func=EVAL_MODES.get, horizontal=True,
                     help="An xBD folder gives building-level figures from its damage labels.")
     if mode == "xbd":
-        _models_xbd.evaluate_form(ctx, jr, labels)
-        st.caption(_models_inputs.allowed_note())
+        models_xbd.evaluate_form(ctx, jr, labels)
+        st.caption(server_inputs.allowed_note())
         return
     with st.form("evaluate_form"):
         key = st.selectbox("Model", list(labels), format_func=labels.get)
@@ -188,17 +190,17 @@ def _evaluate_tab(ctx: _ui.Context, jr: jobs.JobRunner) -> None:
         anom_srv = _server_source(anom_dir, "Anomalous images")
         normal = _staged(ctx.ws, "eval-normal", normal_up, made) + normal_srv
         anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, made) + anom_srv
-        det = _ui.get_detector(key, ctx.device)
+        det = shell.get_detector(key, ctx.device)
         jid = jr.start_evaluation(normal, anomalous, model_path=key or None, device=ctx.device,
                                   patch=int(patch) or None, detector=det)
         return f"Evaluation job #{jid} started."
 
     if go_eval:
-        _models_inputs.start_job("Evaluation", start)
-    st.caption(_models_inputs.allowed_note())
+        start_job("Evaluation", start)
+    st.caption(server_inputs.allowed_note())
 
 
-def _upload_tab(ctx: _ui.Context) -> None:
+def _upload_tab(ctx: shell.Context) -> None:
     with st.form("checkpoint_form", clear_on_submit=True):
         up = st.file_uploader("Checkpoint (.pt) written by `python -m core train`", ["pt", "pth"])
         name = st.text_input("Name (optional)", max_chars=100)
@@ -212,12 +214,12 @@ def _upload_tab(ctx: _ui.Context) -> None:
             mid = jobs.import_checkpoint(ctx.ws, up.name, up, name=name)
             st.success(f"Checkpoint registered as model #{mid}; pick it in the sidebar.")
         except CoreError as exc:
-            _ui.show_error(exc, "Checkpoint refused")
+            shell.show_error(exc, "Checkpoint refused")
 
 
 def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
     with st.container(border=True):
-        xbd = job["kind"] == jobs.EVALUATE and _models_xbd.is_xbd(job)
+        xbd = job["kind"] == jobs.EVALUATE and models_xbd.is_xbd(job)
         what = "xBD evaluation" if xbd else {jobs.TRAIN: "Training", jobs.EVALUATE: "Evaluation"}.get(job["kind"],
                                                                                                      job["kind"])
         st.markdown(f"**{what} job #{job['id']}** · {job['status']} · started {job['created_at'][:19]} UTC")
@@ -234,7 +236,7 @@ def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
                 st.plotly_chart(fig, width="stretch")
         res = job.get("result") or {}
         if xbd and job["status"] == "done":
-            _models_xbd.job_result(res)
+            models_xbd.job_result(res)
         elif job["kind"] == jobs.EVALUATE and job["status"] == "done" and res.get("fpr"):
             auroc = res.get("auroc")
             fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name="ROC"),
@@ -261,7 +263,7 @@ def _jobs_panel(ws, jr: jobs.JobRunner, polling: bool) -> None:
         _job_card(ws, jr, ws.get_job(j["id"]))
 
 
-ctx = _ui.context()
+ctx = shell.context()
 st.title("Models")
 ctx.ws.recover_interrupted()  # jobs of a server that stopped show as interrupted, not running forever
 jr = jobs.runner(ctx.ws.root)

@@ -27,8 +27,8 @@ from core.report import (
 )
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
-from pages import _state as S
-from pages import _ui
+from ui import shell
+from ui import state as S
 
 #: Editable columns of the review table -> the keyword of :meth:`Workspace.review_finding`.
 EDITABLE = {"review": "status", "grade": "grade", "notes": "notes"}
@@ -58,7 +58,7 @@ def grade_colour(f: Finding) -> str:
         return "#a0aec0"
 
 
-def apply_edits(ctx: _ui.Context, ids: list[str], stored: dict[str, Finding], state: dict[str, Any] | None) -> int:
+def apply_edits(ctx: shell.Context, ids: list[str], stored: dict[str, Finding], state: dict[str, Any] | None) -> int:
     """Save the review table's edits that differ from the workspace; returns how many findings were updated.
 
     The editor keeps its edits across reruns, so an edit is saved once: when it differs from the stored value
@@ -155,7 +155,7 @@ def charts(findings: list[Finding]) -> None:
                    "the Analyze page.")
 
 
-def review_form(ctx: _ui.Context, findings: list[Finding]) -> None:
+def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
     """Review one finding with plain controls (keyboard-friendly companion of the table); saved on submit."""
     by = {f.id: f for f in findings}
     # the label holds only what a review cannot change: the browser keeps showing a selected option's old label
@@ -185,19 +185,19 @@ def review_form(ctx: _ui.Context, findings: list[Finding]) -> None:
             try:
                 ctx.ws.review_finding(fid, analyst=ctx.analyst, **changed)
             except CoreError as exc:
-                _ui.show_error(exc, "Review not saved")
+                shell.show_error(exc, "Review not saved")
                 return
             st.toast(f"Saved the review of {fid}.", icon=":material/check:")
             st.rerun()
     history(ctx, fid)
 
 
-def history(ctx: _ui.Context, fid: str) -> None:
+def history(ctx: shell.Context, fid: str) -> None:
     """The audit trail of one finding: every review, who made it and when, what it changed."""
     try:
         rows = ctx.ws.review_history(fid)
     except CoreError as exc:
-        _ui.show_error(exc, "Review history")
+        shell.show_error(exc, "Review history")
         return
     if not rows:
         st.caption(f"{fid} has not been reviewed yet.")
@@ -237,7 +237,7 @@ def report_fields() -> None:
                    height=90)
 
 
-def build(ctx: _ui.Context, analysis: dict[str, Any], results: list[SceneResult]) -> dict[str, str]:
+def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResult]) -> dict[str, str]:
     """Write the PDF, CSV, GeoJSON and the zip package into the analysis folder; returns kind -> path."""
     model = analysis_model_info(analysis["model"], analysis["threshold"], results)
     rc = ReportContext(title=S.get(S.REPORT_TITLE).strip() or "Damage assessment", handling=S.get(S.REPORT_HANDLING),
@@ -291,12 +291,12 @@ def downloads(aid: int, results: list[SceneResult]) -> None:
 
 def page() -> None:
     """The Report page."""
-    ctx = _ui.context()
+    ctx = shell.context()
     st.title("Report")
     if ctx.case_id is None:
         st.info("Create or choose a case in the sidebar first.", icon=":material/info:")
         st.stop()
-    analysis = _ui.pick_analysis(ctx, S.W_REPORT_ANALYSIS)
+    analysis = shell.pick_analysis(ctx, S.W_REPORT_ANALYSIS)
     if analysis is None:
         st.info("No analysis in this case yet: analyse images on the Analyze page first.", icon=":material/info:")
         st.stop()
@@ -310,7 +310,7 @@ def page() -> None:
             st.toast(f"Saved the review of {n} finding(s).", icon=":material/check:")
             results = [r for r in ctx.ws.scene_results(aid) if not r.error]
     except CoreError as exc:
-        _ui.show_error(exc, "Review not saved")
+        shell.show_error(exc, "Review not saved")
     findings = [f for r in results for f in r.findings]
 
     st.subheader(f"Findings ({len(findings)})")
@@ -337,7 +337,7 @@ def page() -> None:
             with st.spinner("Writing the PDF, CSV, GeoJSON and zip…"):
                 S.put(S.REPORT_FILES, {"analysis_id": aid, "files": build(ctx, analysis, results)})
         except CoreError as exc:
-            _ui.show_error(exc, "Report")
+            shell.show_error(exc, "Report")
     downloads(aid, results)
 
 

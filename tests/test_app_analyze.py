@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from core.heatmap import read_heatmap
+from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from pages import _images, _ui
-from pages import _state as S
-from tests import test_app_shell as shell
+from tests import test_app_shell as app_shell
 from tests.conftest import need
 from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
+from ui import images, shell
+from ui import state as S
 
-small_model, app_env = shell.small_model, shell.app_env  # shared fixtures
+small_model, app_env = app_shell.small_model, app_shell.app_env  # shared fixtures
 
 torch.set_num_threads(1)
 
@@ -51,8 +52,8 @@ def batch_env(small_model: Path, tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         server_like_reruns(mp)
         mp.setenv("BDA_WORKSPACE", str(root))
-        mp.setenv(_ui.ENV_MODEL, str(small_model))
-        mp.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+        mp.setenv(shell.ENV_MODEL, str(small_model))
+        mp.delenv(ENV_SERVER_PATHS, raising=False)
         yield root
 
 
@@ -208,7 +209,7 @@ def test_moving_between_pages_recomputes_nothing(analysed, monkeypatch: pytest.M
             return fn(*args, **kwargs)
         return wrapper
 
-    for module, name in ((_images, "read_heatmap"), (_images, "open_scene"), (_images, "read_overview"),
+    for module, name in ((images, "read_heatmap"), (images, "open_scene"), (images, "read_overview"),
                          (core.findings, "extract_findings"), (core.pipeline, "analyze_scene")):
         monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
     for page in ("pages/report.py", "pages/analyze.py", "pages/report.py", "pages/analyze.py"):
@@ -233,7 +234,7 @@ def test_an_interrupted_analysis_can_be_resumed(app_env: Path, shared_data: Path
     photos = [need(shared_data / "aider" / "flooded_areas" / n) for n in ("flood_image0002.jpg", "flood_image0003.jpg")]
     at = new_app().run()
     ws = Workspace(app_env)
-    det = _ui.get_detector("", "auto")
+    det = shell.get_detector("", "auto")
     aid = ws.create_analysis(at.session_state[S.CASE_ID], [{"path": str(p), "name": p.name} for p in photos],
                              model=det.info(), threshold=None, options={"grade_scale": "xview2-jds"})
     ws.finish_analysis(aid, "interrupted")  # as if the page had been left before any image was analysed

@@ -16,11 +16,12 @@ from core import webmap
 from core.change_coreg import coregister
 from core.detector import DEFAULT_MODEL
 from core.imagery import open_scene
+from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from pages import _compare, _ui
-from pages import _state as S
 from tests.conftest import need
 from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
+from ui import compare, shell
+from ui import state as S
 
 torch.set_num_threads(1)
 
@@ -56,8 +57,8 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         server_like_reruns(mp)
         mp.setenv("BDA_WORKSPACE", str(root))
-        mp.delenv(_ui.ENV_MODEL, raising=False)  # the bundled default model
-        mp.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+        mp.delenv(shell.ENV_MODEL, raising=False)  # the bundled default model
+        mp.delenv(ENV_SERVER_PATHS, raising=False)
         yield root
 
 
@@ -163,7 +164,7 @@ def test_the_pre_preview_is_the_coregistered_pre_image(analysed) -> None:
     coreg = pair.meta["coregistration"]
     shift = tuple(coreg["shift_px"]) if coreg["shift_applied"] else (0.0, 0.0)
     pre_path = pair.meta["pre_source"]
-    shown = _compare.pre_on_post(str(pair.source_path), pre_path, 0.0, 0.0, shift)
+    shown = compare.pre_on_post(str(pair.source_path), pre_path, 0.0, 0.0, shift)
     post, pre = open_scene(pair.source_path), open_scene(pre_path)
     try:
         full, valid, _ = coregister(post, pre, residual="apply" if coreg["shift_applied"] else "off")
@@ -186,14 +187,14 @@ def _window(a: np.ndarray):
 def test_compose_wipe_and_blend() -> None:
     pre = np.zeros((10, 20, 3), np.uint8)
     post = np.full((10, 20, 3), 200, np.uint8)
-    w = _compare.compose(pre, post, 50, "wipe")
+    w = compare.compose(pre, post, 50, "wipe")
     assert (w[:, :9] == 0).all() and (w[:, 11:] == 200).all()
-    assert (w[:, 9:11] == _compare.SPLIT_COLOUR).all()
-    assert (_compare.compose(pre, post, 100, "blend") == 200).all()
-    assert (_compare.compose(pre, post, 0, "blend") == 0).all()
-    assert (_compare.compose(pre, post, 25, "blend") == 50).all()
+    assert (w[:, 9:11] == compare.SPLIT_COLOUR).all()
+    assert (compare.compose(pre, post, 100, "blend") == 200).all()
+    assert (compare.compose(pre, post, 0, "blend") == 0).all()
+    assert (compare.compose(pre, post, 25, "blend") == 50).all()
     with pytest.raises(ValueError):
-        _compare.compose(pre[:5], post, 50, "wipe")
+        compare.compose(pre[:5], post, 50, "wipe")
 
 
 def test_the_map_has_the_change_heatmap_as_its_own_layer(analysed) -> None:
@@ -251,10 +252,10 @@ def test_a_pre_image_in_another_crs_pairs_by_overlap_and_is_reprojected(env: Pat
         assert not at.exception, texts(at.exception)
     (row,) = pair_table(at)
     assert (row["pre-event image"], row["rule"]) == (moved.name, "overlap") and row["overlap"] > 95.0
-    (item,) = _compare.with_pre_paths(at.session_state[S.STAGED], at.session_state[S.STAGED_PRE])
+    (item,) = compare.with_pre_paths(at.session_state[S.STAGED], at.session_state[S.STAGED_PRE])
     assert item["pre_path"] == str(moved)
-    warped_back = _compare.pre_on_post(str(post), str(moved), 0.0, 1.0, (0.0, 0.0), 256)
-    direct = _compare.pre_on_post(str(post), str(pre), 0.0, 1.0, (0.0, 0.0), 256)
+    warped_back = compare.pre_on_post(str(post), str(moved), 0.0, 1.0, (0.0, 0.0), 256)
+    direct = compare.pre_on_post(str(post), str(pre), 0.0, 1.0, (0.0, 0.0), 256)
     inner = (slice(8, -8), slice(8, -8))  # away from the edges the two resamplings treat differently
     assert np.abs(warped_back[inner].astype(int) - direct[inner].astype(int)).mean() < 8.0
 

@@ -13,9 +13,9 @@ from streamlit.testing.v1 import AppTest
 from core import jobs
 from core.checkpoint import read_checkpoint
 from core.models.backbones import BACKBONES, build_backbone, hub_weights_path
+from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
 from core.training import TrainConfig
-from pages._ui import ENV_SERVER_PATHS
 from tests.models_support import aider_subset, open_models_page
 
 torch.set_num_threads(1)

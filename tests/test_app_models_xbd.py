@@ -16,12 +16,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
+from core import server_inputs as MI
 from core.detector import Detector
 from core.errors import InputError
 from core.evaluation import evaluate_xbd
+from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from pages import _models_inputs as MI
-from pages._ui import ENV_SERVER_PATHS
 from tests.models_support import open_models_page
 
 torch.set_num_threads(1)

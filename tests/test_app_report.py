@@ -18,13 +18,13 @@ from core.heatmap import read_heatmap
 from core.imagery import open_scene
 from core.pipeline import analyze_scene
 from core.store import Workspace
-from pages import _state as S
-from pages import _ui
-from tests import test_app_shell as shell
+from tests import test_app_shell as app_shell
 from tests.conftest import need
 from tests.test_app_shell import JOPLIN, new_app, server_like_reruns, texts
+from ui import shell
+from ui import state as S
 
-small_model = shell.small_model  # shared fixture
+small_model = app_shell.small_model  # shared fixture
 
 torch.set_num_threads(1)
 
@@ -56,7 +56,7 @@ def report_env(small_model: Path, shared_data: Path, tmp_path_factory: pytest.Te
     with pytest.MonkeyPatch.context() as mp:
         server_like_reruns(mp)
         mp.setenv("BDA_WORKSPACE", str(root))
-        mp.setenv(_ui.ENV_MODEL, str(small_model))
+        mp.setenv(shell.ENV_MODEL, str(small_model))
         yield ws, aid
 
 

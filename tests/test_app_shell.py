@@ -18,12 +18,14 @@ import torch
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from core.detector import model_family
 from core.errors import InputError
+from core.server_inputs import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
 from core.training import TrainConfig, train
-from pages import _state as S
-from pages import _ui
 from tests.conftest import need
+from ui import shell
+from ui import state as S
 
 torch.set_num_threads(1)
 
@@ -69,8 +71,8 @@ def app_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, small_model: Path) 
     server_like_reruns(monkeypatch)
     root = tmp_path / "workspace"
     monkeypatch.setenv("BDA_WORKSPACE", str(root))
-    monkeypatch.setenv(_ui.ENV_MODEL, str(small_model))
-    monkeypatch.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+    monkeypatch.setenv(shell.ENV_MODEL, str(small_model))
+    monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
     return root
 
 
@@ -97,7 +99,7 @@ def test_every_page_renders_without_exception(app_env: Path) -> None:
 def test_first_request_to_a_page_goes_through_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                   small_model: Path) -> None:
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv(_ui.ENV_MODEL, str(small_model))
+    monkeypatch.setenv(shell.ENV_MODEL, str(small_model))
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.switch_page("pages/report.py").run()  # legacy mode: the page file runs first, on its own
     assert not at.exception
@@ -124,7 +126,7 @@ def test_sidebar_case_model_device_threshold(app_env: Path, small_model: Path) -
     assert at.sidebar.selectbox(key=S.W_DEVICE).value == "auto"
     if not torch.cuda.is_available():
         assert any("CPU" in w and "slower" in w for w in texts(at.sidebar.warning))
-    det = _ui.get_detector("", "auto")
+    det = shell.get_detector("", "auto")
     assert det.path == small_model
     slider = at.sidebar.slider(key=S.W_THRESHOLD)
     assert slider.value == pytest.approx(round(det.calibration.threshold, 2))
@@ -164,16 +166,18 @@ def test_unusable_model_is_an_error_not_a_traceback(app_env: Path, monkeypatch: 
                                                    tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint at all")
-    monkeypatch.setenv(_ui.ENV_MODEL, str(bad))
+    monkeypatch.setenv(shell.ENV_MODEL, str(bad))
     at = new_app().run()
     assert not at.exception
     assert any(t.startswith("Model:") for t in texts(at.sidebar.error))
 
 
 def test_model_family_names() -> None:
-    assert _ui.model_family("fcdd-vgg11") == "FCDD"
-    assert _ui.model_family("fcdd-vgg16") == "Deeper FCDD"
-    assert _ui.model_family("hsc-resnet50") == "HSC"
+    assert model_family("fcdd-vgg11") == "FCDD"
+    assert model_family("fcdd-vgg16") == "Deeper FCDD"
+    assert model_family("hsc-resnet50") == "HSC"
+    assert model_family("fcdd-unknown") == "fcdd-unknown"  # from the registry's facts, not the name's prefix
+    assert model_family("") == "model"
 
 
 # -- settings and house rules ----------------------------------------------------------------------------------
@@ -198,13 +202,26 @@ def test_core_never_imports_streamlit() -> None:
     assert offenders == []
 
 
+def test_core_never_imports_the_dashboard() -> None:
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "core").rglob("*.py")
+                 if re.search(r"^\s*(import|from)\s+(ui|pages)\b", p.read_text(encoding="utf-8"), re.M)]
+    assert offenders == []
+
+
+def test_pages_folder_holds_only_the_apps_pages() -> None:
+    """Streamlit lists every file of pages/ before app.py's menu is drawn: helpers live in ui/, not there."""
+    menu = re.findall(r'"(pages/\w+\.py)"', (REPO / "app.py").read_text(encoding="utf-8"))
+    present = sorted(f"pages/{p.name}" for p in (REPO / "pages").iterdir() if p.name != "__pycache__")
+    assert menu and present == sorted(menu)
+
+
 # -- input helpers ---------------------------------------------------------------------------------------------
 def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     case = ws.create_case("c")
     data = os.urandom(3 * (1 << 20) + 17)  # several chunks
-    a = _ui.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
-    b = _ui.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
+    a = shell.save_upload(ws, case, io.BytesIO(data), "../../etc/passwd.tif")
+    b = shell.save_upload(ws, case, io.BytesIO(b"x"), "../../etc/passwd.tif")
     folder = ws.uploads_dir(case)
     assert a.parent == folder and b.parent == folder and a != b
     assert a.read_bytes() == data and b.read_bytes() == b"x"
@@ -212,18 +229,18 @@ def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
 
 
 def test_check_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(_ui.ENV_SERVER_PATHS, raising=False)
+    monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
     f = tmp_path / "img.tif"
     f.write_bytes(b"II*\x00")
-    assert _ui.check_server_path(f" '{f}' ") == f
+    assert check_server_path(f" '{f}' ") == f
     for bad, words in (("", "type the full path"), ("relative/x.tif", "not an absolute path"),
                        (str(tmp_path / "missing.tif"), "does not exist"), (str(tmp_path), "not a file"),
                        (f"{f}\n/etc/passwd", "control characters"),
                        ("~no_such_user_here_42/x.tif", "home folder this server does not know")):
         with pytest.raises(InputError, match=words):
-            _ui.check_server_path(bad)
+            check_server_path(bad)
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    monkeypatch.setenv(_ui.ENV_SERVER_PATHS, str(allowed))
-    with pytest.raises(InputError, match=f"outside the folders.*{_ui.ENV_SERVER_PATHS}"):
-        _ui.check_server_path(str(f))
+    monkeypatch.setenv(ENV_SERVER_PATHS, str(allowed))
+    with pytest.raises(InputError, match=f"outside the folders.*{ENV_SERVER_PATHS}"):
+        check_server_path(str(f))

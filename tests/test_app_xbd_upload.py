@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from pages import _state as S
-from pages import _ui
 from tests.conftest import need
 from tests.test_app_shell import new_app, server_like_reruns, texts
+from ui import shell
+from ui import state as S
 
 STEM = "hurricane-harvey_00000224"
 
@@ -23,7 +23,7 @@ def test_labels_travel_with_their_images(shared_data: Path, tiny_model: Path, tm
     post, pre = need(images / f"{STEM}_post_disaster.png"), need(images / f"{STEM}_pre_disaster.png")
     server_like_reruns(monkeypatch)
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv(_ui.ENV_MODEL, str(tiny_model))
+    monkeypatch.setenv(shell.ENV_MODEL, str(tiny_model))
     at = new_app().run()
     at.file_uploader[1].set_value([(pre.name, pre.read_bytes(), "image/png"),
                                    (f"{STEM}_pre_disaster.json", need(labels / f"{STEM}_pre_disaster.json")

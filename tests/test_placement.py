@@ -122,8 +122,8 @@ def test_the_analyze_page_places_a_photo_by_its_bounds(shared_data, tiny_model, 
 def _analyze_page_of(res, path, det, tmp_path, model_path, monkeypatch):
     """A workspace holding ``res`` as a one-image analysis, and an app session showing it on the Analyze page."""
     from core.store import Workspace
-    from pages import _state as S
     from tests.test_app_shell import new_app, server_like_reruns
+    from ui import state as S
 
     ws = Workspace(tmp_path / "ws")
     cid = ws.create_case("placing")

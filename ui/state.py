@@ -188,5 +188,5 @@ def get(key: str) -> Any:
 def put(key: str, value: Any) -> None:
     """Set a declared key."""
     if key not in DEFAULTS:
-        raise KeyError(f"session-state key {key!r} is not declared in pages/_state.py")
+        raise KeyError(f"session-state key {key!r} is not declared in ui/state.py")
     st.session_state[key] = value

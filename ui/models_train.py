@@ -12,8 +12,8 @@ import streamlit as st
 from core.errors import InputError, ModelError
 from core.models.backbones import BACKBONES, hub_weights_path
 from core.models.registry import arch_info
+from core.server_inputs import check_weights_file
 from core.training import TrainConfig
-from pages._models_inputs import check_weights_file
 
 DEFAULTS = TrainConfig()
 WEIGHTS = {"none": "None (random initialisation)", "imagenet": "ImageNet (from this server's torch cache)",

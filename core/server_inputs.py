@@ -1,9 +1,9 @@
-"""Inputs of the Models page's jobs: server folders, globs and weights files kept inside ``$BDA_SERVER_PATHS``, and
-uploads streamed to disk.
+"""Inputs read on the server: typed file, folder, glob and weights paths kept inside ``$BDA_SERVER_PATHS``, xBD
+folders, and job uploads streamed to disk.
 
-A path typed on the Models page makes the server read files, so it obeys the rule of the Analyze page's server
-paths (:func:`pages._ui.check_server_path`): absolute, and, when ``BDA_SERVER_PATHS`` is set, inside one of its
-folders once links are resolved. Folders and globs add:
+A path typed on the Analyze or Models page makes the server read files, so it must be absolute and, when
+``BDA_SERVER_PATHS`` is set (folders separated by ``os.pathsep``), lie inside one of its folders once links are
+resolved (:func:`check_server_path` for one image file). Folders and globs add:
 
 * no ``..`` component (a glob cannot be resolved, so ``/allowed/*/../../etc`` would escape);
 * a glob's fixed leading folder (``/data/flood`` of ``/data/flood/**/*.tif``) is what must lie inside;
@@ -16,7 +16,8 @@ An xBD folder (:func:`check_xbd_folder`) is named literally (no glob) and obeys 
 ``images/`` and ``labels/`` and every post image and label JSON the evaluation reads must lie inside. An uploaded zip
 of one (:func:`stage_xbd_upload`) is unpacked safely into the workspace and its xBD folder found inside.
 
-The look is made when the form is sent; the job then reads the same folder or glob.
+The look is made when the form is sent; the job then reads the same folder or glob. Nothing here draws: the pages
+show the :class:`InputError` messages.
 """
 
 from __future__ import annotations
@@ -24,28 +25,59 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import streamlit as st
-
 from core import jobs
 from core.data import IMAGE_EXTS
-from core.errors import CoreError, InputError
+from core.errors import InputError
 from core.imagery_xbd import find_xbd_labels
 from core.safety import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
-from pages import _ui
-from pages._ui import ENV_SERVER_PATHS, server_roots
 
+#: Environment variable restricting server-side input paths to some folders.
+ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
 _MAGIC = "*?["
 XBD_POST = "*_post_disaster.png"  #: the post-event images :func:`core.evaluation.evaluate_xbd` reads
 XBD_LAYOUT = ("an xBD folder holds images/<tile>_post_disaster.png and labels/<tile>_post_disaster.json "
               "(e.g. /data/xbd/harvey)")
+
+
+def server_roots() -> list[Path]:
+    """The folders of ``$BDA_SERVER_PATHS`` (links resolved) that typed server paths must lie in; empty when the
+    variable is unset (then any readable path is accepted)."""
+    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
+
+
+def check_server_path(text: str) -> Path:
+    """A server-side input path the analyst typed: it must exist, be a file and be readable (and lie inside one of
+    ``$BDA_SERVER_PATHS`` when that is set). Raises :class:`InputError` saying what is wrong."""
+    raw = (text or "").strip().strip("'\"")
+    if not raw:
+        raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
+    if any(ord(c) < 32 for c in raw):
+        raise InputError("the path contains control characters; type it again without them")
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError:  # ~user of a user this machine does not know
+        raise InputError(f"{raw!r} names a home folder this server does not know; give the full path") from None
+    if not path.is_absolute():
+        raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
+    roots = server_roots()
+    if roots and not any(path.resolve().is_relative_to(r) for r in roots):
+        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
+                         f"copy the file into one of them, or ask the administrator to add its folder to "
+                         f"{ENV_SERVER_PATHS}")
+    if not path.exists():
+        raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file (a folder?); give the path of one image file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path} is not readable by the workbench (permissions); make it readable and try again")
+    return path
 
 
 def allowed_note() -> str:
@@ -332,20 +364,3 @@ def stage_xbd_upload(ws: Workspace, upload: Any) -> tuple[Path, XbdFolder]:
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-
-
-def start_job(what: str, start: Callable[[list[Path]], str | None]) -> None:
-    """Run a form's ``start(made)``: it checks and stages the inputs (each folder it creates goes into ``made``),
-    starts a background job and returns the message to show, or None when it already said what is missing. A
-    :class:`CoreError` removes the staged folders and is shown; a started job reruns the page to show its card."""
-    made: list[Path] = []
-    try:
-        message = start(made)
-    except CoreError as exc:
-        for d in made:
-            shutil.rmtree(d, ignore_errors=True)
-        _ui.show_error(exc, what)
-        return
-    if message:
-        st.success(message)
-        st.rerun()

@@ -27,8 +27,8 @@ from core.report.rasters import overview_shape
 from core.safety import unique_name
 from core.types import SceneResult, Window
 from core.webmap import change_threshold
-from pages import _images, _ui
-from pages import _state as S
+from ui import images, shell
+from ui import state as S
 
 NONE = ""  #: selectbox value "no pre-event image"
 SPLIT_COLOUR = np.array([245, 208, 0], np.uint8)  #: the wipe's dividing line (the threshold colour of the page)
@@ -41,9 +41,9 @@ def stage_pre(name: str, path: Path, origin: str) -> None:
     pres.append({"name": unique_name(name, [p["name"] for p in pres]), "path": str(path), "origin": origin})
 
 
-def take_pre_uploads(ctx: _ui.Context, files: list[Any]) -> None:
+def take_pre_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new pre-event uploads to the workspace and stage them as references."""
-    _ui.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"))
+    shell.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"))
 
 
 @st.cache_data(max_entries=200, show_spinner="Pairing pre- and post-event images…")
@@ -61,7 +61,7 @@ def pairing(staged: list[dict[str, Any]], pres: list[dict[str, Any]]) -> list[di
     if not pres:
         return [{"post": s["name"], "pre": NONE, "rule": None, "overlap": None, "note": ""} for s in staged]
     posts, refs = tuple(s["path"] for s in staged), tuple(p["path"] for p in pres)
-    report = auto_pairs(posts, refs, tuple(_images.mtime(p) for p in posts + refs))
+    report = auto_pairs(posts, refs, tuple(images.mtime(p) for p in posts + refs))
     name_of = {p["path"]: p["name"] for p in pres}
     chosen: dict[str, str] = S.get(S.PAIRS)
     rows = []
@@ -89,7 +89,7 @@ def _keep_pair(post_name: str, widget_key: str) -> None:
     S.get(S.PAIRS)[post_name] = st.session_state[widget_key]
 
 
-def pre_uploader(ctx: _ui.Context) -> list[Any]:
+def pre_uploader(ctx: shell.Context) -> list[Any]:
     """The "pre-event images" uploader (returns the uploads of this run)."""
     return st.file_uploader(
         "Pre-event images (optional): the same place before the event",
@@ -133,8 +133,8 @@ def pairing_section(staged: list[dict[str, Any]]) -> None:
 # -- results -----------------------------------------------------------------------------------------------------
 @st.cache_data(max_entries=100, show_spinner="Putting the pre-event image on the post grid…")
 def pre_on_post(post_path: str, pre_path: str, post_mtime: float, pre_mtime: float, shift: tuple[float, float],
-                max_side: int = _images.PREVIEW_SIDE) -> np.ndarray:
-    """The pre image on the post image's preview grid (the size of :func:`pages._images.source_preview`), with the
+                max_side: int = images.PREVIEW_SIDE) -> np.ndarray:
+    """The pre image on the post image's preview grid (the size of :func:`ui.images.source_preview`), with the
     residual shift the analysis applied (post pixels); uncovered pixels black."""
     del post_mtime, pre_mtime  # cache key only
     post, pre = open_scene(post_path), open_scene(pre_path)
@@ -175,9 +175,9 @@ def before_after(r: SceneResult) -> None:
     thr = change_threshold(r)
     pre_path = str(r.meta.get("pre_source") or "")
     try:
-        post = _images.source_preview(str(r.source_path), _images.mtime(r.source_path))
+        post = images.source_preview(str(r.source_path), images.mtime(r.source_path))
         shift = tuple(coreg.get("shift_px") or (0.0, 0.0)) if coreg.get("shift_applied") else (0.0, 0.0)
-        pre = pre_on_post(str(r.source_path), pre_path, _images.mtime(r.source_path), _images.mtime(pre_path),
+        pre = pre_on_post(str(r.source_path), pre_path, images.mtime(r.source_path), images.mtime(pre_path),
                           (float(shift[0]), float(shift[1])))
     except CoreError as exc:
         post = pre = None
@@ -196,7 +196,7 @@ def before_after(r: SceneResult) -> None:
     with c2:
         if r.change_path is not None and Path(r.change_path).is_file():
             cp = str(r.change_path)
-            st.image(_images.heat_panel(cp, _images.mtime(cp), thr), width="stretch",
+            st.image(images.heat_panel(cp, images.mtime(cp), thr), width="stretch",
                      caption=f"change heatmap: grey below {thr:.2f}, colour above")
         else:
             st.warning("The change heatmap file is missing from the workspace.")
@@ -205,7 +205,7 @@ def before_after(r: SceneResult) -> None:
                f"(threshold {thr:.2f})" + (f"; the post image alone gave {n_post}." if n_post is not None else "."))
 
 
-def change_threshold_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
+def change_threshold_form(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
     """Cut the pair's findings from its change heatmap again at another threshold, and save them (reviews kept)."""
     saved = change_threshold(r)
     with st.form(f"change_thr_{aid}_{r.scene_name}", border=False):
@@ -224,4 +224,4 @@ def change_threshold_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dic
                                              input_name=r.scene_name)
                 st.rerun()
             except CoreError as exc:
-                _ui.show_error(exc)
+                shell.show_error(exc)

@@ -11,11 +11,11 @@ from core import geo, webmap
 from core.errors import CoreError
 from core.pipeline import place_result
 from core.types import SceneResult
-from pages import _state as S
-from pages import _ui
+from ui import shell
+from ui import state as S
 
 
-def placement_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
+def placement_form(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
     """Let the analyst place an un-georeferenced frame: by its centre, ground sample distance and heading, or by
     the WGS84 bounds of a north-up image."""
     st.info(f"{r.scene_name} has no georeference, so it cannot be shown on the map and its findings have no "
@@ -57,4 +57,4 @@ def placement_form(ctx: _ui.Context, aid: int, r: SceneResult, model: dict[str, 
                 ctx.ws.save_scene_result(aid, placed, input_name=r.scene_name)
                 st.rerun()
             except CoreError as exc:
-                _ui.show_error(exc)
+                shell.show_error(exc)

@@ -6,8 +6,8 @@ Environment variables:
 * ``BDA_WORKSPACE``: workspace folder (see :func:`core.store.default_root`).
 * ``BDA_MODEL``: checkpoint used as the default model instead of the bundled ``assets/models/default.pt``
   (a deployment's own model, or a small test model).
-* ``BDA_SERVER_PATHS``: optional list of folders (separated by ``os.pathsep``) that server-side paths given on the
-  Analyze page must lie in; unset, any readable file of the server may be analysed.
+* ``BDA_SERVER_PATHS``: folders that server-side paths typed on the pages must lie in (rules and checks in
+  :mod:`core.server_inputs`).
 """
 
 from __future__ import annotations
@@ -21,19 +21,16 @@ from typing import IO, Any
 
 import streamlit as st
 
-from core.detector import DEFAULT_MODEL, Detector, device_label, resolve_device
-from core.errors import CoreError, InputError, WorkspaceError
+from core.detector import DEFAULT_MODEL, Detector, device_label, model_family, resolve_device
+from core.errors import CoreError, WorkspaceError
 from core.imagery_xbd import load_xbd_labels
 from core.safety import atomic_write_stream, safe_filename, unique_name
 from core.store import Workspace, default_root
-from pages import _case_archive
-from pages import _state as S
+from ui import case_archive
+from ui import state as S
 
 #: Environment variable naming the default model's checkpoint.
 ENV_MODEL = "BDA_MODEL"
-#: Environment variable restricting server-side input paths to some folders.
-ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
-#: Longest side of the images shown on the pages (original, heatmap, overlay).
 
 _WORKSPACES: dict[Path, Workspace] = {}
 _WS_LOCK = threading.Lock()
@@ -71,18 +68,6 @@ class ModelChoice:
     label: str
     path: Path | None  #: None = the default model
     arch: str = ""
-
-
-def model_family(arch: str) -> str:
-    """FCDD / Deeper FCDD / HSC label of an architecture name (``fcdd-vgg16`` is "Deeper FCDD")."""
-    a = (arch or "").lower()
-    if a.startswith("hsc"):
-        return "HSC"
-    if a == "fcdd-vgg16":
-        return "Deeper FCDD"
-    if a.startswith("fcdd"):
-        return "FCDD"
-    return arch or "model"
 
 
 def default_model_path() -> Path | None:
@@ -172,8 +157,8 @@ def _case_section(ws: Workspace) -> None:
                     st.rerun()
                 except CoreError as exc:
                     show_error(exc)
-    _case_archive.archive_popover(ws, S.get(S.CASE_ID))
-    _case_archive.archive_note()
+    case_archive.archive_popover(ws, S.get(S.CASE_ID))
+    case_archive.archive_note()
 
 
 def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
@@ -205,7 +190,7 @@ def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
         st.warning(f"{label}: no GPU in use, analysis is slower (seconds per tile).", icon=":material/memory:")
     else:
         st.caption(f":material/bolt: {label}")
-    st.caption(f"{model_family(det.arch)} · `{det.arch}` · v{det.version} · sha256 `{det.sha256[:12]}`")
+    st.caption(f"{det.family} · `{det.arch}` · v{det.version} · sha256 `{det.sha256[:12]}`")
     return det, None
 
 
@@ -352,40 +337,3 @@ def keep_label(name: str, path: Path) -> None:
         os.replace(path, wanted)
     S.get(S.UPLOAD_NOTES).append(f"xBD labels {wanted.name} kept: the image {wanted.stem}.png gets its location, "
                                  "date and building outlines from them.")
-
-
-def server_roots() -> list[Path]:
-    """The folders of ``$BDA_SERVER_PATHS`` (links resolved) that typed server paths must lie in; empty when the
-    variable is unset (then any readable path is accepted)."""
-    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
-
-
-def check_server_path(text: str) -> Path:
-    """A server-side input path the analyst typed: it must exist, be a file and be readable (and lie inside one of
-    ``$BDA_SERVER_PATHS`` when that is set). Raises :class:`InputError` saying what is wrong."""
-    raw = (text or "").strip().strip("'\"")
-    if not raw:
-        raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
-    if any(ord(c) < 32 for c in raw):
-        raise InputError("the path contains control characters; type it again without them")
-    try:
-        path = Path(raw).expanduser()
-    except RuntimeError:  # ~user of a user this machine does not know
-        raise InputError(f"{raw!r} names a home folder this server does not know; give the full path") from None
-    if not path.is_absolute():
-        raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
-    roots = server_roots()
-    if roots and not any(path.resolve().is_relative_to(r) for r in roots):
-        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
-                         f"copy the file into one of them, or ask the administrator to add its folder to "
-                         f"{ENV_SERVER_PATHS}")
-    if not path.exists():
-        raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
-    if not path.is_file():
-        raise InputError(f"{path} is not a file (a folder?); give the path of one image file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path} is not readable by the workbench (permissions); make it readable and try again")
-    return path
-
-
-# -- cached derived images (keyed by file path + modification time) ---------------------------------------------

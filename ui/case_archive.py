@@ -15,7 +15,7 @@ import streamlit as st
 from core.errors import CoreError
 from core.safety import atomic_write_stream
 from core.store import Workspace
-from pages import _state as S
+from ui import state as S
 
 #: Choice of input images an export carries -> ``Workspace.export_case(inputs=...)``.
 INPUT_CHOICES = {

@@ -9,8 +9,9 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs
-from pages import _models_inputs, _ui
+from core import jobs, server_inputs
+from ui import shell
+from ui.jobs import start_job
 
 TILE_HELP = ("Tiles of this size cut from each post image; a tile holding buildings counts as damaged when any of "
              "them is. The tile AUROC ranks tiles by their mean heatmap.")
@@ -25,7 +26,7 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
 
-def evaluate_form(ctx: _ui.Context, jr: jobs.JobRunner, labels: dict[str, str]) -> None:
+def evaluate_form(ctx: shell.Context, jr: jobs.JobRunner, labels: dict[str, str]) -> None:
     """The xBD evaluation form; on submit the folder (or zip) is checked and the job started."""
     with st.form("evaluate_xbd_form"):
         key = st.selectbox("Model", list(labels), format_func=labels.get)
@@ -43,20 +44,20 @@ def evaluate_form(ctx: _ui.Context, jr: jobs.JobRunner, labels: dict[str, str]) 
         return
     if not typed and upload is None:
         st.error("Give an xBD folder: name one on the server or upload a .zip of it "
-                 f"({_models_inputs.XBD_LAYOUT}).")
+                 f"({server_inputs.XBD_LAYOUT}).")
         return
     def start(made: list[Path]) -> str:
         if typed:
-            xbd = _models_inputs.check_xbd_folder(typed)
+            xbd = server_inputs.check_xbd_folder(typed)
         else:
-            staged, xbd = _models_inputs.stage_xbd_upload(ctx.ws, upload)
+            staged, xbd = server_inputs.stage_xbd_upload(ctx.ws, upload)
             made.append(staged)
-        det = _ui.get_detector(key, ctx.device)
+        det = shell.get_detector(key, ctx.device)
         jid = jr.start_xbd_evaluation(xbd.root, model_path=key or None, device=ctx.device, tile=int(tile),
                                       detector=det, note=xbd.note())
         return f"xBD evaluation job #{jid} started ({xbd.posts} post images)."
 
-    _models_inputs.start_job("xBD evaluation", start)
+    start_job("xBD evaluation", start)
 
 
 def job_result(res: dict[str, Any]) -> None:
