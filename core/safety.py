@@ -137,6 +137,26 @@ def safe_filename(name: str, default: str = "file") -> str:
     return stem[:MAX_NAME].rstrip("._-")
 
 
+#: Characters that reorder or hide text (bidirectional embeddings, overrides, isolates and marks; zero-width space,
+#: word joiner, byte-order mark): "evil\u202egnp.exe" shows as "evilexe.png".
+_HIDDEN = frozenset("\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff")
+
+
+def clean_name(text: object, default: str = "file", max_len: int = 200) -> str:
+    """A name as people see and the workspace stores it (an upload's name, a case, an analyst): Unicode kept
+    (NFC), but control characters (NUL, tabs, newlines...) and line separators become spaces, bidirectional
+    overrides and invisible characters are removed, runs of spaces collapse, at most ``max_len`` characters,
+    ``default`` when nothing is left (give ``""`` to test for that). Applying it again changes nothing. File names on
+    disk use :func:`safe_filename`."""
+    out = []
+    for c in unicodedata.normalize("NFC", str(text)):
+        if c in _HIDDEN or unicodedata.category(c) == "Cs":  # lone surrogates cannot even be stored as UTF-8
+            continue
+        out.append(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c)
+    name = " ".join("".join(out).split())[:max_len].strip()
+    return name or default
+
+
 def unique_name(name: str, taken: Collection[str]) -> str:
     """``name``, or ``stem-2.ext``, ``stem-3.ext``... : the first one not in ``taken`` (compared case-insensitively,
     as on Windows and macOS file systems), kept within 120 characters."""

@@ -21,7 +21,7 @@ from core.findings import extract_findings
 from core.grading import SCALES
 from core.heatmap import PREVIEW_MAX, read_heatmap
 from core.pipeline import MAX_FINDINGS, refind_findings
-from core.safety import unique_name
+from core.safety import clean_name, unique_name
 from core.server_inputs import check_server_path
 from core.types import SceneResult
 from ui import compare, images, placement, shell
@@ -34,13 +34,14 @@ UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label
 def stage(name: str, path: Path, origin: str) -> None:
     """Add an input to the list waiting for the next run (names stay unique: they name the analysis inputs)."""
     staged = S.get(S.STAGED)
+    name = clean_name(name, default="image")
     staged.append({"name": unique_name(name, [s["name"] for s in staged]), "path": str(path), "origin": origin})
 
 
 def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new uploads to the workspace and stage them; the uploader is replaced on the next run, which
     releases the uploads' memory."""
-    shell.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"))
+    shell.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"), types=UPLOAD_TYPES)
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
 
 
@@ -169,8 +170,8 @@ def clear_staged() -> None:
 def inputs_section(ctx: shell.Context) -> None:
     """Upload / server path / staged list / run."""
     st.subheader("Images")
+    # no type=: each file's type is checked on its own (shell.save_uploads), one bad name never loses the batch
     files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF; xBD label .json with its .png)",
-                             type=UPLOAD_TYPES,
                              accept_multiple_files=True, key=S.uploader_key(),
                              help="Each file is written to the workspace as soon as it arrives.")
     pre_files = compare.pre_uploader(ctx)
@@ -244,6 +245,24 @@ def inputs_section(ctx: shell.Context) -> None:
             st.rerun()
 
 
+def _heatmap(r: SceneResult) -> Path | None:
+    """The scene's heatmap file, or None when it is not in this workspace (an imported case whose run wrote its
+    outputs elsewhere, or a file removed since)."""
+    return Path(r.heatmap_path) if r.heatmap_path is not None and Path(r.heatmap_path).is_file() else None
+
+
+def missing_heatmap(r: SceneResult) -> None:
+    """What a scene without its heatmap file still shows: scores, saved findings, and why the maps are missing."""
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Image score", f"{r.image_score:.2f}", help="calibrated; 1 = the 99th percentile of normal images")
+    m2.metric("Verdict", r.verdict)
+    m3.metric("Findings saved", len(r.findings))
+    st.warning(f"The heatmap of {r.scene_name} is missing from this workspace: the analysis was imported from a "
+               "workbench whose run wrote its heatmaps outside its workspace, or the file was removed. Its saved "
+               "findings, reviews and report are all here; to see heatmaps, analyse the image again.",
+               icon=":material/hide_image:")
+
+
 def summary_table(results: list[SceneResult], threshold: float) -> None:
     """One row per image: verdict, score, stored and live finding counts, location."""
     rows = []
@@ -252,7 +271,7 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
         if not r.error and (r.change_path is not None
                             or abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005):
             live = len(r.findings)  # saved at this threshold (a pair's: the change threshold): nothing to redo
-        elif not r.error and r.heatmap_path:
+        elif not r.error and _heatmap(r) is not None:
             live = sum(live_counts(str(r.heatmap_path), images.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())
@@ -270,6 +289,9 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     """Original, heatmap and overlay side by side, scores, histogram, location."""
     if r.error:
         st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
+        return
+    if _heatmap(r) is None:
+        missing_heatmap(r)
         return
     hp, hm = str(r.heatmap_path), images.mtime(r.heatmap_path)
     scale = str(r.meta.get("grade_scale", "copernicus-ems"))

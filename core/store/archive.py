@@ -38,7 +38,7 @@ from typing import Any
 
 import core
 from core.errors import InputError, WorkspaceError
-from core.safety import safe_extract_zip, safe_filename, unique_name
+from core.safety import clean_name, safe_extract_zip, safe_filename, unique_name
 from core.server_paths import server_path_allowed
 from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE
@@ -85,11 +85,19 @@ def _imported_ref(ref: str, moved_inputs: dict[str, str], case_id: int) -> str:
     return f"{ROOT_PREFIX}files/uploads/case-{case_id}/{NOT_CARRIED}/{name}"
 
 
+def _name(value: object) -> str:
+    """An input or scene name from an archive, cleaned as every stored name is (no control or bidi characters)."""
+    return clean_name(str(value), default="image", max_len=1000)
+
+
 def _portable_result(text: str, moved_inputs: dict[str, str], case_id: int) -> str:
     """Scene JSON from an archive: keep only output files inside the analysis folder (no '..'); drop other output
     paths, which name places on the exporting machine. The source and pre-event paths point at the carried copies
     in ``moved_inputs`` (stored reference -> new one), else at where they would be in the case's upload folder."""
     d = json.loads(text)
+    for name in ("scene_name", "pre_scene_name"):
+        if d.get(name) is not None:
+            d[name] = clean_name(str(d[name]), default="image", max_len=1000)
     for name in _PATH_FIELDS:
         if d.get(name) is not None and not _in_analysis(d.get(name)):
             d[name] = None
@@ -329,7 +337,7 @@ class ArchiveMixin(WorkspaceBase):
         now = utc_now()
         c = data["case"]
         with self._db.write() as conn:
-            name = str(c["name"])
+            name = clean_name(str(c["name"]), default="imported case", max_len=200)
             taken = {r[0] for r in conn.execute("SELECT name FROM cases").fetchall()}
             if name in taken:  # two cases of one name could not be told apart in the case list
                 base = f"{name} (imported {now[:10]})"
@@ -351,7 +359,7 @@ class ArchiveMixin(WorkspaceBase):
                 for i in item["inputs"]:
                     conn.execute("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, "
                                  "extra_json) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (aid, int(i["position"]), str(i["name"]), _imported_ref(str(i["path"]), refs, cid),
+                                 (aid, int(i["position"]), _name(i["name"]), _imported_ref(str(i["path"]), refs, cid),
                                   _imported_ref(str(i["pre_path"]), refs, cid) if i.get("pre_path") else None,
                                   str(i.get("extra_json") or "{}")))
                 scene_ids = {}
@@ -359,7 +367,7 @@ class ArchiveMixin(WorkspaceBase):
                     scene_ids[s["id"]] = int(conn.execute(
                         "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, "
                         "saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (aid, str(s["input_name"]), s["status"], s.get("error"),
+                        (aid, _name(s["input_name"]), s["status"], s.get("error"),
                          _portable_result(s["result_json"], refs, cid), int(s["n_findings"]),
                          str(s["saved_at"]))).lastrowid)
                 prefix, new_prefix = f"A{old}-", f"A{aid}-"
@@ -375,13 +383,14 @@ class ArchiveMixin(WorkspaceBase):
                         "INSERT INTO findings(id, analysis_id, scene_id, position, data_json, review_status, grade, "
                         "analyst, notes, det_method, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (fid, aid, scene_ids[f["scene_id"]], int(f["position"]), json.dumps(d), f["review_status"],
-                         str(f["grade"]), str(f["analyst"]), str(f["notes"]), str(f["det_method"]),
+                         str(f["grade"]), clean_name(str(f["analyst"]), ""), str(f["notes"]), str(f["det_method"]),
                          f.get("reviewed_at")))
                 conn.executemany(
                     "INSERT INTO reviews(finding_id, analyst, at, status_before, status_after, grade_before, "
                     "grade_after, notes_before, notes_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(remap(str(r["finding_id"])), str(r["analyst"]), str(r["at"]), r["status_before"],
-                      r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"], r["notes_after"])
+                    [(remap(str(r["finding_id"])), clean_name(str(r["analyst"]), "unknown"), str(r["at"]),
+                      r["status_before"], r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"],
+                      r["notes_after"])
                      for r in item["reviews"]])
                 src, dst = tmp / "files" / "analyses" / str(old), self._analysis_path(aid)
                 self._to_trash(dst)

@@ -10,7 +10,7 @@ from typing import Any
 from core.errors import InputError
 from core.safety import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
-from core.store.codec import check_fraction, check_id, check_text, dumps, loads
+from core.store.codec import check_fraction, check_id, check_name, check_text, dumps, loads
 from core.store.db import loads_row, utc_now
 from core.store.files import decode_path, encode_path, file_sha256
 
@@ -38,8 +38,9 @@ class JobsMixin(WorkspaceBase):
         if not isinstance(info, dict):
             raise InputError("model info must be a dict (use {} when there is nothing to record).")
         info_json = dumps(info, "model info")
-        name = str(info.get("name") or path.stem)
-        check_text(name, "model name", max_len=200, allow_empty=False)
+        name = check_name(str(info.get("name") or path.stem), "model name", max_len=200)
+        if info.get("name") and name != info["name"]:
+            info_json = dumps({**info, "name": name}, "model info")
         try:
             sha, size = file_sha256(path), path.stat().st_size
         except OSError as exc:

@@ -6,7 +6,7 @@ from typing import Any
 
 from core.errors import InputError
 from core.store.base import WorkspaceBase
-from core.store.codec import DET_AUTOMATIC, DET_CONFIRMED, REVIEW_STATUSES, check_text, finding_from_row
+from core.store.codec import DET_AUTOMATIC, DET_CONFIRMED, REVIEW_STATUSES, check_name, check_text, finding_from_row
 from core.store.db import loads_row, utc_now
 from core.types import Finding
 
@@ -29,7 +29,7 @@ class ReviewMixin(WorkspaceBase):
         extraction" (detector output checked by a person); un-confirming sets it back to "automatic extraction".
         """
         check_text(finding_id, "finding id", max_len=300, allow_empty=False)
-        check_text(analyst, "analyst name", max_len=200, allow_empty=False)
+        analyst = check_name(analyst, "analyst name", max_len=200)
         if status is None and grade is None and notes is None:
             raise InputError("nothing to record: give a status, a grade or notes.")
         if status is not None and status not in REVIEW_STATUSES:

@@ -1,0 +1,75 @@
+"""Security findings of issue 12 seen through the pages (in-process Streamlit AppTest): hostile upload names
+(finding 9), an imported case whose heatmaps stayed on another machine (finding 5), the sidebar case staying put
+(finding 4)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.store import Workspace
+from tests import test_app_shell as shell
+from tests.test_app_shell import new_app, texts
+from ui import state as S
+
+small_model, app_env = shell.small_model, shell.app_env  # shared fixtures
+
+torch.set_num_threads(1)
+
+RLO = "\u202e"
+
+
+def _png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# -- 9: hostile upload names -----------------------------------------------------------------------------------------
+def test_a_nul_or_bidi_name_never_loses_the_batch(app_env: Path) -> None:
+    at = new_app().run()
+    names = ["a.png", "bad\x00name.png", f"evil{RLO}gnp.exe.png", "tab\tand\nnewline.png", "b.png", "run.exe"]
+    at.file_uploader[0].set_value([(n, _png(i), "image/png") for i, n in enumerate(names)]).run()
+    assert not at.exception, texts(at.exception)
+    staged = [s["name"] for s in at.session_state[S.STAGED]]
+    assert staged == ["a.png", "bad name.png", "evilgnp.exe.png", "tab and newline.png", "b.png"]
+    assert any(t.startswith("run.exe: not a file this uploader takes") for t in texts(at.error)), texts(at.error)
+    at.button(key="run_analysis").click().run()
+    assert not at.exception, texts(at.exception)
+    ws = Workspace(app_env)
+    (a,) = ws.list_analyses()
+    results = ws.scene_results(a["id"])
+    assert sorted(r.scene_name for r in results) == sorted(staged)
+    shown = " ".join(texts(at.markdown) + texts(at.caption) + texts(at.error) + texts(at.success))
+    assert "\x00" not in shown and RLO not in shown
+
+
+# -- 5: an imported case whose command-line run wrote outside its workspace ----------------------------------------
+def test_an_imported_cli_case_opens_cleanly(app_env: Path, small_model: Path, shared_data: Path,
+                                            tmp_path: Path) -> None:
+    from core.cli import main
+
+    chip = shared_data / "geotiff/joplin_tornado_xview2deploy/chips_aligned/post/0_post.tif"
+    other = tmp_path / "their-workspace"
+    assert main(["analyze", str(chip), "--model", str(small_model), "--workspace", str(other), "--case", "Theirs",
+                 "--out", str(tmp_path / "outside"), "--quiet"]) == 0
+    theirs = Workspace(other)
+    archive = theirs.export_case(theirs.list_cases()[0]["id"], tmp_path / "theirs.zip")
+    ws = Workspace(app_env)
+    cid = ws.import_case(archive)
+    (a,) = ws.list_analyses(cid)
+    (r,) = ws.scene_results(a["id"])
+    assert r.heatmap_path is None  # it stayed on the other machine
+
+    at = new_app().run()
+    assert at.session_state[S.CASE_ID] == cid
+    for page in ("pages/analyze.py", "pages/map.py", "pages/report.py", "pages/analyze.py"):
+        at.switch_page(page).run()
+        assert not at.exception, f"{page}: {texts(at.exception)}"
+        assert not at.error, f"{page}: {texts(at.error)}"
+    assert any("heatmap of 0_post.tif is missing" in t for t in texts(at.warning)), texts(at.warning)
