@@ -187,6 +187,7 @@ def test_streamlit_config_is_offline_and_allows_large_uploads() -> None:
     assert cfg["browser"]["gatherUsageStats"] is False
     assert cfg["server"]["maxUploadSize"] >= 2048
     assert cfg["server"]["fileWatcherType"] == "none"
+    assert cfg["server"]["address"] == "127.0.0.1"  # issue 12: no longer every interface by default
     assert not re.search(r"https?://", text), "nothing in the settings may point at the network"
 
 
