@@ -13,6 +13,7 @@ from PIL import Image
 
 from core.store import Workspace
 from tests import test_app_shell as shell
+from tests.store_support import make_result
 from tests.test_app_shell import new_app, texts
 from ui import state as S
 
@@ -73,3 +74,37 @@ def test_an_imported_cli_case_opens_cleanly(app_env: Path, small_model: Path, sh
         assert not at.exception, f"{page}: {texts(at.exception)}"
         assert not at.error, f"{page}: {texts(at.error)}"
     assert any("heatmap of 0_post.tif is missing" in t for t in texts(at.warning)), texts(at.warning)
+
+
+# -- 4: the case a session works in changes only when its user changes it -------------------------------------------
+def test_the_sidebar_case_stays_put_when_cases_change_elsewhere(app_env: Path) -> None:
+    """The browser remembers a selectbox choice by its label: a label that an analysis changes (it held the count
+    of analyses) was not found again, and the box fell back to its first option, the newest case. So the labels
+    of the case and analysis pickers must not change when analyses are made or finish."""
+    ws = Workspace(app_env)
+    mine = ws.create_case("Mine")
+    ws.create_case("Another team")
+    at = new_app().run()
+    at.sidebar.selectbox(key=S.W_CASE).select(mine).run()
+    assert at.session_state[S.CASE_ID] == mine
+    case_labels = at.sidebar.selectbox(key=S.W_CASE).options
+    analysis_labels: list[str] = []
+    for step in range(3):
+        # an analysis in this case, by this session or another, and a newer case of another team
+        aid = ws.create_analysis(mine, [{"path": f"/data/x{step}.tif"}], model={"name": "m"}, threshold=None,
+                                 options={})
+        at.switch_page("pages/analyze.py").run()
+        running = at.selectbox(key=S.W_ANALYSIS).options
+        ws.save_scene_result(aid, make_result(f"x{step}.tif"))
+        ws.finish_analysis(aid)
+        ws.create_case(f"Newer {step}")
+        for page in ("pages/map.py", "pages/report.py", "pages/analyze.py"):
+            at.switch_page(page).run()
+            assert not at.exception, texts(at.exception)
+            assert at.session_state[S.CASE_ID] == mine, (step, page)
+            assert at.sidebar.selectbox(key=S.W_CASE).value == mine, (step, page)
+        labels = at.sidebar.selectbox(key=S.W_CASE).options
+        assert [x for x in labels if x in case_labels] == case_labels  # the same labels, newer cases added
+        assert at.selectbox(key=S.W_ANALYSIS).options == running  # finishing the run changed no label
+        assert running[1:] == analysis_labels
+        analysis_labels = running

@@ -136,18 +136,38 @@ class Context:
     analyst: str
 
 
+def case_label(case: dict[str, Any]) -> str:
+    """The case's label in the sidebar: only what never changes (name and id). The browser remembers a choice by
+    its label: a label holding a count that an analysis changes was not found again after the analysis, and the
+    box fell back to its first option, the newest case (issue 12: the Map and Report pages moved to another
+    team's case)."""
+    return f"{case['name']} (#{case['id']})"
+
+
+def analysis_label(a: dict[str, Any]) -> str:
+    """An analysis's label in the pickers: id, start time and model, which never change (see :func:`case_label`);
+    progress, findings and status are shown beside it (:func:`analysis_caption`)."""
+    return f"#{a['id']} · {a['created_at'][:16].replace('T', ' ')} UTC · {a['model'].get('name', '?')}"
+
+
+def analysis_caption(a: dict[str, Any]) -> str:
+    """What changes about an analysis: images done, findings, status."""
+    return f"{a['n_done']}/{a['n_inputs']} images · {a['n_findings']} findings · {a['status']}"
+
+
 def _case_section(ws: Workspace) -> None:
     cases = ws.list_cases()
     if not cases:
         S.put(S.CASE_ID, ws.ensure_case("Case 1", description="created automatically on first use"))
         cases = ws.list_cases()
     ids = [c["id"] for c in cases]
-    names = {c["id"]: f"{c['name']} (#{c['id']}, {c['n_analyses']} analyses)" for c in cases}
+    by_id = {c["id"]: c for c in cases}
     if S.get(S.CASE_ID) not in ids:
         S.put(S.CASE_ID, ids[0])
     S.bind(S.W_CASE, S.CASE_ID)
-    st.selectbox("Case", ids, format_func=names.get, key=S.W_CASE, on_change=S.keep, args=(S.CASE_ID, S.W_CASE),
-                 help="An event or task that groups analyses, reviews and reports.")
+    st.selectbox("Case", ids, format_func=lambda cid: case_label(by_id[cid]), key=S.W_CASE, on_change=S.keep,
+                 args=(S.CASE_ID, S.W_CASE), help="An event or task that groups analyses, reviews and reports.")
+    st.caption(f"{by_id[S.get(S.CASE_ID)]['n_analyses']} analyses in this case")
     with st.popover("New case", icon=":material/add:", width="stretch"):
         with st.form("new_case_form", clear_on_submit=True, border=False):
             name = st.text_input("Case name", key=S.W_NEW_CASE, max_chars=200)
@@ -278,15 +298,11 @@ def pick_analysis(ctx: Context, widget_key: str, label: str = "Analysis") -> dic
         S.put(S.ANALYSIS_ID, analyses[0]["id"])
     S.bind(widget_key, S.ANALYSIS_ID)
 
-    def fmt(aid: int) -> str:
-        a = by_id[aid]
-        model = a["model"].get("name", "?")
-        return (f"#{aid} · {a['created_at'][:16].replace('T', ' ')} UTC · {a['n_done']}/{a['n_inputs']} images · "
-                f"{a['n_findings']} findings · {model} · {a['status']}")
-
-    st.selectbox(label, list(by_id), format_func=fmt, key=widget_key, on_change=S.keep,
-                 args=(S.ANALYSIS_ID, widget_key))
-    return by_id[S.get(S.ANALYSIS_ID)]
+    st.selectbox(label, list(by_id), format_func=lambda aid: analysis_label(by_id[aid]), key=widget_key,
+                 on_change=S.keep, args=(S.ANALYSIS_ID, widget_key))
+    chosen = by_id[S.get(S.ANALYSIS_ID)]
+    st.caption(analysis_caption(chosen))
+    return chosen
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
