@@ -54,6 +54,9 @@ REPORT_PHASE2 = "report_phase2"
 REPORT_PHASE3 = "report_phase3"
 REPORT_FILES = "report_files"  #: {"analysis_id": int, "files": {kind: path}} of the last built report
 REVIEW_APPLIED = "review_applied"  #: {finding id: {column: value}} edits of this session already saved
+REVIEW_SHOWN = "review_shown"  #: {analysis id: {finding id: review version}} as the review table last showed them
+REVIEW_FORM = "review_form"  #: {finding id: {"version", "status", "grade", "notes"}} the review form started from
+REVIEW_CONFLICT = "review_conflict"  #: the last review conflict: {"fid", "mine", "message", "since", "version"}
 
 # -- widget keys ----------------------------------------------------------------------------------------------------
 W_CASE = "w_case"
@@ -143,6 +146,9 @@ DEFAULTS: dict[str, Any] = {
     REPORT_PHASE3: "",
     REPORT_FILES: None,
     REVIEW_APPLIED: {},
+    REVIEW_SHOWN: {},
+    REVIEW_FORM: {},
+    REVIEW_CONFLICT: None,
 }
 
 

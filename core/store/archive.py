@@ -44,6 +44,7 @@ from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE
 from core.store.db import loads_row, utc_now
 from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, decode_path, encode_path, file_sha256, inside_folder
+from core.store.review import OUTCOME_APPLIED, OUTCOME_KEPT
 from core.store.schema import SCHEMA_VERSION
 
 FORMAT = "bda-workbench-case"
@@ -387,10 +388,10 @@ class ArchiveMixin(WorkspaceBase):
                          f.get("reviewed_at")))
                 conn.executemany(
                     "INSERT INTO reviews(finding_id, analyst, at, status_before, status_after, grade_before, "
-                    "grade_after, notes_before, notes_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "grade_after, notes_before, notes_after, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(remap(str(r["finding_id"])), clean_name(str(r["analyst"]), "unknown"), str(r["at"]),
                       r["status_before"], r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"],
-                      r["notes_after"])
+                      r["notes_after"], OUTCOME_KEPT if r.get("outcome") == OUTCOME_KEPT else OUTCOME_APPLIED)
                      for r in item["reviews"]])
                 src, dst = tmp / "files" / "analyses" / str(old), self._analysis_path(aid)
                 self._to_trash(dst)

@@ -102,9 +102,16 @@ _V1 = [
     "CREATE INDEX job_log_job ON job_log(job_id, id)",
 ]
 
+# Review conflicts (issue 12): a review proposed against an older state of the finding, which its analyst chose
+# not to apply after seeing the newer review ("kept theirs"), stays in the trail with that outcome.
+_V2 = [
+    "ALTER TABLE reviews ADD COLUMN outcome TEXT NOT NULL DEFAULT 'applied'",
+]
+
 #: (version, statements) in order. The database records every applied version in ``schema_version``.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
+    (2, _V2),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
