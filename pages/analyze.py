@@ -188,10 +188,11 @@ def inputs_section(ctx: shell.Context) -> None:
         if S.get(S.AUTO_RUN) and ctx.detector is not None and S.get(S.STAGED):
             run_staged(ctx)
         st.rerun()  # a fresh, empty uploader: Streamlit drops the uploaded bytes
+    notes = st.container()  # drawn on every run: the messages (shown once) move no widget below them
     for msg in S.get(S.UPLOAD_ERRORS):
-        st.error(msg)
+        notes.error(msg)
     for msg in S.get(S.UPLOAD_NOTES):
-        st.info(msg, icon=":material/label:")
+        notes.info(msg, icon=":material/label:")
     S.put(S.UPLOAD_ERRORS, [])
     S.put(S.UPLOAD_NOTES, [])
     with st.form("server_path_form", clear_on_submit=True, border=False):

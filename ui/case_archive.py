@@ -78,21 +78,31 @@ def _import(ws: Workspace) -> None:
 
 
 def archive_note() -> None:
-    """The message of the last import, shown once."""
+    """The message of the last import, shown once, inside a container drawn on every run: the note's run and
+    the next one keep every widget below it at the same position (see :func:`archive_popover`)."""
+    box = st.container()
     note = S.get(S.ARCHIVE_NOTE)
     if note:
         if note.startswith("error:"):
-            st.error(note[len("error:"):], icon=":material/error:")
+            box.error(note[len("error:"):], icon=":material/error:")
         else:
-            st.success(note, icon=":material/unarchive:")
+            box.success(note, icon=":material/unarchive:")
         S.put(S.ARCHIVE_NOTE, None)
 
 
 def archive_popover(ws: Workspace, case_id: int | None) -> None:
-    """The sidebar's "Export / import" popover."""
+    """The sidebar's "Export / import" popover.
+
+    Export and import each draw into a container of their own: what the export shows varies (a download button
+    once an archive is ready, nothing without a case), and were the import uploader drawn after it directly, it
+    would sit at another position from one run to the next; the browser then shows the old copy beside the new
+    one until the next run ends (two "Import a case archive" uploaders on a busy server)."""
     with st.popover("Export / import case", icon=":material/archive:", width="stretch"):
+        export_box, import_box = st.container(), st.container()
         if case_id is not None:
-            st.markdown("**Export this case** with its analyses, findings, reviews, heatmaps and reports.")
-            _export(ws, case_id)
-            st.divider()
-        _import(ws)
+            with export_box:
+                st.markdown("**Export this case** with its analyses, findings, reviews, heatmaps and reports.")
+                _export(ws, case_id)
+                st.divider()
+        with import_box:
+            _import(ws)
