@@ -2,7 +2,8 @@
 
 Run with ``streamlit run app.py``. Environment: ``BDA_WORKSPACE`` (workspace folder), ``BDA_MODEL`` (checkpoint
 used as the default model instead of ``assets/models/default.pt``), ``BDA_SERVER_PATHS`` (folders server-side
-inputs must lie in).
+inputs must lie in). With user accounts in the workspace (``python -m core users add``) every page needs a login;
+without, the app serves only on loopback (see :mod:`ui.auth`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import shell
+from core.errors import CoreError
+from ui import auth, shell
 
 HERE = Path(__file__).resolve().parent
 #: (file, title, icon) of every page, in menu order; the first is the default page.
@@ -23,7 +25,16 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
+try:
+    ws = shell.workspace()
+except CoreError as exc:
+    shell.show_error(exc, "Workspace")
+    st.stop()
+allowed, user = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
 page = st.navigation([st.Page(f, title=t, icon=i, default=k == 0)
-                      for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()])
-shell.sidebar()
+                      for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()],
+                     position="sidebar" if allowed else "hidden")
+if not allowed:
+    st.stop()
+shell.sidebar(user)
 page.run()

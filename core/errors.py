@@ -58,3 +58,7 @@ class ReviewConflictError(CoreError, RuntimeError):
         self.finding = finding
         self.since = since
         self.version = version
+
+
+class AuthError(CoreError, PermissionError):
+    """A login failed (wrong name or password, too many attempts) or a user may not do what was asked."""

@@ -343,7 +343,8 @@ def stage_uploads(files: Iterable[tuple[str, bytes | IO[bytes]]], dest: str | Pa
     return out
 
 
-def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, name: str = "") -> int:
+def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, name: str = "",
+                      registered_by: str | None = None) -> int:
     """Register an uploaded checkpoint: written to the workspace, loaded SAFELY (weights only: a file carrying
     pickled code is refused with :class:`~core.errors.CheckpointError` and nothing in it runs), checked against its
     declared architecture, copied into the models folder and registered. Returns the model id."""
@@ -355,7 +356,7 @@ def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, 
         _, meta, _ = load_model(path)
         info = model_info(meta, source="uploaded")
         info["name"] = name.strip() or meta.get("name") or Path(str(filename)).stem or "uploaded model"
-        return ws.register_model(path, info, copy=True)
+        return ws.register_model(path, info, copy=True, registered_by=registered_by)
     finally:
         path.unlink(missing_ok=True)
         tmp.rmdir()

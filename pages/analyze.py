@@ -92,7 +92,8 @@ def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str)
               | ({"pre_path": i["pre_path"]} if i.get("pre_path") else {}) for i in items]
     aid = ctx.ws.create_analysis(ctx.case_id, inputs, model=det.info(), threshold=thr,
                                  options={"grade_scale": grade_scale, "device": device_label(det.device),
-                                          "resample": bool(S.get(S.RESAMPLE))})
+                                          "resample": bool(S.get(S.RESAMPLE))},
+                                 created_by=ctx.user.name if ctx.user else None)
     run_batch(ctx, aid, items, threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)))
     return aid
 
@@ -312,7 +313,8 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:
         compare.before_after(r)
-        compare.change_threshold_form(ctx, aid, r, model)
+        if ctx.can_work:
+            compare.change_threshold_form(ctx, aid, r, model)
     elif r.georef is not None:
         st.caption(":material/compare: One image alone shows what is unusual in it, not what changed. For damage, "
                    "add a pre-event image of the same place (second uploader above): the change between the two "
@@ -336,7 +338,8 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:
-        placement.placement_form(ctx, aid, r, model)
+        if ctx.can_work:
+            placement.placement_form(ctx, aid, r, model)
     else:
         w, s, e, n = r.bounds_wgs84 or (math.nan,) * 4
         st.caption(f":material/location_on: {r.georef.method} georeference{' (approximate)' * r.georef.approximate}"
@@ -355,7 +358,7 @@ def results_section(ctx: shell.Context) -> None:
     if analysis["status"] == "interrupted" and left > 0:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.warning(f"Analysis #{aid} was interrupted before {left} of its {analysis['n_inputs']} images.")
-        if c2.button("Resume", icon=":material/resume:", key="resume_analysis"):
+        if ctx.can_work and c2.button("Resume", icon=":material/resume:", key="resume_analysis"):
             try:
                 resume(ctx, analysis)
             except CoreError as exc:
@@ -381,9 +384,10 @@ def results_section(ctx: shell.Context) -> None:
     single = [r for r in ok if r.change_path is None]  # a pair's findings come from its change heatmap
     saved = [float(r.meta.get("threshold", math.nan)) for r in single]
     moved = not all(abs(t - threshold) < 0.005 for t in saved)
-    if single and moved and c2.button(f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
-                           help="Extract the findings of every image of this analysis again at the sidebar "
-                                "threshold and save them (reviews are kept)."):
+    if single and moved and ctx.can_work and c2.button(
+            f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
+            help="Extract the findings of every image of this analysis again at the sidebar threshold and save "
+                 "them (reviews are kept)."):
         try:
             with st.spinner("Extracting findings…"):
                 for r in single:
@@ -401,6 +405,10 @@ st.title("Analyze")
 if ctx.case_id is None:
     st.info("Create or choose a case in the sidebar first.", icon=":material/info:")
     st.stop()
-inputs_section(ctx)
+if ctx.can_work:
+    inputs_section(ctx)
+else:
+    st.info("You have a viewer account: you see the results of your cases and download their reports; "
+            "analysing needs an analyst account.", icon=":material/visibility:")
 st.divider()
 results_section(ctx)

@@ -213,11 +213,13 @@ def page() -> None:
     if findings:
         df, cfg = review_table(results)
         remember_table(ctx, aid)
-        if not ctx.analyst:  # an edit with no name to record could not be saved, and a refresh would lose it
+        if not ctx.can_work:
+            st.info("You have a viewer account: the reviews are read-only for you.", icon=":material/visibility:")
+        elif not ctx.analyst:  # an edit with no name to record could not be saved, and a refresh would lose it
             st.warning("Enter your name as Analyst in the sidebar to review: every review is recorded with who "
                        "made it and when. The table is read-only until then.", icon=":material/person:")
         st.data_editor(df, key=key, column_config=cfg, hide_index=True, num_rows="fixed", width="stretch",
-                       disabled=True if not ctx.analyst else
+                       disabled=True if not ctx.analyst or not ctx.can_work else
                        ["id", "image", "score max", "confidence", "area m²", "lat", "lon", "MGRS", "method",
                         "analyst"])
         st.caption("Edit review, grade and notes; each change is saved to the workspace at once with your name.")

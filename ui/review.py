@@ -54,7 +54,7 @@ def apply_edits(ctx: shell.Context, aid: int, ids: list[str], stored: dict[str, 
     table was drawn (:func:`remember_table`): another analyst's review in between is reported, not overwritten.
     """
     edits = (state or {}).get("edited_rows") or {}
-    if not edits:
+    if not edits or not ctx.can_work:  # a viewer's table is read-only: edits sent anyway are not saved
         return 0
     if not ctx.analyst:
         st.warning("Enter your name as Analyst in the sidebar: reviews are recorded with it. Your edits are kept "
@@ -100,7 +100,7 @@ def conflict_panel(ctx: shell.Context) -> None:
     """The last review conflict of this session: who changed the finding, what and when, what this analyst
     wanted, and the two ways on (keep theirs / apply mine)."""
     conflict = S.get(S.REVIEW_CONFLICT)
-    if not conflict:
+    if not conflict or not ctx.can_work:
         return
     fid, mine = conflict["fid"], conflict["mine"]
     with st.container(border=True):
@@ -147,6 +147,9 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
     The form keeps what the analyst set across reruns (keyed widgets) and the version it started from; when the
     finding is reviewed elsewhere meanwhile it says so (it never overwrites what the analyst is typing), and a
     save then asks which review to keep."""
+    if not ctx.can_work:
+        st.caption("Viewers see the reviews; reviewing needs an analyst account.")
+        return
     by = {f.id: f for f in findings}
     # the label holds only what a review cannot change: the browser keeps showing a selected option's old label
     fid = st.selectbox("Finding to review", list(by), key="w_review_one",

@@ -26,7 +26,8 @@ from core.errors import CoreError, WorkspaceError
 from core.imagery_xbd import load_xbd_labels
 from core.safety import atomic_write_stream, clean_name, safe_filename, unique_name
 from core.store import Workspace, default_root
-from ui import case_archive
+from core.store.users import User
+from ui import auth, case_archive
 from ui import state as S
 
 #: Environment variable naming the default model's checkpoint.
@@ -133,7 +134,18 @@ class Context:
     detector: Detector | None
     model_error: str | None
     threshold: float | None
-    analyst: str
+    analyst: str  #: the logged-in user's name, else the name typed in the sidebar (no accounts)
+    user: User | None = None  #: the logged-in user; None without accounts
+
+    @property
+    def can_work(self) -> bool:
+        """May analyse, review and import: without accounts, or as an admin or analyst (viewers only read)."""
+        return self.user is None or self.user.can_work
+
+    @property
+    def is_admin(self) -> bool:
+        """May register and train models and manage case members: without accounts, or as an admin."""
+        return self.user is None or self.user.is_admin
 
 
 def case_label(case: dict[str, Any]) -> str:
@@ -155,11 +167,20 @@ def analysis_caption(a: dict[str, Any]) -> str:
     return f"{a['n_done']}/{a['n_inputs']} images · {a['n_findings']} findings · {a['status']}"
 
 
-def _case_section(ws: Workspace) -> None:
-    cases = ws.list_cases()
-    if not cases:
+def _case_section(ws: Workspace, user: User | None) -> None:
+    cases = ws.visible_cases(user)
+    if not cases and (user is None or user.is_admin):
         S.put(S.CASE_ID, ws.ensure_case("Case 1", description="created automatically on first use"))
-        cases = ws.list_cases()
+        cases = ws.visible_cases(user)
+    if not cases:
+        S.put(S.CASE_ID, None)
+        st.info("You are not a member of any case yet: ask an admin to add you to one "
+                "(`python -m core cases grant CASE NAME`)" + (", or create one below." if user and user.can_work
+                                                               else "."), icon=":material/folder_off:")
+        if user is not None and user.can_work:
+            _new_case(ws, user)
+            case_archive.archive_popover(ws, None, user)
+        return
     ids = [c["id"] for c in cases]
     by_id = {c["id"]: c for c in cases}
     if S.get(S.CASE_ID) not in ids:
@@ -168,17 +189,53 @@ def _case_section(ws: Workspace) -> None:
     st.selectbox("Case", ids, format_func=lambda cid: case_label(by_id[cid]), key=S.W_CASE, on_change=S.keep,
                  args=(S.CASE_ID, S.W_CASE), help="An event or task that groups analyses, reviews and reports.")
     st.caption(f"{by_id[S.get(S.CASE_ID)]['n_analyses']} analyses in this case")
+    if user is None or user.can_work:
+        _new_case(ws, user)
+        case_archive.archive_popover(ws, S.get(S.CASE_ID), user)
+    if user is not None and user.is_admin:
+        _members(ws, S.get(S.CASE_ID))
+    case_archive.archive_note()
+
+
+def _new_case(ws: Workspace, user: User | None) -> None:
+    """The "New case" popover; an analyst who makes a case becomes its member."""
     with st.popover("New case", icon=":material/add:", width="stretch"):
         with st.form("new_case_form", clear_on_submit=True, border=False):
             name = st.text_input("Case name", key=S.W_NEW_CASE, max_chars=200)
             if st.form_submit_button("Create case") and name.strip():
                 try:
-                    S.put(S.CASE_ID, ws.create_case(name.strip()))
+                    cid = ws.create_case(name.strip())
+                    if user is not None and not user.is_admin:
+                        ws.grant_case(cid, user.name)
+                    S.put(S.CASE_ID, cid)
                     st.rerun()
                 except CoreError as exc:
                     show_error(exc)
-    case_archive.archive_popover(ws, S.get(S.CASE_ID))
-    case_archive.archive_note()
+
+
+def _members(ws: Workspace, case_id: int) -> None:
+    """An admin's "Case members" popover: which analysts and viewers may open the case in use."""
+    others = [u for u in ws.list_users() if u["role"] != "admin"]
+    with st.popover("Case members", icon=":material/group:", width="stretch"):
+        if not others:
+            st.caption("No analysts or viewers yet (`python -m core users add NAME --role analyst`); admins see "
+                       "every case.")
+            return
+        current = ws.case_members(case_id)
+        with st.form(f"members_form_{case_id}", border=False):
+            chosen = st.multiselect("Members of this case", [u["name"] for u in others],
+                                    default=[n for n in current if any(u["name"] == n for u in others)],
+                                    format_func=lambda n: f"{n} ({next(u['role'] for u in others if u['name'] == n)})")
+            if st.form_submit_button("Save members"):
+                try:
+                    for name in set(chosen) - set(current):
+                        ws.grant_case(case_id, name)
+                    for name in set(current) - set(chosen):
+                        ws.revoke_case(case_id, name)
+                except CoreError as exc:
+                    show_error(exc, "Members")
+                    return
+                st.toast("Case members saved.", icon=":material/group:")
 
 
 def _model_section(ws: Workspace) -> tuple[Detector | None, str | None]:
@@ -238,8 +295,9 @@ def _threshold_section(det: Detector | None) -> None:
                    "above the threshold form findings.")
 
 
-def sidebar() -> Context:
-    """Draw the shared sidebar and return the choices (call once per run, from ``app.py``)."""
+def sidebar(user: User | None = None) -> Context:
+    """Draw the shared sidebar and return the choices (call once per run, from ``app.py``, after
+    :func:`ui.auth.gate` let the run through; ``user``: the logged-in user, None without accounts)."""
     S.init()
     S.put(S.SHELL, True)
     with st.sidebar:
@@ -250,15 +308,17 @@ def sidebar() -> Context:
             st.stop()
         st.caption(f":material/folder: Workspace `{ws.root}`")
         try:
-            _case_section(ws)
+            _case_section(ws, user)
         except CoreError as exc:
             show_error(exc, "Cases")
         st.divider()
         det, err = _model_section(ws)
         _threshold_section(det)
-        S.bind(S.W_ANALYST, S.ANALYST)
-        st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
-                      placeholder="your name (recorded with reviews)")
+        if user is None:  # no accounts: reviews are recorded with the name typed here
+            S.bind(S.W_ANALYST, S.ANALYST)
+            st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST),
+                          max_chars=200, placeholder="your name (recorded with reviews)")
+        auth.account_box(user)
     return context()
 
 
@@ -279,9 +339,10 @@ def context() -> Context:
     except CoreError as exc:
         err = str(exc)
     thr = S.get(S.THRESHOLD)
+    user = User(**S.get(S.USER)) if S.get(S.USER) else None
     return Context(ws=ws, case_id=S.get(S.CASE_ID), model_key=S.get(S.MODEL_PATH), device=S.get(S.DEVICE),
                    detector=det, model_error=err, threshold=None if thr is None else float(thr),
-                   analyst=str(S.get(S.ANALYST) or "").strip())
+                   analyst=user.name if user else str(S.get(S.ANALYST) or "").strip(), user=user)
 
 
 # -- analyses ----------------------------------------------------------------------------------------------------

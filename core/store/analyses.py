@@ -91,9 +91,12 @@ class AnalysesMixin(WorkspaceBase):
 
     # -- analyses -------------------------------------------------------------------------------------------
     def create_analysis(self, case_id: int, inputs: list[dict], *, model: dict, threshold: float | None,
-                        options: dict) -> int:
+                        options: dict, created_by: str | None = None) -> int:
         """Record a detector run over ``inputs`` (``[{"path", "name"?, "pre_path"?, ...extra}]``; ``name``
-        defaults to the file name and must be unique) before it starts; status ``running``. Returns its id."""
+        defaults to the file name and must be unique) before it starts; status ``running``. Returns its id.
+        ``created_by``: the logged-in user who started it (None without accounts)."""
+        if created_by is not None:
+            created_by = check_name(created_by, "user name", max_len=200)
         cid = self.get_case(case_id)["id"]
         if not isinstance(inputs, (list, tuple)) or not inputs:
             raise InputError("an analysis needs at least one input: pass [{'path': ..., 'name': ...}, ...].")
@@ -129,8 +132,8 @@ class AnalysesMixin(WorkspaceBase):
         with self._db.write() as conn:
             aid = int(conn.execute(
                 "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (cid, model_json, threshold, options_json, this_owner(), now, now)).lastrowid)
+                "updated_at, created_by) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (cid, model_json, threshold, options_json, this_owner(), now, now, created_by)).lastrowid)
             conn.executemany("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, extra_json) "
                              "VALUES (?, ?, ?, ?, ?, ?)", [(aid, *r) for r in rows])
             conn.execute("UPDATE cases SET updated_at=? WHERE id=?", (now, cid))

@@ -41,7 +41,7 @@ from core.errors import InputError, WorkspaceError
 from core.safety import clean_name, safe_extract_zip, safe_filename, unique_name
 from core.server_paths import server_path_allowed
 from core.store.base import WorkspaceBase
-from core.store.codec import PRE_SOURCE
+from core.store.codec import PRE_SOURCE, check_name
 from core.store.db import loads_row, utc_now
 from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, decode_path, encode_path, file_sha256, inside_folder
 from core.store.review import OUTCOME_APPLIED, OUTCOME_KEPT
@@ -170,12 +170,13 @@ class ArchiveMixin(WorkspaceBase):
                 by_file.setdefault(path.resolve(), []).append(ref)
         return list(by_file.items())
 
-    def export_case(self, case_id: int, dest: Path, *, inputs: str = "workspace") -> Path:
+    def export_case(self, case_id: int, dest: Path, *, inputs: str = "workspace", user: str | None = None) -> Path:
         """Write the case to one zip and return its path. ``dest`` is the zip's path, or an existing folder in
         which ``case-<id>-<name>-<date>.zip`` is created. Written atomically (no half archive on a crash).
 
         ``inputs``: which input images travel with it: ``"workspace"`` (the default) those uploaded into the
         workspace, ``"all"`` also the server-side files the analyses read (may be large), ``"none"`` none.
+        ``user``: the logged-in user, recorded with the export in the case's events.
         """
         case = self.get_case(case_id)  # type: ignore[attr-defined]
         cid = case["id"]
@@ -246,15 +247,20 @@ class ArchiveMixin(WorkspaceBase):
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
+        if user is not None:
+            self.record_event(cid, user, "export", f"{dest.name} (images: {inputs})")  # type: ignore[attr-defined]
         return dest
 
-    def import_case(self, archive: Path, *, max_total_bytes: float = MAX_IMPORT_BYTES) -> int:
-        """Import a case archive made by :meth:`export_case` as a new case; returns the new case id.
+    def import_case(self, archive: Path, *, max_total_bytes: float = MAX_IMPORT_BYTES, user: str | None = None) -> int:
+        """Import a case archive made by :meth:`export_case` as a new case; returns the new case id. ``user``: the
+        logged-in user, recorded with the import in the case's events.
 
         The archive is extracted safely (no zip-slip, no zip bomb), every file is checked against the manifest's
         sha256, and all rows go in in one transaction: a bad archive leaves the workspace unchanged.
         """
         archive = Path(archive)
+        if user is not None:
+            user = check_name(user, "user name", max_len=200)  # before anything is written
         if not archive.is_file():
             raise InputError(f"case archive {archive} does not exist or is not a file; check the path.")
         tmp = self.root / "tmp" / f"import-{uuid.uuid4().hex}"
@@ -268,12 +274,15 @@ class ArchiveMixin(WorkspaceBase):
                              max_archive_ratio=MAX_IMPORT_RATIO, error_type=InputError)
             manifest, data = self._read_archive(archive, tmp)
             try:
-                return self._insert_case(data, tmp, moved, _carried_list(manifest, archive.name))
+                cid = self._insert_case(data, tmp, moved, _carried_list(manifest, archive.name))
             except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:
                 if isinstance(exc, InputError):
                     raise
                 raise InputError(f"case archive {archive.name} has malformed rows ({type(exc).__name__}: {exc}); "
                                  "export the case again from its workspace.") from exc
+            if user is not None:
+                self.record_event(cid, user, "import", archive.name)  # type: ignore[attr-defined]
+            return cid
         except BaseException:
             for d in moved:
                 if d.is_file():

@@ -26,7 +26,7 @@ class JobsMixin(WorkspaceBase):
         """Folder for checkpoints that belong to the workspace (trained here or copied in)."""
         return self.root / "files" / "models"
 
-    def register_model(self, path: Path, info: dict, *, copy: bool = False) -> int:
+    def register_model(self, path: Path, info: dict, *, copy: bool = False, registered_by: str | None = None) -> int:
         """Register a checkpoint file with its ``info`` (name, architecture, metrics...; JSON-safe); returns its id.
 
         The same file (same sha256) registered twice returns the first id. With ``copy`` the file is first copied
@@ -56,8 +56,10 @@ class JobsMixin(WorkspaceBase):
             if row is not None:  # registered by another thread/process meanwhile
                 return int(row["id"])
             return int(conn.execute(
-                "INSERT INTO models(name, path, sha256, size_bytes, info_json, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, stored, sha, size, info_json, utc_now())).lastrowid)
+                "INSERT INTO models(name, path, sha256, size_bytes, info_json, created_at, registered_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, stored, sha, size, info_json, utc_now(),
+                 None if registered_by is None else check_name(registered_by, "user name", max_len=200))).lastrowid)
 
     def _copy_in(self, src: Path, sha: str) -> Path:
         dest = self.models_dir() / sha[:16] / safe_filename(src.name, default="model")
