@@ -64,11 +64,11 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
     _login(page, "lee", "not the password")
     page.get_by_text(re.compile("wrong user name or password")).wait_for(timeout=30_000)
     _login(page, "lee", PW)
-    page.get_by_role("heading", name="Report").wait_for(timeout=60_000)  # the page that was asked for
+    page.get_by_role("heading", name="Report", level=1).wait_for(timeout=60_000)  # the page that was asked for
     page.wait_for_load_state("networkidle")
     _case_is(page, "Lee's second (#2)")
     _nav(page, "Analyze")
-    page.get_by_role("heading", name="Analyze").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
 
     # only the analyst's cases are offered; choose the older one
     page.get_by_role("combobox", name=re.compile("^Case")).click()
@@ -89,7 +89,7 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
     page.screenshot(path=str(art / "accounts_1_analysed.png"), full_page=True)
     for title in ("Map", "Report", "Analyze"):
         _nav(page, title)
-        page.get_by_role("heading", name=title).wait_for(timeout=60_000)
+        page.get_by_role("heading", name=title, level=1).wait_for(timeout=60_000)
         _case_is(page, "Lee's first (#1)")
         _no_exception(page)
 
