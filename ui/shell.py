@@ -359,11 +359,12 @@ def pick_analysis(ctx: Context, widget_key: str, label: str = "Analysis") -> dic
         S.put(S.ANALYSIS_ID, analyses[0]["id"])
     S.bind(widget_key, S.ANALYSIS_ID)
 
+    # what changes about the analysis goes into the help, not into the label (see case_label) nor into an element
+    # of its own: with a caption here, test_e2e_hostile's click on a finding of the Map page opened no popup (the
+    # exact cause was not pinned down; without the extra element it passes)
     st.selectbox(label, list(by_id), format_func=lambda aid: analysis_label(by_id[aid]), key=widget_key,
-                 on_change=S.keep, args=(S.ANALYSIS_ID, widget_key))
-    chosen = by_id[S.get(S.ANALYSIS_ID)]
-    st.caption(analysis_caption(chosen))
-    return chosen
+                 on_change=S.keep, args=(S.ANALYSIS_ID, widget_key), help=analysis_caption(by_id[S.get(S.ANALYSIS_ID)]))
+    return by_id[S.get(S.ANALYSIS_ID)]
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
