@@ -247,6 +247,6 @@ class UsersMixin(WorkspaceBase):
 
     def case_events(self, case_id: int) -> list[dict]:
         """Exports and imports of a case, oldest first: at, user, action, detail."""
-        return [loads_row(r) for r in self._db.query(  # type: ignore[misc]
-            "SELECT at, user, action, detail FROM case_events WHERE case_id=? ORDER BY id", (check_id(case_id,
-                                                                                                     "case id"),))]
+        cid = check_id(case_id, "case id")
+        rows = self._db.query("SELECT at, user, action, detail FROM case_events WHERE case_id=? ORDER BY id", (cid,))
+        return [loads_row(r) for r in rows]  # type: ignore[misc]
