@@ -2,14 +2,17 @@
 
 Run with ``streamlit run app.py``. Environment: ``BDA_WORKSPACE`` (workspace folder), ``BDA_MODEL`` (checkpoint
 used as the default model instead of ``assets/models/default.pt``), ``BDA_SERVER_PATHS`` (folders server-side
-inputs must lie in).
+inputs must lie in). With user accounts in the workspace (``python -m core users add``) every page needs a login;
+without, the app serves only on loopback (see :mod:`ui.auth`).
 
 The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebarNavigation`` in
-``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The menu is drawn
-before anything heavy is imported; the sidebar then shows the case list, and the model's first load in this server
-shows under the page's title behind the "Loading the model…" spinner. The page's widgets come after the model:
-drawing them first let an upload made during that load get lost (two quick interactions while a run is blocked are
-merged by Streamlit and the file is dropped).
+``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The router is
+set up first; then the workspace is opened and :func:`ui.auth.gate` decides (login form, or the loopback rule):
+a run it stops shows no menu and no page. The menu is drawn before anything heavy (torch) is imported; the sidebar
+then shows the case list, and the model's first load in this server shows under the page's title behind the
+"Loading the model…" spinner. The page's widgets come after the model: drawing them first let an upload made
+during that load get lost (two quick interactions while a run is blocked are merged by Streamlit and the file is
+dropped).
 """
 
 from __future__ import annotations
@@ -30,11 +33,21 @@ PAGES = [
 st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
 menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()]
 page = st.navigation(menu, position="hidden")
+
+from core.errors import CoreError  # noqa: E402 - after the router: see the module notes
+from ui import auth, shell  # noqa: E402
+
+try:
+    ws = shell.workspace()
+except CoreError as exc:
+    shell.show_error(exc, "Workspace")
+    st.stop()
+allowed, user = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
+if not allowed:
+    st.stop()
 with st.sidebar:
     for entry in menu:
         st.page_link(entry)
 
-from ui import shell  # noqa: E402 - after the menu: see the module notes
-
-shell.sidebar(page.title)
+shell.sidebar(page.title, user)
 page.run()
