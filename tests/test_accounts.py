@@ -12,7 +12,7 @@ from core.cli import main
 from core.errors import AuthError, InputError
 from core.store import Workspace
 from core.store.users import FAILURE_WINDOW_S, MAX_FAILURES
-from tests.store_support import new_analysis
+from tests.support.store import new_analysis
 
 PW = "correct horse battery"
 

@@ -12,16 +12,15 @@ import torch
 from streamlit import config as st_config
 
 from core.store import Workspace
-from tests import test_app_shell as shell
-from tests.store_support import make_result, new_analysis
-from tests.test_app_shell import new_app, texts
+from tests.support.app import new_app, texts
+from tests.support.store import make_result, new_analysis
 from ui import state as S
-
-small_model, app_env = shell.small_model, shell.app_env  # shared fixtures
 
 torch.set_num_threads(1)
 
 PW = "correct horse battery"
+
+PAGES = ["pages/analyze.py", "pages/map.py", "pages/report.py", "pages/models.py"]
 
 
 @pytest.fixture
@@ -55,7 +54,7 @@ def login(name: str, password: str = PW):
 def test_every_page_needs_a_login_when_users_exist(team: dict[str, int]) -> None:
     at = new_app().run()
     assert [t.value for t in at.title] == ["BDA workbench"] and at.text_input(key=S.W_LOGIN_PASSWORD)
-    for page in shell.PAGES:
+    for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, texts(at.exception)
         assert [t.value for t in at.title] == ["BDA workbench"], page  # the login form, never the page

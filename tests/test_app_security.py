@@ -12,12 +12,9 @@ import torch
 from PIL import Image
 
 from core.store import Workspace
-from tests import test_app_shell as shell
-from tests.store_support import make_result
-from tests.test_app_shell import new_app, texts
+from tests.support.app import new_app, texts
+from tests.support.store import make_result
 from ui import state as S
-
-small_model, app_env = shell.small_model, shell.app_env  # shared fixtures
 
 torch.set_num_threads(1)
 

@@ -11,11 +11,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from core.detector import DEFAULT_MODEL
+from core.assets import DEFAULT_MODEL
 from core.store import Workspace
-from tests.browser import offline_browser, screenshot_on_failure, streamlit_server
-from tests.conftest import need
-from tests.test_e2e_browser import _artifacts, _nav, _no_exception
+from tests.support.browser import (
+    artifacts_dir,
+    nav,
+    no_exception,
+    offline_browser,
+    screenshot_on_failure,
+    streamlit_server,
+)
+from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -36,7 +42,7 @@ def test_login_and_the_case_stays_put_after_an_analysis(shared_data: Path, tmp_p
     for cid in (first, second):
         ws.grant_case(cid, "lee")
     ws.close()
-    art = _artifacts()
+    art = artifacts_dir()
     env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         with screenshot_on_failure(page, art / "accounts_failure.png"):
@@ -67,7 +73,7 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
     page.get_by_role("heading", name="Report", level=1).wait_for(timeout=60_000)  # the page that was asked for
     page.wait_for_load_state("networkidle")
     _case_is(page, "Lee's second (#2)")
-    _nav(page, "Analyze")
+    nav(page, "Analyze")
     page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
 
     # only the analyst's cases are offered; choose the older one
@@ -84,14 +90,14 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
     run.click()
     page.get_by_text(re.compile(r"^heatmap: grey below")).first.wait_for(timeout=240_000)
     page.wait_for_load_state("networkidle")
-    _no_exception(page)
+    no_exception(page)
     _case_is(page, "Lee's first (#1)")
     page.screenshot(path=str(art / "accounts_1_analysed.png"), full_page=True)
     for title in ("Map", "Report", "Analyze"):
-        _nav(page, title)
+        nav(page, title)
         page.get_by_role("heading", name=title, level=1).wait_for(timeout=60_000)
         _case_is(page, "Lee's first (#1)")
-        _no_exception(page)
+        no_exception(page)
 
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("button", name="Log in").wait_for(timeout=30_000)

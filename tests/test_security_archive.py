@@ -16,7 +16,7 @@ import pytest
 from core.cli import main
 from core.server_paths import ENV_SERVER_PATHS
 from core.store import Workspace
-from tests.store_support import make_result
+from tests.support.store import make_result
 
 SECRET = b"root:x:0:0:secret of this server\n"
 

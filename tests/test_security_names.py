@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from core.errors import InputError
 from core.safety import clean_name
 from core.store import Workspace
-from tests.store_support import make_result
+from tests.support.store import make_result
 
 RLO = "\u202e"
 
