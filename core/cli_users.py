@@ -18,7 +18,7 @@ from core.errors import InputError
 from core.store.users import MIN_PASSWORD, ROLES
 
 
-def add_users(sub: argparse._SubParsersAction) -> None:
+def add_users(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the users and cases sub-commands."""
     p = sub.add_parser("users", help="accounts of a team server: add, list, passwd, role, remove")
     p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")

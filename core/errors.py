@@ -8,6 +8,8 @@ callers who catch ``ValueError`` / ``OSError`` keep working.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CoreError(Exception):
     """Root of all user-actionable errors raised by :mod:`core`."""
@@ -53,7 +55,7 @@ class ReviewConflictError(CoreError, RuntimeError):
     the current version to pass to apply the review anyway.
     """
 
-    def __init__(self, message: str, *, finding: object, since: list[dict], version: int) -> None:
+    def __init__(self, message: str, *, finding: object, since: list[dict[str, Any]], version: int) -> None:
         super().__init__(message)
         self.finding = finding
         self.since = since

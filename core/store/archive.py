@@ -152,7 +152,7 @@ class ArchiveMixin(WorkspaceBase):
         other cases' uploads) are never carried, whatever a stored reference says."""
         if inputs not in INPUT_MODES:
             raise InputError(f"inputs must be one of {', '.join(INPUT_MODES)}; got {inputs!r}.")
-        uploads = self.uploads_dir(case_id)  # type: ignore[attr-defined]
+        uploads = self.uploads_dir(case_id)
         by_file: dict[Path, list[str]] = {}
         for ref in _input_refs(bundle) if inputs != "none" else []:
             if ref.startswith(ANALYSIS_PREFIX) or any(ord(c) < 32 for c in ref):

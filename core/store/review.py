@@ -91,13 +91,13 @@ class ReviewMixin(WorkspaceBase):
         current = self._version(conn, finding_id)
         if current == expected:
             return
-        since = [loads_row(r) for r in conn.execute(
+        since: list[dict[str, Any]] = [{k: r[k] for k in r.keys()} for r in conn.execute(
             "SELECT * FROM reviews WHERE finding_id=? AND id>? ORDER BY id", (finding_id, expected)).fetchall()]
         who = ", ".join(dict.fromkeys(f"{r['analyst']} at {str(r['at'])[:19].replace('T', ' ')} UTC" for r in since))
         raise ReviewConflictError(
             f"{finding_id} was reviewed by {who or 'someone else'} after you opened it (now: {row['review_status']}, "
             f"grade {row['grade']}); nothing of yours was saved. Keep their review, or apply yours on top of it.",
-            finding=finding_from_row(row), since=since, version=current)  # type: ignore[arg-type]
+            finding=finding_from_row(row), since=since, version=current)
 
     def review_version(self, finding_id: str) -> int:
         """The finding's review version: the id of its latest audit row (0 before any review). A review saved with

@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from core.errors import AuthError, InputError
 from core.store.base import WorkspaceBase
 from core.store.codec import check_id, check_name, check_text
-from core.store.db import loads_row, utc_now
+from core.store.db import inserted_id, utc_now
 
 ROLES = ("admin", "analyst", "viewer")
 #: Failed logins of one name allowed within :data:`FAILURE_WINDOW_S` before further tries are refused unchecked.
@@ -108,8 +108,8 @@ class UsersMixin(WorkspaceBase):
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
                 raise InputError(f"there is already a user {name!r}; choose another name or remove that user first.")
-            uid = int(conn.execute("INSERT INTO users(name, role, password_hash, created_at, updated_at) VALUES "
-                                   "(?, ?, ?, ?, ?)", (name, role, digest, now, now)).lastrowid)
+            uid = inserted_id(conn.execute("INSERT INTO users(name, role, password_hash, created_at, updated_at) "
+                                           "VALUES (?, ?, ?, ?, ?)", (name, role, digest, now, now)))
         return User(uid, name, role, now)
 
     def get_user(self, name: str) -> User:
@@ -121,13 +121,14 @@ class UsersMixin(WorkspaceBase):
             raise InputError(f"there is no user {name!r} in the workspace {self.root} (users: {known}).")
         return _user(rows[0])
 
-    def list_users(self) -> list[dict]:
+    def list_users(self) -> list[dict[str, Any]]:
         """Every user: id, name, role, created_at and ``cases`` (ids of the cases they are a member of)."""
-        users = [loads_row(r) for r in self._db.query("SELECT id, name, role, created_at FROM users ORDER BY name")]
+        users = [{k: r[k] for k in r.keys()}
+                 for r in self._db.query("SELECT id, name, role, created_at FROM users ORDER BY name")]
         members: dict[int, list[int]] = {}
         for r in self._db.query("SELECT user_id, case_id FROM case_members ORDER BY case_id"):
             members.setdefault(int(r["user_id"]), []).append(int(r["case_id"]))
-        return [{**u, "cases": members.get(int(u["id"]), [])} for u in users]  # type: ignore[index]
+        return [{**u, "cases": members.get(int(u["id"]), [])} for u in users]
 
     def set_password(self, name: str, password: str) -> None:
         """Give ``name`` a new password (logins made with the old one end)."""
@@ -224,10 +225,10 @@ class UsersMixin(WorkspaceBase):
             "SELECT u.name FROM case_members m JOIN users u ON u.id = m.user_id WHERE m.case_id=? ORDER BY u.name",
             (cid,))]
 
-    def visible_cases(self, user: User | None) -> list[dict]:
+    def visible_cases(self, user: User | None) -> list[dict[str, Any]]:
         """The cases ``user`` may open (:meth:`list_cases` order): every case for an admin or without accounts
         (``user`` None), else the cases they are a member of."""
-        cases = self.list_cases()  # type: ignore[attr-defined]
+        cases: list[dict[str, Any]] = self.list_cases()  # type: ignore[attr-defined]
         if user is None or user.is_admin:
             return cases
         mine = {int(r["case_id"]) for r in self._db.query("SELECT case_id FROM case_members WHERE user_id=?",
@@ -245,8 +246,8 @@ class UsersMixin(WorkspaceBase):
             conn.execute("INSERT INTO case_events(case_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)",
                          (case_id, utc_now(), check_name(user, "user name", max_len=200), action, detail))
 
-    def case_events(self, case_id: int) -> list[dict]:
+    def case_events(self, case_id: int) -> list[dict[str, Any]]:
         """Exports and imports of a case, oldest first: at, user, action, detail."""
         cid = check_id(case_id, "case id")
         rows = self._db.query("SELECT at, user, action, detail FROM case_events WHERE case_id=? ORDER BY id", (cid,))
-        return [loads_row(r) for r in rows]  # type: ignore[misc]
+        return [{k: r[k] for k in r.keys()} for r in rows]
