@@ -30,11 +30,11 @@ try:
 except CoreError as exc:
     shell.show_error(exc, "Workspace")
     st.stop()
-allowed, user = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
-page = st.navigation([st.Page(f, title=t, icon=i, default=k == 0)
-                      for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()],
-                     position="sidebar" if allowed else "hidden")
-if not allowed:
+pages = [p for p in PAGES if (HERE / p[0]).is_file()]
+user, blocker = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
+if blocker is not None:
+    st.navigation(auth.blocked_pages(blocker, pages), position="hidden").run()
     st.stop()
+page = st.navigation([st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(pages)])
 shell.sidebar(user)
 page.run()
