@@ -6,13 +6,14 @@ inputs must lie in). With user accounts in the workspace (``python -m core users
 without, the app serves only on loopback (see :mod:`ui.auth`).
 
 The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebarNavigation`` in
-``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The router is
-set up first; then the workspace is opened and :func:`ui.auth.gate` decides (login form, or the loopback rule):
-a run it stops shows no menu and no page. The menu is drawn before anything heavy (torch) is imported; the sidebar
-then shows the case list, and the model's first load in this server shows under the page's title behind the
-"Loading the model…" spinner. The page's widgets come after the model: drawing them first let an upload made
-during that load get lost (two quick interactions while a run is blocked are merged by Streamlit and the file is
-dropped).
+``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The workspace is
+opened first and :func:`ui.auth.gate` decides (login form, or the loopback rule): while it blocks, the router's
+pages at every address draw the login form (or the refusal) instead of the page, so the form keeps one widget
+identity from the session's first run and its first "Log in" click counts; no menu, no sidebar. Otherwise the menu
+is drawn before anything heavy (torch) is imported; the sidebar then shows the case list, and the model's first
+load in this server shows under the page's title behind the "Loading the model…" spinner. The page's widgets come
+after the model: drawing them first let an upload made during that load get lost (two quick interactions while a
+run is blocked are merged by Streamlit and the file is dropped).
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
-menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()]
-page = st.navigation(menu, position="hidden")
+pages = [p for p in PAGES if (HERE / p[0]).is_file()]
 
-from core.errors import CoreError  # noqa: E402 - after the router: see the module notes
+from core.errors import CoreError  # noqa: E402 - after the page setup: see the module notes
 from ui import auth, shell  # noqa: E402
 
 try:
@@ -42,9 +42,12 @@ try:
 except CoreError as exc:
     shell.show_error(exc, "Workspace")
     st.stop()
-allowed, user = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
-if not allowed:
+user, blocker = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
+if blocker is not None:  # drawn as the page of every address: see the module notes
+    st.navigation(auth.blocked_pages(blocker, pages), position="hidden").run()
     st.stop()
+menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(pages)]
+page = st.navigation(menu, position="hidden")
 with st.sidebar:
     for entry in menu:
         st.page_link(entry)

@@ -22,6 +22,7 @@ from tests.support.browser import (
     streamlit_server,
 )
 from tests.support.data import need
+from tests.support.store import make_result, new_analysis
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -102,3 +103,38 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("button", name="Log in").wait_for(timeout=30_000)
     page.get_by_text("You are logged out.").wait_for(timeout=30_000)
+
+
+def test_a_viewer_reads_but_cannot_review(tmp_path: Path) -> None:
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"bundled default model missing: {DEFAULT_MODEL}")
+    ws_root = tmp_path / "ws"
+    ws = Workspace(ws_root)
+    ws.add_user("park", "viewer", PW)
+    cid = ws.create_case("Park's")
+    aid = new_analysis(ws, ["a.tif"], case=cid)
+    ws.save_scene_result(aid, make_result("a.tif"))
+    ws.finish_analysis(aid)
+    ws.grant_case(cid, "park")
+    ws.close()
+    art = artifacts_dir()
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
+    with streamlit_server(env) as url, offline_browser() as (page, blocked):
+        with screenshot_on_failure(page, art / "accounts_viewer_failure.png"):
+            page.goto(url, wait_until="networkidle")
+            page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
+            _login(page, "park", PW)  # the first click counts (the form keeps its identity from the first run)
+            page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
+            nav(page, "Report")
+            page.get_by_role("heading", name="Report", level=1).wait_for(timeout=60_000)
+            page.get_by_text("You have a viewer account: the reviews are read-only for you.").wait_for(
+                timeout=30_000)
+            page.get_by_text("Review one finding").click()
+            page.get_by_text("Viewers see the reviews; reviewing needs an analyst account.").wait_for(
+                timeout=30_000)
+            expect(page.get_by_role("button", name="Save review")).to_have_count(0)
+            nav(page, "Analyze")
+            page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
+            expect(page.locator("input[type=file]")).to_have_count(0)  # no uploader, no case import
+            no_exception(page)
+        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"

@@ -10,6 +10,9 @@ another one, saying how to add a user.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -88,33 +91,51 @@ def _login_form(ws: Workspace) -> None:
     st.caption("Accounts are managed by an admin (`python -m core users ...`).")
 
 
-def gate(ws: Workspace) -> tuple[bool, User | None]:
-    """Whether this run may show the app, and the logged-in user (None without accounts). When it may not, the
-    login form or the refusal has been drawn: the caller stops after the router."""
+def _refusal(address: str) -> Callable[[], None]:
+    def draw() -> None:
+        st.error(f"This workbench has no user accounts, so it serves only this machine (127.0.0.1), but it was "
+                 f"started to listen on {address or 'every network interface'}: anyone who reaches it would see "
+                 f"and change every case. Add an admin first (`{ADD_ADMIN}`, password from the prompt), then "
+                 "reload this page; or, to work alone, start it with --server.address 127.0.0.1.",
+                 icon=":material/gpp_bad:")
+    return draw
+
+
+def _unavailable(message: str) -> Callable[[], None]:
+    def draw() -> None:
+        st.error(f"Login unavailable: {message}", icon=":material/error:")
+    return draw
+
+
+def gate(ws: Workspace) -> tuple[User | None, Callable[[], None] | None]:
+    """The logged-in user (None without accounts), and what to show instead of the app when this run may not
+    show it (the login form, or the refusal to serve a network address without accounts), else None.
+
+    ``app.py`` runs that instead of the pages as the page of every address of the app (:func:`blocked_pages`):
+    drawn by the router, the form's widgets keep one identity from the first run of a session on, so the first
+    click on "Log in" counts."""
     S.init()
     try:
-        has_users = ws.has_users()
-        if not has_users:
+        if not ws.has_users():
             address = server_address()
             if is_loopback(address):
-                return True, None
+                return None, None
             S.put(S.SHELL, False)
-            st.error(f"This workbench has no user accounts, so it serves only this machine (127.0.0.1), but it "
-                     f"was started to listen on {address or 'every network interface'}: anyone who reaches it "
-                     f"would see and change every case. Add an admin first (`{ADD_ADMIN}`, password from the "
-                     "prompt), then reload this page; or, to work alone, start it with --server.address "
-                     "127.0.0.1.",
-                     icon=":material/gpp_bad:")
-            return False, None
+            return None, _refusal(address)
         user = _valid_login(ws)
     except CoreError as exc:
-        st.error(f"Login unavailable: {exc}", icon=":material/error:")
-        return False, None
+        return None, _unavailable(str(exc))
     if user is None:
         S.put(S.SHELL, False)
-        _login_form(ws)
-        return False, None
-    return True, user
+        return None, lambda: _login_form(ws)
+    return user, None
+
+
+def blocked_pages(draw: Callable[[], None], pages: list[tuple[str, str, str]]) -> list[Any]:
+    """One ``st.Page`` per page of the app (same addresses: ``/report`` stays ``/report`` across the login), each
+    drawing ``draw`` instead of the page."""
+    return [st.Page(draw, title=title, icon=icon, url_path=Path(file).stem, default=k == 0)
+            for k, (file, title, icon) in enumerate(pages)]
 
 
 def account_box(user: User | None) -> None:
