@@ -2,14 +2,18 @@
 
 Run with ``streamlit run app.py``. Environment: ``BDA_WORKSPACE`` (workspace folder), ``BDA_MODEL`` (checkpoint
 used as the default model instead of ``assets/models/default.pt``), ``BDA_SERVER_PATHS`` (folders server-side
-inputs must lie in).
+inputs must lie in). With user accounts in the workspace (``python -m core users add``) every page needs a login;
+without, the app serves only on loopback (see :mod:`ui.auth`).
 
 The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebarNavigation`` in
-``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The menu is drawn
-before anything heavy is imported; the sidebar then shows the case list, and the model's first load in this server
-shows under the page's title behind the "Loading the model…" spinner. The page's widgets come after the model:
-drawing them first let an upload made during that load get lost (two quick interactions while a run is blocked are
-merged by Streamlit and the file is dropped).
+``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The workspace is
+opened first and :func:`ui.auth.gate` decides (login form, or the loopback rule): while it blocks, the router's
+pages at every address draw the login form (or the refusal) instead of the page, so the form keeps one widget
+identity from the session's first run and its first "Log in" click counts; no menu, no sidebar. Otherwise the menu
+is drawn before anything heavy (torch) is imported; the sidebar then shows the case list, and the model's first
+load in this server shows under the page's title behind the "Loading the model…" spinner. The page's widgets come
+after the model: drawing them first let an upload made during that load get lost (two quick interactions while a
+run is blocked are merged by Streamlit and the file is dropped).
 """
 
 from __future__ import annotations
@@ -28,13 +32,25 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
-menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(PAGES) if (HERE / f).is_file()]
+pages = [p for p in PAGES if (HERE / p[0]).is_file()]
+
+from core.errors import CoreError  # noqa: E402 - after the page setup: see the module notes
+from ui import auth, shell  # noqa: E402
+
+try:
+    ws = shell.workspace()
+except CoreError as exc:
+    shell.show_error(exc, "Workspace")
+    st.stop()
+user, blocker = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
+if blocker is not None:  # drawn as the page of every address: see the module notes
+    st.navigation(auth.blocked_pages(blocker, pages), position="hidden").run()
+    st.stop()
+menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(pages)]
 page = st.navigation(menu, position="hidden")
 with st.sidebar:
     for entry in menu:
         st.page_link(entry)
 
-from ui import shell  # noqa: E402 - after the menu: see the module notes
-
-shell.sidebar(page.title)
+shell.sidebar(page.title, user)
 page.run()

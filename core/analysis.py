@@ -105,10 +105,11 @@ class AnalysisRun:
     @classmethod
     def start(cls, det: Detector, inputs: Sequence[AnalysisInput], options: AnalysisOptions, *,
               ws: Workspace | None = None, case_id: int | None = None,
-              out_dir: str | Path | None = None) -> AnalysisRun:
-        """Record a new analysis of ``inputs`` in case ``case_id`` of ``ws`` (model, threshold, every option); its
-        files go to ``out_dir`` or else the workspace's folder of the analysis. Without ``ws`` nothing is recorded
-        and ``out_dir`` is required. Raises :class:`InputError` for what the store refuses (no inputs, a name
+              out_dir: str | Path | None = None, created_by: str | None = None) -> AnalysisRun:
+        """Record a new analysis of ``inputs`` in case ``case_id`` of ``ws`` (model, threshold, every option, and
+        ``created_by``: the logged-in user who started it, None without accounts); its files go to ``out_dir`` or
+        else the workspace's folder of the analysis. Without ``ws`` nothing is recorded and ``out_dir`` is
+        required. Raises :class:`InputError` for what the store refuses (no inputs, a name
         twice, ...)."""
         from core.detector import device_label
 
@@ -124,7 +125,7 @@ class AnalysisRun:
         if case_id is None:
             raise InputError("an analysis recorded in a workspace needs a case")
         aid = ws.create_analysis(case_id, [i.record() for i in inputs], model=det.info(),
-                                 threshold=options.threshold, options=options.record())
+                                 threshold=options.threshold, options=options.record(), created_by=created_by)
         return cls(det, inputs, options, Path(out_dir) if out_dir is not None else ws.analysis_dir(aid), ws=ws,
                    analysis_id=aid)
 

@@ -8,6 +8,7 @@ container, so a hostile file is rejected before anything in it runs. The structu
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -92,7 +93,40 @@ def validate_payload(obj: Any, name: str = "checkpoint") -> tuple[dict[str, torc
         raise CheckpointError(f"{name} has unreadable metadata: {exc}") from exc
     if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
         raise CheckpointError(f"{name} metadata lacks the architecture name ('arch')")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{name} has weights that are not finite numbers (NaN or infinity) in "
+                              f"{', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''}: training diverged or "
+                              "the file was damaged. Every image would score nan and be called normal; retrain the "
+                              "model (e.g. with a lower learning rate) or use another checkpoint.")
+    if meta.get("calibration") is not None:
+        check_calibration(meta["calibration"], name)
     return state, meta
+
+
+_CALIBRATION_KEYS = ("pixel_q50", "pixel_q99", "image_q50", "image_q99", "threshold", "image_threshold")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_calibration(cal: Any, name: str = "checkpoint") -> None:
+    """Refuse (:class:`CheckpointError`) calibration statistics that are missing, not finite numbers, or not
+    increasing (q99 above q50): scores calibrated with them would be nan, infinite or inverted."""
+    what = (f"{name} has unusable score calibration ({{}}); recalibrate it by retraining with "
+            "`python -m core train`, or use another checkpoint")
+    if not isinstance(cal, dict):
+        raise CheckpointError(what.format("not a table of numbers"))
+    missing = [k for k in _CALIBRATION_KEYS if k not in cal]
+    if missing:
+        raise CheckpointError(what.format(f"missing {', '.join(missing)}"))
+    quantiles = [v for k in ("pixel_quantiles", "image_quantiles") if isinstance(cal.get(k), dict)
+                 for v in cal[k].values()]
+    if not all(_finite(cal[k]) for k in _CALIBRATION_KEYS) or not all(_finite(v) for v in quantiles):
+        raise CheckpointError(what.format("values that are not finite numbers (NaN or infinity)"))
+    if not (cal["pixel_q99"] > cal["pixel_q50"] and cal["image_q99"] > cal["image_q50"]):
+        raise CheckpointError(what.format("its 99th percentiles are not above its medians"))
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any], str]:

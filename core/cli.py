@@ -77,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     from core.cli_analyze import add_analyze, add_report
     from core.cli_case import add_case
     from core.cli_place import add_place
+    from core.cli_users import add_users
 
     add_analyze(sub)
     add_report(sub)
     add_case(sub)
     add_place(sub)
+    add_users(sub)
     return parser
 
 
@@ -167,9 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from core.cli_analyze import cmd_analyze, cmd_report
     from core.cli_case import cmd_case
     from core.cli_place import cmd_place
+    from core.cli_users import cmd_cases, cmd_users
 
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
-                "report": cmd_report, "case": cmd_case, "place": cmd_place}
+                "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases}
     try:
         return handlers[a.command](a)
     except CoreError as exc:

@@ -24,8 +24,8 @@ def add_case(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.add_argument("case", help="case id or exact name")
     e.add_argument("--out", default=".", help="archive path, or an existing folder to write it in (default: .)")
     e.add_argument("--inputs", default="workspace", choices=INPUT_MODES,
-                   help="input images to carry: those uploaded into the workspace (default), all (server-side "
-                        "files too; may be large) or none")
+                   help="input images to carry: those uploaded into the case (default), all (server-side "
+                        "files too, those inside $BDA_SERVER_PATHS when it is set; may be large) or none")
     i = acts.add_parser("import", help="add a case archive to the workspace as a new case")
     i.add_argument("archive", help="a .zip written by 'case export' or the app's Export case button")
 

@@ -8,6 +8,8 @@ callers who catch ``ValueError`` / ``OSError`` keep working.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CoreError(Exception):
     """Root of all user-actionable errors raised by :mod:`core`."""
@@ -43,3 +45,22 @@ class WorkspaceError(CoreError, OSError):
 
 class ReportError(CoreError, ValueError):
     """A report cannot be produced from the given analysis or options."""
+
+
+class ReviewConflictError(CoreError, RuntimeError):
+    """A review was saved against an older state of the finding: another analyst reviewed it meanwhile.
+
+    ``finding`` is the finding as it is now, ``since`` the audit rows (dicts of
+    :meth:`core.store.Workspace.review_history`) made after the version the review started from, and ``version``
+    the current version to pass to apply the review anyway.
+    """
+
+    def __init__(self, message: str, *, finding: object, since: list[dict[str, Any]], version: int) -> None:
+        super().__init__(message)
+        self.finding = finding
+        self.since = since
+        self.version = version
+
+
+class AuthError(CoreError, PermissionError):
+    """A login failed (wrong name or password, too many attempts) or a user may not do what was asked."""

@@ -23,6 +23,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window as RioWindow
 
 from core.errors import ImageReadError, InputError
+from core.imagery_sources import check_pixels
 from core.types import GeoRef, Heatmap
 
 PREVIEW_MAX = 2048  #: longest side of the in-memory preview, px
@@ -306,6 +307,7 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
                     georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])
                 tags = ds.tags()
                 w, h = ds.width, ds.height
+                check_pixels(path.name, w, h)
                 pv = _Preview(w, h, max(w, h) if preview_max is None else preview_max)
                 if pv.f == 1:
                     scores = ds.read(1, masked=False).astype(np.float32)

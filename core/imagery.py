@@ -34,7 +34,14 @@ from core import geo
 from core.errors import CoreError, ImageReadError, InputError
 from core.imagery_exif import frame_footprint, read_frame_metadata
 from core.imagery_raster import raster_scene
-from core.imagery_sources import MIN_SIDE, FrameSource, apply_stretch, check_size, percentile_stretch
+from core.imagery_sources import (
+    MIN_SIDE,
+    FrameSource,
+    apply_stretch,
+    check_pixels,
+    check_size,
+    percentile_stretch,
+)
 from core.imagery_xbd import XBD_NAME, find_xbd_labels, load_xbd_labels, xbd_scene_info
 from core.types import GeoRef, Scene
 
@@ -167,6 +174,7 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
                              "export it again") from exc
     with im:
         width, height = im.size
+        check_pixels(name, width, height)
         if width * height > MAX_FRAME_PIXELS:
             raise _too_large(name, width * height, width, height)
         check_size(name, width, height)

@@ -19,7 +19,7 @@ from rasterio.windows import Window as RioWindow
 from core import geo
 from core.errors import CoreError, GeoreferenceError, ImageReadError, InputError
 from core.imagery_exif import exif_datetime
-from core.imagery_sources import RasterSource, check_size, percentile_stretch
+from core.imagery_sources import RasterSource, check_pixels, check_size, percentile_stretch
 from core.types import GeoRef, Scene, Window
 
 #: Long side of the decimated read used for the stretch and the "any valid pixel?" check.
@@ -61,6 +61,7 @@ def choose_bands(ds: Any) -> tuple[tuple[int, ...], int | None, np.ndarray | Non
 def raster_scene(p: Path, ds: Any, name: str, kind: str, extra_warnings: list[str] | None = None) -> Scene:
     """A Scene over the open rasterio dataset ``ds`` of ``p`` (georeferenced only when ``kind == "geotiff"``)."""
     width, height = ds.width, ds.height
+    check_pixels(name, width, height)
     check_size(name, width, height)
     bands, alpha, lut, band_note = choose_bands(ds)
     dtype = np.dtype(ds.dtypes[bands[0] - 1])

@@ -7,6 +7,7 @@ arrays; rasters open one rasterio dataset per thread (GDAL handles must not be s
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,35 @@ from core.types import Window
 
 #: Smallest side an image may have to be analysed.
 MIN_SIDE = 32
+#: Environment variable setting the most pixels (width x height) any raster or image may have; read from the
+#: file's header before any pixel is read, tiled GeoTIFFs and heatmaps included.
+ENV_MAX_PIXELS = "BDA_MAX_PIXELS"
+#: Default of ``$BDA_MAX_PIXELS``: 2.5 gigapixels, a 50,000 x 50,000 orthomosaic.
+DEFAULT_MAX_PIXELS = 2_500_000_000
+
+
+def max_pixels() -> int:
+    """The pixel cap: ``$BDA_MAX_PIXELS`` (a number such as ``4e9``) or :data:`DEFAULT_MAX_PIXELS`."""
+    raw = os.environ.get(ENV_MAX_PIXELS, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 1):  # also NaN
+        raise InputError(f"{ENV_MAX_PIXELS}={raw!r} is not a pixel count; set it to a number such as 4e9 (or unset "
+                         f"it for the default {DEFAULT_MAX_PIXELS:.2g})")
+    return int(min(value, 2**62))
+
+
+def check_pixels(name: str, width: int, height: int) -> None:
+    """:class:`InputError` when a ``width`` x ``height`` image has more pixels than :func:`max_pixels` allows."""
+    cap = max_pixels()
+    if int(width) * int(height) > cap:
+        raise InputError(f"{name} is {width}x{height} pixels ({width * height / 1e9:.2f} gigapixels), more than "
+                         f"the {cap / 1e9:.2f} gigapixels this server reads from one file; cut it into tiles (e.g. "
+                         f"gdal_retile.py) or ask the administrator to raise {ENV_MAX_PIXELS}")
 #: Percentiles of the linear stretch applied to 16-bit / float imagery.
 STRETCH_PERCENTILES = (2.0, 98.0)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.checkpoint import load_model
-from core.errors import CoreError, InputError
+from core.errors import CheckpointError, CoreError, InputError
 from core.safety import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
 from core.training import TrainConfig
@@ -187,6 +187,11 @@ class JobRunner:
         if should_stop():
             out.unlink(missing_ok=True)
             raise _Cancelled(f"cancelled after epoch {len(meta['training']['history'])}; no model was saved")
+        try:
+            load_model(out)  # a diverged run (NaN weights or calibration) is refused, not registered
+        except CheckpointError:
+            out.unlink(missing_ok=True)
+            raise
         model_id = self.ws.register_model(out, model_info(meta, source="trained", job_id=jid))
         self.ws.update_job(jid, status="done", progress=1.0, message=f"model #{model_id} registered",
                            result={"model_id": model_id, "path": str(out), "sha256": meta["sha256"],
@@ -339,7 +344,8 @@ def stage_uploads(files: Iterable[tuple[str, bytes | IO[bytes]]], dest: str | Pa
     return out
 
 
-def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, name: str = "") -> int:
+def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, name: str = "",
+                      registered_by: str | None = None) -> int:
     """Register an uploaded checkpoint: written to the workspace, loaded SAFELY (weights only: a file carrying
     pickled code is refused with :class:`~core.errors.CheckpointError` and nothing in it runs), checked against its
     declared architecture, copied into the models folder and registered. Returns the model id."""
@@ -351,7 +357,7 @@ def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, 
         _, meta, _ = load_model(path)
         info = model_info(meta, source="uploaded")
         info["name"] = name.strip() or meta.get("name") or Path(str(filename)).stem or "uploaded model"
-        return ws.register_model(path, info, copy=True)
+        return ws.register_model(path, info, copy=True, registered_by=registered_by)
     finally:
         path.unlink(missing_ok=True)
         tmp.rmdir()

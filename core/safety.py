@@ -137,6 +137,26 @@ def safe_filename(name: str, default: str = "file") -> str:
     return stem[:MAX_NAME].rstrip("._-")
 
 
+#: Characters that reorder or hide text (bidirectional embeddings, overrides, isolates and marks; zero-width space,
+#: word joiner, byte-order mark): "evil\u202egnp.exe" shows as "evilexe.png".
+_HIDDEN = frozenset("\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff")
+
+
+def clean_name(text: object, default: str = "file", max_len: int = 200) -> str:
+    """A name as people see and the workspace stores it (an upload's name, a case, an analyst): Unicode kept
+    (NFC), but control characters (NUL, tabs, newlines...) and line separators become spaces, bidirectional
+    overrides and invisible characters are removed, runs of spaces collapse, at most ``max_len`` characters,
+    ``default`` when nothing is left (give ``""`` to test for that). Applying it again changes nothing. File names on
+    disk use :func:`safe_filename`."""
+    out = []
+    for c in unicodedata.normalize("NFC", str(text)):
+        if c in _HIDDEN or unicodedata.category(c) == "Cs":  # lone surrogates cannot even be stored as UTF-8
+            continue
+        out.append(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c)
+    name = " ".join("".join(out).split())[:max_len].strip()
+    return name or default
+
+
 def unique_name(name: str, taken: Collection[str]) -> str:
     """``name``, or ``stem-2.ext``, ``stem-3.ext``... : the first one not in ``taken`` (compared case-insensitively,
     as on Windows and macOS file systems), kept within 120 characters."""
@@ -178,16 +198,31 @@ def _member_parts(info: zipfile.ZipInfo, err: type[InputError], archive: Path) -
     return parts
 
 
+#: Free space an extraction always leaves on the disk: the smaller of 1 GB and 5 % of the disk.
+RESERVE_BYTES = 1e9
+RESERVE_FRACTION = 0.05
+
+
+def _reserve(disk_total: float) -> float:
+    """Bytes an extraction leaves free on a disk of ``disk_total`` bytes."""
+    return min(RESERVE_BYTES, RESERVE_FRACTION * disk_total)
+
+
 def safe_extract_zip(zip_path: str | Path, dest: str | Path, *, max_files: int = 10000,
                      max_total_bytes: float = 2e9, max_ratio: float = 200,
+                     max_member_bytes: float | None = None, max_archive_ratio: float | None = None,
                      error_type: type[InputError] = TrainingDataError) -> list[Path]:
     """Extract ``zip_path`` into ``dest`` (created when missing) and return the files written, in archive order.
 
     Refuses with ``error_type`` (default :class:`TrainingDataError`, a kind of :class:`InputError`), before anything
     is written: more than ``max_files`` members; absolute, ``..``, symlink or special-file members; encrypted or
-    duplicate members; a declared total above ``max_total_bytes``; a member (over 1 MiB) or the whole archive
-    inflating more than ``max_ratio`` times its compressed size. While inflating, a member producing more bytes
-    than declared, or a CRC error, aborts and removes everything written so far. Never writes outside ``dest``.
+    duplicate members; a declared total above ``max_total_bytes`` or a member above ``max_member_bytes``; a member
+    (over 1 MiB) inflating more than ``max_ratio`` times its compressed size, or the whole archive more than
+    ``max_archive_ratio`` (default ``max_ratio``) times its size; a total that would leave the disk with less than
+    the reserve (1 GB or 5 %). While inflating (streaming, 1 MiB at a time), the bytes actually written are counted:
+    a member producing more than declared or than ``max_member_bytes``, a total past ``max_total_bytes`` or past
+    the disk's free space less the reserve, or a CRC error aborts and removes everything written so far. Never
+    writes outside ``dest``.
     """
     zip_path, err = Path(zip_path), error_type
     try:
@@ -211,6 +246,9 @@ def safe_extract_zip(zip_path: str | Path, dest: str | Path, *, max_files: int =
                 raise err(f"archive {zip_path.name} lists {info.filename!r} twice; re-create it without duplicates.")
             seen.add(key)
             total += info.file_size
+            if max_member_bytes is not None and info.file_size > max_member_bytes:
+                raise err(f"archive {zip_path.name}: {info.filename!r} would unpack to {info.file_size / 1e9:.2f} GB; "
+                          f"the limit per file is {max_member_bytes / 1e9:.2f} GB. It was not extracted.")
             if info.file_size > (1 << 20) and info.file_size > max_ratio * max(info.compress_size, 1):
                 raise err(f"archive {zip_path.name} looks like a zip bomb: {info.filename!r} inflates "
                           f"{info.file_size / max(info.compress_size, 1):.0f}x (limit {max_ratio:.0f}x). "
@@ -220,19 +258,27 @@ def safe_extract_zip(zip_path: str | Path, dest: str | Path, *, max_files: int =
             raise err(f"archive {zip_path.name} would unpack to {total / 1e9:.2f} GB; the limit is "
                       f"{max_total_bytes / 1e9:.2f} GB. Split it into smaller archives.")
         packed = max(zip_path.stat().st_size, 1)
-        if total > (1 << 20) and total > max_ratio * packed:
+        archive_ratio = max_ratio if max_archive_ratio is None else max_archive_ratio
+        if total > (1 << 20) and total > archive_ratio * packed:
             raise err(f"archive {zip_path.name} looks like a zip bomb: {packed} bytes would unpack to {total} "
-                      f"bytes ({total / packed:.0f}x, limit {max_ratio:.0f}x). It was not extracted.")
+                      f"bytes ({total / packed:.0f}x, limit {archive_ratio:.0f}x). It was not extracted.")
         dest = Path(dest)
+        budget = float(max_total_bytes)
         probe = next((p for p in (dest, *dest.absolute().parents) if p.exists()), None)
-        if probe is not None and shutil.disk_usage(probe).free < total:
-            raise err(f"archive {zip_path.name} needs {total / 1e6:.0f} MB but {probe} has only "
-                      f"{shutil.disk_usage(probe).free / 1e6:.0f} MB free; free some space and try again.")
-        return _extract(zf, plan, dest, zip_path, max_total_bytes, err)
+        if probe is not None:
+            usage = shutil.disk_usage(probe)
+            room = usage.free - _reserve(usage.total)
+            if room < total:
+                raise err(f"archive {zip_path.name} needs {total / 1e6:.0f} MB but {probe} has only "
+                          f"{usage.free / 1e6:.0f} MB free, and {_reserve(usage.total) / 1e6:.0f} MB must stay free; "
+                          "free some space and try again.")
+            budget = min(budget, room)
+        member_cap = float("inf") if max_member_bytes is None else float(max_member_bytes)
+        return _extract(zf, plan, dest, zip_path, budget, member_cap, err)
 
 
 def _extract(zf: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]], dest: Path,
-             archive: Path, max_total_bytes: float, err: type[InputError]) -> list[Path]:
+             archive: Path, max_total_bytes: float, member_cap: float, err: type[InputError]) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     base = dest.resolve()
     written: list[Path] = []
@@ -268,9 +314,9 @@ def _extract(zf: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, tuple[str, .
                 while chunk := src.read(1 << 20):
                     size += len(chunk)
                     budget -= len(chunk)
-                    if size > info.file_size or budget < 0:
+                    if size > info.file_size or size > member_cap or budget < 0:
                         raise err(f"archive {archive.name} looks like a zip bomb: {info.filename!r} inflates past "
-                                  "its declared size. Nothing was kept.")
+                                  "its declared size or the size limits. Nothing was kept.")
                     out.write(chunk)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
         _undo(written, made_dirs)

@@ -32,50 +32,15 @@ from typing import Any
 from core.errors import InputError
 from core.imagery_xbd import find_xbd_labels
 from core.safety import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
+from core.server_paths import ENV_SERVER_PATHS, check_server_path, server_roots  # noqa: F401 (re-exported)
 from core.store import Workspace
 
-#: Environment variable restricting server-side input paths to some folders.
-ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
 _MAGIC = "*?["
 XBD_POST = "*_post_disaster.png"  #: the post-event images :func:`core.evaluation.evaluate_xbd` reads
 XBD_LAYOUT = ("an xBD folder holds images/<tile>_post_disaster.png and labels/<tile>_post_disaster.json "
               "(e.g. /data/xbd/harvey)")
-
-
-def server_roots() -> list[Path]:
-    """The folders of ``$BDA_SERVER_PATHS`` (links resolved) that typed server paths must lie in; empty when the
-    variable is unset (then any readable path is accepted)."""
-    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
-
-
-def check_server_path(text: str) -> Path:
-    """A server-side input path the analyst typed: it must exist, be a file and be readable (and lie inside one of
-    ``$BDA_SERVER_PATHS`` when that is set). Raises :class:`InputError` saying what is wrong."""
-    raw = (text or "").strip().strip("'\"")
-    if not raw:
-        raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
-    if any(ord(c) < 32 for c in raw):
-        raise InputError("the path contains control characters; type it again without them")
-    try:
-        path = Path(raw).expanduser()
-    except RuntimeError:  # ~user of a user this machine does not know
-        raise InputError(f"{raw!r} names a home folder this server does not know; give the full path") from None
-    if not path.is_absolute():
-        raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
-    roots = server_roots()
-    if roots and not any(path.resolve().is_relative_to(r) for r in roots):
-        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
-                         f"copy the file into one of them, or ask the administrator to add its folder to "
-                         f"{ENV_SERVER_PATHS}")
-    if not path.exists():
-        raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
-    if not path.is_file():
-        raise InputError(f"{path} is not a file (a folder?); give the path of one image file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path} is not readable by the workbench (permissions); make it readable and try again")
-    return path
 
 
 def allowed_note() -> str:

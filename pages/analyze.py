@@ -21,7 +21,7 @@ from core.grading import SCALES
 from core.guidance import EVENT_MODES, mode_advice
 from core.heatmap import PREVIEW_MAX, blend, read_heatmap
 from core.pipeline import MAX_FINDINGS, refind_findings
-from core.safety import unique_name
+from core.safety import clean_name, unique_name
 from core.server_inputs import check_server_path
 from core.types import SceneResult
 from ui import compare, images, placement, shell, uploads
@@ -34,13 +34,14 @@ UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label
 def stage(name: str, path: Path, origin: str) -> None:
     """Add an input to the list waiting for the next run (names stay unique: they name the analysis inputs)."""
     staged = S.get(S.STAGED)
+    name = clean_name(name, default="image")
     staged.append({"name": unique_name(name, [s["name"] for s in staged]), "path": str(path), "origin": origin})
 
 
 def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new uploads to the workspace and stage them; the uploader is replaced on the next run, which
     releases the uploads' memory."""
-    uploads.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"))
+    uploads.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"), types=UPLOAD_TYPES)
     S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
 
 
@@ -83,7 +84,8 @@ def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str)
               for i in items]
     options = AnalysisOptions(threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)),
                               event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard")
-    run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id)
+    run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id,
+                            created_by=ctx.user.name if ctx.user else None)
     run_batch(ctx, run)
     assert run.analysis_id is not None
     return run.analysis_id
@@ -159,8 +161,8 @@ def clear_staged() -> None:
 def inputs_section(ctx: shell.Context) -> None:
     """Upload / server path / staged list / run."""
     st.subheader("Images")
+    # no type=: each file's type is checked on its own (uploads.save_uploads), one bad name never loses the batch
     files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF; xBD label .json with its .png)",
-                             type=UPLOAD_TYPES,
                              accept_multiple_files=True, key=S.uploader_key(),
                              help="Each file is written to the workspace as soon as it arrives.")
     pre_files = compare.pre_uploader(ctx)
@@ -177,10 +179,11 @@ def inputs_section(ctx: shell.Context) -> None:
         if S.get(S.AUTO_RUN) and ctx.detector is not None and S.get(S.STAGED):
             run_staged(ctx)
         st.rerun()  # a fresh, empty uploader: Streamlit drops the uploaded bytes
+    notes = st.container()  # drawn on every run: the messages (shown once) move no widget below them
     for msg in S.get(S.UPLOAD_ERRORS):
-        st.error(msg)
+        notes.error(msg)
     for msg in S.get(S.UPLOAD_NOTES):
-        st.info(msg, icon=":material/label:")
+        notes.info(msg, icon=":material/label:")
     S.put(S.UPLOAD_ERRORS, [])
     S.put(S.UPLOAD_NOTES, [])
     with st.form("server_path_form", clear_on_submit=True, border=False):
@@ -242,6 +245,24 @@ def inputs_section(ctx: shell.Context) -> None:
             st.rerun()
 
 
+def _heatmap(r: SceneResult) -> Path | None:
+    """The scene's heatmap file, or None when it is not in this workspace (an imported case whose run wrote its
+    outputs elsewhere, or a file removed since)."""
+    return Path(r.heatmap_path) if r.heatmap_path is not None and Path(r.heatmap_path).is_file() else None
+
+
+def missing_heatmap(r: SceneResult) -> None:
+    """What a scene without its heatmap file still shows: scores, saved findings, and why the maps are missing."""
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Image score", f"{r.image_score:.2f}", help="calibrated; 1 = the 99th percentile of normal images")
+    m2.metric("Verdict", r.verdict)
+    m3.metric("Findings saved", len(r.findings))
+    st.warning(f"The heatmap of {r.scene_name} is missing from this workspace: the analysis was imported from a "
+               "workbench whose run wrote its heatmaps outside its workspace, or the file was removed. Its saved "
+               "findings, reviews and report are all here; to see heatmaps, analyse the image again.",
+               icon=":material/hide_image:")
+
+
 def summary_table(results: list[SceneResult], threshold: float) -> None:
     """One row per image: verdict, score, stored and live finding counts, location."""
     rows = []
@@ -250,7 +271,7 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
         if not r.error and (r.change_path is not None
                             or abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005):
             live = len(r.findings)  # saved at this threshold (a pair's: the change threshold): nothing to redo
-        elif not r.error and r.heatmap_path:
+        elif not r.error and _heatmap(r) is not None:
             live = sum(live_counts(str(r.heatmap_path), images.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())
@@ -270,6 +291,9 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     if r.error:
         st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
         return
+    if _heatmap(r) is None:
+        missing_heatmap(r)
+        return
     hp, hm = str(r.heatmap_path), images.mtime(r.heatmap_path)
     scale = str(r.meta.get("grade_scale", "copernicus-ems"))
     live = live_counts(hp, hm, threshold, scale, r.scene_name, r.width, r.height)
@@ -288,7 +312,8 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:
         compare.before_after(r)
-        compare.change_threshold_form(ctx, aid, r, model)
+        if ctx.can_work:
+            compare.change_threshold_form(ctx, aid, r, model)
     else:
         advice, warn = mode_advice(event_type, has_pre=False)
         st.caption(f":material/{'warning' if warn else 'compare'}: One image alone shows what is unusual in it, not "
@@ -312,7 +337,8 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:
-        placement.placement_form(ctx, aid, r, model)
+        if ctx.can_work:
+            placement.placement_form(ctx, aid, r, model)
     else:
         w, s, e, n = r.bounds_wgs84 or (math.nan,) * 4
         st.caption(f":material/location_on: {r.georef.method} georeference{' (approximate)' * r.georef.approximate}"
@@ -331,7 +357,7 @@ def results_section(ctx: shell.Context) -> None:
     if analysis["status"] == "interrupted" and left > 0:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.warning(f"Analysis #{aid} was interrupted before {left} of its {analysis['n_inputs']} images.")
-        if c2.button("Resume", icon=":material/resume:", key="resume_analysis"):
+        if ctx.can_work and c2.button("Resume", icon=":material/resume:", key="resume_analysis"):
             try:
                 resume(ctx, analysis)
             except CoreError as exc:
@@ -357,9 +383,10 @@ def results_section(ctx: shell.Context) -> None:
     single = [r for r in ok if r.change_path is None]  # a pair's findings come from its change heatmap
     saved = [float(r.meta.get("threshold", math.nan)) for r in single]
     moved = not all(abs(t - threshold) < 0.005 for t in saved)
-    if single and moved and c2.button(f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
-                           help="Extract the findings of every image of this analysis again at the sidebar "
-                                "threshold and save them (reviews are kept)."):
+    if single and moved and ctx.can_work and c2.button(
+            f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
+            help="Extract the findings of every image of this analysis again at the sidebar threshold and save "
+                 "them (reviews are kept)."):
         try:
             with st.spinner("Extracting findings…"):
                 for r in single:
@@ -378,6 +405,10 @@ st.title("Analyze")
 if ctx.case_id is None:
     st.info("Create or choose a case in the sidebar first.", icon=":material/info:")
     st.stop()
-inputs_section(ctx)
+if ctx.can_work:
+    inputs_section(ctx)
+else:
+    st.info("You have a viewer account: you see the results of your cases and download their reports; "
+            "analysing needs an analyst account.", icon=":material/visibility:")
 st.divider()
 results_section(ctx)

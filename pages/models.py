@@ -221,7 +221,8 @@ def _upload_tab(ctx: shell.Context) -> None:
             return
         try:
             up.seek(0)
-            mid = jobs.import_checkpoint(ctx.ws, up.name, up, name=name)
+            mid = jobs.import_checkpoint(ctx.ws, up.name, up, name=name,
+                                         registered_by=ctx.user.name if ctx.user else None)
             st.success(f"Checkpoint registered as model #{mid}; pick it in the sidebar.")
         except CoreError as exc:
             shell.show_error(exc, "Checkpoint refused")
@@ -275,6 +276,11 @@ def _jobs_panel(ws, jr: jobs.JobRunner, polling: bool) -> None:
 
 ctx = shell.context()
 st.title("Models")
+if not ctx.is_admin:
+    st.info("Training, evaluating and registering models is for admins; here are the models of this workspace.",
+            icon=":material/admin_panel_settings:")
+    _models_tab(ctx.ws)
+    st.stop()
 ctx.ws.recover_interrupted()  # jobs of a server that stopped show as interrupted, not running forever
 jr = jobs.runner(ctx.ws.root)
 running = any(j["status"] in jobs.ACTIVE for j in ctx.ws.list_jobs(limit=20))

@@ -29,24 +29,14 @@ from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
 from ui import shell
 from ui import state as S
+from ui.review import apply_edits, conflict_panel, grade_label, remember_table, review_form
 
-#: Editable columns of the review table -> the keyword of :meth:`Workspace.review_finding`.
-EDITABLE = {"review": "status", "grade": "grade", "notes": "notes"}
 PLOTLY = {"displayModeBar": False}
 #: Report files: kind -> (file name, label, mime type).
 FILES = {"pdf": ("report.pdf", "PDF report", "application/pdf"),
          "csv": ("findings.csv", "Findings CSV", "text/csv"),
          "geojson": ("findings.geojson", "Findings GeoJSON", "application/geo+json"),
          "zip": ("report_package.zip", "Everything (zip)", "application/zip")}
-
-
-def grade_label(f: Finding | None, key: str) -> str:
-    """Human label of a grade key (the key itself when the scale does not know it)."""
-    scale = SCALES.get(f.grade_scale if f is not None else "copernicus-ems") or SCALES["copernicus-ems"]
-    try:
-        return scale.get(key).label
-    except CoreError:
-        return key
 
 
 def grade_colour(f: Finding) -> str:
@@ -56,44 +46,6 @@ def grade_colour(f: Finding) -> str:
         return scale.get(f.grade).color if scale is not None else "#a0aec0"
     except CoreError:
         return "#a0aec0"
-
-
-def apply_edits(ctx: shell.Context, ids: list[str], stored: dict[str, Finding], state: dict[str, Any] | None) -> int:
-    """Save the review table's edits that differ from the workspace; returns how many findings were updated.
-
-    The editor keeps its edits across reruns, so an edit is saved once: when it differs from the stored value
-    and from what this session last saved for that cell (another analyst's later change is not overwritten).
-    """
-    edits = (state or {}).get("edited_rows") or {}
-    if not edits:
-        return 0
-    if not ctx.analyst:
-        st.warning("Enter your name as Analyst in the sidebar: reviews are recorded with it. Your edits are kept "
-                   "in the table and saved as soon as the name is set.", icon=":material/person:")
-        return 0
-    applied = S.get(S.REVIEW_APPLIED)
-    n = 0
-    for pos, change in edits.items():
-        try:
-            fid = ids[int(pos)]
-        except (ValueError, IndexError):
-            continue
-        f = stored[fid]
-        current = {"review": f.review_status, "grade": f.grade, "notes": f.notes}
-        done = applied.setdefault(fid, {})
-        kw = {}
-        for col, value in change.items():
-            if col not in EDITABLE:
-                continue
-            value = "" if value is None and col == "notes" else value
-            if value is None or value == current[col] or done.get(col) == value:
-                continue
-            kw[EDITABLE[col]] = value
-        if kw:
-            ctx.ws.review_finding(fid, analyst=ctx.analyst, **kw)
-            done.update({c: change[c] for c in change if c in EDITABLE})
-            n += 1
-    return n
 
 
 def review_table(results: list[SceneResult]) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -153,63 +105,6 @@ def charts(findings: list[Finding]) -> None:
     if any(f.area_m2 is None for f in kept):
         st.caption(":material/info: Findings of images without georeference have no area; place those images on "
                    "the Analyze page.")
-
-
-def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
-    """Review one finding with plain controls (keyboard-friendly companion of the table); saved on submit."""
-    by = {f.id: f for f in findings}
-    # the label holds only what a review cannot change: the browser keeps showing a selected option's old label
-    fid = st.selectbox("Finding to review", list(by), key="w_review_one",
-                       format_func=lambda i: f"{i} — peak score {by[i].score_max:.2f}")
-    if fid is None:
-        return
-    f = by[fid]
-    keys = [g.key for g in SCALES[f.grade_scale].grades()] if f.grade_scale in SCALES else [f.grade]
-    keys = keys if f.grade in keys else [f.grade, *keys]
-    with st.form(f"review_one_{fid}", border=True):
-        c1, c2, c3 = st.columns([2, 2, 4])
-        status = c1.radio("Review", list(REVIEW_STATUSES), index=list(REVIEW_STATUSES).index(f.review_status),
-                          horizontal=False)
-        grade = c2.selectbox("Grade", keys, index=keys.index(f.grade), format_func=lambda k: grade_label(f, k))
-        notes = c3.text_area("Notes", value=f.notes, max_chars=2000, height=100)
-        if st.form_submit_button("Save review", icon=":material/rate_review:"):
-            if not ctx.analyst:
-                st.warning("Enter your name as Analyst in the sidebar first: reviews are recorded with it.",
-                           icon=":material/person:")
-                return
-            changed = {k: v for k, v, was in (("status", status, f.review_status), ("grade", grade, f.grade),
-                                               ("notes", notes, f.notes)) if v != was}
-            if not changed:
-                st.info(f"Nothing to save: {fid} already has this review.", icon=":material/info:")
-                return
-            try:
-                ctx.ws.review_finding(fid, analyst=ctx.analyst, **changed)
-            except CoreError as exc:
-                shell.show_error(exc, "Review not saved")
-                return
-            st.toast(f"Saved the review of {fid}.", icon=":material/check:")
-            st.rerun()
-    history(ctx, fid)
-
-
-def history(ctx: shell.Context, fid: str) -> None:
-    """The audit trail of one finding: every review, who made it and when, what it changed."""
-    try:
-        rows = ctx.ws.review_history(fid)
-    except CoreError as exc:
-        shell.show_error(exc, "Review history")
-        return
-    if not rows:
-        st.caption(f"{fid} has not been reviewed yet.")
-        return
-    changes = []
-    for r in rows:
-        what = [f"{field}: {r[f'{field}_before'] or '—'} → {r[f'{field}_after'] or '—'}"
-                for field in ("status", "grade", "notes") if r.get(f"{field}_after") is not None]
-        changes.append({"when (UTC)": str(r["at"])[:19].replace("T", " "), "analyst": r["analyst"],
-                        "change": "; ".join(what) or "no change"})
-    st.markdown(f"**Review history of {fid}** ({len(rows)})")
-    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")
 
 
 def text_field(label: str, state_key: str, widget_key: str, *, area: bool = False, **kw: Any) -> str:
@@ -307,7 +202,7 @@ def page() -> None:
     ids = [f.id for r in results for f in r.findings]
     stored = {f.id: f for r in results for f in r.findings}
     try:
-        if (n := apply_edits(ctx, ids, stored, st.session_state.get(key))):
+        if (n := apply_edits(ctx, aid, ids, stored, st.session_state.get(key))):
             st.toast(f"Saved the review of {n} finding(s).", icon=":material/check:")
             results = [r for r in ctx.ws.scene_results(aid) if not r.error]
     except CoreError as exc:
@@ -315,13 +210,17 @@ def page() -> None:
     findings = [f for r in results for f in r.findings]
 
     st.subheader(f"Findings ({len(findings)})")
+    conflict_panel(ctx)
     if findings:
         df, cfg = review_table(results)
-        if not ctx.analyst:  # an edit with no name to record could not be saved, and a refresh would lose it
+        remember_table(ctx, aid)
+        if not ctx.can_work:
+            st.info("You have a viewer account: the reviews are read-only for you.", icon=":material/visibility:")
+        elif not ctx.analyst:  # an edit with no name to record could not be saved, and a refresh would lose it
             st.warning("Enter your name as Analyst in the sidebar to review: every review is recorded with who "
                        "made it and when. The table is read-only until then.", icon=":material/person:")
         st.data_editor(df, key=key, column_config=cfg, hide_index=True, num_rows="fixed", width="stretch",
-                       disabled=True if not ctx.analyst else
+                       disabled=True if not ctx.analyst or not ctx.can_work else
                        ["id", "image", "score max", "confidence", "area m²", "lat", "lon", "MGRS", "method",
                         "analyst"])
         st.caption("Edit review, grade and notes; each change is saved to the workspace at once with your name.")

@@ -146,6 +146,7 @@ def test_streamlit_config_is_offline_and_allows_large_uploads() -> None:
     assert cfg["server"]["maxUploadSize"] >= 2048
     assert cfg["server"]["fileWatcherType"] == "none"
     assert cfg["client"]["showSidebarNavigation"] is False  # app.py draws the menu; no list of pages/ files first
+    assert cfg["server"]["address"] == "127.0.0.1"  # issue 12: no longer every interface by default
     assert not re.search(r"https?://", text), "nothing in the settings may point at the network"
 
 

@@ -63,11 +63,12 @@ def test_uploaded_inputs_travel_and_the_import_points_at_them(tmp_path: Path) ->
     folder = dest.uploads_dir(new_cid)
     inputs = dest.analysis_inputs(a["id"])
     assert Path(inputs[0]["path"]) == folder / "post.tif" and Path(inputs[0]["pre_path"]) == folder / "pre.tif"
-    assert Path(inputs[1]["path"]) == tmp_path / "server.tif"  # not carried: still its path on the server
+    # not carried: rebased into the case's upload folder, where it is missing (never a path outside the workspace)
+    assert Path(inputs[1]["path"]) == folder / "not-carried" / "server.tif"
     post, server = dest.scene_results(a["id"])
     assert post.source_path == folder / "post.tif" and post.source_path.read_bytes() == files["post.tif"]
     assert Path(post.meta["pre_source"]).read_bytes() == files["pre.tif"]
-    assert server.source_path == tmp_path / "server.tif"
+    assert server.source_path == folder / "not-carried" / "server.tif" and not server.source_path.exists()
     dest.close()
     # the stored references are relative to the workspace: moving the whole folder keeps them valid
     shutil.move(str(tmp_path / "dest"), str(tmp_path / "moved"))

@@ -35,6 +35,8 @@ def test_bf16_heatmaps_and_findings_match_fp32_on_real_imagery(model: str) -> No
     if not CHIP.is_file():
         pytest.skip(f"real data not found: {CHIP}")
     path = MODELS / model
+    if not path.is_file():  # patchcore-vgg16.pt is not committed (yet): a fresh checkout has no such file
+        pytest.skip(f"model not in this checkout: {path}")
     scene = open_scene(CHIP)
     try:
         rgb, _ = scene.read()

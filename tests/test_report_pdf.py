@@ -59,6 +59,8 @@ def test_confirmed_findings_with_mgrs_and_cover_metadata(pdf_pages: list[str],
     assert report_ctx.model_info["sha256"] in cover and report_ctx.model_info["name"] in cover
     assert "0_post.tif" in cover and "0_pre.tif" in cover and "0.64 m" in cover and "2011-05-25" in cover
     assert "김민준" in cover
+    # the reviewing analysts, from the findings' review records (issue 12)
+    assert "Reviewed by" in cover and all(_squash(n) in _squash(cover) for n in ("Иван Петров", "Νίκος", "J. Smith"))
 
 
 def test_hangul_cyrillic_greek_and_hostile_text_are_literal(pdf_pages: list[str]) -> None:

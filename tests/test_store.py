@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from core.errors import InputError, WorkspaceError
+from core.safety import clean_name
 from core.store import SCHEMA_VERSION, Workspace, default_root
 from tests.support.store import HOSTILE, make_finding, make_result, new_analysis
 
@@ -50,7 +51,9 @@ def test_newer_schema_is_refused_with_advice(ws: Workspace) -> None:
 def test_case_round_trip_and_unknown_ids(ws: Workspace) -> None:
     cid = ws.create_case(HOSTILE.strip(), event="EF5 <b>", description=HOSTILE)
     case = ws.get_case(cid)
-    assert (case["name"], case["event"], case["description"]) == (HOSTILE.strip(), "EF5 <b>", HOSTILE)
+    # names lose control and bidi-override characters (issue 12); descriptions are kept verbatim
+    assert (case["name"], case["event"], case["description"]) == (clean_name(HOSTILE), "EF5 <b>", HOSTILE)
+    assert "\u202e" not in case["name"] and "<script>" in case["name"]
     assert [c["id"] for c in ws.list_cases()] == [cid]
     with pytest.raises(InputError, match="no case with id 999"):
         ws.get_case(999)

@@ -15,6 +15,7 @@ import streamlit as st
 from core.errors import CoreError
 from core.safety import atomic_write_stream
 from core.store import Workspace
+from core.store.users import User
 from ui import state as S
 
 #: Choice of input images an export carries -> ``Workspace.export_case(inputs=...)``.
@@ -30,7 +31,7 @@ def _download(path: Path):
     return lambda: path.read_bytes()
 
 
-def _export(ws: Workspace, case_id: int) -> None:
+def _export(ws: Workspace, case_id: int, user: User | None) -> None:
     """Choose what to carry, write the archive into the workspace's scratch folder, offer it for download."""
     st.session_state.setdefault(S.W_ARCHIVE_INPUTS, "workspace")
     inputs = st.radio("Images to include", list(INPUT_CHOICES), format_func=INPUT_CHOICES.get,
@@ -40,7 +41,7 @@ def _export(ws: Workspace, case_id: int) -> None:
             with st.spinner("Writing the case archive…"):
                 folder = ws.root / "tmp" / f"export-{uuid.uuid4().hex[:12]}"  # swept after a day
                 folder.mkdir(parents=True)
-                path = ws.export_case(case_id, folder, inputs=inputs)
+                path = ws.export_case(case_id, folder, inputs=inputs, user=user.name if user else None)
             S.put(S.CASE_ARCHIVE, {"case_id": case_id, "path": str(path)})
         except (CoreError, OSError) as exc:
             st.error(f"The case could not be exported: {exc}", icon=":material/error:")
@@ -52,7 +53,7 @@ def _export(ws: Workspace, case_id: int) -> None:
                            on_click="ignore", key="w_download_case")
 
 
-def _import(ws: Workspace) -> None:
+def _import(ws: Workspace, user: User | None) -> None:
     """Take an uploaded archive, import it as a new case and switch to it."""
     up = st.file_uploader("Import a case archive (.zip)", type=["zip"], key=S.archive_uploader_key(),
                           help="A .zip made by 'Prepare the archive' or `python -m core case export`.")
@@ -63,7 +64,9 @@ def _import(ws: Workspace) -> None:
         with st.spinner(f"Importing {up.name}…"):
             up.seek(0)
             atomic_write_stream(tmp, up)
-            cid = ws.import_case(tmp)
+            cid = ws.import_case(tmp, user=user.name if user else None)
+            if user is not None and not user.is_admin:  # the importer may open what they imported
+                ws.grant_case(cid, user.name)
         case = ws.get_case(cid)
         S.put(S.CASE_ID, cid)
         S.put(S.ANALYSIS_ID, None)
@@ -78,21 +81,31 @@ def _import(ws: Workspace) -> None:
 
 
 def archive_note() -> None:
-    """The message of the last import, shown once."""
+    """The message of the last import, shown once, inside a container drawn on every run: the note's run and
+    the next one keep every widget below it at the same position (see :func:`archive_popover`)."""
+    box = st.container()
     note = S.get(S.ARCHIVE_NOTE)
     if note:
         if note.startswith("error:"):
-            st.error(note[len("error:"):], icon=":material/error:")
+            box.error(note[len("error:"):], icon=":material/error:")
         else:
-            st.success(note, icon=":material/unarchive:")
+            box.success(note, icon=":material/unarchive:")
         S.put(S.ARCHIVE_NOTE, None)
 
 
-def archive_popover(ws: Workspace, case_id: int | None) -> None:
-    """The sidebar's "Export / import" popover."""
+def archive_popover(ws: Workspace, case_id: int | None, user: User | None = None) -> None:
+    """The sidebar's "Export / import" popover.
+
+    Export and import each draw into a container of their own: what the export shows varies (a download button
+    once an archive is ready, nothing without a case), and were the import uploader drawn after it directly, it
+    would sit at another position from one run to the next; the browser then shows the old copy beside the new
+    one until the next run ends (two "Import a case archive" uploaders on a busy server)."""
     with st.popover("Export / import case", icon=":material/archive:", width="stretch"):
+        export_box, import_box = st.container(), st.container()
         if case_id is not None:
-            st.markdown("**Export this case** with its analyses, findings, reviews, heatmaps and reports.")
-            _export(ws, case_id)
-            st.divider()
-        _import(ws)
+            with export_box:
+                st.markdown("**Export this case** with its analyses, findings, reviews, heatmaps and reports.")
+                _export(ws, case_id, user)
+                st.divider()
+        with import_box:
+            _import(ws, user)

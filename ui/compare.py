@@ -24,7 +24,7 @@ from core.errors import CoreError
 from core.imagery import open_scene
 from core.pipeline import refind_findings
 from core.report.rasters import overview_shape
-from core.safety import unique_name
+from core.safety import clean_name, unique_name
 from core.types import SceneResult, Window
 from core.webmap import change_threshold
 from ui import images, shell, uploads
@@ -35,15 +35,20 @@ SPLIT_COLOUR = np.array([245, 208, 0], np.uint8)  #: the wipe's dividing line (t
 
 
 # -- inputs ------------------------------------------------------------------------------------------------------
+#: Files the pre-event uploader takes (xBD label .json beside their .png).
+PRE_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]
+
+
 def stage_pre(name: str, path: Path, origin: str) -> None:
     """Add a pre-event image to the references (names unique among the pre images)."""
     pres = S.get(S.STAGED_PRE)
+    name = clean_name(name, default="image")
     pres.append({"name": unique_name(name, [p["name"] for p in pres]), "path": str(path), "origin": origin})
 
 
 def take_pre_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new pre-event uploads to the workspace and stage them as references."""
-    uploads.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"))
+    uploads.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"), types=PRE_TYPES)
 
 
 @st.cache_data(max_entries=200, show_spinner="Pairing pre- and post-event images…")
@@ -91,9 +96,9 @@ def _keep_pair(post_name: str, widget_key: str) -> None:
 
 def pre_uploader(ctx: shell.Context) -> list[Any]:
     """The "pre-event images" uploader (returns the uploads of this run)."""
+    # no type=: each file's type is checked on its own (uploads.save_uploads), one bad name never loses the batch
     return st.file_uploader(
         "Pre-event images (optional): the same place before the event",
-        type=["jpg", "jpeg", "png", "tif", "tiff", "json"],
         accept_multiple_files=True, key=S.pre_uploader_key(),
         help="Not analysed on their own: each post-event image is compared with the pre-event image that covers "
              "it (footprint overlap, else matching names such as 0_pre.tif / 0_post.tif).") or []

@@ -23,7 +23,8 @@ import streamlit as st
 from core.assets import DEFAULT_MODEL, bundled_models, card_title
 from core.errors import CoreError
 from core.store import Workspace, default_root
-from ui import case_archive
+from core.store.users import User
+from ui import auth, case_archive
 from ui import state as S
 
 if TYPE_CHECKING:  # core.detector imports torch: imported with the model, after the menu has drawn
@@ -169,7 +170,8 @@ class Context:
     case_id: int | None
     model_key: str
     device: str
-    analyst: str
+    analyst: str  #: the logged-in user's name, else the name typed in the sidebar (no accounts)
+    user: User | None = None  #: the logged-in user; None without accounts
     _model: tuple[Detector | None, str | None] | None = field(default=None, init=False, repr=False)
 
     def _loaded(self) -> tuple[Detector | None, str | None]:
@@ -198,30 +200,105 @@ class Context:
         thr = S.get(S.THRESHOLD)
         return None if thr is None else float(thr)
 
+    @property
+    def can_work(self) -> bool:
+        """May analyse, review and import: without accounts, or as an admin or analyst (viewers only read)."""
+        return self.user is None or self.user.can_work
 
-def _case_section(ws: Workspace) -> None:
-    cases = ws.list_cases()
-    if not cases:
+    @property
+    def is_admin(self) -> bool:
+        """May register and train models and manage case members: without accounts, or as an admin."""
+        return self.user is None or self.user.is_admin
+
+
+def case_label(case: dict[str, Any]) -> str:
+    """The case's label in the sidebar: only what never changes (name and id). The browser remembers a choice by
+    its label: a label holding a count that an analysis changes was not found again after the analysis, and the
+    box fell back to its first option, the newest case (issue 12: the Map and Report pages moved to another
+    team's case)."""
+    return f"{case['name']} (#{case['id']})"
+
+
+def analysis_label(a: dict[str, Any]) -> str:
+    """An analysis's label in the pickers: id, start time and model, which never change (see :func:`case_label`);
+    progress, findings and status are shown beside it (:func:`analysis_caption`)."""
+    return f"#{a['id']} · {a['created_at'][:16].replace('T', ' ')} UTC · {a['model'].get('name', '?')}"
+
+
+def analysis_caption(a: dict[str, Any]) -> str:
+    """What changes about an analysis: images done, findings, status."""
+    return f"{a['n_done']}/{a['n_inputs']} images · {a['n_findings']} findings · {a['status']}"
+
+
+def _case_section(ws: Workspace, user: User | None) -> None:
+    cases = ws.visible_cases(user)
+    if not cases and (user is None or user.is_admin):
         S.put(S.CASE_ID, ws.ensure_case("Case 1", description="created automatically on first use"))
-        cases = ws.list_cases()
+        cases = ws.visible_cases(user)
+    if not cases:
+        S.put(S.CASE_ID, None)
+        st.info("You are not a member of any case yet: ask an admin to add you to one "
+                "(`python -m core cases grant CASE NAME`)" + (", or create one below." if user and user.can_work
+                                                               else "."), icon=":material/folder_off:")
+        if user is not None and user.can_work:
+            _new_case(ws, user)
+            case_archive.archive_popover(ws, None, user)
+        return
     ids = [c["id"] for c in cases]
-    names = {c["id"]: f"{c['name']} (#{c['id']}, {c['n_analyses']} analyses)" for c in cases}
+    by_id = {c["id"]: c for c in cases}
     if S.get(S.CASE_ID) not in ids:
         S.put(S.CASE_ID, ids[0])
     S.bind(S.W_CASE, S.CASE_ID)
-    st.selectbox("Case", ids, format_func=names.get, key=S.W_CASE, on_change=S.keep, args=(S.CASE_ID, S.W_CASE),
-                 help="An event or task that groups analyses, reviews and reports.")
+    st.selectbox("Case", ids, format_func=lambda cid: case_label(by_id[cid]), key=S.W_CASE, on_change=S.keep,
+                 args=(S.CASE_ID, S.W_CASE), help="An event or task that groups analyses, reviews and reports.")
+    st.caption(f"{by_id[S.get(S.CASE_ID)]['n_analyses']} analyses in this case")
+    if user is None or user.can_work:
+        _new_case(ws, user)
+        case_archive.archive_popover(ws, S.get(S.CASE_ID), user)
+    if user is not None and user.is_admin:
+        _members(ws, S.get(S.CASE_ID))
+    case_archive.archive_note()
+
+
+def _new_case(ws: Workspace, user: User | None) -> None:
+    """The "New case" popover; an analyst who makes a case becomes its member."""
     with st.popover("New case", icon=":material/add:", width="stretch"):
         with st.form("new_case_form", clear_on_submit=True, border=False):
             name = st.text_input("Case name", key=S.W_NEW_CASE, max_chars=200)
             if st.form_submit_button("Create case") and name.strip():
                 try:
-                    S.put(S.CASE_ID, ws.create_case(name.strip()))
+                    cid = ws.create_case(name.strip())
+                    if user is not None and not user.is_admin:
+                        ws.grant_case(cid, user.name)
+                    S.put(S.CASE_ID, cid)
                     st.rerun()
                 except CoreError as exc:
                     show_error(exc)
-    case_archive.archive_popover(ws, S.get(S.CASE_ID))
-    case_archive.archive_note()
+
+
+def _members(ws: Workspace, case_id: int) -> None:
+    """An admin's "Case members" popover: which analysts and viewers may open the case in use."""
+    others = [u for u in ws.list_users() if u["role"] != "admin"]
+    with st.popover("Case members", icon=":material/group:", width="stretch"):
+        if not others:
+            st.caption("No analysts or viewers yet (`python -m core users add NAME --role analyst`); admins see "
+                       "every case.")
+            return
+        current = ws.case_members(case_id)
+        with st.form(f"members_form_{case_id}", border=False):
+            chosen = st.multiselect("Members of this case", [u["name"] for u in others],
+                                    default=[n for n in current if any(u["name"] == n for u in others)],
+                                    format_func=lambda n: f"{n} ({next(u['role'] for u in others if u['name'] == n)})")
+            if st.form_submit_button("Save members"):
+                try:
+                    for name in set(chosen) - set(current):
+                        ws.grant_case(case_id, name)
+                    for name in set(current) - set(chosen):
+                        ws.revoke_case(case_id, name)
+                except CoreError as exc:
+                    show_error(exc, "Members")
+                    return
+                st.toast("Case members saved.", icon=":material/group:")
 
 
 def _model_section(ws: Workspace) -> bool:
@@ -298,10 +375,11 @@ def _threshold_section(det: Detector | None) -> None:
                    "above the threshold form findings.")
 
 
-def sidebar(title: str = "") -> None:
-    """Draw the shared sidebar: workspace, case, model, device, threshold, analyst. The model's first load in this
-    server shows in the page area under ``title`` (the page's) behind a spinner. Call once per run, from
-    ``app.py``, before the page."""
+def sidebar(title: str = "", user: User | None = None) -> None:
+    """Draw the shared sidebar: workspace, case, model, device, threshold, analyst (or the logged-in account).
+    The model's first load in this server shows in the page area under ``title`` (the page's) behind a spinner.
+    Call once per run, from ``app.py``, before the page and after :func:`ui.auth.gate` let the run through
+    (``user``: the logged-in user, None without accounts)."""
     S.init()
     S.put(S.SHELL, True)
     slot = st.empty()  # in the page area: the first model load shows there
@@ -313,16 +391,18 @@ def sidebar(title: str = "") -> None:
             st.stop()
         st.caption(f":material/folder: Workspace `{ws.root}`")
         try:
-            _case_section(ws)
+            _case_section(ws, user)
         except CoreError as exc:
             show_error(exc, "Cases")
         st.divider()
         if _model_section(ws):
             _first_load(slot, title)
             _threshold_section(_device_and_model_status())
-        S.bind(S.W_ANALYST, S.ANALYST)
-        st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST), max_chars=200,
-                      placeholder="your name (recorded with reviews)")
+        if user is None:  # no accounts: reviews are recorded with the name typed here
+            S.bind(S.W_ANALYST, S.ANALYST)
+            st.text_input("Analyst", key=S.W_ANALYST, on_change=S.keep, args=(S.ANALYST, S.W_ANALYST),
+                          max_chars=200, placeholder="your name (recorded with reviews)")
+        auth.account_box(user)
 
 
 def context() -> Context:
@@ -335,8 +415,10 @@ def context() -> Context:
     S.init()
     if not S.get(S.SHELL):
         st.switch_page("app.py")
+    user = User(**S.get(S.USER)) if S.get(S.USER) else None
     return Context(ws=workspace(), case_id=S.get(S.CASE_ID), model_key=S.get(S.MODEL_PATH),
-                   device=S.get(S.DEVICE), analyst=str(S.get(S.ANALYST) or "").strip())
+                   device=S.get(S.DEVICE), analyst=user.name if user else str(S.get(S.ANALYST) or "").strip(),
+                   user=user)
 
 
 # -- analyses ----------------------------------------------------------------------------------------------------
@@ -353,12 +435,9 @@ def pick_analysis(ctx: Context, widget_key: str, label: str = "Analysis") -> dic
         S.put(S.ANALYSIS_ID, analyses[0]["id"])
     S.bind(widget_key, S.ANALYSIS_ID)
 
-    def fmt(aid: int) -> str:
-        a = by_id[aid]
-        model = a["model"].get("name", "?")
-        return (f"#{aid} · {a['created_at'][:16].replace('T', ' ')} UTC · {a['n_done']}/{a['n_inputs']} images · "
-                f"{a['n_findings']} findings · {model} · {a['status']}")
-
-    st.selectbox(label, list(by_id), format_func=fmt, key=widget_key, on_change=S.keep,
-                 args=(S.ANALYSIS_ID, widget_key))
+    # what changes about the analysis goes into the help, not into the label (see case_label) nor into an element
+    # of its own: with a caption here, test_e2e_hostile's click on a finding of the Map page opened no popup (the
+    # exact cause was not pinned down; without the extra element it passes)
+    st.selectbox(label, list(by_id), format_func=lambda aid: analysis_label(by_id[aid]), key=widget_key,
+                 on_change=S.keep, args=(S.ANALYSIS_ID, widget_key), help=analysis_caption(by_id[S.get(S.ANALYSIS_ID)]))
     return by_id[S.get(S.ANALYSIS_ID)]

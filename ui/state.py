@@ -17,6 +17,10 @@ SHELL = "shell_ready"  #: set by app.py on every run; a page run without it was 
 
 # -- sidebar: what every page works with -------------------------------------------------------------------------
 CASE_ID = "case_id"  #: id of the case in use (int) or None
+USER = "user"  #: the logged-in user ({"id", "name", "role", "updated_at"}) or None (not logged in, or no accounts)
+LOGIN_AT = "login_at"  #: time.time() of the login (a login expires after $BDA_SESSION_MAX_HOURS)
+SEEN_AT = "seen_at"  #: time.time() of the last run of this session (idle expiry: $BDA_SESSION_IDLE_MINUTES)
+LOGIN_NOTE = "login_note"  #: why the login form is shown again (expired, logged out), shown on it
 MODEL_PATH = "model_path"  #: checkpoint path (str) of the model in use; "" = the default model
 DEVICE = "device"  #: "auto" | "cpu" | "cuda"
 THRESHOLD = "threshold"  #: finding threshold in calibrated units; None = the model's calibrated default
@@ -55,9 +59,15 @@ REPORT_PHASE2 = "report_phase2"
 REPORT_PHASE3 = "report_phase3"
 REPORT_FILES = "report_files"  #: {"analysis_id": int, "files": {kind: path}} of the last built report
 REVIEW_APPLIED = "review_applied"  #: {finding id: {column: value}} edits of this session already saved
+REVIEW_SHOWN = "review_shown"  #: {analysis id: {finding id: review version}} as the review table last showed them
+REVIEW_FORM = "review_form"  #: {finding id: {"version", "status", "grade", "notes"}} the review form started from
+REVIEW_CONFLICT = "review_conflict"  #: the last review conflict: {"fid", "mine", "message", "since", "version"}
 
 # -- widget keys ----------------------------------------------------------------------------------------------------
 W_CASE = "w_case"
+W_LOGIN_NAME = "w_login_name"
+W_LOGIN_PASSWORD = "w_login_password"
+W_MEMBERS = "w_members"
 W_NEW_CASE = "w_new_case"
 W_ARCHIVE_INPUTS = "w_archive_inputs"
 W_MODEL = "w_model"
@@ -112,6 +122,10 @@ def place_key(scene: str, field: str) -> str:
 DEFAULTS: dict[str, Any] = {
     SHELL: False,
     CASE_ID: None,
+    USER: None,
+    LOGIN_AT: None,
+    SEEN_AT: None,
+    LOGIN_NOTE: None,
     MODEL_PATH: "",
     DEVICE: "auto",
     THRESHOLD: None,
@@ -146,6 +160,9 @@ DEFAULTS: dict[str, Any] = {
     REPORT_PHASE3: "",
     REPORT_FILES: None,
     REVIEW_APPLIED: {},
+    REVIEW_SHOWN: {},
+    REVIEW_FORM: {},
+    REVIEW_CONFLICT: None,
 }
 
 

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from core.errors import CoreError, WorkspaceError
 from core.imagery_xbd import load_xbd_labels
-from core.safety import atomic_write_stream, safe_filename, unique_name
+from core.safety import atomic_write_stream, clean_name, safe_filename, unique_name
 from core.store import Workspace
 from ui import state as S
 from ui.shell import Context
@@ -30,23 +30,35 @@ def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Pa
     return atomic_write_stream(dest, upload)
 
 
-def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path], None]) -> None:
+def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path], None],
+                 types: list[str] | None = None) -> None:
     """Write each new upload once (by file id) to the workspace and hand ``(name, path)`` to ``on_saved``; an
-    upload that cannot be saved is queued as an error message for the page, and the others still go through."""
+    upload that cannot be saved, or whose extension is not in ``types``, is queued as an error message for the
+    page, and the others still go through (give the uploader no ``type=``: Streamlit's own check refuses the
+    whole batch, with an exception in place of the page, for one name with a NUL byte or another extension).
+    Names are cleaned (:func:`core.safety.clean_name`: no control,
+    bidi-override or invisible characters) before they are shown or stored."""
     saved = S.get(S.SAVED_UPLOADS)
     for f in files:
         if f.file_id in saved:
             continue
+        name = clean_name(f.name, default="upload")
+        ext = name.rpartition(".")[2].lower() if "." in name else ""
+        if types is not None and ext not in types:
+            saved[f.file_id] = ""
+            S.get(S.UPLOAD_ERRORS).append(f"{name}: not a file this uploader takes ({', '.join(types)}); it was "
+                                          "left out, the other files go on.")
+            continue
         try:
-            path = save_upload(ctx.ws, ctx.case_id, f, f.name)
+            path = save_upload(ctx.ws, ctx.case_id, f, name)
         except CoreError as exc:
-            S.get(S.UPLOAD_ERRORS).append(f"{f.name}: {exc}")
+            S.get(S.UPLOAD_ERRORS).append(f"{name}: {exc}")
             continue
         saved[f.file_id] = str(path)
         if path.suffix.lower() == ".json":
-            keep_label(f.name, path)
+            keep_label(name, path)
         else:
-            on_saved(f.name, path)
+            on_saved(name, path)
 
 
 def keep_label(name: str, path: Path) -> None:

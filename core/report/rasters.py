@@ -20,6 +20,7 @@ from rasterio.windows import Window as RioWindow
 
 from core.errors import CoreError
 from core.heatmap import blend, colorize
+from core.imagery_sources import check_pixels
 from core.types import Scene, Window
 
 _STRIP_PIXELS = 8_000_000  # pixels per strip when downsampling a whole scene
@@ -109,6 +110,7 @@ def read_scores(path: Path | None, window: Window | None = None, max_side: int |
         return None
     try:
         with _open_scores(Path(path)) as ds:
+            check_pixels(Path(path).name, ds.width, ds.height)
             sx = ds.width / full_size[0] if full_size else 1.0
             sy = ds.height / full_size[1] if full_size else 1.0
             if window is None:
@@ -123,7 +125,7 @@ def read_scores(path: Path | None, window: Window | None = None, max_side: int |
                 shape = overview_shape(int(rw.width), int(rw.height), max_side)
             data = ds.read(1, window=rw, out_shape=shape, masked=True,
                            resampling=Resampling.average if shape else Resampling.nearest)
-    except (RasterioIOError, OSError, ValueError):
+    except (RasterioIOError, OSError, ValueError):  # InputError (over the pixel cap) is a ValueError
         return None
     out = np.ma.filled(data.astype(np.float32), np.nan)
     out[~np.isfinite(out)] = np.nan

@@ -40,6 +40,8 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
         ("Area of interest", clean_text(ctx.aoi, 600)),
         ("Report date-time", ctx.report_time_utc.strftime("%Y-%m-%d %H:%M UTC")),
         ("Analyst", clean_text(ctx.analyst, 200)),
+        ("Reviewed by", clean_text(", ".join(sorted({f.analyst for f in ctx.findings() if f.analyst}))
+                                   or "no finding reviewed yet", 400)),
         ("Organisation", clean_text(ctx.organisation, 200)),
         ("Handling", clean_text(ctx.handling, 200)),
         ("Findings", f"{len(s.counted)} counted ({s.confirmed} confirmed by an analyst), "

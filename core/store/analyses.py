@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.safety import clean_name
 from core.store.base import WorkspaceBase, owner_alive, this_owner
 from core.store.codec import (
     DET_AUTOMATIC,
     REVIEW_STATUSES,
     check_id,
+    check_name,
     check_text,
     dumps,
     finding_from_row,
@@ -48,7 +51,7 @@ class AnalysesMixin(WorkspaceBase):
     # -- cases ----------------------------------------------------------------------------------------------
     def create_case(self, name: str, *, event: str = "", description: str = "") -> int:
         """New case (an event or task grouping analyses); returns its id."""
-        check_text(name, "case name", max_len=200, allow_empty=False)
+        name = check_name(name, "case name", max_len=200)
         check_text(event, "event", max_len=200)
         check_text(description, "case description", max_len=20000)
         now = utc_now()
@@ -60,7 +63,7 @@ class AnalysesMixin(WorkspaceBase):
     def ensure_case(self, name: str, *, description: str = "") -> int:
         """Id of the oldest case, creating ``name`` when the workspace has none: one transaction, so sessions and
         processes opening an empty workspace at the same moment end up with one first case, not one each."""
-        check_text(name, "case name", max_len=200, allow_empty=False)
+        name = check_name(name, "case name", max_len=200)
         with self._db.write() as conn:
             row = conn.execute("SELECT id FROM cases ORDER BY id LIMIT 1").fetchone()
             if row is not None:
@@ -88,9 +91,12 @@ class AnalysesMixin(WorkspaceBase):
 
     # -- analyses -------------------------------------------------------------------------------------------
     def create_analysis(self, case_id: int, inputs: list[dict[str, Any]], *, model: dict[str, Any],
-                        threshold: float | None, options: dict[str, Any]) -> int:
+                        threshold: float | None, options: dict[str, Any], created_by: str | None = None) -> int:
         """Record a detector run over ``inputs`` (``[{"path", "name"?, "pre_path"?, ...extra}]``; ``name``
-        defaults to the file name and must be unique) before it starts; status ``running``. Returns its id."""
+        defaults to the file name and must be unique) before it starts; status ``running``. Returns its id.
+        ``created_by``: the logged-in user who started it (None without accounts)."""
+        if created_by is not None:
+            created_by = check_name(created_by, "user name", max_len=200)
         cid = self.get_case(case_id)["id"]
         if not isinstance(inputs, (list, tuple)) or not inputs:
             raise InputError("an analysis needs at least one input: pass [{'path': ..., 'name': ...}, ...].")
@@ -99,8 +105,7 @@ class AnalysesMixin(WorkspaceBase):
             if not isinstance(item, dict) or not item.get("path"):
                 raise InputError(f"input #{pos} must be a dict with a 'path', got {item!r}.")
             path = str(item["path"])
-            name = str(item.get("name") or Path(path).name)
-            check_text(name, f"input #{pos} name", max_len=1000, allow_empty=False)
+            name = check_name(str(item.get("name") or Path(path).name), f"input #{pos} name", max_len=1000)
             check_text(path, f"input #{pos} path", max_len=4096)
             if name in seen:
                 raise InputError(f"two inputs are named {name!r}; give each input a distinct 'name'.")
@@ -127,8 +132,8 @@ class AnalysesMixin(WorkspaceBase):
         with self._db.write() as conn:
             aid = inserted_id(conn.execute(
                 "INSERT INTO analyses(case_id, model_json, threshold, options_json, status, owner, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
-                (cid, model_json, threshold, options_json, this_owner(), now, now)))
+                "updated_at, created_by) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (cid, model_json, threshold, options_json, this_owner(), now, now, created_by)))
             conn.executemany("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, extra_json) "
                              "VALUES (?, ?, ?, ?, ?, ?)", [(aid, *r) for r in rows])
             conn.execute("UPDATE cases SET updated_at=? WHERE id=?", (now, cid))
@@ -225,8 +230,11 @@ class AnalysesMixin(WorkspaceBase):
         if not isinstance(result, SceneResult):
             raise InputError(f"save_scene_result needs a SceneResult, got {type(result).__name__}.")
         aid = self._require_analysis(analysis_id)
-        name = input_name if input_name is not None else result.scene_name
-        check_text(name, "scene name", max_len=1000, allow_empty=False)
+        name = check_name(input_name if input_name is not None else result.scene_name, "scene name", max_len=1000)
+        if isinstance(result.scene_name, str) and result.scene_name != clean_name(result.scene_name):
+            result = dataclasses.replace(result, scene_name=clean_name(result.scene_name, default=name))
+        if isinstance(result.pre_scene_name, str) and result.pre_scene_name != clean_name(result.pre_scene_name):
+            result = dataclasses.replace(result, pre_scene_name=clean_name(result.pre_scene_name, default="pre"))
         if result.error is not None:
             check_text(result.error, "error message", max_len=100000)
         adir = self._analysis_path(aid)

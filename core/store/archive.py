@@ -10,10 +10,16 @@ Layout of an archive::
     files/inputs/<n>-<name>  the input images (post- and pre-event) the case's analyses read: by default those
                              uploaded into the workspace; with ``inputs="all"`` the server-side files too
 
-An import puts the carried input images into the new case's upload folder and points the analyses at them; images
-not carried stay referenced by their path on the exporting machine. Import extracts with
-:func:`core.safety.safe_extract_zip` into the workspace's ``tmp/``, checks every listed file's sha256, then inserts
-everything in one transaction.
+An import puts the carried input images into the new case's upload folder and points the analyses at them. No
+imported reference leaves the workspace: an image that was not carried (a server-side file of the exporting
+machine, an upload left out) is rebased to ``<upload folder>/not-carried/<name>``, where it is missing until
+someone puts it there, and output paths outside the analysis folder are dropped. So an archive cannot make this
+workspace read, show or re-export a file of this server (``/etc/passwd``, another case's uploads, the database).
+Import extracts with :func:`core.safety.safe_extract_zip` into the workspace's ``tmp/``, checks every listed
+file's sha256, then inserts everything in one transaction.
+
+An export carries the case's own uploads, and with ``inputs="all"`` the server-side files that pass the
+``BDA_SERVER_PATHS`` rules at export time (:func:`core.server_paths.check_server_path`); never other workspace files.
 """
 
 from __future__ import annotations
@@ -32,11 +38,13 @@ from typing import Any
 
 import core
 from core.errors import InputError, WorkspaceError
-from core.safety import safe_extract_zip, safe_filename, unique_name
+from core.safety import clean_name, safe_extract_zip, safe_filename, unique_name
+from core.server_paths import server_path_allowed
 from core.store.base import WorkspaceBase
-from core.store.codec import PRE_SOURCE
+from core.store.codec import PRE_SOURCE, check_name
 from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, decode_path, encode_path, file_sha256, inside_folder
+from core.store.review import OUTCOME_APPLIED, OUTCOME_KEPT
 from core.store.schema import SCHEMA_VERSION
 
 FORMAT = "bda-workbench-case"
@@ -44,27 +52,66 @@ FORMAT = "bda-workbench-case"
 INPUT_MODES = ("workspace", "all", "none")
 FORMAT_VERSION = 1
 _PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
+#: Limits of a case import, on the bytes actually written: the whole case, one file, and how many times its size
+#: the whole archive may inflate.
+MAX_IMPORT_BYTES = 50e9
+MAX_IMPORT_MEMBER_BYTES = 20e9
+MAX_IMPORT_RATIO = 50
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
     return [loads_row(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[misc]
 
 
-def _portable_result(text: str, moved_inputs: dict[str, str]) -> str:
-    """Scene JSON from an archive: keep only files inside the analysis folder (no '..'); drop other output paths,
-    which name places on the exporting machine. The source and pre-event paths point at the carried copies in
-    ``moved_inputs`` (stored reference -> new one), else stay as provenance."""
+#: Folder (inside a case's upload folder) that imported references to images the archive did not carry point into.
+NOT_CARRIED = "not-carried"
+
+
+def _in_analysis(ref: object) -> bool:
+    """Whether a stored reference names a file inside its analysis folder (``@analysis/...`` without ``..``)."""
+    if not isinstance(ref, str) or not ref.startswith(ANALYSIS_PREFIX):
+        return False
+    rest = ref[len(ANALYSIS_PREFIX):].replace("\\", "/")
+    parts = PurePosixPath(rest).parts
+    return bool(parts) and not rest.startswith("/") and ".." not in parts and not any(ord(c) < 32 for c in rest)
+
+
+def _imported_ref(ref: str, moved_inputs: dict[str, str], case_id: int) -> str:
+    """Where an input reference of an archive points in this workspace: the carried copy, else (the image stayed
+    on the exporting machine) ``<case uploads>/not-carried/<its name>``, a place inside the workspace where it is
+    simply missing. Never an absolute path or a workspace path the archive chose."""
+    if ref in moved_inputs:
+        return moved_inputs[ref]
+    name = safe_filename(PurePosixPath(ref.replace("\\", "/")).name, default="image")
+    return f"{ROOT_PREFIX}files/uploads/case-{case_id}/{NOT_CARRIED}/{name}"
+
+
+def _name(value: object) -> str:
+    """An input or scene name from an archive, cleaned as every stored name is (no control or bidi characters)."""
+    return clean_name(str(value), default="image", max_len=1000)
+
+
+def _portable_result(text: str, moved_inputs: dict[str, str], case_id: int) -> str:
+    """Scene JSON from an archive: keep only output files inside the analysis folder (no '..'); drop other output
+    paths, which name places on the exporting machine. The source and pre-event paths point at the carried copies
+    in ``moved_inputs`` (stored reference -> new one), else at where they would be in the case's upload folder."""
     d = json.loads(text)
+    for name in ("scene_name", "pre_scene_name"):
+        if d.get(name) is not None:
+            d[name] = clean_name(str(d[name]), default="image", max_len=1000)
     for name in _PATH_FIELDS:
-        v = d.get(name)
-        if v is not None and not (isinstance(v, str) and v.startswith(ANALYSIS_PREFIX)
-                                  and ".." not in PurePosixPath(v[len(ANALYSIS_PREFIX):]).parts):
+        if d.get(name) is not None and not _in_analysis(d.get(name)):
             d[name] = None
-    if isinstance(d.get("source_path"), str):
-        d["source_path"] = moved_inputs.get(d["source_path"], d["source_path"])
+    if d.get("source_path") is not None:
+        d["source_path"] = _imported_ref(str(d["source_path"]), moved_inputs, case_id)
     meta = d.get("meta")
-    if isinstance(meta, dict) and isinstance(meta.get(PRE_SOURCE), str):
-        meta[PRE_SOURCE] = moved_inputs.get(meta[PRE_SOURCE], meta[PRE_SOURCE])
+    if isinstance(meta, dict):
+        if meta.get(PRE_SOURCE) is not None:
+            meta[PRE_SOURCE] = _imported_ref(str(meta[PRE_SOURCE]), moved_inputs, case_id)
+        change = meta.get("change")
+        if isinstance(change, dict) and change.get("overlay_path") is not None \
+                and not _in_analysis(change["overlay_path"]):
+            meta["change"] = {**change, "overlay_path": None}
     return json.dumps(d)
 
 
@@ -97,27 +144,39 @@ def _carried_list(manifest: dict[str, Any], archive_name: str) -> list[dict[str,
 class ArchiveMixin(WorkspaceBase):
     """Export and import of whole cases."""
 
-    def _carried_inputs(self, bundle: list[dict[str, Any]], inputs: str) -> list[tuple[Path, list[str]]]:
-        """The input files an export carries, each with the stored references that name it: those inside the
-        workspace (uploads) for ``inputs="workspace"``, every one that exists for ``"all"``, none for ``"none"``."""
+    def _carried_inputs(self, case_id: int, bundle: list[dict[str, Any]],
+                        inputs: str) -> list[tuple[Path, list[str]]]:
+        """The input files an export carries, each with the stored references that name it: those in the case's
+        upload folder for ``inputs="workspace"``; for ``"all"`` also server-side files outside the workspace that
+        pass the ``BDA_SERVER_PATHS`` rules now; none for ``"none"``. Other files of the workspace (its database,
+        other cases' uploads) are never carried, whatever a stored reference says."""
         if inputs not in INPUT_MODES:
             raise InputError(f"inputs must be one of {', '.join(INPUT_MODES)}; got {inputs!r}.")
+        uploads = self.uploads_dir(case_id)
         by_file: dict[Path, list[str]] = {}
         for ref in _input_refs(bundle) if inputs != "none" else []:
-            if ref.startswith(ANALYSIS_PREFIX):
+            if ref.startswith(ANALYSIS_PREFIX) or any(ord(c) < 32 for c in ref):
                 continue
             path = decode_path(ref, analysis_dir=None, root=self.root)
-            inside = ref.startswith(ROOT_PREFIX) or (path is not None and inside_folder(path, self.root))
-            if path is not None and (inside or inputs == "all") and path.is_file() and not path.is_symlink():
+            if path is None or not path.is_file():
+                continue
+            if inside_folder(path, uploads):
+                ok = True
+            elif inside_folder(path, self.root) or ref.startswith(ROOT_PREFIX):
+                ok = False
+            else:
+                ok = inputs == "all" and path.is_absolute() and server_path_allowed(path)
+            if ok:
                 by_file.setdefault(path.resolve(), []).append(ref)
         return list(by_file.items())
 
-    def export_case(self, case_id: int, dest: Path, *, inputs: str = "workspace") -> Path:
+    def export_case(self, case_id: int, dest: Path, *, inputs: str = "workspace", user: str | None = None) -> Path:
         """Write the case to one zip and return its path. ``dest`` is the zip's path, or an existing folder in
         which ``case-<id>-<name>-<date>.zip`` is created. Written atomically (no half archive on a crash).
 
         ``inputs``: which input images travel with it: ``"workspace"`` (the default) those uploaded into the
         workspace, ``"all"`` also the server-side files the analyses read (may be large), ``"none"`` none.
+        ``user``: the logged-in user, recorded with the export in the case's events.
         """
         case = self.get_case(case_id)  # type: ignore[attr-defined]
         cid = case["id"]
@@ -148,7 +207,7 @@ class ArchiveMixin(WorkspaceBase):
                         rel = p.relative_to(folder).as_posix()
                         files.append((p, f"files/analyses/{a['id']}/{rel}"))
         carried = []
-        for n, (p, refs) in enumerate(self._carried_inputs(bundle, inputs), start=1):
+        for n, (p, refs) in enumerate(self._carried_inputs(cid, bundle, inputs), start=1):
             arc = f"files/inputs/{n}-{safe_filename(p.name, default='image')}"
             files.append((p, arc))
             carried.append({"path": arc, "name": p.name, "refs": refs})
@@ -188,32 +247,42 @@ class ArchiveMixin(WorkspaceBase):
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
+        if user is not None:
+            self.record_event(cid, user, "export", f"{dest.name} (images: {inputs})")  # type: ignore[attr-defined]
         return dest
 
-    def import_case(self, archive: Path, *, max_total_bytes: float = 50e9) -> int:
-        """Import a case archive made by :meth:`export_case` as a new case; returns the new case id.
+    def import_case(self, archive: Path, *, max_total_bytes: float = MAX_IMPORT_BYTES, user: str | None = None) -> int:
+        """Import a case archive made by :meth:`export_case` as a new case; returns the new case id. ``user``: the
+        logged-in user, recorded with the import in the case's events.
 
         The archive is extracted safely (no zip-slip, no zip bomb), every file is checked against the manifest's
         sha256, and all rows go in in one transaction: a bad archive leaves the workspace unchanged.
         """
         archive = Path(archive)
+        if user is not None:
+            user = check_name(user, "user name", max_len=200)  # before anything is written
         if not archive.is_file():
             raise InputError(f"case archive {archive} does not exist or is not a file; check the path.")
         tmp = self.root / "tmp" / f"import-{uuid.uuid4().hex}"
         moved: list[Path] = []
         try:
-            # deflate cannot inflate a member more than ~1032x, so max_ratio=2000 only trips on bzip2/lzma or
-            # overlapping-entry bombs, never on an honest export of a mostly-nodata heatmap
-            safe_extract_zip(archive, tmp, max_files=200_000, max_total_bytes=max_total_bytes, max_ratio=2000,
-                             error_type=InputError)
+            # one member may inflate up to deflate's ~1032x (an uncompressed, mostly-nodata input tile), but an
+            # export is mostly compressed files (deflate GeoTIFF heatmaps, PNG, PDF, JPEG): the whole archive
+            # inflating more than MAX_IMPORT_RATIO times is a bomb, refused before a byte is written
+            safe_extract_zip(archive, tmp, max_files=200_000, max_total_bytes=max_total_bytes,
+                             max_member_bytes=min(max_total_bytes, MAX_IMPORT_MEMBER_BYTES), max_ratio=2000,
+                             max_archive_ratio=MAX_IMPORT_RATIO, error_type=InputError)
             manifest, data = self._read_archive(archive, tmp)
             try:
-                return self._insert_case(data, tmp, moved, _carried_list(manifest, archive.name))
+                cid = self._insert_case(data, tmp, moved, _carried_list(manifest, archive.name))
             except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:
                 if isinstance(exc, InputError):
                     raise
                 raise InputError(f"case archive {archive.name} has malformed rows ({type(exc).__name__}: {exc}); "
                                  "export the case again from its workspace.") from exc
+            if user is not None:
+                self.record_event(cid, user, "import", archive.name)  # type: ignore[attr-defined]
+            return cid
         except BaseException:
             for d in moved:
                 if d.is_file():
@@ -278,7 +347,7 @@ class ArchiveMixin(WorkspaceBase):
         now = utc_now()
         c = data["case"]
         with self._db.write() as conn:
-            name = str(c["name"])
+            name = clean_name(str(c["name"]), default="imported case", max_len=200)
             taken = {r[0] for r in conn.execute("SELECT name FROM cases").fetchall()}
             if name in taken:  # two cases of one name could not be told apart in the case list
                 base = f"{name} (imported {now[:10]})"
@@ -300,16 +369,17 @@ class ArchiveMixin(WorkspaceBase):
                 for i in item["inputs"]:
                     conn.execute("INSERT INTO analysis_inputs(analysis_id, position, name, path, pre_path, "
                                  "extra_json) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (aid, int(i["position"]), str(i["name"]), refs.get(str(i["path"]), str(i["path"])),
-                                  refs.get(i["pre_path"], i["pre_path"]) if i.get("pre_path") else None,
+                                 (aid, int(i["position"]), _name(i["name"]), _imported_ref(str(i["path"]), refs, cid),
+                                  _imported_ref(str(i["pre_path"]), refs, cid) if i.get("pre_path") else None,
                                   str(i.get("extra_json") or "{}")))
                 scene_ids = {}
                 for s in item["scenes"]:
                     scene_ids[s["id"]] = inserted_id(conn.execute(
                         "INSERT INTO scenes(analysis_id, input_name, status, error, result_json, n_findings, "
                         "saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (aid, str(s["input_name"]), s["status"], s.get("error"),
-                         _portable_result(s["result_json"], refs), int(s["n_findings"]), str(s["saved_at"]))))
+                        (aid, _name(s["input_name"]), s["status"], s.get("error"),
+                         _portable_result(s["result_json"], refs, cid), int(s["n_findings"]),
+                         str(s["saved_at"]))))
                 prefix, new_prefix = f"A{old}-", f"A{aid}-"
 
                 def remap(fid: str, prefix: str = prefix, new_prefix: str = new_prefix) -> str:
@@ -323,13 +393,14 @@ class ArchiveMixin(WorkspaceBase):
                         "INSERT INTO findings(id, analysis_id, scene_id, position, data_json, review_status, grade, "
                         "analyst, notes, det_method, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (fid, aid, scene_ids[f["scene_id"]], int(f["position"]), json.dumps(d), f["review_status"],
-                         str(f["grade"]), str(f["analyst"]), str(f["notes"]), str(f["det_method"]),
+                         str(f["grade"]), clean_name(str(f["analyst"]), ""), str(f["notes"]), str(f["det_method"]),
                          f.get("reviewed_at")))
                 conn.executemany(
                     "INSERT INTO reviews(finding_id, analyst, at, status_before, status_after, grade_before, "
-                    "grade_after, notes_before, notes_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(remap(str(r["finding_id"])), str(r["analyst"]), str(r["at"]), r["status_before"],
-                      r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"], r["notes_after"])
+                    "grade_after, notes_before, notes_after, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(remap(str(r["finding_id"])), clean_name(str(r["analyst"]), "unknown"), str(r["at"]),
+                      r["status_before"], r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"],
+                      r["notes_after"], OUTCOME_KEPT if r.get("outcome") == OUTCOME_KEPT else OUTCOME_APPLIED)
                      for r in item["reviews"]])
                 src, dst = tmp / "files" / "analyses" / str(old), self._analysis_path(aid)
                 self._to_trash(dst)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
+from core.safety import clean_name
 from core.store.files import decode_path, encode_path
 from core.types import Finding, SceneResult
 
@@ -111,6 +112,18 @@ def check_text(value: Any, what: str, *, max_len: int, allow_empty: bool = True)
     except UnicodeEncodeError:
         raise InputError(f"{what} contains characters that are not valid Unicode text; retype it.") from None
     return value
+
+
+def check_name(value: Any, what: str, *, max_len: int) -> str:
+    """A name to store and show (case, input, scene, analyst, model): text, cleaned by
+    :func:`core.safety.clean_name` (no control, bidi-override or invisible characters), not empty once cleaned,
+    at most ``max_len`` characters. Returns the cleaned name; :class:`InputError` otherwise."""
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be text, got {type(value).__name__}.")
+    name = clean_name(value, default="", max_len=max(len(value), 1))
+    if not name:
+        raise InputError(f"{what} must not be empty (control and invisible characters do not count).")
+    return check_text(name, what, max_len=max_len)
 
 
 def check_id(value: Any, what: str) -> int:

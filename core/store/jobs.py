@@ -10,7 +10,7 @@ from typing import Any
 from core.errors import InputError
 from core.safety import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
-from core.store.codec import check_fraction, check_id, check_text, dumps, loads
+from core.store.codec import check_fraction, check_id, check_name, check_text, dumps, loads
 from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import decode_path, encode_path, file_sha256
 
@@ -26,7 +26,8 @@ class JobsMixin(WorkspaceBase):
         """Folder for checkpoints that belong to the workspace (trained here or copied in)."""
         return self.root / "files" / "models"
 
-    def register_model(self, path: Path, info: dict[str, Any], *, copy: bool = False) -> int:
+    def register_model(self, path: Path, info: dict[str, Any], *, copy: bool = False,
+                       registered_by: str | None = None) -> int:
         """Register a checkpoint file with its ``info`` (name, architecture, metrics...; JSON-safe); returns its id.
 
         The same file (same sha256) registered twice returns the first id. With ``copy`` the file is first copied
@@ -38,8 +39,9 @@ class JobsMixin(WorkspaceBase):
         if not isinstance(info, dict):
             raise InputError("model info must be a dict (use {} when there is nothing to record).")
         info_json = dumps(info, "model info")
-        name = str(info.get("name") or path.stem)
-        check_text(name, "model name", max_len=200, allow_empty=False)
+        name = check_name(str(info.get("name") or path.stem), "model name", max_len=200)
+        if info.get("name") and name != info["name"]:
+            info_json = dumps({**info, "name": name}, "model info")
         try:
             sha, size = file_sha256(path), path.stat().st_size
         except OSError as exc:
@@ -55,8 +57,10 @@ class JobsMixin(WorkspaceBase):
             if row is not None:  # registered by another thread/process meanwhile
                 return int(row["id"])
             return inserted_id(conn.execute(
-                "INSERT INTO models(name, path, sha256, size_bytes, info_json, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, stored, sha, size, info_json, utc_now())))
+                "INSERT INTO models(name, path, sha256, size_bytes, info_json, created_at, registered_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, stored, sha, size, info_json, utc_now(),
+                 None if registered_by is None else check_name(registered_by, "user name", max_len=200))))
 
     def _copy_in(self, src: Path, sha: str) -> Path:
         dest = self.models_dir() / sha[:16] / safe_filename(src.name, default="model")

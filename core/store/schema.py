@@ -102,9 +102,49 @@ _V1 = [
     "CREATE INDEX job_log_job ON job_log(job_id, id)",
 ]
 
+# Review conflicts (issue 12): a review proposed against an older state of the finding, which its analyst chose
+# not to apply after seeing the newer review ("kept theirs"), stays in the trail with that outcome.
+_V2 = [
+    "ALTER TABLE reviews ADD COLUMN outcome TEXT NOT NULL DEFAULT 'applied'",
+]
+
+# Accounts (issue 12): users with argon2 password hashes and a role, per-case membership, failed logins (for the
+# rate limit, shared by every server process), and who made analyses, registered models, imported and exported
+# cases.
+_V3 = [
+    """CREATE TABLE users (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'analyst', 'viewer')),
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
+    """CREATE TABLE case_members (
+        case_id INTEGER NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        granted_at TEXT NOT NULL,
+        PRIMARY KEY (case_id, user_id))""",
+    """CREATE TABLE login_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL COLLATE NOCASE,
+        at REAL NOT NULL)""",
+    "CREATE INDEX login_failures_name ON login_failures(name, at)",
+    "ALTER TABLE analyses ADD COLUMN created_by TEXT",
+    "ALTER TABLE models ADD COLUMN registered_by TEXT",
+    """CREATE TABLE case_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id INTEGER,
+        at TEXT NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '')""",
+]
+
 #: (version, statements) in order. The database records every applied version in ``schema_version``.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
+    (2, _V2),
+    (3, _V3),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

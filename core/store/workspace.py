@@ -6,11 +6,12 @@ from core.store.analyses import AnalysesMixin
 from core.store.archive import ArchiveMixin
 from core.store.jobs import JobsMixin
 from core.store.review import ReviewMixin
+from core.store.users import UsersMixin
 
 
-class Workspace(AnalysesMixin, ReviewMixin, JobsMixin, ArchiveMixin):
+class Workspace(AnalysesMixin, ReviewMixin, JobsMixin, ArchiveMixin, UsersMixin):
     """A workspace folder: ``workspace.sqlite3`` (cases, analyses, scene results, findings, reviews and their audit
-    trail, models, jobs) and ``files/`` (each analysis's heatmaps, overlays, reports).
+    trail, models, jobs, users and case membership) and ``files/`` (each analysis's heatmaps, overlays, reports).
 
     Location: ``root``, else ``$BDA_WORKSPACE``, else ``$XDG_DATA_HOME/bda-workbench``, else
     ``~/.local/share/bda-workbench``. Safe to share between threads (each gets its own connection) and between

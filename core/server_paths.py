@@ -1,0 +1,61 @@
+"""Which files on the server users may name: the ``BDA_SERVER_PATHS`` rules.
+
+``BDA_SERVER_PATHS`` is an optional list of folders (separated by ``os.pathsep``). When it is set, every
+server-side path a user names (an input typed on the Analyze page, a file a case export carries with
+``inputs="all"``) must lie inside one of them once symbolic links are resolved. When it is unset, any readable
+file of the server may be named (a single analyst on their own machine). The app and the CLI apply the same rules
+through :func:`check_server_path`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.errors import InputError
+
+#: Environment variable restricting server-side input paths to some folders.
+ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
+
+
+def server_roots() -> list[Path]:
+    """The folders of ``$BDA_SERVER_PATHS`` (links resolved) that server paths must lie in; empty when the
+    variable is unset (then any readable path is accepted)."""
+    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
+
+
+def check_server_path(text: str | os.PathLike[str]) -> Path:
+    """A server-side file path a user gave: it must be absolute, exist, be a readable file (and lie inside one of
+    ``$BDA_SERVER_PATHS`` when that is set). Returns it; raises :class:`InputError` saying what is wrong."""
+    raw = str(text or "").strip().strip("'\"")
+    if not raw:
+        raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
+    if any(ord(c) < 32 for c in raw):
+        raise InputError("the path contains control characters; type it again without them")
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError:  # ~user of a user this machine does not know
+        raise InputError(f"{raw!r} names a home folder this server does not know; give the full path") from None
+    if not path.is_absolute():
+        raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
+    roots = server_roots()
+    if roots and not any(path.resolve().is_relative_to(r) for r in roots):
+        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
+                         f"copy the file into one of them, or ask the administrator to add its folder to "
+                         f"{ENV_SERVER_PATHS}")
+    if not path.exists():
+        raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file (a folder?); give the path of one image file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path} is not readable by the workbench (permissions); make it readable and try again")
+    return path
+
+
+def server_path_allowed(path: str | os.PathLike[str]) -> bool:
+    """Whether :func:`check_server_path` accepts ``path`` now (no message: for filters such as case exports)."""
+    try:
+        check_server_path(path)
+    except InputError:
+        return False
+    return True
