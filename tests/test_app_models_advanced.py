@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.checkpoint import read_checkpoint
+from core.errors import ModelError
 from core.models.backbones import BACKBONES, build_backbone, hub_weights_path
 from core.server_inputs import ENV_SERVER_PATHS
 from core.store import Workspace
@@ -78,7 +79,7 @@ def test_advanced_options_default_to_train_config(page):
     at = page()
     d = TrainConfig()
     assert any(e.label == "Advanced" for e in at.expander)
-    assert _widget(at.selectbox, "Backbone weights").value == d.pretrained == "none"
+    assert _widget(at.selectbox, "Backbone weights").value == d.pretrained == "auto"
     assert _widget(at.selectbox, "Optimizer").value == d.optimizer
     assert _widget(at.number_input, "Learning rate").value == pytest.approx(d.lr)
     assert _widget(at.number_input, "Seed").value == d.seed
@@ -153,7 +154,7 @@ def test_weights_that_do_not_fit_the_backbone_fail_the_job_with_cores_message(pa
 @pytest.mark.parametrize("setup, words", [
     ({"Synthetic 'confetti' anomalies": "off"}, "Confetti is off but no anomalies are given"),
     ({"Backbone weights": "file"}, "Weights file: type the full path"),
-    ({"Weights file on the server": "/tmp/x.pth"}, "a weights file is given but 'None (random initialisation)'"),
+    ({"Weights file on the server": "/tmp/x.pth"}, "a weights file is given but 'Auto: the trunk's offline"),
     ({"Backbone weights": "file", "Weights file on the server": "/no/such/weights.pth"}, "is not a file"),
     ({"Backbone weights": "file", "Weights file on the server": "weights.pth"}, "not an absolute path"),
 ])
@@ -189,3 +190,13 @@ def test_a_weights_file_outside_the_allowed_folders_is_refused(page, images, tmp
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "outside the folders" in errors[0] and ENV_SERVER_PATHS in errors[0], errors
     _no_job(tmp_path)
+
+
+def test_offline_pretrained_choices_are_checked_against_the_trunk() -> None:
+    from ui.models_train import check_pretrained
+
+    assert check_pretrained("auto", "", "fcdd-resnet18") == "auto"
+    assert check_pretrained("hed-vgg16", "", "fcdd-vgg16") == "hed-vgg16"
+    assert check_pretrained("hed-vgg16", "", "patchcore-vgg16") == "hed-vgg16"
+    with pytest.raises(ModelError, match="fit the vgg16 trunk"):
+        check_pretrained("hed-vgg16", "", "fcdd-resnet18")

