@@ -67,8 +67,10 @@ class Calibration:
         i50, i99 = iq["0.5"], iq["0.99"]
         if p99 - p50 <= 1e-12:  # degenerate (constant) maps: fall back to a scale from the spread
             p99 = p50 + max(float(px.std()), 1e-6)
-        if i99 - i50 <= 1e-12:
-            i99 = i50 + max(float(im.std()), 1e-6)
+        # image scores summarise pixels of the same units: with few calibration images (an area fitted to one or
+        # two pre-event images) their spread can be nearly 0 and would blow calibrated image scores up to 10^5;
+        # a spread of at least a quarter of the pixels' keeps them on the pixels' scale
+        i99 = max(i99, i50 + 0.25 * (p99 - p50), i50 + 1e-6)
         thr = (pq["0.999"] - p50) / (p99 - p50)
         return cls(pixel_q50=p50, pixel_q99=p99, image_q50=i50, image_q99=i99,
                    threshold=float(max(thr, 1.0)), image_threshold=1.0, n_images=int(im.size),

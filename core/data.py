@@ -73,6 +73,19 @@ def _exclusion_rects(scene: Scene, bounds: Sequence[tuple[float, float, float, f
     return rects
 
 
+def read_valid(scene: Scene, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels and validity of ``scene`` (or a window of it), exact-black nodata borders counted as invalid.
+
+    Reprojected tiles (xBD, aligned chips, many mosaics) carry unmarked black borders; learning or calibrating on
+    them makes black "normal" (a calibration on one such strip gave a zero no-change spread and a change map that
+    was red everywhere).
+    """
+    from core.change import black_nodata
+
+    rgb, valid = scene.read(window) if window is not None else scene.read()
+    return rgb, valid & ~black_nodata(rgb)
+
+
 class PatchPool:
     """Random square patches of ``patch`` px from a set of images."""
 
@@ -103,7 +116,7 @@ class PatchPool:
                 continue
             cached = valid = None
             if scene.width * scene.height <= CACHE_MAX_PIXELS:
-                cached, valid = scene.read()
+                cached, valid = read_valid(scene)
                 if not georef:  # frames: keep a copy scaled so the short side is ~2 patches
                     f = min(1.0, 2.0 * patch / min(scene.width, scene.height))
                     if f < 1.0:
@@ -142,7 +155,7 @@ class PatchPool:
             if it.cached is not None:
                 rgb, valid = it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]
             else:
-                rgb, valid = it.scene.read(Window(r, c, h, w))
+                rgb, valid = read_valid(it.scene, Window(r, c, h, w))
             if valid.mean() < 0.9:
                 return None
             return cv2.resize(rgb, (p, p), interpolation=cv2.INTER_AREA if side > p else cv2.INTER_LINEAR)
@@ -166,7 +179,7 @@ class PatchPool:
                     for c in range(0, max(0, it.scene.width - p) + 1, p):
                         h, w = min(p, r_hi - r), min(p, it.scene.width - c)
                         rgb, valid = (it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]) \
-                            if it.cached is not None else it.scene.read(Window(r, c, h, w))
+                            if it.cached is not None else read_valid(it.scene, Window(r, c, h, w))
                         if valid.mean() >= 0.9 and h == p and w == p:
                             out.append(rgb)
             else:

@@ -174,6 +174,15 @@ class JobRunner:
         self.ws.update_job(jid, message="reading training images")
 
         def progress(ev: dict[str, Any]) -> None:
+            if ev.get("event") == "embed":  # feature matching: embedding the normal imagery, then the coreset
+                self.ws.update_job(jid, progress=0.8 * ev["done"] / max(ev["total"], 1),
+                                   message=f"embedding normal imagery: {ev['done']}/{ev['total']} windows, "
+                                           f"{ev['cells']} cells")
+                return
+            if ev.get("event") == "coreset":
+                self.ws.update_job(jid, progress=0.8, message=f"choosing the feature bank: {ev['bank']} of "
+                                                              f"{ev['cells']} normal cells")
+                return
             if ev.get("event") != "epoch":
                 return
             entry: dict[str, Any] = {k: ev[k] for k in ("epoch", "epochs", "loss", "lr", "seconds", "samples")

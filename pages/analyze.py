@@ -24,7 +24,7 @@ from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import clean_name, unique_name
 from core.server_inputs import check_server_path
 from core.types import SceneResult
-from ui import compare, images, placement, shell, uploads
+from ui import area_fit, compare, images, placement, shell, uploads
 from ui import state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
@@ -198,6 +198,7 @@ def inputs_section(ctx: shell.Context) -> None:
                 (compare.stage_pre if role == "pre-event" else stage)(path.name, path, "server path")
             except CoreError as exc:
                 shell.show_error(exc)
+    area_fit.section(ctx)  # fit a normal model to the staged pre-event images of the area
     staged = S.get(S.STAGED)
     if not staged:
         compare.pairing_section(staged)  # pre-event images waiting for their post-event images

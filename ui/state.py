@@ -47,6 +47,7 @@ PAIRS = "pair_choices"  #: {post input name: pre input name, or "" for none} pai
 RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sample distance
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
 EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.guidance.EVENT_MODES key)
+AREA_FIT_JOB = "area_fit_job"  #: id of the job fitting a normal model to the staged pre-event images, or None
 
 # -- Report ---------------------------------------------------------------------------------------------------------
 REPORT_TITLE = "report_title"
@@ -150,6 +151,7 @@ DEFAULTS: dict[str, Any] = {
     COMPARE_MODE: "wipe",
     RESAMPLE: True,
     EVENT_TYPE: "other",
+    AREA_FIT_JOB: None,
     REPORT_TITLE: "Bomb / disaster damage assessment",
     REPORT_EVENT: "",
     REPORT_AOI: "",

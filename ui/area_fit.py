@@ -1,0 +1,85 @@
+"""Analyze page: fit a normal model (feature matching) to the staged pre-event imagery of the area, in the background.
+
+The fit is an ordinary training job (``core.jobs``, arch ``patchcore-vgg16``): its progress is shown here while it
+runs, the model is registered in the workspace when it ends, and "Use it" makes it the sidebar's model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core import jobs
+from core.errors import CoreError
+from core.training import TrainConfig
+from ui import shell
+from ui import state as S
+
+#: The architecture an area fit builds (feature matching on the offline pretrained VGG16 trunk).
+AREA_ARCH = "patchcore-vgg16"
+POLL_S = 2.0
+
+
+def start_fit(ctx: shell.Context, paths: list[str], name: str) -> int:
+    """Start fitting ``AREA_ARCH`` to ``paths`` as a background job of the workspace; returns the job id."""
+    cfg = TrainConfig(arch=AREA_ARCH, normal=paths, pretrained="auto", input_size=128, name=name)
+    return jobs.runner(ctx.ws.root).start_training(cfg)
+
+
+def _progress(ctx: shell.Context, job_id: int, polling: bool) -> None:
+    job = ctx.ws.get_job(job_id)
+    if job is None:
+        return
+    st.progress(float(job["progress"] or 0.0), text=f"Area model, job #{job_id}: {job['message'] or job['status']}")
+    if job["status"] in jobs.ACTIVE:
+        return
+    if polling:
+        st.rerun()  # it ended: redraw the page (the model is in the sidebar's list now) and stop polling
+    if job["status"] == "done":
+        res = job.get("result") or {}
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.success(f"Model #{res.get('model_id')} “{res.get('name')}” is fitted to this area and registered.",
+                   icon=":material/check_circle:")
+        if c2.button("Use it", key=f"use_area_model_{job_id}", icon=":material/swap_horiz:"):
+            S.put(S.MODEL_PATH, str(res.get("path", "")))
+            S.put(S.AREA_FIT_JOB, None)
+            st.rerun()
+    else:
+        st.error(f"Fitting the area model did not finish ({job['status']}): {job['message'] or job.get('error')}")
+
+
+def section(ctx: shell.Context) -> None:
+    """The "fit a normal model to this area" control and its job's progress (drawn on every run, at one place)."""
+    box = st.container()
+    pres = S.get(S.STAGED_PRE)
+    job_id = S.get(S.AREA_FIT_JOB)
+    if not pres and job_id is None:
+        return
+    with box:
+        if pres and ctx.is_admin:
+            label = ("Fit a normal model to this pre-event image" if len(pres) == 1
+                     else f"Fit a normal model to these {len(pres)} pre-event images")
+            if st.button(label, icon=":material/model_training:", key="fit_area_model",
+                         help="Feature matching (PatchCore) on the pretrained HED VGG16 trunk: the pre-event imagery "
+                              "becomes the model of 'normal' for this area. Useful when pre-event images exist but "
+                              "are not co-registered to the post-event ones. Runs in the background (minutes on a "
+                              "CPU) and is saved in the workspace's models."):
+                try:
+                    name = f"area: {case_name(ctx)} ({len(pres)} pre-event image{'s' * (len(pres) > 1)})"
+                    S.put(S.AREA_FIT_JOB, start_fit(ctx, [str(Path(p["path"])) for p in pres], name))
+                except CoreError as exc:
+                    shell.show_error(exc, "Fit a normal model")
+        elif pres:
+            st.caption("An admin can fit a normal model to these pre-event images (models are for admins).")
+        job_id = S.get(S.AREA_FIT_JOB)
+        if job_id is not None:
+            job = ctx.ws.get_job(job_id)
+            running = job is not None and job["status"] in jobs.ACTIVE
+            st.fragment(run_every=POLL_S if running else None)(_progress)(ctx, job_id, running)
+
+
+def case_name(ctx: shell.Context) -> str:
+    """The name of the case the page works in ("case" when none is chosen)."""
+    case = next((c for c in ctx.ws.list_cases() if c["id"] == ctx.case_id), None)
+    return str(case["name"]) if case else "case"
