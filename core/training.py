@@ -117,7 +117,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     net = build_model(cfg.arch, pretrained=pretrained).to(device)
     fitted: dict[str, Any] | None = None
     t0 = time.perf_counter()
-    if getattr(net, "trained_by_gradient", True):
+    if net.trained_by_gradient:
         frozen = _freeze(net, cfg.freeze, pretrained)
         history, seen, stopped = _gradient_steps(cfg, net, normal, anomalies, device, progress, should_stop)
     else:
@@ -183,7 +183,7 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
     it = iter(loader)
     stopped = False
     pretrained_bn = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)] \
-        if getattr(net, "pretrained", "none") != "none" else []
+        if net.pretrained != "none" else []
     for epoch in range(cfg.epochs):
         net.train()
         for m in pretrained_bn:  # a pretrained trunk keeps its normalisation statistics
