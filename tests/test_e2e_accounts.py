@@ -20,6 +20,7 @@ from tests.support.browser import (
     offline_browser,
     screenshot_on_failure,
     streamlit_server,
+    upload_and_analyse,
 )
 from tests.support.data import need
 from tests.support.store import make_result, new_analysis
@@ -85,13 +86,7 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
     _case_is(page, "Lee's first (#1)")
     page.wait_for_load_state("networkidle")
 
-    page.locator("input[type=file]").nth(0).set_input_files(str(chip))
-    run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
-    run.wait_for(timeout=60_000)
-    run.click()
-    page.get_by_text(re.compile(r"^heatmap: grey below")).first.wait_for(timeout=240_000)
-    page.wait_for_load_state("networkidle")
-    no_exception(page)
+    upload_and_analyse(page, chip)
     _case_is(page, "Lee's first (#1)")
     page.screenshot(path=str(art / "accounts_1_analysed.png"), full_page=True)
     for title in ("Map", "Report", "Analyze"):

@@ -15,6 +15,7 @@ from tests.support.browser import (
     offline_browser,
     screenshot_on_failure,
     streamlit_server,
+    upload_and_analyse,
 )
 from tests.support.data import need
 
@@ -46,12 +47,7 @@ def test_fit_an_area_model_in_the_browser_and_analyse_with_it(shared_data: Path,
             page.get_by_role("button", name="Use it").click()
             sidebar = page.locator('[data-testid="stSidebar"]')
             sidebar.get_by_text("Feature matching (PatchCore)").first.wait_for(timeout=120_000)  # the model in use
-            page.locator("input[type=file]").nth(0).set_input_files(str(post))
-            run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
-            run.wait_for(timeout=60_000)
-            run.click()
-            page.get_by_text(re.compile(r"heatmap: grey below")).first.wait_for(timeout=600_000)
-            page.wait_for_load_state("networkidle")
-            no_exception(page)
+            # paired with the pre tile or not, a heatmap (post-only or change) is shown
+            upload_and_analyse(page, post, timeout_ms=600_000, shown=r"heatmap: grey below")
             page.screenshot(path=str(art / "area_fit_2_analysed.png"), full_page=True)
         assert not blocked, f"the app reached outside the machine: {blocked[:5]}"

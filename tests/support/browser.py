@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -148,3 +149,15 @@ def no_exception(page) -> None:
     """Assert that the page shows no traceback or Streamlit API error."""
     body = page.inner_text("body")
     assert "Traceback" not in body and "StreamlitAPIException" not in body, body[-2000:]
+
+
+def upload_and_analyse(page, image: Path, timeout_ms: int = 240_000, shown: str = r"^heatmap: grey below") -> None:
+    """Upload one post-event image on the Analyze page, analyse it and wait until the caption ``shown`` (a regex:
+    by default the post image's own heatmap) is on the page."""
+    page.locator("input[type=file]").nth(0).set_input_files(str(image))
+    run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
+    run.wait_for(timeout=60_000)
+    run.click()
+    page.get_by_text(re.compile(shown)).first.wait_for(timeout=timeout_ms)
+    page.wait_for_load_state("networkidle")
+    no_exception(page)
