@@ -6,7 +6,7 @@ Building-level AUROC (damaged = minor, major, destroyed vs no-damage; un-classif
 the mean of a heatmap inside its post polygon) and tile-level AUROC (256 px cells holding buildings: any damaged
 vs none) for, all in the same run and with the same scoring:
 
-* **change** - the product path: ``core.change.analyze_pair`` (co-registration, tiles, calibration from the
+* **change** - the product path: ``core.change.scene.analyze_pair`` (co-registration, tiles, calibration from the
   checkpoint or, when it has none, from each pre image) and its ``<post>_change.tif``;
 * **naive** - the blurred RGB difference of post and the same co-registered pre (sigma 8 px: the figure quoted in
   the project brief), plus sigma 12 / 24 px to show how much spatial support alone does;
@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 import rasterio
 
-from core.change import analyze_pair, black_nodata, coregister
-from core.change_features import ChangeScorer, fill_invalid, level_specs
-from core.detector import Detector
-from core.evaluation import auroc, building_scores
-from core.imagery import open_scene
+from core.change.features import ChangeScorer, fill_invalid, level_specs
+from core.change.scene import analyze_pair, black_nodata, coregister
+from core.detection.detector import Detector
+from core.imagery.reader import open_scene
+from core.learn.evaluation import auroc, building_scores
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,7 +132,7 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--no-diagnostics", action="store_true", help="only the three headline methods")
     ap.add_argument("--shift", default="auto", choices=["auto", "apply", "off"],
-                    help="residual shift policy (see core.change_coreg)")
+                    help="residual shift policy (see core.change.coreg)")
     a = ap.parse_args()
     posts = sorted(HARVEY.glob("*_post_disaster.png"))
     if not posts:

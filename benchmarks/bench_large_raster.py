@@ -3,7 +3,7 @@
     python -m benchmarks.bench_large_raster [--size 20000] [--model M] [--threads 2] [--keep]
 
 Generates a SIZE×SIZE RGB tiled GeoTIFF in a temp folder by repeating a real Joplin post tile (or noise when
-../shared/data is absent), analyses it with `core.pipeline.analyze_scene` and prints: peak RSS (target ≤ 2 GB at
+../shared/data is absent), analyses it with `pipeline.analyze_scene` and prints: peak RSS (target ≤ 2 GB at
 20000² on CPU), end-to-end seconds, seconds inside the model's forward passes (heatmap included) and their ratio
 (target ≤ 1.3: reading, stitching and writing overlap with compute).
 """
@@ -23,9 +23,9 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from core.detector import Detector
-from core.imagery import open_scene
-from core.pipeline import analyze_scene
+from core.detection.detector import Detector
+from core.detection.pipeline import analyze_scene
+from core.imagery.reader import open_scene
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,12 @@ Per model (rows) it prints:
 * **Harvey post-only**: xBD Harvey building AUROC (damaged = minor/major/destroyed vs no-damage; a building's score is
   the mean heatmap inside its polygon) of the post image's own heatmap, pooled over the 12 scenes, and within-scene
   (each building relative to its image: (mean − image median) / (90th percentile − median)).
-* **Harvey change**: the same for the product's pre/post change heatmap (``core.change.analyze_pair``: co-registration,
+* **Harvey change**: the same for the product's pre/post change heatmap (``analyze_pair``: co-registration,
   tiles, calibration).
 * **Joplin chips**: pre vs post patch AUROC of the co-registered Joplin chips (held out of every bundled model).
 * **AIDER fire vs flood**: the model's own recipe (its architecture, trunk source and steps from its checkpoint)
   refitted on AIDER flood photos (every 5th held out), held-out flood vs fire image AUROC.
-* **s / 1024²**: seconds to analyse one 1024² post image on this machine (``core.pipeline.analyze_scene``).
+* **s / 1024²**: seconds to analyse one 1024² post image on this machine (``core.detection.pipeline.analyze_scene``).
 
 Baselines, through the same scoring: *blurred pixel difference* (change: RGB distance of the Gaussian-blurred
 co-registered pre and post, σ 8 px) and *texture* (post-only: local standard deviation of grey levels, 9 px window,
@@ -33,13 +33,13 @@ import cv2
 import numpy as np
 import rasterio
 
-from core.calibration import Calibration
-from core.change import analyze_pair, black_nodata, coregister
-from core.detector import Detector
-from core.evaluation import auroc, building_scores, evaluate_images
-from core.imagery import open_scene
-from core.pipeline import analyze_scene
-from core.training import TrainConfig, train
+from core.change.scene import analyze_pair, black_nodata, coregister
+from core.detection.calibration import Calibration
+from core.detection.detector import Detector
+from core.detection.pipeline import analyze_scene
+from core.imagery.reader import open_scene
+from core.learn.evaluation import auroc, building_scores, evaluate_images
+from core.learn.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ def pixel_difference(post: np.ndarray, pre: np.ndarray, sigma: float = 8.0) -> n
 
 
 class TextureDetector:
-    """The texture baseline behind the Detector interface that ``core.evaluation`` uses."""
+    """The texture baseline behind the Detector interface that ``core.learn.evaluation`` uses."""
 
     name, arch, input_size = "texture baseline", "texture", 224
     calibration = Calibration(pixel_q50=0.0, pixel_q99=1.0, image_q50=0.0, image_q99=1.0, threshold=1.0,

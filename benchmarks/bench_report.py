@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_report [--scenes 20] [--findings 500] [--keep DIR]
 
-Inputs are built as in the report tests (texture score of the real imagery -> core.heatmap -> core.findings), so
+Inputs are built as in the report tests (texture score of the real imagery -> heatmap -> findings), so
 every scene has a float32 heatmap GeoTIFF, an overlay PNG and graded, georeferenced findings; preparing them is
 not timed. Target: PDF + CSV + GeoJSON + package together under 15 s on a CPU.
 """

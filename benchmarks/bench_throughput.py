@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from core.losses import objective_for
+from core.learn.losses import objective_for
 from core.models import build_model, list_archs
 
 

@@ -10,7 +10,7 @@ One ``streamlit run app.py`` on a loopback port and one headless chromium whose 
    analyst's own pause before clicking is not counted). The model's own time (``model_s`` of the stored result:
    the forward passes) is subtracted from the sum: target overhead <= 2 s.
 2. **Page changes with N analysed images.** N georeferenced 256 x 256 windows of a Joplin post tile are analysed
-   into one analysis (through ``core.batch``, as the page does); then Analyze -> Map -> Report -> Analyze -> Map ->
+   into one analysis (through ``analysis.step``, as the page does); then Analyze -> Map -> Report -> Analyze -> Map ->
    Report. Each visit's wall time and the server's CPU seconds are printed: the first visit of a page may compute
    (the Map warps the overlays once), a later visit must not (its CPU stays near a plain redraw).
 """
@@ -30,8 +30,8 @@ from typing import Any
 import rasterio
 from rasterio.windows import Window as RioWindow
 
-from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
-from core.detector import Detector
+from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.detection.detector import Detector
 from core.store import Workspace
 from tests.support.browser import folium_frame, offline_browser, streamlit_server
 from tests.support.server_proc import proc_figures, server_pid

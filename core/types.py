@@ -102,7 +102,7 @@ class Scene:
 class Heatmap:
     """A calibrated anomaly-score raster for one scene.
 
-    Scores are in calibrated units (see :mod:`core.calibration`): 0 ≈ median normal pixel, 1 = the model's 99th
+    Scores are in calibrated units (see detection.calibration): 0 ≈ median normal pixel, 1 = the model's 99th
     percentile of normal pixels. NaN marks nodata. Large scenes keep only ``path`` (float32 GeoTIFF written window by
     window) and a downsampled ``preview``; small scenes may also keep the full ``scores`` array.
     """

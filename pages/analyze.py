@@ -14,15 +14,15 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.analysis.guidance import EVENT_MODES, mode_advice
+from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.detection.findings import extract_findings
+from core.detection.grading import SCALES
+from core.detection.heatmap import PREVIEW_MAX, blend, read_heatmap
+from core.detection.pipeline import MAX_FINDINGS, refind_findings
 from core.errors import CoreError
-from core.findings import extract_findings
-from core.grading import SCALES
-from core.guidance import EVENT_MODES, mode_advice
-from core.heatmap import PREVIEW_MAX, blend, read_heatmap
-from core.pipeline import MAX_FINDINGS, refind_findings
-from core.safety import clean_name, unique_name
-from core.server_inputs import check_server_path
+from core.safe_files import clean_name, unique_name
+from core.server_files.inputs import check_server_path
 from core.types import SceneResult
 from ui import area_fit, compare, images, placement, shell, uploads
 from ui import state as S
@@ -46,7 +46,7 @@ def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
 
 
 def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
-    """Run an analysis (see :class:`core.analysis.AnalysisRun`) with one progress bar per file and one per tile.
+    """Run an analysis (see :class:`core.analysis.run.AnalysisRun`) with one progress bar per file and one per tile.
 
     A file that fails gets an ``st.error`` and a failed record; the others still run. The analysis ends ``done``,
     or ``interrupted`` when the run is stopped (page left, app stopped) before the last file.

@@ -9,9 +9,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit_folium import st_folium
 
-from core import webmap
+from core.detection.grading import SCALES
 from core.errors import CoreError
-from core.grading import SCALES
+from core.mapping import webmap
 from core.types import Finding, GeoRef, SceneResult
 from ui import shell
 from ui import state as S

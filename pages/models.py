@@ -9,14 +9,15 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, server_inputs
 from core.assets import bundled_models
-from core.checkpoint import file_sha256, read_checkpoint
-from core.data import IMAGE_EXTS
-from core.detector import model_family
+from core.detection.detector import model_family
 from core.errors import CoreError
+from core.learn import jobs
+from core.learn.samples import IMAGE_EXTS
+from core.learn.training import TrainConfig
+from core.models.checkpoint import file_sha256, read_checkpoint
 from core.models.registry import arch_info, list_archs
-from core.training import TrainConfig
+from core.server_files import inputs as server_inputs
 from ui import models_train, models_xbd, shell
 from ui.jobs import start_job
 

@@ -14,8 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.detection.grading import SCALES
 from core.errors import CoreError, WorkspaceError
-from core.grading import SCALES
 from core.report import (
     ReportContext,
     analysis_model_info,

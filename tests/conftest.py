@@ -23,7 +23,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(shared_data, tmp_path_factory) -> Path:
     """A real fcdd-resnet18 trained for a few steps on Joplin pre tiles (confetti anomalies): fast, calibrated."""
-    from core.training import TrainConfig, train
+    from core.learn.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny-model") / "tiny.pt"
     train(TrainConfig(arch="fcdd-resnet18", normal=[str(shared_data / "geotiff/joplin_tornado_xview2deploy/pre")],

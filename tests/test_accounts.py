@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 from core.errors import AuthError, InputError
 from core.store import Workspace
 from core.store.users import FAILURE_WINDOW_S, MAX_FAILURES

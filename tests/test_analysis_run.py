@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
-from core.detector import Detector
+from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.detection.detector import Detector
 from core.errors import InputError
 from core.models import build_model
 from core.store import Workspace

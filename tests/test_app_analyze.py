@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.heatmap import read_heatmap
-from core.server_inputs import ENV_SERVER_PATHS
+from core.detection.heatmap import read_heatmap
+from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need
@@ -194,8 +194,8 @@ def test_frame_without_georef_can_be_placed(app_env: Path, shared_data: Path) ->
 
 
 def test_moving_between_pages_recomputes_nothing(analysed, monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.findings
-    import core.pipeline
+    import core.detection.findings
+    import core.detection.pipeline
 
     at, ws, low = analysed
     calls: list[str] = []
@@ -207,7 +207,7 @@ def test_moving_between_pages_recomputes_nothing(analysed, monkeypatch: pytest.M
         return wrapper
 
     for module, name in ((images, "read_heatmap"), (images, "open_scene"), (images, "read_overview"),
-                         (core.findings, "extract_findings"), (core.pipeline, "analyze_scene")):
+                         (core.detection.findings, "extract_findings"), (core.detection.pipeline, "analyze_scene")):
         monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
     for page in ("pages/report.py", "pages/analyze.py", "pages/report.py", "pages/analyze.py"):
         at.switch_page(page).run()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core import jobs
+from core.learn import jobs
 from core.store import Workspace
 from tests.support.app import new_app, texts
 from tests.support.data import need

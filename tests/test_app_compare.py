@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import webmap
-from core.change_coreg import coregister
-from core.detector import DEFAULT_MODEL
-from core.imagery import open_scene
-from core.server_inputs import ENV_SERVER_PATHS
+from core.change.coreg import coregister
+from core.detection.detector import DEFAULT_MODEL
+from core.imagery.reader import open_scene
+from core.mapping import webmap
+from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need

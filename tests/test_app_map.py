@@ -9,11 +9,11 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core.detector import Detector
-from core.imagery import open_scene
-from core.pipeline import analyze_scene
+from core.detection.detector import Detector
+from core.detection.pipeline import analyze_scene
+from core.imagery.reader import open_scene
+from core.learn.training import TrainConfig, train
 from core.store import Workspace
-from core.training import TrainConfig, train
 
 torch.set_num_threads(1)
 APP = Path(__file__).resolve().parents[1] / "app.py"

@@ -11,9 +11,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
+from core.learn import jobs
+from core.learn.training import TrainConfig, train
 from core.store import Workspace
-from core.training import TrainConfig, train
 from tests.support.models import aider_subset, open_models_page
 
 torch.set_num_threads(1)

@@ -10,13 +10,13 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.checkpoint import read_checkpoint
 from core.errors import ModelError
+from core.learn import jobs
+from core.learn.training import TrainConfig
 from core.models.backbones import BACKBONES, build_backbone, hub_weights_path
-from core.server_inputs import ENV_SERVER_PATHS
+from core.models.checkpoint import read_checkpoint
+from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
-from core.training import TrainConfig
 from tests.support.models import aider_subset, open_models_page
 
 torch.set_num_threads(1)

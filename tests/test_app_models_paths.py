@@ -13,10 +13,10 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core import server_inputs as MI
 from core.errors import InputError
-from core.server_inputs import ENV_SERVER_PATHS
+from core.learn import jobs
+from core.server_files import inputs as MI
+from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.models import open_models_page
 

@@ -1,6 +1,6 @@
 """Models page, Evaluate tab, xBD mode (Streamlit AppTest): a labelled xBD folder (server folder inside
 BDA_SERVER_PATHS, or an uploaded zip) evaluated as a background job; the page shows the building and tile AUROCs that
-core.evaluation.evaluate_xbd measures on the same data, the building ROC, and the model card records them. Folders
+core.learn.evaluation.evaluate_xbd measures on the same data, the building ROC, and the model card records them. Folders
 outside the allowed ones, without labels or not in the xBD layout are refused with a message."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core import server_inputs as MI
-from core.detector import Detector
+from core.detection.detector import Detector
 from core.errors import InputError
-from core.evaluation import evaluate_xbd
-from core.server_inputs import ENV_SERVER_PATHS
+from core.learn import jobs
+from core.learn.evaluation import evaluate_xbd
+from core.server_files import inputs as MI
+from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.models import open_models_page
 

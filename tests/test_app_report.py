@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.detector import Detector
-from core.findings import extract_findings
-from core.heatmap import read_heatmap
-from core.imagery import open_scene
-from core.pipeline import analyze_scene
+from core.detection.detector import Detector
+from core.detection.findings import extract_findings
+from core.detection.heatmap import read_heatmap
+from core.detection.pipeline import analyze_scene
+from core.imagery.reader import open_scene
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need

@@ -50,7 +50,7 @@ def test_a_nul_or_bidi_name_never_loses_the_batch(app_env: Path) -> None:
 # -- 5: an imported case whose command-line run wrote outside its workspace ----------------------------------------
 def test_an_imported_cli_case_opens_cleanly(app_env: Path, small_model: Path, shared_data: Path,
                                             tmp_path: Path) -> None:
-    from core.cli import main
+    from core.cli.main import main
 
     chip = shared_data / "geotiff/joplin_tornado_xview2deploy/chips_aligned/post/0_post.tif"
     other = tmp_path / "their-workspace"

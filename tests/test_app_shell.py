@@ -19,9 +19,9 @@ import tomllib
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core.detector import model_family
+from core.detection.detector import model_family
 from core.errors import InputError
-from core.server_inputs import ENV_SERVER_PATHS, check_server_path
+from core.server_files.inputs import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
 from tests.support.app import APP, new_app, texts, train_small
 from tests.support.data import REPO
@@ -171,7 +171,8 @@ def test_core_never_imports_the_dashboard() -> None:
 @pytest.mark.slow  # imports the dashboard in a fresh interpreter
 def test_the_shell_and_page_widgets_load_without_torch() -> None:
     """The menu and the sidebar's case list draw before the model (and torch, seconds to import) is loaded."""
-    code = ("import sys, ui.shell, ui.uploads, ui.compare, ui.images, ui.placement, core.analysis, core.server_inputs; "
+    code = ("import sys, ui.shell, ui.uploads, ui.compare, ui.images, ui.placement, core.analysis.run, "
+            "core.server_files.inputs; "
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

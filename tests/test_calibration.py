@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.calibration import Calibration
+from core.detection.calibration import Calibration
 
 
 def test_a_handful_of_identical_calibration_images_cannot_blow_up_image_scores() -> None:

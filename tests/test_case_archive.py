@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from core.cli import main
+from core.cli.main import main
 from core.errors import InputError
 from core.store import Workspace
 from tests.support.store import make_result

@@ -14,8 +14,9 @@ import pytest
 import rasterio
 import torch
 
-from core.calibration import Calibration
-from core.change import (
+from core.change.features import GENERIC_CALIBRATION, early_levels, fill_invalid, level_specs, trunk_levels
+from core.change.pairing import name_key, names_match
+from core.change.scene import (
     ChangeScorer,
     PreOnGrid,
     analyze_pair,
@@ -27,13 +28,12 @@ from core.change import (
     pair_inputs,
     pair_report,
 )
-from core.change_features import GENERIC_CALIBRATION, early_levels, fill_invalid, level_specs, trunk_levels
-from core.change_pairing import name_key, names_match
-from core.detector import Detector
+from core.detection.calibration import Calibration
+from core.detection.detector import Detector
 from core.errors import InputError
-from core.evaluation import auroc, building_scores
-from core.imagery import open_scene
-from core.imagery_sources import FrameSource
+from core.imagery.reader import open_scene
+from core.imagery.sources import FrameSource
+from core.learn.evaluation import auroc, building_scores
 from core.models import build_model
 from core.types import Scene, Window
 from tests.support.data import REPO, need

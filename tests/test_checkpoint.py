@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.checkpoint import FORMAT, load_model, read_checkpoint, save_checkpoint
-from core.detector import Detector
+from core.detection.detector import Detector
 from core.errors import CheckpointError
 from core.models import build_model
+from core.models.checkpoint import FORMAT, load_model, read_checkpoint, save_checkpoint
 
 torch.set_num_threads(1)
 

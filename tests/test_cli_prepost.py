@@ -10,7 +10,7 @@ import json
 import rasterio
 from pypdf import PdfReader
 
-from core.cli import main
+from core.cli.main import main
 
 
 def test_analyze_with_pre_writes_change_and_report(shared_data, tmp_path, capsys):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from core.cli import main
+from core.cli.main import main
 from core.store import Workspace
 from tests.support.data import REPO
 

@@ -11,9 +11,9 @@ import rasterio
 from PIL import ExifTags, Image
 from pyproj import Geod
 
-from core import geo
-from core.camera import lookup_camera, sensor_width_from_35mm
-from core.imagery import open_scene
+from core.geo import georef as geo
+from core.imagery.camera import lookup_camera, sensor_width_from_35mm
+from core.imagery.reader import open_scene
 from tests.support.data import need
 
 GEOD = Geod(ellps="WGS84")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from core.detector import DEFAULT_MODEL
+from core.detection.detector import DEFAULT_MODEL
 from core.store import Workspace
 from tests.support.browser import (
     artifacts_dir,

@@ -159,7 +159,7 @@ def _map(page, fid: str, art: Path) -> None:
     hostile source name and the note as text."""
     nav(page, "Map")
     frame = folium_frame(page)
-    # the confirmed finding is the one drawn with a 3 px outline and translucent fill (core.webmap._finding_style)
+    # the confirmed finding is the one drawn with a 3 px outline and translucent fill (webmap._finding_style)
     target = frame.locator('path.leaflet-interactive[stroke-width="3"][fill-opacity="0.35"]')
     expect(target).to_have_count(1, timeout=60_000)
     target.scroll_into_view_if_needed()

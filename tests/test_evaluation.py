@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from core.evaluation import auroc, roc_curve
+from core.learn.evaluation import auroc, roc_curve
 
 
 def test_auroc_hand_values():

@@ -10,10 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon, box, shape
 
-from core import geo
-from core.errors import InputError
-from core.findings import extract_findings, safe_name
-from core.grading import (
+from core.detection.findings import extract_findings, safe_name
+from core.detection.grading import (
     COPERNICUS_EMS,
     SCALES,
     XVIEW2_JDS,
@@ -23,6 +21,8 @@ from core.grading import (
     grade_for,
     region_statistic,
 )
+from core.errors import InputError
+from core.geo import georef as geo
 from core.types import Finding, GeoRef
 
 UTM = GeoRef(crs="EPSG:32615", transform=(0.5, 0.0, 366000.0, 0.0, -0.5, 4104000.0))

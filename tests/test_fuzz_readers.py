@@ -14,7 +14,7 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 from core.errors import CoreError
-from core.imagery import open_scene
+from core.imagery.reader import open_scene
 
 
 def _png() -> bytes:

@@ -1,4 +1,4 @@
-"""core.geo against independent computations (pyproj, shapely, mgrs) and its own inverse functions."""
+"""core.geo.georef against independent computations (pyproj, shapely, mgrs) and its own inverse functions."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pyproj import Geod, Transformer
 from shapely.geometry import Polygon
 
-from core import geo
 from core.errors import CoreError, GeoreferenceError
+from core.geo import georef as geo
 from core.types import GeoRef
 
 GEOD = Geod(ellps="WGS84")

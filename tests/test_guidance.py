@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.analysis import AnalysisOptions
+from core.analysis.guidance import EVENT_MODES, event_mode, mode_advice
+from core.analysis.run import AnalysisOptions
 from core.errors import InputError
-from core.guidance import EVENT_MODES, event_mode, mode_advice
 
 
 def test_events_whose_damage_looks_like_bare_ground_need_a_pre_image() -> None:

@@ -9,9 +9,9 @@ import pytest
 import rasterio
 from PIL import Image
 
+from core.detection.heatmap import BLOCK, LUT, HeatmapWriter, colorize, default_vmax, read_heatmap, write_overlay_png
+from core.detection.tiling import Stitcher, blend_weights, grid_windows
 from core.errors import InputError
-from core.heatmap import BLOCK, LUT, HeatmapWriter, colorize, default_vmax, read_heatmap, write_overlay_png
-from core.tiling import Stitcher, blend_weights, grid_windows
 from core.types import GeoRef
 
 UTM = GeoRef(crs="EPSG:32615", transform=(0.5, 0.0, 360000.0, 0.0, -0.5, 4100000.0))
@@ -165,7 +165,7 @@ def test_read_heatmap_errors(tmp_path):
 
 
 def test_blend_is_the_one_alpha_blend() -> None:
-    from core.heatmap import blend
+    from core.detection.heatmap import blend
 
     rgb = np.full((4, 6, 3), 100, np.uint8)
     rgba = np.zeros((2, 3, 4), np.uint8)

@@ -16,9 +16,9 @@ from pyproj import Transformer
 from rasterio.windows import Window as RioWindow
 from shapely.geometry import shape
 
-from core import geo
 from core.errors import GeoreferenceError, InputError
-from core.imagery import open_scene, place_scene, place_scene_bounds
+from core.geo import georef as geo
+from core.imagery.reader import open_scene, place_scene, place_scene_bounds
 from core.types import GeoRef, Window
 from tests.support.data import need
 
@@ -244,7 +244,7 @@ def _uint16_raster(path: Path, data: np.ndarray, nodata: int | None = 0) -> Path
 
 def test_huge_raster_without_overviews_is_sampled_by_a_window_grid(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import imagery_raster
+    from core.imagery import raster as imagery_raster
     monkeypatch.setattr(imagery_raster, "DECIMATE_MAX_PIXELS", 0)  # treat a 1500² raster like a 40000² one
     monkeypatch.setattr(imagery_raster, "SAMPLE_SIDE", 64)
     values = np.random.default_rng(5).integers(100, 4000, (1500, 1500)).astype(np.uint16)
@@ -255,7 +255,7 @@ def test_huge_raster_without_overviews_is_sampled_by_a_window_grid(tmp_path: Pat
 
 
 def test_thin_valid_strip_is_not_declared_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import imagery_raster
+    from core.imagery import raster as imagery_raster
     monkeypatch.setattr(imagery_raster, "DECIMATE_MAX_PIXELS", 0)
     monkeypatch.setattr(imagery_raster, "SAMPLE_SIDE", 64)
     values = np.zeros((1500, 1500), np.uint16)

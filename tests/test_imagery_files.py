@@ -15,9 +15,10 @@ from PIL import ExifTags, Image, TiffImagePlugin
 from pyproj import Transformer
 from rasterio.control import GroundControlPoint
 
-from core import geo, imagery
 from core.errors import CoreError, ImageReadError, InputError
-from core.imagery import open_scene
+from core.geo import georef as geo
+from core.imagery import reader as imagery
+from core.imagery.reader import open_scene
 from core.types import Window
 
 UTM = Affine(0.5, 0.0, 366000.0, 0.0, -0.5, 4104000.0)

@@ -1,4 +1,4 @@
-"""core.jobs: real training and evaluation jobs in background threads, progress in the workspace, cancel, inputs."""
+"""core.learn.jobs: real training and evaluation jobs in background threads, progress, cancel, inputs."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import jobs
-from core.detector import Detector
+from core.detection.detector import Detector
 from core.errors import CheckpointError, InputError, TrainingDataError
+from core.learn import jobs
+from core.learn.training import TrainConfig
 from core.store import Workspace
-from core.training import TrainConfig
 
 torch.set_num_threads(1)
 
@@ -202,7 +202,7 @@ def _xbd_subset(shared_data, dest: Path, tiles=("218", "228")) -> Path:
 
 
 def test_xbd_evaluation_job_records_what_evaluate_xbd_measures(shared_data, tiny_model, tmp_path):
-    from core.evaluation import evaluate_xbd
+    from core.learn.evaluation import evaluate_xbd
 
     folder = _xbd_subset(shared_data, tmp_path / "xbd", ("218", "228", "220"))
     r = jobs.runner(tmp_path / "ws")
@@ -246,7 +246,7 @@ def test_xbd_evaluation_of_a_folder_without_post_images_fails_with_the_reason(tm
 
 
 def test_roc_points_keep_the_curve_and_bound_its_length():
-    from core.evaluation import auroc, roc_curve
+    from core.learn.evaluation import auroc, roc_curve
 
     rng = np.random.default_rng(0)
     labels = (rng.random(5000) < 0.2).astype(int)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.errors import ModelError
-from core.losses import EPS, FCDDObjective, HSCObjective, Objective, objective_for, one_class_loss
+from core.learn.losses import EPS, FCDDObjective, HSCObjective, Objective, objective_for, one_class_loss
 from core.models import build_model
 
 torch.set_num_threads(1)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_model, read_checkpoint, save_checkpoint
-from core.detector import Detector
+from core.detection.detector import Detector
 from core.errors import CheckpointError, ModelError
+from core.learn.training import TrainConfig, train
 from core.models import build_model
+from core.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from core.models.coreset import greedy_coreset
 from core.models.patchcore import PatchCoreNet, nearest_distance
-from core.training import TrainConfig, train
 
 torch.set_num_threads(1)
 

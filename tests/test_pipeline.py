@@ -14,15 +14,15 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window as RioWindow
 from shapely.geometry import box, shape
 
-from core import geo
-from core import pipeline as pl
-from core.calibration import Calibration
-from core.detector import Detector
+from core.detection import pipeline as pl
+from core.detection.calibration import Calibration
+from core.detection.detector import Detector
+from core.detection.pipeline import analyze_scene, plan_tiles, resample_factor
 from core.errors import InputError
-from core.imagery import open_scene
-from core.imagery_sources import FrameSource
+from core.geo import georef as geo
+from core.imagery.reader import open_scene
+from core.imagery.sources import FrameSource
 from core.models import ReceptiveField, build_model
-from core.pipeline import analyze_scene, plan_tiles, resample_factor
 from core.types import GeoRef, Scene, Window
 from tests.support.data import need
 
@@ -275,7 +275,7 @@ def test_grid_reader_downsamples_in_strips_like_a_whole_image_resize(monkeypatch
 
 
 def test_model_gsd_recorded_or_from_one_scale_training_imagery() -> None:
-    from core.detector import DEFAULT_MODEL, Detector, model_gsd
+    from core.detection.detector import DEFAULT_MODEL, Detector, model_gsd
 
     assert model_gsd({"gsd_m": 0.3}) == (0.3, "recorded at training")
     g, src = model_gsd({"training": {"normal": {"gsd_m_range": [0.4, 0.5]}}})

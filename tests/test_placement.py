@@ -7,11 +7,11 @@ from pathlib import Path
 
 import rasterio
 
-from core import geo
-from core.detector import Detector
-from core.imagery import open_scene
-from core.pipeline import analyze_scene, place_result
-from core.webmap import heatmap_overlay
+from core.detection.detector import Detector
+from core.detection.pipeline import analyze_scene, place_result
+from core.geo import georef as geo
+from core.imagery.reader import open_scene
+from core.mapping.webmap import heatmap_overlay
 
 
 def test_placed_frame_heatmap_and_findings_carry_the_location(shared_data, tiny_model, tmp_path):
@@ -40,8 +40,8 @@ def test_a_frame_with_gps_but_no_footprint_is_marked_and_placed_from_its_gps(sha
                                                                            monkeypatch):
     """pyodm's tiny frame has EXIF GPS but no height above ground: no footprint, yet its GPS reaches the result,
     the map marks it, and the Analyze page's placement form starts from it."""
-    from core.batch import analyze_input
-    from core.webmap import build_map, gps_point, map_html
+    from core.analysis.step import analyze_input
+    from core.mapping.webmap import build_map, gps_point, map_html
     from tests.support.data import need
 
     frame = need(shared_data / "drone/pyodm_tiny/image_1.jpg")
@@ -68,7 +68,7 @@ def test_a_frame_with_gps_but_no_footprint_is_marked_and_placed_from_its_gps(sha
 
 
 def test_cli_places_a_photo_by_bounds_and_refuses_bad_requests(shared_data, tiny_model, tmp_path, capsys):
-    from core.cli import main
+    from core.cli.main import main
     from core.store import Workspace
     from tests.support.data import need
 
@@ -100,7 +100,7 @@ def test_cli_places_a_photo_by_bounds_and_refuses_bad_requests(shared_data, tiny
 
 
 def test_the_analyze_page_places_a_photo_by_its_bounds(shared_data, tiny_model, tmp_path, monkeypatch):
-    from core.batch import analyze_input
+    from core.analysis.step import analyze_input
     from tests.support.data import need
 
     photo = need(shared_data / "aider/fire/fire_image0196.jpg")
@@ -146,8 +146,8 @@ def test_an_unreferenced_name_pair_placed_by_hand_gets_change_findings_with_coor
     change findings (not the post-only ones) get coordinates, and a new change threshold re-cuts them."""
     import shutil
 
-    from core.change import analyze_pair
-    from core.pipeline import refind_findings
+    from core.change.scene import analyze_pair
+    from core.detection.pipeline import refind_findings
     from tests.support.data import need
 
     detector = Detector.load(tiny_model, device="cpu")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from core.assets import MODELS
-from core.detector import Detector, cpu_has_bf16, use_bf16
+from core.detection.detector import Detector, cpu_has_bf16, use_bf16
 from core.errors import InputError
-from core.imagery import open_scene
+from core.imagery.reader import open_scene
 
 CHIP = (Path(__file__).resolve().parents[2] / "shared/data/geotiff/joplin_tornado_xview2deploy/chips_aligned/post"
         / "0_post.tif")

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.detector import IMAGENET_MEAN, IMAGENET_STD, to_tensor
+from core.detection.detector import IMAGENET_MEAN, IMAGENET_STD, to_tensor
 from core.errors import ModelError
 from core.models import build_model
 from core.models import pretrained as P

@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 from pypdf import PdfReader
 
-from core.cli import main
-from core.cli_analyze import load_analysis
+from core.cli.analyze import load_analysis
+from core.cli.main import main
 from core.report import ReportContext, analysis_model_info, write_csv
 from core.report.figures import scene_map
 from core.report.rasters import SceneCache, read_scores
@@ -113,7 +113,7 @@ def test_coregistration_is_reported(pair: dict[str, Any]) -> None:
 
 def _cli_context(pair: dict[str, Any]) -> ReportContext:
     """The context ``report --analysis DIR`` builds: model info with the post-only anomaly threshold."""
-    model = dict(pair["analysis"]["model"])  # as core.cli_analyze._report_source reads an analysis folder
+    model = dict(pair["analysis"]["model"])  # as core.cli.analyze._report_source reads an analysis folder
     model.setdefault("threshold", pair["analysis"]["threshold"])
     model.setdefault("threshold_method", pair["analysis"]["threshold_method"])
     return ReportContext(title="t", handling="TLP:CLEAR", scenes=[pair["result"]], model_info=model)

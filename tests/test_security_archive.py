@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
-from core.server_paths import ENV_SERVER_PATHS
+from core.cli.main import main
+from core.server_files.paths import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.store import make_result
 

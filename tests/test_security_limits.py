@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import core.safety
+import core.safe_files
 from core.errors import InputError, TrainingDataError
-from core.safety import safe_extract_zip
+from core.safe_files import safe_extract_zip
 from core.store import Workspace
 
 
@@ -28,7 +28,7 @@ def test_a_case_archive_bomb_is_refused_before_a_byte_is_written(tmp_path: Path,
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("the archive was being extracted")
 
-    monkeypatch.setattr(core.safety, "_extract", never)
+    monkeypatch.setattr(core.safe_files, "_extract", never)
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(InputError, match="zip bomb"):
         ws.import_case(bomb)
@@ -52,7 +52,7 @@ def test_extraction_leaves_a_reserve_of_free_disk(tmp_path: Path, monkeypatch: p
         zf.writestr("a.bin", os.urandom(3_000_000))
     disk = 100e9
     usage = type(shutil.disk_usage(tmp_path))
-    monkeypatch.setattr(core.safety.shutil, "disk_usage", lambda p: usage(int(disk), int(disk - 5e6), int(5e6)))
+    monkeypatch.setattr(core.safe_files.shutil, "disk_usage", lambda p: usage(int(disk), int(disk - 5e6), int(5e6)))
     with pytest.raises(TrainingDataError, match="must stay free"):  # 3 MB fit in 5 MB, but the disk would be full
         safe_extract_zip(z, tmp_path / "d")
     assert not (tmp_path / "d").exists()
@@ -63,8 +63,8 @@ def _checkpoint(tmp_path: Path, name: str, poison: str) -> Path:
     """A real fcdd-resnet18 checkpoint with calibration, one weight or calibration value made non-finite."""
     import torch
 
-    from core.checkpoint import save_checkpoint
     from core.models import build_model
+    from core.models.checkpoint import save_checkpoint
 
     net = build_model("fcdd-resnet18", pretrained="none")
     state = net.state_dict()
@@ -87,8 +87,8 @@ def _checkpoint(tmp_path: Path, name: str, poison: str) -> Path:
 @pytest.mark.parametrize(("poison", "why"), [("weights", "not finite numbers"), ("inf-weights", "not finite"),
                                              ("pixel_q99", "calibration"), ("threshold", "calibration")])
 def test_checkpoints_with_non_finite_numbers_are_refused(tmp_path: Path, poison: str, why: str) -> None:
-    from core.checkpoint import load_model, read_checkpoint
     from core.errors import CheckpointError
+    from core.models.checkpoint import load_model, read_checkpoint
 
     path = _checkpoint(tmp_path, "bad.pt", poison)
     with pytest.raises(CheckpointError, match=why):
@@ -99,8 +99,8 @@ def test_checkpoints_with_non_finite_numbers_are_refused(tmp_path: Path, poison:
 
 
 def test_calibration_that_does_not_increase_is_refused() -> None:
-    from core.checkpoint import check_calibration
     from core.errors import CheckpointError
+    from core.models.checkpoint import check_calibration
 
     good = {"pixel_q50": 0.1, "pixel_q99": 0.9, "image_q50": 0.2, "image_q99": 0.8, "threshold": 1.5,
             "image_threshold": 1.0}
@@ -113,7 +113,7 @@ def test_calibration_that_does_not_increase_is_refused() -> None:
 
 def test_an_uploaded_nan_checkpoint_is_not_registered(tmp_path: Path) -> None:
     from core.errors import CheckpointError
-    from core.jobs import import_checkpoint
+    from core.learn.jobs import import_checkpoint
 
     ws = Workspace(tmp_path / "ws")
     bad = _checkpoint(tmp_path, "nan.pt", "weights")
@@ -140,7 +140,7 @@ def test_a_huge_sparse_tiled_geotiff_is_refused_from_its_header(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from core.imagery import open_scene
+    from core.imagery.reader import open_scene
 
     monkeypatch.delenv("BDA_MAX_PIXELS", raising=False)
     huge = _tiled(tmp_path / "huge.tif", 100_000, 100_000)
@@ -156,8 +156,8 @@ def test_the_pixel_cap_is_configurable_and_covers_frames_and_heatmaps(tmp_path: 
     import numpy as np
     from PIL import Image
 
-    from core.heatmap import read_heatmap
-    from core.imagery import open_scene
+    from core.detection.heatmap import read_heatmap
+    from core.imagery.reader import open_scene
     from core.report.rasters import read_scores
 
     tile = _tiled(tmp_path / "tile.tif", 2048, 2048, block=256)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.tiling import EDGE_WEIGHT, Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
+from core.detection.tiling import EDGE_WEIGHT, Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
 from core.types import Window
 
 sizes = st.integers(min_value=1, max_value=700)
@@ -117,7 +117,7 @@ def test_blend_weights_shape_smoothness_and_partition_of_unity():
 
 
 class ArraySource:
-    """An in-memory pixel source (the same thing core.imagery does for frames), with optional failure/slowness."""
+    """An in-memory pixel source (as core.imagery.reader does for frames), with optional failure/slowness."""
 
     def __init__(self, rgb, fail_at=None, delay=0.0):
         self.rgb, self.fail_at, self.delay, self.reads = rgb, fail_at, delay, 0

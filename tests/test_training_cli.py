@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import read_checkpoint
-from core.cli import main
-from core.detector import Detector
+from core.cli.main import main
+from core.detection.detector import Detector
+from core.models.checkpoint import read_checkpoint
 
 torch.set_num_threads(2)
 

@@ -1,4 +1,4 @@
-"""core.webmap: Mercator warping and bounds order, offline resources, escaping, determinism, click lookup."""
+"""core.mapping.webmap: Mercator warping and bounds order, offline resources, escaping, determinism, click lookup."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import rasterio.warp
 from PIL import Image
 from pyproj import Transformer
 
-from core import geo, webmap
+from core.detection.heatmap import HeatmapWriter
 from core.errors import CoreError
-from core.heatmap import HeatmapWriter
+from core.geo import georef as geo
+from core.mapping import webmap
 from core.types import Finding, GeoRef, SceneResult
 from ui.map_clicks import clicked_finding
 
@@ -242,9 +243,9 @@ def test_imagery_overlay_puts_the_image_itself_on_the_map(shared_data):
     import numpy as np
     from PIL import Image
 
-    from core import geo
-    from core.imagery import open_scene
-    from core.webmap import imagery_overlay
+    from core.geo import georef as geo
+    from core.imagery.reader import open_scene
+    from core.mapping.webmap import imagery_overlay
 
     path = shared_data / "geotiff/rasterio/RGB.byte.tif"  # Landsat with nodata 0 borders
     scene = open_scene(path)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import shapely.wkt
 
-from core import geo
 from core.errors import InputError
-from core.imagery import open_scene
+from core.geo import georef as geo
+from core.imagery.reader import open_scene
 from tests.support.data import need
 
 HARVEY = Path("xbd/harvey")

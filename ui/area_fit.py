@@ -1,6 +1,6 @@
 """Analyze page: fit a normal model (feature matching) to the staged pre-event imagery of the area, in the background.
 
-The fit is an ordinary training job (``core.jobs``, arch ``patchcore-vgg16``): its progress is shown here while it
+The fit is an ordinary training job (``core.learn.jobs``, arch ``patchcore-vgg16``): its progress is shown here while it
 runs, the model is registered in the workspace when it ends, and "Use it" makes it the sidebar's model.
 """
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import jobs
 from core.errors import CoreError
-from core.training import TrainConfig
+from core.learn import jobs
+from core.learn.training import TrainConfig
 from ui import shell
 from ui import state as S
 

@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import CoreError
-from core.safety import atomic_write_stream
+from core.safe_files import atomic_write_stream
 from core.store import Workspace
 from core.store.users import User
 from ui import state as S

@@ -2,8 +2,8 @@
 before/after view of a paired result.
 
 Pre-event images are references: they are never analysed on their own. Each staged post-event image gets the pre
-image :func:`core.change_pairing.pair_report` picks (footprint overlap in any CRS, else file names); the analyst can
-change it per post image. A post image with a pre goes through :func:`core.change.analyze_pair` (``pre_path`` in
+image :func:`core.change.pairing.pair_report` picks (footprint overlap in any CRS, else file names); the analyst can
+change it per post image. A post image with a pre goes through :func:`core.change.scene.analyze_pair` (``pre_path`` in
 its input). ``streamlit-image-comparison`` is not used for the before/after view: it loads its script from a CDN
 (cdn.knightlab.com), which an offline analyst does not have, so the view is an app-rendered wipe or blend driven
 by an ``st.slider``.
@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.change_coreg import PreOnGrid, coregistration_text
-from core.change_pairing import pair_report
+from core.change.coreg import PreOnGrid, coregistration_text
+from core.change.pairing import pair_report
+from core.detection.pipeline import refind_findings
 from core.errors import CoreError
-from core.imagery import open_scene
-from core.pipeline import refind_findings
+from core.imagery.reader import open_scene
+from core.mapping.webmap import change_threshold
 from core.report.rasters import overview_shape
-from core.safety import clean_name, unique_name
+from core.safe_files import clean_name, unique_name
 from core.types import SceneResult, Window
-from core.webmap import change_threshold
 from ui import images, shell, uploads
 from ui import state as S
 
@@ -53,7 +53,7 @@ def take_pre_uploads(ctx: shell.Context, files: list[Any]) -> None:
 
 @st.cache_data(max_entries=200, show_spinner="Pairing pre- and post-event images…")
 def auto_pairs(posts: tuple[str, ...], pres: tuple[str, ...], mtimes: tuple[float, ...]) -> list[dict[str, Any]]:
-    """:func:`core.change.pair_report` of staged paths, as dicts (cached: each file is opened once per list)."""
+    """:func:`core.change.scene.pair_report` of staged paths, as dicts (cached: each file is opened once per list)."""
     del mtimes  # cache key only
     return [r.to_dict() for r in pair_report(list(posts), list(pres))]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core.heatmap import blend, colorize, read_heatmap
-from core.imagery import open_scene
+from core.detection.heatmap import blend, colorize, read_heatmap
+from core.imagery.reader import open_scene
 from core.report.rasters import read_overview
 
 PREVIEW_SIDE = 1024  #: longest side of the images drawn on the Analyze page

@@ -10,8 +10,8 @@ from typing import Any
 
 from shapely.geometry import Point, shape
 
+from core.mapping.webmap import finding_tooltip
 from core.types import Finding, SceneResult
-from core.webmap import finding_tooltip
 
 
 def clicked_finding(results: Sequence[SceneResult], clicked: Mapping[str, Any] | None) -> Finding | None:

@@ -1,5 +1,5 @@
 """The Train form's "Advanced" options (backbone weights, optimizer, learning rate, confetti, seed, GSD): widgets
-whose defaults are :class:`core.training.TrainConfig`'s, and their checks before a job starts."""
+whose defaults are :class:`core.learn.training.TrainConfig`'s, and their checks before a job starts."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import streamlit as st
 
 from core.errors import InputError, ModelError
+from core.learn.training import TrainConfig
 from core.models.backbones import BACKBONES, hub_weights_path
 from core.models.pretrained import SOURCES
 from core.models.registry import arch_info
-from core.server_inputs import check_weights_file
-from core.training import TrainConfig
+from core.server_files.inputs import check_weights_file
 
 DEFAULTS = TrainConfig()
 WEIGHTS = {"auto": "Auto: the trunk's offline pretrained weights when installed (HED VGG16 for VGG16), else none",

@@ -9,7 +9,8 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import jobs, server_inputs
+from core.learn import jobs
+from core.server_files import inputs as server_inputs
 from ui import shell
 from ui.jobs import start_job
 
@@ -89,7 +90,7 @@ def is_xbd(job: dict[str, Any]) -> bool:
 
 
 def card_rows(evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The model card's xBD table: a row per finished xBD evaluation (jobs of :func:`core.jobs.model_evaluations`)."""
+    """The model card's xBD table: a row per finished xBD evaluation (``jobs.model_evaluations``)."""
     rows = []
     for j in evaluations:
         r = j["result"]

@@ -7,9 +7,10 @@ from typing import Any
 
 import streamlit as st
 
-from core import geo, webmap
+from core.detection.pipeline import place_result
 from core.errors import CoreError
-from core.pipeline import place_result
+from core.geo import georef as geo
+from core.mapping import webmap
 from core.types import SceneResult
 from ui import shell
 from ui import state as S

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.detection.grading import SCALES
 from core.errors import CoreError, ReviewConflictError
-from core.grading import SCALES
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding
 from ui import shell

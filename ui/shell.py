@@ -7,7 +7,7 @@ Environment variables:
 * ``BDA_MODEL``: checkpoint used as the default model instead of the bundled ``assets/models/default.pt``
   (a deployment's own model, or a small test model).
 * ``BDA_SERVER_PATHS``: folders that server-side paths typed on the pages must lie in (rules and checks in
-  :mod:`core.server_inputs`).
+  :mod:`core.server_files.inputs`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from core.store.users import User
 from ui import auth, case_archive
 from ui import state as S
 
-if TYPE_CHECKING:  # core.detector imports torch: imported with the model, after the menu has drawn
-    from core.detector import Detector
+if TYPE_CHECKING:  # core.detection.detector imports torch: imported with the model, after the menu has drawn
+    from core.detection.detector import Detector
 
 #: Environment variable naming the default model's checkpoint.
 ENV_MODEL = "BDA_MODEL"
@@ -102,7 +102,7 @@ def model_choices(ws: Workspace) -> list[ModelChoice]:
             continue
         seen.add(str(path.resolve()))
         arch = str(m.get("info", {}).get("arch", ""))
-        from core.detector import model_family  # torch: only once a trained model is registered
+        from core.detection.detector import model_family  # torch: only once a trained model is registered
 
         out.append(ModelChoice(str(path), f"{m['name']} · {model_family(arch)} ({arch or '?'})", path, arch))
     return out
@@ -112,7 +112,7 @@ def model_choices(ws: Workspace) -> list[ModelChoice]:
 def load_detector(path: str, device: str, mtime: float) -> Detector:
     """The model of a checkpoint on a device, loaded once and shared by all sessions (``mtime`` notices a file
     replaced in place). ``path`` "" is the default model."""
-    from core.detector import Detector  # torch is imported here, behind the spinner
+    from core.detection.detector import Detector  # torch is imported here, behind the spinner
 
     del mtime  # part of the cache key only
     return Detector.load(path or None, device=device)
@@ -320,7 +320,7 @@ def _model_section(ws: Workspace) -> bool:
 
 def _device_and_model_status() -> Detector | None:
     """Device choice, then the model loaded on it (behind a spinner the first time) and what it is."""
-    from core.detector import device_label  # imports torch: after the menu and the case list have drawn
+    from core.detection.detector import device_label  # imports torch: after the menu and the case list have drawn
 
     devices = ["auto", "cpu"] + (["cuda"] if _cuda_available() else [])
     if S.get(S.DEVICE) not in devices:
@@ -343,7 +343,7 @@ def _device_and_model_status() -> Detector | None:
 
 
 def _cuda_available() -> bool:
-    from core.detector import resolve_device  # imports torch
+    from core.detection.detector import resolve_device  # imports torch
 
     try:
         resolve_device("cuda")

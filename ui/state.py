@@ -46,7 +46,7 @@ STAGED_PRE = "staged_pre_inputs"  #: pre-event images {"path", "name", "origin"}
 PAIRS = "pair_choices"  #: {post input name: pre input name, or "" for none} pairings the analyst changed by hand
 RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sample distance
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
-EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.guidance.EVENT_MODES key)
+EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.analysis.guidance.EVENT_MODES key)
 AREA_FIT_JOB = "area_fit_job"  #: id of the job fitting a normal model to the staged pre-event images, or None
 
 # -- Report ---------------------------------------------------------------------------------------------------------

@@ -236,7 +236,7 @@ def default_source(backbone: str) -> str:
 def without_source_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str
                            ) -> dict[str, torch.Tensor]:
     """``state`` less the trunk tensors that are still exactly source ``name``'s (a checkpoint stores only what was
-    trained; loading takes the rest from the installed source, see :func:`core.checkpoint.load_model`)."""
+    trained; loading takes the rest from the installed source, see :func:`core.models.checkpoint.load_model`)."""
     trunk = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     src = source_state(name, str(getattr(net, "backbone_name", "")), trunk)
     return {k: v for k, v in state.items()

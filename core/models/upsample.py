@@ -11,7 +11,7 @@ The kernel reproduces the reference code (``fcdd/datasets/noise.py::gkern``, use
 * even ``r``: the odd ``r−1`` window of the same formula, its centre sample duplicated (two peak samples, at
   ``n = r/2 − 1`` and ``r/2``), and the whole 1-D window halved (peak 0.5), exactly as the reference does;
 * ``K = g gᵀ`` (outer product), not normalised. For even ``r`` the 2-D peak is therefore 0.25 instead of 1:
-  a constant factor per model that the global score calibration (:mod:`core.calibration`) absorbs.
+  a constant factor per model that the global score calibration (:mod:`core.detection.calibration`) absorbs.
 
 The transposed convolution is computed separably (rows, then columns) because ``K`` is an outer product: it equals
 ``conv_transpose2d(A, K, stride=j)`` (tested) at O(r) instead of O(r²) work per output pixel.

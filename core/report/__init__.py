@@ -14,9 +14,9 @@ Every writer writes atomically (temporary name + rename) and raises :class:`core
 input.
 """
 
-from core.report.basis import Basis, scene_basis
 from core.report.columns import FINDING_COLUMNS, Column, columns_doc
 from core.report.context import ReportContext, analysis_model_info, pre_sources_of
+from core.report.extraction import Basis, scene_basis
 from core.report.package import FORMATS, write_package
 from core.report.pdf import write_pdf
 from core.report.tables import feature_collection, write_csv, write_geojson

@@ -1,11 +1,11 @@
-"""Georeferencing helpers the figures and chips need on top of :mod:`core.geo`."""
+"""Georeferencing helpers the figures and chips need on top of :mod:`core.geo.georef`."""
 
 from __future__ import annotations
 
 import numpy as np
 from pyproj import Geod
 
-from core.geo import lonlat_to_pixel, pixel_to_lonlat
+from core.geo.georef import lonlat_to_pixel, pixel_to_lonlat
 from core.types import GeoRef
 
 _GEOD = Geod(ellps="WGS84")

@@ -8,9 +8,9 @@ from PIL import ImageColor
 
 from core.errors import CoreError
 from core.report._io import clean_text
-from core.report.basis import ANOMALY, CHANGE, finding_kind
 from core.report.chips import Panel, finding_panels
 from core.report.context import ReportContext, grade_colour, grade_label, is_confirmed
+from core.report.extraction import ANOMALY, CHANGE, finding_kind
 from core.report.layout import FONT, GREY, ReportPDF
 from core.report.rasters import SceneCache
 from core.report.summary import DISPLAY_THRESHOLD, ReportSummary, SceneStats

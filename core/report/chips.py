@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.heatmap import default_vmax
+from core.detection.heatmap import default_vmax
 from core.report import _geo
 from core.report.context import grade_colour
 from core.report.rasters import SceneCache, blend_heat, clip_window, read_scores

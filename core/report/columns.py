@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from core.report.basis import finding_kind
 from core.report.context import grade_label, is_confirmed, is_rejected
+from core.report.extraction import finding_kind
 from core.types import Finding, SceneResult
 
 

@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core.detection.grading import SCALES, Grade
 from core.errors import ReportError
-from core.grading import SCALES, Grade
-from core.report.basis import Basis, is_paired, scene_basis
+from core.report.extraction import Basis, is_paired, scene_basis
 from core.types import Finding, SceneResult
 
 _OTHER_COLOURS = ("#7b3294", "#2b83ba", "#008837", "#c51b7d")
@@ -40,7 +40,7 @@ def _lookup(grade: str, scale: str | None) -> tuple[Grade, int] | None:
 
 
 def grade_label(grade: str, scale: str | None = None) -> str:
-    """Human label of a grade from :mod:`core.grading` ("possibly-damaged" -> "Possibly damaged")."""
+    """Human label of a grade from :mod:`core.detection.grading` ("possibly-damaged" -> "Possibly damaged")."""
     hit = _lookup(grade, scale)
     return hit[0].label if hit else str(grade)
 
@@ -52,7 +52,7 @@ def grade_rank(grade: str, scale: str | None = None) -> int:
 
 
 def grade_colour(grade: str, scale: str | None = None) -> str:
-    """Hex colour of a grade, the same as on the app's maps (:mod:`core.grading`)."""
+    """Hex colour of a grade, the same as on the app's maps (:mod:`core.detection.grading`)."""
     hit = _lookup(grade, scale)
     if hit:
         return hit[0].color
@@ -93,7 +93,7 @@ class ReportContext:
     report decides it. ``report_time`` is converted to UTC (a naive datetime is taken as UTC). ``model_info`` keys
     used: ``name``, ``version``, ``arch``, ``sha256``, ``threshold`` and ``threshold_method``: the detector's
     *anomaly* threshold and how it was set, the fallback for single images whose findings record none (a pre/post
-    scene's findings come from its change heatmap at its own change threshold: :mod:`core.report.basis`).
+    scene's findings come from its change heatmap at its own change threshold: :mod:`core.report.extraction`).
     ``pre_sources`` maps ``SceneResult.pre_scene_name`` to the pre-event image file.
     """
 
@@ -112,7 +112,7 @@ class ReportContext:
     phase2_notes: str = ""
     phase3_notes: str = ""
     max_map_figures: int = 6
-    event_type: str = "other"  #: core.guidance.EVENT_MODES key: the method section says which mode suits it
+    event_type: str = "other"  #: core.analysis.guidance.EVENT_MODES key: the method section says which mode suits it
 
     def validate(self) -> None:
         """Raise :class:`ReportError` saying what to fix when the context cannot make a report."""

@@ -20,11 +20,11 @@ from matplotlib.patches import Patch, Polygon
 from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-from core.heatmap import LUT, blend, colorize
+from core.detection.heatmap import LUT, blend, colorize
 from core.report import _geo
 from core.report._io import clean_text
-from core.report.basis import ANOMALY, CHANGE
 from core.report.context import grade_colour, grade_key, grade_label, grade_rank, is_rejected
+from core.report.extraction import ANOMALY, CHANGE
 from core.report.fonts import mpl_font_family
 from core.report.rasters import read_overview
 from core.report.summary import ReportSummary, SceneStats
@@ -123,7 +123,7 @@ HEAT_CMAP = ListedColormap(LUT / 255.0, name="bda-heat")  #: the project's fixed
 
 
 def _composite(rgb: np.ndarray, heat: np.ndarray | None, threshold: float, vmax: float) -> np.ndarray:
-    """Imagery with the heatmap colours (:func:`core.heatmap.colorize`) blended in: one image to draw, not two."""
+    """Imagery with the heatmap colours (``heatmap.colorize``) blended in: one image to draw, not two."""
     if heat is None:
         return rgb
     return blend(rgb, colorize(heat, threshold, vmax))

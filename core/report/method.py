@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.change_coreg import coregistration_text as describe_coregistration
-from core.guidance import mode_advice
+from core.analysis.guidance import mode_advice
+from core.change.coreg import coregistration_text as describe_coregistration
 from core.report._io import clean_text
-from core.report.basis import ANOMALY, CHANGE, KIND_UNITS, change_meta, coregistration_meta
 from core.report.context import ReportContext
+from core.report.extraction import ANOMALY, CHANGE, KIND_UNITS, change_meta, coregistration_meta
 from core.report.layout import GREY, ReportPDF
 from core.report.summary import ReportSummary, SceneStats
 from core.report.texts import NOT_VALIDATED, TITLES, fmt
@@ -33,7 +33,7 @@ CHANGE_EXPLAINED = (
 
 
 def coregistration_text(coreg: dict[str, Any]) -> str:
-    """:func:`core.change_coreg.coregistration_text`, cleaned for the PDF's fonts."""
+    """:func:`core.change.coreg.coregistration_text`, cleaned for the PDF's fonts."""
     return clean_text(describe_coregistration(coreg), 800)
 
 

@@ -8,12 +8,12 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from core.detection.findings import safe_name
 from core.errors import ReportError
-from core.findings import safe_name
 from core.report._io import atomic_output, check_output_path, clean_text
-from core.report.basis import CHANGE, change_meta
 from core.report.columns import columns_doc
 from core.report.context import ReportContext
+from core.report.extraction import CHANGE, change_meta
 from core.report.pdf import write_pdf
 from core.report.tables import feature_collection, write_csv, write_geojson
 

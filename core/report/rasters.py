@@ -1,6 +1,6 @@
 """Reading just the pixels a report needs: downsampled overviews, windows around findings, score rasters.
 
-Images are opened with :func:`core.imagery.open_scene` (the project's one reader) and read window by window, so a
+Images are opened with :func:`core.imagery.reader.open_scene` (the project's one reader) and read window by window, so a
 huge raster never sits in memory. Heatmaps are float32 GeoTIFFs of calibrated scores (NaN = nodata) read with
 rasterio windows or decimated reads.
 """
@@ -18,9 +18,9 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window as RioWindow
 
+from core.detection.heatmap import blend, colorize
 from core.errors import CoreError
-from core.heatmap import blend, colorize
-from core.imagery_sources import check_pixels
+from core.imagery.sources import check_pixels
 from core.types import Scene, Window
 
 _STRIP_PIXELS = 8_000_000  # pixels per strip when downsampling a whole scene
@@ -39,7 +39,7 @@ class SceneCache:
             return None
         p = Path(path)
         if p not in self._scenes:
-            from core.imagery import open_scene
+            from core.imagery.reader import open_scene
 
             try:
                 self._scenes[p] = open_scene(p)
@@ -133,7 +133,7 @@ def read_scores(path: Path | None, window: Window | None = None, max_side: int |
 
 
 def blend_heat(grey: np.ndarray | None, scores: np.ndarray, threshold: float, vmax: float) -> np.ndarray:
-    """RGB uint8: the project's fixed heatmap colours (:func:`core.heatmap.colorize`) over a dimmed grey image.
+    """RGB uint8: the project's fixed heatmap colours (``heatmap.colorize``) over a dimmed grey image.
 
     Below the threshold the image shows through; nodata (NaN) is hatched-free mid grey.
     """

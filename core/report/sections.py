@@ -11,8 +11,8 @@ import math
 
 from core.errors import CoreError
 from core.report._io import clean_text
-from core.report.basis import ANOMALY, CHANGE, change_meta, coregistration_meta
 from core.report.context import ReportContext, grade_label, is_confirmed
+from core.report.extraction import ANOMALY, CHANGE, change_meta, coregistration_meta
 from core.report.figures import histograms, overview_map, scene_map
 from core.report.layout import FONT, GREY, ReportPDF
 from core.report.method import pre_date, threshold_rows

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from core.heatmap import default_vmax
+from core.detection.heatmap import default_vmax
 from core.report import _geo
-from core.report.basis import ANOMALY, CHANGE, Basis, anomaly_threshold, scene_basis
 from core.report.context import (
     ReportContext,
     grade_key,
@@ -20,6 +19,7 @@ from core.report.context import (
     is_rejected,
     ordered_findings,
 )
+from core.report.extraction import ANOMALY, CHANGE, Basis, anomaly_threshold, scene_basis
 from core.report.rasters import read_scores
 from core.types import Finding, SceneResult
 
@@ -54,7 +54,7 @@ class SceneStats:
 
     @property
     def vmax(self) -> float:
-        """Top of this scene's colour ramp (:func:`core.heatmap.default_vmax` of its threshold)."""
+        """Top of this scene's colour ramp (:func:`core.detection.heatmap.default_vmax` of its threshold)."""
         return default_vmax(self.display_threshold)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.safety import clean_name
+from core.safe_files import clean_name
 from core.store.base import WorkspaceBase, owner_alive, this_owner
 from core.store.codec import (
     DET_AUTOMATIC,

@@ -15,11 +15,11 @@ imported reference leaves the workspace: an image that was not carried (a server
 machine, an upload left out) is rebased to ``<upload folder>/not-carried/<name>``, where it is missing until
 someone puts it there, and output paths outside the analysis folder are dropped. So an archive cannot make this
 workspace read, show or re-export a file of this server (``/etc/passwd``, another case's uploads, the database).
-Import extracts with :func:`core.safety.safe_extract_zip` into the workspace's ``tmp/``, checks every listed
+Import extracts with :func:`core.safe_files.safe_extract_zip` into the workspace's ``tmp/``, checks every listed
 file's sha256, then inserts everything in one transaction.
 
 An export carries the case's own uploads, and with ``inputs="all"`` the server-side files that pass the
-``BDA_SERVER_PATHS`` rules at export time (:func:`core.server_paths.check_server_path`); never other workspace files.
+``BDA_SERVER_PATHS`` rules at export time (``check_server_path``); never other workspace files.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import Any
 
 import core
 from core.errors import InputError, WorkspaceError
-from core.safety import clean_name, safe_extract_zip, safe_filename, unique_name
-from core.server_paths import server_path_allowed
+from core.safe_files import clean_name, safe_extract_zip, safe_filename, unique_name
+from core.server_files.paths import server_path_allowed
 from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE, check_name
 from core.store.db import inserted_id, loads_row, utc_now

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
-from core.safety import clean_name
+from core.safe_files import clean_name
 from core.store.files import decode_path, encode_path
 from core.types import Finding, SceneResult
 
@@ -26,7 +26,7 @@ DET_AUTOMATIC = "automatic extraction"
 DET_CONFIRMED = "semi-automatic extraction"
 
 _SCENE_PATH_FIELDS = ("heatmap_path", "overlay_path", "source_path", "change_path")
-#: The path of a pair's pre-event image, kept in ``SceneResult.meta`` (see :func:`core.change.analyze_pair`).
+#: The path of a pair's pre-event image, kept in ``SceneResult.meta`` (see :func:`core.change.scene.analyze_pair`).
 PRE_SOURCE = "pre_source"
 
 
@@ -116,7 +116,7 @@ def check_text(value: Any, what: str, *, max_len: int, allow_empty: bool = True)
 
 def check_name(value: Any, what: str, *, max_len: int) -> str:
     """A name to store and show (case, input, scene, analyst, model): text, cleaned by
-    :func:`core.safety.clean_name` (no control, bidi-override or invisible characters), not empty once cleaned,
+    :func:`core.safe_files.clean_name` (no control, bidi-override or invisible characters), not empty once cleaned,
     at most ``max_len`` characters. Returns the cleaned name; :class:`InputError` otherwise."""
     if not isinstance(value, str):
         raise InputError(f"{what} must be text, got {type(value).__name__}.")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.safety import atomic_write_stream, safe_filename
+from core.safe_files import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
 from core.store.codec import check_fraction, check_id, check_name, check_text, dumps, loads
 from core.store.db import inserted_id, loads_row, utc_now

@@ -8,7 +8,7 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from core.server_inputs import ENV_SERVER_PATHS
+from core.server_files.inputs import ENV_SERVER_PATHS
 from tests.support.data import REPO, need
 from ui.shell import ENV_MODEL
 
@@ -18,7 +18,7 @@ JOPLIN = Path("geotiff") / "joplin_tornado_xview2deploy"
 
 def train_small(shared_data: Path, out: Path, arch: str = "fcdd-resnet18") -> Path:
     """A tiny model (a few steps at 64 px) on the real Joplin pre-event tiles: enough to run the app."""
-    from core.training import TrainConfig, train  # torch: only for the tests that use the model
+    from core.learn.training import TrainConfig, train  # torch: only for the tests that use the model
 
     pre = need(shared_data / JOPLIN / "pre")
     train(TrainConfig(arch=arch, normal=[str(pre)], out=str(out), input_size=64, epochs=1, steps_per_epoch=3,

@@ -2,8 +2,8 @@
 
 The score rasters are not from a trained model (tests must run in seconds); they are a texture measure of the
 real imagery (local standard deviation, calibrated to "1 = 99th percentile"), which lights up the tornado debris.
-Everything downstream of the score raster uses the project's real components: ``core.imagery.open_scene``,
-``core.heatmap.HeatmapWriter`` / ``write_overlay_png`` and ``core.findings.extract_findings``.
+Everything downstream of the score raster uses the project's real components: ``core.imagery.reader.open_scene``,
+``core.detection.heatmap.HeatmapWriter`` / ``write_overlay_png`` and ``core.detection.findings.extract_findings``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core import geo
-from core.change_coreg import residual_shift
-from core.findings import extract_findings
-from core.heatmap import HeatmapWriter, write_overlay_png
-from core.imagery import open_scene
+from core.change.coreg import residual_shift
+from core.detection.findings import extract_findings
+from core.detection.heatmap import HeatmapWriter, write_overlay_png
+from core.geo import georef as geo
+from core.imagery.reader import open_scene
 from core.report import ReportContext
 from core.types import SceneResult
 from tests.support.data import need
@@ -56,9 +56,9 @@ def analyse(path: Path, out: Path, name: str | None = None, *, pre: Path | None 
             nodata_rows: int = 0, threshold: float = THRESHOLD) -> SceneResult:
     """A SceneResult for one real image: heatmap GeoTIFF, overlay PNG, findings (and a change map with ``pre``).
 
-    As :func:`core.change.analyze_pair` does, a result with ``pre`` takes its findings from the change map (cut at
+    As :func:`core.change.scene.analyze_pair` does, a result with ``pre`` takes its findings from the change map (cut at
     :data:`CHANGE_THRESHOLD`) and records ``meta["change"]``, the real co-registration of the pair
-    (:func:`core.change_coreg.residual_shift`) and how many regions the post image alone gave.
+    (:func:`core.change.coreg.residual_shift`) and how many regions the post image alone gave.
     """
     scene = open_scene(path, name=name)
     try:

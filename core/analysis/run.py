@@ -1,0 +1,174 @@
+"""``AnalysisRun``: the one lifecycle of an analysis, called by the Analyze page and ``python -m core analyze``.
+
+:meth:`AnalysisRun.start` records the inputs, the model and every option in the workspace (status ``running``);
+:meth:`AnalysisRun.run` analyses the inputs one by one, saves each result as soon as it exists and finishes the
+analysis ``done`` (or ``interrupted`` when the run stops before the last input); :meth:`AnalysisRun.resume` takes an
+interrupted analysis over with the options it was recorded with. Without a workspace (the CLI's ``--no-workspace``)
+the same run only writes its files. A failed input becomes a result with ``error`` set; the others still run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.analysis.guidance import EVENT_MODES
+from core.analysis.step import OnTiles, analyze_input
+from core.detection.grading import check_threshold, get_scale
+from core.errors import InputError
+from core.types import SceneResult
+
+if TYPE_CHECKING:  # core.detection.detector imports torch; the page imports this module before any model is loaded
+    from core.detection.detector import Detector
+    from core.store import Workspace
+
+
+@dataclass(frozen=True)
+class AnalysisInput:
+    """One image or raster to analyse, with the pre-event image it is compared with (if any)."""
+
+    path: str
+    name: str = ""  #: unique within the analysis; the file name when empty
+    pre_path: str | None = None
+    origin: str = ""  #: where it came from ("upload", "server path", "cli", ...)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", Path(self.path).name)
+
+    def record(self) -> dict[str, Any]:
+        """The input as the workspace stores it."""
+        out: dict[str, Any] = {"path": self.path, "name": self.name}
+        if self.pre_path:
+            out["pre_path"] = self.pre_path
+        if self.origin:
+            out["origin"] = self.origin
+        return out
+
+    @classmethod
+    def from_record(cls, item: dict[str, Any]) -> AnalysisInput:
+        """An input as the workspace returns it (see :meth:`record`)."""
+        pre = item.get("pre_path")
+        return cls(path=str(item["path"]), name=str(item.get("name") or ""), pre_path=str(pre) if pre else None,
+                   origin=str(item.get("origin") or ""))
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Every choice an analysis is made with; all of them are recorded, so a resumed run makes the same ones."""
+
+    threshold: float | None = None  #: single images' findings threshold (None: the model's calibrated default)
+    change_threshold: float | None = None  #: pairs' change threshold (None: each pair's calibrated default)
+    grade_scale: str = "copernicus-ems"
+    resample: bool = True  #: bring georeferenced inputs to the model's ground sample distance
+    event_type: str = "other"  #: kind of event (guidance.EVENT_MODES): which mode suits it, said in the report
+    device: str = ""  #: the device the run used, as shown to people (filled in by :meth:`AnalysisRun.start`)
+    out: str = ""  #: folder of the run's files when not the workspace's analysis folder (the CLI's --out)
+    origin: str = ""  #: which face started it ("dashboard", "cli")
+
+    def check(self) -> None:
+        """Raise :class:`InputError` for an unknown grading scale or a threshold that is not a positive number."""
+        get_scale(self.grade_scale)
+        if self.event_type not in EVENT_MODES:
+            raise InputError(f"unknown event type {self.event_type!r}; use one of {', '.join(EVENT_MODES)}")
+        for t in (self.threshold, self.change_threshold):
+            if t is not None:
+                check_threshold(t)
+
+    def record(self) -> dict[str, Any]:
+        """The options as the workspace stores them (the threshold has a column of its own)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "threshold"}
+
+    @classmethod
+    def from_record(cls, threshold: float | None, options: dict[str, Any]) -> AnalysisOptions:
+        """The options of a stored analysis; options it predates keep their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"threshold"}
+        return cls(threshold=threshold, **{k: v for k, v in options.items() if k in names})
+
+
+OnInput = Callable[[int, int, AnalysisInput], None]
+OnResult = Callable[[AnalysisInput, SceneResult], None]
+
+
+class AnalysisRun:
+    """One analysis being made: build it with :meth:`start` or :meth:`resume`, then call :meth:`run` once."""
+
+    def __init__(self, det: Detector, inputs: Sequence[AnalysisInput], options: AnalysisOptions, out_dir: Path, *,
+                 ws: Workspace | None = None, analysis_id: int | None = None) -> None:
+        self.det, self.inputs, self.options, self.out_dir = det, list(inputs), options, out_dir
+        self.ws, self.analysis_id = ws, analysis_id
+        self.status = "running"
+
+    @classmethod
+    def start(cls, det: Detector, inputs: Sequence[AnalysisInput], options: AnalysisOptions, *,
+              ws: Workspace | None = None, case_id: int | None = None,
+              out_dir: str | Path | None = None, created_by: str | None = None) -> AnalysisRun:
+        """Record a new analysis of ``inputs`` in case ``case_id`` of ``ws`` (model, threshold, every option, and
+        ``created_by``: the logged-in user who started it, None without accounts); its files go to ``out_dir`` or
+        else the workspace's folder of the analysis. Without ``ws`` nothing is recorded and ``out_dir`` is
+        required. Raises :class:`InputError` for what the store refuses (no inputs, a name
+        twice, ...)."""
+        from core.detection.detector import device_label
+
+        if not inputs:
+            raise InputError("an analysis needs at least one input image or raster")
+        options.check()
+        options = dataclasses.replace(options, device=options.device or device_label(det.device),
+                                      out=str(out_dir) if out_dir is not None else options.out)
+        if ws is None:
+            if out_dir is None:
+                raise InputError("an analysis without a workspace needs an output folder")
+            return cls(det, inputs, options, Path(out_dir))
+        if case_id is None:
+            raise InputError("an analysis recorded in a workspace needs a case")
+        aid = ws.create_analysis(case_id, [i.record() for i in inputs], model=det.info(),
+                                 threshold=options.threshold, options=options.record(), created_by=created_by)
+        return cls(det, inputs, options, Path(out_dir) if out_dir is not None else ws.analysis_dir(aid), ws=ws,
+                   analysis_id=aid)
+
+    @classmethod
+    def resume(cls, ws: Workspace, analysis_id: int, det: Detector, *, threshold: float | None = None,
+               change_threshold: float | None = None, out_dir: str | Path | None = None) -> AnalysisRun:
+        """Take over analysis ``analysis_id`` (interrupted, or finished with inputs left) to analyse the inputs it
+        has no result for, with its recorded options; a threshold given here replaces the recorded one."""
+        analysis = ws.get_analysis(analysis_id)
+        options = AnalysisOptions.from_record(analysis["threshold"], analysis["options"])
+        if threshold is not None:
+            options = dataclasses.replace(options, threshold=threshold)
+        if change_threshold is not None:
+            options = dataclasses.replace(options, change_threshold=change_threshold)
+        options.check()
+        pending = [AnalysisInput.from_record(i) for i in ws.resume_analysis(analysis_id)]
+        out = Path(out_dir) if out_dir is not None else Path(options.out) if options.out else \
+            ws.analysis_dir(analysis_id)
+        return cls(det, pending, options, out, ws=ws, analysis_id=int(analysis["id"]))
+
+    def run(self, on_input: OnInput | None = None, on_tiles: OnTiles | None = None,
+            on_result: OnResult | None = None) -> list[SceneResult]:
+        """Analyse every input in order: ``on_input(k, n, input)`` before each, ``on_tiles(done, total)`` while
+        it runs, ``on_result(input, result)`` once its result is saved. Finishes the analysis ``done``, or
+        ``interrupted`` when the run stops before the last input (an error, the page left, Ctrl-C)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        o = self.options
+        results: list[SceneResult] = []
+        self.status = "interrupted"
+        try:
+            for k, item in enumerate(self.inputs):
+                if on_input is not None:
+                    on_input(k, len(self.inputs), item)
+                res = analyze_input({"path": item.path, "name": item.name, "pre_path": item.pre_path}, self.det,
+                                    self.out_dir, threshold=o.threshold, change_threshold=o.change_threshold,
+                                    grade_scale=o.grade_scale, resample=o.resample, progress=on_tiles)
+                if self.ws is not None and self.analysis_id is not None:
+                    self.ws.save_scene_result(self.analysis_id, res, input_name=item.name)
+                results.append(res)
+                if on_result is not None:
+                    on_result(item, res)
+            self.status = "done"
+        finally:
+            if self.ws is not None and self.analysis_id is not None:
+                self.ws.finish_analysis(self.analysis_id, self.status)
+        return results

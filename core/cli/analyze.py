@@ -1,0 +1,304 @@
+"""``python -m core analyze`` and ``python -m core report``: run the pipeline over inputs, write reports.
+
+analyze writes per input ``<name>_heatmap.tif`` and ``<name>_overlay.png``, and for the run ``findings.geojson``,
+``findings.csv``, ``summary.json`` (per input: score, CRS, WGS84 bounds, outputs, findings count, error) and
+``analysis.json`` (every SceneResult, from which ``report`` rebuilds PDFs without recomputing anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.analysis.guidance import EVENT_MODES, mode_advice
+from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.detection.grading import SCALES
+from core.errors import InputError
+from core.types import SceneResult
+
+if TYPE_CHECKING:  # both import more than the CLI's --help needs
+    from core.detection.detector import Detector
+    from core.store import Workspace
+
+
+def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the analyze sub-command."""
+    p = sub.add_parser("analyze", help="heatmaps and graded findings for images / rasters")
+    p.add_argument("inputs", nargs="*", metavar="INPUT")
+    p.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
+    p.add_argument("--out", default=None, help="output folder (default: out/, or the resumed analysis' folder)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="finding threshold in calibrated units (default: the model's calibration)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                   help="auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it")
+    p.add_argument("--change-threshold", type=float, default=None,
+                   help="threshold of the findings of pre/post pairs, in calibrated change units (default: the "
+                        "model's change calibration)")
+    p.add_argument("--grade-scale", default="copernicus-ems", choices=list(SCALES))
+    p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
+                   help="kind of event: says whether the post image alone can show its damage (wildfire, tsunami "
+                        "and earthquake need a pre-event image); recorded and stated in the report")
+    p.add_argument("--no-resample", action="store_true", help="do not resample inputs to the model's training GSD")
+    p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help="pre-event images to compare against")
+    p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
+    p.add_argument("--case", default="Command line", help="case (created when missing) the analysis is filed under")
+    p.add_argument("--no-workspace", action="store_true", help="do not record the analysis in the workspace")
+    p.add_argument("--resume", type=int, default=None, metavar="ID",
+                   help="continue an interrupted analysis of the workspace (inputs it did not finish)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the report sub-command."""
+    p = sub.add_parser("report", help="write the BDA report of an analysis")
+    p.add_argument("--analysis", required=True, metavar="DIR|ID",
+                   help="an analyze output folder (with analysis.json), or the id of an analysis in the workspace "
+                        "(its findings as reviewed: rejected ones left out of the counts)")
+    p.add_argument("--workspace", default=None, help="workspace folder of an analysis ID (default: $BDA_WORKSPACE "
+                                                     "or the user's)")
+    p.add_argument("--format", default="pdf,csv,geojson,zip", help="comma list of pdf,csv,geojson,zip")
+    p.add_argument("--out", default=None, help="output folder (default: the analysis folder)")
+    p.add_argument("--title", default="Damage assessment report")
+    p.add_argument("--event", default="")
+    p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
+                   help="kind of event: the method section says whether the post image alone suits it")
+    p.add_argument("--aoi", default="")
+    p.add_argument("--analyst", default="")
+    p.add_argument("--handling", default="UNCLASSIFIED", help="handling / classification line on every page")
+    p.add_argument("--organisation", default="")
+    p.add_argument("--summary", default="", help="analyst's summary notes for the executive summary")
+    p.add_argument("--phase2", default="", help="phase 2 (functional damage) notes")
+    p.add_argument("--phase3", default="", help="phase 3 (target-system assessment) notes")
+    p.add_argument("--bom", action="store_true", help="write the CSV with a UTF-8 byte-order mark (for Excel)")
+
+
+def _bar(total: int, desc: str, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="tile", leave=False, disable=quiet, file=sys.stderr)
+
+
+def _summary_row(r: SceneResult) -> dict[str, Any]:
+    return {"name": r.scene_name, "score": r.image_score, "verdict": r.verdict,
+            "crs": r.georef.crs if r.georef else None, "bounds_wgs84": r.bounds_wgs84,
+            "outputs": {"heatmap": r.heatmap_path and Path(r.heatmap_path).name,
+                        "overlay": r.overlay_path and Path(r.overlay_path).name,
+                        "change": r.change_path and Path(r.change_path).name},
+            "findings": len(r.findings), "error": r.error, "source": str(r.source_path) if r.source_path else None,
+            "pre": r.pre_scene_name, "coregistration": r.meta.get("coregistration") if r.pre_scene_name else None,
+            "change_threshold": (r.meta.get("change") or {}).get("threshold") if r.pre_scene_name else None}
+
+
+def _items(inputs: list[str], pre: list[str]) -> list[AnalysisInput]:
+    """The inputs with unique names and their pre-event pairs."""
+    from core.safe_files import unique_name
+
+    pairs: dict[str, str] = {}
+    if pre:
+        from core.change.scene import pair_inputs
+
+        pairs = pair_inputs(inputs, pre)
+    items: list[AnalysisInput] = []
+    taken: set[str] = set()
+    for path in inputs:
+        name = unique_name(Path(path).name, taken)
+        taken.add(name)
+        items.append(AnalysisInput(path=str(Path(path).resolve()), name=name, pre_path=pairs.get(path)))
+    return items
+
+
+def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]:
+    """Run an analysis with one line per input and a tile progress bar on stderr, then each result's summary."""
+    bar: Any = None
+
+    def on_input(k: int, n: int, item: AnalysisInput) -> None:
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+        print(f"[{k + 1}/{n}] {item.name}", file=sys.stderr)
+        bar = _bar(0, item.name, quiet)
+
+    def on_tiles(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def report(item: AnalysisInput, res: SceneResult) -> None:
+        if bar is not None:
+            bar.close()
+        if res.error:
+            print(f"    error: {res.error}", file=sys.stderr)
+        elif res.pre_scene_name:
+            from core.change.coreg import coregistration_text
+
+            thr = (res.meta.get("change") or {}).get("threshold", float("nan"))
+            print(f"    compared with {res.pre_scene_name}: {len(res.findings)} change findings at {thr:.2f} "
+                  f"(the post image alone: {res.meta.get('post_only_findings')})\n"
+                  f"    {coregistration_text(res.meta.get('coregistration') or {})}", file=sys.stderr)
+        else:
+            print(f"    score {res.image_score:.2f} ({res.verdict}), {len(res.findings)} findings", file=sys.stderr)
+
+    return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
+
+
+def write_run_outputs(results: list[SceneResult], det: Detector, out: Path, threshold: float | None,
+                      workspace: dict[str, Any] | None = None) -> None:
+    """findings.geojson, findings.csv, summary.json and analysis.json for a run; ``workspace`` ({"root",
+    "analysis_id"}) names where the run is recorded, so that ``report`` can take the analysts' reviews from it."""
+    from core.report import write_csv, write_geojson
+    from core.safe_files import atomic_write_text
+
+    ok = [r for r in results if r.error is None]
+    findings = [f for r in ok for f in r.findings]
+    write_geojson(findings, out / "findings.geojson")
+    write_csv(findings, out / "findings.csv")
+    info = det.info()
+    summary = {"model": info, "threshold": threshold if threshold is not None else det.calibration.threshold,
+               "processed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "inputs": [_summary_row(r) for r in results]}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    method = "set by the analyst" if threshold is not None else "model calibration default (99.9th percentile of " \
+        "held-out normal pixels)"
+    atomic_write_text(out / "analysis.json", json.dumps({"model": info, "threshold": summary["threshold"],
+                                                         "threshold_method": method, "workspace": workspace,
+                                                         "results": [r.to_dict() for r in results]}, default=str))
+
+
+def _case_id(ws: Workspace, name: str) -> int:
+    for c in ws.list_cases():
+        if c["name"] == name:
+            return int(c["id"])
+    return ws.create_case(name)
+
+
+def cmd_analyze(a: argparse.Namespace) -> int:
+    """Analyse inputs (or resume an interrupted analysis); exit 1 if any input failed."""
+    from core.detection.detector import Detector
+    from core.store import Workspace
+
+    ws = None
+    if a.resume is not None:
+        ws = Workspace(a.workspace)
+        det = Detector.load(a.model or ws.get_analysis(a.resume)["model"].get("path"), device=a.device,
+                            precision=a.precision)
+        run = AnalysisRun.resume(ws, a.resume, det, threshold=a.threshold, change_threshold=a.change_threshold,
+                                 out_dir=a.out)
+        print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
+    else:
+        if not a.inputs:
+            raise InputError("give at least one INPUT image or raster (or --resume ID)")
+        items = _items(a.inputs, a.pre)
+        det = Detector.load(a.model, device=a.device, precision=a.precision)
+        options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
+                                  grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli",
+                                  event_type=a.event_type)
+        out = Path(a.out or "out").resolve()
+        if a.no_workspace:
+            run = AnalysisRun.start(det, items, options, out_dir=out)
+        else:
+            ws = Workspace(a.workspace)
+            run = AnalysisRun.start(det, items, options, ws=ws, case_id=_case_id(ws, a.case), out_dir=out)
+            print(f"analysis {run.analysis_id} in workspace {ws.root} (resume with --resume {run.analysis_id})",
+                  file=sys.stderr)
+    if not a.quiet:
+        advice, warn = mode_advice(run.options.event_type, has_pre=any(i.pre_path for i in run.inputs))
+        print(f"{'warning: ' if warn else ''}{advice}", file=sys.stderr)
+    ran = run_with_progress(run, quiet=a.quiet)
+    # with a workspace, a resumed run reports every input (earlier runs' included), not only this run's
+    results = ws.scene_results(run.analysis_id) if ws is not None and run.analysis_id is not None else ran
+    write_run_outputs(results, det, run.out_dir, run.options.threshold,
+                      {"root": str(ws.root), "analysis_id": run.analysis_id} if ws is not None else None)
+    failed = [r for r in results if r.error]
+    n_find = sum(len(r.findings) for r in results)
+    print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {run.out_dir}")
+    return 1 if failed else 0
+
+
+def load_analysis(folder: str | Path) -> tuple[dict[str, Any], list[SceneResult]]:
+    """Read an analyze output folder back (model info, SceneResults)."""
+    p = Path(folder) / "analysis.json"
+    if not p.is_file():
+        raise InputError(f"{folder} is not an analysis folder (no analysis.json); run `python -m core analyze` first")
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+        return d, [SceneResult.from_dict(r) for r in d["results"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{p} is damaged and cannot be read ({exc})") from exc
+
+
+def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneResult], Path]:
+    """Model info, results and default output folder of ``--analysis``: an output folder or a workspace id."""
+    from core.report import analysis_model_info
+
+    ref = str(a.analysis)
+    recorded = None if not Path(ref).is_dir() else _recorded_in(Path(ref))
+    if (ref.strip().isdigit() and not Path(ref).is_dir()) or recorded is not None:
+        from core.store import Workspace
+
+        ws = Workspace(a.workspace if recorded is None else recorded[0])
+        analysis = ws.get_analysis(int(ref) if recorded is None else recorded[1])
+        if recorded is not None:
+            print(f"reporting analysis {analysis['id']} of the workspace {ws.root}, with its reviews",
+                  file=sys.stderr)
+        results = ws.scene_results(analysis["id"])
+        if not any(r.error is None for r in results):
+            raise InputError(f"analysis {analysis['id']} of the workspace {ws.root} has no analysed image yet; "
+                             "run or resume it first.")
+        return (analysis_model_info(analysis["model"], analysis["threshold"], results), results,
+                ws.analysis_dir(analysis["id"]) / "report" if recorded is None else Path(ref))
+    d, results = load_analysis(ref)
+    by_analyst = str(d.get("threshold_method", "")).startswith("set by")
+    return (analysis_model_info(dict(d.get("model", {})), d.get("threshold") if by_analyst else None, results),
+            results, Path(ref))
+
+
+def _recorded_in(folder: Path) -> tuple[Path, int] | None:
+    """(workspace root, analysis id) where the run written to ``folder`` is recorded, when that workspace and
+    analysis still exist: its findings there carry the analysts' reviews, analysis.json does not."""
+    try:
+        ref = json.loads((folder / "analysis.json").read_text(encoding="utf-8")).get("workspace")
+        root, aid = Path(ref["root"]), int(ref["analysis_id"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not (root / "workspace.sqlite3").is_file():
+        return None
+    from core.store import Workspace
+
+    with Workspace(root) as ws:
+        return (root, aid) if any(x["id"] == aid for x in ws.list_analyses()) else None
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    """Write the report files of an analysis folder or a workspace analysis."""
+    from core.report import ReportContext, pre_sources_of, write_csv, write_geojson, write_package, write_pdf
+
+    fmts = {f.strip().lower() for f in a.format.split(",") if f.strip()}
+    bad = fmts - {"pdf", "csv", "geojson", "zip"}
+    if bad:
+        raise InputError(f"unknown report format(s) {', '.join(sorted(bad))}; use pdf, csv, geojson, zip")
+    model, results, default_out = _report_source(a)
+    out = Path(a.out) if a.out else default_out
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
+                        organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
+                        phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
+                        pre_sources=pre_sources_of(results), event_type=a.event_type)
+    written = []
+    pdf = None
+    if "pdf" in fmts:
+        pdf = write_pdf(ctx, out / "report.pdf")
+        written.append(pdf)
+    if "csv" in fmts:
+        written.append(write_csv(ctx, out / "findings.csv", bom=a.bom))
+    if "geojson" in fmts:
+        written.append(write_geojson(ctx, out / "findings.geojson"))
+    if "zip" in fmts:
+        written.append(write_package(ctx, out / "report_package.zip", pdf_path=pdf))
+    for w in written:
+        print(w)
+    return 0

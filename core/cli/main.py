@@ -1,0 +1,189 @@
+"""Command line: ``python -m core train | evaluate | analyze | report | archs``.
+
+``main(argv) -> int`` is tested in-process. Errors a user can cause print one clear line and exit 2; nothing prints
+a traceback unless ``BDA_DEBUG=1`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from core.errors import CoreError
+
+
+def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("train", help="train a detector on normal imagery (+ optional anomalies)")
+    p.add_argument("--arch", default="fcdd-vgg11", help="architecture name (see `python -m core archs`)")
+    p.add_argument("--normal", nargs="+", required=True, metavar="PATH",
+                   help="folders, globs or files of normal images")
+    p.add_argument("--anomalies", nargs="*", default=[], metavar="PATH", help="labelled anomalies (outlier exposure)")
+    p.add_argument("--out", default="model.pt", help="checkpoint to write")
+    p.add_argument("--pretrained", default="auto",
+                   help="auto (the trunk's installed offline source, e.g. hed-vgg16 for VGG16 trunks; else none) | "
+                        "none | hed-vgg16 | imagenet (torch hub cache only) | PATH to a backbone state_dict")
+    p.add_argument("--freeze", choices=["auto", "none", "trunk"], default="auto",
+                   help="auto: a pretrained trunk is frozen but for its last stage; trunk: train the head only")
+    p.add_argument("--bank-max", type=int, default=16_384,
+                   help="feature matching (patchcore-*): most normal features kept in the memory bank")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps-per-epoch", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-6)
+    p.add_argument("--lr-decay", type=float, default=0.985, help="learning-rate factor per epoch")
+    p.add_argument("--confetti", choices=["auto", "mix", "off"], default="auto",
+                   help="synthetic confetti anomalies: auto = only when no --anomalies, mix = also with them")
+    p.add_argument("--region-share", type=float, default=0.0,
+                   help="share of synthetic anomalies drawn as large smooth/cluttered regions (0..1)")
+    p.add_argument("--exclude-bounds", nargs=4, type=float, action="append", default=[],
+                   metavar=("W", "S", "E", "N"), help="WGS84 area never sampled for training (repeatable)")
+    p.add_argument("--exclude-like", nargs="*", default=[], metavar="RASTER",
+                   help="never sample where these georeferenced rasters lie (e.g. held-out evaluation chips)")
+    p.add_argument("--gsd", type=float, default=None, help="ground sample distance of the training imagery (m)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--name", default="", help="model name shown in the app and reports")
+
+
+def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("evaluate", help="AUROC of a model on labelled data")
+    p.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
+    p.add_argument("--normal", nargs="+", metavar="PATH")
+    p.add_argument("--anomalous", nargs="+", metavar="PATH")
+    p.add_argument("--xbd", metavar="DIR", help="xBD folder with images/ and labels/")
+    p.add_argument("--patch", type=int, default=None,
+                   help="score georeferenced rasters as patches of this many px (patch-level AUROC)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                   help="auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="python -m core", description="BDA workbench: detectors, analysis, reports")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate(sub)
+    sub.add_parser("archs", help="list the registered architectures")
+    from core.cli.analyze import add_analyze, add_report
+    from core.cli.case import add_case
+    from core.cli.place import add_place
+    from core.cli.users import add_users
+
+    add_analyze(sub)
+    add_report(sub)
+    add_case(sub)
+    add_place(sub)
+    add_users(sub)
+    return parser
+
+
+def _bounds_of(paths: Sequence[str]) -> list[list[float]]:
+    from core.geo.georef import bounds_wgs84
+    from core.imagery.reader import open_scene
+
+    out = []
+    for p in paths:
+        scene = open_scene(p)
+        scene.close()
+        if scene.georef is None:
+            raise CoreError(f"--exclude-like {p}: the file has no georeferencing")
+        out.append(list(bounds_wgs84(scene.georef, scene.width, scene.height)))
+    return out
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    """Train and write a checkpoint."""
+    from core.learn.training import TrainConfig, train
+
+    cfg = TrainConfig(arch=a.arch, normal=a.normal, anomalies=a.anomalies, out=a.out, pretrained=a.pretrained,
+                      input_size=a.input_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
+                      batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, weight_decay=a.weight_decay,
+                      lr_decay=a.lr_decay, confetti=a.confetti, region_share=a.region_share,
+                      exclude_bounds=[list(b) for b in a.exclude_bounds] + _bounds_of(a.exclude_like),
+                      gsd_m=a.gsd, seed=a.seed, device=a.device, name=a.name, freeze=a.freeze, bank_max=a.bank_max)
+    meta = train(cfg)
+    cal = meta["calibration"]
+    bank = meta["training"].get("feature_bank")
+    what = (f"feature bank of {bank['bank']} from {bank['cells']} normal cells" if bank
+            else f"{meta['training']['samples']} samples")
+    print(f"wrote {meta['path']} (sha256 {meta['sha256'][:12]}…); threshold {cal['threshold']:.2f}; "
+          f"{what} in {meta['training']['seconds']:.0f} s")
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    """Print AUROC figures."""
+    from core.detection.detector import Detector
+    from core.learn.evaluation import evaluate_images, evaluate_xbd
+
+    if not a.xbd and not (a.normal and a.anomalous):
+        raise CoreError("give --normal and --anomalous, or --xbd DIR")
+    det = Detector.load(a.model, device=a.device, precision=a.precision)
+    result: dict[str, Any] = {"model": det.info()}
+    if a.normal and a.anomalous:
+        r = evaluate_images(det, a.normal, a.anomalous, patch=a.patch)
+        result["images"] = {k: v for k, v in r.items() if k not in ("scores", "labels")}
+    if a.xbd:
+        r = evaluate_xbd(det, a.xbd)
+        result["xbd"] = {k: v for k, v in r.items() if not k.startswith("building_s") and k != "building_labels"}
+    if a.json:
+        print(json.dumps(result, default=float))
+    else:
+        for section in ("images", "xbd"):
+            if section in result:
+                print(f"[{section}]")
+                for k, v in result[section].items():
+                    if k != "skipped" or v:
+                        print(f"  {k}: {_fmt(v)}")
+    return 0
+
+
+def cmd_archs(_a: argparse.Namespace) -> int:
+    """List architectures with their receptive fields."""
+    from core.models import arch_info, list_archs
+
+    for name in list_archs():
+        info = arch_info(name)
+        print(f"{name:16s} {info.get('objective', ''):5s} {info.get('description', '')}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    from core.cli.analyze import cmd_analyze, cmd_report
+    from core.cli.case import cmd_case
+    from core.cli.place import cmd_place
+    from core.cli.users import cmd_cases, cmd_users
+
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
+                "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases}
+    try:
+        return handlers[a.command](a)
+    except CoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user error: short message, traceback only on request
+        if os.environ.get("BDA_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {exc.__class__.__name__}: {exc} (set BDA_DEBUG=1 for details; please report it)",
+              file=sys.stderr)
+        return 3

@@ -1,0 +1,321 @@
+"""Analyse one scene: tiles -> detector -> calibrated, seam-blended heatmap GeoTIFF -> findings -> SceneResult.
+
+The scene is cut into overlapping tiles (overlap ≈ the model's receptive field, tile offsets on its stride), a
+reader thread fetches the next tiles while the model scores a batch, and the calibrated score maps are blended
+into a heatmap that streams to disk band by band, so memory stays bounded however large the raster is. When the
+detector knows its training ground sample distance (GSD) and a georeferenced scene differs by more than 1.5×,
+tiles are read on a grid at the model's GSD and the heatmap is mapped back onto the scene's own grid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import rasterio
+
+from core.detection.findings import extract_findings, safe_name
+from core.detection.grading import check_threshold, get_scale
+from core.detection.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set_georef, write_overlay_png
+from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
+from core.errors import InputError
+from core.geo import georef as geo
+from core.types import GeoRef, Scene, SceneResult, Window
+
+__all__ = ["GDAL_CACHE_MB", "MAX_FINDINGS", "AnalysisTimer", "GridReader", "TilePlan", "analyze_scene", "plan_tiles",
+           "resample_factor", "safe_name", "scene_provenance"]
+
+RESAMPLE_TRIGGER = 1.5  #: resample when scene and model GSD differ by more than this factor
+MAX_UPSAMPLE = 4.0  #: never enlarge a scene more than this to reach the model's GSD
+MIN_GRID_SIDE = 32  #: smallest side (px) of the grid a scene is analysed on
+MAX_FINDINGS = 1000  #: findings kept per scene (highest scores first)
+TILE_MULTIPLE = 32  #: small scenes get a tile rounded up to this multiple instead of the full tile size
+_STRIP_PX = 16_000_000  #: native pixels read at once when downsampling a large window
+#: GDAL block cache during an analysis (MB). GDAL's default (5 % of RAM) fills with input blocks as a large
+#: raster streams past and would dominate peak memory; each block is needed only for one row of tiles.
+GDAL_CACHE_MB = 128
+
+
+@dataclass
+class AnalysisTimer:
+    """Where the time of one analysis went (seconds) and how much work it was."""
+
+    total_s: float = 0.0
+    model_s: float = 0.0  #: inside ``detector.predict``
+    read_wait_s: float = 0.0  #: waiting for the reader thread (reading is otherwise hidden behind the model)
+    tiles: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        """JSON-safe form, with the model's share of the total and the throughput."""
+        d = asdict(self)
+        d["model_share"] = self.model_s / self.total_s if self.total_s > 0 else 0.0
+        d["tiles_per_s"] = self.tiles / self.total_s if self.total_s > 0 else 0.0
+        return d
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How a scene is tiled: the analysis grid (the scene's, or resampled to the model's GSD) and its windows."""
+
+    tile: int
+    overlap: int
+    grid_h: int
+    grid_w: int
+    factor: float  #: analysis-grid pixels per scene pixel (1.0: no resampling)
+    windows: list[Window]
+
+
+def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True) -> tuple[float, list[str]]:
+    """Analysis-grid pixels per scene pixel (``scene GSD / model GSD``), and warnings for the user.
+
+    1.0 unless resampling is enabled, the model records its GSD, the scene is georeferenced with a known GSD, and
+    the two differ by more than :data:`RESAMPLE_TRIGGER`. Enlarging is capped at :data:`MAX_UPSAMPLE`.
+    """
+    warnings: list[str] = []
+    if not enabled or not model_gsd or scene.georef is None:
+        return 1.0, warnings
+    gsd = scene.gsd_m or geo.gsd_m(scene.georef, scene.width, scene.height)
+    if not (gsd and math.isfinite(gsd) and gsd > 0):
+        return 1.0, warnings
+    f = gsd / model_gsd
+    if 1 / RESAMPLE_TRIGGER <= f <= RESAMPLE_TRIGGER:
+        return 1.0, warnings
+    if f > MAX_UPSAMPLE:
+        warnings.append(f"scene GSD {gsd:.2f} m is {f:.1f}x coarser than the model's {model_gsd:.2f} m; analysed at "
+                        "native resolution (enlarging that much adds no detail): treat the results with caution")
+        return 1.0, warnings
+    short = min(scene.width, scene.height)
+    if short * f < MIN_GRID_SIDE:
+        f = MIN_GRID_SIDE / short
+        warnings.append(f"scene is very fine ({gsd:.3f} m) and small; analysed at {gsd / f:.2f} m instead of the "
+                        f"model's {model_gsd:.2f} m so that at least {MIN_GRID_SIDE} px remain")
+    return f, warnings
+
+
+def plan_tiles(height: int, width: int, tile_size: int, rf: Any, factor: float = 1.0) -> TilePlan:
+    """Tile plan for a ``height``×``width`` scene analysed at ``factor`` × its resolution.
+
+    Overlap = the receptive field ``rf.r`` (at most half a tile), rounded so tile offsets are multiples of the
+    map stride ``rf.j`` (neighbouring tiles then share one feature grid). A grid smaller than a tile gets one tile
+    rounded up to a multiple of 32 px (padded by the reader).
+    """
+    if tile_size < 32:
+        raise InputError(f"tile size {tile_size} px is too small; use at least 32 (the model default is 512)")
+    gh, gw = max(1, round(height * factor)), max(1, round(width * factor))
+    tile = min(int(tile_size), max(64, math.ceil(max(gh, gw) / TILE_MULTIPLE) * TILE_MULTIPLE))
+    r = float(getattr(rf, "r", 0) or 0)
+    j = max(1, int(round(float(getattr(rf, "j", 1) or 1))))
+    overlap = min(int(math.ceil(r)), tile // 2)
+    stride = max(j, ((tile - overlap) // j) * j)
+    overlap = max(0, tile - stride)
+    return TilePlan(tile=tile, overlap=overlap, grid_h=gh, grid_w=gw, factor=float(factor),
+                    windows=grid_windows(gh, gw, tile, overlap))
+
+
+class GridReader:
+    """Reads windows of the analysis grid from the scene (resampling when the grid is not the scene's own).
+
+    Downsampling uses area averaging and reads large windows in strips; enlarging is bilinear. Validity is
+    resampled the same way and thresholded at 0.5.
+    """
+
+    def __init__(self, scene: Scene, plan: TilePlan) -> None:
+        self.scene, self.plan = scene, plan
+        self.sy = scene.height / plan.grid_h  # scene px per grid px
+        self.sx = scene.width / plan.grid_w
+
+    def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        """RGB uint8 and validity of ``win`` (analysis-grid coordinates)."""
+        if self.plan.factor == 1.0:
+            return self.scene.read(win)
+        r0 = min(self.scene.height - 1, int(math.floor(win.row * self.sy)))
+        r1 = max(r0 + 1, min(self.scene.height, int(math.ceil((win.row + win.height) * self.sy))))
+        c0 = min(self.scene.width - 1, int(math.floor(win.col * self.sx)))
+        c1 = max(c0 + 1, min(self.scene.width, int(math.ceil((win.col + win.width) * self.sx))))
+        down = self.plan.factor < 1
+        # large downsampling windows are read in strips so a window never costs more than ~_STRIP_PX pixels
+        rows_per = max(1, _STRIP_PX // max(1, c1 - c0)) if down else r1 - r0
+        out_rows = np.linspace(0, win.height, num=max(2, math.ceil((r1 - r0) / rows_per) + 1)).round().astype(int)
+        rgbs, valids = [], []
+        for o0, o1 in zip(out_rows[:-1], out_rows[1:], strict=True):
+            if o1 <= o0:
+                continue
+            s0 = r0 + round(o0 / win.height * (r1 - r0))
+            s1 = max(s0 + 1, r0 + round(o1 / win.height * (r1 - r0)))
+            rgb, valid = self.scene.read(Window(s0, c0, s1 - s0, c1 - c0))
+            interp = cv2.INTER_AREA if down else cv2.INTER_LINEAR
+            rgbs.append(cv2.resize(rgb, (win.width, o1 - o0), interpolation=interp))
+            v = cv2.resize(valid.astype(np.float32), (win.width, o1 - o0), interpolation=interp)
+            valids.append(v >= 0.5)
+        return np.concatenate(rgbs), np.concatenate(valids)
+
+
+def scene_provenance(scene: Scene, detector: Any, gsd: float | None) -> dict[str, Any]:
+    """Source and model provenance fields copied into every finding of ``scene``."""
+    return {"source_name": scene.name, "source_date": scene.capture_time, "source_gsd": gsd,
+            "model_name": str(getattr(detector, "name", "")), "model_version": str(getattr(detector, "version", "")),
+            "model_sha256": str(getattr(detector, "sha256", "")),
+            "processed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+_GridReader = GridReader  # older private names, still imported by core.change.scene
+_provenance = scene_provenance
+
+
+def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold: float | None = None,
+                  grade_scale: str = "copernicus-ems", resample_to_model_gsd: bool = True,
+                  progress: Callable[[int, int], None] | None = None, tile_size: int | None = None,
+                  batch_size: int = 8) -> SceneResult:
+    """Analyse ``scene`` with ``detector``; write ``<safe name>_heatmap.tif`` and ``_overlay.png`` into ``out_dir``.
+
+    ``threshold`` (calibrated units) defaults to the detector's calibration. ``progress(done, total)`` is called
+    after every batch of tiles. The image score is the calibrated valid-area-weighted mean of the tiles' raw image
+    scores; the verdict is "anomalous" at or above the calibration's ``image_threshold``. Errors a user can cause
+    raise :class:`~core.errors.CoreError`; a failed run leaves no partial heatmap behind.
+    """
+    timer = AnalysisTimer()
+    t_start = time.perf_counter()
+    cal = detector.calibration
+    thr = check_threshold(cal.threshold if threshold is None else threshold)
+    get_scale(grade_scale)
+    if batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = safe_name(scene.name)
+    factor, warnings = resample_factor(scene, getattr(detector, "gsd_m", None), resample_to_model_gsd)
+    plan = plan_tiles(scene.height, scene.width, int(tile_size or detector.tile_size), detector.rf, factor)
+    weights = blend_weights(plan.tile, plan.tile, ramp=plan.overlap)
+    total = len(plan.windows)
+    raw_sum, valid_total = 0.0, 0
+
+    def pad(win: Window, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return pad_to(rgb, valid, plan.tile, plan.tile)
+
+    heatmap_path = out / f"{stem}_heatmap.tif"
+    writer = HeatmapWriter(heatmap_path, scene.width, scene.height, scene.georef,
+                           tags={"threshold": thr, "source": scene.name, "model": getattr(detector, "name", "")})
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), writer:
+        resampler = None if factor == 1.0 else RowResampler(plan.grid_h, plan.grid_w, scene.height, scene.width,
+                                                            writer)
+        stitcher = Stitcher(plan.grid_h, plan.grid_w, resampler or writer)
+
+        def run(batch: list[tuple[Window, np.ndarray, np.ndarray]]) -> None:
+            nonlocal raw_sum, valid_total
+            t0 = time.perf_counter()
+            maps, scores = detector.predict(np.stack([b[1] for b in batch]))
+            timer.model_s += time.perf_counter() - t0
+            cmaps = np.asarray(cal.pixel(maps), dtype=np.float32)
+            for (win, _, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
+                h, w = win.height, win.width
+                v = valid[:h, :w]
+                stitcher.add(win, cmap[:h, :w], weights[:h, :w], v)
+                n = int(v.sum())
+                raw_sum += float(score) * n
+                valid_total += n
+            timer.tiles += len(batch)
+            timer.batches += 1
+            if progress is not None:
+                progress(timer.tiles, total)
+
+        def waited(seconds: float) -> None:
+            timer.read_wait_s += seconds
+
+        with Prefetcher(GridReader(scene, plan), plan.windows, depth=2 * batch_size, transform=pad) as pf:
+            for batch in batched(pf, batch_size, on_wait=waited):
+                run(batch)
+        stitcher.finish()
+        if resampler is not None:
+            resampler.finish()
+        if valid_total == 0:
+            raise InputError(f"{scene.name} has no valid pixels (everything is nodata or transparent); "
+                             "nothing to analyse")
+        raw_image = raw_sum / valid_total
+        image_score = float(cal.image(raw_image))
+        writer.set_tags(image_score=repr(image_score), image_score_raw=repr(raw_image))
+
+    preview, pscale = writer.preview, writer.preview_scale
+    assert preview is not None  # set when the writer closed cleanly
+    overlay_path = write_overlay_png(out / f"{stem}_overlay.png", preview, thr)
+    gsd = scene.gsd_m or (geo.gsd_m(scene.georef, scene.width, scene.height) if scene.georef else None)
+    findings = extract_findings(preview, pscale, thr, georef=scene.georef, scene_name=scene.name,
+                                grade_scale=grade_scale, provenance=scene_provenance(scene, detector, gsd),
+                                full_size=(scene.width, scene.height), max_findings=MAX_FINDINGS)
+    bounds = geo.bounds_wgs84(scene.georef, scene.width, scene.height) if scene.georef else None
+    timer.total_s = time.perf_counter() - t_start
+    verdict = "anomalous" if image_score >= cal.image_threshold else "normal"
+    meta: dict[str, Any] = {
+        "timing": timer.as_dict(), "tiles": timer.tiles, "tile_size": plan.tile, "overlap": plan.overlap,
+        "batch_size": batch_size, "threshold": thr, "image_threshold": cal.image_threshold,
+        "grade_scale": grade_scale, "image_score_raw": raw_image, "preview_scale": pscale,
+        "heatmap_stats": writer.stats, "findings_capped": len(findings) >= MAX_FINDINGS,
+        "resample": None if factor == 1.0 else {"factor": factor, "grid": [plan.grid_h, plan.grid_w],
+                                                "scene_gsd_m": gsd, "model_gsd_m": detector.gsd_m},
+        "model": detector.info(), "warnings": list(scene.meta.get("warnings", [])) + warnings,
+    }
+    if isinstance(scene.meta.get("gps"), dict):
+        meta["gps"] = dict(scene.meta["gps"])  # the map marks the position; placing the frame starts from it
+    return SceneResult(scene_name=scene.name, width=scene.width, height=scene.height, image_score=image_score,
+                       verdict=verdict, georef=scene.georef, bounds_wgs84=bounds, heatmap_path=heatmap_path,
+                       overlay_path=overlay_path, findings=findings, source_path=scene.path,
+                       capture_time=scene.capture_time, gsd_m=gsd, meta=meta)
+
+
+def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any], *,
+                    change_threshold: float | None = None) -> SceneResult:
+    """``result`` with its findings extracted again from its stored heatmap (the same preview the pipeline used),
+    e.g. after an analyst moved a threshold or placed the scene on the map. ``model`` is the analysis' model info.
+
+    A single image's findings are cut from its anomaly heatmap at ``threshold``. A pre/post result's findings come
+    from its *change* heatmap, whose units differ: they are cut at ``change_threshold`` (default: the one they were
+    cut at before, ``meta["change"]["threshold"]``) and keep the pre-event source; ``threshold`` is then only
+    recorded as the post image's own anomaly threshold. The change overlay PNG is redrawn at the new threshold.
+    """
+    scale = str(result.meta.get("grade_scale", "copernicus-ems"))
+    prov = {"source_name": result.scene_name, "source_date": result.capture_time, "source_gsd": result.gsd_m,
+            "model_name": str(model.get("name", "")), "model_version": str(model.get("version", "")),
+            "model_sha256": str(model.get("sha256", "")),
+            "processed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    threshold = check_threshold(threshold)
+    change = result.meta.get("change") if isinstance(result.meta.get("change"), dict) else None
+    if result.change_path is None or change is None:
+        src, thr = result.heatmap_path, threshold
+    else:
+        src = result.change_path
+        thr = check_threshold(change_threshold if change_threshold is not None else change.get("threshold", 1.0))
+        prov |= {"pre_source_name": result.pre_scene_name, "pre_source_date": result.meta.get("pre_capture_time")}
+    hm = read_heatmap(src, preview_max=PREVIEW_MAX)
+    result.findings = extract_findings(hm.preview, hm.preview_scale, thr, georef=result.georef,
+                                       scene_name=result.scene_name, grade_scale=scale, provenance=prov,
+                                       full_size=(result.width, result.height), max_findings=MAX_FINDINGS)
+    result.meta["threshold"] = threshold
+    if src is result.change_path and change is not None:
+        change["threshold"] = thr
+        change["findings_capped"] = len(result.findings) >= MAX_FINDINGS
+        overlay = Path(src).with_name(f"{Path(src).stem}_overlay.png")  # as analyze_pair named it
+        if overlay.is_file():
+            write_overlay_png(overlay, hm.preview, thr)
+        result.verdict = "anomalous" if result.findings else "normal"
+    return result
+
+
+def place_result(result: SceneResult, georef: GeoRef, model: dict[str, Any], threshold: float) -> SceneResult:
+    """Put an analysed, un-georeferenced scene where the analyst placed it: its heatmap (and change) GeoTIFFs get
+    the location, its bounds and GSD are set, and its findings are extracted again so they carry coordinates,
+    MGRS and areas in m²."""
+    geo.validate_georef(georef, result.width, result.height)
+    for path in (result.heatmap_path, result.change_path):
+        if path is not None and Path(path).is_file():
+            set_georef(path, georef)
+    result.georef = georef
+    result.bounds_wgs84 = geo.bounds_wgs84(georef, result.width, result.height)
+    result.gsd_m = geo.gsd_m(georef, result.width, result.height)
+    return refind_findings(result, threshold, model)

@@ -1,0 +1,1 @@
+"""Georeferencing: pixel <-> CRS <-> WGS84, ground sampling distance, areas, MGRS."""

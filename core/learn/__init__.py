@@ -1,0 +1,1 @@
+"""Fitting detectors: training data, objectives, synthetic anomalies, training, area fits, evaluation, jobs."""

@@ -1,0 +1,175 @@
+"""Measure a detector: image/patch-level AUROC and xBD building- and tile-level AUROC.
+
+Heatmaps for evaluation are computed on whole images at native resolution (the FCN is fully convolutional); frames
+without georeferencing (photos) are resized so their short side is the model's input size, as in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core.detection.detector import Detector
+from core.errors import CoreError, InputError
+from core.learn.samples import collect_images
+
+DAMAGED = {"minor-damage", "major-damage", "destroyed"}
+Progress = Callable[[int, int, str], None] | None
+
+
+def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """Area under the ROC curve (Mann–Whitney U with average ranks for ties); NaN if one class is empty."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), np.float64)
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def roc_curve(scores: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) arrays for plotting."""
+    s = np.asarray(scores, np.float64)
+    y = np.asarray(labels).astype(bool)
+    order = np.argsort(-s, kind="mergesort")
+    y = y[order]
+    tps = np.concatenate([[0], np.cumsum(y)])
+    fps = np.concatenate([[0], np.cumsum(~y)])
+    return fps / max(fps[-1], 1), tps / max(tps[-1], 1)
+
+
+def heatmap_of(det: Detector, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    """Calibrated full-resolution heatmap and calibrated image score of one RGB image."""
+    maps, scores = det.predict(rgb[None])
+    return np.asarray(det.calibration.pixel(maps[0])), det.calibration.image(float(scores[0]))
+
+
+def _frame_input(det: Detector, rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = det.input_size / min(h, w)
+    return cv2.resize(rgb, (max(32, round(w * s)), max(32, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _units(det: Detector, path: Path, patch: int | None) -> list[np.ndarray]:
+    """What gets one score: patches of georeferenced rasters (when ``patch``), else the whole (resized) frame."""
+    from core.imagery.reader import open_scene
+
+    scene = open_scene(path)
+    try:
+        rgb, valid = scene.read()
+    finally:
+        scene.close()
+    if scene.georef is None or not patch:
+        return [_frame_input(det, rgb)] if scene.georef is None else [rgb]
+    out = []
+    for r in range(0, rgb.shape[0] - patch + 1, patch):
+        for c in range(0, rgb.shape[1] - patch + 1, patch):
+            if valid[r:r + patch, c:c + patch].mean() >= 0.9:
+                out.append(rgb[r:r + patch, c:c + patch])
+    return out
+
+
+def evaluate_images(det: Detector, normal: Sequence[str], anomalous: Sequence[str], *, patch: int | None = None,
+                    progress: Progress = None) -> dict[str, Any]:
+    """Image-level (or, with ``patch``, patch-level on rasters) AUROC of normal vs anomalous inputs."""
+    files = [(p, 0) for p in collect_images(normal, "normal")]
+    files += [(p, 1) for p in collect_images(anomalous, "anomalous")]
+    scores, labels, skipped = [], [], []
+    for k, (path, y) in enumerate(files):
+        if progress:
+            progress(k, len(files), path.name)
+        try:
+            units = _units(det, path, patch)
+        except CoreError as exc:
+            skipped.append(f"{path.name}: {exc}")
+            continue
+        for u in units:
+            scores.append(det.calibration.image(float(det.predict(u[None])[1][0])))
+            labels.append(y)
+    if not scores:
+        raise InputError("nothing could be scored: " + "; ".join(skipped[:3]))
+    return {"auroc": auroc(scores, labels), "n_normal": labels.count(0), "n_anomalous": labels.count(1),
+            "unit": f"patch {patch}px" if patch else "image", "scores": scores, "labels": labels,
+            "skipped": skipped}
+
+
+def building_scores(heat: np.ndarray, buildings: list[dict[str, Any]]) -> list[tuple[float, int, tuple]]:
+    """(mean heat inside the polygon, 1 if damaged else 0, polygon centre) per graded xBD building; un-classified
+    buildings and polygons with no finite heat are skipped."""
+    out = []
+    for b in buildings:
+        sub = b.get("subtype")
+        if sub not in DAMAGED and sub != "no-damage":
+            continue
+        poly = np.round(np.asarray(b["polygon_px"], np.float64)).astype(np.int32)
+        mask = np.zeros(heat.shape, np.uint8)
+        cv2.fillPoly(mask, [poly], 1)
+        vals = heat[mask.astype(bool)]
+        vals = vals[np.isfinite(vals)]
+        if vals.size == 0:
+            continue
+        out.append((float(vals.mean()), int(sub in DAMAGED), tuple(poly.mean(axis=0))))
+    return out
+
+
+def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: Progress = None) -> dict[str, Any]:
+    """xBD layout (images/, labels/): building-level AUROC (damaged vs no-damage, mean heatmap inside each post
+    building polygon) and tile-level AUROC (``tile``-px cells of post images holding buildings: any damaged vs none).
+
+    Where damaged and undamaged buildings rarely share an image, the building figure mostly ranks whole scenes; to
+    show how much, it also gives the AUROC of each building's image median alone (``building_auroc_scene_median``),
+    of each building scored relative to its image (mean minus the image median, over the median-to-90th-percentile
+    spread: ``building_auroc_within_scene``), and how many images hold both classes.
+    """
+    from core.imagery.reader import open_scene
+
+    root = Path(root)
+    posts = sorted((root / "images").glob("*_post_disaster.png"))
+    if not posts:
+        raise InputError(f"no xBD post-event images (*_post_disaster.png) under {root / 'images'}")
+    b_scores, b_labels, t_scores, t_labels, img_scores = [], [], [], [], []
+    b_scene, b_relative, mixed = [], [], 0  # how much of the building figure is a ranking of whole scenes
+    for k, path in enumerate(posts):
+        if progress:
+            progress(k, len(posts), path.name)
+        scene = open_scene(path)
+        try:
+            rgb, _ = scene.read()
+        finally:
+            scene.close()
+        buildings = scene.meta.get("xbd", {}).get("buildings", [])
+        heat, img_score = heatmap_of(det, rgb)
+        img_scores.append(img_score)
+        bs = building_scores(heat, buildings)
+        b_scores += [b[0] for b in bs]
+        b_labels += [b[1] for b in bs]
+        med, q90 = float(np.nanmedian(heat)), float(np.nanpercentile(heat, 90))
+        b_scene += [med] * len(bs)
+        b_relative += [(b[0] - med) / max(q90 - med, 1e-6) for b in bs]
+        mixed += len({b[1] for b in bs}) == 2
+        for r in range(0, heat.shape[0] - tile + 1, tile):
+            for c in range(0, heat.shape[1] - tile + 1, tile):
+                inside = [b for b in bs if r <= b[2][1] < r + tile and c <= b[2][0] < c + tile]
+                if inside:
+                    t_scores.append(float(np.nanmean(heat[r:r + tile, c:c + tile])))
+                    t_labels.append(int(any(b[1] for b in inside)))
+    return {"building_auroc": auroc(b_scores, b_labels), "n_damaged": int(sum(b_labels)),
+            "n_undamaged": len(b_labels) - int(sum(b_labels)), "tile_auroc": auroc(t_scores, t_labels),
+            "n_tiles": len(t_labels), "n_damaged_tiles": int(sum(t_labels)), "images": len(posts),
+            "images_with_both_classes": mixed, "building_auroc_scene_median": auroc(b_scene, b_labels),
+            "building_auroc_within_scene": auroc(b_relative, b_labels),
+            "building_scores": b_scores, "building_labels": b_labels}

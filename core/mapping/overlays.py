@@ -1,0 +1,143 @@
+"""Heatmap overlays for the web map: score rasters warped to Web Mercator, coloured, as PNG data URIs.
+
+Pure functions (no folium, no streamlit); :mod:`core.mapping.webmap` puts the overlays on the map.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio.warp
+from affine import Affine
+from PIL import Image
+from pyproj import Transformer
+
+from core.detection.heatmap import colorize, read_heatmap
+from core.errors import GeoreferenceError
+from core.geo import georef as geo
+from core.types import GeoRef
+
+MERCATOR = "EPSG:3857"
+OVERLAY_MAX_PX = 1024  #: longest side of a warped heatmap overlay
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """An image ready for Leaflet: RGBA (PNG for heatmaps, WebP for imagery) on a Web Mercator grid, lat/lon bounds.
+
+    ``bounds`` is ``((south, west), (north, east))``, the order folium's ImageOverlay wants.
+    """
+
+    png_data_uri: str  #: a data URI (PNG or WebP)
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    shape: tuple[int, int]  #: (height, width) of the Mercator image
+    crs: str = MERCATOR
+
+
+def mercator_to_latlon_bounds(left: float, bottom: float, right: float, top: float
+                              ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Web Mercator box -> ``((south, west), (north, east))`` (folium order; rasterio's is west, south, east, north)."""
+    w, s, e, n = rasterio.warp.transform_bounds(MERCATOR, geo.WGS84, left, bottom, right, top)
+    return (s, w), (n, e)
+
+
+def warp_to_mercator(scores: np.ndarray, georef: GeoRef, *, max_px: int = OVERLAY_MAX_PX
+                     ) -> tuple[np.ndarray, Affine]:
+    """Reproject a score raster (NaN = nodata) onto a north-up EPSG:3857 grid at most ``max_px`` on a side.
+
+    Works for any CRS and for rotated transforms (drone footprints). Returns ``(scores, transform)``.
+    """
+    scores = np.asarray(scores, dtype=np.float32)
+    h, w = scores.shape
+    src_tr = Affine(*georef.transform)
+    cols, rows = geo.edge_pixels(w, h)
+    xs = src_tr.a * cols + src_tr.b * rows + src_tr.c
+    ys = src_tr.d * cols + src_tr.e * rows + src_tr.f
+    try:
+        mx, my = Transformer.from_crs(georef.crs, MERCATOR, always_xy=True).transform(xs, ys)
+    except Exception as exc:  # pyproj raises several types for bad CRSs
+        raise GeoreferenceError(f"cannot project this heatmap ({georef.crs}) to Web Mercator: {exc}") from exc
+    mx, my = np.asarray(mx), np.asarray(my)
+    if not (np.all(np.isfinite(mx)) and np.all(np.isfinite(my))):
+        raise GeoreferenceError("the heatmap lies outside the Web Mercator range (beyond ±85° latitude?); it "
+                                "cannot be shown on the map")
+    left, right, bottom, top = mx.min(), mx.max(), my.min(), my.max()
+    res = max(right - left, top - bottom) / max(1, min(max_px, max(w, h)))
+    dw, dh = max(1, math.ceil((right - left) / res)), max(1, math.ceil((top - bottom) / res))
+    dst_tr = Affine(res, 0.0, left, 0.0, -res, top)
+    out = np.full((dh, dw), np.nan, np.float32)
+    rasterio.warp.reproject(scores, out, src_transform=src_tr, src_crs=georef.crs, src_nodata=np.nan,
+                            dst_transform=dst_tr, dst_crs=MERCATOR, dst_nodata=np.nan,
+                            resampling=rasterio.warp.Resampling.bilinear)
+    return out, dst_tr
+
+
+def webp_data_uri(rgba: np.ndarray, quality: int = 80) -> str:
+    """RGBA uint8 array -> ``data:image/webp;base64,...``: lossy colour, lossless alpha (transparency stays exact),
+    about a tenth of PNG's size for imagery and smooth heatmaps, so a map of many scenes stays light."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="WEBP", quality=quality, method=4)
+    return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def png_data_uri(rgba: np.ndarray) -> str:
+    """RGBA uint8 array -> ``data:image/png;base64,...`` (deterministic bytes for identical input)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="PNG", optimize=False, compress_level=6)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def heatmap_overlay(heatmap_path: str | Path, threshold: float, *, max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
+    """Warp a heatmap GeoTIFF to Web Mercator and colour it (:func:`core.detection.heatmap.colorize`: transparent below
+    ``threshold``). None when the file carries no CRS (the scene is not georeferenced)."""
+    hm = read_heatmap(heatmap_path, preview_max=max(max_px, 256) * 2)
+    if hm.georef is None or hm.preview is None:
+        return None
+    f = hm.preview_scale
+    grid = GeoRef(crs=hm.georef.crs, transform=tuple(Affine(*hm.georef.transform) @ Affine.scale(f))[:6])
+    merc, tr = warp_to_mercator(hm.preview, grid, max_px=max_px)
+    h, w = merc.shape
+    bounds = mercator_to_latlon_bounds(tr.c, tr.f + tr.e * h, tr.c + tr.a * w, tr.f)
+    return Overlay(webp_data_uri(colorize(merc, threshold), quality=85), bounds, (h, w))
+
+
+def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height: int, *,
+                    max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
+    """The scene's own pixels on Web Mercator (transparent where nodata): the imagery under the heatmaps, which
+    works offline where no basemap tiles can be fetched. ``georef``/``width``/``height`` are the analysed scene's
+    (so frames placed by an analyst show where they were placed). None when the source file is gone."""
+    from core.errors import CoreError
+    from core.imagery.reader import open_scene
+    from core.report.rasters import read_overview
+
+    try:
+        scene = open_scene(source_path)
+    except CoreError:
+        return None
+    try:
+        if (scene.width, scene.height) != (width, height):
+            return None  # not the image that was analysed
+        rgb, valid = read_overview(scene, max_side=max(max_px, 256))
+    finally:
+        scene.close()
+    oh, ow = valid.shape
+    scaled = Affine(*georef.transform) @ Affine.scale(width / ow, height / oh)
+    grid = GeoRef(crs=georef.crs, transform=tuple(scaled)[:6])
+    bands = []
+    for c in range(3):
+        band = np.where(valid, rgb[..., c].astype(np.float32), np.nan)
+        merc, tr = warp_to_mercator(band, grid, max_px=max_px)
+        bands.append(merc)
+    stack = np.stack(bands, axis=-1)
+    alpha = np.all(np.isfinite(stack), axis=-1)
+    rgba = np.zeros((*alpha.shape, 4), np.uint8)
+    rgba[..., :3] = np.clip(np.nan_to_num(stack), 0, 255).astype(np.uint8)
+    rgba[..., 3] = alpha * 255
+    h, w = alpha.shape
+    return Overlay(webp_data_uri(rgba), mercator_to_latlon_bounds(tr.c, tr.f + tr.e * h, tr.c + tr.a * w, tr.f),
+                   (h, w))

@@ -1,0 +1,182 @@
+"""Checkpoint files: weights plus JSON-safe metadata, loaded without ever unpickling code.
+
+Layout of a checkpoint (a ``torch.save`` zip): ``{"format": FORMAT, "meta_json": str, "state_dict": {name: Tensor}}``.
+Loading uses ``torch.load(weights_only=True)``, which refuses any pickled object that is not a tensor or a plain
+container, so a hostile file is rejected before anything in it runs. The structure is then checked key by key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError, ModelError
+from core.safe_files import file_sha256
+
+FORMAT = "bda-workbench-checkpoint/1"
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+
+
+def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    """Write a checkpoint atomically (temp file + rename); return its sha256.
+
+    ``meta`` must be JSON-serialisable: it is stored as a JSON string, never as pickled Python objects.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        meta_json = json.dumps(meta, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint metadata is not JSON-safe: {exc}") from exc
+    payload = {"format": FORMAT, "meta_json": meta_json,
+               "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return file_sha256(path)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load and validate a checkpoint file; return ``(state_dict, meta)``.
+
+    Raises :class:`CheckpointError` for a missing, empty, truncated, oversized, pickled-code-carrying or
+    wrongly-structured file. Nothing inside the file is executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"model file {path.name} is empty (0 bytes); upload the .pt file again")
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"model file {path.name} is {size / 1e9:.1f} GB, larger than the 2 GB limit")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (not a torch.save zip archive); it may be "
+                              "truncated or a different file type")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path.name} was refused: it contains Python objects or code that a weights-only "
+                              "checkpoint must not carry. Nothing in it was run. Use a checkpoint written by "
+                              "`python -m core train`.") from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path.name} could not be read: it is truncated or corrupt ({exc.__class__.__name__})."
+                              " Copy or upload the file again.") from exc
+    return validate_payload(obj, path.name)
+
+
+def validate_payload(obj: Any, name: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Check the structure of a loaded checkpoint payload and decode its metadata."""
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{name} is not a BDA workbench checkpoint (expected format {FORMAT!r}); train one "
+                              "with `python -m core train` or upload a file made by it")
+    state = obj.get("state_dict")
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{name} has no valid weights (state_dict must map names to tensors)")
+    try:
+        meta = json.loads(obj.get("meta_json", ""))
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{name} has unreadable metadata: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
+        raise CheckpointError(f"{name} metadata lacks the architecture name ('arch')")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{name} has weights that are not finite numbers (NaN or infinity) in "
+                              f"{', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''}: training diverged or "
+                              "the file was damaged. Every image would score nan and be called normal; retrain the "
+                              "model (e.g. with a lower learning rate) or use another checkpoint.")
+    if meta.get("calibration") is not None:
+        check_calibration(meta["calibration"], name)
+    return state, meta
+
+
+_CALIBRATION_KEYS = ("pixel_q50", "pixel_q99", "image_q50", "image_q99", "threshold", "image_threshold")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_calibration(cal: Any, name: str = "checkpoint") -> None:
+    """Refuse (:class:`CheckpointError`) calibration statistics that are missing, not finite numbers, or not
+    increasing (q99 above q50): scores calibrated with them would be nan, infinite or inverted."""
+    what = (f"{name} has unusable score calibration ({{}}); recalibrate it by retraining with "
+            "`python -m core train`, or use another checkpoint")
+    if not isinstance(cal, dict):
+        raise CheckpointError(what.format("not a table of numbers"))
+    missing = [k for k in _CALIBRATION_KEYS if k not in cal]
+    if missing:
+        raise CheckpointError(what.format(f"missing {', '.join(missing)}"))
+    quantiles = [v for k in ("pixel_quantiles", "image_quantiles") if isinstance(cal.get(k), dict)
+                 for v in cal[k].values()]
+    if not all(_finite(cal[k]) for k in _CALIBRATION_KEYS) or not all(_finite(v) for v in quantiles):
+        raise CheckpointError(what.format("values that are not finite numbers (NaN or infinity)"))
+    if not (cal["pixel_q99"] > cal["pixel_q50"] and cal["image_q99"] > cal["image_q50"]):
+        raise CheckpointError(what.format("its 99th percentiles are not above its medians"))
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any], str]:
+    """Build the network a checkpoint describes and load its weights; return ``(net, meta, sha256)``.
+
+    A checkpoint whose weights do not fit its declared architecture (e.g. edited metadata, or weights of another
+    arch) raises :class:`CheckpointError`.
+    """
+    from core.models import build_model
+
+    state, meta = read_checkpoint(path)
+    name = Path(path).name
+    source = trunk_source_name(meta, name)
+    try:
+        net = build_model(meta["arch"], pretrained=source)
+    except ModelError as exc:
+        raise CheckpointError(f"{name}: {exc}") from exc
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except (RuntimeError, ModelError) as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{name} does not match architecture {meta['arch']!r}: its weights belong "
+                              f"to a different network ({first[:200]})") from exc
+    # only trunk tensors may come from the installed source; everything else must be in the file
+    lacking = [k for k in missing if source == "none" or not k.startswith("backbone.")]
+    if unexpected or lacking:
+        keys = ", ".join((unexpected or lacking)[:3])
+        raise CheckpointError(f"{name} does not match architecture {meta['arch']!r}: its weights belong "
+                              f"to a different network ({'unexpected' if unexpected else 'missing'} keys: {keys})")
+    net.eval()
+    return net, meta, file_sha256(path)
+
+
+def trunk_source_name(meta: dict[str, Any], name: str = "checkpoint") -> str:
+    """The offline trunk source a checkpoint names (``meta["trunk_source"]``), checked; ``"none"`` when absent.
+
+    Only the registered sources are accepted (a file never makes the loader read a path it names), and the recorded
+    sha256 must be the installed source's, so a checkpoint always runs on the trunk it was trained on.
+    """
+    from core.models.pretrained import SOURCES
+
+    info = meta.get("trunk_source")
+    if info is None:
+        return "none"
+    src = SOURCES.get(info.get("name") if isinstance(info, dict) else None)  # type: ignore[arg-type]
+    if src is None:
+        raise CheckpointError(f"{name} needs the trunk source {info!r}, which this installation does not know; "
+                              f"known offline sources: {', '.join(SOURCES)}")
+    if info.get("sha256") != src.sha256:
+        raise CheckpointError(f"{name} was trained on another version of {src.name} (sha256 "
+                              f"{str(info.get('sha256'))[:16]}…, installed {src.sha256[:16]}…); use the "
+                              "matching package version")
+    return src.name
