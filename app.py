@@ -29,6 +29,7 @@ PAGES = [
     ("pages/map.py", "Map", ":material/map:"),
     ("pages/report.py", "Report", ":material/summarize:"),
     ("pages/models.py", "Models", ":material/model_training:"),
+    ("pages/users.py", "Users", ":material/manage_accounts:"),  # admins only (or single-user mode)
 ]
 
 st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
@@ -46,6 +47,8 @@ user, blocker = auth.gate(ws)  # the login form (users exist) or the loopback ru
 if blocker is not None:  # drawn as the page of every address: see the module notes
     st.navigation(auth.blocked_pages(blocker, pages), position="hidden").run()
     st.stop()
+if user is not None and not user.is_admin:  # accounts are an admin's business
+    pages = [p for p in pages if p[0] != "pages/users.py"]
 menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(pages)]
 page = st.navigation(menu, position="hidden")
 with st.sidebar:

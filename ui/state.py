@@ -17,6 +17,7 @@ SHELL = "shell_ready"  #: set by app.py on every run; a page run without it was 
 
 # -- sidebar: what every page works with -------------------------------------------------------------------------
 CASE_ID = "case_id"  #: id of the case in use (int) or None
+USERS_NOTE = "users_note"  #: what the last change on the Users page did, shown after its rerun
 USER = "user"  #: the logged-in user ({"id", "name", "role", "updated_at"}) or None (not logged in, or no accounts)
 LOGIN_AT = "login_at"  #: time.time() of the login (a login expires after $BDA_SESSION_MAX_HOURS)
 SEEN_AT = "seen_at"  #: time.time() of the last run of this session (idle expiry: $BDA_SESSION_IDLE_MINUTES)
@@ -88,6 +89,11 @@ W_COMPARE_POS = "w_compare_pos"
 W_COMPARE_MODE = "w_compare_mode"
 W_RESAMPLE = "w_resample"
 W_EVENT_TYPE = "w_event_type"
+W_USERS_NEW_NAME = "w_users_new_name"
+W_USERS_NEW_ROLE = "w_users_new_role"
+W_USERS_EDIT_NAME = "w_users_edit_name"
+W_USERS_EDIT_ROLE = "w_users_edit_role"
+W_USERS_REMOVE = "w_users_remove"
 
 
 def uploader_key() -> str:
@@ -124,6 +130,7 @@ DEFAULTS: dict[str, Any] = {
     SHELL: False,
     CASE_ID: None,
     USER: None,
+    USERS_NOTE: None,
     LOGIN_AT: None,
     SEEN_AT: None,
     LOGIN_NOTE: None,

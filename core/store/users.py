@@ -251,3 +251,9 @@ class UsersMixin(WorkspaceBase):
         cid = check_id(case_id, "case id")
         rows = self._db.query("SELECT at, user, action, detail FROM case_events WHERE case_id=? ORDER BY id", (cid,))
         return [{k: r[k] for k in r.keys()} for r in rows]
+
+    def account_events(self) -> list[dict[str, Any]]:
+        """Changes to the accounts themselves (users added, changed, removed), oldest first: at, user, action,
+        detail."""
+        rows = self._db.query("SELECT at, user, action, detail FROM case_events WHERE case_id IS NULL ORDER BY id")
+        return [{k: r[k] for k in r.keys()} for r in rows]
