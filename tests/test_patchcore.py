@@ -122,3 +122,25 @@ def test_checkpoint_naming_an_unknown_or_other_trunk_source_is_refused(tmp_path:
     save_checkpoint(p, {"bank": net.bank}, {"arch": "patchcore-resnet18"})  # no source: the trunk must be there
     with pytest.raises(CheckpointError, match="missing keys"):
         load_model(p)
+
+
+def test_the_held_out_strip_lies_in_the_valid_rows_of_a_scene_with_nodata_below(tmp_path: Path) -> None:
+    """A reprojected tile or tilted mosaic often has black nodata under its content: the calibration strip is the
+    last 15 % of the rows that hold pixels, not of the raster (which would be all nodata and refuse the fit)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from core.learn.samples import PatchPool
+
+    img = _texture(3)
+    h, w = 400, img.shape[1]
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:260] = cv2.resize(img, (w, 260))  # rows 260-399: exact-black nodata
+    path = tmp_path / "tile.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs="EPSG:32615",
+                       transform=from_origin(500000, 4100000, 0.5, 0.5)) as ds:
+        ds.write(np.moveaxis(rgb, -1, 0))
+    train_pool, held = PatchPool([path], 32, part="train"), PatchPool([path], 32, part="holdout")
+    assert held.items[0].rows == (221, 260) and train_pool.items[0].rows == (0, 221)
+    patches = held.grid(8)
+    assert len(patches) > 0 and all(p.max() > 0 for p in patches)

@@ -86,6 +86,18 @@ def read_valid(scene: Scene, window: Window | None = None) -> tuple[np.ndarray, 
     return rgb, valid & ~black_nodata(rgb)
 
 
+def _part_rows(height: int, valid: np.ndarray | None, part: str) -> tuple[int, int]:
+    """Rows of a georeferenced scene for ``part``: the held-out strip is the last :data:`HOLDOUT_FRACTION` of the
+    rows that hold valid pixels (a tilted orthomosaic or a reprojected tile often has nodata below its content;
+    a strip of the raw rows there would leave nothing to calibrate on), the training part the rows above it."""
+    lo, hi = 0, height
+    if valid is not None and valid.any():
+        rows = np.flatnonzero(valid.any(axis=1))
+        lo, hi = int(rows[0]), int(rows[-1]) + 1
+    split = lo + int((hi - lo) * (1 - HOLDOUT_FRACTION))
+    return (0, split) if part == "train" else (split, hi)
+
+
 class PatchPool:
     """Random square patches of ``patch`` px from a set of images."""
 
@@ -109,14 +121,14 @@ class PatchPool:
                 if is_holdout != (part == "holdout"):
                     scene.close()
                     continue
-            split = int(scene.height * (1 - HOLDOUT_FRACTION))
-            rows = ((0, split) if part == "train" else (split, scene.height)) if georef else (0, scene.height)
-            if georef and rows[1] - rows[0] < patch // 2:
-                scene.close()
-                continue
             cached = valid = None
             if scene.width * scene.height <= CACHE_MAX_PIXELS:
                 cached, valid = read_valid(scene)
+            rows = _part_rows(scene.height, valid, part) if georef else (0, scene.height)
+            if georef and rows[1] - rows[0] < patch // 2:
+                scene.close()
+                continue
+            if cached is not None and valid is not None:
                 if not georef:  # frames: keep a copy scaled so the short side is ~2 patches
                     f = min(1.0, 2.0 * patch / min(scene.width, scene.height))
                     if f < 1.0:
