@@ -49,7 +49,7 @@ class TrainConfig:
     epochs: int = 10
     steps_per_epoch: int = 50
     batch_size: int = 16
-    optimizer: str = "sgd"
+    optimizer: str = "auto"  #: "auto" (the objective's paper: SGD for FCDD/HSC, Adam for Deep SVDD/SAD), sgd, adam
     lr: float = 1e-3
     weight_decay: float = 1e-6
     lr_decay: float = 0.985
@@ -67,12 +67,13 @@ class TrainConfig:
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
-def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
+def _optimizer(cfg: TrainConfig, net: OneClassNet, params) -> torch.optim.Optimizer:
+    name = net.paper_optimizer if cfg.optimizer == "auto" else cfg.optimizer
+    if name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
+    if name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adam")
+    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use auto, sgd or adam")
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -141,6 +142,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     meta = _metadata(cfg, net, calibration, history, normal_paths, anomaly_paths, normal, anomalies, warnings,
                      train_seconds, seen, stopped)
     meta["training"]["frozen"] = frozen
+    if net.trained_by_gradient:
+        meta["training"]["optimizer"] = net.paper_optimizer if cfg.optimizer == "auto" else cfg.optimizer
     if fitted is not None:
         meta["training"]["feature_bank"] = fitted
     state = net.state_dict()
@@ -177,7 +180,7 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
 
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
-    opt = _optimizer(cfg, [p for p in net.parameters() if p.requires_grad])
+    opt = _optimizer(cfg, net, [p for p in net.parameters() if p.requires_grad])
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
     amp = device.type == "cuda"
     history: list[dict[str, float]] = []
@@ -202,6 +205,11 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(x)
             loss = net.loss(out.float(), y)
+            if not torch.isfinite(loss):
+                raise InputError(
+                    f"training diverged at epoch {epoch + 1}, step {_step + 1} (the loss became {float(loss)}); "
+                    f"nothing was saved. Lower the learning rate (now {opt.param_groups[0]['lr']:g}) or use the "
+                    "Adam optimizer")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

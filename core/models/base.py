@@ -61,6 +61,10 @@ class OneClassNet(nn.Module, ABC):
     heatmap_needs_grad: bool = False
     #: False for objectives that learn from normal samples only (Deep SVDD): the trainer then draws no anomalies.
     learns_from_anomalies: bool = True
+    #: The optimizer of the objective's paper, used when training asks for "auto": FCDD/HSC's SGD; Deep SVDD/SAD's
+    #: Adam (their squared-distance loss has unbounded gradients, which SGD's fixed step turns into divergence on
+    #: large pretrained features).
+    paper_optimizer: ClassVar[str] = "sgd"
     #: Keyword options of the objective a builder may pass (e.g. Deep SAD's ``eta``); anything else is refused.
     options: ClassVar[tuple[str, ...]] = ()
 

@@ -40,6 +40,8 @@ class Objective:
     trunks: tuple[str, ...] = ALL_TRUNKS
     #: family names that differ from ``net.family`` for some trunks ("Deeper FCDD" is FCDD over VGG16)
     families: Mapping[str, str] = field(default_factory=dict)
+    #: a word about the objective over some trunks (its paper, a reference net)
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     def family(self, trunk: str) -> str:
         """The family of this objective over ``trunk``."""
@@ -48,15 +50,16 @@ class Objective:
 
 OBJECTIVES: tuple[Objective, ...] = (
     Objective("fcdd", FCDDNet, "bias-free 1x1 conv to a one-channel map φ; A = sqrt(φ² + 1) − 1, score mean(A)",
-              families={"vgg16": "Deeper FCDD"}),
+              families={"vgg16": "Deeper FCDD"},
+              notes={"vgg11": "reference net FCDD_CNN224_VGG", "vgg16": "Yasuno et al. 2023"}),
     Objective("hsc", HSCNet, "global average pooling + bias-free linear head to a 128-d vector z; "
                              "score sqrt(‖z‖² + 1) − 1; gradient-saliency heatmaps"),
-    Objective("deep-svdd", DeepSVDDNet, "global average pooling + bias-free linear head to a 128-d vector z "
-                                        "(trunk biases not trained); score ‖z − c‖² around the centre c of the "
-                                        "normal data; trained on normal samples only; gradient-saliency heatmaps"),
-    Objective("deep-sad", DeepSADNet, "Deep SVDD's bias-free network and centre c; labelled anomalies pushed away "
-                                      "from c (weight η); score ‖z − c‖²; gradient-saliency heatmaps"),
-    Objective("patchcore", PatchCoreNet, "its last two stages' features, 3x3-aggregated, against a memory bank of "
+    Objective("deep-svdd", DeepSVDDNet, "global average pooling + bias-free linear head to a 128-d vector z, trunk "
+                                        "biases not trained; score ‖z − c‖² around the centre c of the normal data; "
+                                        "learns from normal samples only; gradient-saliency heatmaps"),
+    Objective("deep-sad", DeepSADNet, "Deep SVDD's network, centre c and score ‖z − c‖²; labelled anomalies pushed "
+                                      "away from c (weight η); gradient-saliency heatmaps"),
+    Objective("patchcore", PatchCoreNet, "the last two stages' features, 3x3-aggregated, against a memory bank of "
                                          "normal imagery; score distance to the nearest bank entry",
               trunks=("vgg16", "resnet18")),
 )
@@ -78,7 +81,9 @@ class Entry:
     @property
     def description(self) -> str:
         """Composed from the objective's and the trunk's descriptions."""
-        return f"{self.family}: {BACKBONES[self.trunk].description} + {self.objective.head}."
+        note = self.objective.notes.get(self.trunk)
+        family = f"{self.family} ({note})" if note else self.family
+        return f"{family} over {BACKBONES[self.trunk].description}: {self.objective.head}."
 
 
 _REGISTRY: dict[str, Entry] = {f"{o.prefix}-{t}": Entry(f"{o.prefix}-{t}", o, t) for o in OBJECTIVES for t in o.trunks}
@@ -144,6 +149,7 @@ def _info(arch: str) -> tuple[tuple[str, Any], ...]:
         "output": model.output_description,
         "trained_by_gradient": bool(model.trained_by_gradient),
         "learns_from_anomalies": bool(model.learns_from_anomalies),
+        "options": list(model.options),
     }
     return tuple(out.items())
 
@@ -152,7 +158,8 @@ def arch_info(arch: str) -> dict[str, Any]:
     """JSON-safe facts about ``arch``.
 
     Keys: arch, objective, family, backbone, backbone_description, description, rf {r, j, s}, map_size_224 [h, w],
-    stride, feature_channels, sigma, output, trained_by_gradient, learns_from_anomalies. Builds nothing real (meta
+    stride, feature_channels, sigma, output, trained_by_gradient, learns_from_anomalies, options (the keyword
+    options :func:`build_model` takes). Builds nothing real (meta
     device) and leaves the RNG untouched.
     """
     info = dict(_info(arch))

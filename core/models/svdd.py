@@ -56,6 +56,7 @@ class DeepSVDDNet(VectorNet):
     objective = "deep-svdd"
     family = "Deep SVDD"
     learns_from_anomalies = False
+    paper_optimizer = "adam"  # Ruff et al. train both objectives with Adam
 
     c: Tensor
 
