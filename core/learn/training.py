@@ -192,7 +192,8 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
     pretrained_bn = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)] \
         if net.pretrained != "none" else []
     _train_mode(net, pretrained_bn)
-    net.start_training(_normal_batch(normal, cfg, device, amp))  # e.g. Deep SVDD's centre, from the initial net
+    # e.g. Deep SVDD's centre, from the initial net
+    net.start_training(_normal_batch(normal, net.start_samples, cfg, device, amp))
     for epoch in range(cfg.epochs):
         _train_mode(net, pretrained_bn)
         losses = []
@@ -234,20 +235,17 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
     return history, seen, stopped
 
 
-#: Normal patches the net sees in :meth:`OneClassNet.start_training` (Deep SVDD's centre is their mean output).
-START_SAMPLES = 64
-
-
 def _train_mode(net: OneClassNet, pretrained_bn: list[torch.nn.Module]) -> None:
     net.train()
     for m in pretrained_bn:  # a pretrained trunk keeps its normalisation statistics
         m.eval()
 
 
-def _normal_batch(normal: PatchPool, cfg: TrainConfig, device: torch.device, amp: bool) -> torch.Tensor:
-    """:data:`START_SAMPLES` normal training patches (augmented like the steps'), normalised, on ``device``."""
+def _normal_batch(normal: PatchPool, n: int, cfg: TrainConfig, device: torch.device, amp: bool) -> torch.Tensor:
+    """``n`` normal training patches (augmented like the steps'), normalised, on ``device`` (n = 0: an empty batch)."""
     rng = np.random.default_rng([cfg.seed, 1])
-    imgs = np.stack([augment(normal.sample(rng), rng) for _ in range(max(START_SAMPLES, cfg.batch_size))])
+    imgs = np.stack([augment(normal.sample(rng, tries=100), rng) for _ in range(n)]) if n else \
+        np.zeros((0, cfg.input_size, cfg.input_size, 3), np.uint8)
     x = to_tensor(imgs, IMAGENET_MEAN, IMAGENET_STD).to(device)
     return x.contiguous(memory_format=torch.channels_last) if amp else x
 

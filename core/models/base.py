@@ -65,6 +65,8 @@ class OneClassNet(nn.Module, ABC):
     #: Adam (their squared-distance loss has unbounded gradients, which SGD's fixed step turns into divergence on
     #: large pretrained features).
     paper_optimizer: ClassVar[str] = "sgd"
+    #: How many normal inputs :meth:`start_training` wants (0: it needs none, and gets an empty batch).
+    start_samples: ClassVar[int] = 0
     #: Keyword options of the objective a builder may pass (e.g. Deep SAD's ``eta``); anything else is refused.
     options: ClassVar[tuple[str, ...]] = ()
 
@@ -127,8 +129,8 @@ class OneClassNet(nn.Module, ABC):
         """
 
     def start_training(self, normal: Tensor) -> None:
-        """Called by the trainer once, before the first step, with a batch of normal inputs (N,3,H,W) on the
-        model's device and in the mode the steps run in; objectives that need a start (Deep SVDD's centre) set it
+        """Called by the trainer once, before the first step, with :attr:`start_samples` normal inputs (N,3,H,W) on
+        the model's device and in the mode the steps run in; objectives that need a start (Deep SVDD's centre) set it
         here. Default: nothing."""
         del normal
 

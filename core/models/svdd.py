@@ -57,6 +57,7 @@ class DeepSVDDNet(VectorNet):
     family = "Deep SVDD"
     learns_from_anomalies = False
     paper_optimizer = "adam"  # Ruff et al. train both objectives with Adam
+    start_samples = 64  # the centre is the mean output over this many normal training patches
 
     c: Tensor
 
