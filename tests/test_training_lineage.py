@@ -42,3 +42,11 @@ def test_cli_trains_and_evaluates_the_lineage(shared_data, tmp_path, capsys, arc
     assert result["model"]["family"] == family
     assert result["images"]["n_normal"] == result["images"]["n_anomalous"] == 10
     assert 0.0 <= result["images"]["auroc"] <= 1.0
+
+
+def test_an_option_the_objective_does_not_take_is_refused_before_reading_images(tmp_path, capsys):
+    rc = main(["train", "--arch", "deep-svdd-resnet18", "--eta", "2", "--normal", str(tmp_path / "missing"),
+               "--out", str(tmp_path / "m.pt")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "takes no option eta" in err and "deep-sad" in err and "Traceback" not in err

@@ -85,6 +85,9 @@ def _validate(cfg: TrainConfig) -> None:
         raise InputError(f"confetti must be auto, mix or off, got {cfg.confetti!r}")
     if cfg.bank_max < 1:
         raise InputError(f"the feature bank must keep at least one feature, got bank_max={cfg.bank_max}")
+    unknown = sorted(set(cfg.options) - set(arch_info(cfg.arch)["options"]))
+    if unknown:  # before any image is read
+        raise InputError(f"{cfg.arch} takes no option {', '.join(unknown)} (e.g. --eta is for deep-sad-* only)")
     if cfg.confetti == "off" and not cfg.anomalies and arch_info(cfg.arch)["learns_from_anomalies"]:
         raise InputError("with confetti off, give labelled anomalies (--anomalies); one-class training needs some "
                          "anomalies (real or synthetic) for the FCDD/HSC loss")
