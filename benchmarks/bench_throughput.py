@@ -15,8 +15,7 @@ import time
 
 import torch
 
-from core.learn.losses import objective_for
-from core.models import build_model, list_archs
+from core.models import arch_info, build_model, list_archs
 
 
 def _sync(device: torch.device) -> None:
@@ -46,7 +45,7 @@ def bench_infer(arch: str, device: torch.device, dtype: torch.dtype | None, batc
 
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            if net.objective == "hsc":
+            if net.heatmap_needs_grad:  # saliency heatmaps take gradients
                 net.heatmap(x)
             else:
                 with torch.inference_mode():
@@ -59,7 +58,6 @@ def bench_train(arch: str, device: torch.device, dtype: torch.dtype | None, batc
                 iters: int) -> float:
     """Samples/s of forward + loss + backward + SGD step."""
     net = build_model(arch).to(device).train()
-    obj = objective_for(net)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch, 3, size, size, device=device)
     y = (torch.arange(batch, device=device) % 2).float()
@@ -70,7 +68,7 @@ def bench_train(arch: str, device: torch.device, dtype: torch.dtype | None, batc
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = net(x)
-        loss = obj.loss(out.float(), y)
+        loss = net.loss(out.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -101,7 +99,8 @@ def main() -> int:
         for mode, dev, dt in modes:
             iters = a.iters if dev.type == "cpu" else max(a.iters, 20)
             inf = bench_infer(arch, dev, dt, a.batch, a.size, iters)
-            tr = None if a.no_train else bench_train(arch, dev, dt, a.batch, a.size, iters)
+            trains = not a.no_train and arch_info(arch)["trained_by_gradient"]
+            tr = bench_train(arch, dev, dt, a.batch, a.size, iters) if trains else None
             rows.append({"arch": arch, "mode": mode, "infer_tiles_s": round(inf, 1),
                          "train_samples_s": round(tr, 1) if tr else None})
             print(f"{arch:16s} {mode:10s} inference {inf:9.1f} tiles/s" +

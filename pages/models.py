@@ -139,7 +139,9 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
         name = st.text_input("Model name", max_chars=100, placeholder="e.g. joplin-pre-vgg16")
         arch = st.selectbox("Architecture", archs, index=archs.index("fcdd-vgg16") if "fcdd-vgg16" in archs else 0,
                             format_func=lambda a: f"{model_family(a)} · {a}",
-                            help="fcdd-vgg16 is 'Deeper FCDD', the best backbone on AIDER in Yasuno et al. 2023.")
+                            help="Objective × trunk. fcdd-vgg16 is 'Deeper FCDD', the best backbone on AIDER in "
+                                 "Yasuno et al. 2023; HSC, Deep SVDD and Deep SAD complete the one-class lineage; "
+                                 "feature matching is fitted, not trained.")
         c = st.columns(4)
         epochs = c[0].number_input("Epochs", 1, 1000, 10)
         size = c[1].number_input("Input size (px)", 32, 1024, 224, step=8)
@@ -150,7 +152,8 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
         normal_dir = st.text_input("…or a folder of normal images on the server", help=SERVER_HELP)
         anom_up = st.file_uploader("Anomalies (optional, damaged examples), or a .zip", UPLOAD_TYPES,
                                    accept_multiple_files=True,
-                                   help="Without them, synthetic 'confetti' anomalies are used (FCDD).")
+                                   help="Without them, synthetic 'confetti' anomalies are used (FCDD, HSC, Deep SAD)."
+                                        " Deep SVDD and feature matching learn from normal images only.")
         anom_dir = st.text_input("…or a folder of anomalies on the server", help=SERVER_HELP)
         adv = models_train.advanced_fields()
         go_train = st.form_submit_button("Start training", type="primary")

@@ -25,7 +25,8 @@ from core.models import (
     receptive_field,
 )
 from core.models.backbones import BACKBONES, hub_weights_path
-from core.models.patchcore import Aggregate, PatchCoreNet
+from core.models.checkpoint import load_model, save_checkpoint
+from core.models.patchcore import PatchCoreNet
 
 torch.set_num_threads(1)
 
@@ -39,6 +40,7 @@ def models() -> dict[str, OneClassNet]:
     for m in out.values():
         if isinstance(m, PatchCoreNet):  # a small bank of random normal features, so the contract can run
             m.set_bank(torch.nn.functional.normalize(torch.randn(64, m.dim), dim=1))
+        m.start_training(torch.randn(4, 3, 32, 32))  # every net takes the hook (Deep SVDD: its centre)
     return out
 
 
@@ -157,9 +159,9 @@ def test_output_size_matches_torch(n: int, ceil_mode: bool) -> None:
 def test_contract(models: dict[str, OneClassNet], arch: str, hw: tuple[int, int]) -> None:
     model = models[arch]
     info = arch_info(arch)
-    assert model.arch == arch and model.objective == info["objective"]
-    assert model.objective in ("fcdd", "hsc", "patchcore")
-    extra = [Aggregate()] if model.objective == "patchcore" else []  # feature matching aggregates 3x3 cells
+    assert model.arch == arch and model.objective == info["objective"] and model.family == info["family"]
+    assert arch.endswith(f"-{info['backbone']}") and info["family"] in info["description"]
+    extra = [model.aggregate] if isinstance(model, PatchCoreNet) else []  # feature matching aggregates 3x3 cells
     assert model.rf == receptive_field([*model.backbone.layers(), *extra])
     assert model.rf.j == 8 and info["stride"] == 8
     assert 8 <= model.sigma <= 12
@@ -170,19 +172,54 @@ def test_contract(models: dict[str, OneClassNet], arch: str, hw: tuple[int, int]
         feats = model.features(x)
         maps, scores = model.heatmap(x)
         img = model.image_score(out)
+        a = model.anomaly(out)
     assert abs(h - hw[0] / 8) < 1 and abs(w - hw[1] / 8) < 1  # stride 8 (VGG floors, ResNet rounds up)
     assert feats.shape == (2, info["feature_channels"], h, w)
-    if model.objective in ("fcdd", "patchcore"):
-        assert out.shape == (2, 1, h, w)
-        assert model.anomaly(out).shape == (2, 1, h, w)
-    else:
-        assert out.shape == (2, 128)
-        assert model.anomaly(out).shape == (2,)
+    if out.dim() == 4:  # a map: its anomaly is a map too
+        assert out.shape == a.shape == (2, 1, h, w) and "(N,1,h,w)" in info["output"]
+    else:  # a vector per image: one anomaly per image
+        assert out.shape == (2, 128) and a.shape == (2,) and "(N,128)" in info["output"]
     assert maps.shape == (2, *hw) and maps.dtype == torch.float32
     assert scores.shape == (2,) and img.shape == (2,)
     torch.testing.assert_close(scores, img.float())
     assert torch.all(torch.isfinite(maps)) and torch.all(maps >= 0) and maps.abs().sum() > 0
     assert torch.all(scores >= 0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_contract_training(models: dict[str, OneClassNet], arch: str) -> None:
+    """Gradient-trained nets give a finite loss whose gradient reaches the head; feature matching refuses one."""
+    model = copy.deepcopy(models[arch]).train()
+    info = arch_info(arch)
+    x, y = torch.randn(2, 3, 32, 40), torch.tensor([0.0, 1.0])
+    assert model.trained_by_gradient == info["trained_by_gradient"]
+    if not model.trained_by_gradient:
+        with pytest.raises(ModelError, match="no training loss"):
+            model.loss(model(x), y)
+        return
+    loss = model.loss(model(x).float(), y)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert model.head.weight.grad is not None and torch.any(model.head.weight.grad != 0)
+    assert all(g is None or torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_contract_checkpoint_round_trip(models: dict[str, OneClassNet], arch: str, tmp_path: Path) -> None:
+    """state_dict -> checkpoint file -> a fresh net of the same arch: the same scores (Deep SVDD's centre included)."""
+    model = models[arch]
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model.state_dict(), {"arch": arch})
+    torch.manual_seed(123)  # a different random init underneath
+    loaded, meta, _ = load_model(path)
+    assert meta["arch"] == arch and type(loaded) is type(model)
+    x = torch.randn(1, 3, 40, 48)
+    with torch.inference_mode():
+        ref_maps, ref_scores = model.heatmap(x)
+        maps, scores = loaded.heatmap(x)
+    torch.testing.assert_close(scores, ref_scores, rtol=1e-3, atol=1e-5)  # the bank is stored in half precision
+    torch.testing.assert_close(maps, ref_maps, rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

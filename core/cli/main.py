@@ -29,13 +29,16 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "none | hed-vgg16 | imagenet (torch hub cache only) | PATH to a backbone state_dict")
     p.add_argument("--freeze", choices=["auto", "none", "trunk"], default="auto",
                    help="auto: a pretrained trunk is frozen but for its last stage; trunk: train the head only")
+    p.add_argument("--eta", type=float, default=None,
+                   help="Deep SAD (deep-sad-*): weight η of the labelled anomalies in the loss (default 1)")
     p.add_argument("--bank-max", type=int, default=16_384,
                    help="feature matching (patchcore-*): most normal features kept in the memory bank")
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--steps-per-epoch", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    p.add_argument("--optimizer", choices=["auto", "sgd", "adam"], default="auto",
+                   help="auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-6)
     p.add_argument("--lr-decay", type=float, default=0.985, help="learning-rate factor per epoch")
@@ -110,7 +113,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                       batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, weight_decay=a.weight_decay,
                       lr_decay=a.lr_decay, confetti=a.confetti, region_share=a.region_share,
                       exclude_bounds=[list(b) for b in a.exclude_bounds] + _bounds_of(a.exclude_like),
-                      gsd_m=a.gsd, seed=a.seed, device=a.device, name=a.name, freeze=a.freeze, bank_max=a.bank_max)
+                      gsd_m=a.gsd, seed=a.seed, device=a.device, name=a.name, freeze=a.freeze, bank_max=a.bank_max,
+                      options={} if a.eta is None else {"eta": a.eta})
     meta = train(cfg)
     cal = meta["calibration"]
     bank = meta["training"].get("feature_bank")
@@ -153,12 +157,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_archs(_a: argparse.Namespace) -> int:
-    """List architectures with their receptive fields."""
+    """List the architectures, each with its family and what it is."""
     from core.models import arch_info, list_archs
 
+    width = max(map(len, list_archs()))
     for name in list_archs():
         info = arch_info(name)
-        print(f"{name:16s} {info.get('objective', ''):5s} {info.get('description', '')}")
+        print(f"{name:{width}s}  {info['description']}")
     return 0
 
 

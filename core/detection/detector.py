@@ -83,16 +83,6 @@ def model_gsd(meta: dict[str, Any]) -> tuple[float | None, str]:
     return None, "not recorded"
 
 
-#: Display name of a model family by (objective, backbone); backbone None is the objective's name for any trunk.
-#: "Deeper FCDD" is FCDD over VGG16 (Yasuno et al. 2023).
-FAMILIES: dict[tuple[str, str | None], str] = {
-    ("fcdd", "vgg16"): "Deeper FCDD",
-    ("fcdd", None): "FCDD",
-    ("hsc", None): "HSC",
-    ("patchcore", None): "Feature matching (PatchCore)",
-}
-
-
 #: ``BDA_PRECISION=fp32`` turns bf16 off everywhere; ``bf16`` asks for it on a CPU without native support too.
 ENV_PRECISION = "BDA_PRECISION"
 
@@ -125,14 +115,13 @@ def use_bf16(device: torch.device, precision: str | None = None) -> bool:
 
 
 def model_family(arch: str) -> str:
-    """The family of a registered architecture ("FCDD", "Deeper FCDD", "HSC"), from its registry facts (objective
-    and backbone, :func:`core.models.registry.arch_info`), not its name; an unknown one is named as given."""
+    """The family of a registered architecture ("FCDD", "Deeper FCDD", "HSC", "Deep SVDD", "Deep SAD", ...), a fact
+    the registry keeps about it (:func:`core.models.registry.arch_info`), not read from its name; an unknown one is
+    named as given."""
     try:
-        info = arch_info(arch)
+        return str(arch_info(arch)["family"])
     except ModelError:
         return arch or "model"
-    objective, backbone = str(info["objective"]), str(info["backbone"])
-    return FAMILIES.get((objective, backbone)) or FAMILIES.get((objective, None)) or objective.upper()
 
 
 class Detector:
@@ -165,8 +154,8 @@ class Detector:
 
     @property
     def family(self) -> str:
-        """The model's family ("FCDD", "Deeper FCDD", "HSC"); see :func:`model_family`."""
-        return model_family(self.arch)
+        """The model's family ("FCDD", "Deeper FCDD", "HSC", "Deep SVDD", ...): the net's own, else the registry's."""
+        return str(getattr(self.net, "family", "") or model_family(self.arch))
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = 16,

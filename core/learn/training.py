@@ -1,4 +1,7 @@
-"""Train a one-class detector (FCDD or HSC) with outlier exposure and/or confetti noise, then calibrate it.
+"""Train a one-class detector (FCDD, HSC, Deep SVDD, Deep SAD; or fit feature matching), then calibrate it.
+
+The loop only calls the net: ``net.start_training(normal)`` once, then ``net.loss(net(x), y)`` per step, with
+outlier exposure and/or confetti noise as anomalies for the objectives that learn from them.
 
 Paper defaults (FCDD reference runners): SGD with Nesterov momentum 0.9, lr 1e-3, weight decay 1e-6, an
 exponential schedule (×0.985 per epoch). Adam is offered because random-init networks trained on a CPU converge
@@ -23,12 +26,11 @@ import core
 from core.detection.calibration import Calibration
 from core.detection.detector import IMAGENET_MEAN, IMAGENET_STD, Detector, resolve_device, to_tensor
 from core.errors import InputError
-from core.learn.losses import objective_for
-from core.learn.samples import OneClassStream, PatchPool, collect_images
+from core.learn.samples import OneClassStream, PatchPool, augment, collect_images
 from core.models import OneClassNet, build_model
 from core.models.checkpoint import save_checkpoint
 from core.models.pretrained import SOURCES, source_info, without_source_weights
-from core.models.registry import resolve_pretrained
+from core.models.registry import arch_info, resolve_pretrained
 
 
 @dataclass
@@ -36,6 +38,7 @@ class TrainConfig:
     """Everything that defines a training run (stored in the checkpoint)."""
 
     arch: str = "fcdd-vgg11"
+    options: dict[str, float] = field(default_factory=dict)  #: the objective's options, e.g. Deep SAD's {"eta": 1}
     normal: list[str] = field(default_factory=list)
     anomalies: list[str] = field(default_factory=list)
     out: str = "model.pt"
@@ -46,7 +49,7 @@ class TrainConfig:
     epochs: int = 10
     steps_per_epoch: int = 50
     batch_size: int = 16
-    optimizer: str = "sgd"
+    optimizer: str = "auto"  #: "auto" (the objective's paper: SGD for FCDD/HSC, Adam for Deep SVDD/SAD), sgd, adam
     lr: float = 1e-3
     weight_decay: float = 1e-6
     lr_decay: float = 0.985
@@ -64,12 +67,13 @@ class TrainConfig:
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
-def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
+def _optimizer(cfg: TrainConfig, net: OneClassNet, params) -> torch.optim.Optimizer:
+    name = net.paper_optimizer if cfg.optimizer == "auto" else cfg.optimizer
+    if name == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
+    if name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adam")
+    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use auto, sgd or adam")
 
 
 def _validate(cfg: TrainConfig) -> None:
@@ -81,7 +85,10 @@ def _validate(cfg: TrainConfig) -> None:
         raise InputError(f"confetti must be auto, mix or off, got {cfg.confetti!r}")
     if cfg.bank_max < 1:
         raise InputError(f"the feature bank must keep at least one feature, got bank_max={cfg.bank_max}")
-    if cfg.confetti == "off" and not cfg.anomalies:
+    unknown = sorted(set(cfg.options) - set(arch_info(cfg.arch)["options"]))
+    if unknown:  # before any image is read
+        raise InputError(f"{cfg.arch} takes no option {', '.join(unknown)} (e.g. --eta is for deep-sad-* only)")
+    if cfg.confetti == "off" and not cfg.anomalies and arch_info(cfg.arch)["learns_from_anomalies"]:
         raise InputError("with confetti off, give labelled anomalies (--anomalies); one-class training needs some "
                          "anomalies (real or synthetic) for the FCDD/HSC loss")
 
@@ -114,16 +121,16 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     anomalies = PatchPool(anomaly_paths, cfg.input_size, warnings=warnings) if anomaly_paths else None
     held_patches = held.grid()  # cut before training: a set that cannot be calibrated fails before the long part
     pretrained = resolve_pretrained(cfg.arch, cfg.pretrained)
-    net = build_model(cfg.arch, pretrained=pretrained).to(device)
+    net = build_model(cfg.arch, pretrained=pretrained, **cfg.options).to(device)
     fitted: dict[str, Any] | None = None
     t0 = time.perf_counter()
+    if anomaly_paths and not net.learns_from_anomalies:
+        warnings.append(f"{cfg.arch} learns from normal imagery only; the {len(anomaly_paths)} anomaly "
+                        "file(s) were not used")
     if net.trained_by_gradient:
         frozen = _freeze(net, cfg.freeze, pretrained)
         history, seen, stopped = _gradient_steps(cfg, net, normal, anomalies, device, progress, should_stop)
     else:
-        if anomaly_paths:
-            warnings.append(f"{cfg.arch} learns from normal imagery only; the {len(anomaly_paths)} anomaly "
-                            "file(s) were not used")
         from core.learn.area_fit import fit_bank
 
         frozen = "all (feature matching)"
@@ -138,6 +145,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     meta = _metadata(cfg, net, calibration, history, normal_paths, anomaly_paths, normal, anomalies, warnings,
                      train_seconds, seen, stopped)
     meta["training"]["frozen"] = frozen
+    if net.trained_by_gradient:
+        meta["training"]["optimizer"] = net.paper_optimizer if cfg.optimizer == "auto" else cfg.optimizer
     if fitted is not None:
         meta["training"]["feature_bank"] = fitted
     state = net.state_dict()
@@ -160,20 +169,21 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
 def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anomalies: PatchPool | None,
                     device: torch.device, progress: ProgressFn | None, should_stop: Callable[[], bool] | None
                     ) -> tuple[list[dict[str, float]], int, bool]:
-    """The one-class loss loop (outlier exposure and/or confetti); returns (history, samples seen, stopped)."""
+    """The loss loop (outlier exposure and/or confetti for objectives that learn from anomalies); returns
+    (history, samples seen, stopped)."""
     confetti_share = {"auto": 0.0 if anomalies else 1.0, "mix": 0.5, "off": 0.0}[cfg.confetti]
     if anomalies is None:
         confetti_share = 1.0
-    stream = OneClassStream(normal, anomalies, anomaly_rate=cfg.anomaly_rate, confetti_share=confetti_share,
-                            region_share=cfg.region_share, seed=cfg.seed)
+    anomaly_rate = cfg.anomaly_rate if net.learns_from_anomalies else 0.0
+    stream = OneClassStream(normal, anomalies if net.learns_from_anomalies else None, anomaly_rate=anomaly_rate,
+                            confetti_share=confetti_share, region_share=cfg.region_share, seed=cfg.seed)
     workers = cfg.workers if cfg.workers >= 0 else (4 if device.type == "cuda" else 0)
     loader = torch.utils.data.DataLoader(stream, batch_size=cfg.batch_size, num_workers=workers,
                                          collate_fn=_collate, persistent_workers=workers > 0)
 
     if device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
-    objective = objective_for(net)
-    opt = _optimizer(cfg, [p for p in net.parameters() if p.requires_grad])
+    opt = _optimizer(cfg, net, [p for p in net.parameters() if p.requires_grad])
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
     amp = device.type == "cuda"
     history: list[dict[str, float]] = []
@@ -184,10 +194,11 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
     stopped = False
     pretrained_bn = [m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)] \
         if net.pretrained != "none" else []
+    _train_mode(net, pretrained_bn)
+    # e.g. Deep SVDD's centre, from the initial net
+    net.start_training(_normal_batch(normal, net.start_samples, cfg, device, amp))
     for epoch in range(cfg.epochs):
-        net.train()
-        for m in pretrained_bn:  # a pretrained trunk keeps its normalisation statistics
-            m.eval()
+        _train_mode(net, pretrained_bn)
         losses = []
         for _step in range(cfg.steps_per_epoch):
             imgs, labels = next(it)
@@ -197,7 +208,12 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
             y = torch.from_numpy(labels).float().to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(x)
-            loss = objective.loss(out.float(), y)
+            loss = net.loss(out.float(), y)
+            if not torch.isfinite(loss):
+                raise InputError(
+                    f"training diverged at epoch {epoch + 1}, step {_step + 1} (the loss became {float(loss)}); "
+                    f"nothing was saved. Lower the learning rate (now {opt.param_groups[0]['lr']:g}) or use the "
+                    "Adam optimizer")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -222,6 +238,21 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
     return history, seen, stopped
 
 
+def _train_mode(net: OneClassNet, pretrained_bn: list[torch.nn.Module]) -> None:
+    net.train()
+    for m in pretrained_bn:  # a pretrained trunk keeps its normalisation statistics
+        m.eval()
+
+
+def _normal_batch(normal: PatchPool, n: int, cfg: TrainConfig, device: torch.device, amp: bool) -> torch.Tensor:
+    """``n`` normal training patches (augmented like the steps'), normalised, on ``device`` (n = 0: an empty batch)."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    imgs = np.stack([augment(normal.sample(rng, tries=100), rng) for _ in range(n)]) if n else \
+        np.zeros((0, cfg.input_size, cfg.input_size, 3), np.uint8)
+    x = to_tensor(imgs, IMAGENET_MEAN, IMAGENET_STD).to(device)
+    return x.contiguous(memory_format=torch.channels_last) if amp else x
+
+
 def _freeze(net: OneClassNet, freeze: str, pretrained: str) -> str:
     """Freeze the trunk except its last stage (``"auto"``: only when the trunk is pretrained), or the whole trunk
     (``"trunk"``), or nothing (``"none"``); return what was frozen, for the metadata."""
@@ -230,8 +261,9 @@ def _freeze(net: OneClassNet, freeze: str, pretrained: str) -> str:
     if freeze == "none" or (freeze == "auto" and pretrained == "none"):
         return "none"
     tail = {id(p) for m in ([] if freeze == "trunk" else net.backbone.last_stage()) for p in m.parameters()}
-    for p in net.backbone.parameters():
-        p.requires_grad_(id(p) in tail)
+    for p in net.backbone.parameters():  # only ever turned off: an objective may keep some fixed (Deep SVDD's biases)
+        if id(p) not in tail:
+            p.requires_grad_(False)
     return "trunk" if freeze == "trunk" else "trunk except its last stage"
 
 
@@ -259,7 +291,8 @@ def _metadata(cfg: TrainConfig, net, calibration: Calibration, history, normal_p
     rf = net.rf
     meta = {
         "name": cfg.name or Path(cfg.out).stem, "version": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d.%H%M"),
-        "arch": cfg.arch, "objective": net.objective, "input_size": cfg.input_size, "tile_size": 512,
+        "arch": cfg.arch, "objective": net.objective, "family": net.family, "input_size": cfg.input_size,
+        "tile_size": 512,
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "receptive_field": {"r": rf.r, "j": rf.j, "s": rf.s}, "sigma": float(net.sigma),
         "gsd_m": cfg.gsd_m, "calibration": calibration.to_dict(),

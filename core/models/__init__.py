@@ -1,4 +1,5 @@
-"""Networks for one-class anomaly detection: FCDD and HSC over truncated torchvision trunks.
+"""Networks for one-class anomaly detection over truncated torchvision trunks: FCDD, HSC, Deep SVDD, Deep SAD and
+feature matching (PatchCore), one class per objective with its own score, loss and heatmap.
 
 ``build_model(arch, pretrained)`` is the factory; ``list_archs()`` / ``arch_info(arch)`` describe what exists.
 Every model is a :class:`OneClassNet` with a receptive field ``rf`` and a heatmap σ ``sigma``.

@@ -141,9 +141,9 @@ class BackboneSpec:
 
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg11": BackboneSpec("vgg11", lambda: VGGTrunk("A"), tvm.VGG11_BN_Weights.DEFAULT,
-                          "VGG11-BN features before the 4th max-pool (FCDD_CNN224_VGG)"),
+                          "VGG11-BN features before the 4th max-pool"),
     "vgg16": BackboneSpec("vgg16", lambda: VGGTrunk("D"), tvm.VGG16_BN_Weights.DEFAULT,
-                          "VGG16-BN features before the 4th max-pool (Deeper FCDD)"),
+                          "VGG16-BN features before the 4th max-pool"),
     "resnet18": BackboneSpec("resnet18", lambda: ResNetTrunk(tvm.resnet18), tvm.ResNet18_Weights.DEFAULT,
                              "ResNet18 stem + layer1 + layer2"),
     "resnet50": BackboneSpec("resnet50", lambda: ResNetTrunk(tvm.resnet50), tvm.ResNet50_Weights.DEFAULT,

@@ -1,8 +1,10 @@
-"""The common face of every registered one-class network (FCDD and HSC), and their shared math."""
+"""The common face of every registered one-class network (FCDD, HSC, Deep SVDD, Deep SAD, feature matching), and
+their shared math."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -40,17 +42,33 @@ def default_sigma(rf: ReceptiveField) -> float:
 class OneClassNet(nn.Module, ABC):
     """Base of every registered model: a trunk (stride ``rf.j``) plus an objective-specific head.
 
-    Inputs are (N,3,H,W) float tensors normalised with :data:`IMAGENET_MEAN` / :data:`IMAGENET_STD`.
+    One subclass per objective; each computes its own score (:meth:`image_score`) and loss (:meth:`loss`), so a
+    trainer only calls the net. Inputs are (N,3,H,W) float tensors normalised with :data:`IMAGENET_MEAN` /
+    :data:`IMAGENET_STD`.
     """
 
     arch: str
+    #: Short name of the objective (recorded in checkpoints and reports; never used to choose behaviour).
     objective: str
+    #: The family people know the model by ("FCDD", "Deeper FCDD", "HSC", "Deep SVDD", ...); the registry may set a
+    #: more precise one per architecture.
+    family: str
     rf: ReceptiveField
     sigma: float
     #: False for models fitted without gradients (feature matching): training builds their memory bank instead.
     trained_by_gradient: bool = True
     #: True when :meth:`heatmap` takes gradients (saliency), so it cannot run under ``torch.inference_mode``.
     heatmap_needs_grad: bool = False
+    #: False for objectives that learn from normal samples only (Deep SVDD): the trainer then draws no anomalies.
+    learns_from_anomalies: bool = True
+    #: The optimizer of the objective's paper, used when training asks for "auto": FCDD/HSC's SGD; Deep SVDD/SAD's
+    #: Adam (their squared-distance loss has unbounded gradients, which SGD's fixed step turns into divergence on
+    #: large pretrained features).
+    paper_optimizer: ClassVar[str] = "sgd"
+    #: How many normal inputs :meth:`start_training` wants (0: it needs none, and gets an empty batch).
+    start_samples: ClassVar[int] = 0
+    #: Keyword options of the objective a builder may pass (e.g. Deep SAD's ``eta``); anything else is refused.
+    options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  pretrained: str = "none", sigma: float | None = None) -> None:
@@ -64,6 +82,13 @@ class OneClassNet(nn.Module, ABC):
         self.sigma = default_sigma(self.rf) if sigma is None else float(sigma)
         self.input_mean = IMAGENET_MEAN
         self.input_std = IMAGENET_STD
+
+    @classmethod
+    def from_trunk(cls, arch: str, backbone_name: str, trunk: Trunk, pretrained: str = "none",
+                   **options: Any) -> OneClassNet:
+        """Build this objective's net over ``trunk`` (its head sized to the trunk's output channels)."""
+        make: Any = cls  # subclasses add the head's size (and their options) to the base's signature
+        return make(arch, backbone_name, trunk, trunk.layers(), trunk.out_channels, pretrained=pretrained, **options)
 
     # --- shapes -------------------------------------------------------------------------------------------------
     def map_shape(self, hw: tuple[int, int]) -> tuple[int, int]:
@@ -95,6 +120,19 @@ class OneClassNet(nn.Module, ABC):
     @abstractmethod
     def image_score(self, out: Tensor) -> Tensor:
         """Image-level anomaly score (N,) from the raw output."""
+
+    @abstractmethod
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        """Scalar training loss of a batch of raw outputs ``out`` with labels ``y`` (N,), 1 = anomaly.
+
+        Models fitted without gradients (``trained_by_gradient`` False) raise :class:`ModelError`.
+        """
+
+    def start_training(self, normal: Tensor) -> None:
+        """Called by the trainer once, before the first step, with :attr:`start_samples` normal inputs (N,3,H,W) on
+        the model's device and in the mode the steps run in; objectives that need a start (Deep SVDD's centre) set it
+        here. Default: nothing."""
+        del normal
 
     @abstractmethod
     def heatmap(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -83,7 +83,9 @@ class PatchCoreNet(OneClassNet):
     """Pretrained trunk + memory bank of normal cell embeddings; anomaly = distance to the nearest bank entry."""
 
     objective = "patchcore"
+    family = "Feature matching (PatchCore)"
     trained_by_gradient = False
+    learns_from_anomalies = False
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  stage_channels: list[int], pretrained: str = "none", sigma: float | None = None) -> None:
@@ -95,6 +97,12 @@ class PatchCoreNet(OneClassNet):
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.backbone.eval()  # never batch statistics: the bank and the queries must see the same trunk
+
+    @classmethod
+    def from_trunk(cls, arch: str, backbone_name: str, trunk: Trunk, pretrained: str = "none",
+                   **options: Any) -> PatchCoreNet:
+        """Build over ``trunk``: the embedding takes its last two stages (``trunk.stage_channels``)."""
+        return cls(arch, backbone_name, trunk, trunk.layers(), trunk.stage_channels, pretrained=pretrained, **options)
 
     def train(self, mode: bool = True) -> PatchCoreNet:
         """The pretrained trunk always runs in eval mode (batch norms keep their statistics)."""
@@ -161,6 +169,12 @@ class PatchCoreNet(OneClassNet):
         flat = out.flatten(1)
         k = max(1, round(flat.size(1) * TOP_SHARE))
         return flat.topk(k, dim=1).values.mean(1)
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        """Refused: feature matching is fitted, not trained by gradient (its memory bank is built from normal
+        imagery by :func:`core.learn.area_fit.fit_bank`)."""
+        raise ModelError(f"{self.arch} is feature matching: it has no training loss. Fit it on normal imagery "
+                         f"(python -m core train --arch {self.arch} --normal ...), which builds its memory bank")
 
     def heatmap(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Gaussian-upsampled distance map at the input's exact H×W (N,H,W) float32, and image scores (N,)."""

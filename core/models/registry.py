@@ -1,14 +1,17 @@
-"""Architecture name -> builder. One tiny entry point per name; :func:`build_model` is the only factory.
+"""Architecture name -> model, generated from one table of objectives × trunks; :func:`build_model` is the factory.
 
-Names are ``<objective>-<backbone>``: ``fcdd-vgg11`` (the FCDD reference net), ``fcdd-vgg16`` ("Deeper FCDD"),
-``fcdd-resnet18`` / ``fcdd-resnet50``, and the same four trunks with an HSC head.
+Names are ``<objective>-<trunk>``: ``fcdd-vgg11`` (the FCDD reference net), ``fcdd-vgg16`` ("Deeper FCDD"),
+``hsc-resnet18``, ``deep-svdd-vgg16``, ``deep-sad-resnet50``, ``patchcore-vgg16`` ... Each row of :data:`OBJECTIVES`
+names the net class of one objective (which carries its score, loss and heatmap), the trunks it is offered on and
+what its head does; an architecture's description is composed from its objective's and its trunk's.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,145 +23,133 @@ from core.models.fcdd import FCDDNet
 from core.models.hsc import HSCNet
 from core.models.patchcore import PatchCoreNet
 from core.models.pretrained import default_source
+from core.models.svdd import DeepSADNet, DeepSVDDNet
 
 Pretrained = str | os.PathLike[str]
-_REGISTRY: dict[str, Callable[[Pretrained], OneClassNet]] = {}
-_DESCRIPTIONS: dict[str, str] = {}
+
+ALL_TRUNKS = ("vgg11", "vgg16", "resnet18", "resnet50")
 
 
-def register(fn: Callable[[Pretrained], OneClassNet]) -> Callable[[Pretrained], OneClassNet]:
-    """Register a builder under its function name with ``_`` -> ``-`` (``fcdd_vgg11`` -> ``fcdd-vgg11``).
+@dataclass(frozen=True)
+class Objective:
+    """One row of the registry: an objective's net class over each of ``trunks``."""
 
-    The builder's docstring is the architecture's description.
-    """
-    name = fn.__name__.replace("_", "-")
-    _REGISTRY[name] = fn
-    _DESCRIPTIONS[name] = " ".join((fn.__doc__ or "").split())
-    return fn
+    prefix: str  #: name prefix of its architectures
+    net: type[OneClassNet]
+    head: str  #: what the objective adds to the trunk, for people
+    trunks: tuple[str, ...] = ALL_TRUNKS
+    #: family names that differ from ``net.family`` for some trunks ("Deeper FCDD" is FCDD over VGG16)
+    families: Mapping[str, str] = field(default_factory=dict)
+    #: a word about the objective over some trunks (its paper, a reference net)
+    notes: Mapping[str, str] = field(default_factory=dict)
 
-
-def _fcdd(arch: str, backbone: str, pretrained: Pretrained) -> OneClassNet:
-    trunk = build_backbone(backbone, pretrained)
-    return FCDDNet(arch, backbone, trunk, trunk.layers(), trunk.out_channels, pretrained=str(pretrained))
-
-
-def _patchcore(arch: str, backbone: str, pretrained: Pretrained) -> OneClassNet:
-    trunk = build_backbone(backbone, pretrained)
-    return PatchCoreNet(arch, backbone, trunk, trunk.layers(), trunk.stage_channels, pretrained=str(pretrained))
+    def family(self, trunk: str) -> str:
+        """The family of this objective over ``trunk``."""
+        return self.families.get(trunk, self.net.family)
 
 
-def _hsc(arch: str, backbone: str, pretrained: Pretrained) -> OneClassNet:
-    trunk = build_backbone(backbone, pretrained)
-    return HSCNet(arch, backbone, trunk, trunk.layers(), trunk.out_channels, pretrained=str(pretrained))
+OBJECTIVES: tuple[Objective, ...] = (
+    Objective("fcdd", FCDDNet, "bias-free 1x1 conv to a one-channel map φ; A = sqrt(φ² + 1) − 1, score mean(A)",
+              families={"vgg16": "Deeper FCDD"},
+              notes={"vgg11": "reference net FCDD_CNN224_VGG", "vgg16": "Yasuno et al. 2023"}),
+    Objective("hsc", HSCNet, "global average pooling + bias-free linear head to a 128-d vector z; "
+                             "score sqrt(‖z‖² + 1) − 1; gradient-saliency heatmaps"),
+    Objective("deep-svdd", DeepSVDDNet, "global average pooling + bias-free linear head to a 128-d vector z, trunk "
+                                        "biases not trained; score ‖z − c‖² around the centre c of the normal data; "
+                                        "learns from normal samples only; gradient-saliency heatmaps"),
+    Objective("deep-sad", DeepSADNet, "Deep SVDD's network, centre c and score ‖z − c‖²; labelled anomalies pushed "
+                                      "away from c (weight η); gradient-saliency heatmaps"),
+    Objective("patchcore", PatchCoreNet, "the last two stages' features, 3x3-aggregated, against a memory bank of "
+                                         "normal imagery; score distance to the nearest bank entry",
+              trunks=("vgg16", "resnet18")),
+)
 
 
-@register
-def fcdd_vgg11(pretrained: Pretrained = "none") -> OneClassNet:
-    """FCDD reference net (FCDD_CNN224_VGG): VGG11-BN to before the 4th max-pool + 1x1 conv."""
-    return _fcdd("fcdd-vgg11", "vgg11", pretrained)
+@dataclass(frozen=True)
+class Entry:
+    """One registered architecture."""
+
+    arch: str
+    objective: Objective
+    trunk: str
+
+    @property
+    def family(self) -> str:
+        """The family people know it by."""
+        return self.objective.family(self.trunk)
+
+    @property
+    def description(self) -> str:
+        """Composed from the objective's and the trunk's descriptions."""
+        note = self.objective.notes.get(self.trunk)
+        family = f"{self.family} ({note})" if note else self.family
+        return f"{family} over {BACKBONES[self.trunk].description}: {self.objective.head}."
 
 
-@register
-def fcdd_vgg16(pretrained: Pretrained = "none") -> OneClassNet:
-    """Deeper FCDD (Yasuno et al. 2023): VGG16-BN to before the 4th max-pool + 1x1 conv."""
-    return _fcdd("fcdd-vgg16", "vgg16", pretrained)
-
-
-@register
-def fcdd_resnet18(pretrained: Pretrained = "none") -> OneClassNet:
-    """FCDD on ResNet18 stem+layer1+layer2 + 1x1 conv (light, CPU-friendly)."""
-    return _fcdd("fcdd-resnet18", "resnet18", pretrained)
-
-
-@register
-def fcdd_resnet50(pretrained: Pretrained = "none") -> OneClassNet:
-    """FCDD on ResNet50 stem+layer1+layer2 + 1x1 conv."""
-    return _fcdd("fcdd-resnet50", "resnet50", pretrained)
-
-
-@register
-def hsc_vgg11(pretrained: Pretrained = "none") -> OneClassNet:
-    """HSC: VGG11-BN trunk + global average pooling + linear head to a 128-d vector."""
-    return _hsc("hsc-vgg11", "vgg11", pretrained)
-
-
-@register
-def hsc_vgg16(pretrained: Pretrained = "none") -> OneClassNet:
-    """HSC: VGG16-BN trunk + global average pooling + linear head to a 128-d vector."""
-    return _hsc("hsc-vgg16", "vgg16", pretrained)
-
-
-@register
-def hsc_resnet18(pretrained: Pretrained = "none") -> OneClassNet:
-    """HSC: ResNet18 trunk + global average pooling + linear head to a 128-d vector."""
-    return _hsc("hsc-resnet18", "resnet18", pretrained)
-
-
-@register
-def hsc_resnet50(pretrained: Pretrained = "none") -> OneClassNet:
-    """HSC: ResNet50 trunk + global average pooling + linear head to a 128-d vector."""
-    return _hsc("hsc-resnet50", "resnet50", pretrained)
-
-
-@register
-def patchcore_vgg16(pretrained: Pretrained = "none") -> OneClassNet:
-    """Feature matching (PatchCore): VGG16 conv3_3 + conv4_3 features vs a memory bank of normal imagery."""
-    return _patchcore("patchcore-vgg16", "vgg16", pretrained)
-
-
-@register
-def patchcore_resnet18(pretrained: Pretrained = "none") -> OneClassNet:
-    """Feature matching (PatchCore): ResNet18 layer1 + layer2 features vs a memory bank of normal imagery."""
-    return _patchcore("patchcore-resnet18", "resnet18", pretrained)
+_REGISTRY: dict[str, Entry] = {f"{o.prefix}-{t}": Entry(f"{o.prefix}-{t}", o, t) for o in OBJECTIVES for t in o.trunks}
 
 
 def list_archs() -> list[str]:
-    """Registered architecture names, in registration order."""
+    """Registered architecture names, objective by objective (the order of :data:`OBJECTIVES`)."""
     return list(_REGISTRY)
 
 
-def _builder(arch: str) -> Callable[[Pretrained], OneClassNet]:
-    fn = _REGISTRY.get(arch)
-    if fn is None:
+def _entry(arch: str) -> Entry:
+    entry = _REGISTRY.get(arch)
+    if entry is None:
         raise ModelError(f"unknown architecture {arch!r}; valid names: {', '.join(_REGISTRY)}")
-    return fn
+    return entry
 
 
 def resolve_pretrained(arch: str, pretrained: Pretrained) -> str:
     """``"auto"`` -> the installed offline source that fits ``arch``'s trunk (else ``"none"``); others unchanged."""
     if str(pretrained) != "auto":
         return str(pretrained)
-    return default_source(str(arch_info(arch)["backbone"]))
+    return default_source(_entry(arch).trunk)
 
 
-def build_model(arch: str, pretrained: Pretrained = "none") -> OneClassNet:
-    """Build ``arch`` with backbone weights ``pretrained``.
+def build_model(arch: str, pretrained: Pretrained = "none", **options: Any) -> OneClassNet:
+    """Build ``arch`` with backbone weights ``pretrained`` and the objective's ``options`` (e.g. Deep SAD's ``eta``).
 
     ``"none"``: random init (reproducible under ``torch.manual_seed``); ``"imagenet"``: torchvision DEFAULT weights
-    from the torch hub cache only, never downloaded; otherwise a path to a local torchvision state_dict of the
-    backbone. Unknown names and unusable weights raise :class:`ModelError`.
+    from the torch hub cache only, never downloaded; a named offline source (``"hed-vgg16"``); otherwise a path to a
+    local torchvision state_dict of the backbone. Unknown names, options and unusable weights raise
+    :class:`ModelError`.
     """
-    return _builder(arch)(pretrained)
+    entry = _entry(arch)
+    net_cls = entry.objective.net
+    unknown = sorted(set(options) - set(net_cls.options))
+    if unknown:
+        takes = f"it takes {', '.join(net_cls.options)}" if net_cls.options else "it takes none"
+        raise ModelError(f"{arch} has no option {', '.join(map(repr, unknown))} ({takes})")
+    trunk = build_backbone(entry.trunk, pretrained)
+    net = net_cls.from_trunk(arch, entry.trunk, trunk, str(pretrained), **options)
+    net.family = entry.family
+    return net
 
 
 @functools.cache
 def _info(arch: str) -> tuple[tuple[str, Any], ...]:
-    builder = _builder(arch)
+    entry = _entry(arch)
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # no memory, no effect on the caller's RNG
-        model = builder("none")
+        model = build_model(arch, "none")
     h, w = model.map_shape((224, 224))
     out = {
         "arch": arch,
         "objective": model.objective,
+        "family": entry.family,
         "backbone": model.backbone_name,
         "backbone_description": BACKBONES[model.backbone_name].description,
-        "description": _DESCRIPTIONS[arch],
+        "description": entry.description,
         "rf": model.rf.to_dict(),
         "map_size_224": [h, w],
         "stride": float(model.rf.j),
         "feature_channels": int(model.backbone.out_channels),
         "sigma": float(model.sigma),
         "output": model.output_description,
+        "trained_by_gradient": bool(model.trained_by_gradient),
+        "learns_from_anomalies": bool(model.learns_from_anomalies),
+        "options": list(model.options),
     }
     return tuple(out.items())
 
@@ -166,8 +157,10 @@ def _info(arch: str) -> tuple[tuple[str, Any], ...]:
 def arch_info(arch: str) -> dict[str, Any]:
     """JSON-safe facts about ``arch``.
 
-    Keys: arch, objective, backbone, backbone_description, description, rf {r, j, s}, map_size_224 [h, w], stride,
-    feature_channels, sigma, output. Builds nothing real (meta device) and leaves the RNG untouched.
+    Keys: arch, objective, family, backbone, backbone_description, description, rf {r, j, s}, map_size_224 [h, w],
+    stride, feature_channels, sigma, output, trained_by_gradient, learns_from_anomalies, options (the keyword
+    options :func:`build_model` takes). Builds nothing real (meta
+    device) and leaves the RNG untouched.
     """
     info = dict(_info(arch))
     info["rf"] = dict(info["rf"])
