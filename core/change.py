@@ -90,6 +90,7 @@ from core.pipeline import (
 )
 from core.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, pad_to
 from core.types import Scene, SceneResult, Window
+from core.verdict import canonical_threshold, verdict_of
 
 __all__ = ["ChangeScorer", "PairInfo", "PreOnGrid", "analyze_pair", "black_nodata", "change_scene",
            "check_pair", "coregister", "fit_change_calibration", "pair_inputs", "pair_report"]
@@ -251,7 +252,7 @@ def analyze_pair(post_scene: Scene, pre_path: str | Path, detector: Any, out_dir
                             resample_to_model_gsd=resample_to_model_gsd, progress=second, tile_size=tile_size,
                             batch_size=batch_size)
         cal = scorer.calibration
-        thr = float(change_threshold if change_threshold is not None else cal["threshold"])
+        thr = canonical_threshold(change_threshold if change_threshold is not None else cal["threshold"])
         preview, pscale = writer.preview, writer.preview_scale
         assert preview is not None
         overlay = write_overlay_png(out / f"{stem}_change_overlay.png", preview, thr)
@@ -263,7 +264,7 @@ def analyze_pair(post_scene: Scene, pre_path: str | Path, detector: Any, out_dir
                                     full_size=(post_scene.width, post_scene.height), max_findings=MAX_FINDINGS)
         n_post = len(res.findings)
         res.findings = findings
-        res.verdict = "anomalous" if findings else "normal"
+        res.verdict = verdict_of(len(findings))
         res.pre_scene_name = pre.name
         res.change_path = change_path
         res.meta["pre_source"] = str(Path(pre_path).resolve())

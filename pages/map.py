@@ -13,6 +13,7 @@ from core import webmap
 from core.errors import CoreError
 from core.grading import SCALES
 from core.types import Finding, GeoRef, SceneResult
+from core.verdict import CONFIDENCE_NOTE, judge, verdict_summary
 from ui import shell
 from ui import state as S
 from ui.map_clicks import clicked_finding
@@ -63,6 +64,7 @@ def _details(sr: SceneResult, f: Finding) -> None:
             "Source": f.source_name or sr.scene_name, "Review": f.review_status, "Analyst": f.analyst or "—",
             "Method": f.det_method, "Notes": f.notes or "—"}
     st.dataframe([{"field": k, "value": str(v)} for k, v in rows.items()], hide_index=True, width="stretch")
+    st.caption(f":material/info: {CONFIDENCE_NOTE} Verdict of {sr.scene_name}: {judge(sr).rule}.")
     src = Path(sr.source_path) if sr.source_path else None
     try:
         chip = _chip(f.id, str(src), _mtime(src), sr, f)
@@ -119,7 +121,9 @@ c1, c2 = st.columns([2, 3])
 basemap = c1.selectbox("Basemap", list(webmap.BASEMAPS), index=0,
                        help="'none' works offline. Online basemaps fetch tiles from their provider.")
 n_pairs = sum(r.change_path is not None for r in on_map)
-c2.caption(f"{len(on_map)} georeferenced scene(s), {sum(len(r.findings) for r in on_map)} finding(s). Heatmaps "
+tally = verdict_summary(on_map)
+c2.caption(f"{len(on_map)} georeferenced scene(s), {tally['findings']} counted finding(s)"
+           + (f" ({tally['rejected']} rejected)" if tally["rejected"] else "") + ". Heatmaps "
            "are transparent below the threshold each scene was analysed with."
            + (f" {n_pairs} pre/post pair(s): their change heatmaps are a separate layer (layer control, top "
               "right); their findings come from the change." if n_pairs else ""))

@@ -29,6 +29,7 @@ ANALYST = "analyst"  #: analyst name written into reviews and reports
 CASE_ARCHIVE = "case_archive"  #: {"case_id": int, "path": str} of the last case archive prepared for download
 ARCHIVE_GEN = "archive_generation"  #: bumped to empty the case-archive uploader after an import
 ARCHIVE_NOTE = "archive_note"  #: message of the last import, shown once after the rerun
+CASE_CAPTION = "case_caption_slot"  #: this run's placeholder of the sidebar's case counts (redrawn after a run)
 
 # -- Analyze --------------------------------------------------------------------------------------------------------
 AUTO_RUN = "auto_run"  #: analyse uploads as soon as they are saved
@@ -135,6 +136,7 @@ DEFAULTS: dict[str, Any] = {
     CASE_ARCHIVE: None,
     ARCHIVE_GEN: 0,
     ARCHIVE_NOTE: None,
+    CASE_CAPTION: None,
     AUTO_RUN: False,
     STAGED: [],
     SAVED_UPLOADS: {},
