@@ -261,6 +261,20 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
             results, Path(ref))
 
 
+def _basemap_sources(a: argparse.Namespace) -> list[str]:
+    """The shown offline basemaps of the case of a workspace ``--analysis`` (none for an output folder)."""
+    ref = str(a.analysis)
+    recorded = None if not Path(ref).is_dir() else _recorded_in(Path(ref))
+    if not (ref.strip().isdigit() and not Path(ref).is_dir()) and recorded is None:
+        return []
+    from core.basemaps import case_sources
+    from core.store import Workspace
+
+    ws = Workspace(a.workspace if recorded is None else recorded[0])
+    analysis = ws.get_analysis(int(ref) if recorded is None else recorded[1])
+    return case_sources(ws, int(analysis["case_id"]))
+
+
 def _recorded_in(folder: Path) -> tuple[Path, int] | None:
     """(workspace root, analysis id) where the run written to ``folder`` is recorded, when that workspace and
     analysis still exist: its findings there carry the analysts' reviews, analysis.json does not."""
@@ -290,7 +304,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
                         organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
-                        pre_sources=pre_sources_of(results), event_type=a.event_type)
+                        pre_sources=pre_sources_of(results), event_type=a.event_type,
+                        basemap_sources=_basemap_sources(a))
     written = []
     pdf = None
     if "pdf" in fmts:

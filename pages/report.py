@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.basemaps import case_sources
 from core.errors import CoreError, WorkspaceError
 from core.grading import SCALES
 from core.report import (
@@ -144,7 +145,7 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
                        scenes=results, event=S.get(S.REPORT_EVENT), aoi=S.get(S.REPORT_AOI), analyst=ctx.analyst,
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
-                       pre_sources=pre_sources_of(results),
+                       pre_sources=pre_sources_of(results), basemap_sources=case_sources(ctx.ws, ctx.case_id),
                        event_type=str((analysis.get("options") or {}).get("event_type") or "other"))
     rc.validate()
     out = ctx.ws.analysis_dir(analysis["id"]) / "report"

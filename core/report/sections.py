@@ -67,6 +67,10 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
                          (clean_text(pre_crs, 40) if pre_crs else "as the post-event image" if st.basis.kind ==
                           CHANGE else "—") + ("" if pre else "; file not available to the report")])
     pdf.grid(rows, (9, 58, 34, 30, 16, 39), size=7)
+    if ctx.basemap_sources:
+        pdf.h2("Map backgrounds (offline basemaps)")
+        for line in ctx.basemap_sources:
+            pdf.para(clean_text(line, 400), size=8)
     pdf.h2("Detector")
     pdf.key_values([
         ("Model", f"{ctx.model('name')} (version {ctx.model('version')})"),
