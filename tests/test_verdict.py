@@ -144,3 +144,19 @@ def test_report_summary_and_pdf_state_the_pages_counts(detector, scene_path, tmp
     assert f"{v.threshold:.3f}" in cells and v.verdict in cells and str(v.n_counted) in cells
     assert "Confidence is the finding's margin over the threshold" in " ".join(text.split())
     assert "it ranks images and does not decide the verdict" in " ".join(text.split())
+
+
+def test_the_sidebar_counts_findings_as_the_pages_do(ws) -> None:
+    """The case's counts in the sidebar leave rejected findings out, as the verdict, the pages and the PDF do."""
+    from tests.support.store import make_result, new_analysis
+    from ui.shell import case_counts
+
+    aid = new_analysis(ws, ["a.tif"])
+    ws.save_scene_result(aid, make_result("a.tif", n_findings=3), input_name="a.tif")
+    ws.finish_analysis(aid)
+    (r,) = ws.scene_results(aid)
+    ws.review_finding(r.findings[0].id, analyst="kim", status="rejected")
+    (r,) = ws.scene_results(aid)
+    case = ws.list_cases()[0]["id"]
+    assert ws.case_finding_counts(case) == (judge(r).n_counted, judge(r).n_rejected) == (2, 1)
+    assert case_counts(ws, case) == "1 analysis · 1 image · 2 findings (1 rejected)"

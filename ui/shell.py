@@ -265,10 +265,11 @@ def case_counts(ws: Workspace, case_id: int) -> str:
     """What the sidebar says about a case, read fresh from the workspace: analyses, images and findings."""
     analyses = ws.list_analyses(case_id)
     n_img = sum(int(a["n_done"]) for a in analyses)
-    n_find = sum(int(a["n_findings"]) for a in analyses)
+    n_find, n_rej = ws.case_finding_counts(case_id)  # counted as every page and the report count them
     running = sum(a["status"] == "running" for a in analyses)
     return (f"{len(analyses)} analys{'i' if len(analyses) == 1 else 'e'}s · {n_img} image{'s' * (n_img != 1)} "
-            f"· {n_find} finding{'s' * (n_find != 1)}" + (f" · {running} running" if running else ""))
+            f"· {n_find} finding{'s' * (n_find != 1)}" + (f" ({n_rej} rejected)" if n_rej else "")
+            + (f" · {running} running" if running else ""))
 
 
 def refresh_case_caption(ws: Workspace, case_id: int | None) -> None:

@@ -1,4 +1,5 @@
-"""Per-case settings: small JSON values an analyst chose for a case (e.g. the Map page's offline basemaps)."""
+"""Per-case settings: small JSON values an analyst chose for a case (e.g. the Map page's offline basemaps), and the
+case's finding counts as every page states them (:mod:`core.verdict`: rejected findings are not counted)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ class SettingsMixin(WorkspaceBase):
             return json.loads(rows[0]["value_json"])
         except ValueError:
             return default
+
+    def case_finding_counts(self, case_id: int) -> tuple[int, int]:
+        """``(counted, rejected)`` findings of every analysis of the case (the rule of :mod:`core.verdict`)."""
+        cid = check_id(case_id, "case id")
+        rows = self._db.query(
+            "SELECT SUM(f.review_status != 'rejected') AS counted, SUM(f.review_status = 'rejected') AS rejected "
+            "FROM findings f JOIN analyses a ON a.id = f.analysis_id WHERE a.case_id=?", (cid,))
+        return int(rows[0]["counted"] or 0), int(rows[0]["rejected"] or 0)
 
     def set_case_setting(self, case_id: int, key: str, value: Any, *, user: str | None = None) -> None:
         """Store ``value`` (JSON-serialisable, at most 64 kB as JSON) for ``key`` in case ``case_id``."""
