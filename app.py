@@ -48,7 +48,7 @@ if blocker is not None:  # drawn as the page of every address: see the module no
     st.navigation(auth.blocked_pages(blocker, pages), position="hidden").run()
     st.stop()
 if user is not None and not user.is_admin:  # accounts are an admin's business
-    pages = [p for p in pages if p[0] != "pages/users.py"]
+    pages = [p for p in pages if p[1] != "Users"]
 menu = [st.Page(f, title=t, icon=i, default=k == 0) for k, (f, t, i) in enumerate(pages)]
 page = st.navigation(menu, position="hidden")
 with st.sidebar:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: The repository's ``assets/`` folder.
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 #: Folder of the bundled models and their model cards.
-MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+MODELS = ASSETS / "models"
 #: The bundled default model (see its card ``default.md`` beside it).
 DEFAULT_MODEL = MODELS / "default.pt"
 

@@ -20,11 +20,20 @@ from core.detection.findings import extract_findings
 from core.detection.grading import SCALES
 from core.detection.heatmap import PREVIEW_MAX, blend, read_heatmap
 from core.detection.pipeline import MAX_FINDINGS, refind_findings
+from core.detection.verdict import (
+    CONFIDENCE_NOTE,
+    IMAGE_SCORE_NOTE,
+    VERDICT_RULE,
+    Verdict,
+    judge,
+    same_threshold,
+    verdict_of,
+)
 from core.errors import CoreError
 from core.safe_files import clean_name, unique_name
 from core.server_files.inputs import check_server_path
 from core.types import SceneResult
-from ui import area_fit, compare, images, placement, shell, uploads
+from ui import area_fit, cells, compare, images, placement, shell, uploads
 from ui import state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
@@ -70,7 +79,11 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
         if result.error:
             shown.error(f"{item.name}: {result.error}", icon=":material/broken_image:")
 
-    run.run(on_input=on_input, on_tiles=on_tiles, on_result=on_result)
+    shell.refresh_case_caption(ctx.ws, ctx.case_id)  # the sidebar was drawn before this analysis existed
+    try:
+        run.run(on_input=on_input, on_tiles=on_tiles, on_result=on_result)
+    finally:
+        shell.refresh_case_caption(ctx.ws, ctx.case_id)
 
 
 def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str) -> int:
@@ -254,36 +267,51 @@ def _heatmap(r: SceneResult) -> Path | None:
 
 def missing_heatmap(r: SceneResult) -> None:
     """What a scene without its heatmap file still shows: scores, saved findings, and why the maps are missing."""
+    v = judge(r)
     m1, m2, m3 = st.columns(3)
-    m1.metric("Image score", f"{r.image_score:.2f}", help="calibrated; 1 = the 99th percentile of normal images")
-    m2.metric("Verdict", r.verdict)
-    m3.metric("Findings saved", len(r.findings))
+    m1.metric("Image score", f"{r.image_score:.2f}", help=IMAGE_SCORE_NOTE)
+    m2.metric("Verdict", v.verdict, help=VERDICT_RULE)
+    m3.metric("Findings saved", v.n_counted, help=_saved_help(v))
+    st.caption(f":material/rule: {v.rule}")
     st.warning(f"The heatmap of {r.scene_name} is missing from this workspace: the analysis was imported from a "
                "workbench whose run wrote its heatmaps outside its workspace, or the file was removed. Its saved "
                "findings, reviews and report are all here; to see heatmaps, analyse the image again.",
                icon=":material/hide_image:")
 
 
+def _saved_help(v: Verdict) -> str:
+    """Help of the saved-findings count: the threshold they were cut at and how many were rejected."""
+    t = "not recorded" if v.threshold is None else f"{v.threshold:.2f}"
+    return (f"extracted at threshold {t}; counted findings (rejected ones are not counted: {v.n_rejected}). "
+            + CONFIDENCE_NOTE)
+
+
 def summary_table(results: list[SceneResult], threshold: float) -> None:
     """One row per image: verdict, score, stored and live finding counts, location."""
     rows = []
     for r in results:
+        v = judge(r)
         live = None
-        if not r.error and (r.change_path is not None
-                            or abs(float(r.meta.get("threshold", math.nan)) - threshold) < 0.005):
-            live = len(r.findings)  # saved at this threshold (a pair's: the change threshold): nothing to redo
+        if not r.error and (r.change_path is not None or same_threshold(v.threshold, threshold)):
+            live = v.n_counted  # saved at this threshold (a pair's: the change threshold): the saved count
         elif not r.error and _heatmap(r) is not None:
             live = sum(live_counts(str(r.heatmap_path), images.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())
         loc = "—" if r.error else ("not placed" if r.georef is None else
                                    ("approximate" if r.georef.approximate else "georeferenced"))
-        rows.append({"image": r.scene_name, "pre-event": r.pre_scene_name or "", "verdict": r.verdict,
-                     "image score": r.image_score,
-                     "findings (saved)": None if r.error else len(r.findings),
-                     f"findings @ {threshold:.2f}": live, "location": loc, "error": r.error or ""})
+        # text cells: a failed image has no score or counts, and Streamlit would print a missing number as "None"
+        rows.append({"image": r.scene_name, "pre-event": r.pre_scene_name or "", "verdict": v.verdict,
+                     "image score": cells.num(r.image_score), "threshold": cells.num(v.threshold),
+                     "findings (saved)": cells.MISSING if r.error else str(v.n_counted),
+                     f"findings @ {threshold:.2f}": cells.num(live, "d"), "location": loc, "error": r.error or "",
+                     "rule": v.rule})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"image score": st.column_config.NumberColumn(format="%.2f")})
+                 column_config={"image score": st.column_config.TextColumn(help=IMAGE_SCORE_NOTE),
+                                "threshold": st.column_config.TextColumn(
+                                    help="the threshold the saved findings were cut at"),
+                                "verdict": st.column_config.TextColumn(help=VERDICT_RULE)})
+    st.caption(f":material/rule: Verdict: {VERDICT_RULE}")
 
 
 def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float,
@@ -298,17 +326,21 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     hp, hm = str(r.heatmap_path), images.mtime(r.heatmap_path)
     scale = str(r.meta.get("grade_scale", "copernicus-ems"))
     live = live_counts(hp, hm, threshold, scale, r.scene_name, r.width, r.height)
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Image score", f"{r.image_score:.2f}", help="calibrated; 1 = the 99th percentile of normal images")
-    m2.metric("Verdict", r.verdict)
-    saved_thr = r.meta.get("threshold")
+    v = judge(r)
     pair = r.change_path is not None
-    if pair:
-        saved_thr = compare.change_threshold(r)
-    m3.metric("Change findings saved" if pair else "Findings saved", len(r.findings),
-              help=f"extracted at threshold {saved_thr:.2f}" if isinstance(saved_thr, float) else None)
-    m4.metric(f"{'Post-only findings' if pair else 'Findings'} @ {threshold:.2f}", sum(live.values()),
-              help=", ".join(f"{SCALES[scale].get(k).label}: {n}" for k, n in live.items()) or "none")
+    # one rule (core.detection.verdict): at the saved threshold the live count is the saved count, never a re-extraction
+    n_live = v.n_counted if not pair and same_threshold(v.threshold, threshold) else sum(live.values())
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Image score", f"{r.image_score:.2f}", help=IMAGE_SCORE_NOTE)
+    m2.metric("Verdict", v.verdict, help=VERDICT_RULE)
+    m3.metric("Change findings saved" if pair else "Findings saved", v.n_counted, help=_saved_help(v))
+    m4.metric(f"{'Post-only findings' if pair else 'Findings'} @ {threshold:.2f}", n_live,
+              help=(", ".join(f"{SCALES[scale].get(k).label}: {n}" for k, n in live.items()) or "none")
+              + ("" if pair or same_threshold(v.threshold, threshold) else
+                 " (a preview at the sidebar threshold; not saved)"))
+    st.caption(f":material/rule: {v.rule}" + ("" if pair or same_threshold(v.threshold, threshold) else
+                                              f" · at the sidebar threshold {threshold:.2f} (not saved): "
+                                              f"{verdict_of(n_live)}, {n_live} finding{'s' * (n_live != 1)}"))
     for w in r.meta.get("warnings", []):
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:

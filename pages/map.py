@@ -10,10 +10,12 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from core.detection.grading import SCALES
+from core.detection.verdict import CONFIDENCE_NOTE, judge, verdict_summary
 from core.errors import CoreError
 from core.mapping import webmap
+from core.mapping.basemaps import basemap_layers, scenes_area
 from core.types import Finding, GeoRef, SceneResult
-from ui import shell
+from ui import basemaps, shell
 from ui import state as S
 from ui.map_clicks import clicked_finding
 
@@ -63,6 +65,7 @@ def _details(sr: SceneResult, f: Finding) -> None:
             "Source": f.source_name or sr.scene_name, "Review": f.review_status, "Analyst": f.analyst or "—",
             "Method": f.det_method, "Notes": f.notes or "—"}
     st.dataframe([{"field": k, "value": str(v)} for k, v in rows.items()], hide_index=True, width="stretch")
+    st.caption(f":material/info: {CONFIDENCE_NOTE} Verdict of {sr.scene_name}: {judge(sr).rule}.")
     src = Path(sr.source_path) if sr.source_path else None
     try:
         chip = _chip(f.id, str(src), _mtime(src), sr, f)
@@ -115,14 +118,26 @@ if not on_map and not gps_only:
         st.text("Not georeferenced: " + ", ".join(off_map))
     st.stop()
 
-c1, c2 = st.columns([2, 3])
+c1, c2, c3 = st.columns([2, 2, 3])
 basemap = c1.selectbox("Basemap", list(webmap.BASEMAPS), index=0,
-                       help="'none' works offline. Online basemaps fetch tiles from their provider.")
+                       help="Online tiles: 'none' works offline; the others fetch tiles from their provider. "
+                            "Basemaps from files on this server: 'Offline basemaps'.")
+with c2:
+    basemaps.chooser(ctx)
 n_pairs = sum(r.change_path is not None for r in on_map)
-c2.caption(f"{len(on_map)} georeferenced scene(s), {sum(len(r.findings) for r in on_map)} finding(s). Heatmaps "
+heat_layer = "auto"
+if n_pairs:
+    first = c2.segmented_control("Heatmap shown", ["change", "anomaly"], default="change", key=S.W_HEAT_LAYER,
+                                 help="One heatmap kind at a time: the change (pre → post) heatmap of pairs, or "
+                                      "the post-event anomaly heatmap. The layer control switches too.")
+    heat_layer = first or "auto"
+tally = verdict_summary(on_map)
+c3.caption(f"{len(on_map)} georeferenced scene(s), {tally['findings']} counted finding(s)"
+           + (f" ({tally['rejected']} rejected)" if tally["rejected"] else "") + ". Heatmaps "
            "are transparent below the threshold each scene was analysed with."
-           + (f" {n_pairs} pre/post pair(s): their change heatmaps are a separate layer (layer control, top "
-              "right); their findings come from the change." if n_pairs else ""))
+           + (f" {n_pairs} pre/post pair(s): their change heatmaps are shown, the post-event anomaly heatmaps "
+              "are the other layer (one at a time); their findings come from the change." if n_pairs else "")
+           + " Legend bottom left; 'Zoom to scene…' top left.")
 overlays: dict[str, webmap.Overlay | None] = {}
 max_px = overlay_size(len(on_map))
 
@@ -150,9 +165,14 @@ for r in on_map:
                                                json.dumps(r.georef.to_dict()), r.width, r.height, max_px)
     except CoreError as exc:
         st.warning(f"Imagery of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
+base = basemap_layers(basemaps.shown(ctx.ws, ctx.case_id), scenes_area(on_map + gps_only),
+                      load=basemaps.loader(ctx.ws))
+for note in base.notes:
+    st.caption(f":material/layers: {note}")
 try:
     fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
-                            overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery)
+                            overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery, heat_layer=heat_layer,
+                            base_layers=base.layers)
 except CoreError as exc:
     shell.show_error(exc, "Map")
     st.stop()

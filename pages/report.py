@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.detection.grading import SCALES
+from core.detection.verdict import CONFIDENCE_NOTE, VERDICT_RULE, judge, verdict_summary
 from core.errors import CoreError, WorkspaceError
+from core.mapping.basemaps import case_sources
 from core.report import (
     ReportContext,
     analysis_model_info,
@@ -27,7 +29,7 @@ from core.report import (
 )
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
-from ui import shell
+from ui import cells, shell
 from ui import state as S
 from ui.review import apply_edits, conflict_panel, grade_label, remember_table, review_form
 
@@ -55,7 +57,9 @@ def review_table(results: list[SceneResult]) -> tuple[pd.DataFrame, dict[str, An
         for f in r.findings:
             rows.append({"id": f.id, "image": r.scene_name, "review": f.review_status, "grade": f.grade,
                          "notes": f.notes, "score max": f.score_max, "confidence": f.confidence,
-                         "area m²": f.area_m2, "lat": f.centroid_lat, "lon": f.centroid_lon, "MGRS": f.mgrs or "",
+                         "area m²": cells.num(f.area_m2, ",.0f", cells.NOT_PLACED),
+                         "lat": cells.num(f.centroid_lat, ".6f", cells.NOT_PLACED),
+                         "lon": cells.num(f.centroid_lon, ".6f", cells.NOT_PLACED), "MGRS": cells.text(f.mgrs),
                          "method": f.det_method, "analyst": f.analyst})
     df = pd.DataFrame(rows, columns=["id", "image", "review", "grade", "notes", "score max", "confidence", "area m²",
                                      "lat", "lon", "MGRS", "method", "analyst"])
@@ -71,10 +75,12 @@ def review_table(results: list[SceneResult]) -> tuple[pd.DataFrame, dict[str, An
                                                   format_func=lambda k: grade_label(first, k)),
         "notes": st.column_config.TextColumn(max_chars=2000),
         "score max": st.column_config.NumberColumn(format="%.2f", disabled=True),
-        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f"),
-        "area m²": st.column_config.NumberColumn(format="%.0f", disabled=True),
-        "lat": st.column_config.NumberColumn(format="%.6f", disabled=True),
-        "lon": st.column_config.NumberColumn(format="%.6f", disabled=True),
+        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f",
+                                                      help=CONFIDENCE_NOTE),
+        "area m²": st.column_config.TextColumn(disabled=True, help="geodesic area; 'not placed' without "
+                                               "georeferencing"),
+        "lat": st.column_config.TextColumn(disabled=True),
+        "lon": st.column_config.TextColumn(disabled=True),
     }
     return df, cfg
 
@@ -139,7 +145,7 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
                        scenes=results, event=S.get(S.REPORT_EVENT), aoi=S.get(S.REPORT_AOI), analyst=ctx.analyst,
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
-                       pre_sources=pre_sources_of(results),
+                       pre_sources=pre_sources_of(results), basemap_sources=case_sources(ctx.ws, ctx.case_id),
                        event_type=str((analysis.get("options") or {}).get("event_type") or "other"))
     rc.validate()
     out = ctx.ws.analysis_dir(analysis["id"]) / "report"
@@ -209,7 +215,14 @@ def page() -> None:
         shell.show_error(exc, "Review not saved")
     findings = [f for r in results for f in r.findings]
 
-    st.subheader(f"Findings ({len(findings)})")
+    tally = verdict_summary(results)
+    st.subheader(f"Findings ({tally['findings']} counted" + (f", {tally['rejected']} rejected)" if tally["rejected"]
+                                                             else ")"))
+    with st.expander(f"Verdicts: {tally['anomalous']} anomalous, {tally['normal']} normal of {tally['scenes']} "
+                     "image(s)", icon=":material/rule:"):
+        st.caption(f"Verdict: {VERDICT_RULE} The PDF and the Analyze and Map pages state the same counts.")
+        for r in results:
+            st.text(f"{r.scene_name}: {judge(r).rule}")
     conflict_panel(ctx)
     if findings:
         df, cfg = review_table(results)

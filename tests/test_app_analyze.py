@@ -243,3 +243,24 @@ def test_an_interrupted_analysis_can_be_resumed(app_env: Path, shared_data: Path
     assert (analysis["status"], analysis["n_done"]) == ("done", 2) and len(ws.list_analyses()) == 1
     assert {r.meta["grade_scale"] for r in ws.scene_results(aid)} == {"xview2-jds"}  # the analysis's own scale
     assert not any("interrupted" in w for w in texts(at.warning))
+
+
+def test_verdict_rule_and_fresh_case_counts_beside_the_result(analysed) -> None:
+    """The verdict is shown with its rule (threshold and count, detection.verdict) and the sidebar's case counts are
+    those of the workspace after the run, not from before it; no table cell reads "None"."""
+    from core.detection.verdict import judge
+
+    at, ws, low = analysed
+    (analysis,) = ws.list_analyses()
+    good, _ = ws.scene_results(analysis["id"])
+    v = judge(good)
+    assert metric(at, "Verdict") == v.verdict and int(metric(at, "Findings saved")) == v.n_counted
+    assert int(metric(at, "Findings @")) == v.n_counted  # the sidebar shows the saved threshold: same count
+    assert any(c == f":material/rule: {v.rule}" for c in texts(at.caption)), texts(at.caption)
+    assert f"threshold {low:.2f}" in v.rule
+    assert shell.case_counts(ws, analysis["case_id"]) in texts(at.sidebar.caption)
+    assert "1 analysis · 1 image" in shell.case_counts(ws, analysis["case_id"])
+    table = at.dataframe[0].value
+    assert not table.isna().any().any() and "None" not in table.astype(str).to_numpy()
+    failed = table[table["image"] == "broken.jpg"].iloc[0]
+    assert failed["verdict"] == "error" and failed["findings (saved)"] == "—"

@@ -132,3 +132,32 @@ def test_case_without_analyses_says_what_to_do(workspace):
     at = _map_page(workspace["empty"])
     assert any("Analyze page" in i.value for i in at.info)
     assert not at.get("component_instance")
+
+
+def test_offline_basemaps_are_added_drawn_and_remembered_per_case(workspace, tmp_path):
+    """The world layer is on by default; an MBTiles file and a GeoTIFF added by path are drawn from the files
+    (embedded, nothing fetched) and remembered for this case only; a bad path is a clear error."""
+    from core.mapping.basemaps import case_basemaps, scenes_area
+    from tests.support.basemaps import make_mbtiles, make_ortho
+    from ui import state as S
+
+    w, s, e, n = scenes_area(workspace["results"])
+    lat, lon = (s + n) / 2, (w + e) / 2
+    mb = make_mbtiles(tmp_path / "area.mbtiles", lat, lon, zooms=range(9, 14))
+    ortho = make_ortho(tmp_path / "ortho.tif", lat, lon)
+    at = _map_page(workspace["case"])
+    script = _folium_args(at)["script"]
+    assert "World borders and capitals (bundled)" in script and "Seoul" in script  # never blank
+    assert "bda-map-legend" in script and "bda-zoom-to-scene" in script
+    for path in (tmp_path / "nope.mbtiles", mb, ortho):
+        at.text_input(key=S.W_BASEMAP_PATH).input(str(path))
+        next(b for b in at.button if b.label == "Add basemap").click().run()
+        assert not at.exception, at.exception
+        assert any("does not exist" in e.value for e in at.error) == (path.name == "nope.mbtiles")
+    assert [d["kind"] for d in case_basemaps(workspace["ws"], workspace["case"])] == ["world", "mbtiles", "geotiff"]
+    assert case_basemaps(workspace["ws"], workspace["empty"])[0]["kind"] == "world"  # per case
+    again = _map_page(workspace["case"])  # a new session: remembered
+    args = _folium_args(again)
+    assert "MBTiles tiles: area.mbtiles" in args["script"] and "GeoTIFF orthophoto: ortho.tif" in args["script"]
+    assert "maxNativeZoom" in args["script"] and '"bda-raster"' in args["script"]
+    assert "tile.openstreetmap.org" not in args["script"]

@@ -86,7 +86,7 @@ def test_joplin_findings_lie_inside_the_tile(joplin_run, detector):
     for f in res.findings:
         assert tile.contains(shape(f.geometry))
         assert west <= f.centroid_lon <= east and south <= f.centroid_lat <= north
-        assert f.mgrs.startswith("15S") and f.area_m2 > 0 and f.threshold == detector.calibration.threshold
+        assert f.mgrs.startswith("15S") and f.area_m2 > 0 and f.threshold == round(detector.calibration.threshold, 2)
         assert f.model_name == detector.name and f.source_name == "tile_31500-5137.tif"
         assert f.source_gsd == pytest.approx(res.gsd_m) and 0.4 < res.gsd_m < 0.8
     assert [f.id for f in res.findings] == [f"tile_31500-5137-F{i:03d}" for i in range(1, len(res.findings) + 1)]
@@ -97,7 +97,7 @@ def test_joplin_findings_lie_inside_the_tile(joplin_run, detector):
 def test_joplin_score_verdict_timing_progress(joplin_run, detector):
     _, res, calls, _ = joplin_run
     assert np.isfinite(res.image_score)
-    assert res.verdict == ("anomalous" if res.image_score >= detector.calibration.image_threshold else "normal")
+    assert res.verdict == ("anomalous" if res.findings else "normal")  # detection.verdict: one rule with the counts
     t = res.meta["timing"]
     assert res.meta["tiles"] == t["tiles"] == 9 and t["batches"] == 3  # 3x3 tiles of 512 (overlap 104), batches of 4
     assert 0 < t["model_s"] <= t["total_s"] and 0 <= t["model_share"] <= 1

@@ -251,13 +251,37 @@ def _case_section(ws: Workspace, user: User | None) -> None:
     S.bind(S.W_CASE, S.CASE_ID)
     st.selectbox("Case", ids, format_func=lambda cid: case_label(by_id[cid]), key=S.W_CASE, on_change=S.keep,
                  args=(S.CASE_ID, S.W_CASE), help="An event or task that groups analyses, reviews and reports.")
-    st.caption(f"{by_id[S.get(S.CASE_ID)]['n_analyses']} analyses in this case")
+    S.put(S.CASE_CAPTION, st.empty())
+    refresh_case_caption(ws, S.get(S.CASE_ID))
     if user is None or user.can_work:
         _new_case(ws, user)
         case_archive.archive_popover(ws, S.get(S.CASE_ID), user)
     if user is not None and user.is_admin:
         _members(ws, S.get(S.CASE_ID))
     case_archive.archive_note()
+
+
+def case_counts(ws: Workspace, case_id: int) -> str:
+    """What the sidebar says about a case, read fresh from the workspace: analyses, images and findings."""
+    analyses = ws.list_analyses(case_id)
+    n_img = sum(int(a["n_done"]) for a in analyses)
+    n_find, n_rej = ws.case_finding_counts(case_id)  # counted as every page and the report count them
+    running = sum(a["status"] == "running" for a in analyses)
+    return (f"{len(analyses)} analys{'i' if len(analyses) == 1 else 'e'}s · {n_img} image{'s' * (n_img != 1)} "
+            f"· {n_find} finding{'s' * (n_find != 1)}" + (f" ({n_rej} rejected)" if n_rej else "")
+            + (f" · {running} running" if running else ""))
+
+
+def refresh_case_caption(ws: Workspace, case_id: int | None) -> None:
+    """Redraw the sidebar's case counts (drawn before the page ran): a page calls it when an analysis starts or
+    ends, so the sidebar never shows the counts from before the run."""
+    slot = S.get(S.CASE_CAPTION)
+    if slot is None or case_id is None:
+        return
+    try:
+        slot.caption(case_counts(ws, case_id))
+    except CoreError:
+        slot.empty()
 
 
 def _new_case(ws: Workspace, user: User | None) -> None:

@@ -30,6 +30,7 @@ ANALYST = "analyst"  #: analyst name written into reviews and reports
 CASE_ARCHIVE = "case_archive"  #: {"case_id": int, "path": str} of the last case archive prepared for download
 ARCHIVE_GEN = "archive_generation"  #: bumped to empty the case-archive uploader after an import
 ARCHIVE_NOTE = "archive_note"  #: message of the last import, shown once after the rerun
+CASE_CAPTION = "case_caption_slot"  #: this run's placeholder of the sidebar's case counts (redrawn after a run)
 
 # -- Analyze --------------------------------------------------------------------------------------------------------
 AUTO_RUN = "auto_run"  #: analyse uploads as soon as they are saved
@@ -77,6 +78,10 @@ W_DEVICE = "w_device"
 W_THRESHOLD = "w_threshold"
 W_ANALYST = "w_analyst"
 W_SERVER_PATH = "w_server_path"
+W_BASEMAP_PATH = "w_basemap_path"  #: Map page: server path of a basemap to add
+W_BASEMAP_NAME = "w_basemap_name"
+W_BASEMAP_UPLOAD = "w_basemap_upload"
+W_HEAT_LAYER = "w_heat_layer"  #: Map page: which heatmap kind the map shows first
 W_ANALYSIS = "w_analysis"
 W_OPACITY = "w_opacity"
 W_AUTO_RUN = "w_auto_run"
@@ -142,6 +147,7 @@ DEFAULTS: dict[str, Any] = {
     CASE_ARCHIVE: None,
     ARCHIVE_GEN: 0,
     ARCHIVE_NOTE: None,
+    CASE_CAPTION: None,
     AUTO_RUN: False,
     STAGED: [],
     SAVED_UPLOADS: {},

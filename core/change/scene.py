@@ -87,6 +87,7 @@ from core.detection.pipeline import (
     scene_provenance,
 )
 from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, pad_to
+from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
 from core.types import Scene, SceneResult, Window
@@ -251,7 +252,7 @@ def analyze_pair(post_scene: Scene, pre_path: str | Path, detector: Any, out_dir
                             resample_to_model_gsd=resample_to_model_gsd, progress=second, tile_size=tile_size,
                             batch_size=batch_size)
         cal = scorer.calibration
-        thr = float(change_threshold if change_threshold is not None else cal["threshold"])
+        thr = canonical_threshold(change_threshold if change_threshold is not None else cal["threshold"])
         preview, pscale = writer.preview, writer.preview_scale
         assert preview is not None
         overlay = write_overlay_png(out / f"{stem}_change_overlay.png", preview, thr)
@@ -263,7 +264,7 @@ def analyze_pair(post_scene: Scene, pre_path: str | Path, detector: Any, out_dir
                                     full_size=(post_scene.width, post_scene.height), max_findings=MAX_FINDINGS)
         n_post = len(res.findings)
         res.findings = findings
-        res.verdict = "anomalous" if findings else "normal"
+        res.verdict = verdict_of(len(findings))
         res.pre_scene_name = pre.name
         res.change_path = change_path
         res.meta["pre_source"] = str(Path(pre_path).resolve())

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from core.analysis.guidance import EVENT_MODES, mode_advice
 from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.cli.outpaths import out_dir
 from core.detection.grading import SCALES
+from core.detection.verdict import judge
 from core.errors import InputError
 from core.types import SceneResult
 
@@ -84,7 +86,9 @@ def _bar(total: int, desc: str, quiet: bool) -> Any:
 
 
 def _summary_row(r: SceneResult) -> dict[str, Any]:
-    return {"name": r.scene_name, "score": r.image_score, "verdict": r.verdict,
+    v = judge(r)
+    return {"name": r.scene_name, "score": r.image_score, "verdict": v.verdict, "threshold": v.threshold,
+            "rule": v.rule,
             "crs": r.georef.crs if r.georef else None, "bounds_wgs84": r.bounds_wgs84,
             "outputs": {"heatmap": r.heatmap_path and Path(r.heatmap_path).name,
                         "overlay": r.overlay_path and Path(r.overlay_path).name,
@@ -141,7 +145,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
                   f"(the post image alone: {res.meta.get('post_only_findings')})\n"
                   f"    {coregistration_text(res.meta.get('coregistration') or {})}", file=sys.stderr)
         else:
-            print(f"    score {res.image_score:.2f} ({res.verdict}), {len(res.findings)} findings", file=sys.stderr)
+            print(f"    image score {res.image_score:.2f}; {judge(res).rule}", file=sys.stderr)
 
     return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
 
@@ -187,7 +191,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         det = Detector.load(a.model or ws.get_analysis(a.resume)["model"].get("path"), device=a.device,
                             precision=a.precision)
         run = AnalysisRun.resume(ws, a.resume, det, threshold=a.threshold, change_threshold=a.change_threshold,
-                                 out_dir=a.out)
+                                 out_dir=out_dir(a.out) if a.out else None)
         print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
     else:
         if not a.inputs:
@@ -197,7 +201,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
                                   grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli",
                                   event_type=a.event_type)
-        out = Path(a.out or "out").resolve()
+        out = out_dir(a.out or "out").resolve()
         if a.no_workspace:
             run = AnalysisRun.start(det, items, options, out_dir=out)
         else:
@@ -257,6 +261,20 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
             results, Path(ref))
 
 
+def _basemap_sources(a: argparse.Namespace) -> list[str]:
+    """The shown offline basemaps of the case of a workspace ``--analysis`` (none for an output folder)."""
+    ref = str(a.analysis)
+    recorded = None if not Path(ref).is_dir() else _recorded_in(Path(ref))
+    if not (ref.strip().isdigit() and not Path(ref).is_dir()) and recorded is None:
+        return []
+    from core.mapping.basemaps import case_sources
+    from core.store import Workspace
+
+    ws = Workspace(a.workspace if recorded is None else recorded[0])
+    analysis = ws.get_analysis(int(ref) if recorded is None else recorded[1])
+    return case_sources(ws, int(analysis["case_id"]))
+
+
 def _recorded_in(folder: Path) -> tuple[Path, int] | None:
     """(workspace root, analysis id) where the run written to ``folder`` is recorded, when that workspace and
     analysis still exist: its findings there carry the analysts' reviews, analysis.json does not."""
@@ -282,12 +300,12 @@ def cmd_report(a: argparse.Namespace) -> int:
     if bad:
         raise InputError(f"unknown report format(s) {', '.join(sorted(bad))}; use pdf, csv, geojson, zip")
     model, results, default_out = _report_source(a)
-    out = Path(a.out) if a.out else default_out
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(a.out) if a.out else out_dir(default_out)
     ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
                         organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
-                        pre_sources=pre_sources_of(results), event_type=a.event_type)
+                        pre_sources=pre_sources_of(results), event_type=a.event_type,
+                        basemap_sources=_basemap_sources(a))
     written = []
     pdf = None
     if "pdf" in fmts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.cli.outpaths import names_folder, out_dir, out_file
 from core.store import Workspace
 from core.store.archive import INPUT_MODES
 
@@ -22,7 +23,8 @@ def add_case(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acts.add_parser("list", help="the cases, with their analyses and findings")
     e = acts.add_parser("export", help="write one case to a .zip archive")
     e.add_argument("case", help="case id or exact name")
-    e.add_argument("--out", default=".", help="archive path, or an existing folder to write it in (default: .)")
+    e.add_argument("--out", default=".", help="archive path (NAME.zip), or a folder to write it in, created when "
+                                              "missing (default: .)")
     e.add_argument("--inputs", default="workspace", choices=INPUT_MODES,
                    help="input images to carry: those uploaded into the case (default), all (server-side "
                         "files too, those inside $BDA_SERVER_PATHS when it is set; may be large) or none")
@@ -65,7 +67,9 @@ def cmd_case(a: argparse.Namespace) -> int:
         return 0
     if a.action == "export":
         cid = _case_id(ws, a.case)
-        path = ws.export_case(cid, Path(a.out), inputs=a.inputs)
+        # a folder (exports/, created when missing) gets the dated archive name; NAME.zip is the archive itself
+        dest = out_dir(a.out) if names_folder(a.out, (".zip",)) else out_file(a.out, "case.zip", (".zip",))
+        path = ws.export_case(cid, dest, inputs=a.inputs)
         print(path)
         return 0
     cid = ws.import_case(Path(a.archive))

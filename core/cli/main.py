@@ -23,7 +23,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--normal", nargs="+", required=True, metavar="PATH",
                    help="folders, globs or files of normal images")
     p.add_argument("--anomalies", nargs="*", default=[], metavar="PATH", help="labelled anomalies (outlier exposure)")
-    p.add_argument("--out", default="model.pt", help="checkpoint to write")
+    p.add_argument("--out", default="model.pt",
+                   help="checkpoint to write (NAME.pt), or a folder (created when missing) for NAME.pt, NAME being "
+                        "--name or the architecture")
     p.add_argument("--pretrained", default="auto",
                    help="auto (the trunk's installed offline source, e.g. hed-vgg16 for VGG16 trunks; else none) | "
                         "none | hed-vgg16 | imagenet (torch hub cache only) | PATH to a backbone state_dict")
@@ -106,9 +108,12 @@ def _bounds_of(paths: Sequence[str]) -> list[list[float]]:
 
 def cmd_train(a: argparse.Namespace) -> int:
     """Train and write a checkpoint."""
+    from core.cli.outpaths import out_file
     from core.learn.training import TrainConfig, train
+    from core.safe_files import safe_filename
 
-    cfg = TrainConfig(arch=a.arch, normal=a.normal, anomalies=a.anomalies, out=a.out, pretrained=a.pretrained,
+    out = out_file(a.out, safe_filename(f"{a.name or a.arch}.pt"), (".pt", ".pth", ".ckpt"))
+    cfg = TrainConfig(arch=a.arch, normal=a.normal, anomalies=a.anomalies, out=str(out), pretrained=a.pretrained,
                       input_size=a.input_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
                       batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, weight_decay=a.weight_decay,
                       lr_decay=a.lr_decay, confetti=a.confetti, region_share=a.region_share,

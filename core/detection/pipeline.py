@@ -22,9 +22,10 @@ import numpy as np
 import rasterio
 
 from core.detection.findings import extract_findings, safe_name
-from core.detection.grading import check_threshold, get_scale
+from core.detection.grading import get_scale
 from core.detection.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set_georef, write_overlay_png
 from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
+from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
 from core.types import GeoRef, Scene, SceneResult, Window
@@ -178,13 +179,14 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
 
     ``threshold`` (calibrated units) defaults to the detector's calibration. ``progress(done, total)`` is called
     after every batch of tiles. The image score is the calibrated valid-area-weighted mean of the tiles' raw image
-    scores; the verdict is "anomalous" at or above the calibration's ``image_threshold``. Errors a user can cause
+    scores; the verdict follows :mod:`core.detection.verdict` (anomalous when a finding reaches the threshold, which is
+    rounded as it is shown, :func:`~core.detection.verdict.canonical_threshold`). Errors a user can cause
     raise :class:`~core.errors.CoreError`; a failed run leaves no partial heatmap behind.
     """
     timer = AnalysisTimer()
     t_start = time.perf_counter()
     cal = detector.calibration
-    thr = check_threshold(cal.threshold if threshold is None else threshold)
+    thr = canonical_threshold(cal.threshold if threshold is None else threshold)
     get_scale(grade_scale)
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
@@ -251,7 +253,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                                 full_size=(scene.width, scene.height), max_findings=MAX_FINDINGS)
     bounds = geo.bounds_wgs84(scene.georef, scene.width, scene.height) if scene.georef else None
     timer.total_s = time.perf_counter() - t_start
-    verdict = "anomalous" if image_score >= cal.image_threshold else "normal"
+    verdict = verdict_of(len(findings))
     meta: dict[str, Any] = {
         "timing": timer.as_dict(), "tiles": timer.tiles, "tile_size": plan.tile, "overlap": plan.overlap,
         "batch_size": batch_size, "threshold": thr, "image_threshold": cal.image_threshold,
@@ -284,13 +286,13 @@ def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any]
             "model_name": str(model.get("name", "")), "model_version": str(model.get("version", "")),
             "model_sha256": str(model.get("sha256", "")),
             "processed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    threshold = check_threshold(threshold)
+    threshold = canonical_threshold(threshold)
     change = result.meta.get("change") if isinstance(result.meta.get("change"), dict) else None
     if result.change_path is None or change is None:
         src, thr = result.heatmap_path, threshold
     else:
         src = result.change_path
-        thr = check_threshold(change_threshold if change_threshold is not None else change.get("threshold", 1.0))
+        thr = canonical_threshold(change_threshold if change_threshold is not None else change.get("threshold", 1.0))
         prov |= {"pre_source_name": result.pre_scene_name, "pre_source_date": result.meta.get("pre_capture_time")}
     hm = read_heatmap(src, preview_max=PREVIEW_MAX)
     result.findings = extract_findings(hm.preview, hm.preview_scale, thr, georef=result.georef,
@@ -303,7 +305,7 @@ def refind_findings(result: SceneResult, threshold: float, model: dict[str, Any]
         overlay = Path(src).with_name(f"{Path(src).stem}_overlay.png")  # as analyze_pair named it
         if overlay.is_file():
             write_overlay_png(overlay, hm.preview, thr)
-        result.verdict = "anomalous" if result.findings else "normal"
+    result.verdict = verdict_of(len(result.findings))
     return result
 
 

@@ -30,6 +30,7 @@ from PIL import Image
 from core.detection.grading import get_scale
 from core.errors import CoreError
 from core.geo import georef as geo
+from core.mapping.controls import Legend, OneOf, ZoomToScene
 from core.mapping.leaflet import LEAFLET_CSS, LEAFLET_JS, offline_resources, resource_links  # noqa: F401 - re-exported
 from core.mapping.overlays import (  # noqa: F401 - re-exported: pages and tests use core.mapping.webmap.*
     MERCATOR,
@@ -53,6 +54,8 @@ BASEMAPS: dict[str, dict[str, str] | None] = {
         "tiles": "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
         "attr": "Tiles &copy; Esri"},
 }
+#: Which heatmap kind the map shows first ("auto": change when a scene has a pre-event image).
+HEAT_LAYERS = ("auto", "anomaly", "change")
 _UNKNOWN_GRADE_COLOUR = "#805ad5"
 _REJECTED_COLOUR = "#718096"
 
@@ -224,7 +227,8 @@ def _image_overlay(ov: Overlay, opacity: float) -> folium.raster_layers.ImageOve
 
 def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay | None] | None = None,
               threshold: float | None = None, basemap: str = "none", overlay_opacity: float = 0.7,
-              height: int = 600, imagery: Mapping[str, Overlay | None] | None = None) -> folium.Map:
+              height: int = 600, imagery: Mapping[str, Overlay | None] | None = None,
+              heat_layer: str = "auto", base_layers: Sequence[Element] = ()) -> folium.Map:
     """Map of the georeferenced ``results``: heatmap overlays, findings coloured by grade (with escaped popups),
     scene footprints (dashed when approximate), GPS points, layer control and the chosen ``basemap``.
 
@@ -235,7 +239,15 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     ``str(result.source_path)`` to the image itself on the map (:func:`imagery_overlay`), drawn beneath the
     heatmaps in an "Imagery" layer: what analysts see when no basemap can be fetched. Scenes without
     georeferencing are left out.
+
+    One heatmap kind is visible at a time (ticking the other in the layer control hides the first):
+    ``heat_layer`` "auto" shows the change heatmaps when a scene has a pre-event image, else the anomaly ones;
+    "anomaly" or "change" picks one. The map carries a legend and a "zoom to scene" box
+    (:mod:`core.mapping.controls`). ``base_layers``: offline basemap layers drawn beneath everything
+    (:func:`core.mapping.basemaps.basemap_layers`).
     """
+    if heat_layer not in HEAT_LAYERS:
+        raise CoreError(f"unknown heatmap layer {heat_layer!r}; choose one of {', '.join(HEAT_LAYERS)}")
     if basemap not in BASEMAPS:
         raise CoreError(f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}")
     js, css = offline_resources()
@@ -246,6 +258,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     if tile is not None:
         folium.TileLayer(tiles=tile["tiles"], attr=tile["attr"], name=escape(basemap), max_zoom=22,
                          max_native_zoom=19).add_to(m)
+    for base in base_layers:
+        m.add_child(base)
     pictures = folium.FeatureGroup(name="Imagery (the analysed images)", show=True)
     heat = folium.FeatureGroup(name="Heatmaps (post-event anomaly)", show=True)
     change = folium.FeatureGroup(name="Change heatmaps (pre → post)", show=True)
@@ -254,16 +268,21 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     prints = folium.FeatureGroup(name="Footprints (dashed = approximate)", show=True)
     gps = folium.FeatureGroup(name="Positions (GPS, else scene centre)", show=True)
     boxes: list[tuple[float, float, float, float]] = []
+    named: list[tuple[str, list[list[float]]]] = []  # the zoom box's scenes: [[south, west], [north, east]]
     for sr in results:
         if sr.georef is None:
             point = _gps_only_marker(sr)  # a frame with GPS but no footprint (no altitude or camera data)
             if point is not None:
                 point.add_to(gps)
                 boxes.append((point.location[0], point.location[1], point.location[0], point.location[1]))
+                d = 0.0005  # about 50 m around a point
+                named.append((sr.scene_name, [[point.location[0] - d, point.location[1] - d],
+                                              [point.location[0] + d, point.location[1] + d]]))
             continue
         ring = _latlon_ring(sr.georef, sr.width, sr.height)
         boxes.append((min(p[0] for p in ring), min(p[1] for p in ring), max(p[0] for p in ring),
                       max(p[1] for p in ring)))
+        named.append((sr.scene_name, [[boxes[-1][0], boxes[-1][1]], [boxes[-1][2], boxes[-1][3]]]))
         approx = sr.georef.approximate
         poly = folium.Polygon(ring, color="#f6ad55" if approx else "#63b3ed", weight=2, fill=False,
                               dash_array="6 6" if approx else None)
@@ -289,9 +308,19 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
                 any_change = True
         _position_marker(sr, ring).add_to(gps)
     marks.add_child(_Findings([f for sr in results if sr.georef is not None for f in sr.findings]))
+    # one heatmap kind at a time: stacked, the anomaly and change colours read as one confusing map
+    show_change = any_change and heat_layer in ("auto", "change")
+    heat.show = not show_change
+    change.show = show_change
     for layer in (*([pictures] if imagery else []), heat, *([change] if any_change else []), prints, marks, gps):
         layer.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
+    if any_change:
+        m.add_child(OneOf([heat, change]))
+    m.add_child(Legend([str(sr.meta.get("grade_scale", "copernicus-ems")) for sr in results
+                        if isinstance(sr.meta, dict)], has_change=any_change))
+    if named:
+        m.add_child(ZoomToScene(named))
     if boxes:
         m.fit_bounds([[min(b[0] for b in boxes), min(b[1] for b in boxes)],
                       [max(b[2] for b in boxes), max(b[3] for b in boxes)]])

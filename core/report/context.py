@@ -113,6 +113,7 @@ class ReportContext:
     phase3_notes: str = ""
     max_map_figures: int = 6
     event_type: str = "other"  #: core.analysis.guidance.EVENT_MODES key: the method section says which mode suits it
+    basemap_sources: list[str] = field(default_factory=list)  #: the map's offline basemaps (core.mapping.basemaps)
 
     def validate(self) -> None:
         """Raise :class:`ReportError` saying what to fix when the context cannot make a report."""

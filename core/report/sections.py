@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from core.detection.verdict import CONFIDENCE_NOTE, VERDICT_RULE, judge
 from core.errors import CoreError
 from core.report._io import clean_text
 from core.report.context import ReportContext, grade_label, is_confirmed
@@ -66,6 +67,10 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
                          (clean_text(pre_crs, 40) if pre_crs else "as the post-event image" if st.basis.kind ==
                           CHANGE else "—") + ("" if pre else "; file not available to the report")])
     pdf.grid(rows, (9, 58, 34, 30, 16, 39), size=7)
+    if ctx.basemap_sources:
+        pdf.h2("Map backgrounds (offline basemaps)")
+        for line in ctx.basemap_sources:
+            pdf.para(clean_text(line, 400), size=8)
     pdf.h2("Detector")
     pdf.key_values([
         ("Model", f"{ctx.model('name')} (version {ctx.model('version')})"),
@@ -172,7 +177,8 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
         by = labels.get(
             tuple(s.kinds), "peak score (change score for pre/post scenes, anomaly score for single images)")
         pdf.para(f"Counted findings by {by}. '#' is the obj_id of the CSV and GeoJSON files and the "
-                 "number on the maps. Status 'unreviewed' means " + NOT_VALIDATED + ".", size=8, colour=GREY)
+                 "number on the maps. Status 'unreviewed' means " + NOT_VALIDATED + ". " + CONFIDENCE_NOTE,
+                 size=8, colour=GREY)
         rows = [["#", "Finding ID", "MGRS", "Lat, Lon", "Grade", "Conf.", "Area m²", "Status", "Analyst note"]]
         for i, f in s.counted:
             rows.append([str(i), clean_text(f.id, 80), clean_text(f.mgrs, 40) or "—",
@@ -210,12 +216,13 @@ def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
         source = (f"change vs {clean_text(sr.pre_scene_name, 60) or 'pre-event image'}" if st.basis.kind == CHANGE
                   else "anomaly")
         rows.append([f"S{k}", clean_text(sr.scene_name, 100), clean_text(sr.capture_time, 25) or "—", source,
-                     fmt(st.basis.threshold, 3), fmt(sr.image_score, 3), clean_text(sr.verdict, 20), str(st.counted),
+                     fmt(st.basis.threshold, 3), fmt(sr.image_score, 3), judge(sr).verdict, str(st.counted),
                      str(st.rejected), fmt(st.peak, 2), "; ".join(notes)])
     pdf.grid(rows, pdf.fit_widths(rows, 6.6, _APPENDIX_NO_WRAP, _APPENDIX_FIXED), size=6.6)
-    pdf.para("Image score: the detector's calibrated anomaly score of the whole post-event image (for pre/post "
-             "scenes too). Threshold and Peak: in the units of the heatmap the findings come from (change or "
-             "anomaly).", size=7.5, colour=GREY)
+    pdf.para("Verdict: " + VERDICT_RULE + " Image score: the detector's calibrated anomaly score of the whole "
+             "post-event image (for pre/post scenes too); it ranks images and does not decide the verdict. "
+             "Threshold and Peak: in the units of the heatmap the findings come from (change or anomaly).",
+             size=7.5, colour=GREY)
     pdf.figure(histograms(s), "Left: calibrated pixel scores sampled from the heatmaps the findings come from. "
                "Right: peak scores of counted findings. Dashed: finding threshold(s)."
                + (" Anomaly and change scores are different units and are shown apart." if len(s.kinds) > 1 else

@@ -140,11 +140,24 @@ _V3 = [
         detail TEXT NOT NULL DEFAULT '')""",
 ]
 
+# Per-case settings (issue 16): what the analyst chose for a case that is not an analysis, e.g. the Map page's
+# offline basemaps (``basemaps``: a JSON list of {"kind", "path", "name"}), as JSON values by key.
+_V4 = [
+    """CREATE TABLE case_settings (
+        case_id INTEGER NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT,
+        PRIMARY KEY (case_id, key))""",
+]
+
 #: (version, statements) in order. The database records every applied version in ``schema_version``.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
+    (4, _V4),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

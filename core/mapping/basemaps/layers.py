@@ -1,0 +1,236 @@
+"""The chosen basemaps as Leaflet layers of the analysis map, all drawn from local files (nothing fetched).
+
+Order on the map, bottom to top: tiles (MBTiles / XYZ), GeoTIFF orthophotos, vector layers, the world layer,
+then the analysis' own imagery, heatmaps and findings (their panes sit above these, :data:`PANES`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import folium
+import numpy as np
+from branca.element import Element, MacroElement
+from folium.template import Template
+
+from core.errors import CoreError, InputError
+from core.mapping.basemaps.sources import KIND_LABEL, WORLD_PATH, WORLD_SOURCE, Basemap, check_allowed
+from core.mapping.basemaps.tiles import EmbeddedTiles, MBTiles, TileFolder, embed_tiles
+from core.mapping.basemaps.vector import read_vector
+from core.mapping.overlays import Overlay, png_data_uri
+
+#: Leaflet panes of the basemap layers (z-index): above the tile pane (200), below the overlay pane (400).
+PANES = {"raster": 240, "vector": 260, "world": 280}
+#: A transparent 1×1 PNG: where a tile is missing.
+_BLANK = png_data_uri(np.zeros((1, 1, 4), np.uint8))
+
+
+def _esc(text: Any) -> str:
+    from core.mapping.webmap import escape
+
+    return escape(text)
+
+
+class _Panes(MacroElement):
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {% for name, z in this.panes %}
+        {{ this._parent.get_name() }}.createPane({{ name|tojson }});
+        {{ this._parent.get_name() }}.getPane({{ name|tojson }}).style.zIndex = {{ z }};
+        {% endfor %}
+        {% endmacro %}
+    """)
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # branca is untyped
+        self._name = "Panes"
+        self.panes = [(f"bda-{k}", z) for k, z in PANES.items()]
+
+
+class EmbeddedTileLayer(MacroElement):
+    """A Leaflet tile layer whose tiles are ``data:`` URIs embedded in the page (:mod:`core.mapping.basemaps.tiles`)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var tiles = {{ this.tiles|tojson }};
+            var Embedded = L.TileLayer.extend({
+                getTileUrl: function (c) { return tiles[c.z + '/' + c.x + '/' + c.y] || {{ this.blank|tojson }}; }
+            });
+            new Embedded('', {{ this.options|tojson }}).addTo({{ this._parent.get_name() }});
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, tiles: dict[str, str], min_zoom: int, max_native_zoom: int, attribution: str) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # branca is untyped
+        self._name = "EmbeddedTileLayer"
+        self.tiles = tiles
+        self.blank = _BLANK
+        self.options = {"minZoom": 0, "maxZoom": 22, "minNativeZoom": min_zoom, "maxNativeZoom": max_native_zoom,
+                        "attribution": _esc(attribution), "className": "bda-basemap-tiles"}
+
+
+class GeoJsonLayer(MacroElement):
+    """GeoJSON drawn in a basemap pane: lines and outlines in ``colour``, points as small circles, the feature's
+    ``name`` (escaped) as its tooltip."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var style = {{ this.style|tojson }};
+            L.geoJSON({{ this.data|tojson }}, {
+                pane: {{ this.pane|tojson }},
+                interactive: {{ this.interactive|tojson }},
+                style: function () { return style; },
+                pointToLayer: function (f, ll) {
+                    return L.circleMarker(ll, {pane: {{ this.pane|tojson }}, radius: 3, color: style.color,
+                                               weight: 1, fillOpacity: 0.8});
+                },
+                onEachFeature: function (f, layer) {
+                    if (f.properties && f.properties.name) { layer.bindTooltip(f.properties.name, {sticky: true}); }
+                }
+            }).addTo({{ this._parent.get_name() }});
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, data: dict[str, Any], pane: str, colour: str, *, interactive: bool = True) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # branca is untyped
+        self._name = "GeoJsonLayer"
+        feats = []
+        for f in data.get("features", []):
+            props = dict(f.get("properties") or {})
+            props["name"] = _esc(props.get("name", ""))
+            feats.append({"type": "Feature", "geometry": f.get("geometry"), "properties": {"name": props["name"]}})
+        self.data = {"type": "FeatureCollection", "features": feats}
+        self.pane = pane
+        self.interactive = interactive
+        self.style = {"color": colour, "weight": 1.2, "opacity": 0.9, "fill": False}
+
+
+@functools.lru_cache(maxsize=1)
+def world_data() -> dict[str, Any]:
+    """The bundled world layer (country borders and capitals) as GeoJSON."""
+    try:
+        data: dict[str, Any] = json.loads(WORLD_PATH.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CoreError(f"the bundled world layer {WORLD_PATH} is missing or damaged ({exc}); reinstall the "
+                        "workbench") from exc
+    return data
+
+
+@dataclass
+class BasemapLayers:
+    """What :func:`basemap_layers` made: folium layers to add (bottom first), notes for the page, and one source
+    line per basemap (for the report's sources)."""
+
+    layers: list[Element] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def source_line(b: Basemap) -> str:
+    """How the report names a basemap: kind, name and file."""
+    if b.kind == "world":
+        return f"{KIND_LABEL['world']}: {WORLD_SOURCE}"
+    return f"{KIND_LABEL[b.kind]}: {b.name} ({b.path})"
+
+
+def load_basemap(b: Basemap, area: tuple[float, float, float, float], raster_px: int = 2048,
+                 also: tuple[Path, ...] = ()) -> Any:
+    """The data a basemap draws from, read from its file (the slow part, which a page caches): embedded tiles
+    (:class:`.tiles.EmbeddedTiles`), a warped orthophoto (:class:`~core.mapping.overlays.Overlay`) or
+    GeoJSON (vector and world layers). Raises :class:`~core.errors.CoreError` saying why it cannot be drawn.
+    ``also``: folders allowed besides ``$BDA_SERVER_PATHS`` (the workspace, for uploaded basemaps)."""
+    if b.kind == "world":
+        return world_data()
+    path = Path(b.path)
+    check_allowed(path, also)
+    if not path.exists():
+        raise InputError(f"{b.path} is not there any more; add the basemap again from where it is now")
+    if b.kind == "mbtiles":
+        with MBTiles(path) as mb:
+            return embed_tiles(mb, area)
+    if b.kind == "xyz":
+        return embed_tiles(TileFolder(path), area)
+    if b.kind == "geotiff":
+        return geotiff_overlay(path, raster_px)
+    return read_vector(path, bounds=area)
+
+
+Loader = Callable[[Basemap, tuple[float, float, float, float]], Any]
+
+
+def basemap_layers(basemaps: Sequence[Basemap], bounds: tuple[float, float, float, float] | None, *,
+                   load: Loader | None = None) -> BasemapLayers:
+    """Folium layers for ``basemaps`` around ``bounds`` (west, south, east, north; None: the whole world).
+
+    ``load(basemap, area)`` reads a basemap's data (default :func:`load_basemap`; the Map page passes a cached
+    one). A basemap that cannot be drawn (file moved, unreadable) is skipped with a note saying why; the others
+    are still drawn.
+    """
+    out = BasemapLayers()
+    out.layers.append(_Panes())
+    area = bounds or (-180.0, -85.0, 180.0, 85.0)
+    read = load or load_basemap
+    order = {"mbtiles": 0, "xyz": 0, "geotiff": 1, "vector": 2, "world": 3}
+    for b in sorted(basemaps, key=lambda x: order.get(x.kind, 9)):
+        group = folium.FeatureGroup(name=_esc(b.label), show=True)
+        try:
+            data = read(b, area)
+        except CoreError as exc:
+            out.notes.append(f"{b.label} not shown: {exc}")
+            continue
+        if isinstance(data, EmbeddedTiles):
+            if not data.tiles:
+                out.notes.append(f"{b.label}: no tiles cover these scenes")
+            if data.truncated:
+                out.notes.append(f"{b.label}: zoom levels deeper than {data.max_native_zoom} were left out to keep "
+                                 "the map light (deeper zooms enlarge that level)")
+            group.add_child(EmbeddedTileLayer(data.tiles, data.min_zoom, data.max_native_zoom, data.attribution))
+        elif isinstance(data, Overlay):
+            folium.raster_layers.ImageOverlay(data.png_data_uri, bounds=[list(data.bounds[0]), list(data.bounds[1])],
+                                              opacity=1.0, interactive=False, pane="bda-raster").add_to(group)
+        else:
+            group.add_child(GeoJsonLayer(data, "bda-world" if b.kind == "world" else "bda-vector",
+                                         "#4a5568" if b.kind == "world" else "#2b6cb0"))
+        out.layers.append(group)
+        out.sources.append(source_line(b))
+    return out
+
+
+def geotiff_overlay(path: str | Path, max_px: int = 2048) -> Overlay:
+    """A GeoTIFF / COG orthophoto warped to Web Mercator (nodata transparent), as the analysed imagery is."""
+    from core.imagery.reader import open_scene
+    from core.mapping.overlays import imagery_overlay
+
+    scene = open_scene(path)
+    try:
+        georef, w, h = scene.georef, scene.width, scene.height
+    finally:
+        scene.close()
+    if georef is None:
+        raise InputError(f"{Path(path).name} has no georeference, so it cannot be placed on the map")
+    ov = imagery_overlay(path, georef, w, h, max_px=max_px)
+    if ov is None:
+        raise InputError(f"{Path(path).name} could not be read")
+    return ov
+
+
+def scenes_area(results: Sequence[Any]) -> tuple[float, float, float, float] | None:
+    """West, south, east, north (WGS84) around the results' footprints and GPS points; None when none has one."""
+    boxes = [tuple(r.bounds_wgs84) for r in results if getattr(r, "bounds_wgs84", None)]
+    for r in results:
+        gps = r.meta.get("gps") if isinstance(getattr(r, "meta", None), dict) else None
+        lat, lon = (gps or {}).get("lat"), (gps or {}).get("lon")
+        if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and -90 <= lat <= 90 and -180 <= lon <= 180:
+            boxes.append((lon, lat, lon, lat))
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))

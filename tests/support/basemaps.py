@@ -1,0 +1,95 @@
+"""Basemap files made in the tests: an MBTiles file and an XYZ folder of coloured, labelled tiles, a georeferenced
+GeoTIFF orthophoto and a GeoPackage vector layer, all around a given WGS84 point."""
+
+from __future__ import annotations
+
+import io
+import math
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from PIL import Image, ImageDraw
+from rasterio.transform import from_origin
+
+from core.mapping.basemaps.tiles import tile_range
+
+TILE_COLOUR = (30, 160, 90)  #: fill of every test tile (a colour no heatmap or imagery uses)
+
+
+def tile_png(z: int, x: int, y: int, colour: tuple[int, int, int] = TILE_COLOUR) -> bytes:
+    """A 256 px PNG tile in ``colour`` with its z/x/y written on it."""
+    img = Image.new("RGB", (256, 256), colour)
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, 255, 255], outline=(255, 255, 255))
+    d.text((8, 8), f"{z}/{x}/{y}", fill=(255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _box(lat: float, lon: float, half_deg: float) -> tuple[float, float, float, float]:
+    return lon - half_deg, lat - half_deg, lon + half_deg, lat + half_deg
+
+
+def make_mbtiles(path: Path, lat: float, lon: float, zooms: range = range(8, 16), half_deg: float = 0.02,
+                 colour: tuple[int, int, int] = TILE_COLOUR) -> Path:
+    """An MBTiles file (TMS rows) with tiles around (lat, lon) at ``zooms``."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
+    conn.execute("CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB)")
+    conn.executemany("INSERT INTO metadata VALUES (?, ?)", [("name", "test tiles"), ("format", "png"),
+                                                            ("attribution", "test tiles <b>made in the test</b>")])
+    for z in zooms:
+        x0, y0, x1, y1 = tile_range(_box(lat, lon, half_deg), z)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                conn.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, (1 << z) - 1 - y, tile_png(z, x, y,
+                                                                                                      colour)))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def make_xyz(folder: Path, lat: float, lon: float, zooms: range = range(10, 13), half_deg: float = 0.01) -> Path:
+    """A {z}/{x}/{y}.png folder around (lat, lon)."""
+    for z in zooms:
+        x0, y0, x1, y1 = tile_range(_box(lat, lon, half_deg), z)
+        for x in range(x0, x1 + 1):
+            (folder / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
+            for y in range(y0, y1 + 1):
+                (folder / str(z) / str(x) / f"{y}.png").write_bytes(tile_png(z, x, y))
+    return folder
+
+
+def make_ortho(path: Path, lat: float, lon: float, size: int = 256, gsd_deg: float = 0.0001,
+               colour: tuple[int, int, int] = (120, 40, 200), georef: bool = True) -> Path:
+    """An RGB GeoTIFF in EPSG:4326 centred on (lat, lon): ``colour`` with a white cross (or no georeference)."""
+    rgb = np.zeros((3, size, size), np.uint8)
+    for c in range(3):
+        rgb[c] = colour[c]
+    rgb[:, size // 2 - 2: size // 2 + 2, :] = 255
+    rgb[:, :, size // 2 - 2: size // 2 + 2] = 255
+    kw = {"crs": "EPSG:4326", "transform": from_origin(lon - size / 2 * gsd_deg, lat + size / 2 * gsd_deg, gsd_deg,
+                                                       gsd_deg)} if georef else {}
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8", **kw) as ds:
+        ds.write(rgb)
+    return path
+
+
+def make_gpkg(path: Path, lat: float, lon: float) -> Path:
+    """A GeoPackage in UTM (EPSG:32615 or the zone of ``lon``) with two named roads crossing at (lat, lon)."""
+    import pyogrio
+    import shapely
+    from pyproj import Transformer
+
+    zone = int(math.floor((lon + 180) / 6)) + 1
+    epsg = (32600 if lat >= 0 else 32700) + zone
+    tr = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    cx, cy = tr.transform(lon, lat)
+    roads = [shapely.LineString([(cx - 500, cy), (cx + 500, cy)]), shapely.LineString([(cx, cy - 500), (cx, cy + 500)])]
+    pyogrio.raw.write(path, np.asarray(shapely.to_wkb(roads), dtype=object),
+                      [np.asarray(["Main <b>street</b>", "Cross road"], dtype=object)], ["name"],
+                      driver="GPKG", geometry_type="LineString", crs=f"EPSG:{epsg}", layer="roads")
+    return path
