@@ -60,6 +60,7 @@ class MBConv(nn.Module):
         self.depthwise = ConvBN(mid, mid, k, stride, groups=mid)
         self.project = ConvBN(mid, cout, 1, act=False)
         self.residual = stride == 1 and cin == cout
+        self.stride, self.out_channels = stride, cout
 
     def main_path(self) -> list[nn.Module]:
         """Modules of the main path in order (the identity skip adds nothing to the receptive field)."""
@@ -95,14 +96,12 @@ class EfficientNetLiteTrunk(Trunk):
     def __init__(self, n_blocks: int = 5) -> None:
         super().__init__()
         self.stem = ConvBN(3, STEM_CHANNELS, 3, stride=2)
-        self.blocks = nn.Sequential(*lite0_blocks(n_blocks))
+        blocks = lite0_blocks(n_blocks)
+        self.blocks = nn.Sequential(*blocks)
         # stages end where the next block strides (and at the output): indices of their last blocks
-        strides = [b.depthwise.conv.stride[0] for b in self.blocks]
-        self._stage_ends = [i - 1 for i in range(1, len(strides)) if strides[i] != 1] + [len(strides) - 1]
-        blocks = list(self.blocks)
-        outs = [blocks[i].project.bn.num_features for i in self._stage_ends]
-        self.stage_channels = outs  #: channels of :meth:`stages`
-        self.out_channels = outs[-1]
+        self._stage_ends = [i - 1 for i in range(1, len(blocks)) if blocks[i].stride != 1] + [len(blocks) - 1]
+        self.stage_channels = [blocks[i].out_channels for i in self._stage_ends]  #: channels of :meth:`stages`
+        self.out_channels = blocks[-1].out_channels
         self._init()
 
     def _init(self) -> None:
@@ -119,7 +118,8 @@ class EfficientNetLiteTrunk(Trunk):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) -> (N,C,H/s,W/s)."""
-        return self.blocks(self.stem(x))
+        out: torch.Tensor = self.blocks(self.stem(x))
+        return out
 
     def last_stage(self) -> list[nn.Module]:
         """The blocks at the output's resolution (fine-tuned when the rest is frozen)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -28,6 +29,15 @@ from core.errors import ModelError
 #: Layers that change neither size, stride nor receptive field.
 _POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.Dropout, nn.Dropout2d, nn.LeakyReLU, nn.GELU, nn.SiLU,
               nn.ReLU6)
+
+
+@runtime_checkable
+class HasMainPath(Protocol):
+    """A residual block that names the modules of its main path (its skip adds nothing to the receptive field)."""
+
+    def main_path(self) -> list[nn.Module]:
+        """The main path's modules in execution order."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,7 @@ def _ops(layers: Iterable[nn.Module]) -> Iterator[_Op]:
             yield from _ops((layer.conv1, layer.conv2, layer.conv3))
         elif isinstance(layer, BasicBlock):
             yield from _ops((layer.conv1, layer.conv2))
-        elif callable(getattr(layer, "main_path", None)):  # a residual block that names its main path
+        elif isinstance(layer, HasMainPath):
             yield from _ops(layer.main_path())
         elif isinstance(layer, nn.Conv2d):
             yield _conv_op(layer)
