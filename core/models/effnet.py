@@ -19,6 +19,13 @@ Padding is symmetric (``k // 2``), not TensorFlow's input-size-dependent "SAME" 
 the bottom/right): the receptive-field arithmetic (:mod:`core.models.receptive`) needs one fixed geometry. On even
 input sizes this shifts each stride-2 layer's sampling grid by one input pixel; the features are the same filters,
 and the classifier's top-1 on a real photograph is unchanged (tests/test_effnet.py).
+
+Measured as feature matching (``patchcore-effnet-lite0``, bank fitted with assets/models/train_patchcore.sh's recipe,
+``python -m benchmarks.bench_quality --skip-aider``, 2026-12-06): Harvey building AUROC post-only 0.738 (within scene
+0.666), change 0.983 (0.435), Joplin chips 0.685, against HED VGG16's 0.866 (0.752), 0.990 (0.683), 0.812; about half
+VGG16's seconds per 1024² (59 s vs 121 s interleaved on a heavily shared 2-core CPU). Adding the stride-16 blocks
+5-10 upsampled to stride 8 (PatchCore's layer2 + layer3 recipe) measured worse (post-only 0.623, Joplin 0.519), so
+the trunk stops at stride 8.
 """
 
 from __future__ import annotations
