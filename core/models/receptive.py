@@ -9,7 +9,9 @@ and 4". Per layer with kernel ``k``, stride ``t``, padding ``p`` and dilation ``
     n' = ⌊(n + 2p − k_e)/t⌋ + 1      j' = j·t      r' = r + (k_e − 1)·j      s' = s + ((k_e − 1)/2 − p)·j
 
 The numbers are always computed by walking the real modules, never typed in. Residual blocks count their main path
-only: the 1×1 downsample branch has a smaller receptive field, and the sum's receptive field is the larger one.
+only: the 1×1 downsample branch (or identity skip) has a smaller receptive field, and the sum's receptive field is
+the larger one. Besides ResNet's blocks, any module with a ``main_path()`` method (e.g. EfficientNet's MBConv,
+:class:`core.models.effnet.MBConv`) is walked through the modules that method returns.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -24,7 +27,17 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from core.errors import ModelError
 
 #: Layers that change neither size, stride nor receptive field.
-_POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.Dropout, nn.Dropout2d, nn.LeakyReLU, nn.GELU, nn.SiLU)
+_POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.Identity, nn.Dropout, nn.Dropout2d, nn.LeakyReLU, nn.GELU, nn.SiLU,
+              nn.ReLU6)
+
+
+@runtime_checkable
+class HasMainPath(Protocol):
+    """A residual block that names the modules of its main path (its skip adds nothing to the receptive field)."""
+
+    def main_path(self) -> list[nn.Module]:
+        """The main path's modules in execution order."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,8 @@ def _ops(layers: Iterable[nn.Module]) -> Iterator[_Op]:
             yield from _ops((layer.conv1, layer.conv2, layer.conv3))
         elif isinstance(layer, BasicBlock):
             yield from _ops((layer.conv1, layer.conv2))
+        elif isinstance(layer, HasMainPath):
+            yield from _ops(layer.main_path())
         elif isinstance(layer, nn.Conv2d):
             yield _conv_op(layer)
         elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
@@ -110,8 +125,8 @@ def _ops(layers: Iterable[nn.Module]) -> Iterator[_Op]:
             continue
         else:
             raise ModelError(f"cannot track the receptive field through {type(layer).__name__}; supported: "
-                             "Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d, ReLU, Sequential, ResNet BasicBlock/"
-                             "Bottleneck. Build the trunk from these layers.")
+                             "Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d, ReLU(6), Sequential, ResNet BasicBlock/"
+                             "Bottleneck, blocks with a main_path() method. Build the trunk from these layers.")
 
 
 def receptive_field(layers: Iterable[nn.Module]) -> ReceptiveField:

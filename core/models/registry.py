@@ -89,6 +89,24 @@ class Entry:
 _REGISTRY: dict[str, Entry] = {f"{o.prefix}-{t}": Entry(f"{o.prefix}-{t}", o, t) for o in OBJECTIVES for t in o.trunks}
 
 
+@register
+def fcdd_effnet_lite0(pretrained: Pretrained = "none") -> OneClassNet:
+    """FCDD on EfficientNet-Lite0 stem + MBConv blocks 0-4 (stride 8, 40 channels) + 1x1 conv (light, CPU-friendly)."""
+    return _fcdd("fcdd-effnet-lite0", "effnet-lite0", pretrained)
+
+
+@register
+def hsc_effnet_lite0(pretrained: Pretrained = "none") -> OneClassNet:
+    """HSC: EfficientNet-Lite0 trunk (stride 8) + global average pooling + linear head to a 128-d vector."""
+    return _hsc("hsc-effnet-lite0", "effnet-lite0", pretrained)
+
+
+@register
+def patchcore_effnet_lite0(pretrained: Pretrained = "none") -> OneClassNet:
+    """Feature matching (PatchCore): EfficientNet-Lite0 stride-4 + stride-8 block features vs a memory bank."""
+    return _patchcore("patchcore-effnet-lite0", "effnet-lite0", pretrained)
+
+
 def list_archs() -> list[str]:
     """Registered architecture names, objective by objective (the order of :data:`OBJECTIVES`)."""
     return list(_REGISTRY)
