@@ -27,7 +27,7 @@ from core.models.svdd import DeepSADNet, DeepSVDDNet
 
 Pretrained = str | os.PathLike[str]
 
-ALL_TRUNKS = ("vgg11", "vgg16", "resnet18", "resnet50")
+ALL_TRUNKS = ("vgg11", "vgg16", "resnet18", "resnet50", "effnet-lite0")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ OBJECTIVES: tuple[Objective, ...] = (
                                       "away from c (weight η); gradient-saliency heatmaps"),
     Objective("patchcore", PatchCoreNet, "the last two stages' features, 3x3-aggregated, against a memory bank of "
                                          "normal imagery; score distance to the nearest bank entry",
-              trunks=("vgg16", "resnet18")),
+              trunks=("vgg16", "resnet18", "effnet-lite0")),
 )
 
 
@@ -87,24 +87,6 @@ class Entry:
 
 
 _REGISTRY: dict[str, Entry] = {f"{o.prefix}-{t}": Entry(f"{o.prefix}-{t}", o, t) for o in OBJECTIVES for t in o.trunks}
-
-
-@register
-def fcdd_effnet_lite0(pretrained: Pretrained = "none") -> OneClassNet:
-    """FCDD on EfficientNet-Lite0 stem + MBConv blocks 0-4 (stride 8, 40 channels) + 1x1 conv (light, CPU-friendly)."""
-    return _fcdd("fcdd-effnet-lite0", "effnet-lite0", pretrained)
-
-
-@register
-def hsc_effnet_lite0(pretrained: Pretrained = "none") -> OneClassNet:
-    """HSC: EfficientNet-Lite0 trunk (stride 8) + global average pooling + linear head to a 128-d vector."""
-    return _hsc("hsc-effnet-lite0", "effnet-lite0", pretrained)
-
-
-@register
-def patchcore_effnet_lite0(pretrained: Pretrained = "none") -> OneClassNet:
-    """Feature matching (PatchCore): EfficientNet-Lite0 stride-4 + stride-8 block features vs a memory bank."""
-    return _patchcore("patchcore-effnet-lite0", "effnet-lite0", pretrained)
 
 
 def list_archs() -> list[str]:
