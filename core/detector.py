@@ -222,6 +222,18 @@ class Detector:
                     out.append(self.net.features(x).float().cpu().numpy())
         return np.concatenate(out)
 
+    def tile_budget_px(self) -> int | None:
+        """Pixels per tile the scene pipeline may use for this model (None: keep the model's tile size).
+
+        Only for tile-invariant models (:attr:`core.models.base.OneClassNet.tile_invariant`): on a CPU
+        :data:`core.tile_cover.CPU_BUDGET_PX`.
+        """
+        if not getattr(self.net, "tile_invariant", False):
+            return None
+        from core.tile_cover import CPU_BUDGET_PX
+
+        return CPU_BUDGET_PX
+
     def info(self) -> dict[str, Any]:
         """JSON-safe provenance of this model for results and reports."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256, "arch": self.arch,

@@ -51,6 +51,10 @@ class OneClassNet(nn.Module, ABC):
     trained_by_gradient: bool = True
     #: True when :meth:`heatmap` takes gradients (saliency), so it cannot run under ``torch.inference_mode``.
     heatmap_needs_grad: bool = False
+    #: True when a pixel's heatmap value and the mean-based image score do not depend on the tile it is analysed
+    #: in (beyond the receptive field): the scene pipeline may then use the fewest, largest tiles memory allows.
+    #: False for saliency (HSC: gradients of a pooled score) and top-k image scores (PatchCore).
+    tile_invariant: bool = False
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  pretrained: str = "none", sigma: float | None = None) -> None:

@@ -19,6 +19,7 @@ class FCDDNet(OneClassNet):
     """Trunk (stride 8) + bias-free 1×1 conv to one channel."""
 
     objective = "fcdd"
+    tile_invariant = True  # local maps, image score = mean of the map
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  channels: int, pretrained: str = "none", sigma: float | None = None) -> None:
