@@ -26,6 +26,7 @@ from core.errors import InputError
 from core.findings import extract_findings, safe_name
 from core.grading import check_threshold, get_scale
 from core.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set_georef, write_overlay_png
+from core.stage_thread import BackgroundStage
 from core.tile_cover import cover_windows, exact_weights
 from core.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
 from core.types import GeoRef, Scene, SceneResult, Window
@@ -51,6 +52,7 @@ class AnalysisTimer:
     total_s: float = 0.0
     model_s: float = 0.0  #: inside ``detector.predict``
     read_wait_s: float = 0.0  #: waiting for the reader thread (reading is otherwise hidden behind the model)
+    tail_s: float = 0.0  #: stitching and writing left after the last batch (the rest overlaps the model)
     tiles: int = 0
     batches: int = 0
 
@@ -247,11 +249,10 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                                                             writer)
         stitcher = Stitcher(plan.grid_h, plan.grid_w, resampler or writer)
 
-        def run(batch: list[tuple[Window, np.ndarray, np.ndarray]]) -> None:
+        def post(item: tuple[list[tuple[Window, np.ndarray, np.ndarray]], np.ndarray, np.ndarray]) -> None:
+            """Calibrate, stitch and write one batch (on the stage thread, overlapping the next batch's model)."""
             nonlocal raw_sum, valid_total
-            t0 = time.perf_counter()
-            maps, scores = detector.predict(np.stack([b[1] for b in batch]))
-            timer.model_s += time.perf_counter() - t0
+            batch, maps, scores = item
             cmaps = np.asarray(cal.pixel(maps), dtype=np.float32)
             for (win, _, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
                 h, w = win.height, win.width
@@ -261,17 +262,24 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                 n = float(weights[:h, :w][v].sum()) if plan.margin is not None else int(v.sum())
                 raw_sum += float(score) * n
                 valid_total += n
-            timer.tiles += len(batch)
-            timer.batches += 1
-            if progress is not None:
-                progress(timer.tiles, total)
 
         def waited(seconds: float) -> None:
             timer.read_wait_s += seconds
 
-        with Prefetcher(GridReader(scene, plan), plan.windows, depth=2 * batch_size, transform=pad) as pf:
+        with Prefetcher(GridReader(scene, plan), plan.windows, depth=max(2, 2 * batch_size), transform=pad) as pf, \
+                BackgroundStage(post, depth=2, name="tile-stitch") as stage:
             for batch in batched(pf, batch_size, on_wait=waited):
-                run(batch)
+                t0 = time.perf_counter()
+                maps, scores = detector.predict(np.stack([b[1] for b in batch]))
+                timer.model_s += time.perf_counter() - t0
+                timer.tiles += len(batch)
+                timer.batches += 1
+                stage.submit((batch, maps, scores))
+                if progress is not None:  # on the caller's thread (a UI callback may need it)
+                    progress(timer.tiles, total)
+            t0 = time.perf_counter()
+            stage.finish()
+            timer.tail_s = time.perf_counter() - t0
         stitcher.finish()
         if resampler is not None:
             resampler.finish()
