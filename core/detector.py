@@ -165,7 +165,15 @@ class Detector:
 
     @property
     def family(self) -> str:
-        """The model's family ("FCDD", "Deeper FCDD", "HSC"); see :func:`model_family`."""
+        """The model's family ("FCDD", "Deeper FCDD", "HSC"); see :func:`model_family`.
+
+        Read from the loaded net when it names its trunk: :func:`model_family` builds the architecture on the meta
+        device, whose random init imports ``torch._dynamo`` (about 1 CPU-s an analysis need not pay).
+        """
+        backbone = getattr(self.net, "backbone_name", None)
+        if isinstance(backbone, str):
+            return FAMILIES.get((self.objective, backbone)) or FAMILIES.get((self.objective, None)) or \
+                self.objective.upper()
         return model_family(self.arch)
 
     @classmethod
