@@ -304,7 +304,7 @@ class Detector:
         """Pixels per tile the scene pipeline may use for this model (None: keep the model's tile size).
 
         Only for tile-invariant models (:attr:`core.models.base.OneClassNet.tile_invariant`): on a CPU
-        :data:`core.tile_cover.CPU_BUDGET_PX`; on a GPU what half its free memory holds.
+        :data:`core.tile_cover.CPU_BUDGET_PX` (half in fp32); on a GPU what half its free memory holds.
         """
         if not getattr(self.net, "tile_invariant", False):
             return None
@@ -314,7 +314,7 @@ class Detector:
             return budget_for_memory(torch.cuda.mem_get_info(self.device)[0])
         from core.tile_cover import CPU_BUDGET_PX
 
-        return CPU_BUDGET_PX
+        return CPU_BUDGET_PX if self.amp else CPU_BUDGET_PX // 2  # fp32 activations take twice the memory
 
     def _cuda_batch(self) -> int:
         """Tiles per batch for the model's own tile size, from the GPU's free memory (at most 256)."""

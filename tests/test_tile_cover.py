@@ -18,7 +18,7 @@ from core.detector import Detector
 from core.imagery import open_scene
 from core.models import ReceptiveField
 from core.pipeline import analyze_scene, plan_tiles
-from core.tile_cover import axis_cover, cover_windows, exact_weights
+from core.tile_cover import CPU_BUDGET_PX, axis_cover, cover_windows, exact_weights
 from core.tiling import EDGE_WEIGHT, grid_windows
 from core.types import Window
 from tests.support.data import need
@@ -148,4 +148,5 @@ def test_hsc_and_feature_matching_keep_their_tile_size(shared_data):
         if not path.is_file():
             pytest.skip(f"model not in this checkout: {path}")
         assert Detector.load(path, device="cpu").tile_budget_px() is None
-    assert Detector.load(MODELS / "fcdd-vgg16.pt", device="cpu").tile_budget_px() == 2_400_000
+    det = Detector.load(MODELS / "fcdd-vgg16.pt", device="cpu")
+    assert det.tile_budget_px() == (CPU_BUDGET_PX if det.amp else CPU_BUDGET_PX // 2)  # fp32: twice the memory
