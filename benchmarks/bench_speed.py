@@ -1,6 +1,6 @@
 """Old vs new speed, interleaved in one run on this machine (issue 14).
 
-    python -m benchmarks.bench_speed [--old-ref f5281b7^] [--images 16] [--skip-cli]
+    python -m benchmarks.bench_speed [--old-ref f5281b7^] [--images 16] [--sizes 2048 4096] [--skip-cli]
 
 Prints, old and new side by side:
 1. ``Detector.predict`` tiles/s at 224 px, batch 8, for fcdd-vgg11 and fcdd-vgg16: old = fp32 (the path before bf16),
@@ -9,8 +9,8 @@ Prints, old and new side by side:
    model, ``--no-workspace``: old = a ``git archive`` of ``--old-ref`` (the code before this work), new = this
    checkout; each run in a fresh interpreter, old and new alternating. Target: ≥ 2×.
 3. Fixed cost: CPU-seconds (user + sys) of ``python -m core analyze`` on a 64² image, old and new. Target ≤ 2.
-4. End to end / model time at 2048² (a Joplin tile repeated into a GeoTIFF): the pipeline's total against the
-   seconds inside ``Detector.predict``, and against the same tiles predicted alone. Target ≤ 1.1.
+4. End to end / model time at 2048² (``--sizes``; a Joplin tile repeated into a GeoTIFF): the pipeline's total
+   against the seconds inside ``Detector.predict``, and against the same tiles predicted alone. Target ≤ 1.1.
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def _predict_rate(det, tiles: np.ndarray, iters: int) -> float:
+def _predict_rate(det, tiles: np.ndarray, iters: int) -> tuple[float, float]:
+    """(tiles per wall second, tiles per CPU second of this process) of ``det.predict``."""
     det.predict(tiles)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(iters):
         det.predict(tiles)
-    return len(tiles) * iters / (time.perf_counter() - t)
+    n = len(tiles) * iters
+    return n / (time.perf_counter() - t), n / (time.process_time() - c)
 
 
 def bench_predict(rounds: int) -> None:
@@ -54,9 +56,10 @@ def bench_predict(rounds: int) -> None:
         for _ in range(rounds):  # interleaved
             o.append(_predict_rate(old, tiles, 2))
             n.append(_predict_rate(new, tiles, 2))
-        mo, mn = float(np.median(o)), float(np.median(n))
-        print(f"predict {arch:11s} old fp32 {mo:6.1f} tiles/s   new {'bf16' if new.amp else 'fp32'} {mn:6.1f} "
-              f"tiles/s   {mn / mo:.2f}x (target >= 2x)", flush=True)
+        (mo, co), (mn, cn) = np.median(o, axis=0), np.median(n, axis=0)
+        print(f"predict {arch:11s} old fp32 {mo:6.2f} tiles/s ({co:5.2f}/CPU-s)   new {'bf16' if new.amp else 'fp32'} "
+              f"{mn:6.2f} tiles/s ({cn:5.2f}/CPU-s)   {mn / mo:.2f}x wall, {cn / co:.2f}x CPU (target >= 2x)",
+              flush=True)
 
 
 def _cpu_run(cmd: list[str], cwd: Path) -> tuple[float, float]:
@@ -103,18 +106,18 @@ def bench_cli(old: Path, n_images: int, tmp: Path) -> None:
               f"{ow / nw:.2f}x wall, {oc / nc:.2f}x CPU", flush=True)
 
 
-def bench_2048(tmp: Path, model: str | None) -> None:
+def bench_e2e(tmp: Path, model: str | None, size: int) -> None:
     from benchmarks.bench_large_raster import make_raster
     from core.detector import Detector
     from core.imagery import open_scene
     from core.pipeline import GridReader, analyze_scene, plan_tiles
     from core.tiling import pad_to
 
-    raster = tmp / "r2048.tif"
-    make_raster(raster, 2048)
+    raster = tmp / f"r{size}.tif"
+    make_raster(raster, size)
     det = Detector.load(model, device="cpu")
     scene = open_scene(raster)
-    res = analyze_scene(scene, det, tmp / "o2048")
+    res = analyze_scene(scene, det, tmp / f"o{size}")
     tm = res.meta["timing"]
     plan = plan_tiles(scene.height, scene.width, det.tile_size, det.rf, budget_px=det.tile_budget_px())
     reader = GridReader(scene, plan)
@@ -124,7 +127,7 @@ def bench_2048(tmp: Path, model: str | None) -> None:
         det.predict(x[None])
     alone = time.perf_counter() - t
     scene.close()
-    print(f"2048² {det.arch}: {tm['tiles']} tiles {res.meta['tile_shape']}, end-to-end {tm['total_s']:.2f} s, "
+    print(f"{size}² {det.arch}: {tm['tiles']} tiles {res.meta['tile_shape']}, end-to-end {tm['total_s']:.2f} s, "
           f"inside predict {tm['model_s']:.2f} s (ratio {tm['total_s'] / tm['model_s']:.2f}), same tiles predicted "
           f"alone {alone:.2f} s (ratio {tm['total_s'] / alone:.2f}); tail after the last tile {tm['tail_s']:.2f} s "
           "(target <= 1.1)", flush=True)
@@ -137,6 +140,7 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default=None, help="model of the 2048² run (default: the bundled one)")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[2048], help="raster sides of the end-to-end runs")
     ap.add_argument("--skip-cli", action="store_true")
     a = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
@@ -144,7 +148,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bda-speed-"))
     try:
         bench_predict(a.rounds)
-        bench_2048(tmp, a.model)
+        for size in a.sizes:
+            bench_e2e(tmp, a.model, size)
         if not a.skip_cli:
             bench_cli(old_checkout(a.old_ref, tmp / "old"), a.images, tmp)
     finally:
