@@ -190,7 +190,8 @@ class HeatmapWriter:
         profile: dict[str, Any] = {
             "driver": "GTiff", "width": self.width, "height": self.height, "count": 1, "dtype": "float32",
             "nodata": float("nan"), "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
-            "predictor": 3, "BIGTIFF": "IF_SAFER"}
+            # zlevel 1: 2.5× less CPU than the default 6 for a 3 % larger file (a 2048² heatmap: 0.11 vs 0.28 CPU-s)
+            "predictor": 3, "zlevel": 1, "BIGTIFF": "IF_SAFER"}
         if self.georef is not None:
             profile["crs"] = CRS.from_user_input(self.georef.crs)
             profile["transform"] = Affine(*self.georef.transform)
