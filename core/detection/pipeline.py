@@ -24,6 +24,8 @@ import rasterio
 from core.detection.findings import extract_findings, safe_name
 from core.detection.grading import get_scale
 from core.detection.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set_georef, write_overlay_png
+from core.detection.stage_thread import BackgroundStage
+from core.detection.tile_cover import cover_windows, exact_weights
 from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
 from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
@@ -51,6 +53,7 @@ class AnalysisTimer:
     total_s: float = 0.0
     model_s: float = 0.0  #: inside ``detector.predict``
     read_wait_s: float = 0.0  #: waiting for the reader thread (reading is otherwise hidden behind the model)
+    tail_s: float = 0.0  #: stitching and writing left after the last batch (the rest overlaps the model)
     tiles: int = 0
     batches: int = 0
 
@@ -72,6 +75,21 @@ class TilePlan:
     grid_w: int
     factor: float  #: analysis-grid pixels per scene pixel (1.0: no resampling)
     windows: list[Window]
+    shape: tuple[int, int] | None = None  #: (h, w) of every tile of a cover plan; None: ``tile``×``tile``
+    margin: int | None = None  #: cover plan: depth (px) inside a tile from which its values are exact
+
+    @property
+    def tile_hw(self) -> tuple[int, int]:
+        """(height, width) every tile is padded to."""
+        return self.shape or (self.tile, self.tile)
+
+    def weights(self) -> np.ndarray:
+        """Stitching weights of one tile: a raised-cosine blend over the overlap, or for a cover plan each pixel
+        from the tile where it lies deeper than the receptive field (``tile_cover.exact_weights``)."""
+        h, w = self.tile_hw
+        if self.margin is not None:
+            return exact_weights(h, w, self.margin)
+        return blend_weights(h, w, ramp=self.overlap)
 
 
 def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True) -> tuple[float, list[str]]:
@@ -101,16 +119,24 @@ def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True)
     return f, warnings
 
 
-def plan_tiles(height: int, width: int, tile_size: int, rf: Any, factor: float = 1.0) -> TilePlan:
+def plan_tiles(height: int, width: int, tile_size: int, rf: Any, factor: float = 1.0,
+               budget_px: int | None = None) -> TilePlan:
     """Tile plan for a ``height``×``width`` scene analysed at ``factor`` × its resolution.
 
     Overlap = the receptive field ``rf.r`` (at most half a tile), rounded so tile offsets are multiples of the
     map stride ``rf.j`` (neighbouring tiles then share one feature grid). A grid smaller than a tile gets one tile
     rounded up to a multiple of 32 px (padded by the reader).
+
+    ``budget_px`` (pixels per tile; only for models whose heatmap does not depend on the tile, see
+    :attr:`core.models.base.OneClassNet.tile_invariant`): a grid larger than ``tile_size`` is covered by the
+    fewest tiles of at most that many pixels, overlapping by twice the receptive field, so each pixel is computed
+    about once and takes its whole-image value (:mod:`core.detection.tile_cover`).
     """
     if tile_size < 32:
         raise InputError(f"tile size {tile_size} px is too small; use at least 32 (the model default is 512)")
     gh, gw = max(1, round(height * factor)), max(1, round(width * factor))
+    if budget_px is not None and max(gh, gw) > tile_size:
+        return _cover_plan(gh, gw, rf, factor, budget_px)
     tile = min(int(tile_size), max(64, math.ceil(max(gh, gw) / TILE_MULTIPLE) * TILE_MULTIPLE))
     r = float(getattr(rf, "r", 0) or 0)
     j = max(1, int(round(float(getattr(rf, "j", 1) or 1))))
@@ -119,6 +145,16 @@ def plan_tiles(height: int, width: int, tile_size: int, rf: Any, factor: float =
     overlap = max(0, tile - stride)
     return TilePlan(tile=tile, overlap=overlap, grid_h=gh, grid_w=gw, factor=float(factor),
                     windows=grid_windows(gh, gw, tile, overlap))
+
+
+def _cover_plan(gh: int, gw: int, rf: Any, factor: float, budget_px: int) -> TilePlan:
+    """A :func:`core.detection.tile_cover.cover_windows` plan: overlap 2·r rounded up to the map stride, margin r."""
+    j = max(1, int(round(float(getattr(rf, "j", 1) or 1))))
+    margin = int(math.ceil(float(getattr(rf, "r", 0) or 0)))
+    overlap = int(math.ceil(2 * margin / j)) * j
+    th, tw, windows = cover_windows(gh, gw, budget_px, overlap, j)
+    return TilePlan(tile=max(th, tw), overlap=overlap, grid_h=gh, grid_w=gw, factor=float(factor), windows=windows,
+                    shape=(th, tw), margin=margin)
 
 
 class GridReader:
@@ -194,13 +230,18 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(scene.name)
     factor, warnings = resample_factor(scene, getattr(detector, "gsd_m", None), resample_to_model_gsd)
-    plan = plan_tiles(scene.height, scene.width, int(tile_size or detector.tile_size), detector.rf, factor)
-    weights = blend_weights(plan.tile, plan.tile, ramp=plan.overlap)
+    # an explicit tile size keeps the classic grid; otherwise a tile-invariant model gets the fewest large tiles
+    budget = detector.tile_budget_px() if tile_size is None and hasattr(detector, "tile_budget_px") else None
+    plan = plan_tiles(scene.height, scene.width, int(tile_size or detector.tile_size), detector.rf, factor,
+                      budget_px=budget)
+    if plan.shape is not None and budget:
+        batch_size = max(1, min(batch_size, budget // (plan.tile_hw[0] * plan.tile_hw[1])))
+    weights = plan.weights()
     total = len(plan.windows)
-    raw_sum, valid_total = 0.0, 0
+    raw_sum, valid_total = 0.0, 0.0
 
     def pad(win: Window, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return pad_to(rgb, valid, plan.tile, plan.tile)
+        return pad_to(rgb, valid, *plan.tile_hw)
 
     heatmap_path = out / f"{stem}_heatmap.tif"
     writer = HeatmapWriter(heatmap_path, scene.width, scene.height, scene.georef,
@@ -210,30 +251,37 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                                                             writer)
         stitcher = Stitcher(plan.grid_h, plan.grid_w, resampler or writer)
 
-        def run(batch: list[tuple[Window, np.ndarray, np.ndarray]]) -> None:
+        def post(item: tuple[list[tuple[Window, np.ndarray, np.ndarray]], np.ndarray, np.ndarray]) -> None:
+            """Calibrate, stitch and write one batch (on the stage thread, overlapping the next batch's model)."""
             nonlocal raw_sum, valid_total
-            t0 = time.perf_counter()
-            maps, scores = detector.predict(np.stack([b[1] for b in batch]))
-            timer.model_s += time.perf_counter() - t0
+            batch, maps, scores = item
             cmaps = np.asarray(cal.pixel(maps), dtype=np.float32)
             for (win, _, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
                 h, w = win.height, win.width
                 v = valid[:h, :w]
                 stitcher.add(win, cmap[:h, :w], weights[:h, :w], v)
-                n = int(v.sum())
+                # a cover plan's tiles overlap by 2r: count each pixel once, for the tile it is taken from
+                n = float(weights[:h, :w][v].sum()) if plan.margin is not None else int(v.sum())
                 raw_sum += float(score) * n
                 valid_total += n
-            timer.tiles += len(batch)
-            timer.batches += 1
-            if progress is not None:
-                progress(timer.tiles, total)
 
         def waited(seconds: float) -> None:
             timer.read_wait_s += seconds
 
-        with Prefetcher(GridReader(scene, plan), plan.windows, depth=2 * batch_size, transform=pad) as pf:
+        with Prefetcher(GridReader(scene, plan), plan.windows, depth=max(2, 2 * batch_size), transform=pad) as pf, \
+                BackgroundStage(post, depth=2, name="tile-stitch") as stage:
             for batch in batched(pf, batch_size, on_wait=waited):
-                run(batch)
+                t0 = time.perf_counter()
+                maps, scores = detector.predict(np.stack([b[1] for b in batch]))
+                timer.model_s += time.perf_counter() - t0
+                timer.tiles += len(batch)
+                timer.batches += 1
+                stage.submit((batch, maps, scores))
+                if progress is not None:  # on the caller's thread (a UI callback may need it)
+                    progress(timer.tiles, total)
+            t0 = time.perf_counter()
+            stage.finish()
+            timer.tail_s = time.perf_counter() - t0
         stitcher.finish()
         if resampler is not None:
             resampler.finish()
@@ -255,7 +303,8 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     timer.total_s = time.perf_counter() - t_start
     verdict = verdict_of(len(findings))
     meta: dict[str, Any] = {
-        "timing": timer.as_dict(), "tiles": timer.tiles, "tile_size": plan.tile, "overlap": plan.overlap,
+        "timing": timer.as_dict(), "tiles": timer.tiles, "tile_size": plan.tile, "tile_shape": list(plan.tile_hw),
+        "overlap": plan.overlap,
         "batch_size": batch_size, "threshold": thr, "image_threshold": cal.image_threshold,
         "grade_scale": grade_scale, "image_score_raw": raw_image, "preview_scale": pscale,
         "heatmap_stats": writer.stats, "findings_capped": len(findings) >= MAX_FINDINGS,

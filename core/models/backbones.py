@@ -17,15 +17,25 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
-from torchvision import models as tvm
-from torchvision.models.vgg import cfgs as _vgg_cfgs
-from torchvision.models.vgg import make_layers as _vgg_make_layers
 
 from core.errors import ModelError
 from core.models.pretrained import SOURCES, source_state
+from core.models.tv_layers import (
+    RESNET18,
+    RESNET50,
+    VGG11_BN,
+    VGG16_BN,
+    VGG_CFGS,
+    HubWeights,
+    ResNet,
+    resnet18,
+    resnet50,
+)
+from core.models.tv_layers import vgg_make_layers as _vgg_make_layers
 
 
 class Trunk(nn.Module):
@@ -52,7 +62,7 @@ class VGGTrunk(Trunk):
 
     def __init__(self, cfg: str) -> None:
         super().__init__()
-        full = _vgg_make_layers(_vgg_cfgs[cfg], batch_norm=True)
+        full = _vgg_make_layers(VGG_CFGS[cfg], batch_norm=True)
         pools = [i for i, m in enumerate(full) if isinstance(m, nn.MaxPool2d)]
         self.features = nn.Sequential(*list(full)[:pools[3]])
         for m in self.features.modules():  # torchvision VGG's own initialisation
@@ -96,20 +106,23 @@ class VGGTrunk(Trunk):
         return [*outs, x]
 
 
+def _block_channels(block: nn.Module) -> int:
+    """Output channels of a ResNet block (its last batch norm)."""
+    bn: Any = block.bn3 if hasattr(block, "bn3") else block.bn2
+    return int(bn.num_features)
+
+
 class ResNetTrunk(Trunk):
     """ResNet stem + ``layer1`` + ``layer2`` (stride 8)."""
 
-    def __init__(self, factory: Callable[..., tvm.ResNet]) -> None:
+    def __init__(self, factory: Callable[..., ResNet]) -> None:
         super().__init__()
         net = factory(weights=None)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2 = net.layer1, net.layer2
-        last = self.layer2[-1]
-        self.out_channels = (last.bn3 if hasattr(last, "bn3") else last.bn2).num_features
-        first = self.layer1[-1]
+        self.out_channels = _block_channels(self.layer2[-1])
         #: channels of :meth:`stages`: stem, layer1, layer2
-        self.stage_channels = [self.bn1.num_features, (first.bn3 if hasattr(first, "bn3") else first.bn2).num_features,
-                               self.out_channels]
+        self.stage_channels = [self.bn1.num_features, _block_channels(self.layer1[-1]), self.out_channels]
 
     def layers(self) -> list[nn.Module]:
         """Modules in execution order, for receptive-field tracking."""
@@ -137,18 +150,18 @@ class BackboneSpec:
 
     name: str
     make: Callable[[], Trunk]
-    weights: tvm.WeightsEnum | None  #: torchvision weights enum member (DEFAULT); None: no torchvision weights
+    weights: HubWeights | None  #: torchvision's DEFAULT ImageNet weights (their torch hub file); None: none
     description: str
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "vgg11": BackboneSpec("vgg11", lambda: VGGTrunk("A"), tvm.VGG11_BN_Weights.DEFAULT,
+    "vgg11": BackboneSpec("vgg11", lambda: VGGTrunk("A"), VGG11_BN,
                           "VGG11-BN features before the 4th max-pool"),
-    "vgg16": BackboneSpec("vgg16", lambda: VGGTrunk("D"), tvm.VGG16_BN_Weights.DEFAULT,
+    "vgg16": BackboneSpec("vgg16", lambda: VGGTrunk("D"), VGG16_BN,
                           "VGG16-BN features before the 4th max-pool"),
-    "resnet18": BackboneSpec("resnet18", lambda: ResNetTrunk(tvm.resnet18), tvm.ResNet18_Weights.DEFAULT,
+    "resnet18": BackboneSpec("resnet18", lambda: ResNetTrunk(resnet18), RESNET18,
                              "ResNet18 stem + layer1 + layer2"),
-    "resnet50": BackboneSpec("resnet50", lambda: ResNetTrunk(tvm.resnet50), tvm.ResNet50_Weights.DEFAULT,
+    "resnet50": BackboneSpec("resnet50", lambda: ResNetTrunk(resnet50), RESNET50,
                              "ResNet50 stem + layer1 + layer2"),
     "effnet-lite0": BackboneSpec("effnet-lite0", lambda: _effnet_lite0(5), None,
                                  "EfficientNet-Lite0 stem + MBConv blocks 0-4 (stride 8)"),
@@ -161,7 +174,7 @@ def _effnet_lite0(n_blocks: int) -> Trunk:
     return EfficientNetLiteTrunk(n_blocks)
 
 
-def hub_weights_path(weights: tvm.WeightsEnum) -> Path:
+def hub_weights_path(weights: HubWeights) -> Path:
     """Where torch hub keeps ``weights`` once downloaded (``<torch.hub.get_dir()>/checkpoints/<file>``)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
 

@@ -69,6 +69,10 @@ class OneClassNet(nn.Module, ABC):
     start_samples: ClassVar[int] = 0
     #: Keyword options of the objective a builder may pass (e.g. Deep SAD's ``eta``); anything else is refused.
     options: ClassVar[tuple[str, ...]] = ()
+    #: True when a pixel's heatmap value and the mean-based image score do not depend on the tile it is analysed
+    #: in (beyond the receptive field): the scene pipeline may then use the fewest, largest tiles memory allows.
+    #: False for saliency (HSC: gradients of a pooled score) and top-k image scores (PatchCore).
+    tile_invariant: bool = False
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  pretrained: str = "none", sigma: float | None = None) -> None:

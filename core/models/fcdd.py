@@ -23,6 +23,7 @@ class FCDDNet(OneClassNet):
 
     objective = "fcdd"
     family = "FCDD"
+    tile_invariant = True  # local maps, image score = mean of the map
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
                  channels: int, pretrained: str = "none", sigma: float | None = None) -> None:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from core.errors import ModelError
 
@@ -106,14 +105,21 @@ def _pool_op(layer: nn.MaxPool2d | nn.AvgPool2d) -> _Op:
     return _Op(k, stride, pad, dil, bool(layer.ceil_mode))
 
 
+def _is_block(layer: nn.Module, kind: str) -> bool:
+    """A ResNet block of ``kind`` (torchvision's or :mod:`core.models.tv_layers`', same attributes), recognised
+    without importing torchvision (which costs about 1.5 CPU-s)."""
+    return any(c.__name__ == kind and c.__module__ in ("torchvision.models.resnet", "core.models.tv_layers")
+               for c in type(layer).__mro__)
+
+
 def _ops(layers: Iterable[nn.Module]) -> Iterator[_Op]:
     """Flatten modules into their sliding-window operations, in execution order (residual: main path only)."""
     for layer in layers:
         if isinstance(layer, nn.Sequential):
             yield from _ops(layer)
-        elif isinstance(layer, Bottleneck):
+        elif _is_block(layer, "Bottleneck"):
             yield from _ops((layer.conv1, layer.conv2, layer.conv3))
-        elif isinstance(layer, BasicBlock):
+        elif _is_block(layer, "BasicBlock"):
             yield from _ops((layer.conv1, layer.conv2))
         elif isinstance(layer, HasMainPath):
             yield from _ops(layer.main_path())

@@ -1,0 +1,42 @@
+"""An analysis pays only for what it uses: no report/PDF stack, no torchvision (which drags in torch._dynamo, sympy
+and triton), checked in a fresh interpreter after a real `python -m core analyze` run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("matplotlib", "fpdf", "torchvision", "torch._dynamo", "sympy", "triton", "streamlit", "folium")
+
+_PROBE = """
+import json, sys
+from core.cli.main import main
+rc = main(sys.argv[1:])
+print(json.dumps({"rc": rc, "heavy": sorted(m for m in %r if m in sys.modules)}))
+"""
+
+
+def test_cli_analyze_loads_no_report_pdf_or_torchvision_modules(tmp_path):
+    img = tmp_path / "frame.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(img)
+    out = subprocess.run([sys.executable, "-c", _PROBE % (HEAVY,), "analyze", str(img), "--out", str(tmp_path / "o"),
+                          "--no-workspace", "--quiet", "--device", "cpu"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"rc": 0, "heavy": []}
+    assert (tmp_path / "o" / "findings.csv").is_file() and (tmp_path / "o" / "frame_heatmap.tif").is_file()
+
+
+def test_report_names_still_import_on_demand():
+    code = ("import sys, core.report as r; a = 'matplotlib' in sys.modules; r.write_pdf; "
+            "print(a, 'matplotlib' in sys.modules, r.FORMATS)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["False", "True"]
