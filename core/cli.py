@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     sub.add_parser("archs", help="list the registered architectures")
     from core.cli_analyze import add_analyze, add_report
+    from core.cli_buildings import add_buildings
     from core.cli_case import add_case
     from core.cli_place import add_place
     from core.cli_users import add_users
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_case(sub)
     add_place(sub)
     add_users(sub)
+    add_buildings(sub)
     return parser
 
 
@@ -167,12 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     from core.cli_analyze import cmd_analyze, cmd_report
+    from core.cli_buildings import cmd_buildings
     from core.cli_case import cmd_case
     from core.cli_place import cmd_place
     from core.cli_users import cmd_cases, cmd_users
 
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
-                "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases}
+                "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases,
+                "buildings": cmd_buildings}
     try:
         return handlers[a.command](a)
     except CoreError as exc:

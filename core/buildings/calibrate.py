@@ -32,7 +32,7 @@ from core.grading import SCALES, get_scale
 #: Fewest labels a calibration is fitted from.
 MIN_LABELS = 4
 #: L2 strength pulling the weights (standardised units) towards the automatic grading's, and the intercept's.
-L2_WEIGHTS = 1.0
+L2_WEIGHTS = 0.3
 L2_INTERCEPT = 0.05
 #: ``p`` at or above which a building is damaged or worse, and at or above which it is possibly damaged.
 P_DAMAGED = 0.5
@@ -198,9 +198,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
 
 
-def fit_logistic(Z: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: float, *, l2: float = L2_WEIGHTS,
-                 l2_b: float = L2_INTERCEPT, iters: int = 1500) -> tuple[np.ndarray, float]:
+def fit_logistic(Z: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: float, *, l2: float | None = None,
+                 l2_b: float | None = None, iters: int = 600) -> tuple[np.ndarray, float]:
     """Class-balanced logistic regression with weights ≥ 0, L2-pulled to (``w0``, ``b0``) (projected Nesterov)."""
+    l2 = L2_WEIGHTS if l2 is None else l2
+    l2_b = L2_INTERCEPT if l2_b is None else l2_b
     n = len(y)
     pos = y.sum()
     wt = np.ones(n)

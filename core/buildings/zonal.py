@@ -187,7 +187,9 @@ def inside(geoms_px: np.ndarray, width: int, height: int) -> np.ndarray:
     """Which pixel geometries overlap the raster extent (bool per geometry)."""
     b = np.asarray(shapely.bounds(geoms_px), dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return (b[:, 2] > 0) & (b[:, 0] < width) & (b[:, 3] > 0) & (b[:, 1] < height) & np.all(np.isfinite(b), 1)
+        ok: np.ndarray = (b[:, 2] > 0) & (b[:, 0] < width) & (b[:, 3] > 0) & (b[:, 1] < height) \
+            & np.all(np.isfinite(b), 1)
+    return ok
 
 
 def grid_gsd(grid: RasterGrid) -> float | None:
