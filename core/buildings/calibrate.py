@@ -292,7 +292,8 @@ def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analys
     elif y.sum() == len(y):
         cv["note"] = "every label is damaged, so precision cannot be checked against undamaged buildings"
     lin = Z @ w + b_fit
-    levels = np.array([grade_level(used[i]) if used[i] not in ("damaged", "not-damaged") else -1 for i in ids])
+    # "damaged" is both the binary label and the EMS grade below destroyed: either way it is not destroyed
+    levels = np.array([0 if used[i] == "not-damaged" else grade_level(used[i]) or 0 for i in ids])
     cut = None
     if np.any(levels == 3) and np.any(levels == 2):
         cut = float((np.median(lin[levels == 3]) + np.median(lin[levels == 2])) / 2)

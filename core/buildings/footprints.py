@@ -3,7 +3,7 @@
 Vector files are read with pyogrio (GDAL/OGR) in any CRS and brought to WGS84 lon/lat. xBD label JSON gives its
 ``lng_lat`` polygons (lon/lat) or, without them, its pixel ``xy`` polygons, which then belong to the image the
 label names (``metadata.img_name``). A building's id is its own: ``uid`` for xBD labels, else an id-like property
-(``building_id``, ``id``, ``uid``, ``fid``, ``osm_id``, ``objectid``, ``gid``), else the layer's fid, else the
+(``building_id`` or its shapefile form ``building_i``, ``id``, ``uid``, ``fid``, ``osm_id``, ``objectid``, ``gid``), else the layer's fid, else the
 row number (1-based). xBD damage subtypes are never read: a footprint carries no answer.
 
 Every problem with a file is a :class:`~core.errors.InputError` naming the file and what is wrong (no geometry,
@@ -36,7 +36,7 @@ VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip")
 #: Companion files of a shapefile (uploaded together with its .shp).
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 #: Properties taken as a footprint's own id, in order of preference (case-insensitive).
-ID_FIELDS = ("building_id", "id", "uid", "fid", "osm_id", "objectid", "gid")
+ID_FIELDS = ("building_id", "building_i", "id", "uid", "fid", "osm_id", "objectid", "gid")
 WGS84 = "EPSG:4326"
 #: Largest number of footprints read from all files together.
 MAX_FOOTPRINTS = 500_000

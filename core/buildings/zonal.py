@@ -121,7 +121,7 @@ class Zones:
         self.ring = np.zeros(self.shape, np.int32)
         if self.n == 0 or h == 0 or w == 0:
             return
-        tr = Affine.translation(c0, r0) * Affine.scale(f)  # window pixel -> full-resolution pixel
+        tr = Affine.translation(c0, r0) @ Affine.scale(f)  # window pixel -> full-resolution pixel
         # largest first, so a small building inside a large outline keeps its own pixels
         order = np.argsort(-shapely.area(geoms_px))
         shapes = [(geoms_px[k], int(k) + 1) for k in order]
@@ -176,7 +176,9 @@ def to_pixels(geoms: np.ndarray, crs: str | None, grid: RasterGrid) -> np.ndarra
 
     def f(xy: np.ndarray) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
-        c, r = inv * (np.asarray(x), np.asarray(y))
+        x, y = np.asarray(x), np.asarray(y)
+        c = inv.a * x + inv.b * y + inv.c
+        r = inv.d * x + inv.e * y + inv.f
         return np.column_stack([c, r])
 
     moved: np.ndarray = np.asarray(shapely.transform(geoms, f), dtype=object)
