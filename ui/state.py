@@ -48,6 +48,8 @@ RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sa
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
 EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.guidance.EVENT_MODES key)
 AREA_FIT_JOB = "area_fit_job"  #: id of the job fitting a normal model to the staged pre-event images, or None
+STAGED_FOOTPRINTS = "staged_footprints"  #: building footprint files {"path", "name", "origin"} of the next run
+CAL_NOTE = "calibration_note"  #: {"analysis_id", "text"} of the last calibration, shown on the Map page
 
 # -- Report ---------------------------------------------------------------------------------------------------------
 REPORT_TITLE = "report_title"
@@ -121,6 +123,8 @@ def place_key(scene: str, field: str) -> str:
 
 
 DEFAULTS: dict[str, Any] = {
+    STAGED_FOOTPRINTS: [],
+    CAL_NOTE: None,
     SHELL: False,
     CASE_ID: None,
     USER: None,
