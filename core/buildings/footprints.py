@@ -4,7 +4,8 @@ Vector files are read with pyogrio (GDAL/OGR) in any CRS and brought to WGS84 lo
 ``lng_lat`` polygons (lon/lat) or, without them, its pixel ``xy`` polygons, which then belong to the image the
 label names (``metadata.img_name``). A building's id is its own: ``uid`` for xBD labels, else an id-like property
 (``building_id`` or its shapefile form ``building_i``, ``id``, ``uid``, ``fid``, ``osm_id``, ``objectid``,
-``gid``), else the layer's fid, else the row number (1-based). xBD damage subtypes are never read: a footprint carries no answer.
+``gid``), else the layer's fid, else the row number (1-based). xBD damage subtypes are never read: a footprint
+carries no answer.
 
 Every problem with a file is a :class:`~core.errors.InputError` naming the file and what is wrong (no geometry,
 no CRS and not lon/lat, not polygons, corrupt); :func:`read_footprints` collects them per file so the other files
