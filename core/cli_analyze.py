@@ -299,6 +299,7 @@ def cmd_report(a: argparse.Namespace) -> int:
                         organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
                         pre_sources=pre_sources_of(results), event_type=a.event_type)
+    _add_buildings(ctx, a)
     written = []
     pdf = None
     if "pdf" in fmts:
@@ -313,3 +314,16 @@ def cmd_report(a: argparse.Namespace) -> int:
     for w in written:
         print(w)
     return 0
+
+
+def _add_buildings(ctx: Any, a: argparse.Namespace) -> None:
+    """The analysis' buildings into the report context when it was analysed with footprints."""
+    from core.buildings import load_buildings
+    from core.cli_buildings import _source
+
+    try:
+        ws, aid, folder = _source(a)
+        bset = load_buildings(folder=folder, ws=ws, analysis_id=aid)
+    except InputError:
+        return  # analysed without footprints
+    ctx.buildings, ctx.building_calibration = bset.buildings, bset.calibration

@@ -124,6 +124,8 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
         notes.append(f"Scene {clean_text(sr.scene_name, 80)} was not analysed: {clean_text(sr.error, 200)}")
     if notes:
         pdf.bullets(notes, size=8.5)
+    if ctx.buildings:
+        building_summary(pdf, ctx)
     if ctx.summary_notes.strip():
         pdf.h2("Analyst's assessment")
         pdf.para(ctx.summary_notes)
@@ -222,3 +224,38 @@ def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
                   " Change units (pre/post pairs)." if s.kinds == [CHANGE] else ""), max_h=150)
     confirmed = sum(1 for _, f in s.counted if is_confirmed(f))
     pdf.para(f"{confirmed} of {len(s.counted)} counted findings were confirmed by an analyst.", size=8, colour=GREY)
+
+
+def building_summary(pdf: ReportPDF, ctx: ReportContext) -> None:
+    """Buildings per grade (count and footprint area) and the top buildings by score (issue 13)."""
+    from core.buildings import grade_counts
+    from core.buildings.maplayer import grade_colour
+
+    blds = ctx.buildings
+    scale = blds[0].grade_scale
+    counts = grade_counts(blds, scale)
+    pdf.h2("Buildings")
+    counted = [b for b in blds if b.review_status != "rejected"]
+    analysed = [b for b in counted if b.analysed]
+    how = "calibrated on analyst labels (section 4)" if ctx.building_calibration else \
+        "graded automatically from the heatmaps' building statistics (not validated)"
+    pdf.para(f"{len(blds)} building footprint(s) were given; {len(analysed)} lie in the analysed imagery and were "
+             f"{how}; {len(counted) - len(analysed)} are outside it (not analysed)"
+             + (f"; {len(blds) - len(counted)} rejected by an analyst are not counted." if len(counted) < len(blds)
+                else "."))
+    rows = [["Building grade", "Buildings", "Footprint area"]]
+    for key, n in counts.items():
+        area = sum(b.area_m2 or 0.0 for b in counted if b.grade == key)
+        from core.grading import get_scale
+
+        label = get_scale(scale).get(key).label
+        rows.append([clean_text(label, 60), str(n), fmt_area(area) if n else "—"])
+    pdf.grid(rows, (60, 30, 50), size=8.5)
+    top = sorted([b for b in analysed if b.score is not None], key=lambda b: -float(b.score))[: max(0, ctx.top_n)]
+    if top:
+        pdf.para(f"The {len(top)} highest-scoring buildings (all of them are in buildings.csv):", size=8.5)
+        trows = [["Building", "Grade", "Score", "Conf.", "MGRS", "Review", "Label"]]
+        trows += [[clean_text(b.building_id, 40), clean_text(grade_colour(b)[0], 30), fmt(b.score),
+                   fmt(b.confidence), clean_text(b.mgrs, 30) or "—", clean_text(b.review_status, 20),
+                   clean_text(b.label or "", 20) or "—"] for b in top]
+        pdf.grid(trows, (30, 30, 16, 14, 40, 24, 22), size=7)
