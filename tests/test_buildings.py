@@ -328,3 +328,20 @@ def test_real_joplin_footprints(shared_data):
     assert len(fs.footprints) == 2823 + 77
     lons = [f.geometry.centroid.x for f in fs.footprints]
     assert -94.51 < min(lons) and max(lons) < -94.47
+
+
+def test_report_counts_buildings_per_grade(tmp_path, scene):
+    from pypdf import PdfReader
+
+    from core.report import ReportContext, write_pdf
+
+    fs = FootprintSet(footprints=[Footprint(k, g, "t") for k, g in zip("abc", _to("EPSG:4326", GEOMS), strict=True)])
+    bs = assess_buildings([scene], fs)
+    bs.buildings[1].review_status = "rejected"  # not counted
+    ctx = ReportContext(title="t", handling="TLP:CLEAR", scenes=[scene], buildings=bs.buildings)
+    pdf = write_pdf(ctx, tmp_path / "r.pdf")
+    text = " ".join((p.extract_text() or "") for p in PdfReader(pdf).pages)
+    text = " ".join(text.split())
+    assert "3 building footprint(s) were given; 1 lie in the analysed imagery" in text
+    assert "1 rejected by an analyst are not counted" in text
+    assert "Destroyed 1 100 m²" in text or "Destroyed 1 100" in text
