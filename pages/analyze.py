@@ -373,6 +373,7 @@ def results_section(ctx: shell.Context) -> None:
         return
     threshold = ctx.threshold or float(analysis["threshold"] or 1.0)
     summary_table(results, threshold)
+    buildings_ui.analysis_summary(ctx, aid)
     ok = [r for r in results if not r.error]
     for r in results:
         if r.error:

@@ -175,6 +175,21 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
             st.dataframe(pd.DataFrame(hist).drop(columns=["id", "building_ref"]), hide_index=True)
 
 
-def outputs_note(folder: Path) -> None:
-    """Where the building files are."""
-    st.caption(f"buildings.geojson and buildings.csv are in {folder}")
+def analysis_summary(ctx: shell.Context, aid: int) -> None:
+    """Buildings per grade of an analysis with footprints, its footprint messages, and where to review them."""
+    try:
+        bset = load(ctx, aid)
+    except CoreError as exc:
+        shell.show_error(exc, "Buildings")
+        return
+    if bset is None:
+        return
+    scale = get_scale(bset.grade_scale)
+    parts = ", ".join(f"{scale.get(k).label.lower()} {v}" for k, v in bset.counts().items() if v)
+    st.info(f"{len(bset.buildings)} buildings: {parts}. Review, label and calibrate them on the Map page; "
+            f"buildings.geojson and buildings.csv are in {Path(ctx.ws.analysis_dir(aid))}.",
+            icon=":material/home_work:")
+    for e in bset.errors:
+        st.error(e, icon=":material/error:")
+    for note in bset.notes:
+        st.caption(note)
