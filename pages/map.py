@@ -152,20 +152,23 @@ for r in on_map:
     except CoreError as exc:
         st.warning(f"Imagery of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
 try:
-    fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
-                            overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery)
     bset = buildings_ui.load(ctx, analysis["id"])
+    extra = []
+    if bset is not None:  # footprints were given: every building on the map, coloured by grade
+        from core.buildings.maplayer import buildings_layer
+        from core.grading import get_scale
+
+        grades = [g.key for g in get_scale(bset.grade_scale).grades()]
+        # buildings outside the imagery are hidden at first: a city's footprints around one tile would bury it
+        shown = st.multiselect("Show buildings graded", grades, default=grades[:-1], key="building_grades",
+                               format_func=lambda k: get_scale(bset.grade_scale).get(k).label)
+        layer = buildings_layer([b for b in bset.buildings if b.grade in shown])
+        extra = [layer] if layer is not None else []
+    fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
+                            overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery, layers=extra)
 except CoreError as exc:
     shell.show_error(exc, "Map")
     st.stop()
-if bset is not None:  # footprints were given: every building on the map, coloured by grade
-    from core.buildings.maplayer import add_buildings
-    from core.grading import get_scale
-
-    grades = [g.key for g in get_scale(bset.grade_scale).grades()]
-    shown = st.multiselect("Show buildings graded", grades, default=grades, key="building_grades",
-                           format_func=lambda k: get_scale(bset.grade_scale).get(k).label)
-    add_buildings(fmap, [b for b in bset.buildings if b.grade in shown])
 
 left, right = st.columns([5, 2])
 with left:
@@ -178,7 +181,7 @@ with right:
     if bset is not None:
         from core.buildings.maplayer import clicked_building
 
-        buildings_ui.panel(ctx, analysis["id"], bset, clicked_building((out or {}).get("last_object_clicked_tooltip")))
+        buildings_ui.panel(ctx, analysis["id"], bset, clicked_building(out, bset.buildings))
     clicked = clicked_finding(on_map, out)
     by_id = {f.id: (r, f) for r in on_map for f in r.findings}
     if not by_id:

@@ -4,6 +4,7 @@ grade filter, sortable table, per-building review and labels (audit trail in the
 from __future__ import annotations
 
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +127,15 @@ def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:
         st.rerun()
     ids = [b.building_id for b in bset.buildings]
     by_id = {b.building_id: b for b in bset.buildings}
-    bid = st.selectbox("Building", ids, index=ids.index(clicked) if clicked in by_id else None,
-                       placeholder="click one on the map, or pick it here", key="building_pick",
+    click = f"{aid}:{clicked}" if clicked is not None else None
+    if click is not None and click != S.get(S.BUILDING_CLICK):  # a new click (st_folium repeats the last one)
+        S.put(S.BUILDING_CLICK, click)
+        S.put(S.BUILDING_SHOWN, clicked)
+    if S.get(S.BUILDING_SHOWN) not in by_id:
+        S.put(S.BUILDING_SHOWN, None)
+    S.bind(S.W_BUILDING, S.BUILDING_SHOWN)
+    bid = st.selectbox("Building", ids, key=S.W_BUILDING, on_change=S.keep, args=(S.BUILDING_SHOWN, S.W_BUILDING),
+                       placeholder="click one on the map, or pick it here",
                        format_func=lambda i: f"{i} · {grade_colour(by_id[i])[0]}")
     if bid is not None:
         review(ctx, aid, by_id[bid])
@@ -142,6 +150,7 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
     from core.store.buildings import building_ref
 
     scale = get_scale(b.grade_scale)
+    st.markdown(f"**Building {escape(b.building_id)}**")
     score = f"{b.score:.3f}" if b.score is not None else "n/a"
     st.dataframe([{"field": k, "value": str(v)} for k, v in {
         "Grade": grade_colour(b)[0], "Score": f"{score} ({b.score_kind})", "Confidence": f"{b.confidence:.0%}",

@@ -4,7 +4,6 @@ returns) and a popup with its grade, score and review."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from html import escape
 from typing import Any
 
 from core.buildings.assess import Building
@@ -19,10 +18,23 @@ def building_tooltip(b: Building) -> str:
     return f"{TOOLTIP_PREFIX}{b.building_id}"
 
 
-def clicked_building(tooltip: object) -> str | None:
-    """The building id of a clicked footprint's tooltip (None for anything else)."""
-    text = str(tooltip or "").strip()
-    return text[len(TOOLTIP_PREFIX):] if text.startswith(TOOLTIP_PREFIX) else None
+def clicked_building(clicked: object, buildings: Iterable[Building] = ()) -> str | None:
+    """The building id a map click refers to: the clicked footprint's tooltip, else the building under the clicked
+    point (``clicked``: what streamlit-folium returns); None for anything else."""
+    if not isinstance(clicked, dict):
+        return None
+    text = " ".join(str(clicked.get("last_object_clicked_tooltip") or "").split())
+    if text.startswith(TOOLTIP_PREFIX):
+        return text[len(TOOLTIP_PREFIX):]
+    pt = clicked.get("last_object_clicked")
+    if isinstance(pt, dict) and isinstance(pt.get("lat"), (int, float)) and isinstance(pt.get("lng"), (int, float)):
+        from shapely.geometry import Point, shape
+
+        p = Point(float(pt["lng"]), float(pt["lat"]))
+        for b in buildings:
+            if b.geometry is not None and shape(b.geometry).buffer(1e-9).contains(p):
+                return b.building_id
+    return None
 
 
 def grade_colour(b: Building) -> tuple[str, str]:
@@ -34,30 +46,33 @@ def grade_colour(b: Building) -> tuple[str, str]:
         return b.grade, "#a0aec0"
 
 
-def add_buildings(fmap: Any, buildings: Iterable[Building], *, name: str = "Buildings") -> int:
-    """Add the located buildings to ``fmap`` as one layer; returns how many were drawn."""
+def buildings_layer(buildings: Iterable[Building], *, name: str = "Buildings") -> Any:
+    """The located buildings as one folium GeoJSON layer (one feature collection: light however many buildings),
+    coloured by grade, rejected ones dashed; None when none has a location. Pass it to
+    :func:`core.webmap.build_map` (``layers=``) so the layer control knows it."""
     import folium
 
-    layer = folium.FeatureGroup(name=name, show=True)
-    n = 0
+    feats = []
     for b in buildings:
         if b.geometry is None:
             continue
         label, colour = grade_colour(b)
-        rejected = b.review_status == "rejected"
         score = f"{b.score:.2f}" if b.score is not None else "n/a"
-        popup = (f"<b>{escape(building_tooltip(b))}</b><br>{escape(label)} · score {score} ({escape(b.score_kind)})"
-                 f"<br>confidence {b.confidence:.0%} · {escape(b.review_status)}"
-                 + (f"<br>label: {escape(b.label)}" if b.label else ""))
+        feats.append({"type": "Feature", "geometry": b.geometry, "properties": {
+            "tip": building_tooltip(b), "grade": label, "score": f"{score} ({b.score_kind})",
+            "confidence": f"{b.confidence:.0%}", "review": b.review_status, "label": b.label or "",
+            "colour": colour, "rejected": b.review_status == "rejected"}})
+    if not feats:
+        return None
 
-        def style(_: Any, colour: str = colour, rejected: bool = rejected) -> dict[str, Any]:
-            return {"color": "#718096" if rejected else colour, "weight": 1.5, "fillColor": colour,
-                    "fillOpacity": 0.15 if rejected else 0.55, "dashArray": "4" if rejected else None}
+    def style(feature: dict[str, Any]) -> dict[str, Any]:
+        p = feature["properties"]
+        return {"color": "#718096" if p["rejected"] else p["colour"], "weight": 1.5, "fillColor": p["colour"],
+                "fillOpacity": 0.15 if p["rejected"] else 0.55, "dashArray": "4" if p["rejected"] else None}
 
-        gj = folium.GeoJson({"type": "Feature", "geometry": b.geometry, "properties": {}}, style_function=style,
-                            tooltip=building_tooltip(b))
-        folium.Popup(popup, max_width=280).add_to(gj)
-        gj.add_to(layer)
-        n += 1
-    layer.add_to(fmap)
-    return n
+    return folium.GeoJson({"type": "FeatureCollection", "features": feats}, name=name, style_function=style,
+                          tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+                          popup=folium.GeoJsonPopup(fields=["tip", "grade", "score", "confidence", "review",
+                                                            "label"],
+                                                    aliases=["", "grade", "score", "confidence", "review",
+                                                             "label"]))
