@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from core.detector import DEFAULT_MODEL
 from core.store import Workspace
@@ -46,7 +47,7 @@ def test_buildings_labelled_on_the_map_calibrated_and_reported(shared_data: Path
 
 
 def _pick_building(page, building_id: str) -> None:
-    box = page.get_by_role("combobox", name="Building")
+    box = page.get_by_role("combobox", name="Building", exact=True)
     box.click()
     box.fill(building_id)
     page.get_by_role("option", name=re.compile(rf"^{re.escape(building_id)} ·")).first.click()
@@ -55,7 +56,8 @@ def _pick_building(page, building_id: str) -> None:
 
 def _label(page, word: str, n_trail: int) -> None:
     form = page.locator('[data-testid="stForm"]', has=page.get_by_role("button", name="Save building review"))
-    form.get_by_text(word, exact=True).click()
+    expect(form).to_have_count(1, timeout=120_000)  # the previous building's form gone once the rerun ends
+    form.locator('[data-testid="stRadio"]').get_by_text(word, exact=True).first.click()
     form.get_by_role("button", name="Save building review").click()
     page.get_by_text(re.compile(rf"^Audit trail \({n_trail}\)")).first.wait_for(timeout=180_000)
     page.wait_for_load_state("networkidle")
@@ -76,8 +78,9 @@ def _flow(page, url: str, post: Path, pre: Path, footprints: Path, ws_root: Path
     run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
     run.wait_for(timeout=60_000)
     page.get_by_text("Building footprints (optional)").click()
-    expander = page.locator('[data-testid="stExpander"]', has_text="Building footprints (optional)")
-    expander.locator("input[type=file]").set_input_files(str(footprints))
+    uploader = page.locator('[data-testid="stFileUploader"]', has_text="Footprints: GeoJSON")
+    expect(uploader).to_have_count(1, timeout=60_000)
+    uploader.locator("input[type=file]").set_input_files(str(footprints))
     page.get_by_text(re.compile(r"^Footprints of the next analysis: joplin\.geojson")).first.wait_for(
         timeout=60_000)
     page.wait_for_load_state("networkidle")
