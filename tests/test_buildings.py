@@ -345,3 +345,16 @@ def test_report_counts_buildings_per_grade(tmp_path, scene):
     assert "3 building footprint(s) were given; 1 lie in the analysed imagery" in text
     assert "1 rejected by an analyst are not counted" in text
     assert "Destroyed 1 100 m²" in text or "Destroyed 1 100" in text
+
+
+def test_report_package_carries_the_buildings(tmp_path, scene):
+    from core.report import ReportContext, write_package
+
+    fs = FootprintSet(footprints=[Footprint(k, g, "t") for k, g in zip("abc", _to("EPSG:4326", GEOMS), strict=True)])
+    bs = assess_buildings([scene], fs)
+    ctx = ReportContext(title="t", handling="TLP:CLEAR", scenes=[scene], buildings=bs.buildings)
+    z = write_package(ctx, tmp_path / "p.zip", formats=["csv", "geojson"])
+    with zipfile.ZipFile(z) as zf:
+        assert {"buildings.geojson", "buildings.csv"} <= set(zf.namelist())
+        rows = zf.read("buildings.csv").decode().splitlines()
+        assert len(rows) == 4 and rows[0].startswith("building_id,grade")

@@ -105,10 +105,9 @@ def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:
     for e in bset.errors:
         st.error(e, icon=":material/error:")
     note = S.get(S.CAL_NOTE)
-    if note and note.get("analysis_id") == aid:
-        st.success(note["text"], icon=":material/tune:")
-    if bset.calibration:
-        st.info(Calibration.from_dict(bset.calibration).summary(), icon=":material/tune:")
+    if bset.calibration:  # green right after the analyst calibrated, blue afterwards
+        just = bool(note and note.get("analysis_id") == aid)
+        (st.success if just else st.info)(Calibration.from_dict(bset.calibration).summary(), icon=":material/tune:")
     n_labels = sum(1 for b in bset.buildings if b.label)
     c1, c2 = st.columns(2)
     if c1.button(f"Calibrate from {n_labels} label(s)", key="calibrate_buildings", disabled=n_labels == 0,
