@@ -101,3 +101,30 @@ def test_buildings_on_the_map_labelled_and_calibrated(workspace):
     assert grades["h2"] == "no-visible-damage"
     assert ws.building_set(aid)["calibration"]["n_labels"] == 4
     assert (ws.analysis_dir(aid) / "buildings.csv").read_text().count("calibrated") >= 8
+
+
+def test_analyze_page_stages_footprint_uploads_and_server_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws2"))
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    (srv / "b.gpkg").write_bytes(b"x")
+    monkeypatch.setenv("BDA_SERVER_PATHS", str(srv))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    up = next(u for u in at.file_uploader if u.label.startswith("Footprints:"))
+    up.set_value([("fp.geojson", b'{"type": "FeatureCollection", "features": []}', "application/geo+json")]).run()
+    assert not at.exception, at.exception
+    assert any("Footprints of the next analysis: fp.geojson" in c.value for c in at.caption)
+    staged = at.session_state["staged_footprints"]
+    assert Path(staged[0]["path"]).read_bytes().startswith(b'{"type"')
+    box = next(t for t in at.text_input if t.label.startswith("…or a footprint file on the server"))
+    box.set_value(str(srv / "b.gpkg"))
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert [f["name"] for f in at.session_state["staged_footprints"]] == ["fp.geojson", "b.gpkg"]
+    box = next(t for t in at.text_input if t.label.startswith("…or a footprint file on the server"))
+    box.set_value("/etc/passwd")
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert at.error and len(at.session_state["staged_footprints"]) == 2  # outside BDA_SERVER_PATHS: refused
+    next(b for b in at.button if b.label == "Remove footprints").click().run()
+    assert at.session_state["staged_footprints"] == []
