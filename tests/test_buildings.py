@@ -358,3 +358,14 @@ def test_report_package_carries_the_buildings(tmp_path, scene):
         assert {"buildings.geojson", "buildings.csv"} <= set(zf.namelist())
         rows = zf.read("buildings.csv").decode().splitlines()
         assert len(rows) == 4 and rows[0].startswith("building_id,grade")
+
+
+def test_labels_of_one_class_keep_the_automatic_boundary():
+    blds = _synthetic()
+    labels = {str(k): "not-damaged" for k in range(5)}
+    cal = fit_calibration(blds, labels)
+    assert "boundary is kept" in cal.cv["note"] and cal.cv["f1"] is None
+    apply_calibration(blds, cal)
+    # the prior: P = 0.5 where the change q90 reaches the threshold t = 2.0 (buildings 19..39)
+    damaged = sorted(int(b.building_id) for b in blds if (grade_level(b.grade) or 0) >= 2)
+    assert damaged == list(range(19, 40))

@@ -200,7 +200,12 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def fit_logistic(Z: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: float, *, l2: float | None = None,
                  l2_b: float | None = None, iters: int = 600) -> tuple[np.ndarray, float]:
-    """Class-balanced logistic regression with weights ≥ 0, L2-pulled to (``w0``, ``b0``) (projected Nesterov)."""
+    """Class-balanced logistic regression with weights ≥ 0, L2-pulled to (``w0``, ``b0``) (projected Nesterov).
+
+    Labels of one class only cannot say where damage begins (only that the labelled buildings are, or are not,
+    damaged): the prior is returned unchanged, and the labelled buildings simply keep their labels."""
+    if len(y) == 0 or y.min() == y.max():
+        return np.maximum(w0, 0.0), float(b0)
     l2 = L2_WEIGHTS if l2 is None else l2
     l2_b = L2_INTERCEPT if l2_b is None else l2_b
     n = len(y)
@@ -288,9 +293,11 @@ def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analys
     cv["method"] = "leave-one-out" if len(y) <= LOO_MAX else "stratified 5-fold"
     cv["n"] = int(len(y))
     if y.sum() == 0:
-        cv["note"] = "no damaged label, so recall and F1 cannot be measured"
+        cv["note"] = ("no damaged label, so recall and F1 cannot be measured and the automatic grading's boundary is "
+                      "kept (label some damaged buildings)")
     elif y.sum() == len(y):
-        cv["note"] = "every label is damaged, so precision cannot be checked against undamaged buildings"
+        cv["note"] = ("every label is damaged, so precision cannot be checked against undamaged buildings and the "
+                      "automatic grading's boundary is kept (label some undamaged buildings)")
     lin = Z @ w + b_fit
     # "damaged" is both the binary label and the EMS grade below destroyed: either way it is not destroyed
     levels = np.array([0 if used[i] == "not-damaged" else grade_level(used[i]) or 0 for i in ids])
