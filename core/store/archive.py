@@ -407,7 +407,7 @@ class ArchiveMixin(WorkspaceBase):
                       r["status_before"], r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"],
                       r["notes_after"], OUTCOME_KEPT if r.get("outcome") == OUTCOME_KEPT else OUTCOME_APPLIED)
                      for r in item["reviews"]])
-                _insert_buildings(conn, item, aid, remap, now)
+                _insert_buildings(conn, item, aid, now)
                 src, dst = tmp / "files" / "analyses" / str(old), self._analysis_path(aid)
                 self._to_trash(dst)
                 if src.is_dir():
@@ -418,7 +418,7 @@ class ArchiveMixin(WorkspaceBase):
         return cid
 
 
-def _insert_buildings(conn: sqlite3.Connection, item: dict[str, Any], aid: int, remap: Any, now: str) -> None:
+def _insert_buildings(conn: sqlite3.Connection, item: dict[str, Any], aid: int, now: str) -> None:
     """The buildings, their reviews and calibration of one imported analysis (archives before schema 4 have none)."""
     from core.store.buildings import building_ref
 
