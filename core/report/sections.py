@@ -8,6 +8,7 @@ notes containing markup appear as typed.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from core.errors import CoreError
 from core.report._io import clean_text
@@ -125,7 +126,7 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
     if notes:
         pdf.bullets(notes, size=8.5)
     if ctx.buildings:
-        building_summary(pdf, ctx)
+        building_summary(pdf, ctx, cache)
     if ctx.summary_notes.strip():
         pdf.h2("Analyst's assessment")
         pdf.para(ctx.summary_notes)
@@ -226,8 +227,16 @@ def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
     pdf.para(f"{confirmed} of {len(s.counted)} counted findings were confirmed by an analyst.", size=8, colour=GREY)
 
 
-def building_summary(pdf: ReportPDF, ctx: ReportContext) -> None:
-    """Buildings per grade (count and footprint area) and the top buildings by score (issue 13)."""
+def grade_colour_label(b: Any) -> str:
+    """A building's grade label."""
+    from core.buildings.maplayer import grade_colour
+
+    return grade_colour(b)[0]
+
+
+def building_summary(pdf: ReportPDF, ctx: ReportContext, cache: SceneCache | None = None) -> None:
+    """Buildings per grade (count and footprint area), the top buildings by score (issue 13) and image chips of the
+    first :data:`BUILDING_CHIPS` of them."""
     from core.buildings import grade_counts
     from core.buildings.maplayer import grade_colour
 
@@ -259,3 +268,41 @@ def building_summary(pdf: ReportPDF, ctx: ReportContext) -> None:
                    fmt(b.confidence), clean_text(b.mgrs, 30) or "—", clean_text(b.review_status, 20),
                    clean_text(b.label or "", 20) or "—"] for b in top]
         pdf.grid(trows, (30, 30, 16, 14, 40, 24, 22), size=7)
+    if cache is not None:
+        _building_chips(pdf, ctx, cache, top[:BUILDING_CHIPS])
+
+
+#: Buildings of the top list shown with image chips in the executive summary.
+BUILDING_CHIPS = 6
+
+
+def _building_chips(pdf: ReportPDF, ctx: ReportContext, cache: SceneCache, top: list[Any]) -> None:
+    """Post-event image and heatmap chips of the top buildings, outlined in their grade's colour."""
+    from core.buildings.report import building_outline
+    from core.report.basis import anomaly_threshold
+    from core.report.blocks import _chip_row
+    from core.report.chips import finding_panels
+
+    shown = False
+    for b in top:
+        sr = ctx.scene(b.scene_name) if b.scene_name else None
+        f = building_outline(b, sr) if sr is not None else None
+        if f is None or sr is None:
+            continue
+        try:
+            ct = change_meta(sr).get("threshold") if sr.change_path is not None else None
+            panels = finding_panels(f, sr, cache, ctx.pre_source(sr), anomaly_threshold(sr, ctx.model_info) or 1.0,
+                                    float(ct) if isinstance(ct, (int, float)) else None, size=240)[:3]
+        except (CoreError, OSError, ValueError) as err:  # a file damaged since the analysis: say so, go on
+            pdf.para(f"Chips of building {clean_text(b.building_id, 40)} could not be read: {clean_text(err, 200)}",
+                     size=8, colour=GREY)
+            continue
+        w = min(50.0, (pdf.epw - 2 * 4) / 3)
+        if pdf.will_page_break(w + 16):
+            pdf.add_page()
+        if not shown:
+            pdf.para("Image chips of the highest-scoring buildings (outlined in their grade's colour):", size=8.5)
+            shown = True
+        pdf.para(f"Building {clean_text(b.building_id, 40)} — {clean_text(grade_colour_label(b), 40)}, score "
+                 f"{fmt(b.score)}", size=8)
+        _chip_row(pdf, panels, w)
