@@ -63,6 +63,16 @@ def _label(page, word: str, n_trail: int) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def _saved(page, ws: Workspace, aid: int, building_id: str, label: str) -> None:
+    """Wait until the workspace holds the label (the next widget change could otherwise cut the save's rerun)."""
+    for _ in range(360):
+        if ws.building_labels(aid).get(building_id) == label:
+            page.wait_for_load_state("networkidle")
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the label of building {building_id} was not saved")
+
+
 def _flow(page, url: str, post: Path, pre: Path, footprints: Path, ws_root: Path, art: Path) -> None:
     page.goto(url, wait_until="networkidle")
     page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
@@ -118,12 +128,14 @@ def _flow(page, url: str, post: Path, pre: Path, footprints: Path, ws_root: Path
     for b in ranked[:3]:
         _pick_building(page, b["building_id"])
         _label(page, "damaged", 1)
+        _saved(page, ws, aid, b["building_id"], "damaged")
         n += 1
     for b in ranked[-3:]:
         if b["building_id"] in labelled:
             continue
         _pick_building(page, b["building_id"])
         _label(page, "not damaged", 1)
+        _saved(page, ws, aid, b["building_id"], "not-damaged")
         n += 1
     assert len(ws.building_labels(aid)) == n
     page.get_by_role("button", name=f"Calibrate from {n} label(s)").click()
