@@ -34,6 +34,7 @@ from core.safe_files import clean_name, unique_name
 from core.server_files.inputs import check_server_path
 from core.types import SceneResult
 from ui import area_fit, cells, compare, images, placement, shell, uploads
+from ui import buildings as buildings_ui
 from ui import state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
@@ -96,7 +97,8 @@ def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str)
     inputs = [AnalysisInput(path=i["path"], name=i["name"], pre_path=i.get("pre_path") or None, origin=i["origin"])
               for i in items]
     options = AnalysisOptions(threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)),
-                              event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard")
+                              event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard",
+                              footprints=tuple(buildings_ui.staged_paths()))
     run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id,
                             created_by=ctx.user.name if ctx.user else None)
     run_batch(ctx, run)
@@ -169,6 +171,7 @@ def clear_staged() -> None:
     S.put(S.STAGED, [])
     S.put(S.STAGED_PRE, [])
     S.put(S.PAIRS, {})
+    S.put(S.STAGED_FOOTPRINTS, [])
 
 
 def inputs_section(ctx: shell.Context) -> None:
@@ -211,6 +214,7 @@ def inputs_section(ctx: shell.Context) -> None:
                 (compare.stage_pre if role == "pre-event" else stage)(path.name, path, "server path")
             except CoreError as exc:
                 shell.show_error(exc)
+    buildings_ui.footprints_section(ctx)
     area_fit.section(ctx)  # fit a normal model to the staged pre-event images of the area
     staged = S.get(S.STAGED)
     if not staged:
@@ -401,6 +405,7 @@ def results_section(ctx: shell.Context) -> None:
         return
     threshold = ctx.threshold or float(analysis["threshold"] or 1.0)
     summary_table(results, threshold)
+    buildings_ui.analysis_summary(ctx, aid)
     ok = [r for r in results if not r.error]
     for r in results:
         if r.error:

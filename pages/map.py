@@ -16,6 +16,7 @@ from core.mapping import webmap
 from core.mapping.basemaps import basemap_layers, scenes_area
 from core.types import Finding, GeoRef, SceneResult
 from ui import basemaps, shell
+from ui import buildings as buildings_ui
 from ui import state as S
 from ui.map_clicks import clicked_finding
 
@@ -170,9 +171,21 @@ base = basemap_layers(basemaps.shown(ctx.ws, ctx.case_id), scenes_area(on_map + 
 for note in base.notes:
     st.caption(f":material/layers: {note}")
 try:
+    bset = buildings_ui.load(ctx, analysis["id"])
+    extra = []
+    if bset is not None:  # footprints were given: every building on the map, coloured by grade
+        from core.buildings.maplayer import buildings_layer
+        from core.detection.grading import get_scale
+
+        grades = [g.key for g in get_scale(bset.grade_scale).grades()]
+        # buildings outside the imagery are hidden at first: a city's footprints around one tile would bury it
+        shown = st.multiselect("Show buildings graded", grades, default=grades[:-1], key="building_grades",
+                               format_func=lambda k: get_scale(bset.grade_scale).get(k).label)
+        layer = buildings_layer([b for b in bset.buildings if b.grade in shown])
+        extra = [layer] if layer is not None else []
     fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
                             overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery, heat_layer=heat_layer,
-                            base_layers=base.layers)
+                            base_layers=base.layers, layers=extra)
 except CoreError as exc:
     shell.show_error(exc, "Map")
     st.stop()
@@ -182,7 +195,13 @@ with left:
     out = st_folium(fmap, height=MAP_HEIGHT, use_container_width=True,
                     returned_objects=["last_object_clicked", "last_object_clicked_tooltip"])
     _legend(on_map)
+    if bset is not None:
+        buildings_ui.legend(bset.grade_scale)
 with right:
+    if bset is not None:
+        from core.buildings.maplayer import clicked_building
+
+        buildings_ui.panel(ctx, analysis["id"], bset, clicked_building(out, bset.buildings))
     clicked = clicked_finding(on_map, out)
     by_id = {f.id: (r, f) for r in on_map for f in r.findings}
     if not by_id:
@@ -200,3 +219,7 @@ if off_map:
         if gps_only:
             st.caption(f"{len(gps_only)} of them carry GPS and are marked by an orange point; place them on the "
                        "Analyze page (centre and ground sample distance) to see their heatmaps and findings here.")
+if bset is not None:
+    st.subheader("Buildings table")
+    st.dataframe(buildings_ui.table([b for b in bset.buildings if b.grade in shown]).sort_values(
+        "score", ascending=False, na_position="last"), hide_index=True, width="stretch")

@@ -147,6 +147,11 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
                        pre_sources=pre_sources_of(results), basemap_sources=case_sources(ctx.ws, ctx.case_id),
                        event_type=str((analysis.get("options") or {}).get("event_type") or "other"))
+    if ctx.ws.building_set(analysis["id"]) is not None:  # analysed with footprints: buildings per grade
+        from core.buildings import load_buildings
+
+        bset = load_buildings(ws=ctx.ws, analysis_id=analysis["id"])
+        rc.buildings, rc.building_calibration = bset.buildings, bset.calibration
     rc.validate()
     out = ctx.ws.analysis_dir(analysis["id"]) / "report"
     try:

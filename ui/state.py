@@ -50,6 +50,11 @@ RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sa
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
 EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.analysis.guidance.EVENT_MODES key)
 AREA_FIT_JOB = "area_fit_job"  #: id of the job fitting a normal model to the staged pre-event images, or None
+STAGED_FOOTPRINTS = "staged_footprints"  #: building footprint files {"path", "name", "origin"} of the next run
+CAL_NOTE = "calibration_note"  #: {"analysis_id", "text"} of the last calibration, shown on the Map page
+BUILDING_SHOWN = "building_shown"  #: building id shown in the Map page's building panel, or None
+BUILDING_CLICK = "building_click"  #: the last map click on a building already handled (a rerun repeats it)
+W_BUILDING = "w_building"
 
 # -- Report ---------------------------------------------------------------------------------------------------------
 REPORT_TITLE = "report_title"
@@ -132,6 +137,10 @@ def place_key(scene: str, field: str) -> str:
 
 
 DEFAULTS: dict[str, Any] = {
+    STAGED_FOOTPRINTS: [],
+    CAL_NOTE: None,
+    BUILDING_SHOWN: None,
+    BUILDING_CLICK: None,
     SHELL: False,
     CASE_ID: None,
     USER: None,

@@ -22,6 +22,7 @@ from core.errors import InputError
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # core.detection.detector imports torch; the page imports this module before any model is loaded
+    from core.buildings import BuildingSet
     from core.detection.detector import Detector
     from core.store import Workspace
 
@@ -68,6 +69,10 @@ class AnalysisOptions:
     device: str = ""  #: the device the run used, as shown to people (filled in by :meth:`AnalysisRun.start`)
     out: str = ""  #: folder of the run's files when not the workspace's analysis folder (the CLI's --out)
     origin: str = ""  #: which face started it ("dashboard", "cli")
+    footprints: tuple[str, ...] = ()  #: building footprint files: each building scored and graded (core.buildings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "footprints", tuple(str(p) for p in self.footprints))
 
     def check(self) -> None:
         """Raise :class:`InputError` for an unknown grading scale or a threshold that is not a positive number."""
@@ -101,6 +106,7 @@ class AnalysisRun:
         self.det, self.inputs, self.options, self.out_dir = det, list(inputs), options, out_dir
         self.ws, self.analysis_id = ws, analysis_id
         self.status = "running"
+        self.buildings: BuildingSet | None = None  #: set by :meth:`run` when the options name footprints
 
     @classmethod
     def start(cls, det: Detector, inputs: Sequence[AnalysisInput], options: AnalysisOptions, *,
@@ -168,7 +174,21 @@ class AnalysisRun:
                 if on_result is not None:
                     on_result(item, res)
             self.status = "done"
+            if o.footprints:
+                self.assess_buildings(results)
         finally:
             if self.ws is not None and self.analysis_id is not None:
                 self.ws.finish_analysis(self.analysis_id, self.status)
         return results
+
+    def assess_buildings(self, ran: list[SceneResult]) -> BuildingSet:
+        """Score and grade every footprint of the options over every analysed input (a resumed run's earlier
+        inputs included), keeping earlier labels, reviews and calibration; writes buildings.geojson/.csv."""
+        from core.buildings import assess_analysis
+
+        results = self.ws.scene_results(self.analysis_id) if self.ws is not None and self.analysis_id is not None \
+            else ran
+        self.buildings = assess_analysis(results, list(self.options.footprints), self.out_dir,
+                                         grade_scale=self.options.grade_scale, ws=self.ws,
+                                         analysis_id=self.analysis_id)
+        return self.buildings

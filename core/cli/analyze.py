@@ -47,6 +47,10 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                         "and earthquake need a pre-event image); recorded and stated in the report")
     p.add_argument("--no-resample", action="store_true", help="do not resample inputs to the model's training GSD")
     p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help="pre-event images to compare against")
+    p.add_argument("--footprints", nargs="*", default=[], metavar="PATH",
+                   help="building footprints (GeoJSON, GeoPackage, Shapefile .shp or .zip, FlatGeobuf, xBD label "
+                        "JSON; any CRS): every building gets a score, an EMS grade and a confidence in "
+                        "buildings.geojson / buildings.csv")
     p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
     p.add_argument("--case", default="Command line", help="case (created when missing) the analysis is filed under")
     p.add_argument("--no-workspace", action="store_true", help="do not record the analysis in the workspace")
@@ -200,7 +204,8 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         det = Detector.load(a.model, device=a.device, precision=a.precision)
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
                                   grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli",
-                                  event_type=a.event_type)
+                                  event_type=a.event_type,
+                                  footprints=tuple(str(Path(p).resolve()) for p in a.footprints))
         out = out_dir(a.out or "out").resolve()
         if a.no_workspace:
             run = AnalysisRun.start(det, items, options, out_dir=out)
@@ -220,6 +225,12 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     failed = [r for r in results if r.error]
     n_find = sum(len(r.findings) for r in results)
     print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {run.out_dir}")
+    if run.buildings is not None:
+        from core.cli.buildings import print_buildings
+
+        print_buildings(run.buildings)
+        if run.buildings.errors:
+            return 1
     return 1 if failed else 0
 
 
@@ -306,6 +317,7 @@ def cmd_report(a: argparse.Namespace) -> int:
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
                         pre_sources=pre_sources_of(results), event_type=a.event_type,
                         basemap_sources=_basemap_sources(a))
+    _add_buildings(ctx, a)
     written = []
     pdf = None
     if "pdf" in fmts:
@@ -320,3 +332,16 @@ def cmd_report(a: argparse.Namespace) -> int:
     for w in written:
         print(w)
     return 0
+
+
+def _add_buildings(ctx: Any, a: argparse.Namespace) -> None:
+    """The analysis' buildings into the report context when it was analysed with footprints."""
+    from core.buildings import load_buildings
+    from core.cli.buildings import _source
+
+    try:
+        ws, aid, folder = _source(a)
+        bset = load_buildings(folder=folder, ws=ws, analysis_id=aid)
+    except InputError:
+        return  # analysed without footprints
+    ctx.buildings, ctx.building_calibration = bset.buildings, bset.calibration

@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(sub)
     sub.add_parser("archs", help="list the registered architectures")
     from core.cli.analyze import add_analyze, add_report
+    from core.cli.buildings import add_buildings
     from core.cli.case import add_case
     from core.cli.place import add_place
     from core.cli.users import add_users
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_case(sub)
     add_place(sub)
     add_users(sub)
+    add_buildings(sub)
     return parser
 
 
@@ -178,12 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     from core.cli.analyze import cmd_analyze, cmd_report
+    from core.cli.buildings import cmd_buildings
     from core.cli.case import cmd_case
     from core.cli.place import cmd_place
     from core.cli.users import cmd_cases, cmd_users
 
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
-                "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases}
+                "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases,
+                "buildings": cmd_buildings}
     try:
         return handlers[a.command](a)
     except CoreError as exc:

@@ -35,6 +35,7 @@ from shapely import affinity
 from shapely.geometry import MultiPolygon, Point, Polygon, box
 from shapely.geometry.polygon import orient
 
+from core.detection.findings_split import BLOCK_M2, BLOCK_PX, split_region
 from core.detection.grading import confidence_for, get_scale, grade_for, region_statistic
 from core.errors import GeoreferenceError, InputError
 from core.geo import georef as geo
@@ -191,40 +192,61 @@ def extract_findings(scores: np.ndarray, scale: float, threshold: float, *, geor
     frame = box(0, 0, fw, fh)
     raw: list[tuple[tuple[float, ...], dict[str, Any]]] = []
     for i in range(1, n):
-        x, y, w, h, cnt = (int(v) for v in stats[i])
-        area_px = cnt * scale * scale
-        if area_px < min_area_px:
+        x0, y0, w0, h0, cnt0 = (int(v) for v in stats[i])
+        if cnt0 * scale * scale < min_area_px:
             continue
-        region = labels[y:y + h, x:x + w] == i
-        vals = s[y:y + h, x:x + w][region]
-        stat = region_statistic(vals)
-        poly = _outline(region, x, y, simplify_px)
-        poly = _largest_polygon(affinity.scale(poly, scale, scale, origin=(0, 0)).intersection(frame))
-        if poly is None:
-            continue
-        cx, cy = (float(cents[i][0]) + 0.5) * scale, (float(cents[i][1]) + 0.5) * scale
-        rec: dict[str, Any] = dict(
-            scene_name=scene_name,
-            polygon_px=[(round(float(a), 2), round(float(b), 2)) for a, b in poly.exterior.coords],
-            bbox_px=(max(0, math.floor(x * scale)), max(0, math.floor(y * scale)),
-                     min(fw, math.ceil((x + w) * scale)), min(fh, math.ceil((y + h) * scale))),
-            area_px=float(area_px), score_mean=float(vals.mean()), score_max=float(vals.max()), threshold=t,
-            confidence=confidence_for(stat, t), grade=grade_for(stat, t, sc, bands), grade_scale=sc.key,
-            **common)
+        whole = labels[y0:y0 + h0, x0:x0 + w0] == i
+        block_px = BLOCK_PX / scale ** 2  # a finding never covers more than a building block (findings_split)
         if georef is not None:
-            rec["geometry"] = _geojson(georef, poly)
-            lon, lat = geo.pixel_to_lonlat(georef, cx, cy)
-            rec["centroid_lon"], rec["centroid_lat"] = float(lon), float(lat)
-            try:
-                rec["mgrs"] = geo.to_mgrs(float(lat), float(lon), precision=5)
-            except GeoreferenceError:
-                rec["mgrs"] = None  # e.g. outside the MGRS grid; the lat/lon still locate it
-            rec["area_m2"] = float(area_px * _pixel_area_m2(georef, cx, cy))
-            rec["location_approximate"] = bool(georef.approximate)
-        raw.append(((-stat, -rec["score_max"], -area_px, y, x), rec))
+            px_m2 = _pixel_area_m2(georef, (cents[i][0] + 0.5) * scale, (cents[i][1] + 0.5) * scale) * scale ** 2
+            block_px = BLOCK_M2 / px_m2 if px_m2 > 0 else block_px
+        pieces = split_region(whole, s[y0:y0 + h0, x0:x0 + w0], block_px,
+                              max(3, round(math.sqrt(block_px) / 2)))
+        for region, px, py in pieces:
+            rec = _piece(region, x0 + px, y0 + py, s, scale, t, sc, bands, simplify_px, frame, scene_name, common,
+                         georef, min_area_px if len(pieces) == 1 else min_area_px / 4)
+            if rec is not None:
+                raw.append(rec)
     raw.sort(key=lambda r: r[0])
     if max_findings is not None:
         raw = raw[:max(0, int(max_findings))]
     stem = safe_name(scene_name)
     return [Finding(id=f"{stem}-F{j:03d}", **rec) for j, (_, rec) in enumerate(raw, start=1)]
 
+
+def _piece(region: np.ndarray, x: int, y: int, s: np.ndarray, scale: float, t: float, sc: Any,
+           bands: Sequence[float] | None, simplify_px: float, frame: Any, scene_name: str, common: dict[str, Any],
+           georef: GeoRef | None, min_area_px: float) -> tuple[tuple[float, ...], dict[str, Any]] | None:
+    """The finding record of one region (bool crop at column ``x``, row ``y`` of the score raster) with its sort
+    key, or None when it is smaller than ``min_area_px`` full-res pixels or lies outside the frame."""
+    h, w = region.shape
+    area_px = float(region.sum()) * scale * scale
+    if area_px == 0 or area_px < min_area_px:
+        return None
+    fw, fh = int(frame.bounds[2]), int(frame.bounds[3])
+    ys, xs = np.nonzero(region)
+    vals = s[y:y + h, x:x + w][region]
+    stat = region_statistic(vals)
+    poly = _outline(region, x, y, simplify_px)
+    poly = _largest_polygon(affinity.scale(poly, scale, scale, origin=(0, 0)).intersection(frame))
+    if poly is None:
+        return None
+    cx, cy = (x + float(xs.mean()) + 0.5) * scale, (y + float(ys.mean()) + 0.5) * scale
+    rec: dict[str, Any] = dict(
+        scene_name=scene_name,
+        polygon_px=[(round(float(a), 2), round(float(b), 2)) for a, b in poly.exterior.coords],
+        bbox_px=(max(0, math.floor(x * scale)), max(0, math.floor(y * scale)),
+                 min(fw, math.ceil((x + w) * scale)), min(fh, math.ceil((y + h) * scale))),
+        area_px=area_px, score_mean=float(vals.mean()), score_max=float(vals.max()), threshold=t,
+        confidence=confidence_for(stat, t), grade=grade_for(stat, t, sc, bands), grade_scale=sc.key, **common)
+    if georef is not None:
+        rec["geometry"] = _geojson(georef, poly)
+        lon, lat = geo.pixel_to_lonlat(georef, cx, cy)
+        rec["centroid_lon"], rec["centroid_lat"] = float(lon), float(lat)
+        try:
+            rec["mgrs"] = geo.to_mgrs(float(lat), float(lon), precision=5)
+        except GeoreferenceError:
+            rec["mgrs"] = None  # e.g. outside the MGRS grid; the lat/lon still locate it
+        rec["area_m2"] = float(area_px * _pixel_area_m2(georef, cx, cy))
+        rec["location_approximate"] = bool(georef.approximate)
+    return ((-stat, -rec["score_max"], -area_px, y, x), rec)

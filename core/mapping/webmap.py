@@ -228,7 +228,8 @@ def _image_overlay(ov: Overlay, opacity: float) -> folium.raster_layers.ImageOve
 def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay | None] | None = None,
               threshold: float | None = None, basemap: str = "none", overlay_opacity: float = 0.7,
               height: int = 600, imagery: Mapping[str, Overlay | None] | None = None,
-              heat_layer: str = "auto", base_layers: Sequence[Element] = ()) -> folium.Map:
+              heat_layer: str = "auto", base_layers: Sequence[Element] = (), layers: Sequence[Any] = ()
+              ) -> folium.Map:
     """Map of the georeferenced ``results``: heatmap overlays, findings coloured by grade (with escaped popups),
     scene footprints (dashed when approximate), GPS points, layer control and the chosen ``basemap``.
 
@@ -244,7 +245,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     ``heat_layer`` "auto" shows the change heatmaps when a scene has a pre-event image, else the anomaly ones;
     "anomaly" or "change" picks one. The map carries a legend and a "zoom to scene" box
     (:mod:`core.mapping.controls`). ``base_layers``: offline basemap layers drawn beneath everything
-    (:func:`core.mapping.basemaps.basemap_layers`).
+    (:func:`core.mapping.basemaps.basemap_layers`). ``layers``: more folium layers
+    (e.g. the buildings), added on top, in the layer control.
     """
     if heat_layer not in HEAT_LAYERS:
         raise CoreError(f"unknown heatmap layer {heat_layer!r}; choose one of {', '.join(HEAT_LAYERS)}")
@@ -312,7 +314,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     show_change = any_change and heat_layer in ("auto", "change")
     heat.show = not show_change
     change.show = show_change
-    for layer in (*([pictures] if imagery else []), heat, *([change] if any_change else []), prints, marks, gps):
+    for layer in (*([pictures] if imagery else []), heat, *([change] if any_change else []), prints, marks, gps,
+                  *layers):
         layer.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if any_change:

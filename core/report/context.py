@@ -114,6 +114,9 @@ class ReportContext:
     max_map_figures: int = 6
     event_type: str = "other"  #: core.analysis.guidance.EVENT_MODES key: the method section says which mode suits it
     basemap_sources: list[str] = field(default_factory=list)  #: the map's offline basemaps (core.mapping.basemaps)
+    #: per-building assessment (core.buildings.Building records) when the analysis was given footprints
+    buildings: list[Any] = field(default_factory=list)
+    building_calibration: dict[str, Any] | None = None  #: the few-label calibration of the buildings, if fitted
 
     def validate(self) -> None:
         """Raise :class:`ReportError` saying what to fix when the context cannot make a report."""

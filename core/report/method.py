@@ -160,6 +160,21 @@ def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
         pdf.para(_anomaly_paragraph(ctx, s, only=s.kinds == [ANOMALY]))
     if CHANGE in s.kinds:
         _change_section(pdf, s)
+    if ctx.buildings:
+        pdf.h2("Buildings")
+        if ctx.building_calibration:
+            from core.buildings import Calibration
+
+            cal = Calibration.from_dict(ctx.building_calibration)
+            pdf.para("Each building footprint was rasterised on the heatmaps' grid and summarised (mean, 90th "
+                     "percentile, share above the threshold, a 3 m ring around it). The grades were then "
+                     f"calibrated on analyst labels: {cal.summary()}. The model is a logistic regression, "
+                     "monotone in the scores and regularised towards the automatic grading; labelled buildings "
+                     "keep their label.")
+        else:
+            pdf.para("Each building footprint was rasterised on the heatmaps' grid; its score is the 90th "
+                     "percentile of its calibrated scores on the primary map (change heatmap when there is a "
+                     "pre-event image), graded with the findings' bands. Not calibrated on analyst labels.")
     pdf.h2("Limitations")
     pdf.bullets(limitations(s), size=8.5)
     for key, title in (("phase2_notes", "Phase 2 — functional damage assessment"),

@@ -125,6 +125,14 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
                 writer(ctx, work / fname)
                 entries.append((work / fname, fname))
                 files.append((fname, desc))
+        if ctx.buildings:  # analysed with footprints: one row / feature per building (core.buildings)
+            from core.buildings import write_buildings
+
+            gj, cs = write_buildings(ctx.buildings, work)
+            entries += [(gj, "buildings.geojson"), (cs, "buildings.csv")]
+            files += [("buildings.geojson", "every building footprint with its score, grade and review (WGS84)"),
+                      ("buildings.csv", "the buildings table: building_id, grade, score, confidence, change and "
+                                        "post-only scores, review, label, area, MGRS, lat/lon")]
         for sr in ctx.scenes:
             stem = _unique(safe_name(sr.scene_name, max_len=60), stems)  # one stem per scene for all its files
             change_overlay = change_meta(sr).get("overlay_path") if sr.change_path is not None else None

@@ -8,6 +8,7 @@ notes containing markup appear as typed.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from core.detection.verdict import CONFIDENCE_NOTE, VERDICT_RULE, judge
 from core.errors import CoreError
@@ -129,6 +130,8 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
         notes.append(f"Scene {clean_text(sr.scene_name, 80)} was not analysed: {clean_text(sr.error, 200)}")
     if notes:
         pdf.bullets(notes, size=8.5)
+    if ctx.buildings:
+        building_summary(pdf, ctx, cache)
     if ctx.summary_notes.strip():
         pdf.h2("Analyst's assessment")
         pdf.para(ctx.summary_notes)
@@ -229,3 +232,84 @@ def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
                   " Change units (pre/post pairs)." if s.kinds == [CHANGE] else ""), max_h=150)
     confirmed = sum(1 for _, f in s.counted if is_confirmed(f))
     pdf.para(f"{confirmed} of {len(s.counted)} counted findings were confirmed by an analyst.", size=8, colour=GREY)
+
+
+def grade_colour_label(b: Any) -> str:
+    """A building's grade label."""
+    from core.buildings.maplayer import grade_colour
+
+    return grade_colour(b)[0]
+
+
+def building_summary(pdf: ReportPDF, ctx: ReportContext, cache: SceneCache | None = None) -> None:
+    """Buildings per grade (count and footprint area), the top buildings by score (issue 13) and image chips of the
+    first :data:`BUILDING_CHIPS` of them."""
+    from core.buildings import grade_counts
+    from core.buildings.maplayer import grade_colour
+
+    blds = ctx.buildings
+    scale = blds[0].grade_scale
+    counts = grade_counts(blds, scale)
+    pdf.h2("Buildings")
+    counted = [b for b in blds if b.review_status != "rejected"]
+    analysed = [b for b in counted if b.analysed]
+    how = "calibrated on analyst labels (section 4)" if ctx.building_calibration else \
+        "graded automatically from the heatmaps' building statistics (not validated)"
+    pdf.para(f"{len(blds)} building footprint(s) were given; {len(analysed)} lie in the analysed imagery and were "
+             f"{how}; {len(counted) - len(analysed)} are outside it (not analysed)"
+             + (f"; {len(blds) - len(counted)} rejected by an analyst are not counted." if len(counted) < len(blds)
+                else "."))
+    rows = [["Building grade", "Buildings", "Footprint area"]]
+    for key, n in counts.items():
+        area = sum(b.area_m2 or 0.0 for b in counted if b.grade == key)
+        from core.detection.grading import get_scale
+
+        label = get_scale(scale).get(key).label
+        rows.append([clean_text(label, 60), str(n), fmt_area(area) if n else "—"])
+    pdf.grid(rows, (60, 30, 50), size=8.5)
+    top = sorted([b for b in analysed if b.score is not None], key=lambda b: -float(b.score))[: max(0, ctx.top_n)]
+    if top:
+        pdf.para(f"The {len(top)} highest-scoring buildings (all of them are in buildings.csv):", size=8.5)
+        trows = [["Building", "Grade", "Score", "Conf.", "MGRS", "Review", "Label"]]
+        trows += [[clean_text(b.building_id, 40), clean_text(grade_colour(b)[0], 30), fmt(b.score),
+                   fmt(b.confidence), clean_text(b.mgrs, 30) or "—", clean_text(b.review_status, 20),
+                   clean_text(b.label or "", 20) or "—"] for b in top]
+        pdf.grid(trows, (30, 30, 16, 14, 40, 24, 22), size=7)
+    if cache is not None:
+        _building_chips(pdf, ctx, cache, top[:BUILDING_CHIPS])
+
+
+#: Buildings of the top list shown with image chips in the executive summary.
+BUILDING_CHIPS = 6
+
+
+def _building_chips(pdf: ReportPDF, ctx: ReportContext, cache: SceneCache, top: list[Any]) -> None:
+    """Post-event image and heatmap chips of the top buildings, outlined in their grade's colour."""
+    from core.buildings.report import building_outline
+    from core.report.blocks import _chip_row
+    from core.report.chips import finding_panels
+    from core.report.extraction import anomaly_threshold
+
+    shown = False
+    for b in top:
+        sr = ctx.scene(b.scene_name) if b.scene_name else None
+        f = building_outline(b, sr) if sr is not None else None
+        if f is None or sr is None:
+            continue
+        try:
+            ct = change_meta(sr).get("threshold") if sr.change_path is not None else None
+            panels = finding_panels(f, sr, cache, ctx.pre_source(sr), anomaly_threshold(sr, ctx.model_info) or 1.0,
+                                    float(ct) if isinstance(ct, (int, float)) else None, size=240)[:3]
+        except (CoreError, OSError, ValueError) as err:  # a file damaged since the analysis: say so, go on
+            pdf.para(f"Chips of building {clean_text(b.building_id, 40)} could not be read: {clean_text(err, 200)}",
+                     size=8, colour=GREY)
+            continue
+        w = min(50.0, (pdf.epw - 2 * 4) / 3)
+        if pdf.will_page_break(w + 16):
+            pdf.add_page()
+        if not shown:
+            pdf.para("Image chips of the highest-scoring buildings (outlined in their grade's colour):", size=8.5)
+            shown = True
+        pdf.para(f"Building {clean_text(b.building_id, 40)} — {clean_text(grade_colour_label(b), 40)}, score "
+                 f"{fmt(b.score)}", size=8)
+        _chip_row(pdf, panels, w)

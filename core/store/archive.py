@@ -195,6 +195,11 @@ class ArchiveMixin(WorkspaceBase):
                                       (aid,)),
                     "reviews": _rows(conn, "SELECT r.* FROM reviews r JOIN findings f ON f.id = r.finding_id "
                                      "WHERE f.analysis_id=? ORDER BY r.id", (aid,)),
+                    # per-building assessment (schema 4): records, reviews and labels, the calibration
+                    "buildings": _rows(conn, "SELECT * FROM buildings WHERE analysis_id=? ORDER BY position", (aid,)),
+                    "building_reviews": _rows(conn, "SELECT r.* FROM building_reviews r JOIN buildings b ON "
+                                              "b.id = r.building_ref WHERE b.analysis_id=? ORDER BY r.id", (aid,)),
+                    "building_sets": _rows(conn, "SELECT * FROM building_sets WHERE analysis_id=?", (aid,)),
                 })
         case_row = {k: case[k] for k in ("id", "name", "event", "description", "created_at", "updated_at")}
         rows_bytes = json.dumps({"case": case_row, "analyses": bundle}).encode()
@@ -402,6 +407,7 @@ class ArchiveMixin(WorkspaceBase):
                       r["status_before"], r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"],
                       r["notes_after"], OUTCOME_KEPT if r.get("outcome") == OUTCOME_KEPT else OUTCOME_APPLIED)
                      for r in item["reviews"]])
+                _insert_buildings(conn, item, aid, now)
                 src, dst = tmp / "files" / "analyses" / str(old), self._analysis_path(aid)
                 self._to_trash(dst)
                 if src.is_dir():
@@ -410,3 +416,33 @@ class ArchiveMixin(WorkspaceBase):
                     dst.mkdir(parents=True)
                 moved.append(dst)
         return cid
+
+
+def _insert_buildings(conn: sqlite3.Connection, item: dict[str, Any], aid: int, now: str) -> None:
+    """The buildings, their reviews and calibration of one imported analysis (archives before schema 4 have none)."""
+    from core.store.buildings import building_ref
+
+    refs: dict[str, str] = {}
+    for b in item.get("buildings") or []:
+        bid = str(b["building_id"])
+        ref = building_ref(aid, bid)
+        refs[str(b["id"])] = ref
+        status = b["review_status"] if b.get("review_status") in ("unreviewed", "confirmed", "rejected") \
+            else "unreviewed"
+        conn.execute(
+            "INSERT INTO buildings(id, analysis_id, position, building_id, data_json, review_status, analyst_grade, "
+            "analyst, notes, label, reviewed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ref, aid, int(b["position"]), bid, str(b["data_json"]), status, b.get("analyst_grade"),
+             clean_name(str(b.get("analyst") or ""), ""), str(b.get("notes") or ""), b.get("label"),
+             b.get("reviewed_at")))
+    conn.executemany(
+        "INSERT INTO building_reviews(building_ref, analyst, at, status_before, status_after, grade_before, "
+        "grade_after, notes_before, notes_after, label_before, label_after, outcome) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(refs[str(r["building_ref"])], clean_name(str(r["analyst"]), "unknown"), str(r["at"]), r["status_before"],
+          r["status_after"], r["grade_before"], r["grade_after"], r["notes_before"], r["notes_after"],
+          r.get("label_before"), r.get("label_after"), str(r.get("outcome") or OUTCOME_APPLIED))
+         for r in item.get("building_reviews") or [] if str(r["building_ref"]) in refs])
+    for s in item.get("building_sets") or []:
+        conn.execute("INSERT INTO building_sets(analysis_id, summary_json, calibration_json, updated_at) "
+                     "VALUES (?, ?, ?, ?)", (aid, str(s["summary_json"]), s.get("calibration_json"), now))

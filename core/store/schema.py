@@ -152,12 +152,51 @@ _V4 = [
         PRIMARY KEY (case_id, key))""",
 ]
 
+# Buildings (issue 13): per-building assessment of an analysis given footprints. ``data_json`` is the tool's
+# record (statistics, score, automatic or calibrated grade); the analyst's review (status, grade set by hand, notes,
+# calibration label) has columns of its own and an audit trail like the findings'; ``building_sets`` keeps the
+# footprint files' messages, the counts and the fitted few-label calibration of each analysis.
+_V5 = [
+    """CREATE TABLE buildings (
+        id TEXT PRIMARY KEY,
+        analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        building_id TEXT NOT NULL,
+        data_json TEXT NOT NULL,
+        review_status TEXT NOT NULL DEFAULT 'unreviewed'
+            CHECK (review_status IN ('unreviewed', 'confirmed', 'rejected')),
+        analyst_grade TEXT,
+        analyst TEXT NOT NULL DEFAULT '',
+        notes TEXT NOT NULL DEFAULT '',
+        label TEXT,
+        reviewed_at TEXT,
+        UNIQUE (analysis_id, building_id))""",
+    "CREATE INDEX buildings_analysis ON buildings(analysis_id, position)",
+    """CREATE TABLE building_reviews (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        building_ref TEXT NOT NULL REFERENCES buildings(id) ON DELETE CASCADE,
+        analyst TEXT NOT NULL,
+        at TEXT NOT NULL,
+        status_before TEXT, status_after TEXT,
+        grade_before TEXT, grade_after TEXT,
+        notes_before TEXT, notes_after TEXT,
+        label_before TEXT, label_after TEXT,
+        outcome TEXT NOT NULL DEFAULT 'applied')""",
+    "CREATE INDEX building_reviews_ref ON building_reviews(building_ref, id)",
+    """CREATE TABLE building_sets (
+        analysis_id INTEGER PRIMARY KEY REFERENCES analyses(id) ON DELETE CASCADE,
+        summary_json TEXT NOT NULL,
+        calibration_json TEXT,
+        updated_at TEXT NOT NULL)""",
+]
+
 #: (version, statements) in order. The database records every applied version in ``schema_version``.
 MIGRATIONS: list[tuple[int, list[str]]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (4, _V4),
+    (5, _V5),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,345 @@
+"""Few-label calibration: from ~10-20 analyst labels, the mapping from building statistics to grades.
+
+The model is a logistic regression for "damaged or worse" over the buildings' map statistics
+(:data:`core.buildings.assess.FEATURES`, standardised over all buildings of the analysis), **monotone in the
+scores** (every weight ≥ 0: a higher score never lowers the probability of damage) and **regularised towards the
+automatic grading** rather than towards zero: the prior is the logistic the findings are graded with
+(``grading.confidence_for``, ``4 · (q90 − t) / t`` on the primary map), so a handful of labels moves the
+boundary and the weights only as far as they give evidence for. Classes are weighted to balance.
+
+Grades from the calibrated probability ``p`` of damaged or worse: ``p ≥ 0.5`` damaged (destroyed when the labels
+hold destroyed and damaged buildings and the linear score passes the cut between them), ``0.25 ≤ p < 0.5``
+possibly damaged, below that no visible damage. A labelled building keeps its label's grade (confidence 1).
+Cross-validation (leave-one-out up to 40 labels, else stratified 5-fold) gives precision, recall and F1 of
+damaged-or-worse on labels the fit did not see.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.buildings.assess import FEATURES, SCORE_CALIBRATED, Building, automatic_grade
+from core.detection.grading import SCALES, get_scale
+from core.errors import InputError
+
+#: Fewest labels a calibration is fitted from.
+MIN_LABELS = 4
+#: L2 strength pulling the weights (standardised units) towards the automatic grading's, and the intercept's.
+L2_WEIGHTS = 0.3
+L2_INTERCEPT = 0.05
+#: ``p`` at or above which a building is damaged or worse, and at or above which it is possibly damaged.
+P_DAMAGED = 0.5
+P_POSSIBLY = 0.25
+LOO_MAX = 40
+#: Grade levels used across scales: 0 no damage, 1 possibly / minor, 2 damaged, 3 destroyed.
+LEVEL_NAMES = ("no damage", "possibly damaged", "damaged", "destroyed")
+_BINARY_TRUE = {"1", "true", "yes", "y", "damaged", "damage", "t"}
+_BINARY_FALSE = {"0", "false", "no", "n", "not damaged", "not-damaged", "undamaged", "intact", "f", "none"}
+
+
+def grade_level(key: str) -> int | None:
+    """Level 0..3 of a grade key or label of any scale (None for "not analysed" / unknown)."""
+    k = key.strip().lower().replace("_", "-")
+    for sc in SCALES.values():
+        if k in (sc.no_damage.key, sc.no_damage.label.lower()):
+            return 0
+        for i, g in enumerate(sc.damage):
+            if k in (g.key, g.label.lower()):
+                if i == len(sc.damage) - 1:
+                    return 3
+                return 1 if i == 0 else 2
+    return None
+
+
+def level_grade(level: int, scale: str) -> str:
+    """The grade key of ``scale`` for level 0..3."""
+    sc = get_scale(scale)
+    if level <= 0:
+        return sc.no_damage.key
+    if level == 1:
+        return sc.damage[0].key
+    if level == 2:
+        return sc.damage[-2].key
+    return sc.damage[-1].key
+
+
+def parse_label(value: object) -> str:
+    """A label as stored: "damaged", "not-damaged" or a level name's grade key on EMS (:class:`InputError` else)."""
+    text = str(value if value is not None else "").strip().lower()
+    if text in _BINARY_TRUE:
+        return "damaged"
+    if text in _BINARY_FALSE:
+        return "not-damaged"
+    lvl = grade_level(text)
+    if lvl is None:
+        raise InputError(f"label {value!r} is neither damaged / not damaged (1/0, yes/no) nor a damage grade "
+                         "(destroyed, damaged, possibly damaged, no visible damage, or an xView2 / UNOSAT grade)")
+    return level_grade(lvl, "copernicus-ems")
+
+
+def label_damaged(label: str) -> bool:
+    """Whether a stored label means damaged or worse."""
+    if label == "damaged":
+        return True
+    if label == "not-damaged":
+        return False
+    return (grade_level(label) or 0) >= 2
+
+
+def read_labels_csv(path: str | Path) -> dict[str, str]:
+    """``building_id -> label`` from a CSV with columns ``building_id,damaged`` or ``building_id,grade``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as exc:
+        raise InputError(f"labels file {p} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"labels file {p.name} cannot be read as UTF-8 text ({exc})") from exc
+    rows = list(csv.DictReader(text.splitlines()))
+    cols = {c.strip().lower(): c for c in (rows[0].keys() if rows else []) if c}
+    if "building_id" not in cols or not ({"damaged", "grade"} & set(cols)):
+        raise InputError(f"labels file {p.name} needs the columns building_id,damaged or building_id,grade "
+                         f"(found: {', '.join(cols) or 'no header'})")
+    col = cols.get("grade") or cols["damaged"]
+    out: dict[str, str] = {}
+    for n, r in enumerate(rows, start=2):
+        bid = str(r.get(cols["building_id"]) or "").strip()
+        val = str(r.get(col) or "").strip()
+        if not bid and not val:
+            continue
+        if not bid:
+            raise InputError(f"labels file {p.name}, line {n}: no building_id")
+        try:
+            out[bid] = parse_label(val)
+        except InputError as exc:
+            raise InputError(f"labels file {p.name}, line {n}: {exc}") from exc
+    if not out:
+        raise InputError(f"labels file {p.name} has no labels")
+    return out
+
+
+@dataclass
+class Calibration:
+    """A fitted mapping from statistics to P(damaged or worse), with its cross-validated figures."""
+
+    features: list[str]
+    center: list[float]
+    scale: list[float]
+    weights: list[float]
+    intercept: float
+    destroyed_cut: float | None  #: linear score above which damaged-or-worse is destroyed (None: not fitted)
+    n_labels: int
+    n_damaged: int
+    cv: dict[str, Any]
+    labels: dict[str, str]
+    fitted_at: str
+    analyst: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        """Inverse of :meth:`to_dict`."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def linear(self, X: np.ndarray) -> np.ndarray:
+        """Linear score of raw feature rows (missing values at the centre)."""
+        Z = _standardise(X, np.asarray(self.center), np.asarray(self.scale))
+        return np.asarray(Z @ np.asarray(self.weights) + self.intercept)
+
+    def summary(self) -> str:
+        """One line for people: labels used and the cross-validated figures."""
+        cv = self.cv
+        figs = ", ".join(f"{k} {cv[k]:.2f}" for k in ("precision", "recall", "f1") if cv.get(k) is not None)
+        return (f"calibrated on {self.n_labels} labels ({self.n_damaged} damaged or worse); cross-validated "
+                f"({cv.get('method', '')}) {figs or 'figures not measurable: ' + str(cv.get('note', ''))}")
+
+
+def feature_matrix(buildings: list[Building], features: list[str] | tuple[str, ...] = FEATURES) -> np.ndarray:
+    """Raw feature rows (NaN where a building lacks a statistic)."""
+    X = np.full((len(buildings), len(features)), np.nan)
+    for i, b in enumerate(buildings):
+        for j, f in enumerate(features):
+            v = b.stats.get(f)
+            if v is not None and math.isfinite(float(v)):
+                X[i, j] = float(v)
+    return X
+
+
+def _standardise(X: np.ndarray, c: np.ndarray, s: np.ndarray) -> np.ndarray:
+    Z = (X - c) / s
+    return np.where(np.isfinite(Z), Z, 0.0)
+
+
+def _prior(features: list[str], c: np.ndarray, s: np.ndarray, thresholds: dict[str, float]) -> tuple[
+        np.ndarray, float]:
+    """Weights and intercept (standardised units) of the automatic grading's logistic on the primary map."""
+    w0 = np.zeros(len(features))
+    primary = next((f"{m}_q90" for m in ("change", "post") if f"{m}_q90" in features), None)
+    if primary is None:
+        return w0, 0.0
+    j = features.index(primary)
+    t = thresholds.get(primary.split("_")[0], 1.0)
+    w0[j] = 4.0 / t * s[j]
+    return w0, float(4.0 * (c[j] - t) / t)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+
+def fit_logistic(Z: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: float, *, l2: float | None = None,
+                 l2_b: float | None = None, iters: int = 600) -> tuple[np.ndarray, float]:
+    """Class-balanced logistic regression with weights ≥ 0, L2-pulled to (``w0``, ``b0``) (projected Nesterov).
+
+    Labels of one class only cannot say where damage begins (only that the labelled buildings are, or are not,
+    damaged): the prior is returned unchanged, and the labelled buildings simply keep their labels."""
+    if len(y) == 0 or y.min() == y.max():
+        return np.maximum(w0, 0.0), float(b0)
+    l2 = L2_WEIGHTS if l2 is None else l2
+    l2_b = L2_INTERCEPT if l2_b is None else l2_b
+    n = len(y)
+    pos = y.sum()
+    wt = np.ones(n)
+    if 0 < pos < n:
+        wt = np.where(y > 0, n / (2 * pos), n / (2 * (n - pos)))
+    wt = wt / n
+    A = np.column_stack([Z, np.ones(n)])
+    lip = 0.25 * float(np.linalg.norm(A * np.sqrt(wt)[:, None], 2) ** 2) + max(l2, l2_b) / max(n, 1)
+    step = 1.0 / lip
+    theta = np.concatenate([np.maximum(w0, 0), [b0]])
+    prior = theta.copy()
+    reg = np.concatenate([np.full(len(w0), l2), [l2_b]]) / max(n, 1)
+    prev, mom = theta.copy(), theta.copy()
+    for k in range(1, iters + 1):
+        g = A.T @ (wt * (_sigmoid(A @ mom) - y)) + reg * (mom - prior)
+        new = mom - step * g
+        new[:-1] = np.maximum(new[:-1], 0.0)
+        mom = new + (k - 1) / (k + 2) * (new - prev)
+        mom[:-1] = np.maximum(mom[:-1], 0.0)
+        prev = new
+    return prev[:-1].copy(), float(prev[-1])
+
+
+def _folds(y: np.ndarray, seed: int = 0) -> list[np.ndarray]:
+    n = len(y)
+    if n <= LOO_MAX:
+        return [np.array([i]) for i in range(n)]
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(5)]
+    for cls in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        for k, i in enumerate(idx):
+            folds[k % 5].append(int(i))
+    return [np.array(sorted(f)) for f in folds if f]
+
+
+def prf(y: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
+    """Precision, recall and F1 of the positive class (None where undefined)."""
+    tp = int(np.sum((pred == 1) & (y == 1)))
+    fp = int(np.sum((pred == 1) & (y == 0)))
+    fn = int(np.sum((pred == 0) & (y == 1)))
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    f = (2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else
+         0.0 if (tp + fn) and p is not None else None)
+    return {"precision": p, "recall": r, "f1": f, "tp": tp, "fp": fp, "fn": fn}
+
+
+def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analyst: str = "") -> Calibration:
+    """Fit the mapping from the labelled buildings (``building_id -> label``, see :func:`parse_label`)."""
+    by_id = {b.building_id: b for b in buildings}
+    unknown = [k for k in labels if k not in by_id]
+    if unknown:
+        few = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise InputError(f"{len(unknown)} labelled building id(s) are not footprints of this analysis: {few}")
+    used = {k: v for k, v in labels.items() if by_id[k].analysed}
+    skipped = len(labels) - len(used)
+    if len(used) < MIN_LABELS:
+        raise InputError(f"calibration needs at least {MIN_LABELS} labelled buildings inside the imagery; got "
+                         f"{len(used)}" + (f" ({skipped} labelled building(s) are outside it)" if skipped else ""))
+    analysed = [b for b in buildings if b.analysed]
+    present = [f for f in FEATURES if any(b.stats.get(f) is not None for b in analysed)]
+    X = feature_matrix(analysed, present)
+    c = np.nanmedian(X, axis=0)
+    q = np.nanpercentile(X, [10, 90], axis=0)
+    s = np.where((q[1] - q[0]) > 1e-9, (q[1] - q[0]) / 2.563, 1.0)  # ≈ σ of a normal from its 10-90 range
+    thresholds: dict[str, float] = {}
+    for b in analysed:
+        for m, t in b.thresholds.items():
+            thresholds.setdefault(m, float(t))
+    w0, b0 = _prior(present, c, s, thresholds)
+    ids = list(used)
+    lab = [by_id[i] for i in ids]
+    Z = _standardise(feature_matrix(lab, present), c, s)
+    y = np.array([1.0 if label_damaged(used[i]) else 0.0 for i in ids])
+    w, b_fit = fit_logistic(Z, y, w0, b0)
+    pred = np.zeros(len(y))
+    for test in _folds(y):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        wf, bf = fit_logistic(Z[train], y[train], w0, b0)
+        pred[test] = (_sigmoid(Z[test] @ wf + bf) >= P_DAMAGED).astype(float)
+    cv: dict[str, Any] = prf(y, pred)
+    cv["method"] = "leave-one-out" if len(y) <= LOO_MAX else "stratified 5-fold"
+    cv["n"] = int(len(y))
+    if y.sum() == 0:
+        cv["note"] = ("no damaged label, so recall and F1 cannot be measured and the automatic grading's boundary is "
+                      "kept (label some damaged buildings)")
+    elif y.sum() == len(y):
+        cv["note"] = ("every label is damaged, so precision cannot be checked against undamaged buildings and the "
+                      "automatic grading's boundary is kept (label some undamaged buildings)")
+    lin = Z @ w + b_fit
+    # "damaged" is both the binary label and the EMS grade below destroyed: either way it is not destroyed
+    levels = np.array([0 if used[i] == "not-damaged" else grade_level(used[i]) or 0 for i in ids])
+    cut = None
+    if np.any(levels == 3) and np.any(levels == 2):
+        cut = float((np.median(lin[levels == 3]) + np.median(lin[levels == 2])) / 2)
+    return Calibration(features=present, center=[float(v) for v in c], scale=[float(v) for v in s],
+                       weights=[float(v) for v in w], intercept=b_fit, destroyed_cut=cut, n_labels=len(y),
+                       n_damaged=int(y.sum()), cv=cv, labels=dict(used),
+                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), analyst=analyst)
+
+
+def apply_calibration(buildings: list[Building], cal: Calibration | None, labels: dict[str, str] | None = None,
+                      scale: str = "copernicus-ems") -> None:
+    """Grade every analysed building from ``cal`` (automatic grading when None); labelled ones take their label's
+    grade with confidence 1. Grades an analyst set by review (``review_status`` confirmed) are kept."""
+    labels = labels if labels is not None else (cal.labels if cal else {})
+    analysed = [b for b in buildings if b.analysed]
+    if cal is not None and analysed:
+        lin = cal.linear(feature_matrix(analysed, cal.features))
+        p = _sigmoid(lin)
+    for i, b in enumerate(analysed):
+        if b.review_status == "confirmed" and b.grade != b.auto_grade:
+            continue  # the analyst's grade stands
+        if cal is None:
+            automatic_grade(b, scale)
+        else:
+            pi = float(p[i])
+            b.score, b.score_kind = pi, SCORE_CALIBRATED
+            if pi >= P_DAMAGED:
+                lvl = 3 if cal.destroyed_cut is not None and lin[i] >= cal.destroyed_cut else 2
+                b.confidence = pi
+            else:
+                lvl = 1 if pi >= P_POSSIBLY else 0
+                b.confidence = 1.0 - pi
+            b.grade = b.auto_grade = level_grade(lvl, scale)
+        lab = labels.get(b.building_id)
+        b.label = lab
+        if lab is not None:
+            if lab in ("damaged", "not-damaged"):
+                if label_damaged(lab) != ((grade_level(b.grade) or 0) >= 2):
+                    b.grade = level_grade(2 if lab == "damaged" else 0, scale)
+            else:
+                b.grade = level_grade(grade_level(lab) or 0, scale)
+            b.confidence = 1.0

@@ -1,0 +1,78 @@
+"""Buildings on the offline folium map: footprints coloured by grade, a tooltip naming each building (what a click
+returns) and a popup with its grade, score and review."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from core.buildings.assess import Building
+from core.detection.grading import get_scale
+from core.errors import CoreError
+
+TOOLTIP_PREFIX = "Building "
+
+
+def building_tooltip(b: Building) -> str:
+    """The tooltip text of a building on the map (a click hands it back, see :func:`clicked_building`)."""
+    return f"{TOOLTIP_PREFIX}{b.building_id}"
+
+
+def clicked_building(clicked: object, buildings: Iterable[Building] = ()) -> str | None:
+    """The building id a map click refers to: the clicked footprint's tooltip, else the building under the clicked
+    point (``clicked``: what streamlit-folium returns); None for anything else."""
+    if not isinstance(clicked, dict):
+        return None
+    text = " ".join(str(clicked.get("last_object_clicked_tooltip") or "").split())
+    if text.startswith(TOOLTIP_PREFIX):
+        return text[len(TOOLTIP_PREFIX):]
+    pt = clicked.get("last_object_clicked")
+    if isinstance(pt, dict) and isinstance(pt.get("lat"), (int, float)) and isinstance(pt.get("lng"), (int, float)):
+        from shapely.geometry import Point, shape
+
+        p = Point(float(pt["lng"]), float(pt["lat"]))
+        for b in buildings:
+            if b.geometry is not None and shape(b.geometry).buffer(1e-9).contains(p):
+                return b.building_id
+    return None
+
+
+def grade_colour(b: Building) -> tuple[str, str]:
+    """(label, colour) of a building's grade."""
+    try:
+        g = get_scale(b.grade_scale).get(b.grade)
+        return g.label, g.color
+    except CoreError:
+        return b.grade, "#a0aec0"
+
+
+def buildings_layer(buildings: Iterable[Building], *, name: str = "Buildings") -> Any:
+    """The located buildings as one folium GeoJSON layer (one feature collection: light however many buildings),
+    coloured by grade, rejected ones dashed; None when none has a location. Pass it to
+    :func:`core.mapping.webmap.build_map` (``layers=``) so the layer control knows it."""
+    import folium
+
+    feats = []
+    for b in buildings:
+        if b.geometry is None:
+            continue
+        label, colour = grade_colour(b)
+        score = f"{b.score:.2f}" if b.score is not None else "n/a"
+        feats.append({"type": "Feature", "geometry": b.geometry, "properties": {
+            "tip": building_tooltip(b), "grade": label, "score": f"{score} ({b.score_kind})",
+            "confidence": f"{b.confidence:.0%}", "review": b.review_status, "label": b.label or "",
+            "colour": colour, "rejected": b.review_status == "rejected"}})
+    if not feats:
+        return None
+
+    def style(feature: dict[str, Any]) -> dict[str, Any]:
+        p = feature["properties"]
+        return {"color": "#718096" if p["rejected"] else p["colour"], "weight": 1.5, "fillColor": p["colour"],
+                "fillOpacity": 0.15 if p["rejected"] else 0.55, "dashArray": "4" if p["rejected"] else None}
+
+    return folium.GeoJson({"type": "FeatureCollection", "features": feats}, name=name, style_function=style,
+                          tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+                          popup=folium.GeoJsonPopup(fields=["tip", "grade", "score", "confidence", "review",
+                                                            "label"],
+                                                    aliases=["", "grade", "score", "confidence", "review",
+                                                             "label"]))

@@ -1,0 +1,130 @@
+"""Map page with buildings (Streamlit AppTest): footprints drawn by grade, a building labelled in its panel (audit
+trail in the workspace), the calibrate button showing cross-validated figures and re-grading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from pyproj import Transformer
+from streamlit.testing.v1 import AppTest
+
+from core.buildings import assess_analysis
+from core.store import Workspace
+from core.store.buildings import building_ref
+from core.types import GeoRef, SceneResult
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+ORIGIN = (363000.0, 4104000.0)
+TR = Affine(1.0, 0, ORIGIN[0], 0, -1.0, ORIGIN[1])
+#: eight 8 m buildings in a row; the change map is hot (2.5) under the last four, calm (0.3) elsewhere
+COLS = [4 + 12 * k for k in range(8)]
+
+
+@pytest.fixture()
+def workspace(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path / "ws")
+    cid = ws.create_case("Joplin")
+    aid = ws.create_analysis(cid, [{"path": "s.tif", "name": "s.tif"}], model={"name": "m"}, threshold=None,
+                             options={})
+    out = ws.analysis_dir(aid)
+    out.mkdir(parents=True, exist_ok=True)
+    change = np.full((100, 100), 0.3, np.float32)
+    for c in COLS[4:]:
+        change[40:48, c:c + 8] = 2.5
+    paths = {}
+    for name, arr in (("change", change), ("heatmap", np.full((100, 100), 0.1, np.float32))):
+        p = out / f"s_{name}.tif"
+        with rasterio.open(p, "w", driver="GTiff", width=100, height=100, count=1, dtype="float32",
+                           crs="EPSG:32615", transform=TR) as ds:
+            ds.write(arr, 1)
+        paths[name] = p
+    sr = SceneResult(scene_name="s.tif", width=100, height=100, image_score=0.0, verdict="normal",
+                     georef=GeoRef("EPSG:32615", tuple(TR)[:6]), bounds_wgs84=(-94.5, 37.0, -94.49, 37.01),
+                     heatmap_path=paths["heatmap"], overlay_path=None, change_path=paths["change"],
+                     meta={"threshold": 1.0, "change": {"threshold": 2.0}})
+    ws.save_scene_result(aid, sr, input_name="s.tif")
+    ws.finish_analysis(aid)
+    tr = Transformer.from_crs("EPSG:32615", "EPSG:4326", always_xy=True)
+    feats = []
+    for k, c in enumerate(COLS):
+        g = shapely.box(ORIGIN[0] + c, ORIGIN[1] - 48, ORIGIN[0] + c + 8, ORIGIN[1] - 40)
+        g = shapely.transform(g, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        feats.append({"type": "Feature", "properties": {"id": f"h{k}"}, "geometry": shapely.geometry.mapping(g)})
+    fp = tmp_path / "fp.geojson"
+    fp.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    assess_analysis(ws.scene_results(aid), [str(fp)], out, ws=ws, analysis_id=aid)
+    monkeypatch.setenv("BDA_WORKSPACE", str(ws.root))
+    return {"ws": ws, "case": cid, "analysis": aid}
+
+
+def _map_page(case_id):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["case_id"] = case_id
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/map.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_buildings_on_the_map_labelled_and_calibrated(workspace):
+    ws, aid = workspace["ws"], workspace["analysis"]
+    # q90 2.5 on a change threshold of 2: possibly damaged (below 1.5 t); calm ones no visible damage
+    assert [b["grade"] for b in ws.buildings(aid)] == ["no-visible-damage"] * 4 + ["possibly-damaged"] * 4
+    at = _map_page(workspace["case"])
+    comps = [c for c in at.get("component_instance") if c.proto.component_name.endswith("st_folium")]
+    script = json.loads(comps[0].proto.json_args)["script"]
+    assert all(f"Building h{k}" in script for k in range(8))
+    assert any("Buildings:" in m.value for m in at.markdown)  # legend
+    assert any("Possibly damaged: 4" in c.value for c in at.caption)
+    # label three in the workspace, the fourth in the building panel
+    ws.set_building_labels(aid, {"h0": "not-damaged", "h1": "not-damaged", "h6": "damaged"}, analyst="kim")
+    at.run()
+    next(s for s in at.selectbox if s.label == "Building").set_value("h7").run()
+    assert not at.exception, at.exception
+    next(r for r in at.radio if r.label == "Label for calibration").set_value("damaged")
+    next(b for b in at.button if b.label == "Save building review").click().run()
+    assert not at.exception, at.exception
+    hist = ws.building_history(building_ref(aid, "h7"))
+    assert hist[-1]["label_after"] == "damaged"
+    next(b for b in at.button if b.label.startswith("Calibrate from 4")).click().run()
+    assert not at.exception, at.exception
+    assert any("cross-validated" in s.value for s in at.success)
+    grades = {b["building_id"]: b["grade"] for b in ws.buildings(aid)}
+    assert grades["h4"] == "damaged" and grades["h5"] == "damaged"  # re-graded from the labels
+    assert grades["h2"] == "no-visible-damage"
+    assert ws.building_set(aid)["calibration"]["n_labels"] == 4
+    assert (ws.analysis_dir(aid) / "buildings.csv").read_text().count("calibrated") >= 8
+
+
+def test_analyze_page_stages_footprint_uploads_and_server_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws2"))
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    (srv / "b.gpkg").write_bytes(b"x")
+    monkeypatch.setenv("BDA_SERVER_PATHS", str(srv))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    up = next(u for u in at.file_uploader if u.label.startswith("Footprints:"))
+    up.set_value([("fp.geojson", b'{"type": "FeatureCollection", "features": []}', "application/geo+json")]).run()
+    assert not at.exception, at.exception
+    assert any("Footprints of the next analysis: fp.geojson" in c.value for c in at.caption)
+    staged = at.session_state["staged_footprints"]
+    assert Path(staged[0]["path"]).read_bytes().startswith(b'{"type"')
+    box = next(t for t in at.text_input if t.label.startswith("…or a footprint file on the server"))
+    box.set_value(str(srv / "b.gpkg"))
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert [f["name"] for f in at.session_state["staged_footprints"]] == ["fp.geojson", "b.gpkg"]
+    box = next(t for t in at.text_input if t.label.startswith("…or a footprint file on the server"))
+    box.set_value("/etc/passwd")
+    next(b for b in at.button if b.label == "Add").click().run()
+    assert at.error and len(at.session_state["staged_footprints"]) == 2  # outside BDA_SERVER_PATHS: refused
+    next(b for b in at.button if b.label == "Remove footprints").click().run()
+    assert at.session_state["staged_footprints"] == []

@@ -1,0 +1,163 @@
+"""Per-building assessment end to end in a real browser (Playwright + Debian chromium, network cut, bundled model):
+upload a Joplin pre/post chip pair and the real Joplin footprints (2,823 buildings), analyse, see the buildings per
+grade, click a building on the map and label it, label more in the building panel, calibrate (cross-validated
+figures shown), then build and download the PDF report with its building counts. Screenshots go to
+artifacts/e2e/buildings_*.png (or $BDA_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from core.detection.detector import DEFAULT_MODEL
+from core.store import Workspace
+from tests.support.browser import (
+    artifacts_dir,
+    folium_frame,
+    nav,
+    no_exception,
+    offline_browser,
+    screenshot_on_failure,
+    streamlit_server,
+)
+from tests.support.data import need
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+JOPLIN = Path("geotiff/joplin_tornado_xview2deploy")
+
+
+def test_buildings_labelled_on_the_map_calibrated_and_reported(shared_data: Path, tmp_path: Path) -> None:
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip(f"bundled default model missing: {DEFAULT_MODEL}")
+    post = need(shared_data / JOPLIN / "chips_aligned" / "post" / "0_post.tif")
+    pre = need(shared_data / JOPLIN / "chips_aligned" / "pre" / "0_pre.tif")
+    footprints = need(shared_data / JOPLIN / "vector" / "joplin.geojson")
+    ws_root = tmp_path / "ws"
+    ws_root.mkdir()
+    art = artifacts_dir()
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
+    with streamlit_server(env) as url, offline_browser() as (page, blocked):
+        with screenshot_on_failure(page, art / "buildings_failure.png"):
+            _flow(page, url, post, pre, footprints, ws_root, art)
+        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
+
+
+def _pick_building(page, building_id: str) -> None:
+    box = page.get_by_role("combobox", name="Building", exact=True)
+    box.click()
+    box.fill(building_id)
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(building_id)} ·")).first.click()
+    page.get_by_text(re.compile(rf"^Building {re.escape(building_id)}$")).first.wait_for(timeout=180_000)
+
+
+def _label(page, word: str, n_trail: int) -> None:
+    form = page.locator('[data-testid="stForm"]', has=page.get_by_role("button", name="Save building review"))
+    expect(form).to_have_count(1, timeout=120_000)  # the previous building's form gone once the rerun ends
+    form.locator('[data-testid="stRadio"]').get_by_text(word, exact=True).first.click()
+    form.get_by_role("button", name="Save building review").click()
+    page.get_by_text(re.compile(rf"^Audit trail \({n_trail}\)")).first.wait_for(timeout=180_000)
+    page.wait_for_load_state("networkidle")
+
+
+def _saved(page, ws: Workspace, aid: int, building_id: str, label: str) -> None:
+    """Wait until the workspace holds the label (the next widget change could otherwise cut the save's rerun)."""
+    for _ in range(360):
+        if ws.building_labels(aid).get(building_id) == label:
+            page.wait_for_load_state("networkidle")
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the label of building {building_id} was not saved")
+
+
+def _flow(page, url: str, post: Path, pre: Path, footprints: Path, ws_root: Path, art: Path) -> None:
+    page.goto(url, wait_until="networkidle")
+    page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
+    analyst = page.get_by_label("Analyst")
+    analyst.fill("Kim Analyst")
+    analyst.press("Enter")
+    page.wait_for_load_state("networkidle")
+
+    page.locator("input[type=file]").nth(1).set_input_files(str(pre))
+    page.get_by_text(re.compile(r"Pre-event images \(references")).first.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.locator("input[type=file]").nth(0).set_input_files(str(post))
+    run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
+    run.wait_for(timeout=60_000)
+    page.get_by_text("Building footprints (optional)").click()
+    uploader = page.locator('[data-testid="stFileUploader"]', has_text="Footprints: GeoJSON")
+    expect(uploader).to_have_count(1, timeout=60_000)
+    uploader.locator("input[type=file]").set_input_files(str(footprints))
+    page.get_by_text(re.compile(r"^Footprints of the next analysis: joplin\.geojson")).first.wait_for(
+        timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click()
+    page.get_by_text(re.compile(r"^2823 buildings: ")).first.wait_for(timeout=300_000)
+    page.wait_for_load_state("networkidle")
+    no_exception(page)
+    page.screenshot(path=str(art / "buildings_1_analyze.png"), full_page=True)
+
+    ws = Workspace(ws_root)
+    aid = ws.list_analyses()[0]["id"]
+    blds = [b for b in ws.buildings(aid) if b["score"] is not None]
+    assert len(blds) > 50
+    ranked = sorted(blds, key=lambda b: -b["score"])
+
+    nav(page, "Map")
+    frame = folium_frame(page)
+    green = frame.locator('path.leaflet-interactive[fill="#38a169"]')  # no visible damage: never a finding
+    green.first.wait_for(state="attached", timeout=60_000)
+    page.wait_for_timeout(1000)
+    no_exception(page)
+    target = green.nth(green.count() // 2)
+    target.scroll_into_view_if_needed()
+    # a click on the footprint element at its centre (a forced pointer click lands beside a 13x6 px path)
+    xy = target.evaluate("el => { const r = el.getBoundingClientRect(); return [r.x + r.width / 2, "
+                         "r.y + r.height / 2]; }")
+    target.dispatch_event("click", {"clientX": xy[0], "clientY": xy[1], "bubbles": True})
+    page.get_by_role("button", name="Save building review").wait_for(timeout=180_000)
+    _label(page, "not damaged", 1)
+    page.screenshot(path=str(art / "buildings_2_clicked.png"), full_page=True)
+    labelled = ws.building_labels(aid)
+    assert list(labelled.values()) == ["not-damaged"]  # the clicked building, labelled from its panel
+
+    n = 1
+    for b in ranked[:3]:
+        _pick_building(page, b["building_id"])
+        _label(page, "damaged", 1)
+        _saved(page, ws, aid, b["building_id"], "damaged")
+        n += 1
+    for b in ranked[-3:]:
+        if b["building_id"] in labelled:
+            continue
+        _pick_building(page, b["building_id"])
+        _label(page, "not damaged", 1)
+        _saved(page, ws, aid, b["building_id"], "not-damaged")
+        n += 1
+    assert len(ws.building_labels(aid)) == n
+    page.get_by_role("button", name=f"Calibrate from {n} label(s)").click()
+    page.get_by_text(re.compile(rf"^calibrated on {n} labels .* cross-validated")).first.wait_for(timeout=120_000)
+    page.wait_for_load_state("networkidle")
+    no_exception(page)
+    page.screenshot(path=str(art / "buildings_3_calibrated.png"), full_page=True)
+    cal = ws.building_set(aid)["calibration"]
+    assert cal["n_labels"] == n and cal["n_damaged"] == 3
+
+    nav(page, "Report")
+    handling = page.get_by_label("Handling / classification line (every page)")
+    handling.fill("TLP:CLEAR")
+    handling.press("Enter")
+    page.get_by_role("button", name="Build report files").click()
+    page.get_by_role("button", name="PDF report").and_(page.locator(":not([disabled])")).wait_for(timeout=300_000)
+    page.wait_for_load_state("networkidle")
+    no_exception(page)
+    with page.expect_download(timeout=120_000) as dl:
+        page.get_by_role("button", name="PDF report").click()
+    from pypdf import PdfReader
+
+    text = " ".join(" ".join((p.extract_text() or "").split()) for p in PdfReader(dl.value.path()).pages)
+    assert "2823 building footprint(s) were given" in text
+    assert f"calibrated on {n} labels" in text
