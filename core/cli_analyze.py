@@ -18,6 +18,7 @@ from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import InputError
 from core.grading import SCALES
 from core.guidance import EVENT_MODES, mode_advice
+from core.i18n import LANGS, _, set_lang
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # both import more than the CLI's --help needs
@@ -63,7 +64,9 @@ def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                                      "or the user's)")
     p.add_argument("--format", default="pdf,csv,geojson,zip", help="comma list of pdf,csv,geojson,zip")
     p.add_argument("--out", default=None, help="output folder (default: the analysis folder)")
-    p.add_argument("--title", default="Damage assessment report")
+    p.add_argument("--title", default=None, help="report title (default: 'Damage assessment report', translated)")
+    p.add_argument("--lang", default=None, choices=list(LANGS),
+                   help="language of the PDF report (default: $BDA_LANG, else en); CSV/GeoJSON fields stay English")
     p.add_argument("--event", default="")
     p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
                    help="kind of event: the method section says whether the post image alone suits it")
@@ -277,6 +280,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     """Write the report files of an analysis folder or a workspace analysis."""
     from core.report import ReportContext, pre_sources_of, write_csv, write_geojson, write_package, write_pdf
 
+    if getattr(a, "lang", None):
+        set_lang(a.lang)  # this command's messages and report text
     fmts = {f.strip().lower() for f in a.format.split(",") if f.strip()}
     bad = fmts - {"pdf", "csv", "geojson", "zip"}
     if bad:
@@ -284,7 +289,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     model, results, default_out = _report_source(a)
     out = Path(a.out) if a.out else default_out
     out.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
+    ctx = ReportContext(title=a.title or _("Damage assessment report"), event=a.event, aoi=a.aoi, analyst=a.analyst,
+                        handling=a.handling,
                         organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
                         pre_sources=pre_sources_of(results), event_type=a.event_type)

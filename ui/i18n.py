@@ -21,7 +21,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from core.i18n import LANG_NAMES, LANGS, _, default_lang, normalise, set_resolver
+from core.i18n import LANG_NAMES, LANGS, N_, _, default_lang, normalise, set_resolver
 from core.store import Workspace
 from core.store.prefs import get_language, set_language
 from core.store.users import User
@@ -98,3 +98,24 @@ def ensure_font() -> bool:
     except OSError as exc:
         _LOG.warning("cannot copy the Hangul web font into %s: %s", STATIC_FONTS, exc)
         return False
+
+
+#: Values stored in English in the workspace and shown translated with ``_(value)``: marked here for extraction.
+TERMS = (
+    # analysis and job statuses
+    N_("queued"), N_("running"), N_("done"), N_("failed"), N_("cancelled"), N_("interrupted"),
+    # roles
+    N_("admin"), N_("analyst"), N_("viewer"),
+    # review statuses, review fields and outcomes
+    N_("unreviewed"), N_("confirmed"), N_("rejected"), N_("status"), N_("grade"), N_("notes"), N_("applied"),
+    N_("kept theirs"),
+    # image verdicts
+    N_("anomalous"), N_("normal"),
+    # detection methods (Copernicus EMS det_method)
+    N_("automatic extraction"), N_("semi-automatic extraction"),
+    # model families (core.detector.FAMILIES)
+    N_("Deeper FCDD"), N_("FCDD"), N_("HSC"), N_("Feature matching (PatchCore)"),
+    # pairing rules, georeference methods, before/after modes, server-path roles
+    N_("overlap"), N_("name"), N_("manual"), N_("fitted"), N_("gps-footprint"), N_("user"), N_("raster"),
+    N_("wipe"), N_("blend"), N_("post-event"), N_("pre-event"),
+)
