@@ -15,7 +15,7 @@ from core.report.context import ReportContext, grade_colour, grade_label, is_con
 from core.report.layout import FONT, GREY, ReportPDF
 from core.report.rasters import SceneCache
 from core.report.summary import DISPLAY_THRESHOLD, ReportSummary, SceneStats
-from core.report.texts import NOT_VALIDATED, TITLES, fmt, fmt_latlon
+from core.report.texts import NOT_VALIDATED, fmt, fmt_latlon, title
 from core.types import Finding, SceneResult
 
 CHIP_GAP = 3.0  #: mm between chips
@@ -126,7 +126,7 @@ def _anomaly_threshold(st: SceneStats | None) -> float:
 
 def finding_details(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCache) -> None:
     """Blocks for the top ``ctx.top_n`` counted findings by peak score."""
-    pdf.h1(_(TITLES["details"]))
+    pdf.h1(title("details"))
     top = s.counted[: ctx.top_n]
     if not top:
         pdf.para(_("No counted findings.") if ctx.top_n else _("Finding details were not requested (top_n = 0)."))

@@ -14,7 +14,7 @@ from core.report.basis import ANOMALY, CHANGE, KIND_UNITS, change_meta, coregist
 from core.report.context import ReportContext
 from core.report.layout import GREY, ReportPDF
 from core.report.summary import ReportSummary, SceneStats
-from core.report.texts import NOT_VALIDATED, TITLES, fmt
+from core.report.texts import NOT_VALIDATED, fmt, title
 
 CHANGE_EXPLAINED = N_(
     "Where a pre-event image of the same place was given, the findings come from a change heatmap, not from the "
@@ -161,7 +161,7 @@ def limitations(s: ReportSummary) -> list[str]:
 
 def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
     """How the findings were made, what they cannot say, and the phase 2/3 fields."""
-    pdf.h1(_(TITLES["method"]))
+    pdf.h1(title("method"))
     pdf.h2(_("Detector and threshold"))
     pdf.para(_("Detector: {name} ({arch}), version {version}, checkpoint SHA-256 {sha}. It is a one-class anomaly "
                "detector ({family}) made from normal imagery only; it marks what departs from normal scenes, not a "
@@ -176,9 +176,9 @@ def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
         _change_section(pdf, s)
     pdf.h2(_("Limitations"))
     pdf.bullets(limitations(s), size=8.5)
-    for key, title in (("phase2_notes", _("Phase 2 — functional damage assessment")),
-                       ("phase3_notes", _("Phase 3 — target-system assessment"))):
-        pdf.h2(title)
+    for key, heading in (("phase2_notes", _("Phase 2 — functional damage assessment")),
+                         ("phase3_notes", _("Phase 3 — target-system assessment"))):
+        pdf.h2(heading)
         text = getattr(ctx, key)
         if text.strip():
             pdf.para(text)

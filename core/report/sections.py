@@ -19,7 +19,7 @@ from core.report.layout import FONT, GREY, ReportPDF
 from core.report.method import pre_date, threshold_rows
 from core.report.rasters import SceneCache
 from core.report.summary import ReportSummary
-from core.report.texts import NOT_VALIDATED, TITLES, fmt, fmt_area, fmt_latlon, fmt_share
+from core.report.texts import NOT_VALIDATED, TITLES, fmt, fmt_area, fmt_latlon, fmt_share, title
 
 __all__ = ["NOT_VALIDATED", "TITLES", "appendix", "cover", "damage_table", "fmt", "fmt_area", "fmt_latlon",
            "fmt_share", "summary"]
@@ -80,7 +80,7 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
 
 def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCache) -> None:
     """Counts and areas per grade, share of the area assessed, the maps."""
-    pdf.h1(_(TITLES["summary"]))
+    pdf.h1(title("summary"))
     n, scenes = len(s.counted), len(s.scenes)
     failed = [st.result for st in s.scenes if st.result.error]
     area_txt = (_("The area assessed is {area} (valid imagery of {n} georeferenced scene(s))").format(
@@ -180,7 +180,7 @@ _APPENDIX_FIXED = {1: 34.0, 3: 26.0}
 
 def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
     """Phase 1 table of counted findings, then the rejected ones."""
-    pdf.h1(_(TITLES["table"]))
+    pdf.h1(title("table"))
     if not s.counted:
         pdf.para(_("No damage findings to list."))
     else:
@@ -210,7 +210,7 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
 def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
     """Per-image score table (with the heatmap and threshold each scene's findings come from) and the score
     histograms per kind of heatmap."""
-    pdf.h1(_(TITLES["appendix"]))
+    pdf.h1(title("appendix"))
     rows = [["S#", _("Scene"), _("Captured"), _("Findings from"), _("Threshold"), _("Image score"), _("Verdict"),
              _("Counted"), _("Rejected"), _("Peak"), _("Notes")]]
     for k, st in enumerate(s.scenes, start=1):

@@ -18,6 +18,11 @@ TITLES = {
 NOT_VALIDATED = N_("automatic extraction, not field-validated")
 
 
+def title(key: str) -> str:
+    """The section title ``key`` of :data:`TITLES` in the language in use."""
+    return _(TITLES[key])
+
+
 def fmt(v: object, digits: int = 2) -> str:
     """Number with ``digits`` decimals, or an em dash when unknown."""
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
