@@ -179,7 +179,8 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
         start_job(_("Training"), start)
     st.caption(server_inputs.allowed_note())
     info = arch_info(arch)
-    st.caption(f"{info['description']} Receptive field {info['rf']['r']} px, stride {info['rf']['j']}.")
+    st.caption(f"{info['description']} " + _("Receptive field {r} px, stride {j}.").format(r=info["rf"]["r"],
+                                                                                          j=info["rf"]["j"]))
 
 
 def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
