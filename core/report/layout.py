@@ -11,7 +11,7 @@ from fpdf.enums import TableBordersLayout
 from fpdf.fonts import FontFace
 from PIL import Image
 
-from core.i18n import _
+from core.i18n import _, get_lang
 from core.report._io import clean_text
 from core.report.fonts import PDF_FAMILY, register_pdf_fonts
 
@@ -26,7 +26,7 @@ class ReportPDF(FPDF):
 
     def __init__(self, handling: str, title: str, when: datetime) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
-        register_pdf_fonts(self)
+        register_pdf_fonts(self, hangul_first=get_lang() == "ko")
         self.handling = clean_text(handling, 160).replace("\n", " ")
         self.doc_title = clean_text(title, 120).replace("\n", " ")
         self.when = when
