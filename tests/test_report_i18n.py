@@ -53,7 +53,8 @@ def test_korean_pdf_has_korean_sections_and_the_hangul_font(korean_pdf: Path) ->
     positions = [text.find(t) for t in korean_titles]
     assert all(p >= 0 for p in positions) and positions == sorted(positions), dict(zip(korean_titles, positions,
                                                                                         strict=True))
-    for word in ("영상 출처", "탐지기", "한계", "2단계 — 기능적 피해 평가", "3단계 — 표적 체계 평가", "변화 탐지(사전/사후 쌍)"):
+    for word in ("영상 출처", "탐지기", "한계", "2단계 — 기능적 피해 평가", "3단계 — 표적 체계 평가",
+                 "변화 탐지(사전/사후 쌍)"):
         assert word in text, word
     for english in ("Executive summary", "Method and limitations", "Imagery sources", "Limitations",
                     "Findings not confirmed by an analyst", "Page 1 of"):
