@@ -25,7 +25,7 @@ from core.pipeline import MAX_FINDINGS, refind_findings
 from core.safety import clean_name, unique_name
 from core.server_inputs import check_server_path
 from core.types import SceneResult
-from ui import area_fit, compare, images, placement, shell, uploads
+from ui import area_fit, compare, i18n, images, placement, shell, uploads
 from ui import state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
@@ -195,7 +195,8 @@ def inputs_section(ctx: shell.Context) -> None:
         c1, c2, c3 = st.columns([5, 2, 1], vertical_alignment="bottom")
         text = c1.text_input(_("…or a file on the server (for rasters too large to upload)"), key=S.W_SERVER_PATH,
                              placeholder="/data/orthomosaic/tile_01.tif")
-        role = c2.selectbox(_("as"), ["post-event", "pre-event"], key=S.W_SERVER_ROLE, format_func=lambda v: _(v),
+        role = c2.selectbox(_("as"), ["post-event", "pre-event"], key=S.W_SERVER_ROLE,
+                            format_func=i18n.fixed(["post-event", "pre-event"], _),
                             help=_("pre-event: a reference the post-event images are compared with"))
         if c3.form_submit_button(_("Add path")):
             try:
@@ -215,11 +216,13 @@ def inputs_section(ctx: shell.Context) -> None:
         compare.pairing_section(staged)
         c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
         S.bind(S.W_GRADE_SCALE, S.GRADE_SCALE)
-        c3.selectbox(_("Damage scale"), list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: _(SCALES[k].name),
+        c3.selectbox(_("Damage scale"), list(SCALES), key=S.W_GRADE_SCALE,
+                     format_func=i18n.fixed(SCALES, lambda k: _(SCALES[k].name)),
                      on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
         S.bind(S.W_EVENT_TYPE, S.EVENT_TYPE)
         event = c3.selectbox(_("Event type"), list(EVENT_MODES), key=S.W_EVENT_TYPE,
-                             format_func=lambda k: _(EVENT_MODES[k].label), on_change=S.keep,
+                             format_func=i18n.fixed(EVENT_MODES, lambda k: _(EVENT_MODES[k].label)),
+                             on_change=S.keep,
                              args=(S.EVENT_TYPE, S.W_EVENT_TYPE),
                              help=_("Says whether the post-event image alone can show this kind of damage, or a "
                                     "pre-event image of the same place is needed."))
@@ -346,7 +349,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     if rgb is not None:
         c3.image(blend(rgb, rgba, S.get(S.OPACITY)), caption=_("overlay"), width="stretch")
     kind = st.segmented_control(_("Histogram of"), ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND,
-                                format_func=lambda v: _(v))
+                                format_func=i18n.fixed(["pixels", "findings"], _))
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:
         if ctx.can_work:

@@ -14,7 +14,7 @@ from core.errors import CoreError
 from core.grading import SCALES
 from core.i18n import _
 from core.types import Finding, GeoRef, SceneResult
-from ui import shell
+from ui import i18n, shell
 from ui import state as S
 from ui.map_clicks import clicked_finding
 
@@ -179,7 +179,8 @@ with right:
         ids_sorted = list(by_id)
         fid = st.selectbox(_("Finding"), ids_sorted, index=ids_sorted.index(clicked.id) if clicked else None,
                            placeholder=_("click one on the map, or pick it here"),
-                           format_func=lambda i: f"{i} · {_(webmap.grade_label_colour(by_id[i][1])[0])}")
+                           format_func=i18n.fixed(ids_sorted, lambda i: f"{i} · "
+                                                  f"{_(webmap.grade_label_colour(by_id[i][1])[0])}"))
         if fid is not None:
             _details(*by_id[fid])
 if off_map:

@@ -28,7 +28,7 @@ from core.report import (
 )
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
-from ui import shell
+from ui import i18n, shell
 from ui import state as S
 from ui.review import apply_edits, conflict_panel, grade_label, remember_table, review_form
 
@@ -67,10 +67,10 @@ def review_table(results: list[SceneResult]) -> tuple[pd.DataFrame, dict[str, An
         "id": st.column_config.TextColumn("id", disabled=True, pinned=True),
         "image": st.column_config.TextColumn(_("image"), disabled=True),
         "review": st.column_config.SelectboxColumn(_("review"), options=list(REVIEW_STATUSES), required=True,
-                                                   format_func=lambda v: _(v),
+                                                   format_func=i18n.fixed(REVIEW_STATUSES, _),
                                                    help=_("confirm or reject the finding")),
         "grade": st.column_config.SelectboxColumn(_("grade"), options=keys, required=True,
-                                                  format_func=lambda k: grade_label(first, k)),
+                                                  format_func=i18n.fixed(keys, lambda k: grade_label(first, k))),
         "notes": st.column_config.TextColumn(_("notes"), max_chars=2000),
         "score max": st.column_config.NumberColumn(_("score max"), format="%.2f", disabled=True),
         "confidence": st.column_config.ProgressColumn(_("confidence"), min_value=0.0, max_value=1.0, format="%.2f"),

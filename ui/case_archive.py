@@ -17,6 +17,7 @@ from core.i18n import N_, _
 from core.safety import atomic_write_stream
 from core.store import Workspace
 from core.store.users import User
+from ui import i18n
 from ui import state as S
 
 #: Choice of input images an export carries -> ``Workspace.export_case(inputs=...)``.
@@ -35,8 +36,8 @@ def _download(path: Path):
 def _export(ws: Workspace, case_id: int, user: User | None) -> None:
     """Choose what to carry, write the archive into the workspace's scratch folder, offer it for download."""
     st.session_state.setdefault(S.W_ARCHIVE_INPUTS, "workspace")
-    inputs = st.radio(_("Images to include"), list(INPUT_CHOICES), format_func=lambda k: _(INPUT_CHOICES[k]),
-                      key=S.W_ARCHIVE_INPUTS)
+    inputs = st.radio(_("Images to include"), list(INPUT_CHOICES),
+                      format_func=i18n.fixed(INPUT_CHOICES, lambda k: _(INPUT_CHOICES[k])), key=S.W_ARCHIVE_INPUTS)
     if st.button(_("Prepare the archive"), icon=":material/archive:", key="w_export_case"):
         try:
             with st.spinner(_("Writing the case archive…")):

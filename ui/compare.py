@@ -28,7 +28,7 @@ from core.report.rasters import overview_shape
 from core.safety import clean_name, unique_name
 from core.types import SceneResult, Window
 from core.webmap import change_threshold
-from ui import images, shell, uploads
+from ui import i18n, images, shell, uploads
 from ui import state as S
 
 NONE = ""  #: selectbox value "no pre-event image"
@@ -135,7 +135,7 @@ def pairing_section(staged: list[dict[str, Any]]) -> None:
             st.session_state[key] = r["pre"]
             st.selectbox(_("Pre-event image for {name}").format(name=r["post"]), options, key=key,
                          on_change=_keep_pair, args=(r["post"], key),
-                         format_func=lambda v: v or _("none (analyse the post image alone)"))
+                         format_func=i18n.fixed(options, lambda v: v or _("none (analyse the post image alone)")))
 
 
 # -- results -----------------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def before_after(r: SceneResult) -> None:
         if pre is not None and post is not None:
             S.bind(S.W_COMPARE_MODE, S.COMPARE_MODE)
             mode = st.segmented_control(_("Compare by"), ["wipe", "blend"], key=S.W_COMPARE_MODE,
-                                        format_func=lambda m: _(m), on_change=S.keep,
+                                        format_func=i18n.fixed(["wipe", "blend"], _), on_change=S.keep,
                                         args=(S.COMPARE_MODE, S.W_COMPARE_MODE)) or "wipe"
             pos = st.slider(_("Before ◀ ▶ After"), 0, 100, 50, key=S.W_COMPARE_POS,
                             help=_("wipe: pre-event left of the line, post-event right of it; blend: 0 = pre, "

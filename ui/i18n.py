@@ -16,7 +16,9 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
@@ -119,3 +121,10 @@ TERMS = (
     N_("overlap"), N_("name"), N_("manual"), N_("fitted"), N_("gps-footprint"), N_("user"), N_("raster"),
     N_("wipe"), N_("blend"), N_("post-event"), N_("pre-event"),
 )
+
+
+def fixed(options: Iterable[Any], label: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A widget's ``format_func`` whose labels are computed now, in this run's language: Streamlit may format the
+    options again outside the script run (AppTest does), where the session's language is not known."""
+    table = {o: label(o) for o in options}
+    return lambda o: table.get(o, str(o))

@@ -16,6 +16,7 @@ from core.models.pretrained import SOURCES
 from core.models.registry import arch_info
 from core.server_inputs import check_weights_file
 from core.training import TrainConfig
+from ui import i18n
 
 DEFAULTS = TrainConfig()
 WEIGHTS = {"auto": N_("Auto: the trunk's offline pretrained weights when installed (HED VGG16 for VGG16), else none"),
@@ -53,7 +54,7 @@ def advanced_fields() -> Advanced:
     with st.expander(_("Advanced"), icon=":material/tune:"):
         c = st.columns(2)
         weights = c[0].selectbox(_("Backbone weights"), list(WEIGHTS), index=_index(WEIGHTS, d.pretrained),
-                                 format_func=lambda k: _(WEIGHTS[k]),
+                                 format_func=i18n.fixed(WEIGHTS, lambda k: _(WEIGHTS[k])),
                                  help=_("Starting weights of the backbone. Nothing is downloaded: ImageNet weights "
                                         "must already be in the server's torch cache."))
         weights_file = c[1].text_input(_("Weights file on the server"), max_chars=1000,
@@ -62,7 +63,7 @@ def advanced_fields() -> Advanced:
                                               "of the architecture's backbone."))
         c = st.columns(3)
         optimizer = c[0].selectbox(_("Optimizer"), list(OPTIMIZERS), index=_index(OPTIMIZERS, d.optimizer),
-                                   format_func=lambda k: _(OPTIMIZERS[k]),
+                                   format_func=i18n.fixed(OPTIMIZERS, lambda k: _(OPTIMIZERS[k])),
                                    help=_("Adam often converges faster for networks trained from scratch on a CPU."))
         lr = c[1].number_input(_("Learning rate"), min_value=LR_RANGE[0], max_value=LR_RANGE[1], value=float(d.lr),
                                step=1e-4, format="%g",
@@ -72,7 +73,7 @@ def advanced_fields() -> Advanced:
         c = st.columns(2)
         confetti = c[0].selectbox(_("Synthetic 'confetti' anomalies"), list(CONFETTI),
                                   index=_index(CONFETTI, d.confetti),
-                                  format_func=lambda k: _(CONFETTI[k]),
+                                  format_func=i18n.fixed(CONFETTI, lambda k: _(CONFETTI[k])),
                                   help=_("Random blobs pasted on normal images, used as anomalies for the one-class "
                                          "loss."))
         gsd = c[1].number_input(_("Training imagery GSD (m/pixel)"), min_value=GSD_RANGE[0], max_value=GSD_RANGE[1],

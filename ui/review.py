@@ -18,7 +18,7 @@ from core.grading import SCALES
 from core.i18n import _
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding
-from ui import shell
+from ui import i18n, shell
 from ui import state as S
 
 #: Editable columns of the review table -> the keyword of :meth:`Workspace.review_finding`.
@@ -155,7 +155,8 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
     by = {f.id: f for f in findings}
     # the label holds only what a review cannot change: the browser keeps showing a selected option's old label
     fid = st.selectbox(_("Finding to review"), list(by), key="w_review_one",
-                       format_func=lambda i: _("{id} — peak score {score:.2f}").format(id=i, score=by[i].score_max))
+                       format_func=i18n.fixed(by, lambda i: _("{id} — peak score {score:.2f}").format(
+                           id=i, score=by[i].score_max)))
     if fid is None:
         return
     f = by[fid]
@@ -180,8 +181,8 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
     grades = grades if start["grade"] in grades else [start["grade"], *grades]
     with st.form(f"review_one_{fid}", border=True):
         c1, c2, c3 = st.columns([2, 2, 4])
-        c1.radio(_("Review"), list(REVIEW_STATUSES), key=keys["status"], format_func=lambda v: _(v))
-        c2.selectbox(_("Grade"), grades, key=keys["grade"], format_func=lambda k: grade_label(f, k))
+        c1.radio(_("Review"), list(REVIEW_STATUSES), key=keys["status"], format_func=i18n.fixed(REVIEW_STATUSES, _))
+        c2.selectbox(_("Grade"), grades, key=keys["grade"], format_func=i18n.fixed(grades, lambda k: grade_label(f, k)))
         c3.text_area(_("Notes"), key=keys["notes"], max_chars=2000, height=100)
         if st.form_submit_button(_("Save review"), icon=":material/rate_review:"):
             if not ctx.analyst:

@@ -298,7 +298,7 @@ def _members(ws: Workspace, case_id: int) -> None:
         with st.form(f"members_form_{case_id}", border=False):
             chosen = st.multiselect(_("Members of this case"), [u["name"] for u in others],
                                     default=[n for n in current if any(u["name"] == n for u in others)],
-                                    format_func=lambda n: f"{n} ({_(role_of[n])})")
+                                    format_func=i18n.fixed(role_of, lambda n: f"{n} ({_(role_of[n])})"))
             if st.form_submit_button(_("Save members")):
                 try:
                     for name in set(chosen) - set(current):
