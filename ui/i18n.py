@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -94,10 +93,10 @@ def ensure_font() -> bool:
             dest = STATIC_FONTS / name
             if not dest.is_file():
                 tmp = dest.with_suffix(".part")
-                shutil.copyfile(src / name, tmp)
+                web_font(src / name, tmp)
                 tmp.replace(dest)
         return True
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         _LOG.warning("cannot copy the Hangul web font into %s: %s", STATIC_FONTS, exc)
         return False
 
@@ -121,6 +120,19 @@ TERMS = (
     N_("overlap"), N_("name"), N_("manual"), N_("fitted"), N_("gps-footprint"), N_("user"), N_("raster"),
     N_("wipe"), N_("blend"), N_("post-event"), N_("pre-event"),
 )
+
+
+def web_font(src: Path, dest: Path) -> None:
+    """Write the TTF ``src`` as a font browsers accept at ``dest``: NanumGothic carries empty VTT source tables
+    (``TSI0``..``TSI5``), and Chrome's font sanitizer (OTS) refuses the whole font for them ("TSI3: zero-length
+    table"), so they are dropped (they only matter to a font editor)."""
+    from fontTools.ttLib import TTFont  # fontTools comes with fpdf2
+
+    font = TTFont(str(src), lazy=False)
+    for tag in [t for t in font.keys() if t.startswith("TSI")]:
+        del font[tag]
+    font.save(str(dest))
+    font.close()
 
 
 def fixed(options: Iterable[Any], label: Callable[[Any], str]) -> Callable[[Any], str]:
