@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import InputError
-from core.i18n import N_
+from core.i18n import N_, _
 
 #: Percentile of a region's scores used for grading and confidence.
 REGION_PERCENTILE = 90.0
@@ -57,8 +57,8 @@ class GradeScale:
         for g in self.grades():
             if g.key == key:
                 return g
-        raise InputError(f"grade {key!r} is not part of the {self.name} scale; use one of "
-                         f"{', '.join(g.key for g in self.grades())}")
+        raise InputError(_("grade {key!r} is not part of the {name} scale; use one of {value}").format(
+                             key=key, name=self.name, value=', '.join(g.key for g in self.grades())))
 
 
 COPERNICUS_EMS = GradeScale(
@@ -123,15 +123,17 @@ def get_scale(key: str) -> GradeScale:
     try:
         return SCALES[key]
     except KeyError:
-        raise InputError(f"unknown grading scale {key!r}; choose one of {', '.join(SCALES)}") from None
+        raise InputError(_("unknown grading scale {key!r}; choose one of {value}").format(
+                             key=key, value=', '.join(SCALES))) from None
 
 
 def check_threshold(threshold: float) -> float:
     """A finding threshold must be a finite positive number of calibrated units."""
     t = float(threshold)
     if not (math.isfinite(t) and t > 0):
-        raise InputError(f"threshold {threshold!r} must be a positive number in calibrated units (1 = the model's "
-                         "99th percentile of normal pixels; the model's default is usually 1-3)")
+        raise InputError(_("threshold {threshold!r} must be a positive number in calibrated units (1 = the model's "
+                           "99th percentile of normal pixels; the model's default is usually 1-3)").format(
+                             threshold=threshold))
     return t
 
 
@@ -140,9 +142,11 @@ def band_edges(threshold: float, scale: GradeScale, bands: Sequence[float] | Non
     t = check_threshold(threshold)
     mult = tuple(scale.bands if bands is None else bands)
     if len(mult) != len(scale.damage):
-        raise InputError(f"{scale.name} has {len(scale.damage)} damage grades; got {len(mult)} band edges")
+        raise InputError(_("{name} has {damage} damage grades; got {mult} band edges").format(
+                             name=scale.name, damage=len(scale.damage), mult=len(mult)))
     if any(not (b > 0) for b in mult) or any(b2 <= b1 for b1, b2 in itertools.pairwise(mult)):
-        raise InputError(f"band edges must be positive and increasing multiples of the threshold, got {mult}")
+        raise InputError(_("band edges must be positive and increasing multiples of the threshold, got {mult}").format(
+                             mult=mult))
     return tuple(t * m for m in mult)
 
 

@@ -93,7 +93,9 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
             st.caption(_("Not evaluated yet: use the Evaluate tab."))
         st.caption(f"sha256 `{sha}` · `{path}`")
         if markdown is not None:
-            st.markdown(markdown.read_text(encoding="utf-8"))
+            st.caption(_("Model card, as written with the model (English):"))
+            with st.container(key=f"model_card_{path.stem}"):  # the card's own text is not translated
+                st.markdown(markdown.read_text(encoding="utf-8"))
 
 
 def _models_tab(ws) -> None:

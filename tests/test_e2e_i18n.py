@@ -62,6 +62,8 @@ def _leftover_english(text: str, fragments: list[str]) -> list[str]:
 
 def _check_korean(page, fragments: list[str], where: str) -> None:
     body = page.inner_text("body")
+    for card in page.locator('[class*="st-key-model_card_"]').all():  # model cards: documents, in English
+        body = body.replace(card.inner_text(), " ")
     assert _hangul(body) > 20, f"{where}: hardly any Hangul on the page"
     left = _leftover_english(body, fragments)
     assert not left, f"{where}: English left on the page: {left[:8]}"
