@@ -258,7 +258,8 @@ def residual_shift(post: Scene, pre: Scene, policy: str = "auto", *, max_shift_p
                    ) -> tuple[tuple[float, float], dict[str, Any]]:
     """The residual shift to apply (px, post grid) under ``policy`` and the co-registration info for results."""
     if policy not in SHIFT_POLICIES:
-        raise InputError(f"residual shift policy {policy!r} is not one of {', '.join(SHIFT_POLICIES)}")
+        raise InputError(_("residual shift policy {policy!r} is not one of {value}").format(
+                             policy=policy, value=', '.join(SHIFT_POLICIES)))
     grid0 = PreOnGrid(post, pre)
     if policy == "off":
         est = {"shift_px": [0.0, 0.0], "confident": False, "windows_used": 0, "windows_tried": 0,
@@ -299,8 +300,9 @@ def coregister(post: Scene, pre: Scene, *, residual: str = "auto",
     :data:`MAX_COREGISTER_PX` pixels raise :class:`InputError` (``analyze_pair`` works window by window).
     """
     if post.width * post.height > MAX_COREGISTER_PX:
-        raise InputError(f"{post.name} is {post.width}x{post.height} px, too large to co-register in memory; "
-                         "run the pre/post analysis (analyze_pair), which works window by window")
+        raise InputError(_("{name} is {width}x{height} px, too large to co-register in memory; run the pre/post "
+                           "analysis (analyze_pair), which works window by window").format(
+                             name=post.name, width=post.width, height=post.height))
     shift, info = residual_shift(post, pre, residual, max_shift_px=max_shift_px)
     rgb, valid = PreOnGrid(post, pre, shift=shift).read(Window(0, 0, post.height, post.width))
     return rgb, valid, info

@@ -194,7 +194,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
     else:
         if not a.inputs:
-            raise InputError("give at least one INPUT image or raster (or --resume ID)")
+            raise InputError(_("give at least one INPUT image or raster (or --resume ID)"))
         items = _items(a.inputs, a.pre)
         det = Detector.load(a.model, device=a.device, precision=a.precision)
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
@@ -226,12 +226,13 @@ def load_analysis(folder: str | Path) -> tuple[dict[str, Any], list[SceneResult]
     """Read an analyze output folder back (model info, SceneResults)."""
     p = Path(folder) / "analysis.json"
     if not p.is_file():
-        raise InputError(f"{folder} is not an analysis folder (no analysis.json); run `python -m core analyze` first")
+        raise InputError(_("{folder} is not an analysis folder (no analysis.json); run `python -m core analyze` "
+                           "first").format(folder=folder))
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
         return d, [SceneResult.from_dict(r) for r in d["results"]]
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{p} is damaged and cannot be read ({exc})") from exc
+        raise InputError(_("{p} is damaged and cannot be read ({exc})").format(p=p, exc=exc)) from exc
 
 
 def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneResult], Path]:
@@ -250,8 +251,8 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
                   file=sys.stderr)
         results = ws.scene_results(analysis["id"])
         if not any(r.error is None for r in results):
-            raise InputError(f"analysis {analysis['id']} of the workspace {ws.root} has no analysed image yet; "
-                             "run or resume it first.")
+            raise InputError(_("analysis {id} of the workspace {root} has no analysed image yet; run or resume it "
+                               "first.").format(id=analysis['id'], root=ws.root))
         return (analysis_model_info(analysis["model"], analysis["threshold"], results), results,
                 ws.analysis_dir(analysis["id"]) / "report" if recorded is None else Path(ref))
     d, results = load_analysis(ref)
@@ -285,7 +286,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     fmts = {f.strip().lower() for f in a.format.split(",") if f.strip()}
     bad = fmts - {"pdf", "csv", "geojson", "zip"}
     if bad:
-        raise InputError(f"unknown report format(s) {', '.join(sorted(bad))}; use pdf, csv, geojson, zip")
+        raise InputError(_("unknown report format(s) {value}; use pdf, csv, geojson, zip").format(
+                             value=', '.join(sorted(bad))))
     model, results, default_out = _report_source(a)
     out = Path(a.out) if a.out else default_out
     out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from core.checkpoint import load_model
 from core.errors import CheckpointError, CoreError, InputError
+from core.i18n import _
 from core.safety import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
 from core.training import TrainConfig
@@ -60,8 +61,8 @@ class JobRunner:
         """
         busy = [j for j in self.alive() if self.ws.get_job(j)["kind"] == TRAIN]
         if busy:
-            raise InputError(f"training job #{busy[0]} is still running; wait for it to finish or cancel it "
-                             "before starting another one")
+            raise InputError(_("training job #{value} is still running; wait for it to finish or cancel it before "
+                               "starting another one").format(value=busy[0]))
         name = cfg.name.strip() or f"{cfg.arch}-{datetime.now(timezone.utc):%Y%m%d-%H%M}"
         stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         out = self.ws.models_dir() / f"{safe_filename(name, default='model')}-{stamp}.pt"
@@ -79,7 +80,7 @@ class JobRunner:
         Returns the job id; the result holds ``auroc``, ROC points ``fpr``/``tpr``, scores and labels.
         """
         if not normal or not anomalous:
-            raise InputError("evaluation needs both normal and anomalous images (files or folders)")
+            raise InputError(_("evaluation needs both normal and anomalous images (files or folders)"))
         params = {"model_path": str(model_path) if model_path else "", "normal": [str(p) for p in normal],
                   "anomalous": [str(p) for p in anomalous], "device": device, "patch": patch}
         jid = self.ws.create_job(EVALUATE, params)
@@ -94,9 +95,10 @@ class JobRunner:
         Returns the job id; the result holds both AUROCs, their counts and the building ROC (``fpr``/``tpr``)."""
         root = Path(root)
         if not (root / "images").is_dir():
-            raise InputError(f"{root} has no images/ folder; give an xBD folder holding images/ and labels/")
+            raise InputError(_("{root} has no images/ folder; give an xBD folder holding images/ and labels/").format(
+                                 root=root))
         if not 32 <= int(tile) <= 4096:
-            raise InputError(f"tile size {tile} px is outside 32 … 4096; 256 is the usual")
+            raise InputError(_("tile size {tile} px is outside 32 … 4096; 256 is the usual").format(tile=tile))
         params = {"model_path": str(model_path) if model_path else "", "xbd": str(root), "device": device,
                   "tile": int(tile), "note": str(note)}
         jid = self.ws.create_job(EVALUATE, params)
@@ -195,7 +197,8 @@ class JobRunner:
         out = Path(meta["path"])
         if should_stop():
             out.unlink(missing_ok=True)
-            raise _Cancelled(f"cancelled after epoch {len(meta['training']['history'])}; no model was saved")
+            raise _Cancelled(_("cancelled after epoch {history}; no model was saved").format(
+                                 history=len(meta['training']['history'])))
         try:
             load_model(out)  # a diverged run (NaN weights or calibration) is refused, not registered
         except CheckpointError:
@@ -219,7 +222,7 @@ class JobRunner:
         """A ``progress(k, n, name)`` for the evaluation functions: job progress per image, and the cancel check."""
         def progress(k: int, n: int, name: str) -> None:
             if should_stop():
-                raise _Cancelled(f"cancelled after {k} of {n} images")
+                raise _Cancelled(_("cancelled after {k} of {n} images").format(k=k, n=n))
             self.ws.update_job(jid, progress=k / max(n, 1), message=f"scoring {name} ({k + 1}/{n})")
         return progress
 
@@ -244,7 +247,7 @@ class JobRunner:
         det = self._detector(jid, params, detector)
         res = evaluate_xbd(det, params["xbd"], tile=params["tile"], progress=self._scoring_progress(jid, should_stop))
         if should_stop():  # asked during the last image
-            raise _Cancelled("cancelled while scoring the last image; nothing was recorded")
+            raise _Cancelled(_("cancelled while scoring the last image; nothing was recorded"))
         fpr, tpr = roc_points(*roc_curve(res["building_scores"], res["building_labels"]))
         b_auroc, t_auroc = (v if math.isfinite(v) else None for v in (res["building_auroc"], res["tile_auroc"]))
         result = {k: res[k] for k in ("n_damaged", "n_undamaged", "n_tiles", "n_damaged_tiles", "images")}
@@ -363,7 +366,7 @@ def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, 
     path = tmp / safe_filename(Path(str(filename)).name, default="model.pt")
     try:
         _write(path, data)
-        _, meta, _ = load_model(path)
+        _net, meta, _cal = load_model(path)
         info = model_info(meta, source="uploaded")
         info["name"] = name.strip() or meta.get("name") or Path(str(filename)).stem or "uploaded model"
         return ws.register_model(path, info, copy=True, registered_by=registered_by)

@@ -26,6 +26,7 @@ from core.errors import InputError
 from core.findings import extract_findings, safe_name
 from core.grading import check_threshold, get_scale
 from core.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set_georef, write_overlay_png
+from core.i18n import _
 from core.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
 from core.types import GeoRef, Scene, SceneResult, Window
 
@@ -108,7 +109,8 @@ def plan_tiles(height: int, width: int, tile_size: int, rf: Any, factor: float =
     rounded up to a multiple of 32 px (padded by the reader).
     """
     if tile_size < 32:
-        raise InputError(f"tile size {tile_size} px is too small; use at least 32 (the model default is 512)")
+        raise InputError(_("tile size {tile_size} px is too small; use at least 32 (the model default is 512)").format(
+                             tile_size=tile_size))
     gh, gw = max(1, round(height * factor)), max(1, round(width * factor))
     tile = min(int(tile_size), max(64, math.ceil(max(gh, gw) / TILE_MULTIPLE) * TILE_MULTIPLE))
     r = float(getattr(rf, "r", 0) or 0)
@@ -187,7 +189,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     thr = check_threshold(cal.threshold if threshold is None else threshold)
     get_scale(grade_scale)
     if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
+        raise InputError(_("batch size must be at least 1, got {batch_size}").format(batch_size=batch_size))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(scene.name)
@@ -214,7 +216,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
             maps, scores = detector.predict(np.stack([b[1] for b in batch]))
             timer.model_s += time.perf_counter() - t0
             cmaps = np.asarray(cal.pixel(maps), dtype=np.float32)
-            for (win, _, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
+            for (win, _tile, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
                 h, w = win.height, win.width
                 v = valid[:h, :w]
                 stitcher.add(win, cmap[:h, :w], weights[:h, :w], v)
@@ -236,8 +238,8 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
         if resampler is not None:
             resampler.finish()
         if valid_total == 0:
-            raise InputError(f"{scene.name} has no valid pixels (everything is nodata or transparent); "
-                             "nothing to analyse")
+            raise InputError(_("{name} has no valid pixels (everything is nodata or transparent); nothing to "
+                               "analyse").format(name=scene.name))
         raw_image = raw_sum / valid_total
         image_score = float(cal.image(raw_image))
         writer.set_tags(image_score=repr(image_score), image_score_raw=repr(raw_image))

@@ -25,6 +25,7 @@ from core.checkpoint import save_checkpoint
 from core.data import OneClassStream, PatchPool, collect_images
 from core.detector import IMAGENET_MEAN, IMAGENET_STD, Detector, resolve_device, to_tensor
 from core.errors import InputError
+from core.i18n import _
 from core.losses import objective_for
 from core.models import OneClassNet, build_model
 from core.models.pretrained import SOURCES, source_info, without_source_weights
@@ -69,21 +70,23 @@ def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adam")
+    raise InputError(_("unknown optimizer {optimizer!r}; use sgd or adam").format(optimizer=cfg.optimizer))
 
 
 def _validate(cfg: TrainConfig) -> None:
     if cfg.input_size < 32 or cfg.input_size % 8:
-        raise InputError(f"input size must be a multiple of 8 and at least 32, got {cfg.input_size}")
+        raise InputError(_("input size must be a multiple of 8 and at least 32, got {input_size}").format(
+                             input_size=cfg.input_size))
     if cfg.epochs < 1 or cfg.steps_per_epoch < 1 or cfg.batch_size < 2:
-        raise InputError("epochs and steps per epoch must be >= 1 and batch size >= 2")
+        raise InputError(_("epochs and steps per epoch must be >= 1 and batch size >= 2"))
     if cfg.confetti not in ("auto", "mix", "off"):
-        raise InputError(f"confetti must be auto, mix or off, got {cfg.confetti!r}")
+        raise InputError(_("confetti must be auto, mix or off, got {confetti!r}").format(confetti=cfg.confetti))
     if cfg.bank_max < 1:
-        raise InputError(f"the feature bank must keep at least one feature, got bank_max={cfg.bank_max}")
+        raise InputError(_("the feature bank must keep at least one feature, got bank_max={bank_max}").format(
+                             bank_max=cfg.bank_max))
     if cfg.confetti == "off" and not cfg.anomalies:
-        raise InputError("with confetti off, give labelled anomalies (--anomalies); one-class training needs some "
-                         "anomalies (real or synthetic) for the FCDD/HSC loss")
+        raise InputError(_("with confetti off, give labelled anomalies (--anomalies); one-class training needs "
+                           "some anomalies (real or synthetic) for the FCDD/HSC loss"))
 
 
 def calibrate(det: Detector, patches: np.ndarray) -> Calibration:
@@ -226,7 +229,7 @@ def _freeze(net: OneClassNet, freeze: str, pretrained: str) -> str:
     """Freeze the trunk except its last stage (``"auto"``: only when the trunk is pretrained), or the whole trunk
     (``"trunk"``), or nothing (``"none"``); return what was frozen, for the metadata."""
     if freeze not in ("auto", "none", "trunk"):
-        raise InputError(f"freeze must be auto, none or trunk, got {freeze!r}")
+        raise InputError(_("freeze must be auto, none or trunk, got {freeze!r}").format(freeze=freeze))
     if freeze == "none" or (freeze == "auto" and pretrained == "none"):
         return "none"
     tail = {id(p) for m in ([] if freeze == "trunk" else net.backbone.last_stage()) for p in m.parameters()}

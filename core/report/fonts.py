@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib
 
 from core.errors import ReportError
+from core.i18n import _
 
 PDF_FAMILY = "DejaVu"  #: the body family (NanumGothic files under this name in a Korean report)
 PDF_FALLBACK_FAMILY = "Nanum"
@@ -25,15 +26,15 @@ def font_files() -> dict[str, Path]:
     ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     spec = importlib.util.find_spec("koreanize_matplotlib")
     if spec is None or spec.origin is None:
-        raise ReportError("the koreanize-matplotlib package is missing (it carries the Hangul font NanumGothic); "
-                          "install the project's requirements")
+        raise ReportError(_("the koreanize-matplotlib package is missing (it carries the Hangul font NanumGothic); "
+                            "install the project's requirements"))
     nanum = Path(spec.origin).parent / "fonts"
     files = {"regular": ttf / "DejaVuSans.ttf", "bold": ttf / "DejaVuSans-Bold.ttf",
              "hangul": nanum / "NanumGothic.ttf", "hangul_bold": nanum / "NanumGothicBold.ttf"}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise ReportError(f"report fonts not found: {', '.join(missing)}; reinstall matplotlib and "
-                          "koreanize-matplotlib")
+        raise ReportError(_("report fonts not found: {value}; reinstall matplotlib and koreanize-matplotlib").format(
+                              value=', '.join(missing)))
     return files
 
 

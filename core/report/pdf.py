@@ -7,7 +7,7 @@ from pathlib import Path
 from fpdf.errors import FPDFException
 
 from core.errors import ReportError
-from core.i18n import use
+from core.i18n import _, use
 from core.report._io import atomic_output, check_output_path
 from core.report.blocks import finding_details
 from core.report.context import ReportContext
@@ -32,7 +32,7 @@ def write_pdf(ctx: ReportContext, path: str | Path, lang: str | None = None) -> 
 
 def _write_pdf(ctx: ReportContext, path: str | Path) -> Path:
     if not isinstance(ctx, ReportContext):
-        raise ReportError(f"write_pdf needs a ReportContext, got {type(ctx).__name__}")
+        raise ReportError(_("write_pdf needs a ReportContext, got {name}").format(name=type(ctx).__name__))
     ctx.validate()
     check_output_path(path)  # fail before the slow part
     s = summarise(ctx)
@@ -48,7 +48,8 @@ def _write_pdf(ctx: ReportContext, path: str | Path) -> Path:
             method(pdf, ctx, s)
             appendix(pdf, s)
         except FPDFException as err:
-            raise ReportError(f"the PDF layout failed ({err}); shorten very long names or notes and retry") \
+            raise ReportError(_("the PDF layout failed ({err}); shorten very long names or notes and retry").format(
+                                  err=err)) \
                 from err
     with atomic_output(path) as tmp:
         pdf.output(str(tmp))
