@@ -18,7 +18,7 @@ from core.errors import CoreError
 from core.i18n import _
 from core.models.registry import arch_info, list_archs
 from core.training import TrainConfig
-from ui import models_train, models_xbd, shell
+from ui import i18n, models_train, models_xbd, shell
 from ui.jobs import start_job
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
@@ -85,10 +85,13 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
                                                       if isinstance(v, (int, float, str))}})
         xbd = models_xbd.card_rows(done)
         if evals:
-            st.dataframe(evals, hide_index=True, width="stretch")
+            st.dataframe(evals, hide_index=True, width="stretch", column_config=i18n.column_labels(
+                ["when", "normal", "anomalous", "unit"]))
         if xbd:
             st.caption(_("On xBD folders (building-level AUROC: damaged vs no-damage buildings):"))
-            st.dataframe(xbd, hide_index=True, width="stretch", column_config=models_xbd.CARD_COLUMNS)
+            st.dataframe(xbd, hide_index=True, width="stretch", column_config={
+                **i18n.column_labels(["when", "folder", "damaged", "undamaged", "images", "tiles", "tile px"]),
+                **{k: st.column_config.NumberColumn(_(k), format="%.3f") for k in models_xbd.CARD_COLUMNS}})
         if not evals and not xbd:
             st.caption(_("Not evaluated yet: use the Evaluate tab."))
         st.caption(f"sha256 `{sha}` · `{path}`")

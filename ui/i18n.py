@@ -119,6 +119,9 @@ TERMS = (
     # pairing rules, georeference methods, before/after modes, server-path roles
     N_("overlap"), N_("name"), N_("manual"), N_("fitted"), N_("gps-footprint"), N_("user"), N_("raster"),
     N_("wipe"), N_("blend"), N_("post-event"), N_("pre-event"),
+    # table columns (ui.i18n.column_labels)
+    N_("when"), N_("unit"), N_("folder"), N_("damaged"), N_("undamaged"), N_("images"), N_("tiles"), N_("tile px"),
+    N_("building AUROC"), N_("tile AUROC"), N_("anomalous"),
 )
 
 
@@ -140,3 +143,8 @@ def fixed(options: Iterable[Any], label: Callable[[Any], str]) -> Callable[[Any]
     options again outside the script run (AppTest does), where the session's language is not known."""
     table = {o: label(o) for o in options}
     return lambda o: table.get(o, str(o))
+
+
+def column_labels(keys: Iterable[str]) -> dict[str, Any]:
+    """``column_config`` showing the columns ``keys`` (English, stable: they are the data's keys) translated."""
+    return {k: st.column_config.Column(_(k)) for k in keys}
