@@ -67,6 +67,11 @@ def check_lang(lang: str) -> str:
     return code
 
 
+def resolver() -> Callable[[], str | None] | None:
+    """The installed front-end lookup, if any."""
+    return _resolver[0] if _resolver else None
+
+
 def get_lang() -> str:
     """The language :func:`_` translates to now (see the module notes)."""
     lang = _current.get()
@@ -80,10 +85,9 @@ def get_lang() -> str:
 
 
 def set_resolver(resolve: Callable[[], str | None] | None) -> None:
-    """Install the front end's language lookup (called on every translation; may return None), or remove it."""
-    _resolver.clear()
-    if resolve is not None:
-        _resolver.append(resolve)
+    """Install the front end's language lookup (called on every translation; may return None), or remove it.
+    Replaced in one step: a translation in another thread never sees no lookup in between."""
+    _resolver[:] = [] if resolve is None else [resolve]
 
 
 @contextlib.contextmanager

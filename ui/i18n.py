@@ -22,7 +22,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from core.i18n import LANG_NAMES, LANGS, N_, _, default_lang, normalise, set_resolver
+from core.i18n import LANG_NAMES, LANGS, N_, _, default_lang, normalise, resolver, set_resolver
 from core.store import Workspace
 from core.store.prefs import get_language, set_language
 from core.store.users import User
@@ -46,8 +46,9 @@ def _session_lang() -> str | None:
 
 
 def install() -> None:
-    """Make :func:`core.i18n._` follow the session's language (idempotent)."""
-    set_resolver(_session_lang)
+    """Make :func:`core.i18n._` follow the session's language (idempotent: every run calls it)."""
+    if resolver() is not _session_lang:
+        set_resolver(_session_lang)
 
 
 def init_session(ws: Workspace | None, user: User | None) -> str:
