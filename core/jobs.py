@@ -157,10 +157,10 @@ class JobRunner:
 
     def _run(self, jid: int, stop: threading.Event, target: Any, *args: Any) -> None:
         try:
-            self.ws.update_job(jid, status="running", progress=0.0, message="starting")
+            self.ws.update_job(jid, status="running", progress=0.0, message=_("starting"))
             target(jid, self._should_stop(jid, stop), *args)
         except _Cancelled as exc:
-            self.ws.update_job(jid, status="cancelled", message=str(exc) or "cancelled by the user")
+            self.ws.update_job(jid, status="cancelled", message=str(exc) or _("cancelled by the user"))
         except CoreError as exc:
             self.ws.update_job(jid, status="failed", message=str(exc))
         except BaseException as exc:  # a worker thread must always leave a final status behind
@@ -173,24 +173,25 @@ class JobRunner:
     def _train(self, jid: int, should_stop: Any, cfg: TrainConfig) -> None:
         from core.training import train
 
-        self.ws.update_job(jid, message="reading training images")
+        self.ws.update_job(jid, message=_("reading training images"))
 
         def progress(ev: dict[str, Any]) -> None:
             if ev.get("event") == "embed":  # feature matching: embedding the normal imagery, then the coreset
                 self.ws.update_job(jid, progress=0.8 * ev["done"] / max(ev["total"], 1),
-                                   message=f"embedding normal imagery: {ev['done']}/{ev['total']} windows, "
-                                           f"{ev['cells']} cells")
+                                   message=_("embedding normal imagery: {done}/{total} windows, {cells} cells")
+                                   .format(done=ev["done"], total=ev["total"], cells=ev["cells"]))
                 return
             if ev.get("event") == "coreset":
-                self.ws.update_job(jid, progress=0.8, message=f"choosing the feature bank: {ev['bank']} of "
-                                                              f"{ev['cells']} normal cells")
+                self.ws.update_job(jid, progress=0.8, message=_("choosing the feature bank: {bank} of {cells} normal "
+                                                                "cells").format(bank=ev["bank"], cells=ev["cells"]))
                 return
             if ev.get("event") != "epoch":
                 return
             entry: dict[str, Any] = {k: ev[k] for k in ("epoch", "epochs", "loss", "lr", "seconds", "samples")
                                      if k in ev}
             self.ws.update_job(jid, progress=min(ev["epoch"] / max(ev["epochs"], 1), 0.99),
-                               message=f"epoch {ev['epoch']}/{ev['epochs']} · loss {ev['loss']:.4f}",
+                               message=_("epoch {epoch}/{epochs} · loss {loss:.4f}").format(
+                                   epoch=ev["epoch"], epochs=ev["epochs"], loss=ev["loss"]),
                                log_append=entry)
 
         meta = train(cfg, progress=progress, should_stop=should_stop)
@@ -205,7 +206,7 @@ class JobRunner:
             out.unlink(missing_ok=True)
             raise
         model_id = self.ws.register_model(out, model_info(meta, source="trained", job_id=jid))
-        self.ws.update_job(jid, status="done", progress=1.0, message=f"model #{model_id} registered",
+        self.ws.update_job(jid, status="done", progress=1.0, message=_("model #{id} registered").format(id=model_id),
                            result={"model_id": model_id, "path": str(out), "sha256": meta["sha256"],
                                    "name": meta["name"]})
 
@@ -215,7 +216,7 @@ class JobRunner:
 
         if detector is not None:
             return detector
-        self.ws.update_job(jid, message="loading the model")
+        self.ws.update_job(jid, message=_("loading the model"))
         return Detector.load(params["model_path"] or None, device=params["device"])
 
     def _scoring_progress(self, jid: int, should_stop: Any) -> Any:
@@ -223,7 +224,8 @@ class JobRunner:
         def progress(k: int, n: int, name: str) -> None:
             if should_stop():
                 raise _Cancelled(_("cancelled after {k} of {n} images").format(k=k, n=n))
-            self.ws.update_job(jid, progress=k / max(n, 1), message=f"scoring {name} ({k + 1}/{n})")
+            self.ws.update_job(jid, progress=k / max(n, 1),
+                               message=_("scoring {name} ({k}/{n})").format(name=name, k=k + 1, n=n))
         return progress
 
     def _evaluate(self, jid: int, should_stop: Any, params: dict[str, Any], detector: Any) -> None:
@@ -238,7 +240,7 @@ class JobRunner:
         result |= {"auroc": auroc, "fpr": [round(float(v), 6) for v in fpr], "tpr": [round(float(v), 6) for v in tpr],
                    "model": {"name": det.name, "sha256": det.sha256, "arch": det.arch}}
         self.ws.update_job(jid, status="done", progress=1.0, result=result,
-                           message="AUROC " + (f"{auroc:.3f}" if auroc is not None else "n/a (one class is empty)"))
+                           message="AUROC " + (f"{auroc:.3f}" if auroc is not None else _("n/a (one class is empty)")))
 
 
     def _evaluate_xbd(self, jid: int, should_stop: Any, params: dict[str, Any], detector: Any) -> None:
@@ -258,7 +260,7 @@ class JobRunner:
         def fmt(v: float | None) -> str:
             return f"{v:.3f}" if v is not None else "n/a"
         self.ws.update_job(jid, status="done", progress=1.0, result=result,
-                           message=f"building AUROC {fmt(b_auroc)} · tile AUROC {fmt(t_auroc)}")
+                           message=_("building AUROC {b} · tile AUROC {t}").format(b=fmt(b_auroc), t=fmt(t_auroc)))
 
 
 def roc_points(fpr: Any, tpr: Any, *, max_points: int = 2000) -> tuple[list[float], list[float]]:
