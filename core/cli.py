@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import CoreError
+from core.i18n import _
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,7 +97,7 @@ def _bounds_of(paths: Sequence[str]) -> list[list[float]]:
         scene = open_scene(p)
         scene.close()
         if scene.georef is None:
-            raise CoreError(f"--exclude-like {p}: the file has no georeferencing")
+            raise CoreError(_("--exclude-like {p}: the file has no georeferencing").format(p=p))
         out.append(list(bounds_wgs84(scene.georef, scene.width, scene.height)))
     return out
 
@@ -131,7 +132,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from core.evaluation import evaluate_images, evaluate_xbd
 
     if not a.xbd and not (a.normal and a.anomalous):
-        raise CoreError("give --normal and --anomalous, or --xbd DIR")
+        raise CoreError(_("give --normal and --anomalous, or --xbd DIR"))
     det = Detector.load(a.model, device=a.device, precision=a.precision)
     result: dict[str, Any] = {"model": det.info()}
     if a.normal and a.anomalous:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from core.errors import ModelError
+from core.i18n import _
 from core.models.backbones import BACKBONES, build_backbone
 from core.models.base import OneClassNet
 from core.models.fcdd import FCDDNet
@@ -120,7 +121,8 @@ def list_archs() -> list[str]:
 def _builder(arch: str) -> Callable[[Pretrained], OneClassNet]:
     fn = _REGISTRY.get(arch)
     if fn is None:
-        raise ModelError(f"unknown architecture {arch!r}; valid names: {', '.join(_REGISTRY)}")
+        raise ModelError(_("unknown architecture {arch!r}; valid names: {value}").format(
+                             arch=arch, value=', '.join(_REGISTRY)))
     return fn
 
 
