@@ -177,10 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[a.command](a)
     except CoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(_("interrupted"), file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a user error: short message, traceback only on request
         if os.environ.get("BDA_DEBUG"):
