@@ -7,6 +7,7 @@ a traceback unless ``BDA_DEBUG=1`` is set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import CoreError
-from core.i18n import _
+from core.i18n import _, use
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -174,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
                 "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases}
+    scope = contextlib.ExitStack()  # `report --lang`: this command's messages and report text, and no further
+    scope.enter_context(use(getattr(a, "lang", None)))
     try:
         return handlers[a.command](a)
     except CoreError as exc:
@@ -188,3 +191,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"internal error: {exc.__class__.__name__}: {exc} (set BDA_DEBUG=1 for details; please report it)",
               file=sys.stderr)
         return 3
+    finally:
+        scope.close()

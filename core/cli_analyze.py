@@ -18,7 +18,7 @@ from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.errors import InputError
 from core.grading import SCALES
 from core.guidance import EVENT_MODES, mode_advice
-from core.i18n import LANGS, _, set_lang
+from core.i18n import LANGS, _
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # both import more than the CLI's --help needs
@@ -281,8 +281,6 @@ def cmd_report(a: argparse.Namespace) -> int:
     """Write the report files of an analysis folder or a workspace analysis."""
     from core.report import ReportContext, pre_sources_of, write_csv, write_geojson, write_package, write_pdf
 
-    if getattr(a, "lang", None):
-        set_lang(a.lang)  # this command's messages and report text
     fmts = {f.strip().lower() for f in a.format.split(",") if f.strip()}
     bad = fmts - {"pdf", "csv", "geojson", "zip"}
     if bad:

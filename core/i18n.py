@@ -9,7 +9,7 @@ runs on a stale or missing ``.mo``. Fuzzy entries are never used.
 Which language :func:`_` translates to, in this order:
 
 1. the one set for this thread/context with :func:`use` (a report written in the language asked for, the CLI's
-   ``--lang``);
+   ``report --lang`` for that command);
 2. the one a front end reports through :func:`set_resolver` (the Streamlit app: the session's language);
 3. ``$BDA_LANG`` (``ko`` or ``en``), else English.
 
@@ -103,9 +103,7 @@ def use(lang: str | None) -> Iterator[str]:
         _current.reset(token)
 
 
-def set_lang(lang: str) -> None:
-    """Translate to ``lang`` from now on in this context (the CLI's ``--lang``)."""
-    _current.set(check_lang(lang))
+
 
 
 def po_path(lang: str) -> Path:

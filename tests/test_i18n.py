@@ -23,6 +23,15 @@ REPO = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 
 
+@pytest.fixture(autouse=True)
+def no_front_end(monkeypatch: pytest.MonkeyPatch):
+    """No language from an app session that ran earlier in this process (AppTest installs the app's lookup)."""
+    monkeypatch.setattr(i18n, "_resolver", [])
+    token = i18n._current.set(None)
+    yield
+    i18n._current.reset(token)
+
+
 def _extracted() -> dict[str | tuple[str, str], list[str]]:
     """Every marked string of app.py, pages/, ui/ and core/, extracted with Babel as the README's command does."""
     method_map, options_map = parse_mapping_cfg(io.StringIO((REPO / "babel.cfg").read_text(encoding="utf-8")))
