@@ -22,18 +22,22 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.i18n import N_, _
+from ui import i18n
+
 HERE = Path(__file__).resolve().parent
 #: (file, title, icon) of every page, in menu order; the first is the default page.
 PAGES = [
-    ("pages/analyze.py", "Analyze", ":material/radar:"),
-    ("pages/map.py", "Map", ":material/map:"),
-    ("pages/report.py", "Report", ":material/summarize:"),
-    ("pages/models.py", "Models", ":material/model_training:"),
-    ("pages/users.py", "Users", ":material/manage_accounts:"),  # admins only (or single-user mode)
+    ("pages/analyze.py", N_("Analyze"), ":material/radar:"),
+    ("pages/map.py", N_("Map"), ":material/map:"),
+    ("pages/report.py", N_("Report"), ":material/summarize:"),
+    ("pages/models.py", N_("Models"), ":material/model_training:"),
+    ("pages/users.py", N_("Users"), ":material/manage_accounts:"),  # admins only (or single-user mode)
 ]
 
-st.set_page_config(page_title="BDA workbench", page_icon="🛰️", layout="wide")
-pages = [p for p in PAGES if (HERE / p[0]).is_file()]
+i18n.install()  # _() follows the session's language (ui.state.LANG)
+st.set_page_config(page_title=_("BDA workbench"), page_icon="🛰️", layout="wide")
+i18n.ensure_font()  # the Hangul web font under static/fonts/ (see .streamlit/config.toml)
 
 from core.errors import CoreError  # noqa: E402 - after the page setup: see the module notes
 from ui import auth, shell  # noqa: E402
@@ -41,9 +45,12 @@ from ui import auth, shell  # noqa: E402
 try:
     ws = shell.workspace()
 except CoreError as exc:
-    shell.show_error(exc, "Workspace")
+    shell.show_error(exc, _("Workspace"))
     st.stop()
+i18n.init_session(ws, None)  # the login form's language: the workspace's single-analyst choice or $BDA_LANG
 user, blocker = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
+i18n.init_session(ws, user)  # a login loads that user's language
+pages = [(f, _(t), i) for f, t, i in PAGES if (HERE / f).is_file()]
 if blocker is not None:  # drawn as the page of every address: see the module notes
     st.navigation(auth.blocked_pages(blocker, pages), position="hidden").run()
     st.stop()

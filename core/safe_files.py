@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from core.errors import InputError, TrainingDataError, WorkspaceError
+from core.i18n import _
 
 MAX_NAME = 120
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
@@ -81,8 +82,8 @@ def atomic_write_stream(path: str | Path, stream: IO[bytes], chunk: int = 1 << 2
         return path
     except OSError as exc:
         raise WorkspaceError(
-            f"could not write {path}: {exc.strerror or exc}. Check that the folder is writable and the disk "
-            "has free space, then try again.") from exc
+            _("could not write {path}: {value}. Check that the folder is writable and the disk has free space, "
+              "then try again.").format(path=path, value=exc.strerror or exc)) from exc
     finally:
         if tmp is not None:
             try:
@@ -194,7 +195,8 @@ def _member_parts(info: zipfile.ZipInfo, err: type[InputError], archive: Path) -
     if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise err(bad.format("is a device, pipe or other special file"))
     if info.flag_bits & 0x1:
-        raise err(f"archive {archive.name}: member {raw!r} is encrypted; extract it yourself and upload the files.")
+        raise err(_("archive {name}: member {raw!r} is encrypted; extract it yourself and upload the files.").format(
+                      name=archive.name, raw=raw))
     return parts
 
 
@@ -228,12 +230,13 @@ def safe_extract_zip(zip_path: str | Path, dest: str | Path, *, max_files: int =
     try:
         zf = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise err(f"{zip_path.name} is not a readable zip archive ({exc}); re-create or re-download it.") from exc
+        raise err(_("{name} is not a readable zip archive ({exc}); re-create or re-download it.").format(
+                      name=zip_path.name, exc=exc)) from exc
     with zf:
         infos = zf.infolist()
         if len(infos) > max_files:
-            raise err(f"archive {zip_path.name} has {len(infos)} entries; the limit is {max_files}. Split it into "
-                      "smaller archives.")
+            raise err(_("archive {name} has {infos} entries; the limit is {max_files}. Split it into smaller "
+                        "archives.").format(name=zip_path.name, infos=len(infos), max_files=max_files))
         plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
         seen: set[str] = set()
         total = 0
@@ -243,25 +246,32 @@ def safe_extract_zip(zip_path: str | Path, dest: str | Path, *, max_files: int =
                 continue
             key = "/".join(parts)
             if key in seen:
-                raise err(f"archive {zip_path.name} lists {info.filename!r} twice; re-create it without duplicates.")
+                raise err(_("archive {name} lists {filename!r} twice; re-create it without duplicates.").format(
+                              name=zip_path.name, filename=info.filename))
             seen.add(key)
             total += info.file_size
             if max_member_bytes is not None and info.file_size > max_member_bytes:
-                raise err(f"archive {zip_path.name}: {info.filename!r} would unpack to {info.file_size / 1e9:.2f} GB; "
-                          f"the limit per file is {max_member_bytes / 1e9:.2f} GB. It was not extracted.")
+                raise err(_("archive {name}: {filename!r} would unpack to {value:.2f} GB; the limit per file is "
+                            "{value2:.2f} GB. It was not extracted.").format(
+                              name=zip_path.name, filename=info.filename, value=info.file_size / 1e9,
+                              value2=max_member_bytes / 1e9))
             if info.file_size > (1 << 20) and info.file_size > max_ratio * max(info.compress_size, 1):
-                raise err(f"archive {zip_path.name} looks like a zip bomb: {info.filename!r} inflates "
-                          f"{info.file_size / max(info.compress_size, 1):.0f}x (limit {max_ratio:.0f}x). "
-                          "It was not extracted.")
+                raise err(_("archive {name} looks like a zip bomb: {filename!r} inflates {value:.0f}x (limit "
+                            "{max_ratio:.0f}x). It was not extracted.").format(
+                              name=zip_path.name, filename=info.filename,
+                              value=info.file_size / max(info.compress_size, 1), max_ratio=max_ratio))
             plan.append((info, parts))
         if total > max_total_bytes:
-            raise err(f"archive {zip_path.name} would unpack to {total / 1e9:.2f} GB; the limit is "
-                      f"{max_total_bytes / 1e9:.2f} GB. Split it into smaller archives.")
+            raise err(_("archive {name} would unpack to {value:.2f} GB; the limit is {value2:.2f} GB. Split it "
+                        "into smaller archives.").format(
+                          name=zip_path.name, value=total / 1e9, value2=max_total_bytes / 1e9))
         packed = max(zip_path.stat().st_size, 1)
         archive_ratio = max_ratio if max_archive_ratio is None else max_archive_ratio
         if total > (1 << 20) and total > archive_ratio * packed:
-            raise err(f"archive {zip_path.name} looks like a zip bomb: {packed} bytes would unpack to {total} "
-                      f"bytes ({total / packed:.0f}x, limit {archive_ratio:.0f}x). It was not extracted.")
+            raise err(_("archive {name} looks like a zip bomb: {packed} bytes would unpack to {total} bytes "
+                        "({value:.0f}x, limit {archive_ratio:.0f}x). It was not extracted.").format(
+                          name=zip_path.name, packed=packed, total=total, value=total / packed,
+                          archive_ratio=archive_ratio))
         dest = Path(dest)
         budget = float(max_total_bytes)
         probe = next((p for p in (dest, *dest.absolute().parents) if p.exists()), None)
@@ -269,9 +279,10 @@ def safe_extract_zip(zip_path: str | Path, dest: str | Path, *, max_files: int =
             usage = shutil.disk_usage(probe)
             room = usage.free - _reserve(usage.total)
             if room < total:
-                raise err(f"archive {zip_path.name} needs {total / 1e6:.0f} MB but {probe} has only "
-                          f"{usage.free / 1e6:.0f} MB free, and {_reserve(usage.total) / 1e6:.0f} MB must stay free; "
-                          "free some space and try again.")
+                raise err(_("archive {name} needs {value:.0f} MB but {probe} has only {value2:.0f} MB free, and "
+                            "{value3:.0f} MB must stay free; free some space and try again.").format(
+                              name=zip_path.name, value=total / 1e6, probe=probe, value2=usage.free / 1e6,
+                              value3=_reserve(usage.total) / 1e6))
             budget = min(budget, room)
         member_cap = float("inf") if max_member_bytes is None else float(max_member_bytes)
         return _extract(zf, plan, dest, zip_path, budget, member_cap, err)
@@ -293,21 +304,24 @@ def _extract(zf: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, tuple[str, .
                 if p == base or base not in p.parents:
                     continue
                 if p.is_symlink() or (p.exists() and not p.is_dir()):
-                    raise err(f"archive {archive.name}: {info.filename!r} would be written through {p}, which is "
-                              "not a plain folder; extract into an empty folder.")
+                    raise err(_("archive {name}: {filename!r} would be written through {p}, which is not a plain "
+                                "folder; extract into an empty folder.").format(
+                                  name=archive.name, filename=info.filename, p=p))
                 if not p.exists():
                     p.mkdir()
                     made_dirs.append(p)
             if base not in target.resolve().parents and target.resolve() != base:
-                raise err(f"archive {archive.name}: {info.filename!r} resolves outside {dest}; refused.")
+                raise err(_("archive {name}: {filename!r} resolves outside {dest}; refused.").format(
+                              name=archive.name, filename=info.filename, dest=dest))
             if is_dir:
                 continue
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
             try:
                 fd = os.open(target, flags, 0o644)
             except FileExistsError:
-                raise err(f"archive {archive.name}: {info.filename!r} already exists in {dest}; extract into an "
-                          "empty folder.") from None
+                raise err(_("archive {name}: {filename!r} already exists "
+                            "in {dest}; extract into an empty folder.").format(
+                              name=archive.name, filename=info.filename, dest=dest)) from None
             written.append(target)
             size = 0
             with os.fdopen(fd, "wb") as out, zf.open(info) as src:
@@ -315,16 +329,18 @@ def _extract(zf: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, tuple[str, .
                     size += len(chunk)
                     budget -= len(chunk)
                     if size > info.file_size or size > member_cap or budget < 0:
-                        raise err(f"archive {archive.name} looks like a zip bomb: {info.filename!r} inflates past "
-                                  "its declared size or the size limits. Nothing was kept.")
+                        raise err(_("archive {name} looks like a zip bomb: {filename!r} inflates past its declared "
+                                    "size or the size limits. Nothing was kept.").format(
+                                      name=archive.name, filename=info.filename))
                     out.write(chunk)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
         _undo(written, made_dirs)
-        raise err(f"archive {archive.name} is damaged or uses an unsupported format ({exc}); re-create it.") from exc
+        raise err(_("archive {name} is damaged or uses an unsupported format ({exc}); re-create it.").format(
+                      name=archive.name, exc=exc)) from exc
     except OSError as exc:
         _undo(written, made_dirs)
-        raise err(f"could not extract {archive.name} into {dest} ({exc.strerror or exc}); check free space and "
-                  "permissions.") from exc
+        raise err(_("could not extract {name} into {dest} ({value}); check free space and permissions.").format(
+                      name=archive.name, dest=dest, value=exc.strerror or exc)) from exc
     except BaseException:
         _undo(written, made_dirs)
         raise

@@ -30,10 +30,11 @@ from core.detection.verdict import (
     verdict_of,
 )
 from core.errors import CoreError
+from core.i18n import _, ngettext
 from core.safe_files import clean_name, unique_name
 from core.server_files.inputs import check_server_path
 from core.types import SceneResult
-from ui import area_fit, cells, compare, images, placement, shell, uploads
+from ui import area_fit, cells, compare, i18n, images, placement, shell, uploads
 from ui import buildings as buildings_ui
 from ui import state as S
 
@@ -62,19 +63,21 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
     or ``interrupted`` when the run is stopped (page left, app stopped) before the last file.
     """
     aid = run.analysis_id
-    files_bar = st.progress(0.0, text=f"Analysis #{aid}: 0 of {len(run.inputs)} images")
-    tiles_bar = st.progress(0.0, text="tiles")
+    files_bar = st.progress(0.0, text=_("Analysis #{id}: 0 of {n} images").format(id=aid, n=len(run.inputs)))
+    tiles_bar = st.progress(0.0, text=_("tiles"))
     errors = st.empty()  # errors while the batch runs; the results below list them for good afterwards
     shown = errors.container()
     current = [""]
 
     def on_input(k: int, n: int, item: AnalysisInput) -> None:
         current[0] = item.name
-        files_bar.progress(k / n, text=f"Analysis #{aid}: image {k + 1} of {n} — {item.name}")
-        tiles_bar.progress(0.0, text=f"{item.name}: reading")
+        files_bar.progress(k / n, text=_("Analysis #{id}: image {k} of {n} — {name}").format(
+            id=aid, k=k + 1, n=n, name=item.name))
+        tiles_bar.progress(0.0, text=_("{name}: reading").format(name=item.name))
 
     def on_tiles(done: int, total: int) -> None:
-        tiles_bar.progress(min(done / max(total, 1), 1.0), text=f"{current[0]}: tile {done} of {total}")
+        tiles_bar.progress(min(done / max(total, 1), 1.0), text=_("{name}: tile {done} of {total}").format(
+            name=current[0], done=done, total=total))
 
     def on_result(item: AnalysisInput, result: SceneResult) -> None:
         if result.error:
@@ -111,8 +114,8 @@ def resume(ctx: shell.Context, analysis: dict[str, Any]) -> None:
     det = ctx.detector
     model = analysis["model"]
     if det is None or det.sha256 != model.get("sha256"):
-        st.warning(f"Analysis #{analysis['id']} was made with the model {model.get('name', '?')!r}; choose it in "
-                   "the sidebar to resume it.")
+        st.warning(_("Analysis #{id} was made with the model {name!r}; choose it in the sidebar to resume it.")
+                   .format(id=analysis["id"], name=model.get("name", "?")))
         return
     run_batch(ctx, AnalysisRun.resume(ctx.ws, analysis["id"], det))
     st.rerun()
@@ -140,15 +143,17 @@ def histogram(result: SceneResult, threshold: float, kind: str) -> go.Figure:
         edges, counts = images.score_histogram(str(result.heatmap_path), images.mtime(result.heatmap_path))
         if len(counts):
             fig.add_bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=edges[1] - edges[0],
-                        marker_color="#6b8fb3", name="pixels")
-        fig.update_yaxes(type="log", title="pixels (preview)")
+                        marker_color="#6b8fb3", name=_("pixels"))
+        fig.update_yaxes(type="log", title=_("pixels (preview)"))
     else:
         fig.add_histogram(x=[f.score_max for f in result.findings], nbinsx=30, marker_color="#e34a33",
-                          name="findings")
-        fig.update_yaxes(title="findings")
-    fig.add_vline(x=threshold, line_color="#f5d000", line_width=2, annotation_text=f"threshold {threshold:.2f}")
+                          name=_("findings"))
+        fig.update_yaxes(title=_("findings"))
+    fig.add_vline(x=threshold, line_color="#f5d000", line_width=2,
+                  annotation_text=_("threshold {thr:.2f}").format(thr=threshold))
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, bargap=0,
-                      xaxis_title="calibrated score" + (" (peak per finding)" if kind != "pixels" else ""))
+                      xaxis_title=_("calibrated score (peak per finding)") if kind != "pixels"
+                      else _("calibrated score"))
     return fig
 
 
@@ -159,7 +164,7 @@ def run_staged(ctx: shell.Context) -> bool:
         items = compare.with_pre_paths(list(S.get(S.STAGED)), S.get(S.STAGED_PRE))
         aid = start_run(ctx, items, S.get(S.GRADE_SCALE))
     except CoreError as exc:
-        shell.show_error(exc, "Analysis")
+        shell.show_error(exc, _("Analysis"))
         return False
     clear_staged()
     S.put(S.ANALYSIS_ID, aid)
@@ -176,15 +181,15 @@ def clear_staged() -> None:
 
 def inputs_section(ctx: shell.Context) -> None:
     """Upload / server path / staged list / run."""
-    st.subheader("Images")
+    st.subheader(_("Images"))
     # no type=: each file's type is checked on its own (uploads.save_uploads), one bad name never loses the batch
-    files = st.file_uploader("Upload images (JPEG, PNG, TIFF, GeoTIFF; xBD label .json with its .png)",
+    files = st.file_uploader(_("Upload images (JPEG, PNG, TIFF, GeoTIFF; xBD label .json with its .png)"),
                              accept_multiple_files=True, key=S.uploader_key(),
-                             help="Each file is written to the workspace as soon as it arrives.")
+                             help=_("Each file is written to the workspace as soon as it arrives."))
     pre_files = compare.pre_uploader(ctx)
     S.bind(S.W_AUTO_RUN, S.AUTO_RUN)
-    st.toggle("Analyse uploads right away", key=S.W_AUTO_RUN, on_change=S.keep, args=(S.AUTO_RUN, S.W_AUTO_RUN),
-              help="Run the sidebar's model on new uploads as soon as they are saved.")
+    st.toggle(_("Analyse uploads right away"), key=S.W_AUTO_RUN, on_change=S.keep, args=(S.AUTO_RUN, S.W_AUTO_RUN),
+              help=_("Run the sidebar's model on new uploads as soon as they are saved."))
     if pre_files:
         compare.take_pre_uploads(ctx, pre_files)
         if not files:
@@ -204,11 +209,12 @@ def inputs_section(ctx: shell.Context) -> None:
     S.put(S.UPLOAD_NOTES, [])
     with st.form("server_path_form", clear_on_submit=True, border=False):
         c1, c2, c3 = st.columns([5, 2, 1], vertical_alignment="bottom")
-        text = c1.text_input("…or a file on the server (for rasters too large to upload)", key=S.W_SERVER_PATH,
+        text = c1.text_input(_("…or a file on the server (for rasters too large to upload)"), key=S.W_SERVER_PATH,
                              placeholder="/data/orthomosaic/tile_01.tif")
-        role = c2.selectbox("as", ["post-event", "pre-event"], key=S.W_SERVER_ROLE,
-                            help="pre-event: a reference the post-event images are compared with")
-        if c3.form_submit_button("Add path"):
+        role = c2.selectbox(_("as"), ["post-event", "pre-event"], key=S.W_SERVER_ROLE,
+                            format_func=i18n.fixed(["post-event", "pre-event"], _),
+                            help=_("pre-event: a reference the post-event images are compared with"))
+        if c3.form_submit_button(_("Add path")):
             try:
                 path = check_server_path(text)
                 (compare.stage_pre if role == "pre-event" else stage)(path.name, path, "server path")
@@ -227,31 +233,34 @@ def inputs_section(ctx: shell.Context) -> None:
         compare.pairing_section(staged)
         c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
         S.bind(S.W_GRADE_SCALE, S.GRADE_SCALE)
-        c3.selectbox("Damage scale", list(SCALES), key=S.W_GRADE_SCALE, format_func=lambda k: SCALES[k].name,
+        c3.selectbox(_("Damage scale"), list(SCALES), key=S.W_GRADE_SCALE,
+                     format_func=i18n.fixed(SCALES, lambda k: _(SCALES[k].name)),
                      on_change=S.keep, args=(S.GRADE_SCALE, S.W_GRADE_SCALE))
         S.bind(S.W_EVENT_TYPE, S.EVENT_TYPE)
-        event = c3.selectbox("Event type", list(EVENT_MODES), key=S.W_EVENT_TYPE,
-                             format_func=lambda k: EVENT_MODES[k].label, on_change=S.keep,
+        event = c3.selectbox(_("Event type"), list(EVENT_MODES), key=S.W_EVENT_TYPE,
+                             format_func=i18n.fixed(EVENT_MODES, lambda k: _(EVENT_MODES[k].label)),
+                             on_change=S.keep,
                              args=(S.EVENT_TYPE, S.W_EVENT_TYPE),
-                             help="Says whether the post-event image alone can show this kind of damage, or a "
-                                  "pre-event image of the same place is needed.")
+                             help=_("Says whether the post-event image alone can show this kind of damage, or a "
+                                    "pre-event image of the same place is needed."))
         advice, warn = mode_advice(event, has_pre=any(s.get("pre_path") for s in staged) or bool(S.get(S.STAGED_PRE)))
         (st.warning if warn else st.caption)(advice)
         gsd = ctx.detector.gsd_m if ctx.detector is not None else None
         S.bind(S.W_RESAMPLE, S.RESAMPLE)
-        st.toggle(f"Resample georeferenced inputs to the model's {gsd:.2f} m/px" if gsd else
-                  "Resample georeferenced inputs to the model's ground sample distance", key=S.W_RESAMPLE,
+        st.toggle(_("Resample georeferenced inputs to the model's {gsd:.2f} m/px").format(gsd=gsd) if gsd else
+                  _("Resample georeferenced inputs to the model's ground sample distance"), key=S.W_RESAMPLE,
                   on_change=S.keep, args=(S.RESAMPLE, S.W_RESAMPLE), disabled=not gsd,
-                  help="A model sees damage at the scale it was trained at: a 5 cm drone orthomosaic is analysed "
-                       "at the model's scale when this is on (only when the two differ by more than 1.5×). "
-                       + ("" if gsd else "This model records no training scale, so inputs keep their own."))
-        if c2.button("Clear list", icon=":material/clear_all:"):
+                  help=_("A model sees damage at the scale it was trained at: a 5 cm drone orthomosaic is analysed "
+                         "at the model's scale when this is on (only when the two differ by more than 1.5×). ")
+                  + ("" if gsd else _("This model records no training scale, so inputs keep their own.")))
+        if c2.button(_("Clear list"), icon=":material/clear_all:"):
             clear_staged()
             st.rerun()
         if ctx.detector is None:
-            st.warning(f"No usable model: {ctx.model_error}. Choose another model in the sidebar.")
+            st.warning(_("No usable model: {error}. Choose another model in the sidebar.").format(
+                error=ctx.model_error))
             return
-        label = f"Analyse {len(staged)} image{'s' * (len(staged) > 1)}"
+        label = ngettext("Analyse {n} image", "Analyse {n} images", len(staged)).format(n=len(staged))
         run = c1.button(label, type="primary", icon=":material/play_arrow:", key="run_analysis")
     if run:
         with area.container():
@@ -273,14 +282,14 @@ def missing_heatmap(r: SceneResult) -> None:
     """What a scene without its heatmap file still shows: scores, saved findings, and why the maps are missing."""
     v = judge(r)
     m1, m2, m3 = st.columns(3)
-    m1.metric("Image score", f"{r.image_score:.2f}", help=IMAGE_SCORE_NOTE)
-    m2.metric("Verdict", v.verdict, help=VERDICT_RULE)
-    m3.metric("Findings saved", v.n_counted, help=_saved_help(v))
+    m1.metric(_("Image score"), f"{r.image_score:.2f}", help=_(IMAGE_SCORE_NOTE))
+    m2.metric(_("Verdict"), _(v.verdict), help=_(VERDICT_RULE))
+    m3.metric(_("Findings saved"), v.n_counted, help=_saved_help(v))
     st.caption(f":material/rule: {v.rule}")
-    st.warning(f"The heatmap of {r.scene_name} is missing from this workspace: the analysis was imported from a "
-               "workbench whose run wrote its heatmaps outside its workspace, or the file was removed. Its saved "
-               "findings, reviews and report are all here; to see heatmaps, analyse the image again.",
-               icon=":material/hide_image:")
+    st.warning(_("The heatmap of {name} is missing from this workspace: the analysis was imported from a "
+                 "workbench whose run wrote its heatmaps outside its workspace, or the file was removed. Its saved "
+                 "findings, reviews and report are all here; to see heatmaps, analyse the image again.").format(
+                     name=r.scene_name), icon=":material/hide_image:")
 
 
 def _saved_help(v: Verdict) -> str:
@@ -302,20 +311,20 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
             live = sum(live_counts(str(r.heatmap_path), images.mtime(r.heatmap_path), threshold,
                                    str(r.meta.get("grade_scale", "copernicus-ems")), r.scene_name, r.width,
                                    r.height).values())
-        loc = "—" if r.error else ("not placed" if r.georef is None else
-                                   ("approximate" if r.georef.approximate else "georeferenced"))
+        loc = "—" if r.error else (_("not placed") if r.georef is None else
+                                   (_("approximate") if r.georef.approximate else _("georeferenced")))
         # text cells: a failed image has no score or counts, and Streamlit would print a missing number as "None"
-        rows.append({"image": r.scene_name, "pre-event": r.pre_scene_name or "", "verdict": v.verdict,
-                     "image score": cells.num(r.image_score), "threshold": cells.num(v.threshold),
-                     "findings (saved)": cells.MISSING if r.error else str(v.n_counted),
-                     f"findings @ {threshold:.2f}": cells.num(live, "d"), "location": loc, "error": r.error or "",
-                     "rule": v.rule})
+        rows.append({_("image"): r.scene_name, _("pre-event"): r.pre_scene_name or "", _("verdict"): _(v.verdict),
+                     _("image score"): cells.num(r.image_score), _("threshold"): cells.num(v.threshold),
+                     _("findings (saved)"): cells.MISSING if r.error else str(v.n_counted),
+                     _("findings @ {thr:.2f}").format(thr=threshold): cells.num(live, "d"), _("location"): loc,
+                     _("error"): r.error or "", _("rule"): v.rule})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"image score": st.column_config.TextColumn(help=IMAGE_SCORE_NOTE),
-                                "threshold": st.column_config.TextColumn(
-                                    help="the threshold the saved findings were cut at"),
-                                "verdict": st.column_config.TextColumn(help=VERDICT_RULE)})
-    st.caption(f":material/rule: Verdict: {VERDICT_RULE}")
+                 column_config={_("image score"): st.column_config.TextColumn(help=_(IMAGE_SCORE_NOTE)),
+                                _("threshold"): st.column_config.TextColumn(
+                                    help=_("the threshold the saved findings were cut at")),
+                                _("verdict"): st.column_config.TextColumn(help=_(VERDICT_RULE))})
+    st.caption(":material/rule: " + _("Verdict: {rule}").format(rule=_(VERDICT_RULE)))
 
 
 def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], threshold: float,
@@ -335,16 +344,19 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     # one rule (core.detection.verdict): at the saved threshold the live count is the saved count, never a re-extraction
     n_live = v.n_counted if not pair and same_threshold(v.threshold, threshold) else sum(live.values())
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Image score", f"{r.image_score:.2f}", help=IMAGE_SCORE_NOTE)
-    m2.metric("Verdict", v.verdict, help=VERDICT_RULE)
-    m3.metric("Change findings saved" if pair else "Findings saved", v.n_counted, help=_saved_help(v))
-    m4.metric(f"{'Post-only findings' if pair else 'Findings'} @ {threshold:.2f}", n_live,
-              help=(", ".join(f"{SCALES[scale].get(k).label}: {n}" for k, n in live.items()) or "none")
+    m1.metric(_("Image score"), f"{r.image_score:.2f}", help=_(IMAGE_SCORE_NOTE))
+    m2.metric(_("Verdict"), _(v.verdict), help=_(VERDICT_RULE))
+    m3.metric(_("Change findings saved") if pair else _("Findings saved"), v.n_counted, help=_saved_help(v))
+    m4.metric((_("Post-only findings @ {thr:.2f}") if pair else _("Findings @ {thr:.2f}")).format(thr=threshold),
+              n_live,
+              help=(", ".join(f"{_(SCALES[scale].get(k).label)}: {n}" for k, n in live.items()) or _("none"))
               + ("" if pair or same_threshold(v.threshold, threshold) else
-                 " (a preview at the sidebar threshold; not saved)"))
+                 " " + _("(a preview at the sidebar threshold; not saved)")))
     st.caption(f":material/rule: {v.rule}" + ("" if pair or same_threshold(v.threshold, threshold) else
-                                              f" · at the sidebar threshold {threshold:.2f} (not saved): "
-                                              f"{verdict_of(n_live)}, {n_live} finding{'s' * (n_live != 1)}"))
+                                              " · " + _("at the sidebar threshold {thr:.2f} (not saved): {verdict}, "
+                                                        "{n} finding(s)").format(thr=threshold,
+                                                                                 verdict=_(verdict_of(n_live)),
+                                                                                 n=n_live)))
     for w in r.meta.get("warnings", []):
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:
@@ -353,55 +365,61 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
             compare.change_threshold_form(ctx, aid, r, model)
     else:
         advice, warn = mode_advice(event_type, has_pre=False)
-        st.caption(f":material/{'warning' if warn else 'compare'}: One image alone shows what is unusual in it, not "
-                   f"what changed. {advice}")
+        st.caption(f":material/{'warning' if warn else 'compare'}: "
+                   + _("One image alone shows what is unusual in it, not what changed.") + f" {advice}")
     S.bind(S.W_OPACITY, S.OPACITY)
-    st.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
+    st.slider(_("Heatmap opacity"), 0.0, 1.0, step=0.05, key=S.W_OPACITY, on_change=S.keep,
               args=(S.OPACITY, S.W_OPACITY))
     rgba = images.heat_rgba(hp, hm, threshold)
     try:
         rgb = images.source_preview(str(r.source_path), images.mtime(r.source_path))
     except CoreError as exc:
         rgb = None
-        st.warning(f"The original image cannot be shown: {exc}")
+        st.warning(_("The original image cannot be shown: {error}").format(error=exc))
     c1, c2, c3 = st.columns(3)
     if rgb is not None:
-        c1.image(rgb, caption="original", width="stretch")
-    c2.image(images.heat_panel(hp, hm, threshold), caption=f"heatmap: grey below {threshold:.2f}, colour above",
+        c1.image(rgb, caption=_("original"), width="stretch")
+    c2.image(images.heat_panel(hp, hm, threshold),
+             caption=_("heatmap: grey below {thr:.2f}, colour above").format(thr=threshold),
              width="stretch")
     if rgb is not None:
-        c3.image(blend(rgb, rgba, S.get(S.OPACITY)), caption="overlay", width="stretch")
-    kind = st.segmented_control("Histogram of", ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND)
+        c3.image(blend(rgb, rgba, S.get(S.OPACITY)), caption=_("overlay"), width="stretch")
+    kind = st.segmented_control(_("Histogram of"), ["pixels", "findings"], default="pixels", key=S.W_HIST_KIND,
+                                format_func=i18n.fixed(["pixels", "findings"], _))
     st.plotly_chart(histogram(r, threshold, kind or "pixels"), width="stretch", config={"displayModeBar": False})
     if r.georef is None:
         if ctx.can_work:
             placement.placement_form(ctx, aid, r, model)
     else:
         w, s, e, n = r.bounds_wgs84 or (math.nan,) * 4
-        st.caption(f":material/location_on: {r.georef.method} georeference{' (approximate)' * r.georef.approximate}"
-                   f", {r.georef.crs}; WGS84 bounds W {w:.5f} S {s:.5f} E {e:.5f} N {n:.5f}")
+        st.caption(":material/location_on: " + (
+            _("{method} georeference (approximate), {crs}; WGS84 bounds W {w:.5f} S {s:.5f} E {e:.5f} N {n:.5f}")
+            if r.georef.approximate else
+            _("{method} georeference, {crs}; WGS84 bounds W {w:.5f} S {s:.5f} E {e:.5f} N {n:.5f}")).format(
+                method=_(r.georef.method), crs=r.georef.crs, w=w, s=s, e=e, n=n))
 
 
 def results_section(ctx: shell.Context) -> None:
     """The chosen analysis of the case, read back from the workspace."""
-    st.subheader("Results")
+    st.subheader(_("Results"))
     analysis = shell.pick_analysis(ctx, S.W_ANALYSIS)
     if analysis is None:
-        st.info("No analysis in this case yet: add images above and run them.", icon=":material/info:")
+        st.info(_("No analysis in this case yet: add images above and run them."), icon=":material/info:")
         return
     aid = analysis["id"]
     left = analysis["n_inputs"] - analysis["n_done"] - analysis["n_failed"]
     if analysis["status"] == "interrupted" and left > 0:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.warning(f"Analysis #{aid} was interrupted before {left} of its {analysis['n_inputs']} images.")
-        if ctx.can_work and c2.button("Resume", icon=":material/resume:", key="resume_analysis"):
+        c1.warning(_("Analysis #{id} was interrupted before {left} of its {n} images.").format(
+            id=aid, left=left, n=analysis["n_inputs"]))
+        if ctx.can_work and c2.button(_("Resume"), icon=":material/resume:", key="resume_analysis"):
             try:
                 resume(ctx, analysis)
             except CoreError as exc:
-                shell.show_error(exc, "Resume")
+                shell.show_error(exc, _("Resume"))
     results = ctx.ws.scene_results(aid)
     if not results:
-        st.info("This analysis has no saved results yet.")
+        st.info(_("This analysis has no saved results yet."))
         return
     threshold = ctx.threshold or float(analysis["threshold"] or 1.0)
     summary_table(results, threshold)
@@ -417,16 +435,16 @@ def results_section(ctx: shell.Context) -> None:
         S.put(S.SHOWN_SCENE, names[0])
     S.bind(S.W_SHOWN_SCENE, S.SHOWN_SCENE)
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    c1.selectbox("Image", names, key=S.W_SHOWN_SCENE, on_change=S.keep, args=(S.SHOWN_SCENE, S.W_SHOWN_SCENE))
+    c1.selectbox(_("Image"), names, key=S.W_SHOWN_SCENE, on_change=S.keep, args=(S.SHOWN_SCENE, S.W_SHOWN_SCENE))
     single = [r for r in ok if r.change_path is None]  # a pair's findings come from its change heatmap
     saved = [float(r.meta.get("threshold", math.nan)) for r in single]
     moved = not all(abs(t - threshold) < 0.005 for t in saved)
     if single and moved and ctx.can_work and c2.button(
-            f"Save findings at threshold {threshold:.2f}", icon=":material/save:",
-            help="Extract the findings of every image of this analysis again at the sidebar threshold and save "
-                 "them (reviews are kept)."):
+            _("Save findings at threshold {thr:.2f}").format(thr=threshold), icon=":material/save:",
+            help=_("Extract the findings of every image of this analysis again at the sidebar threshold and save "
+                   "them (reviews are kept).")):
         try:
-            with st.spinner("Extracting findings…"):
+            with st.spinner(_("Extracting findings…")):
                 for r in single:
                     ctx.ws.save_scene_result(aid, refind_findings(r, threshold, analysis["model"]),
                                              input_name=r.scene_name)
@@ -439,14 +457,14 @@ def results_section(ctx: shell.Context) -> None:
 
 
 ctx = shell.context()
-st.title("Analyze")
+st.title(_("Analyze"))
 if ctx.case_id is None:
-    st.info("Create or choose a case in the sidebar first.", icon=":material/info:")
+    st.info(_("Create or choose a case in the sidebar first."), icon=":material/info:")
     st.stop()
 if ctx.can_work:
     inputs_section(ctx)
 else:
-    st.info("You have a viewer account: you see the results of your cases and download their reports; "
-            "analysing needs an analyst account.", icon=":material/visibility:")
+    st.info(_("You have a viewer account: you see the results of your cases and download their reports; "
+              "analysing needs an analyst account."), icon=":material/visibility:")
 st.divider()
 results_section(ctx)

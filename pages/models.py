@@ -12,20 +12,22 @@ import streamlit as st
 from core.assets import bundled_models
 from core.detection.detector import model_family
 from core.errors import CoreError
+from core.i18n import _
 from core.learn import jobs
 from core.learn.samples import IMAGE_EXTS
 from core.learn.training import TrainConfig
 from core.models.checkpoint import file_sha256, read_checkpoint
 from core.models.registry import arch_info, list_archs
 from core.server_files import inputs as server_inputs
-from ui import models_train, models_xbd, shell
+from ui import i18n, models_train, models_xbd, shell
 from ui.jobs import start_job
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
 UPLOAD_TYPES = sorted({e.lstrip(".") for e in IMAGE_EXTS} | {"zip"})
-EVAL_MODES = {"images": "Normal vs anomalous images", "xbd": "xBD folder (images/ + labels/)"}
-SERVER_HELP = ("A folder on the server (read with its subfolders), one image file, or a glob such as "
-               "/data/flood/**/*.tif. Must lie inside the folders named below when the administrator set them.")
+# a page script runs on every rerun: its module-level strings are translated to the session's language each time
+EVAL_MODES = {"images": _("Normal vs anomalous images"), "xbd": _("xBD folder (images/ + labels/)")}
+SERVER_HELP = _("A folder on the server (read with its subfolders), one image file, or a glob such as "
+                "/data/flood/**/*.tif. Must lie inside the folders named below when the administrator set them.")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -58,20 +60,22 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
     with st.expander(title, expanded=markdown is not None):
         arch = str(info.get("arch", "?"))
         c = st.columns(4)
-        c[0].metric("Family", model_family(arch), help=f"Architecture `{arch}`")
-        c[1].metric("Input size", f"{info.get('input_size', '?')} px")
+        c[0].metric(_("Family"), _(model_family(arch)), help=_("Architecture `{arch}`").format(arch=arch))
+        c[1].metric(_("Input size"), f"{info.get('input_size', '?')} px")
         cal = info.get("calibration") or {}
-        c[2].metric("Default threshold", _num(cal.get("threshold", info.get("threshold")), ".2f"),
-                    help="Calibrated units: 1 = the 99th percentile of the model's normal pixels.")
-        c[3].metric("Calibration images", str(cal.get("n_images", "?")),
-                    help="Held-out normal images whose scores set the calibration and default threshold.")
+        c[2].metric(_("Default threshold"), _num(cal.get("threshold", info.get("threshold")), ".2f"),
+                    help=_("Calibrated units: 1 = the 99th percentile of the model's normal pixels."))
+        c[3].metric(_("Calibration images"), str(cal.get("n_images", "?")),
+                    help=_("Held-out normal images whose scores set the calibration and default threshold."))
         tr = info.get("training") or {}
         normal, anomalies = tr.get("normal") or {}, tr.get("anomalies") or {}
         epochs, final = tr.get("epochs", "?"), tr.get("final_loss")
-        synthetic = "" if anomalies.get("files") else " (synthetic confetti anomalies)"
-        st.text(f"Architecture: {arch}. Training data: {normal.get('files', '?')} normal file(s), "
-                f"{anomalies.get('files', 0)} labelled anomaly file(s){synthetic}; {epochs} epoch(s), final loss "
-                f"{_num(final, '.4f')}{', stopped early' if tr.get('stopped_early') else ''}.")
+        synthetic = "" if anomalies.get("files") else _(" (synthetic confetti anomalies)")
+        st.text(_("Architecture: {arch}. Training data: {normal} normal file(s), {anomalies} labelled anomaly "
+                  "file(s){synthetic}; {epochs} epoch(s), final loss {loss}{early}.").format(
+                      arch=arch, normal=normal.get("files", "?"), anomalies=anomalies.get("files", 0),
+                      synthetic=synthetic, epochs=epochs, loss=_num(final, ".4f"),
+                      early=_(", stopped early") if tr.get("stopped_early") else ""))
         done = jobs.model_evaluations(ws, sha)
         evals = [{"when": j["finished_at"][:16].replace("T", " "), "AUROC": j["result"].get("auroc"),
                   "normal": j["result"].get("n_normal"), "anomalous": j["result"].get("n_anomalous"),
@@ -82,15 +86,20 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
                                                       if isinstance(v, (int, float, str))}})
         xbd = models_xbd.card_rows(done)
         if evals:
-            st.dataframe(evals, hide_index=True, width="stretch")
+            st.dataframe(evals, hide_index=True, width="stretch", column_config=i18n.column_labels(
+                ["when", "normal", "anomalous", "unit"]))
         if xbd:
-            st.caption("On xBD folders (building-level AUROC: damaged vs no-damage buildings):")
-            st.dataframe(xbd, hide_index=True, width="stretch", column_config=models_xbd.CARD_COLUMNS)
+            st.caption(_("On xBD folders (building-level AUROC: damaged vs no-damage buildings):"))
+            st.dataframe(xbd, hide_index=True, width="stretch", column_config={
+                **i18n.column_labels(["when", "folder", "damaged", "undamaged", "images", "tiles", "tile px"]),
+                **{k: st.column_config.NumberColumn(_(k), format="%.3f") for k in models_xbd.CARD_COLUMNS}})
         if not evals and not xbd:
-            st.caption("Not evaluated yet: use the Evaluate tab.")
+            st.caption(_("Not evaluated yet: use the Evaluate tab."))
         st.caption(f"sha256 `{sha}` · `{path}`")
         if markdown is not None:
-            st.markdown(markdown.read_text(encoding="utf-8"))
+            st.caption(_("Model card, as written with the model (English):"))
+            with st.container(key=f"model_card_{path.stem}"):  # the card's own text is not translated
+                st.markdown(markdown.read_text(encoding="utf-8"))
 
 
 def _models_tab(ws) -> None:
@@ -98,23 +107,25 @@ def _models_tab(ws) -> None:
     if default is not None and default.is_file():
         try:
             meta, sha = _checkpoint_meta(str(default), _mtime(default))
-            _card(f"Default model · {meta.get('name', default.stem)}", jobs.model_info(meta, source="bundled"),
+            _card(_("Default model · {name}").format(name=meta.get("name", default.stem)),
+                  jobs.model_info(meta, source="bundled"),
                   sha, default, ws, markdown=_card_path(default))
         except CoreError as exc:
-            shell.show_error(exc, "Default model")
+            shell.show_error(exc, _("Default model"))
     else:
-        st.info("The bundled default model is missing; train or upload one below.")
+        st.info(_("The bundled default model is missing; train or upload one below."))
     for path in bundled_models():
         if default is not None and path.resolve() == default.resolve():
             continue
         try:
             meta, sha = _checkpoint_meta(str(path), _mtime(path))
-            _card(f"Bundled · {meta.get('name', path.stem)}", jobs.model_info(meta, source="bundled"), sha, path, ws,
+            _card(_("Bundled · {name}").format(name=meta.get("name", path.stem)),
+                  jobs.model_info(meta, source="bundled"), sha, path, ws,
                   markdown=_card_path(path))
         except CoreError as exc:
-            shell.show_error(exc, f"Bundled model {path.name}")
+            shell.show_error(exc, _("Bundled model {name}").format(name=path.name))
     for m in ws.list_models():
-        state = "" if m["exists"] else " · file missing"
+        state = "" if m["exists"] else _(" · file missing")
         _card(f"#{m['id']} · {m['name']}{state}", m["info"], m["sha256"], Path(m["path"]), ws)
 
 
@@ -136,32 +147,32 @@ def _staged(ws, kind: str, uploads: list, made: list[Path]) -> list[str]:
 def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
     archs = list_archs()
     with st.form("train_form"):
-        name = st.text_input("Model name", max_chars=100, placeholder="e.g. joplin-pre-vgg16")
-        arch = st.selectbox("Architecture", archs, index=archs.index("fcdd-vgg16") if "fcdd-vgg16" in archs else 0,
+        name = st.text_input(_("Model name"), max_chars=100, placeholder=_("e.g. joplin-pre-vgg16"))
+        arch = st.selectbox(_("Architecture"), archs, index=archs.index("fcdd-vgg16") if "fcdd-vgg16" in archs else 0,
                             format_func=lambda a: f"{model_family(a)} · {a}",
-                            help="Objective × trunk. fcdd-vgg16 is 'Deeper FCDD', the best backbone on AIDER in "
-                                 "Yasuno et al. 2023; HSC, Deep SVDD and Deep SAD complete the one-class lineage; "
-                                 "feature matching is fitted, not trained.")
+                            help=_("Objective × trunk. fcdd-vgg16 is 'Deeper FCDD', the best backbone on AIDER in "
+                                   "Yasuno et al. 2023; HSC, Deep SVDD and Deep SAD complete the one-class lineage; "
+                                   "feature matching is fitted, not trained."))
         c = st.columns(4)
-        epochs = c[0].number_input("Epochs", 1, 1000, 10)
-        size = c[1].number_input("Input size (px)", 32, 1024, 224, step=8)
-        steps = c[2].number_input("Steps per epoch", 1, 10000, 50)
-        batch = c[3].number_input("Batch size", 2, 256, 16)
-        normal_up = st.file_uploader("Normal images (pre-event / undamaged), or a .zip of them", UPLOAD_TYPES,
+        epochs = c[0].number_input(_("Epochs"), 1, 1000, 10)
+        size = c[1].number_input(_("Input size (px)"), 32, 1024, 224, step=8)
+        steps = c[2].number_input(_("Steps per epoch"), 1, 10000, 50)
+        batch = c[3].number_input(_("Batch size"), 2, 256, 16)
+        normal_up = st.file_uploader(_("Normal images (pre-event / undamaged), or a .zip of them"), UPLOAD_TYPES,
                                      accept_multiple_files=True)
-        normal_dir = st.text_input("…or a folder of normal images on the server", help=SERVER_HELP)
-        anom_up = st.file_uploader("Anomalies (optional, damaged examples), or a .zip", UPLOAD_TYPES,
+        normal_dir = st.text_input(_("…or a folder of normal images on the server"), help=SERVER_HELP)
+        anom_up = st.file_uploader(_("Anomalies (optional, damaged examples), or a .zip"), UPLOAD_TYPES,
                                    accept_multiple_files=True,
-                                   help="Without them, synthetic 'confetti' anomalies are used (FCDD, HSC, Deep SAD)."
-                                        " Deep SVDD and feature matching learn from normal images only.")
-        anom_dir = st.text_input("…or a folder of anomalies on the server", help=SERVER_HELP)
+                                   help=_("Without them, synthetic 'confetti' anomalies are used (FCDD, HSC, Deep "
+                                          "SAD). Deep SVDD and feature matching learn from normal images only."))
+        anom_dir = st.text_input(_("…or a folder of anomalies on the server"), help=SERVER_HELP)
         adv = models_train.advanced_fields()
-        go_train = st.form_submit_button("Start training", type="primary")
+        go_train = st.form_submit_button(_("Start training"), type="primary")
     def start(made: list[Path]) -> str | None:
         normal_srv = _server_source(normal_dir, "Normal images")
         anom_srv = _server_source(anom_dir, "Anomalies")
         if not normal_up and not normal_srv:
-            st.error("Give normal images: upload them or name a folder on the server.")
+            st.error(_("Give normal images: upload them or name a folder on the server."))
             return None
         opts = models_train.train_options(adv, arch, has_anomalies=bool(anom_up or anom_srv))
         normal = _staged(ctx.ws, "train-normal", normal_up, made) + normal_srv
@@ -170,35 +181,37 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
                           steps_per_epoch=int(steps), batch_size=int(batch), device=ctx.device,
                           name=name.strip(), **opts)
         jid = jr.start_training(cfg)
-        return f"Training job #{jid} started. Its progress shows above and survives leaving this page."
+        return _("Training job #{id} started. Its progress shows above and survives leaving this page.").format(
+            id=jid)
 
     if go_train:
-        start_job("Training", start)
+        start_job(_("Training"), start)
     st.caption(server_inputs.allowed_note())
     info = arch_info(arch)
-    st.caption(f"{info['description']} Receptive field {info['rf']['r']} px, stride {info['rf']['j']}.")
+    st.caption(f"{info['description']} " + _("Receptive field {r} px, stride {j}.").format(r=info["rf"]["r"],
+                                                                                          j=info["rf"]["j"]))
 
 
 def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
     choices = shell.model_choices(ctx.ws)
     if not choices:
-        st.info("No model to evaluate yet.")
+        st.info(_("No model to evaluate yet."))
         return
     labels = {c.key: c.label for c in choices}
-    mode = st.radio("Evaluate on", list(EVAL_MODES), format_func=EVAL_MODES.get, horizontal=True,
-                    help="An xBD folder gives building-level figures from its damage labels.")
+    mode = st.radio(_("Evaluate on"), list(EVAL_MODES), format_func=EVAL_MODES.get, horizontal=True,  # translated
+                    help=_("An xBD folder gives building-level figures from its damage labels."))
     if mode == "xbd":
         models_xbd.evaluate_form(ctx, jr, labels)
         st.caption(server_inputs.allowed_note())
         return
     with st.form("evaluate_form"):
-        key = st.selectbox("Model", list(labels), format_func=labels.get)
-        normal_up = st.file_uploader("Normal images, or a .zip", UPLOAD_TYPES, accept_multiple_files=True)
-        normal_dir = st.text_input("…or a server folder of normal images", help=SERVER_HELP)
-        anom_up = st.file_uploader("Anomalous images, or a .zip", UPLOAD_TYPES, accept_multiple_files=True)
-        anom_dir = st.text_input("…or a server folder of anomalous images", help=SERVER_HELP)
-        patch = st.number_input("Patch size for georeferenced rasters (0 = score whole images)", 0, 4096, 0, step=32)
-        go_eval = st.form_submit_button("Start evaluation", type="primary")
+        key = st.selectbox(_("Model"), list(labels), format_func=labels.get)
+        normal_up = st.file_uploader(_("Normal images, or a .zip"), UPLOAD_TYPES, accept_multiple_files=True)
+        normal_dir = st.text_input(_("…or a server folder of normal images"), help=SERVER_HELP)
+        anom_up = st.file_uploader(_("Anomalous images, or a .zip"), UPLOAD_TYPES, accept_multiple_files=True)
+        anom_dir = st.text_input(_("…or a server folder of anomalous images"), help=SERVER_HELP)
+        patch = st.number_input(_("Patch size for georeferenced rasters (0 = score whole images)"), 0, 4096, 0, step=32)
+        go_eval = st.form_submit_button(_("Start evaluation"), type="primary")
     def start(made: list[Path]) -> str:
         normal_srv = _server_source(normal_dir, "Normal images")
         anom_srv = _server_source(anom_dir, "Anomalous images")
@@ -207,37 +220,38 @@ def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
         det = shell.get_detector(key, ctx.device)
         jid = jr.start_evaluation(normal, anomalous, model_path=key or None, device=ctx.device,
                                   patch=int(patch) or None, detector=det)
-        return f"Evaluation job #{jid} started."
+        return _("Evaluation job #{id} started.").format(id=jid)
 
     if go_eval:
-        start_job("Evaluation", start)
+        start_job(_("Evaluation"), start)
     st.caption(server_inputs.allowed_note())
 
 
 def _upload_tab(ctx: shell.Context) -> None:
     with st.form("checkpoint_form", clear_on_submit=True):
-        up = st.file_uploader("Checkpoint (.pt) written by `python -m core train`", ["pt", "pth"])
-        name = st.text_input("Name (optional)", max_chars=100)
-        go_up = st.form_submit_button("Check and register")
+        up = st.file_uploader(_("Checkpoint (.pt) written by `python -m core train`"), ["pt", "pth"])
+        name = st.text_input(_("Name (optional)"), max_chars=100)
+        go_up = st.form_submit_button(_("Check and register"))
     if go_up:
         if up is None:
-            st.error("Choose a checkpoint file first.")
+            st.error(_("Choose a checkpoint file first."))
             return
         try:
             up.seek(0)
             mid = jobs.import_checkpoint(ctx.ws, up.name, up, name=name,
                                          registered_by=ctx.user.name if ctx.user else None)
-            st.success(f"Checkpoint registered as model #{mid}; pick it in the sidebar.")
+            st.success(_("Checkpoint registered as model #{id}; pick it in the sidebar.").format(id=mid))
         except CoreError as exc:
-            shell.show_error(exc, "Checkpoint refused")
+            shell.show_error(exc, _("Checkpoint refused"))
 
 
 def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
     with st.container(border=True):
         xbd = job["kind"] == jobs.EVALUATE and models_xbd.is_xbd(job)
-        what = "xBD evaluation" if xbd else {jobs.TRAIN: "Training", jobs.EVALUATE: "Evaluation"}.get(job["kind"],
-                                                                                                     job["kind"])
-        st.markdown(f"**{what} job #{job['id']}** · {job['status']} · started {job['created_at'][:19]} UTC")
+        what = _("xBD evaluation") if xbd else {jobs.TRAIN: _("Training"), jobs.EVALUATE: _("Evaluation")}.get(
+            job["kind"], job["kind"])
+        st.markdown(_("**{what} job #{id}** · {status} · started {at} UTC").format(
+            what=what, id=job["id"], status=_(str(job["status"])), at=job["created_at"][:19]))
         st.progress(float(job["progress"] or 0.0))
         if job["message"]:
             st.text(job["message"])
@@ -245,25 +259,27 @@ def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
             pts = [e for e in job["log"] if "loss" in e and "epoch" in e]
             if pts:
                 fig = go.Figure(go.Scatter(x=[e["epoch"] for e in pts], y=[e["loss"] for e in pts],
-                                           mode="lines+markers", name="loss"))
-                fig.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10), title="Training loss",
-                                  xaxis_title="epoch", yaxis_title="loss")
+                                           mode="lines+markers", name=_("loss")))
+                fig.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10), title=_("Training loss"),
+                                  xaxis_title=_("epoch"), yaxis_title=_("loss"))
                 st.plotly_chart(fig, width="stretch")
         res = job.get("result") or {}
         if xbd and job["status"] == "done":
             models_xbd.job_result(res)
         elif job["kind"] == jobs.EVALUATE and job["status"] == "done" and res.get("fpr"):
             auroc = res.get("auroc")
-            fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name="ROC"),
-                             go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+            fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name=_("ROC")),
+                             go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=_("chance"),
                                         line=dict(dash="dash", color="gray"))])
-            fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="false positive rate",
-                              yaxis_title="true positive rate",
+            fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=_("false positive rate"),
+                              yaxis_title=_("true positive rate"),
                               title=f"ROC · AUROC {auroc:.3f}" if auroc is not None else "ROC")
             st.plotly_chart(fig, width="stretch")
-            st.caption(f"{res.get('n_normal')} normal vs {res.get('n_anomalous')} anomalous ({res.get('unit')}) · "
-                       f"model {res.get('model', {}).get('name', '?')}")
-        if job["status"] in jobs.ACTIVE and st.button(f"Cancel job #{job['id']}", icon=":material/cancel:"):
+            st.caption(_("{normal} normal vs {anomalous} anomalous ({unit}) · model {model}").format(
+                normal=res.get("n_normal"), anomalous=res.get("n_anomalous"), unit=res.get("unit"),
+                model=res.get("model", {}).get("name", "?")))
+        if job["status"] in jobs.ACTIVE and st.button(_("Cancel job #{id}").format(id=job["id"]),
+                                                      icon=":material/cancel:"):
             jr.cancel(job["id"])
             st.rerun()
 
@@ -273,24 +289,24 @@ def _jobs_panel(ws, jr: jobs.JobRunner, polling: bool) -> None:
     if polling and not any(j["status"] in jobs.ACTIVE for j in recent):
         st.rerun()  # the job ended: redraw the whole page (new model in the list) and stop polling
     if not recent:
-        st.caption("No training or evaluation jobs yet.")
+        st.caption(_("No training or evaluation jobs yet."))
     for j in recent:
         _job_card(ws, jr, ws.get_job(j["id"]))
 
 
 ctx = shell.context()
-st.title("Models")
+st.title(_("Models"))
 if not ctx.is_admin:
-    st.info("Training, evaluating and registering models is for admins; here are the models of this workspace.",
+    st.info(_("Training, evaluating and registering models is for admins; here are the models of this workspace."),
             icon=":material/admin_panel_settings:")
     _models_tab(ctx.ws)
     st.stop()
 ctx.ws.recover_interrupted()  # jobs of a server that stopped show as interrupted, not running forever
 jr = jobs.runner(ctx.ws.root)
 running = any(j["status"] in jobs.ACTIVE for j in ctx.ws.list_jobs(limit=20))
-with st.expander("Jobs", expanded=True, icon=":material/pending_actions:"):
+with st.expander(_("Jobs"), expanded=True, icon=":material/pending_actions:"):
     st.fragment(run_every=POLL_S if running else None)(_jobs_panel)(ctx.ws, jr, running)
-t_models, t_train, t_eval, t_upload = st.tabs(["Model cards", "Train", "Evaluate", "Upload checkpoint"])
+t_models, t_train, t_eval, t_upload = st.tabs([_("Model cards"), _("Train"), _("Evaluate"), _("Upload checkpoint")])
 with t_models:
     _models_tab(ctx.ws)
 with t_train:

@@ -17,6 +17,7 @@ import streamlit as st
 from core.detection.grading import SCALES
 from core.detection.verdict import CONFIDENCE_NOTE, VERDICT_RULE, judge, verdict_summary
 from core.errors import CoreError, WorkspaceError
+from core.i18n import N_, _, translations, use
 from core.mapping.basemaps import case_sources
 from core.report import (
     ReportContext,
@@ -29,16 +30,16 @@ from core.report import (
 )
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
-from ui import cells, shell
+from ui import cells, i18n, shell
 from ui import state as S
 from ui.review import apply_edits, conflict_panel, grade_label, remember_table, review_form
 
 PLOTLY = {"displayModeBar": False}
 #: Report files: kind -> (file name, label, mime type).
-FILES = {"pdf": ("report.pdf", "PDF report", "application/pdf"),
-         "csv": ("findings.csv", "Findings CSV", "text/csv"),
-         "geojson": ("findings.geojson", "Findings GeoJSON", "application/geo+json"),
-         "zip": ("report_package.zip", "Everything (zip)", "application/zip")}
+FILES = {"pdf": ("report.pdf", N_("PDF report"), "application/pdf"),
+         "csv": ("findings.csv", N_("Findings CSV"), "text/csv"),
+         "geojson": ("findings.geojson", N_("Findings GeoJSON"), "application/geo+json"),
+         "zip": ("report_package.zip", N_("Everything (zip)"), "application/zip")}
 
 
 def grade_colour(f: Finding) -> str:
@@ -68,19 +69,22 @@ def review_table(results: list[SceneResult]) -> tuple[pd.DataFrame, dict[str, An
                   | {g.key for g in SCALES[first.grade_scale if first else "copernicus-ems"].grades()})
     cfg = {
         "id": st.column_config.TextColumn("id", disabled=True, pinned=True),
-        "image": st.column_config.TextColumn(disabled=True),
-        "review": st.column_config.SelectboxColumn(options=list(REVIEW_STATUSES), required=True,
-                                                   help="confirm or reject the finding"),
-        "grade": st.column_config.SelectboxColumn(options=keys, required=True,
-                                                  format_func=lambda k: grade_label(first, k)),
-        "notes": st.column_config.TextColumn(max_chars=2000),
-        "score max": st.column_config.NumberColumn(format="%.2f", disabled=True),
-        "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.2f",
-                                                      help=CONFIDENCE_NOTE),
-        "area m²": st.column_config.TextColumn(disabled=True, help="geodesic area; 'not placed' without "
-                                               "georeferencing"),
-        "lat": st.column_config.TextColumn(disabled=True),
-        "lon": st.column_config.TextColumn(disabled=True),
+        "image": st.column_config.TextColumn(_("image"), disabled=True),
+        "review": st.column_config.SelectboxColumn(_("review"), options=list(REVIEW_STATUSES), required=True,
+                                                   format_func=i18n.fixed(REVIEW_STATUSES, _),
+                                                   help=_("confirm or reject the finding")),
+        "grade": st.column_config.SelectboxColumn(_("grade"), options=keys, required=True,
+                                                  format_func=i18n.fixed(keys, lambda k: grade_label(first, k))),
+        "notes": st.column_config.TextColumn(_("notes"), max_chars=2000),
+        "score max": st.column_config.NumberColumn(_("score max"), format="%.2f", disabled=True),
+        "confidence": st.column_config.ProgressColumn(_("confidence"), min_value=0.0, max_value=1.0, format="%.2f",
+                                                      help=_(CONFIDENCE_NOTE)),
+        "area m²": st.column_config.TextColumn(_("area m²"), disabled=True,
+                                               help=_("geodesic area; 'not placed' without georeferencing")),
+        "lat": st.column_config.TextColumn(_("lat"), disabled=True),
+        "lon": st.column_config.TextColumn(_("lon"), disabled=True),
+        "method": st.column_config.TextColumn(_("method")),
+        "analyst": st.column_config.TextColumn(_("analyst")),
     }
     return df, cfg
 
@@ -89,7 +93,7 @@ def charts(findings: list[Finding]) -> None:
     """Counts and area per grade, and the score distribution, of the findings not rejected."""
     kept = [f for f in findings if f.review_status != "rejected"]
     if not kept:
-        st.caption("No counted findings (none, or all rejected).")
+        st.caption(_("No counted findings (none, or all rejected)."))
         return
     by: dict[str, list[Finding]] = {}
     for f in kept:
@@ -101,16 +105,16 @@ def charts(findings: list[Finding]) -> None:
     layout = dict(height=280, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     c1, c2, c3 = st.columns(3)
     fig = go.Figure(go.Bar(x=labels, y=[len(by[g]) for g in grades], marker_color=colours))
-    c1.plotly_chart(fig.update_layout(title="Findings per grade", **layout), width="stretch", config=PLOTLY)
+    c1.plotly_chart(fig.update_layout(title=_("Findings per grade"), **layout), width="stretch", config=PLOTLY)
     fig = go.Figure(go.Bar(x=labels, y=area, marker_color=colours))
-    c2.plotly_chart(fig.update_layout(title="Area per grade (m²)", **layout), width="stretch", config=PLOTLY)
+    c2.plotly_chart(fig.update_layout(title=_("Area per grade (m²)"), **layout), width="stretch", config=PLOTLY)
     fig = go.Figure([go.Histogram(x=[x.score_max for x in by[g]], name=lab, marker_color=col, nbinsx=25)
                      for g, lab, col in zip(grades, labels, colours, strict=True)])
-    c3.plotly_chart(fig.update_layout(title="Peak score distribution", barmode="stack", **layout),
+    c3.plotly_chart(fig.update_layout(title=_("Peak score distribution"), barmode="stack", **layout),
                     width="stretch", config=PLOTLY)
     if any(f.area_m2 is None for f in kept):
-        st.caption(":material/info: Findings of images without georeference have no area; place those images on "
-                   "the Analyze page.")
+        st.caption(_(":material/info: Findings of images without georeference have no area; place those images on "
+                     "the Analyze page."))
 
 
 def text_field(label: str, state_key: str, widget_key: str, *, area: bool = False, **kw: Any) -> str:
@@ -123,25 +127,29 @@ def text_field(label: str, state_key: str, widget_key: str, *, area: bool = Fals
 
 def report_fields() -> None:
     """Event, AOI, handling line, organisation and the analyst's notes."""
+    default_title = S.DEFAULTS[S.REPORT_TITLE]  # untouched default title: shown in the session's language
+    if S.get(S.REPORT_TITLE) in {translations(lang).gettext(default_title) for lang in ("en", "ko")}:
+        S.put(S.REPORT_TITLE, _(default_title))
     c1, c2 = st.columns(2)
     with c1:
-        text_field("Report title", S.REPORT_TITLE, "w_report_title", max_chars=300)
-        text_field("Event / operation", S.REPORT_EVENT, "w_report_event", max_chars=300)
-        text_field("Area of interest", S.REPORT_AOI, "w_report_aoi", max_chars=300)
-        text_field("Handling / classification line (every page)", S.REPORT_HANDLING, "w_report_handling",
-                   max_chars=200, placeholder="e.g. TLP:CLEAR or UNCLASSIFIED // FOR OFFICIAL USE ONLY")
-        text_field("Organisation", S.REPORT_ORG, "w_report_org", max_chars=300)
+        text_field(_("Report title"), S.REPORT_TITLE, "w_report_title", max_chars=300)
+        text_field(_("Event / operation"), S.REPORT_EVENT, "w_report_event", max_chars=300)
+        text_field(_("Area of interest"), S.REPORT_AOI, "w_report_aoi", max_chars=300)
+        text_field(_("Handling / classification line (every page)"), S.REPORT_HANDLING, "w_report_handling",
+                   max_chars=200, placeholder=_("e.g. TLP:CLEAR or UNCLASSIFIED // FOR OFFICIAL USE ONLY"))
+        text_field(_("Organisation"), S.REPORT_ORG, "w_report_org", max_chars=300)
     with c2:
-        text_field("Summary notes", S.REPORT_SUMMARY, "w_report_summary", area=True, height=90)
-        text_field("Phase 2 — functional damage notes", S.REPORT_PHASE2, "w_report_phase2", area=True, height=90)
-        text_field("Phase 3 — target-system assessment notes", S.REPORT_PHASE3, "w_report_phase3", area=True,
+        text_field(_("Summary notes"), S.REPORT_SUMMARY, "w_report_summary", area=True, height=90)
+        text_field(_("Phase 2 — functional damage notes"), S.REPORT_PHASE2, "w_report_phase2", area=True, height=90)
+        text_field(_("Phase 3 — target-system assessment notes"), S.REPORT_PHASE3, "w_report_phase3", area=True,
                    height=90)
 
 
 def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResult]) -> dict[str, str]:
     """Write the PDF, CSV, GeoJSON and the zip package into the analysis folder; returns kind -> path."""
     model = analysis_model_info(analysis["model"], analysis["threshold"], results)
-    rc = ReportContext(title=S.get(S.REPORT_TITLE).strip() or "Damage assessment", handling=S.get(S.REPORT_HANDLING),
+    rc = ReportContext(title=S.get(S.REPORT_TITLE).strip() or _("Damage assessment"),
+                       handling=S.get(S.REPORT_HANDLING),
                        scenes=results, event=S.get(S.REPORT_EVENT), aoi=S.get(S.REPORT_AOI), analyst=ctx.analyst,
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
@@ -157,8 +165,8 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
     try:
         out.mkdir(exist_ok=True)
     except OSError as exc:
-        raise WorkspaceError(f"cannot create {out} ({exc.strerror or exc}); check the workspace folder's "
-                             "permissions and free space.") from exc
+        raise WorkspaceError(_("cannot create {path} ({error}); check the workspace folder's permissions and free "
+                               "space.").format(path=out, error=exc.strerror or exc)) from exc
     pdf = write_pdf(rc, out / FILES["pdf"][0])
     return {"pdf": str(pdf), "csv": str(write_csv(rc, out / FILES["csv"][0], bom=True)),
             "geojson": str(write_geojson(rc, out / FILES["geojson"][0])),
@@ -178,34 +186,36 @@ def downloads(aid: int, results: list[SceneResult]) -> None:
     for col, (kind, (name, label, mime)) in zip(cols, FILES.items(), strict=True):
         path = Path(files[kind]) if kind in files else None
         if path is not None and path.is_file():
-            col.download_button(label, reader(path), file_name=name, mime=mime, on_click="ignore",
+            col.download_button(_(label), reader(path), file_name=name, mime=mime, on_click="ignore",
                                 icon=":material/download:", key=f"dl_{kind}", width="stretch")
         else:
-            col.button(label, disabled=True, key=f"dl_{kind}_off", width="stretch", help="build the report first")
+            col.button(_(label), disabled=True, key=f"dl_{kind}_off", width="stretch",
+                       help=_("build the report first"))
     heat = [r for r in results if r.heatmap_path is not None and Path(r.heatmap_path).is_file()]
     if heat:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-        name = c1.selectbox("Heatmap GeoTIFF of", [r.scene_name for r in heat], key="w_report_heatmap")
+        name = c1.selectbox(_("Heatmap GeoTIFF of"), [r.scene_name for r in heat], key="w_report_heatmap")
         r = next(x for x in heat if x.scene_name == name)
-        c2.download_button("Heatmap GeoTIFF", reader(Path(r.heatmap_path)), file_name=Path(r.heatmap_path).name,
+        c2.download_button(_("Heatmap GeoTIFF"), reader(Path(r.heatmap_path)), file_name=Path(r.heatmap_path).name,
                            mime="image/tiff", on_click="ignore", icon=":material/download:", key="dl_heatmap",
                            width="stretch")
         if r.change_path is not None and Path(r.change_path).is_file():
-            c2.download_button("Change GeoTIFF", reader(Path(r.change_path)), file_name=Path(r.change_path).name,
+            c2.download_button(_("Change GeoTIFF"), reader(Path(r.change_path)), file_name=Path(r.change_path).name,
                                mime="image/tiff", on_click="ignore", icon=":material/download:", key="dl_change",
-                               width="stretch", help=f"the change heatmap against {r.pre_scene_name}")
+                               width="stretch", help=_("the change heatmap against {name}").format(
+                                   name=r.pre_scene_name))
 
 
 def page() -> None:
     """The Report page."""
     ctx = shell.context()
-    st.title("Report")
+    st.title(_("Report"))
     if ctx.case_id is None:
-        st.info("Create or choose a case in the sidebar first.", icon=":material/info:")
+        st.info(_("Create or choose a case in the sidebar first."), icon=":material/info:")
         st.stop()
     analysis = shell.pick_analysis(ctx, S.W_REPORT_ANALYSIS)
     if analysis is None:
-        st.info("No analysis in this case yet: analyse images on the Analyze page first.", icon=":material/info:")
+        st.info(_("No analysis in this case yet: analyse images on the Analyze page first."), icon=":material/info:")
         st.stop()
     aid = analysis["id"]
     key = S.review_key(aid)
@@ -214,18 +224,19 @@ def page() -> None:
     stored = {f.id: f for r in results for f in r.findings}
     try:
         if (n := apply_edits(ctx, aid, ids, stored, st.session_state.get(key))):
-            st.toast(f"Saved the review of {n} finding(s).", icon=":material/check:")
+            st.toast(_("Saved the review of {n} finding(s).").format(n=n), icon=":material/check:")
             results = [r for r in ctx.ws.scene_results(aid) if not r.error]
     except CoreError as exc:
-        shell.show_error(exc, "Review not saved")
+        shell.show_error(exc, _("Review not saved"))
     findings = [f for r in results for f in r.findings]
 
     tally = verdict_summary(results)
-    st.subheader(f"Findings ({tally['findings']} counted" + (f", {tally['rejected']} rejected)" if tally["rejected"]
-                                                             else ")"))
-    with st.expander(f"Verdicts: {tally['anomalous']} anomalous, {tally['normal']} normal of {tally['scenes']} "
-                     "image(s)", icon=":material/rule:"):
-        st.caption(f"Verdict: {VERDICT_RULE} The PDF and the Analyze and Map pages state the same counts.")
+    st.subheader(_("Findings ({n} counted)").format(n=tally["findings"]) if not tally["rejected"] else
+                 _("Findings ({n} counted, {r} rejected)").format(n=tally["findings"], r=tally["rejected"]))
+    with st.expander(_("Verdicts: {a} anomalous, {n} normal of {s} image(s)").format(
+            a=tally["anomalous"], n=tally["normal"], s=tally["scenes"]), icon=":material/rule:"):
+        st.caption(_("Verdict: {rule} The PDF and the Analyze and Map pages state the same counts.").format(
+            rule=_(VERDICT_RULE)))
         for r in results:
             st.text(f"{r.scene_name}: {judge(r).rule}")
     conflict_panel(ctx)
@@ -233,29 +244,29 @@ def page() -> None:
         df, cfg = review_table(results)
         remember_table(ctx, aid)
         if not ctx.can_work:
-            st.info("You have a viewer account: the reviews are read-only for you.", icon=":material/visibility:")
+            st.info(_("You have a viewer account: the reviews are read-only for you."), icon=":material/visibility:")
         elif not ctx.analyst:  # an edit with no name to record could not be saved, and a refresh would lose it
-            st.warning("Enter your name as Analyst in the sidebar to review: every review is recorded with who "
-                       "made it and when. The table is read-only until then.", icon=":material/person:")
+            st.warning(_("Enter your name as Analyst in the sidebar to review: every review is recorded with who "
+                         "made it and when. The table is read-only until then."), icon=":material/person:")
         st.data_editor(df, key=key, column_config=cfg, hide_index=True, num_rows="fixed", width="stretch",
                        disabled=True if not ctx.analyst or not ctx.can_work else
                        ["id", "image", "score max", "confidence", "area m²", "lat", "lon", "MGRS", "method",
                         "analyst"])
-        st.caption("Edit review, grade and notes; each change is saved to the workspace at once with your name.")
-        with st.expander("Review one finding", expanded=False, icon=":material/rate_review:"):
+        st.caption(_("Edit review, grade and notes; each change is saved to the workspace at once with your name."))
+        with st.expander(_("Review one finding"), expanded=False, icon=":material/rate_review:"):
             review_form(ctx, findings)
     else:
-        st.info("This analysis has no findings at its threshold: the report will state that no anomaly was found.")
+        st.info(_("This analysis has no findings at its threshold: the report will state that no anomaly was found."))
     charts(findings)
 
-    st.subheader("Report")
+    st.subheader(_("Report"))
     report_fields()
-    if st.button("Build report files", type="primary", icon=":material/description:", key="build_report"):
+    if st.button(_("Build report files"), type="primary", icon=":material/description:", key="build_report"):
         try:
-            with st.spinner("Writing the PDF, CSV, GeoJSON and zip…"):
+            with st.spinner(_("Writing the PDF, CSV, GeoJSON and zip…")), use(S.get(S.LANG)):
                 S.put(S.REPORT_FILES, {"analysis_id": aid, "files": build(ctx, analysis, results)})
         except CoreError as exc:
-            shell.show_error(exc, "Report")
+            shell.show_error(exc, _("Report"))
     downloads(aid, results)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CoreError
+from core.i18n import _, ngettext
 from core.learn import jobs
 from core.learn.training import TrainConfig
 from ui import shell
@@ -31,7 +32,8 @@ def _progress(ctx: shell.Context, job_id: int, polling: bool) -> None:
     job = ctx.ws.get_job(job_id)
     if job is None:
         return
-    st.progress(float(job["progress"] or 0.0), text=f"Area model, job #{job_id}: {job['message'] or job['status']}")
+    st.progress(float(job["progress"] or 0.0), text=_("Area model, job #{id}: {message}").format(
+        id=job_id, message=job["message"] or _(str(job["status"]))))
     if job["status"] in jobs.ACTIVE:
         return
     if polling:
@@ -39,14 +41,15 @@ def _progress(ctx: shell.Context, job_id: int, polling: bool) -> None:
     if job["status"] == "done":
         res = job.get("result") or {}
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.success(f"Model #{res.get('model_id')} “{res.get('name')}” is fitted to this area and registered.",
-                   icon=":material/check_circle:")
-        if c2.button("Use it", key=f"use_area_model_{job_id}", icon=":material/swap_horiz:"):
+        c1.success(_("Model #{id} “{name}” is fitted to this area and registered.").format(
+            id=res.get("model_id"), name=res.get("name")), icon=":material/check_circle:")
+        if c2.button(_("Use it"), key=f"use_area_model_{job_id}", icon=":material/swap_horiz:"):
             S.put(S.MODEL_PATH, str(res.get("path", "")))
             S.put(S.AREA_FIT_JOB, None)
             st.rerun()
     else:
-        st.error(f"Fitting the area model did not finish ({job['status']}): {job['message'] or job.get('error')}")
+        st.error(_("Fitting the area model did not finish ({status}): {message}").format(
+            status=_(str(job["status"])), message=job["message"] or job.get("error")))
 
 
 def section(ctx: shell.Context) -> None:
@@ -58,20 +61,21 @@ def section(ctx: shell.Context) -> None:
         return
     with box:
         if pres and ctx.is_admin:
-            label = ("Fit a normal model to this pre-event image" if len(pres) == 1
-                     else f"Fit a normal model to these {len(pres)} pre-event images")
+            label = ngettext("Fit a normal model to this pre-event image",
+                             "Fit a normal model to these {n} pre-event images", len(pres)).format(n=len(pres))
             if st.button(label, icon=":material/model_training:", key="fit_area_model",
-                         help="Feature matching (PatchCore) on the pretrained HED VGG16 trunk: the pre-event imagery "
-                              "becomes the model of 'normal' for this area. Useful when pre-event images exist but "
-                              "are not co-registered to the post-event ones. Runs in the background (minutes on a "
-                              "CPU) and is saved in the workspace's models."):
+                         help=_("Feature matching (PatchCore) on the pretrained HED VGG16 trunk: the pre-event "
+                                "imagery becomes the model of 'normal' for this area. Useful when pre-event images "
+                                "exist but are not co-registered to the post-event ones. Runs in the background "
+                                "(minutes on a CPU) and is saved in the workspace's models.")):
                 try:
-                    name = f"area: {case_name(ctx)} ({len(pres)} pre-event image{'s' * (len(pres) > 1)})"
+                    name = ngettext("area: {case} ({n} pre-event image)", "area: {case} ({n} pre-event images)",
+                                    len(pres)).format(case=case_name(ctx), n=len(pres))
                     S.put(S.AREA_FIT_JOB, start_fit(ctx, [str(Path(p["path"])) for p in pres], name))
                 except CoreError as exc:
-                    shell.show_error(exc, "Fit a normal model")
+                    shell.show_error(exc, _("Fit a normal model"))
         elif pres:
-            st.caption("An admin can fit a normal model to these pre-event images (models are for admins).")
+            st.caption(_("An admin can fit a normal model to these pre-event images (models are for admins)."))
         job_id = S.get(S.AREA_FIT_JOB)
         if job_id is not None:
             job = ctx.ws.get_job(job_id)

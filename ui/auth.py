@@ -17,6 +17,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import AuthError, CoreError
+from core.i18n import _
 from core.store import Workspace
 from core.store.users import User, session_limits
 from ui import state as S
@@ -56,29 +57,32 @@ def _valid_login(ws: Workspace) -> User | None:
     idle_s, max_s = session_limits()
     now = time.time()
     if now - float(S.get(S.LOGIN_AT) or 0) > max_s or now - float(S.get(S.SEEN_AT) or 0) > idle_s:
-        logout("Your session expired: log in again.")
+        logout(_("Your session expired: log in again."))
         return None
     current = ws.current_user(user)
     if current is None:
-        logout("Your account was changed or removed: log in again.")
+        logout(_("Your account was changed or removed: log in again."))
         return None
     S.put(S.SEEN_AT, now)
     return current
 
 
 def _login_form(ws: Workspace) -> None:
-    st.title("BDA workbench")
+    from ui import i18n  # the switch: the language can be chosen before logging in (kept for this session)
+
+    st.title(_("BDA workbench"))
+    i18n.switch(None, None)
     note = S.get(S.LOGIN_NOTE)
     if note:
         st.info(note, icon=":material/lock_clock:")
     with st.form("login_form", border=True):
-        name = st.text_input("User name", key=S.W_LOGIN_NAME, max_chars=100)
-        password = st.text_input("Password", type="password", key=S.W_LOGIN_PASSWORD, max_chars=1000)
-        if st.form_submit_button("Log in", type="primary", icon=":material/login:"):
+        name = st.text_input(_("User name"), key=S.W_LOGIN_NAME, max_chars=100)
+        password = st.text_input(_("Password"), type="password", key=S.W_LOGIN_PASSWORD, max_chars=1000)
+        if st.form_submit_button(_("Log in"), type="primary", icon=":material/login:"):
             try:
                 user = ws.authenticate(name, password)
             except AuthError as exc:
-                st.error(f"Not logged in: {exc}", icon=":material/lock:")
+                st.error(_("Not logged in: {error}").format(error=exc), icon=":material/lock:")
                 return
             now = time.time()
             S.put(S.USER, {"id": user.id, "name": user.name, "role": user.role, "updated_at": user.updated_at})
@@ -88,22 +92,23 @@ def _login_form(ws: Workspace) -> None:
             S.put(S.CASE_ID, None)  # the first of this user's cases
             st.session_state.pop(S.W_LOGIN_PASSWORD, None)
             st.rerun()
-    st.caption("Accounts are managed by an admin (`python -m core users ...`).")
+    st.caption(_("Accounts are managed by an admin (`python -m core users ...`)."))
 
 
 def _refusal(address: str) -> Callable[[], None]:
     def draw() -> None:
-        st.error(f"This workbench has no user accounts, so it serves only this machine (127.0.0.1), but it was "
-                 f"started to listen on {address or 'every network interface'}: anyone who reaches it would see "
-                 f"and change every case. Add an admin first (`{ADD_ADMIN}`, password from the prompt), then "
-                 "reload this page; or, to work alone, start it with --server.address 127.0.0.1.",
+        st.error(_("This workbench has no user accounts, so it serves only this machine (127.0.0.1), but it was "
+                   "started to listen on {address}: anyone who reaches it would see and change every case. Add an "
+                   "admin first (`{command}`, password from the prompt), then reload this page; or, to work alone, "
+                   "start it with --server.address 127.0.0.1.").format(
+                       address=address or _("every network interface"), command=ADD_ADMIN),
                  icon=":material/gpp_bad:")
     return draw
 
 
 def _unavailable(message: str) -> Callable[[], None]:
     def draw() -> None:
-        st.error(f"Login unavailable: {message}", icon=":material/error:")
+        st.error(_("Login unavailable: {error}").format(error=message), icon=":material/error:")
     return draw
 
 
@@ -141,11 +146,11 @@ def blocked_pages(draw: Callable[[], None], pages: list[tuple[str, str, str]]) -
 def account_box(user: User | None) -> None:
     """The sidebar's account line: who is logged in with a logout button, or the single-user mode note."""
     if user is None:
-        st.caption(":material/person: Single-user mode: no accounts, served on this machine only. To serve a "
-                   f"team, add users (`{ADD_ADMIN}`).")
+        st.caption(_(":material/person: Single-user mode: no accounts, served on this machine only. To serve a "
+                     "team, add users (`{command}`).").format(command=ADD_ADMIN))
         return
     c1, c2 = st.columns([3, 2], vertical_alignment="center")
-    c1.caption(f":material/person: **{user.name}** · {user.role}")
-    if c2.button("Log out", key="w_logout", icon=":material/logout:"):
-        logout("You are logged out.")
+    c1.caption(f":material/person: **{user.name}** · {_(user.role)}")
+    if c2.button(_("Log out"), key="w_logout", icon=":material/logout:"):
+        logout(_("You are logged out."))
         st.rerun()

@@ -13,16 +13,18 @@ from typing import Any
 import streamlit as st
 
 from core.errors import CoreError
+from core.i18n import N_, _
 from core.safe_files import atomic_write_stream
 from core.store import Workspace
 from core.store.users import User
+from ui import i18n
 from ui import state as S
 
 #: Choice of input images an export carries -> ``Workspace.export_case(inputs=...)``.
 INPUT_CHOICES = {
-    "workspace": "uploaded images (recommended)",
-    "all": "uploaded and server-side images (may be large)",
-    "none": "no images (results, reviews and reports only)",
+    "workspace": N_("uploaded images (recommended)"),
+    "all": N_("uploaded and server-side images (may be large)"),
+    "none": N_("no images (results, reviews and reports only)"),
 }
 
 
@@ -34,34 +36,36 @@ def _download(path: Path):
 def _export(ws: Workspace, case_id: int, user: User | None) -> None:
     """Choose what to carry, write the archive into the workspace's scratch folder, offer it for download."""
     st.session_state.setdefault(S.W_ARCHIVE_INPUTS, "workspace")
-    inputs = st.radio("Images to include", list(INPUT_CHOICES), format_func=INPUT_CHOICES.get,
-                      key=S.W_ARCHIVE_INPUTS)
-    if st.button("Prepare the archive", icon=":material/archive:", key="w_export_case"):
+    inputs = st.radio(_("Images to include"), list(INPUT_CHOICES),
+                      format_func=i18n.fixed(INPUT_CHOICES, lambda k: _(INPUT_CHOICES[k])), key=S.W_ARCHIVE_INPUTS)
+    if st.button(_("Prepare the archive"), icon=":material/archive:", key="w_export_case"):
         try:
-            with st.spinner("Writing the case archive…"):
+            with st.spinner(_("Writing the case archive…")):
                 folder = ws.root / "tmp" / f"export-{uuid.uuid4().hex[:12]}"  # swept after a day
                 folder.mkdir(parents=True)
                 path = ws.export_case(case_id, folder, inputs=inputs, user=user.name if user else None)
             S.put(S.CASE_ARCHIVE, {"case_id": case_id, "path": str(path)})
         except (CoreError, OSError) as exc:
-            st.error(f"The case could not be exported: {exc}", icon=":material/error:")
+            st.error(_("The case could not be exported: {error}").format(error=exc), icon=":material/error:")
     ready: dict[str, Any] | None = S.get(S.CASE_ARCHIVE)
     if ready and ready["case_id"] == case_id and Path(ready["path"]).is_file():
         path = Path(ready["path"])
-        st.download_button(f"Download {path.name} ({path.stat().st_size / 1e6:.1f} MB)", _download(path),
+        st.download_button(_("Download {name} ({size:.1f} MB)").format(name=path.name,
+                                                                       size=path.stat().st_size / 1e6),
+                           _download(path),
                            file_name=path.name, mime="application/zip", icon=":material/download:",
                            on_click="ignore", key="w_download_case")
 
 
 def _import(ws: Workspace, user: User | None) -> None:
     """Take an uploaded archive, import it as a new case and switch to it."""
-    up = st.file_uploader("Import a case archive (.zip)", type=["zip"], key=S.archive_uploader_key(),
-                          help="A .zip made by 'Prepare the archive' or `python -m core case export`.")
+    up = st.file_uploader(_("Import a case archive (.zip)"), type=["zip"], key=S.archive_uploader_key(),
+                          help=_("A .zip made by 'Prepare the archive' or `python -m core case export`."))
     if up is None:
         return
     tmp = ws.root / "tmp" / f"case-upload-{uuid.uuid4().hex[:12]}.zip"
     try:
-        with st.spinner(f"Importing {up.name}…"):
+        with st.spinner(_("Importing {name}…").format(name=up.name)):
             up.seek(0)
             atomic_write_stream(tmp, up)
             cid = ws.import_case(tmp, user=user.name if user else None)
@@ -70,10 +74,10 @@ def _import(ws: Workspace, user: User | None) -> None:
         case = ws.get_case(cid)
         S.put(S.CASE_ID, cid)
         S.put(S.ANALYSIS_ID, None)
-        S.put(S.ARCHIVE_NOTE, f"Imported {up.name} as case #{cid} “{case['name']}” with {case['n_analyses']} "
-                              "analyses.")
+        S.put(S.ARCHIVE_NOTE, _("Imported {file} as case #{id} “{name}” with {n} analyses.").format(
+            file=up.name, id=cid, name=case["name"], n=case["n_analyses"]))
     except CoreError as exc:
-        S.put(S.ARCHIVE_NOTE, f"error:{up.name} could not be imported: {exc}")
+        S.put(S.ARCHIVE_NOTE, "error:" + _("{file} could not be imported: {error}").format(file=up.name, error=exc))
     finally:
         tmp.unlink(missing_ok=True)
     S.put(S.ARCHIVE_GEN, S.get(S.ARCHIVE_GEN) + 1)  # a fresh uploader: Streamlit drops the uploaded bytes
@@ -100,11 +104,11 @@ def archive_popover(ws: Workspace, case_id: int | None, user: User | None = None
     once an archive is ready, nothing without a case), and were the import uploader drawn after it directly, it
     would sit at another position from one run to the next; the browser then shows the old copy beside the new
     one until the next run ends (two "Import a case archive" uploaders on a busy server)."""
-    with st.popover("Export / import case", icon=":material/archive:", width="stretch"):
+    with st.popover(_("Export / import case"), icon=":material/archive:", width="stretch"):
         export_box, import_box = st.container(), st.container()
         if case_id is not None:
             with export_box:
-                st.markdown("**Export this case** with its analyses, findings, reviews, heatmaps and reports.")
+                st.markdown(_("**Export this case** with its analyses, findings, reviews, heatmaps and reports."))
                 _export(ws, case_id, user)
                 st.divider()
         with import_box:

@@ -22,12 +22,13 @@ from core.change.coreg import PreOnGrid, coregistration_text
 from core.change.pairing import pair_report
 from core.detection.pipeline import refind_findings
 from core.errors import CoreError
+from core.i18n import _
 from core.imagery.reader import open_scene
 from core.mapping.webmap import change_threshold
 from core.report.rasters import overview_shape
 from core.safe_files import clean_name, unique_name
 from core.types import SceneResult, Window
-from ui import images, shell, uploads
+from ui import i18n, images, shell, uploads
 from ui import state as S
 
 NONE = ""  #: selectbox value "no pre-event image"
@@ -51,7 +52,7 @@ def take_pre_uploads(ctx: shell.Context, files: list[Any]) -> None:
     uploads.save_uploads(ctx, files, lambda name, path: stage_pre(name, path, "upload"), types=PRE_TYPES)
 
 
-@st.cache_data(max_entries=200, show_spinner="Pairing pre- and post-event images…")
+@st.cache_data(max_entries=200, show_spinner=False)
 def auto_pairs(posts: tuple[str, ...], pres: tuple[str, ...], mtimes: tuple[float, ...]) -> list[dict[str, Any]]:
     """:func:`core.change.scene.pair_report` of staged paths, as dicts (cached: each file is opened once per list)."""
     del mtimes  # cache key only
@@ -66,7 +67,8 @@ def pairing(staged: list[dict[str, Any]], pres: list[dict[str, Any]]) -> list[di
     if not pres:
         return [{"post": s["name"], "pre": NONE, "rule": None, "overlap": None, "note": ""} for s in staged]
     posts, refs = tuple(s["path"] for s in staged), tuple(p["path"] for p in pres)
-    report = auto_pairs(posts, refs, tuple(images.mtime(p) for p in posts + refs))
+    with st.spinner(_("Pairing pre- and post-event images…")):
+        report = auto_pairs(posts, refs, tuple(images.mtime(p) for p in posts + refs))
     name_of = {p["path"]: p["name"] for p in pres}
     chosen: dict[str, str] = S.get(S.PAIRS)
     rows = []
@@ -78,7 +80,7 @@ def pairing(staged: list[dict[str, Any]], pres: list[dict[str, Any]]) -> list[di
             cand = next((c for c in r["candidates"] if name_of.get(c["pre"]) == pick), None)
             row.update(pre=pick, rule="manual" if pick else None,
                        overlap=cand["overlap"] if cand else None,
-                       note="paired by hand" if pick else "no pre-event image (chosen by hand)")
+                       note=_("paired by hand") if pick else _("no pre-event image (chosen by hand)"))
         rows.append(row)
     return rows
 
@@ -98,10 +100,10 @@ def pre_uploader(ctx: shell.Context) -> list[Any]:
     """The "pre-event images" uploader (returns the uploads of this run)."""
     # no type=: each file's type is checked on its own (uploads.save_uploads), one bad name never loses the batch
     return st.file_uploader(
-        "Pre-event images (optional): the same place before the event",
+        _("Pre-event images (optional): the same place before the event"),
         accept_multiple_files=True, key=S.pre_uploader_key(),
-        help="Not analysed on their own: each post-event image is compared with the pre-event image that covers "
-             "it (footprint overlap, else matching names such as 0_pre.tif / 0_post.tif).") or []
+        help=_("Not analysed on their own: each post-event image is compared with the pre-event image that covers "
+               "it (footprint overlap, else matching names such as 0_pre.tif / 0_post.tif).")) or []
 
 
 def pairing_section(staged: list[dict[str, Any]]) -> None:
@@ -109,34 +111,35 @@ def pairing_section(staged: list[dict[str, Any]]) -> None:
     pres = S.get(S.STAGED_PRE)
     if not pres:
         return
-    st.caption(":material/compare: Pre-event images (references, not analysed alone): "
+    st.caption(_(":material/compare: Pre-event images (references, not analysed alone): ")
                + ", ".join(p["name"] for p in pres))
     if not staged:
-        st.info("Add the post-event images to compare with these pre-event images.", icon=":material/info:")
-        if st.button("Clear pre-event images", icon=":material/clear_all:"):
+        st.info(_("Add the post-event images to compare with these pre-event images."), icon=":material/info:")
+        if st.button(_("Clear pre-event images"), icon=":material/clear_all:"):
             S.put(S.STAGED_PRE, [])
             S.put(S.PAIRS, {})
             st.rerun()
         return
     rows = pairing(staged, pres)
-    st.dataframe(pd.DataFrame([{"post-event image": r["post"], "pre-event image": r["pre"] or "— none —",
-                                "rule": r["rule"] or "", "overlap": None if r["overlap"] is None
-                                else round(100 * r["overlap"], 1), "note": r["note"]} for r in rows]),
+    st.dataframe(pd.DataFrame([{_("post-event image"): r["post"], _("pre-event image"): r["pre"] or _("— none —"),
+                                _("rule"): _(r["rule"]) if r["rule"] else "", "overlap": None if r["overlap"] is None
+                                else round(100 * r["overlap"], 1), _("note"): _(r["note"])} for r in rows]),
                  hide_index=True, width="stretch",
-                 column_config={"overlap": st.column_config.NumberColumn("overlap %", format="%.1f %%",
-                                                                         help="share of the post footprint "
-                                                                              "the pre image covers")})
+                 column_config={"overlap": st.column_config.NumberColumn(_("overlap %"), format="%.1f %%",
+                                                                         help=_("share of the post footprint "
+                                                                                "the pre image covers"))})
     options = [NONE] + [p["name"] for p in pres]
-    with st.expander("Change a pairing"):
+    with st.expander(_("Change a pairing")):
         for r in rows:
             key = S.pair_key(r["post"])
             st.session_state[key] = r["pre"]
-            st.selectbox(f"Pre-event image for {r['post']}", options, key=key, on_change=_keep_pair,
-                         args=(r["post"], key), format_func=lambda v: v or "none (analyse the post image alone)")
+            st.selectbox(_("Pre-event image for {name}").format(name=r["post"]), options, key=key,
+                         on_change=_keep_pair, args=(r["post"], key),
+                         format_func=i18n.fixed(options, lambda v: v or _("none (analyse the post image alone)")))
 
 
 # -- results -----------------------------------------------------------------------------------------------------
-@st.cache_data(max_entries=100, show_spinner="Putting the pre-event image on the post grid…")
+@st.cache_data(max_entries=100, show_spinner=False)
 def pre_on_post(post_path: str, pre_path: str, post_mtime: float, pre_mtime: float, shift: tuple[float, float],
                 max_side: int = images.PREVIEW_SIDE) -> np.ndarray:
     """The pre image on the post image's preview grid (the size of :func:`ui.images.source_preview`), with the
@@ -175,39 +178,45 @@ def compose(pre: np.ndarray, post: np.ndarray, position: int, mode: str) -> np.n
 
 def before_after(r: SceneResult) -> None:
     """Before/after view of a paired result: a wipe/blend slider, the change heatmap beside it, the shift."""
-    st.markdown(f"**Before / after** — pre-event `{r.pre_scene_name}` on the post-event grid vs `{r.scene_name}`")
+    st.markdown(_("**Before / after** — pre-event `{pre}` on the post-event grid vs `{post}`").format(
+        pre=r.pre_scene_name, post=r.scene_name))
     coreg = r.meta.get("coregistration") or {}
     thr = change_threshold(r)
     pre_path = str(r.meta.get("pre_source") or "")
     try:
         post = images.source_preview(str(r.source_path), images.mtime(r.source_path))
         shift = tuple(coreg.get("shift_px") or (0.0, 0.0)) if coreg.get("shift_applied") else (0.0, 0.0)
-        pre = pre_on_post(str(r.source_path), pre_path, images.mtime(r.source_path), images.mtime(pre_path),
-                          (float(shift[0]), float(shift[1])))
+        with st.spinner(_("Putting the pre-event image on the post grid…")):
+            pre = pre_on_post(str(r.source_path), pre_path, images.mtime(r.source_path), images.mtime(pre_path),
+                              (float(shift[0]), float(shift[1])))
     except CoreError as exc:
         post = pre = None
-        st.warning(f"The before/after view cannot be drawn: {exc}")
+        st.warning(_("The before/after view cannot be drawn: {error}").format(error=exc))
     c1, c2 = st.columns(2)
     with c1:
         if pre is not None and post is not None:
             S.bind(S.W_COMPARE_MODE, S.COMPARE_MODE)
-            mode = st.segmented_control("Compare by", ["wipe", "blend"], key=S.W_COMPARE_MODE, on_change=S.keep,
+            mode = st.segmented_control(_("Compare by"), ["wipe", "blend"], key=S.W_COMPARE_MODE,
+                                        format_func=i18n.fixed(["wipe", "blend"], _), on_change=S.keep,
                                         args=(S.COMPARE_MODE, S.W_COMPARE_MODE)) or "wipe"
-            pos = st.slider("Before ◀ ▶ After", 0, 100, 50, key=S.W_COMPARE_POS,
-                            help="wipe: pre-event left of the line, post-event right of it; blend: 0 = pre, "
-                                 "100 = post")
+            pos = st.slider(_("Before ◀ ▶ After"), 0, 100, 50, key=S.W_COMPARE_POS,
+                            help=_("wipe: pre-event left of the line, post-event right of it; blend: 0 = pre, "
+                                   "100 = post"))
             st.image(compose(pre, post, pos, mode), width="stretch",
-                     caption=f"before/after ({mode}): {r.pre_scene_name} | {r.scene_name}")
+                     caption=_("before/after ({mode}): {pre} | {post}").format(mode=_(mode), pre=r.pre_scene_name,
+                                                                               post=r.scene_name))
     with c2:
         if r.change_path is not None and Path(r.change_path).is_file():
             cp = str(r.change_path)
             st.image(images.heat_panel(cp, images.mtime(cp), thr), width="stretch",
-                     caption=f"change heatmap: grey below {thr:.2f}, colour above")
+                     caption=_("change heatmap: grey below {thr:.2f}, colour above").format(thr=thr))
         else:
-            st.warning("The change heatmap file is missing from the workspace.")
+            st.warning(_("The change heatmap file is missing from the workspace."))
     n_post = r.meta.get("post_only_findings")
-    st.caption(f":material/compare_arrows: {coregistration_text(coreg)} Findings come from the change heatmap "
-               f"(threshold {thr:.2f})" + (f"; the post image alone gave {n_post}." if n_post is not None else "."))
+    st.caption(f":material/compare_arrows: {coregistration_text(coreg)} "
+               + (_("Findings come from the change heatmap (threshold {thr:.2f}); the post image alone gave {n}.")
+                  .format(thr=thr, n=n_post) if n_post is not None else
+                  _("Findings come from the change heatmap (threshold {thr:.2f}).").format(thr=thr)))
 
 
 def change_threshold_form(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
@@ -215,15 +224,15 @@ def change_threshold_form(ctx: shell.Context, aid: int, r: SceneResult, model: d
     saved = change_threshold(r)
     with st.form(f"change_thr_{aid}_{r.scene_name}", border=False):
         c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
-        value = c1.number_input("Change threshold", 0.0, 1000.0, round(saved, 2), step=0.1, format="%.2f",
-                                help="In calibrated change units: 1 = the 99th percentile of the change between "
-                                     "normal pre/post pairs. Higher: fewer, stronger changes.")
-        if c2.form_submit_button("Save change findings at this threshold", icon=":material/save:"):
+        value = c1.number_input(_("Change threshold"), 0.0, 1000.0, round(saved, 2), step=0.1, format="%.2f",
+                                help=_("In calibrated change units: 1 = the 99th percentile of the change between "
+                                       "normal pre/post pairs. Higher: fewer, stronger changes."))
+        if c2.form_submit_button(_("Save change findings at this threshold"), icon=":material/save:"):
             if abs(value - saved) < 0.005:
-                st.info(f"The findings were already cut at {saved:.2f}.")
+                st.info(_("The findings were already cut at {thr:.2f}.").format(thr=saved))
                 return
             try:
-                with st.spinner("Extracting change findings…"):
+                with st.spinner(_("Extracting change findings…")):
                     post_thr = float(r.meta.get("threshold") or ctx.threshold or 1.0)
                     ctx.ws.save_scene_result(aid, refind_findings(r, post_thr, model, change_threshold=value),
                                              input_name=r.scene_name)

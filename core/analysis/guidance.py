@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.i18n import N_, _
+
 
 @dataclass(frozen=True)
 class EventMode:
     """What one kind of event needs."""
 
     key: str
-    label: str
+    label: str  #: English; shown with core.i18n._ (marked N_ below)
     post_only: str  #: "usable" or "unreliable"
     advice: str  #: one or two sentences for the analyst
-    evidence: str  #: where the advice comes from
+    evidence: str  #: where the advice comes from ({harvey_post}, ... filled in by :func:`evidence_text`)
 
 
 #: Building AUROC on xBD Harvey (hurricane flooding) from ``bench_quality``: post image alone with the bundled
@@ -31,39 +33,39 @@ HARVEY_CHANGE = "0.99"
 JOPLIN_CHIPS = "0.94"
 
 EVENT_MODES: dict[str, EventMode] = {m.key: m for m in (
-    EventMode("flood", "Flood / hurricane", "usable",
-              "Flood water and debris look unlike normal ground, so the post-event map alone ranks flooded "
-              "buildings; a pre-event image of the same place ranks them better still.",
-              f"measured: xBD Harvey building AUROC {HARVEY_POST_ONLY} post-only with a feature-matching model "
-              f"fitted to the area's pre-event imagery (0.30 with the default FCDD model), {HARVEY_CHANGE} with the "
-              "pre/post change map"),
-    EventMode("wind", "Tornado / windstorm", "usable",
-              "Debris fields, stripped roofs and tarps are unusual texture: the post-event map alone finds them. "
-              "A pre-event image separates new damage from what was always rough (scrap yards, building sites).",
-              f"measured: Joplin tornado chips pre vs post patch AUROC {JOPLIN_CHIPS}"),
-    EventMode("wildfire", "Wildfire", "unreliable",
-              "A burned house becomes ash and bare ground, which looks like any cleared lot: the post-event map "
-              "alone misses it. Add a pre-event image of the same place (change mode), or fit a normal model to "
-              "pre-event imagery of the area.",
-              "not measured on this project's data (no wildfire imagery); feature matching on post images alone "
-              "failed on wildfire scenes in the team's experiment"),
-    EventMode("tsunami", "Tsunami / storm surge", "unreliable",
-              "Wiped-out blocks become mud and bare ground that look like ordinary open land: use a pre-event "
-              "image of the same place (change mode).",
-              "not measured on this project's data (no tsunami imagery); post-only feature matching failed on "
-              "tsunami scenes in the team's experiment"),
-    EventMode("earthquake", "Earthquake", "unreliable",
-              "Collapsed buildings keep the colours and textures of intact roofs from above; the post-event map "
-              "alone ranks them poorly. Use a pre-event image (change mode).",
-              "not measured on this project's data (no earthquake imagery)"),
-    EventMode("conflict", "Conflict / explosion", "usable",
-              "Craters, scorch marks and rubble are unusual texture, but so are building sites and fields after "
-              "harvest: confirm with a pre-event image wherever one exists.",
-              "not measured on this project's data (no conflict imagery)"),
-    EventMode("other", "Other / not known", "unreliable",
-              "Without knowing the event, treat the post-event map as a pointer to what is unusual, not as a damage "
-              "map; a pre-event image of the same place makes it one.",
-              "general"),
+    EventMode("flood", N_("Flood / hurricane"), "usable",
+              N_("Flood water and debris look unlike normal ground, so the post-event map alone ranks flooded "
+                 "buildings; a pre-event image of the same place ranks them better still."),
+              N_("measured: xBD Harvey building AUROC {harvey_post} post-only with a feature-matching model "
+                 "fitted to the area's pre-event imagery (0.30 with the default FCDD model), {harvey_change} with the "
+                 "pre/post change map")),
+    EventMode("wind", N_("Tornado / windstorm"), "usable",
+              N_("Debris fields, stripped roofs and tarps are unusual texture: the post-event map alone finds them. "
+                 "A pre-event image separates new damage from what was always rough (scrap yards, building sites)."),
+              N_("measured: Joplin tornado chips pre vs post patch AUROC {joplin}")),
+    EventMode("wildfire", N_("Wildfire"), "unreliable",
+              N_("A burned house becomes ash and bare ground, which looks like any cleared lot: the post-event map "
+                 "alone misses it. Add a pre-event image of the same place (change mode), or fit a normal model to "
+                 "pre-event imagery of the area."),
+              N_("not measured on this project's data (no wildfire imagery); feature matching on post images alone "
+                 "failed on wildfire scenes in the team's experiment")),
+    EventMode("tsunami", N_("Tsunami / storm surge"), "unreliable",
+              N_("Wiped-out blocks become mud and bare ground that look like ordinary open land: use a pre-event "
+                 "image of the same place (change mode)."),
+              N_("not measured on this project's data (no tsunami imagery); post-only feature matching failed on "
+                 "tsunami scenes in the team's experiment")),
+    EventMode("earthquake", N_("Earthquake"), "unreliable",
+              N_("Collapsed buildings keep the colours and textures of intact roofs from above; the post-event map "
+                 "alone ranks them poorly. Use a pre-event image (change mode)."),
+              N_("not measured on this project's data (no earthquake imagery)")),
+    EventMode("conflict", N_("Conflict / explosion"), "usable",
+              N_("Craters, scorch marks and rubble are unusual texture, but so are building sites and fields after "
+                 "harvest: confirm with a pre-event image wherever one exists."),
+              N_("not measured on this project's data (no conflict imagery)")),
+    EventMode("other", N_("Other / not known"), "unreliable",
+              N_("Without knowing the event, treat the post-event map as a pointer to what is unusual, not as a damage "
+                 "map; a pre-event image of the same place makes it one."),
+              N_("general")),
 )}
 
 
@@ -72,12 +74,18 @@ def event_mode(key: str | None) -> EventMode:
     return EVENT_MODES.get((key or "other").strip().lower(), EVENT_MODES["other"])
 
 
+def evidence_text(m: EventMode) -> str:
+    """Where the advice of ``m`` comes from, in the language in use, with the measured figures filled in."""
+    return _(m.evidence).format(harvey_post=HARVEY_POST_ONLY, harvey_change=HARVEY_CHANGE, joplin=JOPLIN_CHIPS)
+
+
 def mode_advice(key: str | None, has_pre: bool) -> tuple[str, bool]:
-    """(sentence for the analyst, whether it is a warning) for an event and whether a pre-event image was given."""
+    """(sentence for the analyst, whether it is a warning) for an event and whether a pre-event image was given,
+    in the language in use (:mod:`core.i18n`)."""
     m = event_mode(key)
+    label, evidence = _(m.label), evidence_text(m)
     if has_pre:
-        return (f"{m.label}: compared with a pre-event image, the change map is the damage map here. "
-                f"({m.evidence})", False)
-    if m.post_only == "unreliable":
-        return f"{m.label}: {m.advice} ({m.evidence})", True
-    return f"{m.label}: {m.advice} ({m.evidence})", False
+        return (_("{label}: compared with a pre-event image, the change map is the damage map here. "
+                  "({evidence})").format(label=label, evidence=evidence), False)
+    advice = f"{label}: {_(m.advice)} ({evidence})"
+    return advice, m.post_only == "unreliable"

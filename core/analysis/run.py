@@ -19,6 +19,7 @@ from core.analysis.guidance import EVENT_MODES
 from core.analysis.step import OnTiles, analyze_input
 from core.detection.grading import check_threshold, get_scale
 from core.errors import InputError
+from core.i18n import _
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # core.detection.detector imports torch; the page imports this module before any model is loaded
@@ -78,7 +79,8 @@ class AnalysisOptions:
         """Raise :class:`InputError` for an unknown grading scale or a threshold that is not a positive number."""
         get_scale(self.grade_scale)
         if self.event_type not in EVENT_MODES:
-            raise InputError(f"unknown event type {self.event_type!r}; use one of {', '.join(EVENT_MODES)}")
+            raise InputError(_("unknown event type {event_type!r}; use one of {value}").format(
+                                 event_type=self.event_type, value=', '.join(EVENT_MODES)))
         for t in (self.threshold, self.change_threshold):
             if t is not None:
                 check_threshold(t)
@@ -120,16 +122,16 @@ class AnalysisRun:
         from core.detection.detector import device_label
 
         if not inputs:
-            raise InputError("an analysis needs at least one input image or raster")
+            raise InputError(_("an analysis needs at least one input image or raster"))
         options.check()
         options = dataclasses.replace(options, device=options.device or device_label(det.device),
                                       out=str(out_dir) if out_dir is not None else options.out)
         if ws is None:
             if out_dir is None:
-                raise InputError("an analysis without a workspace needs an output folder")
+                raise InputError(_("an analysis without a workspace needs an output folder"))
             return cls(det, inputs, options, Path(out_dir))
         if case_id is None:
-            raise InputError("an analysis recorded in a workspace needs a case")
+            raise InputError(_("an analysis recorded in a workspace needs a case"))
         aid = ws.create_analysis(case_id, [i.record() for i in inputs], model=det.info(),
                                  threshold=options.threshold, options=options.record(), created_by=created_by)
         return cls(det, inputs, options, Path(out_dir) if out_dir is not None else ws.analysis_dir(aid), ws=ws,

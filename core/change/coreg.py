@@ -38,6 +38,7 @@ from rasterio.warp import Resampling, reproject
 
 from core.errors import InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.types import Scene, Window
 
 MIN_RESPONSE = 0.08  #: phase-correlation peak below this is not a measurement
@@ -257,7 +258,8 @@ def residual_shift(post: Scene, pre: Scene, policy: str = "auto", *, max_shift_p
                    ) -> tuple[tuple[float, float], dict[str, Any]]:
     """The residual shift to apply (px, post grid) under ``policy`` and the co-registration info for results."""
     if policy not in SHIFT_POLICIES:
-        raise InputError(f"residual shift policy {policy!r} is not one of {', '.join(SHIFT_POLICIES)}")
+        raise InputError(_("residual shift policy {policy!r} is not one of {value}").format(
+                             policy=policy, value=', '.join(SHIFT_POLICIES)))
     grid0 = PreOnGrid(post, pre)
     if policy == "off":
         est = {"shift_px": [0.0, 0.0], "confident": False, "windows_used": 0, "windows_tried": 0,
@@ -298,8 +300,9 @@ def coregister(post: Scene, pre: Scene, *, residual: str = "auto",
     :data:`MAX_COREGISTER_PX` pixels raise :class:`InputError` (``analyze_pair`` works window by window).
     """
     if post.width * post.height > MAX_COREGISTER_PX:
-        raise InputError(f"{post.name} is {post.width}x{post.height} px, too large to co-register in memory; "
-                         "run the pre/post analysis (analyze_pair), which works window by window")
+        raise InputError(_("{name} is {width}x{height} px, too large to co-register in memory; run the pre/post "
+                           "analysis (analyze_pair), which works window by window").format(
+                             name=post.name, width=post.width, height=post.height))
     shift, info = residual_shift(post, pre, residual, max_shift_px=max_shift_px)
     rgb, valid = PreOnGrid(post, pre, shift=shift).read(Window(0, 0, post.height, post.width))
     return rgb, valid, info
@@ -311,21 +314,22 @@ def _finite(v: object) -> float | None:
 
 def coregistration_text(coreg: dict[str, Any] | None) -> str:
     """One line on how the pre image was put on the post grid: method, residual shift dx/dy in px and m, applied?
-    Copes with missing or malformed entries (an old or hand-edited record)."""
+    Copes with missing or malformed entries (an old or hand-edited record). In the language in use
+    (:mod:`core.i18n`); the recorded method description and note stay as recorded."""
     if not coreg or not isinstance(coreg, dict):
-        return "Co-registration: not recorded."
+        return _("Co-registration: not recorded.")
     px = coreg.get("shift_px") if isinstance(coreg.get("shift_px"), (list, tuple)) else None
     dx, dy = (_finite(px[0]), _finite(px[1])) if px and len(px) >= 2 else (None, None)
     metres = coreg.get("shift_m") if isinstance(coreg.get("shift_m"), (list, tuple)) else None
     mx, my = (_finite(metres[0]), _finite(metres[1])) if metres and len(metres) >= 2 else (None, None)
-    how = str(coreg.get("description") or coreg.get("method") or "method not recorded")[:200]
+    how = str(coreg.get("description") or coreg.get("method") or _("method not recorded"))[:200]
     if dx is None or dy is None:
-        shift = "residual shift not recorded"
+        shift = _("residual shift not recorded")
     else:
         m = f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None and my is not None else \
-            " (no ground distance: no georeference)"
-        shift = f"residual shift dx {dx:+.2f} px, dy {dy:+.2f} px{m}, " + \
-            ("applied" if coreg.get("shift_applied") else "not applied")
+            _(" (no ground distance: no georeference)")
+        shift = _("residual shift dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {applied}").format(
+            dx=dx, dy=dy, m=m, applied=_("applied") if coreg.get("shift_applied") else _("not applied"))
     note = str(coreg.get("note") or "").strip()[:400]
     note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
-    return f"Co-registration: {how}; {shift}. {note}".strip()
+    return (_("Co-registration: {how}; {shift}.").format(how=how, shift=shift) + f" {note}").strip()

@@ -34,6 +34,7 @@ from torch import nn
 
 from core.detection.detector import to_tensor
 from core.errors import InputError
+from core.i18n import _
 from core.models.upsample import gaussian_upsample
 
 CALIBRATION_VERSION = 1
@@ -120,7 +121,8 @@ def early_levels(det: Any) -> list[int]:
 def trunk_levels(det: Any, tiles: np.ndarray, levels: Sequence[int]) -> list[np.ndarray]:
     """Stage activations of ``tiles`` (uint8 N×H×W×3) pooled to the map grid: one (N, C_l, h, w) array per level."""
     if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
-        raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
+        raise InputError(_("tiles must be uint8 (N,H,W,3), got {dtype} {shape}").format(
+                             dtype=tiles.dtype, shape=tiles.shape))
     hw = det.net.map_shape((tiles.shape[1], tiles.shape[2]))
     upto = max(levels)
     out: list[list[np.ndarray]] = [[] for _ in levels]
@@ -178,7 +180,8 @@ class ChangeScorer:
         lv = list(levels) if levels is not None else (list(calibration["levels"]) if calibration.get("levels")
                                                       else early_levels(det))
         if not lv or min(lv) < 0 or max(lv) >= n:
-            raise InputError(f"change levels {lv} do not exist in {det.arch} (it has {n} trunk stages)")
+            raise InputError(_("change levels {lv} do not exist in {arch} (it has {n} trunk stages)").format(
+                                 lv=lv, arch=det.arch, n=n))
         self.levels = lv
         self.scales: np.ndarray | None = None
         self._den: dict[tuple[int, int], torch.Tensor] = {}
@@ -202,7 +205,7 @@ class ChangeScorer:
             v = torch.from_numpy(valid.astype(np.float32))[:, None]
             ok = F.adaptive_avg_pool2d(v, (h, w))[:, 0].numpy() >= 0.5
         if not ok.any():
-            raise InputError("the pre-event image has no valid pixels where it overlaps the post-event image")
+            raise InputError(_("the pre-event image has no valid pixels where it overlaps the post-event image"))
         scales = []
         for f in feats:
             cells = np.moveaxis(f, 1, -1)[ok]  # (cells, C)
@@ -218,7 +221,7 @@ class ChangeScorer:
         """
         s = self.scales if scales is None else np.asarray(scales, np.float64)
         if s is None:
-            raise RuntimeError("call fit_scene() with a sample of the pre scene first")
+            raise RuntimeError(_("call fit_scene() with a sample of the pre scene first"))
         s = np.broadcast_to(s, (len(post_tiles), len(self.levels)))
         fa = self.level_features(post_tiles)
         fb = pre_feats if pre_feats is not None else self.level_features(pre_tiles)
@@ -247,7 +250,7 @@ class ChangeScorer:
     def calibrate_on(self, pre_tiles: np.ndarray) -> dict[str, Any]:
         """Per-pair calibration from the pre scene's own sample tiles (needs :meth:`fit_scene` first)."""
         if self.scales is None:
-            raise RuntimeError("call fit_scene() first")
+            raise RuntimeError(_("call fit_scene() first"))
         self.calibration = _nochange_calibration(self, list(pre_tiles), scene_scales=True)
         self.calibration["source"] = "pre image (per-pair no-change statistics)"
         return self.calibration
@@ -305,10 +308,11 @@ def fit_change_calibration(det: Any, normal_patches: np.ndarray | Sequence[np.nd
     """
     patches = [np.asarray(p) for p in normal_patches]
     if not patches:
-        raise InputError("fit_change_calibration needs at least one normal patch")
+        raise InputError(_("fit_change_calibration needs at least one normal patch"))
     for p in patches:
         if p.ndim != 3 or p.shape[2] != 3 or p.dtype != np.uint8 or min(p.shape[:2]) < 32:
-            raise InputError(f"normal patches must be uint8 H×W×3 of at least 32 px, got {p.dtype} {p.shape}")
+            raise InputError(_("normal patches must be uint8 H×W×3 of at least 32 px, got {dtype} {shape}").format(
+                                 dtype=p.dtype, shape=p.shape))
     scorer = ChangeScorer(det, None, levels)
     cal = _nochange_calibration(scorer, patches, scene_scales=False, seed=seed)
     cal["source"] = "checkpoint"

@@ -90,6 +90,7 @@ from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, b
 from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.types import Scene, SceneResult, Window
 
 __all__ = ["ChangeScorer", "PairInfo", "PreOnGrid", "analyze_pair", "black_nodata", "change_scene",
@@ -161,8 +162,9 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
     packed = np.stack([s[0] for s in sample])
     post_f, pre_f, both = _unpack(packed, np.stack([s[1] for s in sample]))
     if not both.any():
-        raise InputError(f"{pre.name} does not overlap {post.name} with valid pixels (checked {len(sample)} windows "
-                         "spread over the image); choose the pre-event image that covers the same place")
+        raise InputError(_("{name} does not overlap {name2} with valid pixels (checked {sample} windows spread "
+                           "over the image); choose the pre-event image that covers the same place").format(
+                             name=pre.name, name2=post.name, sample=len(sample)))
     scorer.fit_scene(pre_f, both)
     weights = blend_weights(plan.tile, plan.tile, ramp=plan.overlap)
     total = len(plan.windows)
@@ -179,7 +181,7 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
             nonlocal done
             a, b, ok = _unpack(np.stack([x[1] for x in batch]), np.stack([x[2] for x in batch]))
             heat = scorer.heat(a, b)
-            for (win, _, _), hmap, v in zip(batch, heat, ok, strict=True):
+            for (win, _a, _b), hmap, v in zip(batch, heat, ok, strict=True):
                 h, w = win.height, win.width
                 stitcher.add(win, hmap[:h, :w], weights[:h, :w], v[:h, :w])
             done += len(batch)
@@ -230,7 +232,7 @@ def analyze_pair(post_scene: Scene, pre_path: str | Path, detector: Any, out_dir
     out.mkdir(parents=True, exist_ok=True)
     pre = open_scene(pre_path)
     try:
-        factor, _ = resample_factor(post_scene, getattr(detector, "gsd_m", None), resample_to_model_gsd)
+        factor, _why = resample_factor(post_scene, getattr(detector, "gsd_m", None), resample_to_model_gsd)
         shift, coreg = residual_shift(post_scene, pre, residual_shift_policy)
         stem = safe_name(post_scene.name)
         change_path = out / f"{stem}_change.tif"

@@ -20,6 +20,7 @@ from core.cli.outpaths import out_dir
 from core.detection.grading import SCALES
 from core.detection.verdict import judge
 from core.errors import InputError
+from core.i18n import LANGS, _
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # both import more than the CLI's --help needs
@@ -69,7 +70,9 @@ def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                                                      "or the user's)")
     p.add_argument("--format", default="pdf,csv,geojson,zip", help="comma list of pdf,csv,geojson,zip")
     p.add_argument("--out", default=None, help="output folder (default: the analysis folder)")
-    p.add_argument("--title", default="Damage assessment report")
+    p.add_argument("--title", default=None, help="report title (default: 'Damage assessment report', translated)")
+    p.add_argument("--lang", default=None, choices=list(LANGS),
+                   help="language of the PDF report (default: $BDA_LANG, else en); CSV/GeoJSON fields stay English")
     p.add_argument("--event", default="")
     p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
                    help="kind of event: the method section says whether the post image alone suits it")
@@ -199,7 +202,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
     else:
         if not a.inputs:
-            raise InputError("give at least one INPUT image or raster (or --resume ID)")
+            raise InputError(_("give at least one INPUT image or raster (or --resume ID)"))
         items = _items(a.inputs, a.pre)
         det = Detector.load(a.model, device=a.device, precision=a.precision)
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
@@ -238,12 +241,13 @@ def load_analysis(folder: str | Path) -> tuple[dict[str, Any], list[SceneResult]
     """Read an analyze output folder back (model info, SceneResults)."""
     p = Path(folder) / "analysis.json"
     if not p.is_file():
-        raise InputError(f"{folder} is not an analysis folder (no analysis.json); run `python -m core analyze` first")
+        raise InputError(_("{folder} is not an analysis folder (no analysis.json); run `python -m core analyze` "
+                           "first").format(folder=folder))
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
         return d, [SceneResult.from_dict(r) for r in d["results"]]
     except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{p} is damaged and cannot be read ({exc})") from exc
+        raise InputError(_("{p} is damaged and cannot be read ({exc})").format(p=p, exc=exc)) from exc
 
 
 def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneResult], Path]:
@@ -262,8 +266,8 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
                   file=sys.stderr)
         results = ws.scene_results(analysis["id"])
         if not any(r.error is None for r in results):
-            raise InputError(f"analysis {analysis['id']} of the workspace {ws.root} has no analysed image yet; "
-                             "run or resume it first.")
+            raise InputError(_("analysis {id} of the workspace {root} has no analysed image yet; run or resume it "
+                               "first.").format(id=analysis['id'], root=ws.root))
         return (analysis_model_info(analysis["model"], analysis["threshold"], results), results,
                 ws.analysis_dir(analysis["id"]) / "report" if recorded is None else Path(ref))
     d, results = load_analysis(ref)
@@ -309,10 +313,12 @@ def cmd_report(a: argparse.Namespace) -> int:
     fmts = {f.strip().lower() for f in a.format.split(",") if f.strip()}
     bad = fmts - {"pdf", "csv", "geojson", "zip"}
     if bad:
-        raise InputError(f"unknown report format(s) {', '.join(sorted(bad))}; use pdf, csv, geojson, zip")
+        raise InputError(_("unknown report format(s) {value}; use pdf, csv, geojson, zip").format(
+                             value=', '.join(sorted(bad))))
     model, results, default_out = _report_source(a)
     out = out_dir(a.out) if a.out else out_dir(default_out)
-    ctx = ReportContext(title=a.title, event=a.event, aoi=a.aoi, analyst=a.analyst, handling=a.handling,
+    ctx = ReportContext(title=a.title or _("Damage assessment report"), event=a.event, aoi=a.aoi, analyst=a.analyst,
+                        handling=a.handling,
                         organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
                         pre_sources=pre_sources_of(results), event_type=a.event_type,

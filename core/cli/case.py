@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from core.cli.outpaths import names_folder, out_dir, out_file
+from core.i18n import _
 from core.store import Workspace
 from core.store.archive import INPUT_MODES
 
@@ -43,8 +44,8 @@ def _case_id(ws: Workspace, ref: str) -> int:
     if ref.strip().isdigit() and any(int(c["id"]) == int(ref) for c in cases):
         return int(ref)
     known = ", ".join(f"{c['id']} {c['name']!r}" for c in cases[:10]) or "none"
-    raise InputError(f"there is no case {ref!r} in the workspace {ws.root}; give a case id or exact name "
-                     f"(cases: {known}).")
+    raise InputError(_("there is no case {ref!r} in the workspace {root}; give a case id or exact name (cases: "
+                       "{known}).").format(ref=ref, root=ws.root, known=known))
 
 
 def cmd_case(a: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ a traceback unless ``BDA_DEBUG=1`` is set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import CoreError
+from core.i18n import _, use
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,7 +106,7 @@ def _bounds_of(paths: Sequence[str]) -> list[list[float]]:
         scene = open_scene(p)
         scene.close()
         if scene.georef is None:
-            raise CoreError(f"--exclude-like {p}: the file has no georeferencing")
+            raise CoreError(_("--exclude-like {p}: the file has no georeferencing").format(p=p))
         out.append(list(bounds_wgs84(scene.georef, scene.width, scene.height)))
     return out
 
@@ -143,7 +145,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from core.learn.evaluation import evaluate_images, evaluate_xbd
 
     if not a.xbd and not (a.normal and a.anomalous):
-        raise CoreError("give --normal and --anomalous, or --xbd DIR")
+        raise CoreError(_("give --normal and --anomalous, or --xbd DIR"))
     det = Detector.load(a.model, device=a.device, precision=a.precision)
     result: dict[str, Any] = {"model": det.info()}
     if a.normal and a.anomalous:
@@ -188,13 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
                 "report": cmd_report, "case": cmd_case, "place": cmd_place, "users": cmd_users, "cases": cmd_cases,
                 "buildings": cmd_buildings}
+    scope = contextlib.ExitStack()  # `report --lang`: this command's messages and report text, and no further
+    scope.enter_context(use(getattr(a, "lang", None)))
     try:
         return handlers[a.command](a)
     except CoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(_("interrupted"), file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not a user error: short message, traceback only on request
         if os.environ.get("BDA_DEBUG"):
@@ -202,3 +206,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"internal error: {exc.__class__.__name__}: {exc} (set BDA_DEBUG=1 for details; please report it)",
               file=sys.stderr)
         return 3
+    finally:
+        scope.close()

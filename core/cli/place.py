@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from core.errors import InputError
+from core.i18n import _
 
 
 def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
@@ -20,7 +21,8 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
     except ValueError:
         vals = ()
     if len(vals) != n:
-        raise InputError(f"{what} takes {n} numbers separated by commas, got {text!r}")
+        raise InputError(_("{what} takes {n} numbers separated by commas, got {text!r}").format(
+                             what=what, n=n, text=text))
     return vals
 
 
@@ -50,10 +52,12 @@ def cmd_place(a: argparse.Namespace) -> int:
     r = results.get(a.image)
     if r is None or r.error:
         names = ", ".join(n for n, x in results.items() if not x.error) or "none"
-        raise InputError(f"analysis {analysis['id']} has no analysed image {a.image!r} (its images: {names})")
+        raise InputError(_("analysis {id} has no analysed image {image!r} (its images: {names})").format(
+                             id=analysis['id'], image=a.image, names=names))
     if r.georef is not None and r.georef.method != "user":
-        raise InputError(f"{a.image} is already georeferenced ({r.georef.method}, {r.georef.crs}); only images "
-                         "without a location, or placed by hand before, can be placed")
+        raise InputError(_("{image} is already georeferenced ({method}, {crs}); only images without a location, or "
+                           "placed by hand before, can be placed").format(
+                             image=a.image, method=r.georef.method, crs=r.georef.crs))
     c = _floats(a.center, 2, "--center") if a.center else None
     b = _floats(a.bounds, 4, "--bounds") if a.bounds else None
     center = (c[0], c[1]) if c else None

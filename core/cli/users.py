@@ -15,6 +15,7 @@ import getpass
 import sys
 
 from core.errors import InputError
+from core.i18n import _
 from core.store.users import MIN_PASSWORD, ROLES
 
 
@@ -55,7 +56,7 @@ def read_password(prompt: str = "Password") -> str:
         return line.rstrip("\r\n")
     first = getpass.getpass(f"{prompt} (at least {MIN_PASSWORD} characters): ")
     if getpass.getpass("Again: ") != first:
-        raise InputError("the two passwords differ; run the command again.")
+        raise InputError(_("the two passwords differ; run the command again."))
     return first
 
 

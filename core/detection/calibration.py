@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from core.i18n import _
+
 _QS = (0.5, 0.9, 0.95, 0.99, 0.995, 0.999)
 
 
@@ -60,7 +62,7 @@ class Calibration:
         im = np.asarray(image_scores, dtype=np.float64).ravel()
         im = im[np.isfinite(im)]
         if px.size == 0 or im.size == 0:
-            raise ValueError("calibration needs at least one finite normal pixel and image score")
+            raise ValueError(_("calibration needs at least one finite normal pixel and image score"))
         pq = {str(q): float(v) for q, v in zip(_QS, np.quantile(px, _QS), strict=True)}
         iq = {str(q): float(v) for q, v in zip(_QS, np.quantile(im, _QS), strict=True)}
         p50, p99 = pq["0.5"], pq["0.99"]

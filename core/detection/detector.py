@@ -19,6 +19,7 @@ import torch
 from core.assets import DEFAULT_MODEL
 from core.detection.calibration import Calibration
 from core.errors import CheckpointError, InputError, ModelError
+from core.i18n import _
 from core.models.checkpoint import load_model
 from core.models.registry import arch_info
 
@@ -36,11 +37,12 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError("device 'cuda' was asked for but no CUDA GPU is available here; use --device cpu or auto")
+            raise InputError(_("device 'cuda' was asked for but no CUDA GPU is available here; use --device cpu or "
+                               "auto"))
         return torch.device(device)
     if device == "cpu":
         return torch.device("cpu")
-    raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    raise InputError(_("unknown device {device!r}; use auto, cpu or cuda").format(device=device))
 
 
 def device_label(device: torch.device) -> str:
@@ -122,7 +124,8 @@ def use_bf16(device: torch.device, precision: str | None = None) -> bool:
     """
     p = (precision or os.environ.get(ENV_PRECISION, "") or "auto").strip().lower()
     if p not in ("auto", "fp32", "bf16"):
-        raise InputError(f"precision must be auto, fp32 or bf16, got {p!r} (set {ENV_PRECISION} accordingly)")
+        raise InputError(_("precision must be auto, fp32 or bf16, got {p!r} (set {env_precision} accordingly)").format(
+                             p=p, env_precision=ENV_PRECISION))
     if p == "fp32":
         return False
     return device.type == "cuda" or p == "bf16" or (device.type == "cpu" and cpu_has_bf16())
@@ -183,7 +186,8 @@ class Detector:
         """Load a checkpoint safely (``None``: the bundled default model); ``precision``: see :func:`use_bf16`."""
         p = Path(path) if path else DEFAULT_MODEL
         if path is None and not p.is_file():
-            raise CheckpointError(f"the bundled default model is missing ({p}); reinstall or pass --model")
+            raise CheckpointError(_("the bundled default model is missing ({p}); reinstall or pass --model").format(
+                                      p=p))
         net, meta, sha = load_model(p)
         cal = Calibration.from_dict(meta["calibration"]) if meta.get("calibration") else None
         return cls(net, meta, cal, resolve_device(device), sha256=sha, path=p, batch_size=batch_size,
@@ -200,7 +204,8 @@ class Detector:
 
     def _batches(self, tiles: np.ndarray) -> Iterator[torch.Tensor]:
         if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
-            raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
+            raise InputError(_("tiles must be uint8 (N,H,W,3), got {dtype} {shape}").format(
+                                 dtype=tiles.dtype, shape=tiles.shape))
         if self.device.type == "cuda":
             yield from self._cuda_batches(tiles)
             return

@@ -39,6 +39,7 @@ from core.detection.findings_split import BLOCK_M2, BLOCK_PX, split_region
 from core.detection.grading import confidence_for, get_scale, grade_for, region_statistic
 from core.errors import GeoreferenceError, InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.types import Finding, GeoRef
 
 DEFAULT_MIN_AREA_PX = 64  #: smallest finding, full-res pixels (16 m² at 0.5 m GSD)
@@ -94,14 +95,14 @@ def _largest_polygon(geom: Any) -> Polygon | None:
 def _outline(region: np.ndarray, ox: int, oy: int, simplify: float) -> Polygon:
     """Pixel-edge outline of one connected region (bool crop at offset ox, oy), in score-pixel units, with holes."""
     padded = np.pad(region.astype(np.uint8), 1)
-    contours, _ = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _hier = cv2.findContours(padded, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contour = max(contours, key=lambda c: (cv2.contourArea(c), len(c)))
     poly = _buffered(contour, ox - 1, oy - 1)
     # holes: background pixels not 4-connected to the outside of the crop (nodata or cold pixels enclosed)
     outside = 1 - padded
     cv2.floodFill(outside, None, (0, 0), 0, flags=4)
     if outside.any():
-        hcs, _ = cv2.findContours(outside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        hcs, _hier = cv2.findContours(outside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         poly = poly.difference(shapely.union_all([_buffered(c, ox - 1, oy - 1) for c in hcs]))
     if simplify > 0:
         poly = poly.simplify(simplify, preserve_topology=True)
@@ -129,14 +130,14 @@ def _geojson(georef: GeoRef, poly_px: Polygon) -> dict[str, Any]:
         cols, rows = np.asarray(ring.coords).T
         lon, lat = geo.pixel_to_lonlat(georef, cols, rows)
         if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-            raise GeoreferenceError("a finding's outline cannot be expressed in longitude/latitude; check the "
-                                    "scene's CRS and geotransform")
+            raise GeoreferenceError(_("a finding's outline cannot be expressed in longitude/latitude; check the "
+                                      "scene's CRS and geotransform"))
         return np.column_stack([lon, lat])
 
     ll = _largest_polygon(shapely.make_valid(Polygon(to_ll(poly_px.exterior),
                                                      [to_ll(r) for r in poly_px.interiors])))
     if ll is None:
-        raise GeoreferenceError("a finding's outline collapsed when projected to WGS84; check the georeference")
+        raise GeoreferenceError(_("a finding's outline collapsed when projected to WGS84; check the georeference"))
     ll = orient(ll, sign=1.0)  # RFC 7946 right-hand rule: exterior counter-clockwise, holes clockwise
     rings = []
     for ring in (ll.exterior, *ll.interiors):
@@ -167,9 +168,10 @@ def extract_findings(scores: np.ndarray, scale: float, threshold: float, *, geor
     """
     s = np.asarray(scores, dtype=np.float32)
     if s.ndim != 2 or s.size == 0:
-        raise InputError(f"scores must be a non-empty 2-D array, got shape {s.shape}")
+        raise InputError(_("scores must be a non-empty 2-D array, got shape {shape}").format(shape=s.shape))
     if not (math.isfinite(scale) and scale > 0):
-        raise InputError(f"scale must be a positive number of full-res pixels per score pixel, got {scale}")
+        raise InputError(_("scale must be a positive number of full-res pixels per score pixel, got {scale}").format(
+                             scale=scale))
     sc = get_scale(grade_scale)
     grade_for(1.0, threshold, sc, bands)  # validates threshold and bands before any work
     t = float(threshold)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import InputError
+from core.i18n import N_, _
 
 #: Percentile of a region's scores used for grading and confidence.
 REGION_PERCENTILE = 90.0
@@ -56,60 +57,60 @@ class GradeScale:
         for g in self.grades():
             if g.key == key:
                 return g
-        raise InputError(f"grade {key!r} is not part of the {self.name} scale; use one of "
-                         f"{', '.join(g.key for g in self.grades())}")
+        raise InputError(_("grade {key!r} is not part of the {name} scale; use one of {value}").format(
+                             key=key, name=self.name, value=', '.join(g.key for g in self.grades())))
 
 
 COPERNICUS_EMS = GradeScale(
     key="copernicus-ems",
-    name="Copernicus EMS damage grading",
+    name=N_("Copernicus EMS damage grading"),
     damage=(
-        Grade("possibly-damaged", "Possibly damaged",
+        Grade("possibly-damaged", N_("Possibly damaged"),
               "Uncertain interpretation: the structure may be damaged; confirmation needed", "#f6d55c"),
-        Grade("damaged", "Damaged",
+        Grade("damaged", N_("Damaged"),
               "Visible damage (partial collapse, roof damage, debris around) but the structure still stands",
               "#ed8936"),
-        Grade("destroyed", "Destroyed",
+        Grade("destroyed", N_("Destroyed"),
               "Total or near-total collapse; the structure is no longer usable", "#c53030"),
     ),
     bands=(1.0, 1.5, 2.5),
-    no_damage=Grade("no-visible-damage", "No visible damage", "No damage visible in the imagery", "#38a169"),
-    not_analysed=Grade("not-analysed", "Not analysed",
+    no_damage=Grade("no-visible-damage", N_("No visible damage"), "No damage visible in the imagery", "#38a169"),
+    not_analysed=Grade("not-analysed", N_("Not analysed"),
                        "Not assessed: no data, cloud, or outside the analysed area", "#a0aec0"),
     reference="Copernicus Emergency Management Service, rapid mapping damage grading",
 )
 
 XVIEW2_JDS = GradeScale(
     key="xview2-jds",
-    name="xView2 Joint Damage Scale",
+    name=N_("xView2 Joint Damage Scale"),
     damage=(
-        Grade("minor-damage", "Minor damage",
+        Grade("minor-damage", N_("Minor damage"),
               "Building partially burnt, water surrounding, roof elements missing, or visible cracks", "#f6d55c"),
-        Grade("major-damage", "Major damage",
+        Grade("major-damage", N_("Major damage"),
               "Partial wall or roof collapse, encroaching volume of water or mud", "#ed8936"),
-        Grade("destroyed", "Destroyed", "Scorched, completely collapsed, partially or completely covered with "
+        Grade("destroyed", N_("Destroyed"), "Scorched, completely collapsed, partially or completely covered with "
               "water or mud, or no longer present", "#c53030"),
     ),
     bands=(1.0, 1.5, 2.5),
-    no_damage=Grade("no-damage", "No damage", "Undisturbed; no sign of water, structural damage or burn marks",
+    no_damage=Grade("no-damage", N_("No damage"), "Undisturbed; no sign of water, structural damage or burn marks",
                     "#38a169"),
-    not_analysed=Grade("un-classified", "Un-classified", "Not assessed (no data or not visible)", "#a0aec0"),
+    not_analysed=Grade("un-classified", N_("Un-classified"), "Not assessed (no data or not visible)", "#a0aec0"),
     reference="Gupta et al., xBD: A Dataset for Assessing Building Damage from Satellite Imagery (2019)",
 )
 
 UNOSAT = GradeScale(
     key="unosat",
-    name="UNOSAT damage assessment",
+    name=N_("UNOSAT damage assessment"),
     damage=(
-        Grade("possible-damage", "Possible damage", "Damage possible but not confirmable at this resolution",
+        Grade("possible-damage", N_("Possible damage"), "Damage possible but not confirmable at this resolution",
               "#f6d55c"),
-        Grade("moderate-damage", "Moderate damage", "Visible damage, structure largely intact", "#ed8936"),
-        Grade("severe-damage", "Severe damage", "Partial collapse; substantial structural damage", "#dd6b20"),
-        Grade("destroyed", "Destroyed", "Complete or near-complete collapse", "#c53030"),
+        Grade("moderate-damage", N_("Moderate damage"), "Visible damage, structure largely intact", "#ed8936"),
+        Grade("severe-damage", N_("Severe damage"), "Partial collapse; substantial structural damage", "#dd6b20"),
+        Grade("destroyed", N_("Destroyed"), "Complete or near-complete collapse", "#c53030"),
     ),
     bands=(1.0, 1.5, 2.0, 2.5),
-    no_damage=Grade("no-visible-damage", "No visible damage", "No damage visible in the imagery", "#38a169"),
-    not_analysed=Grade("not-analysed", "Not analysed", "Not assessed", "#a0aec0"),
+    no_damage=Grade("no-visible-damage", N_("No visible damage"), "No damage visible in the imagery", "#38a169"),
+    not_analysed=Grade("not-analysed", N_("Not analysed"), "Not assessed", "#a0aec0"),
     reference="UNITAR/UNOSAT damage assessment classes",
 )
 
@@ -122,15 +123,17 @@ def get_scale(key: str) -> GradeScale:
     try:
         return SCALES[key]
     except KeyError:
-        raise InputError(f"unknown grading scale {key!r}; choose one of {', '.join(SCALES)}") from None
+        raise InputError(_("unknown grading scale {key!r}; choose one of {value}").format(
+                             key=key, value=', '.join(SCALES))) from None
 
 
 def check_threshold(threshold: float) -> float:
     """A finding threshold must be a finite positive number of calibrated units."""
     t = float(threshold)
     if not (math.isfinite(t) and t > 0):
-        raise InputError(f"threshold {threshold!r} must be a positive number in calibrated units (1 = the model's "
-                         "99th percentile of normal pixels; the model's default is usually 1-3)")
+        raise InputError(_("threshold {threshold!r} must be a positive number in calibrated units (1 = the model's "
+                           "99th percentile of normal pixels; the model's default is usually 1-3)").format(
+                             threshold=threshold))
     return t
 
 
@@ -139,9 +142,11 @@ def band_edges(threshold: float, scale: GradeScale, bands: Sequence[float] | Non
     t = check_threshold(threshold)
     mult = tuple(scale.bands if bands is None else bands)
     if len(mult) != len(scale.damage):
-        raise InputError(f"{scale.name} has {len(scale.damage)} damage grades; got {len(mult)} band edges")
+        raise InputError(_("{name} has {damage} damage grades; got {mult} band edges").format(
+                             name=scale.name, damage=len(scale.damage), mult=len(mult)))
     if any(not (b > 0) for b in mult) or any(b2 <= b1 for b1, b2 in itertools.pairwise(mult)):
-        raise InputError(f"band edges must be positive and increasing multiples of the threshold, got {mult}")
+        raise InputError(_("band edges must be positive and increasing multiples of the threshold, got {mult}").format(
+                             mult=mult))
     return tuple(t * m for m in mult)
 
 

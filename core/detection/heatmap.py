@@ -23,6 +23,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window as RioWindow
 
 from core.errors import ImageReadError, InputError
+from core.i18n import _
 from core.imagery.sources import check_pixels
 from core.types import GeoRef, Heatmap
 
@@ -75,10 +76,11 @@ def colorize(scores: np.ndarray, threshold: float, vmax: float | None = None) ->
     """
     s = np.asarray(scores, dtype=np.float32)
     if s.ndim != 2:
-        raise InputError(f"scores must be a 2-D array, got shape {s.shape}")
+        raise InputError(_("scores must be a 2-D array, got shape {shape}").format(shape=s.shape))
     top = default_vmax(threshold) if vmax is None else float(vmax)
     if not top > threshold:
-        raise InputError(f"colour-map top vmax={top} must be above the threshold {threshold}")
+        raise InputError(_("colour-map top vmax={top} must be above the threshold {threshold}").format(
+                             top=top, threshold=threshold))
     with np.errstate(invalid="ignore", over="ignore"):
         on = np.isfinite(s) & (s >= threshold)
         u = np.clip((s - threshold) / (top - threshold), 0, 1)
@@ -166,7 +168,8 @@ class HeatmapWriter:
     def __init__(self, path: str | Path, width: int, height: int, georef: GeoRef | None, *,
                  preview_max: int = PREVIEW_MAX, tags: dict[str, Any] | None = None) -> None:
         if width <= 0 or height <= 0:
-            raise InputError(f"heatmap size must be positive, got {width}x{height}")
+            raise InputError(_("heatmap size must be positive, got {width}x{height}").format(
+                                 width=width, height=height))
         self.path = Path(path)
         self.width, self.height, self.georef = width, height, georef
         self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
@@ -211,14 +214,17 @@ class HeatmapWriter:
     def write_rows(self, row0: int, band: np.ndarray) -> None:
         """Write rows ``row0 .. row0 + len(band)`` (float32, width = heatmap width); rows must come in order."""
         if self._ds is None:
-            raise RuntimeError("HeatmapWriter is not open; use it as a context manager")
+            raise RuntimeError(_("HeatmapWriter is not open; use it as a context manager"))
         band = np.asarray(band, dtype=np.float32)
         if band.ndim != 2 or band.shape[1] != self.width:
-            raise ValueError(f"band must be (rows, {self.width}), got {band.shape}")
+            raise ValueError(_("band must be (rows, {width}), got {shape}").format(
+                                 width=self.width, shape=band.shape))
         if row0 != self._next:
-            raise ValueError(f"rows must be written in order: expected row {self._next}, got {row0}")
+            raise ValueError(_("rows must be written in order: expected row {next}, got {row0}").format(
+                                 next=self._next, row0=row0))
         if row0 + band.shape[0] > self.height:
-            raise ValueError(f"band rows {row0}..{row0 + band.shape[0]} exceed the height {self.height}")
+            raise ValueError(_("band rows {row0}..{value} exceed the height {height}").format(
+                                 row0=row0, value=row0 + band.shape[0], height=self.height))
         self._next += band.shape[0]
         self._preview.add(row0, band)
         fin = band[np.isfinite(band)]
@@ -257,7 +263,8 @@ class HeatmapWriter:
         ok = exc_type is None
         try:
             if ok and self._next != self.height:
-                raise ValueError(f"heatmap incomplete: {self._next} of {self.height} rows written")
+                raise ValueError(_("heatmap incomplete: {next} of {height} rows written").format(
+                                     next=self._next, height=self.height))
             if ok and self._buf:
                 self._write_buffer(self._next - self._buf_row)
             if ok:
@@ -283,7 +290,7 @@ class HeatmapWriter:
     def heatmap(self, image_score: float = float("nan")) -> Heatmap:
         """The :class:`Heatmap` record of the finished file (preview, scale and stats; full scores stay on disk)."""
         if self.preview is None:
-            raise RuntimeError("the heatmap is not finished yet")
+            raise RuntimeError(_("the heatmap is not finished yet"))
         return Heatmap(width=self.width, height=self.height, path=self.path, preview=self.preview,
                        preview_scale=self.preview_scale, georef=self.georef, image_score=image_score,
                        stats=self.stats)
@@ -298,13 +305,14 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"heatmap file not found: {path}")
+        raise InputError(_("heatmap file not found: {path}").format(path=path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as ds:
                 if ds.count < 1:
-                    raise ImageReadError(f"{path.name} has no bands; it is not a heatmap written by this tool")
+                    raise ImageReadError(_("{name} has no bands; it is not a heatmap written by this tool").format(
+                                             name=path.name))
                 georef = None
                 if ds.crs is not None:
                     georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])
@@ -323,7 +331,8 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
                         pv.add(r, ds.read(1, window=RioWindow(0, r, w, n)).astype(np.float32))
                     preview = pv.result()
     except RasterioError as exc:
-        raise ImageReadError(f"cannot read heatmap {path.name}: {exc}. Re-run the analysis to rewrite it.") from exc
+        raise ImageReadError(_("cannot read heatmap {name}: {exc}. Re-run the analysis to rewrite it.").format(
+                                 name=path.name, exc=exc)) from exc
     stats = {k[len("stat_"):]: float(v) for k, v in tags.items() if k.startswith("stat_")}
     image_score = float(tags.get("image_score", "nan"))
     return Heatmap(width=w, height=h, path=path, scores=scores, preview=preview, preview_scale=float(pv.f),
@@ -340,4 +349,5 @@ def set_georef(path: str | Path, georef: GeoRef) -> None:
                 ds.crs = CRS.from_user_input(georef.crs)
                 ds.transform = Affine(*georef.transform)
     except (RasterioError, OSError) as exc:
-        raise ImageReadError(f"could not write the location into {Path(path).name}: {exc}") from exc
+        raise ImageReadError(_("could not write the location into {name}: {exc}").format(
+                                 name=Path(path).name, exc=exc)) from exc

@@ -30,6 +30,7 @@ from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, b
 from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.types import GeoRef, Scene, SceneResult, Window
 
 __all__ = ["GDAL_CACHE_MB", "MAX_FINDINGS", "AnalysisTimer", "GridReader", "TilePlan", "analyze_scene", "plan_tiles",
@@ -133,7 +134,8 @@ def plan_tiles(height: int, width: int, tile_size: int, rf: Any, factor: float =
     about once and takes its whole-image value (:mod:`core.detection.tile_cover`).
     """
     if tile_size < 32:
-        raise InputError(f"tile size {tile_size} px is too small; use at least 32 (the model default is 512)")
+        raise InputError(_("tile size {tile_size} px is too small; use at least 32 (the model default is 512)").format(
+                             tile_size=tile_size))
     gh, gw = max(1, round(height * factor)), max(1, round(width * factor))
     if budget_px is not None and max(gh, gw) > tile_size:
         return _cover_plan(gh, gw, rf, factor, budget_px)
@@ -225,7 +227,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     thr = canonical_threshold(cal.threshold if threshold is None else threshold)
     get_scale(grade_scale)
     if batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
+        raise InputError(_("batch size must be at least 1, got {batch_size}").format(batch_size=batch_size))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(scene.name)
@@ -256,7 +258,7 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
             nonlocal raw_sum, valid_total
             batch, maps, scores = item
             cmaps = np.asarray(cal.pixel(maps), dtype=np.float32)
-            for (win, _, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
+            for (win, _tile, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
                 h, w = win.height, win.width
                 v = valid[:h, :w]
                 stitcher.add(win, cmap[:h, :w], weights[:h, :w], v)
@@ -286,8 +288,8 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
         if resampler is not None:
             resampler.finish()
         if valid_total == 0:
-            raise InputError(f"{scene.name} has no valid pixels (everything is nodata or transparent); "
-                             "nothing to analyse")
+            raise InputError(_("{name} has no valid pixels (everything is nodata or transparent); nothing to "
+                               "analyse").format(name=scene.name))
         raw_image = raw_sum / valid_total
         image_score = float(cal.image(raw_image))
         writer.set_tags(image_score=repr(image_score), image_score_raw=repr(raw_image))

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.i18n import _
 from core.types import Window
 
 #: Weight given to a tile's outermost pixels; > 0 so image-border pixels covered by a single tile keep their value.
@@ -46,11 +47,12 @@ def grid_windows(height: int, width: int, tile: int, overlap: int) -> list[Windo
     clipped to the image; the caller pads them up to the tile size with :func:`pad_to`.
     """
     if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive, got {height}x{width}")
+        raise ValueError(_("image size must be positive, got {height}x{width}").format(height=height, width=width))
     if tile <= 0:
-        raise ValueError(f"tile size must be positive, got {tile}")
+        raise ValueError(_("tile size must be positive, got {tile}").format(tile=tile))
     if not 0 <= overlap < tile:
-        raise ValueError(f"overlap must be in [0, tile), got {overlap} for tile {tile}")
+        raise ValueError(_("overlap must be in [0, tile), got {overlap} for tile {tile}").format(
+                             overlap=overlap, tile=tile))
     stride = tile - overlap
     rows = _starts(height, tile, stride)
     cols = _starts(width, tile, stride)
@@ -66,7 +68,8 @@ def pad_to(rgb: np.ndarray, valid: np.ndarray, h: int, w: int) -> tuple[np.ndarr
     """
     th, tw = rgb.shape[:2]
     if th > h or tw > w:
-        raise ValueError(f"tile {th}x{tw} is larger than the padding target {h}x{w}")
+        raise ValueError(_("tile {th}x{tw} is larger than the padding target {h}x{w}").format(
+                             th=th, tw=tw, h=h, w=w))
     if (th, tw) == (h, w):
         return rgb, valid
     pads = ((0, h - th), (0, w - tw))
@@ -98,7 +101,7 @@ def blend_weights(h: int, w: int, ramp: int | None = None, margin: int | None = 
     a combined weight >= 0.5 across the overlap; the stitcher divides by the summed weight.
     """
     if h <= 0 or w <= 0:
-        raise ValueError(f"weight size must be positive, got {h}x{w}")
+        raise ValueError(_("weight size must be positive, got {h}x{w}").format(h=h, w=w))
     m = (ramp // 4 if ramp else 0) if margin is None else margin
     return np.outer(_ramp(h, ramp, m), _ramp(w, ramp, m)).astype(np.float32)
 
@@ -128,7 +131,7 @@ class Prefetcher:
                  transform: Callable[[Window, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
                  ) -> None:
         if depth < 1:
-            raise ValueError(f"prefetch depth must be >= 1, got {depth}")
+            raise ValueError(_("prefetch depth must be >= 1, got {depth}").format(depth=depth))
         self._source = source
         self._windows = list(windows)
         self._transform = transform
@@ -173,7 +176,7 @@ class Prefetcher:
 
     def __iter__(self) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
         if self._started:
-            raise RuntimeError("a Prefetcher can be iterated only once")
+            raise RuntimeError(_("a Prefetcher can be iterated only once"))
         self.start()
         try:
             while True:
@@ -223,7 +226,8 @@ class Stitcher:
 
     def __init__(self, height: int, width: int, writer: BandWriter) -> None:
         if height <= 0 or width <= 0:
-            raise ValueError(f"stitch size must be positive, got {height}x{width}")
+            raise ValueError(_("stitch size must be positive, got {height}x{width}").format(
+                                 height=height, width=width))
         self.height, self.width = height, width
         self._writer = writer
         self._top = 0  # first row not yet flushed
@@ -267,15 +271,17 @@ class Stitcher:
     def add(self, window: Window, scores: np.ndarray, weights: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Accumulate one tile: ``scores``/``weights``/``valid`` are ``window.height``×``window.width``."""
         if self._closed:
-            raise RuntimeError("Stitcher is finished")
+            raise RuntimeError(_("Stitcher is finished"))
         shape = (window.height, window.width)
         if scores.shape != shape or weights.shape != shape or (valid is not None and valid.shape != shape):
-            raise ValueError(f"tile arrays must be {shape}, got {scores.shape}, {weights.shape}")
+            raise ValueError(_("tile arrays must be {shape}, got {shape2}, {shape3}").format(
+                                 shape=shape, shape2=scores.shape, shape3=weights.shape))
         if window.row < self._top:
-            raise ValueError(f"tiles must arrive in row-major order: row {window.row} is already flushed "
-                             f"(next unflushed row {self._top})")
+            raise ValueError(_("tiles must arrive in row-major order: row {row} is already flushed (next unflushed "
+                               "row {top})").format(row=window.row, top=self._top))
         if window.row + window.height > self.height or window.col + window.width > self.width or window.col < 0:
-            raise ValueError(f"window {window} lies outside the {self.height}x{self.width} raster")
+            raise ValueError(_("window {window} lies outside the {height}x{width} raster").format(
+                                 window=window, height=self.height, width=self.width))
         self._flush_to(window.row)
         r0 = window.row - self._top
         self._ensure(r0 + window.height)
@@ -330,7 +336,8 @@ class RowResampler:
     def __call__(self, row0: int, band: np.ndarray) -> None:
         """Take the next source band (rows ``row0..``) and emit every destination row it completes."""
         if row0 != self._src_next:
-            raise ValueError(f"bands must arrive in order: expected row {self._src_next}, got {row0}")
+            raise ValueError(_("bands must arrive in order: expected row {src_next}, got {row0}").format(
+                                 src_next=self._src_next, row0=row0))
         self._src_next += band.shape[0]
         self._buf = np.concatenate([self._buf, self._cols(band)])
         avail = self._src_next  # source rows [0, avail) seen
@@ -353,8 +360,10 @@ class RowResampler:
     def finish(self) -> None:
         """Check that every destination row was written."""
         if self._dst_next != self.dst_h:
-            raise ValueError(f"resampler got {self._src_next}/{self.src_h} source rows; "
-                             f"only {self._dst_next}/{self.dst_h} output rows written")
+            raise ValueError(_("resampler got {src_next}/{src_h} source rows; only {dst_next}/{dst_h} output rows "
+                               "written").format(
+                                 src_next=self._src_next, src_h=self.src_h, dst_next=self._dst_next,
+                                 dst_h=self.dst_h))
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -368,7 +377,7 @@ def batched(items: Iterable[Any], n: int, on_wait: Callable[[float], None] | Non
     """Consecutive lists of up to ``n`` items (the last may be shorter). ``on_wait(seconds)`` is told how long each
     item took to arrive (with a :class:`Prefetcher`: the time the model waited for the reader)."""
     if n < 1:
-        raise ValueError(f"batch size must be at least 1, got {n}")
+        raise ValueError(_("batch size must be at least 1, got {n}").format(n=n))
     batch: list[Any] = []
     it = iter(items)
     while True:

@@ -18,6 +18,7 @@ from pyproj import CRS, Geod, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
 from core.errors import GeoreferenceError
+from core.i18n import _
 from core.types import Affine6, GeoRef
 
 WGS84 = "EPSG:4326"
@@ -32,15 +33,17 @@ def _transformer(src: str, dst: str) -> Transformer:
         try:
             cache[key] = Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
         except (CRSError, ProjError) as exc:
-            raise GeoreferenceError(f"unknown or unsupported coordinate reference system {src!r} / {dst!r}: {exc}. "
-                                    "Use an EPSG code (e.g. 'EPSG:32615') or WKT.") from exc
+            raise GeoreferenceError(_("unknown or unsupported coordinate reference system {src!r} / {dst!r}: "
+                                      "{exc}. Use an EPSG code (e.g. 'EPSG:32615') or WKT.").format(
+                                        src=src, dst=dst, exc=exc)) from exc
     return cache[key]
 
 
 def _check_lonlat(lon: float, lat: float) -> None:
     if not (math.isfinite(lon) and math.isfinite(lat) and -180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-        raise GeoreferenceError(f"invalid position lon={lon}, lat={lat}: longitude must be within ±180° and "
-                                "latitude within ±90°; check the coordinates (and their order)")
+        raise GeoreferenceError(_("invalid position lon={lon}, lat={lat}: longitude must be within ±180° and "
+                                  "latitude within ±90°; check the coordinates (and their order)").format(
+                                    lon=lon, lat=lat))
 
 
 def utm_crs_for(lon: float, lat: float) -> str:
@@ -71,8 +74,8 @@ def crs_to_pixel(georef: GeoRef, xs: np.ndarray | float, ys: np.ndarray | float)
     a, b, c, d, e, f = georef.transform
     det = a * e - b * d
     if det == 0 or not math.isfinite(det):
-        raise GeoreferenceError("the georeference transform is singular (zero determinant): it cannot be inverted; "
-                                "re-place the image or fix its geotransform")
+        raise GeoreferenceError(_("the georeference transform is singular (zero determinant): it cannot be "
+                                  "inverted; re-place the image or fix its geotransform"))
     dx = np.asarray(xs, dtype=np.float64) - c
     dy = np.asarray(ys, dtype=np.float64) - f
     return (e * dx - b * dy) / det, (-d * dx + a * dy) / det
@@ -106,8 +109,8 @@ def bounds_wgs84(georef: GeoRef, width: int, height: int) -> tuple[float, float,
     """(west, south, east, north) of the whole image in WGS84, from densified edges (21 points per edge)."""
     lon, lat = pixel_to_lonlat(georef, *edge_pixels(width, height))
     if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
-        raise GeoreferenceError("the image footprint cannot be expressed in longitude/latitude (the CRS transform "
-                                "returned non-finite values); check the file's CRS and geotransform")
+        raise GeoreferenceError(_("the image footprint cannot be expressed in longitude/latitude (the CRS "
+                                  "transform returned non-finite values); check the file's CRS and geotransform"))
     return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
 
 
@@ -116,8 +119,8 @@ def gsd_m(georef: GeoRef, width: int, height: int) -> float:
     step = max(1.0, min(width, height) / 10.0)
     cc, rc = width / 2.0, height / 2.0
     lon, lat = pixel_to_lonlat(georef, np.array([cc, cc + step, cc]), np.array([rc, rc, rc + step]))
-    _, _, dx = _GEOD.inv(lon[0], lat[0], lon[1], lat[1])
-    _, _, dy = _GEOD.inv(lon[0], lat[0], lon[2], lat[2])
+    _az1, _az2, dx = _GEOD.inv(lon[0], lat[0], lon[1], lat[1])
+    _az3, _az4, dy = _GEOD.inv(lon[0], lat[0], lon[2], lat[2])
     return float((dx + dy) / (2.0 * step))
 
 
@@ -127,8 +130,8 @@ def polygon_area_m2(lonlat_ring: Sequence[tuple[float, float]]) -> float:
     if len(pts) < 3:
         return 0.0
     if not np.all(np.isfinite(pts)):
-        raise GeoreferenceError("polygon has non-finite coordinates; cannot compute its area")
-    area, _ = _GEOD.polygon_area_perimeter(pts[:, 0], pts[:, 1])
+        raise GeoreferenceError(_("polygon has non-finite coordinates; cannot compute its area"))
+    area, _perimeter = _GEOD.polygon_area_perimeter(pts[:, 0], pts[:, 1])
     return float(abs(area))
 
 
@@ -136,14 +139,15 @@ def to_mgrs(lat: float, lon: float, precision: int = 5) -> str:
     """MGRS reference of a point; ``precision`` 5 = 1 m, 4 = 10 m, ... 0 = 100 km square."""
     _check_lonlat(lon, lat)
     if not 0 <= precision <= 5:
-        raise ValueError("MGRS precision must be 0..5 (5 = 1 m)")
+        raise ValueError(_("MGRS precision must be 0..5 (5 = 1 m)"))
     conv = _local.__dict__.get("mgrs")
     if conv is None:
         conv = _local.mgrs = _mgrs.MGRS()
     try:
         ref = conv.toMGRS(lat, lon, MGRSPrecision=precision)
     except Exception as exc:  # the C library raises a bare MGRSError/ValueError for unsupported points
-        raise GeoreferenceError(f"cannot express lat={lat}, lon={lon} in MGRS: {exc}") from exc
+        raise GeoreferenceError(_("cannot express lat={lat}, lon={lon} in MGRS: {exc}").format(
+                                    lat=lat, lon=lon, exc=exc)) from exc
     return ref.decode() if isinstance(ref, bytes) else str(ref)
 
 
@@ -155,17 +159,18 @@ def fit_affine_georef(px: np.ndarray, lonlat: np.ndarray) -> tuple[GeoRef, float
     px = np.asarray(px, dtype=np.float64).reshape(-1, 2)
     ll = np.asarray(lonlat, dtype=np.float64).reshape(-1, 2)
     if len(px) != len(ll):
-        raise GeoreferenceError(f"{len(px)} pixel points but {len(ll)} lon/lat points: pairs must match")
+        raise GeoreferenceError(_("{px} pixel points but {ll} lon/lat points: pairs must match").format(
+                                    px=len(px), ll=len(ll)))
     ok = np.all(np.isfinite(px), axis=1) & np.all(np.isfinite(ll), axis=1)
     px, ll = px[ok], ll[ok]
     design = np.column_stack([px, np.ones(len(px))])
     if len(px) < 3 or np.linalg.matrix_rank(design) < 3:
-        raise GeoreferenceError("at least 3 non-collinear point pairs are needed to fit a georeference")
+        raise GeoreferenceError(_("at least 3 non-collinear point pairs are needed to fit a georeference"))
     lon0, lat0 = float(np.median(ll[:, 0])), float(np.median(ll[:, 1]))
     crs = utm_crs_for(lon0, lat0)
     x, y = _transformer(WGS84, crs).transform(ll[:, 0], ll[:, 1])
     target = np.column_stack([x, y])
-    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    coef, *_rest = np.linalg.lstsq(design, target, rcond=None)
     resid = design @ coef - target
     rms = float(np.sqrt(np.mean(np.sum(resid**2, axis=1))))
     (a, d), (b, e), (c, f) = coef
@@ -205,7 +210,8 @@ def footprint_georef(lat: float, lon: float, agl_m: float, focal_mm: float, sens
     _check_lonlat(lon, lat)
     for label, v in (("height above ground", agl_m), ("focal length", focal_mm), ("sensor width", sensor_width_mm)):
         if not (math.isfinite(v) and v > 0):
-            raise GeoreferenceError(f"{label} must be a positive number to compute a footprint (got {v})")
+            raise GeoreferenceError(_("{label} must be a positive number to compute a footprint (got {v})").format(
+                                        label=label, v=v))
     gsd = sensor_width_mm * agl_m / (focal_mm * max(width, height))
     crs, transform = _centred_transform(lat, lon, gsd, width, height, yaw_deg)
     return GeoRef(crs=crs, transform=transform, method="gps-footprint", approximate=True,
@@ -218,7 +224,8 @@ def user_georef(center_lat: float, center_lon: float, gsd_m: float, width: int, 
     """Georef of a frame placed by the analyst: centre point, metres per pixel and heading of the image top."""
     _check_lonlat(center_lon, center_lat)
     if not (math.isfinite(gsd_m) and gsd_m > 0):
-        raise GeoreferenceError(f"ground sample distance must be a positive number of metres per pixel (got {gsd_m})")
+        raise GeoreferenceError(_("ground sample distance must be a positive number of metres per pixel (got "
+                                  "{gsd_m})").format(gsd_m=gsd_m))
     crs, transform = _centred_transform(center_lat, center_lon, gsd_m, width, height, yaw_deg)
     return GeoRef(crs=crs, transform=transform, method="user", approximate=True,
                   note=f"placed by analyst: centre {center_lat:.6f}, {center_lon:.6f}, GSD {gsd_m:g} m, "
@@ -230,10 +237,11 @@ def bounds_georef(west: float, south: float, east: float, north: float, width: i
     _check_lonlat(west, south)
     _check_lonlat(east, north)
     if not (east > west and north > south):
-        raise GeoreferenceError(f"bounds must satisfy west < east and south < north (got west={west}, "
-                                f"south={south}, east={east}, north={north})")
+        raise GeoreferenceError(_("bounds must satisfy west < east and south < north (got west={west}, "
+                                  "south={south}, east={east}, north={north})").format(
+                                    west=west, south=south, east=east, north=north))
     if width <= 0 or height <= 0:
-        raise GeoreferenceError("image width and height must be positive")
+        raise GeoreferenceError(_("image width and height must be positive"))
     return GeoRef(crs=WGS84, transform=((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north),
                   method="user", approximate=True, note="placed by analyst from WGS84 bounds")
 
@@ -245,13 +253,14 @@ def placement_georef(width: int, height: int, *, center: tuple[float, float] | N
     ``gsd_m`` metres per pixel and the heading of the image top ``yaw_deg``, or WGS84 ``bounds`` (west, south,
     east, north) for a north-up image. Raises :class:`GeoreferenceError` saying what is missing or wrong."""
     if (center is None) == (bounds is None):
-        raise GeoreferenceError("place the image either by its centre and ground sample distance or by its WGS84 "
-                                "bounds (west, south, east, north), not both and not neither")
+        raise GeoreferenceError(_("place the image either by its centre and ground sample distance or by its WGS84 "
+                                  "bounds (west, south, east, north), not both and not neither"))
     if bounds is not None:
         w, s_, e, n = (float(v) for v in bounds)
         return bounds_georef(w, s_, e, n, width, height), {"bounds_wgs84": [w, s_, e, n]}
     if gsd_m is None:
-        raise GeoreferenceError("placing the image by its centre needs its ground sample distance (metres per pixel)")
+        raise GeoreferenceError(_("placing the image by its centre needs its ground sample distance (metres per "
+                                  "pixel)"))
     lat, lon = (float(v) for v in center)
     return (user_georef(lat, lon, float(gsd_m), width, height, yaw_deg=float(yaw_deg)),
             {"center_lat": lat, "center_lon": lon, "gsd_m": float(gsd_m), "yaw_deg": float(yaw_deg)})
@@ -260,19 +269,22 @@ def placement_georef(width: int, height: int, *, center: tuple[float, float] | N
 def validate_georef(georef: GeoRef, width: int, height: int) -> None:
     """Raise :class:`GeoreferenceError` unless ``georef`` maps the ``width``x``height`` grid onto valid lon/lat."""
     if width <= 0 or height <= 0:
-        raise GeoreferenceError(f"image size must be positive (got {width}x{height})")
+        raise GeoreferenceError(_("image size must be positive (got {width}x{height})").format(
+                                    width=width, height=height))
     t = tuple(georef.transform)
     if len(t) != 6 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in t):
-        raise GeoreferenceError(f"geotransform {t!r} must be 6 finite numbers; fix or re-place the image")
-    a, b, _, d, e, _ = t
+        raise GeoreferenceError(_("geotransform {t!r} must be 6 finite numbers; fix or re-place the image").format(
+                                    t=t))
+    a, b, _c, d, e, _f = t
     scale = max(abs(a), abs(b), abs(d), abs(e))
     if scale == 0 or abs(a * e - b * d) <= 1e-12 * scale * scale:
-        raise GeoreferenceError("the geotransform is degenerate (zero pixel size or zero determinant); "
-                                "fix the file's georeferencing or place the image by hand")
+        raise GeoreferenceError(_("the geotransform is degenerate (zero pixel size or zero determinant); fix the "
+                                  "file's georeferencing or place the image by hand"))
     try:
         CRS.from_user_input(georef.crs)
     except CRSError as exc:
-        raise GeoreferenceError(f"unknown coordinate reference system {georef.crs!r}: {exc}") from exc
+        raise GeoreferenceError(_("unknown coordinate reference system {crs!r}: {exc}").format(
+                                    crs=georef.crs, exc=exc)) from exc
     with np.errstate(all="ignore"):
         lon, lat = pixel_to_lonlat(georef, *edge_pixels(width, height, 5))
     tol = 1e-6
@@ -280,5 +292,6 @@ def validate_georef(georef: GeoRef, width: int, height: int) -> None:
             and lon.min() >= -180 - tol and lon.max() <= 180 + tol
             and lat.min() >= -90 - tol and lat.max() <= 90 + tol):
         raise GeoreferenceError(
-            "the image footprint falls outside valid longitude/latitude (±180°, ±90°); the CRS or geotransform is "
-            f"wrong (CRS {georef.crs!r}, transform {t}). Fix the file or place the image by hand")
+            _("the image footprint falls outside valid longitude/latitude (±180°, ±90°); the CRS or geotransform "
+              "is wrong (CRS {crs!r}, transform {t}). Fix the file or place the image by hand").format(
+                crs=georef.crs, t=t))

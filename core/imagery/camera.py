@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.i18n import _
+
 #: Diagonal of a 36x24 mm full-frame sensor; CIPA DC-004 defines the 35 mm equivalent focal length on it.
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 
@@ -100,7 +102,7 @@ def sensor_width_from_35mm(focal_mm: float | None, focal_35mm: float, width: int
     from the image aspect ratio. Without it, the 35 mm frame itself is used (same GSD: both scale together).
     """
     if focal_35mm <= 0 or width <= 0 or height <= 0:
-        raise ValueError("35 mm focal length and image size must be positive")
+        raise ValueError(_("35 mm focal length and image size must be positive"))
     long_px, short_px = max(width, height), min(width, height)
     f = focal_mm if focal_mm and focal_mm > 0 else focal_35mm
     diag = FULL_FRAME_DIAGONAL_MM * f / focal_35mm

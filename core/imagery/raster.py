@@ -18,6 +18,7 @@ from rasterio.windows import Window as RioWindow
 
 from core.errors import CoreError, GeoreferenceError, ImageReadError, InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.imagery.exif import exif_datetime
 from core.imagery.sources import RasterSource, check_pixels, check_size, percentile_stretch
 from core.types import GeoRef, Scene, Window
@@ -77,7 +78,8 @@ def raster_scene(p: Path, ds: Any, name: str, kind: str, extra_warnings: list[st
         if masked or stretched or src.check_finite:
             data, valid = _sample(src, ds)
             if not valid.any():
-                raise InputError(f"{name} contains no valid pixels: every pixel is nodata, transparent or NaN")
+                raise InputError(_("{name} contains no valid pixels: every pixel is nodata, transparent or NaN").format(
+                                     name=name))
             if stretched:
                 src.stretch = [percentile_stretch(data[i], valid) for i in range(data.shape[0])]
                 meta["stretch"] = [list(s) for s in src.stretch]
@@ -86,8 +88,8 @@ def raster_scene(p: Path, ds: Any, name: str, kind: str, extra_warnings: list[st
         raise
     except Exception as exc:  # RasterioError or a raw GDAL CPLE_* error
         src.close()
-        raise ImageReadError(f"{name} is truncated or corrupt: reading its pixels failed ({exc}); export or "
-                             "copy the file again") from exc
+        raise ImageReadError(_("{name} is truncated or corrupt: reading its pixels failed ({exc}); export or copy "
+                               "the file again").format(name=name, exc=exc)) from exc
     georef = _raster_georef(ds, meta) if kind == "geotiff" else None
     tags = ds.tags()
     capture = exif_datetime(tags.get("TIFFTAG_DATETIME") or tags.get("ACQUISITIONDATETIME"))

@@ -32,6 +32,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from core.errors import CoreError, ImageReadError, InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.imagery.exif import frame_footprint, read_frame_metadata
 from core.imagery.raster import raster_scene
 from core.imagery.sources import (
@@ -116,16 +117,19 @@ def place_scene_bounds(scene: Scene, west: float, south: float, east: float, nor
 
 def _check_file(p: Path, name: str) -> bytes:
     if not p.exists():
-        raise InputError(f"file not found: {p}; check the path or upload the file again")
+        raise InputError(_("file not found: {p}; check the path or upload the file again").format(p=p))
     if not p.is_file():
-        raise InputError(f"{p} is not a file (a folder?); choose an image file")
+        raise InputError(_("{p} is not a file (a folder?); choose an image file").format(p=p))
     try:
         with open(p, "rb") as fh:
             head = fh.read(64)
     except OSError as exc:
-        raise InputError(f"{name} cannot be read ({exc.strerror}); check its permissions") from exc
+        raise InputError(_("{name} cannot be read ({strerror}); check its permissions").format(
+                             name=name, strerror=exc.strerror)) from exc
     if not head:
-        raise InputError(f"{name} is empty (0 bytes): the upload or copy was interrupted; export or copy it again")
+        raise InputError(_("{name} is empty (0 bytes): the upload or copy "
+                           "was interrupted; export or copy it again").format(
+                             name=name))
     return head
 
 
@@ -167,11 +171,11 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
     except UnidentifiedImageError:
         with open(p, "rb") as fh:
             head = fh.read(64)
-        raise _PillowCannotDecode(f"{name} is not an image that can be read: {_describe(head)}. "
-                                  "Use a JPEG, PNG or (Geo)TIFF file") from None
+        raise _PillowCannotDecode(_("{name} is not an image that can be read: {value}. Use a JPEG, PNG or "
+                                    "(Geo)TIFF file").format(name=name, value=_describe(head))) from None
     except Exception as exc:  # decoders of untrusted files fail in many ways; none may reach the user raw
-        raise ImageReadError(f"{name} is corrupt and cannot be decoded ({type(exc).__name__}: {exc}); "
-                             "export it again") from exc
+        raise ImageReadError(_("{name} is corrupt and cannot be decoded ({name2}: {exc}); export it again").format(
+                                 name=name, name2=type(exc).__name__, exc=exc)) from exc
     with im:
         width, height = im.size
         check_pixels(name, width, height)
@@ -190,8 +194,9 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
         except CoreError:
             raise
         except Exception as exc:  # see above: truncated data, broken tags, decoder errors of any type
-            raise ImageReadError(f"{name} is truncated or corrupt and cannot be fully decoded "
-                                 f"({type(exc).__name__}: {exc}); copy or export the file again") from exc
+            raise ImageReadError(_("{name} is truncated or corrupt and cannot be fully decoded ({name2}: {exc}); "
+                                   "copy or export the file again").format(
+                                     name=name, name2=type(exc).__name__, exc=exc)) from exc
     h, w = rgb.shape[:2]
     meta: dict[str, Any] = {"format": fmt, "mode": mode, "warnings": list(extra_warnings or []) + md.warnings,
                             "exif_orientation": md.orientation}
@@ -200,7 +205,8 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
     if n_frames > 1:
         meta["warnings"].append(f"file holds {n_frames} images; only the first is used")
     if valid is not None and not valid.any():
-        raise InputError(f"{name} contains no valid pixels (fully transparent or not-a-number everywhere)")
+        raise InputError(_("{name} contains no valid pixels (fully transparent or not-a-number everywhere)").format(
+                             name=name))
     georef, gsd, camera, fp_warnings = frame_footprint(md, w, h)
     meta["warnings"].extend(fp_warnings)
     if md.gps is not None:
@@ -230,7 +236,8 @@ def _pil_to_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None, str | N
         grey = apply_stretch(arr, lo, hi)
         return np.repeat(grey[..., None], 3, axis=2), (finite if not finite.all() else None), \
             f"{mode} stretched {lo:g}..{hi:g} (2-98 %) to 8-bit grey"
-    raise _PillowCannotDecode(f"pixel mode {mode} is not supported; convert the image to 8-bit RGB")
+    raise _PillowCannotDecode(_("pixel mode {mode} is not supported; convert the image to 8-bit RGB").format(
+                                  mode=mode))
 
 
 # ------------------------------------------------------------------------------------------------------ rasters
@@ -245,8 +252,8 @@ def _open_tiff(p: Path, name: str) -> Scene:
         try:  # an odd TIFF GDAL refuses may still be a plain image Pillow reads
             return _open_frame(p, name)
         except _PillowCannotDecode:
-            raise ImageReadError(f"{name} is a TIFF that cannot be read ({exc}); it may be truncated or "
-                                 "corrupt: export or copy it again") from exc
+            raise ImageReadError(_("{name} is a TIFF that cannot be read ({exc}); it may be truncated or corrupt: "
+                                   "export or copy it again").format(name=name, exc=exc)) from exc
     with ds:
         try:
             if ds.crs is None and not ds.gcps[0]:
@@ -262,8 +269,8 @@ def _open_tiff(p: Path, name: str) -> Scene:
         except CoreError:
             raise
         except Exception as exc:  # GDAL raises CPLE_* errors (not RasterioError) for some damaged tags
-            raise ImageReadError(f"{name} is a damaged TIFF ({type(exc).__name__}: {exc}); export or copy it "
-                                 "again") from exc
+            raise ImageReadError(_("{name} is a damaged TIFF ({name2}: {exc}); export or copy it again").format(
+                                     name=name, name2=type(exc).__name__, exc=exc)) from exc
 
 
 # ---------------------------------------------------------------------------------------------------------- xBD

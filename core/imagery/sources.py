@@ -17,6 +17,7 @@ import rasterio
 from rasterio.windows import Window as RioWindow
 
 from core.errors import ImageReadError, InputError
+from core.i18n import _
 from core.types import Window
 
 #: Smallest side an image may have to be analysed.
@@ -38,8 +39,9 @@ def max_pixels() -> int:
     except ValueError:
         value = float("nan")
     if not (value >= 1):  # also NaN
-        raise InputError(f"{ENV_MAX_PIXELS}={raw!r} is not a pixel count; set it to a number such as 4e9 (or unset "
-                         f"it for the default {DEFAULT_MAX_PIXELS:.2g})")
+        raise InputError(_("{env_max_pixels}={raw!r} is not a pixel count; set it to a number such as 4e9 (or "
+                           "unset it for the default {default_max_pixels:.2g})").format(
+                             env_max_pixels=ENV_MAX_PIXELS, raw=raw, default_max_pixels=DEFAULT_MAX_PIXELS))
     return int(min(value, 2**62))
 
 
@@ -47,9 +49,11 @@ def check_pixels(name: str, width: int, height: int) -> None:
     """:class:`InputError` when a ``width`` x ``height`` image has more pixels than :func:`max_pixels` allows."""
     cap = max_pixels()
     if int(width) * int(height) > cap:
-        raise InputError(f"{name} is {width}x{height} pixels ({width * height / 1e9:.2f} gigapixels), more than "
-                         f"the {cap / 1e9:.2f} gigapixels this server reads from one file; cut it into tiles (e.g. "
-                         f"gdal_retile.py) or ask the administrator to raise {ENV_MAX_PIXELS}")
+        raise InputError(_("{name} is {width}x{height} pixels ({value:.2f} gigapixels), more than the {value2:.2f} "
+                           "gigapixels this server reads from one file; cut it into tiles (e.g. gdal_retile.py) or "
+                           "ask the administrator to raise {env_max_pixels}").format(
+                             name=name, width=width, height=height, value=width * height / 1e9, value2=cap / 1e9,
+                             env_max_pixels=ENV_MAX_PIXELS))
 #: Percentiles of the linear stretch applied to 16-bit / float imagery.
 STRETCH_PERCENTILES = (2.0, 98.0)
 
@@ -57,16 +61,19 @@ STRETCH_PERCENTILES = (2.0, 98.0)
 def check_size(name: str, width: int, height: int) -> None:
     """:class:`InputError` when the image is smaller than ``MIN_SIDE`` on either side."""
     if width < MIN_SIDE or height < MIN_SIDE:
-        raise InputError(f"{name} is {width}x{height} pixels: too small to analyse, at least "
-                         f"{MIN_SIDE}x{MIN_SIDE} is needed")
+        raise InputError(_("{name} is {width}x{height} pixels: too small to analyse, at least "
+                           "{min_side}x{min_side} is needed").format(
+                             name=name, width=width, height=height, min_side=MIN_SIDE))
 
 
 def check_window(window: Window, width: int, height: int) -> None:
     """Raise ``ValueError`` unless ``window`` is non-empty and lies entirely inside a ``width``x``height`` image."""
     if window.height <= 0 or window.width <= 0:
-        raise ValueError(f"window {window} is empty; height and width must be positive")
+        raise ValueError(_("window {window} is empty; height and width must be positive").format(window=window))
     if window.row < 0 or window.col < 0 or window.row + window.height > height or window.col + window.width > width:
-        raise ValueError(f"window {window} extends outside the {width}x{height} image; clip it to the image first")
+        raise ValueError(_("window {window} extends outside the "
+                           "{width}x{height} image; clip it to the image first").format(
+                             window=window, width=width, height=height))
 
 
 def percentile_stretch(values: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float]:
@@ -96,7 +103,8 @@ class FrameSource:
 
     def __init__(self, rgb: np.ndarray, valid: np.ndarray | None = None) -> None:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"frame must be uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+            raise ValueError(_("frame must be uint8 HxWx3, got {dtype} {shape}").format(
+                                 dtype=rgb.dtype, shape=rgb.shape))
         self.rgb = rgb
         self.rgb.flags.writeable = False
         self.valid = valid
@@ -190,8 +198,9 @@ class RasterSource:
         try:
             data, valid = self.read_raw(window)
         except Exception as exc:  # RasterioIOError / GDAL CPLE_* on a damaged block: say so, never a raw error
-            raise ImageReadError(f"{Path(self.path).name}: pixels of {window} cannot be read, the file is damaged "
-                                 f"there ({exc}); export or copy it again") from exc
+            raise ImageReadError(_("{name}: pixels of {window} cannot be read, the file is damaged there ({exc}); "
+                                   "export or copy it again").format(
+                                     name=Path(self.path).name, window=window, exc=exc)) from exc
         rgb = self.to_rgb(data)
         if self.lut is not None and self.lut.shape[1] == 4:
             idx = np.clip(data[0].astype(np.int64), 0, len(self.lut) - 1)

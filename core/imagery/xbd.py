@@ -18,6 +18,7 @@ from shapely.errors import ShapelyError
 
 from core.errors import GeoreferenceError, InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.imagery.exif import exif_datetime
 from core.types import GeoRef
 
@@ -40,14 +41,17 @@ def load_xbd_labels(label_path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(label_path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise InputError(f"label file not found: {label_path}; give the xBD label JSON that belongs to the "
-                         "image") from exc
+        raise InputError(_("label file not found: {label_path}; give the "
+                           "xBD label JSON that belongs to the image").format(
+                             label_path=label_path)) from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"label file {label_path} is not readable JSON ({exc}); give the xBD label JSON "
-                         "(with features.xy and features.lng_lat)") from exc
+        raise InputError(_("label file {label_path} is not readable JSON ({exc}); give the xBD label JSON (with "
+                           "features.xy and features.lng_lat)").format(label_path=label_path, exc=exc)) from exc
     feats = data.get("features") if isinstance(data, dict) else None
     if not isinstance(feats, dict) or not isinstance(feats.get("xy", []), list):
-        raise InputError(f"label file {label_path} is not an xBD label (no features.xy / features.lng_lat lists)")
+        raise InputError(_("label file {label_path} is not an xBD label (no features.xy / features.lng_lat "
+                           "lists)").format(
+                             label_path=label_path))
     return data
 
 

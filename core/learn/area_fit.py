@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from core.detection.detector import IMAGENET_MEAN, IMAGENET_STD, to_tensor, use_bf16
 from core.errors import TrainingDataError
+from core.i18n import _
 from core.learn.samples import PatchPool, read_valid
 from core.models.coreset import greedy_coreset
 from core.models.patchcore import PatchCoreNet
@@ -86,7 +87,7 @@ def embed_pool(net: PatchCoreNet, pool: PatchPool, device: torch.device, progres
     if bar is not None:
         bar.close()
     if not feats or sum(len(f) for f in feats) == 0:
-        raise TrainingDataError("no valid normal pixels to fit the feature bank; give normal images of the area")
+        raise TrainingDataError(_("no valid normal pixels to fit the feature bank; give normal images of the area"))
     return torch.cat(feats)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from core.detection.detector import Detector
 from core.errors import CoreError, InputError
+from core.i18n import _
 from core.learn.samples import collect_images
 
 DAMAGED = {"minor-damage", "major-damage", "destroyed"}
@@ -140,7 +141,8 @@ def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: 
     root = Path(root)
     posts = sorted((root / "images").glob("*_post_disaster.png"))
     if not posts:
-        raise InputError(f"no xBD post-event images (*_post_disaster.png) under {root / 'images'}")
+        raise InputError(_("no xBD post-event images (*_post_disaster.png) under {value}").format(
+                             value=root / 'images'))
     b_scores, b_labels, t_scores, t_labels, img_scores = [], [], [], [], []
     b_scene, b_relative, mixed = [], [], 0  # how much of the building figure is a ranking of whole scenes
     for k, path in enumerate(posts):
@@ -148,7 +150,7 @@ def evaluate_xbd(det: Detector, root: str | Path, *, tile: int = 256, progress: 
             progress(k, len(posts), path.name)
         scene = open_scene(path)
         try:
-            rgb, _ = scene.read()
+            rgb, _valid = scene.read()
         finally:
             scene.close()
         buildings = scene.meta.get("xbd", {}).get("buildings", [])

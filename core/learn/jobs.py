@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import CheckpointError, CoreError, InputError
+from core.i18n import _
 from core.learn.training import TrainConfig
 from core.models.checkpoint import load_model
 from core.safe_files import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
@@ -60,8 +61,8 @@ class JobRunner:
         """
         busy = [j for j in self.alive() if self.ws.get_job(j)["kind"] == TRAIN]
         if busy:
-            raise InputError(f"training job #{busy[0]} is still running; wait for it to finish or cancel it "
-                             "before starting another one")
+            raise InputError(_("training job #{value} is still running; wait for it to finish or cancel it before "
+                               "starting another one").format(value=busy[0]))
         name = cfg.name.strip() or f"{cfg.arch}-{datetime.now(timezone.utc):%Y%m%d-%H%M}"
         stamp = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         out = self.ws.models_dir() / f"{safe_filename(name, default='model')}-{stamp}.pt"
@@ -79,7 +80,7 @@ class JobRunner:
         Returns the job id; the result holds ``auroc``, ROC points ``fpr``/``tpr``, scores and labels.
         """
         if not normal or not anomalous:
-            raise InputError("evaluation needs both normal and anomalous images (files or folders)")
+            raise InputError(_("evaluation needs both normal and anomalous images (files or folders)"))
         params = {"model_path": str(model_path) if model_path else "", "normal": [str(p) for p in normal],
                   "anomalous": [str(p) for p in anomalous], "device": device, "patch": patch}
         jid = self.ws.create_job(EVALUATE, params)
@@ -94,9 +95,10 @@ class JobRunner:
         Returns the job id; the result holds both AUROCs, their counts and the building ROC (``fpr``/``tpr``)."""
         root = Path(root)
         if not (root / "images").is_dir():
-            raise InputError(f"{root} has no images/ folder; give an xBD folder holding images/ and labels/")
+            raise InputError(_("{root} has no images/ folder; give an xBD folder holding images/ and labels/").format(
+                                 root=root))
         if not 32 <= int(tile) <= 4096:
-            raise InputError(f"tile size {tile} px is outside 32 … 4096; 256 is the usual")
+            raise InputError(_("tile size {tile} px is outside 32 … 4096; 256 is the usual").format(tile=tile))
         params = {"model_path": str(model_path) if model_path else "", "xbd": str(root), "device": device,
                   "tile": int(tile), "note": str(note)}
         jid = self.ws.create_job(EVALUATE, params)
@@ -155,10 +157,10 @@ class JobRunner:
 
     def _run(self, jid: int, stop: threading.Event, target: Any, *args: Any) -> None:
         try:
-            self.ws.update_job(jid, status="running", progress=0.0, message="starting")
+            self.ws.update_job(jid, status="running", progress=0.0, message=_("starting"))
             target(jid, self._should_stop(jid, stop), *args)
         except _Cancelled as exc:
-            self.ws.update_job(jid, status="cancelled", message=str(exc) or "cancelled by the user")
+            self.ws.update_job(jid, status="cancelled", message=str(exc) or _("cancelled by the user"))
         except CoreError as exc:
             self.ws.update_job(jid, status="failed", message=str(exc))
         except BaseException as exc:  # a worker thread must always leave a final status behind
@@ -171,38 +173,40 @@ class JobRunner:
     def _train(self, jid: int, should_stop: Any, cfg: TrainConfig) -> None:
         from core.learn.training import train
 
-        self.ws.update_job(jid, message="reading training images")
+        self.ws.update_job(jid, message=_("reading training images"))
 
         def progress(ev: dict[str, Any]) -> None:
             if ev.get("event") == "embed":  # feature matching: embedding the normal imagery, then the coreset
                 self.ws.update_job(jid, progress=0.8 * ev["done"] / max(ev["total"], 1),
-                                   message=f"embedding normal imagery: {ev['done']}/{ev['total']} windows, "
-                                           f"{ev['cells']} cells")
+                                   message=_("embedding normal imagery: {done}/{total} windows, {cells} cells")
+                                   .format(done=ev["done"], total=ev["total"], cells=ev["cells"]))
                 return
             if ev.get("event") == "coreset":
-                self.ws.update_job(jid, progress=0.8, message=f"choosing the feature bank: {ev['bank']} of "
-                                                              f"{ev['cells']} normal cells")
+                self.ws.update_job(jid, progress=0.8, message=_("choosing the feature bank: {bank} of {cells} normal "
+                                                                "cells").format(bank=ev["bank"], cells=ev["cells"]))
                 return
             if ev.get("event") != "epoch":
                 return
             entry: dict[str, Any] = {k: ev[k] for k in ("epoch", "epochs", "loss", "lr", "seconds", "samples")
                                      if k in ev}
             self.ws.update_job(jid, progress=min(ev["epoch"] / max(ev["epochs"], 1), 0.99),
-                               message=f"epoch {ev['epoch']}/{ev['epochs']} · loss {ev['loss']:.4f}",
+                               message=_("epoch {epoch}/{epochs} · loss {loss:.4f}").format(
+                                   epoch=ev["epoch"], epochs=ev["epochs"], loss=ev["loss"]),
                                log_append=entry)
 
         meta = train(cfg, progress=progress, should_stop=should_stop)
         out = Path(meta["path"])
         if should_stop():
             out.unlink(missing_ok=True)
-            raise _Cancelled(f"cancelled after epoch {len(meta['training']['history'])}; no model was saved")
+            raise _Cancelled(_("cancelled after epoch {history}; no model was saved").format(
+                                 history=len(meta['training']['history'])))
         try:
             load_model(out)  # a diverged run (NaN weights or calibration) is refused, not registered
         except CheckpointError:
             out.unlink(missing_ok=True)
             raise
         model_id = self.ws.register_model(out, model_info(meta, source="trained", job_id=jid))
-        self.ws.update_job(jid, status="done", progress=1.0, message=f"model #{model_id} registered",
+        self.ws.update_job(jid, status="done", progress=1.0, message=_("model #{id} registered").format(id=model_id),
                            result={"model_id": model_id, "path": str(out), "sha256": meta["sha256"],
                                    "name": meta["name"]})
 
@@ -212,15 +216,16 @@ class JobRunner:
 
         if detector is not None:
             return detector
-        self.ws.update_job(jid, message="loading the model")
+        self.ws.update_job(jid, message=_("loading the model"))
         return Detector.load(params["model_path"] or None, device=params["device"])
 
     def _scoring_progress(self, jid: int, should_stop: Any) -> Any:
         """A ``progress(k, n, name)`` for the evaluation functions: job progress per image, and the cancel check."""
         def progress(k: int, n: int, name: str) -> None:
             if should_stop():
-                raise _Cancelled(f"cancelled after {k} of {n} images")
-            self.ws.update_job(jid, progress=k / max(n, 1), message=f"scoring {name} ({k + 1}/{n})")
+                raise _Cancelled(_("cancelled after {k} of {n} images").format(k=k, n=n))
+            self.ws.update_job(jid, progress=k / max(n, 1),
+                               message=_("scoring {name} ({k}/{n})").format(name=name, k=k + 1, n=n))
         return progress
 
     def _evaluate(self, jid: int, should_stop: Any, params: dict[str, Any], detector: Any) -> None:
@@ -235,7 +240,7 @@ class JobRunner:
         result |= {"auroc": auroc, "fpr": [round(float(v), 6) for v in fpr], "tpr": [round(float(v), 6) for v in tpr],
                    "model": {"name": det.name, "sha256": det.sha256, "arch": det.arch}}
         self.ws.update_job(jid, status="done", progress=1.0, result=result,
-                           message="AUROC " + (f"{auroc:.3f}" if auroc is not None else "n/a (one class is empty)"))
+                           message="AUROC " + (f"{auroc:.3f}" if auroc is not None else _("n/a (one class is empty)")))
 
 
     def _evaluate_xbd(self, jid: int, should_stop: Any, params: dict[str, Any], detector: Any) -> None:
@@ -244,7 +249,7 @@ class JobRunner:
         det = self._detector(jid, params, detector)
         res = evaluate_xbd(det, params["xbd"], tile=params["tile"], progress=self._scoring_progress(jid, should_stop))
         if should_stop():  # asked during the last image
-            raise _Cancelled("cancelled while scoring the last image; nothing was recorded")
+            raise _Cancelled(_("cancelled while scoring the last image; nothing was recorded"))
         fpr, tpr = roc_points(*roc_curve(res["building_scores"], res["building_labels"]))
         b_auroc, t_auroc = (v if math.isfinite(v) else None for v in (res["building_auroc"], res["tile_auroc"]))
         result = {k: res[k] for k in ("n_damaged", "n_undamaged", "n_tiles", "n_damaged_tiles", "images")}
@@ -255,7 +260,7 @@ class JobRunner:
         def fmt(v: float | None) -> str:
             return f"{v:.3f}" if v is not None else "n/a"
         self.ws.update_job(jid, status="done", progress=1.0, result=result,
-                           message=f"building AUROC {fmt(b_auroc)} · tile AUROC {fmt(t_auroc)}")
+                           message=_("building AUROC {b} · tile AUROC {t}").format(b=fmt(b_auroc), t=fmt(t_auroc)))
 
 
 def roc_points(fpr: Any, tpr: Any, *, max_points: int = 2000) -> tuple[list[float], list[float]]:
@@ -363,7 +368,7 @@ def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, 
     path = tmp / safe_filename(Path(str(filename)).name, default="model.pt")
     try:
         _write(path, data)
-        _, meta, _ = load_model(path)
+        _net, meta, _cal = load_model(path)
         info = model_info(meta, source="uploaded")
         info["name"] = name.strip() or meta.get("name") or Path(str(filename)).stem or "uploaded model"
         return ws.register_model(path, info, copy=True, registered_by=registered_by)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core.errors import CoreError, TrainingDataError
+from core.i18n import _
 from core.learn.synthetic import confetti, region
 from core.types import Scene, Window
 
@@ -40,11 +41,13 @@ def collect_images(specs: Sequence[str | Path], what: str = "normal") -> list[Pa
         elif p.is_file():
             found.append(p)
         else:
-            raise TrainingDataError(f"{what} data not found: {s} is neither a file, a folder nor a glob that matches")
+            raise TrainingDataError(_("{what} data not found: {s} is neither a file, a folder nor a glob that "
+                                      "matches").format(what=what, s=s))
     uniq = list(dict.fromkeys(f.resolve() for f in found))
     if not uniq:
-        raise TrainingDataError(f"no {what} images found in {', '.join(map(str, specs))} (looked for "
-                                f"{', '.join(sorted(IMAGE_EXTS))})")
+        raise TrainingDataError(_("no {what} images found in {value} (looked for {value2})").format(
+                                    what=what, value=', '.join(map(str, specs)),
+                                    value2=', '.join(sorted(IMAGE_EXTS))))
     return uniq
 
 
@@ -146,12 +149,12 @@ class PatchPool:
 
     def sample(self, rng: np.random.Generator, tries: int = 30) -> np.ndarray:
         """One random uint8 patch (patch, patch, 3)."""
-        for _ in range(tries):
+        for _try in range(tries):
             it = self.items[int(rng.integers(len(self.items)))]
             out = self._sample_item(it, rng)
             if out is not None:
                 return out
-        raise TrainingDataError("could not draw a valid training patch (images mostly nodata or excluded)")
+        raise TrainingDataError(_("could not draw a valid training patch (images mostly nodata or excluded)"))
 
     def _sample_item(self, it: _Item, rng: np.random.Generator) -> np.ndarray | None:
         p = self.patch
@@ -202,7 +205,8 @@ class PatchPool:
                 r0, c0 = (img.shape[0] - p) // 2, (img.shape[1] - p) // 2
                 out.append(img[r0:r0 + p, c0:c0 + p])
         if not out:
-            raise TrainingDataError("no held-out normal patches could be cut for calibration; add more normal images")
+            raise TrainingDataError(_("no held-out normal patches could be cut for calibration; add more normal "
+                                      "images"))
         idx = np.linspace(0, len(out) - 1, num=min(max_patches, len(out))).round().astype(int)
         return np.stack([out[i] for i in idx])
 
@@ -248,6 +252,6 @@ class OneClassStream(torch.utils.data.IterableDataset[tuple[np.ndarray, int]]):
             return augment(self.normal.sample(rng), rng), 0
         if self.anomalies is None or rng.random() < self.confetti_share:
             base = augment(self.normal.sample(rng), rng)
-            img, _ = (region if rng.random() < self.region_share else confetti)(base, rng)
+            img, _mask = (region if rng.random() < self.region_share else confetti)(base, rng)
             return img, 1
         return augment(self.anomalies.sample(rng), rng, overhead=False), 1

@@ -26,6 +26,7 @@ import core
 from core.detection.calibration import Calibration
 from core.detection.detector import IMAGENET_MEAN, IMAGENET_STD, Detector, resolve_device, to_tensor
 from core.errors import InputError
+from core.i18n import _
 from core.learn.samples import OneClassStream, PatchPool, augment, collect_images
 from core.models import OneClassNet, build_model
 from core.models.checkpoint import save_checkpoint
@@ -73,24 +74,27 @@ def _optimizer(cfg: TrainConfig, net: OneClassNet, params) -> torch.optim.Optimi
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise InputError(f"unknown optimizer {cfg.optimizer!r}; use auto, sgd or adam")
+    raise InputError(_("unknown optimizer {optimizer!r}; use auto, sgd or adam").format(optimizer=cfg.optimizer))
 
 
 def _validate(cfg: TrainConfig) -> None:
     if cfg.input_size < 32 or cfg.input_size % 8:
-        raise InputError(f"input size must be a multiple of 8 and at least 32, got {cfg.input_size}")
+        raise InputError(_("input size must be a multiple of 8 and at least 32, got {input_size}").format(
+                             input_size=cfg.input_size))
     if cfg.epochs < 1 or cfg.steps_per_epoch < 1 or cfg.batch_size < 2:
-        raise InputError("epochs and steps per epoch must be >= 1 and batch size >= 2")
+        raise InputError(_("epochs and steps per epoch must be >= 1 and batch size >= 2"))
     if cfg.confetti not in ("auto", "mix", "off"):
-        raise InputError(f"confetti must be auto, mix or off, got {cfg.confetti!r}")
+        raise InputError(_("confetti must be auto, mix or off, got {confetti!r}").format(confetti=cfg.confetti))
     if cfg.bank_max < 1:
-        raise InputError(f"the feature bank must keep at least one feature, got bank_max={cfg.bank_max}")
+        raise InputError(_("the feature bank must keep at least one feature, got bank_max={bank_max}").format(
+                             bank_max=cfg.bank_max))
     unknown = sorted(set(cfg.options) - set(arch_info(cfg.arch)["options"]))
     if unknown:  # before any image is read
-        raise InputError(f"{cfg.arch} takes no option {', '.join(unknown)} (e.g. --eta is for deep-sad-* only)")
+        raise InputError(_("{arch} takes no option {options} (e.g. --eta is for deep-sad-* only)").format(
+            arch=cfg.arch, options=", ".join(unknown)))
     if cfg.confetti == "off" and not cfg.anomalies and arch_info(cfg.arch)["learns_from_anomalies"]:
-        raise InputError("with confetti off, give labelled anomalies (--anomalies); one-class training needs some "
-                         "anomalies (real or synthetic) for the FCDD/HSC loss")
+        raise InputError(_("with confetti off, give labelled anomalies (--anomalies); one-class training needs "
+                           "some anomalies (real or synthetic) for the FCDD/HSC loss"))
 
 
 def calibrate(det: Detector, patches: np.ndarray) -> Calibration:
@@ -257,7 +261,7 @@ def _freeze(net: OneClassNet, freeze: str, pretrained: str) -> str:
     """Freeze the trunk except its last stage (``"auto"``: only when the trunk is pretrained), or the whole trunk
     (``"trunk"``), or nothing (``"none"``); return what was frozen, for the metadata."""
     if freeze not in ("auto", "none", "trunk"):
-        raise InputError(f"freeze must be auto, none or trunk, got {freeze!r}")
+        raise InputError(_("freeze must be auto, none or trunk, got {freeze!r}").format(freeze=freeze))
     if freeze == "none" or (freeze == "auto" and pretrained == "none"):
         return "none"
     tail = {id(p) for m in ([] if freeze == "trunk" else net.backbone.last_stage()) for p in m.parameters()}

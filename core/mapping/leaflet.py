@@ -10,6 +10,7 @@ import folium
 from branca.element import Element
 
 from core.errors import CoreError
+from core.i18n import _
 
 LEAFLET_JS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"  #: key into folium-offline's resources
 LEAFLET_CSS = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
@@ -25,8 +26,8 @@ def offline_resources() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, s
         from offlinefolium.elements import _res
         js, css = _res[LEAFLET_JS], _res[LEAFLET_CSS]
     except (ImportError, KeyError) as exc:
-        raise CoreError("the offline map files are missing: install the 'folium-offline' package (it ships "
-                        "Leaflet) into the workbench's Python environment and restart the app") from exc
+        raise CoreError(_("the offline map files are missing: install the 'folium-offline' package (it ships "
+                          "Leaflet) into the workbench's Python environment and restart the app")) from exc
     def uri(mime: str, text: str) -> str:
         return f"data:{mime};base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
     return (("leaflet", uri("text/javascript", js)),), (("leaflet_css", uri("text/css", css)),)

@@ -20,6 +20,7 @@ from pyproj import Transformer
 from core.detection.heatmap import colorize, read_heatmap
 from core.errors import GeoreferenceError
 from core.geo import georef as geo
+from core.i18n import _
 from core.types import GeoRef
 
 MERCATOR = "EPSG:3857"
@@ -61,11 +62,12 @@ def warp_to_mercator(scores: np.ndarray, georef: GeoRef, *, max_px: int = OVERLA
     try:
         mx, my = Transformer.from_crs(georef.crs, MERCATOR, always_xy=True).transform(xs, ys)
     except Exception as exc:  # pyproj raises several types for bad CRSs
-        raise GeoreferenceError(f"cannot project this heatmap ({georef.crs}) to Web Mercator: {exc}") from exc
+        raise GeoreferenceError(_("cannot project this heatmap ({crs}) to Web Mercator: {exc}").format(
+                                    crs=georef.crs, exc=exc)) from exc
     mx, my = np.asarray(mx), np.asarray(my)
     if not (np.all(np.isfinite(mx)) and np.all(np.isfinite(my))):
-        raise GeoreferenceError("the heatmap lies outside the Web Mercator range (beyond ±85° latitude?); it "
-                                "cannot be shown on the map")
+        raise GeoreferenceError(_("the heatmap lies outside the Web Mercator range (beyond ±85° latitude?); it "
+                                  "cannot be shown on the map"))
     left, right, bottom, top = mx.min(), mx.max(), my.min(), my.max()
     res = max(right - left, top - bottom) / max(1, min(max_px, max(w, h)))
     dw, dh = max(1, math.ceil((right - left) / res)), max(1, math.ceil((top - bottom) / res))

@@ -30,6 +30,7 @@ from PIL import Image
 from core.detection.grading import get_scale
 from core.errors import CoreError
 from core.geo import georef as geo
+from core.i18n import _
 from core.mapping.controls import Legend, OneOf, ZoomToScene
 from core.mapping.leaflet import LEAFLET_CSS, LEAFLET_JS, offline_resources, resource_links  # noqa: F401 - re-exported
 from core.mapping.overlays import (  # noqa: F401 - re-exported: pages and tests use core.mapping.webmap.*
@@ -45,6 +46,11 @@ from core.mapping.overlays import (  # noqa: F401 - re-exported: pages and tests
 from core.types import Finding, GeoRef, SceneResult
 
 #: Basemaps offered to the user. Only "none" works without a network; the others fetch tiles when online.
+#: Hangul in the map's own frame (popups, tooltips, layer names) without system fonts: the app's web font, which
+#: ui/i18n.py serves from static/fonts/ (Streamlit's static serving), for Hangul code points only.
+HANGUL_FONT_CSS = ("<style>@font-face{font-family:'NanumGothic';src:url('/app/static/fonts/NanumGothic.ttf');"
+                   "unicode-range:U+1100-11FF,U+3130-318F,U+A960-A97F,U+AC00-D7AF,U+D7B0-D7FF}"
+                   ".leaflet-container{font-family:'NanumGothic','Helvetica Neue',Arial,Helvetica,sans-serif}</style>")
 BASEMAPS: dict[str, dict[str, str] | None] = {
     "none": None,
     "OpenStreetMap (online)": {
@@ -84,23 +90,23 @@ def grade_label_colour(f: Finding) -> tuple[str, str]:
 
 def finding_tooltip(f: Finding) -> str:
     """Short hover text of a finding; also how a click is traced back to it (escaped)."""
-    return escape(f"{f.id} · {grade_label_colour(f)[0]}")
+    return escape(f"{f.id} · {_(grade_label_colour(f)[0])}")
 
 
 def finding_popup_html(f: Finding) -> str:
     """Popup of a finding: grade, scores, MGRS, area, source, review; every value HTML-escaped."""
     label, colour = grade_label_colour(f)
-    rows = [("Grade", f"{label} ({f.grade_scale})"),
-            ("Score max / mean", f"{_fmt(f.score_max, '.2f')} / {_fmt(f.score_mean, '.2f')} "
-                                 f"(threshold {_fmt(f.threshold, '.2f')})"),
-            ("Confidence", _fmt(f.confidence, ".0%")),
-            ("MGRS", f.mgrs or "n/a"),
-            ("Area", _fmt(f.area_m2, ",.0f", " m²") + (" (approximate)" if f.location_approximate else "")),
-            ("Source", f.source_name or f.scene_name),
-            ("Review", f.review_status + (f" by {f.analyst}" if f.analyst else "")),
-            ("Method", f.det_method)]
+    rows = [(_("Grade"), f"{_(label)} ({f.grade_scale})"),
+            (_("Score max / mean"), f"{_fmt(f.score_max, '.2f')} / {_fmt(f.score_mean, '.2f')} "
+                                    + _("(threshold {thr})").format(thr=_fmt(f.threshold, ".2f"))),
+            (_("Confidence"), _fmt(f.confidence, ".0%")),
+            ("MGRS", f.mgrs or _("n/a")),
+            (_("Area"), _fmt(f.area_m2, ",.0f", " m²") + (_(" (approximate)") if f.location_approximate else "")),
+            (_("Source"), f.source_name or f.scene_name),
+            (_("Review"), _(f.review_status) + (_(" by {analyst}").format(analyst=f.analyst) if f.analyst else "")),
+            (_("Method"), _(f.det_method))]
     if f.notes:
-        rows.append(("Notes", f.notes))
+        rows.append((_("Notes"), f.notes))
     body = "".join(f"<tr><th style='text-align:left;padding-right:6px'>{escape(k)}</th><td>{escape(v)}</td></tr>"
                    for k, v in rows)
     return (f"<div style='min-width:220px'><b style='color:{escape(colour)}'>{escape(f.id)}</b>"
@@ -135,10 +141,11 @@ def _position_marker(sr: SceneResult, ring: list[tuple[float, float]]) -> folium
     if p is not None:
         alt = sr.meta["gps"].get("agl")
         alt = alt if isinstance(alt, (int, float)) and math.isfinite(alt) else None
-        text = f"GPS of {sr.scene_name}" + (f" · {alt:.0f} m above ground" if alt is not None else "")
+        text = _("GPS of {name}").format(name=sr.scene_name) + (
+            _(" · {alt:.0f} m above ground").format(alt=alt) if alt is not None else "")
         cm = folium.CircleMarker(p, radius=6, color="#2b6cb0", fill=True, fill_opacity=0.9)
     else:
-        text = f"centre of {sr.scene_name}"
+        text = _("centre of {name}").format(name=sr.scene_name)
         cm = folium.CircleMarker((sum(p[0] for p in ring) / 4, sum(p[1] for p in ring) / 4), radius=4,
                                  color="#4a5568", fill=True, fill_opacity=0.6)
     return cm.add_child(_Bind(tooltip=escape(text)))
@@ -160,8 +167,8 @@ def _gps_only_marker(sr: SceneResult) -> folium.CircleMarker | None:
     if p is None:
         return None
     cm = folium.CircleMarker(p, radius=6, color="#dd6b20", fill=True, fill_opacity=0.9)
-    return cm.add_child(_Bind(tooltip=escape(f"GPS of {sr.scene_name} · no footprint: place the frame on the "
-                                             "Analyze page to see its heatmap here")))
+    return cm.add_child(_Bind(tooltip=escape(_("GPS of {name} · no footprint: place the frame on the Analyze page "
+                                               "to see its heatmap here").format(name=sr.scene_name))))
 
 
 def _finding_style(f: Finding) -> dict[str, Any]:
@@ -251,7 +258,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     if heat_layer not in HEAT_LAYERS:
         raise CoreError(f"unknown heatmap layer {heat_layer!r}; choose one of {', '.join(HEAT_LAYERS)}")
     if basemap not in BASEMAPS:
-        raise CoreError(f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}")
+        raise CoreError(_("unknown basemap {basemap!r}; choose one of {choices}").format(
+            basemap=basemap, choices=", ".join(BASEMAPS)))
     js, css = offline_resources()
     m = folium.Map(location=None, tiles=None, control_scale=True, max_zoom=22, zoom_start=2, height=height,
                    width="100%")
@@ -262,13 +270,13 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
                          max_native_zoom=19).add_to(m)
     for base in base_layers:
         m.add_child(base)
-    pictures = folium.FeatureGroup(name="Imagery (the analysed images)", show=True)
-    heat = folium.FeatureGroup(name="Heatmaps (post-event anomaly)", show=True)
-    change = folium.FeatureGroup(name="Change heatmaps (pre → post)", show=True)
+    pictures = folium.FeatureGroup(name=escape(_("Imagery (the analysed images)")), show=True)
+    heat = folium.FeatureGroup(name=escape(_("Heatmaps (post-event anomaly)")), show=True)
+    change = folium.FeatureGroup(name=escape(_("Change heatmaps (pre → post)")), show=True)
     any_change = False
-    marks = folium.FeatureGroup(name="Findings", show=True)
-    prints = folium.FeatureGroup(name="Footprints (dashed = approximate)", show=True)
-    gps = folium.FeatureGroup(name="Positions (GPS, else scene centre)", show=True)
+    marks = folium.FeatureGroup(name=escape(_("Findings")), show=True)
+    prints = folium.FeatureGroup(name=escape(_("Footprints (dashed = approximate)")), show=True)
+    gps = folium.FeatureGroup(name=escape(_("Positions (GPS, else scene centre)")), show=True)
     boxes: list[tuple[float, float, float, float]] = []
     named: list[tuple[str, list[list[float]]]] = []  # the zoom box's scenes: [[south, west], [north, east]]
     for sr in results:
@@ -288,8 +296,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
         approx = sr.georef.approximate
         poly = folium.Polygon(ring, color="#f6ad55" if approx else "#63b3ed", weight=2, fill=False,
                               dash_array="6 6" if approx else None)
-        how = {"gps-footprint": "approximate footprint from GPS + camera model", "user": "placed by analyst",
-               "fitted": "fitted from labels"}.get(sr.georef.method, "georeferenced raster")
+        how = {"gps-footprint": _("approximate footprint from GPS + camera model"), "user": _("placed by analyst"),
+               "fitted": _("fitted from labels")}.get(sr.georef.method, _("georeferenced raster"))
         poly.add_child(_Bind(tooltip=escape(f"{sr.scene_name} · {how}")))
         poly.add_to(prints)
         pic = (imagery or {}).get(str(sr.source_path)) if sr.source_path else None
@@ -324,6 +332,7 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
                         if isinstance(sr.meta, dict)], has_change=any_change))
     if named:
         m.add_child(ZoomToScene(named))
+    m.get_root().header.add_child(folium.Element(HANGUL_FONT_CSS))  # the map's own frame: Hangul without system fonts
     if boxes:
         m.fit_bounds([[min(b[0] for b in boxes), min(b[1] for b in boxes)],
                       [max(b[2] for b in boxes), max(b[3] for b in boxes)]])
@@ -375,7 +384,7 @@ def finding_chip(sr: SceneResult, f: Finding, size: int = 320) -> np.ndarray | N
     scene = open_scene(sr.source_path)
     try:
         win = chip_window(f, scene.width, scene.height)
-        rgb, _ = scene.read(win)
+        rgb, _valid = scene.read(win)
     finally:
         scene.close()
     s = size / max(win.width, win.height)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from core.errors import ModelError
+from core.i18n import _
 from core.models.pretrained import SOURCES, source_state
 from core.models.tv_layers import (
     RESNET18,
@@ -183,13 +184,13 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable/unsafe file is the same user error
-        raise ModelError(f"cannot read backbone weights from {path}: {e}. Give a torchvision state_dict file "
-                         "(.pth saved with torch.save(model.state_dict()))") from e
+        raise ModelError(_("cannot read backbone weights from {path}: {e}. Give a torchvision state_dict file "
+                           "(.pth saved with torch.save(model.state_dict()))").format(path=path, e=e)) from e
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelError(f"{path} is not a state_dict (a mapping of parameter names to tensors); give a "
-                         "torchvision state_dict file of the backbone")
+        raise ModelError(_("{path} is not a state_dict (a mapping of parameter names to tensors); give a "
+                           "torchvision state_dict file of the backbone").format(path=path))
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -198,13 +199,15 @@ def load_backbone_weights(trunk: nn.Module, state: dict[str, torch.Tensor], sour
     own = trunk.state_dict()
     missing = [k for k in own if k not in state]
     if missing:
-        raise ModelError(f"{source} does not fit this backbone: {len(missing)} of its {len(own)} tensors are "
-                         f"missing (e.g. {', '.join(missing[:3])}). Give the torchvision state_dict of the same "
-                         "architecture, or use --pretrained none")
+        raise ModelError(_("{source} does not fit this backbone: {missing} of its {own} tensors are missing (e.g. "
+                           "{value}). Give the torchvision state_dict of the same architecture, or use "
+                           "--pretrained none").format(
+                             source=source, missing=len(missing), own=len(own), value=', '.join(missing[:3])))
     bad = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items() if state[k].shape != v.shape]
     if bad:
-        raise ModelError(f"{source} does not fit this backbone: wrong tensor shapes ({'; '.join(bad[:3])}). "
-                         "Give the torchvision state_dict of the same architecture")
+        raise ModelError(_("{source} does not fit this backbone: wrong tensor shapes ({value}). Give the "
+                           "torchvision state_dict of the same architecture").format(
+                             source=source, value='; '.join(bad[:3])))
     trunk.load_state_dict({k: state[k] for k in own}, strict=True)
 
 
@@ -216,7 +219,8 @@ def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> Tr
     """
     spec = BACKBONES.get(name)
     if spec is None:
-        raise ModelError(f"unknown backbone {name!r}; valid: {', '.join(BACKBONES)}")
+        raise ModelError(_("unknown backbone {name!r}; valid: {value}").format(
+                             name=name, value=', '.join(BACKBONES)))
     trunk = spec.make()
     if isinstance(pretrained, str) and pretrained == "none":
         return trunk
@@ -230,14 +234,15 @@ def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> Tr
                              f"({', '.join(fits) or 'none installed'}), --pretrained none or a weights file")
         path = hub_weights_path(spec.weights)
         if not path.is_file():
-            raise ModelError(f"ImageNet weights for {name} are unavailable offline (looked for {path}); "
-                             "use --pretrained none, or --pretrained PATH to a local torchvision state_dict file, "
-                             "or place the file there")
+            raise ModelError(_("ImageNet weights for {name} are unavailable offline (looked for {path}); use "
+                               "--pretrained none, or --pretrained PATH to a local torchvision state_dict file, or "
+                               "place the file there").format(name=name, path=path))
         load_backbone_weights(trunk, _read_state_dict(path), f"ImageNet weights {path.name}")
         return trunk
     path = Path(pretrained).expanduser()
     if not path.is_file():
-        raise ModelError(f"pretrained must be 'none', 'imagenet', an offline source ({', '.join(SOURCES)}) or a "
-                         f"path to a local weights file; {str(pretrained)!r} is none of these (file not found)")
+        raise ModelError(_("pretrained must be 'none', 'imagenet', an offline source ({value}) or a path to a "
+                           "local weights file; {pretrained!r} is none of these (file not found)").format(
+                             value=', '.join(SOURCES), pretrained=str(pretrained)))
     load_backbone_weights(trunk, _read_state_dict(path), str(path))
     return trunk

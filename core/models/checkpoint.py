@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from core.errors import CheckpointError, ModelError
+from core.i18n import _
 from core.safe_files import file_sha256
 
 FORMAT = "bda-workbench-checkpoint/1"
@@ -35,7 +36,7 @@ def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta:
     try:
         meta_json = json.dumps(meta, sort_keys=True)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint metadata is not JSON-safe: {exc}") from exc
+        raise CheckpointError(_("checkpoint metadata is not JSON-safe: {exc}").format(exc=exc)) from exc
     payload = {"format": FORMAT, "meta_json": meta_json,
                "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -57,48 +58,54 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
+        raise CheckpointError(_("model file not found: {path}").format(path=path))
     size = path.stat().st_size
     if size == 0:
-        raise CheckpointError(f"model file {path.name} is empty (0 bytes); upload the .pt file again")
+        raise CheckpointError(_("model file {name} is empty (0 bytes); upload the .pt file again").format(
+                                  name=path.name))
     if size > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"model file {path.name} is {size / 1e9:.1f} GB, larger than the 2 GB limit")
+        raise CheckpointError(_("model file {name} is {value:.1f} GB, larger than the 2 GB limit").format(
+                                  name=path.name, value=size / 1e9))
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (not a torch.save zip archive); it may be "
-                              "truncated or a different file type")
+        raise CheckpointError(_("{name} is not a PyTorch checkpoint (not a torch.save zip archive); it may be "
+                                "truncated or a different file type").format(name=path.name))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path.name} was refused: it contains Python objects or code that a weights-only "
-                              "checkpoint must not carry. Nothing in it was run. Use a checkpoint written by "
-                              "`python -m core train`.") from exc
+        raise CheckpointError(_("{name} was refused: it contains Python objects or code that a weights-only "
+                                "checkpoint must not carry. Nothing in it was run. Use a checkpoint written by "
+                                "`python -m core train`.").format(name=path.name)) from exc
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path.name} could not be read: it is truncated or corrupt ({exc.__class__.__name__})."
-                              " Copy or upload the file again.") from exc
+        raise CheckpointError(_("{name} could not be read: it is truncated or corrupt ({name2}). Copy or upload "
+                                "the file again.").format(name=path.name, name2=exc.__class__.__name__)) from exc
     return validate_payload(obj, path.name)
 
 
 def validate_payload(obj: Any, name: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Check the structure of a loaded checkpoint payload and decode its metadata."""
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{name} is not a BDA workbench checkpoint (expected format {FORMAT!r}); train one "
-                              "with `python -m core train` or upload a file made by it")
+        raise CheckpointError(_("{name} is not a BDA workbench checkpoint (expected format {format!r}); train one "
+                                "with `python -m core train` or upload a file made by it").format(
+                                  name=name, format=FORMAT))
     state = obj.get("state_dict")
     if not isinstance(state, dict) or not state or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise CheckpointError(f"{name} has no valid weights (state_dict must map names to tensors)")
+        raise CheckpointError(_("{name} has no valid weights (state_dict must map names to tensors)").format(
+                                  name=name))
     try:
         meta = json.loads(obj.get("meta_json", ""))
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{name} has unreadable metadata: {exc}") from exc
+        raise CheckpointError(_("{name} has unreadable metadata: {exc}").format(name=name, exc=exc)) from exc
     if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
-        raise CheckpointError(f"{name} metadata lacks the architecture name ('arch')")
+        raise CheckpointError(_("{name} metadata lacks the architecture name ('arch')").format(name=name))
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise CheckpointError(f"{name} has weights that are not finite numbers (NaN or infinity) in "
-                              f"{', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''}: training diverged or "
-                              "the file was damaged. Every image would score nan and be called normal; retrain the "
-                              "model (e.g. with a lower learning rate) or use another checkpoint.")
+        raise CheckpointError(_("{name} has weights that are not finite numbers (NaN or infinity) in "
+                                "{value}{value2}: training diverged or the file was damaged. Every image would "
+                                "score nan and be called normal; retrain the model (e.g. with a lower learning "
+                                "rate) or use another checkpoint.").format(
+                                  name=name, value=', '.join(bad[:3]),
+                                  value2=' and others' if len(bad) > 3 else ''))
     if meta.get("calibration") is not None:
         check_calibration(meta["calibration"], name)
     return state, meta
@@ -143,19 +150,21 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any], str]:
     try:
         net = build_model(meta["arch"], pretrained=source)
     except ModelError as exc:
-        raise CheckpointError(f"{name}: {exc}") from exc
+        raise CheckpointError(_("{name}: {exc}").format(name=name, exc=exc)) from exc
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)
     except (RuntimeError, ModelError) as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{name} does not match architecture {meta['arch']!r}: its weights belong "
-                              f"to a different network ({first[:200]})") from exc
+        raise CheckpointError(_("{name} does not match architecture {arch!r}: its weights belong to a different "
+                                "network ({value})").format(name=name, arch=meta['arch'], value=first[:200])) from exc
     # only trunk tensors may come from the installed source; everything else must be in the file
     lacking = [k for k in missing if source == "none" or not k.startswith("backbone.")]
     if unexpected or lacking:
         keys = ", ".join((unexpected or lacking)[:3])
-        raise CheckpointError(f"{name} does not match architecture {meta['arch']!r}: its weights belong "
-                              f"to a different network ({'unexpected' if unexpected else 'missing'} keys: {keys})")
+        raise CheckpointError(_("{name} does not match architecture {arch!r}: its weights belong to a different "
+                                "network ({value} keys: {keys})").format(
+                                  name=name, arch=meta['arch'], value='unexpected' if unexpected else 'missing',
+                                  keys=keys))
     net.eval()
     return net, meta, file_sha256(path)
 
@@ -173,10 +182,12 @@ def trunk_source_name(meta: dict[str, Any], name: str = "checkpoint") -> str:
         return "none"
     src = SOURCES.get(info.get("name") if isinstance(info, dict) else None)  # type: ignore[arg-type]
     if src is None:
-        raise CheckpointError(f"{name} needs the trunk source {info!r}, which this installation does not know; "
-                              f"known offline sources: {', '.join(SOURCES)}")
+        raise CheckpointError(_("{name} needs the trunk source {info!r}, which this installation does not know; "
+                                "known offline sources: {value}").format(
+                                  name=name, info=info, value=', '.join(SOURCES)))
     if info.get("sha256") != src.sha256:
-        raise CheckpointError(f"{name} was trained on another version of {src.name} (sha256 "
-                              f"{str(info.get('sha256'))[:16]}…, installed {src.sha256[:16]}…); use the "
-                              "matching package version")
+        raise CheckpointError(_("{name} was trained on another version of {name2} (sha256 {value}…, installed "
+                                "{value2}…); use the matching package version").format(
+                                  name=name, name2=src.name, value=str(info.get('sha256'))[:16],
+                                  value2=src.sha256[:16]))
     return src.name

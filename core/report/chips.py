@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core.detection.heatmap import default_vmax
+from core.i18n import _
 from core.report import _geo
 from core.report.context import grade_colour
 from core.report.rasters import SceneCache, blend_heat, clip_window, read_scores
@@ -63,7 +64,7 @@ def _score_panel(caption: str, path: Path | None, win: Window, sr: SceneResult, 
                  f: Finding, threshold: float, vmax: float, size: int, what: str) -> Panel:
     scores = read_scores(path, win, full_size=(sr.width, sr.height))
     if scores is None:
-        return Panel(caption, None, f"{what} not available")
+        return Panel(caption, None, _("{what} not available").format(what=what))
     scores = cv2.resize(scores, (win.width, win.height), interpolation=cv2.INTER_NEAREST)
     disp, s = _display(blend_heat(grey, scores, threshold, vmax), size)
     return Panel(caption, _outline(Image.fromarray(disp), _ring(f, win, s), grade_colour(f.grade, f.grade_scale)))
@@ -71,7 +72,7 @@ def _score_panel(caption: str, path: Path | None, win: Window, sr: SceneResult, 
 
 def _pre_panel(f: Finding, sr: SceneResult, win: Window, pre: Scene | None, size: int, shape: tuple[int, int],
                reason: str) -> Panel:
-    caption = "Pre-event image"
+    caption = _("Pre-event image")
     if pre is None:
         return Panel(caption, None, reason)
     corners_c = np.array([win.col, win.col + win.width, win.col + win.width, win.col], dtype=float)
@@ -84,16 +85,16 @@ def _pre_panel(f: Finding, sr: SceneResult, win: Window, pre: Scene | None, size
         ring_c, ring_r = _geo.from_lonlat(pre.georef, rlon, rlat)
     elif sr.georef is None and pre.georef is None and (pre.width, pre.height) == (sr.width, sr.height):
         pc, pr, ring_c, ring_r = corners_c, corners_r, ring[:, 0], ring[:, 1]
-        caption = "Pre-event image (same pixel grid assumed)"
+        caption = _("Pre-event image (same pixel grid assumed)")
     else:
-        return Panel(caption, None, "pre-event image cannot be aligned (georeferencing missing on one side)")
+        return Panel(caption, None, _("pre-event image cannot be aligned (georeferencing missing on one side)"))
     if not (np.isfinite(pc).all() and np.isfinite(pr).all()):
-        return Panel(caption, None, "pre-event image does not cover this finding")
+        return Panel(caption, None, _("pre-event image does not cover this finding"))
     c0, r0, c1, r1 = float(pc.min()), float(pr.min()), float(pc.max()), float(pr.max())
     fw, fh = max(1, round(c1 - c0)), max(1, round(r1 - r0))
     part = clip_window(c0, r0, c1, r1, pre.width, pre.height)
     if part is None:
-        return Panel(caption, None, "pre-event image does not cover this finding")
+        return Panel(caption, None, _("pre-event image does not cover this finding"))
     rgb, valid = pre.read(part)
     canvas = np.full((fh, fw, 3), 128, np.uint8)
     oy, ox = part.row - round(r0), part.col - round(c0)
@@ -121,8 +122,8 @@ def finding_panels(f: Finding, sr: SceneResult, cache: SceneCache, pre_path: Pat
     grey = None
     panels: list[Panel] = []
     if scene is None:
-        why = "source image not available" if sr.source_path is None or sr.source_path not in cache.errors \
-            else f"source image unreadable: {cache.errors[sr.source_path]}"
+        why = _("source image not available") if sr.source_path is None or sr.source_path not in cache.errors \
+            else _("source image unreadable: {error}").format(error=cache.errors[sr.source_path])
         panels.append(Panel("Post-event image", None, why))
         shape = (size, size)
     else:
@@ -136,21 +137,24 @@ def finding_panels(f: Finding, sr: SceneResult, cache: SceneCache, pre_path: Pat
     pre_panel = None
     if sr.pre_scene_name or pre_path is not None:
         pre = cache.get(pre_path)
-        reason = "pre-event image file not available" if pre_path is None else \
-            f"pre-event image unreadable: {cache.errors.get(Path(pre_path), 'unknown error')}"
+        reason = _("pre-event image file not available") if pre_path is None else \
+            _("pre-event image unreadable: {error}").format(error=cache.errors.get(Path(pre_path), _("unknown error")))
         pre_panel = _pre_panel(f, sr, win, pre, size, shape, reason)
     if sr.change_path is not None:
         ct = change_threshold if change_threshold is not None else anomaly_threshold
         if pre_panel is not None:
             panels.append(pre_panel)
-        panels.append(_score_panel(f"Change heatmap ≥ {ct:.2f} (findings)", sr.change_path, win, sr, grey, f,
-                                   ct, default_vmax(ct), size, "change heatmap"))
-        panels.append(_score_panel(f"Post-only anomaly heatmap ≥ {anomaly_threshold:.2f} (reference)",
+        panels.append(_score_panel(_("Change heatmap ≥ {thr:.2f} (findings)").format(thr=ct), sr.change_path, win, sr,
+                                   grey, f,
+                                   ct, default_vmax(ct), size, _("change heatmap")))
+        panels.append(_score_panel(_("Post-only anomaly heatmap ≥ {thr:.2f} (reference)").format(
+                                       thr=anomaly_threshold),
                                    sr.heatmap_path, win, sr, grey, f, anomaly_threshold,
-                                   default_vmax(anomaly_threshold), size, "heatmap"))
+                                   default_vmax(anomaly_threshold), size, _("heatmap")))
         return panels
-    panels.append(_score_panel(f"Anomaly heatmap ≥ {anomaly_threshold:.2f}", sr.heatmap_path, win, sr, grey, f,
-                               anomaly_threshold, default_vmax(anomaly_threshold), size, "heatmap"))
+    panels.append(_score_panel(_("Anomaly heatmap ≥ {thr:.2f}").format(thr=anomaly_threshold), sr.heatmap_path, win,
+                               sr, grey, f,
+                               anomaly_threshold, default_vmax(anomaly_threshold), size, _("heatmap")))
     if pre_panel is not None:
         panels.append(pre_panel)
     return panels

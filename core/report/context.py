@@ -16,6 +16,7 @@ from typing import Any
 
 from core.detection.grading import SCALES, Grade
 from core.errors import ReportError
+from core.i18n import _
 from core.report.extraction import Basis, is_paired, scene_basis
 from core.types import Finding, SceneResult
 
@@ -78,8 +79,8 @@ def ordered_findings(findings: Iterable[Finding]) -> list[tuple[int, Finding]]:
     items = list(findings)
     for f in items:
         if not isinstance(f, Finding):
-            raise ReportError(f"expected core.types.Finding objects, got {type(f).__name__}; pass the findings "
-                              "of a SceneResult or a ReportContext")
+            raise ReportError(_("expected core.types.Finding objects, got {name}; pass the findings of a "
+                                "SceneResult or a ReportContext").format(name=type(f).__name__))
     items.sort(key=lambda f: (is_rejected(f), -_score(f.score_max), -_score(f.score_mean), str(f.id)))
     return list(enumerate(items, start=1))
 
@@ -121,21 +122,23 @@ class ReportContext:
     def validate(self) -> None:
         """Raise :class:`ReportError` saying what to fix when the context cannot make a report."""
         if not isinstance(self.title, str) or not self.title.strip():
-            raise ReportError("the report needs a title; fill in the report title (--title on the command line)")
+            raise ReportError(_("the report needs a title; fill in the report title (--title on the command line)"))
         if not isinstance(self.handling, str) or not self.handling.strip():
-            raise ReportError("the report needs a handling line (e.g. 'TLP:CLEAR' or 'UNCLASSIFIED // FOR OFFICIAL "
-                              "USE ONLY'); fill in the handling / classification line (--handling on the command line)")
+            raise ReportError(_("the report needs a handling line (e.g. 'TLP:CLEAR' or 'UNCLASSIFIED // FOR "
+                                "OFFICIAL USE ONLY'); fill in the handling / classification line (--handling on "
+                                "the command line)"))
         if not isinstance(self.scenes, Sequence) or isinstance(self.scenes, (str, bytes)) or not self.scenes:
-            raise ReportError("the report has no analysed scenes; analyse at least one image first")
+            raise ReportError(_("the report has no analysed scenes; analyse at least one image first"))
         for s in self.scenes:
             if not isinstance(s, SceneResult):
-                raise ReportError(f"ReportContext.scenes must hold SceneResult objects, got {type(s).__name__}")
+                raise ReportError(_("ReportContext.scenes must hold SceneResult objects, got {name}").format(
+                                      name=type(s).__name__))
         if not isinstance(self.report_time, datetime):
-            raise ReportError("ReportContext.report_time must be a datetime (UTC)")
+            raise ReportError(_("ReportContext.report_time must be a datetime (UTC)"))
         if not isinstance(self.top_n, int) or self.top_n < 0:
-            raise ReportError(f"top_n must be a whole number >= 0, got {self.top_n!r}")
+            raise ReportError(_("top_n must be a whole number >= 0, got {top_n!r}").format(top_n=self.top_n))
         if not isinstance(self.model_info, dict) or not isinstance(self.pre_sources, dict):
-            raise ReportError("model_info and pre_sources must be dictionaries")
+            raise ReportError(_("model_info and pre_sources must be dictionaries"))
         ordered_findings(self.findings())  # type check of every finding
 
     @property

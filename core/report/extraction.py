@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.i18n import N_
 from core.types import Finding, SceneResult
 
 ANOMALY, CHANGE = "anomaly", "change"
 #: How each kind of heatmap is named in the report, and its units.
-KIND_LABEL = {ANOMALY: "anomaly heatmap", CHANGE: "change heatmap"}
-KIND_UNITS = {ANOMALY: "calibrated anomaly units", CHANGE: "calibrated change units"}
+KIND_LABEL = {ANOMALY: N_("anomaly heatmap"), CHANGE: N_("change heatmap")}
+KIND_UNITS = {ANOMALY: N_("calibrated anomaly units"), CHANGE: N_("calibrated change units")}
 KIND_SCALE = {ANOMALY: "0 = median normal pixel, 1 = 99th percentile of normal pixels",
               CHANGE: "0 = median no-change pixel, 1 = 99th percentile of no-change pixels"}
-CHANGE_DEFAULT_METHOD = "change calibration default (99.9th percentile of no-change pixels)"
+CHANGE_DEFAULT_METHOD = N_("change calibration default (99.9th percentile of no-change pixels)")
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,12 @@ def _change_method(sr: SceneResult, threshold: float | None) -> str:
     stats = c.get("calibration_stats") if isinstance(c.get("calibration_stats"), dict) else {}
     default = _finite(stats.get("threshold"))
     if threshold is None:
-        return "not recorded"
+        return N_("not recorded")
     if recorded is not None and not math.isclose(recorded, threshold, rel_tol=1e-6, abs_tol=1e-9):
-        return "recorded with the findings"
+        return N_("recorded with the findings")
     if default is not None and math.isclose(threshold, default, rel_tol=1e-6, abs_tol=1e-9):
         return CHANGE_DEFAULT_METHOD
-    return "set by the analyst" if default is not None else "recorded with the analysis"
+    return N_("set by the analyst") if default is not None else N_("recorded with the analysis")
 
 
 def scene_basis(sr: SceneResult, model_info: dict[str, Any] | None = None) -> Basis:
@@ -117,11 +118,11 @@ def scene_basis(sr: SceneResult, model_info: dict[str, Any] | None = None) -> Ba
     t = own if own is not None else anomaly_threshold(sr, mi)
     model_t = _finite(mi.get("threshold"))
     if t is None:
-        method = "not recorded"
+        method = N_("not recorded")
     elif model_t is not None and math.isclose(t, model_t, rel_tol=1e-6, abs_tol=1e-9):
         method = str(mi.get("threshold_method") or "not recorded")
     else:
-        method = "recorded with the findings"
+        method = N_("recorded with the findings")
     return Basis(ANOMALY, sr.heatmap_path, t, method)
 
 

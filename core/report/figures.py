@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
 from core.detection.heatmap import LUT, blend, colorize
+from core.i18n import N_, _
 from core.report import _geo
 from core.report._io import clean_text
 from core.report.context import grade_colour, grade_key, grade_label, grade_rank, is_rejected
@@ -137,7 +138,7 @@ def _legend(ax: object, findings: list[Finding], threshold: float, label: str) -
             counts[grade_key(f.grade)] = (first, n + 1)
     ranked = sorted(counts.values(), key=lambda fn: grade_rank(fn[0].grade, fn[0].grade_scale))
     handles: list[object] = [Patch(fc="none", ec=grade_colour(f.grade, f.grade_scale), lw=1.8,
-                                   label=f"{clean_text(grade_label(f.grade, f.grade_scale), 30)} ({n})")
+                                   label=f"{clean_text(_(grade_label(f.grade, f.grade_scale)), 30)} ({n})")
                              for f, n in ranked]
     if any(is_rejected(f) for f in findings):
         handles.append(Line2D([], [], color="#9e9e9e", ls="--", lw=1.2, label="rejected (not counted)"))
@@ -175,7 +176,7 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
             ax.add_patch(Polygon(f.polygon_px, closed=True, fill=False, zorder=4, lw=0.9 if rej else 1.5, ec=ec,
                                  ls="--" if rej else "-", path_effects=_HALO))
             if not rej and k < MAP_LABELS:
-                c0, r0, c1, _ = f.bbox_px
+                c0, r0, c1, _r1 = f.bbox_px
                 right = c1 < 0.9 * w
                 ax.text(c1 if right else c0, max(r0, 0.04 * h), f"#{summary.obj_id.get(id(f), '?')}", fontsize=6.5,
                         color="black", zorder=5, ha="left" if right else "right", va="bottom", clip_on=True,
@@ -185,15 +186,16 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
         ax.set_aspect(aspect)
         title = clean_text(sr.scene_name, 80) + (f" — {clean_text(sr.capture_time, 30)}" if sr.capture_time else "")
         if st.basis.kind == CHANGE:
-            title += f"\nchange since {clean_text(sr.pre_scene_name, 60) or 'the pre-event image'}"
+            title += "\n" + _("change since {pre}").format(
+                pre=clean_text(sr.pre_scene_name, 60) or _("the pre-event image"))
         if sr.georef is not None:
             _graticule(ax, sr.georef, w, h)
             if sr.georef.approximate:
-                title += f"\nlocation approximate ({clean_text(sr.georef.method, 30)})"
+                title += "\n" + _("location approximate ({method})").format(method=clean_text(_(sr.georef.method), 30))
         else:
-            ax.set_xlabel("column (px)")
-            ax.set_ylabel("row (px)")
-            title += "\nnot georeferenced: pixel coordinates, no scale or north arrow"
+            ax.set_xlabel(_("column (px)"))
+            ax.set_ylabel(_("row (px)"))
+            title += "\n" + _("not georeferenced: pixel coordinates, no scale or north arrow")
         ax.set_title(title)
         if st.pixel_m is not None:
             length = nice_length(w * st.pixel_m[0] / 4)
@@ -204,7 +206,8 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
         if sr.georef is not None:
             _north_arrow(fig, ax, _geo.north_vector(sr.georef, w / 2, h / 2), aspect)
         fig.colorbar(ScalarMappable(Normalize(threshold, vmax), HEAT_CMAP), ax=ax, fraction=0.035,
-                     pad=0.02, label=f"calibrated {st.basis.kind} score")
+                     pad=0.02, label=_("calibrated change score") if st.basis.kind == CHANGE
+                     else _("calibrated anomaly score"))
         _legend(ax, sr.findings, threshold, label)
         return _encode(fig)
 
@@ -229,7 +232,7 @@ def overview_map(summary: ReportSummary) -> bytes | None:
             ax.annotate(f"S{k}", (float(lon[0]), float(lat[0])), xytext=(3, -3 - 9 * ((k - 1) % 3)),
                         textcoords="offset points", color="#2d4a66", ha="left", va="top", fontsize=7)
         shown: set[str] = set()
-        for _, f in summary.counted:
+        for _i, f in summary.counted:
             if f.centroid_lon is None or f.centroid_lat is None:
                 continue
             key = grade_key(f.grade)
@@ -240,19 +243,20 @@ def overview_map(summary: ReportSummary) -> bytes | None:
         ax.autoscale_view()
         mid = float(np.nanmean(lats)) if lats else 0.0
         ax.set_aspect(1 / max(math.cos(math.radians(mid)), 0.01))
-        ax.set_xlabel("longitude (°)")
-        ax.set_ylabel("latitude (°)")
+        ax.set_xlabel(_("longitude (°)"))
+        ax.set_ylabel(_("latitude (°)"))
         ax.grid(True, lw=0.4, alpha=0.5)
         ax.ticklabel_format(useOffset=False)
         ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.yaxis.set_major_locator(MaxNLocator(6))
-        ax.set_title("Scenes (S1..Sn, as in the appendix table) and counted findings")
+        ax.set_title(_("Scenes (S1..Sn, as in the appendix table) and counted findings"))
         if shown:
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, frameon=False)
         return _encode(fig, "png")
 
 
-_HIST_TITLES = {ANOMALY: "Anomaly heatmaps (single images)", CHANGE: "Change heatmaps (pre/post pairs)"}
+_HIST_TITLES = {ANOMALY: N_("Anomaly heatmaps (single images)"),
+                CHANGE: N_("Change heatmaps (pre/post pairs)")}
 
 
 def histograms(summary: ReportSummary) -> bytes:
@@ -269,22 +273,25 @@ def histograms(summary: ReportSummary) -> bytes:
                 step = max(1, samples.size // 200_000)
                 a1.hist(samples[::step], bins=80, color="#5b7fa6", log=True)
             else:
-                a1.text(0.5, 0.5, "no heatmap data", transform=a1.transAxes, ha="center")
-            a1.set_xlabel(f"calibrated {kind} score per pixel (sample)")
-            a1.set_ylabel("pixels (log)")
-            peaks = [f.score_max for _, f in summary.counted
+                a1.text(0.5, 0.5, _("no heatmap data"), transform=a1.transAxes, ha="center")
+            a1.set_xlabel(_("calibrated change score per pixel (sample)") if kind == CHANGE
+                          else _("calibrated anomaly score per pixel (sample)"))
+            a1.set_ylabel(_("pixels (log)"))
+            peaks = [f.score_max for _i, f in summary.counted
                      if kind_of.get(id(f)) == kind and math.isfinite(f.score_max)]
             if peaks:
                 a2.hist(peaks, bins=min(40, max(5, len(peaks) // 3)), color="#c0504d")
             else:
-                a2.text(0.5, 0.5, "no counted findings", transform=a2.transAxes, ha="center")
-            a2.set_xlabel(f"peak {kind} score of counted findings")
-            a2.set_ylabel("findings")
+                a2.text(0.5, 0.5, _("no counted findings"), transform=a2.transAxes, ha="center")
+            a2.set_xlabel(_("peak change score of counted findings") if kind == CHANGE
+                          else _("peak anomaly score of counted findings"))
+            a2.set_ylabel(_("findings"))
             if len(kinds) > 1:
-                a1.set_title(_HIST_TITLES[kind], loc="left")
+                a1.set_title(_(_HIST_TITLES[kind]), loc="left")
             for ax in (a1, a2):
                 for t in summary.thresholds(kind):
-                    ax.axvline(t, color="black", ls="--", lw=1, label=f"{kind} threshold {t:.2f}")
+                    label = _("change threshold {t:.2f}") if kind == CHANGE else _("anomaly threshold {t:.2f}")
+                    ax.axvline(t, color="black", ls="--", lw=1, label=label.format(t=t))
                 if summary.thresholds(kind):
                     ax.legend(fontsize=7)
         return _encode(fig, "png")

@@ -14,8 +14,9 @@ from pathlib import Path
 import matplotlib
 
 from core.errors import ReportError
+from core.i18n import _
 
-PDF_FAMILY = "DejaVu"
+PDF_FAMILY = "DejaVu"  #: the body family (NanumGothic files under this name in a Korean report)
 PDF_FALLBACK_FAMILY = "Nanum"
 
 
@@ -25,27 +26,35 @@ def font_files() -> dict[str, Path]:
     ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     spec = importlib.util.find_spec("koreanize_matplotlib")
     if spec is None or spec.origin is None:
-        raise ReportError("the koreanize-matplotlib package is missing (it carries the Hangul font NanumGothic); "
-                          "install the project's requirements")
+        raise ReportError(_("the koreanize-matplotlib package is missing (it carries the Hangul font NanumGothic); "
+                            "install the project's requirements"))
     nanum = Path(spec.origin).parent / "fonts"
     files = {"regular": ttf / "DejaVuSans.ttf", "bold": ttf / "DejaVuSans-Bold.ttf",
              "hangul": nanum / "NanumGothic.ttf", "hangul_bold": nanum / "NanumGothicBold.ttf"}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise ReportError(f"report fonts not found: {', '.join(missing)}; reinstall matplotlib and "
-                          "koreanize-matplotlib")
+        raise ReportError(_("report fonts not found: {value}; reinstall matplotlib and koreanize-matplotlib").format(
+                              value=', '.join(missing)))
     return files
 
 
-def register_pdf_fonts(pdf: object) -> None:
-    """Add DejaVu (regular/bold) and NanumGothic (regular/bold, as fallback) to an ``fpdf.FPDF`` instance."""
+def register_pdf_fonts(pdf: object, hangul_first: bool = False) -> None:
+    """Add the report's body family :data:`PDF_FAMILY` and its fallback to an ``fpdf.FPDF`` instance.
+
+    Default: DejaVu (regular/bold) with NanumGothic as the per-glyph fallback for Hangul in names and notes. With
+    ``hangul_first`` (a Korean report) the body family is NanumGothic, which has Latin glyphs too, and DejaVu the
+    fallback (Cyrillic, Greek): fpdf2 switches fonts inside a line for every fallback glyph, and a paragraph that is
+    mostly fallback text was laid out with wrong widths and garbled glyphs (seen in long Korean paragraphs).
+    """
     f = font_files()
     # fontTools logs a line per table it cannot subset (harmless TSI* hinting tables of NanumGothic).
     logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
-    pdf.add_font(PDF_FAMILY, "", f["regular"])  # type: ignore[attr-defined]
-    pdf.add_font(PDF_FAMILY, "B", f["bold"])  # type: ignore[attr-defined]
-    pdf.add_font(PDF_FALLBACK_FAMILY, "", f["hangul"])  # type: ignore[attr-defined]
-    pdf.add_font(PDF_FALLBACK_FAMILY, "B", f["hangul_bold"])  # type: ignore[attr-defined]
+    body, fallback = (("hangul", "hangul_bold"), ("regular", "bold")) if hangul_first else \
+        (("regular", "bold"), ("hangul", "hangul_bold"))
+    pdf.add_font(PDF_FAMILY, "", f[body[0]])  # type: ignore[attr-defined]
+    pdf.add_font(PDF_FAMILY, "B", f[body[1]])  # type: ignore[attr-defined]
+    pdf.add_font(PDF_FALLBACK_FAMILY, "", f[fallback[0]])  # type: ignore[attr-defined]
+    pdf.add_font(PDF_FALLBACK_FAMILY, "B", f[fallback[1]])  # type: ignore[attr-defined]
     pdf.set_fallback_fonts([PDF_FALLBACK_FAMILY], exact_match=False)  # type: ignore[attr-defined]
 
 

@@ -11,6 +11,7 @@ from fpdf.enums import TableBordersLayout
 from fpdf.fonts import FontFace
 from PIL import Image
 
+from core.i18n import _, get_lang
 from core.report._io import clean_text
 from core.report.fonts import PDF_FAMILY, register_pdf_fonts
 
@@ -25,7 +26,7 @@ class ReportPDF(FPDF):
 
     def __init__(self, handling: str, title: str, when: datetime) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
-        register_pdf_fonts(self)
+        register_pdf_fonts(self, hangul_first=get_lang() == "ko")
         self.handling = clean_text(handling, 160).replace("\n", " ")
         self.doc_title = clean_text(title, 120).replace("\n", " ")
         self.when = when
@@ -60,9 +61,10 @@ class ReportPDF(FPDF):
         self.set_y(-13)
         self.set_font(FONT, "", 7)
         self.set_text_color(*GREY)
-        self.cell(0, 3.5, f"Page {self.page_no()} of {{nb}}", align="R", new_x="LMARGIN", new_y="TOP")
+        self.cell(0, 3.5, _("Page {page} of {pages}").format(page=self.page_no(), pages="{nb}"), align="R",
+                  new_x="LMARGIN", new_y="TOP")
         self.set_x(self.l_margin)
-        self.cell(0, 3.5, "Automatic extraction unless marked confirmed", align="L", new_x="LMARGIN",
+        self.cell(0, 3.5, _("Automatic extraction unless marked confirmed"), align="L", new_x="LMARGIN",
                   new_y="NEXT")
         self.set_font(FONT, "B", 8.5)
         self.set_text_color(0, 0, 0)
@@ -171,7 +173,7 @@ class ReportPDF(FPDF):
         self.figure_no += 1
         self.image(io.BytesIO(data), x=self.l_margin + (self.epw - w) / 2, y=self.get_y(), w=w, h=h)
         self.set_y(self.get_y() + h + 1)
-        self.para(f"Figure {self.figure_no}. {caption}", size=7.5, colour=GREY, h=3.6)
+        self.para(_("Figure {n}. {caption}").format(n=self.figure_no, caption=caption), size=7.5, colour=GREY, h=3.6)
         self.ln(2)
 
     def blank_box(self, lines: int = 6) -> None:

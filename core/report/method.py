@@ -8,14 +8,15 @@ from typing import Any
 
 from core.analysis.guidance import mode_advice
 from core.change.coreg import coregistration_text as describe_coregistration
+from core.i18n import N_, _
 from core.report._io import clean_text
 from core.report.context import ReportContext
 from core.report.extraction import ANOMALY, CHANGE, KIND_UNITS, change_meta, coregistration_meta
 from core.report.layout import GREY, ReportPDF
 from core.report.summary import ReportSummary, SceneStats
-from core.report.texts import NOT_VALIDATED, TITLES, fmt
+from core.report.texts import NOT_VALIDATED, fmt, title
 
-CHANGE_EXPLAINED = (
+CHANGE_EXPLAINED = N_(
     "Where a pre-event image of the same place was given, the findings come from a change heatmap, not from the "
     "post-event image alone: a one-class detector on the post-event image alone also marks whatever was always "
     "unusual there (a car park, a quarry), while damage is what differs between before and after. The pre-event "
@@ -30,6 +31,11 @@ CHANGE_EXPLAINED = (
     "above the change threshold are outlined, measured and graded as described above for anomaly regions, in "
     "change units. The post-event image's own anomaly heatmap is kept for reference only (shown beside the change "
     "heatmap in section 3); none of its regions is counted.")
+
+
+#: Threshold methods stored in English with analyses (core/report/context.py, core/cli/analyze.py), shown translated.
+STORED_METHODS = (N_("model default (calibrated)"), N_("set by the analyst"),
+                  N_("model calibration default (99.9th percentile of held-out normal pixels)"))
 
 
 def coregistration_text(coreg: dict[str, Any]) -> str:
@@ -53,18 +59,19 @@ def threshold_rows(ctx: ReportContext, s: ReportSummary) -> list[tuple[str, str]
     for kind in s.kinds:
         scenes = s.scenes_of(kind)
         ts = s.thresholds(kind)
-        key = "Finding threshold" if len(s.kinds) == 1 else \
-            ("Finding threshold, single images" if kind == ANOMALY else "Finding threshold, pre/post pairs")
+        key = _("Finding threshold") if len(s.kinds) == 1 else \
+            (_("Finding threshold, single images") if kind == ANOMALY else _("Finding threshold, pre/post pairs"))
+        units = _(KIND_UNITS[kind])
         if not ts:
-            value = "not recorded"
+            value = _("not recorded")
         elif len(ts) == 1:
-            methods = sorted({st.basis.method for _, st in scenes if st.basis.threshold is not None})
-            value = f"{fmt(ts[0], 3)} {KIND_UNITS[kind]} — {'; '.join(methods)}"
+            methods = sorted({_(st.basis.method) for _k, st in scenes if st.basis.threshold is not None})
+            value = f"{fmt(ts[0], 3)} {units} — {'; '.join(methods)}"
         else:
-            value = "differs per scene: " + ", ".join(f"S{k} {fmt(st.basis.threshold, 3)}" for k, st in scenes
-                                                      if st.basis.threshold is not None) + f" ({KIND_UNITS[kind]})"
+            value = _("differs per scene: ") + ", ".join(f"S{k} {fmt(st.basis.threshold, 3)}" for k, st in scenes
+                                                        if st.basis.threshold is not None) + f" ({units})"
         if kind == CHANGE:
-            value += ". Findings are cut from the change heatmap of each pre/post pair (section 4)"
+            value += _(". Findings are cut from the change heatmap of each pre/post pair (section 4)")
         rows.append((key, value))
     return rows
 
@@ -73,116 +80,123 @@ def _anomaly_paragraph(ctx: ReportContext, s: ReportSummary, only: bool) -> str:
     scenes = s.scenes_of(ANOMALY)
     ts = s.thresholds(ANOMALY)
     if len(ts) == 1:
-        methods = "; ".join(sorted({st.basis.method for _, st in scenes if st.basis.threshold is not None}))
-        thr = f"Threshold: {fmt(ts[0], 3)} calibrated anomaly units; how it was set: {methods}."
+        methods = "; ".join(sorted({_(st.basis.method) for _k, st in scenes if st.basis.threshold is not None}))
+        thr = _("Threshold: {thr} calibrated anomaly units; how it was set: {methods}.").format(
+            thr=fmt(ts[0], 3), methods=methods)
     elif ts:
-        thr = "Thresholds differ per image: " + "; ".join(
-            f"S{k} {fmt(st.basis.threshold, 3)} ({st.basis.method})" for k, st in scenes
+        thr = _("Thresholds differ per image: ") + "; ".join(
+            f"S{k} {fmt(st.basis.threshold, 3)} ({_(st.basis.method)})" for k, st in scenes
             if st.basis.threshold is not None) + "."
     else:
-        thr = "Threshold: not recorded."
-    who = "" if only else "Single images (no pre-event image): findings come from the anomaly heatmap. "
-    return (f"{who}Anomaly scores are calibrated against the model's own held-out normal images: 0 is the median "
-            f"normal pixel, 1 the 99th percentile of normal pixels. {thr} Regions above it are outlined, measured "
-            "(geodesic area) and graded from their score relative to the threshold; confidence is the margin over "
-            "the threshold mapped to 0..1.")
+        thr = _("Threshold: not recorded.")
+    who = "" if only else _("Single images (no pre-event image): findings come from the anomaly heatmap.") + " "
+    return who + _("Anomaly scores are calibrated against the model's own held-out normal images: 0 is the median "
+                   "normal pixel, 1 the 99th percentile of normal pixels. {thr} Regions above it are outlined, "
+                   "measured (geodesic area) and graded from their score relative to the threshold; confidence is "
+                   "the margin over the threshold mapped to 0..1.").format(thr=thr)
 
 
 def _pair_line(k: int, st: SceneStats) -> str:
     sr = st.result
-    when = clean_text(sr.capture_time, 30) or "date unknown"
-    pre = clean_text(sr.pre_scene_name, 100) or "not recorded"
-    line = (f"S{k} {clean_text(sr.scene_name, 100)} (captured {when}) against pre-event image {pre} (captured "
-            f"{pre_date(st) or 'date unknown'}). {coregistration_text(coregistration_meta(sr))} Change threshold "
-            f"{fmt(st.basis.threshold, 3)}: {st.basis.method}.")
+    unknown = _("date unknown")
+    when = clean_text(sr.capture_time, 30) or unknown
+    pre = clean_text(sr.pre_scene_name, 100) or _("not recorded")
+    line = _("S{k} {name} (captured {when}) against pre-event image {pre} (captured {pre_when}). {coreg} Change "
+             "threshold {thr}: {method}.").format(
+                 k=k, name=clean_text(sr.scene_name, 100), when=when, pre=pre, pre_when=pre_date(st) or unknown,
+                 coreg=coregistration_text(coregistration_meta(sr)), thr=fmt(st.basis.threshold, 3),
+                 method=_(st.basis.method))
     n_post = sr.meta.get("post_only_findings") if isinstance(sr.meta, dict) else None
     if isinstance(n_post, int) and not isinstance(n_post, bool):
-        line += (f" The post-event image alone (anomaly threshold {fmt(st.anomaly_threshold, 3)}) gave {n_post} "
-                 "region(s); they are not counted.")
+        line += " " + _("The post-event image alone (anomaly threshold {thr}) gave {n} region(s); they are not "
+                        "counted.").format(thr=fmt(st.anomaly_threshold, 3), n=n_post)
     return line
 
 
 def _change_section(pdf: ReportPDF, s: ReportSummary) -> None:
-    pdf.h2("Change detection (pre/post pairs)")
-    pdf.para(CHANGE_EXPLAINED)
+    pdf.h2(_("Change detection (pre/post pairs)"))
+    pdf.para(_(CHANGE_EXPLAINED))
     scenes = s.scenes_of(CHANGE)
-    sources = sorted({clean_text(change_meta(st.result).get("calibration"), 300) for _, st in scenes} - {""})
+    sources = sorted({clean_text(_(str(change_meta(st.result).get("calibration") or "")), 300)
+                      for _k, st in scenes} - {""})
     ts = s.thresholds(CHANGE)
-    thr = (f"Change threshold: {fmt(ts[0], 3)} calibrated change units." if len(ts) == 1 else
-           "Change thresholds differ per pair (below)." if ts else "Change threshold: not recorded.")
-    pdf.para(thr + (f" Change calibration: {'; '.join(sources)}." if sources else ""))
-    pdf.para("Pairs compared, pre-event images and their co-registration (shift dx/dy: where the post-event "
-             "content lies in the pre-event image, in post-event pixels and metres):", size=8.5)
+    thr = (_("Change threshold: {thr} calibrated change units.").format(thr=fmt(ts[0], 3)) if len(ts) == 1 else
+           _("Change thresholds differ per pair (below).") if ts else _("Change threshold: not recorded."))
+    pdf.para(thr + (" " + _("Change calibration: {sources}.").format(sources="; ".join(sources)) if sources else ""))
+    pdf.para(_("Pairs compared, pre-event images and their co-registration (shift dx/dy: where the post-event "
+               "content lies in the pre-event image, in post-event pixels and metres):"), size=8.5)
     pdf.bullets([_pair_line(k, st) for k, st in scenes], size=8.5)
 
 
 def limitations(s: ReportSummary) -> list[str]:
     """The limitation bullets, with the change-detection ones when any scene is a pre/post pair."""
-    scores = "anomaly or change scores" if len(s.kinds) > 1 else \
-        ("change scores" if s.kinds == [CHANGE] else "anomaly scores")
+    scores = _("anomaly or change scores") if len(s.kinds) > 1 else \
+        (_("change scores") if s.kinds == [CHANGE] else _("anomaly scores"))
     items = [
-        f"Findings not confirmed by an analyst are {NOT_VALIDATED}.",
-        f"Grades are derived from {scores}, not from observed structural damage; a confirmed grade reflects the "
-        "analyst's visual review of the imagery only.",
-        "Areas measure the region of the heatmap above its threshold, not building footprints; neighbouring damage "
-        "can merge.",
-        "Locations from drone GPS footprints or fitted georeferencing are approximate (marked in the CSV).",
-        "Clouds, shadows, smoke, new construction and seasonal change can raise scores without damage; damage "
-        "hidden under intact roofs or outside the imagery is not seen.",
-        "Images without georeferencing give findings without coordinates or areas.",
+        _("Findings not confirmed by an analyst are {not_validated}.").format(not_validated=_(NOT_VALIDATED)),
+        _("Grades are derived from {scores}, not from observed structural damage; a confirmed grade reflects the "
+          "analyst's visual review of the imagery only.").format(scores=scores),
+        _("Areas measure the region of the heatmap above its threshold, not building footprints; neighbouring "
+          "damage can merge."),
+        _("Locations from drone GPS footprints or fitted georeferencing are approximate (marked in the CSV)."),
+        _("Clouds, shadows, smoke, new construction and seasonal change can raise scores without damage; damage "
+          "hidden under intact roofs or outside the imagery is not seen."),
+        _("Images without georeferencing give findings without coordinates or areas."),
     ]
     if CHANGE in s.kinds:
         items += [
-            "Change findings mark what differs between the pre- and post-event images, not damage as such: season, "
-            "sun angle and shadows, moved vehicles, construction or clearing since the pre-event image and a "
-            "different viewing angle (parallax of tall objects) also raise the change score; damage already "
-            "present in the pre-event image is not seen.",
-            "A residual misalignment of the two images makes edges read as change. The residual shift is measured "
-            "by phase correlation and applied only as stated per pair above; a shift cannot correct parallax.",
+            _("Change findings mark what differs between the pre- and post-event images, not damage as such: "
+              "season, sun angle and shadows, moved vehicles, construction or clearing since the pre-event image "
+              "and a different viewing angle (parallax of tall objects) also raise the change score; damage "
+              "already present in the pre-event image is not seen."),
+            _("A residual misalignment of the two images makes edges read as change. The residual shift is "
+              "measured by phase correlation and applied only as stated per pair above; a shift cannot correct "
+              "parallax."),
         ]
-        if any("generic" in str(change_meta(st.result).get("calibration", "")) for _, st in s.scenes_of(CHANGE)):
-            items.append("The change scores use a generic no-change calibration (the model carries none of its "
-                         "own), so the change threshold may sit higher or lower on this imagery than intended.")
+        if any("generic" in str(change_meta(st.result).get("calibration", "")) for _k, st in s.scenes_of(CHANGE)):
+            items.append(_("The change scores use a generic no-change calibration (the model carries none of its "
+                           "own), so the change threshold may sit higher or lower on this imagery than intended."))
     return items
 
 
 def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
     """How the findings were made, what they cannot say, and the phase 2/3 fields."""
-    pdf.h1(TITLES["method"])
-    pdf.h2("Detector and threshold")
-    pdf.para(f"Detector: {ctx.model('name')} ({ctx.model('arch')}), version {ctx.model('version')}, checkpoint "
-             f"SHA-256 {ctx.model('sha256')}. It is a one-class anomaly detector ({ctx.model('family', 'FCDD / HSC')}"
-             ") made from normal imagery only; it marks what departs from normal scenes, not a specific damage "
-             "type.")
-    advice, _ = mode_advice(ctx.event_type, has_pre=CHANGE in s.kinds)
-    pdf.para(f"Event type and mode: {advice}")
+    pdf.h1(title("method"))
+    pdf.h2(_("Detector and threshold"))
+    pdf.para(_("Detector: {name} ({arch}), version {version}, checkpoint SHA-256 {sha}. It is a one-class anomaly "
+               "detector ({family}) made from normal imagery only; it marks what departs from normal scenes, not a "
+               "specific damage type.").format(
+                   name=ctx.model("name"), arch=ctx.model("arch"), version=ctx.model("version"),
+                   sha=ctx.model("sha256"), family=_(str(ctx.model("family", "FCDD / HSC")))))
+    advice, _warn = mode_advice(ctx.event_type, has_pre=CHANGE in s.kinds)
+    pdf.para(_("Event type and mode: {advice}").format(advice=advice))
     if ANOMALY in s.kinds:
         pdf.para(_anomaly_paragraph(ctx, s, only=s.kinds == [ANOMALY]))
     if CHANGE in s.kinds:
         _change_section(pdf, s)
     if ctx.buildings:
-        pdf.h2("Buildings")
+        pdf.h2(_("Buildings"))
         if ctx.building_calibration:
             from core.buildings import Calibration
 
             cal = Calibration.from_dict(ctx.building_calibration)
-            pdf.para("Each building footprint was rasterised on the heatmaps' grid and summarised (mean, 90th "
-                     "percentile, share above the threshold, a 3 m ring around it). The grades were then "
-                     f"calibrated on analyst labels: {cal.summary()}. The model is a logistic regression, "
-                     "monotone in the scores and regularised towards the automatic grading; labelled buildings "
-                     "keep their label.")
+            pdf.para(_("Each building footprint was rasterised on the heatmaps' grid and summarised (mean, 90th "
+                       "percentile, share above the threshold, a 3 m ring around it). The grades were then "
+                       "calibrated on analyst labels: {summary}. The model is a logistic regression, "
+                       "monotone in the scores and regularised towards the automatic grading; labelled buildings "
+                       "keep their label.").format(summary=cal.summary()))
         else:
-            pdf.para("Each building footprint was rasterised on the heatmaps' grid; its score is the 90th "
-                     "percentile of its calibrated scores on the primary map (change heatmap when there is a "
-                     "pre-event image), graded with the findings' bands. Not calibrated on analyst labels.")
-    pdf.h2("Limitations")
+            pdf.para(_("Each building footprint was rasterised on the heatmaps' grid; its score is the 90th "
+                       "percentile of its calibrated scores on the primary map (change heatmap when there is a "
+                       "pre-event image), graded with the findings' bands. Not calibrated on analyst labels."))
+    pdf.h2(_("Limitations"))
     pdf.bullets(limitations(s), size=8.5)
-    for key, title in (("phase2_notes", "Phase 2 — functional damage assessment"),
-                       ("phase3_notes", "Phase 3 — target-system assessment")):
-        pdf.h2(title)
+    for key, heading in (("phase2_notes", _("Phase 2 — functional damage assessment")),
+                         ("phase3_notes", _("Phase 3 — target-system assessment"))):
+        pdf.h2(heading)
         text = getattr(ctx, key)
         if text.strip():
             pdf.para(text)
         else:
-            pdf.para("Not assessed by this tool. Analyst notes:", size=8, colour=GREY)
+            pdf.para(_("Not assessed by this tool. Analyst notes:"), size=8, colour=GREY)
             pdf.blank_box(6)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core.detection.findings import safe_name
 from core.errors import ReportError
+from core.i18n import _
 from core.report._io import atomic_output, check_output_path, clean_text
 from core.report.columns import columns_doc
 from core.report.context import ReportContext
@@ -95,16 +96,17 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
     "..", no absolute paths). Heatmap / overlay files that no longer exist are listed in the README.
     """
     if not isinstance(ctx, ReportContext):
-        raise ReportError(f"write_package needs a ReportContext, got {type(ctx).__name__}")
+        raise ReportError(_("write_package needs a ReportContext, got {name}").format(name=type(ctx).__name__))
     wanted = [formats] if isinstance(formats, str) else list(formats)
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown or not wanted:
-        raise ReportError(f"unknown package format(s) {unknown or wanted}; choose from {', '.join(FORMATS)}")
+        raise ReportError(_("unknown package format(s) {value}; choose from {value2}").format(
+                              value=unknown or wanted, value2=', '.join(FORMATS)))
     ctx.validate()
     check_output_path(path)
     if pdf_path is not None and not Path(pdf_path).is_file():
-        raise ReportError(f"the PDF to pack ({pdf_path}) does not exist; write it with write_pdf first or leave "
-                          "pdf_path out")
+        raise ReportError(_("the PDF to pack ({pdf_path}) does not exist; write it with write_pdf first or leave "
+                            "pdf_path out").format(pdf_path=pdf_path))
     stems: set[str] = set()
     files: list[tuple[str, str]] = []
     missing: list[str] = []

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.detection.verdict import CONFIDENCE_NOTE, VERDICT_RULE, judge
 from core.errors import CoreError
+from core.i18n import _
 from core.report._io import clean_text
 from core.report.context import ReportContext, grade_label, is_confirmed
 from core.report.extraction import ANOMALY, CHANGE, change_meta, coregistration_meta
@@ -20,7 +21,7 @@ from core.report.layout import FONT, GREY, ReportPDF
 from core.report.method import pre_date, threshold_rows
 from core.report.rasters import SceneCache
 from core.report.summary import ReportSummary
-from core.report.texts import NOT_VALIDATED, TITLES, fmt, fmt_area, fmt_latlon, fmt_share
+from core.report.texts import NOT_VALIDATED, TITLES, fmt, fmt_area, fmt_latlon, fmt_share, title
 
 __all__ = ["NOT_VALIDATED", "TITLES", "appendix", "cover", "damage_table", "fmt", "fmt_area", "fmt_latlon",
            "fmt_share", "summary"]
@@ -30,7 +31,7 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
     """Title page: identification, handling, imagery sources, model."""
     pdf.add_page()
     pdf.set_y(28)
-    pdf.para("BOMB / DISASTER DAMAGE ASSESSMENT — PHASE 1 (PHYSICAL DAMAGE)", size=9, colour=GREY)
+    pdf.para(_("BOMB / DISASTER DAMAGE ASSESSMENT — PHASE 1 (PHYSICAL DAMAGE)"), size=9, colour=GREY)
     pdf.ln(1)
     pdf.set_font(FONT, "B", 20)
     pdf.multi_cell(0, 9, clean_text(ctx.title, 300), new_x="LMARGIN", new_y="NEXT")
@@ -38,106 +39,115 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
         pdf.para(ctx.event, size=13, h=6.5)
     pdf.ln(4)
     pdf.key_values([
-        ("Event / operation", clean_text(ctx.event, 300)),
-        ("Area of interest", clean_text(ctx.aoi, 600)),
-        ("Report date-time", ctx.report_time_utc.strftime("%Y-%m-%d %H:%M UTC")),
-        ("Analyst", clean_text(ctx.analyst, 200)),
-        ("Reviewed by", clean_text(", ".join(sorted({f.analyst for f in ctx.findings() if f.analyst}))
-                                   or "no finding reviewed yet", 400)),
-        ("Organisation", clean_text(ctx.organisation, 200)),
-        ("Handling", clean_text(ctx.handling, 200)),
-        ("Findings", f"{len(s.counted)} counted ({s.confirmed} confirmed by an analyst), "
-                     f"{len(s.rejected)} rejected and not counted"),
+        (_("Event / operation"), clean_text(ctx.event, 300)),
+        (_("Area of interest"), clean_text(ctx.aoi, 600)),
+        (_("Report date-time"), ctx.report_time_utc.strftime("%Y-%m-%d %H:%M UTC")),
+        (_("Analyst"), clean_text(ctx.analyst, 200)),
+        (_("Reviewed by"), clean_text(", ".join(sorted({f.analyst for f in ctx.findings() if f.analyst}))
+                                      or _("no finding reviewed yet"), 400)),
+        (_("Organisation"), clean_text(ctx.organisation, 200)),
+        (_("Handling"), clean_text(ctx.handling, 200)),
+        (_("Findings"), _("{counted} counted ({confirmed} confirmed by an analyst), {rejected} rejected and not "
+                          "counted").format(counted=len(s.counted), confirmed=s.confirmed, rejected=len(s.rejected))),
     ])
-    pdf.h2("Imagery sources")
-    rows = [["S#", "Image", "Role", "Captured", "GSD", "Georeferencing"]]
+    pdf.h2(_("Imagery sources"))
+    rows = [["S#", _("Image"), _("Role"), _("Captured"), "GSD", _("Georeferencing")]]
+    unknown = _("unknown")
     for k, st in enumerate(s.scenes, start=1):
         sr = st.result
         g = sr.georef
-        geo = "none (pixel coordinates only)" if g is None else \
-            f"{clean_text(g.crs, 40)} ({g.method}{', approximate' if g.approximate else ''})"
+        geo = _("none (pixel coordinates only)") if g is None else \
+            f"{clean_text(g.crs, 40)} ({_(g.method)}{_(', approximate') if g.approximate else ''})"
         gsd = sr.gsd_m if sr.gsd_m is not None else (st.pixel_m[0] if st.pixel_m else None)
-        rows.append([f"S{k}", clean_text(sr.scene_name, 120), "post-event (analysed)", clean_text(sr.capture_time) or
-                     "unknown", f"{fmt(gsd)} m" if gsd else "unknown", geo])
+        rows.append([f"S{k}", clean_text(sr.scene_name, 120), _("post-event (analysed)"),
+                     clean_text(sr.capture_time) or unknown, f"{fmt(gsd)} m" if gsd else unknown, geo])
         if sr.pre_scene_name:
             pre = ctx.pre_source(sr)
             pre_crs = coregistration_meta(sr).get("pre_crs")
-            role = f"pre-event for S{k}" + (" (change compared)" if st.basis.kind == CHANGE else "")
+            role = (_("pre-event for S{k} (change compared)") if st.basis.kind == CHANGE
+                    else _("pre-event for S{k}")).format(k=k)
             rows.append(["", clean_text(pre.name if pre else sr.pre_scene_name, 120), role,
-                         pre_date(st) or "unknown", "—",
-                         (clean_text(pre_crs, 40) if pre_crs else "as the post-event image" if st.basis.kind ==
-                          CHANGE else "—") + ("" if pre else "; file not available to the report")])
+                         pre_date(st) or unknown, "—",
+                         (clean_text(pre_crs, 40) if pre_crs else _("as the post-event image") if st.basis.kind ==
+                          CHANGE else "—") + ("" if pre else _("; file not available to the report"))])
     pdf.grid(rows, (9, 58, 34, 30, 16, 39), size=7)
     if ctx.basemap_sources:
-        pdf.h2("Map backgrounds (offline basemaps)")
+        pdf.h2(_("Map backgrounds (offline basemaps)"))
         for line in ctx.basemap_sources:
             pdf.para(clean_text(line, 400), size=8)
-    pdf.h2("Detector")
+    pdf.h2(_("Detector"))
     pdf.key_values([
-        ("Model", f"{ctx.model('name')} (version {ctx.model('version')})"),
-        ("Architecture", ctx.model("arch")),
-        ("Checkpoint SHA-256", ctx.model("sha256")),
-        *(threshold_rows(ctx, s) or [("Finding threshold", "not recorded")]),
+        (_("Model"), _("{name} (version {version})").format(name=ctx.model("name"), version=ctx.model("version"))),
+        (_("Architecture"), ctx.model("arch")),
+        (_("Checkpoint SHA-256"), ctx.model("sha256")),
+        *(threshold_rows(ctx, s) or [(_("Finding threshold"), _("not recorded"))]),
     ], size=8.5)
 
 
 def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCache) -> None:
     """Counts and areas per grade, share of the area assessed, the maps."""
-    pdf.h1(TITLES["summary"])
+    pdf.h1(title("summary"))
     n, scenes = len(s.counted), len(s.scenes)
     failed = [st.result for st in s.scenes if st.result.error]
-    area_txt = (f"The area assessed is {fmt_area(s.assessed_area_m2)} (valid imagery of "
-                f"{scenes - s.scenes_without_area} georeferenced scene(s))" if s.assessed_area_m2 else
-                "No scene is georeferenced, so no ground area can be stated")
+    area_txt = (_("The area assessed is {area} (valid imagery of {n} georeferenced scene(s))").format(
+                    area=fmt_area(s.assessed_area_m2), n=scenes - s.scenes_without_area) if s.assessed_area_m2 else
+                _("No scene is georeferenced, so no ground area can be stated"))
     if n:
-        cover_txt = (f"; the regions found cover {fmt_area(s.damaged_area_m2)} ({fmt_share(s.damaged_share)} of it)."
+        cover_txt = (_("; the regions found cover {area} ({share} of it).").format(
+                         area=fmt_area(s.damaged_area_m2), share=fmt_share(s.damaged_share))
                      if s.assessed_area_m2 else ".")
-        lead = (f"{n} damage finding(s) were extracted from {scenes} scene(s): {s.confirmed} confirmed by an "
-                f"analyst, {n - s.confirmed} not yet reviewed ({NOT_VALIDATED}). {area_txt}{cover_txt}")
+        lead = _("{n} damage finding(s) were extracted from {scenes} scene(s): {confirmed} confirmed by an "
+                 "analyst, {unreviewed} not yet reviewed ({not_validated}). {area}{cover}").format(
+                     n=n, scenes=scenes, confirmed=s.confirmed, unreviewed=n - s.confirmed,
+                     not_validated=_(NOT_VALIDATED), area=area_txt, cover=cover_txt)
     else:
-        region = "changed region above the change threshold" if s.kinds == [CHANGE] else \
-            "anomalous region above the threshold"
-        lead = (f"No {region} was found in the {scenes} scene(s) assessed. "
-                f"{area_txt}.")
+        lead = (_("No changed region above the change threshold was found in the {scenes} scene(s) assessed. "
+                  "{area}.") if s.kinds == [CHANGE] else
+                _("No anomalous region above the threshold was found in the {scenes} scene(s) assessed. "
+                  "{area}.")).format(scenes=scenes, area=area_txt)
     pdf.para(lead)
     if CHANGE in s.kinds:
         pairs, singles = len(s.scenes_of(CHANGE)), len(s.scenes_of(ANOMALY))
-        pdf.para(f"Findings of the {pairs} pre/post scene(s) come from their change heatmap (what differs between "
-                 "the pre- and post-event images, section 4)"
-                 + (f"; those of the {singles} single image(s) from their anomaly heatmap." if singles else "."),
+        pdf.para(_("Findings of the {pairs} pre/post scene(s) come from their change heatmap (what differs between "
+                   "the pre- and post-event images, section 4)").format(pairs=pairs)
+                 + (_("; those of the {singles} single image(s) from their anomaly heatmap.").format(singles=singles)
+                    if singles else "."),
                  size=8.5)
     if s.rejected:
-        pdf.para(f"{len(s.rejected)} finding(s) were rejected by an analyst; they are not counted anywhere in this "
-                 "summary and are listed separately at the end of section 2.", size=8.5, colour=GREY)
+        pdf.para(_("{n} finding(s) were rejected by an analyst; they are not counted anywhere in this summary and "
+                   "are listed separately at the end of section 2.").format(n=len(s.rejected)),
+                 size=8.5, colour=GREY)
     pdf.ln(2)
     if s.grades:
-        rows = [["Damage grade", "Findings", "Confirmed", "Area", "Share of area assessed"]]
-        rows += [[clean_text(g.grade, 60), str(g.count), str(g.confirmed),
-                  fmt_area(g.area_m2) + (f" ({g.without_area} without area)" if g.without_area else ""),
+        rows = [[_("Damage grade"), _("Findings"), _("Confirmed"), _("Area"), _("Share of area assessed")]]
+        rows += [[clean_text(_(g.grade), 60), str(g.count), str(g.confirmed),
+                  fmt_area(g.area_m2) + (_(" ({n} without area)").format(n=g.without_area) if g.without_area
+                                         else ""),
                   fmt_share(g.share)] for g in s.grades]
-        rows.append(["Total counted", str(n), str(s.confirmed),
+        rows.append([_("Total counted"), str(n), str(s.confirmed),
                      fmt_area(s.damaged_area_m2) if any(g.area_m2 is not None for g in s.grades) else "—",
                      fmt_share(s.damaged_share)])
         pdf.grid(rows, (52, 22, 22, 55, 35), size=8.5)
     notes = []
     if s.without_georef:
-        notes.append(f"{s.without_georef} counted finding(s) come from images without georeferencing: they have no "
-                     "coordinates, no area in m² and are not in the GeoJSON file.")
+        notes.append(_("{n} counted finding(s) come from images without georeferencing: they have no coordinates, "
+                       "no area in m² and are not in the GeoJSON file.").format(n=s.without_georef))
     if s.scenes_without_area and s.assessed_area_m2:
-        notes.append(f"{s.scenes_without_area} scene(s) without georeferencing are not included in the area "
-                     "assessed.")
+        notes.append(_("{n} scene(s) without georeferencing are not included in the area assessed.").format(
+            n=s.scenes_without_area))
     for sr in failed:
-        notes.append(f"Scene {clean_text(sr.scene_name, 80)} was not analysed: {clean_text(sr.error, 200)}")
+        notes.append(_("Scene {name} was not analysed: {error}").format(name=clean_text(sr.scene_name, 80),
+                                                                        error=clean_text(sr.error, 200)))
     if notes:
         pdf.bullets(notes, size=8.5)
     if ctx.buildings:
         building_summary(pdf, ctx, cache)
     if ctx.summary_notes.strip():
-        pdf.h2("Analyst's assessment")
+        pdf.h2(_("Analyst's assessment"))
         pdf.para(ctx.summary_notes)
     over = overview_map(s)
     if over is not None:
-        pdf.figure(over, "Footprints of the georeferenced scenes and centroids of counted findings by grade.",
+        pdf.figure(over, _("Footprints of the georeferenced scenes and centroids of counted findings by grade."),
                    max_h=125)
     mappable = [st for st in s.scenes if st.result.error is None and (st.heat is not None or st.result.findings)]
     ranked = sorted(mappable, key=lambda st: (-st.counted, -(st.peak or -math.inf)))
@@ -147,18 +157,24 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
         try:
             data = scene_map(st, cache.get(st.result.source_path), s)
         except (CoreError, OSError, ValueError) as err:  # a file damaged since the analysis: say so, go on
-            pdf.para(f"The map of {name} could not be drawn: {clean_text(err, 300)}", size=8.5, colour=GREY)
+            pdf.para(_("The map of {name} could not be drawn: {error}").format(name=name, error=clean_text(err, 300)),
+                     size=8.5, colour=GREY)
             continue
-        why = cache.errors.get(st.result.source_path) if st.result.source_path else "no source image recorded"
-        heat = (f"change heatmap against the pre-event image {clean_text(st.result.pre_scene_name, 80)} above the "
-                f"change threshold ({fmt(st.display_threshold)} calibrated change units)"
+        why = cache.errors.get(st.result.source_path) if st.result.source_path else _("no source image recorded")
+        heat = (_("change heatmap against the pre-event image {pre} above the change threshold ({thr} calibrated "
+                  "change units)").format(pre=clean_text(st.result.pre_scene_name, 80),
+                                           thr=fmt(st.display_threshold))
                 if st.basis.kind == CHANGE else
-                f"anomaly heatmap above the threshold ({fmt(st.display_threshold)} calibrated anomaly units)")
-        pdf.figure(data, f"{name}: {heat} and finding outlines coloured by grade, numbered as in section 2."
-                   + (f" Imagery not shown: {clean_text(why, 300)}" if why else ""), max_h=200)
+                _("anomaly heatmap above the threshold ({thr} calibrated anomaly units)").format(
+                    thr=fmt(st.display_threshold)))
+        pdf.figure(data, _("{name}: {heat} and finding outlines coloured by grade, numbered as in section 2.").format(
+                       name=name, heat=heat)
+                   + (" " + _("Imagery not shown: {why}").format(why=clean_text(why, 300)) if why else ""),
+                   max_h=200)
     if len(s.scenes) > len(shown):
-        pdf.para(f"Maps are shown for {len(shown)} scene(s) (those with the most findings); the other "
-                 f"{len(s.scenes) - len(shown)} scene(s) are listed in Appendix A.", size=8.5, colour=GREY)
+        pdf.para(_("Maps are shown for {shown} scene(s) (those with the most findings); the other {rest} scene(s) "
+                   "are listed in Appendix A.").format(shown=len(shown), rest=len(s.scenes) - len(shown)),
+                 size=8.5, colour=GREY)
 
 
 #: Columns of the damage table that must not wrap (readers copy ids, MGRS, coordinates; a number split over two
@@ -172,27 +188,29 @@ _APPENDIX_FIXED = {1: 34.0, 3: 26.0}
 
 def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
     """Phase 1 table of counted findings, then the rejected ones."""
-    pdf.h1(TITLES["table"])
+    pdf.h1(title("table"))
     if not s.counted:
-        pdf.para("No damage findings to list.")
+        pdf.para(_("No damage findings to list."))
     else:
-        labels: dict[tuple[str, ...], str] = {(ANOMALY,): "peak anomaly score", (CHANGE,): "peak change score"}
+        labels: dict[tuple[str, ...], str] = {(ANOMALY,): _("peak anomaly score"), (CHANGE,): _("peak change score")}
         by = labels.get(
-            tuple(s.kinds), "peak score (change score for pre/post scenes, anomaly score for single images)")
-        pdf.para(f"Counted findings by {by}. '#' is the obj_id of the CSV and GeoJSON files and the "
-                 "number on the maps. Status 'unreviewed' means " + NOT_VALIDATED + ". " + CONFIDENCE_NOTE,
+            tuple(s.kinds), _("peak score (change score for pre/post scenes, anomaly score for single images)"))
+        pdf.para(_("Counted findings by {by}. '#' is the obj_id of the CSV and GeoJSON files and the number on the "
+                   "maps. Status 'unreviewed' means {not_validated}.").format(by=by, not_validated=_(NOT_VALIDATED))
+                 + " " + _(CONFIDENCE_NOTE),
                  size=8, colour=GREY)
-        rows = [["#", "Finding ID", "MGRS", "Lat, Lon", "Grade", "Conf.", "Area m²", "Status", "Analyst note"]]
+        rows = [["#", _("Finding ID"), "MGRS", _("Lat, Lon"), _("Grade"), _("Conf."), _("Area m²"), _("Status"),
+                 _("Analyst note")]]
         for i, f in s.counted:
             rows.append([str(i), clean_text(f.id, 80), clean_text(f.mgrs, 40) or "—",
                          fmt_latlon(f.centroid_lat, f.centroid_lon),
-                         clean_text(grade_label(f.grade, f.grade_scale), 40), fmt(f.confidence), fmt(f.area_m2, 0),
-                         clean_text(f.review_status, 20), clean_text(f.notes, 240)])
+                         clean_text(_(grade_label(f.grade, f.grade_scale)), 40), fmt(f.confidence),
+                         fmt(f.area_m2, 0), clean_text(_(f.review_status), 20), clean_text(f.notes, 240)])
         pdf.grid(rows, pdf.fit_widths(rows, 6.8, _TABLE_NO_WRAP, _TABLE_FIXED), size=6.8)
     if s.rejected:
-        pdf.h2("Rejected by analyst (not counted)")
-        rows = [["#", "Finding ID", "Automatic grade", "Reviewed by", "Analyst note"]]
-        rows += [[str(i), clean_text(f.id, 80), clean_text(grade_label(f.grade, f.grade_scale), 40),
+        pdf.h2(_("Rejected by analyst (not counted)"))
+        rows = [["#", _("Finding ID"), _("Automatic grade"), _("Reviewed by"), _("Analyst note")]]
+        rows += [[str(i), clean_text(f.id, 80), clean_text(_(grade_label(f.grade, f.grade_scale)), 40),
                   clean_text(f.analyst, 60) or "—",
                   clean_text(f.notes, 300)] for i, f in s.rejected]
         pdf.grid(rows, (8, 40, 30, 32, 76), size=6.8)
@@ -201,37 +219,38 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
 def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
     """Per-image score table (with the heatmap and threshold each scene's findings come from) and the score
     histograms per kind of heatmap."""
-    pdf.h1(TITLES["appendix"])
-    rows = [["S#", "Scene", "Captured", "Findings from", "Threshold", "Image score", "Verdict", "Counted", "Rejected",
-             "Peak", "Notes"]]
+    pdf.h1(title("appendix"))
+    rows = [["S#", _("Scene"), _("Captured"), _("Findings from"), _("Threshold"), _("Image score"), _("Verdict"),
+             _("Counted"), _("Rejected"), _("Peak"), _("Notes")]]
     for k, st in enumerate(s.scenes, start=1):
         sr = st.result
         notes = [clean_text(sr.error, 120)] if sr.error else []
         if sr.georef is None:
-            notes.append("not georeferenced")
+            notes.append(_("not georeferenced"))
         if st.heat is None:
-            notes.append(f"no {st.basis.label} file")
+            notes.append(_("no {what} file").format(what=_(st.basis.label)))
         if st.valid_fraction is not None and st.valid_fraction < 0.999:
-            notes.append(f"valid {100 * st.valid_fraction:.0f} %")
+            notes.append(_("valid {pct:.0f} %").format(pct=100 * st.valid_fraction))
         mean_change = change_meta(sr).get("image_score")
         if st.basis.kind == CHANGE and isinstance(mean_change, (int, float)) and math.isfinite(mean_change):
-            notes.append(f"mean change score {fmt(mean_change, 2)}")
-        source = (f"change vs {clean_text(sr.pre_scene_name, 60) or 'pre-event image'}" if st.basis.kind == CHANGE
-                  else "anomaly")
+            notes.append(_("mean change score {score}").format(score=fmt(mean_change, 2)))
+        source = (_("change vs {pre}").format(pre=clean_text(sr.pre_scene_name, 60) or _("pre-event image"))
+                  if st.basis.kind == CHANGE else _("anomaly"))
         rows.append([f"S{k}", clean_text(sr.scene_name, 100), clean_text(sr.capture_time, 25) or "—", source,
-                     fmt(st.basis.threshold, 3), fmt(sr.image_score, 3), judge(sr).verdict, str(st.counted),
-                     str(st.rejected), fmt(st.peak, 2), "; ".join(notes)])
+                     fmt(st.basis.threshold, 3), fmt(sr.image_score, 3), clean_text(_(judge(sr).verdict), 20),
+                     str(st.counted), str(st.rejected), fmt(st.peak, 2), "; ".join(notes)])
     pdf.grid(rows, pdf.fit_widths(rows, 6.6, _APPENDIX_NO_WRAP, _APPENDIX_FIXED), size=6.6)
-    pdf.para("Verdict: " + VERDICT_RULE + " Image score: the detector's calibrated anomaly score of the whole "
-             "post-event image (for pre/post scenes too); it ranks images and does not decide the verdict. "
-             "Threshold and Peak: in the units of the heatmap the findings come from (change or anomaly).",
-             size=7.5, colour=GREY)
-    pdf.figure(histograms(s), "Left: calibrated pixel scores sampled from the heatmaps the findings come from. "
-               "Right: peak scores of counted findings. Dashed: finding threshold(s)."
-               + (" Anomaly and change scores are different units and are shown apart." if len(s.kinds) > 1 else
-                  " Change units (pre/post pairs)." if s.kinds == [CHANGE] else ""), max_h=150)
-    confirmed = sum(1 for _, f in s.counted if is_confirmed(f))
-    pdf.para(f"{confirmed} of {len(s.counted)} counted findings were confirmed by an analyst.", size=8, colour=GREY)
+    pdf.para(_("Verdict: {rule} Image score: the detector's calibrated anomaly score of the whole post-event "
+               "image (for pre/post scenes too); it ranks images and does not decide the verdict. Threshold and "
+               "Peak: in the units of the heatmap the findings come from (change or anomaly).").format(
+                   rule=_(VERDICT_RULE)), size=7.5, colour=GREY)
+    pdf.figure(histograms(s), _("Left: calibrated pixel scores sampled from the heatmaps the findings come from. "
+                                "Right: peak scores of counted findings. Dashed: finding threshold(s).")
+               + (" " + _("Anomaly and change scores are different units and are shown apart.") if len(s.kinds) > 1
+                  else " " + _("Change units (pre/post pairs).") if s.kinds == [CHANGE] else ""), max_h=150)
+    confirmed = sum(1 for _f, f in s.counted if is_confirmed(f))
+    pdf.para(_("{confirmed} of {n} counted findings were confirmed by an analyst.").format(
+        confirmed=confirmed, n=len(s.counted)), size=8, colour=GREY)
 
 
 def grade_colour_label(b: Any) -> str:

@@ -14,6 +14,7 @@ from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.polygon import orient
 
 from core.errors import ReportError
+from core.i18n import _
 from core.report._io import atomic_output
 from core.report.columns import COLUMN_NAMES, NUMERIC_COLUMNS, finding_record
 from core.report.context import ReportContext, is_rejected, ordered_findings
@@ -39,12 +40,13 @@ def records(source: FindingsInput, include_rejected: bool = True) -> list[tuple[
         pairs = ordered_findings(source.findings())
         out = [(finding_record(i, f, scene_of.get(id(f)), source.model_info), f) for i, f in pairs]
     elif isinstance(source, (str, bytes, Path)) or not isinstance(source, Iterable):
-        raise ReportError(f"expected a ReportContext or a list of findings, got {type(source).__name__}")
+        raise ReportError(_("expected a ReportContext or a list of findings, got {name}").format(
+                              name=type(source).__name__))
     else:
         out = [(finding_record(i, f), f) for i, f in ordered_findings(source)]
     if not include_rejected:
         out = [(r, f) for r, f in out if not is_rejected(f)]
-    for r, _ in out:
+    for r, _f in out:
         for k, d in _DECIMALS.items():
             if r[k] is not None:
                 r[k] = round(r[k], d)
@@ -150,7 +152,7 @@ def write_geojson(ctx_or_findings: FindingsInput, path: str | Path, include_reje
     Properties are the CSV columns with JSON types. Findings without usable georeferencing are left out (see
     :func:`feature_collection` to count them). Returns ``path``.
     """
-    fc, _ = feature_collection(ctx_or_findings, include_rejected)
+    fc, _left_out = feature_collection(ctx_or_findings, include_rejected)
     text = json.dumps(fc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

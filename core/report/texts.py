@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import math
 
-#: Section titles exactly as printed (tests and readers rely on them).
+from core.i18n import N_, _
+
+#: Section titles exactly as printed in English (tests and readers rely on them); printed as ``_(TITLES[k])``.
 TITLES = {
-    "summary": "1. Executive summary",
-    "table": "2. Phase 1 physical damage assessment",
-    "details": "3. Finding details",
-    "method": "4. Method and limitations",
-    "appendix": "Appendix A. Per-image scores",
+    "summary": N_("1. Executive summary"),
+    "table": N_("2. Phase 1 physical damage assessment"),
+    "details": N_("3. Finding details"),
+    "method": N_("4. Method and limitations"),
+    "appendix": N_("Appendix A. Per-image scores"),
 }
-NOT_VALIDATED = "automatic extraction, not field-validated"
+NOT_VALIDATED = N_("automatic extraction, not field-validated")
+
+
+def title(key: str) -> str:
+    """The section title ``key`` of :data:`TITLES` in the language in use."""
+    return _(TITLES[key])
 
 
 def fmt(v: object, digits: int = 2) -> str:
@@ -38,5 +45,5 @@ def fmt_share(x: float | None) -> str:
 def fmt_latlon(lat: float | None, lon: float | None) -> str:
     """'lat, lon' with 5 decimals (about 1 m), or a note when there are no coordinates."""
     if lat is None or lon is None:
-        return "no georef"
+        return _("no georef")
     return f"{lat:.5f}, {lon:.5f}"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.i18n import _
 from core.imagery.xbd import find_xbd_labels
 from core.safe_files import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.server_files.paths import ENV_SERVER_PATHS, check_server_path, server_roots  # noqa: F401 (re-exported)
@@ -68,23 +69,28 @@ def _real(path: Path, what: str) -> Path:
     try:
         return path.resolve()
     except (OSError, RuntimeError) as exc:
-        raise InputError(f"{what}: {path} cannot be resolved ({exc}); is it a link loop?") from exc
+        raise InputError(_("{what}: {path} cannot be resolved ({exc}); is it a link loop?").format(
+                             what=what, path=path, exc=exc)) from exc
 
 
 def _typed(text: str, what: str, example: str) -> Path:
     raw = (text or "").strip().strip("'\"")
     if not raw:
-        raise InputError(f"{what}: type the full path on the server, e.g. {example}")
+        raise InputError(_("{what}: type the full path on the server, e.g. {example}").format(
+                             what=what, example=example))
     if any(ord(c) < 32 for c in raw):
-        raise InputError(f"{what}: the path contains control characters; type it again")
+        raise InputError(_("{what}: the path contains control characters; type it again").format(what=what))
     try:
         path = Path(raw).expanduser()
     except RuntimeError as exc:  # ~name of an unknown user
-        raise InputError(f"{what}: {raw!r} names an unknown home folder; give the full path") from exc
+        raise InputError(_("{what}: {raw!r} names an unknown home folder; give the full path").format(
+                             what=what, raw=raw)) from exc
     if not path.is_absolute():
-        raise InputError(f"{what}: {raw!r} is not an absolute path; give the full path, starting with /")
+        raise InputError(_("{what}: {raw!r} is not an absolute path; give the full path, starting with /").format(
+                             what=what, raw=raw))
     if ".." in path.parts:
-        raise InputError(f"{what}: {raw!r} contains '..'; give the folder's own full path, without '..'")
+        raise InputError(_("{what}: {raw!r} contains '..'; give the folder's own full path, without '..'").format(
+                             what=what, raw=raw))
     return path
 
 
@@ -105,10 +111,11 @@ def check_weights_file(text: str) -> Path:
     what = "Weights file"
     path, roots = _confined(text, what, "/data/weights/resnet18.pth")
     if not path.is_file():
-        raise InputError(f"{what}: {path} is not a file on the server; check the spelling (a torchvision "
-                         "state_dict saved with torch.save(model.state_dict()))")
+        raise InputError(_("{what}: {path} is not a file on the server; check the spelling (a torchvision "
+                           "state_dict saved with torch.save(model.state_dict()))").format(what=what, path=path))
     if not os.access(path, os.R_OK):
-        raise InputError(f"{what}: {path} is not readable by the workbench (permissions)")
+        raise InputError(_("{what}: {path} is not readable by the workbench (permissions)").format(
+                             what=what, path=path))
     return path
 
 
@@ -129,18 +136,21 @@ def check_image_source(text: str, what: str) -> str:
     if not _inside(real, roots):
         raise _outside(what, str(base) if real == base else f"{base} (a link to {real})", roots)
     if not base.exists():
-        raise InputError(f"{what}: {base} does not exist on the server; check the spelling")
+        raise InputError(_("{what}: {base} does not exist on the server; check the spelling").format(
+                             what=what, base=base))
     if magic is None and base.is_file():
         if not os.access(base, os.R_OK):
-            raise InputError(f"{what}: {base} is not readable by the workbench (permissions)")
+            raise InputError(_("{what}: {base} is not readable by the workbench (permissions)").format(
+                                 what=what, base=base))
         return str(path)
     if not base.is_dir():
-        raise InputError(f"{what}: {base} is neither a file nor a folder")
+        raise InputError(_("{what}: {base} is neither a file nor a folder").format(what=what, base=base))
     if pattern and pattern[-1] == "**":
         pattern.append("*")  # a trailing ** lists everything below it, as **/* does
     images = _scan(base, pattern or ["**", "*"], roots, what)
     if not images:
-        raise InputError(f"{what}: no images in {path} (looked for {', '.join(sorted(IMAGE_EXTS))})")
+        raise InputError(_("{what}: no images in {path} (looked for {value})").format(
+                             what=what, path=path, value=', '.join(sorted(IMAGE_EXTS))))
     return str(path)
 
 
@@ -156,8 +166,9 @@ def _scan(base: Path, pattern: list[str], roots: list[Path], what: str) -> int:
         if folder in listed:
             return listed[folder]
         if depth > MAX_DEPTH:
-            raise InputError(f"{what}: folders nest more than {MAX_DEPTH} levels below {base} (a link loop?); "
-                             "name the folder that holds the images")
+            raise InputError(_("{what}: folders nest more than {max_depth} levels below {base} (a link loop?); "
+                               "name the folder that holds the images").format(
+                                 what=what, max_depth=MAX_DEPTH, base=base))
         real = _real(folder, what)
         if not _inside(real, roots):
             raise _outside(what, f"{folder} (a link to {real})", roots)
@@ -168,8 +179,9 @@ def _scan(base: Path, pattern: list[str], roots: list[Path], what: str) -> int:
             entries = []  # unreadable: the job skips it too
         count[0] += len(entries)
         if count[0] > MAX_SCAN_ENTRIES:
-            raise InputError(f"{what}: {base} holds more than {MAX_SCAN_ENTRIES:,} files and folders; name the "
-                             "folder that holds the images (a narrower folder or glob)")
+            raise InputError(_("{what}: {base} holds more than {max_scan_entries:,} files and folders; name the "
+                               "folder that holds the images (a narrower folder or glob)").format(
+                                 what=what, base=base, max_scan_entries=MAX_SCAN_ENTRIES))
         listed[folder] = entries
         return entries
 
@@ -261,9 +273,11 @@ def check_xbd_folder(text: str, what: str = "xBD folder") -> XbdFolder:
     module notes and for post images and label JSONs. Raises :class:`InputError` saying what is wrong."""
     path, roots = _confined(text, what, "/data/xbd/harvey")
     if not path.exists():
-        raise InputError(f"{what}: {path} does not exist on the server; check the spelling")
+        raise InputError(_("{what}: {path} does not exist on the server; check the spelling").format(
+                             what=what, path=path))
     if not path.is_dir():
-        raise InputError(f"{what}: {path} is not a folder; {XBD_LAYOUT}")
+        raise InputError(_("{what}: {path} is not a folder; {xbd_layout}").format(
+                             what=what, path=path, xbd_layout=XBD_LAYOUT))
     return xbd_contents(path, roots, what)
 
 
@@ -274,7 +288,9 @@ def xbd_contents(root: Path, roots: list[Path], what: str = "xBD folder") -> Xbd
     lacking = [f"{d.name}/" for d in (images, labels) if not d.is_dir()]
     if lacking:
         hint = (f"; name the folder above it ({root.parent})" if root.name.lower() in ("images", "labels") else "")
-        raise InputError(f"{what}: {root} has no {' and no '.join(lacking)} folder{hint}; {XBD_LAYOUT}")
+        raise InputError(_("{what}: {root} has no {value} folder{hint}; {xbd_layout}").format(
+                             what=what, root=root, value=' and no '.join(lacking), hint=hint,
+                             xbd_layout=XBD_LAYOUT))
     for d in (images, labels):
         real = _real(d, what)
         if not _inside(real, roots):
@@ -284,14 +300,17 @@ def xbd_contents(root: Path, roots: list[Path], what: str = "xBD folder") -> Xbd
             names = []
             for k, entry in enumerate(it):
                 if k >= MAX_SCAN_ENTRIES:
-                    raise InputError(f"{what}: {images} holds more than {MAX_SCAN_ENTRIES:,} entries; evaluate a "
-                                     "smaller xBD folder (one disaster)")
+                    raise InputError(_("{what}: {images} holds more than {max_scan_entries:,} entries; evaluate a "
+                                       "smaller xBD folder (one disaster)").format(
+                                         what=what, images=images, max_scan_entries=MAX_SCAN_ENTRIES))
                 if fnmatch.fnmatchcase(entry.name, XBD_POST) and _kind(entry)[1]:
                     names.append(entry.name)
     except OSError as exc:
-        raise InputError(f"{what}: {images} cannot be read ({exc.strerror or exc})") from exc
+        raise InputError(_("{what}: {images} cannot be read ({value})").format(
+                             what=what, images=images, value=exc.strerror or exc)) from exc
     if not names:
-        raise InputError(f"{what}: no post-event images ({XBD_POST}) in {images}; {XBD_LAYOUT}")
+        raise InputError(_("{what}: no post-event images ({xbd_post}) in {images}; {xbd_layout}").format(
+                             what=what, xbd_post=XBD_POST, images=images, xbd_layout=XBD_LAYOUT))
     unlabelled = []
     for name in sorted(names):
         post = images / name
@@ -303,8 +322,9 @@ def xbd_contents(root: Path, roots: list[Path], what: str = "xBD folder") -> Xbd
             if not _inside(real, roots):
                 raise _outside(what, f"{f} (a link to {real})", roots)
     if len(unlabelled) == len(names):
-        raise InputError(f"{what}: none of the {len(names)} post images in {images} has its label JSON in {labels} "
-                         f"(e.g. {Path(names[0]).stem}.json); the building AUROC needs the xBD labels")
+        raise InputError(_("{what}: none of the {names} post images in {images} has its label JSON in {labels} "
+                           "(e.g. {stem}.json); the building AUROC needs the xBD labels").format(
+                             what=what, names=len(names), images=images, labels=labels, stem=Path(names[0]).stem))
     return XbdFolder(root=root, posts=len(names), unlabelled=unlabelled)
 
 
@@ -313,11 +333,12 @@ def find_xbd_root(folder: Path, what: str = "xBD zip") -> Path:
     found = [d for d in (folder, *sorted(folder.rglob("*")))
              if d.is_dir() and "__MACOSX" not in d.parts and (d / "images").is_dir() and (d / "labels").is_dir()]
     if not found:
-        raise InputError(f"{what}: the archive holds no folder with both images/ and labels/; zip the xBD folder "
-                         f"itself ({XBD_LAYOUT})")
+        raise InputError(_("{what}: the archive holds no folder with both images/ and labels/; zip the xBD folder "
+                           "itself ({xbd_layout})").format(what=what, xbd_layout=XBD_LAYOUT))
     if len(found) > 1:
         names = ", ".join(str(d.relative_to(folder)) or "." for d in found[:4])
-        raise InputError(f"{what}: the archive holds {len(found)} xBD folders ({names}); zip one of them")
+        raise InputError(_("{what}: the archive holds {found} xBD folders ({names}); zip one of them").format(
+                             what=what, found=len(found), names=names))
     return found[0]
 
 
@@ -326,8 +347,9 @@ def stage_xbd_upload(ws: Workspace, upload: Any) -> tuple[Path, XbdFolder]:
     (:func:`core.safe_files.safe_extract_zip`), find and check the xBD folder in it. Returns (the staged folder, to
     remove if the job is refused; the checked xBD folder); on an error nothing is left behind."""
     if Path(str(upload.name)).suffix.lower() != ".zip":
-        raise InputError(f"xBD zip: {upload.name} is not a .zip; upload a zip of the folder holding images/ and "
-                         "labels/")
+        raise InputError(_("xBD zip: {name} is not a .zip; upload a zip "
+                           "of the folder holding images/ and labels/").format(
+                             name=upload.name))
     dest = save_job_uploads(ws, "eval-xbd", [upload])
     assert dest is not None
     try:

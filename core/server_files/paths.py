@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from core.errors import InputError
+from core.i18n import _
 
 #: Environment variable restricting server-side input paths to some folders.
 ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
@@ -29,26 +30,30 @@ def check_server_path(text: str | os.PathLike[str]) -> Path:
     ``$BDA_SERVER_PATHS`` when that is set). Returns it; raises :class:`InputError` saying what is wrong."""
     raw = str(text or "").strip().strip("'\"")
     if not raw:
-        raise InputError("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif")
+        raise InputError(_("type the full path of an image file on the server, e.g. /data/ortho/tile_01.tif"))
     if any(ord(c) < 32 for c in raw):
-        raise InputError("the path contains control characters; type it again without them")
+        raise InputError(_("the path contains control characters; type it again without them"))
     try:
         path = Path(raw).expanduser()
     except RuntimeError:  # ~user of a user this machine does not know
-        raise InputError(f"{raw!r} names a home folder this server does not know; give the full path") from None
+        raise InputError(_("{raw!r} names a home folder this server does not know; give the full path").format(
+                             raw=raw)) from None
     if not path.is_absolute():
-        raise InputError(f"{raw!r} is not an absolute path; give the full path, starting with /")
+        raise InputError(_("{raw!r} is not an absolute path; give the full path, starting with /").format(raw=raw))
     roots = server_roots()
     if roots and not any(path.resolve().is_relative_to(r) for r in roots):
-        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); "
-                         f"copy the file into one of them, or ask the administrator to add its folder to "
-                         f"{ENV_SERVER_PATHS}")
+        raise InputError(_("{path} is outside the folders this server allows ({value}); copy the file into one of "
+                           "them, or ask the administrator to add its folder to {env_server_paths}").format(
+                             path=path, value=', '.join(map(str, roots)), env_server_paths=ENV_SERVER_PATHS))
     if not path.exists():
-        raise InputError(f"{path} does not exist on the server; check the spelling and the folder")
+        raise InputError(_("{path} does not exist on the server; check the spelling and the folder").format(
+                             path=path))
     if not path.is_file():
-        raise InputError(f"{path} is not a file (a folder?); give the path of one image file")
+        raise InputError(_("{path} is not a file (a folder?); give the path of one image file").format(path=path))
     if not os.access(path, os.R_OK):
-        raise InputError(f"{path} is not readable by the workbench (permissions); make it readable and try again")
+        raise InputError(_("{path} is not readable by the workbench "
+                           "(permissions); make it readable and try again").format(
+                             path=path))
     return path
 
 

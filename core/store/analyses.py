@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.i18n import _
 from core.safe_files import clean_name
 from core.store.base import WorkspaceBase, owner_alive, this_owner
 from core.store.codec import (
@@ -85,8 +86,8 @@ class AnalysesMixin(WorkspaceBase):
         rows = self._db.query("SELECT c.*, (SELECT COUNT(*) FROM analyses a WHERE a.case_id = c.id) AS n_analyses "
                               "FROM cases c WHERE c.id=?", (cid,))
         if not rows:
-            raise InputError(f"there is no case with id {cid} in the workspace {self.root}; pick one from the list "
-                             "of cases or create it.")
+            raise InputError(_("there is no case with id {cid} in the workspace {root}; pick one from the list of "
+                               "cases or create it.").format(cid=cid, root=self.root))
         return loads_row(rows[0])  # type: ignore[return-value]
 
     # -- analyses -------------------------------------------------------------------------------------------
@@ -99,16 +100,18 @@ class AnalysesMixin(WorkspaceBase):
             created_by = check_name(created_by, "user name", max_len=200)
         cid = self.get_case(case_id)["id"]
         if not isinstance(inputs, (list, tuple)) or not inputs:
-            raise InputError("an analysis needs at least one input: pass [{'path': ..., 'name': ...}, ...].")
+            raise InputError(_("an analysis needs at least one input: pass [{'path': ..., 'name': ...}, ...]."))
         rows, seen = [], set()
         for pos, item in enumerate(inputs, start=1):
             if not isinstance(item, dict) or not item.get("path"):
-                raise InputError(f"input #{pos} must be a dict with a 'path', got {item!r}.")
+                raise InputError(_("input #{pos} must be a dict with a 'path', got {item!r}.").format(
+                                     pos=pos, item=item))
             path = str(item["path"])
             name = check_name(str(item.get("name") or Path(path).name), f"input #{pos} name", max_len=1000)
             check_text(path, f"input #{pos} path", max_len=4096)
             if name in seen:
-                raise InputError(f"two inputs are named {name!r}; give each input a distinct 'name'.")
+                raise InputError(_("two inputs are named {name!r}; give each input a distinct 'name'.").format(
+                                     name=name))
             seen.add(name)
             pre = item.get("pre_path")
             extra = {k: v for k, v in item.items() if k not in ("path", "name", "pre_path")}
@@ -119,14 +122,16 @@ class AnalysesMixin(WorkspaceBase):
                                                               root=self.root),
                          dumps(extra, f"input {name!r}")))
         if not isinstance(model, dict) or not isinstance(options, dict):
-            raise InputError("model and options must be dicts (use {} when there is nothing to record).")
+            raise InputError(_("model and options must be dicts (use {} when there is nothing to record)."))
         if threshold is not None:
             try:
                 threshold = float(threshold)
             except (TypeError, ValueError):
-                raise InputError(f"threshold must be a number or None, got {threshold!r}.") from None
+                raise InputError(_("threshold must be a number or None, got {threshold!r}.").format(
+                                     threshold=threshold)) from None
             if not math.isfinite(threshold):
-                raise InputError(f"threshold must be a finite number, got {threshold}.")
+                raise InputError(_("threshold must be a finite number, got {threshold}.").format(
+                                     threshold=threshold))
         model_json, options_json = dumps(model, "model description"), dumps(options, "analysis options")
         now = utc_now()
         with self._db.write() as conn:
@@ -170,7 +175,8 @@ class AnalysesMixin(WorkspaceBase):
     def finish_analysis(self, analysis_id: int, status: str = "done") -> None:
         """Close a run: ``done``, ``failed`` or ``interrupted``."""
         if status not in ANALYSIS_STATUSES[1:]:
-            raise InputError(f"analysis status must be one of done, failed, interrupted; got {status!r}.")
+            raise InputError(_("analysis status must be one of done, failed, interrupted; got {status!r}.").format(
+                                 status=status))
         aid = self._require_analysis(analysis_id)
         now = utc_now()
         with self._db.write() as conn:
@@ -191,8 +197,8 @@ class AnalysesMixin(WorkspaceBase):
         aid = check_id(analysis_id, "analysis id")
         rows = self._db.query(_ANALYSIS_SQL + " WHERE a.id=?", (aid,))
         if not rows:
-            raise InputError(f"there is no analysis with id {aid} in the workspace {self.root}; "
-                             "pick one from the list of analyses.")
+            raise InputError(_("there is no analysis with id {aid} in the workspace {root}; pick one from the list "
+                               "of analyses.").format(aid=aid, root=self.root))
         return self._analysis_dict(rows[0])
 
     def list_analyses(self, case_id: int | None = None) -> list[dict[str, Any]]:
@@ -211,8 +217,8 @@ class AnalysesMixin(WorkspaceBase):
         with self._db.write() as conn:
             row = conn.execute("SELECT status, owner, updated_at FROM analyses WHERE id=?", (aid,)).fetchone()
             if row["status"] == "running" and owner_alive(row["owner"], row["updated_at"]):
-                raise InputError(f"analysis {aid} is still running; stop it (or wait until it ends) before deleting "
-                                 "it.")
+                raise InputError(_("analysis {aid} is still running; stop it (or wait until it ends) before "
+                                   "deleting it.").format(aid=aid))
             conn.execute("DELETE FROM analyses WHERE id=?", (aid,))
         self._to_trash(self._analysis_path(aid))
 
@@ -228,7 +234,8 @@ class AnalysesMixin(WorkspaceBase):
         unique in the workspace (``A<analysis id>-<input position>-<id>`` when another scene already has the id).
         """
         if not isinstance(result, SceneResult):
-            raise InputError(f"save_scene_result needs a SceneResult, got {type(result).__name__}.")
+            raise InputError(_("save_scene_result needs a SceneResult, got {name}.").format(
+                                 name=type(result).__name__))
         aid = self._require_analysis(analysis_id)
         name = check_name(input_name if input_name is not None else result.scene_name, "scene name", max_len=1000)
         if isinstance(result.scene_name, str) and result.scene_name != clean_name(result.scene_name):
@@ -248,8 +255,9 @@ class AnalysesMixin(WorkspaceBase):
             if inp is None:
                 names = [r[0] for r in conn.execute(
                     "SELECT name FROM analysis_inputs WHERE analysis_id=? ORDER BY position LIMIT 5", (aid,))]
-                raise InputError(f"{name!r} is not an input of analysis {aid} (inputs: {', '.join(names)}, ...); "
-                                 "save the result under its input's name (input_name=...).")
+                raise InputError(_("{name!r} is not an input of analysis {aid} (inputs: {value}, ...); save the "
+                                   "result under its input's name (input_name=...).").format(
+                                     name=name, aid=aid, value=', '.join(names)))
             old = conn.execute("SELECT id FROM scenes WHERE analysis_id=? AND input_name=?", (aid, name)).fetchone()
             if old is None:
                 sid = inserted_id(conn.execute(
@@ -270,14 +278,15 @@ class AnalysesMixin(WorkspaceBase):
         out, seen = [], set()
         for f in findings:
             if not isinstance(f, Finding):
-                raise InputError(f"findings must be Finding objects, got {type(f).__name__}.")
+                raise InputError(_("findings must be Finding objects, got {name}.").format(name=type(f).__name__))
             check_text(f.id, "finding id", max_len=200, allow_empty=False)
             if f.id in seen:
-                raise InputError(f"two findings of scene {f.scene_name!r} share the id {f.id!r}; ids must differ.")
+                raise InputError(_("two findings of scene {scene_name!r} share the id {id!r}; ids must differ.").format(
+                                     scene_name=f.scene_name, id=f.id))
             seen.add(f.id)
             if f.review_status not in REVIEW_STATUSES:
-                raise InputError(f"finding {f.id!r} has review status {f.review_status!r}; "
-                                 f"use one of {', '.join(REVIEW_STATUSES)}.")
+                raise InputError(_("finding {id!r} has review status {review_status!r}; use one of {value}.").format(
+                                     id=f.id, review_status=f.review_status, value=', '.join(REVIEW_STATUSES)))
             d = f.to_dict()
             del d["id"]
             out.append((f.id, d, dumps(d, f"finding {f.id!r}")))

@@ -38,6 +38,7 @@ from typing import Any
 
 import core
 from core.errors import InputError, WorkspaceError
+from core.i18n import _
 from core.safe_files import clean_name, safe_extract_zip, safe_filename, unique_name
 from core.server_files.paths import server_path_allowed
 from core.store.base import WorkspaceBase
@@ -136,8 +137,9 @@ def _carried_list(manifest: dict[str, Any], archive_name: str) -> list[dict[str,
         isinstance(c, dict) and c.get("path") in listed and isinstance(c.get("name"), str)
         and isinstance(c.get("refs"), list) and all(isinstance(r, str) for r in c["refs"]) for c in carried)
     if not ok:
-        raise InputError(f"{archive_name} is not a case archive of this workbench: its manifest's list of input "
-                         "images is malformed. Export the case again from its workspace.")
+        raise InputError(_("{archive_name} is not a case archive of this workbench: its manifest's list of input "
+                           "images is malformed. Export the case again from its workspace.").format(
+                             archive_name=archive_name))
     return carried
 
 
@@ -151,7 +153,8 @@ class ArchiveMixin(WorkspaceBase):
         pass the ``BDA_SERVER_PATHS`` rules now; none for ``"none"``. Other files of the workspace (its database,
         other cases' uploads) are never carried, whatever a stored reference says."""
         if inputs not in INPUT_MODES:
-            raise InputError(f"inputs must be one of {', '.join(INPUT_MODES)}; got {inputs!r}.")
+            raise InputError(_("inputs must be one of {value}; got {inputs!r}.").format(
+                                 value=', '.join(INPUT_MODES), inputs=inputs))
         uploads = self.uploads_dir(case_id)
         by_file: dict[Path, list[str]] = {}
         for ref in _input_refs(bundle) if inputs != "none" else []:
@@ -247,8 +250,9 @@ class ArchiveMixin(WorkspaceBase):
             os.replace(tmp, dest)
             tmp = None
         except OSError as exc:
-            raise WorkspaceError(f"could not write the case archive {dest} ({exc.strerror or exc}); check that "
-                                 "the folder is writable and has free space.") from exc
+            raise WorkspaceError(_("could not write the case archive {dest} ({value}); check that the folder is "
+                                   "writable and has free space.").format(
+                                       dest=dest, value=exc.strerror or exc)) from exc
         finally:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
@@ -267,7 +271,8 @@ class ArchiveMixin(WorkspaceBase):
         if user is not None:
             user = check_name(user, "user name", max_len=200)  # before anything is written
         if not archive.is_file():
-            raise InputError(f"case archive {archive} does not exist or is not a file; check the path.")
+            raise InputError(_("case archive {archive} does not exist or is not a file; check the path.").format(
+                                 archive=archive))
         tmp = self.root / "tmp" / f"import-{uuid.uuid4().hex}"
         moved: list[Path] = []
         try:
@@ -283,8 +288,9 @@ class ArchiveMixin(WorkspaceBase):
             except (KeyError, TypeError, ValueError, AttributeError, sqlite3.IntegrityError) as exc:
                 if isinstance(exc, InputError):
                     raise
-                raise InputError(f"case archive {archive.name} has malformed rows ({type(exc).__name__}: {exc}); "
-                                 "export the case again from its workspace.") from exc
+                raise InputError(_("case archive {name} has malformed rows ({name2}: {exc}); export the case again "
+                                   "from its workspace.").format(
+                                     name=archive.name, name2=type(exc).__name__, exc=exc)) from exc
             if user is not None:
                 self.record_event(cid, user, "import", archive.name)  # type: ignore[attr-defined]
             return cid
@@ -305,30 +311,35 @@ class ArchiveMixin(WorkspaceBase):
         try:
             manifest = json.loads((tmp / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputError(f"{bad} (no readable manifest.json): {exc}. Export the case with 'Export case'.") from exc
+            raise InputError(_("{bad} (no readable manifest.json): {exc}. Export the case with 'Export case'.").format(
+                                 bad=bad, exc=exc)) from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise InputError(f"{bad} (its manifest does not say format {FORMAT!r}).")
+            raise InputError(_("{bad} (its manifest does not say format {format!r}).").format(
+                                 bad=bad, format=FORMAT))
         if not isinstance(manifest.get("format_version"), int) or manifest["format_version"] > FORMAT_VERSION:
-            raise InputError(f"{archive.name} was made by a newer workbench (archive format "
-                             f"{manifest.get('format_version')!r}, this one reads up to {FORMAT_VERSION}); "
-                             "upgrade the workbench to import it.")
+            raise InputError(_("{name} was made by a newer workbench (archive format {value!r}, this one reads up "
+                               "to {format_version}); upgrade the workbench to import it.").format(
+                                 name=archive.name, value=manifest.get('format_version'),
+                                 format_version=FORMAT_VERSION))
         entries = [manifest.get("rows")] + list(manifest.get("files") or [])
         for e in entries:
             if not isinstance(e, dict) or not isinstance(e.get("path"), str):
-                raise InputError(f"{bad}: its manifest lists a malformed file entry {e!r}.")
+                raise InputError(_("{bad}: its manifest lists a malformed file entry {e!r}.").format(bad=bad, e=e))
             parts = PurePosixPath(e["path"]).parts
             if not parts or ".." in parts or e["path"].startswith("/"):
-                raise InputError(f"{bad}: its manifest names an unsafe path {e['path']!r}.")
+                raise InputError(_("{bad}: its manifest names an unsafe path {path!r}.").format(
+                                     bad=bad, path=e['path']))
             p = tmp.joinpath(*parts)
             if not p.is_file() or p.stat().st_size != e.get("size") or file_sha256(p) != e.get("sha256"):
-                raise InputError(f"case archive {archive.name} is damaged or incomplete: {e['path']} is missing or "
-                                 "does not match its checksum. Copy or export the archive again.")
+                raise InputError(_("case archive {name} is damaged or incomplete: {path} is missing or does not "
+                                   "match its checksum. Copy or export the archive again.").format(
+                                     name=archive.name, path=e['path']))
         try:
             data = json.loads((tmp / "rows.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputError(f"{bad}: rows.json cannot be read ({exc}).") from exc
+            raise InputError(_("{bad}: rows.json cannot be read ({exc}).").format(bad=bad, exc=exc)) from exc
         if not isinstance(data, dict) or not isinstance(data.get("analyses"), list):
-            raise InputError(f"{bad}: rows.json has no list of analyses.")
+            raise InputError(_("{bad}: rows.json has no list of analyses.").format(bad=bad))
         return manifest, data
 
     def _place_inputs(self, cid: int, carried: list[dict[str, Any]], tmp: Path, moved: list[Path]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.errors import InputError, WorkspaceError
+from core.i18n import _
 from core.store.codec import check_id
 from core.store.db import Database, utc_now
 from core.store.files import default_root
@@ -86,9 +87,9 @@ class WorkspaceBase:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WorkspaceError(
-                f"cannot create the workspace folder {self.root} ({exc.strerror or exc}). Choose a writable "
-                "folder with the BDA_WORKSPACE environment variable (or Workspace(root=...)), or fix its "
-                "permissions.") from exc
+                _("cannot create the workspace folder {root} ({value}). Choose a writable folder with the "
+                  "BDA_WORKSPACE environment variable (or Workspace(root=...)), or fix its permissions.").format(
+                    root=self.root, value=exc.strerror or exc)) from exc
         self._db = Database(self.root / DB_NAME, busy_timeout_s=busy_timeout_s)
         self._db.migrate()
         self._sweep_scratch()
@@ -157,8 +158,8 @@ class WorkspaceBase:
     def _require_analysis(self, analysis_id: Any) -> int:
         aid = check_id(analysis_id, "analysis id")
         if not self._db.query("SELECT 1 FROM analyses WHERE id=?", (aid,)):
-            raise InputError(f"there is no analysis with id {aid} in the workspace {self.root}; "
-                             "pick one from the list of analyses.")
+            raise InputError(_("there is no analysis with id {aid} in the workspace {root}; pick one from the list "
+                               "of analyses.").format(aid=aid, root=self.root))
         return aid
 
     def analysis_dir(self, analysis_id: int) -> Path:
@@ -168,8 +169,8 @@ class WorkspaceBase:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise WorkspaceError(f"cannot create {path} ({exc.strerror or exc}); check the workspace folder's "
-                                 "permissions and free space.") from exc
+            raise WorkspaceError(_("cannot create {path} ({value}); check the workspace folder's permissions and "
+                                   "free space.").format(path=path, value=exc.strerror or exc)) from exc
         return path
 
     # -- crash recovery -------------------------------------------------------------------------------------

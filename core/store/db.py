@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.errors import WorkspaceError
+from core.i18n import _
 from core.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
@@ -133,7 +134,7 @@ class Database:
         success, ``ROLLBACK`` on any exception. sqlite errors inside are translated to :class:`WorkspaceError`."""
         conn = self.connection()
         if conn.in_transaction:
-            raise RuntimeError("nested workspace write transaction")
+            raise RuntimeError(_("nested workspace write transaction"))
         self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn
@@ -153,7 +154,7 @@ class Database:
         """A read transaction: every query inside sees the same consistent state (WAL snapshot)."""
         conn = self.connection()
         if conn.in_transaction:
-            raise RuntimeError("nested workspace transaction")
+            raise RuntimeError(_("nested workspace transaction"))
         self._retry(lambda: conn.execute("BEGIN DEFERRED"))
         try:
             yield conn
@@ -176,9 +177,10 @@ class Database:
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise WorkspaceError(
-                f"the workspace {self.path.parent} was written by a newer version of the workbench (schema "
-                f"{current}, this version knows up to {SCHEMA_VERSION}). Upgrade the workbench, or choose another "
-                "workspace folder with BDA_WORKSPACE.")
+                _("the workspace {parent} was written by a newer version of the workbench (schema {current}, this "
+                  "version knows up to {schema_version}). Upgrade the workbench, or choose another workspace "
+                  "folder with BDA_WORKSPACE.").format(
+                    parent=self.path.parent, current=current, schema_version=SCHEMA_VERSION))
         if current == SCHEMA_VERSION:
             return current
         with self.write() as conn:
@@ -211,6 +213,6 @@ def inserted_id(cursor: sqlite3.Cursor) -> int:
     """The id of the row the INSERT run on ``cursor`` made (raises :class:`WorkspaceError` if there is none)."""
     rowid = cursor.lastrowid
     if rowid is None:
-        raise WorkspaceError("the workspace database returned no id for a new record; check the workspace with "
-                             "its integrity check before going on")
+        raise WorkspaceError(_("the workspace database returned no id for a new record; check the workspace with "
+                               "its integrity check before going on"))
     return rowid

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.i18n import _
 from core.safe_files import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
 from core.store.codec import check_fraction, check_id, check_name, check_text, dumps, loads
@@ -35,9 +36,10 @@ class JobsMixin(WorkspaceBase):
         """
         path = Path(path)
         if not path.is_file():
-            raise InputError(f"model file {path} does not exist or is not a file; check the path.")
+            raise InputError(_("model file {path} does not exist or is not a file; check the path.").format(
+                                 path=path))
         if not isinstance(info, dict):
-            raise InputError("model info must be a dict (use {} when there is nothing to record).")
+            raise InputError(_("model info must be a dict (use {} when there is nothing to record)."))
         info_json = dumps(info, "model info")
         name = check_name(str(info.get("name") or path.stem), "model name", max_len=200)
         if info.get("name") and name != info["name"]:
@@ -45,7 +47,8 @@ class JobsMixin(WorkspaceBase):
         try:
             sha, size = file_sha256(path), path.stat().st_size
         except OSError as exc:
-            raise InputError(f"cannot read model file {path} ({exc.strerror or exc}).") from exc
+            raise InputError(_("cannot read model file {path} ({value}).").format(
+                                 path=path, value=exc.strerror or exc)) from exc
         known = self._db.query("SELECT id FROM models WHERE sha256=?", (sha,))
         if known:
             return int(known[0]["id"])
@@ -87,7 +90,8 @@ class JobsMixin(WorkspaceBase):
         mid = check_id(model_id, "model id")
         rows = self._db.query("SELECT * FROM models WHERE id=?", (mid,))
         if not rows:
-            raise InputError(f"there is no registered model with id {mid}; pick one from the list of models.")
+            raise InputError(_("there is no registered model with id {mid}; pick one from the list of models.").format(
+                                 mid=mid))
         return self._model_dict(rows[0])
 
     # -- jobs -----------------------------------------------------------------------------------------------
@@ -95,7 +99,7 @@ class JobsMixin(WorkspaceBase):
         """A new background job (``queued``, owned by this process); returns its id."""
         check_text(kind, "job kind", max_len=100, allow_empty=False)
         if not isinstance(params, dict):
-            raise InputError("job params must be a dict.")
+            raise InputError(_("job params must be a dict."))
         params_json, now = dumps(params, "job parameters"), utc_now()
         with self._db.write() as conn:
             return inserted_id(conn.execute(
@@ -105,7 +109,7 @@ class JobsMixin(WorkspaceBase):
     def _require_job(self, job_id: Any) -> int:
         jid = check_id(job_id, "job id")
         if not self._db.query("SELECT 1 FROM jobs WHERE id=?", (jid,)):
-            raise InputError(f"there is no job with id {jid}; pick one from the list of jobs.")
+            raise InputError(_("there is no job with id {jid}; pick one from the list of jobs.").format(jid=jid))
         return jid
 
     def update_job(self, job_id: int, *, status: str | None = None, progress: float | None = None,
@@ -119,7 +123,8 @@ class JobsMixin(WorkspaceBase):
         now = utc_now()
         if status is not None:
             if status not in JOB_STATUSES:
-                raise InputError(f"job status must be one of {', '.join(JOB_STATUSES)}; got {status!r}.")
+                raise InputError(_("job status must be one of {value}; got {status!r}.").format(
+                                     value=', '.join(JOB_STATUSES), status=status))
             sets.append("status=?")
             vals.append(status)
             if status == "running":
@@ -140,7 +145,7 @@ class JobsMixin(WorkspaceBase):
         log_json = None
         if log_append is not None:
             if not isinstance(log_append, dict):
-                raise InputError("log_append must be a dict.")
+                raise InputError(_("log_append must be a dict."))
             log_json = dumps(log_append, "job log entry")
         with self._db.write() as conn:
             conn.execute(f"UPDATE jobs SET {', '.join(sets + ['updated_at=?'])} WHERE id=?", (*vals, now, jid))
@@ -171,7 +176,7 @@ class JobsMixin(WorkspaceBase):
         with self._db.snapshot() as conn:
             row = conn.execute("SELECT * FROM jobs WHERE id=?", (jid,)).fetchone()
             if row is None:
-                raise InputError(f"there is no job with id {jid}; pick one from the list of jobs.")
+                raise InputError(_("there is no job with id {jid}; pick one from the list of jobs.").format(jid=jid))
             log = conn.execute("SELECT at, data_json FROM job_log WHERE job_id=? ORDER BY id", (jid,)).fetchall()
         d = self._job_dict(row)
         d["log"] = [{**loads(r["data_json"], {}), "at": r["at"]} for r in log]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import InputError, ReviewConflictError
+from core.i18n import _
 from core.store.base import WorkspaceBase
 from core.store.codec import DET_AUTOMATIC, DET_CONFIRMED, REVIEW_STATUSES, check_name, check_text, finding_from_row
 from core.store.db import loads_row, utc_now
@@ -73,9 +74,10 @@ class ReviewMixin(WorkspaceBase):
         check_text(finding_id, "finding id", max_len=300, allow_empty=False)
         check_name(analyst, "analyst name", max_len=200)
         if status is None and grade is None and notes is None:
-            raise InputError("nothing to record: give a status, a grade or notes.")
+            raise InputError(_("nothing to record: give a status, a grade or notes."))
         if status is not None and status not in REVIEW_STATUSES:
-            raise InputError(f"review status must be one of {', '.join(REVIEW_STATUSES)}; got {status!r}.")
+            raise InputError(_("review status must be one of {value}; got {status!r}.").format(
+                                 value=', '.join(REVIEW_STATUSES), status=status))
         if grade is not None:
             check_text(grade, "grade", max_len=100, allow_empty=False)
         if notes is not None:
@@ -95,8 +97,10 @@ class ReviewMixin(WorkspaceBase):
             "SELECT * FROM reviews WHERE finding_id=? AND id>? ORDER BY id", (finding_id, expected)).fetchall()]
         who = ", ".join(dict.fromkeys(f"{r['analyst']} at {str(r['at'])[:19].replace('T', ' ')} UTC" for r in since))
         raise ReviewConflictError(
-            f"{finding_id} was reviewed by {who or 'someone else'} after you opened it (now: {row['review_status']}, "
-            f"grade {row['grade']}); nothing of yours was saved. Keep their review, or apply yours on top of it.",
+            _("{finding_id} was reviewed by {value} after you opened it (now: {review_status}, grade {grade}); "
+              "nothing of yours was saved. Keep their review, or apply yours on top of it.").format(
+                finding_id=finding_id, value=who or 'someone else', review_status=row['review_status'],
+                grade=row['grade']),
             finding=finding_from_row(row), since=since, version=current)
 
     def review_version(self, finding_id: str) -> int:

@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from core.errors import AuthError, InputError
+from core.i18n import _
 from core.store.base import WorkspaceBase
 from core.store.codec import check_id, check_name, check_text
 from core.store.db import inserted_id, utc_now
@@ -68,22 +69,24 @@ def session_limits() -> tuple[float, float]:
         try:
             value = float(raw) if raw else default
         except ValueError:
-            raise InputError(f"{env}={raw!r} is not a number; set it to e.g. {default:g} or unset it") from None
+            raise InputError(_("{env}={raw!r} is not a number; set it to e.g. {default:g} or unset it").format(
+                                 env=env, raw=raw, default=default)) from None
         if not value > 0:
-            raise InputError(f"{env} must be positive; got {raw!r}")
+            raise InputError(_("{env} must be positive; got {raw!r}").format(env=env, raw=raw))
         return value
     return number(ENV_IDLE_MINUTES, 30) * 60, number(ENV_MAX_HOURS, 12) * 3600
 
 
 def _check_role(role: Any) -> str:
     if role not in ROLES:
-        raise InputError(f"role must be one of {', '.join(ROLES)}; got {role!r}.")
+        raise InputError(_("role must be one of {value}; got {role!r}.").format(value=', '.join(ROLES), role=role))
     return str(role)
 
 
 def _check_password(password: Any) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise InputError(f"the password must have at least {MIN_PASSWORD} characters; choose a longer one.")
+        raise InputError(_("the password must have at least {min_password} characters; choose a longer one.").format(
+                             min_password=MIN_PASSWORD))
     check_text(password, "password", max_len=1000)
     return password
 
@@ -107,7 +110,8 @@ class UsersMixin(WorkspaceBase):
         digest, now = _HASHER.hash(password), utc_now()
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
-                raise InputError(f"there is already a user {name!r}; choose another name or remove that user first.")
+                raise InputError(_("there is already a user {name!r}; choose another name or remove that user "
+                                   "first.").format(name=name))
             uid = inserted_id(conn.execute("INSERT INTO users(name, role, password_hash, created_at, updated_at) "
                                            "VALUES (?, ?, ?, ?, ?)", (name, role, digest, now, now)))
         return User(uid, name, role, now)
@@ -118,7 +122,8 @@ class UsersMixin(WorkspaceBase):
         rows = self._db.query("SELECT * FROM users WHERE name=?", (name,))
         if not rows:
             known = ", ".join(u["name"] for u in self.list_users()[:20]) or "none"
-            raise InputError(f"there is no user {name!r} in the workspace {self.root} (users: {known}).")
+            raise InputError(_("there is no user {name!r} in the workspace {root} (users: {known}).").format(
+                                 name=name, root=self.root, known=known))
         return _user(rows[0])
 
     def list_users(self) -> list[dict[str, Any]]:
@@ -158,7 +163,8 @@ class UsersMixin(WorkspaceBase):
         others = conn.execute("SELECT COUNT(*) FROM users WHERE role='admin' AND id<>?", (user.id,)).fetchone()[0]
         users = conn.execute("SELECT COUNT(*) FROM users WHERE id<>?", (user.id,)).fetchone()[0]
         if users and not others:
-            raise InputError(f"{user.name} is the last admin; make another user admin before you {what} them.")
+            raise InputError(_("{name} is the last admin; make another user admin before you {what} them.").format(
+                                 name=user.name, what=what))
 
     def current_user(self, user: User) -> User | None:
         """``user`` as the database has it now, or None when they were removed or their password or role changed
@@ -176,15 +182,16 @@ class UsersMixin(WorkspaceBase):
         now = time.time() if now is None else now
         name, password = str(name or "").strip(), str(password or "")
         if not name or not password:
-            raise AuthError("enter your user name and password.")
+            raise AuthError(_("enter your user name and password."))
         with self._db.write() as conn:
             conn.execute("DELETE FROM login_failures WHERE at < ?", (now - FAILURE_WINDOW_S,))
             recent = [r[0] for r in conn.execute("SELECT at FROM login_failures WHERE name=? ORDER BY at",
                                                  (name,)).fetchall()]
         if len(recent) >= MAX_FAILURES:
             wait = max(1, round((recent[-MAX_FAILURES] + FAILURE_WINDOW_S - now) / 60))
-            raise AuthError(f"too many failed logins for {name!r}: try again in {wait} minute(s), or ask an admin "
-                            "to set a new password (python -m core users passwd NAME).")
+            raise AuthError(_("too many failed logins for {name!r}: try again in {wait} minute(s), or ask an admin "
+                              "to set a new password (python -m core users passwd NAME).").format(
+                                name=name, wait=wait))
         rows = self._db.query("SELECT * FROM users WHERE name=?", (name,))
         digest = str(rows[0]["password_hash"]) if rows else _dummy()
         try:
@@ -238,7 +245,8 @@ class UsersMixin(WorkspaceBase):
     def check_case_access(self, user: User | None, case_id: int) -> None:
         """:class:`AuthError` unless ``user`` may open the case."""
         if not any(int(c["id"]) == int(case_id) for c in self.visible_cases(user)):
-            raise AuthError(f"case #{case_id} is not one of your cases; ask an admin to add you to it.")
+            raise AuthError(_("case #{case_id} is not one of your cases; ask an admin to add you to it.").format(
+                                case_id=case_id))
 
     def record_event(self, case_id: int | None, user: str, action: str, detail: str = "") -> None:
         """Note who did what to a case (export, import) and when."""

@@ -1,0 +1,155 @@
+"""Korean and English: gettext catalogs and the language in use.
+
+Every string a person reads is written in English in the source, wrapped in :func:`_` (or :func:`ngettext` for
+counts) and translated through the standard gettext catalogs ``assets/locale/<lang>/LC_MESSAGES/bda.po``, kept with
+Babel (``pybabel extract`` / ``update``; see the README). The ``.po`` files are the source of truth: they are
+compiled in memory on first use (Babel's ``write_mo`` then :class:`gettext.GNUTranslations`), so a fresh clone never
+runs on a stale or missing ``.mo``. Fuzzy entries are never used.
+
+Which language :func:`_` translates to, in this order:
+
+1. the one set for this thread/context with :func:`use` (a report written in the language asked for, the CLI's
+   ``report --lang`` for that command);
+2. the one a front end reports through :func:`set_resolver` (the Streamlit app: the session's language);
+3. ``$BDA_LANG`` (``ko`` or ``en``), else English.
+
+Strings defined as data at import time (grade labels, event types) are marked with :func:`N_` for extraction and
+translated with :func:`_` where they are shown. This module never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import gettext
+import io
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+#: Languages with a catalog, in the order the switch lists them.
+LANGS: tuple[str, ...] = ("en", "ko")
+#: Name of each language in itself (what the switch shows).
+LANG_NAMES: dict[str, str] = {"en": "English", "ko": "한국어"}
+#: Environment variable with the default language.
+ENV_LANG = "BDA_LANG"
+DOMAIN = "bda"
+#: Folder of the catalogs: ``<lang>/LC_MESSAGES/bda.po``.
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "assets" / "locale"
+
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("bda_lang", default=None)
+_resolver: list[Callable[[], str | None]] = []
+_LOCK = threading.Lock()
+
+
+def normalise(lang: object) -> str | None:
+    """``"ko"``, ``"en"`` (also from ``ko_KR.UTF-8``, ``EN``...), or None for anything else."""
+    if not isinstance(lang, str):
+        return None
+    code = lang.strip().lower().replace("-", "_").split(".")[0].split("_")[0]
+    return code if code in LANGS else None
+
+
+def default_lang() -> str:
+    """``$BDA_LANG`` when it names a known language, else English."""
+    return normalise(os.environ.get(ENV_LANG, "")) or "en"
+
+
+def check_lang(lang: str) -> str:
+    """``lang`` normalised; raises :class:`core.errors.InputError` for a language without a catalog."""
+    code = normalise(lang)
+    if code is None:
+        from core.errors import InputError  # core.errors imports nothing of this module: no cycle either way
+
+        raise InputError(_("unknown language {lang!r}: use one of {langs}").format(lang=lang, langs=", ".join(LANGS)))
+    return code
+
+
+def resolver() -> Callable[[], str | None] | None:
+    """The installed front-end lookup, if any."""
+    return _resolver[0] if _resolver else None
+
+
+def get_lang() -> str:
+    """The language :func:`_` translates to now (see the module notes)."""
+    lang = _current.get()
+    if lang:
+        return lang
+    for resolve in _resolver:
+        got = normalise(resolve())
+        if got:
+            return got
+    return default_lang()
+
+
+def set_resolver(resolve: Callable[[], str | None] | None) -> None:
+    """Install the front end's language lookup (called on every translation; may return None), or remove it.
+    Replaced in one step: a translation in another thread never sees no lookup in between."""
+    _resolver[:] = [] if resolve is None else [resolve]
+
+
+@contextlib.contextmanager
+def use(lang: str | None) -> Iterator[str]:
+    """Translate to ``lang`` inside the block (None: leave the language as it is); yields the language in use."""
+    if lang is None:
+        yield get_lang()
+        return
+    token = _current.set(check_lang(lang))
+    try:
+        yield get_lang()
+    finally:
+        _current.reset(token)
+
+
+
+
+
+def po_path(lang: str) -> Path:
+    """The catalog file of ``lang``."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@functools.cache
+def _translations(lang: str) -> gettext.NullTranslations:
+    """The compiled catalog of ``lang`` (English, or a missing catalog: the source strings as they are)."""
+    path = po_path(lang)
+    if lang == "en" or not path.is_file():
+        return gettext.NullTranslations()
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with _LOCK, path.open("rb") as fh:
+        catalog = read_po(fh, locale=lang, domain=DOMAIN)
+    buf = io.BytesIO()
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)
+
+
+def translations(lang: str | None = None) -> gettext.NullTranslations:
+    """The gettext translations of ``lang`` (default: the language in use)."""
+    return _translations(normalise(lang) or get_lang())
+
+
+def _(message: str) -> str:
+    """``message`` in the language in use (the English source when it has no translation)."""
+    if not message:
+        return message
+    return translations().gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural form for ``n`` in the language in use."""
+    return translations().ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction without translating it (data defined at import; translate it where shown)."""
+    return message
+
+
+def reload_catalogs() -> None:
+    """Forget the compiled catalogs (after a ``.po`` file changed)."""
+    _translations.cache_clear()

@@ -1,0 +1,150 @@
+"""The whole workflow in Korean in a real browser, then back to English: chromium (Playwright) against `streamlit run`
+with every non-loopback request blocked. ``BDA_LANG=ko`` makes Korean the default; upload a real Joplin tile,
+analyse it, see the map, build the report and download the Korean PDF. On every page the text contains Hangul and
+none of the pages' own English strings (the msgids of the catalog) remain; the Hangul web font is served by the app
+itself and used. The sidebar switch then turns the pages back to English. Screenshots go to artifacts/e2e/."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+from pypdf import PdfReader
+
+from core import i18n
+from tests.support.browser import (
+    artifacts_dir,
+    folium_frame,
+    model_for,
+    nav,
+    no_exception,
+    offline_browser,
+    screenshot_on_failure,
+    streamlit_server,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _hangul(text: str) -> int:
+    return sum("\uac00" <= c <= "\ud7a3" for c in text)
+
+
+def english_fragments() -> list[str]:
+    """The pages' own English text as it could appear on screen: every msgid whose Korean differs, split at its
+    placeholders, keeping the pieces of two or more words (single words can be names, units or data)."""
+    with i18n.po_path("ko").open("rb") as fh:
+        catalog = read_po(fh, locale="ko")
+    out = set()
+    for m in catalog:
+        if not m.id:
+            continue
+        ids = m.id if isinstance(m.id, tuple) else (m.id,)
+        strs = m.string if isinstance(m.string, tuple) else (m.string,)
+        for msgid in ids:
+            if msgid in strs:
+                continue
+            pieces = [lit for lit, *_rest in string.Formatter().parse(msgid)]
+            for piece in pieces:
+                piece = re.sub(r":material/\w+:|\*\*|`", " ", piece).strip(" .,:;()—·-\n")
+                if len(re.findall(r"[A-Za-z]{2,}", piece)) >= 2:
+                    out.add(piece)
+    return sorted(out, key=len, reverse=True)
+
+
+def _leftover_english(text: str, fragments: list[str]) -> list[str]:
+    flat = " ".join(text.split())
+    return [f for f in fragments if " ".join(f.split()) in flat]
+
+
+def _check_korean(page, fragments: list[str], where: str) -> None:
+    body = page.inner_text("body")
+    for card in page.locator('[class*="st-key-model_card_"]').all():  # model cards: documents, in English
+        body = body.replace(card.inner_text(), " ")
+    assert _hangul(body) > 20, f"{where}: hardly any Hangul on the page"
+    left = _leftover_english(body, fragments)
+    assert not left, f"{where}: English left on the page: {left[:8]}"
+    no_exception(page)
+
+
+def test_korean_workflow_then_back_to_english(shared_data, tiny_model, tmp_path):
+    tile = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
+    ws_root = tmp_path / "ws"
+    ws_root.mkdir()
+    art = artifacts_dir()
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(model_for(tiny_model)), "OMP_NUM_THREADS": "2",
+           "BDA_LANG": "ko"}
+    fragments = english_fragments()
+    assert len(fragments) > 300
+    with streamlit_server(env) as url, offline_browser() as (page, blocked):
+        with screenshot_on_failure(page, art / "ko_failure.png"):
+            _flow(page, url, tile, art, blocked, fragments)
+
+
+def _flow(page, url: str, tile: Path, art: Path, blocked: list[str], fragments: list[str]) -> None:
+    fonts: list[tuple[str, int]] = []
+    page.on("response", lambda r: fonts.append((r.url, r.status)) if "/app/static/fonts/" in r.url else None)
+    page.goto(url, wait_until="networkidle")
+    page.get_by_text("영상", exact=True).first.wait_for(timeout=60_000)
+    _check_korean(page, fragments, "Analyze (empty)")
+
+    # the Hangul web font: served by the app, loaded and used for Hangul (not a system font)
+    page.wait_for_function("() => document.fonts.check('16px NanumGothic', '분석')", timeout=30_000)
+    assert any(u.endswith("/app/static/fonts/NanumGothic.ttf") and s == 200 for u, s in fonts), fonts
+    assert "NanumGothic" in page.evaluate("() => getComputedStyle(document.querySelector('h1')).fontFamily")
+
+    analyst = page.get_by_label("분석관")
+    analyst.fill("김분석")
+    analyst.press("Enter")
+    page.locator("input[type=file]").first.set_input_files(str(tile))
+    page.get_by_role("button", name=re.compile(r"영상 1개 분석")).click(timeout=60_000)
+    page.locator('[data-testid="stMetricLabel"]', has_text="판정").first.wait_for(timeout=240_000)
+    page.get_by_text(re.compile(r"^히트맵: .* 미만은 회색")).first.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    _check_korean(page, fragments, "Analyze")
+    page.screenshot(path=str(art / "ko_1_analyze.png"), full_page=True)
+
+    nav(page, "지도")
+    frame = folium_frame(page)
+    frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
+    page.wait_for_timeout(1000)
+    _check_korean(page, fragments, "Map")
+    page.screenshot(path=str(art / "ko_2_map.png"), full_page=True)
+
+    nav(page, "보고서")
+    handling = page.get_by_label("취급 / 보안 등급 표시(모든 쪽)")
+    handling.fill("TLP:CLEAR")
+    handling.press("Enter")
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("button", name="보고서 파일 만들기").click()
+    pdf_button = page.get_by_role("button", name="PDF 보고서")
+    pdf_button.and_(page.locator(":not([disabled])")).wait_for(timeout=180_000)
+    page.wait_for_load_state("networkidle")
+    _check_korean(page, fragments, "Report")
+    page.screenshot(path=str(art / "ko_3_report.png"), full_page=True)
+    with page.expect_download(timeout=60_000) as dl:
+        pdf_button.click()
+    text = "\n".join(p.extract_text() or "" for p in PdfReader(dl.value.path()).pages)
+    assert "1. 요약" in text and "4. 방법과 한계" in text and "김분석" in text
+    assert "Executive summary" not in text
+
+    nav(page, "모델")
+    page.wait_for_timeout(1500)
+    _check_korean(page, fragments, "Models")
+
+    # back to English with the sidebar switch: every page in English again
+    page.locator('[data-testid="stSidebar"]').get_by_text("English", exact=True).click()
+    page.get_by_role("heading", name="Models").first.wait_for(timeout=60_000)
+    nav(page, "Report")
+    page.get_by_role("button", name="Build report files").wait_for(timeout=60_000)
+    nav(page, "Analyze")
+    page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    rest = body.replace("김분석", "").replace("한국어", "")  # the analyst's name; the switch's own "Korean"
+    assert _hangul(rest) == 0, [w for w in rest.split() if _hangul(w)][:10]
+    no_exception(page)
+    page.screenshot(path=str(art / "ko_4_back_to_english.png"), full_page=True)
+    assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
