@@ -9,13 +9,15 @@ the same run only writes its files. A failed input becomes a result with ``error
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.batch import OnTiles, analyze_input
+from core.engine import ENGINES
 from core.errors import InputError
 from core.grading import check_threshold, get_scale
 from core.guidance import EVENT_MODES
@@ -68,10 +70,19 @@ class AnalysisOptions:
     device: str = ""  #: the device the run used, as shown to people (filled in by :meth:`AnalysisRun.start`)
     out: str = ""  #: folder of the run's files when not the workspace's analysis folder (the CLI's --out)
     origin: str = ""  #: which face started it ("dashboard", "cli")
+    engine: str = "local"  #: "local" (this process) or "ray" (a Ray cluster, core.engine.ray_engine)
+    ray_address: str = ""  #: the Ray cluster ("" starts Ray on this machine)
+    workers: int = 0  #: Ray model workers (0: automatic)
+    gpus_per_worker: float = 0.0  #: GPUs each Ray worker asks for
 
     def check(self) -> None:
-        """Raise :class:`InputError` for an unknown grading scale or a threshold that is not a positive number."""
+        """Raise :class:`InputError` for an unknown grading scale or engine, or a threshold that is not a positive
+        number."""
         get_scale(self.grade_scale)
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+        if self.workers < 0 or not self.gpus_per_worker >= 0:
+            raise InputError("workers and GPUs per worker must be 0 or more")
         if self.event_type not in EVENT_MODES:
             raise InputError(f"unknown event type {self.event_type!r}; use one of {', '.join(EVENT_MODES)}")
         for t in (self.threshold, self.change_threshold):
@@ -88,6 +99,8 @@ class AnalysisOptions:
         names = {f.name for f in dataclasses.fields(cls)} - {"threshold"}
         return cls(threshold=threshold, **{k: v for k, v in options.items() if k in names})
 
+
+_ENGINE_FIELDS = ("engine", "ray_address", "workers", "gpus_per_worker")
 
 OnInput = Callable[[int, int, AnalysisInput], None]
 OnResult = Callable[[AnalysisInput, SceneResult], None]
@@ -116,7 +129,9 @@ class AnalysisRun:
         if not inputs:
             raise InputError("an analysis needs at least one input image or raster")
         options.check()
-        options = dataclasses.replace(options, device=options.device or device_label(det.device),
+        label = device_label(det.device) if options.engine == "local" else \
+            f"Ray cluster {options.ray_address}" if options.ray_address else "Ray on this machine"
+        options = dataclasses.replace(options, device=options.device or label,
                                       out=str(out_dir) if out_dir is not None else options.out)
         if ws is None:
             if out_dir is None:
@@ -131,15 +146,19 @@ class AnalysisRun:
 
     @classmethod
     def resume(cls, ws: Workspace, analysis_id: int, det: Detector, *, threshold: float | None = None,
-               change_threshold: float | None = None, out_dir: str | Path | None = None) -> AnalysisRun:
+               change_threshold: float | None = None, out_dir: str | Path | None = None,
+               engine: dict[str, Any] | None = None) -> AnalysisRun:
         """Take over analysis ``analysis_id`` (interrupted, or finished with inputs left) to analyse the inputs it
-        has no result for, with its recorded options; a threshold given here replaces the recorded one."""
+        has no result for, with its recorded options; a threshold given here replaces the recorded one, and
+        ``engine`` ({"engine", "ray_address", "workers", "gpus_per_worker"}, any of them) the recorded engine."""
         analysis = ws.get_analysis(analysis_id)
         options = AnalysisOptions.from_record(analysis["threshold"], analysis["options"])
         if threshold is not None:
             options = dataclasses.replace(options, threshold=threshold)
         if change_threshold is not None:
             options = dataclasses.replace(options, change_threshold=change_threshold)
+        if engine:
+            options = dataclasses.replace(options, **{k: v for k, v in engine.items() if k in _ENGINE_FIELDS})
         options.check()
         pending = [AnalysisInput.from_record(i) for i in ws.resume_analysis(analysis_id)]
         out = Path(out_dir) if out_dir is not None else Path(options.out) if options.out else \
@@ -152,23 +171,34 @@ class AnalysisRun:
         it runs, ``on_result(input, result)`` once its result is saved. Finishes the analysis ``done``, or
         ``interrupted`` when the run stops before the last input (an error, the page left, Ctrl-C)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        o = self.options
         results: list[SceneResult] = []
         self.status = "interrupted"
         try:
-            for k, item in enumerate(self.inputs):
-                if on_input is not None:
-                    on_input(k, len(self.inputs), item)
-                res = analyze_input({"path": item.path, "name": item.name, "pre_path": item.pre_path}, self.det,
-                                    self.out_dir, threshold=o.threshold, change_threshold=o.change_threshold,
-                                    grade_scale=o.grade_scale, resample=o.resample, progress=on_tiles)
-                if self.ws is not None and self.analysis_id is not None:
-                    self.ws.save_scene_result(self.analysis_id, res, input_name=item.name)
-                results.append(res)
-                if on_result is not None:
-                    on_result(item, res)
+            with contextlib.closing(self._analysed(on_input, on_tiles)) as analysed:  # closed at once when stopped
+                for item, res in analysed:
+                    if self.ws is not None and self.analysis_id is not None:
+                        self.ws.save_scene_result(self.analysis_id, res, input_name=item.name)
+                    results.append(res)
+                    if on_result is not None:
+                        on_result(item, res)
             self.status = "done"
         finally:
             if self.ws is not None and self.analysis_id is not None:
                 self.ws.finish_analysis(self.analysis_id, self.status)
         return results
+
+    def _analysed(self, on_input: OnInput | None, on_tiles: OnTiles | None
+                  ) -> Generator[tuple[AnalysisInput, SceneResult], None, None]:
+        """Each input with its result, as the run's engine makes them (the Ray engine only imported for it)."""
+        o = self.options
+        if o.engine == "ray":
+            from core.engine.ray_engine import run_inputs
+
+            yield from run_inputs(self.det, self.inputs, o, self.out_dir, on_start=on_input, on_tiles=on_tiles)
+            return
+        for k, item in enumerate(self.inputs):
+            if on_input is not None:
+                on_input(k, len(self.inputs), item)
+            yield item, analyze_input({"path": item.path, "name": item.name, "pre_path": item.pre_path}, self.det,
+                                      self.out_dir, threshold=o.threshold, change_threshold=o.change_threshold,
+                                      grade_scale=o.grade_scale, resample=o.resample, progress=on_tiles)
