@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from core.batch import OnTiles, analyze_input
 from core.engine import ENGINES
-from core.errors import InputError
+from core.errors import CoreError, InputError
 from core.grading import check_threshold, get_scale
 from core.guidance import EVENT_MODES
 from core.types import SceneResult
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # core.detector imports torch; the page imports this module before any model is loaded
     from core.detector import Detector
@@ -74,6 +77,7 @@ class AnalysisOptions:
     ray_address: str = ""  #: the Ray cluster ("" starts Ray on this machine)
     workers: int = 0  #: Ray model workers (0: automatic)
     gpus_per_worker: float = 0.0  #: GPUs each Ray worker asks for
+    area: bool = True  #: write the area outputs (mosaic, merged findings) when two or more scenes are georeferenced
 
     def check(self) -> None:
         """Raise :class:`InputError` for an unknown grading scale or engine, or a threshold that is not a positive
@@ -114,6 +118,8 @@ class AnalysisRun:
         self.det, self.inputs, self.options, self.out_dir = det, list(inputs), options, out_dir
         self.ws, self.analysis_id = ws, analysis_id
         self.status = "running"
+        self.area: dict[str, Any] | None = None  #: the area summary written at the end (core.engine.area)
+        self.area_error: str | None = None  #: why the area outputs could not be written
 
     @classmethod
     def start(cls, det: Detector, inputs: Sequence[AnalysisInput], options: AnalysisOptions, *,
@@ -171,6 +177,7 @@ class AnalysisRun:
         it runs, ``on_result(input, result)`` once its result is saved. Finishes the analysis ``done``, or
         ``interrupted`` when the run stops before the last input (an error, the page left, Ctrl-C)."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        o = self.options
         results: list[SceneResult] = []
         self.status = "interrupted"
         try:
@@ -182,6 +189,8 @@ class AnalysisRun:
                     if on_result is not None:
                         on_result(item, res)
             self.status = "done"
+            if o.area:
+                self._write_area(results)
         finally:
             if self.ws is not None and self.analysis_id is not None:
                 self.ws.finish_analysis(self.analysis_id, self.status)
@@ -202,3 +211,21 @@ class AnalysisRun:
             yield item, analyze_input({"path": item.path, "name": item.name, "pre_path": item.pre_path}, self.det,
                                       self.out_dir, threshold=o.threshold, change_threshold=o.change_threshold,
                                       grade_scale=o.grade_scale, resample=o.resample, progress=on_tiles)
+
+    def _write_area(self, results: list[SceneResult]) -> None:
+        """The area outputs over every result of the analysis (a resumed run's earlier ones included); a failure
+        there is reported in :attr:`area_error`, never losing the scenes' results."""
+        from rasterio.errors import RasterioError
+
+        from core.engine.area import write_area_outputs
+
+        if self.ws is not None and self.analysis_id is not None:
+            results = self.ws.scene_results(self.analysis_id)
+        o = self.options
+        try:
+            self.area = write_area_outputs(results, self.out_dir, engine={
+                "engine": o.engine, "address": o.ray_address, "workers": o.workers,
+                "gpus_per_worker": o.gpus_per_worker})
+        except (CoreError, OSError, RasterioError, ValueError) as exc:
+            log.warning("area outputs of %s not written: %s", self.out_dir, exc)
+            self.area_error = f"the area mosaic and merged findings could not be written ({exc})"

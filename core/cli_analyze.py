@@ -52,6 +52,9 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--resume", type=int, default=None, metavar="ID",
                    help="continue an interrupted analysis of the workspace (inputs it did not finish)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-area", action="store_true",
+                   help="no area outputs (area/: heatmap mosaic VRT + COG, findings merged across scene seams, "
+                        "area summary), otherwise written when two or more scenes are georeferenced")
     g = p.add_argument_group("engine", "where the tiles are scored: this process, or a Ray cluster")
     g.add_argument("--engine", choices=list(ENGINES), default=None,
                    help="local (default) or ray; a resumed analysis keeps its recorded engine unless given")
@@ -234,7 +237,8 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         det = Detector.load(a.model, device=a.device, precision=a.precision)
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
                                   grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli",
-                                  event_type=a.event_type, **engine_options(a))
+                                  event_type=a.event_type, area=not a.no_area,
+                                  **engine_options(a))
         out = Path(a.out or "out").resolve()
         if a.no_workspace:
             run = AnalysisRun.start(det, items, options, out_dir=out)
@@ -254,6 +258,12 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     failed = [r for r in results if r.error]
     n_find = sum(len(r.findings) for r in results)
     print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {run.out_dir}")
+    if run.area is not None:
+        f = run.area["findings"]
+        print(f"area: mosaic {run.out_dir / 'area' / 'area_heatmap.tif'} ({run.area['crs']}), {f['merged']} findings "
+              f"({f['joined_across_seams']} joined across scene seams from {f['per_scene']})")
+    elif run.area_error:
+        print(f"warning: {run.area_error}", file=sys.stderr)
     return 1 if failed else 0
 
 
