@@ -25,13 +25,13 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 import rasterio.shutil
+import shapely
 from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry import mapping, shape
-from shapely.ops import transform as shp_transform
 from shapely.ops import unary_union
 from shapely.strtree import STRtree
 
@@ -152,6 +152,14 @@ def _metric_crs(results: list[SceneResult], crs: str) -> str:
     return geo.utm_crs_for(lon, lat)
 
 
+def _coords(tr: Transformer) -> Any:
+    def f(xy: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return f
+
+
 def merge_findings(results: list[SceneResult]) -> list[dict[str, Any]]:
     """Findings of the area with those that touch across scene seams merged (see module doc). Each: id, parts
     (finding ids), scenes, grade, grade_scale, score_max, score_mean, threshold, area_m2, centroid_lat/lon, mgrs,
@@ -161,9 +169,9 @@ def merge_findings(results: list[SceneResult]) -> list[dict[str, Any]]:
     if not items:
         return []
     metric = _metric_crs(ok, area_crs(ok) if _mosaic_members(ok) else "EPSG:4326")
-    fwd = Transformer.from_crs("EPSG:4326", metric, always_xy=True).transform
-    back = Transformer.from_crs(metric, "EPSG:4326", always_xy=True).transform
-    geoms = [shp_transform(fwd, shape(f.geometry)).buffer(0) for _, f in items]
+    fwd = _coords(Transformer.from_crs("EPSG:4326", metric, always_xy=True))
+    back = _coords(Transformer.from_crs(metric, "EPSG:4326", always_xy=True))
+    geoms = [shapely.transform(shape(f.geometry), fwd).buffer(0) for _, f in items]
     tol = [SEAM_PX * float(r.meta.get("preview_scale", 1.0) or 1.0) * float(r.gsd_m or 1.0) for r, _ in items]
     parent = list(range(len(items)))
 
@@ -195,7 +203,7 @@ def merge_findings(results: list[SceneResult]) -> list[dict[str, Any]]:
         order = [g.key for g in scale.grades()]  # most severe first
         grade = min((f.grade for f in fs), key=lambda k: order.index(k) if k in order else len(order))
         weights = [max(f.area_px, 1.0) for f in fs]
-        wgs = shp_transform(back, union)
+        wgs = shapely.transform(union, back)
         c = wgs.centroid
         out.append({"id": f"AREA-f{n}", "parts": [f.id for f in fs],
                     "scenes": sorted({items[i][0].scene_name for i in members}), "grade": grade,
