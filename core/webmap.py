@@ -224,7 +224,8 @@ def _image_overlay(ov: Overlay, opacity: float) -> folium.raster_layers.ImageOve
 
 def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay | None] | None = None,
               threshold: float | None = None, basemap: str = "none", overlay_opacity: float = 0.7,
-              height: int = 600, imagery: Mapping[str, Overlay | None] | None = None) -> folium.Map:
+              height: int = 600, imagery: Mapping[str, Overlay | None] | None = None,
+              mosaic: Overlay | None = None) -> folium.Map:
     """Map of the georeferenced ``results``: heatmap overlays, findings coloured by grade (with escaped popups),
     scene footprints (dashed when approximate), GPS points, layer control and the chosen ``basemap``.
 
@@ -234,7 +235,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     ``overlays[str(result.change_path)]`` or computed at :func:`change_threshold`. ``imagery`` maps
     ``str(result.source_path)`` to the image itself on the map (:func:`imagery_overlay`), drawn beneath the
     heatmaps in an "Imagery" layer: what analysts see when no basemap can be fetched. Scenes without
-    georeferencing are left out.
+    georeferencing are left out. ``mosaic`` (the area mosaic of a run, :mod:`core.engine.area`) is drawn as a layer
+    of its own, "Area mosaic", shown instead of the per-scene heatmaps (which stay in the layer control).
     """
     if basemap not in BASEMAPS:
         raise CoreError(f"unknown basemap {basemap!r}; choose one of {', '.join(BASEMAPS)}")
@@ -247,7 +249,10 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
         folium.TileLayer(tiles=tile["tiles"], attr=tile["attr"], name=escape(basemap), max_zoom=22,
                          max_native_zoom=19).add_to(m)
     pictures = folium.FeatureGroup(name="Imagery (the analysed images)", show=True)
-    heat = folium.FeatureGroup(name="Heatmaps (post-event anomaly)", show=True)
+    heat = folium.FeatureGroup(name="Heatmaps (post-event anomaly)", show=mosaic is None)
+    area = folium.FeatureGroup(name="Area mosaic (one heatmap of the area)", show=True)
+    if mosaic is not None:
+        _image_overlay(mosaic, overlay_opacity).add_to(area)
     change = folium.FeatureGroup(name="Change heatmaps (pre → post)", show=True)
     any_change = False
     marks = folium.FeatureGroup(name="Findings", show=True)
@@ -289,7 +294,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
                 any_change = True
         _position_marker(sr, ring).add_to(gps)
     marks.add_child(_Findings([f for sr in results if sr.georef is not None for f in sr.findings]))
-    for layer in (*([pictures] if imagery else []), heat, *([change] if any_change else []), prints, marks, gps):
+    for layer in (*([pictures] if imagery else []), *([area] if mosaic is not None else []), heat,
+                  *([change] if any_change else []), prints, marks, gps):
         layer.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if boxes:

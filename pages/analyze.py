@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
+from core.engine import ray_address_from_env
 from core.errors import CoreError
 from core.findings import extract_findings
 from core.grading import SCALES
@@ -82,8 +83,11 @@ def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str)
     thr = None if ctx.threshold is None or abs(ctx.threshold - default) < 0.005 else ctx.threshold
     inputs = [AnalysisInput(path=i["path"], name=i["name"], pre_path=i.get("pre_path") or None, origin=i["origin"])
               for i in items]
+    cluster = ray_address_from_env()
+    engine = "ray" if cluster and S.get(S.ENGINE) == "ray" else "local"
     options = AnalysisOptions(threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)),
-                              event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard")
+                              event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard", engine=engine,
+                              ray_address=cluster if engine == "ray" else "")
     run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id,
                             created_by=ctx.user.name if ctx.user else None)
     run_batch(ctx, run)
@@ -228,6 +232,15 @@ def inputs_section(ctx: shell.Context) -> None:
                   help="A model sees damage at the scale it was trained at: a 5 cm drone orthomosaic is analysed "
                        "at the model's scale when this is on (only when the two differ by more than 1.5×). "
                        + ("" if gsd else "This model records no training scale, so inputs keep their own."))
+        cluster = ray_address_from_env()
+        if cluster:  # a Ray cluster is configured for this installation: the analyst picks where to run
+            S.bind(S.W_ENGINE, S.ENGINE)
+            st.radio("Run on", ["local", "ray"], key=S.W_ENGINE, horizontal=True, on_change=S.keep,
+                     args=(S.ENGINE, S.W_ENGINE),
+                     format_func=lambda k: "this machine" if k == "local" else f"the Ray cluster ({cluster})",
+                     help="The Ray cluster scores the tiles on its workers (GPUs when they have them) and gives "
+                          "the same heatmaps and findings as this machine; its workers must see the images at the "
+                          "same paths.")
         if c2.button("Clear list", icon=":material/clear_all:"):
             clear_staged()
             st.rerun()

@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from core import webmap
+from core.engine.area import mosaic_path
 from core.errors import CoreError
 from core.grading import SCALES
 from core.types import Finding, GeoRef, SceneResult
@@ -150,9 +151,19 @@ for r in on_map:
                                                json.dumps(r.georef.to_dict()), r.width, r.height, max_px)
     except CoreError as exc:
         st.warning(f"Imagery of {r.scene_name!r} not shown: {exc}", icon=":material/warning:")
+mosaic = None  # the area mosaic of the picked analysis (runs of two or more georeferenced scenes write one)
+mosaic_file = None if whole_case else mosaic_path(analysis["options"].get("out") or ctx.ws.analysis_dir(analysis["id"]))
+if mosaic_file is not None and on_map:
+    try:
+        mosaic = _overlay(str(mosaic_file), _mtime(mosaic_file), webmap.scene_threshold(on_map[0]), 1024)
+    except CoreError as exc:
+        st.warning(f"Area mosaic not shown: {exc}", icon=":material/warning:")
+    if mosaic is not None:
+        st.caption(f"Area mosaic: {mosaic_file.name} (one heatmap of the area, layer control top right; the "
+                   "per-scene heatmaps are there too).")
 try:
     fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
-                            overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery)
+                            overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery, mosaic=mosaic)
 except CoreError as exc:
     shell.show_error(exc, "Map")
     st.stop()

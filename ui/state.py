@@ -47,6 +47,7 @@ PAIRS = "pair_choices"  #: {post input name: pre input name, or "" for none} pai
 RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sample distance
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
 EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.guidance.EVENT_MODES key)
+ENGINE = "engine"  #: where new analyses run: "local" or "ray" (offered when $BDA_RAY_ADDRESS names a cluster)
 AREA_FIT_JOB = "area_fit_job"  #: id of the job fitting a normal model to the staged pre-event images, or None
 
 # -- Report ---------------------------------------------------------------------------------------------------------
@@ -88,6 +89,7 @@ W_COMPARE_POS = "w_compare_pos"
 W_COMPARE_MODE = "w_compare_mode"
 W_RESAMPLE = "w_resample"
 W_EVENT_TYPE = "w_event_type"
+W_ENGINE = "w_engine"
 
 
 def uploader_key() -> str:
@@ -151,6 +153,7 @@ DEFAULTS: dict[str, Any] = {
     COMPARE_MODE: "wipe",
     RESAMPLE: True,
     EVENT_TYPE: "other",
+    ENGINE: "local",
     AREA_FIT_JOB: None,
     REPORT_TITLE: "Bomb / disaster damage assessment",
     REPORT_EVENT: "",

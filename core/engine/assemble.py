@@ -46,7 +46,8 @@ class SceneAssembler:
         self.tiles = 0
         self.raw_sum, self.valid_total = 0.0, 0
         self.read_s = self.model_s = 0.0
-        self.workers: set[int] = set()
+        self.workers: dict[int, dict[str, float]] = {}  #: per worker pid: model load s, peak RSS MB
+        self.driver_s = 0.0  #: time the driver spent stitching, writing and cutting findings
         self.devices: set[str] = set()
         self._t0 = time.perf_counter()
         self._weights = blend_weights(plan.tile, plan.tile, ramp=plan.overlap)
@@ -73,6 +74,7 @@ class SceneAssembler:
     def add(self, row: dict[str, Any]) -> None:
         """Blend one scored task (a row of :class:`core.engine.scorer.TileScorer`'s output) into the heatmap."""
         assert self._stitcher is not None, "use SceneAssembler as a context manager"
+        t0 = time.perf_counter()
         win = task_window(row)
         cmap = np.asarray(row["map"], dtype=np.float32).reshape(win.height, win.width)
         self._stitcher.add(win, cmap, self._weights[:win.height, :win.width], np.isfinite(cmap))
@@ -82,12 +84,16 @@ class SceneAssembler:
         self.tiles += 1
         self.read_s += float(row.get("read_s", 0.0))
         self.model_s += float(row.get("model_s", 0.0))
-        self.workers.add(int(row.get("worker", 0)))
+        w = self.workers.setdefault(int(row.get("worker", 0)), {"load_s": 0.0, "peak_rss_mb": 0.0})
+        w["load_s"] = float(row.get("load_s", 0.0))
+        w["peak_rss_mb"] = max(w["peak_rss_mb"], float(row.get("peak_rss_mb", 0.0)))
         self.devices.add(str(row.get("device", "")))
+        self.driver_s += time.perf_counter() - t0
 
     def finish(self) -> SceneResult:
         """Close the heatmap, write the overlay, cut the findings: the scene's result, as the local engine's."""
         assert self._stitcher is not None, "use SceneAssembler as a context manager"
+        t_fin = time.perf_counter()
         scene, det, plan = self.scene, self.det, self.sp.plan
         cal = det.calibration
         if self.tiles != self.total:
@@ -111,6 +117,7 @@ class SceneAssembler:
                                     full_size=(scene.width, scene.height), max_findings=MAX_FINDINGS)
         bounds = geo.bounds_wgs84(scene.georef, scene.width, scene.height) if scene.georef else None
         total_s = time.perf_counter() - self._t0
+        self.driver_s += time.perf_counter() - t_fin
         verdict = "anomalous" if image_score >= cal.image_threshold else "normal"
         timing = {"total_s": total_s, "model_s": self.model_s, "read_s": self.read_s, "read_wait_s": 0.0,
                   "tiles": self.tiles, "batches": -(-self.tiles // self.batch_size),
@@ -124,7 +131,8 @@ class SceneAssembler:
             "resample": None if plan.factor == 1.0 else {"factor": plan.factor, "grid": [plan.grid_h, plan.grid_w],
                                                          "scene_gsd_m": gsd, "model_gsd_m": det.gsd_m},
             "model": det.info(), "warnings": list(scene.meta.get("warnings", [])) + list(self.sp.warnings),
-            "engine": {"name": "ray", "workers": len(self.workers), "devices": sorted(self.devices)},
+            "engine": {"name": "ray", "workers": len(self.workers), "devices": sorted(self.devices),
+                       "driver_s": self.driver_s, "per_worker": {str(k): v for k, v in self.workers.items()}},
         }
         if isinstance(scene.meta.get("gps"), dict):
             meta["gps"] = dict(scene.meta["gps"])

@@ -9,6 +9,7 @@ the pixels are not valid) with the raw image scores. This module imports torch t
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections import defaultdict
 from typing import Any
@@ -23,6 +24,7 @@ class TileScorer:
     """Stateful scorer: ``TileScorer(model_path, precision_cpu)(batch) -> scored batch`` (see module doc)."""
 
     def __init__(self, model_path: str, precision_cpu: str = "auto", batch_size: int = 8) -> None:
+        t0 = time.perf_counter()
         import torch
 
         from core.detector import Detector
@@ -32,6 +34,7 @@ class TileScorer:
         self.det = Detector.load(model_path, device="cuda" if cuda else "cpu", batch_size=max(1, batch_size),
                                  precision="auto" if cuda else precision_cpu)
         self.pid = os.getpid()
+        self.load_s = time.perf_counter() - t0  #: import + model load of this worker (a fixed cost per worker)
         self._scene: Any = None
         self._scene_path: str | None = None
 
@@ -90,5 +93,7 @@ class TileScorer:
         out: dict[str, Any] = {k: batch[k] for k in ("scene", "tile_no", "row", "col", "height", "width")}
         out |= {"map": maps, "score": scores, "n_valid": n_valid, "error": np.asarray(errors, dtype=object),
                 "read_s": read_s, "model_s": model_s, "worker": np.full(n, self.pid, np.int64),
-                "device": np.asarray([str(self.det.device)] * n, dtype=object)}
+                "device": np.asarray([str(self.det.device)] * n, dtype=object),
+                "load_s": np.full(n, self.load_s, np.float64),
+                "peak_rss_mb": np.full(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, np.float64)}
         return out

@@ -7,10 +7,12 @@ that none is left (and end any straggler by its pid). Only processes this cluste
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -62,6 +64,7 @@ class LoopbackCluster:
         self.env = {**os.environ, "BDA_TEST_RAY_CLUSTER": self.marker_value, "RAY_AUTH_MODE": "disabled",
                     "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.ray_tmp = Path(tempfile.mkdtemp(prefix="bdaray"))  # short: Ray's socket paths must stay < 108 bytes
 
     def _start(self, args: list[str], log: str) -> None:
         with open(self.tmp / log, "wb") as f:
@@ -79,7 +82,7 @@ class LoopbackCluster:
     def start(self, timeout: float = 180) -> LoopbackCluster:
         """Start the head, then the second node, and wait until both are in the cluster."""
         self._start(["--head", f"--port={self.port}", "--include-dashboard=false",
-                     f"--temp-dir={self.tmp / 'ray'}", "--disable-usage-stats"], "head.log")
+                     f"--temp-dir={self.ray_tmp}", "--disable-usage-stats"], "head.log")
         deadline = time.monotonic() + timeout
         while self._nodes_alive() < 1:
             self._check(deadline, "head.log")
@@ -120,6 +123,7 @@ class LoopbackCluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
         return left
 
     def __enter__(self) -> LoopbackCluster:
