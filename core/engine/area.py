@@ -30,7 +30,7 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.warp import Resampling, calculate_default_transform, reproject
+from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
 from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
 from shapely.strtree import STRtree
@@ -71,12 +71,17 @@ def _north_up(t: Affine) -> bool:
     return t.b == 0 and t.d == 0 and t.a > 0 and t.e < 0
 
 
-def _warp(src_path: Path, dst_path: Path, crs: str) -> Path:
-    """Reproject a heatmap into ``crs`` (bilinear, NaN outside)."""
+def _warp(src_path: Path, dst_path: Path, crs: str, res: float, anchor: tuple[float, float]) -> Path:
+    """Reproject a heatmap into ``crs`` onto the mosaic's grid (pixel size ``res``, pixel corners on ``anchor`` +
+    whole pixels), bilinear, NaN outside."""
     with rasterio.open(src_path) as src:
         dst_crs = CRS.from_user_input(crs)
-        tr, w, h = calculate_default_transform(src.crs, dst_crs, src.width, src.height, *src.bounds)
-        prof = src.profile | {"crs": dst_crs, "transform": tr, "width": w, "height": h, "nodata": float("nan")}
+        xmin, ymin, xmax, ymax = transform_bounds(src.crs, dst_crs, *src.bounds, densify_pts=21)
+        k0, k1 = math.floor((xmin - anchor[0]) / res), math.ceil((xmax - anchor[0]) / res)
+        m0, m1 = math.floor((anchor[1] - ymax) / res), math.ceil((anchor[1] - ymin) / res)
+        tr = Affine(res, 0.0, anchor[0] + k0 * res, 0.0, -res, anchor[1] - m0 * res)
+        prof = src.profile | {"crs": dst_crs, "transform": tr, "width": max(1, k1 - k0),
+                              "height": max(1, m1 - m0), "nodata": float("nan")}
         dst_path.parent.mkdir(parents=True, exist_ok=True)
         with rasterio.open(dst_path, "w", **prof) as dst:
             reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.bilinear,
@@ -84,39 +89,63 @@ def _warp(src_path: Path, dst_path: Path, crs: str) -> Path:
     return dst_path
 
 
+def _on_grid(t: Affine, res: float, anchor: tuple[float, float]) -> bool:
+    """Whether a north-up raster's pixels are the mosaic grid's (same size, corners on whole grid pixels)."""
+    if not (_north_up(t) and math.isclose(t.a, res, rel_tol=1e-9) and math.isclose(-t.e, res, rel_tol=1e-9)):
+        return False
+    fx, fy = (t.c - anchor[0]) / res, (anchor[1] - t.f) / res
+    return abs(fx - round(fx)) < 1e-3 and abs(fy - round(fy)) < 1e-3
+
+
 def write_mosaic(results: list[SceneResult], out_dir: str | Path, *, cog: bool = True) -> dict[str, Any]:
-    """Write the area VRT (and COG) of ``results``' heatmaps under ``out_dir/area``; returns what was written."""
+    """Write the area VRT (and COG) of ``results``' heatmaps under ``out_dir/area``; returns what was written.
+
+    The mosaic's grid is that of the scenes in the area CRS (finest pixel size); a scene off that grid (another
+    CRS, rotated, another pixel size or offset by part of a pixel) is warped onto it first, so every VRT source is
+    a plain block copy at whole-pixel offsets (a VRT resampling its sources on the fly is a hundred times slower).
+    """
     members = _mosaic_members(results)
     crs = area_crs(results)
+    dst_crs = CRS.from_user_input(crs)
     area = Path(out_dir) / AREA_DIR
     area.mkdir(parents=True, exist_ok=True)
+    native: list[tuple[Path, Affine, int, int]] = []
+    for _, path in members:
+        with rasterio.open(path) as ds:
+            if ds.crs is not None and ds.crs == dst_crs and _north_up(ds.transform):
+                native.append((path, ds.transform, ds.width, ds.height))
+    if native:
+        ref = min(native, key=lambda n: (abs(n[1].a), -n[1].f, n[1].c))[1]
+        res, anchor = abs(ref.a), (ref.c, ref.f)
+    else:  # every scene needs warping: the grid of the first, reprojected
+        with rasterio.open(members[0][1]) as ds:
+            tr, _, _ = calculate_default_transform(ds.crs, dst_crs, ds.width, ds.height, *ds.bounds)
+        res, anchor = abs(tr.a), (tr.c, tr.f)
     sources: list[tuple[Path, Affine, int, int]] = []
     warped = []
     for r, path in members:
         with rasterio.open(path) as ds:
-            same = ds.crs is not None and ds.crs == CRS.from_user_input(crs) and _north_up(ds.transform)
-            if same:
+            if ds.crs is not None and ds.crs == dst_crs and _on_grid(ds.transform, res, anchor):
                 sources.append((path, ds.transform, ds.width, ds.height))
                 continue
-        wp = _warp(path, area / "warped" / path.name, crs)
+        wp = _warp(path, area / "warped" / path.name, crs, res, anchor)
         warped.append(r.scene_name)
         with rasterio.open(wp) as ds:
             sources.append((wp, ds.transform, ds.width, ds.height))
-    res = min(min(abs(t.a), abs(t.e)) for _, t, _, _ in sources)
-    left = min(t.c for _, t, _, _ in sources)
-    top = max(t.f for _, t, _, _ in sources)
-    right = max(t.c + t.a * w for _, t, w, _ in sources)
-    bottom = min(t.f + t.e * h for _, t, _, h in sources)
-    width, height = max(1, math.ceil((right - left) / res - 1e-6)), max(1, math.ceil((top - bottom) / res - 1e-6))
+    offs = [(round((t.c - anchor[0]) / res), round((anchor[1] - t.f) / res)) for _, t, _, _ in sources]
+    x0, y0 = min(o[0] for o in offs), min(o[1] for o in offs)
+    width = max(o[0] + s[2] for o, s in zip(offs, sources, strict=True)) - x0
+    height = max(o[1] + s[3] for o, s in zip(offs, sources, strict=True)) - y0
+    left, top = anchor[0] + x0 * res, anchor[1] - y0 * res
+    right, bottom = left + width * res, top - height * res
     parts = []
-    for path, t, w, h in sources:
-        x0, y0 = (t.c - left) / res, (top - t.f) / res
+    for (path, _, w, h), (ox, oy) in zip(sources, offs, strict=True):
         rel_s = os.path.relpath(Path(path).resolve(), area.resolve())
         parts.append(
             f'    <ComplexSource>\n      <SourceFilename relativeToVRT="1">{escape(rel_s)}</SourceFilename>\n'
             f'      <SourceBand>1</SourceBand>\n      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>\n'
-            f'      <DstRect xOff="{x0:.6f}" yOff="{y0:.6f}" xSize="{w * abs(t.a) / res:.6f}" '
-            f'ySize="{h * abs(t.e) / res:.6f}"/>\n      <NODATA>nan</NODATA>\n    </ComplexSource>\n')
+            f'      <DstRect xOff="{ox - x0}" yOff="{oy - y0}" xSize="{w}" ySize="{h}"/>\n'
+            "      <NODATA>nan</NODATA>\n    </ComplexSource>\n")
     wkt = CRS.from_user_input(crs).to_wkt()
     vrt = (f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">\n  <SRS>{escape(wkt)}</SRS>\n'
            f"  <GeoTransform>{left!r}, {res!r}, 0.0, {top!r}, 0.0, {-res!r}</GeoTransform>\n"

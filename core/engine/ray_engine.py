@@ -5,7 +5,8 @@ Every single-image input is cut into window tasks (:mod:`core.engine.tasks`); ``
 model load each, :mod:`core.engine.scorer`), in order (``preserve_order``), streaming, so the driver stitches one
 scene at a time (:mod:`core.engine.assemble`) and hands each finished scene to :class:`core.analysis.AnalysisRun`,
 which saves it at once (so an interrupted run resumes without redoing finished scenes). A worker that dies is
-restarted by Ray and its batch retried (``max_restarts`` / ``max_task_retries``). Pre/post pairs are analysed by
+restarted by Ray and its batch retried (Ray Data's actor defaults: ``max_restarts=-1``,
+``max_task_retries=-1``). Pre/post pairs are analysed by
 the local engine on the driver after the cluster's scenes; inputs that cannot be opened fail at once.
 
 Without an address Ray starts locally, kept small: ``workers`` CPUs, a 256 MB object store, no dashboard. With an
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCAL_OBJECT_STORE_MB = 256  #: object store of a Ray started on this machine (tiles stream through it)
-MAX_RESTARTS = 4  #: restarts of a worker that dies (its model is loaded again)
-MAX_TASK_RETRIES = 4  #: retries of a batch whose worker died under it
 BATCH_SIZE = 8  #: tiles per model call, as the local engine (core.pipeline.analyze_scene)
 
 OnStart = Callable[[int, int, "AnalysisInput"], None]
@@ -114,13 +113,14 @@ def _dataset(tasks: list[dict[str, Any]], det: Any, cfg: RayConfig, n_workers: i
     ctx.print_on_execution_start = False
     blocks = max(1, math.ceil(len(tasks) / cfg.batch_size))
     ds = ray.data.from_items(tasks, override_num_blocks=blocks)
-    remote: dict[str, Any] = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_TASK_RETRIES}
+    # fault tolerance: Ray Data gives its pool actors max_restarts=-1 and max_task_retries=-1 (a worker that dies
+    # is started again, its model reloaded, and the batch it held is retried); passing them ourselves is deprecated
     return ds.map_batches(
         TileScorer, batch_size=cfg.batch_size, batch_format="numpy",
         fn_constructor_kwargs={"model_path": str(det.path), "precision_cpu": "bf16" if det.amp else "fp32",
                                "batch_size": cfg.batch_size},
         compute=ray.data.ActorPoolStrategy(size=n_workers), num_cpus=1,
-        num_gpus=cfg.gpus_per_worker or None, **remote)
+        num_gpus=cfg.gpus_per_worker or None, udf_modifying_row_count=False)
 
 
 def _rows(ds: Any) -> Iterator[dict[str, Any]]:
