@@ -16,6 +16,7 @@ from tests.support.data import REPO
 from ui import state as S
 
 APP = REPO / "app.py"
+pytestmark = pytest.mark.slow  # analyses and app sessions
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ def _score_and_stitch(path: Path, out: Path, batch: int = 8) -> SceneResult:
     return res
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size,gsd", [(1100, 0.5), (700, 0.25)])  # several windows; a resampled grid
 def test_tasks_scored_apart_and_stitched_equal_the_local_engine(tmp_path, size, gsd):
     from affine import Affine
@@ -113,6 +114,7 @@ def test_engine_options_are_checked_and_recorded(tmp_path, capsys, monkeypatch):
     assert options["engine"] == "local" and options["workers"] == 0 and options["area"] is True
 
 
+@pytest.mark.slow
 def test_area_mosaic_and_findings_merged_across_the_seam(tmp_path):
     """Two adjacent scenes sharing a damaged block at their seam: the mosaic holds both heatmaps in one CRS,
     with overviews; the block's two halves are one area finding."""
