@@ -72,6 +72,12 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
             shown.error(f"{item.name}: {result.error}", icon=":material/broken_image:")
 
     run.run(on_input=on_input, on_tiles=on_tiles, on_result=on_result)
+    if run.area is not None:  # two or more georeferenced scenes: one mosaic and one set of findings for the area
+        f = run.area["findings"]
+        st.toast(f"Area mosaic written; {f['merged']} area findings ({f['joined_across_seams']} joined across scene "
+                 "seams). The Map page shows the mosaic.", icon=":material/map:")
+    elif run.area_error:
+        st.warning(run.area_error, icon=":material/warning:")
 
 
 def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str) -> int:

@@ -162,3 +162,31 @@ def test_driver_killed_mid_run_resumes_without_recomputing(cluster, ray_env, are
         assert Path(r.heatmap_path).stat().st_mtime_ns == stamps[name], f"{name} was computed again"
     assert ws.get_analysis(aid)["status"] == "done" and ws.get_analysis(aid)["options"]["engine"] == "ray"
     assert (tmp_path / "out" / "area" / "area_summary.json").is_file()
+
+
+def test_analyze_page_runs_on_the_cluster(cluster, ray_env, area, tmp_path, monkeypatch):
+    """With BDA_RAY_ADDRESS set, the Analyze page offers the cluster; an analysis run there is recorded with it."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.engine import ENV_RAY_ADDRESS
+    from ui import state as S
+
+    monkeypatch.setenv(ENV_RAY_ADDRESS, cluster.address)
+    monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
+    ws = Workspace(tmp_path / "ws")
+    case = ws.create_case("Cluster")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=600)
+    at.session_state[S.CASE_ID] = case
+    at.session_state[S.STAGED] = [{"path": str(p), "name": p.name, "origin": "server path"} for p in area[:2]]
+    at.run()
+    at.switch_page("pages/analyze.py").run()
+    assert not at.exception, at.exception
+    next(r for r in at.radio if r.label == "Run on").set_value("ray").run()
+    at.button(key="run_analysis").click().run()
+    assert not at.exception, at.exception
+    analysis = ws.list_analyses(case)[0]
+    full = ws.get_analysis(analysis["id"])
+    assert full["status"] == "done" and full["options"]["engine"] == "ray"
+    assert full["options"]["ray_address"] == cluster.address
+    results = ws.scene_results(analysis["id"])
+    assert len(results) == 2 and all(r.error is None and r.meta["engine"]["name"] == "ray" for r in results)
