@@ -5,6 +5,11 @@
 analysis ``done`` (or ``interrupted`` when the run stops before the last input); :meth:`AnalysisRun.resume` takes an
 interrupted analysis over with the options it was recorded with. Without a workspace (the CLI's ``--no-workspace``)
 the same run only writes its files. A failed input becomes a result with ``error`` set; the others still run.
+
+The options name the engine: ``local`` analyses the inputs one by one in this process; ``ray`` scores them on a
+Ray cluster (:mod:`core.engine.ray_engine`, imported only then) and hands each finished scene to the same loop, so
+saving, resuming and the callbacks are one code path. A run of two or more georeferenced scenes ends with the area
+outputs (:mod:`core.engine.area`).
 """
 
 from __future__ import annotations
