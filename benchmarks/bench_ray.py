@@ -34,7 +34,7 @@ def _grid(n: int) -> tuple[int, int]:
     return rows, n // rows
 
 
-def run_once(engine: str, inputs: list[str], out: str, workers: int) -> dict[str, Any]:
+def run_once(engine: str, inputs: list[str], out: str, workers: int, split: str = "windows") -> dict[str, Any]:
     """One analysis in this process; wall time, per-stage sums and peak memory."""
     from core.analysis import AnalysisInput, AnalysisOptions, AnalysisRun
     from core.detector import Detector
@@ -43,7 +43,8 @@ def run_once(engine: str, inputs: list[str], out: str, workers: int) -> dict[str
     det = Detector.load(None)
     load_s = time.perf_counter() - t0
     items = [AnalysisInput(path=p) for p in inputs]
-    opts = AnalysisOptions(engine=engine, workers=workers if engine == "ray" else 0, area=False)
+    opts = AnalysisOptions(engine=engine, workers=workers if engine == "ray" else 0, area=False,
+                           ray_split=split if engine == "ray" else "windows")
     run = AnalysisRun.start(det, items, opts, out_dir=out)
     t1 = time.perf_counter()
     first: list[float] = []
@@ -66,15 +67,16 @@ def run_once(engine: str, inputs: list[str], out: str, workers: int) -> dict[str
     return {"engine": engine, "inputs": len(inputs), "failed": sum(1 for r in results if r.error),
             "wall_s": wall, "first_tile_s": first[0] if first else None, "driver_model_load_s": load_s,
             "tiles": tiles, "model_s": sum(t.get("model_s", 0.0) for t in timing),
+            "scene_total_s": sum(t.get("total_s", 0.0) for t in timing),
             "read_s": sum(t.get("read_s", t.get("read_wait_s", 0.0)) for t in timing),
             "driver_s": sum(e.get("driver_s", 0.0) for e in eng), "area_s": area_s,
             "per_worker": per_worker, "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "findings": sum(len(r.findings) for r in results)}
 
 
-def _sub(engine: str, inputs: list[Path], out: Path, workers: int) -> dict[str, Any]:
+def _sub(engine: str, inputs: list[Path], out: Path, workers: int, split: str = "windows") -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.bench_ray", "--one", engine, "--workers", str(workers), "--out", str(out),
-           *map(str, inputs)]
+           "--split", split, *map(str, inputs)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[1])
     if res.returncode != 0:
@@ -98,12 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overhead-tiles", type=int, default=16, help="tiles of the overhead comparison (default 16)")
     ap.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
     ap.add_argument("--json", action="store_true", help="also print every figure as one JSON object")
+    ap.add_argument("--split", choices=["windows", "scenes"], default="windows",
+                    help="Ray tasks: windows (stitched by the driver, default) or whole scenes on the workers")
     ap.add_argument("--one", choices=["local", "ray"], help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("inputs", nargs="*", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
-        print(json.dumps(run_once(a.one, a.inputs, a.out, a.workers)))
+        print(json.dumps(run_once(a.one, a.inputs, a.out, a.workers, a.split)))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench_ray_") as tmp:
         root = Path(tmp)
@@ -115,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
               "the local engine (all cores)")
         small = tiles[:a.overhead_tiles]
         quarter = tiles[:max(1, len(tiles) // 4)]
-        figures: dict[str, Any] = {"tiles": len(tiles), "size": a.size, "workers": a.workers}
+        figures: dict[str, Any] = {"tiles": len(tiles), "size": a.size, "workers": a.workers, "split": a.split}
+        print(f"Ray tasks: {a.split}")
         # overhead: interleaved local, ray, local, ray on the same tiles
         runs = {"local": [], "ray": []}
         for k in range(2):
             for eng in ("local", "ray"):
-                runs[eng].append(_sub(eng, small, root / f"o_{eng}_{k}", a.workers))
+                runs[eng].append(_sub(eng, small, root / f"o_{eng}_{k}", a.workers, a.split))
         best = {e: min(r["wall_s"] for r in rs) for e, rs in runs.items()}
         ratio = best["ray"] / best["local"]
         figures["overhead"] = {"tiles": len(small), "local_s": best["local"], "ray_s": best["ray"], "ratio": ratio}
@@ -129,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         # the whole area, and a quarter of it for the memory check
         bigger = len(tiles) > len(small)
         full_local = _sub("local", tiles, root / "full_local", a.workers) if bigger else runs["local"][0]
-        full_ray = _sub("ray", tiles, root / "full_ray", a.workers) if bigger else runs["ray"][0]
-        part_ray = _sub("ray", quarter, root / "quarter_ray", a.workers)
+        full_ray = _sub("ray", tiles, root / "full_ray", a.workers, a.split) if bigger else runs["ray"][0]
+        part_ray = _sub("ray", quarter, root / "quarter_ray", a.workers, a.split)
         figures |= {"full_local": full_local, "full_ray": full_ray, "quarter_ray": part_ray}
         print(f"\nwhole area ({len(tiles)} tiles): local {full_local['wall_s']:.1f} s, ray {full_ray['wall_s']:.1f} s "
               f"({full_ray['wall_s'] / full_local['wall_s']:.2f}x); findings local {full_local['findings']}, ray "
@@ -152,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         start = full_ray["first_tile_s"] or 0.0
         gpu_speedup = float(os.environ.get("BDA_BENCH_GPU_SPEEDUP", "40"))
         model_gpu_t = model_cpu_t / gpu_speedup
-        per_worker_rate = 1.0 / (read_t + model_gpu_t)
+        # whole scenes on the workers: their stitching and writing is the workers' too, not the driver's
+        worker_other_t = max(0.0, full_ray["scene_total_s"] / n - model_cpu_t - read_t) if a.split == "scenes" else 0.0
+        per_worker_rate = 1.0 / (read_t + model_gpu_t + worker_other_t)
         driver_cap = 1.0 / driver_t if driver_t > 0 else float("inf")
         print(f"\nprojection to N GPU workers (from this run: read {1000 * read_t:.0f} ms/window on a worker, model "
               f"{1000 * model_cpu_t:.0f} ms/window on 1 CPU thread, assumed {gpu_speedup:.0f}x faster on a GPU "
-              f"[$BDA_BENCH_GPU_SPEEDUP] = {1000 * model_gpu_t:.1f} ms; driver stitch+write {1000 * driver_t:.1f} "
+              f"[$BDA_BENCH_GPU_SPEEDUP] = {1000 * model_gpu_t:.1f} ms; stitch+write on the worker "
+              f"{1000 * worker_other_t:.1f} ms/window; driver stitch+write {1000 * driver_t:.1f} "
               f"ms/window; start-up to the first tile {start:.1f} s incl. worker model load {load:.1f} s):")
         proj = []
         for w in (1, 2, 4, 8, 16, 32, 64):

@@ -82,6 +82,7 @@ class AnalysisOptions:
     ray_address: str = ""  #: the Ray cluster ("" starts Ray on this machine)
     workers: int = 0  #: Ray model workers (0: automatic)
     gpus_per_worker: float = 0.0  #: GPUs each Ray worker asks for
+    ray_split: str = "windows"  #: Ray tasks: "windows" (stitched here) or "scenes" (whole inputs on the workers)
     area: bool = True  #: write the area outputs (mosaic, merged findings) when two or more scenes are georeferenced
 
     def check(self) -> None:
@@ -90,6 +91,8 @@ class AnalysisOptions:
         get_scale(self.grade_scale)
         if self.engine not in ENGINES:
             raise InputError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+        if self.ray_split not in ("windows", "scenes"):
+            raise InputError(f"unknown split {self.ray_split!r}; use windows or scenes")
         if self.workers < 0 or not self.gpus_per_worker >= 0:
             raise InputError("workers and GPUs per worker must be 0 or more")
         if self.event_type not in EVENT_MODES:
@@ -109,7 +112,7 @@ class AnalysisOptions:
         return cls(threshold=threshold, **{k: v for k, v in options.items() if k in names})
 
 
-_ENGINE_FIELDS = ("engine", "ray_address", "workers", "gpus_per_worker")
+_ENGINE_FIELDS = ("engine", "ray_address", "workers", "gpus_per_worker", "ray_split")
 
 OnInput = Callable[[int, int, AnalysisInput], None]
 OnResult = Callable[[AnalysisInput, SceneResult], None]

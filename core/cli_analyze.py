@@ -65,6 +65,10 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="Ray model workers (default: one per GPU with --gpus-per-worker, else 2)")
     g.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
                    help="GPUs each Ray worker asks for (default 0: CPU workers; 1 puts one worker on each GPU)")
+    g.add_argument("--split", choices=["windows", "scenes"], default=None,
+                   help="Ray tasks: windows (default; tiles stitched by this process, for few or huge rasters) or "
+                        "scenes (whole inputs analysed and written by the workers, for areas of many files; the "
+                        "output folder must be shared with them)")
 
 
 def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -201,9 +205,12 @@ def engine_options(a: argparse.Namespace) -> dict[str, Any]:
         out["workers"] = a.workers
     if a.gpus_per_worker is not None:
         out["gpus_per_worker"] = a.gpus_per_worker
-    if a.engine == "local" and (a.address is not None or a.workers is not None or a.gpus_per_worker is not None):
-        raise InputError("--address, --workers and --gpus-per-worker are options of --engine ray; drop them or "
-                         "use --engine ray")
+    if a.split is not None:
+        out["ray_split"] = a.split
+    if a.engine == "local" and (a.address is not None or a.workers is not None or a.gpus_per_worker is not None
+                                or a.split is not None):
+        raise InputError("--address, --workers, --gpus-per-worker and --split are options of --engine ray; drop "
+                         "them or use --engine ray")
     for k in ("workers", "gpus_per_worker"):
         if k in out and out[k] < 0:
             raise InputError(f"--{k.replace('_', '-')} must be 0 or more, got {out[k]}")

@@ -94,6 +94,18 @@ def test_cluster_run_equals_the_local_engine(cluster, ray_env, area, local_run, 
     assert "[6/6]" in captured.err and "overall" in captured.err  # progress per scene and overall
 
 
+def test_scene_split_equals_the_local_engine(cluster, ray_env, area, local_run, tmp_path, capsys):
+    """--split scenes: whole inputs analysed and written by the workers, the same outputs as the local engine."""
+    out = tmp_path / "scenes"
+    rc = main(["analyze", *map(str, area), "--engine", "ray", "--address", cluster.address, "--workers", "2",
+               "--split", "scenes", "--out", str(out), "--no-workspace", "--quiet"])
+    assert rc == 0, capsys.readouterr().err[-3000:]
+    _same_as_local(local_run, out, [p.name for p in area])
+    results = json.loads((out / "analysis.json").read_text())["results"]
+    assert {r["meta"]["engine"]["split"] for r in results} == {"scenes"}
+    assert len({pid for r in results for pid in r["meta"]["engine"]["per_worker"]}) == 2, "both workers took scenes"
+
+
 def _start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as f:
         return subprocess.Popen([sys.executable, "-m", "core", "analyze", *args, "--quiet"], cwd=REPO, env=env,

@@ -9,6 +9,10 @@ restarted by Ray and its batch retried (Ray Data's actor defaults: ``max_restart
 ``max_task_retries=-1``). Pre/post pairs are analysed by
 the local engine on the driver after the cluster's scenes; inputs that cannot be opened fail at once.
 
+With ``split="scenes"`` a task is a whole input instead, analysed on a worker by the local engine's own code and
+written to the run's folder (which the workers must then share): the driver only records results, so it does not
+cap the cluster's pace for areas of many files (the window split suits one huge raster).
+
 Without an address Ray starts locally, kept small: ``workers`` CPUs, a 256 MB object store, no dashboard. With an
 address (``host:port`` of a running cluster, or "auto"), the workers need this package importable and the input
 and model paths readable at the same paths (a shared file system): the ``core`` package is shipped to them as a
@@ -123,6 +127,56 @@ def _dataset(tasks: list[dict[str, Any]], det: Any, cfg: RayConfig, n_workers: i
         num_gpus=cfg.gpus_per_worker or None, udf_modifying_row_count=False)
 
 
+def _scene_dataset(items: list[AnalysisInput], det: Any, options: AnalysisOptions, out_dir: Path, cfg: RayConfig,
+                   n_workers: int) -> Any:
+    import ray
+    import ray.data
+
+    from core.engine.scorer import SceneWorker
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    rows = [{"scene": k, "path": str(Path(i.path).resolve()), "name": i.name} for k, i in enumerate(items)]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    opts = {"threshold": options.threshold, "grade_scale": options.grade_scale, "resample": options.resample}
+    return ds.map_batches(
+        SceneWorker, batch_size=1, batch_format="numpy",
+        fn_constructor_kwargs={"model_path": str(det.path), "out_dir": str(out_dir), "options": opts,
+                               "precision_cpu": "bf16" if det.amp else "fp32", "batch_size": cfg.batch_size},
+        compute=ray.data.ActorPoolStrategy(size=n_workers), num_cpus=1,
+        num_gpus=cfg.gpus_per_worker or None, udf_modifying_row_count=False)
+
+
+def _run_scenes_on_ray(det: Any, items: list[AnalysisInput], options: AnalysisOptions, out_dir: Path,
+                       cfg: RayConfig, k0: int, n: int, on_start: OnStart | None, on_tiles: OnTiles | None
+                       ) -> Iterator[tuple[AnalysisInput, SceneResult]]:
+    """``--split scenes``: one task per input, analysed whole on a worker (see :class:`SceneWorker`)."""
+    import json
+
+    if det.path is None:
+        raise InputError("the Ray engine needs the model as a checkpoint file its workers can load; save the model "
+                         "first (Models page) or use the local engine")
+    started = connect(cfg)
+    try:
+        ds = _scene_dataset(items, det, options, out_dir, cfg, worker_count(cfg))
+        for row in _rows(ds):
+            k = int(row["scene"])
+            if on_start is not None:
+                on_start(k0 + k, n, items[k])
+            res = SceneResult.from_dict(json.loads(str(row["result"])))
+            if on_tiles is not None and res.error is None:
+                tiles = int(res.meta.get("tiles", 1) or 1)
+                on_tiles(tiles, tiles)
+            yield items[k], res
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
 def _rows(ds: Any) -> Iterator[dict[str, Any]]:
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
         keys = list(batch)
@@ -145,6 +199,20 @@ def run_inputs(det: Any, inputs: Sequence[AnalysisInput], options: AnalysisOptio
     cfg.check()
     n = len(inputs)
     k = 0
+    if options.ray_split == "scenes":
+        singles = [i for i in inputs if not i.pre_path]
+        if singles:
+            yield from _run_scenes_on_ray(det, singles, options, out_dir, cfg, 0, n, on_start, on_tiles)
+        k = len(singles)
+        for item in (i for i in inputs if i.pre_path):
+            if on_start is not None:
+                on_start(k, n, item)
+            k += 1
+            yield item, analyze_input({"path": item.path, "name": item.name, "pre_path": item.pre_path}, det,
+                                      out_dir, threshold=options.threshold,
+                                      change_threshold=options.change_threshold, grade_scale=options.grade_scale,
+                                      resample=options.resample, progress=on_tiles)
+        return
     plans: list[tuple[AnalysisInput, Scene, ScenePlan]] = []
     later: list[AnalysisInput] = []
     for item in inputs:  # open every scene first: bad files fail now, the rest are planned

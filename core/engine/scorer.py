@@ -97,3 +97,33 @@ class TileScorer:
                 "load_s": np.full(n, self.load_s, np.float64),
                 "peak_rss_mb": np.full(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, np.float64)}
         return out
+
+
+class SceneWorker:
+    """Stateful whole-scene worker (``--split scenes``): each task is one input, analysed on the worker by the local
+    engine's own code (:func:`core.batch.analyze_input`), its outputs written to the run's folder (a shared file
+    system); the driver only records the results, so it never caps the cluster's pace."""
+
+    def __init__(self, model_path: str, out_dir: str, options: dict[str, Any], precision_cpu: str = "auto",
+                 batch_size: int = 8) -> None:
+        self.scorer = TileScorer(model_path, precision_cpu=precision_cpu, batch_size=batch_size)
+        self.out_dir, self.options = out_dir, options
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Analyse the inputs of ``batch`` (columns scene, path, name); a column ``result`` of SceneResult JSON."""
+        import json
+
+        from core.batch import analyze_input
+
+        o = self.options
+        out = []
+        for i in range(len(batch["path"])):
+            res = analyze_input({"path": str(batch["path"][i]), "name": str(batch["name"][i])}, self.scorer.det,
+                                self.out_dir, threshold=o.get("threshold"), grade_scale=o["grade_scale"],
+                                resample=bool(o["resample"]))
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            worker = {str(self.scorer.pid): {"load_s": self.scorer.load_s, "peak_rss_mb": rss}}
+            res.meta["engine"] = {"name": "ray", "split": "scenes", "workers": 1, "driver_s": 0.0,
+                                  "devices": [str(self.scorer.det.device)], "per_worker": worker}
+            out.append(json.dumps(res.to_dict(), default=str))
+        return {"scene": batch["scene"], "result": np.asarray(out, dtype=object)}
