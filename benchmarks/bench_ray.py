@@ -178,9 +178,15 @@ def main(argv: list[str] | None = None) -> int:
         figures["projection"] = {"read_s_per_window": read_t, "model_cpu_s_per_window": model_cpu_t,
                                  "driver_s_per_window": driver_t, "worker_load_s": load, "startup_s": start,
                                  "gpu_speedup_assumed": gpu_speedup, "rows": proj}
-        print("  what stops linear scaling: the single driver stitches and writes every heatmap (its per-window "
-              "time caps the cluster), every worker loads the model once (a fixed start-up cost), and each window's "
-              "pixels are read by the worker from the shared file system (its bandwidth divided among the workers).")
+        if a.split == "scenes":
+            print("  what stops linear scaling: each worker's own CPU work per window (reading, stitching, writing "
+                  "the heatmap, beside the GPU's model time), every worker's model load (a fixed start-up cost) and "
+                  "the shared file system's bandwidth, which every worker reads its scenes from and writes to.")
+        else:
+            print("  what stops linear scaling: the single driver stitches and writes every heatmap (its per-window "
+                  "time caps the cluster; --split scenes moves that onto the workers), every worker loads the model "
+                  "once (a fixed start-up cost), and each window's pixels are read by the worker from the shared "
+                  "file system (its bandwidth divided among the workers).")
         if a.json:
             print(json.dumps(figures, default=str))
     return 0
