@@ -29,6 +29,7 @@ from core.detection.verdict import (
     same_threshold,
     verdict_of,
 )
+from core.engine import ray_address_from_env
 from core.errors import CoreError
 from core.i18n import _, ngettext
 from core.safe_files import clean_name, unique_name
@@ -88,6 +89,13 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
         run.run(on_input=on_input, on_tiles=on_tiles, on_result=on_result)
     finally:
         shell.refresh_case_caption(ctx.ws, ctx.case_id)
+    if run.area is not None:  # two or more georeferenced scenes: one mosaic and one set of findings for the area
+        f = run.area["findings"]
+        st.toast(_("Area mosaic written; {merged} area findings ({joined} joined across scene seams). The Map page "
+                   "shows the mosaic.").format(merged=f["merged"], joined=f["joined_across_seams"]),
+                 icon=":material/map:")
+    elif run.area_error:
+        st.warning(run.area_error, icon=":material/warning:")
 
 
 def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str) -> int:
@@ -99,9 +107,12 @@ def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str)
     thr = None if ctx.threshold is None or abs(ctx.threshold - default) < 0.005 else ctx.threshold
     inputs = [AnalysisInput(path=i["path"], name=i["name"], pre_path=i.get("pre_path") or None, origin=i["origin"])
               for i in items]
+    cluster = ray_address_from_env()
+    engine = "ray" if cluster and S.get(S.ENGINE) == "ray" else "local"
     options = AnalysisOptions(threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)),
                               event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard",
-                              footprints=tuple(buildings_ui.staged_paths()))
+                              footprints=tuple(buildings_ui.staged_paths()), engine=engine,
+                              ray_address=cluster if engine == "ray" else "")
     run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id,
                             created_by=ctx.user.name if ctx.user else None)
     run_batch(ctx, run)
@@ -253,6 +264,16 @@ def inputs_section(ctx: shell.Context) -> None:
                   help=_("A model sees damage at the scale it was trained at: a 5 cm drone orthomosaic is analysed "
                          "at the model's scale when this is on (only when the two differ by more than 1.5×). ")
                   + ("" if gsd else _("This model records no training scale, so inputs keep their own.")))
+        cluster = ray_address_from_env()
+        if cluster:  # a Ray cluster is configured for this installation: the analyst picks where to run
+            S.bind(S.W_ENGINE, S.ENGINE)
+            st.radio(_("Run on"), ["local", "ray"], key=S.W_ENGINE, horizontal=True, on_change=S.keep,
+                     args=(S.ENGINE, S.W_ENGINE),
+                     format_func=lambda k: (_("this machine") if k == "local"
+                                            else _("the Ray cluster ({address})").format(address=cluster)),
+                     help=_("The Ray cluster scores the tiles on its workers (GPUs when they have them) and gives "
+                            "the same heatmaps and findings as this machine; its workers must see the images at "
+                            "the same paths."))
         if c2.button(_("Clear list"), icon=":material/clear_all:"):
             clear_staged()
             st.rerun()

@@ -11,6 +11,7 @@ from streamlit_folium import st_folium
 
 from core.detection.grading import SCALES
 from core.detection.verdict import CONFIDENCE_NOTE, judge, verdict_summary
+from core.engine.area import mosaic_path
 from core.errors import CoreError
 from core.i18n import _
 from core.mapping import webmap
@@ -181,6 +182,16 @@ base = basemap_layers(basemaps.shown(ctx.ws, ctx.case_id), scenes_area(on_map + 
                       load=basemaps.loader(ctx.ws))
 for note in base.notes:
     st.caption(f":material/layers: {note}")
+mosaic = None  # the area mosaic of the picked analysis (runs of two or more georeferenced scenes write one)
+mosaic_file = None if whole_case else mosaic_path(analysis["options"].get("out") or ctx.ws.analysis_dir(analysis["id"]))
+if mosaic_file is not None and on_map:
+    try:
+        mosaic = _overlay(str(mosaic_file), _mtime(mosaic_file), webmap.scene_threshold(on_map[0]), 1024)
+    except CoreError as exc:
+        st.warning(_("Area mosaic not shown: {error}").format(error=exc), icon=":material/warning:")
+    if mosaic is not None:
+        st.caption(_("Area mosaic: {name} (one heatmap of the area, layer control top right; the per-scene "
+                     "heatmaps are there too).").format(name=mosaic_file.name))
 try:
     bset = buildings_ui.load(ctx, analysis["id"])
     extra = []
@@ -196,7 +207,7 @@ try:
         extra = [layer] if layer is not None else []
     fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,
                             overlay_opacity=float(S.get(S.OPACITY) or 0.6), imagery=imagery, heat_layer=heat_layer,
-                            base_layers=base.layers, layers=extra)
+                            base_layers=base.layers, layers=extra, mosaic=mosaic)
 except CoreError as exc:
     shell.show_error(exc, _("Map"))
     st.stop()

@@ -47,7 +47,9 @@ def test_start_records_every_option_and_run_saves_each_result(ws: Workspace, det
     a = ws.get_analysis(run.analysis_id)
     assert a["status"] == "running" and a["threshold"] == 1.5
     assert a["options"] == {"change_threshold": 2.5, "grade_scale": "xview2-jds", "resample": False, "device": "CPU",
-                            "out": "", "origin": "test", "event_type": "other", "footprints": []}
+                            "out": "", "origin": "test", "event_type": "other", "footprints": [], "engine": "local",
+                            "ray_address": "", "workers": 0, "gpus_per_worker": 0.0, "ray_split": "windows",
+                            "area": True}
     assert [i["name"] for i in ws.analysis_inputs(run.analysis_id)] == ["img0.png", "broken.jpg", "img1.png"]
     seen: list[str] = []
     results = run.run(on_input=lambda k, n, item: seen.append(f"{k + 1}/{n} {item.name}"))

@@ -53,6 +53,7 @@ PAIRS = "pair_choices"  #: {post input name: pre input name, or "" for none} pai
 RESAMPLE = "resample"  #: resample georeferenced inputs to the model's ground sample distance
 COMPARE_MODE = "compare_mode"  #: before/after view: "wipe" | "blend"
 EVENT_TYPE = "event_type"  #: kind of event of new analyses (core.analysis.guidance.EVENT_MODES key)
+ENGINE = "engine"  #: where new analyses run: "local" or "ray" (offered when $BDA_RAY_ADDRESS names a cluster)
 AREA_FIT_JOB = "area_fit_job"  #: id of the job fitting a normal model to the staged pre-event images, or None
 STAGED_FOOTPRINTS = "staged_footprints"  #: building footprint files {"path", "name", "origin"} of the next run
 CAL_NOTE = "calibration_note"  #: {"analysis_id", "text"} of the last calibration, shown on the Map page
@@ -109,6 +110,7 @@ W_USERS_NEW_ROLE = "w_users_new_role"
 W_USERS_EDIT_NAME = "w_users_edit_name"
 W_USERS_EDIT_ROLE = "w_users_edit_role"
 W_USERS_REMOVE = "w_users_remove"
+W_ENGINE = "w_engine"
 
 
 def uploader_key() -> str:
@@ -180,6 +182,7 @@ DEFAULTS: dict[str, Any] = {
     COMPARE_MODE: "wipe",
     RESAMPLE: True,
     EVENT_TYPE: "other",
+    ENGINE: "local",
     AREA_FIT_JOB: None,
     REPORT_TITLE: N_("Bomb / disaster damage assessment"),  # shown translated (pages/report.py)
     REPORT_EVENT: "",

@@ -5,12 +5,19 @@
 analysis ``done`` (or ``interrupted`` when the run stops before the last input); :meth:`AnalysisRun.resume` takes an
 interrupted analysis over with the options it was recorded with. Without a workspace (the CLI's ``--no-workspace``)
 the same run only writes its files. A failed input becomes a result with ``error`` set; the others still run.
+
+The options name the engine: ``local`` analyses the inputs one by one in this process; ``ray`` scores them on a
+Ray cluster (:mod:`core.engine.ray_engine`, imported only then) and hands each finished scene to the same loop, so
+saving, resuming and the callbacks are one code path. A run of two or more georeferenced scenes ends with the area
+outputs (:mod:`core.engine.area`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 from core.analysis.guidance import EVENT_MODES
 from core.analysis.step import OnTiles, analyze_input
 from core.detection.grading import check_threshold, get_scale
-from core.errors import InputError
+from core.engine import ENGINES
+from core.errors import CoreError, InputError
 from core.i18n import _
 from core.types import SceneResult
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # core.detection.detector imports torch; the page imports this module before any model is loaded
     from core.buildings import BuildingSet
@@ -72,12 +82,26 @@ class AnalysisOptions:
     origin: str = ""  #: which face started it ("dashboard", "cli")
     footprints: tuple[str, ...] = ()  #: building footprint files: each building scored and graded (core.buildings)
 
+    engine: str = "local"  #: "local" (this process) or "ray" (a Ray cluster, core.engine.ray_engine)
+    ray_address: str = ""  #: the Ray cluster ("" starts Ray on this machine)
+    workers: int = 0  #: Ray model workers (0: automatic)
+    gpus_per_worker: float = 0.0  #: GPUs each Ray worker asks for
+    ray_split: str = "windows"  #: Ray tasks: "windows" (stitched here) or "scenes" (whole inputs on the workers)
+    area: bool = True  #: write the area outputs (mosaic, merged findings) when two or more scenes are georeferenced
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "footprints", tuple(str(p) for p in self.footprints))
 
     def check(self) -> None:
-        """Raise :class:`InputError` for an unknown grading scale or a threshold that is not a positive number."""
+        """Raise :class:`InputError` for an unknown grading scale or engine, or a threshold that is not a positive
+        number."""
         get_scale(self.grade_scale)
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+        if self.ray_split not in ("windows", "scenes"):
+            raise InputError(f"unknown split {self.ray_split!r}; use windows or scenes")
+        if self.workers < 0 or not self.gpus_per_worker >= 0:
+            raise InputError("workers and GPUs per worker must be 0 or more")
         if self.event_type not in EVENT_MODES:
             raise InputError(_("unknown event type {event_type!r}; use one of {value}").format(
                                  event_type=self.event_type, value=', '.join(EVENT_MODES)))
@@ -96,6 +120,8 @@ class AnalysisOptions:
         return cls(threshold=threshold, **{k: v for k, v in options.items() if k in names})
 
 
+_ENGINE_FIELDS = ("engine", "ray_address", "workers", "gpus_per_worker", "ray_split")
+
 OnInput = Callable[[int, int, AnalysisInput], None]
 OnResult = Callable[[AnalysisInput, SceneResult], None]
 
@@ -109,6 +135,8 @@ class AnalysisRun:
         self.ws, self.analysis_id = ws, analysis_id
         self.status = "running"
         self.buildings: BuildingSet | None = None  #: set by :meth:`run` when the options name footprints
+        self.area: dict[str, Any] | None = None  #: the area summary written at the end (core.engine.area)
+        self.area_error: str | None = None  #: why the area outputs could not be written
 
     @classmethod
     def start(cls, det: Detector, inputs: Sequence[AnalysisInput], options: AnalysisOptions, *,
@@ -124,7 +152,9 @@ class AnalysisRun:
         if not inputs:
             raise InputError(_("an analysis needs at least one input image or raster"))
         options.check()
-        options = dataclasses.replace(options, device=options.device or device_label(det.device),
+        label = device_label(det.device) if options.engine == "local" else \
+            f"Ray cluster {options.ray_address}" if options.ray_address else "Ray on this machine"
+        options = dataclasses.replace(options, device=options.device or label,
                                       out=str(out_dir) if out_dir is not None else options.out)
         if ws is None:
             if out_dir is None:
@@ -139,15 +169,19 @@ class AnalysisRun:
 
     @classmethod
     def resume(cls, ws: Workspace, analysis_id: int, det: Detector, *, threshold: float | None = None,
-               change_threshold: float | None = None, out_dir: str | Path | None = None) -> AnalysisRun:
+               change_threshold: float | None = None, out_dir: str | Path | None = None,
+               engine: dict[str, Any] | None = None) -> AnalysisRun:
         """Take over analysis ``analysis_id`` (interrupted, or finished with inputs left) to analyse the inputs it
-        has no result for, with its recorded options; a threshold given here replaces the recorded one."""
+        has no result for, with its recorded options; a threshold given here replaces the recorded one, and
+        ``engine`` ({"engine", "ray_address", "workers", "gpus_per_worker"}, any of them) the recorded engine."""
         analysis = ws.get_analysis(analysis_id)
         options = AnalysisOptions.from_record(analysis["threshold"], analysis["options"])
         if threshold is not None:
             options = dataclasses.replace(options, threshold=threshold)
         if change_threshold is not None:
             options = dataclasses.replace(options, change_threshold=change_threshold)
+        if engine:
+            options = dataclasses.replace(options, **{k: v for k, v in engine.items() if k in _ENGINE_FIELDS})
         options.check()
         pending = [AnalysisInput.from_record(i) for i in ws.resume_analysis(analysis_id)]
         out = Path(out_dir) if out_dir is not None else Path(options.out) if options.out else \
@@ -164,18 +198,16 @@ class AnalysisRun:
         results: list[SceneResult] = []
         self.status = "interrupted"
         try:
-            for k, item in enumerate(self.inputs):
-                if on_input is not None:
-                    on_input(k, len(self.inputs), item)
-                res = analyze_input({"path": item.path, "name": item.name, "pre_path": item.pre_path}, self.det,
-                                    self.out_dir, threshold=o.threshold, change_threshold=o.change_threshold,
-                                    grade_scale=o.grade_scale, resample=o.resample, progress=on_tiles)
-                if self.ws is not None and self.analysis_id is not None:
-                    self.ws.save_scene_result(self.analysis_id, res, input_name=item.name)
-                results.append(res)
-                if on_result is not None:
-                    on_result(item, res)
+            with contextlib.closing(self._analysed(on_input, on_tiles)) as analysed:  # closed at once when stopped
+                for item, res in analysed:
+                    if self.ws is not None and self.analysis_id is not None:
+                        self.ws.save_scene_result(self.analysis_id, res, input_name=item.name)
+                    results.append(res)
+                    if on_result is not None:
+                        on_result(item, res)
             self.status = "done"
+            if o.area:
+                self._write_area(results)
             if o.footprints:
                 self.assess_buildings(results)
         finally:
@@ -194,3 +226,37 @@ class AnalysisRun:
                                          grade_scale=self.options.grade_scale, ws=self.ws,
                                          analysis_id=self.analysis_id)
         return self.buildings
+
+    def _analysed(self, on_input: OnInput | None, on_tiles: OnTiles | None
+                  ) -> Generator[tuple[AnalysisInput, SceneResult], None, None]:
+        """Each input with its result, as the run's engine makes them (the Ray engine only imported for it)."""
+        o = self.options
+        if o.engine == "ray":
+            from core.engine.ray_engine import run_inputs
+
+            yield from run_inputs(self.det, self.inputs, o, self.out_dir, on_start=on_input, on_tiles=on_tiles)
+            return
+        for k, item in enumerate(self.inputs):
+            if on_input is not None:
+                on_input(k, len(self.inputs), item)
+            yield item, analyze_input({"path": item.path, "name": item.name, "pre_path": item.pre_path}, self.det,
+                                      self.out_dir, threshold=o.threshold, change_threshold=o.change_threshold,
+                                      grade_scale=o.grade_scale, resample=o.resample, progress=on_tiles)
+
+    def _write_area(self, results: list[SceneResult]) -> None:
+        """The area outputs over every result of the analysis (a resumed run's earlier ones included); a failure
+        there is reported in :attr:`area_error`, never losing the scenes' results."""
+        from rasterio.errors import RasterioError
+
+        from core.engine.area import write_area_outputs
+
+        if self.ws is not None and self.analysis_id is not None:
+            results = self.ws.scene_results(self.analysis_id)
+        o = self.options
+        try:
+            self.area = write_area_outputs(results, self.out_dir, engine={
+                "engine": o.engine, "address": o.ray_address, "workers": o.workers,
+                "gpus_per_worker": o.gpus_per_worker})
+        except (CoreError, OSError, RasterioError, ValueError) as exc:
+            log.warning("area outputs of %s not written: %s", self.out_dir, exc)
+            self.area_error = f"the area mosaic and merged findings could not be written ({exc})"

@@ -19,6 +19,7 @@ from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.cli.outpaths import out_dir
 from core.detection.grading import SCALES
 from core.detection.verdict import judge
+from core.engine import ENGINES, ENV_RAY_ADDRESS, ray_address_from_env
 from core.errors import InputError
 from core.i18n import LANGS, _
 from core.types import SceneResult
@@ -58,6 +59,23 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--resume", type=int, default=None, metavar="ID",
                    help="continue an interrupted analysis of the workspace (inputs it did not finish)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-area", action="store_true",
+                   help="no area outputs (area/: heatmap mosaic VRT + COG, findings merged across scene seams, "
+                        "area summary), otherwise written when two or more scenes are georeferenced")
+    g = p.add_argument_group("engine", "where the tiles are scored: this process, or a Ray cluster")
+    g.add_argument("--engine", choices=list(ENGINES), default=None,
+                   help="local (default) or ray; a resumed analysis keeps its recorded engine unless given")
+    g.add_argument("--address", default=None, metavar="ADDR",
+                   help=f"Ray cluster address, host:port or auto (default: ${ENV_RAY_ADDRESS}; none: Ray starts "
+                        "on this machine)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="Ray model workers (default: one per GPU with --gpus-per-worker, else 2)")
+    g.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                   help="GPUs each Ray worker asks for (default 0: CPU workers; 1 puts one worker on each GPU)")
+    g.add_argument("--split", choices=["windows", "scenes"], default=None,
+                   help="Ray tasks: windows (default; tiles stitched by this process, for few or huge rasters) or "
+                        "scenes (whole inputs analysed and written by the workers, for areas of many files; the "
+                        "output folder must be shared with them)")
 
 
 def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,10 +104,11 @@ def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--bom", action="store_true", help="write the CSV with a UTF-8 byte-order mark (for Excel)")
 
 
-def _bar(total: int, desc: str, quiet: bool) -> Any:
+def _bar(total: int, desc: str, quiet: bool, unit: str = "tile", position: int = 1) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="tile", leave=False, disable=quiet, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, leave=position == 0, disable=quiet, file=sys.stderr,
+                position=position)
 
 
 def _summary_row(r: SceneResult) -> dict[str, Any]:
@@ -124,8 +143,10 @@ def _items(inputs: list[str], pre: list[str]) -> list[AnalysisInput]:
 
 
 def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]:
-    """Run an analysis with one line per input and a tile progress bar on stderr, then each result's summary."""
+    """Run an analysis with one line per input, an overall bar (inputs) and a tile bar per input on stderr, then
+    each result's summary."""
     bar: Any = None
+    overall = _bar(len(run.inputs), "overall", quiet, unit="input", position=0)
 
     def on_input(k: int, n: int, item: AnalysisInput) -> None:
         nonlocal bar
@@ -142,6 +163,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
     def report(item: AnalysisInput, res: SceneResult) -> None:
         if bar is not None:
             bar.close()
+        overall.update(1)
         if res.error:
             print(f"    error: {res.error}", file=sys.stderr)
         elif res.pre_scene_name:
@@ -154,7 +176,10 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
         else:
             print(f"    image score {res.image_score:.2f}; {judge(res).rule}", file=sys.stderr)
 
-    return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
+    try:
+        return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
+    finally:
+        overall.close()
 
 
 def write_run_outputs(results: list[SceneResult], det: Detector, out: Path, threshold: float | None,
@@ -180,6 +205,29 @@ def write_run_outputs(results: list[SceneResult], det: Detector, out: Path, thre
                                                          "results": [r.to_dict() for r in results]}, default=str))
 
 
+def engine_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The engine fields of :class:`AnalysisOptions` the command line gives (only those given, for a resume)."""
+    out: dict[str, Any] = {}
+    if a.engine is not None:
+        out["engine"] = a.engine
+    if a.address is not None or (a.engine == "ray" and ray_address_from_env()):
+        out["ray_address"] = a.address if a.address is not None else ray_address_from_env()
+    if a.workers is not None:
+        out["workers"] = a.workers
+    if a.gpus_per_worker is not None:
+        out["gpus_per_worker"] = a.gpus_per_worker
+    if a.split is not None:
+        out["ray_split"] = a.split
+    if a.engine == "local" and (a.address is not None or a.workers is not None or a.gpus_per_worker is not None
+                                or a.split is not None):
+        raise InputError("--address, --workers, --gpus-per-worker and --split are options of --engine ray; drop "
+                         "them or use --engine ray")
+    for k in ("workers", "gpus_per_worker"):
+        if k in out and out[k] < 0:
+            raise InputError(f"--{k.replace('_', '-')} must be 0 or more, got {out[k]}")
+    return out
+
+
 def _case_id(ws: Workspace, name: str) -> int:
     for c in ws.list_cases():
         if c["name"] == name:
@@ -198,7 +246,7 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         det = Detector.load(a.model or ws.get_analysis(a.resume)["model"].get("path"), device=a.device,
                             precision=a.precision)
         run = AnalysisRun.resume(ws, a.resume, det, threshold=a.threshold, change_threshold=a.change_threshold,
-                                 out_dir=out_dir(a.out) if a.out else None)
+                                 out_dir=out_dir(a.out) if a.out else None, engine=engine_options(a))
         print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
     else:
         if not a.inputs:
@@ -207,8 +255,9 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         det = Detector.load(a.model, device=a.device, precision=a.precision)
         options = AnalysisOptions(threshold=a.threshold, change_threshold=a.change_threshold,
                                   grade_scale=a.grade_scale, resample=not a.no_resample, origin="cli",
-                                  event_type=a.event_type,
-                                  footprints=tuple(str(Path(p).resolve()) for p in a.footprints))
+                                  event_type=a.event_type, area=not a.no_area,
+                                  footprints=tuple(str(Path(p).resolve()) for p in a.footprints),
+                                  **engine_options(a))
         out = out_dir(a.out or "out").resolve()
         if a.no_workspace:
             run = AnalysisRun.start(det, items, options, out_dir=out)
@@ -228,6 +277,12 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     failed = [r for r in results if r.error]
     n_find = sum(len(r.findings) for r in results)
     print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {run.out_dir}")
+    if run.area is not None:
+        f = run.area["findings"]
+        print(f"area: mosaic {run.out_dir / 'area' / 'area_heatmap.tif'} ({run.area['crs']}), {f['merged']} findings "
+              f"({f['joined_across_seams']} joined across scene seams from {f['per_scene']})")
+    elif run.area_error:
+        print(f"warning: {run.area_error}", file=sys.stderr)
     if run.buildings is not None:
         from core.cli.buildings import print_buildings
 

@@ -235,8 +235,8 @@ def _image_overlay(ov: Overlay, opacity: float) -> folium.raster_layers.ImageOve
 def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay | None] | None = None,
               threshold: float | None = None, basemap: str = "none", overlay_opacity: float = 0.7,
               height: int = 600, imagery: Mapping[str, Overlay | None] | None = None,
-              heat_layer: str = "auto", base_layers: Sequence[Element] = (), layers: Sequence[Any] = ()
-              ) -> folium.Map:
+              heat_layer: str = "auto", base_layers: Sequence[Element] = (), layers: Sequence[Any] = (),
+              mosaic: Overlay | None = None) -> folium.Map:
     """Map of the georeferenced ``results``: heatmap overlays, findings coloured by grade (with escaped popups),
     scene footprints (dashed when approximate), GPS points, layer control and the chosen ``basemap``.
 
@@ -254,6 +254,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     (:mod:`core.mapping.controls`). ``base_layers``: offline basemap layers drawn beneath everything
     (:func:`core.mapping.basemaps.basemap_layers`). ``layers``: more folium layers
     (e.g. the buildings), added on top, in the layer control.
+    ``mosaic`` (the area mosaic of a run, :mod:`core.engine.area`) is drawn as a layer of its own, "Area mosaic",
+    shown instead of the per-scene heatmaps (which stay in the layer control).
     """
     if heat_layer not in HEAT_LAYERS:
         raise CoreError(f"unknown heatmap layer {heat_layer!r}; choose one of {', '.join(HEAT_LAYERS)}")
@@ -271,7 +273,10 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     for base in base_layers:
         m.add_child(base)
     pictures = folium.FeatureGroup(name=escape(_("Imagery (the analysed images)")), show=True)
-    heat = folium.FeatureGroup(name=escape(_("Heatmaps (post-event anomaly)")), show=True)
+    heat = folium.FeatureGroup(name=escape(_("Heatmaps (post-event anomaly)")), show=mosaic is None)
+    area = folium.FeatureGroup(name=escape(_("Area mosaic (one heatmap of the area)")), show=True)
+    if mosaic is not None:
+        _image_overlay(mosaic, overlay_opacity).add_to(area)
     change = folium.FeatureGroup(name=escape(_("Change heatmaps (pre → post)")), show=True)
     any_change = False
     marks = folium.FeatureGroup(name=escape(_("Findings")), show=True)
@@ -319,11 +324,11 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
         _position_marker(sr, ring).add_to(gps)
     marks.add_child(_Findings([f for sr in results if sr.georef is not None for f in sr.findings]))
     # one heatmap kind at a time: stacked, the anomaly and change colours read as one confusing map
-    show_change = any_change and heat_layer in ("auto", "change")
-    heat.show = not show_change
+    show_change = any_change and heat_layer in ("auto", "change") and mosaic is None
+    heat.show = not show_change and mosaic is None
     change.show = show_change
-    for layer in (*([pictures] if imagery else []), heat, *([change] if any_change else []), prints, marks, gps,
-                  *layers):
+    for layer in (*([pictures] if imagery else []), *([area] if mosaic is not None else []), heat,
+                  *([change] if any_change else []), prints, marks, gps, *layers):
         layer.add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     if any_change:
