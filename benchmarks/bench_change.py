@@ -1,6 +1,6 @@
 """Pre/post change detection on the xBD Harvey pairs: does the change heatmap find the damaged buildings?
 
-    python -m benchmarks.bench_change --model assets/models/default.pt [--json out.json] [--no-diagnostics]
+    python -m benchmarks.bench_change --model assets/models/fcdd-resnet18.pt [--json out.json] [--no-diagnostics]
 
 Building-level AUROC (damaged = minor, major, destroyed vs no-damage; un-classified skipped; a building's score is
 the mean of a heatmap inside its post polygon) and tile-level AUROC (256 px cells holding buildings: any damaged
@@ -127,7 +127,7 @@ def _read(path: Path) -> np.ndarray:
 def main() -> int:
     """Print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="checkpoint to measure (e.g. assets/models/default.pt)")
+    ap.add_argument("--model", required=True, help="checkpoint to measure (e.g. assets/models/patchcore-vgg16.pt)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--no-diagnostics", action="store_true", help="only the three headline methods")

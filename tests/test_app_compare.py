@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.assets import FAST_MODEL as DEFAULT_MODEL  # the workflow, not the detector
 from core.change.coreg import coregister
-from core.detection.detector import DEFAULT_MODEL
 from core.imagery.reader import open_scene
 from core.mapping import webmap
 from core.server_files.inputs import ENV_SERVER_PATHS

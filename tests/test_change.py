@@ -234,7 +234,7 @@ def test_trunk_stages_and_calibration(detector: Detector, joplin: Path) -> None:
 
 
 def _harvey_model(tiny_model_path: Path) -> Detector:
-    for p in (os.environ.get("BDA_CHANGE_MODEL"), REPO / "assets" / "models" / "default.pt"):
+    for p in (os.environ.get("BDA_CHANGE_MODEL"), REPO / "assets" / "models" / "fcdd-resnet18.pt"):
         if p and Path(p).is_file():
             return Detector.load(p, device="cpu")
     return Detector.load(tiny_model_path, device="cpu")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from core.detection.detector import DEFAULT_MODEL
+from core.assets import FAST_MODEL as DEFAULT_MODEL  # the workflow, not the detector
 from core.store import Workspace
 from tests.support.browser import (
     artifacts_dir,

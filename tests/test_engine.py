@@ -23,7 +23,7 @@ from core.types import Finding, GeoRef, SceneResult
 from tests.support.area import write_area
 from tests.support.data import REPO
 
-MODEL = REPO / "assets" / "models" / "default.pt"
+MODEL = REPO / "assets" / "models" / "fcdd-resnet18.pt"
 
 
 def _score_and_stitch(path: Path, out: Path, batch: int = 8) -> SceneResult:

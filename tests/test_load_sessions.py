@@ -36,7 +36,7 @@ def load_run(shared_data, tmp_path_factory, request) -> LoadRun:
     need(shared_data / "aider" / "fire")
     need(shared_data / "aider" / "flooded_areas")
     model = None
-    if not (REPO / "assets/models/default.pt").is_file():
+    if not (REPO / "assets/models/fcdd-resnet18.pt").is_file():
         import torch
 
         torch.set_num_threads(1)

@@ -30,7 +30,7 @@ def test_precision_switch(monkeypatch: pytest.MonkeyPatch) -> None:
         use_bf16(cpu, "fp8")
 
 
-@pytest.mark.parametrize("model", ["default.pt", "patchcore-vgg16.pt", "fcdd-vgg16.pt"])
+@pytest.mark.parametrize("model", ["fcdd-resnet18.pt", "patchcore-vgg16.pt", "fcdd-vgg16.pt"])
 def test_bf16_heatmaps_and_findings_match_fp32_on_real_imagery(model: str) -> None:
     if not CHIP.is_file():
         pytest.skip(f"real data not found: {CHIP}")

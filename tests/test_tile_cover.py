@@ -90,7 +90,7 @@ def runs(shared_data, tmp_path_factory):
     """The bundled default model (fp32) on a real 1024² Joplin post tile: whole image in one forward pass, cover
     plans (one tile; six tiles from a small budget) and the classic 512-px grid."""
     torch.set_num_threads(2)
-    det = Detector.load(MODELS / "default.pt", device="cpu", precision="fp32")
+    det = Detector.load(MODELS / "fcdd-resnet18.pt", device="cpu", precision="fp32")
     scene = open_scene(need(shared_data / JOPLIN_POST))
     out = tmp_path_factory.mktemp("cover")
     try:

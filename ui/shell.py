@@ -4,7 +4,7 @@ error display and the analysis picker.
 Environment variables:
 
 * ``BDA_WORKSPACE``: workspace folder (see :func:`core.store.default_root`).
-* ``BDA_MODEL``: checkpoint used as the default model instead of the bundled ``assets/models/default.pt``
+* ``BDA_MODEL``: checkpoint used as the default model instead of the bundled ``assets/models/patchcore-vgg16.pt``
   (a deployment's own model, or a small test model).
 * ``BDA_SERVER_PATHS``: folders that server-side paths typed on the pages must lie in (rules and checks in
   :mod:`core.server_files.inputs`).

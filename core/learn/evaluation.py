@@ -68,10 +68,11 @@ def _frame_input(det: Detector, rgb: np.ndarray) -> np.ndarray:
 def _units(det: Detector, path: Path, patch: int | None) -> list[np.ndarray]:
     """What gets one score: patches of georeferenced rasters (when ``patch``), else the whole (resized) frame."""
     from core.imagery.reader import open_scene
+    from core.learn.samples import read_valid
 
     scene = open_scene(path)
-    try:
-        rgb, valid = scene.read()
+    try:  # exact-black nodata borders are not imagery: never scored (training leaves them out too)
+        rgb, valid = read_valid(scene)
     finally:
         scene.close()
     if scene.georef is None or not patch:

@@ -134,8 +134,9 @@ def artifacts_dir() -> Path:
 
 
 def model_for(tiny_model: Path) -> Path:
-    """The bundled default model when present, else the tests' tiny model."""
-    bundled = REPO / "assets/models/default.pt"
+    """The bundled fast model (FCDD ResNet-18) when present, else the tests' tiny model: the browser tests check the
+    workflow, not the detector, so they use the fastest real model."""
+    bundled = REPO / "assets/models/fcdd-resnet18.pt"
     return bundled if bundled.is_file() else tiny_model
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the bundled default model (assets/models/default.pt) from ../shared/data with the project's own CLI.
+# Reproduce the bundled FCDD ResNet-18 model (assets/models/fcdd-resnet18.pt, the default until 2026-12-06) from ../shared/data with the project's own CLI.
 # Normal imagery: pre-event overhead tiles (Joplin pre tiles outside the held-out chips' area, xBD Harvey pre
 # images). Anomalies: AIDER fire and flood
 # photos (outlier exposure) mixed with FCDD confetti noise. The Joplin chips_aligned area is excluded from sampling
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=${BDA_SHARED_DATA:-../shared/data}
 J=$D/geotiff/joplin_tornado_xview2deploy
-OUT=${1:-assets/models/default.pt}
+OUT=${1:-assets/models/fcdd-resnet18.pt}
 .venv/bin/python -m core train --arch fcdd-resnet18 \
   --normal "$J/pre" "$D/xbd/harvey/images/*_pre_disaster.png" \
   --anomalies "$D/aider" --confetti mix \
