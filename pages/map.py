@@ -201,8 +201,9 @@ try:
 
         grades = [g.key for g in get_scale(bset.grade_scale).grades()]
         # buildings outside the imagery are hidden at first: a city's footprints around one tile would bury it
-        shown = st.multiselect("Show buildings graded", grades, default=grades[:-1], key="building_grades",
-                               format_func=lambda k: get_scale(bset.grade_scale).get(k).label)
+        bscale = get_scale(bset.grade_scale)
+        shown = st.multiselect(_("Show buildings graded"), grades, default=grades[:-1], key="building_grades",
+                               format_func=i18n.fixed(grades, lambda k: _(bscale.get(k).label)))
         layer = buildings_layer([b for b in bset.buildings if b.grade in shown])
         extra = [layer] if layer is not None else []
     fmap = webmap.build_map(on_map + gps_only, overlays=overlays, basemap=basemap, height=MAP_HEIGHT,

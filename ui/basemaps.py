@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import CoreError, InputError
+from core.i18n import _
 from core.mapping.basemaps import Basemap, case_basemaps, check_basemap, load_basemap, shown_basemaps
 from core.mapping.basemaps.case import SETTING
 from core.safe_files import clean_name
@@ -38,7 +39,7 @@ def _save(ctx: shell.Context, entries: list[dict[str, Any]]) -> None:
 
 def _add(ctx: shell.Context, entries: list[dict[str, Any]], b: Basemap) -> None:
     if any(d["path"] == b.path for d in entries):
-        raise InputError(f"{b.name} is already one of this case's basemaps")
+        raise InputError(_("{name} is already one of this case's basemaps").format(name=b.name))
     _save(ctx, [*entries, b.to_dict() | {"shown": True}])
 
 
@@ -48,8 +49,8 @@ def chooser(ctx: shell.Context) -> None:
     assert ctx.case_id is not None
     entries = stored(ctx.ws, ctx.case_id)
     n_on = sum(d["shown"] for d in entries)
-    with st.popover(f"Offline basemaps ({n_on} shown)", icon=":material/layers:", width="stretch"):
-        st.caption("Drawn from files on this server, never fetched from the internet; remembered for this case.")
+    with st.popover(_("Offline basemaps ({n} shown)").format(n=n_on), icon=":material/layers:", width="stretch"):
+        st.caption(_("Drawn from files on this server, never fetched from the internet; remembered for this case."))
         for i, d in enumerate(entries):
             b = Basemap.from_dict(d)
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
@@ -61,39 +62,42 @@ def chooser(ctx: shell.Context) -> None:
                 st.rerun()
             if b.kind != "world" and ctx.can_work and c2.button("", icon=":material/delete:",
                                                                key=f"basemap_rm_{ctx.case_id}_{i}",
-                                                               help=f"Remove {b.name} from this case's basemaps"):
+                                                               help=_("Remove {name} from this case's basemaps").format(
+                                                                   name=b.name)):
                 _save(ctx, [e for j, e in enumerate(entries) if j != i])
                 st.rerun()
         if not ctx.can_work:
             return
         st.divider()
         with st.form(f"basemap_add_{ctx.case_id}", clear_on_submit=True, border=False):
-            path = st.text_input("Basemap path on the server", key=S.W_BASEMAP_PATH,
+            path = st.text_input(_("Basemap path on the server"), key=S.W_BASEMAP_PATH,
                                  placeholder="/data/maps/city.mbtiles",
-                                 help="An MBTiles file, a folder of {z}/{x}/{y} tiles, a GeoTIFF / COG orthophoto, "
-                                      "or a GeoJSON / GeoPackage vector layer (roads, boundaries, footprints).")
-            name = st.text_input("Name (optional)", key=S.W_BASEMAP_NAME, max_chars=120)
-            if st.form_submit_button("Add basemap", icon=":material/add:") and path.strip():
+                                 help=_("An MBTiles file, a folder of {tiles} tiles, a GeoTIFF / COG orthophoto, "
+                                        "or a GeoJSON / GeoPackage vector layer (roads, boundaries, footprints).")
+                                 .format(tiles="{z}/{x}/{y}"))
+            name = st.text_input(_("Name (optional)"), key=S.W_BASEMAP_NAME, max_chars=120)
+            if st.form_submit_button(_("Add basemap"), icon=":material/add:") and path.strip():
                 try:
                     _add(ctx, entries, check_basemap(path, clean_name(name, default="")))
                     st.rerun()
                 except CoreError as exc:
-                    shell.show_error(exc, "Basemap")
-        up = st.file_uploader("…or upload one (.mbtiles, .tif, .geojson, .gpkg)", key=S.W_BASEMAP_UPLOAD,
+                    shell.show_error(exc, _("Basemap"))
+        up = st.file_uploader(_("…or upload one (.mbtiles, .tif, .geojson, .gpkg)"), key=S.W_BASEMAP_UPLOAD,
                               accept_multiple_files=False)
-        if up is not None and st.button("Add the uploaded basemap", key="basemap_add_upload"):
+        if up is not None and st.button(_("Add the uploaded basemap"), key="basemap_add_upload"):
             try:
                 ext = up.name.rpartition(".")[2].lower()
                 if ext not in UPLOAD_TYPES:
-                    raise InputError(f"{up.name} is not a basemap file this page takes ({', '.join(UPLOAD_TYPES)})")
+                    raise InputError(_("{name} is not a basemap file this page takes ({types})").format(
+                        name=up.name, types=", ".join(UPLOAD_TYPES)))
                 saved = save_upload(ctx.ws, ctx.case_id, up, clean_name(up.name, default="basemap"))
                 _add(ctx, entries, check_basemap(saved, also=(ctx.ws.root,)))
                 st.rerun()
             except CoreError as exc:
-                shell.show_error(exc, "Basemap")
+                shell.show_error(exc, _("Basemap"))
 
 
-@st.cache_data(show_spinner="Reading the basemap…", max_entries=64)
+@st.cache_data(show_spinner=False, max_entries=64)  # the spinner is in load(): in the session's language
 def _load(entry: str, mtime: float, area: tuple[float, float, float, float], also: str) -> Any:
     del mtime  # cache key only: a changed file is read again
     return load_basemap(Basemap.from_dict(json.loads(entry)), area, also=(Path(also),))
@@ -108,5 +112,6 @@ def loader(ws: Workspace) -> Any:
         except OSError:
             mtime = 0.0
         rounded = tuple(round(v, 5) for v in area)
-        return _load(json.dumps(b.to_dict(), sort_keys=True), mtime, rounded, str(ws.root))
+        with st.spinner(_("Reading the basemap…")):  # shown after 0.5 s: not for a cached one
+            return _load(json.dumps(b.to_dict(), sort_keys=True), mtime, rounded, str(ws.root))
     return load

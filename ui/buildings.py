@@ -15,13 +15,17 @@ from core.buildings import Building, Calibration, calibrate_analysis, clear_cali
 from core.buildings.maplayer import grade_colour
 from core.detection.grading import get_scale
 from core.errors import CoreError
+from core.i18n import N_, _, ngettext
 from core.safe_files import atomic_write_stream, safe_filename
 from core.server_files.inputs import check_server_path
-from ui import shell
+from ui import i18n, shell
 from ui import state as S
 
 FOOTPRINT_TYPES = ["geojson", "json", "gpkg", "fgb", "zip", "shp", "shx", "dbf", "prj", "cpg"]
-LABELS = {"": "no label", "damaged": "damaged", "not-damaged": "not damaged"}
+#: Calibration labels: stored key -> English text (translated where shown).
+LABELS = {"": N_("no label"), "damaged": N_("damaged"), "not-damaged": N_("not damaged")}
+#: Columns of a building's details table.
+DETAIL_COLUMNS = (N_("field"), N_("value"))
 
 
 def staged_paths() -> list[str]:
@@ -31,9 +35,10 @@ def staged_paths() -> list[str]:
 
 def footprints_section(ctx: shell.Context) -> None:
     """Upload footprint files (or name one on the server) for the next analysis."""
-    with st.expander("Building footprints (optional): grade every building", expanded=bool(S.get(S.STAGED_FOOTPRINTS))):
-        files = st.file_uploader("Footprints: GeoJSON, GeoPackage, FlatGeobuf, zipped shapefile (or its .shp, .shx, "
-                                 ".dbf, .prj together), xBD label .json", accept_multiple_files=True,
+    with st.expander(_("Building footprints (optional): grade every building"),
+                     expanded=bool(S.get(S.STAGED_FOOTPRINTS))):
+        files = st.file_uploader(_("Footprints: GeoJSON, GeoPackage, FlatGeobuf, zipped shapefile (or its .shp, "
+                                   ".shx, .dbf, .prj together), xBD label .json"), accept_multiple_files=True,
                                  type=FOOTPRINT_TYPES, key=f"footprints_{S.get(S.UPLOADER_GEN)}")
         if files:
             folder = ctx.ws.uploads_dir(ctx.case_id or 0) / f"footprints-{int(time.time() * 1000)}"
@@ -44,7 +49,7 @@ def footprints_section(ctx: shell.Context) -> None:
                     f.seek(0)
                     saved.append(atomic_write_stream(folder / safe_filename(f.name, default="footprints"), f))
             except (OSError, CoreError) as exc:
-                shell.show_error(exc, "Footprints")
+                shell.show_error(exc, _("Footprints"))
                 saved = []
             staged = S.get(S.STAGED_FOOTPRINTS)
             for p in saved:
@@ -54,8 +59,8 @@ def footprints_section(ctx: shell.Context) -> None:
             st.rerun()
         with st.form("footprint_path_form", clear_on_submit=True, border=False):
             c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
-            text = c1.text_input("…or a footprint file on the server", placeholder="/data/buildings.gpkg")
-            if c2.form_submit_button("Add"):
+            text = c1.text_input(_("…or a footprint file on the server"), placeholder="/data/buildings.gpkg")
+            if c2.form_submit_button(_("Add")):
                 try:
                     p = check_server_path(text)
                     S.get(S.STAGED_FOOTPRINTS).append({"path": str(p), "name": p.name, "origin": "server path"})
@@ -63,10 +68,10 @@ def footprints_section(ctx: shell.Context) -> None:
                     shell.show_error(exc)
         staged = S.get(S.STAGED_FOOTPRINTS)
         if staged:
-            st.caption("Footprints of the next analysis: " + ", ".join(f["name"] for f in staged)
-                       + ". Each building gets a score, a grade and a confidence; files that cannot be read are "
-                         "reported and the rest still run.")
-            if st.button("Remove footprints", key="clear_footprints"):
+            st.caption(_("Footprints of the next analysis: {files}. Each building gets a score, a grade and a "
+                         "confidence; files that cannot be read are reported and the rest still run.")
+                       .format(files=", ".join(f["name"] for f in staged)))
+            if st.button(_("Remove footprints"), key="clear_footprints"):
                 S.put(S.STAGED_FOOTPRINTS, [])
                 st.rerun()
 
@@ -81,8 +86,9 @@ def load(ctx: shell.Context, aid: int) -> Any:
 def legend(scale_key: str) -> None:
     """Grade colours of the buildings layer."""
     scale = get_scale(scale_key)
-    items = " ".join(f"<span style='color:{g.color}'>&#9632;</span> {g.label}" for g in scale.grades())
-    st.markdown(f"<small>Buildings: {items} &nbsp; dashed = rejected</small>", unsafe_allow_html=True)
+    items = " ".join(f"<span style='color:{g.color}'>&#9632;</span> {escape(_(g.label))}" for g in scale.grades())
+    st.markdown(f"<small>{_('Buildings: {items}').format(items=items)} &nbsp; {escape(_('dashed = rejected'))}"
+                "</small>", unsafe_allow_html=True)
 
 
 def table(buildings: list[Building]) -> pd.DataFrame:
@@ -100,8 +106,8 @@ def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:
     """Counts, filter, calibration, table and the review of one building (clicked on the map or picked)."""
     scale = get_scale(bset.grade_scale)
     counts = bset.counts()
-    st.subheader("Buildings", divider="gray")
-    st.caption(" · ".join(f"{scale.get(k).label}: {v}" for k, v in counts.items()))
+    st.subheader(_("Buildings"), divider="gray")
+    st.caption(" · ".join(f"{_(scale.get(k).label)}: {v}" for k, v in counts.items()))
     for e in bset.errors:
         st.error(e, icon=":material/error:")
     note = S.get(S.CAL_NOTE)
@@ -110,17 +116,18 @@ def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:
         (st.success if just else st.info)(Calibration.from_dict(bset.calibration).summary(), icon=":material/tune:")
     n_labels = sum(1 for b in bset.buildings if b.label)
     c1, c2 = st.columns(2)
-    if c1.button(f"Calibrate from {n_labels} label(s)", key="calibrate_buildings", disabled=n_labels == 0,
-                 help="Fit the grades to your labels (damaged / not damaged): at least 4 inside the imagery; "
-                      "shows cross-validated precision, recall and F1, then re-grades the other buildings."):
+    if c1.button(ngettext("Calibrate from {n} label", "Calibrate from {n} labels", n_labels).format(n=n_labels),
+                 key="calibrate_buildings", disabled=n_labels == 0,
+                 help=_("Fit the grades to your labels (damaged / not damaged): at least 4 inside the imagery; "
+                        "shows cross-validated precision, recall and F1, then re-grades the other buildings.")):
         try:
             cal = calibrate_analysis(bset, {}, ctx.ws.analysis_dir(aid), analyst=_analyst(ctx), ws=ctx.ws,
                                      analysis_id=aid)
             S.put(S.CAL_NOTE, {"analysis_id": aid, "text": cal.summary()})
             st.rerun()
         except CoreError as exc:
-            shell.show_error(exc, "Calibration")
-    if bset.calibration and c2.button("Automatic grades", key="reset_buildings"):
+            shell.show_error(exc, _("Calibration"))
+    if bset.calibration and c2.button(_("Automatic grades"), key="reset_buildings"):
         clear_calibration(bset, ctx.ws.analysis_dir(aid), ws=ctx.ws, analysis_id=aid)
         S.put(S.CAL_NOTE, None)
         st.rerun()
@@ -133,9 +140,9 @@ def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:
     if S.get(S.BUILDING_SHOWN) not in by_id:
         S.put(S.BUILDING_SHOWN, None)
     S.bind(S.W_BUILDING, S.BUILDING_SHOWN)
-    bid = st.selectbox("Building", ids, key=S.W_BUILDING, on_change=S.keep, args=(S.BUILDING_SHOWN, S.W_BUILDING),
-                       placeholder="click one on the map, or pick it here",
-                       format_func=lambda i: f"{i} · {grade_colour(by_id[i])[0]}")
+    bid = st.selectbox(_("Building"), ids, key=S.W_BUILDING, on_change=S.keep,
+                       args=(S.BUILDING_SHOWN, S.W_BUILDING), placeholder=_("click one on the map, or pick it here"),
+                       format_func=i18n.fixed(ids, lambda i: f"{i} · {_(grade_colour(by_id[i])[0])}"))
     if bid is not None:
         review(ctx, aid, by_id[bid])
 
@@ -149,25 +156,29 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
     from core.store.buildings import building_ref
 
     scale = get_scale(b.grade_scale)
-    st.markdown(f"**Building {escape(b.building_id)}**")
-    score = f"{b.score:.3f}" if b.score is not None else "n/a"
+    st.markdown(f"**{_('Building {id}').format(id=escape(b.building_id))}**")
+    na = _("n/a")
+    score = f"{b.score:.3f}" if b.score is not None else na
     st.dataframe([{"field": k, "value": str(v)} for k, v in {
-        "Grade": grade_colour(b)[0], "Score": f"{score} ({b.score_kind})", "Confidence": f"{b.confidence:.0%}",
-        "Change q90": b.change_score, "Post-only q90": b.post_score, "MGRS": b.mgrs or "n/a",
-        "Area": f"{b.area_m2:,.0f} m²" if b.area_m2 else "n/a", "Scene": b.scene_name or "not analysed",
-        "Review": b.review_status, "Analyst": b.analyst or "—", "Label": LABELS.get(b.label or "", b.label),
-    }.items()], hide_index=True, width="stretch")
+        _("Grade"): _(grade_colour(b)[0]), _("Score"): f"{score} ({b.score_kind})",
+        _("Confidence"): f"{b.confidence:.0%}", _("Change q90"): b.change_score, _("Post-only q90"): b.post_score,
+        "MGRS": b.mgrs or na, _("Area"): f"{b.area_m2:,.0f} m²" if b.area_m2 else na,
+        _("Scene"): b.scene_name or _("not analysed"), _("Review"): _(b.review_status), _("Analyst"): b.analyst or "—",
+        _("Label"): _(LABELS.get(b.label or "", b.label or "")),
+    }.items()], hide_index=True, width="stretch", column_config=i18n.column_labels(DETAIL_COLUMNS))
     ref = building_ref(aid, b.building_id)
     grades = [g.key for g in scale.grades()]
     with st.form(f"building_review_{ref}"):
-        label = st.radio("Label for calibration", list(LABELS), format_func=lambda k: LABELS[k], horizontal=True,
+        label = st.radio(_("Label for calibration"), list(LABELS), horizontal=True,
+                         format_func=i18n.fixed(LABELS, lambda k: _(LABELS[k])),
                          index=list(LABELS).index(b.label) if b.label in LABELS else 0)
-        status = st.selectbox("Review", ["unreviewed", "confirmed", "rejected"],
-                              index=["unreviewed", "confirmed", "rejected"].index(b.review_status))
-        grade = st.selectbox("Grade", grades, index=grades.index(b.grade) if b.grade in grades else 0,
-                             format_func=lambda k: scale.get(k).label)
-        notes = st.text_area("Notes", value=b.notes)
-        if st.form_submit_button("Save building review", type="primary"):
+        statuses = ["unreviewed", "confirmed", "rejected"]
+        status = st.selectbox(_("Review"), statuses, index=statuses.index(b.review_status),
+                              format_func=i18n.fixed(statuses, _))
+        grade = st.selectbox(_("Grade"), grades, index=grades.index(b.grade) if b.grade in grades else 0,
+                             format_func=i18n.fixed(grades, lambda k: _(scale.get(k).label)))
+        notes = st.text_area(_("Notes"), value=b.notes)
+        if st.form_submit_button(_("Save building review"), type="primary"):
             try:
                 ctx.ws.review_building(ref, analyst=_analyst(ctx), status=status if status != b.review_status
                                        else None, grade=grade if grade != b.grade else None,
@@ -176,10 +187,10 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
                                        clear_label=label == "" and bool(b.label))
                 st.rerun()
             except CoreError as exc:
-                shell.show_error(exc, "Review")
+                shell.show_error(exc, _("Review"))
     hist = ctx.ws.building_history(ref)
     if hist:
-        with st.expander(f"Audit trail ({len(hist)})"):
+        with st.expander(_("Audit trail ({n})").format(n=len(hist))):
             st.dataframe(pd.DataFrame(hist).drop(columns=["id", "building_ref"]), hide_index=True)
 
 
@@ -188,14 +199,18 @@ def analysis_summary(ctx: shell.Context, aid: int) -> None:
     try:
         bset = load(ctx, aid)
     except CoreError as exc:
-        shell.show_error(exc, "Buildings")
+        shell.show_error(exc, _("Buildings"))
         return
     if bset is None:
         return
     scale = get_scale(bset.grade_scale)
-    parts = ", ".join(f"{scale.get(k).label.lower()} {v}" for k, v in bset.counts().items() if v)
-    st.info(f"{len(bset.buildings)} buildings: {parts}. Review, label and calibrate them on the Map page; "
-            f"buildings.geojson and buildings.csv are in {Path(ctx.ws.analysis_dir(aid))}.",
+    parts = ", ".join(f"{_(scale.get(k).label).lower()} {v}" for k, v in bset.counts().items() if v)
+    n = len(bset.buildings)
+    st.info(ngettext("{n} building: {parts}. Review, label and calibrate it on the Map page; buildings.geojson and "
+                     "buildings.csv are in {folder}.",
+                     "{n} buildings: {parts}. Review, label and calibrate them on the Map page; buildings.geojson "
+                     "and buildings.csv are in {folder}.", n).format(n=n, parts=parts,
+                                                                      folder=Path(ctx.ws.analysis_dir(aid))),
             icon=":material/home_work:")
     for e in bset.errors:
         st.error(e, icon=":material/error:")
