@@ -21,10 +21,10 @@ from core.detection.grading import SCALES
 from core.detection.heatmap import PREVIEW_MAX, blend, read_heatmap
 from core.detection.pipeline import MAX_FINDINGS, refind_findings
 from core.detection.verdict import (
-    CONFIDENCE_NOTE,
     IMAGE_SCORE_NOTE,
     VERDICT_RULE,
     Verdict,
+    confidence_note,
     judge,
     same_threshold,
     verdict_of,
@@ -315,9 +315,9 @@ def missing_heatmap(r: SceneResult) -> None:
 
 def _saved_help(v: Verdict) -> str:
     """Help of the saved-findings count: the threshold they were cut at and how many were rejected."""
-    t = "not recorded" if v.threshold is None else f"{v.threshold:.2f}"
-    return (f"extracted at threshold {t}; counted findings (rejected ones are not counted: {v.n_rejected}). "
-            + CONFIDENCE_NOTE)
+    t = _("not recorded") if v.threshold is None else f"{v.threshold:.2f}"
+    return (_("extracted at threshold {t}; counted findings (rejected ones are not counted: {n}).").format(
+        t=t, n=v.n_rejected) + " " + confidence_note())
 
 
 def summary_table(results: list[SceneResult], threshold: float) -> None:

@@ -10,7 +10,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from core.detection.grading import SCALES
-from core.detection.verdict import CONFIDENCE_NOTE, judge, verdict_summary
+from core.detection.verdict import confidence_note, judge, verdict_summary
 from core.engine.area import mosaic_path
 from core.errors import CoreError
 from core.i18n import _
@@ -70,7 +70,7 @@ def _details(sr: SceneResult, f: Finding) -> None:
             _("Source"): f.source_name or sr.scene_name, _("Review"): _(f.review_status),
             _("Analyst"): f.analyst or "—", _("Method"): _(f.det_method), _("Notes"): f.notes or "—"}
     st.dataframe([{_("field"): k, _("value"): str(v)} for k, v in rows.items()], hide_index=True, width="stretch")
-    st.caption(":material/info: " + _(CONFIDENCE_NOTE) + " " + _("Verdict of {name}: {rule}.").format(
+    st.caption(":material/info: " + confidence_note() + " " + _("Verdict of {name}: {rule}.").format(
         name=sr.scene_name, rule=judge(sr).rule))
     src = Path(sr.source_path) if sr.source_path else None
     try:

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.detection.grading import SCALES
-from core.detection.verdict import CONFIDENCE_NOTE, VERDICT_RULE, judge, verdict_summary
+from core.detection.verdict import VERDICT_RULE, confidence_note, judge, verdict_summary
 from core.errors import CoreError, WorkspaceError
 from core.i18n import N_, _, translations, use
 from core.mapping.basemaps import case_sources
@@ -78,7 +78,7 @@ def review_table(results: list[SceneResult]) -> tuple[pd.DataFrame, dict[str, An
         "notes": st.column_config.TextColumn(_("notes"), max_chars=2000),
         "score max": st.column_config.NumberColumn(_("score max"), format="%.2f", disabled=True),
         "confidence": st.column_config.ProgressColumn(_("confidence"), min_value=0.0, max_value=1.0, format="%.2f",
-                                                      help=_(CONFIDENCE_NOTE)),
+                                                      help=confidence_note()),
         "area m²": st.column_config.TextColumn(_("area m²"), disabled=True,
                                                help=_("geodesic area; 'not placed' without georeferencing")),
         "lat": st.column_config.TextColumn(_("lat"), disabled=True),

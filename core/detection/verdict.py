@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.detection.grading import CONFIDENCE_K, check_threshold
+from core.i18n import N_, _, ngettext
 from core.types import Finding, SceneResult
 
 ANOMALOUS, NORMAL, ERROR = "anomalous", "normal", "error"
@@ -31,18 +32,24 @@ ANOMALOUS, NORMAL, ERROR = "anomalous", "normal", "error"
 THRESHOLD_DECIMALS = 2
 
 #: What a finding's confidence means, written where confidence is shown (pages, PDF).
-CONFIDENCE_NOTE = (
-    "Confidence is the finding's margin over the threshold, not a probability of damage: "
-    f"1 / (1 + exp(-{CONFIDENCE_K:g} · (s − t) / t)) of the region's 90th-percentile score s against the threshold "
-    "t: 50 % at the threshold, 88 % at 1.5 × t, about 100 % from 2.5 × t.")
+_CONFIDENCE_TEXT = N_("Confidence is the finding's margin over the threshold, not a probability of damage: "
+                      "1 / (1 + exp(-{k} · (s − t) / t)) of the region's 90th-percentile score s against the "
+                      "threshold t: 50 % at the threshold, 88 % at 1.5 × t, about 100 % from 2.5 × t.")
+CONFIDENCE_NOTE = _CONFIDENCE_TEXT.format(k=f"{CONFIDENCE_K:g}")  #: in English; :func:`confidence_note` translates
 
 #: The verdict rule in one sentence (pages, PDF, CLI help).
-VERDICT_RULE = ("an image is anomalous when at least one finding (a region of the heatmap its findings come from) "
-                "reaches the threshold and was not rejected by an analyst; otherwise normal.")
+VERDICT_RULE = N_("an image is anomalous when at least one finding (a region of the heatmap its findings come from) "
+                  "reaches the threshold and was not rejected by an analyst; otherwise normal.")
 
 #: What the image score means (it ranks images; the verdict comes from the findings).
-IMAGE_SCORE_NOTE = ("Image score: the calibrated mean anomaly of the whole image (1 = the 99th percentile of the "
-                    "model's normal images). It ranks images; the verdict comes from the findings at the threshold.")
+IMAGE_SCORE_NOTE = N_("Image score: the calibrated mean anomaly of the whole image (1 = the 99th percentile of the "
+                      "model's normal images). It ranks images; the verdict comes from the findings at the "
+                      "threshold.")
+
+
+def confidence_note() -> str:
+    """:data:`CONFIDENCE_NOTE` in the language in use."""
+    return _(_CONFIDENCE_TEXT).format(k=f"{CONFIDENCE_K:g}")
 
 
 def canonical_threshold(threshold: float) -> float:
@@ -90,18 +97,29 @@ class Verdict:
         """The rule written out with this scene's numbers, e.g. "anomalous: 39 findings reach threshold 5.31
         (peak 9.84 ≥ 5.31)"."""
         if self.verdict == ERROR:
-            return "no verdict: the analysis of this image failed"
-        what = "change" if self.kind == "change" else "anomaly"
+            return _("no verdict: the analysis of this image failed")
+        change = self.kind == "change"
         t = "?" if self.threshold is None else f"{self.threshold:.2f}"
         peak = "" if self.peak is None else f"{self.peak:.2f}"
         if self.verdict == ANOMALOUS:
-            s = f"anomalous: {self.n_counted} {what} finding{'s' * (self.n_counted != 1)} reach threshold {t}"
-            s += f" (peak {peak} ≥ {t})" if peak else ""
+            n = self.n_counted
+            s = (ngettext("anomalous: {n} change finding reach threshold {t}",
+                          "anomalous: {n} change findings reach threshold {t}", n) if change else
+                 ngettext("anomalous: {n} anomaly finding reach threshold {t}",
+                          "anomalous: {n} anomaly findings reach threshold {t}", n)).format(n=n, t=t)
+            s += _(" (peak {peak} ≥ {t})").format(peak=peak, t=t) if peak else ""
         elif self.n_rejected:
-            s = (f"normal: the {self.n_rejected} {what} finding{'s' * (self.n_rejected != 1)} at threshold {t} "
-                 f"{'were' if self.n_rejected != 1 else 'was'} rejected by an analyst")
+            n = self.n_rejected
+            s = (ngettext("normal: the {n} change finding at threshold {t} was rejected by an analyst",
+                          "normal: the {n} change findings at threshold {t} were rejected by an analyst", n)
+                 if change else
+                 ngettext("normal: the {n} anomaly finding at threshold {t} was rejected by an analyst",
+                          "normal: the {n} anomaly findings at threshold {t} were rejected by an analyst", n)
+                 ).format(n=n, t=t)
         else:
-            s = f"normal: no {what} region reaches threshold {t}" + (f" (peak {peak} < {t})" if peak else "")
+            s = (_("normal: no change region reaches threshold {t}") if change else
+                 _("normal: no anomaly region reaches threshold {t}")).format(t=t)
+            s += _(" (peak {peak} < {t})").format(peak=peak, t=t) if peak else ""
         return s
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from core.detection.verdict import CONFIDENCE_NOTE, VERDICT_RULE, judge
+from core.detection.verdict import VERDICT_RULE, confidence_note, judge
 from core.errors import CoreError
 from core.i18n import _
 from core.report._io import clean_text
@@ -197,7 +197,7 @@ def damage_table(pdf: ReportPDF, s: ReportSummary) -> None:
             tuple(s.kinds), _("peak score (change score for pre/post scenes, anomaly score for single images)"))
         pdf.para(_("Counted findings by {by}. '#' is the obj_id of the CSV and GeoJSON files and the number on the "
                    "maps. Status 'unreviewed' means {not_validated}.").format(by=by, not_validated=_(NOT_VALIDATED))
-                 + " " + _(CONFIDENCE_NOTE),
+                 + " " + confidence_note(),
                  size=8, colour=GREY)
         rows = [["#", _("Finding ID"), "MGRS", _("Lat, Lon"), _("Grade"), _("Conf."), _("Area m²"), _("Status"),
                  _("Analyst note")]]
