@@ -1,7 +1,7 @@
 """Streamlit entry point of the BDA workbench: page setup, the page router, the shared sidebar.
 
 Run with ``streamlit run app.py``. Environment: ``BDA_WORKSPACE`` (workspace folder), ``BDA_MODEL`` (checkpoint
-used as the default model instead of ``assets/models/default.pt``), ``BDA_SERVER_PATHS`` (folders server-side
+used as the default model instead of ``assets/models/patchcore-vgg16.pt``), ``BDA_SERVER_PATHS`` (folders server-side
 inputs must lie in). With user accounts in the workspace (``python -m core users add``) every page needs a login;
 without, the app serves only on loopback (see :mod:`ui.auth`).
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.detection.verdict import same_threshold
 from core.i18n import N_
 from core.types import Finding, SceneResult
 
@@ -103,7 +104,7 @@ def _change_method(sr: SceneResult, threshold: float | None) -> str:
         return N_("not recorded")
     if recorded is not None and not math.isclose(recorded, threshold, rel_tol=1e-6, abs_tol=1e-9):
         return N_("recorded with the findings")
-    if default is not None and math.isclose(threshold, default, rel_tol=1e-6, abs_tol=1e-9):
+    if default is not None and same_threshold(threshold, default):  # thresholds are stored to two decimals
         return CHANGE_DEFAULT_METHOD
     return N_("set by the analyst") if default is not None else N_("recorded with the analysis")
 
