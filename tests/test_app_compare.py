@@ -204,8 +204,8 @@ def test_the_map_has_the_change_heatmap_as_its_own_layer(analysed) -> None:
     comps = [c for c in at.get("component_instance") if c.proto.component_name.endswith("st_folium")]
     args = json.loads(comps[0].proto.json_args)
     script = args["script"] + args["header"] + args["html"]
-    # two post images (as imagery and as anomaly heatmaps) + one change heatmap
-    assert script.count("L.imageOverlay") == 5
+    # two post images (as imagery and as anomaly heatmaps) + one change heatmap + the area mosaic of the two scenes
+    assert script.count("L.imageOverlay") == 6
     assert "Heatmaps (post-event anomaly)" in script and "Change heatmaps (pre \\u2192 post)" in script
     assert all(u.startswith("data:") for u in args["js_links"] + args["css_links"])  # offline
     assert any("pre/post pair" in c.value for c in at.caption)
