@@ -46,7 +46,8 @@ def test_fit_an_area_model_in_the_browser_and_analyse_with_it(shared_data: Path,
             page.screenshot(path=str(art / "area_fit_1_fitted.png"), full_page=True)
             page.get_by_role("button", name="Use it").click()
             sidebar = page.locator('[data-testid="stSidebar"]')
-            sidebar.get_by_text("Feature matching (PatchCore)").first.wait_for(timeout=120_000)  # the model in use
+            # the model in use (its first load converts nothing but reads a VGG16 trunk: allow a busy machine)
+            sidebar.get_by_text("Feature matching (PatchCore)").first.wait_for(timeout=300_000)
             # paired with the pre tile or not, a heatmap (post-only or change) is shown
             upload_and_analyse(page, post, timeout_ms=600_000, shown=r"heatmap: grey below")
             page.screenshot(path=str(art / "area_fit_2_analysed.png"), full_page=True)
