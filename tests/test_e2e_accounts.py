@@ -45,7 +45,7 @@ def test_login_and_the_case_stays_put_after_an_analysis(shared_data: Path, tmp_p
         ws.grant_case(cid, "lee")
     ws.close()
     art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(DEFAULT_MODEL), "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         with screenshot_on_failure(page, art / "accounts_failure.png"):
             _flow(page, url, chip, art)
@@ -113,7 +113,7 @@ def test_a_viewer_reads_but_cannot_review(tmp_path: Path) -> None:
     ws.grant_case(cid, "park")
     ws.close()
     art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(DEFAULT_MODEL), "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         with screenshot_on_failure(page, art / "accounts_viewer_failure.png"):
             page.goto(url, wait_until="networkidle")

@@ -39,7 +39,7 @@ def test_buildings_labelled_on_the_map_calibrated_and_reported(shared_data: Path
     ws_root = tmp_path / "ws"
     ws_root.mkdir()
     art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(DEFAULT_MODEL), "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         with screenshot_on_failure(page, art / "buildings_failure.png"):
             _flow(page, url, post, pre, footprints, ws_root, art)

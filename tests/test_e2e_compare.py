@@ -37,7 +37,7 @@ def test_pre_post_pair_in_the_browser(shared_data: Path, tmp_path: Path) -> None
     ws_root = tmp_path / "ws"
     ws_root.mkdir()
     art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": "", "OMP_NUM_THREADS": "2"}
+    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(DEFAULT_MODEL), "OMP_NUM_THREADS": "2"}
     with streamlit_server(env) as url, offline_browser() as (page, blocked):
         with screenshot_on_failure(page, art / "compare_failure.png"):
             _flow(page, url, post, pre, ws_root, art)
