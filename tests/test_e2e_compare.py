@@ -99,8 +99,10 @@ def _flow(page, url: str, post: Path, pre: Path, ws_root: Path, art: Path) -> No
 
     nav(page, "Map")
     frame = folium_frame(page)
-    frame.locator("img.leaflet-image-layer").nth(2).wait_for(state="attached", timeout=60_000)
-    assert frame.locator("img.leaflet-image-layer").count() == 3  # the post imagery, its anomaly and the change
+    frame.locator("img.leaflet-image-layer").nth(1).wait_for(state="attached", timeout=60_000)
+    # the post imagery and the change heatmap: one heatmap kind is shown at a time, the anomaly one is in the
+    # layer control (below) and not drawn until ticked
+    assert frame.locator("img.leaflet-image-layer").count() == 2
     control = frame.locator(".leaflet-control-layers")
     control.hover()
     labels = frame.locator(".leaflet-control-layers-overlays label").all_inner_texts()
