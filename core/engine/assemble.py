@@ -20,7 +20,7 @@ from core.detection.findings import extract_findings, safe_name
 from core.detection.grading import check_threshold, get_scale
 from core.detection.heatmap import HeatmapWriter, write_overlay_png
 from core.detection.pipeline import GDAL_CACHE_MB, MAX_FINDINGS, scene_provenance
-from core.detection.tiling import RowResampler, Stitcher, blend_weights
+from core.detection.tiling import RowResampler, Stitcher
 from core.engine.tasks import ScenePlan, task_window
 from core.errors import InputError
 from core.geo import georef as geo
@@ -50,7 +50,7 @@ class SceneAssembler:
         self.driver_s = 0.0  #: time the driver spent stitching, writing and cutting findings
         self.devices: set[str] = set()
         self._t0 = time.perf_counter()
-        self._weights = blend_weights(plan.tile, plan.tile, ramp=plan.overlap)
+        self._weights = plan.weights()  # the local engine's stitching weights (blend, or a cover plan's exact)
         self.heatmap_path = self.out / f"{safe_name(scene.name)}_heatmap.tif"
         self.writer = HeatmapWriter(self.heatmap_path, scene.width, scene.height, scene.georef,
                                     tags={"threshold": self.thr, "source": scene.name,

@@ -55,7 +55,7 @@ class TileScorer:
         scene = self._open(str(task["path"]), str(task["name"]))
         rgb, valid = GridReader(scene, task_plan(task)).read(task_window(task))
         tile = int(task["tile"])
-        return pad_to(rgb, valid, tile, tile)
+        return pad_to(rgb, valid, int(task.get("tile_h", tile)), int(task.get("tile_w", tile)))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         """Score the tasks of ``batch`` (columns of :func:`core.engine.tasks.window_tasks`)."""
@@ -67,7 +67,7 @@ class TileScorer:
         errors = [""] * n
         read_s = np.zeros(n, np.float64)
         model_s = np.zeros(n, np.float64)
-        groups: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = defaultdict(list)
+        groups: dict[tuple[int, int], list[tuple[int, np.ndarray, np.ndarray]]] = defaultdict(list)
         for i, t in enumerate(tasks):
             t0 = time.perf_counter()
             try:
@@ -76,7 +76,7 @@ class TileScorer:
                 errors[i] = f"{type(exc).__name__}: {exc}" if not str(exc).startswith(str(t["name"])) else str(exc)
                 continue
             read_s[i] = time.perf_counter() - t0
-            groups[int(t["tile"])].append((i, rgb, valid))
+            groups[(int(t.get("tile_h", t["tile"])), int(t.get("tile_w", t["tile"])))].append((i, rgb, valid))
         cal = self.det.calibration
         for members in groups.values():
             t0 = time.perf_counter()

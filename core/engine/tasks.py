@@ -29,7 +29,8 @@ class ScenePlan:
 def plan_scene(index: int, scene: Scene, det: Any, path: str, resample: bool = True) -> ScenePlan:
     """The tile plan of ``scene`` for detector ``det`` (its tile size, receptive field and GSD)."""
     factor, warnings = resample_factor(scene, getattr(det, "gsd_m", None), resample)
-    plan = plan_tiles(scene.height, scene.width, int(det.tile_size), det.rf, factor)
+    budget = det.tile_budget_px() if hasattr(det, "tile_budget_px") else None  # as analyze_scene plans it
+    plan = plan_tiles(scene.height, scene.width, int(det.tile_size), det.rf, factor, budget_px=budget)
     return ScenePlan(index=index, path=path, name=scene.name, plan=plan, warnings=tuple(warnings))
 
 
@@ -37,7 +38,8 @@ def window_tasks(sp: ScenePlan) -> list[dict[str, Any]]:
     """One task per window of ``sp``, in row-major order (the order the driver stitches them in)."""
     p = sp.plan
     return [{"scene": sp.index, "tile_no": k, "path": sp.path, "name": sp.name, "row": w.row, "col": w.col,
-             "height": w.height, "width": w.width, "tile": p.tile, "grid_h": p.grid_h, "grid_w": p.grid_w,
+             "height": w.height, "width": w.width, "tile": p.tile,
+             "tile_h": p.tile_hw[0], "tile_w": p.tile_hw[1], "grid_h": p.grid_h, "grid_w": p.grid_w,
              "factor": p.factor} for k, w in enumerate(p.windows)]
 
 
