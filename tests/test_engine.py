@@ -119,7 +119,8 @@ def test_area_mosaic_and_findings_merged_across_the_seam(tmp_path):
     """Two adjacent scenes sharing a damaged block at their seam: the mosaic holds both heatmaps in one CRS,
     with overviews; the block's two halves are one area finding."""
     paths = write_area(tmp_path / "in", 1, 2, 512, seed=1)
-    rc = main(["analyze", *map(str, paths), "--out", str(tmp_path / "o"), "--no-workspace", "--quiet"])
+    rc = main(["analyze", *map(str, paths), "--model", str(MODEL), "--out", str(tmp_path / "o"), "--no-workspace",
+               "--quiet"])
     assert rc == 0
     out = tmp_path / "o"
     summary = json.loads((out / "area" / "area_summary.json").read_text())

@@ -17,10 +17,11 @@ import numpy as np
 import rasterio
 
 from core.detection.findings import extract_findings, safe_name
-from core.detection.grading import check_threshold, get_scale
+from core.detection.grading import get_scale
 from core.detection.heatmap import HeatmapWriter, write_overlay_png
 from core.detection.pipeline import GDAL_CACHE_MB, MAX_FINDINGS, scene_provenance
 from core.detection.tiling import RowResampler, Stitcher
+from core.detection.verdict import canonical_threshold
 from core.engine.tasks import ScenePlan, task_window
 from core.errors import InputError
 from core.geo import georef as geo
@@ -36,7 +37,7 @@ class SceneAssembler:
     def __init__(self, scene: Scene, det: Any, sp: ScenePlan, out_dir: str | Path, *, threshold: float | None = None,
                  grade_scale: str = "copernicus-ems", batch_size: int = 8) -> None:
         cal = det.calibration
-        self.thr = check_threshold(cal.threshold if threshold is None else threshold)
+        self.thr = canonical_threshold(cal.threshold if threshold is None else threshold)  # as analyze_scene
         get_scale(grade_scale)
         self.scene, self.det, self.sp, self.grade_scale, self.batch_size = scene, det, sp, grade_scale, batch_size
         self.out = Path(out_dir)
