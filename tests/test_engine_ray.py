@@ -25,6 +25,8 @@ from tests.support.ray_cluster import LoopbackCluster, marked_pids
 pytestmark = pytest.mark.slow
 
 JOPLIN = "geotiff/joplin_tornado_xview2deploy"
+#: the fast bundled model these runs were written for (the app default, feature matching, is ~30x slower)
+FAST = ["--model", str(REPO / "assets" / "models" / "fcdd-resnet18.pt")]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def area(shared_data) -> list[Path]:
 @pytest.fixture(scope="module")
 def local_run(area, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "out"
-    assert main(["analyze", *map(str, area), "--out", str(out), "--no-workspace", "--quiet"]) == 0
+    assert main(["analyze", *FAST, *map(str, area), "--out", str(out), "--no-workspace", "--quiet"]) == 0
     return out
 
 
@@ -75,7 +77,7 @@ def _same_as_local(local: Path, out: Path, names: list[str]) -> None:
 
 def test_cluster_run_equals_the_local_engine(cluster, ray_env, area, local_run, tmp_path, capsys):
     out = tmp_path / "ray"
-    rc = main(["analyze", *map(str, area), "--engine", "ray", "--address", cluster.address, "--workers", "2",
+    rc = main(["analyze", *FAST, *map(str, area), "--engine", "ray", "--address", cluster.address, "--workers", "2",
                "--out", str(out), "--no-workspace"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err[-3000:]
@@ -97,7 +99,7 @@ def test_cluster_run_equals_the_local_engine(cluster, ray_env, area, local_run, 
 def test_scene_split_equals_the_local_engine(cluster, ray_env, area, local_run, tmp_path, capsys):
     """--split scenes: whole inputs analysed and written by the workers, the same outputs as the local engine."""
     out = tmp_path / "scenes"
-    rc = main(["analyze", *map(str, area), "--engine", "ray", "--address", cluster.address, "--workers", "2",
+    rc = main(["analyze", *FAST, *map(str, area), "--engine", "ray", "--address", cluster.address, "--workers", "2",
                "--split", "scenes", "--out", str(out), "--no-workspace", "--quiet"])
     assert rc == 0, capsys.readouterr().err[-3000:]
     _same_as_local(local_run, out, [p.name for p in area])
@@ -109,7 +111,7 @@ def test_scene_split_equals_the_local_engine(cluster, ray_env, area, local_run, 
 
 def _start_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as f:
-        return subprocess.Popen([sys.executable, "-m", "core", "analyze", *args, "--quiet"], cwd=REPO, env=env,
+        return subprocess.Popen([sys.executable, "-m", "core", "analyze", *FAST, *args, "--quiet"], cwd=REPO, env=env,
                                 stdout=f, stderr=subprocess.STDOUT)
 
 
@@ -166,7 +168,7 @@ def test_driver_killed_mid_run_resumes_without_recomputing(cluster, ray_env, are
     before = {r.scene_name: r for r in ws.scene_results(aid)}
     assert 1 <= len(before) < len(inputs), "the kill should land mid-run"
     stamps = {n: Path(r.heatmap_path).stat().st_mtime_ns for n, r in before.items() if r.heatmap_path}
-    rc = main(["analyze", "--resume", str(aid), "--workspace", str(ws_root), "--quiet"])
+    rc = main(["analyze", *FAST, "--resume", str(aid), "--workspace", str(ws_root), "--quiet"])
     assert rc == 0, capsys.readouterr().err[-3000:]
     after = {r.scene_name: r for r in ws.scene_results(aid)}
     assert sorted(after) == sorted(p.name for p in inputs), "every input analysed exactly once"
