@@ -138,7 +138,7 @@ def _flow(page, url: str, post: Path, pre: Path, footprints: Path, ws_root: Path
         _saved(page, ws, aid, b["building_id"], "not-damaged")
         n += 1
     assert len(ws.building_labels(aid)) == n
-    page.get_by_role("button", name=f"Calibrate from {n} label(s)").click()
+    page.get_by_role("button", name=f"Calibrate from {n} labels").click()
     page.get_by_text(re.compile(rf"^calibrated on {n} labels .* cross-validated")).first.wait_for(timeout=120_000)
     page.wait_for_load_state("networkidle")
     no_exception(page)
