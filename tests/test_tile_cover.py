@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import rasterio
@@ -141,12 +142,38 @@ def test_cover_matches_the_classic_grid_within_tolerance(runs):
     assert abs(len(new.findings) - len(old.findings)) <= max(1, len(old.findings) // 10)
 
 
-def test_hsc_and_feature_matching_keep_their_tile_size(shared_data):
-    """Saliency maps (HSC) and top-k image scores (feature matching) depend on the tile: no budget for them."""
-    for name in ("hsc-vgg16.pt", "patchcore-vgg16.pt"):
-        path = MODELS / name
-        if not path.is_file():
-            pytest.skip(f"model not in this checkout: {path}")
-        assert Detector.load(path, device="cpu").tile_budget_px() is None
-    det = Detector.load(MODELS / "fcdd-vgg16.pt", device="cpu")
-    assert det.tile_budget_px() == (CPU_BUDGET_PX if det.amp else CPU_BUDGET_PX // 2)  # fp32: twice the memory
+def test_hsc_keeps_its_tile_size_and_local_maps_get_a_budget(shared_data):
+    """Saliency maps (HSC) depend on the tile: no budget. FCDD and feature matching maps are local: a budget."""
+    path = MODELS / "hsc-vgg16.pt"
+    if not path.is_file():
+        pytest.skip(f"model not in this checkout: {path}")
+    assert Detector.load(path, device="cpu").tile_budget_px() is None
+    for name in ("fcdd-vgg16.pt", "patchcore-vgg16.pt"):
+        det = Detector.load(MODELS / name, device="cpu")
+        assert det.tile_budget_px() == (CPU_BUDGET_PX if det.amp else CPU_BUDGET_PX // 2)  # fp32: twice the memory
+
+
+def test_feature_matching_seams_carry_the_whole_image_values(shared_data, tmp_path):
+    """The default model (PatchCore: conv trunk + kNN per cell) on a 768x512 crop cut into tiles by a small
+    budget gives the whole-image forward pass's heatmap, seams included (tolerance 0.2 % of the range; measured
+    0.1 %: the EDGE_WEIGHT share of a tile edge's value). Dense tiles (step < receptive field) also check that a
+    pixel near the image border keeps the border tile's value."""
+    torch.set_num_threads(2)
+    det = Detector.load(MODELS / "patchcore-vgg16.pt", device="cpu", precision="fp32")
+    src = open_scene(need(shared_data / JOPLIN_POST))
+    try:
+        rgb, _ = src.read(Window(0, 0, 512, 768))
+    finally:
+        src.close()
+    path = tmp_path / "crop.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    whole = np.asarray(det.calibration.pixel(det.predict(rgb[None])[0][0]))
+    det.tile_budget_px = lambda: 160_000  # type: ignore[method-assign]  # forces real seams
+    scene = open_scene(path)
+    try:
+        res = analyze_scene(scene, det, tmp_path / "out")
+    finally:
+        scene.close()
+    assert res.meta["tiles"] >= 4
+    span = float(np.percentile(whole, 99.9) - np.percentile(whole, 0.1))
+    assert float(np.abs(_heatmap(res.heatmap_path) - whole).max()) <= 2e-3 * span

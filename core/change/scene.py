@@ -86,7 +86,7 @@ from core.detection.pipeline import (
     resample_factor,
     scene_provenance,
 )
-from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, pad_to
+from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, pad_to
 from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
@@ -153,12 +153,19 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
     pixels). Returns the closed writer (preview, stats), the scorer (levels, scene scales, calibration) and the
     number of tiles.
     """
-    plan = plan_tiles(post.height, post.width, int(tile_size or detector.tile_size), detector.rf, factor)
+    # the scene statistics always come from the classic grid's windows (spread over the scene, model-sized);
+    # the change itself runs in the fewest large tiles a tile-invariant model allows (two images per tile: half
+    # the budget), as analyze_scene does, unless a tile size is given
+    grid = plan_tiles(post.height, post.width, int(tile_size or detector.tile_size), detector.rf, factor)
+    budget = detector.tile_budget_px() if tile_size is None and hasattr(detector, "tile_budget_px") else None
+    plan = grid if not budget else plan_tiles(post.height, post.width, int(detector.tile_size), detector.rf,
+                                              factor, budget_px=budget // 2)
+    th, tw = plan.tile_hw
     sx, sy = plan.grid_w / post.width, plan.grid_h / post.height
     reader = _PairReader(GridReader(post, plan),
                          PreOnGrid(post, pre, plan.grid_h, plan.grid_w, shift=(shift[0] * sx, shift[1] * sy)))
     scorer = ChangeScorer(detector, detector.meta.get("change_calibration"))
-    sample = [pad_to(*reader.read(w), plan.tile, plan.tile) for w in _sample(plan.windows, SAMPLE_WINDOWS)]
+    sample = [pad_to(*reader.read(w), grid.tile, grid.tile) for w in _sample(grid.windows, SAMPLE_WINDOWS)]
     packed = np.stack([s[0] for s in sample])
     post_f, pre_f, both = _unpack(packed, np.stack([s[1] for s in sample]))
     if not both.any():
@@ -166,7 +173,8 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
                            "over the image); choose the pre-event image that covers the same place").format(
                              name=pre.name, name2=post.name, sample=len(sample)))
     scorer.fit_scene(pre_f, both)
-    weights = blend_weights(plan.tile, plan.tile, ramp=plan.overlap)
+    if plan.shape is not None and budget:
+        batch_size = max(1, min(batch_size, budget // 2 // (th * tw)))
     total = len(plan.windows)
     done = 0
     writer = HeatmapWriter(out_path, post.width, post.height, post.georef,
@@ -183,13 +191,13 @@ def change_scene(post: Scene, pre: Scene, detector: Any, out_path: str | Path, *
             heat = scorer.heat(a, b)
             for (win, _a, _b), hmap, v in zip(batch, heat, ok, strict=True):
                 h, w = win.height, win.width
-                stitcher.add(win, hmap[:h, :w], weights[:h, :w], v[:h, :w])
+                stitcher.add(win, hmap[:h, :w], plan.tile_weights(win), v[:h, :w])
             done += len(batch)
             if progress is not None:
                 progress(done, total)
 
         def pad(win: Window, rgb: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return pad_to(rgb, valid, plan.tile, plan.tile)
+            return pad_to(rgb, valid, th, tw)
 
         with Prefetcher(reader, plan.windows, depth=2 * batch_size, transform=pad) as pf:
             for batch in batched(pf, batch_size):

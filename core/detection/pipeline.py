@@ -9,6 +9,7 @@ tiles are read on a grid at the model's GSD and the heatmap is mapped back onto 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -85,12 +86,34 @@ class TilePlan:
         return self.shape or (self.tile, self.tile)
 
     def weights(self) -> np.ndarray:
-        """Stitching weights of one tile: a raised-cosine blend over the overlap, or for a cover plan each pixel
-        from the tile where it lies deeper than the receptive field (``tile_cover.exact_weights``)."""
+        """Stitching weights of an interior tile: a raised-cosine blend over the overlap, or for a cover plan each
+        pixel from the tile where it lies deeper than the receptive field (``tile_cover.exact_weights``)."""
         h, w = self.tile_hw
         if self.margin is not None:
             return exact_weights(h, w, self.margin)
         return blend_weights(h, w, ramp=self.overlap)
+
+    def tile_weights(self, win: Window) -> np.ndarray:
+        """Stitching weights of the tile at ``win`` (``win``'s size). A cover plan does not ramp the sides on the
+        image border (see :func:`~core.detection.tile_cover.exact_weights`); the classic blend is the same for all."""
+        if self.margin is None:
+            return _blend(*self.tile_hw, self.overlap)[:win.height, :win.width]
+        interior = (win.row > 0, win.row + win.height < self.grid_h, win.col > 0, win.col + win.width < self.grid_w)
+        return _exact(win.height, win.width, self.margin, interior)
+
+
+@functools.lru_cache(maxsize=64)
+def _exact(h: int, w: int, margin: int, interior: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    out = exact_weights(h, w, margin, interior)
+    out.flags.writeable = False  # shared between tiles and runs
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _blend(h: int, w: int, overlap: int) -> np.ndarray:
+    out = blend_weights(h, w, ramp=overlap)
+    out.flags.writeable = False
+    return out
 
 
 def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True) -> tuple[float, list[str]]:
@@ -238,7 +261,6 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
                       budget_px=budget)
     if plan.shape is not None and budget:
         batch_size = max(1, min(batch_size, budget // (plan.tile_hw[0] * plan.tile_hw[1])))
-    weights = plan.weights()
     total = len(plan.windows)
     raw_sum, valid_total = 0.0, 0.0
 
@@ -261,9 +283,10 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
             for (win, _tile, valid), cmap, score in zip(batch, cmaps, scores, strict=True):
                 h, w = win.height, win.width
                 v = valid[:h, :w]
-                stitcher.add(win, cmap[:h, :w], weights[:h, :w], v)
+                wt = plan.tile_weights(win)
+                stitcher.add(win, cmap[:h, :w], wt, v)
                 # a cover plan's tiles overlap by 2r: count each pixel once, for the tile it is taken from
-                n = float(weights[:h, :w][v].sum()) if plan.margin is not None else int(v.sum())
+                n = float(wt[v].sum()) if plan.margin is not None else int(v.sum())
                 raw_sum += float(score) * n
                 valid_total += n
 

@@ -90,19 +90,24 @@ def cover_windows(height: int, width: int, budget_px: int, overlap: int, align: 
     return th, tw, [Window(r, c, h, w) for r in rows for c in cols]
 
 
-def exact_weights(h: int, w: int, margin: int) -> np.ndarray:
+def exact_weights(h: int, w: int, margin: int,
+                  interior: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> np.ndarray:
     """Tile weights (float32 ``h``×``w``) for a cover with overlap ``2·margin``: :data:`EDGE_WEIGHT` within
-    ``margin`` px of an edge, 1 further in, with a one-pixel step.
+    ``margin`` px of an interior edge, 1 further in, with a one-pixel step.
 
-    Where two tiles overlap by ``2·margin``, every pixel lies deeper than ``margin`` in at least one of them and
-    takes that tile's value (the other's weight is :data:`EDGE_WEIGHT`, i.e. ≤ 0.1 % of it). Pixels within
-    ``margin`` of the image border have one tile only and keep its value.
+    ``interior`` says which sides (top, bottom, left, right) face another tile rather than the image border. Where
+    two tiles overlap by ``2·margin``, every pixel lies deeper than ``margin`` in at least one of them and takes
+    that tile's value (the other's weight is :data:`EDGE_WEIGHT`, i.e. ≤ 0.1 % of it). A side on the image border
+    is not ramped: the image's own edge is the whole-image pass's edge too, so a pixel there takes the border
+    tile's value even when a dense cover puts another tile's interior edge over it.
     """
     if h <= 0 or w <= 0:
         raise ValueError(f"weight size must be positive, got {h}x{w}")
 
-    def ramp(n: int) -> np.ndarray:
-        d = np.minimum(np.arange(n), n - 1 - np.arange(n))
-        return np.where(d < margin, EDGE_WEIGHT, 1.0)
+    def ramp(n: int, lo: bool, hi: bool) -> np.ndarray:
+        i = np.arange(n)
+        near = ((i < margin) & lo) | ((n - 1 - i < margin) & hi)
+        return np.where(near, EDGE_WEIGHT, 1.0)
 
-    return np.outer(ramp(h), ramp(w)).astype(np.float32)
+    top, bottom, left, right = interior
+    return np.outer(ramp(h, top, bottom), ramp(w, left, right)).astype(np.float32)

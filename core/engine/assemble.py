@@ -51,7 +51,7 @@ class SceneAssembler:
         self.driver_s = 0.0  #: time the driver spent stitching, writing and cutting findings
         self.devices: set[str] = set()
         self._t0 = time.perf_counter()
-        self._weights = plan.weights()  # the local engine's stitching weights (blend, or a cover plan's exact)
+        self._plan = plan  # the local engine's stitching weights (blend, or a cover plan's exact), per window
         self.heatmap_path = self.out / f"{safe_name(scene.name)}_heatmap.tif"
         self.writer = HeatmapWriter(self.heatmap_path, scene.width, scene.height, scene.georef,
                                     tags={"threshold": self.thr, "source": scene.name,
@@ -78,7 +78,7 @@ class SceneAssembler:
         t0 = time.perf_counter()
         win = task_window(row)
         cmap = np.asarray(row["map"], dtype=np.float32).reshape(win.height, win.width)
-        self._stitcher.add(win, cmap, self._weights[:win.height, :win.width], np.isfinite(cmap))
+        self._stitcher.add(win, cmap, self._plan.tile_weights(win), np.isfinite(cmap))
         n = int(row["n_valid"])
         self.raw_sum += float(row["score"]) * n
         self.valid_total += n

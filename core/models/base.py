@@ -71,7 +71,8 @@ class OneClassNet(nn.Module, ABC):
     options: ClassVar[tuple[str, ...]] = ()
     #: True when a pixel's heatmap value and the mean-based image score do not depend on the tile it is analysed
     #: in (beyond the receptive field): the scene pipeline may then use the fewest, largest tiles memory allows.
-    #: False for saliency (HSC: gradients of a pooled score) and top-k image scores (PatchCore).
+    #: False for saliency (HSC: gradients of a pooled score). PatchCore's maps are local too (its top-1 % image
+    #: score then spans a large tile rather than a 512-px one).
     tile_invariant: bool = False
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
