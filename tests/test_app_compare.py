@@ -57,7 +57,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         server_like_reruns(mp)
         mp.setenv("BDA_WORKSPACE", str(root))
-        mp.delenv(shell.ENV_MODEL, raising=False)  # the bundled default model
+        mp.setenv(shell.ENV_MODEL, str(DEFAULT_MODEL))  # the fast bundled model: this tests the workflow
         mp.delenv(ENV_SERVER_PATHS, raising=False)
         yield root
 
