@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from core.errors import CoreError
@@ -105,6 +104,8 @@ def section(ctx: shell.Context) -> None:
     if not staged:
         compare.pairing_section(staged)  # pre-event images waiting for their post-event images
         return
+    import pandas as pd  # lazy: the page's first draw (nothing staged) needs no pandas
+
     area = st.empty()  # the staged list; replaced by the progress bars while the batch runs
     with area.container():
         st.dataframe(pd.DataFrame([{"image": s["name"], "from": s["origin"], "stored at": s["path"]}

@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -120,6 +119,8 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
                      _("findings (saved)"): cells.MISSING if r.error else str(v.n_counted),
                      _("findings @ {thr:.2f}").format(thr=threshold): cells.num(live, "d"), _("location"): loc,
                      _("error"): r.error or "", _("rule"): v.rule})
+    import pandas as pd  # lazy: a workspace without analyses draws no table
+
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={_("image score"): st.column_config.TextColumn(help=_(IMAGE_SCORE_NOTE)),
                                 _("threshold"): st.column_config.TextColumn(

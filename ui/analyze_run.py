@@ -17,7 +17,7 @@ from core.engine import ray_address_from_env
 from core.i18n import _
 from core.types import SceneResult
 from ui import buildings as buildings_ui
-from ui import i18n, shell
+from ui import i18n, shell, sidebar
 from ui import state as S
 
 
@@ -48,11 +48,11 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
         if result.error:
             shown.error(f"{item.name}: {result.error}", icon=":material/broken_image:")
 
-    shell.refresh_case_caption(ctx.ws, ctx.case_id)  # the sidebar was drawn before this analysis existed
+    sidebar.refresh_case_caption(ctx.ws, ctx.case_id)  # the sidebar was drawn before this analysis existed
     try:
         run.run(on_input=on_input, on_tiles=on_tiles, on_result=on_result)
     finally:
-        shell.refresh_case_caption(ctx.ws, ctx.case_id)
+        sidebar.refresh_case_caption(ctx.ws, ctx.case_id)
     if run.area is not None:  # two or more georeferenced scenes: one mosaic and one set of findings for the area
         f = run.area["findings"]
         st.toast(_("Area mosaic written; {merged} area findings ({joined} joined across scene seams). The Map page "
