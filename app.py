@@ -12,10 +12,10 @@ pages at every address draw the login form (or the refusal) instead of the page,
 identity from the session's first run and its first "Log in" click counts; no menu, no sidebar. Otherwise the menu
 and the sidebar are drawn, then the page, all before anything heavy (torch) is needed: the model loads in the
 background (:mod:`ui.model_cache`) and, on the server's first run, the page draws while it loads. After the page,
-:func:`ui.sidebar.finish_model_load` waits for it behind the sidebar's "Loading the model…" spinner and reruns; a
-page that needs the model earlier waits for it there, behind the same spinner. Those waits give way to the
-analyst's next click or upload, so nothing done while the model loads is lost (a run blocked in the load used to
-merge two quick interactions and drop an upload).
+:func:`ui.sidebar.finish_model_load` waits for it behind the sidebar's "Loading the model…" spinner and draws the
+sidebar's model part; a page that needs the model earlier waits for it there, behind the same spinner. Those
+waits give way to the analyst's next click or upload, so nothing done while the model loads is lost (a run blocked
+in the load used to merge two quick interactions and drop an upload).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def test_every_page_renders_without_exception(app_env: Path) -> None:
 def test_the_first_model_load_comes_after_the_page_then_fills_in_the_sidebar(app_env: Path,
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """On a fresh server the page draws while the model loads in the background; after the page the run waits for
-    the model (behind the sidebar's spinner) and reruns, so the sidebar then shows the device, model and threshold."""
+    the model (behind the sidebar's spinner) and then draws the device, model and threshold in the sidebar."""
     monkeypatch.setattr(model_cache, "_MODELS", OrderedDict())  # as on a fresh server: no model loaded yet
     assert not model_cache.model_loaded("", "auto")
     at = new_app().run()

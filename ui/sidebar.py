@@ -3,8 +3,8 @@ analyst or the logged-in account.
 
 The sidebar is drawn by ``app.py`` before the page, and never waits for the model: while it loads (in the
 background, see :mod:`ui.model_cache`) the model's place shows "Loading the model…", the page draws, and
-:func:`finish_model_load` then waits for it behind a spinner and reruns, which fills in the device, the model's
-description and the threshold.
+:func:`finish_model_load` then waits for it behind a spinner and fills in the device, the model's description and
+the threshold.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _model_section(ws: Workspace) -> bool:
 def _device_and_model_status() -> Detector | None:
     """Device choice, then the model loaded on it and what it is. While the model loads (in the background) only
     "Loading the model…" is drawn in their place: the page draws meanwhile, and :func:`finish_model_load` waits
-    for the model after the page and reruns."""
+    for the model after the page and draws them there."""
     key, device = S.get(S.MODEL_PATH), S.get(S.DEVICE) or "auto"
     if not model_cache.model_loaded(key, device):  # its load starts after the page (or when the page needs it)
         slot = st.empty()
@@ -238,13 +238,14 @@ def draw(user: User | None = None) -> None:
 
 def finish_model_load() -> None:
     """After the page: when the sidebar was drawn while the model loaded, wait for it behind the "Loading the
-    model…" spinner in the sidebar, then rerun, which draws the sidebar with the model. The wait gives way to the
-    analyst's next click or upload (:func:`ui.model_cache.wait`)."""
+    model…" spinner in the sidebar, then draw the device, the model's description and the threshold in its place
+    (no rerun: what the page showed once, such as an upload's note, stays). The wait gives way to the analyst's
+    next click or upload (:func:`ui.model_cache.wait`)."""
     slot = S.get(S.MODEL_SLOT)
     if slot is None:
         return
     fut = model_cache.start_loading(S.get(S.MODEL_PATH), S.get(S.DEVICE) or "auto")
-    with slot.container(), st.spinner(_("Loading the model…")):
-        model_cache.wait(fut)
-    S.put(S.MODEL_SLOT, None)
-    st.rerun()
+    with slot.container():
+        with st.spinner(_("Loading the model…")):
+            model_cache.wait(fut)
+        _threshold_section(_device_and_model_status())
