@@ -21,7 +21,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core.detection.detector import model_family
-from core.errors import InputError
+from core.errors import CheckpointError, InputError
 from core.server_files.inputs import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
 from tests.support.app import APP, new_app, texts, train_small
@@ -221,3 +221,18 @@ def test_check_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv(ENV_SERVER_PATHS, str(allowed))
     with pytest.raises(InputError, match=f"outside the folders.*{ENV_SERVER_PATHS}"):
         check_server_path(str(f))
+
+
+def test_a_failed_model_load_is_kept_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load runs in the background; its failure is remembered (shown on every run, never retried in a loop)
+    until the checkpoint file changes."""
+    monkeypatch.setattr(model_cache, "_MODELS", OrderedDict())
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    fut = model_cache.start_loading(str(bad), "cpu")
+    assert fut.exception(timeout=120) is not None and isinstance(fut.exception(), CheckpointError)
+    assert model_cache.model_loaded(str(bad), "cpu")
+    assert model_cache.start_loading(str(bad), "cpu") is fut  # not loaded again on the next run
+    os.utime(bad, (bad.stat().st_atime, bad.stat().st_mtime + 5))  # the file was replaced in place
+    assert not model_cache.model_loaded(str(bad), "cpu")
+    assert model_cache.start_loading(str(bad), "cpu") is not fut
