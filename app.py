@@ -10,10 +10,12 @@ The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebar
 opened first and :func:`ui.auth.gate` decides (login form, or the loopback rule): while it blocks, the router's
 pages at every address draw the login form (or the refusal) instead of the page, so the form keeps one widget
 identity from the session's first run and its first "Log in" click counts; no menu, no sidebar. Otherwise the menu
-is drawn before anything heavy (torch) is imported; the sidebar then shows the case list, and the model's first
-load in this server shows under the page's title behind the "Loading the model…" spinner. The page's widgets come
-after the model: drawing them first let an upload made during that load get lost (two quick interactions while a
-run is blocked are merged by Streamlit and the file is dropped).
+and the sidebar are drawn, then the page, all before anything heavy (torch) is needed: the model loads in the
+background (:mod:`ui.model_cache`) and, on the server's first run, the page draws while it loads. After the page,
+:func:`ui.sidebar.finish_model_load` waits for it behind the sidebar's "Loading the model…" spinner and draws the
+sidebar's model part; a page that needs the model earlier waits for it there, behind the same spinner. Those
+waits give way to the analyst's next click or upload, so nothing done while the model loads is lost (a run blocked
+in the load used to merge two quick interactions and drop an upload).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ st.set_page_config(page_title=_("BDA workbench"), page_icon="🛰️", layout="w
 i18n.ensure_font()  # the Hangul web font under static/fonts/ (see .streamlit/config.toml)
 
 from core.errors import CoreError  # noqa: E402 - after the page setup: see the module notes
-from ui import auth, shell  # noqa: E402
+from ui import auth, shell, sidebar  # noqa: E402
 
 try:
     ws = shell.workspace()
@@ -62,5 +64,6 @@ with st.sidebar:
     for entry in menu:
         st.page_link(entry)
 
-shell.sidebar(page.title, user)
+sidebar.draw(user)
 page.run()
+sidebar.finish_model_load()  # the model's first load in this server, when the page did not need it

@@ -19,7 +19,7 @@ from core.learn.training import TrainConfig
 from core.models.checkpoint import file_sha256, read_checkpoint
 from core.models.registry import arch_info, list_archs
 from core.server_files import inputs as server_inputs
-from ui import i18n, models_train, models_xbd, shell
+from ui import i18n, model_cache, models_train, models_xbd, shell
 from ui.jobs import start_job
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
@@ -103,7 +103,7 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
 
 
 def _models_tab(ws) -> None:
-    default = shell.default_model_path()
+    default = model_cache.default_model_path()
     if default is not None and default.is_file():
         try:
             meta, sha = _checkpoint_meta(str(default), _mtime(default))
@@ -193,7 +193,7 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
 
 
 def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
-    choices = shell.model_choices(ctx.ws)
+    choices = model_cache.model_choices(ctx.ws)
     if not choices:
         st.info(_("No model to evaluate yet."))
         return
@@ -217,7 +217,7 @@ def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
         anom_srv = _server_source(anom_dir, "Anomalous images")
         normal = _staged(ctx.ws, "eval-normal", normal_up, made) + normal_srv
         anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, made) + anom_srv
-        det = shell.get_detector(key, ctx.device)
+        det = model_cache.get_detector(key, ctx.device)
         jid = jr.start_evaluation(normal, anomalous, model_path=key or None, device=ctx.device,
                                   patch=int(patch) or None, detector=det)
         return _("Evaluation job #{id} started.").format(id=jid)

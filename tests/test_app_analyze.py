@@ -14,7 +14,7 @@ from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need
-from ui import images, shell
+from ui import images, model_cache, sidebar
 from ui import state as S
 
 torch.set_num_threads(1)
@@ -49,7 +49,7 @@ def batch_env(small_model: Path, tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         server_like_reruns(mp)
         mp.setenv("BDA_WORKSPACE", str(root))
-        mp.setenv(shell.ENV_MODEL, str(small_model))
+        mp.setenv(model_cache.ENV_MODEL, str(small_model))
         mp.delenv(ENV_SERVER_PATHS, raising=False)
         yield root
 
@@ -231,7 +231,7 @@ def test_an_interrupted_analysis_can_be_resumed(app_env: Path, shared_data: Path
     photos = [need(shared_data / "aider" / "flooded_areas" / n) for n in ("flood_image0002.jpg", "flood_image0003.jpg")]
     at = new_app().run()
     ws = Workspace(app_env)
-    det = shell.get_detector("", "auto")
+    det = model_cache.get_detector("", "auto")
     aid = ws.create_analysis(at.session_state[S.CASE_ID], [{"path": str(p), "name": p.name} for p in photos],
                              model=det.info(), threshold=None, options={"grade_scale": "xview2-jds"})
     ws.finish_analysis(aid, "interrupted")  # as if the page had been left before any image was analysed
@@ -258,8 +258,8 @@ def test_verdict_rule_and_fresh_case_counts_beside_the_result(analysed) -> None:
     assert int(metric(at, "Findings @")) == v.n_counted  # the sidebar shows the saved threshold: same count
     assert any(c == f":material/rule: {v.rule}" for c in texts(at.caption)), texts(at.caption)
     assert f"threshold {low:.2f}" in v.rule
-    assert shell.case_counts(ws, analysis["case_id"]) in texts(at.sidebar.caption)
-    assert "1 analysis · 1 image" in shell.case_counts(ws, analysis["case_id"])
+    assert sidebar.case_counts(ws, analysis["case_id"]) in texts(at.sidebar.caption)
+    assert "1 analysis · 1 image" in sidebar.case_counts(ws, analysis["case_id"])
     table = at.dataframe[0].value
     assert not table.isna().any().any() and "None" not in table.astype(str).to_numpy()
     failed = table[table["image"] == "broken.jpg"].iloc[0]

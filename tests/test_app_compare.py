@@ -20,7 +20,7 @@ from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need
-from ui import compare, shell
+from ui import compare, model_cache
 from ui import state as S
 
 torch.set_num_threads(1)
@@ -57,7 +57,7 @@ def env(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         server_like_reruns(mp)
         mp.setenv("BDA_WORKSPACE", str(root))
-        mp.setenv(shell.ENV_MODEL, str(DEFAULT_MODEL))  # the fast bundled model: this tests the workflow
+        mp.setenv(model_cache.ENV_MODEL, str(DEFAULT_MODEL))  # the fast bundled model: this tests the workflow
         mp.delenv(ENV_SERVER_PATHS, raising=False)
         yield root
 

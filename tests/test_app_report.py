@@ -20,7 +20,7 @@ from core.imagery.reader import open_scene
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need
-from ui import shell
+from ui import model_cache
 from ui import state as S
 
 torch.set_num_threads(1)
@@ -53,7 +53,7 @@ def report_env(small_model: Path, shared_data: Path, tmp_path_factory: pytest.Te
     with pytest.MonkeyPatch.context() as mp:
         server_like_reruns(mp)
         mp.setenv("BDA_WORKSPACE", str(root))
-        mp.setenv(shell.ENV_MODEL, str(small_model))
+        mp.setenv(model_cache.ENV_MODEL, str(small_model))
         yield ws, aid
 
 

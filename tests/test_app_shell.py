@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core.detection.detector import model_family
-from core.errors import InputError
+from core.errors import CheckpointError, InputError
 from core.server_files.inputs import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
 from tests.support.app import APP, new_app, texts, train_small
 from tests.support.data import REPO
-from ui import shell, uploads
+from ui import model_cache, uploads
 from ui import state as S
 
 torch.set_num_threads(1)
@@ -44,20 +45,24 @@ def test_every_page_renders_without_exception(app_env: Path) -> None:
         assert not at.error, f"{page}: {texts(at.error)}"
 
 
-def test_the_first_model_load_shows_under_the_page_title_then_gives_way(app_env: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shell, "_LOADED", set())  # as on a fresh server: the model has not been loaded yet
-    assert not shell.model_loaded("", "auto")
+def test_the_first_model_load_comes_after_the_page_then_fills_in_the_sidebar(app_env: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fresh server the page draws while the model loads in the background; after the page the run waits for
+    the model (behind the sidebar's spinner) and then draws the device, model and threshold in the sidebar."""
+    monkeypatch.setattr(model_cache, "_MODELS", OrderedDict())  # as on a fresh server: no model loaded yet
+    assert not model_cache.model_loaded("", "auto")
     at = new_app().run()
     assert not at.exception, texts(at.exception)
-    assert [t.value for t in at.title] == ["Analyze"]  # the loading title was replaced by the page's own
-    assert at.get("file_uploader") and shell.model_loaded("", "auto")
+    assert [t.value for t in at.title] == ["Analyze"]
+    assert at.get("file_uploader") and model_cache.model_loaded("", "auto")
+    assert at.sidebar.slider(key=S.W_THRESHOLD) is not None and at.session_state[S.MODEL_SLOT] is None
+    assert not [c for c in texts(at.sidebar.caption) if "Loading the model" in c]
 
 
 def test_first_request_to_a_page_goes_through_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                   small_model: Path) -> None:
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv(shell.ENV_MODEL, str(small_model))
+    monkeypatch.setenv(model_cache.ENV_MODEL, str(small_model))
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.switch_page("pages/report.py").run()  # legacy mode: the page file runs first, on its own
     assert not at.exception
@@ -84,7 +89,7 @@ def test_sidebar_case_model_device_threshold(app_env: Path, small_model: Path) -
     assert at.sidebar.selectbox(key=S.W_DEVICE).value == "auto"
     if not torch.cuda.is_available():
         assert any("CPU" in w and "slower" in w for w in texts(at.sidebar.warning))
-    det = shell.get_detector("", "auto")
+    det = model_cache.get_detector("", "auto")
     assert det.path == small_model
     slider = at.sidebar.slider(key=S.W_THRESHOLD)
     assert slider.value == pytest.approx(round(det.calibration.threshold, 2))
@@ -124,7 +129,7 @@ def test_unusable_model_is_an_error_not_a_traceback(app_env: Path, monkeypatch: 
                                                    tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint at all")
-    monkeypatch.setenv(shell.ENV_MODEL, str(bad))
+    monkeypatch.setenv(model_cache.ENV_MODEL, str(bad))
     at = new_app().run()
     assert not at.exception
     assert any(t.startswith("Model:") for t in texts(at.sidebar.error))
@@ -171,7 +176,8 @@ def test_core_never_imports_the_dashboard() -> None:
 @pytest.mark.slow  # imports the dashboard in a fresh interpreter
 def test_the_shell_and_page_widgets_load_without_torch() -> None:
     """The menu and the sidebar's case list draw before the model (and torch, seconds to import) is loaded."""
-    code = ("import sys, ui.shell, ui.uploads, ui.compare, ui.images, ui.placement, core.analysis.run, "
+    code = ("import sys, ui.shell, ui.sidebar, ui.model_cache, ui.analyze_inputs, ui.analyze_run, ui.analyze_results, "
+            "ui.uploads, ui.compare, ui.images, ui.placement, ui.area_fit, core.analysis.run, "
             "core.server_files.inputs; "
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -215,3 +221,18 @@ def test_check_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv(ENV_SERVER_PATHS, str(allowed))
     with pytest.raises(InputError, match=f"outside the folders.*{ENV_SERVER_PATHS}"):
         check_server_path(str(f))
+
+
+def test_a_failed_model_load_is_kept_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load runs in the background; its failure is remembered (shown on every run, never retried in a loop)
+    until the checkpoint file changes."""
+    monkeypatch.setattr(model_cache, "_MODELS", OrderedDict())
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    fut = model_cache.start_loading(str(bad), "cpu")
+    assert fut.exception(timeout=120) is not None and isinstance(fut.exception(), CheckpointError)
+    assert model_cache.model_loaded(str(bad), "cpu")
+    assert model_cache.start_loading(str(bad), "cpu") is fut  # not loaded again on the next run
+    os.utime(bad, (bad.stat().st_atime, bad.stat().st_mtime + 5))  # the file was replaced in place
+    assert not model_cache.model_loaded(str(bad), "cpu")
+    assert model_cache.start_loading(str(bad), "cpu") is not fut

@@ -11,7 +11,7 @@ import pytest
 from core.store import Workspace
 from tests.support.app import new_app, server_like_reruns, texts
 from tests.support.data import need
-from ui import shell
+from ui import model_cache
 from ui import state as S
 
 STEM = "hurricane-harvey_00000224"
@@ -23,7 +23,7 @@ def test_labels_travel_with_their_images(shared_data: Path, tiny_model: Path, tm
     post, pre = need(images / f"{STEM}_post_disaster.png"), need(images / f"{STEM}_pre_disaster.png")
     server_like_reruns(monkeypatch)
     monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
-    monkeypatch.setenv(shell.ENV_MODEL, str(tiny_model))
+    monkeypatch.setenv(model_cache.ENV_MODEL, str(tiny_model))
     at = new_app().run()
     at.file_uploader[1].set_value([(pre.name, pre.read_bytes(), "image/png"),
                                    (f"{STEM}_pre_disaster.json", need(labels / f"{STEM}_pre_disaster.json")

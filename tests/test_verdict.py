@@ -149,7 +149,7 @@ def test_report_summary_and_pdf_state_the_pages_counts(detector, scene_path, tmp
 def test_the_sidebar_counts_findings_as_the_pages_do(ws) -> None:
     """The case's counts in the sidebar leave rejected findings out, as the verdict, the pages and the PDF do."""
     from tests.support.store import make_result, new_analysis
-    from ui.shell import case_counts
+    from ui.sidebar import case_counts
 
     aid = new_analysis(ws, ["a.tif"])
     ws.save_scene_result(aid, make_result("a.tif", n_findings=3), input_name="a.tif")

@@ -12,8 +12,7 @@ import streamlit as st
 
 from core.errors import CoreError
 from core.i18n import _, ngettext
-from core.learn import jobs
-from core.learn.training import TrainConfig
+from core.store.jobs import ACTIVE
 from ui import shell
 from ui import state as S
 
@@ -24,6 +23,9 @@ POLL_S = 2.0
 
 def start_fit(ctx: shell.Context, paths: list[str], name: str) -> int:
     """Start fitting ``AREA_ARCH`` to ``paths`` as a background job of the workspace; returns the job id."""
+    from core.learn import jobs  # torch: only when a fit starts (the page draws before torch is loaded)
+    from core.learn.training import TrainConfig
+
     cfg = TrainConfig(arch=AREA_ARCH, normal=paths, pretrained="auto", input_size=128, name=name)
     return jobs.runner(ctx.ws.root).start_training(cfg)
 
@@ -34,7 +36,7 @@ def _progress(ctx: shell.Context, job_id: int, polling: bool) -> None:
         return
     st.progress(float(job["progress"] or 0.0), text=_("Area model, job #{id}: {message}").format(
         id=job_id, message=job["message"] or _(str(job["status"]))))
-    if job["status"] in jobs.ACTIVE:
+    if job["status"] in ACTIVE:
         return
     if polling:
         st.rerun()  # it ended: redraw the page (the model is in the sidebar's list now) and stop polling
@@ -79,7 +81,7 @@ def section(ctx: shell.Context) -> None:
         job_id = S.get(S.AREA_FIT_JOB)
         if job_id is not None:
             job = ctx.ws.get_job(job_id)
-            running = job is not None and job["status"] in jobs.ACTIVE
+            running = job is not None and job["status"] in ACTIVE
             st.fragment(run_every=POLL_S if running else None)(_progress)(ctx, job_id, running)
 
 

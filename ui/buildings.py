@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
 from core.buildings import Building, Calibration, calibrate_analysis, clear_calibration, load_buildings
@@ -20,6 +19,9 @@ from core.safe_files import atomic_write_stream, safe_filename
 from core.server_files.inputs import check_server_path
 from ui import i18n, shell
 from ui import state as S
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FOOTPRINT_TYPES = ["geojson", "json", "gpkg", "fgb", "zip", "shp", "shx", "dbf", "prj", "cpg"]
 #: Calibration labels: stored key -> English text (translated where shown).
@@ -99,6 +101,8 @@ def table(buildings: list[Building]) -> pd.DataFrame:
                      "confidence": b.confidence, "change": b.change_score, "post-only": b.post_score,
                      "label": LABELS.get(b.label or "", b.label), "review": b.review_status,
                      "area m²": b.area_m2, "MGRS": b.mgrs})
+    import pandas as pd  # lazy: the Analyze page draws before pandas is needed
+
     return pd.DataFrame(rows)
 
 
@@ -190,6 +194,8 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
                 shell.show_error(exc, _("Review"))
     hist = ctx.ws.building_history(ref)
     if hist:
+        import pandas as pd  # lazy: see table()
+
         with st.expander(_("Audit trail ({n})").format(n=len(hist))):
             st.dataframe(pd.DataFrame(hist).drop(columns=["id", "building_ref"]), hide_index=True)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.change.coreg import PreOnGrid, coregistration_text
@@ -24,7 +23,6 @@ from core.detection.pipeline import refind_findings
 from core.errors import CoreError
 from core.i18n import _
 from core.imagery.reader import open_scene
-from core.mapping.webmap import change_threshold
 from core.report.rasters import overview_shape
 from core.safe_files import clean_name, unique_name
 from core.types import SceneResult, Window
@@ -121,6 +119,8 @@ def pairing_section(staged: list[dict[str, Any]]) -> None:
             st.rerun()
         return
     rows = pairing(staged, pres)
+    import pandas as pd  # lazy: the page draws before pandas is needed (first page in <= 3 s)
+
     st.dataframe(pd.DataFrame([{_("post-event image"): r["post"], _("pre-event image"): r["pre"] or _("— none —"),
                                 _("rule"): _(r["rule"]) if r["rule"] else "", "overlap": None if r["overlap"] is None
                                 else round(100 * r["overlap"], 1), _("note"): _(r["note"])} for r in rows]),
@@ -178,6 +178,8 @@ def compose(pre: np.ndarray, post: np.ndarray, position: int, mode: str) -> np.n
 
 def before_after(r: SceneResult) -> None:
     """Before/after view of a paired result: a wipe/blend slider, the change heatmap beside it, the shift."""
+    from core.mapping.webmap import change_threshold  # folium: only when a pair is shown
+
     st.markdown(_("**Before / after** — pre-event `{pre}` on the post-event grid vs `{post}`").format(
         pre=r.pre_scene_name, post=r.scene_name))
     coreg = r.meta.get("coregistration") or {}
@@ -221,6 +223,8 @@ def before_after(r: SceneResult) -> None:
 
 def change_threshold_form(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
     """Cut the pair's findings from its change heatmap again at another threshold, and save them (reviews kept)."""
+    from core.mapping.webmap import change_threshold  # folium: only when a pair is shown
+
     saved = change_threshold(r)
     with st.form(f"change_thr_{aid}_{r.scene_name}", border=False):
         c1, c2 = st.columns([2, 3], vertical_alignment="bottom")

@@ -12,7 +12,7 @@ import streamlit as st
 from core.i18n import N_, _
 from core.learn import jobs
 from core.server_files import inputs as server_inputs
-from ui import shell
+from ui import model_cache, shell
 from ui.jobs import start_job
 
 TILE_HELP = N_("Tiles of this size cut from each post image; a tile holding buildings counts as damaged when any of "
@@ -54,7 +54,7 @@ def evaluate_form(ctx: shell.Context, jr: jobs.JobRunner, labels: dict[str, str]
         else:
             staged, xbd = server_inputs.stage_xbd_upload(ctx.ws, upload)
             made.append(staged)
-        det = shell.get_detector(key, ctx.device)
+        det = model_cache.get_detector(key, ctx.device)
         jid = jr.start_xbd_evaluation(xbd.root, model_path=key or None, device=ctx.device, tile=int(tile),
                                       detector=det, note=xbd.note())
         return _("xBD evaluation job #{id} started ({n} post images).").format(id=jid, n=xbd.posts)

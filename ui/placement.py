@@ -11,7 +11,6 @@ from core.detection.pipeline import place_result
 from core.errors import CoreError
 from core.geo import georef as geo
 from core.i18n import _
-from core.mapping import webmap
 from core.types import SceneResult
 from ui import shell
 from ui import state as S
@@ -23,6 +22,8 @@ def placement_form(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str
     st.info(_("{name} has no georeference, so it cannot be shown on the map and its findings have no "
               "coordinates or areas. Place it: give the centre of the image and its ground sample distance, or the "
               "bounds it covers.").format(name=r.scene_name), icon=":material/location_off:")
+    from core.mapping import webmap  # folium: only when an unplaced image is shown
+
     gps = webmap.gps_point(r)
     if gps is not None:
         st.caption(_(":material/satellite_alt: The frame's GPS ({lat:.6f}, {lon:.6f}) is filled in; its metadata "

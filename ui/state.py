@@ -35,6 +35,7 @@ CASE_ARCHIVE = "case_archive"  #: {"case_id": int, "path": str} of the last case
 ARCHIVE_GEN = "archive_generation"  #: bumped to empty the case-archive uploader after an import
 ARCHIVE_NOTE = "archive_note"  #: message of the last import, shown once after the rerun
 CASE_CAPTION = "case_caption_slot"  #: this run's placeholder of the sidebar's case counts (redrawn after a run)
+MODEL_SLOT = "model_slot"  #: the sidebar's placeholder of the model while it loads (None once drawn with the model)
 
 # -- Analyze --------------------------------------------------------------------------------------------------------
 AUTO_RUN = "auto_run"  #: analyse uploads as soon as they are saved
@@ -166,6 +167,7 @@ DEFAULTS: dict[str, Any] = {
     ARCHIVE_GEN: 0,
     ARCHIVE_NOTE: None,
     CASE_CAPTION: None,
+    MODEL_SLOT: None,
     AUTO_RUN: False,
     STAGED: [],
     SAVED_UPLOADS: {},

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.cli.outpaths import names_folder, out_dir, out_file
 from core.i18n import _
 from core.store import Workspace
-from core.store.archive import INPUT_MODES
+from core.store.archive_format import INPUT_MODES
 
 
 def add_case(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -30,12 +30,12 @@ from core.learn.training import TrainConfig
 from core.models.checkpoint import load_model
 from core.safe_files import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
+from core.store.jobs import ACTIVE  # noqa: F401 - re-exported: pages and tests read jobs.ACTIVE
 
 log = logging.getLogger(__name__)
 
 TRAIN = "train"
 EVALUATE = "evaluate"
-ACTIVE = ("queued", "running")
 _CANCEL_POLL_S = 0.5  #: how often a worker looks at the database's cancel flag
 
 

@@ -16,6 +16,8 @@ from core.store.db import inserted_id, loads_row, utc_now
 from core.store.files import decode_path, encode_path, file_sha256
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+#: Statuses of a job still under way.
+ACTIVE = ("queued", "running")
 _FINAL = ("done", "failed", "cancelled", "interrupted")
 
 

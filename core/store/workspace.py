@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core.store.analyses import AnalysesMixin
-from core.store.archive import ArchiveMixin
+from core.store.archive_export import ExportMixin
+from core.store.archive_import import ImportMixin
 from core.store.buildings import BuildingsMixin
 from core.store.jobs import JobsMixin
 from core.store.review import ReviewMixin
@@ -11,7 +12,7 @@ from core.store.settings import SettingsMixin
 from core.store.users import UsersMixin
 
 
-class Workspace(AnalysesMixin, ReviewMixin, JobsMixin, ArchiveMixin, UsersMixin, SettingsMixin,
+class Workspace(AnalysesMixin, ReviewMixin, JobsMixin, ExportMixin, ImportMixin, UsersMixin, SettingsMixin,
                 BuildingsMixin):
     """A workspace folder: ``workspace.sqlite3`` (cases, analyses, scene results, findings, reviews and their audit
     trail, models, jobs, users and case membership) and ``files/`` (each analysis's heatmaps, overlays, reports).

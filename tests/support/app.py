@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.server_files.inputs import ENV_SERVER_PATHS
 from tests.support.data import REPO, need
-from ui.shell import ENV_MODEL
+from ui.model_cache import ENV_MODEL
 
 APP = REPO / "app.py"
 JOPLIN = Path("geotiff") / "joplin_tornado_xview2deploy"

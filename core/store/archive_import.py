@@ -1,14 +1,5 @@
-"""Case archives: one zip with a manifest, the case's database rows and its analyses' files.
-
-Layout of an archive::
-
-    manifest.json            format, versions, export time, case summary, every file with size and sha256
-    rows.json                the case, its analyses, inputs, scene results, findings and the review audit trail
-    files/analyses/<id>/...  heatmaps, overlays, reports of each analysis (ids as they were in the exporting
-                             workspace; an import gives new ids and rewrites finding ids "A<old>-x" -> "A<new>-x")
-
-    files/inputs/<n>-<name>  the input images (post- and pre-event) the case's analyses read: by default those
-                             uploaded into the workspace; with ``inputs="all"`` the server-side files too
+"""Case import: an archive made by :meth:`~core.store.archive_export.ExportMixin.export_case` becomes a new case
+(layout in :mod:`core.store.archive_format`).
 
 An import puts the carried input images into the new case's upload folder and points the analyses at them. No
 imported reference leaves the workspace: an image that was not carried (a server-side file of the exporting
@@ -17,52 +8,34 @@ someone puts it there, and output paths outside the analysis folder are dropped.
 workspace read, show or re-export a file of this server (``/etc/passwd``, another case's uploads, the database).
 Import extracts with :func:`core.safe_files.safe_extract_zip` into the workspace's ``tmp/``, checks every listed
 file's sha256, then inserts everything in one transaction.
-
-An export carries the case's own uploads, and with ``inputs="all"`` the server-side files that pass the
-``BDA_SERVER_PATHS`` rules at export time (``check_server_path``); never other workspace files.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import uuid
-import zipfile
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import core
-from core.errors import InputError, WorkspaceError
+from core.errors import InputError
 from core.i18n import _
 from core.safe_files import clean_name, safe_extract_zip, safe_filename, unique_name
-from core.server_files.paths import server_path_allowed
+from core.store.archive_format import FORMAT, FORMAT_VERSION
 from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE, check_name
-from core.store.db import inserted_id, loads_row, utc_now
-from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, decode_path, encode_path, file_sha256, inside_folder
+from core.store.db import inserted_id, utc_now
+from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, encode_path, file_sha256
 from core.store.review import OUTCOME_APPLIED, OUTCOME_KEPT
-from core.store.schema import SCHEMA_VERSION
 
-FORMAT = "bda-workbench-case"
-#: What an export carries of the input images: those uploaded into the workspace, every one, or none.
-INPUT_MODES = ("workspace", "all", "none")
-FORMAT_VERSION = 1
 _PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
 #: Limits of a case import, on the bytes actually written: the whole case, one file, and how many times its size
 #: the whole archive may inflate.
 MAX_IMPORT_BYTES = 50e9
 MAX_IMPORT_MEMBER_BYTES = 20e9
 MAX_IMPORT_RATIO = 50
-
-
-def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-    return [loads_row(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[misc]
-
 
 #: Folder (inside a case's upload folder) that imported references to images the archive did not carry point into.
 NOT_CARRIED = "not-carried"
@@ -116,18 +89,6 @@ def _portable_result(text: str, moved_inputs: dict[str, str], case_id: int) -> s
     return json.dumps(d)
 
 
-def _input_refs(bundle: list[dict[str, Any]]) -> list[str]:
-    """Every stored reference to an input image in the rows of a case (inputs, pre-event inputs, scene sources)."""
-    refs: list[str] = []
-    for item in bundle:
-        for i in item["inputs"]:
-            refs += [r for r in (i.get("path"), i.get("pre_path")) if isinstance(r, str)]
-        for sc in item["scenes"]:
-            d = json.loads(sc["result_json"])
-            meta = d.get("meta") if isinstance(d.get("meta"), dict) else {}
-            refs += [r for r in (d.get("source_path"), meta.get(PRE_SOURCE)) if isinstance(r, str)]
-    return list(dict.fromkeys(refs))
-
 
 def _carried_list(manifest: dict[str, Any], archive_name: str) -> list[dict[str, Any]]:
     """The manifest's carried input images, each checked to be a file the manifest lists (and so verified)."""
@@ -143,122 +104,8 @@ def _carried_list(manifest: dict[str, Any], archive_name: str) -> list[dict[str,
     return carried
 
 
-class ArchiveMixin(WorkspaceBase):
-    """Export and import of whole cases."""
-
-    def _carried_inputs(self, case_id: int, bundle: list[dict[str, Any]],
-                        inputs: str) -> list[tuple[Path, list[str]]]:
-        """The input files an export carries, each with the stored references that name it: those in the case's
-        upload folder for ``inputs="workspace"``; for ``"all"`` also server-side files outside the workspace that
-        pass the ``BDA_SERVER_PATHS`` rules now; none for ``"none"``. Other files of the workspace (its database,
-        other cases' uploads) are never carried, whatever a stored reference says."""
-        if inputs not in INPUT_MODES:
-            raise InputError(_("inputs must be one of {value}; got {inputs!r}.").format(
-                                 value=', '.join(INPUT_MODES), inputs=inputs))
-        uploads = self.uploads_dir(case_id)
-        by_file: dict[Path, list[str]] = {}
-        for ref in _input_refs(bundle) if inputs != "none" else []:
-            if ref.startswith(ANALYSIS_PREFIX) or any(ord(c) < 32 for c in ref):
-                continue
-            path = decode_path(ref, analysis_dir=None, root=self.root)
-            if path is None or not path.is_file():
-                continue
-            if inside_folder(path, uploads):
-                ok = True
-            elif inside_folder(path, self.root) or ref.startswith(ROOT_PREFIX):
-                ok = False
-            else:
-                ok = inputs == "all" and path.is_absolute() and server_path_allowed(path)
-            if ok:
-                by_file.setdefault(path.resolve(), []).append(ref)
-        return list(by_file.items())
-
-    def export_case(self, case_id: int, dest: Path, *, inputs: str = "workspace", user: str | None = None) -> Path:
-        """Write the case to one zip and return its path. ``dest`` is the zip's path, or an existing folder in
-        which ``case-<id>-<name>-<date>.zip`` is created. Written atomically (no half archive on a crash).
-
-        ``inputs``: which input images travel with it: ``"workspace"`` (the default) those uploaded into the
-        workspace, ``"all"`` also the server-side files the analyses read (may be large), ``"none"`` none.
-        ``user``: the logged-in user, recorded with the export in the case's events.
-        """
-        case = self.get_case(case_id)  # type: ignore[attr-defined]
-        cid = case["id"]
-        with self._db.snapshot() as conn:
-            analyses = _rows(conn, "SELECT * FROM analyses WHERE case_id=? ORDER BY id", (cid,))
-            bundle = []
-            for a in analyses:
-                aid = a["id"]
-                a.pop("owner", None)
-                bundle.append({
-                    "analysis": a,
-                    "inputs": _rows(conn, "SELECT * FROM analysis_inputs WHERE analysis_id=? ORDER BY position",
-                                    (aid,)),
-                    "scenes": _rows(conn, "SELECT * FROM scenes WHERE analysis_id=? ORDER BY id", (aid,)),
-                    "findings": _rows(conn, "SELECT * FROM findings WHERE analysis_id=? ORDER BY scene_id, position",
-                                      (aid,)),
-                    "reviews": _rows(conn, "SELECT r.* FROM reviews r JOIN findings f ON f.id = r.finding_id "
-                                     "WHERE f.analysis_id=? ORDER BY r.id", (aid,)),
-                    # per-building assessment (schema 4): records, reviews and labels, the calibration
-                    "buildings": _rows(conn, "SELECT * FROM buildings WHERE analysis_id=? ORDER BY position", (aid,)),
-                    "building_reviews": _rows(conn, "SELECT r.* FROM building_reviews r JOIN buildings b ON "
-                                              "b.id = r.building_ref WHERE b.analysis_id=? ORDER BY r.id", (aid,)),
-                    "building_sets": _rows(conn, "SELECT * FROM building_sets WHERE analysis_id=?", (aid,)),
-                })
-        case_row = {k: case[k] for k in ("id", "name", "event", "description", "created_at", "updated_at")}
-        rows_bytes = json.dumps({"case": case_row, "analyses": bundle}).encode()
-        files = []
-        for a in analyses:
-            folder = self._analysis_path(a["id"])
-            if folder.is_dir():
-                for p in sorted(folder.rglob("*")):
-                    if p.is_file() and not p.is_symlink():
-                        rel = p.relative_to(folder).as_posix()
-                        files.append((p, f"files/analyses/{a['id']}/{rel}"))
-        carried = []
-        for n, (p, refs) in enumerate(self._carried_inputs(cid, bundle, inputs), start=1):
-            arc = f"files/inputs/{n}-{safe_filename(p.name, default='image')}"
-            files.append((p, arc))
-            carried.append({"path": arc, "name": p.name, "refs": refs})
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION,
-            "workbench_version": core.__version__, "exported_at": utc_now(),
-            "case": {k: case[k] for k in ("id", "name", "event")}, "analyses": [a["id"] for a in analyses],
-            "inputs_included": inputs, "inputs": carried,
-            "note": "heatmaps, overlays and reports are included; input images as 'inputs' lists them (the others "
-                    "are referenced by their path on the exporting machine)",
-            "rows": {"path": "rows.json", "size": len(rows_bytes), "sha256": hashlib.sha256(rows_bytes).hexdigest()},
-            "files": [{"path": arc, "size": p.stat().st_size, "sha256": file_sha256(p)} for p, arc in files],
-        }
-        dest = Path(dest)
-        if dest.is_dir():
-            day = datetime.now(timezone.utc).strftime("%Y%m%d")
-            dest = dest / safe_filename(f"case-{cid}-{case['name']}-{day}.zip")
-        tmp = None
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            if hasattr(os, "fchmod"):
-                os.fchmod(fd, 0o644)  # an archive is meant to be handed on, unlike mkstemp's private 0600
-            with os.fdopen(fd, "wb") as fh:
-                with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                    zf.writestr("manifest.json", json.dumps(manifest, indent=2))
-                    zf.writestr("rows.json", rows_bytes)
-                    for p, arc in files:
-                        zf.write(p, arc)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-            tmp = None
-        except OSError as exc:
-            raise WorkspaceError(_("could not write the case archive {dest} ({value}); check that the folder is "
-                                   "writable and has free space.").format(
-                                       dest=dest, value=exc.strerror or exc)) from exc
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
-        if user is not None:
-            self.record_event(cid, user, "export", f"{dest.name} (images: {inputs})")  # type: ignore[attr-defined]
-        return dest
+class ImportMixin(WorkspaceBase):
+    """Import of whole cases."""
 
     def import_case(self, archive: Path, *, max_total_bytes: float = MAX_IMPORT_BYTES, user: str | None = None) -> int:
         """Import a case archive made by :meth:`export_case` as a new case; returns the new case id. ``user``: the
