@@ -18,6 +18,7 @@ The pick is deterministic (ties by input order): the same buildings and calibrat
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ import numpy as np
 from core.buildings.assess import Building
 from core.buildings.calibrate import P_DAMAGED, Calibration, prior_calibration, probabilities
 from core.errors import InputError
+from core.i18n import N_
 
-#: Why a building is suggested.
-REASON_BOUNDARY = "near the boundary"
-REASON_DAMAGED = "likely damaged"
-REASON_INTACT = "likely not damaged"
+#: Why a building is suggested (English, stable: translated where shown).
+REASON_BOUNDARY = N_("near the boundary")
+REASON_DAMAGED = N_("likely damaged")
+REASON_INTACT = N_("likely not damaged")
 #: Columns of the label template (``damaged`` left empty for the analyst: 1 / 0, yes / no, or a grade).
 TEMPLATE_COLUMNS = ("building_id", "damaged", "p_damaged", "score", "reason", "lat", "lon", "mgrs", "scene_name")
 DEFAULT_N = 20
@@ -96,26 +98,33 @@ def suggest_labels(buildings: list[Building], n: int = DEFAULT_N,
     return [Suggestion(cand[i].building_id, float(p[i]), cand[i].score, reason[i]) for i in order if i in reason]
 
 
-def write_label_template(suggestions: list[Suggestion], buildings: list[Building], path: str | Path) -> Path:
-    """The suggestions as a CSV template for ``buildings calibrate --labels`` (``damaged`` left to fill in; rows
-    left empty are not labels)."""
-    from core.report._io import atomic_output
+def label_template_csv(suggestions: list[Suggestion], buildings: list[Building]) -> str:
+    """The suggestions as the text of a CSV template for ``buildings calibrate --labels`` (:data:`TEMPLATE_COLUMNS`;
+    ``damaged`` left to fill in; rows left empty are not labels)."""
     from core.report.tables import neutralise_cell
 
     by_id = {b.building_id: b for b in buildings}
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(TEMPLATE_COLUMNS)
+    for s in suggestions:
+        b = by_id.get(s.building_id)
+        w.writerow([neutralise_cell(s.building_id), "", f"{s.p_damaged:.4f}",
+                    "" if s.score is None else f"{s.score:.4f}", s.reason,
+                    "" if b is None or b.lat is None else f"{b.lat:.7f}",
+                    "" if b is None or b.lon is None else f"{b.lon:.7f}",
+                    "" if b is None else neutralise_cell(b.mgrs or ""),
+                    "" if b is None else neutralise_cell(b.scene_name or "")])
+    return buf.getvalue()
+
+
+def write_label_template(suggestions: list[Suggestion], buildings: list[Building], path: str | Path) -> Path:
+    """:func:`label_template_csv` written to ``path`` (atomically)."""
+    from core.report._io import atomic_output
+
     out = Path(path)
-    if out.parent and not out.parent.is_dir():
+    if not out.parent.is_dir():
         raise InputError(f"cannot write the label template {out}: folder {out.parent} does not exist")
     with atomic_output(out) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\r\n")
-            w.writerow(TEMPLATE_COLUMNS)
-            for s in suggestions:
-                b = by_id.get(s.building_id)
-                w.writerow([neutralise_cell(s.building_id), "", f"{s.p_damaged:.4f}",
-                            "" if s.score is None else f"{s.score:.4f}", s.reason,
-                            "" if b is None or b.lat is None else f"{b.lat:.7f}",
-                            "" if b is None or b.lon is None else f"{b.lon:.7f}",
-                            "" if b is None else neutralise_cell(b.mgrs or ""),
-                            "" if b is None else neutralise_cell(b.scene_name or "")])
+        tmp.write_text(label_template_csv(suggestions, buildings), encoding="utf-8", newline="")
     return out
