@@ -139,16 +139,19 @@ def harvey(model: str | None, cache: Path, draws: int, n_labels: int) -> dict[st
     out["draws"] = [public(evaluate([int(i) for i in rng.choice(len(blds), size=n_labels, replace=False)]))
                     for _ in range(draws)]
     out["prior"] = public(evaluate([]))
-    # suggested: from the prior at once, and in two rounds (the second from the first round's calibration)
-    pick = [index[s.building_id] for s in suggest_labels(bset.buildings, n_labels) if s.building_id in index]
+    # suggested: from the prior at once, and in two rounds (the second from the first round's calibration); the
+    # prior is the product's (all analysed buildings), the picks are among buildings with a truth to label them by
+    prior = prior_calibration(bset.buildings)
+    pick = [index[s.building_id] for s in suggest_labels(blds, n_labels, prior)]
     out["suggested"] = public(evaluate(pick))
     half = n_labels // 2
-    first = [index[s.building_id] for s in suggest_labels(bset.buildings, half) if s.building_id in index]
+    first = [index[s.building_id] for s in suggest_labels(blds, half, prior)]
     r1 = evaluate(first)
-    labelled = [type(b).from_dict(b.to_dict()) for b in r1["work"]]
-    more = [index[s.building_id] for s in suggest_labels(labelled, n_labels - half, r1["calibration"])
-            if s.building_id in index]
+    by1 = {b.building_id: b for b in r1["work"]}
+    more = [index[s.building_id] for s in suggest_labels([by1[b.building_id] for b in blds], n_labels - half,
+                                                         r1["calibration"])]
     out["suggested_two_rounds"] = public(evaluate(first + more))
+    out["prior_fit"] = prior.prior
     return out
 
 
@@ -214,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("f1", "precision", "recall", "auroc", "cv_f1"):
         print(f"    {k:10s} {spread([float(r[k]) if r[k] is not None else float('nan') for r in d])}")
     print(f"    damaged labels per draw: {[r['labelled_damaged'] for r in d]}")
+    pf = h.get("prior_fit") or {}
+    if pf:
+        print(f"  prior ({pf.get('method')}): boundary {pf.get('boundary', float('nan')):.3f} on the primary map's "
+              f"mean/q90/ring average, slope {pf.get('slope', float('nan')):.2f}, upper component "
+              f"{(pf.get('damaged_share') or 0):.1%} of the buildings")
     for key, text in (("prior", "prior alone (no label)"),
                       ("suggested", f"{a.labels} suggested labels (suggest_labels from the prior)"),
                       ("suggested_two_rounds", f"{a.labels // 2} suggested, calibrated, {a.labels - a.labels // 2} "

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from core.buildings import Building, apply_calibration, fit_calibration, read_labels_csv
-from core.buildings.calibrate import PRIOR_BOUNDARY, grade_level, prior_calibration, probabilities
+from core.buildings.calibrate import Calibration, grade_level, prior_calibration, probabilities
+from core.buildings.prior import FALLBACK_BOUNDARY, fit_prior, two_gaussians
 from core.buildings.suggest import (
     REASON_BOUNDARY,
     REASON_DAMAGED,
@@ -31,36 +32,80 @@ def _b(k: int, v: float, **kw: object) -> Building:
 
 
 def _row(n: int = 30) -> list[Building]:
-    """Buildings 0..n-1 at v = 0.1 k + 0.05: the prior boundary v = 1 lies between 9 (0.95) and 10 (1.05)."""
+    """Buildings 0..n-1 at v = 0.1 k + 0.05: under :func:`_cal` the boundary v = 1 lies between 9 and 10."""
     return [_b(k, 0.1 * k + 0.05) for k in range(n)]
 
 
-def test_prior_boundary_is_one_calibrated_unit():
-    blds = _row()
-    p = probabilities(blds, prior_calibration(blds))
-    assert np.all(np.diff(p) > 0)  # monotone in the scores
-    assert p[9] < 0.5 < p[10]
-    assert p[10] == pytest.approx(1 / (1 + np.exp(-4 * (1.05 - PRIOR_BOUNDARY))))
+def _cal() -> Calibration:
+    """A hand-made calibration: P(damaged) = σ(4 (v - 1)) for the buildings of :func:`_b`."""
+    return Calibration(features=["change_mean", "change_q90", "change_ring"], center=[0.0] * 3, scale=[1.0] * 3,
+                       weights=[4 / 3] * 3, intercept=-4.0, destroyed_cut=None, n_labels=0, n_damaged=0, cv={},
+                       labels={}, fitted_at="")
+
+
+def _two_clusters(lo: float = 0.5, hi: float = 2.5, n_lo: int = 20, n_hi: int = 20) -> list[Building]:
+    """Buildings in two clusters of equal spread (± 0.05 j) around ``lo`` and ``hi``."""
+    offs = [0.05 * (j - 4.5) for j in range(10)]
+    vals = [lo + offs[j % 10] for j in range(n_lo)] + [hi + offs[j % 10] for j in range(n_hi)]
+    return [_b(k, v) for k, v in enumerate(vals)]
+
+
+def test_prior_is_the_crossing_of_a_two_component_mixture():
+    # two equal, equally spread clusters: by symmetry the components cross half-way, at 1.5
+    fit = fit_prior(np.array([b.score for b in _two_clusters()]))
+    assert fit.method == "mixture" and fit.boundary == pytest.approx(1.5, abs=0.01)
+    assert fit.damaged_share == pytest.approx(0.5, abs=0.01) and fit.means == pytest.approx((0.5, 2.5), abs=0.01)
+    # the same buildings on another model's scale (x2 + 3): the boundary follows, no fixed level is assumed
+    fit2 = fit_prior(np.array([2 * (b.score or 0) + 3 for b in _two_clusters()]))
+    assert fit2.boundary == pytest.approx(2 * 1.5 + 3, abs=0.02) and fit2.slope == pytest.approx(fit.slope / 2)
+    # a rare upper component: the crossing moves towards it (the intact cluster's tail is more likely there)
+    rare = fit_prior(np.array([b.score for b in _two_clusters(n_lo=90, n_hi=10)]))
+    assert 1.5 < rare.boundary < 2.5 and rare.damaged_share == pytest.approx(0.1, abs=0.01)
+    mu, sd, w = two_gaussians(np.array([b.score for b in _two_clusters()]))
+    assert list(mu) == sorted(mu) and w.sum() == pytest.approx(1.0)
+    # too few buildings, or no spread: the fallback level in calibrated units
+    assert fit_prior(np.array([0.1, 2.0, 3.0])).boundary == FALLBACK_BOUNDARY
+    assert fit_prior(np.full(50, 0.7)).method == "fallback"
+
+
+def test_prior_calibration_puts_p_half_at_the_mixture_boundary():
+    blds = _two_clusters()
+    cal = prior_calibration(blds)
+    assert cal.prior is not None and cal.prior["method"] == "mixture"
+    p = probabilities(blds, cal)
+    assert np.all(p[:20] < 0.05) and np.all(p[20:] > 0.95)
+    probe = [_b(100, 1.5)]  # on the boundary: P = 0.5 (the probe's statistics are read with the fitted centre)
+    assert probabilities(probe, cal)[0] == pytest.approx(0.5, abs=0.02)
 
 
 def test_half_near_the_boundary_half_spread_over_both_sides():
     # hand-computed: near the boundary alternately above / below: 10, 9, 11, 8; the rest spread by rank:
     # above (29..12, 18 left) at stratum centres 4 and 13 -> 25, 16; below (7..0) at 2 and 6 -> 5, 1
-    sug = suggest_labels(_row(), 8)
+    sug = suggest_labels(_row(), 8, _cal())
     assert [s.building_id for s in sug] == ["25", "16", "11", "10", "9", "8", "5", "1"]
     reasons = {s.building_id: s.reason for s in sug}
     assert [reasons[k] for k in ("25", "16")] == [REASON_DAMAGED] * 2
     assert [reasons[k] for k in ("11", "10", "9", "8")] == [REASON_BOUNDARY] * 4
     assert [reasons[k] for k in ("5", "1")] == [REASON_INTACT] * 2
     assert all(a.p_damaged >= b.p_damaged for a, b in zip(sug[:-1], sug[1:], strict=True))
-    assert suggest_labels(_row(), 8) == sug  # deterministic
+    assert suggest_labels(_row(), 8, _cal().to_dict()) == sug  # deterministic; the stored (dict) form works too
+
+
+def test_without_a_calibration_the_prior_decides():
+    blds = _two_clusters()
+    sug = suggest_labels(blds, 4)
+    near = [s for s in sug if s.reason == REASON_BOUNDARY]
+    # the nearest on each side of the 1.5 boundary: the top of the lower cluster and the bottom of the upper one
+    assert len(near) == 2 and {round(b.score or 0, 3) for b in blds if b.building_id in {s.building_id
+                                                                                          for s in near}} == {
+        0.725, 2.275}
 
 
 def test_labelled_and_unanalysed_buildings_are_not_suggested_and_n_is_capped():
     blds = _row(6)
     blds[2].label = "damaged"
     blds.append(Building(building_id="outside", source="t"))  # not analysed
-    sug = suggest_labels(blds, 20)
+    sug = suggest_labels(blds, 20, _cal())
     assert sorted(s.building_id for s in sug) == ["0", "1", "3", "4", "5"]
     with pytest.raises(InputError, match="at least 1"):
         suggest_labels(blds, 0)
@@ -68,15 +113,15 @@ def test_labelled_and_unanalysed_buildings_are_not_suggested_and_n_is_capped():
 
 
 def test_a_calm_scene_suggests_its_highest_scores_first():
-    blds = [_b(k, 0.02 * k) for k in range(40)]  # all below the prior boundary
-    sug = suggest_labels(blds, 6)
+    blds = [_b(k, 0.02 * k) for k in range(40)]  # all below the boundary of _cal
+    sug = suggest_labels(blds, 6, _cal())
     ids = [s.building_id for s in sug]
     assert ids[:3] == ["39", "38", "37"]  # the three nearest the boundary
     assert {s.reason for s in sug} == {REASON_BOUNDARY, REASON_INTACT}
 
 
 def test_rare_damage_suggestions_hold_both_classes():
-    # 200 buildings, 10 damaged (v 1.2 .. 3): a random 20 holds one on average, the suggestions many
+    # 200 buildings, 10 damaged (v 1.2 .. 3): a random 20 holds one on average, the suggestions (prior) many
     rng = np.random.default_rng(0)
     vals = list(rng.uniform(0.0, 0.9, 190)) + list(np.linspace(1.2, 3.0, 10))
     blds = [_b(k, float(v)) for k, v in enumerate(vals)]
@@ -121,27 +166,27 @@ def test_template_round_trip_reads_filled_rows_only(tmp_path: Path):
 
 
 def test_one_damaged_label_says_the_fit_leans_on_the_prior():
-    blds = _row()
+    blds = _two_clusters()
     labels = {"25": "damaged", **{str(k): "not-damaged" for k in (0, 3, 6, 9, 12)}}
     cal = fit_calibration(blds, labels)
     assert cal.n_damaged == 1 and "only one damaged label" in cal.cv["note"]
     assert cal.cv["f1"] is not None and "only one damaged label" in cal.summary()
     apply_calibration(blds, cal, labels)
-    assert (grade_level(blds[20].grade) or 0) >= 2 and (grade_level(blds[2].grade) or 0) == 0
+    assert (grade_level(blds[30].grade) or 0) >= 2 and (grade_level(blds[2].grade) or 0) == 0
 
 
 def test_cli_suggest_writes_a_template_that_calibrate_reads(tmp_path: Path, capsys):
     from core.buildings.assess import Building as B
     from core.cli.main import main
 
-    blds = _row()
+    blds = _two_clusters()
     (tmp_path / "buildings.json").write_text(json.dumps({"summary": {"grade_scale": "copernicus-ems"},
                                                          "calibration": None,
                                                          "buildings": [b.to_dict() for b in blds]}))
     assert main(["buildings", "suggest", "--analysis", str(tmp_path), "-n", "6"]) == 0
     out = capsys.readouterr().out
     tpl = tmp_path / "label_suggestions.csv"
-    assert tpl.is_file() and "10" in out and "near the boundary" in out and str(tpl) in out
+    assert tpl.is_file() and "6 buildings to label" in out and "near the boundary" in out and str(tpl) in out
     rows = list(csv.DictReader(tpl.read_text(encoding="utf-8").splitlines()))
     assert len(rows) == 6
     for r in rows:

@@ -6,14 +6,14 @@ scores** (every weight ≥ 0: a higher score never lowers the probability of dam
 prior** rather than towards zero (a Bayesian logistic with an informative Gaussian prior), so a handful of labels
 moves the boundary and the weights only as far as they give evidence for. Classes are weighted to balance.
 
-The prior (:func:`prior_calibration`, what the tool assumes before any label) reads the primary map (the change
-heatmap when there is one, else the anomaly heatmap) in its calibrated units, where 0 is a median normal pixel and
-1 the 99th percentile of normal pixels, whatever the model or the scene: a building is damaged when the average of
-its mean, 90th percentile and context ring reaches :data:`PRIOR_BOUNDARY` (1, "a typical pixel of the building and
-its surroundings is as unusual as the rarest 1 % of normal ones"), with slope :data:`PRIOR_SLOPE` per unit. It does
-not use the finding threshold (the 99.9th percentile), which is a pixel-level cut: whole buildings graded at 1.5x it
-miss most damage (measured on xBD Harvey, ``benchmarks/bench_buildings.py``). Labels of one class only cannot say
-where damage begins: the prior's boundary is kept and the figures say so.
+The prior (:func:`prior_calibration`, what the tool assumes before any label; :mod:`core.buildings.prior`) is read
+from the scores of *all* buildings of the analysis, not from the few labels: a two-component mixture over the
+average of each building's mean, 90th percentile and context ring on the primary map (the change heatmap when there
+is one, else the anomaly heatmap); damage begins where the upper component takes over. Not the finding threshold (a
+pixel-level cut) nor a fixed level in calibrated units: on xBD Harvey intact buildings sit at 0.4 on one bundled
+model's change map and at 3.7 on another's, and grading at 1.5x the threshold found 22 % of the damage with one and
+called every building damaged with the other (``benchmarks/bench_buildings.py``). Labels of one class only cannot
+say where damage begins: the prior's boundary is kept and the figures say so.
 
 Grades from the calibrated probability ``p`` of damaged or worse: ``p ≥ 0.5`` damaged (destroyed when the labels
 hold destroyed and damaged buildings and the linear score passes the cut between them), ``0.25 ≤ p < 0.5``
@@ -34,20 +34,16 @@ from typing import Any
 import numpy as np
 
 from core.buildings.assess import FEATURES, SCORE_CALIBRATED, Building, automatic_grade
+from core.buildings.prior import prior_weights
 from core.detection.grading import SCALES, get_scale
 from core.errors import InputError
 
 #: Fewest labels a calibration is fitted from.
 MIN_LABELS = 4
-#: The prior (module docstring): boundary and slope in calibrated units of the primary map, and the statistics
-#: averaged for it.
-PRIOR_BOUNDARY = 1.0
-PRIOR_SLOPE = 4.0
-PRIOR_STATS = ("mean", "q90", "ring")
 #: Precision of the Gaussian prior on the weights (standardised units) and on the intercept: how many labels'
 #: worth of evidence it takes to move them (the prior does not shrink as labels are added; the labels outweigh it).
 L2_WEIGHTS = 1.0
-L2_INTERCEPT = 0.5
+L2_INTERCEPT = 0.2
 #: ``p`` at or above which a building is damaged or worse, and at or above which it is possibly damaged.
 P_DAMAGED = 0.5
 P_POSSIBLY = 0.25
@@ -161,6 +157,7 @@ class Calibration:
     labels: dict[str, str]
     fitted_at: str
     analyst: str = ""
+    prior: dict[str, Any] | None = None  #: the prior's boundary, slope and method (:class:`~.prior.PriorFit`)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -201,20 +198,6 @@ def feature_matrix(buildings: list[Building], features: list[str] | tuple[str, .
 def _standardise(X: np.ndarray, c: np.ndarray, s: np.ndarray) -> np.ndarray:
     Z = (X - c) / s
     return np.where(np.isfinite(Z), Z, 0.0)
-
-
-def _prior(features: list[str], c: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, float]:
-    """Weights and intercept (standardised units) of the prior (module docstring) on the primary map."""
-    w0 = np.zeros(len(features))
-    primary = next((m for m in ("change", "post") if any(f.startswith(f"{m}_") for f in features)), None)
-    cols = [features.index(f"{primary}_{st}") for st in PRIOR_STATS if f"{primary}_{st}" in features]
-    if not cols:
-        return w0, 0.0
-    b0 = -PRIOR_SLOPE * PRIOR_BOUNDARY
-    for j in cols:  # slope/k per calibrated unit of each statistic, at the centre c in standardised units
-        w0[j] = PRIOR_SLOPE / len(cols) * s[j]
-        b0 += PRIOR_SLOPE / len(cols) * c[j]
-    return w0, float(b0)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -288,18 +271,19 @@ class _Design:
     scale: np.ndarray
     w0: np.ndarray
     b0: float
+    prior: dict[str, Any] | None
 
 
 def _design(analysed: list[Building]) -> _Design:
     present = [f for f in FEATURES if any(b.stats.get(f) is not None for b in analysed)]
     X = feature_matrix(analysed, present)
     if not len(X) or not present:
-        return _Design(present, np.zeros(len(present)), np.ones(len(present)), np.zeros(len(present)), 0.0)
+        return _Design(present, np.zeros(len(present)), np.ones(len(present)), np.zeros(len(present)), 0.0, None)
     c = np.nanmedian(X, axis=0)
     q = np.nanpercentile(X, [10, 90], axis=0)
     s = np.where((q[1] - q[0]) > 1e-9, (q[1] - q[0]) / 2.563, 1.0)  # ≈ σ of a normal from its 10-90 range
-    w0, b0 = _prior(present, c, s)
-    return _Design(present, c, s, w0, b0)
+    w0, b0, fit = prior_weights(present, X, c, s)
+    return _Design(present, c, s, w0, b0, fit.to_dict() if fit else None)
 
 
 def prior_calibration(buildings: list[Building]) -> Calibration:
@@ -308,7 +292,7 @@ def prior_calibration(buildings: list[Building]) -> Calibration:
     return Calibration(features=d.features, center=[float(v) for v in d.center], scale=[float(v) for v in d.scale],
                        weights=[float(v) for v in d.w0], intercept=d.b0, destroyed_cut=None, n_labels=0,
                        n_damaged=0, cv={"method": "prior", "n": 0, "note": "no labels: the prior alone"}, labels={},
-                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), prior=d.prior)
 
 
 def _cv_note(n: int, n_pos: int) -> str | None:
@@ -366,7 +350,8 @@ def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analys
     return Calibration(features=present, center=[float(v) for v in c], scale=[float(v) for v in s],
                        weights=[float(v) for v in w], intercept=b_fit, destroyed_cut=cut, n_labels=len(y),
                        n_damaged=int(y.sum()), cv=cv, labels=dict(used),
-                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), analyst=analyst)
+                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), analyst=analyst,
+                       prior=d.prior)
 
 
 def probabilities(buildings: list[Building], cal: Calibration) -> np.ndarray:
