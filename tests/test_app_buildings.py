@@ -134,6 +134,7 @@ def test_suggested_buildings_listed_and_opened_for_labelling(workspace):
     ws, aid = workspace["ws"], workspace["analysis"]
     at = _map_page(workspace["case"])
     assert any(e.label == "Suggest buildings to label" for e in at.expander)
+    assert any(c.value.startswith("Not calibrated yet: the suggestions read a prior") for c in at.caption)
     table = next(d for d in at.dataframe if "why" in d.value.columns)
     assert len(table.value) == 8  # 20 asked, 8 buildings, none labelled
     assert set(table.value["why"]) >= {"near the boundary"}

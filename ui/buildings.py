@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from core.buildings import Building, Calibration, calibrate_analysis, clear_calibration, load_buildings
+from core.buildings.calibrate import prior_calibration
 from core.buildings.maplayer import grade_colour
 from core.buildings.suggest import DEFAULT_N, label_template_csv, suggest_labels
 from core.detection.grading import get_scale
@@ -165,10 +166,17 @@ def suggestions(bset: Any) -> None:
         n = st.number_input(_("Buildings to suggest"), min_value=1, max_value=200, value=DEFAULT_N, step=5,
                             key="suggest_n")
         try:
-            sug = suggest_labels(bset.buildings, int(n), bset.calibration)
+            cal = bset.calibration or prior_calibration(bset.buildings)
+            sug = suggest_labels(bset.buildings, int(n), cal)
         except CoreError as exc:
             shell.show_error(exc, _("Suggestions"))
             return
+        pf = (cal.prior if isinstance(cal, Calibration) else None) or {}
+        if pf.get("method") == "mixture":
+            st.caption(_("Not calibrated yet: the suggestions read a prior from all buildings' scores. Damage is "
+                         "assumed to begin at {boundary:.2f} on the primary map (mean, 90th percentile and ring "
+                         "averaged), where the upper of two score groups ({share:.0%} of the buildings) takes "
+                         "over.").format(boundary=pf["boundary"], share=pf.get("damaged_share") or 0.0))
         if not sug:
             st.info(_("Every analysed building is labelled."))
             return
