@@ -28,7 +28,7 @@ FOOTPRINT_TYPES = ["geojson", "json", "gpkg", "fgb", "zip", "shp", "shx", "dbf",
 LABELS = {"": N_("no label"), "damaged": N_("damaged"), "not-damaged": N_("not damaged")}
 #: Columns of a building's details table, and of the suggested buildings.
 DETAIL_COLUMNS = (N_("field"), N_("value"))
-SUGGEST_COLUMNS = (N_("building"), N_("P(damaged)"), N_("score"), N_("why"))
+SUGGEST_COLUMNS = (N_("building"), N_("P(damaged)"), N_("why"), N_("score"))
 
 
 def staged_paths() -> list[str]:
@@ -180,19 +180,18 @@ def suggestions(bset: Any) -> None:
         if not sug:
             st.info(_("Every analysed building is labelled."))
             return
-        rows = [{"building": s.building_id, "P(damaged)": s.p_damaged, "score": s.score, "why": _(s.reason)}
+        rows = [{"building": s.building_id, "P(damaged)": s.p_damaged, "why": _(s.reason), "score": s.score}
                 for s in sug]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                      column_config={**i18n.column_labels(SUGGEST_COLUMNS),
                                     "P(damaged)": st.column_config.NumberColumn(_("P(damaged)"), format="%.2f"),
                                     "score": st.column_config.NumberColumn(_("score"), format="%.3f")})
-        c1, c2 = st.columns(2)
-        if c1.button(_("Label the next suggested building"), key="next_suggested",
+        if st.button(_("Label the next suggested building"), key="next_suggested", width="stretch",
                      help=_("Opens the first building of the list in the review form below.")):
             S.put(S.BUILDING_SHOWN, sug[0].building_id)
             st.rerun()
-        c2.download_button(_("Labels CSV template"), data=label_template_csv(sug, bset.buildings).encode("utf-8"),
-                           file_name="label_suggestions.csv", mime="text/csv", key="suggest_csv",
+        st.download_button(_("Labels CSV template"), data=label_template_csv(sug, bset.buildings).encode("utf-8"),
+                           file_name="label_suggestions.csv", mime="text/csv", key="suggest_csv", width="stretch",
                            help=_("Fill its damaged column (1 / 0) and calibrate from the command line: "
                                   "python -m core buildings calibrate --analysis ID --labels label_suggestions.csv"))
 
