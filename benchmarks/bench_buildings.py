@@ -12,6 +12,9 @@
   (no label), and with ``--labels`` buildings picked by ``suggest_labels`` (the "suggest buildings to label"
   feature, deterministic: one figure) at once, and in two rounds (half suggested from the prior, calibrated, the
   other half suggested from that calibration); their labels come from the hidden truth.
+  ``--model``: the checkpoint the analysis runs (default: the app's default model, ``patchcore-vgg16.pt``; the fast
+  one is ``assets/models/fcdd-resnet18.pt``); ``--cache DIR`` keeps the analysis and reuses it (PatchCore takes
+  ~25 min on 2 busy CPU cores, FCDD ResNet-18 ~3 min).
 * **Speed**: 3,000 footprints over a 1024² tile (the first Harvey pair's change and anomaly heatmaps) scored and
   graded (``assess_buildings``) and calibrated, best of 3; the Joplin footprints (2,823, GeoJSON) read.
 
