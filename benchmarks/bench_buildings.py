@@ -8,7 +8,13 @@
   or destroyed) against no-damage / minor-damage (un-classified left out); F1 of damaged-or-worse of the automatic
   grades; then ``--draws`` times: ``--labels`` buildings drawn at random and labelled damaged / not damaged from the
   hidden truth, the calibration fitted, every *other* building re-graded, F1 / precision / recall on those, and the
-  tool's own cross-validated F1. Median and spread (min-max) over the draws.
+  tool's own cross-validated F1. Median and spread (min-max) over the draws. Then the same with the prior alone
+  (no label), and with ``--labels`` buildings picked by ``suggest_labels`` (the "suggest buildings to label"
+  feature, deterministic: one figure) at once, and in two rounds (half suggested from the prior, calibrated, the
+  other half suggested from that calibration); their labels come from the hidden truth.
+  ``--model``: the checkpoint the analysis runs (default: the app's default model, ``patchcore-vgg16.pt``; the fast
+  one is ``assets/models/fcdd-resnet18.pt``); ``--cache DIR`` keeps the analysis and reuses it (PatchCore takes
+  ~25 min on 2 busy CPU cores, FCDD ResNet-18 ~3 min).
 * **Speed**: 3,000 footprints over a 1024² tile (the first Harvey pair's change and anomaly heatmaps) scored and
   graded (``assess_buildings``) and calibrated, best of 3; the Joplin footprints (2,823, GeoJSON) read.
 
@@ -37,8 +43,9 @@ from core.buildings import (
     fit_calibration,
     read_footprints,
 )
-from core.buildings.calibrate import grade_level
+from core.buildings.calibrate import grade_level, prior_calibration
 from core.buildings.footprints import Footprint
+from core.buildings.suggest import suggest_labels
 from core.learn.evaluation import auroc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,22 +118,43 @@ def harvey(model: str | None, cache: Path, draws: int, n_labels: int) -> dict[st
         out[f"auroc_{key}"] = auroc(s, y)
     auto = np.array([int((grade_level(b.grade) or 0) >= 2) for b in blds])
     out["auto_f1"], out["auto_precision"], out["auto_recall"] = f1(y, auto)
-    rng = np.random.default_rng(13)
-    rows = []
-    for _ in range(draws):
-        pick = rng.choice(len(blds), size=n_labels, replace=False)
+    index = {b.building_id: i for i, b in enumerate(blds)}
+
+    def evaluate(pick: list[int], cal_of: Any = None) -> dict[str, Any]:
+        """Calibrate on the truth of ``pick`` (the prior alone when empty), F1 etc. on every other building."""
         labels = {blds[i].building_id: ("damaged" if y[i] else "not-damaged") for i in pick}
         work = [type(b).from_dict(b.to_dict()) for b in bset.buildings]
-        cal = fit_calibration(work, labels)
+        cal = fit_calibration(work, labels) if labels else prior_calibration(work)
         apply_calibration(work, cal, labels)
         by = {b.building_id: b for b in work}
-        rest = np.array([i for i in range(len(blds)) if i not in set(pick.tolist())])
+        rest = np.array([i for i in range(len(blds)) if i not in set(pick)])
         pred = np.array([int((grade_level(by[blds[i].building_id].grade) or 0) >= 2) for i in rest])
         fv, pv, rv = f1(y[rest], pred)
         sc = [by[blds[i].building_id].score for i in rest]
-        rows.append({"f1": fv, "precision": pv, "recall": rv, "auroc": auroc(sc, y[rest]),
-                     "labelled_damaged": int(y[pick].sum()), "cv_f1": cal.cv.get("f1")})
-    out["draws"] = rows
+        return {"f1": fv, "precision": pv, "recall": rv, "auroc": auroc(sc, y[rest]),
+                "labelled_damaged": int(y[pick].sum()) if pick else 0, "cv_f1": cal.cv.get("f1"),
+                "calibration": cal, "work": work}
+
+    def public(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k not in ("calibration", "work")}
+
+    rng = np.random.default_rng(13)
+    out["draws"] = [public(evaluate([int(i) for i in rng.choice(len(blds), size=n_labels, replace=False)]))
+                    for _ in range(draws)]
+    out["prior"] = public(evaluate([]))
+    # suggested: from the prior at once, and in two rounds (the second from the first round's calibration); the
+    # prior is the product's (all analysed buildings), the picks are among buildings with a truth to label them by
+    prior = prior_calibration(bset.buildings)
+    pick = [index[s.building_id] for s in suggest_labels(blds, n_labels, prior)]
+    out["suggested"] = public(evaluate(pick))
+    half = n_labels // 2
+    first = [index[s.building_id] for s in suggest_labels(blds, half, prior)]
+    r1 = evaluate(first)
+    by1 = {b.building_id: b for b in r1["work"]}
+    more = [index[s.building_id] for s in suggest_labels([by1[b.building_id] for b in blds], n_labels - half,
+                                                         r1["calibration"])]
+    out["suggested_two_rounds"] = public(evaluate(first + more))
+    out["prior_fit"] = prior.prior
     return out
 
 
@@ -192,6 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("f1", "precision", "recall", "auroc", "cv_f1"):
         print(f"    {k:10s} {spread([float(r[k]) if r[k] is not None else float('nan') for r in d])}")
     print(f"    damaged labels per draw: {[r['labelled_damaged'] for r in d]}")
+    pf = h.get("prior_fit") or {}
+    if pf:
+        print(f"  prior ({pf.get('method')}): boundary {pf.get('boundary', float('nan')):.3f} on the primary map's "
+              f"mean/q90/ring average, slope {pf.get('slope', float('nan')):.2f}, upper component "
+              f"{(pf.get('damaged_share') or 0):.1%} of the buildings")
+    for key, text in (("prior", "prior alone (no label)"),
+                      ("suggested", f"{a.labels} suggested labels (suggest_labels from the prior)"),
+                      ("suggested_two_rounds", f"{a.labels // 2} suggested, calibrated, {a.labels - a.labels // 2} "
+                                               "more suggested")):
+        r = h[key]
+        cv = "" if r["cv_f1"] is None else f", cross-validated F1 {r['cv_f1']:.3f}"
+        print(f"  {text}: F1 {r['f1']:.3f} (precision {r['precision']:.3f}, recall {r['recall']:.3f}); "
+              f"{r['labelled_damaged']} damaged among the labels{cv}")
     print(f"Speed: {t['footprints']} footprints over a 1024² tile scored and graded in {t['assess_s']:.2f} s "
           f"(best of 3; {t['analysed']} analysed); calibration + re-grade {t['calibrate_s']:.2f} s")
     if "joplin_read_s" in t:

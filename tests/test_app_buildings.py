@@ -128,3 +128,25 @@ def test_analyze_page_stages_footprint_uploads_and_server_paths(tmp_path, monkey
     assert at.error and len(at.session_state["staged_footprints"]) == 2  # outside BDA_SERVER_PATHS: refused
     next(b for b in at.button if b.label == "Remove footprints").click().run()
     assert at.session_state["staged_footprints"] == []
+
+
+def test_suggested_buildings_listed_and_opened_for_labelling(workspace):
+    ws, aid = workspace["ws"], workspace["analysis"]
+    at = _map_page(workspace["case"])
+    assert any(e.label == "Suggest buildings to label" for e in at.expander)
+    assert any(c.value.startswith("Not calibrated yet: the suggestions read a prior") for c in at.caption)
+    table = next(d for d in at.dataframe if "why" in d.value.columns)
+    assert len(table.value) == 8  # 20 asked, 8 buildings, none labelled
+    assert set(table.value["why"]) >= {"near the boundary"}
+    first = str(table.value["building"].iloc[0])
+    assert first in {"h4", "h5", "h6", "h7"}  # the hot ones: most likely damaged first
+    next(b for b in at.button if b.label == "Label the next suggested building").click().run()
+    assert not at.exception, at.exception
+    assert next(s for s in at.selectbox if s.label == "Building").value == first
+    next(r for r in at.radio if r.label == "Label for calibration").set_value("damaged")
+    next(b for b in at.button if b.label == "Save building review").click().run()
+    assert not at.exception, at.exception
+    assert ws.building_labels(aid) == {first: "damaged"}
+    table = next(d for d in at.dataframe if "why" in d.value.columns)
+    assert len(table.value) == 7 and first not in set(table.value["building"])  # labelled: no longer suggested
+    assert any(d.label == "Labels CSV template" for d in at.get("download_button"))

@@ -360,12 +360,18 @@ def test_report_package_carries_the_buildings(tmp_path, scene):
         assert len(rows) == 4 and rows[0].startswith("building_id,grade")
 
 
-def test_labels_of_one_class_keep_the_automatic_boundary():
-    blds = _synthetic()
+def test_labels_of_one_class_keep_the_prior_boundary():
+    # two clusters of 20 (change statistics all v: 0.5 ± 0.225 and 2.5 ± 0.225): the prior mixture's components
+    # cross half-way, at v = 1.5, by symmetry
+    offs = [0.05 * (j - 4.5) for j in range(10)]
+    vals = [0.5 + offs[j % 10] for j in range(20)] + [2.5 + offs[j % 10] for j in range(20)]
+    blds = [Building(building_id=str(k), source="t", scene_name="s", score=v,
+                     stats={"change_mean": v, "change_q90": v, "change_share": 0.0, "change_ring": v},
+                     thresholds={"change": 2.0}) for k, v in enumerate(vals)]
     labels = {str(k): "not-damaged" for k in range(5)}
     cal = fit_calibration(blds, labels)
     assert "boundary is kept" in cal.cv["note"] and cal.cv["f1"] is None
+    assert cal.prior is not None and cal.prior["boundary"] == pytest.approx(1.5, abs=0.01)
     apply_calibration(blds, cal)
-    # the prior: P = 0.5 where the change q90 reaches the threshold t = 2.0 (buildings 19..39)
     damaged = sorted(int(b.building_id) for b in blds if (grade_level(b.grade) or 0) >= 2)
-    assert damaged == list(range(19, 40))
+    assert damaged == list(range(20, 40))

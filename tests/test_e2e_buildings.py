@@ -1,7 +1,8 @@
 """Per-building assessment end to end in a real browser (Playwright + Debian chromium, network cut, bundled model):
 upload a Joplin pre/post chip pair and the real Joplin footprints (2,823 buildings), analyse, see the buildings per
-grade, click a building on the map and label it, label more in the building panel, calibrate (cross-validated
-figures shown), then build and download the PDF report with its building counts. Screenshots go to
+grade, click a building on the map and label it, label more in the building panel and the next building "suggest
+buildings to label" proposes, calibrate (cross-validated figures shown), then build and download the PDF report with
+its building counts. Screenshots go to
 artifacts/e2e/buildings_*.png (or $BDA_ARTIFACTS)."""
 
 from __future__ import annotations
@@ -137,6 +138,19 @@ def _flow(page, url: str, post: Path, pre: Path, footprints: Path, ws_root: Path
         _label(page, "not damaged", 1)
         _saved(page, ws, aid, b["building_id"], "not-damaged")
         n += 1
+    # "Suggest buildings to label": the next suggested building opens in the review form and is labelled there
+    from core.buildings import Building
+    from core.buildings.suggest import suggest_labels
+
+    first = suggest_labels([Building.from_dict(b) for b in ws.buildings(aid)], 20)[0].building_id
+    page.get_by_text("Suggest buildings to label").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Label the next suggested building").click()
+    page.get_by_text(re.compile(rf"^Building {re.escape(first)}$")).first.wait_for(timeout=180_000)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(art / "buildings_2b_suggested.png"), full_page=True)
+    _label(page, "not damaged", 1)
+    _saved(page, ws, aid, first, "not-damaged")
+    n += 1
     assert len(ws.building_labels(aid)) == n
     page.get_by_role("button", name=f"Calibrate from {n} labels").click()
     page.get_by_text(re.compile(rf"^calibrated on {n} labels .* cross-validated")).first.wait_for(timeout=120_000)

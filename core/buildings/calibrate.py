@@ -2,10 +2,18 @@
 
 The model is a logistic regression for "damaged or worse" over the buildings' map statistics
 (:data:`core.buildings.assess.FEATURES`, standardised over all buildings of the analysis), **monotone in the
-scores** (every weight ≥ 0: a higher score never lowers the probability of damage) and **regularised towards the
-automatic grading** rather than towards zero: the prior is the logistic the findings are graded with
-(``grading.confidence_for``, ``4 · (q90 − t) / t`` on the primary map), so a handful of labels moves the
-boundary and the weights only as far as they give evidence for. Classes are weighted to balance.
+scores** (every weight ≥ 0: a higher score never lowers the probability of damage) and **regularised towards a
+prior** rather than towards zero (a Bayesian logistic with an informative Gaussian prior), so a handful of labels
+moves the boundary and the weights only as far as they give evidence for. Classes are weighted to balance.
+
+The prior (:func:`prior_calibration`, what the tool assumes before any label; :mod:`core.buildings.prior`) is read
+from the scores of *all* buildings of the analysis, not from the few labels: a two-component mixture over the
+average of each building's mean, 90th percentile and context ring on the primary map (the change heatmap when there
+is one, else the anomaly heatmap); damage begins where the upper component takes over. Not the finding threshold (a
+pixel-level cut) nor a fixed level in calibrated units: on xBD Harvey intact buildings sit at 0.4 on one bundled
+model's change map and at 3.7 on another's, and grading at 1.5x the threshold found 22 % of the damage with one and
+called every building damaged with the other (``benchmarks/bench_buildings.py``). Labels of one class only cannot
+say where damage begins: the prior's boundary is kept and the figures say so.
 
 Grades from the calibrated probability ``p`` of damaged or worse: ``p ≥ 0.5`` damaged (destroyed when the labels
 hold destroyed and damaged buildings and the linear score passes the cut between them), ``0.25 ≤ p < 0.5``
@@ -26,14 +34,16 @@ from typing import Any
 import numpy as np
 
 from core.buildings.assess import FEATURES, SCORE_CALIBRATED, Building, automatic_grade
+from core.buildings.prior import prior_weights
 from core.detection.grading import SCALES, get_scale
 from core.errors import InputError
 
 #: Fewest labels a calibration is fitted from.
 MIN_LABELS = 4
-#: L2 strength pulling the weights (standardised units) towards the automatic grading's, and the intercept's.
-L2_WEIGHTS = 0.3
-L2_INTERCEPT = 0.05
+#: Precision of the Gaussian prior on the weights (standardised units) and on the intercept: how many labels'
+#: worth of evidence it takes to move them (the prior does not shrink as labels are added; the labels outweigh it).
+L2_WEIGHTS = 1.0
+L2_INTERCEPT = 0.2
 #: ``p`` at or above which a building is damaged or worse, and at or above which it is possibly damaged.
 P_DAMAGED = 0.5
 P_POSSIBLY = 0.25
@@ -94,7 +104,11 @@ def label_damaged(label: str) -> bool:
 
 
 def read_labels_csv(path: str | Path) -> dict[str, str]:
-    """``building_id -> label`` from a CSV with columns ``building_id,damaged`` or ``building_id,grade``."""
+    """``building_id -> label`` from a CSV with columns ``building_id,damaged`` or ``building_id,grade`` (other
+    columns ignored; a row whose label is left empty is not a label, as in the template of
+    :func:`core.buildings.suggest.write_label_template`)."""
+    from core.report.tables import FORMULA_PREFIXES
+
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -112,16 +126,18 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
     for n, r in enumerate(rows, start=2):
         bid = str(r.get(cols["building_id"]) or "").strip()
         val = str(r.get(col) or "").strip()
-        if not bid and not val:
-            continue
+        if not val:
+            continue  # not labelled (yet)
         if not bid:
             raise InputError(f"labels file {p.name}, line {n}: no building_id")
+        if bid.startswith("'") and bid[1:].startswith(FORMULA_PREFIXES):
+            bid = bid[1:]  # written by our CSV writers with the quote that keeps spreadsheets from evaluating it
         try:
             out[bid] = parse_label(val)
         except InputError as exc:
             raise InputError(f"labels file {p.name}, line {n}: {exc}") from exc
     if not out:
-        raise InputError(f"labels file {p.name} has no labels")
+        raise InputError(f"labels file {p.name} has no labels: fill the damaged (or grade) column of some rows")
     return out
 
 
@@ -141,6 +157,7 @@ class Calibration:
     labels: dict[str, str]
     fitted_at: str
     analyst: str = ""
+    prior: dict[str, Any] | None = None  #: the prior's boundary, slope and method (:class:`~.prior.PriorFit`)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -161,8 +178,10 @@ class Calibration:
         """One line for people: labels used and the cross-validated figures."""
         cv = self.cv
         figs = ", ".join(f"{k} {cv[k]:.2f}" for k in ("precision", "recall", "f1") if cv.get(k) is not None)
+        note = cv.get("note")
         return (f"calibrated on {self.n_labels} labels ({self.n_damaged} damaged or worse); cross-validated "
-                f"({cv.get('method', '')}) {figs or 'figures not measurable: ' + str(cv.get('note', ''))}")
+                f"({cv.get('method', '')}) {figs or 'figures not measurable: ' + str(note or '')}"
+                + (f"; {note}" if figs and note else ""))
 
 
 def feature_matrix(buildings: list[Building], features: list[str] | tuple[str, ...] = FEATURES) -> np.ndarray:
@@ -179,19 +198,6 @@ def feature_matrix(buildings: list[Building], features: list[str] | tuple[str, .
 def _standardise(X: np.ndarray, c: np.ndarray, s: np.ndarray) -> np.ndarray:
     Z = (X - c) / s
     return np.where(np.isfinite(Z), Z, 0.0)
-
-
-def _prior(features: list[str], c: np.ndarray, s: np.ndarray, thresholds: dict[str, float]) -> tuple[
-        np.ndarray, float]:
-    """Weights and intercept (standardised units) of the automatic grading's logistic on the primary map."""
-    w0 = np.zeros(len(features))
-    primary = next((f"{m}_q90" for m in ("change", "post") if f"{m}_q90" in features), None)
-    if primary is None:
-        return w0, 0.0
-    j = features.index(primary)
-    t = thresholds.get(primary.split("_")[0], 1.0)
-    w0[j] = 4.0 / t * s[j]
-    return w0, float(4.0 * (c[j] - t) / t)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -256,6 +262,55 @@ def prf(y: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
     return {"precision": p, "recall": r, "f1": f, "tp": tp, "fp": fp, "fn": fn}
 
 
+@dataclass
+class _Design:
+    """Features present, their centre and scale over all analysed buildings, and the prior in standardised units."""
+
+    features: list[str]
+    center: np.ndarray
+    scale: np.ndarray
+    w0: np.ndarray
+    b0: float
+    prior: dict[str, Any] | None
+
+
+def _design(analysed: list[Building]) -> _Design:
+    present = [f for f in FEATURES if any(b.stats.get(f) is not None for b in analysed)]
+    X = feature_matrix(analysed, present)
+    if not len(X) or not present:
+        return _Design(present, np.zeros(len(present)), np.ones(len(present)), np.zeros(len(present)), 0.0, None)
+    c = np.nanmedian(X, axis=0)
+    q = np.nanpercentile(X, [10, 90], axis=0)
+    s = np.where((q[1] - q[0]) > 1e-9, (q[1] - q[0]) / 2.563, 1.0)  # ≈ σ of a normal from its 10-90 range
+    w0, b0, fit = prior_weights(present, X, c, s)
+    return _Design(present, c, s, w0, b0, fit.to_dict() if fit else None)
+
+
+def prior_calibration(buildings: list[Building]) -> Calibration:
+    """The prior alone (no label): what the tool assumes before an analyst labels (module docstring)."""
+    d = _design([b for b in buildings if b.analysed])
+    return Calibration(features=d.features, center=[float(v) for v in d.center], scale=[float(v) for v in d.scale],
+                       weights=[float(v) for v in d.w0], intercept=d.b0, destroyed_cut=None, n_labels=0,
+                       n_damaged=0, cv={"method": "prior", "n": 0, "note": "no labels: the prior alone"}, labels={},
+                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), prior=d.prior)
+
+
+def _cv_note(n: int, n_pos: int) -> str | None:
+    """What the figures of a calibration from ``n`` labels, ``n_pos`` damaged, can and cannot say."""
+    if n_pos == 0:
+        return ("no damaged label, so recall and F1 cannot be measured and the prior boundary is kept (label some "
+                "damaged buildings: 'suggest buildings to label' finds likely ones)")
+    if n_pos == n:
+        return ("every label is damaged, so precision cannot be checked against undamaged buildings and the prior "
+                "boundary is kept (label some undamaged buildings)")
+    if n_pos == 1 or n_pos == n - 1:
+        one = "damaged" if n_pos == 1 else "undamaged"
+        return (f"only one {one} label: the fit leans on the prior, and leaving that label out leaves one class, so "
+                "its cross-validated figures are those of the prior boundary (label more, 'suggest buildings to "
+                "label' finds informative ones)")
+    return None
+
+
 def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analyst: str = "") -> Calibration:
     """Fit the mapping from the labelled buildings (``building_id -> label``, see :func:`parse_label`)."""
     by_id = {b.building_id: b for b in buildings}
@@ -268,17 +323,8 @@ def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analys
     if len(used) < MIN_LABELS:
         raise InputError(f"calibration needs at least {MIN_LABELS} labelled buildings inside the imagery; got "
                          f"{len(used)}" + (f" ({skipped} labelled building(s) are outside it)" if skipped else ""))
-    analysed = [b for b in buildings if b.analysed]
-    present = [f for f in FEATURES if any(b.stats.get(f) is not None for b in analysed)]
-    X = feature_matrix(analysed, present)
-    c = np.nanmedian(X, axis=0)
-    q = np.nanpercentile(X, [10, 90], axis=0)
-    s = np.where((q[1] - q[0]) > 1e-9, (q[1] - q[0]) / 2.563, 1.0)  # ≈ σ of a normal from its 10-90 range
-    thresholds: dict[str, float] = {}
-    for b in analysed:
-        for m, t in b.thresholds.items():
-            thresholds.setdefault(m, float(t))
-    w0, b0 = _prior(present, c, s, thresholds)
+    d = _design([b for b in buildings if b.analysed])
+    present, c, s, w0, b0 = d.features, d.center, d.scale, d.w0, d.b0
     ids = list(used)
     lab = [by_id[i] for i in ids]
     Z = _standardise(feature_matrix(lab, present), c, s)
@@ -292,12 +338,9 @@ def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analys
     cv: dict[str, Any] = prf(y, pred)
     cv["method"] = "leave-one-out" if len(y) <= LOO_MAX else "stratified 5-fold"
     cv["n"] = int(len(y))
-    if y.sum() == 0:
-        cv["note"] = ("no damaged label, so recall and F1 cannot be measured and the automatic grading's boundary is "
-                      "kept (label some damaged buildings)")
-    elif y.sum() == len(y):
-        cv["note"] = ("every label is damaged, so precision cannot be checked against undamaged buildings and the "
-                      "automatic grading's boundary is kept (label some undamaged buildings)")
+    note = _cv_note(len(y), int(y.sum()))
+    if note:
+        cv["note"] = note
     lin = Z @ w + b_fit
     # "damaged" is both the binary label and the EMS grade below destroyed: either way it is not destroyed
     levels = np.array([0 if used[i] == "not-damaged" else grade_level(used[i]) or 0 for i in ids])
@@ -307,7 +350,14 @@ def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analys
     return Calibration(features=present, center=[float(v) for v in c], scale=[float(v) for v in s],
                        weights=[float(v) for v in w], intercept=b_fit, destroyed_cut=cut, n_labels=len(y),
                        n_damaged=int(y.sum()), cv=cv, labels=dict(used),
-                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), analyst=analyst)
+                       fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), analyst=analyst,
+                       prior=d.prior)
+
+
+def probabilities(buildings: list[Building], cal: Calibration) -> np.ndarray:
+    """P(damaged or worse) of each of ``buildings`` under ``cal`` (NaN for buildings not analysed)."""
+    p = _sigmoid(cal.linear(feature_matrix(buildings, cal.features)))
+    return np.where([b.analysed for b in buildings], p, np.nan)
 
 
 def apply_calibration(buildings: list[Building], cal: Calibration | None, labels: dict[str, str] | None = None,

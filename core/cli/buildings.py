@@ -2,7 +2,9 @@
 
 ``buildings calibrate --analysis DIR|ID --labels labels.csv`` fits the few-label calibration (columns
 ``building_id,damaged`` or ``building_id,grade``), prints its cross-validated figures and re-grades the other
-buildings; ``buildings show`` prints the counts per grade; ``buildings reset`` goes back to the automatic grades.
+buildings; ``buildings show`` prints the counts per grade; ``buildings reset`` goes back to the automatic grades;
+``buildings suggest --analysis DIR|ID [-n 20] [--out CSV]`` lists the unlabelled buildings most worth labelling
+(:mod:`core.buildings.suggest`) and writes them as a CSV template for ``calibrate --labels``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ def add_buildings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bs = p.add_subparsers(dest="action", required=True)
     for name, text in (("calibrate", "fit the grades to analyst labels (building_id,damaged or building_id,grade)"),
                        ("show", "buildings per grade and the calibration"),
-                       ("reset", "drop the calibration: automatic grades again (labels kept)")):
+                       ("reset", "drop the calibration: automatic grades again (labels kept)"),
+                       ("suggest", "list the unlabelled buildings most worth labelling next and write them as a "
+                                   "labels CSV template (fill its damaged column, then calibrate --labels)")):
         q = bs.add_parser(name, help=text)
         q.add_argument("--analysis", required=True, metavar="DIR|ID",
                        help="an analyze output folder, or the id of an analysis in the workspace")
@@ -34,6 +38,11 @@ def add_buildings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             q.add_argument("--labels", required=True, metavar="CSV",
                            help="labels: columns building_id,damaged (1/0, yes/no) or building_id,grade")
             q.add_argument("--analyst", default="", help="who labelled (recorded with the labels)")
+        if name == "suggest":
+            q.add_argument("-n", "--n", type=int, default=20, dest="n",
+                           help="how many buildings to suggest (default 20)")
+            q.add_argument("--out", default=None, metavar="CSV",
+                           help="the template to write (default: label_suggestions.csv in the analysis folder)")
 
 
 def _source(a: argparse.Namespace) -> tuple[Workspace | None, int | None, Path]:
@@ -88,6 +97,30 @@ def cmd_buildings(a: argparse.Namespace) -> int:
         print(cal.summary())
     elif a.action == "reset":
         clear_calibration(bset, folder, ws=ws, analysis_id=aid)
+    elif a.action == "suggest":
+        return _suggest(a, bset, folder)
     print_buildings(bset)
     print(f"wrote {folder / 'buildings.geojson'} and {folder / 'buildings.csv'}")
+    return 0
+
+
+def _suggest(a: argparse.Namespace, bset: BuildingSet, folder: Path) -> int:
+    """Print the suggested buildings and write their labels template."""
+    from core.buildings.suggest import suggest_labels, write_label_template
+
+    sug = suggest_labels(bset.buildings, a.n, bset.calibration)
+    if not sug:
+        print("no unlabelled analysed building left to suggest")
+        return 0
+    path = write_label_template(sug, bset.buildings, Path(a.out) if a.out else folder / "label_suggestions.csv")
+    basis = "the current calibration" if bset.calibration else "the prior (no calibration yet)"
+    print(f"{len(sug)} buildings to label (P(damaged) under {basis}):")
+    width = max(len(s.building_id) for s in sug)
+    print(f"  {'building_id':{width}s}  p_damaged  score    reason")
+    for s in sug:
+        score = "n/a" if s.score is None else f"{s.score:.3f}"
+        print(f"  {s.building_id:{width}s}  {s.p_damaged:9.3f}  {score:7s}  {s.reason}")
+    ref = a.analysis if a.workspace is None else f"{a.analysis} --workspace {a.workspace}"
+    print(f"wrote {path}: fill its damaged column (1 / 0, yes / no, or a grade such as destroyed), then run\n"
+          f"  python -m core buildings calibrate --analysis {ref} --labels {path}")
     return 0

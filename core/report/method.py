@@ -183,8 +183,9 @@ def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
             pdf.para(_("Each building footprint was rasterised on the heatmaps' grid and summarised (mean, 90th "
                        "percentile, share above the threshold, a 3 m ring around it). The grades were then "
                        "calibrated on analyst labels: {summary}. The model is a logistic regression, "
-                       "monotone in the scores and regularised towards the automatic grading; labelled buildings "
-                       "keep their label.").format(summary=cal.summary()))
+                       "monotone in the scores and regularised towards a prior read from all buildings' scores (a "
+                       "two-component mixture: damage begins where the upper component takes over); labelled "
+                       "buildings keep their label.").format(summary=cal.summary()))
         else:
             pdf.para(_("Each building footprint was rasterised on the heatmaps' grid; its score is the 90th "
                        "percentile of its calibrated scores on the primary map (change heatmap when there is a "
