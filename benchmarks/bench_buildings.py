@@ -116,6 +116,9 @@ def harvey(model: str | None, cache: Path, draws: int, n_labels: int) -> dict[st
     for key in ("score", "change_score", "post_score"):
         s = [getattr(b, key) if getattr(b, key) is not None else float("nan") for b in blds]
         out[f"auroc_{key}"] = auroc(s, y)
+    bands = np.array([int((grade_level(b.grade) or 0) >= 2) for b in blds])  # the findings' bands on q90
+    out["bands_f1"] = f1(y, bands)[0]
+    apply_calibration(bset.buildings, None)  # what the app shows before any label: the prior
     auto = np.array([int((grade_level(b.grade) or 0) >= 2) for b in blds])
     out["auto_f1"], out["auto_precision"], out["auto_recall"] = f1(y, auto)
     index = {b.building_id: i for i, b in enumerate(blds)}
@@ -213,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Harvey: {h['analysed']} of {h['buildings']} buildings analysed, {h['damaged_or_worse']} damaged or worse")
     print(f"  building AUROC  score {h['auroc_score']:.3f}  change_score {h['auroc_change_score']:.3f}  "
           f"post_score {h['auroc_post_score']:.3f}")
-    print(f"  automatic grades: F1 {h['auto_f1']:.3f} (precision {h['auto_precision']:.3f}, recall "
+    print(f"  findings' bands on q90 (the automatic grades before the prior): F1 {h['bands_f1']:.3f}")
+    print(f"  automatic grades (no labels: the prior): F1 {h['auto_f1']:.3f} "
+          f"(precision {h['auto_precision']:.3f}, recall "
           f"{h['auto_recall']:.3f})")
     d = h["draws"]
     print(f"  calibrated on {a.labels} random labels, {len(d)} draws (F1 on the other buildings):")

@@ -27,6 +27,7 @@ from core.buildings import (
 )
 from core.buildings.calibrate import grade_level, parse_label
 from core.buildings.footprints import Footprint, FootprintSet
+from core.buildings.prior import fit_prior
 from core.errors import InputError
 from core.types import GeoRef, SceneResult
 
@@ -217,8 +218,12 @@ def _synthetic(n: int = 40) -> list[Building]:
 def test_calibration_moves_the_boundary_to_the_labels_and_regrades():
     blds = _synthetic()
     apply_calibration(blds, None)
-    # automatic: q90 >= 1.5 t = 3.0 is damaged or worse
-    assert sum((grade_level(b.grade) or 0) >= 2 for b in blds) == 11
+    # no labels: the prior grades, damaged from the mixture boundary of u = mean(change mean, q90, ring) up
+    u = np.array([(b.stats["change_mean"] + b.stats["change_q90"] + b.stats["change_ring"]) / 3 for b in blds])
+    cut = fit_prior(u).boundary
+    assert u.min() < cut < u.max() and all(b.score_kind == "prior" for b in blds)
+    assert [(grade_level(b.grade) or 0) >= 2 for b in blds] == list(u >= cut)
+    assert not any(b.grade == "destroyed" for b in blds)  # destroyed needs grade labels
     labels = {str(k): ("damaged" if 0.1 * (k + 1) >= 1.2 else "not-damaged") for k in range(0, 40, 3)}
     cal = fit_calibration(blds, labels)
     assert cal.n_labels == 14 and cal.n_damaged == 10

@@ -186,6 +186,8 @@ def suggestions(bset: Any) -> None:
             return
         rows = [{"building": s.building_id, "P(damaged)": s.p_damaged, "why": _(s.reason), "score": s.score}
                 for s in sug]
+        import pandas as pd  # lazy: see table()
+
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                      column_config={**i18n.column_labels(SUGGEST_COLUMNS),
                                     "P(damaged)": st.column_config.NumberColumn(_("P(damaged)"), format="%.2f"),

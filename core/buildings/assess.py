@@ -5,10 +5,11 @@ CRS, :mod:`core.buildings.zonal`) and summarised on each map it has: the change 
 (``change_*``) and the post image's anomaly heatmap (``post_*``), both in calibrated units. A building is taken by
 the first scene (in input order) where it has valid pixels; one that no scene covers is "not analysed".
 
-Until an analyst calibrates (:mod:`core.buildings.calibrate`), a building's ``score`` is the 90th percentile of
-its scores on the scene's primary map (the change heatmap when there is one, else the anomaly heatmap), graded
-with the same bands and threshold as findings (:func:`core.detection.grading.grade_for`); its confidence is the grading
-logistic's confidence in the grade's side of the threshold.
+Until an analyst calibrates, :func:`core.buildings.calibrate.apply_calibration` grades the buildings from the
+prior read from all of them (:mod:`core.buildings.prior`: where the upper component of their scores' mixture takes
+over). :func:`automatic_grade` (the 90th percentile of a building's scores on the primary map, graded with the
+findings' bands and threshold, :func:`core.detection.grading.grade_for`) is the first grade every building gets
+and the fallback when no prior can be read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ RING_PX_DEFAULT = 3.0
 #: What ``score`` means before and after an analyst calibration.
 SCORE_AUTOMATIC = "automatic"
 SCORE_CALIBRATED = "calibrated"
+SCORE_PRIOR = "prior"  #: P(damaged) under the prior read from all buildings' scores, before any label
 MAPS = ("change", "post")  #: map kinds, primary first when present
 FEATURES = tuple(f"{m}_{s}" for m in MAPS for s in ("mean", "q90", "share", "ring"))
 

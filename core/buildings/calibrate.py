@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from core.buildings.assess import FEATURES, SCORE_CALIBRATED, Building, automatic_grade
+from core.buildings.assess import FEATURES, SCORE_CALIBRATED, SCORE_PRIOR, Building, automatic_grade
 from core.buildings.prior import prior_weights
 from core.detection.grading import SCALES, get_scale
 from core.errors import InputError
@@ -362,10 +362,21 @@ def probabilities(buildings: list[Building], cal: Calibration) -> np.ndarray:
 
 def apply_calibration(buildings: list[Building], cal: Calibration | None, labels: dict[str, str] | None = None,
                       scale: str = "copernicus-ems") -> None:
-    """Grade every analysed building from ``cal`` (automatic grading when None); labelled ones take their label's
-    grade with confidence 1. Grades an analyst set by review (``review_status`` confirmed) are kept."""
+    """Grade every analysed building from ``cal``; labelled ones take their label's grade with confidence 1. Grades
+    an analyst set by review (``review_status`` confirmed) are kept.
+
+    Without a calibration (no labels yet) the prior alone grades them (:func:`prior_calibration`, ``score_kind``
+    "prior"): damaged where the upper mixture component takes over, possibly damaged from P = 0.25, never
+    "destroyed" (that needs grade labels). A fixed cut in calibrated units called every Harvey building damaged on
+    the feature-matching model's change map (F1 0.14; the prior: 0.79). Only when the buildings carry no primary
+    map statistics does the findings' band grading (:func:`~core.buildings.assess.automatic_grade`) apply."""
     labels = labels if labels is not None else (cal.labels if cal else {})
     analysed = [b for b in buildings if b.analysed]
+    kind = SCORE_CALIBRATED
+    if cal is None and analysed:  # no labels yet: the prior read from all buildings' scores grades them
+        prior = prior_calibration(analysed)
+        if prior.prior is not None:
+            cal, kind = prior, SCORE_PRIOR
     if cal is not None and analysed:
         lin = cal.linear(feature_matrix(analysed, cal.features))
         p = _sigmoid(lin)
@@ -376,7 +387,7 @@ def apply_calibration(buildings: list[Building], cal: Calibration | None, labels
             automatic_grade(b, scale)
         else:
             pi = float(p[i])
-            b.score, b.score_kind = pi, SCORE_CALIBRATED
+            b.score, b.score_kind = pi, kind
             if pi >= P_DAMAGED:
                 lvl = 3 if cal.destroyed_cut is not None and lin[i] >= cal.destroyed_cut else 2
                 b.confidence = pi
