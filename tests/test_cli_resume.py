@@ -53,11 +53,13 @@ def test_analyze_bad_inputs_keep_the_batch_going(shared_data, tiny_model, tmp_pa
     good = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "notes.png").write_text("not an image")
-    rc = main(["analyze", str(tmp_path / "empty.jpg"), str(good), str(tmp_path / "notes.png"), "--model",
-               str(tiny_model), "--out", str(tmp_path / "o"), "--no-workspace", "--quiet"])
+    rc = main(["analyze", str(tmp_path / "empty.jpg"), str(good), str(tmp_path / "notes.png"),
+               str(tmp_path / "missing.tif"), "--model", str(tiny_model), "--out", str(tmp_path / "o"),
+               "--no-workspace", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
     assert "empty.jpg" in err and "notes.png" in err
+    assert f"error: file not found: {tmp_path / 'missing.tif'}; check the path" in err
     import json
 
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())

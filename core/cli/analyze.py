@@ -145,14 +145,19 @@ def _items(inputs: list[str], pre: list[str]) -> list[AnalysisInput]:
 def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]:
     """Run an analysis with one line per input, an overall bar (inputs) and a tile bar per input on stderr, then
     each result's summary."""
+    from tqdm import tqdm
+
     bar: Any = None
     overall = _bar(len(run.inputs), "overall", quiet, unit="input", position=0)
+
+    def say(text: str) -> None:  # above the progress bars, never inside one of their lines
+        tqdm.write(text, file=sys.stderr)
 
     def on_input(k: int, n: int, item: AnalysisInput) -> None:
         nonlocal bar
         if bar is not None:
             bar.close()
-        print(f"[{k + 1}/{n}] {item.name}", file=sys.stderr)
+        say(f"[{k + 1}/{n}] {item.name}")
         bar = _bar(0, item.name, quiet)
 
     def on_tiles(done: int, total: int) -> None:
@@ -165,16 +170,16 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
             bar.close()
         overall.update(1)
         if res.error:
-            print(f"    error: {res.error}", file=sys.stderr)
+            say(f"    error: {res.error}")
         elif res.pre_scene_name:
             from core.change.coreg import coregistration_text
 
             thr = (res.meta.get("change") or {}).get("threshold", float("nan"))
-            print(f"    compared with {res.pre_scene_name}: {len(res.findings)} change findings at {thr:.2f} "
-                  f"(the post image alone: {res.meta.get('post_only_findings')})\n"
-                  f"    {coregistration_text(res.meta.get('coregistration') or {})}", file=sys.stderr)
+            say(f"    compared with {res.pre_scene_name}: {len(res.findings)} change findings at {thr:.2f} "
+                f"(the post image alone: {res.meta.get('post_only_findings')})\n"
+                f"    {coregistration_text(res.meta.get('coregistration') or {})}")
         else:
-            print(f"    image score {res.image_score:.2f}; {judge(res).rule}", file=sys.stderr)
+            say(f"    image score {res.image_score:.2f}; {judge(res).rule}")
 
     try:
         return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
