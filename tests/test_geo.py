@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import mgrs
@@ -228,3 +229,15 @@ def test_validate_georef_rejects(georef: GeoRef, match: str) -> None:
 def test_validate_georef_accepts_real_and_rotated() -> None:
     geo.validate_georef(_utm_georef(), 1024, 1024)
     geo.validate_georef(geo.user_georef(-33.4, -70.6, 1.0, 100, 100, yaw_deg=45), 100, 100)
+
+
+def test_georef_keeps_the_six_coefficient_form_it_was_always_stored_in():
+    """Analyses and case archives of every version store a GeoRef's transform as six numbers (a, b, c, d, e, f): they
+    load as an affine.Affine, and the dict form written today is the same six numbers."""
+    stored = {"crs": "EPSG:32615", "transform": [0.5, 0.01, 366000.0, 0.02, -0.5, 4104000.0], "method": "fitted",
+              "approximate": True, "note": "from an older version"}
+    g = GeoRef.from_dict(stored)
+    assert isinstance(g.transform, Affine) and g.transform == Affine(0.5, 0.01, 366000.0, 0.02, -0.5, 4104000.0)
+    assert g.to_dict() == stored and json.loads(json.dumps(g.to_dict())) == stored
+    assert GeoRef("EPSG:32615", tuple(stored["transform"])).transform == g.transform  # six numbers in code: the same
+    assert geo.pixel_to_crs(g, 10.0, 20.0) == pytest.approx((366000.0 + 5.0 + 0.2, 4104000.0 + 0.2 - 10.0))
