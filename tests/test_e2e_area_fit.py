@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.support.browser import no_exception, offline_app, upload_and_analyse
 from tests.support.data import need
@@ -33,6 +34,8 @@ def test_fit_an_area_model_in_the_browser_and_analyse_with_it(shared_data: Path,
         no_exception(page)
         page.screenshot(path=str(art / "area_fit_1_fitted.png"), full_page=True)
         page.get_by_role("button", name="Use it").click()
+        # the rerun that switches the model has drawn the page (an upload sent during it can be lost)
+        expect(page.get_by_role("button", name="Use it")).to_have_count(0, timeout=300_000)
         sidebar = page.locator('[data-testid="stSidebar"]')
         # the model in use (its first load converts nothing but reads a VGG16 trunk: allow a busy machine)
         sidebar.get_by_text("Feature matching (PatchCore)").first.wait_for(timeout=300_000)
