@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 
 from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.detection.detector import Detector
@@ -100,7 +100,7 @@ def make_windows(src: Path, n: int, folder: Path, side: int = 256) -> list[Path]
         cols = max(1, ds.width // side)
         for k in range(n):
             r, c = divmod(k, cols)
-            win = RioWindow((c * side) % (ds.width - side), (r * side) % (ds.height - side), side, side)
+            win = Window((c * side) % (ds.width - side), (r * side) % (ds.height - side), side, side)
             prof = ds.profile | {"width": side, "height": side, "transform": ds.window_transform(win),
                                  "tiled": False, "compress": "deflate"}
             prof.pop("blockxsize", None)

@@ -10,54 +10,51 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-#: Affine transform as the 6 GDAL/rasterio coefficients (a, b, c, d, e, f):
-#: x = a*col + b*row + c ; y = d*col + e*row + f  (pixel corner convention).
-Affine6 = tuple[float, float, float, float, float, float]
-
-
-@dataclass(frozen=True)
-class Window:
-    """A rectangle of pixels: row/col offset of the top-left corner, height and width."""
-
-    row: int
-    col: int
-    height: int
-    width: int
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        """(row slice, col slice) for indexing a full-size array."""
-        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
+if TYPE_CHECKING:  # rasterio and affine load on first use: `python -m core --help` and the app's first page skip them
+    from affine import Affine
+    from rasterio.windows import Window
 
 
 @dataclass(frozen=True)
 class GeoRef:
     """Where a pixel grid lies on the earth.
 
-    ``crs`` is any string pyproj/rasterio accept ("EPSG:4326", WKT). ``method`` says how it was obtained:
-    ``"raster"`` (read from the file), ``"gps-footprint"`` (drone GPS + camera model), ``"fitted"``
+    ``transform`` maps pixel (col, row) corners to CRS coordinates: an :class:`affine.Affine`; the six GDAL/rasterio
+    coefficients ``(a, b, c, d, e, f)`` (x = a·col + b·row + c, y = d·col + e·row + f), the form ``to_dict`` stores,
+    are converted to one. ``crs`` is any string pyproj/rasterio accept ("EPSG:4326", WKT). ``method`` says how it was
+    obtained: ``"raster"`` (read from the file), ``"gps-footprint"`` (drone GPS + camera model), ``"fitted"``
     (fitted from pixel<->lon/lat pairs, e.g. xBD labels), ``"user"`` (placed by the analyst).
     ``approximate`` is True for anything but a raster's own georeferencing.
     """
 
     crs: str
-    transform: Affine6
+    transform: Affine
     method: str = "raster"
     approximate: bool = False
     note: str = ""
 
+    def __post_init__(self) -> None:
+        from affine import Affine
+
+        t: Any = self.transform  # six coefficients (a, b, c, d, e, f) are accepted too, as the class docstring says
+        if not isinstance(t, Affine):
+            object.__setattr__(self, "transform", Affine(*(float(v) for v in t)))
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return dataclasses.asdict(self) | {"transform": list(self.transform)}
+        """JSON-safe form; the transform as its six coefficients (a, b, c, d, e, f), as every version stored it."""
+        return {"crs": self.crs, "transform": [float(v) for v in self.transform[:6]], "method": self.method,
+                "approximate": self.approximate, "note": self.note}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GeoRef:
         """Inverse of :meth:`to_dict`."""
-        return cls(crs=d["crs"], transform=tuple(float(v) for v in d["transform"]),  # type: ignore[arg-type]
+        from affine import Affine
+
+        return cls(crs=d["crs"], transform=Affine(*(float(v) for v in d["transform"][:6])),
                    method=d.get("method", "raster"), approximate=bool(d.get("approximate", False)),
                    note=d.get("note", ""))
 
@@ -91,7 +88,11 @@ class Scene:
 
     def read(self, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Pixels and validity mask of ``window`` (whole scene when None)."""
-        return self.source.read(window or Window(0, 0, self.height, self.width))
+        if window is None:
+            from rasterio.windows import Window
+
+            window = Window(0, 0, self.width, self.height)
+        return self.source.read(window)
 
     def close(self) -> None:
         """Release the pixel source."""

@@ -45,7 +45,7 @@ def workspace(tmp_path, monkeypatch):
             ds.write(arr, 1)
         paths[name] = p
     sr = SceneResult(scene_name="s.tif", width=100, height=100, image_score=0.0, verdict="normal",
-                     georef=GeoRef("EPSG:32615", tuple(TR)[:6]), bounds_wgs84=(-94.5, 37.0, -94.49, 37.01),
+                     georef=GeoRef("EPSG:32615", TR), bounds_wgs84=(-94.5, 37.0, -94.49, 37.01),
                      heatmap_path=paths["heatmap"], overlay_path=None, change_path=paths["change"],
                      meta={"threshold": 1.0, "change": {"threshold": 2.0}})
     ws.save_scene_result(aid, sr, input_name="s.tif")

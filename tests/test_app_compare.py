@@ -179,9 +179,9 @@ def test_the_pre_preview_is_the_coregistered_pre_image(analysed) -> None:
 
 
 def _window(a: np.ndarray):
-    from core.types import Window
+    from rasterio.windows import Window
 
-    return Window(0, 0, a.shape[0], a.shape[1])
+    return Window(0, 0, a.shape[1], a.shape[0])
 
 
 def test_compose_wipe_and_blend() -> None:

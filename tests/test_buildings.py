@@ -78,7 +78,7 @@ def scene(tmp_path: Path) -> SceneResult:
             ds.write(arr, 1)
         paths[name] = p
     return SceneResult(scene_name="s.tif", width=100, height=100, image_score=0.0, verdict="normal",
-                       georef=GeoRef(CRS_UTM, tuple(TR)[:6]), bounds_wgs84=None, heatmap_path=paths["post"],
+                       georef=GeoRef(CRS_UTM, TR), bounds_wgs84=None, heatmap_path=paths["post"],
                        overlay_path=None, change_path=paths["change"],
                        meta={"threshold": 1.0, "change": {"threshold": 1.0}})
 

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from affine import Affine
+from rasterio.windows import Window
 
 from core.change.features import GENERIC_CALIBRATION, early_levels, fill_invalid, level_specs, trunk_levels
 from core.change.pairing import name_key, names_match
@@ -35,7 +37,7 @@ from core.imagery.reader import open_scene
 from core.imagery.sources import FrameSource
 from core.learn.evaluation import auroc, building_scores
 from core.models import build_model
-from core.types import Scene, Window
+from core.types import Scene
 from tests.support.data import REPO, need
 
 torch.set_num_threads(1)
@@ -177,9 +179,9 @@ def test_pre_tile_in_another_crs_lands_on_the_chip_and_a_known_offset_is_recover
     assert 0.4 < valid.mean() < 0.6  # the tile covers the chip's northern half
     assert np.hypot(*info["shift_px"]) < 1.0
     assert np.abs(out[valid].astype(int) - ref[valid].astype(int)).mean() < 3.0
-    a, b, c, d, e, f = tile.georef.transform
-    moved = dataclasses.replace(tile, georef=dataclasses.replace(tile.georef, transform=(a, b, c + 2.4, d, e,
-                                                                                          f - 1.2)))
+    t = tile.georef.transform
+    moved = dataclasses.replace(tile, georef=dataclasses.replace(tile.georef, transform=Affine(t.a, t.b, t.c + 2.4, t.d,
+                                                                                               t.e, t.f - 1.2)))
     _, _, info = coregister(chip, moved)  # georef 2.4 m too far east, 1.2 m too far south
     assert info["shift_applied"]
     assert np.hypot(info["shift_px"][0] - 2.4 / 0.6, info["shift_px"][1] - 1.2 / 0.674) < 1.0
@@ -189,8 +191,8 @@ def test_windowed_reads_match_the_whole_image(joplin: Path) -> None:
     chip = open_scene(joplin / "chips_aligned" / "post" / "0_post.tif")
     tile = open_scene(joplin / "pre" / "tile_337-9136.tif")
     grid = PreOnGrid(chip, tile, shift=(1.5, -0.5))
-    whole, wvalid = grid.read(Window(0, 0, chip.height, chip.width))
-    part, pvalid = grid.read(Window(300, 200, 256, 320))
+    whole, wvalid = grid.read(Window(0, 0, chip.width, chip.height))
+    part, pvalid = grid.read(Window(200, 300, 320, 256))
     assert np.array_equal(pvalid, wvalid[300:556, 200:520])
     diff = np.abs(part.astype(int) - whole[300:556, 200:520].astype(int))[pvalid]
     assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 2  # GDAL's warper chunks differently, nothing more
@@ -303,7 +305,7 @@ def test_analyze_pair_xbd(detector: Detector, shared_data: Path, tmp_path: Path)
     _check_outputs(res, post_path, pre_path.name)
     with rasterio.open(res.change_path) as ds:
         assert ds.crs.to_string() == post.georef.crs
-        assert np.allclose(tuple(ds.transform)[:6], post.georef.transform)
+        assert np.allclose(tuple(ds.transform), tuple(post.georef.transform))
         change = ds.read(1)
     assert res.findings and res.verdict == "anomalous"  # a flooded scene
     f = res.findings[0]

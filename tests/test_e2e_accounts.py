@@ -11,17 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from core.assets import FAST_MODEL as DEFAULT_MODEL  # the workflow, not the detector
 from core.store import Workspace
-from tests.support.browser import (
-    artifacts_dir,
-    nav,
-    no_exception,
-    offline_browser,
-    screenshot_on_failure,
-    streamlit_server,
-    upload_and_analyse,
-)
+from tests.support.browser import fast_model, nav, no_exception, offline_app, upload_and_analyse
 from tests.support.data import need
 from tests.support.store import make_result, new_analysis
 
@@ -32,8 +23,7 @@ POST = Path("geotiff/joplin_tornado_xview2deploy/chips_aligned/post/0_post.tif")
 
 
 def test_login_and_the_case_stays_put_after_an_analysis(shared_data: Path, tmp_path: Path) -> None:
-    if not DEFAULT_MODEL.is_file():
-        pytest.skip(f"bundled default model missing: {DEFAULT_MODEL}")
+    model = fast_model()
     chip = need(shared_data / POST)
     ws_root = tmp_path / "ws"
     ws = Workspace(ws_root)
@@ -44,12 +34,8 @@ def test_login_and_the_case_stays_put_after_an_analysis(shared_data: Path, tmp_p
     for cid in (first, second):
         ws.grant_case(cid, "lee")
     ws.close()
-    art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(DEFAULT_MODEL), "OMP_NUM_THREADS": "2"}
-    with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        with screenshot_on_failure(page, art / "accounts_failure.png"):
-            _flow(page, url, chip, art)
-        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
+    with offline_app(ws_root, model, "accounts_failure.png") as app:
+        _flow(app.page, app.url, chip, app.art)
 
 
 def _login(page, name: str, password: str) -> None:
@@ -101,8 +87,7 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
 
 
 def test_a_viewer_reads_but_cannot_review(tmp_path: Path) -> None:
-    if not DEFAULT_MODEL.is_file():
-        pytest.skip(f"bundled default model missing: {DEFAULT_MODEL}")
+    model = fast_model()
     ws_root = tmp_path / "ws"
     ws = Workspace(ws_root)
     ws.add_user("park", "viewer", PW)
@@ -112,24 +97,21 @@ def test_a_viewer_reads_but_cannot_review(tmp_path: Path) -> None:
     ws.finish_analysis(aid)
     ws.grant_case(cid, "park")
     ws.close()
-    art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(DEFAULT_MODEL), "OMP_NUM_THREADS": "2"}
-    with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        with screenshot_on_failure(page, art / "accounts_viewer_failure.png"):
-            page.goto(url, wait_until="networkidle")
-            page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
-            _login(page, "park", PW)  # the first click counts (the form keeps its identity from the first run)
-            page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
-            nav(page, "Report")
-            page.get_by_role("heading", name="Report", level=1).wait_for(timeout=60_000)
-            page.get_by_text("You have a viewer account: the reviews are read-only for you.").wait_for(
-                timeout=30_000)
-            page.get_by_text("Review one finding").click()
-            page.get_by_text("Viewers see the reviews; reviewing needs an analyst account.").wait_for(
-                timeout=30_000)
-            expect(page.get_by_role("button", name="Save review")).to_have_count(0)
-            nav(page, "Analyze")
-            page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
-            expect(page.locator("input[type=file]")).to_have_count(0)  # no uploader, no case import
-            no_exception(page)
-        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
+    with offline_app(ws_root, model, "accounts_viewer_failure.png") as app:
+        page = app.page
+        page.goto(app.url, wait_until="networkidle")
+        page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
+        _login(page, "park", PW)  # the first click counts (the form keeps its identity from the first run)
+        page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
+        nav(page, "Report")
+        page.get_by_role("heading", name="Report", level=1).wait_for(timeout=60_000)
+        page.get_by_text("You have a viewer account: the reviews are read-only for you.").wait_for(
+            timeout=30_000)
+        page.get_by_text("Review one finding").click()
+        page.get_by_text("Viewers see the reviews; reviewing needs an analyst account.").wait_for(
+            timeout=30_000)
+        expect(page.get_by_role("button", name="Save review")).to_have_count(0)
+        nav(page, "Analyze")
+        page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
+        expect(page.locator("input[type=file]")).to_have_count(0)  # no uploader, no case import
+        no_exception(page)

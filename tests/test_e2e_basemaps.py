@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,7 @@ from core.imagery.reader import open_scene
 from core.mapping.basemaps import case_basemaps
 from core.store import Workspace
 from tests.support.basemaps import TILE_COLOUR, make_mbtiles, make_ortho
-from tests.support.browser import (
-    artifacts_dir,
-    folium_frame,
-    model_for,
-    nav,
-    no_exception,
-    offline_browser,
-    streamlit_server,
-)
+from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app
 from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,17 +47,6 @@ def _workspace(root: Path, tile: Path, model: Path) -> tuple[int, tuple[float, f
     w, s, e, n = result.bounds_wgs84
     ws.close()
     return case, ((s + n) / 2, (w + e) / 2)
-
-
-@contextlib.contextmanager
-def _shot_on_failure(page, path: Path) -> Iterator[None]:
-    """A screenshot of the viewport when the block fails; the block's own error is what the test reports."""
-    try:
-        yield
-    except Exception:
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path), timeout=10_000)
-        raise
 
 
 def _frame_with(page, selector: str, timeout_s: float = 240.0):
@@ -106,34 +86,31 @@ def test_map_shows_mbtiles_and_geotiff_basemaps_offline(shared_data, tiny_model,
     mb = make_mbtiles(tmp_path / "joplin.mbtiles", lat, lon, zooms=range(10, 17), half_deg=0.01)
     # the orthophoto covers the scene's west half only, so the tiles still show east of it
     ortho = make_ortho(tmp_path / "ortho.tif", lat, lon - 0.004, size=80, colour=ORTHO_COLOUR)
-    art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(tmp_path / "ws"), "BDA_MODEL": str(model_for(tiny_model)), "OMP_NUM_THREADS": "2"}
-    with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        with _shot_on_failure(page, art / "basemaps_failure.png"):
-            page.goto(url)
-            page.wait_for_load_state("networkidle")
-            nav(page, "Map")
-            folium_frame(page)
-            _add(page, mb, 2)
-            _add(page, ortho, 3)
-            ws = Workspace(tmp_path / "ws")
-            assert [d["kind"] for d in case_basemaps(ws, case)] == ["world", "mbtiles", "geotiff"]
-            frame = _frame_with(page, ".bda-basemap-tiles img.leaflet-tile-loaded")  # the map remounted
-            tiles = frame.locator(".bda-basemap-tiles img.leaflet-tile-loaded")
-            assert tiles.count() >= 4
-            srcs = tiles.evaluate_all("els => els.map(e => e.src.slice(0, 22))")
-            assert all(s == "data:image/png;base64," for s in srcs), srcs[:3]
-            assert tuple(tiles.first.evaluate(PIXEL)) == TILE_COLOUR  # the test's own tile, drawn
-            raster = frame.locator(".leaflet-bda-raster-pane img.leaflet-image-layer")
-            raster.first.wait_for(timeout=120_000)
-            assert raster.first.evaluate("img => img.complete && img.naturalWidth > 0")
-            rgb = raster.first.evaluate(PIXEL)  # the imagery overlay is lossy WebP: near the colour, not exact
-            assert all(abs(a - b) <= 8 for a, b in zip(rgb, ORTHO_COLOUR, strict=True)), rgb
-            assert frame.locator("[data-testid=bda-map-legend]").count() == 1
-            zoom = frame.locator("select[data-testid=bda-zoom-to-scene]")
-            assert tile.name in zoom.inner_text()
-            zoom.select_option(label=tile.name)
-            page.wait_for_timeout(500)  # the fitBounds animation; nothing is awaited from the network
-            page.screenshot(path=str(art / "basemaps.png"), timeout=60_000)
-            no_exception(page)
-        assert not blocked, f"the map reached outside the machine: {blocked[:5]}"
+    with offline_app(tmp_path / "ws", model_for(tiny_model), "basemaps_failure.png", full_page=False) as app:
+        page, url, art = app.page, app.url, app.art
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        nav(page, "Map")
+        folium_frame(page)
+        _add(page, mb, 2)
+        _add(page, ortho, 3)
+        ws = Workspace(tmp_path / "ws")
+        assert [d["kind"] for d in case_basemaps(ws, case)] == ["world", "mbtiles", "geotiff"]
+        frame = _frame_with(page, ".bda-basemap-tiles img.leaflet-tile-loaded")  # the map remounted
+        tiles = frame.locator(".bda-basemap-tiles img.leaflet-tile-loaded")
+        assert tiles.count() >= 4
+        srcs = tiles.evaluate_all("els => els.map(e => e.src.slice(0, 22))")
+        assert all(s == "data:image/png;base64," for s in srcs), srcs[:3]
+        assert tuple(tiles.first.evaluate(PIXEL)) == TILE_COLOUR  # the test's own tile, drawn
+        raster = frame.locator(".leaflet-bda-raster-pane img.leaflet-image-layer")
+        raster.first.wait_for(timeout=120_000)
+        assert raster.first.evaluate("img => img.complete && img.naturalWidth > 0")
+        rgb = raster.first.evaluate(PIXEL)  # the imagery overlay is lossy WebP: near the colour, not exact
+        assert all(abs(a - b) <= 8 for a, b in zip(rgb, ORTHO_COLOUR, strict=True)), rgb
+        assert frame.locator("[data-testid=bda-map-legend]").count() == 1
+        zoom = frame.locator("select[data-testid=bda-zoom-to-scene]")
+        assert tile.name in zoom.inner_text()
+        zoom.select_option(label=tile.name)
+        page.wait_for_timeout(500)  # the fitBounds animation; nothing is awaited from the network
+        page.screenshot(path=str(art / "basemaps.png"), timeout=60_000)
+        no_exception(page)

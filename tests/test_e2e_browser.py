@@ -13,16 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from tests.support.browser import (
-    artifacts_dir,
-    folium_frame,
-    model_for,
-    nav,
-    no_exception,
-    offline_browser,
-    screenshot_on_failure,
-    streamlit_server,
-)
+from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<script>window.__pwned=1</script>"
@@ -31,91 +22,84 @@ NOTE = f"건물 붕괴 확인 — Разрушено {HOSTILE}"
 
 def test_upload_analyse_map_review_report(shared_data, tiny_model, tmp_path):
     tile = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
-    ws_root = tmp_path / "ws"
-    ws_root.mkdir()
-    art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(model_for(tiny_model)), "OMP_NUM_THREADS": "2"}
-    with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        with screenshot_on_failure(page, art / "failure.png"):
-            _flow(page, url, tile, ws_root, art, blocked)
+    with offline_app(tmp_path / "ws", model_for(tiny_model), "failure.png") as app:
+        _flow(app, tile)
 
 
-def _flow(page, url: str, tile: Path, ws_root: Path, art: Path, blocked: list[str]) -> None:
-    if True:
-        dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(url, wait_until="networkidle")
-        page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
+def _flow(app: OfflineApp, tile: Path) -> None:
+    page, art = app.page, app.art
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    app.home()
 
-        analyst = page.get_by_label("Analyst")
-        analyst.fill("Kim Analyst")
-        analyst.press("Enter")
+    analyst = page.get_by_label("Analyst")
+    analyst.fill("Kim Analyst")
+    analyst.press("Enter")
 
-        page.locator("input[type=file]").first.set_input_files(str(tile))
-        page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click(timeout=60_000)
-        page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=240_000)
-        page.get_by_text(re.compile("^heatmap: grey below")).first.wait_for(timeout=60_000)
-        page.wait_for_load_state("networkidle")
-        no_exception(page)
-        page.screenshot(path=str(art / "1_analyze.png"))
-        third = page.locator('[data-testid="stImage"] img').nth(2)  # original, heatmap, overlay
-        third.wait_for(timeout=60_000)
-        third.scroll_into_view_if_needed()
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(art / "1_analyze_heatmap.png"))
+    page.locator("input[type=file]").first.set_input_files(str(tile))
+    page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click(timeout=60_000)
+    page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=240_000)
+    page.get_by_text(re.compile("^heatmap: grey below")).first.wait_for(timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    no_exception(page)
+    page.screenshot(path=str(art / "1_analyze.png"))
+    third = page.locator('[data-testid="stImage"] img').nth(2)  # original, heatmap, overlay
+    third.wait_for(timeout=60_000)
+    third.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(art / "1_analyze_heatmap.png"))
 
-        nav(page, "Map")
-        frame = folium_frame(page)
-        frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
-        assert frame.locator("path.leaflet-interactive").count() > 0, "no finding polygons on the map"
-        page.wait_for_timeout(1000)
-        no_exception(page)
-        frame.locator(".leaflet-container").scroll_into_view_if_needed()
-        page.screenshot(path=str(art / "2_map.png"))
+    nav(page, "Map")
+    frame = folium_frame(page)
+    frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
+    assert frame.locator("path.leaflet-interactive").count() > 0, "no finding polygons on the map"
+    page.wait_for_timeout(1000)
+    no_exception(page)
+    frame.locator(".leaflet-container").scroll_into_view_if_needed()
+    page.screenshot(path=str(art / "2_map.png"))
 
-        nav(page, "Report")
-        page.get_by_text("Review one finding").click()
-        form = page.locator('[data-testid="stForm"]', has=page.get_by_role("button", name="Save review"))
-        form.get_by_text("confirmed", exact=True).click()
-        form.get_by_label("Notes").fill(NOTE)
-        form.get_by_role("button", name="Save review").click()
-        page.wait_for_timeout(2500)
-        page.wait_for_load_state("networkidle")
-        ws = Workspace(ws_root)
-        aid = ws.list_analyses()[0]["id"]
-        reviewed = [f for r in ws.scene_results(aid) for f in r.findings if f.review_status == "confirmed"]
-        assert len(reviewed) == 1 and reviewed[0].notes == NOTE and reviewed[0].analyst == "Kim Analyst"
-        fid, mgrs = reviewed[0].id, reviewed[0].mgrs
+    nav(page, "Report")
+    page.get_by_text("Review one finding").click()
+    form = page.locator('[data-testid="stForm"]', has=page.get_by_role("button", name="Save review"))
+    form.get_by_text("confirmed", exact=True).click()
+    form.get_by_label("Notes").fill(NOTE)
+    form.get_by_role("button", name="Save review").click()
+    page.wait_for_timeout(2500)
+    page.wait_for_load_state("networkidle")
+    ws = Workspace(app.workspace)
+    aid = ws.list_analyses()[0]["id"]
+    reviewed = [f for r in ws.scene_results(aid) for f in r.findings if f.review_status == "confirmed"]
+    assert len(reviewed) == 1 and reviewed[0].notes == NOTE and reviewed[0].analyst == "Kim Analyst"
+    fid, mgrs = reviewed[0].id, reviewed[0].mgrs
 
-        handling = page.get_by_label("Handling / classification line (every page)")
-        handling.fill("TLP:CLEAR")
-        handling.press("Enter")
-        page.get_by_role("button", name="Build report files").click()
-        page.get_by_role("button", name="Findings CSV").and_(page.locator(":not([disabled])")).wait_for(
-            timeout=180_000)
-        page.wait_for_load_state("networkidle")
-        no_exception(page)
-        page.screenshot(path=str(art / "3_report.png"))
+    handling = page.get_by_label("Handling / classification line (every page)")
+    handling.fill("TLP:CLEAR")
+    handling.press("Enter")
+    page.get_by_role("button", name="Build report files").click()
+    page.get_by_role("button", name="Findings CSV").and_(page.locator(":not([disabled])")).wait_for(
+        timeout=180_000)
+    page.wait_for_load_state("networkidle")
+    no_exception(page)
+    page.screenshot(path=str(art / "3_report.png"))
 
-        with page.expect_download(timeout=60_000) as dl:
-            page.get_by_role("button", name="Findings CSV").click()
-        rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text(encoding="utf-8-sig"))))
-        mine = [r for r in rows if r["finding_id"] == fid]
-        assert mine and mine[0]["review_status"] == "confirmed"
-        assert mine[0]["notes"].lstrip("'").startswith("건물 붕괴 확인")
-        with page.expect_download(timeout=60_000) as dl:
-            page.get_by_role("button", name="PDF report").click()
-        from pypdf import PdfReader
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name="Findings CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text(encoding="utf-8-sig"))))
+    mine = [r for r in rows if r["finding_id"] == fid]
+    assert mine and mine[0]["review_status"] == "confirmed"
+    assert mine[0]["notes"].lstrip("'").startswith("건물 붕괴 확인")
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name="PDF report").click()
+    from pypdf import PdfReader
 
-        text = "\n".join(p.extract_text() or "" for p in PdfReader(dl.value.path()).pages)
-        assert fid.split("-", 1)[-1] in text or fid in text
-        assert mgrs and mgrs.replace(" ", "")[:5] in text.replace(" ", "")
-        assert "건물 붕괴 확인" in text and "Разрушено" in text and "TLP:CLEAR" in text
+    text = "\n".join(p.extract_text() or "" for p in PdfReader(dl.value.path()).pages)
+    assert fid.split("-", 1)[-1] in text or fid in text
+    assert mgrs and mgrs.replace(" ", "")[:5] in text.replace(" ", "")
+    assert "건물 붕괴 확인" in text and "Разрушено" in text and "TLP:CLEAR" in text
 
-        nav(page, "Models")
-        page.wait_for_timeout(1500)
-        no_exception(page)
-        page.screenshot(path=str(art / "4_models.png"))
-        assert page.evaluate("() => window.__pwned === undefined"), "a hostile note ran as script"
-        assert not dialogs, f"unexpected dialogs: {dialogs}"
-        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
+    nav(page, "Models")
+    page.wait_for_timeout(1500)
+    no_exception(page)
+    page.screenshot(path=str(art / "4_models.png"))
+    assert page.evaluate("() => window.__pwned === undefined"), "a hostile note ran as script"
+    assert not dialogs, f"unexpected dialogs: {dialogs}"

@@ -13,17 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from core.assets import FAST_MODEL as DEFAULT_MODEL  # the workflow, not the detector
 from core.store import Workspace
-from tests.support.browser import (
-    artifacts_dir,
-    folium_frame,
-    nav,
-    no_exception,
-    offline_browser,
-    screenshot_on_failure,
-    streamlit_server,
-)
+from tests.support.browser import OfflineApp, fast_model, folium_frame, nav, no_exception, offline_app
 from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,19 +23,12 @@ JOPLIN = Path("geotiff/joplin_tornado_xview2deploy")
 
 
 def test_buildings_labelled_on_the_map_calibrated_and_reported(shared_data: Path, tmp_path: Path) -> None:
-    if not DEFAULT_MODEL.is_file():
-        pytest.skip(f"bundled default model missing: {DEFAULT_MODEL}")
+    model = fast_model()
     post = need(shared_data / JOPLIN / "chips_aligned" / "post" / "0_post.tif")
     pre = need(shared_data / JOPLIN / "chips_aligned" / "pre" / "0_pre.tif")
     footprints = need(shared_data / JOPLIN / "vector" / "joplin.geojson")
-    ws_root = tmp_path / "ws"
-    ws_root.mkdir()
-    art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(DEFAULT_MODEL), "OMP_NUM_THREADS": "2"}
-    with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        with screenshot_on_failure(page, art / "buildings_failure.png"):
-            _flow(page, url, post, pre, footprints, ws_root, art)
-        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
+    with offline_app(tmp_path / "ws", model, "buildings_failure.png") as app:
+        _flow(app, post, pre, footprints)
 
 
 def _pick_building(page, building_id: str) -> None:
@@ -74,9 +58,9 @@ def _saved(page, ws: Workspace, aid: int, building_id: str, label: str) -> None:
     raise AssertionError(f"the label of building {building_id} was not saved")
 
 
-def _flow(page, url: str, post: Path, pre: Path, footprints: Path, ws_root: Path, art: Path) -> None:
-    page.goto(url, wait_until="networkidle")
-    page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
+def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
+    page, ws_root, art = app.page, app.workspace, app.art
+    app.home()
     analyst = page.get_by_label("Analyst")
     analyst.fill("Kim Analyst")
     analyst.press("Enter")

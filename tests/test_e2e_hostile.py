@@ -12,16 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import (
-    artifacts_dir,
-    folium_frame,
-    model_for,
-    nav,
-    no_exception,
-    offline_browser,
-    screenshot_on_failure,
-    streamlit_server,
-)
+from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NAME = "<img src=x onerror=\"window.__pwned=1\">.tif"
@@ -38,21 +29,18 @@ INJECTED = """() => document.querySelectorAll('img[src="x"], svg[onload]').lengt
 
 def test_hostile_text_renders_as_text(shared_data, tiny_model, tmp_path):
     tile = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
-    art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(tmp_path), "BDA_MODEL": str(model_for(tiny_model)), "OMP_NUM_THREADS": "2"}
-    with streamlit_server(env) as url, offline_browser() as (page, blocked):
+    with offline_app(tmp_path, model_for(tiny_model), "hostile_failure.png") as app:
+        page, art = app.page, app.art
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        with screenshot_on_failure(page, art / "hostile_failure.png"):
-            _analyse(page, url, tile, art)
-            fid = _review(page, tmp_path, art)
-            _report(page, art)
-            _map(page, fid, art)
-            for f in page.frames:
-                assert f.evaluate("() => window.__pwned === undefined"), "a hostile string ran as script"
-                assert f.evaluate(INJECTED) == 0, f"a hostile string became HTML in {f.url[:80]}"
+        _analyse(app, tile)
+        fid = _review(page, tmp_path, art)
+        _report(page, art)
+        _map(page, fid, art)
+        for f in page.frames:
+            assert f.evaluate("() => window.__pwned === undefined"), "a hostile string ran as script"
+            assert f.evaluate(INJECTED) == 0, f"a hostile string became HTML in {f.url[:80]}"
         assert not dialogs, f"a hostile string ran as script and opened dialogs: {dialogs}"
-        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
 
 
 def _cells(page) -> list[str]:
@@ -62,10 +50,10 @@ def _cells(page) -> list[str]:
         "cells => cells.map(c => c.textContent)")
 
 
-def _analyse(page, url: str, tile: Path, art: Path) -> None:
+def _analyse(app: OfflineApp, tile: Path) -> None:
     """Name the analyst, create the hostile case, upload the hostile-named tile and analyse it."""
-    page.goto(url, wait_until="networkidle")
-    page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
+    page, art = app.page, app.art
+    app.home()
     analyst = page.get_by_label("Analyst")
     analyst.fill(ANALYST)
     analyst.press("Enter")

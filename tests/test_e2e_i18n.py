@@ -15,16 +15,7 @@ from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
 from core import i18n
-from tests.support.browser import (
-    artifacts_dir,
-    folium_frame,
-    model_for,
-    nav,
-    no_exception,
-    offline_browser,
-    screenshot_on_failure,
-    streamlit_server,
-)
+from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,19 +63,13 @@ def _check_korean(page, fragments: list[str], where: str) -> None:
 
 def test_korean_workflow_then_back_to_english(shared_data, tiny_model, tmp_path):
     tile = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
-    ws_root = tmp_path / "ws"
-    ws_root.mkdir()
-    art = artifacts_dir()
-    env = {"BDA_WORKSPACE": str(ws_root), "BDA_MODEL": str(model_for(tiny_model)), "OMP_NUM_THREADS": "2",
-           "BDA_LANG": "ko"}
     fragments = english_fragments()
     assert len(fragments) > 300
-    with streamlit_server(env) as url, offline_browser() as (page, blocked):
-        with screenshot_on_failure(page, art / "ko_failure.png"):
-            _flow(page, url, tile, art, blocked, fragments)
+    with offline_app(tmp_path / "ws", model_for(tiny_model), "ko_failure.png", env={"BDA_LANG": "ko"}) as app:
+        _flow(app.page, app.url, tile, app.art, fragments)
 
 
-def _flow(page, url: str, tile: Path, art: Path, blocked: list[str], fragments: list[str]) -> None:
+def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     fonts: list[tuple[str, int]] = []
     page.on("response", lambda r: fonts.append((r.url, r.status)) if "/app/static/fonts/" in r.url else None)
     page.goto(url, wait_until="networkidle")
@@ -147,4 +132,3 @@ def _flow(page, url: str, tile: Path, art: Path, blocked: list[str], fragments: 
     assert _hangul(rest) == 0, [w for w in rest.split() if _hangul(w)][:10]
     no_exception(page)
     page.screenshot(path=str(art / "ko_4_back_to_english.png"), full_page=True)
-    assert not blocked, f"the app reached outside the machine: {blocked[:5]}"

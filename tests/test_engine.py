@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 
 from core.cli.main import main
 from core.detection.pipeline import analyze_scene
@@ -160,7 +161,7 @@ def _finding(fid: str, scene: str, ring: list[tuple[float, float]]) -> Finding:
 
 
 def test_merge_keeps_findings_apart_unless_they_touch_across_scenes():
-    geo = GeoRef(crs="EPSG:4326", transform=(1e-5, 0, 10.0, 0, -1e-5, 50.0))
+    geo = GeoRef(crs="EPSG:4326", transform=Affine(1e-5, 0, 10.0, 0, -1e-5, 50.0))
 
     def res(name: str, fs: list[Finding]) -> SceneResult:
         return SceneResult(scene_name=name, width=100, height=100, image_score=1.0, verdict="anomalous", georef=geo,

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from core.learn.evaluation import auroc, roc_curve
 
@@ -30,3 +31,45 @@ def test_roc_curve_endpoints():
     fpr, tpr = roc_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
     assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+
+
+def _rank_auroc(s, y):
+    """The hand-written Mann–Whitney AUROC this module had before it used scikit-learn: the reference."""
+    s, y = np.asarray(s, np.float64), np.asarray(y).astype(bool)
+    order = np.argsort(s, kind="mergesort")
+    ranks, ordered, i = np.empty(len(s)), s[order], 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and ordered[j + 1] == ordered[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    return (ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def test_auroc_agrees_with_average_ranks_including_ties_and_non_finite_scores():
+    rng = np.random.default_rng(1)
+    for k in range(200):
+        n = int(rng.integers(2, 80))
+        s = rng.integers(0, 6, n).astype(float) if k % 2 else rng.normal(size=n)
+        for v in (np.nan, np.inf, -np.inf):  # unscored buildings reach the benchmarks as NaN: ranked on top as before
+            s[rng.random(n) < 0.1] = v
+        y = rng.integers(0, 2, n)
+        if 0 < y.sum() < n:
+            assert auroc(s, y) == pytest.approx(_rank_auroc(s, y), abs=1e-12)
+    assert auroc([np.nan, 0.1, 0.2], [1, 0, 0]) == 1.0 and auroc([0.3, np.nan], [1, 0]) == 0.0
+
+
+def test_roc_curve_is_one_point_per_score_and_its_area_is_the_auroc():
+    rng = np.random.default_rng(2)
+    s, y = rng.normal(size=300), rng.integers(0, 2, 300)
+    fpr, tpr = roc_curve(s, y)
+    order = np.argsort(-s, kind="mergesort")  # distinct scores: the walk down the sorted scores, point by point
+    assert np.array_equal(fpr, np.concatenate([[0], np.cumsum(y[order] == 0)]) / (y == 0).sum())
+    assert np.array_equal(tpr, np.concatenate([[0], np.cumsum(y[order] == 1)]) / (y == 1).sum())
+    s = np.round(s)  # ties: one point per distinct score, the curve crosses a tie on the diagonal
+    fpr, tpr = roc_curve(s, y)
+    assert len(fpr) == len(np.unique(s)) + 1 and np.trapezoid(tpr, fpr) == pytest.approx(auroc(s, y), abs=1e-12)
+    fpr, tpr = roc_curve([0.2, 0.9], [1, 1])  # one class empty: its rate stays 0
+    assert np.array_equal(fpr, [0, 0, 0]) and np.array_equal(tpr, [0, 0.5, 1])

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon, box, shape
@@ -25,9 +26,9 @@ from core.errors import InputError
 from core.geo import georef as geo
 from core.types import Finding, GeoRef
 
-UTM = GeoRef(crs="EPSG:32615", transform=(0.5, 0.0, 366000.0, 0.0, -0.5, 4104000.0))
+UTM = GeoRef(crs="EPSG:32615", transform=Affine(0.5, 0.0, 366000.0, 0.0, -0.5, 4104000.0))
 # the Joplin post tiles' own georeferencing (EPSG:4326, 6e-6 degree pixels)
-JOPLIN = GeoRef(crs="EPSG:4326", transform=(6e-06, 0.0, -94.49960529516346, 0.0, -6e-06, 37.07511383680346))
+JOPLIN = GeoRef(crs="EPSG:4326", transform=Affine(6e-06, 0.0, -94.49960529516346, 0.0, -6e-06, 37.07511383680346))
 T = 2.0
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from affine import Affine
 
 from core.detection.findings import extract_findings
 from core.detection.findings_split import BLOCK_M2, BLOCK_PX, split_region
 from core.types import GeoRef
 
-GEOREF = GeoRef("EPSG:32615", (1.0, 0.0, 363000.0, 0.0, -1.0, 4104000.0))  # 1 m pixels
+GEOREF = GeoRef("EPSG:32615", Affine(1.0, 0.0, 363000.0, 0.0, -1.0, 4104000.0))  # 1 m pixels
 
 
 def _field(size: int = 400) -> np.ndarray:

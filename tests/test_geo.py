@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import mgrs
 import numpy as np
 import pytest
 import shapely
+from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod, Transformer
@@ -42,7 +44,7 @@ def test_utm_crs_for_rejects_invalid(lon: float, lat: float) -> None:
 
 
 def _utm_georef() -> GeoRef:
-    return GeoRef("EPSG:32615", (0.6, 0.0, 366642.6, 0.0, -0.6, 4104511.2))
+    return GeoRef("EPSG:32615", Affine(0.6, 0.0, 366642.6, 0.0, -0.6, 4104511.2))
 
 
 def test_pixel_crs_and_lonlat_round_trip() -> None:
@@ -66,7 +68,7 @@ def test_pixel_crs_and_lonlat_round_trip() -> None:
 def test_rotated_transform_inverse_property(a: float, rot: float, shear: float, col: float, row: float) -> None:
     """pixel -> lon/lat -> pixel is the identity for any rotated / sheared, non-degenerate transform."""
     r = math.radians(rot)
-    t = (a * math.cos(r), -a * math.sin(r) + shear * a, 500000.0, -a * math.sin(r), -a * math.cos(r), 4000000.0)
+    t = Affine(a * math.cos(r), -a * math.sin(r) + shear * a, 500000.0, -a * math.sin(r), -a * math.cos(r), 4000000.0)
     g = GeoRef("EPSG:32633", t)
     lon, lat = geo.pixel_to_lonlat(g, col, row)
     c2, r2 = geo.lonlat_to_pixel(g, lon, lat)
@@ -94,13 +96,13 @@ def test_bounds_of_rotated_georef_contain_all_corners() -> None:
 
 def test_gsd_m_in_metric_geographic_and_web_mercator() -> None:
     assert geo.gsd_m(_utm_georef(), 1024, 1024) == pytest.approx(0.6, rel=2e-3)
-    g4326 = GeoRef("EPSG:4326", (6e-6, 0.0, -94.4996, 0.0, -6e-6, 37.0751))
+    g4326 = GeoRef("EPSG:4326", Affine(6e-6, 0.0, -94.4996, 0.0, -6e-6, 37.0751))
     # 6e-6° ≈ 0.533 m east-west and 0.666 m north-south at 37°N; the mean of the two
     ew = GEOD.inv(-94.4965, 37.072, -94.4965 + 6e-6, 37.072)[2]
     ns = GEOD.inv(-94.4965, 37.072, -94.4965, 37.072 + 6e-6)[2]
     assert geo.gsd_m(g4326, 1024, 1024) == pytest.approx((ew + ns) / 2, rel=1e-3)
     # Web Mercator 30 m pixels at 37.8°N are ~23.7 m on the ground
-    g3857 = GeoRef("EPSG:3857", (30.0, 0.0, -13651650.0, 0.0, -30.0, 4576290.0))
+    g3857 = GeoRef("EPSG:3857", Affine(30.0, 0.0, -13651650.0, 0.0, -30.0, 4576290.0))
     lat = geo.pixel_to_lonlat(g3857, 1090, 958)[1]
     assert geo.gsd_m(g3857, 2181, 1917) == pytest.approx(30 * math.cos(math.radians(float(lat))), rel=5e-3)
 
@@ -144,7 +146,7 @@ def test_mgrs_known_value_and_precision() -> None:
 
 
 def test_fit_affine_georef_recovers_a_known_transform() -> None:
-    truth = GeoRef("EPSG:32615", (0.47, 0.01, 250000.0, 0.02, -0.47, 3270000.0))
+    truth = GeoRef("EPSG:32615", Affine(0.47, 0.01, 250000.0, 0.02, -0.47, 3270000.0))
     rng = np.random.default_rng(0)
     px = rng.uniform(0, 1024, size=(200, 2))
     lon, lat = geo.pixel_to_lonlat(truth, px[:, 0], px[:, 1])
@@ -211,12 +213,12 @@ def test_user_and_bounds_georef() -> None:
 
 
 @pytest.mark.parametrize(("georef", "match"), [
-    (GeoRef("EPSG:32615", (math.nan, 0, 0, 0, -1, 0)), "finite"),
-    (GeoRef("EPSG:32615", (1.0, 2.0, 0, 0.5, 1.0, 0)), "degenerate"),  # det = 0
-    (GeoRef("EPSG:32615", (0.0, 0.0, 0, 0.0, 0.0, 0)), "degenerate"),
-    (GeoRef("EPSG:4326", (1.0, 0, 170.0, 0, -1.0, 45.0)), "outside valid"),  # east edge at 270°
-    (GeoRef("EPSG:4326", (0.1, 0, 10.0, 0, -0.1, 120.0)), "outside valid"),  # latitude 120°
-    (GeoRef("NOT-A-CRS", (1.0, 0, 0, 0, -1.0, 0)), "coordinate reference system"),
+    (GeoRef("EPSG:32615", Affine(math.nan, 0, 0, 0, -1, 0)), "finite"),
+    (GeoRef("EPSG:32615", Affine(1.0, 2.0, 0, 0.5, 1.0, 0)), "degenerate"),  # det = 0
+    (GeoRef("EPSG:32615", Affine(0.0, 0.0, 0, 0.0, 0.0, 0)), "degenerate"),
+    (GeoRef("EPSG:4326", Affine(1.0, 0, 170.0, 0, -1.0, 45.0)), "outside valid"),  # east edge at 270°
+    (GeoRef("EPSG:4326", Affine(0.1, 0, 10.0, 0, -0.1, 120.0)), "outside valid"),  # latitude 120°
+    (GeoRef("NOT-A-CRS", Affine(1.0, 0, 0, 0, -1.0, 0)), "coordinate reference system"),
 ])
 def test_validate_georef_rejects(georef: GeoRef, match: str) -> None:
     with pytest.raises(GeoreferenceError, match=match) as info:
@@ -227,3 +229,15 @@ def test_validate_georef_rejects(georef: GeoRef, match: str) -> None:
 def test_validate_georef_accepts_real_and_rotated() -> None:
     geo.validate_georef(_utm_georef(), 1024, 1024)
     geo.validate_georef(geo.user_georef(-33.4, -70.6, 1.0, 100, 100, yaw_deg=45), 100, 100)
+
+
+def test_georef_keeps_the_six_coefficient_form_it_was_always_stored_in():
+    """Analyses and case archives of every version store a GeoRef's transform as six numbers (a, b, c, d, e, f): they
+    load as an affine.Affine, and the dict form written today is the same six numbers."""
+    stored = {"crs": "EPSG:32615", "transform": [0.5, 0.01, 366000.0, 0.02, -0.5, 4104000.0], "method": "fitted",
+              "approximate": True, "note": "from an older version"}
+    g = GeoRef.from_dict(stored)
+    assert isinstance(g.transform, Affine) and g.transform == Affine(0.5, 0.01, 366000.0, 0.02, -0.5, 4104000.0)
+    assert g.to_dict() == stored and json.loads(json.dumps(g.to_dict())) == stored
+    assert GeoRef("EPSG:32615", tuple(stored["transform"])).transform == g.transform  # six numbers in code: the same
+    assert geo.pixel_to_crs(g, 10.0, 20.0) == pytest.approx((366000.0 + 5.0 + 0.2, 4104000.0 + 0.2 - 10.0))

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from PIL import Image
 
 from core.detection.heatmap import BLOCK, LUT, HeatmapWriter, colorize, default_vmax, read_heatmap, write_overlay_png
@@ -14,7 +15,7 @@ from core.detection.tiling import Stitcher, blend_weights, grid_windows
 from core.errors import InputError
 from core.types import GeoRef
 
-UTM = GeoRef(crs="EPSG:32615", transform=(0.5, 0.0, 360000.0, 0.0, -0.5, 4100000.0))
+UTM = GeoRef(crs="EPSG:32615", transform=Affine(0.5, 0.0, 360000.0, 0.0, -0.5, 4100000.0))
 
 
 def _field(h, w):
@@ -41,7 +42,7 @@ def test_writer_round_trip_with_crs_transform_and_format(tmp_path):
     hw = _write_in_bands(out, f, UTM, tags={"threshold": 1.5})
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32615
-        assert tuple(ds.transform)[:6] == UTM.transform
+        assert ds.transform == UTM.transform
         assert (ds.width, ds.height, ds.count, ds.dtypes[0]) == (517, 613, 1, "float32")
         assert ds.profile["tiled"] and ds.block_shapes[0] == (BLOCK, BLOCK)
         assert ds.compression.value.lower() == "deflate"

@@ -13,13 +13,13 @@ import pytest
 import rasterio
 from affine import Affine
 from pyproj import Transformer
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 from shapely.geometry import shape
 
 from core.errors import GeoreferenceError, InputError
 from core.geo import georef as geo
 from core.imagery.reader import open_scene, place_scene, place_scene_bounds
-from core.types import GeoRef, Window
+from core.types import GeoRef
 from tests.support.data import need
 
 JOPLIN = Path("geotiff/joplin_tornado_xview2deploy")
@@ -87,10 +87,10 @@ def test_naip_rgbn_drops_nir(shared_data: Path) -> None:
     scene = open_scene(path)
     assert scene.georef.crs == "EPSG:26914" and scene.gsd_m == pytest.approx(5.0, rel=0.01)
     assert scene.meta["bands"]["used"] == [1, 2, 3] and "NIR" in scene.meta["bands"]["note"]
-    rgb, valid = scene.read(Window(100, 200, 128, 256))
+    rgb, valid = scene.read(Window(200, 100, 256, 128))
     assert rgb.dtype == np.uint8 and rgb.shape == (128, 256, 3) and valid.shape == (128, 256)
     with rasterio.open(path) as ds:
-        ref = ds.read([1, 2, 3], window=RioWindow(200, 100, 256, 128)).transpose(1, 2, 0)
+        ref = ds.read([1, 2, 3], window=Window(200, 100, 256, 128)).transpose(1, 2, 0)
     np.testing.assert_array_equal(rgb, ref)
 
 
@@ -141,7 +141,7 @@ def test_other_real_rasters(shared_data: Path, rel: str, crs: str, lonlat: tuple
 
 def test_windows_outside_the_image_raise_value_error(shared_data: Path) -> None:
     scene = open_scene(need(shared_data / "geotiff/rasterio/RGB.byte.tif"))
-    for bad in (Window(-1, 0, 10, 10), Window(0, 0, 719, 10), Window(700, 780, 10, 20), Window(0, 0, 0, 5)):
+    for bad in (Window(0, -1, 10, 10), Window(0, 0, 10, 719), Window(780, 700, 20, 10), Window(0, 0, 5, 0)):
         with pytest.raises(ValueError):
             scene.read(bad)
 
@@ -159,7 +159,7 @@ def big_raster(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for r in range(0, size, 512):
             h = min(512, size - r)
             rows = np.arange(r, r + h)[:, None]
-            ds.write(_pattern(rows, cols), window=RioWindow(0, r, size, h))
+            ds.write(_pattern(rows, cols), window=Window(0, r, size, h))
     return path
 
 
@@ -182,7 +182,7 @@ def test_large_raster_opens_without_reading_it_whole(big_raster: Path) -> None:
     assert elapsed < 3.0, f"open took {elapsed:.2f} s"
     assert peak < 25e6, f"open allocated {peak / 1e6:.0f} MB (the raster is 108 MB)"
     tracemalloc.start()
-    rgb, valid = scene.read(Window(4321, 5123, 256, 300))
+    rgb, valid = scene.read(Window(5123, 4321, 300, 256))
     _, peak_read = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak_read < 10e6
@@ -194,11 +194,12 @@ def test_large_raster_opens_without_reading_it_whole(big_raster: Path) -> None:
 
 def test_raster_reads_are_thread_safe(big_raster: Path) -> None:
     scene = open_scene(big_raster)
-    windows = [Window(r, c, 200, 200) for r in range(0, 5800, 1100) for c in range(0, 5800, 1300)]
+    windows = [Window(c, r, 200, 200) for r in range(0, 5800, 1100) for c in range(0, 5800, 1300)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(scene.read, windows))
     for w, (rgb, _) in zip(windows, results, strict=True):
-        exp = _pattern(np.arange(w.row, w.row + w.height)[:, None], np.arange(w.col, w.col + w.width)[None, :])
+        rows, cols = w.toranges()
+        exp = _pattern(np.arange(*rows)[:, None], np.arange(*cols)[None, :])
         np.testing.assert_array_equal(rgb, exp.transpose(1, 2, 0))
     scene.close()
     rgb, _ = scene.read(Window(0, 0, 8, 8))  # a closed source reopens lazily
@@ -224,13 +225,13 @@ def test_place_scene_and_bounds(shared_data: Path) -> None:
 
 
 def test_georef_argument_overrides(shared_data: Path) -> None:
-    g = GeoRef("EPSG:32615", (0.5, 0.0, 366000.0, 0.0, -0.5, 4104000.0))
+    g = GeoRef("EPSG:32615", Affine(0.5, 0.0, 366000.0, 0.0, -0.5, 4104000.0))
     scene = open_scene(need(shared_data / "drone/dronetm_cc_by/agung-2-example.jpg"), georef=g, name="agung")
     assert scene.name == "agung" and scene.georef.method == "user" and scene.georef.approximate
     assert scene.gsd_m == pytest.approx(0.5, rel=3e-3)
     with pytest.raises(GeoreferenceError):
         open_scene(need(shared_data / "drone/dronetm_cc_by/agung-2-example.jpg"),
-                   georef=GeoRef("EPSG:4326", (1.0, 0.0, 170.0, 0.0, -1.0, 45.0)))
+                   georef=GeoRef("EPSG:4326", Affine(1.0, 0.0, 170.0, 0.0, -1.0, 45.0)))
 
 
 def _uint16_raster(path: Path, data: np.ndarray, nodata: int | None = 0) -> Path:
@@ -261,7 +262,7 @@ def test_thin_valid_strip_is_not_declared_empty(tmp_path: Path, monkeypatch: pyt
     values = np.zeros((1500, 1500), np.uint16)
     values[:, 3:8] = 1500  # 5 px wide: missed by the window grid and by nearest-neighbour decimation
     scene = open_scene(_uint16_raster(tmp_path / "strip.tif", values))
-    rgb, valid = scene.read(Window(700, 0, 10, 12))
+    rgb, valid = scene.read(Window(0, 700, 12, 10))
     assert valid[:, 3:8].all() and not valid[:, :3].any() and not valid[:, 8:].any()
     empty = _uint16_raster(tmp_path / "empty.tif", np.zeros((1500, 1500), np.uint16))
     with pytest.raises(InputError, match="no valid pixels"):

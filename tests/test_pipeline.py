@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from affine import Affine
 from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from core.detection import pipeline as pl
@@ -23,7 +24,7 @@ from core.geo import georef as geo
 from core.imagery.reader import open_scene
 from core.imagery.sources import FrameSource
 from core.models import ReceptiveField, build_model
-from core.types import GeoRef, Scene, Window
+from core.types import GeoRef, Scene
 from tests.support.data import need
 
 torch.set_num_threads(1)
@@ -78,7 +79,7 @@ def test_joplin_heatmap_keeps_crs_transform_and_shape(joplin_run):
 def test_joplin_findings_lie_inside_the_tile(joplin_run, detector):
     path, res, _, _ = joplin_run
     with rasterio.open(path) as src:
-        georef = GeoRef(crs=src.crs.to_string(), transform=tuple(src.transform)[:6])
+        georef = GeoRef(crs=src.crs.to_string(), transform=src.transform)
     west, south, east, north = geo.bounds_wgs84(georef, 1024, 1024)
     assert res.bounds_wgs84 == pytest.approx((west, south, east, north))
     assert res.findings, "the seeded untrained network flags some regions above the calibrated threshold"
@@ -130,7 +131,7 @@ def test_aider_jpeg_gives_plain_tiff_and_findings_without_coordinates(detector, 
 def _nodata_tile(shared_data, tmp_path):
     src_path = need(shared_data / JOPLIN / "post" / "tile_32524-6161.tif")
     with rasterio.open(src_path) as src:
-        rgb = src.read(window=RioWindow(0, 0, 640, 600))
+        rgb = src.read(window=Window(0, 0, 640, 600))
         prof = {"driver": "GTiff", "width": 640, "height": 600, "count": 3, "dtype": "uint8", "crs": src.crs,
                 "transform": src.transform, "nodata": 0}  # the window starts at (0, 0): same transform
     rgb[:, 200:400, 100:350] = 0  # a nodata hole (all bands = nodata)
@@ -230,9 +231,9 @@ def test_plan_tiles_aligns_offsets_to_the_stride():
     rf = ReceptiveField(r=99.0, j=8.0, s=0.0)
     p = plan_tiles(2000, 3000, 512, rf)
     assert p.tile == 512 and p.overlap == 104 and (p.tile - p.overlap) % 8 == 0
-    assert all(w.row % 8 == 0 for w in p.windows[:-1]) and p.factor == 1.0
+    assert all(w.row_off % 8 == 0 for w in p.windows[:-1]) and p.factor == 1.0
     small = plan_tiles(200, 90, 512, rf)
-    assert small.tile == 224 and len(small.windows) == 1 and small.windows[0] == Window(0, 0, 200, 90)
+    assert small.tile == 224 and len(small.windows) == 1 and small.windows[0] == Window(0, 0, 90, 200)
     big_rf = plan_tiles(5000, 5000, 256, ReceptiveField(r=400.0, j=16.0, s=0.0))
     assert big_rf.overlap == 128  # capped at half a tile
     half = plan_tiles(1000, 800, 512, rf, factor=0.5)
@@ -242,7 +243,7 @@ def test_plan_tiles_aligns_offsets_to_the_stride():
 
 
 def test_resample_factor_rules():
-    g = GeoRef(crs="EPSG:32615", transform=(0.3, 0.0, 360000.0, 0.0, -0.3, 4100000.0))
+    g = GeoRef(crs="EPSG:32615", transform=Affine(0.3, 0.0, 360000.0, 0.0, -0.3, 4100000.0))
 
     def sc(gsd, georef=g, size=1000):
         return Scene(name="s", width=size, height=size, source=FrameSource(np.zeros((1, 1, 3), np.uint8)),
@@ -268,7 +269,7 @@ def test_grid_reader_downsamples_in_strips_like_a_whole_image_resize(monkeypatch
     plan = plan_tiles(800, 600, 512, ReceptiveField(r=62, j=8, s=3.5), factor=0.25)
     monkeypatch.setattr(pl, "_STRIP_PX", 600 * 40)  # force 20 strips
     reader = pl.GridReader(scene, plan)
-    got, valid = reader.read(Window(0, 0, 200, 150))
+    got, valid = reader.read(Window(0, 0, 150, 200))
     ref = cv2.resize(rgb, (150, 200), interpolation=cv2.INTER_AREA)
     assert got.shape == (200, 150, 3) and valid.all()
     assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1

@@ -36,10 +36,11 @@ def test_chip_window_inside_image_and_around_finding(w: int, h: int, data: st.Da
     c1 = data.draw(st.integers(c0 + 1, w))
     r1 = data.draw(st.integers(r0 + 1, h))
     win = chip_window(_box_finding(c0, r0, c1, r1), w, h)
-    assert 0 <= win.col and 0 <= win.row and win.col + win.width <= w and win.row + win.height <= h
+    assert 0 <= win.col_off and 0 <= win.row_off and win.col_off + win.width <= w and win.row_off + win.height <= h
     assert win.width == min(w, max(MIN_CHIP_PX, 2 * max(c1 - c0, r1 - r0)))
     if win.width >= c1 - c0 and win.height >= r1 - r0 and max(c1 - c0, r1 - r0) * 2 <= min(w, h):
-        assert win.col <= c0 and c1 <= win.col + win.width and win.row <= r0 and r1 <= win.row + win.height
+        (wr0, wr1), (wc0, wc1) = win.toranges()
+        assert wc0 <= c0 and c1 <= wc1 and wr0 <= r0 and r1 <= wr1
 
 
 def test_nice_length_and_crossing() -> None:

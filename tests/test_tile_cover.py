@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
 
 from core.assets import MODELS
 from core.detection.detector import Detector
@@ -21,7 +22,6 @@ from core.detection.tile_cover import CPU_BUDGET_PX, axis_cover, cover_windows, 
 from core.detection.tiling import EDGE_WEIGHT, grid_windows
 from core.imagery.reader import open_scene
 from core.models import ReceptiveField
-from core.types import Window
 from tests.support.data import need
 
 JOPLIN_POST = "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
@@ -46,18 +46,19 @@ def test_cover_windows_compute_each_pixel_about_once(h, w, budget, bound):
     assert th * tw <= budget
     seen = np.zeros((h, w), np.uint8)
     for win in wins:
-        assert 0 <= win.row and win.row + win.height <= h and win.col + win.width <= w
-        seen[win.row:win.row + win.height, win.col:win.col + win.width] = 1
+        assert 0 <= win.row_off and win.row_off + win.height <= h and win.col_off + win.width <= w
+        seen[win.row_off:win.row_off + win.height, win.col_off:win.col_off + win.width] = 1
     assert seen.all()
     overcompute = len(wins) * th * tw / (h * w)
     classic = len(grid_windows(h, w, 512, 104)) * 512 * min(512, h) / (h * w)
     assert overcompute < bound < classic  # the classic 512-px grid: 1.56 at 2048², 1.57 at 8192²
-    assert [(x.row, x.col) for x in wins] == sorted((x.row, x.col) for x in wins)  # row-major for the stitcher
+    offsets = [(x.row_off, x.col_off) for x in wins]
+    assert offsets == sorted(offsets)  # row-major for the stitcher
 
 
 def test_2048_square_becomes_two_whole_width_bands():
     th, tw, wins = cover_windows(2048, 2048, 2_400_000, 184, 8)
-    assert (tw, len(wins)) == (2048, 2) and wins[1].row % 8 == 0 and wins[0].row + th - wins[1].row >= 184
+    assert (tw, len(wins)) == (2048, 2) and wins[1].row_off % 8 == 0 and wins[0].row_off + th - wins[1].row_off >= 184
 
 
 def test_exact_weights_give_every_overlap_pixel_to_the_deeper_tile():
@@ -95,7 +96,7 @@ def runs(shared_data, tmp_path_factory):
     scene = open_scene(need(shared_data / JOPLIN_POST))
     out = tmp_path_factory.mktemp("cover")
     try:
-        rgb, _ = scene.read(Window(0, 0, scene.height, scene.width))
+        rgb, _ = scene.read(Window(0, 0, scene.width, scene.height))
         whole = np.asarray(det.calibration.pixel(det.predict(rgb[None])[0][0]))
         res = {"cover": analyze_scene(scene, det, out / "cover"),
                "classic": analyze_scene(scene, det, out / "classic", tile_size=512)}
@@ -120,7 +121,7 @@ def test_seams_of_a_cover_carry_the_whole_image_values(runs):
     a = _heatmap(r.heatmap_path)
     span = float(np.percentile(whole, 99.9) - np.percentile(whole, 0.1))
     ov = r.meta["overlap"]
-    rows = sorted({w.row for w in plan_tiles(1024, 1024, 512, ReceptiveField(99, 8, 0), budget_px=300_000).windows})
+    rows = sorted({w.row_off for w in plan_tiles(1024, 1024, 512, ReceptiveField(99, 8, 0), budget_px=300_000).windows})
     assert len(rows) == 3
     for r0 in rows[1:]:  # the middle of each overlap is where the stitcher switches tiles
         seam = slice(r0 + ov // 2 - 8, r0 + ov // 2 + 8)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rasterio.windows import Window
 
 from core.detection.tiling import EDGE_WEIGHT, Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
-from core.types import Window
 
 sizes = st.integers(min_value=1, max_value=700)
 tiles = st.integers(min_value=8, max_value=256)
@@ -31,10 +31,10 @@ def test_windows_cover_every_pixel_and_stay_inside(g):
     wins = grid_windows(h, w, t, ov)
     cover = np.zeros((h, w), np.int32)
     for win in wins:
-        assert win.row >= 0 and win.col >= 0
-        assert win.row + win.height <= h and win.col + win.width <= w
+        assert win.row_off >= 0 and win.col_off >= 0
+        assert win.row_off + win.height <= h and win.col_off + win.width <= w
         assert win.height == min(t, h) and win.width == min(t, w)
-        cover[win.slices] += 1
+        cover[win.toslices()] += 1
     assert cover.min() >= 1
 
 
@@ -43,9 +43,9 @@ def test_windows_cover_every_pixel_and_stay_inside(g):
 def test_neighbours_overlap_as_asked_and_order_is_row_major(g):
     h, w, t, ov = g
     wins = grid_windows(h, w, t, ov)
-    rows = sorted({x.row for x in wins})
-    cols = sorted({x.col for x in wins})
-    assert [(x.row, x.col) for x in wins] == [(r, c) for r in rows for c in cols]
+    rows = sorted({x.row_off for x in wins})
+    cols = sorted({x.col_off for x in wins})
+    assert [(x.row_off, x.col_off) for x in wins] == [(r, c) for r in rows for c in cols]
     for starts, n in ((rows, h), (cols, w)):
         if n <= t:
             assert starts == [0]
@@ -73,8 +73,8 @@ def test_grid_windows_rejects_bad_arguments():
 
 def test_grid_windows_exact_example():
     wins = grid_windows(1000, 300, 512, 64)
-    assert [w.row for w in wins] == [0, 448, 488]
-    assert {w.col for w in wins} == {0} and all(w.width == 300 for w in wins)
+    assert [w.row_off for w in wins] == [0, 448, 488]
+    assert {w.col_off for w in wins} == {0} and all(w.width == 300 for w in wins)
 
 
 def test_pad_to_mirrors_pixels_and_marks_padding_invalid():
@@ -127,7 +127,7 @@ class ArraySource:
         if self.fail_at is not None and self.reads > self.fail_at:
             raise OSError("disk went away")
         time.sleep(self.delay)
-        px = self.rgb[win.slices]
+        px = self.rgb[win.toslices()]
         return px.copy(), np.ones(px.shape[:2], bool)
 
 
@@ -137,7 +137,7 @@ def test_prefetcher_yields_every_window_in_order_with_pixels():
     seen = []
     with Prefetcher(ArraySource(rgb), wins, depth=2) as pf:
         for win, px, valid in pf:
-            assert (px == rgb[win.slices]).all() and valid.all()
+            assert (px == rgb[win.toslices()]).all() and valid.all()
             seen.append(win)
     assert seen == wins and not pf.alive
 
@@ -223,7 +223,7 @@ def test_stitcher_blends_a_smooth_field_exactly_and_marks_invalid_nan():
     st_ = Stitcher(h, w, sink)
     wt = blend_weights(t, t, ramp=ov)
     for win in grid_windows(h, w, t, ov):
-        st_.add(win, field[win.slices], wt, valid[win.slices])
+        st_.add(win, field[win.toslices()], wt, valid[win.toslices()])
     st_.finish()
     assert np.isnan(sink.out[~valid]).all()
     assert np.abs(sink.out[valid] - field[valid]).max() < 1e-5
@@ -246,13 +246,13 @@ def test_stitcher_seams_vanish_when_tiles_disagree_at_their_edges():
 
 def test_stitcher_rejects_out_of_order_and_bad_shapes():
     st_ = Stitcher(100, 100, lambda r, b: None)
-    st_.add(Window(50, 0, 10, 10), np.zeros((10, 10)), np.ones((10, 10)))
+    st_.add(Window(0, 50, 10, 10), np.zeros((10, 10)), np.ones((10, 10)))
     with pytest.raises(ValueError, match="row-major"):
         st_.add(Window(0, 0, 10, 10), np.zeros((10, 10)), np.ones((10, 10)))
     with pytest.raises(ValueError):
-        st_.add(Window(60, 0, 10, 10), np.zeros((9, 10)), np.ones((10, 10)))
+        st_.add(Window(0, 60, 10, 10), np.zeros((9, 10)), np.ones((10, 10)))
     with pytest.raises(ValueError):
-        st_.add(Window(95, 0, 10, 10), np.zeros((10, 10)), np.ones((10, 10)))
+        st_.add(Window(0, 95, 10, 10), np.zeros((10, 10)), np.ones((10, 10)))
 
 
 def test_stitcher_memory_stays_bounded_on_a_tall_raster():

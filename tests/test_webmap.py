@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.warp
+from affine import Affine
 from PIL import Image
 from pyproj import Transformer
 
@@ -21,7 +22,7 @@ from core.mapping import webmap
 from core.types import Finding, GeoRef, SceneResult
 from ui.map_clicks import clicked_finding
 
-UTM = GeoRef(crs="EPSG:32615", transform=(0.5, 0.0, 363000.0, 0.0, -0.5, 4105000.0))
+UTM = GeoRef(crs="EPSG:32615", transform=Affine(0.5, 0.0, 363000.0, 0.0, -0.5, 4105000.0))
 HOSTILE = "<script>alert('x')</script> <img src=x onerror=alert(1)> ${alert(2)} `tick` \\u0041 {{'map_div'}}"
 CDN_TAG = re.compile(r"<(script|link)\b[^>]*\b(src|href)\s*=\s*[\"']?\s*(https?:)?//", re.IGNORECASE)
 
@@ -120,7 +121,7 @@ def test_real_joplin_georefs_overlay_where_rasterio_puts_them(tmp_path, shared_d
     if not tif:
         pytest.skip(f"no Joplin {sub} tiles in {folder}")
     with rasterio.open(tif[0]) as ds:
-        georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])
+        georef = GeoRef(crs=ds.crs.to_string(), transform=ds.transform)
         w_, s_, e_, n_ = rasterio.warp.transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
         h, w = ds.height, ds.width
     path = _heatmap(tmp_path / "j.tif", georef, h=h, w=w)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+from rasterio.windows import Window
 
 from core.change.coreg import PreOnGrid, coregistration_text
 from core.change.pairing import pair_report
@@ -25,7 +26,7 @@ from core.i18n import _
 from core.imagery.reader import open_scene
 from core.report.rasters import overview_shape
 from core.safe_files import clean_name, unique_name
-from core.types import SceneResult, Window
+from core.types import SceneResult
 from ui import i18n, images, shell, uploads
 from ui import state as S
 
@@ -149,7 +150,7 @@ def pre_on_post(post_path: str, pre_path: str, post_mtime: float, pre_mtime: flo
     try:
         oh, ow = overview_shape(post.width, post.height, max_side)
         grid = PreOnGrid(post, pre, oh, ow, shift=(shift[0] * ow / post.width, shift[1] * oh / post.height))
-        rgb, valid = grid.read(Window(0, 0, oh, ow))
+        rgb, valid = grid.read(Window(0, 0, ow, oh))
     finally:
         pre.close()
         post.close()

@@ -21,7 +21,7 @@ import shapely
 from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.features import rasterize
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 
 from core.detection.grading import REGION_PERCENTILE
 from core.errors import ImageReadError
@@ -60,14 +60,14 @@ def _read(path: Path, win: tuple[int, int, int, int], factor: int) -> np.ndarray
         try:
             with rasterio.open(path) as ds:
                 if factor == 1:
-                    full: np.ndarray = ds.read(1, window=RioWindow(c0, r0, c1 - c0, r1 - r0)).astype(np.float32)
+                    full: np.ndarray = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float32)
                     return full
                 h, w = (r1 - r0) // factor, (c1 - c0) // factor
                 out = np.full((h, w), np.nan, np.float32)
                 step = 16
                 for k in range(0, h, step):
                     n = min(step, h - k)
-                    blk = ds.read(1, window=RioWindow(c0, r0 + k * factor, w * factor, n * factor)).astype(np.float32)
+                    blk = ds.read(1, window=Window(c0, r0 + k * factor, w * factor, n * factor)).astype(np.float32)
                     blk = blk.reshape(n, factor, w, factor)
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", RuntimeWarning)
@@ -202,8 +202,7 @@ def grid_gsd(grid: RasterGrid) -> float | None:
     from core.types import GeoRef
 
     try:
-        a, b, c, d, e, f = (float(v) for v in tuple(grid.transform)[:6])
-        return gsd_m(GeoRef(crs=grid.crs, transform=(a, b, c, d, e, f)), grid.width, grid.height)
+        return gsd_m(GeoRef(crs=grid.crs, transform=grid.transform), grid.width, grid.height)
     except Exception:  # noqa: BLE001 - a grid without a usable metric scale just gets the default ring
         return None
 

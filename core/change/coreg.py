@@ -35,11 +35,12 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.crs import CRS as RioCRS
 from rasterio.warp import Resampling, reproject
+from rasterio.windows import Window
 
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
-from core.types import Scene, Window
+from core.types import Scene
 
 MIN_RESPONSE = 0.08  #: phase-correlation peak below this is not a measurement
 AGREE_PX = 1.5  #: windows must agree within this distance of their median shift
@@ -89,8 +90,8 @@ class PreOnGrid:
         if self.mode == "georef":
             g = post.georef
             assert g is not None and pre.georef is not None
-            self._dst = Affine(*g.transform) @ Affine.scale(post.width / self.grid_w, post.height / self.grid_h)
-            self._src = Affine(*pre.georef.transform)
+            self._dst = g.transform @ Affine.scale(post.width / self.grid_w, post.height / self.grid_h)
+            self._src = pre.georef.transform
             self._dst_crs = RioCRS.from_user_input(g.crs)
             self._src_crs = RioCRS.from_user_input(pre.georef.crs)
         # pre pixels per grid pixel (identity / resize)
@@ -116,8 +117,8 @@ class PreOnGrid:
         """(row0, col0, row1, col1) of the pre pixels needed for ``win``, clipped; None when outside."""
         dx, dy = self.shift
         t = np.linspace(0.0, 1.0, 9)
-        cols = np.concatenate([t, np.ones(9), t, np.zeros(9)]) * win.width + win.col + dx
-        rows = np.concatenate([np.zeros(9), t, np.ones(9), t]) * win.height + win.row + dy
+        cols = np.concatenate([t, np.ones(9), t, np.zeros(9)]) * win.width + win.col_off + dx
+        rows = np.concatenate([np.zeros(9), t, np.ones(9), t]) * win.height + win.row_off + dy
         if self.mode == "georef":
             x, y = self._dst @ (cols, rows)
             xs, ys = self._transformer().transform(x, y)
@@ -145,7 +146,7 @@ class PreOnGrid:
         if box is None:
             return np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
         r0, c0, r1, c1 = box
-        rgb, valid = self.pre.read(Window(r0, c0, r1 - r0, c1 - c0))
+        rgb, valid = self.pre.read(Window(c0, r0, c1 - c0, r1 - r0))
         if self.mode == "georef":
             shrink = max((c1 - c0) / win.width, (r1 - r0) / win.height) > 1.5
             return self._reproject(win, rgb, valid, r0, c0, shrink)
@@ -155,7 +156,7 @@ class PreOnGrid:
                    ) -> tuple[np.ndarray, np.ndarray]:
         dx, dy = self.shift
         src_t = self._src @ Affine.translation(c0, r0)
-        dst_t = self._dst @ Affine.translation(win.col + dx, win.row + dy)
+        dst_t = self._dst @ Affine.translation(win.col_off + dx, win.row_off + dy)
         src = np.concatenate([np.moveaxis(rgb, 2, 0).astype(np.float32), valid[None].astype(np.float32)])
         dst = np.zeros((4, win.height, win.width), np.float32)
         resampling = Resampling.average if shrink else Resampling.bilinear
@@ -171,9 +172,9 @@ class PreOnGrid:
         sx, sy = self._sx, self._sy
         if max(sx, sy) > 1.5:  # anti-alias before shrinking
             rgb = cv2.GaussianBlur(rgb, (0, 0), sigmaX=0.5 * sx, sigmaY=0.5 * sy)
-        # grid pixel centre i (corner coordinate win.col + i + 0.5 + dx) -> source array index (centre convention)
-        m = np.array([[sx, 0.0, (win.col + 0.5 + dx) * sx - 0.5 - c0],
-                      [0.0, sy, (win.row + 0.5 + dy) * sy - 0.5 - r0]], np.float64)
+        # grid pixel centre i (corner coordinate win.col_off + i + 0.5 + dx) -> source array index (centre convention)
+        m = np.array([[sx, 0.0, (win.col_off + 0.5 + dx) * sx - 0.5 - c0],
+                      [0.0, sy, (win.row_off + 0.5 + dy) * sy - 0.5 - r0]], np.float64)
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         out = cv2.warpAffine(rgb, m, (win.width, win.height), flags=flags, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=0)
@@ -222,7 +223,7 @@ def estimate_shift(post: Scene, pre_grid: PreOnGrid, *, max_shift_px: float | No
     found, tried = [], 0
     for r in _spread(post.height, size, 3):
         for c in _spread(post.width, size, 3):
-            win = Window(r, c, size, size)
+            win = Window(c, r, size, size)
             a, va = post.read(win)
             b, vb = pre_grid.read(win)
             if va.mean() < 0.9 or vb.mean() < 0.9:
@@ -304,7 +305,7 @@ def coregister(post: Scene, pre: Scene, *, residual: str = "auto",
                            "analysis (analyze_pair), which works window by window").format(
                              name=post.name, width=post.width, height=post.height))
     shift, info = residual_shift(post, pre, residual, max_shift_px=max_shift_px)
-    rgb, valid = PreOnGrid(post, pre, shift=shift).read(Window(0, 0, post.height, post.width))
+    rgb, valid = PreOnGrid(post, pre, shift=shift).read(Window(0, 0, post.width, post.height))
     return rgb, valid, info
 
 

@@ -70,6 +70,7 @@ from typing import Any
 import cv2
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from core.change.coreg import PreOnGrid, coregister, residual_shift
 from core.change.features import METHOD, ChangeScorer, fill_invalid, fit_change_calibration
@@ -91,7 +92,7 @@ from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
-from core.types import Scene, SceneResult, Window
+from core.types import Scene, SceneResult
 
 __all__ = ["ChangeScorer", "PairInfo", "PreOnGrid", "analyze_pair", "black_nodata", "change_scene",
            "check_pair", "coregister", "fit_change_calibration", "pair_inputs", "pair_report"]

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
 from PIL import Image
 from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 
 from core.errors import ImageReadError, InputError
 from core.i18n import _
@@ -197,7 +196,7 @@ class HeatmapWriter:
             "predictor": 3, "zlevel": 1, "BIGTIFF": "IF_SAFER"}
         if self.georef is not None:
             profile["crs"] = CRS.from_user_input(self.georef.crs)
-            profile["transform"] = Affine(*self.georef.transform)
+            profile["transform"] = self.georef.transform
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             self._ds = rasterio.open(self._tmp, "w", **profile)
@@ -245,7 +244,7 @@ class HeatmapWriter:
         out, rest = data[:rows], data[rows:]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            self._ds.write(out[None], window=RioWindow(0, self._buf_row, self.width, rows))
+            self._ds.write(out[None], window=Window(0, self._buf_row, self.width, rows))
         self._buf_row += rows
         self._buf = [rest] if rest.shape[0] else []
 
@@ -315,7 +314,7 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
                                              name=path.name))
                 georef = None
                 if ds.crs is not None:
-                    georef = GeoRef(crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6])
+                    georef = GeoRef(crs=ds.crs.to_string(), transform=ds.transform)
                 tags = ds.tags()
                 w, h = ds.width, ds.height
                 check_pixels(path.name, w, h)
@@ -328,7 +327,7 @@ def read_heatmap(path: str | Path, *, preview_max: int | None = None) -> Heatmap
                     step = BLOCK * pv.f
                     for r in range(0, h, step):
                         n = min(step, h - r)
-                        pv.add(r, ds.read(1, window=RioWindow(0, r, w, n)).astype(np.float32))
+                        pv.add(r, ds.read(1, window=Window(0, r, w, n)).astype(np.float32))
                     preview = pv.result()
     except RasterioError as exc:
         raise ImageReadError(_("cannot read heatmap {name}: {exc}. Re-run the analysis to rewrite it.").format(
@@ -347,7 +346,7 @@ def set_georef(path: str | Path, georef: GeoRef) -> None:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path, "r+") as ds:
                 ds.crs = CRS.from_user_input(georef.crs)
-                ds.transform = Affine(*georef.transform)
+                ds.transform = georef.transform
     except (RasterioError, OSError) as exc:
         raise ImageReadError(_("could not write the location into {name}: {exc}").format(
                                  name=Path(path).name, exc=exc)) from exc

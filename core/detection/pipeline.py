@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from core.detection.findings import extract_findings, safe_name
 from core.detection.grading import get_scale
@@ -32,7 +33,7 @@ from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
-from core.types import GeoRef, Scene, SceneResult, Window
+from core.types import GeoRef, Scene, SceneResult
 
 __all__ = ["GDAL_CACHE_MB", "MAX_FINDINGS", "AnalysisTimer", "GridReader", "TilePlan", "analyze_scene", "plan_tiles",
            "resample_factor", "safe_name", "scene_provenance"]
@@ -198,10 +199,10 @@ class GridReader:
         """RGB uint8 and validity of ``win`` (analysis-grid coordinates)."""
         if self.plan.factor == 1.0:
             return self.scene.read(win)
-        r0 = min(self.scene.height - 1, int(math.floor(win.row * self.sy)))
-        r1 = max(r0 + 1, min(self.scene.height, int(math.ceil((win.row + win.height) * self.sy))))
-        c0 = min(self.scene.width - 1, int(math.floor(win.col * self.sx)))
-        c1 = max(c0 + 1, min(self.scene.width, int(math.ceil((win.col + win.width) * self.sx))))
+        r0 = min(self.scene.height - 1, int(math.floor(win.row_off * self.sy)))
+        r1 = max(r0 + 1, min(self.scene.height, int(math.ceil((win.row_off + win.height) * self.sy))))
+        c0 = min(self.scene.width - 1, int(math.floor(win.col_off * self.sx)))
+        c1 = max(c0 + 1, min(self.scene.width, int(math.ceil((win.col_off + win.width) * self.sx))))
         down = self.plan.factor < 1
         # large downsampling windows are read in strips so a window never costs more than ~_STRIP_PX pixels
         rows_per = max(1, _STRIP_PX // max(1, c1 - c0)) if down else r1 - r0
@@ -212,7 +213,7 @@ class GridReader:
                 continue
             s0 = r0 + round(o0 / win.height * (r1 - r0))
             s1 = max(s0 + 1, r0 + round(o1 / win.height * (r1 - r0)))
-            rgb, valid = self.scene.read(Window(s0, c0, s1 - s0, c1 - c0))
+            rgb, valid = self.scene.read(Window(c0, s0, c1 - c0, s1 - s0))
             interp = cv2.INTER_AREA if down else cv2.INTER_LINEAR
             rgbs.append(cv2.resize(rgb, (win.width, o1 - o0), interpolation=interp))
             v = cv2.resize(valid.astype(np.float32), (win.width, o1 - o0), interpolation=interp)

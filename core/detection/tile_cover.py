@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from rasterio.windows import Window
 
 from core.detection.tiling import EDGE_WEIGHT
-from core.types import Window
 
 #: Pixels per forward pass on a CPU in bf16 (one tile; fp32 gets half): VGG16 at 1120×2048 costs 1.8 µs/px against
 #: 3.4 µs/px at 512² (this project's 2-core EPYC); peak RSS of that forward pass 1.24 GB (ResNet-18: 0.73 GB).
@@ -87,7 +87,7 @@ def cover_windows(height: int, width: int, budget_px: int, overlap: int, align: 
     assert best is not None
     _, th, tw, rows, cols = best
     h, w = min(th, height), min(tw, width)
-    return th, tw, [Window(r, c, h, w) for r in rows for c in cols]
+    return th, tw, [Window(c, r, w, h) for r in rows for c in cols]
 
 
 def exact_weights(h: int, w: int, margin: int,

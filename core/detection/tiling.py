@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
+from rasterio.windows import Window
 
 from core.i18n import _
-from core.types import Window
 
 #: Weight given to a tile's outermost pixels; > 0 so image-border pixels covered by a single tile keep their value.
 EDGE_WEIGHT = 1e-3
@@ -57,7 +57,7 @@ def grid_windows(height: int, width: int, tile: int, overlap: int) -> list[Windo
     rows = _starts(height, tile, stride)
     cols = _starts(width, tile, stride)
     h, w = min(tile, height), min(tile, width)
-    return [Window(r, c, h, w) for r in rows for c in cols]
+    return [Window(c, r, w, h) for r in rows for c in cols]
 
 
 def pad_to(rgb: np.ndarray, valid: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -276,16 +276,17 @@ class Stitcher:
         if scores.shape != shape or weights.shape != shape or (valid is not None and valid.shape != shape):
             raise ValueError(_("tile arrays must be {shape}, got {shape2}, {shape3}").format(
                                  shape=shape, shape2=scores.shape, shape3=weights.shape))
-        if window.row < self._top:
+        if window.row_off < self._top:
             raise ValueError(_("tiles must arrive in row-major order: row {row} is already flushed (next unflushed "
-                               "row {top})").format(row=window.row, top=self._top))
-        if window.row + window.height > self.height or window.col + window.width > self.width or window.col < 0:
+                               "row {top})").format(row=window.row_off, top=self._top))
+        r1, c1 = window.row_off + window.height, window.col_off + window.width
+        if r1 > self.height or c1 > self.width or window.col_off < 0:
             raise ValueError(_("window {window} lies outside the {height}x{width} raster").format(
                                  window=window, height=self.height, width=self.width))
-        self._flush_to(window.row)
-        r0 = window.row - self._top
+        self._flush_to(window.row_off)
+        r0 = window.row_off - self._top
         self._ensure(r0 + window.height)
-        rs, cs = slice(r0, r0 + window.height), slice(window.col, window.col + window.width)
+        rs, cs = slice(r0, r0 + window.height), slice(window.col_off, window.col_off + window.width)
         finite = np.isfinite(scores)
         w = np.where(finite, weights, 0).astype(np.float32)
         self._acc[rs, cs] += np.where(finite, scores, 0).astype(np.float32) * w

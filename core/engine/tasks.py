@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rasterio.windows import Window
+
 from core.detection.pipeline import TilePlan, plan_tiles, resample_factor
-from core.types import Scene, Window
+from core.types import Scene
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def plan_scene(index: int, scene: Scene, det: Any, path: str, resample: bool = T
 def window_tasks(sp: ScenePlan) -> list[dict[str, Any]]:
     """One task per window of ``sp``, in row-major order (the order the driver stitches them in)."""
     p = sp.plan
-    return [{"scene": sp.index, "tile_no": k, "path": sp.path, "name": sp.name, "row": w.row, "col": w.col,
+    return [{"scene": sp.index, "tile_no": k, "path": sp.path, "name": sp.name, "row": w.row_off, "col": w.col_off,
              "height": w.height, "width": w.width, "tile": p.tile,
              "tile_h": p.tile_hw[0], "tile_w": p.tile_hw[1], "grid_h": p.grid_h, "grid_w": p.grid_w,
              "factor": p.factor} for k, w in enumerate(p.windows)]
@@ -45,7 +47,7 @@ def window_tasks(sp: ScenePlan) -> list[dict[str, Any]]:
 
 def task_window(task: dict[str, Any]) -> Window:
     """The analysis-grid window a task (or a scored task) names."""
-    return Window(int(task["row"]), int(task["col"]), int(task["height"]), int(task["width"]))
+    return Window(int(task["col"]), int(task["row"]), int(task["width"]), int(task["height"]))
 
 
 def task_plan(task: dict[str, Any]) -> TilePlan:

@@ -1,8 +1,8 @@
 """Georeferencing: pixel <-> CRS <-> WGS84, GSD, geodesic areas, MGRS and the approximate georefs of frames.
 
 All pixel coordinates are (col, row) floats in the *corner* convention of GDAL/rasterio: (0, 0) is the top-left
-corner of the top-left pixel, (0.5, 0.5) its centre. A :class:`~core.types.GeoRef` transform is the six GDAL
-coefficients ``x = a*col + b*row + c ; y = d*col + e*row + f`` and may be rotated or sheared.
+corner of the top-left pixel, (0.5, 0.5) its centre. A :class:`~core.types.GeoRef` transform is an
+:class:`affine.Affine` ``x = a*col + b*row + c ; y = d*col + e*row + f`` and may be rotated or sheared.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from typing import Any
 
 import mgrs as _mgrs
 import numpy as np
+from affine import Affine
 from pyproj import CRS, Geod, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
 from core.errors import GeoreferenceError
 from core.i18n import _
-from core.types import Affine6, GeoRef
+from core.types import GeoRef
 
 WGS84 = "EPSG:4326"
 _GEOD = Geod(ellps="WGS84")
@@ -63,7 +64,8 @@ def utm_crs_for(lon: float, lat: float) -> str:
 
 def pixel_to_crs(georef: GeoRef, cols: np.ndarray | float, rows: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (col, row) -> coordinates in the georef's own CRS."""
-    a, b, c, d, e, f = georef.transform
+    t = georef.transform
+    a, b, c, d, e, f = t.a, t.b, t.c, t.d, t.e, t.f
     cols = np.asarray(cols, dtype=np.float64)
     rows = np.asarray(rows, dtype=np.float64)
     return a * cols + b * rows + c, d * cols + e * rows + f
@@ -71,7 +73,8 @@ def pixel_to_crs(georef: GeoRef, cols: np.ndarray | float, rows: np.ndarray | fl
 
 def crs_to_pixel(georef: GeoRef, xs: np.ndarray | float, ys: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates in the georef's CRS -> pixel (col, row); inverse of :func:`pixel_to_crs`."""
-    a, b, c, d, e, f = georef.transform
+    t = georef.transform
+    a, b, c, d, e, f = t.a, t.b, t.c, t.d, t.e, t.f
     det = a * e - b * d
     if det == 0 or not math.isfinite(det):
         raise GeoreferenceError(_("the georeference transform is singular (zero determinant): it cannot be "
@@ -174,14 +177,14 @@ def fit_affine_georef(px: np.ndarray, lonlat: np.ndarray) -> tuple[GeoRef, float
     resid = design @ coef - target
     rms = float(np.sqrt(np.mean(np.sum(resid**2, axis=1))))
     (a, d), (b, e), (c, f) = coef
-    georef = GeoRef(crs=crs, transform=(float(a), float(b), float(c), float(d), float(e), float(f)),
+    georef = GeoRef(crs=crs, transform=Affine(float(a), float(b), float(c), float(d), float(e), float(f)),
                     method="fitted", approximate=True,
                     note=f"affine fitted to {len(px)} point pairs, RMS residual {rms:.2f} m")
     return georef, rms
 
 
 def _centred_transform(lat: float, lon: float, gsd: float, width: int, height: int,
-                       yaw_deg: float) -> tuple[str, Affine6]:
+                       yaw_deg: float) -> tuple[str, Affine]:
     """Local-UTM transform of a ``width``x``height`` grid centred on (lat, lon) whose top points to ``yaw_deg``.
 
     ``yaw_deg`` is clockwise from true north; UTM grid convergence is corrected so the heading is geographic.
@@ -197,7 +200,7 @@ def _centred_transform(lat: float, lon: float, gsd: float, width: int, height: i
     d, e = -gsd * sy, -gsd * cy
     c = x0 - a * width / 2.0 - b * height / 2.0
     f = y0 - d * width / 2.0 - e * height / 2.0
-    return crs, (a, b, c, d, e, f)
+    return crs, Affine(a, b, c, d, e, f)
 
 
 def footprint_georef(lat: float, lon: float, agl_m: float, focal_mm: float, sensor_width_mm: float,
@@ -242,7 +245,7 @@ def bounds_georef(west: float, south: float, east: float, north: float, width: i
                                     west=west, south=south, east=east, north=north))
     if width <= 0 or height <= 0:
         raise GeoreferenceError(_("image width and height must be positive"))
-    return GeoRef(crs=WGS84, transform=((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north),
+    return GeoRef(crs=WGS84, transform=Affine((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north),
                   method="user", approximate=True, note="placed by analyst from WGS84 bounds")
 
 
@@ -271,8 +274,8 @@ def validate_georef(georef: GeoRef, width: int, height: int) -> None:
     if width <= 0 or height <= 0:
         raise GeoreferenceError(_("image size must be positive (got {width}x{height})").format(
                                     width=width, height=height))
-    t = tuple(georef.transform)
-    if len(t) != 6 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in t):
+    t = tuple(georef.transform)[:6]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in t):
         raise GeoreferenceError(_("geotransform {t!r} must be 6 finite numbers; fix or re-place the image").format(
                                     t=t))
     a, b, _c, d, e, _f = t

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.transform import from_gcps
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 
 from core.errors import CoreError, GeoreferenceError, ImageReadError, InputError
 from core.geo import georef as geo
 from core.i18n import _
 from core.imagery.exif import exif_datetime
 from core.imagery.sources import RasterSource, check_pixels, check_size, percentile_stretch
-from core.types import GeoRef, Scene, Window
+from core.types import GeoRef, Scene
 
 #: Long side of the decimated read used for the stretch and the "any valid pixel?" check.
 SAMPLE_SIDE = 1024
@@ -108,8 +108,7 @@ def _raster_georef(ds: Any, meta: dict[str, Any]) -> GeoRef | None:
             meta["warnings"].append("raster has a CRS but no geotransform: treated as un-georeferenced")
             return None
     crs_str = crs.to_string() if crs.to_epsg() is not None else crs.to_wkt()
-    georef = GeoRef(crs=crs_str, transform=tuple(float(v) for v in t[:6]),  # type: ignore[arg-type]
-                    method="raster", approximate=approx, note=note)
+    georef = GeoRef(crs=crs_str, transform=t, method="raster", approximate=approx, note=note)
     if abs(t.b) > 1e-12 * abs(t.a) or abs(t.d) > 1e-12 * abs(t.e):
         meta["transform_rotated"] = True
         meta["warnings"].append("the raster's geotransform is rotated or sheared: map overlays are reprojected "
@@ -126,7 +125,7 @@ def _read_last_block(ds: Any) -> None:
     bh, bw = ds.block_shapes[0]
     row0 = ((ds.height - 1) // bh) * bh
     col0 = ((ds.width - 1) // bw) * bw
-    ds.read(1, window=RioWindow(col0, row0, ds.width - col0, ds.height - row0))
+    ds.read(1, window=Window(col0, row0, ds.width - col0, ds.height - row0))
 
 
 def _sample(src: RasterSource, ds: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +146,7 @@ def _sample(src: RasterSource, ds: Any) -> tuple[np.ndarray, np.ndarray]:
             for j in range(n):
                 row = min(h - size, int((i + 0.5) * h / n - size / 2))
                 col = min(w - size, int((j + 0.5) * w / n - size / 2))
-                parts.append(src.read_raw(Window(max(row, 0), max(col, 0), size, size)))
+                parts.append(src.read_raw(Window(max(col, 0), max(row, 0), size, size)))
         data = np.concatenate([d.reshape(d.shape[0], -1) for d, _ in parts], axis=1)
         valid = np.concatenate([v.ravel() for _, v in parts])
         if valid.any():

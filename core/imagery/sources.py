@@ -1,6 +1,6 @@
 """Pixel sources behind :class:`core.types.Scene`: in-memory frames and window-by-window rasters.
 
-Both return ``(rgb uint8 H×W×3, valid bool H×W)`` for a :class:`~core.types.Window` that lies inside the image
+Both return ``(rgb uint8 H×W×3, valid bool H×W)`` for a :class:`rasterio.windows.Window` that lies inside the image
 (``ValueError`` otherwise: callers clip). Both are safe to read from several threads at once: frames are immutable
 arrays; rasters open one rasterio dataset per thread (GDAL handles must not be shared between threads).
 """
@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 
 from core.errors import ImageReadError, InputError
 from core.i18n import _
-from core.types import Window
 
 #: Smallest side an image may have to be analysed.
 MIN_SIDE = 32
@@ -70,7 +69,8 @@ def check_window(window: Window, width: int, height: int) -> None:
     """Raise ``ValueError`` unless ``window`` is non-empty and lies entirely inside a ``width``x``height`` image."""
     if window.height <= 0 or window.width <= 0:
         raise ValueError(_("window {window} is empty; height and width must be positive").format(window=window))
-    if window.row < 0 or window.col < 0 or window.row + window.height > height or window.col + window.width > width:
+    r0, c0 = window.row_off, window.col_off
+    if r0 < 0 or c0 < 0 or r0 + window.height > height or c0 + window.width > width:
         raise ValueError(_("window {window} extends outside the "
                            "{width}x{height} image; clip it to the image first").format(
                              window=window, width=width, height=height))
@@ -124,7 +124,7 @@ class FrameSource:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Copy of the window's pixels and validity mask."""
         check_window(window, self.width, self.height)
-        rs, cs = window.slices
+        rs, cs = window.toslices()
         valid = self.valid[rs, cs].copy() if self.valid is not None else np.ones((window.height, window.width), bool)
         return self.rgb[rs, cs].copy(), valid
 
@@ -168,11 +168,10 @@ class RasterSource:
                  out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Band values (k×h×w, file dtype) and validity mask, optionally decimated to ``out_shape``."""
         ds = self._dataset()
-        rw = None if window is None else RioWindow(window.col, window.row, window.width, window.height)
         shape = None if out_shape is None else (len(self.bands), *out_shape)
-        data = ds.read(list(self.bands), window=rw, out_shape=shape)
+        data = ds.read(list(self.bands), window=window, out_shape=shape)
         if self.masked:
-            valid = ds.dataset_mask(window=rw, out_shape=out_shape) > 0
+            valid = ds.dataset_mask(window=window, out_shape=out_shape) > 0
         else:
             valid = np.ones(data.shape[1:], dtype=bool)
         if self.check_finite:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rasterio.windows import Window
 
 from core.detection.detector import IMAGENET_MEAN, IMAGENET_STD, to_tensor, use_bf16
 from core.errors import TrainingDataError
@@ -23,7 +24,6 @@ from core.i18n import _
 from core.learn.samples import PatchPool, read_valid
 from core.models.coreset import greedy_coreset
 from core.models.patchcore import PatchCoreNet
-from core.types import Window
 
 #: Largest window embedded at once (px); bounds the trunk's activation memory.
 WINDOW = 1024
@@ -51,7 +51,7 @@ def _windows(pool: PatchPool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
                 if it.cached is not None and it.valid is not None:
                     rgb, valid = it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]
                 else:
-                    rgb, valid = read_valid(it.scene, Window(r, c, h, w))
+                    rgb, valid = read_valid(it.scene, Window(c, r, w, h))
                 for r0, c0, r1, c1 in it.exclude:  # excluded areas (held-out evaluation imagery) are never banked
                     rr0, rr1, cc0, cc1 = max(r0 - r, 0), min(r1 - r, h), max(c0 - c, 0), min(c1 - c, w)
                     if rr0 < rr1 and cc0 < cc1:

@@ -22,35 +22,52 @@ DAMAGED = {"minor-damage", "major-damage", "destroyed"}
 Progress = Callable[[int, int, str], None] | None
 
 
-def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
-    """Area under the ROC curve (Mann–Whitney U with average ranks for ties); NaN if one class is empty."""
+def _score_keys(s: np.ndarray) -> np.ndarray:
+    """``s`` as finite numbers in the same order, for scikit-learn (which takes finite scores only): equal scores share
+    a key, ±inf keep their ends and each NaN is its own key above everything, in input order (the order this module's
+    AUROC has always given non-finite scores)."""
+    order = np.argsort(s, kind="mergesort")  # NaN last, in input order
+    ordered = s[order]
+    keys = np.empty(len(s), np.float64)
+    keys[order] = np.cumsum(np.concatenate([[0], ordered[1:] != ordered[:-1]]))  # NaN != NaN: a key each
+    return keys
+
+
+def _scores_labels(scores: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if len(s) != len(y):
+        raise ValueError(f"{len(s)} scores but {len(y)} labels")
+    return (s if np.isfinite(s).all() else _score_keys(s)), y
+
+
+def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``: tied scores count one half, as average ranks do in
+    the Mann–Whitney U); NaN if one class is empty. Labels: non-zero = positive."""
+    s, y = _scores_labels(scores, labels)
+    if y.all() or not y.any():
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    from sklearn.metrics import roc_auc_score  # ~2 s to import: only when a figure is computed
+
+    return float(roc_auc_score(y, s))
 
 
 def roc_curve(scores: Sequence[float], labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rate, true positive rate) arrays for plotting."""
-    s = np.asarray(scores, np.float64)
-    y = np.asarray(labels).astype(bool)
-    order = np.argsort(-s, kind="mergesort")
-    y = y[order]
-    tps = np.concatenate([[0], np.cumsum(y)])
-    fps = np.concatenate([[0], np.cumsum(~y)])
-    return fps / max(fps[-1], 1), tps / max(tps[-1], 1)
+    """(false positive rate, true positive rate) arrays for plotting, from (0, 0) to (1, 1): one point per distinct
+    score (scikit-learn's ``roc_curve``, every threshold kept), so the area under it is :func:`auroc`. A rate whose
+    class is empty stays 0."""
+    s, y = _scores_labels(scores, labels)
+    if len(s) == 0:
+        return np.zeros(1), np.zeros(1)
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import roc_curve as _roc_curve
+
+    with warnings.catch_warnings():  # one class empty: scikit-learn warns and gives NaN rates
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, _thresholds = _roc_curve(y, s, pos_label=True, drop_intermediate=False)
+    return np.nan_to_num(fpr, nan=0.0), np.nan_to_num(tpr, nan=0.0)
 
 
 def heatmap_of(det: Detector, rgb: np.ndarray) -> tuple[np.ndarray, float]:

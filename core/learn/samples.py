@@ -16,11 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from rasterio.windows import Window
 
 from core.errors import CoreError, TrainingDataError
 from core.i18n import _
 from core.learn.synthetic import confetti, region
-from core.types import Scene, Window
+from core.types import Scene
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".jp2"}
 CACHE_MAX_PIXELS = 16_000_000  # scenes up to this size are decoded once and kept; larger ones are read by window
@@ -170,7 +171,7 @@ class PatchPool:
             if it.cached is not None:
                 rgb, valid = it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]
             else:
-                rgb, valid = read_valid(it.scene, Window(r, c, h, w))
+                rgb, valid = read_valid(it.scene, Window(c, r, w, h))
             if valid.mean() < 0.9:
                 return None
             return cv2.resize(rgb, (p, p), interpolation=cv2.INTER_AREA if side > p else cv2.INTER_LINEAR)
@@ -194,7 +195,7 @@ class PatchPool:
                     for c in range(0, max(0, it.scene.width - p) + 1, p):
                         h, w = min(p, r_hi - r), min(p, it.scene.width - c)
                         rgb, valid = (it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]) \
-                            if it.cached is not None else read_valid(it.scene, Window(r, c, h, w))
+                            if it.cached is not None else read_valid(it.scene, Window(c, r, w, h))
                         if valid.mean() >= 0.9 and h == p and w == p:
                             out.append(rgb)
             else:

@@ -55,7 +55,7 @@ def warp_to_mercator(scores: np.ndarray, georef: GeoRef, *, max_px: int = OVERLA
     """
     scores = np.asarray(scores, dtype=np.float32)
     h, w = scores.shape
-    src_tr = Affine(*georef.transform)
+    src_tr = georef.transform
     cols, rows = geo.edge_pixels(w, h)
     xs = src_tr.a * cols + src_tr.b * rows + src_tr.c
     ys = src_tr.d * cols + src_tr.e * rows + src_tr.f
@@ -101,7 +101,7 @@ def heatmap_overlay(heatmap_path: str | Path, threshold: float, *, max_px: int =
     if hm.georef is None or hm.preview is None:
         return None
     f = hm.preview_scale
-    grid = GeoRef(crs=hm.georef.crs, transform=tuple(Affine(*hm.georef.transform) @ Affine.scale(f))[:6])
+    grid = GeoRef(crs=hm.georef.crs, transform=hm.georef.transform @ Affine.scale(f))
     merc, tr = warp_to_mercator(hm.preview, grid, max_px=max_px)
     h, w = merc.shape
     bounds = mercator_to_latlon_bounds(tr.c, tr.f + tr.e * h, tr.c + tr.a * w, tr.f)
@@ -128,8 +128,7 @@ def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height:
     finally:
         scene.close()
     oh, ow = valid.shape
-    scaled = Affine(*georef.transform) @ Affine.scale(width / ow, height / oh)
-    grid = GeoRef(crs=georef.crs, transform=tuple(scaled)[:6])
+    grid = GeoRef(crs=georef.crs, transform=georef.transform @ Affine.scale(width / ow, height / oh))
     bands = []
     for c in range(3):
         band = np.where(valid, rgb[..., c].astype(np.float32), np.nan)

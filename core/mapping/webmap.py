@@ -395,7 +395,7 @@ def finding_chip(sr: SceneResult, f: Finding, size: int = 320) -> np.ndarray | N
     s = size / max(win.width, win.height)
     img = Image.fromarray(rgb).resize((max(1, round(win.width * s)), max(1, round(win.height * s))),
                                       Image.Resampling.LANCZOS if s < 1 else Image.Resampling.BICUBIC)
-    ring = [((c - win.col) * s, (r - win.row) * s) for c, r in f.polygon_px]
+    ring = [((c - win.col_off) * s, (r - win.row_off) * s) for c, r in f.polygon_px]
     if len(ring) >= 3:
         draw = ImageDraw.Draw(img)
         draw.line([*ring, ring[0]], fill="#000000", width=4)

@@ -8,13 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
+from rasterio.windows import Window
 
 from core.detection.heatmap import default_vmax
 from core.i18n import _
 from core.report import _geo
 from core.report.context import grade_colour
 from core.report.rasters import SceneCache, blend_heat, clip_window, read_scores
-from core.types import Finding, Scene, SceneResult, Window
+from core.types import Finding, Scene, SceneResult
 
 MIN_CHIP_PX = 96  #: smallest window cut around a finding, in image pixels
 
@@ -36,7 +37,7 @@ def chip_window(f: Finding, width: int, height: int) -> Window:
     col = int(round((c0 + c1) / 2 - cw / 2))
     row = int(round((r0 + r1) / 2 - ch / 2))
     col, row = min(max(0, col), width - cw), min(max(0, row), height - ch)
-    return Window(row, col, ch, cw)
+    return Window(col, row, cw, ch)
 
 
 def _display(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -57,7 +58,7 @@ def _outline(img: Image.Image, pts: list[tuple[float, float]], colour: str) -> I
 
 
 def _ring(f: Finding, win: Window, scale: float) -> list[tuple[float, float]]:
-    return [((c - win.col) * scale, (r - win.row) * scale) for c, r in f.polygon_px]
+    return [((c - win.col_off) * scale, (r - win.row_off) * scale) for c, r in f.polygon_px]
 
 
 def _score_panel(caption: str, path: Path | None, win: Window, sr: SceneResult, grey: np.ndarray | None,
@@ -75,8 +76,8 @@ def _pre_panel(f: Finding, sr: SceneResult, win: Window, pre: Scene | None, size
     caption = _("Pre-event image")
     if pre is None:
         return Panel(caption, None, reason)
-    corners_c = np.array([win.col, win.col + win.width, win.col + win.width, win.col], dtype=float)
-    corners_r = np.array([win.row, win.row, win.row + win.height, win.row + win.height], dtype=float)
+    corners_c = np.array([win.col_off, win.col_off + win.width, win.col_off + win.width, win.col_off], dtype=float)
+    corners_r = np.array([win.row_off, win.row_off, win.row_off + win.height, win.row_off + win.height], dtype=float)
     ring = np.array(f.polygon_px, dtype=float).reshape(-1, 2)
     if sr.georef is not None and pre.georef is not None:
         lon, lat = _geo.to_lonlat(sr.georef, corners_c, corners_r)
@@ -97,7 +98,7 @@ def _pre_panel(f: Finding, sr: SceneResult, win: Window, pre: Scene | None, size
         return Panel(caption, None, _("pre-event image does not cover this finding"))
     rgb, valid = pre.read(part)
     canvas = np.full((fh, fw, 3), 128, np.uint8)
-    oy, ox = part.row - round(r0), part.col - round(c0)
+    oy, ox = part.row_off - round(r0), part.col_off - round(c0)
     ys, xs = slice(max(0, oy), min(fh, oy + part.height)), slice(max(0, ox), min(fw, ox + part.width))
     sub = rgb[ys.start - oy: ys.stop - oy, xs.start - ox: xs.stop - ox]
     canvas[ys, xs] = np.where(valid[ys.start - oy: ys.stop - oy, xs.start - ox: xs.stop - ox, None], sub, 128)

@@ -16,12 +16,12 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio.windows import Window as RioWindow
+from rasterio.windows import Window
 
 from core.detection.heatmap import blend, colorize
 from core.errors import CoreError
 from core.imagery.sources import check_pixels
-from core.types import Scene, Window
+from core.types import Scene
 
 _STRIP_PIXELS = 8_000_000  # pixels per strip when downsampling a whole scene
 
@@ -68,7 +68,7 @@ def clip_window(col0: float, row0: float, col1: float, row1: float, width: int, 
     c1, r1 = min(width, math.ceil(col1)), min(height, math.ceil(row1))
     if c1 - c0 < 1 or r1 - r0 < 1:
         return None
-    return Window(r0, c0, r1 - r0, c1 - c0)
+    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 def overview_shape(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -84,7 +84,7 @@ def read_overview(scene: Scene, max_side: int = 1200) -> tuple[np.ndarray, np.nd
     rgbs, masks = [], []
     for r in range(0, scene.height, strip):
         h = min(strip, scene.height - r)
-        rgb, valid = scene.read(Window(r, 0, h, scene.width))
+        rgb, valid = scene.read(Window(0, r, scene.width, h))
         th = max(1, round(h * oh / scene.height))
         rgbs.append(cv2.resize(rgb, (ow, th), interpolation=cv2.INTER_AREA))
         masks.append(cv2.resize(valid.astype(np.uint8) * 255, (ow, th), interpolation=cv2.INTER_AREA) > 127)
@@ -114,12 +114,12 @@ def read_scores(path: Path | None, window: Window | None = None, max_side: int |
             sx = ds.width / full_size[0] if full_size else 1.0
             sy = ds.height / full_size[1] if full_size else 1.0
             if window is None:
-                rw = RioWindow(0, 0, ds.width, ds.height)
+                rw = Window(0, 0, ds.width, ds.height)
             else:
-                c0, r0 = int(window.col * sx), int(window.row * sy)
-                c1 = min(ds.width, max(c0 + 1, math.ceil((window.col + window.width) * sx)))
-                r1 = min(ds.height, max(r0 + 1, math.ceil((window.row + window.height) * sy)))
-                rw = RioWindow(c0, r0, c1 - c0, r1 - r0)
+                c0, r0 = int(window.col_off * sx), int(window.row_off * sy)
+                c1 = min(ds.width, max(c0 + 1, math.ceil((window.col_off + window.width) * sx)))
+                r1 = min(ds.height, max(r0 + 1, math.ceil((window.row_off + window.height) * sy)))
+                rw = Window(c0, r0, c1 - c0, r1 - r0)
             shape = None
             if max_side is not None and max(rw.width, rw.height) > max_side:
                 shape = overview_shape(int(rw.width), int(rw.height), max_side)

@@ -16,7 +16,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -117,12 +119,14 @@ def folium_frame(page, timeout_s: float = 60.0):
 
 
 @contextlib.contextmanager
-def screenshot_on_failure(page, path: Path) -> Iterator[None]:
-    """Save a full-page screenshot at ``path`` when the block raises (then let the error through)."""
+def screenshot_on_failure(page, path: Path, full_page: bool = True) -> Iterator[None]:
+    """Save a screenshot at ``path`` when the block raises, then let the block's own error through (a screenshot that
+    fails itself, e.g. on a page too busy to draw, is given up after 30 s and never hides that error)."""
     try:
         yield
     except Exception:
-        page.screenshot(path=str(path), full_page=True)
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(path), full_page=full_page, timeout=30_000)
         raise
 
 
@@ -162,3 +166,46 @@ def upload_and_analyse(page, image: Path, timeout_ms: int = 240_000, shown: str 
     page.get_by_text(re.compile(shown)).first.wait_for(timeout=timeout_ms)
     page.wait_for_load_state("networkidle")
     no_exception(page)
+
+
+def fast_model() -> Path:
+    """The bundled fast model (FCDD ResNet-18), or skip with the reason: for the browser tests that need a real model's
+    findings and grades (they check the workflow, not the detector)."""
+    from core.assets import FAST_MODEL
+
+    if not FAST_MODEL.is_file():
+        pytest.skip(f"bundled default model missing: {FAST_MODEL}")
+    return FAST_MODEL
+
+
+@dataclass
+class OfflineApp:
+    """The app as a browser test drives it: its URL, the chromium page, the requests the guard aborted, the
+    workspace it runs on and the folder screenshots go to."""
+
+    url: str
+    page: Any  #: playwright.sync_api.Page
+    blocked: list[str]
+    workspace: Path
+    art: Path
+
+    def home(self) -> None:
+        """Open the app (the Analyze page) and wait until it has drawn its uploaders."""
+        self.page.goto(self.url, wait_until="networkidle")
+        self.page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
+
+
+@contextlib.contextmanager
+def offline_app(workspace: Path, model: Path | str, failure_shot: str, *, env: dict[str, str] | None = None,
+                full_page: bool = True) -> Iterator[OfflineApp]:
+    """What every end-to-end test sets up: ``streamlit run`` on ``workspace`` (made if missing) with ``model`` as
+    ``BDA_MODEL`` ("" for none) and 2 OpenMP threads, plus ``env``; Debian's chromium with every non-loopback
+    request aborted. A failure inside the block leaves the screenshot ``failure_shot`` in :func:`artifacts_dir`;
+    once the block is through, no request may have left the machine."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    art = artifacts_dir()
+    server_env = {"BDA_WORKSPACE": str(workspace), "BDA_MODEL": str(model), "OMP_NUM_THREADS": "2", **(env or {})}
+    with streamlit_server(server_env) as url, offline_browser() as (page, blocked):
+        with screenshot_on_failure(page, art / failure_shot, full_page=full_page):
+            yield OfflineApp(url, page, blocked, workspace, art)
+        assert not blocked, f"the app reached outside the machine: {blocked[:5]}"

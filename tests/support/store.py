@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from affine import Affine
+
 from core.store import Workspace
 from core.types import Finding, GeoRef, SceneResult
 
@@ -27,7 +29,7 @@ def make_finding(fid: str, scene: str, *, geo: bool = True, x0: float = 0.0, wid
 
 def make_result(name: str, n_findings: int = 2, *, error: str | None = None, folder: Path | None = None,
                 geo: bool = True) -> SceneResult:
-    georef = GeoRef("EPSG:32615", (0.5, 0.0, 360000.0, 0.0, -0.5, 4100000.0), method="raster") if geo else None
+    georef = GeoRef("EPSG:32615", Affine(0.5, 0.0, 360000.0, 0.0, -0.5, 4100000.0), method="raster") if geo else None
     return SceneResult(
         scene_name=name, width=640, height=480, image_score=2.5, verdict="anomalous", georef=georef,
         bounds_wgs84=(-94.5, 37.05, -94.49, 37.06) if geo else None,
