@@ -163,7 +163,7 @@ def test_feature_matching_seams_carry_the_whole_image_values(shared_data, tmp_pa
     det = Detector.load(MODELS / "patchcore-vgg16.pt", device="cpu", precision="fp32")
     src = open_scene(need(shared_data / JOPLIN_POST))
     try:
-        rgb, _ = src.read(Window(0, 0, 512, 768))
+        rgb, _ = src.read(Window(0, 0, 768, 512))
     finally:
         src.close()
     path = tmp_path / "crop.png"

@@ -99,7 +99,8 @@ class TilePlan:
         image border (see :func:`~core.detection.tile_cover.exact_weights`); the classic blend is the same for all."""
         if self.margin is None:
             return _blend(*self.tile_hw, self.overlap)[:win.height, :win.width]
-        interior = (win.row > 0, win.row + win.height < self.grid_h, win.col > 0, win.col + win.width < self.grid_w)
+        interior = (win.row_off > 0, win.row_off + win.height < self.grid_h, win.col_off > 0,
+                    win.col_off + win.width < self.grid_w)
         return _exact(win.height, win.width, self.margin, interior)
 
 
