@@ -31,83 +31,84 @@ if TYPE_CHECKING:  # both import more than the CLI's --help needs
 
 def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the analyze sub-command."""
-    p = sub.add_parser("analyze", help="heatmaps and graded findings for images / rasters")
-    p.add_argument("inputs", nargs="*", metavar="INPUT")
-    p.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
-    p.add_argument("--out", default=None, help="output folder (default: out/, or the resumed analysis' folder)")
+    p = sub.add_parser("analyze", help=_("heatmaps and graded findings for images / rasters"))
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help=_("images or rasters to analyse (files, folders or globs)"))
+    p.add_argument("--model", default=None, help=_("checkpoint (default: the bundled model)"))
+    p.add_argument("--out", default=None, help=_("output folder (default: out/, or the resumed analysis' folder)"))
     p.add_argument("--threshold", type=float, default=None,
-                   help="finding threshold in calibrated units (default: the model's calibration)")
+                   help=_("finding threshold in calibrated units (default: the model's calibration)"))
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
-                   help="auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it")
+                   help=_("auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it"))
     p.add_argument("--change-threshold", type=float, default=None,
-                   help="threshold of the findings of pre/post pairs, in calibrated change units (default: the "
-                        "model's change calibration)")
+                   help=_("threshold of the findings of pre/post pairs, in calibrated change units (default: the "
+                          "model's change calibration)"))
     p.add_argument("--grade-scale", default="copernicus-ems", choices=list(SCALES))
     p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
-                   help="kind of event: says whether the post image alone can show its damage (wildfire, tsunami "
-                        "and earthquake need a pre-event image); recorded and stated in the report")
-    p.add_argument("--no-resample", action="store_true", help="do not resample inputs to the model's training GSD")
-    p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help="pre-event images to compare against")
+                   help=_("kind of event: says whether the post image alone can show its damage (wildfire, tsunami "
+                          "and earthquake need a pre-event image); recorded and stated in the report"))
+    p.add_argument("--no-resample", action="store_true", help=_("do not resample inputs to the model's training GSD"))
+    p.add_argument("--pre", nargs="*", default=[], metavar="PRE", help=_("pre-event images to compare against"))
     p.add_argument("--footprints", nargs="*", default=[], metavar="PATH",
-                   help="building footprints (GeoJSON, GeoPackage, Shapefile .shp or .zip, FlatGeobuf, xBD label "
-                        "JSON; any CRS): every building gets a score, an EMS grade and a confidence in "
-                        "buildings.geojson / buildings.csv")
-    p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
-    p.add_argument("--case", default="Command line", help="case (created when missing) the analysis is filed under")
-    p.add_argument("--no-workspace", action="store_true", help="do not record the analysis in the workspace")
+                   help=_("building footprints (GeoJSON, GeoPackage, Shapefile .shp or .zip, FlatGeobuf, xBD label "
+                          "JSON; any CRS): every building gets a score, an EMS grade and a confidence in "
+                          "buildings.geojson / buildings.csv"))
+    p.add_argument("--workspace", default=None, help=_("workspace folder (default: $BDA_WORKSPACE or the user's)"))
+    p.add_argument("--case", default="Command line", help=_("case (created when missing) the analysis is filed under"))
+    p.add_argument("--no-workspace", action="store_true", help=_("do not record the analysis in the workspace"))
     p.add_argument("--resume", type=int, default=None, metavar="ID",
-                   help="continue an interrupted analysis of the workspace (inputs it did not finish)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+                   help=_("continue an interrupted analysis of the workspace (inputs it did not finish)"))
+    p.add_argument("--quiet", action="store_true", help=_("no progress bars"))
     p.add_argument("--no-area", action="store_true",
-                   help="no area outputs (area/: heatmap mosaic VRT + COG, findings merged across scene seams, "
-                        "area summary), otherwise written when two or more scenes are georeferenced")
-    g = p.add_argument_group("engine", "where the tiles are scored: this process, or a Ray cluster")
+                   help=_("no area outputs (area/: heatmap mosaic VRT + COG, findings merged across scene seams, "
+                          "area summary), otherwise written when two or more scenes are georeferenced"))
+    g = p.add_argument_group(_("engine"), _("where the tiles are scored: this process, or a Ray cluster"))
     g.add_argument("--engine", choices=list(ENGINES), default=None,
-                   help="local (default) or ray; a resumed analysis keeps its recorded engine unless given")
+                   help=_("local (default) or ray; a resumed analysis keeps its recorded engine unless given"))
     g.add_argument("--address", default=None, metavar="ADDR",
-                   help=f"Ray cluster address, host:port or auto (default: ${ENV_RAY_ADDRESS}; none: Ray starts "
-                        "on this machine)")
+                   help=_("Ray cluster address, host:port or auto (default: ${env}; none: Ray starts on this "
+                          "machine)").format(env=ENV_RAY_ADDRESS))
     g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="Ray model workers (default: one per GPU with --gpus-per-worker, else 2)")
+                   help=_("Ray model workers (default: one per GPU with --gpus-per-worker, else 2)"))
     g.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
-                   help="GPUs each Ray worker asks for (default 0: CPU workers; 1 puts one worker on each GPU)")
+                   help=_("GPUs each Ray worker asks for (default 0: CPU workers; 1 puts one worker on each GPU)"))
     g.add_argument("--split", choices=["windows", "scenes"], default=None,
-                   help="Ray tasks: windows (default; tiles stitched by this process, for few or huge rasters) or "
-                        "scenes (whole inputs analysed and written by the workers, for areas of many files; the "
-                        "output folder must be shared with them)")
+                   help=_("Ray tasks: windows (default; tiles stitched by this process, for few or huge rasters) or "
+                          "scenes (whole inputs analysed and written by the workers, for areas of many files; the "
+                          "output folder must be shared with them)"))
 
 
 def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the report sub-command."""
-    p = sub.add_parser("report", help="write the BDA report of an analysis")
+    p = sub.add_parser("report", help=_("write the BDA report of an analysis"))
     p.add_argument("--analysis", required=True, metavar="DIR|ID",
-                   help="an analyze output folder (with analysis.json), or the id of an analysis in the workspace "
-                        "(its findings as reviewed: rejected ones left out of the counts)")
-    p.add_argument("--workspace", default=None, help="workspace folder of an analysis ID (default: $BDA_WORKSPACE "
-                                                     "or the user's)")
-    p.add_argument("--format", default="pdf,csv,geojson,zip", help="comma list of pdf,csv,geojson,zip")
-    p.add_argument("--out", default=None, help="output folder (default: the analysis folder)")
-    p.add_argument("--title", default=None, help="report title (default: 'Damage assessment report', translated)")
+                   help=_("an analyze output folder (with analysis.json), or the id of an analysis in the workspace "
+                          "(its findings as reviewed: rejected ones left out of the counts)"))
+    p.add_argument("--workspace", default=None, help=_("workspace folder of an analysis ID (default: "
+                                                       "$BDA_WORKSPACE or the user's)"))
+    p.add_argument("--format", default="pdf,csv,geojson,zip", help=_("comma list of pdf,csv,geojson,zip"))
+    p.add_argument("--out", default=None, help=_("output folder (default: the analysis folder)"))
+    p.add_argument("--title", default=None, help=_("report title (default: 'Damage assessment report', translated)"))
     p.add_argument("--lang", default=None, choices=list(LANGS),
-                   help="language of the PDF report (default: $BDA_LANG, else en); CSV/GeoJSON fields stay English")
+                   help=_("language of the PDF report and this command's messages (default: $BDA_LANG, else en); "
+                          "CSV/GeoJSON fields stay English"))
     p.add_argument("--event", default="")
     p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
-                   help="kind of event: the method section says whether the post image alone suits it")
+                   help=_("kind of event: the method section says whether the post image alone suits it"))
     p.add_argument("--aoi", default="")
     p.add_argument("--analyst", default="")
-    p.add_argument("--handling", default="UNCLASSIFIED", help="handling / classification line on every page")
+    p.add_argument("--handling", default="UNCLASSIFIED", help=_("handling / classification line on every page"))
     p.add_argument("--organisation", default="")
-    p.add_argument("--summary", default="", help="analyst's summary notes for the executive summary")
-    p.add_argument("--phase2", default="", help="phase 2 (functional damage) notes")
-    p.add_argument("--phase3", default="", help="phase 3 (target-system assessment) notes")
-    p.add_argument("--bom", action="store_true", help="write the CSV with a UTF-8 byte-order mark (for Excel)")
+    p.add_argument("--summary", default="", help=_("analyst's summary notes for the executive summary"))
+    p.add_argument("--phase2", default="", help=_("phase 2 (functional damage) notes"))
+    p.add_argument("--phase3", default="", help=_("phase 3 (target-system assessment) notes"))
+    p.add_argument("--bom", action="store_true", help=_("write the CSV with a UTF-8 byte-order mark (for Excel)"))
 
 
-def _bar(total: int, desc: str, quiet: bool, unit: str = "tile", position: int = 1) -> Any:
+def _bar(total: int, desc: str, quiet: bool, unit: str = "", position: int = 1) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, leave=position == 0, disable=quiet, file=sys.stderr,
+    return tqdm(total=total, desc=desc, unit=unit or _("tile"), leave=position == 0, disable=quiet, file=sys.stderr,
                 position=position)
 
 
@@ -148,7 +149,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
     from tqdm import tqdm
 
     bar: Any = None
-    overall = _bar(len(run.inputs), "overall", quiet, unit="input", position=0)
+    overall = _bar(len(run.inputs), _("overall"), quiet, unit=_("input"), position=0)
 
     def say(text: str) -> None:  # above the progress bars, never inside one of their lines
         tqdm.write(text, file=sys.stderr)
@@ -170,16 +171,17 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
             bar.close()
         overall.update(1)
         if res.error:
-            say(f"    error: {res.error}")
+            say("    " + _("error: {message}").format(message=res.error))
         elif res.pre_scene_name:
             from core.change.coreg import coregistration_text
 
             thr = (res.meta.get("change") or {}).get("threshold", float("nan"))
-            say(f"    compared with {res.pre_scene_name}: {len(res.findings)} change findings at {thr:.2f} "
-                f"(the post image alone: {res.meta.get('post_only_findings')})\n"
-                f"    {coregistration_text(res.meta.get('coregistration') or {})}")
+            say("    " + _("compared with {pre}: {n} change findings at {threshold} (the post image alone: "
+                          "{post_only})").format(pre=res.pre_scene_name, n=len(res.findings), threshold=f"{thr:.2f}",
+                                                 post_only=res.meta.get("post_only_findings"))
+                + f"\n    {coregistration_text(res.meta.get('coregistration') or {})}")
         else:
-            say(f"    image score {res.image_score:.2f}; {judge(res).rule}")
+            say("    " + _("image score {score}; {rule}").format(score=f"{res.image_score:.2f}", rule=judge(res).rule))
 
     try:
         return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
@@ -225,11 +227,12 @@ def engine_options(a: argparse.Namespace) -> dict[str, Any]:
         out["ray_split"] = a.split
     if a.engine == "local" and (a.address is not None or a.workers is not None or a.gpus_per_worker is not None
                                 or a.split is not None):
-        raise InputError("--address, --workers, --gpus-per-worker and --split are options of --engine ray; drop "
-                         "them or use --engine ray")
+        raise InputError(_("--address, --workers, --gpus-per-worker and --split are options of --engine ray; "
+                           "drop them or use --engine ray"))
     for k in ("workers", "gpus_per_worker"):
         if k in out and out[k] < 0:
-            raise InputError(f"--{k.replace('_', '-')} must be 0 or more, got {out[k]}")
+            raise InputError(_("{option} must be 0 or more, got {value}").format(option="--" + k.replace("_", "-"),
+                                                                                 value=out[k]))
     return out
 
 
@@ -252,7 +255,8 @@ def cmd_analyze(a: argparse.Namespace) -> int:
                             precision=a.precision)
         run = AnalysisRun.resume(ws, a.resume, det, threshold=a.threshold, change_threshold=a.change_threshold,
                                  out_dir=out_dir(a.out) if a.out else None, engine=engine_options(a))
-        print(f"resuming analysis {run.analysis_id}: {len(run.inputs)} input(s) left", file=sys.stderr)
+        print(_("resuming analysis {id}: {n} input(s) left").format(id=run.analysis_id, n=len(run.inputs)),
+              file=sys.stderr)
     else:
         if not a.inputs:
             raise InputError(_("give at least one INPUT image or raster (or --resume ID)"))
@@ -269,11 +273,11 @@ def cmd_analyze(a: argparse.Namespace) -> int:
         else:
             ws = Workspace(a.workspace)
             run = AnalysisRun.start(det, items, options, ws=ws, case_id=_case_id(ws, a.case), out_dir=out)
-            print(f"analysis {run.analysis_id} in workspace {ws.root} (resume with --resume {run.analysis_id})",
-                  file=sys.stderr)
+            print(_("analysis {id} in workspace {root} (resume with --resume {id})").format(
+                id=run.analysis_id, root=ws.root), file=sys.stderr)
     if not a.quiet:
         advice, warn = mode_advice(run.options.event_type, has_pre=any(i.pre_path for i in run.inputs))
-        print(f"{'warning: ' if warn else ''}{advice}", file=sys.stderr)
+        print(_("warning: {message}").format(message=advice) if warn else advice, file=sys.stderr)
     ran = run_with_progress(run, quiet=a.quiet)
     # with a workspace, a resumed run reports every input (earlier runs' included), not only this run's
     results = ws.scene_results(run.analysis_id) if ws is not None and run.analysis_id is not None else ran
@@ -281,13 +285,15 @@ def cmd_analyze(a: argparse.Namespace) -> int:
                       {"root": str(ws.root), "analysis_id": run.analysis_id} if ws is not None else None)
     failed = [r for r in results if r.error]
     n_find = sum(len(r.findings) for r in results)
-    print(f"analysed {len(results) - len(failed)}/{len(results)} inputs, {n_find} findings -> {run.out_dir}")
+    print(_("analysed {done}/{total} inputs, {n} findings -> {out}").format(
+        done=len(results) - len(failed), total=len(results), n=n_find, out=run.out_dir))
     if run.area is not None:
         f = run.area["findings"]
-        print(f"area: mosaic {run.out_dir / 'area' / 'area_heatmap.tif'} ({run.area['crs']}), {f['merged']} findings "
-              f"({f['joined_across_seams']} joined across scene seams from {f['per_scene']})")
+        print(_("area: mosaic {path} ({crs}), {merged} findings ({joined} joined across scene seams from "
+                "{per_scene})").format(path=run.out_dir / "area" / "area_heatmap.tif", crs=run.area["crs"],
+                                       merged=f["merged"], joined=f["joined_across_seams"], per_scene=f["per_scene"]))
     elif run.area_error:
-        print(f"warning: {run.area_error}", file=sys.stderr)
+        print(_("warning: {message}").format(message=run.area_error), file=sys.stderr)
     if run.buildings is not None:
         from core.cli.buildings import print_buildings
 
@@ -322,8 +328,8 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
         ws = Workspace(a.workspace if recorded is None else recorded[0])
         analysis = ws.get_analysis(int(ref) if recorded is None else recorded[1])
         if recorded is not None:
-            print(f"reporting analysis {analysis['id']} of the workspace {ws.root}, with its reviews",
-                  file=sys.stderr)
+            print(_("reporting analysis {id} of the workspace {root}, with its reviews").format(
+                id=analysis["id"], root=ws.root), file=sys.stderr)
         results = ws.scene_results(analysis["id"])
         if not any(r.error is None for r in results):
             raise InputError(_("analysis {id} of the workspace {root} has no analysed image yet; run or resume it "

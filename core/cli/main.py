@@ -15,73 +15,76 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from core.cli.argparse_i18n import argparse_language
 from core.errors import CoreError
 from core.i18n import _, use
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("train", help="train a detector on normal imagery (+ optional anomalies)")
-    p.add_argument("--arch", default="fcdd-vgg11", help="architecture name (see `python -m core archs`)")
+    p = sub.add_parser("train", help=_("train a detector on normal imagery (+ optional anomalies)"))
+    p.add_argument("--arch", default="fcdd-vgg11", help=_("architecture name (see `python -m core archs`)"))
     p.add_argument("--normal", nargs="+", required=True, metavar="PATH",
-                   help="folders, globs or files of normal images")
-    p.add_argument("--anomalies", nargs="*", default=[], metavar="PATH", help="labelled anomalies (outlier exposure)")
+                   help=_("folders, globs or files of normal images"))
+    p.add_argument("--anomalies", nargs="*", default=[], metavar="PATH",
+                   help=_("labelled anomalies (outlier exposure)"))
     p.add_argument("--out", default="model.pt",
-                   help="checkpoint to write (NAME.pt), or a folder (created when missing) for NAME.pt, NAME being "
-                        "--name or the architecture")
+                   help=_("checkpoint to write (NAME.pt), or a folder (created when missing) for NAME.pt, NAME "
+                             "being --name or the architecture"))
     p.add_argument("--pretrained", default="auto",
-                   help="auto (the trunk's installed offline source, e.g. hed-vgg16 for VGG16 trunks, "
-                        "efficientnet-lite0 for effnet-lite0; else none) | none | hed-vgg16 | efficientnet-lite0 | "
-                        "imagenet (torch hub cache only) | PATH to a backbone state_dict")
+                   help=_("auto (the trunk's installed offline source, e.g. hed-vgg16 for VGG16 trunks, "
+                             "efficientnet-lite0 for effnet-lite0; else none) | none | hed-vgg16 | efficientnet-lite0 "
+                             "| imagenet (torch hub cache only) | PATH to a backbone state_dict"))
     p.add_argument("--freeze", choices=["auto", "none", "trunk"], default="auto",
-                   help="auto: a pretrained trunk is frozen but for its last stage; trunk: train the head only")
+                   help=_("auto: a pretrained trunk is frozen but for its last stage; trunk: train the head only"))
     p.add_argument("--eta", type=float, default=None,
-                   help="Deep SAD (deep-sad-*): weight η of the labelled anomalies in the loss (default 1)")
+                   help=_("Deep SAD (deep-sad-*): weight η of the labelled anomalies in the loss (default 1)"))
     p.add_argument("--bank-max", type=int, default=16_384,
-                   help="feature matching (patchcore-*): most normal features kept in the memory bank")
+                   help=_("feature matching (patchcore-*): most normal features kept in the memory bank"))
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--steps-per-epoch", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--optimizer", choices=["auto", "sgd", "adam"], default="auto",
-                   help="auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)")
+                   help=_("auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)"))
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-6)
-    p.add_argument("--lr-decay", type=float, default=0.985, help="learning-rate factor per epoch")
+    p.add_argument("--lr-decay", type=float, default=0.985, help=_("learning-rate factor per epoch"))
     p.add_argument("--confetti", choices=["auto", "mix", "off"], default="auto",
-                   help="synthetic confetti anomalies: auto = only when no --anomalies, mix = also with them")
+                   help=_("synthetic confetti anomalies: auto = only when no --anomalies, mix = also with them"))
     p.add_argument("--region-share", type=float, default=0.0,
-                   help="share of synthetic anomalies drawn as large smooth/cluttered regions (0..1)")
+                   help=_("share of synthetic anomalies drawn as large smooth/cluttered regions (0..1)"))
     p.add_argument("--exclude-bounds", nargs=4, type=float, action="append", default=[],
-                   metavar=("W", "S", "E", "N"), help="WGS84 area never sampled for training (repeatable)")
+                   metavar=("W", "S", "E", "N"), help=_("WGS84 area never sampled for training (repeatable)"))
     p.add_argument("--exclude-like", nargs="*", default=[], metavar="RASTER",
-                   help="never sample where these georeferenced rasters lie (e.g. held-out evaluation chips)")
-    p.add_argument("--gsd", type=float, default=None, help="ground sample distance of the training imagery (m)")
+                   help=_("never sample where these georeferenced rasters lie (e.g. held-out evaluation chips)"))
+    p.add_argument("--gsd", type=float, default=None, help=_("ground sample distance of the training imagery (m)"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--name", default="", help="model name shown in the app and reports")
+    p.add_argument("--name", default="", help=_("model name shown in the app and reports"))
 
 
 def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("evaluate", help="AUROC of a model on labelled data")
-    p.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
+    p = sub.add_parser("evaluate", help=_("AUROC of a model on labelled data"))
+    p.add_argument("--model", default=None, help=_("checkpoint (default: the bundled model)"))
     p.add_argument("--normal", nargs="+", metavar="PATH")
     p.add_argument("--anomalous", nargs="+", metavar="PATH")
-    p.add_argument("--xbd", metavar="DIR", help="xBD folder with images/ and labels/")
+    p.add_argument("--xbd", metavar="DIR", help=_("xBD folder with images/ and labels/"))
     p.add_argument("--patch", type=int, default=None,
-                   help="score georeferenced rasters as patches of this many px (patch-level AUROC)")
+                   help=_("score georeferenced rasters as patches of this many px (patch-level AUROC)"))
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
-                   help="auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+                   help=_("auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it"))
+    p.add_argument("--json", action="store_true", help=_("print one JSON object"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m core", description="BDA workbench: detectors, analysis, reports")
+    parser = argparse.ArgumentParser(prog="python -m core",
+                                     description=_("BDA workbench: detectors, analysis, reports"))
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_evaluate(sub)
-    sub.add_parser("archs", help="list the registered architectures")
+    sub.add_parser("archs", help=_("list the registered architectures"))
     from core.cli.analyze import add_analyze, add_report
     from core.cli.buildings import add_buildings
     from core.cli.case import add_case
@@ -128,10 +131,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     meta = train(cfg)
     cal = meta["calibration"]
     bank = meta["training"].get("feature_bank")
-    what = (f"feature bank of {bank['bank']} from {bank['cells']} normal cells" if bank
-            else f"{meta['training']['samples']} samples")
-    print(f"wrote {meta['path']} (sha256 {meta['sha256'][:12]}…); threshold {cal['threshold']:.2f}; "
-          f"{what} in {meta['training']['seconds']:.0f} s")
+    what = (_("feature bank of {bank} from {cells} normal cells").format(bank=bank["bank"], cells=bank["cells"])
+            if bank else _("{n} samples").format(n=meta["training"]["samples"]))
+    print(_("wrote {path} (sha256 {sha}…); threshold {threshold}; {what} in {seconds} s").format(
+        path=meta["path"], sha=meta["sha256"][:12], threshold=f"{cal['threshold']:.2f}", what=what,
+        seconds=f"{meta['training']['seconds']:.0f}"))
     return 0
 
 
@@ -179,8 +183,9 @@ def cmd_archs(_a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    parser = build_parser()
-    a = parser.parse_args(argv)
+    with argparse_language():  # help, usage and argparse's errors in the language in use ($BDA_LANG)
+        parser = build_parser()
+        a = parser.parse_args(argv)
     from core.cli.analyze import cmd_analyze, cmd_report
     from core.cli.buildings import cmd_buildings
     from core.cli.case import cmd_case
@@ -203,8 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug, not a user error: short message, traceback only on request
         if os.environ.get("BDA_DEBUG"):
             traceback.print_exc()
-        print(f"internal error: {exc.__class__.__name__}: {exc} (set BDA_DEBUG=1 for details; please report it)",
-              file=sys.stderr)
+        print(_("internal error: {kind}: {exc} (set BDA_DEBUG=1 for details; please report it)").format(
+            kind=exc.__class__.__name__, exc=exc), file=sys.stderr)
         return 3
     finally:
         scope.close()
