@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # both import more than the CLI's --help needs
 def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the analyze sub-command."""
     p = sub.add_parser("analyze", help=_("heatmaps and graded findings for images / rasters"))
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help=_("images or rasters to analyse (files, folders or globs)"))
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help=_("image or raster files to analyse"))
     p.add_argument("--model", default=None, help=_("checkpoint (default: the bundled model)"))
     p.add_argument("--out", default=None, help=_("output folder (default: out/, or the resumed analysis' folder)"))
     p.add_argument("--threshold", type=float, default=None,

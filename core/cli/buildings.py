@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.i18n import _
 
 if TYPE_CHECKING:
     from core.buildings import BuildingSet
@@ -23,26 +24,26 @@ if TYPE_CHECKING:
 
 def add_buildings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the buildings sub-command."""
-    p = sub.add_parser("buildings", help="per-building grades of an analysis with footprints: calibrate, show")
+    p = sub.add_parser("buildings", help=_("per-building grades of an analysis with footprints: calibrate, show"))
     bs = p.add_subparsers(dest="action", required=True)
-    for name, text in (("calibrate", "fit the grades to analyst labels (building_id,damaged or building_id,grade)"),
-                       ("show", "buildings per grade and the calibration"),
-                       ("reset", "drop the calibration: automatic grades again (labels kept)"),
-                       ("suggest", "list the unlabelled buildings most worth labelling next and write them as a "
-                                   "labels CSV template (fill its damaged column, then calibrate --labels)")):
+    for name, text in (("calibrate", _("fit the grades to analyst labels (building_id,damaged or building_id,grade)")),
+                       ("show", _("buildings per grade and the calibration")),
+                       ("reset", _("drop the calibration: automatic grades again (labels kept)")),
+                       ("suggest", _("list the unlabelled buildings most worth labelling next and write them as a "
+                                     "labels CSV template (fill its damaged column, then calibrate --labels)"))):
         q = bs.add_parser(name, help=text)
         q.add_argument("--analysis", required=True, metavar="DIR|ID",
-                       help="an analyze output folder, or the id of an analysis in the workspace")
-        q.add_argument("--workspace", default=None, help="workspace folder of an analysis ID")
+                       help=_("an analyze output folder, or the id of an analysis in the workspace"))
+        q.add_argument("--workspace", default=None, help=_("workspace folder of an analysis ID"))
         if name == "calibrate":
             q.add_argument("--labels", required=True, metavar="CSV",
-                           help="labels: columns building_id,damaged (1/0, yes/no) or building_id,grade")
-            q.add_argument("--analyst", default="", help="who labelled (recorded with the labels)")
+                           help=_("labels: columns building_id,damaged (1/0, yes/no) or building_id,grade"))
+            q.add_argument("--analyst", default="", help=_("who labelled (recorded with the labels)"))
         if name == "suggest":
             q.add_argument("-n", "--n", type=int, default=20, dest="n",
-                           help="how many buildings to suggest (default 20)")
+                           help=_("how many buildings to suggest (default 20)"))
             q.add_argument("--out", default=None, metavar="CSV",
-                           help="the template to write (default: label_suggestions.csv in the analysis folder)")
+                           help=_("the template to write (default: label_suggestions.csv in the analysis folder)"))
 
 
 def _source(a: argparse.Namespace) -> tuple[Workspace | None, int | None, Path]:
@@ -61,7 +62,7 @@ def _source(a: argparse.Namespace) -> tuple[Workspace | None, int | None, Path]:
         out = Path(analysis["options"].get("out") or ws.analysis_dir(aid))
         return ws, int(analysis["id"]), out if out.is_dir() else ws.analysis_dir(aid)
     if not folder.is_dir():
-        raise InputError(f"{ref} is neither an analysis folder nor an analysis id")
+        raise InputError(_("{ref} is neither an analysis folder nor an analysis id").format(ref=ref))
     return None, None, folder
 
 
@@ -74,11 +75,11 @@ def print_buildings(bset: BuildingSet, out: Any = None) -> None:
     counts = bset.counts()
     n = len(bset.buildings)
     parts = ", ".join(f"{scale.get(k).label.lower()} {v}" for k, v in counts.items() if v)
-    print(f"buildings: {n} ({parts or 'none'})", file=out)
+    print(_("buildings: {n} ({parts})").format(n=n, parts=parts or _("none")), file=out)
     for e in bset.errors:
-        print(f"  error: {e}", file=sys.stderr)
+        print("  " + _("error: {message}").format(message=e), file=sys.stderr)
     for note in bset.notes:
-        print(f"  note: {note}", file=sys.stderr)
+        print("  " + _("note: {message}").format(message=note), file=sys.stderr)
     if bset.calibration:
         from core.buildings import Calibration
 
@@ -100,7 +101,7 @@ def cmd_buildings(a: argparse.Namespace) -> int:
     elif a.action == "suggest":
         return _suggest(a, bset, folder)
     print_buildings(bset)
-    print(f"wrote {folder / 'buildings.geojson'} and {folder / 'buildings.csv'}")
+    print(_("wrote {geojson} and {csv}").format(geojson=folder / "buildings.geojson", csv=folder / "buildings.csv"))
     return 0
 
 
@@ -110,17 +111,17 @@ def _suggest(a: argparse.Namespace, bset: BuildingSet, folder: Path) -> int:
 
     sug = suggest_labels(bset.buildings, a.n, bset.calibration)
     if not sug:
-        print("no unlabelled analysed building left to suggest")
+        print(_("no unlabelled analysed building left to suggest"))
         return 0
     path = write_label_template(sug, bset.buildings, Path(a.out) if a.out else folder / "label_suggestions.csv")
-    basis = "the current calibration" if bset.calibration else "the prior (no calibration yet)"
-    print(f"{len(sug)} buildings to label (P(damaged) under {basis}):")
+    basis = _("the current calibration") if bset.calibration else _("the prior (no calibration yet)")
+    print(_("{n} buildings to label (P(damaged) under {basis}):").format(n=len(sug), basis=basis))
     width = max(len(s.building_id) for s in sug)
-    print(f"  {'building_id':{width}s}  p_damaged  score    reason")
+    print(f"  {'building_id':{width}s}  p_damaged  score    {_('reason')}")
     for s in sug:
         score = "n/a" if s.score is None else f"{s.score:.3f}"
         print(f"  {s.building_id:{width}s}  {s.p_damaged:9.3f}  {score:7s}  {s.reason}")
     ref = a.analysis if a.workspace is None else f"{a.analysis} --workspace {a.workspace}"
-    print(f"wrote {path}: fill its damaged column (1 / 0, yes / no, or a grade such as destroyed), then run\n"
-          f"  python -m core buildings calibrate --analysis {ref} --labels {path}")
+    print(_("wrote {path}: fill its damaged column (1 / 0, yes / no, or a grade such as destroyed), then run")
+          .format(path=path) + f"\n  python -m core buildings calibrate --analysis {ref} --labels {path}")
     return 0

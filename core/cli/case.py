@@ -18,19 +18,19 @@ from core.store.archive_format import INPUT_MODES
 
 def add_case(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the case sub-command and its actions."""
-    p = sub.add_parser("case", help="list, export and import cases of the workspace")
-    p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
+    p = sub.add_parser("case", help=_("list, export and import cases of the workspace"))
+    p.add_argument("--workspace", default=None, help=_("workspace folder (default: $BDA_WORKSPACE or the user's)"))
     acts = p.add_subparsers(dest="action", required=True)
-    acts.add_parser("list", help="the cases, with their analyses and findings")
-    e = acts.add_parser("export", help="write one case to a .zip archive")
-    e.add_argument("case", help="case id or exact name")
-    e.add_argument("--out", default=".", help="archive path (NAME.zip), or a folder to write it in, created when "
-                                              "missing (default: .)")
+    acts.add_parser("list", help=_("the cases, with their analyses and findings"))
+    e = acts.add_parser("export", help=_("write one case to a .zip archive"))
+    e.add_argument("case", help=_("case id or exact name"))
+    e.add_argument("--out", default=".", help=_("archive path (NAME.zip), or a folder to write it in, created "
+                                                "when missing (default: .)"))
     e.add_argument("--inputs", default="workspace", choices=INPUT_MODES,
-                   help="input images to carry: those uploaded into the case (default), all (server-side "
-                        "files too, those inside $BDA_SERVER_PATHS when it is set; may be large) or none")
-    i = acts.add_parser("import", help="add a case archive to the workspace as a new case")
-    i.add_argument("archive", help="a .zip written by 'case export' or the app's Export case button")
+                   help=_("input images to carry: those uploaded into the case (default), all (server-side "
+                          "files too, those inside $BDA_SERVER_PATHS when it is set; may be large) or none"))
+    i = acts.add_parser("import", help=_("add a case archive to the workspace as a new case"))
+    i.add_argument("archive", help=_("a .zip written by 'case export' or the app's Export case button"))
 
 
 def _case_id(ws: Workspace, ref: str) -> int:
@@ -43,7 +43,7 @@ def _case_id(ws: Workspace, ref: str) -> int:
             return int(c["id"])
     if ref.strip().isdigit() and any(int(c["id"]) == int(ref) for c in cases):
         return int(ref)
-    known = ", ".join(f"{c['id']} {c['name']!r}" for c in cases[:10]) or "none"
+    known = ", ".join(f"{c['id']} {c['name']!r}" for c in cases[:10]) or _("none")
     raise InputError(_("there is no case {ref!r} in the workspace {root}; give a case id or exact name (cases: "
                        "{known}).").format(ref=ref, root=ws.root, known=known))
 
@@ -55,16 +55,17 @@ def cmd_case(a: argparse.Namespace) -> int:
     if a.action == "list":
         cases = ws.list_cases()
         if not cases:
-            print(f"no cases in the workspace {ws.root}")
+            print(_("no cases in the workspace {root}").format(root=ws.root))
         for c in cases:
             analyses = ws.list_analyses(c["id"])
             n_find = sum(int(x["n_findings"]) for x in analyses)
-            print(f"{c['id']:>4}  {c['name']}  ({c.get('event') or 'no event'}): {len(analyses)} analyses, "
-                  f"{n_find} findings")
+            print(f"{c['id']:>4}  {c['name']}  " + _("({event}): {n} analyses, {findings} findings").format(
+                event=c.get("event") or _("no event"), n=len(analyses), findings=n_find))
             for x in analyses:
-                print(f"        analysis {x['id']:>4}  {x['created_at'][:16].replace('T', ' ')} UTC  "
-                      f"{x['n_done']}/{x['n_inputs']} images  {x['n_findings']} findings  "
-                      f"{x['model'].get('name', '?')}  {x['status']}")
+                line = _("analysis {id}  {created} UTC  {done}/{total} images  {findings} findings  {model}  {status}")
+                print("        " + line.format(id=f"{x['id']:>4}", created=x["created_at"][:16].replace("T", " "),
+                                               done=x["n_done"], total=x["n_inputs"], findings=x["n_findings"],
+                                               model=x["model"].get("name", "?"), status=x["status"]))
         return 0
     if a.action == "export":
         cid = _case_id(ws, a.case)
@@ -75,6 +76,6 @@ def cmd_case(a: argparse.Namespace) -> int:
         return 0
     cid = ws.import_case(Path(a.archive))
     case = ws.get_case(cid)
-    print(f"imported {Path(a.archive).name} as case {cid} {case['name']!r} "
-          f"({len(ws.list_analyses(cid))} analyses) into {ws.root}")
+    print(_("imported {archive} as case {id} {name!r} ({n} analyses) into {root}").format(
+        archive=Path(a.archive).name, id=cid, name=case["name"], n=len(ws.list_analyses(cid)), root=ws.root))
     return 0

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from core.errors import InputError
+from core.i18n import _
 
 
 def names_folder(raw: str | Path, suffixes: tuple[str, ...]) -> bool:
@@ -29,7 +30,7 @@ def out_file(raw: str | Path, default_name: str, suffixes: tuple[str, ...]) -> P
     Raises :class:`~core.errors.InputError` when a part of the path is an existing file."""
     text = str(raw)
     if not text.strip():
-        raise InputError("--out is empty: give a folder (ending in /) or a file name")
+        raise InputError(_("--out is empty: give a folder (ending in /) or a file name"))
     if names_folder(text, suffixes):
         return out_dir(text) / default_name
     path = Path(text)
@@ -42,14 +43,14 @@ def out_dir(raw: str | Path) -> Path:
     :class:`~core.errors.InputError` when it, or a folder above it, is an existing file."""
     path = Path(raw)
     if path.exists() and not path.is_dir():
-        raise InputError(f"--out {raw} is an existing file, not a folder; give a folder path (it is created when "
-                         "missing) or remove that file")
+        raise InputError(_("--out {path} is an existing file, not a folder; give a folder path (it is created when "
+                           "missing) or remove that file").format(path=raw))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
-        raise InputError(f"cannot create the folder {raw}: a part of that path is a file; give another "
-                         "folder") from exc
+        raise InputError(_("cannot create the folder {path}: a part of that path is a file; give another "
+                           "folder").format(path=raw)) from exc
     except OSError as exc:
-        raise InputError(f"cannot create the folder {raw} ({exc.strerror or exc}); check the path and its "
-                         "permissions") from exc
+        raise InputError(_("cannot create the folder {path} ({reason}); check the path and its "
+                           "permissions").format(path=raw, reason=exc.strerror or exc)) from exc
     return path

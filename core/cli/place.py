@@ -28,16 +28,16 @@ def _floats(text: str, n: int, what: str) -> tuple[float, ...]:
 
 def add_place(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the place sub-command."""
-    p = sub.add_parser("place", help="place an analysed image without georeference (centre+GSD or bounds)")
-    p.add_argument("--analysis", type=int, required=True, metavar="ID", help="analysis id in the workspace")
-    p.add_argument("--image", required=True, metavar="NAME", help="the image's name in that analysis")
-    p.add_argument("--center", metavar="LAT,LON", help="centre of the image, WGS84 degrees (write --center=-33.9,"
-                                                        "151.2 when the first number is negative)")
-    p.add_argument("--gsd", type=float, help="ground sample distance, metres per pixel (with --center)")
-    p.add_argument("--yaw", type=float, default=0.0, help="heading of the image top, degrees from north")
-    p.add_argument("--bounds", metavar="W,S,E,N", help="WGS84 bounds of a north-up image instead of --center "
-                                                       "(write --bounds=-94.5,37.06,-94.49,37.07 when W is negative)")
-    p.add_argument("--workspace", default=None, help="workspace folder (default: $BDA_WORKSPACE or the user's)")
+    p = sub.add_parser("place", help=_("place an analysed image without georeference (centre+GSD or bounds)"))
+    p.add_argument("--analysis", type=int, required=True, metavar="ID", help=_("analysis id in the workspace"))
+    p.add_argument("--image", required=True, metavar="NAME", help=_("the image's name in that analysis"))
+    p.add_argument("--center", metavar="LAT,LON", help=_("centre of the image, WGS84 degrees (write "
+                                                          "--center=-33.9,151.2 when the first number is negative)"))
+    p.add_argument("--gsd", type=float, help=_("ground sample distance, metres per pixel (with --center)"))
+    p.add_argument("--yaw", type=float, default=0.0, help=_("heading of the image top, degrees from north"))
+    p.add_argument("--bounds", metavar="W,S,E,N", help=_("WGS84 bounds of a north-up image instead of --center (write "
+                                                         "--bounds=-94.5,37.06,-94.49,37.07 when W is negative)"))
+    p.add_argument("--workspace", default=None, help=_("workspace folder (default: $BDA_WORKSPACE or the user's)"))
 
 
 def cmd_place(a: argparse.Namespace) -> int:
@@ -51,7 +51,7 @@ def cmd_place(a: argparse.Namespace) -> int:
     results = {r.scene_name: r for r in ws.scene_results(analysis["id"])}
     r = results.get(a.image)
     if r is None or r.error:
-        names = ", ".join(n for n, x in results.items() if not x.error) or "none"
+        names = ", ".join(n for n, x in results.items() if not x.error) or _("none")
         raise InputError(_("analysis {id} has no analysed image {image!r} (its images: {names})").format(
                              id=analysis['id'], image=a.image, names=names))
     if r.georef is not None and r.georef.method != "user":
@@ -69,6 +69,7 @@ def cmd_place(a: argparse.Namespace) -> int:
     placed = place_result(r, georef, analysis["model"], thr)
     ws.save_scene_result(analysis["id"], placed, input_name=a.image)
     w, s, e, n = placed.bounds_wgs84 or (float("nan"),) * 4
-    print(f"placed {a.image}: W {w:.6f} S {s:.6f} E {e:.6f} N {n:.6f}; {len(placed.findings)} findings with "
-          "coordinates", file=sys.stderr)
+    print(_("placed {image}: W {w} S {s} E {e} N {n}; {count} findings with coordinates").format(
+        image=a.image, w=f"{w:.6f}", s=f"{s:.6f}", e=f"{e:.6f}", n=f"{n:.6f}", count=len(placed.findings)),
+        file=sys.stderr)
     return 0
