@@ -43,7 +43,8 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--change-threshold", type=float, default=None,
                    help=_("threshold of the findings of pre/post pairs, in calibrated change units (default: the "
                           "model's change calibration)"))
-    p.add_argument("--grade-scale", default="copernicus-ems", choices=list(SCALES))
+    p.add_argument("--grade-scale", default="copernicus-ems", choices=list(SCALES),
+                   help=_("damage grade scale of the findings"))
     p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
                    help=_("kind of event: says whether the post image alone can show its damage (wildfire, tsunami "
                           "and earthquake need a pre-event image); recorded and stated in the report"))
@@ -92,13 +93,13 @@ def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--lang", default=None, choices=list(LANGS),
                    help=_("language of the PDF report and this command's messages (default: $BDA_LANG, else en); "
                           "CSV/GeoJSON fields stay English"))
-    p.add_argument("--event", default="")
+    p.add_argument("--event", default="", help=_("event name shown in the report"))
     p.add_argument("--event-type", default="other", choices=list(EVENT_MODES),
                    help=_("kind of event: the method section says whether the post image alone suits it"))
-    p.add_argument("--aoi", default="")
-    p.add_argument("--analyst", default="")
+    p.add_argument("--aoi", default="", help=_("area of interest shown in the report"))
+    p.add_argument("--analyst", default="", help=_("analyst named in the report"))
     p.add_argument("--handling", default="UNCLASSIFIED", help=_("handling / classification line on every page"))
-    p.add_argument("--organisation", default="")
+    p.add_argument("--organisation", default="", help=_("organisation named in the report"))
     p.add_argument("--summary", default="", help=_("analyst's summary notes for the executive summary"))
     p.add_argument("--phase2", default="", help=_("phase 2 (functional damage) notes"))
     p.add_argument("--phase3", default="", help=_("phase 3 (target-system assessment) notes"))

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.cli.argparse_i18n import argparse_language
 from core.errors import CoreError
-from core.i18n import _, use
+from core.i18n import _, normalise, use
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -181,9 +181,22 @@ def cmd_archs(_a: argparse.Namespace) -> int:
     return 0
 
 
+def _lang_in(argv: Sequence[str]) -> str | None:
+    """The known language of a ``--lang X`` / ``--lang=X`` on the command line, if any (for its help and usage
+    errors, read before argparse has parsed it; an unknown value is left to argparse's own error)."""
+    for k, arg in enumerate(argv):
+        value = arg.partition("=")[2] if arg.startswith("--lang=") else (
+            argv[k + 1] if arg == "--lang" and k + 1 < len(argv) else None)
+        if value is not None and normalise(value):
+            return normalise(value)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    with argparse_language():  # help, usage and argparse's errors in the language in use ($BDA_LANG)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # help, usage and argparse's errors in the language in use: $BDA_LANG, or `report --lang` given on the line
+    with use(_lang_in(argv)), argparse_language():
         parser = build_parser()
         a = parser.parse_args(argv)
     from core.cli.analyze import cmd_analyze, cmd_report
