@@ -117,7 +117,7 @@ def _suggest(a: argparse.Namespace, bset: BuildingSet, folder: Path) -> int:
     basis = _("the current calibration") if bset.calibration else _("the prior (no calibration yet)")
     print(_("{n} buildings to label (P(damaged) under {basis}):").format(n=len(sug), basis=basis))
     width = max(len(s.building_id) for s in sug)
-    print(f"  {'building_id':{width}s}  p_damaged  score    {_('reason')}")
+    print(f"  {'building_id':{width}s}  p_damaged  score    reason")  # the template's column names
     for s in sug:
         score = "n/a" if s.score is None else f"{s.score:.3f}"
         print(f"  {s.building_id:{width}s}  {s.p_damaged:9.3f}  {score:7s}  {s.reason}")
