@@ -171,6 +171,13 @@ def test_one_damaged_label_says_the_fit_leans_on_the_prior():
     cal = fit_calibration(blds, labels)
     assert cal.n_damaged == 1 and "only one damaged label" in cal.cv["note"]
     assert cal.cv["f1"] is not None and "only one damaged label" in cal.summary()
+    from core.i18n import use
+
+    with use("ko"):  # stored in English, shown in the language in use (pages, CLI, PDF)
+        ko = cal.summary()
+    assert ko.startswith("레이블 6개로 보정 (피해 이상 1개); 교차 검증 (하나씩 빼기(leave-one-out)) 정밀도 ")
+    assert "피해 레이블이 하나뿐입니다" in ko and "only" not in ko
+    assert cal.cv["note"].startswith("only one damaged label")  # the record stays English
     apply_calibration(blds, cal, labels)
     assert (grade_level(blds[30].grade) or 0) >= 2 and (grade_level(blds[2].grade) or 0) == 0
 

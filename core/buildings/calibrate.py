@@ -37,6 +37,7 @@ from core.buildings.assess import FEATURES, SCORE_CALIBRATED, SCORE_PRIOR, Build
 from core.buildings.prior import prior_weights
 from core.detection.grading import SCALES, get_scale
 from core.errors import InputError
+from core.i18n import N_, _
 
 #: Fewest labels a calibration is fitted from.
 MIN_LABELS = 4
@@ -175,13 +176,16 @@ class Calibration:
         return np.asarray(Z @ np.asarray(self.weights) + self.intercept)
 
     def summary(self) -> str:
-        """One line for people: labels used and the cross-validated figures."""
+        """One line for people, in the language in use: labels used and the cross-validated figures (the stored
+        ``cv`` keeps its English method and note; they are translated here)."""
         cv = self.cv
-        figs = ", ".join(f"{k} {cv[k]:.2f}" for k in ("precision", "recall", "f1") if cv.get(k) is not None)
-        note = cv.get("note")
-        return (f"calibrated on {self.n_labels} labels ({self.n_damaged} damaged or worse); cross-validated "
-                f"({cv.get('method', '')}) {figs or 'figures not measurable: ' + str(note or '')}"
-                + (f"; {note}" if figs and note else ""))
+        figs = ", ".join(f"{_(FIGURE_NAMES[k])} {cv[k]:.2f}" for k in FIGURE_NAMES if cv.get(k) is not None)
+        note = _(str(cv.get("note") or ""))
+        text = _("calibrated on {n} labels ({damaged} damaged or worse); cross-validated ({method})").format(
+            n=self.n_labels, damaged=self.n_damaged, method=_(str(cv.get("method", ""))))
+        if not figs:
+            return text + " " + _("figures not measurable: {note}").format(note=note)
+        return f"{text} {figs}" + (f"; {note}" if note else "")
 
 
 def feature_matrix(buildings: list[Building], features: list[str] | tuple[str, ...] = FEATURES) -> np.ndarray:
@@ -291,23 +295,36 @@ def prior_calibration(buildings: list[Building]) -> Calibration:
     d = _design([b for b in buildings if b.analysed])
     return Calibration(features=d.features, center=[float(v) for v in d.center], scale=[float(v) for v in d.scale],
                        weights=[float(v) for v in d.w0], intercept=d.b0, destroyed_cut=None, n_labels=0,
-                       n_damaged=0, cv={"method": "prior", "n": 0, "note": "no labels: the prior alone"}, labels={},
+                       n_damaged=0, cv={"method": "prior", "n": 0, "note": NOTE_PRIOR_ONLY}, labels={},
                        fitted_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), prior=d.prior)
 
 
+#: Names of the cross-validated figures, and the methods and notes stored (English) in ``Calibration.cv``; marked
+#: for translation where :meth:`Calibration.summary` shows them.
+FIGURE_NAMES = {"precision": N_("precision"), "recall": N_("recall"), "f1": N_("F1")}
+CV_METHODS = (N_("leave-one-out"), N_("stratified 5-fold"), N_("prior"))
+NOTE_PRIOR_ONLY = N_("no labels: the prior alone")
+NOTE_NO_DAMAGED = N_("no damaged label, so recall and F1 cannot be measured and the prior boundary is kept (label "
+                     "some damaged buildings: 'suggest buildings to label' finds likely ones)")
+NOTE_ALL_DAMAGED = N_("every label is damaged, so precision cannot be checked against undamaged buildings and the "
+                      "prior boundary is kept (label some undamaged buildings)")
+NOTE_ONE_DAMAGED = N_("only one damaged label: the fit leans on the prior, and leaving that label out leaves one "
+                      "class, so its cross-validated figures are those of the prior boundary (label more, 'suggest "
+                      "buildings to label' finds informative ones)")
+NOTE_ONE_UNDAMAGED = N_("only one undamaged label: the fit leans on the prior, and leaving that label out leaves one "
+                        "class, so its cross-validated figures are those of the prior boundary (label more, 'suggest "
+                        "buildings to label' finds informative ones)")
+
+
 def _cv_note(n: int, n_pos: int) -> str | None:
-    """What the figures of a calibration from ``n`` labels, ``n_pos`` damaged, can and cannot say."""
+    """What the figures of a calibration from ``n`` labels, ``n_pos`` damaged, can and cannot say (English, as
+    stored; translated when shown)."""
     if n_pos == 0:
-        return ("no damaged label, so recall and F1 cannot be measured and the prior boundary is kept (label some "
-                "damaged buildings: 'suggest buildings to label' finds likely ones)")
+        return NOTE_NO_DAMAGED
     if n_pos == n:
-        return ("every label is damaged, so precision cannot be checked against undamaged buildings and the prior "
-                "boundary is kept (label some undamaged buildings)")
+        return NOTE_ALL_DAMAGED
     if n_pos == 1 or n_pos == n - 1:
-        one = "damaged" if n_pos == 1 else "undamaged"
-        return (f"only one {one} label: the fit leans on the prior, and leaving that label out leaves one class, so "
-                "its cross-validated figures are those of the prior boundary (label more, 'suggest buildings to "
-                "label' finds informative ones)")
+        return NOTE_ONE_DAMAGED if n_pos == 1 else NOTE_ONE_UNDAMAGED
     return None
 
 
