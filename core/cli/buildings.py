@@ -120,7 +120,7 @@ def _suggest(a: argparse.Namespace, bset: BuildingSet, folder: Path) -> int:
     print(f"  {'building_id':{width}s}  p_damaged  score    reason")  # the template's column names
     for s in sug:
         score = "n/a" if s.score is None else f"{s.score:.3f}"
-        print(f"  {s.building_id:{width}s}  {s.p_damaged:9.3f}  {score:7s}  {s.reason}")
+        print(f"  {s.building_id:{width}s}  {s.p_damaged:9.3f}  {score:7s}  {_(s.reason)}")
     ref = a.analysis if a.workspace is None else f"{a.analysis} --workspace {a.workspace}"
     print(_("wrote {path}: fill its damaged column (1 / 0, yes / no, or a grade such as destroyed), then run")
           .format(path=path) + f"\n  python -m core buildings calibrate --analysis {ref} --labels {path}")
