@@ -161,3 +161,20 @@ def test_analyze_run_messages_are_korean(shared_data: Path, tiny_model: Path, mo
     assert f"    오류: 파일을 찾을 수 없습니다: {missing}" in got.err
     assert f"입력 0/1개 분석, 탐지 결과 0건 -> {tmp_path / 'o'}" in got.out
     assert "analysed" not in got.out
+
+
+def test_buildings_errors_are_korean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from core.buildings import read_labels_csv
+    from core.errors import InputError
+
+    monkeypatch.setenv("BDA_LANG", "ko")
+    rc = main(["buildings", "show", "--analysis", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"오류: {tmp_path}에 건물 정보 (") and "--footprints" in err
+    (tmp_path / "labels.csv").write_text("building_id,damaged\n7,maybe\n", encoding="utf-8")
+    with pytest.raises(InputError, match="^레이블 파일 labels.csv, 2행: 레이블 'maybe'은\\(는\\) 피해"):
+        read_labels_csv(tmp_path / "labels.csv")
+    monkeypatch.delenv("BDA_LANG")
+    with pytest.raises(InputError, match="^labels file labels.csv, line 2: label 'maybe' is neither"):
+        read_labels_csv(tmp_path / "labels.csv")

@@ -90,8 +90,9 @@ def parse_label(value: object) -> str:
         return "not-damaged"
     lvl = grade_level(text)
     if lvl is None:
-        raise InputError(f"label {value!r} is neither damaged / not damaged (1/0, yes/no) nor a damage grade "
-                         "(destroyed, damaged, possibly damaged, no visible damage, or an xView2 / UNOSAT grade)")
+        raise InputError(_("label {value!r} is neither damaged / not damaged (1/0, yes/no) nor a damage grade "
+                           "(destroyed, damaged, possibly damaged, no visible damage, or an xView2 / UNOSAT grade)")
+                         .format(value=value))
     return level_grade(lvl, "copernicus-ems")
 
 
@@ -114,14 +115,15 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
-        raise InputError(f"labels file {p} not found") from exc
+        raise InputError(_("labels file {path} not found").format(path=p)) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"labels file {p.name} cannot be read as UTF-8 text ({exc})") from exc
+        raise InputError(_("labels file {name} cannot be read as UTF-8 text ({exc})").format(name=p.name, exc=exc)) \
+            from exc
     rows = list(csv.DictReader(text.splitlines()))
     cols = {c.strip().lower(): c for c in (rows[0].keys() if rows else []) if c}
     if "building_id" not in cols or not ({"damaged", "grade"} & set(cols)):
-        raise InputError(f"labels file {p.name} needs the columns building_id,damaged or building_id,grade "
-                         f"(found: {', '.join(cols) or 'no header'})")
+        raise InputError(_("labels file {name} needs the columns building_id,damaged or building_id,grade "
+                           "(found: {found})").format(name=p.name, found=", ".join(cols) or _("no header")))
     col = cols.get("grade") or cols["damaged"]
     out: dict[str, str] = {}
     for n, r in enumerate(rows, start=2):
@@ -130,15 +132,16 @@ def read_labels_csv(path: str | Path) -> dict[str, str]:
         if not val:
             continue  # not labelled (yet)
         if not bid:
-            raise InputError(f"labels file {p.name}, line {n}: no building_id")
+            raise InputError(_("labels file {name}, line {n}: no building_id").format(name=p.name, n=n))
         if bid.startswith("'") and bid[1:].startswith(FORMULA_PREFIXES):
             bid = bid[1:]  # written by our CSV writers with the quote that keeps spreadsheets from evaluating it
         try:
             out[bid] = parse_label(val)
         except InputError as exc:
-            raise InputError(f"labels file {p.name}, line {n}: {exc}") from exc
+            raise InputError(_("labels file {name}, line {n}: {exc}").format(name=p.name, n=n, exc=exc)) from exc
     if not out:
-        raise InputError(f"labels file {p.name} has no labels: fill the damaged (or grade) column of some rows")
+        raise InputError(_("labels file {name} has no labels: fill the damaged (or grade) column of some rows")
+                         .format(name=p.name))
     return out
 
 
@@ -334,12 +337,14 @@ def fit_calibration(buildings: list[Building], labels: dict[str, str], *, analys
     unknown = [k for k in labels if k not in by_id]
     if unknown:
         few = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise InputError(f"{len(unknown)} labelled building id(s) are not footprints of this analysis: {few}")
+        raise InputError(_("{n} labelled building id(s) are not footprints of this analysis: {ids}").format(
+            n=len(unknown), ids=few))
     used = {k: v for k, v in labels.items() if by_id[k].analysed}
     skipped = len(labels) - len(used)
     if len(used) < MIN_LABELS:
-        raise InputError(f"calibration needs at least {MIN_LABELS} labelled buildings inside the imagery; got "
-                         f"{len(used)}" + (f" ({skipped} labelled building(s) are outside it)" if skipped else ""))
+        raise InputError(_("calibration needs at least {min} labelled buildings inside the imagery; got {n}").format(
+            min=MIN_LABELS, n=len(used)) + (" " + _("({n} labelled building(s) are outside it)").format(n=skipped)
+                                            if skipped else ""))
     d = _design([b for b in buildings if b.analysed])
     present, c, s, w0, b0 = d.features, d.center, d.scale, d.w0, d.b0
     ids = list(used)

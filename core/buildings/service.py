@@ -16,6 +16,7 @@ from core.buildings.assess import Building, BuildingSet, assess_buildings, write
 from core.buildings.calibrate import Calibration, apply_calibration, fit_calibration
 from core.buildings.footprints import read_footprints
 from core.errors import InputError
+from core.i18n import _
 from core.types import SceneResult
 
 if TYPE_CHECKING:
@@ -82,11 +83,13 @@ def _read_record(folder: Path) -> dict[str, Any]:
     try:
         d = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise InputError(f"{folder} has no buildings ({RECORD}): analyse it with --footprints first") from exc
+        raise InputError(_("{folder} has no buildings ({record}): analyse it with --footprints first").format(
+            folder=folder, record=RECORD)) from exc
     except (OSError, ValueError) as exc:
-        raise InputError(f"{p} is damaged and cannot be read ({exc}); analyse again with --footprints") from exc
+        raise InputError(_("{path} is damaged and cannot be read ({exc}); analyse again with --footprints").format(
+            path=p, exc=exc)) from exc
     if not isinstance(d, dict):
-        raise InputError(f"{p} is not a buildings record; analyse again with --footprints")
+        raise InputError(_("{path} is not a buildings record; analyse again with --footprints").format(path=p))
     return d
 
 
@@ -96,7 +99,7 @@ def load_buildings(*, folder: str | Path | None = None, ws: Workspace | None = N
     if ws is not None and analysis_id is not None:
         prev = ws.building_set(analysis_id)
         if prev is None:
-            raise InputError(f"analysis {analysis_id} has no buildings: analyse with footprints first")
+            raise InputError(_("analysis {id} has no buildings: analyse with footprints first").format(id=analysis_id))
         summ = prev["summary"]
         return BuildingSet(buildings=[Building.from_dict(b) for b in ws.buildings(analysis_id)],
                            errors=list(summ.get("errors", [])), notes=list(summ.get("notes", [])),
@@ -104,7 +107,7 @@ def load_buildings(*, folder: str | Path | None = None, ws: Workspace | None = N
                                                                                          "copernicus-ems")),
                            calibration=prev.get("calibration"))
     if folder is None:
-        raise InputError("name an analysis folder or a workspace analysis")
+        raise InputError(_("name an analysis folder or a workspace analysis"))
     d = _read_record(Path(folder))
     summ = d.get("summary") or {}
     return BuildingSet(buildings=[Building.from_dict(b) for b in d.get("buildings", [])],
