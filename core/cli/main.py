@@ -40,14 +40,15 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help=_("Deep SAD (deep-sad-*): weight η of the labelled anomalies in the loss (default 1)"))
     p.add_argument("--bank-max", type=int, default=16_384,
                    help=_("feature matching (patchcore-*): most normal features kept in the memory bank"))
-    p.add_argument("--input-size", type=int, default=224)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--steps-per-epoch", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--input-size", type=int, default=224,
+                   help=_("side of the square training patches in px (a multiple of 8, at least 32)"))
+    p.add_argument("--epochs", type=int, default=10, help=_("training epochs"))
+    p.add_argument("--steps-per-epoch", type=int, default=50, help=_("optimiser steps per epoch"))
+    p.add_argument("--batch-size", type=int, default=16, help=_("patches per step"))
     p.add_argument("--optimizer", choices=["auto", "sgd", "adam"], default="auto",
                    help=_("auto: the objective's paper (SGD for FCDD and HSC, Adam for Deep SVDD and Deep SAD)"))
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-6)
+    p.add_argument("--lr", type=float, default=1e-3, help=_("learning rate"))
+    p.add_argument("--weight-decay", type=float, default=1e-6, help=_("weight decay of the optimiser"))
     p.add_argument("--lr-decay", type=float, default=0.985, help=_("learning-rate factor per epoch"))
     p.add_argument("--confetti", choices=["auto", "mix", "off"], default="auto",
                    help=_("synthetic confetti anomalies: auto = only when no --anomalies, mix = also with them"))
@@ -58,7 +59,7 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--exclude-like", nargs="*", default=[], metavar="RASTER",
                    help=_("never sample where these georeferenced rasters lie (e.g. held-out evaluation chips)"))
     p.add_argument("--gsd", type=float, default=None, help=_("ground sample distance of the training imagery (m)"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help=_("random seed (same seed, same sampling)"))
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--name", default="", help=_("model name shown in the app and reports"))
 
@@ -66,12 +67,12 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("evaluate", help=_("AUROC of a model on labelled data"))
     p.add_argument("--model", default=None, help=_("checkpoint (default: the bundled model)"))
-    p.add_argument("--normal", nargs="+", metavar="PATH")
-    p.add_argument("--anomalous", nargs="+", metavar="PATH")
+    p.add_argument("--normal", nargs="+", metavar="PATH", help=_("normal images: folders, globs or files"))
+    p.add_argument("--anomalous", nargs="+", metavar="PATH", help=_("anomalous images: folders, globs or files"))
     p.add_argument("--xbd", metavar="DIR", help=_("xBD folder with images/ and labels/"))
     p.add_argument("--patch", type=int, default=None,
                    help=_("score georeferenced rasters as patches of this many px (patch-level AUROC)"))
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
                    help=_("auto: bf16 on GPUs and CPUs with native bf16 (default; $BDA_PRECISION), fp32 to force it"))
     p.add_argument("--json", action="store_true", help=_("print one JSON object"))
