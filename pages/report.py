@@ -28,6 +28,7 @@ from core.report import (
     write_package,
     write_pdf,
 )
+from core.report.area import area_of
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
 from ui import cells, i18n, shell
@@ -154,7 +155,9 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
                        pre_sources=pre_sources_of(results), basemap_sources=case_sources(ctx.ws, ctx.case_id),
-                       event_type=str((analysis.get("options") or {}).get("event_type") or "other"))
+                       event_type=str((analysis.get("options") or {}).get("event_type") or "other"),
+                       area=area_of(results, (analysis.get("options") or {}).get("out")
+                                    or ctx.ws.analysis_dir(analysis["id"])))
     if ctx.ws.building_set(analysis["id"]) is not None:  # analysed with footprints: buildings per grade
         from core.buildings import load_buildings
 
