@@ -100,7 +100,8 @@ def area_figure(section: AreaSection, threshold: float) -> bytes | None:
         ax.tick_params(labelsize=6)
         if grades:
             ax.legend(handles=[Line2D([], [], color=c, lw=2, label=lab) for lab, c in grades.items()],
-                      loc="upper right", fontsize=6.5, framealpha=0.85)
+                      loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(4, len(grades)), fontsize=6.5,
+                      frameon=False)
         fig.tight_layout()
         return _encode(fig)
 
