@@ -144,9 +144,12 @@ def test_report_page_builds_the_area_report(area_run, monkeypatch) -> None:
     at.text_input(key="w_report_handling").input("TLP:CLEAR").run()
     at.button(key="build_report").click().run()
     assert not at.exception and not at.error, texts(at.error)
+    merged = area_run["summary"]["findings"]["merged"]
+    assert any(f"Area report: {merged} area findings of 2 scenes" in c for c in texts(at.caption)), texts(at.caption)
     with Workspace(area_run["root"]) as ws:
         folder = ws.analysis_dir(area_run["aid"]) / "report"
     assert AREA_TITLE in _pdf_text(folder / "report.pdf")
     with zipfile.ZipFile(folder / "report_package.zip") as zf:
         rows = list(csv.DictReader(zf.read("area_findings.csv").decode("utf-8-sig").splitlines()))
-    assert len(rows) == area_run["summary"]["findings"]["merged"]
+    assert len(rows) == merged
+    assert len(_csv_rows(folder / "area_findings.csv")) == merged

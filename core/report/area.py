@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -20,15 +21,19 @@ from typing import Any
 import numpy as np
 import shapely
 from pyproj import Transformer
+from pyproj.exceptions import CRSError, ProjError
 from shapely.geometry import Polygon, shape
 from shapely.ops import unary_union
 
 from core.engine.area import AREA_DIR, MOSAIC_COG, MOSAIC_VRT, merge_findings
+from core.errors import CoreError
 from core.geo.georef import edge_pixels, pixel_to_crs, utm_crs_for
 from core.report._io import atomic_output
 from core.report.context import grade_key, grade_label, grade_rank, is_confirmed, is_rejected
 from core.report.tables import clean_geometry, neutralise_cell
 from core.types import SceneResult
+
+log = logging.getLogger(__name__)
 
 #: Columns of area_findings.csv (and the GeoJSON properties), in order.
 AREA_COLUMNS = ("obj_id", "area_finding_id", "grade", "grade_scale", "score_max", "score_mean", "threshold",
@@ -95,7 +100,16 @@ def _mosaic_file(out_dir: str | Path | None) -> Path | None:
 
 def area_of(scenes: list[SceneResult], out_dir: str | Path | None = None) -> AreaSection | None:
     """The area section of an analysis of ``scenes`` (its output folder ``out_dir`` holds the mosaic), or None
-    when fewer than two scenes are georeferenced (one scene is its own area: the per-scene sections say it all)."""
+    when fewer than two scenes are georeferenced (one scene is its own area: the per-scene sections say it all)
+    or their georeferencing cannot be combined (logged; the per-scene report is still written)."""
+    try:
+        return _area_of(scenes, out_dir)
+    except (CoreError, ValueError, CRSError, ProjError) as exc:
+        log.warning("no area section: the scenes' georeferencing cannot be combined (%s)", exc)
+        return None
+
+
+def _area_of(scenes: list[SceneResult], out_dir: str | Path | None) -> AreaSection | None:
     geo = [r for r in scenes if r.error is None and r.georef is not None]
     if len(geo) < 2:
         return None
