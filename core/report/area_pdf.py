@@ -14,7 +14,7 @@ from matplotlib import patheffects, rc_context
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon as MplPolygon
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from shapely.geometry import shape
 
 from core.detection.heatmap import colorize
@@ -94,8 +94,12 @@ def area_figure(section: AreaSection, threshold: float) -> bytes | None:
                         path_effects=_HALO)
         ax.set_xlim(ext[0], ext[1])
         ax.set_ylim(ext[2], ext[3])
-        ax.set_xlabel(_("x (m, {crs})").format(crs=section.crs))
-        ax.set_ylabel(_("y (m, {crs})").format(crs=section.crs))
+        if CRS.from_user_input(section.crs).is_geographic:
+            ax.set_xlabel(_("longitude (°)"))
+            ax.set_ylabel(_("latitude (°)"))
+        else:
+            ax.set_xlabel(_("x (m, {crs})").format(crs=section.crs))
+            ax.set_ylabel(_("y (m, {crs})").format(crs=section.crs))
         ax.ticklabel_format(useOffset=False, style="plain")
         ax.tick_params(labelsize=6)
         if grades:
