@@ -28,6 +28,7 @@ from core.report import (
     write_package,
     write_pdf,
 )
+from core.report.area import area_of, write_area_csv, write_area_geojson
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding, SceneResult
 from ui import cells, i18n, shell
@@ -154,7 +155,9 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
                        organisation=S.get(S.REPORT_ORG), model_info=model, summary_notes=S.get(S.REPORT_SUMMARY),
                        phase2_notes=S.get(S.REPORT_PHASE2), phase3_notes=S.get(S.REPORT_PHASE3),
                        pre_sources=pre_sources_of(results), basemap_sources=case_sources(ctx.ws, ctx.case_id),
-                       event_type=str((analysis.get("options") or {}).get("event_type") or "other"))
+                       event_type=str((analysis.get("options") or {}).get("event_type") or "other"),
+                       area=area_of(results, (analysis.get("options") or {}).get("out")
+                                    or ctx.ws.analysis_dir(analysis["id"])))
     if ctx.ws.building_set(analysis["id"]) is not None:  # analysed with footprints: buildings per grade
         from core.buildings import load_buildings
 
@@ -168,6 +171,13 @@ def build(ctx: shell.Context, analysis: dict[str, Any], results: list[SceneResul
         raise WorkspaceError(_("cannot create {path} ({error}); check the workspace folder's permissions and free "
                                "space.").format(path=out, error=exc.strerror or exc)) from exc
     pdf = write_pdf(rc, out / FILES["pdf"][0])
+    if rc.area is not None:  # several georeferenced scenes: the area's merged findings beside the per-scene ones
+        S.put(S.REPORT_AREA, {"analysis_id": analysis["id"], "findings": len(rc.area.findings),
+                              "joined": rc.area.joined, "scenes": len(rc.area.scenes)})
+        write_area_csv(rc.area, out / "area_findings.csv", bom=True)
+        write_area_geojson(rc.area, out / "area_findings.geojson")
+    else:
+        S.put(S.REPORT_AREA, None)
     return {"pdf": str(pdf), "csv": str(write_csv(rc, out / FILES["csv"][0], bom=True)),
             "geojson": str(write_geojson(rc, out / FILES["geojson"][0])),
             "zip": str(write_package(rc, out / FILES["zip"][0], pdf_path=pdf))}
@@ -267,6 +277,11 @@ def page() -> None:
                 S.put(S.REPORT_FILES, {"analysis_id": aid, "files": build(ctx, analysis, results)})
         except CoreError as exc:
             shell.show_error(exc, _("Report"))
+    area = S.get(S.REPORT_AREA)
+    if area and area.get("analysis_id") == aid:
+        st.caption(_(":material/layers: Area report: {n} area findings of {scenes} scenes (a finding cut by a scene "
+                     "seam counted once, {joined} joined) in the PDF's section 1b and in area_findings.csv / "
+                     ".geojson of the zip.").format(n=area["findings"], scenes=area["scenes"], joined=area["joined"]))
     downloads(aid, results)
 
 

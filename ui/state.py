@@ -72,6 +72,7 @@ REPORT_SUMMARY = "report_summary"
 REPORT_PHASE2 = "report_phase2"
 REPORT_PHASE3 = "report_phase3"
 REPORT_FILES = "report_files"  #: {"analysis_id": int, "files": {kind: path}} of the last built report
+REPORT_AREA = "report_area"  #: {"analysis_id", "findings", "joined", "scenes"} of the last built report's area section
 REVIEW_APPLIED = "review_applied"  #: {finding id: {column: value}} edits of this session already saved
 REVIEW_SHOWN = "review_shown"  #: {analysis id: {finding id: review version}} as the review table last showed them
 REVIEW_FORM = "review_form"  #: {finding id: {"version", "status", "grade", "notes"}} the review form started from
@@ -195,6 +196,7 @@ DEFAULTS: dict[str, Any] = {
     REPORT_PHASE2: "",
     REPORT_PHASE3: "",
     REPORT_FILES: None,
+    REPORT_AREA: None,
     REVIEW_APPLIED: {},
     REVIEW_SHOWN: {},
     REVIEW_FORM: {},

@@ -317,8 +317,9 @@ def load_analysis(folder: str | Path) -> tuple[dict[str, Any], list[SceneResult]
         raise InputError(_("{p} is damaged and cannot be read ({exc})").format(p=p, exc=exc)) from exc
 
 
-def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneResult], Path]:
-    """Model info, results and default output folder of ``--analysis``: an output folder or a workspace id."""
+def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneResult], Path, Path]:
+    """Model info, results, default output folder and the analysis' own folder (where its area outputs are) of
+    ``--analysis``: an output folder or a workspace id."""
     from core.report import analysis_model_info
 
     ref = str(a.analysis)
@@ -335,12 +336,14 @@ def _report_source(a: argparse.Namespace) -> tuple[dict[str, Any], list[SceneRes
         if not any(r.error is None for r in results):
             raise InputError(_("analysis {id} of the workspace {root} has no analysed image yet; run or resume it "
                                "first.").format(id=analysis['id'], root=ws.root))
+        folder = Path(analysis["options"].get("out") or ws.analysis_dir(analysis["id"]))
         return (analysis_model_info(analysis["model"], analysis["threshold"], results), results,
-                ws.analysis_dir(analysis["id"]) / "report" if recorded is None else Path(ref))
+                ws.analysis_dir(analysis["id"]) / "report" if recorded is None else Path(ref),
+                folder if recorded is None else Path(ref))
     d, results = load_analysis(ref)
     by_analyst = str(d.get("threshold_method", "")).startswith("set by")
     return (analysis_model_info(dict(d.get("model", {})), d.get("threshold") if by_analyst else None, results),
-            results, Path(ref))
+            results, Path(ref), Path(ref))
 
 
 def _basemap_sources(a: argparse.Namespace) -> list[str]:
@@ -382,14 +385,16 @@ def cmd_report(a: argparse.Namespace) -> int:
     if bad:
         raise InputError(_("unknown report format(s) {value}; use pdf, csv, geojson, zip").format(
                              value=', '.join(sorted(bad))))
-    model, results, default_out = _report_source(a)
+    from core.report.area import area_of, write_area_csv, write_area_geojson
+
+    model, results, default_out, folder = _report_source(a)
     out = out_dir(a.out) if a.out else out_dir(default_out)
     ctx = ReportContext(title=a.title or _("Damage assessment report"), event=a.event, aoi=a.aoi, analyst=a.analyst,
                         handling=a.handling,
                         organisation=a.organisation, summary_notes=a.summary, phase2_notes=a.phase2,
                         phase3_notes=a.phase3, model_info=model, scenes=[r for r in results if r.error is None],
                         pre_sources=pre_sources_of(results), event_type=a.event_type,
-                        basemap_sources=_basemap_sources(a))
+                        basemap_sources=_basemap_sources(a), area=area_of(results, folder))
     _add_buildings(ctx, a)
     written = []
     pdf = None
@@ -400,6 +405,11 @@ def cmd_report(a: argparse.Namespace) -> int:
         written.append(write_csv(ctx, out / "findings.csv", bom=a.bom))
     if "geojson" in fmts:
         written.append(write_geojson(ctx, out / "findings.geojson"))
+    if ctx.area is not None:  # several georeferenced scenes: their findings merged across scene seams too
+        if "csv" in fmts:
+            written.append(write_area_csv(ctx.area, out / "area_findings.csv", bom=a.bom))
+        if "geojson" in fmts:
+            written.append(write_area_geojson(ctx.area, out / "area_findings.geojson"))
     if "zip" in fmts:
         written.append(write_package(ctx, out / "report_package.zip", pdf_path=pdf))
     for w in written:

@@ -118,6 +118,8 @@ class ReportContext:
     #: per-building assessment (core.buildings.Building records) when the analysis was given footprints
     buildings: list[Any] = field(default_factory=list)
     building_calibration: dict[str, Any] | None = None  #: the few-label calibration of the buildings, if fitted
+    #: the whole area of a multi-scene analysis (core.report.area.AreaSection, from ``area_of``): None = per scene only
+    area: Any = None
 
     def validate(self) -> None:
         """Raise :class:`ReportError` saying what to fix when the context cannot make a report."""

@@ -64,6 +64,7 @@ def _readme(ctx: ReportContext, files: list[tuple[str, str]], n_features: int, l
               "percentile of no-change pixels; NaN = not covered by both images). *_change_overlay.png: RGBA",
               "rendering of it (transparent below the change threshold). The findings of a pre/post scene come",
               "from its change heatmap; its anomaly heatmap is for reference and gave no counted finding.", "",
+              *_area_readme(ctx),
               "WHAT EACH SCENE'S FINDINGS COME FROM", "-" * 36, *_sources(ctx), "",
               "LIMITATIONS", "-----------",
               "Findings not confirmed by an analyst are automatic extraction, not field-validated. Grades come from",
@@ -71,6 +72,21 @@ def _readme(ctx: ReportContext, files: list[tuple[str, str]], n_features: int, l
               "between the pre- and post-event images (season, shadows, vehicles, construction and parallax",
               "differ too). See section 4 of the PDF.", "", hl, ""]
     return "\n".join(lines)
+
+
+def _area_readme(ctx: ReportContext) -> list[str]:
+    """The README's lines on the area findings (none for a report without an area)."""
+    if ctx.area is None:
+        return []
+    from core.report.area import AREA_COLUMNS
+
+    return ["AREA FINDINGS (area_findings.csv / area_findings.geojson)", "-" * 56,
+            f"{len(ctx.area.findings)} finding(s) of the whole area of {len(ctx.area.scenes)} georeferenced scenes: "
+            "findings of",
+            "different scenes that touch across a scene seam are one area finding (geometry: their union; grade:",
+            "the worst of its parts; counted once). Rejected findings are left out. Numbered (obj_id) as in the",
+            "PDF's area section. Columns: " + ", ".join(AREA_COLUMNS) + ".",
+            "scenes / parts: the scene names and per-scene finding_ids it is made of, separated by ';'.", ""]
 
 
 def _sources(ctx: ReportContext) -> list[str]:
@@ -135,6 +151,15 @@ def write_package(ctx: ReportContext, path: str | Path, formats: Iterable[str] =
             files += [("buildings.geojson", "every building footprint with its score, grade and review (WGS84)"),
                       ("buildings.csv", "the buildings table: building_id, grade, score, confidence, change and "
                                         "post-only scores, review, label, area, MGRS, lat/lon")]
+        if ctx.area is not None:  # a multi-scene analysis: its findings merged across scene seams
+            from core.report.area import write_area_csv, write_area_geojson
+
+            if "csv" in wanted:
+                entries.append((write_area_csv(ctx.area, work / "area_findings.csv", bom=bom), "area_findings.csv"))
+                files.append(("area_findings.csv", "the area's findings, merged across scene seams (columns below)"))
+            if "geojson" in wanted:
+                entries.append((write_area_geojson(ctx.area, work / "area_findings.geojson"), "area_findings.geojson"))
+                files.append(("area_findings.geojson", "the area's findings as GIS polygons (WGS84)"))
         for sr in ctx.scenes:
             stem = _unique(safe_name(sr.scene_name, max_len=60), stems)  # one stem per scene for all its files
             change_overlay = change_meta(sr).get("overlay_path") if sr.change_path is not None else None

@@ -43,6 +43,10 @@ def _write_pdf(ctx: ReportContext, path: str | Path) -> Path:
         try:
             cover(pdf, ctx, s)
             summary(pdf, ctx, s, cache)
+            if ctx.area is not None:
+                from core.report.area_pdf import area_section
+
+                area_section(pdf, ctx, ctx.area)
             damage_table(pdf, s)
             finding_details(pdf, ctx, s, cache)
             method(pdf, ctx, s)
