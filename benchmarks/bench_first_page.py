@@ -33,12 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from core.assets import DEFAULT_MODEL
-from tests.support.browser import free_port, offline_browser
+from tests.support.browser import free_port, offline_browser, wait_healthy
 from tests.support.data import REPO
 
 #: Milestones in the order they should appear, with the test run in the page on every DOM change.
@@ -85,18 +84,7 @@ def one_run(model: Path, tmp: Path, page: Any, repo: Path = REPO) -> dict[str, f
         t0 = time.time()
         proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited early: {(ws / 'streamlit.log').read_text()[-2000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.time() - t0 > 120:
-                    raise RuntimeError("streamlit did not answer its health check within 120 s")
-                time.sleep(0.02)
+            wait_healthy(proc, url, ws / "streamlit.log", 120, poll=0.02)
             out = {"health": time.time() - t0}
             page.goto(url, wait_until="commit")
             page.wait_for_function("() => window.__marks && 'model' in window.__marks && 'widgets' in window.__marks",

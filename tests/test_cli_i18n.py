@@ -17,19 +17,11 @@ from core import i18n
 from core.cli.main import build_parser, main
 from core.engine import ENV_RAY_ADDRESS
 from tests.support.data import REPO
+from tests.support.lang import no_front_end  # noqa: F401  (autouse fixture)
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
 #: argparse's English words that the Korean help must not show.
 ARGPARSE_ENGLISH = ("usage:", "positional arguments", "options:", "show this help message and exit")
-
-
-@pytest.fixture(autouse=True)
-def no_front_end(monkeypatch: pytest.MonkeyPatch):
-    """Only $BDA_LANG decides (no app session's lookup or use() block left by an earlier test in this process)."""
-    monkeypatch.setattr(i18n, "_resolver", [])
-    token = i18n._current.set(None)
-    yield
-    i18n._current.reset(token)
 
 
 def _english_help_texts(parser: argparse.ArgumentParser) -> set[str]:

@@ -18,18 +18,10 @@ from core import i18n
 from core.errors import InputError
 from core.i18n import _, ngettext, use
 from core.store.prefs import get_language, set_language
+from tests.support.lang import no_front_end  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
-
-
-@pytest.fixture(autouse=True)
-def no_front_end(monkeypatch: pytest.MonkeyPatch):
-    """No language from an app session that ran earlier in this process (AppTest installs the app's lookup)."""
-    monkeypatch.setattr(i18n, "_resolver", [])
-    token = i18n._current.set(None)
-    yield
-    i18n._current.reset(token)
 
 
 def _extracted() -> dict[str | tuple[str, str], list[str]]:

@@ -36,6 +36,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float, poll: float = 0.5) -> None:
+    """Wait until the streamlit server ``proc`` at ``url`` answers its health check; raise with the tail of its
+    ``log`` when it exits first, or when ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"streamlit did not answer its health check within {timeout:.0f} s")
+        time.sleep(poll)
+
+
 @contextlib.contextmanager
 def streamlit_server(env: dict[str, str], timeout: float = 120.0) -> Iterator[str]:
     """Run ``streamlit run app.py`` on a free loopback port; yield its base URL; stop it afterwards."""
@@ -47,19 +65,7 @@ def streamlit_server(env: dict[str, str], timeout: float = 120.0) -> Iterator[st
         proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited early:\n{log.read_text(errors='replace')[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("streamlit did not become healthy in time")
-                time.sleep(0.5)
+            wait_healthy(proc, url, log, timeout)
             yield url
         finally:
             proc.terminate()
