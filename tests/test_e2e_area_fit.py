@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import no_exception, offline_app, upload_and_analyse
+from tests.support.browser import no_exception, offline_app, upload, upload_and_analyse
 from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,7 +26,7 @@ def test_fit_an_area_model_in_the_browser_and_analyse_with_it(shared_data: Path,
     with offline_app(tmp_path / "ws", "", "area_fit_failure.png") as app:
         page, art = app.page, app.art
         app.home()
-        page.locator("input[type=file]").nth(1).set_input_files(str(pre))
+        upload(page, 1, pre)
         fit = page.get_by_role("button", name="Fit a normal model to this pre-event image")
         fit.wait_for(timeout=60_000)
         fit.click()

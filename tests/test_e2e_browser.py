@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app
+from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app, upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<script>window.__pwned=1</script>"
@@ -36,7 +36,7 @@ def _flow(app: OfflineApp, tile: Path) -> None:
     analyst.fill("Kim Analyst")
     analyst.press("Enter")
 
-    page.locator("input[type=file]").first.set_input_files(str(tile))
+    upload(page, 0, tile)
     page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click(timeout=60_000)
     page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=240_000)
     page.get_by_text(re.compile("^heatmap: grey below")).first.wait_for(timeout=60_000)

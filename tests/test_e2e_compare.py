@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import OfflineApp, fast_model, folium_frame, nav, no_exception, offline_app
+from tests.support.browser import OfflineApp, fast_model, folium_frame, nav, no_exception, offline_app, upload
 from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,10 +33,10 @@ def _flow(app: OfflineApp, post: Path, pre: Path) -> None:
     app.home()
 
     # the second uploader takes pre-event images; they are listed as references, not as inputs
-    page.locator("input[type=file]").nth(1).set_input_files(str(pre))
+    upload(page, 1, pre)
     page.get_by_text(re.compile(r"Pre-event images \(references")).first.wait_for(timeout=60_000)
     page.wait_for_load_state("networkidle")
-    page.locator("input[type=file]").nth(0).set_input_files(str(post))
+    upload(page, 0, post)
     run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
     run.wait_for(timeout=60_000)
     page.get_by_text("Change a pairing").click()

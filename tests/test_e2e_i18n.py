@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
 from core import i18n
-from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app
+from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app, upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -84,7 +84,7 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     analyst = page.get_by_label("분석관")
     analyst.fill("김분석")
     analyst.press("Enter")
-    page.locator("input[type=file]").first.set_input_files(str(tile))
+    upload(page, 0, tile)
     page.get_by_role("button", name=re.compile(r"영상 1개 분석")).click(timeout=60_000)
     page.locator('[data-testid="stMetricLabel"]', has_text="판정").first.wait_for(timeout=240_000)
     page.get_by_text(re.compile(r"^히트맵: .* 미만은 회색")).first.wait_for(timeout=60_000)

@@ -162,10 +162,38 @@ def no_exception(page) -> None:
     assert "Traceback" not in body and "StreamlitAPIException" not in body, body[-2000:]
 
 
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the app's script is not running (Streamlit's "Running..." status is gone)."""
+    page.wait_for_function(
+        "() => !Array.from(document.querySelectorAll('[data-testid=\"stStatusWidget\"]'))"
+        ".some(e => /Running|실행/.test(e.innerText))", timeout=timeout_ms)
+
+
+def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 3) -> None:
+    """Give the ``index``-th file uploader (in ``scope``, default the page) ``paths`` and wait until it lists them.
+
+    On a busy machine a rerun can redraw the uploader between locating its input and setting the files, and the files
+    are then set on a detached element and lost (seen as an Analyze page with nothing staged): the upload is retried
+    when the names do not appear.
+    """
+    root = scope if scope is not None else page
+    box = root.locator('[data-testid="stFileUploader"]').nth(index)
+    for attempt in range(tries):
+        wait_idle(page)
+        box.locator("input[type=file]").set_input_files([str(p) for p in paths])
+        try:
+            for p in paths:
+                box.get_by_text(Path(p).name, exact=False).first.wait_for(timeout=20_000)
+            return
+        except Exception:
+            if attempt == tries - 1:
+                raise
+
+
 def upload_and_analyse(page, image: Path, timeout_ms: int = 240_000, shown: str = r"^heatmap: grey below") -> None:
     """Upload one post-event image on the Analyze page, analyse it and wait until the caption ``shown`` (a regex:
     by default the post image's own heatmap) is on the page."""
-    page.locator("input[type=file]").nth(0).set_input_files(str(image))
+    upload(page, 0, image)
     run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
     run.wait_for(timeout=60_000)
     run.click()
