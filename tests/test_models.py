@@ -342,15 +342,32 @@ def test_unusable_input_raises_model_error(models: dict[str, OneClassNet], shape
 
 @pytest.fixture()
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record (and block) every attempt to reach the network."""
+    """Record (and block) every attempt to reach the network. Loopback is not the network: a background thread
+    left by an earlier test in this process (Ray's metrics agent polls 127.0.0.1:9090) may use it and passes."""
     attempts: list[str] = []
+    real_connect, real_create = socket.socket.connect, socket.create_connection
 
     def deny(*args: object, **kwargs: object) -> None:
         attempts.append(repr(args[:2]))
         raise AssertionError("network access attempted")
 
-    monkeypatch.setattr(socket.socket, "connect", deny)
-    monkeypatch.setattr(socket, "create_connection", deny)
+    def loopback(address: object) -> bool:
+        host = address[0] if isinstance(address, tuple) and address else address
+        return isinstance(host, str) and (host in ("localhost", "::1") or host.startswith("127."))
+
+    def connect(sock: socket.socket, address: object) -> None:
+        if loopback(address) or sock.family == socket.AF_UNIX:
+            return real_connect(sock, address)  # type: ignore[arg-type]
+        deny(sock, address)
+
+    def create_connection(address: object, *args: object, **kwargs: object) -> socket.socket:
+        if loopback(address):
+            return real_create(address, *args, **kwargs)  # type: ignore[arg-type]
+        deny(address)
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
     monkeypatch.setattr(urllib.request, "urlopen", deny)
     monkeypatch.setattr(torch.hub, "download_url_to_file", deny)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", deny)
