@@ -170,20 +170,20 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
 
 
 def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 3) -> None:
-    """Give the ``index``-th file uploader (in ``scope``, default the page) ``paths`` and wait until it lists them.
+    """Give the ``index``-th file input (in ``scope``, default the page) ``paths`` and wait until the page shows
+    their names.
 
     On a busy machine a rerun can redraw the uploader between locating its input and setting the files, and the files
     are then set on a detached element and lost (seen as an Analyze page with nothing staged): the upload is retried
     when the names do not appear.
     """
     root = scope if scope is not None else page
-    box = root.locator('[data-testid="stFileUploader"]').nth(index)
     for attempt in range(tries):
         wait_idle(page)
-        box.locator("input[type=file]").set_input_files([str(p) for p in paths])
+        root.locator("input[type=file]").nth(index).set_input_files([str(p) for p in paths])
         try:
-            for p in paths:
-                box.get_by_text(Path(p).name, exact=False).first.wait_for(timeout=20_000)
+            for p in paths:  # listed by the uploader, or staged by the page (pre-event images are taken away)
+                page.get_by_text(Path(p).name, exact=False).first.wait_for(timeout=20_000)
             return
         except Exception:
             if attempt == tries - 1:
