@@ -169,21 +169,23 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
         ".some(e => /Running|실행/.test(e.innerText))", timeout=timeout_ms)
 
 
-def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 3) -> None:
-    """Give the ``index``-th file input (in ``scope``, default the page) ``paths`` and wait until the page shows
-    their names.
+def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, timeout_ms: int = 90_000) -> None:
+    """Give the ``index``-th file input (in ``scope``, default the page's main area) ``paths`` and wait until the
+    page shows their names.
 
     On a busy machine a rerun can redraw the uploader between locating its input and setting the files, and the files
     are then set on a detached element and lost (seen as an Analyze page with nothing staged): the upload is retried
-    when the names do not appear.
+    when the names do not appear. The staged list is drawn once the model has loaded (in the background after a
+    fresh server's first page), so each try waits up to ``timeout_ms``.
     """
-    root = scope if scope is not None else page
+    # the page's own uploaders: the sidebar's case-import uploader is an input[type=file] too, before them in the DOM
+    root = scope if scope is not None else page.locator('[data-testid="stMain"]')
     for attempt in range(tries):
         wait_idle(page)
         root.locator("input[type=file]").nth(index).set_input_files([str(p) for p in paths])
         try:
             for p in paths:  # listed by the uploader, or staged by the page (pre-event images are taken away)
-                page.get_by_text(Path(p).name, exact=False).first.wait_for(timeout=20_000)
+                page.get_by_text(Path(p).name, exact=False).first.wait_for(timeout=timeout_ms)
             return
         except Exception:
             if attempt == tries - 1:
