@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from core.assets import DEFAULT_MODEL
-from tests.support.browser import free_port, offline_browser, wait_healthy
+from tests.support.browser import free_port, offline_browser, stop_server, wait_healthy
 from tests.support.data import REPO
 
 #: Milestones in the order they should appear, with the test run in the page on every DOM change.
@@ -93,11 +93,7 @@ def one_run(model: Path, tmp: Path, page: Any, repo: Path = REPO) -> dict[str, f
             out |= {k: marks[k] / 1000 - t0 for k in MARKS if k in marks}
             page.goto("about:blank")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     return out
 
 

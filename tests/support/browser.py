@@ -54,6 +54,15 @@ def wait_healthy(proc: subprocess.Popen, url: str, log: Path, timeout: float, po
         time.sleep(poll)
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server process: terminate, and kill it if it has not exited within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextlib.contextmanager
 def streamlit_server(env: dict[str, str], timeout: float = 120.0) -> Iterator[str]:
     """Run ``streamlit run app.py`` on a free loopback port; yield its base URL; stop it afterwards."""
@@ -68,11 +77,7 @@ def streamlit_server(env: dict[str, str], timeout: float = 120.0) -> Iterator[st
             wait_healthy(proc, url, log, timeout)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
 
 def need_chromium() -> str:
