@@ -77,7 +77,7 @@ def test_plan_uses_cover_only_with_a_budget_and_beyond_the_tile_size():
     assert small.shape is None and small.tile == 512  # a scene within one classic tile: unchanged
     p = plan_tiles(2048, 2048, 512, rf, budget_px=2_400_000)
     assert p.shape == (1120, 2048) and p.overlap == 184 and p.margin == 92 and len(p.windows) == 2
-    assert p.weights().shape == (1120, 2048)
+    assert p.tile_weights(p.windows[0]).shape == (1120, 2048)
 
 
 def _heatmap(path):

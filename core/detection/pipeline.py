@@ -86,14 +86,6 @@ class TilePlan:
         """(height, width) every tile is padded to."""
         return self.shape or (self.tile, self.tile)
 
-    def weights(self) -> np.ndarray:
-        """Stitching weights of an interior tile: a raised-cosine blend over the overlap, or for a cover plan each
-        pixel from the tile where it lies deeper than the receptive field (``tile_cover.exact_weights``)."""
-        h, w = self.tile_hw
-        if self.margin is not None:
-            return exact_weights(h, w, self.margin)
-        return blend_weights(h, w, ramp=self.overlap)
-
     def tile_weights(self, win: Window) -> np.ndarray:
         """Stitching weights of the tile at ``win`` (``win``'s size). A cover plan does not ramp the sides on the
         image border (see :func:`~core.detection.tile_cover.exact_weights`); the classic blend is the same for all."""
