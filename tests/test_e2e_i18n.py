@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
 from core import i18n
-from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app, upload
+from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app, upload, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,10 +51,21 @@ def _leftover_english(text: str, fragments: list[str]) -> list[str]:
     return [f for f in fragments if " ".join(f.split()) in flat]
 
 
+#: the page's text without the model cards (documents written in English), read in one step in the browser: reading
+#: the body and then each card separately raced the Models page's drawing in CI (a card drawn in between was left in)
+_TEXT_WITHOUT_CARDS = """() => {
+  const cards = Array.from(document.querySelectorAll('[class*="st-key-model_card_"]'));
+  const shown = cards.map(c => c.style.display);
+  cards.forEach(c => { c.style.display = 'none'; });
+  const text = document.body.innerText;
+  cards.forEach((c, i) => { c.style.display = shown[i]; });
+  return text;
+}"""
+
+
 def _check_korean(page, fragments: list[str], where: str) -> None:
-    body = page.inner_text("body")
-    for card in page.locator('[class*="st-key-model_card_"]').all():  # model cards: documents, in English
-        body = body.replace(card.inner_text(), " ")
+    wait_idle(page)
+    body = page.evaluate(_TEXT_WITHOUT_CARDS)
     assert _hangul(body) > 20, f"{where}: hardly any Hangul on the page"
     left = _leftover_english(body, fragments)
     assert not left, f"{where}: English left on the page: {left[:8]}"
@@ -95,7 +106,6 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     nav(page, "지도")
     frame = folium_frame(page)
     frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
-    page.wait_for_timeout(1000)
     _check_korean(page, fragments, "Map")
     page.screenshot(path=str(art / "ko_2_map.png"), full_page=True)
 
@@ -117,7 +127,8 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     assert "Executive summary" not in text
 
     nav(page, "모델")
-    page.wait_for_timeout(1500)
+    page.get_by_role("heading", name="모델").first.wait_for(timeout=60_000)
+    page.locator('[class*="st-key-model_card_"]').first.wait_for(timeout=60_000)
     _check_korean(page, fragments, "Models")
 
     # back to English with the sidebar switch: every page in English again

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from core.errors import CoreError
-from core.i18n import _
+from core.i18n import _, ngettext
 from core.store import Workspace
 from core.store.users import User
 from ui import auth, case_archive, i18n, model_cache
@@ -72,9 +72,13 @@ def case_counts(ws: Workspace, case_id: int) -> str:
     n_img = sum(int(a["n_done"]) for a in analyses)
     n_find, n_rej = ws.case_finding_counts(case_id)  # counted as every page and the report count them
     running = sum(a["status"] == "running" for a in analyses)
-    return (f"{len(analyses)} analys{'i' if len(analyses) == 1 else 'e'}s · {n_img} image{'s' * (n_img != 1)} "
-            f"· {n_find} finding{'s' * (n_find != 1)}" + (f" ({n_rej} rejected)" if n_rej else "")
-            + (f" · {running} running" if running else ""))
+    parts = [ngettext("{n} analysis", "{n} analyses", len(analyses)).format(n=len(analyses)),
+             ngettext("{n} image", "{n} images", n_img).format(n=n_img),
+             ngettext("{n} finding", "{n} findings", n_find).format(n=n_find)
+             + (_(" ({n} rejected)").format(n=n_rej) if n_rej else "")]
+    if running:
+        parts.append(_("{n} running").format(n=running))
+    return " · ".join(parts)
 
 
 def refresh_case_caption(ws: Workspace, case_id: int | None) -> None:

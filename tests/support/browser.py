@@ -168,10 +168,9 @@ def no_exception(page) -> None:
 
 
 def wait_idle(page, timeout_ms: int = 120_000) -> None:
-    """Wait until the app's script is not running (Streamlit's "Running..." status is gone)."""
-    page.wait_for_function(
-        "() => !Array.from(document.querySelectorAll('[data-testid=\"stStatusWidget\"]'))"
-        ".some(e => /Running|실행/.test(e.innerText))", timeout=timeout_ms)
+    """Wait until the app's script is not running: Streamlit's status widget (its "Running..." and "Stop") is drawn
+    only while a run is in progress. (Matching the widget's text missed runs: it can read just "Stop".)"""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
 def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, timeout_ms: int = 90_000) -> None:
@@ -189,8 +188,10 @@ def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, ti
         wait_idle(page)
         root.locator("input[type=file]").nth(index).set_input_files([str(p) for p in paths])
         try:
-            for p in paths:  # listed by the uploader, or staged by the page (pre-event images are taken away)
-                page.get_by_text(Path(p).name, exact=False).first.wait_for(timeout=timeout_ms)
+            # listed by the uploader, or staged by the page (pre-event images are taken away): the staged list is a
+            # data grid drawn on a canvas, whose cells' text is in the DOM but hidden, so "attached", not "visible"
+            for p in paths:
+                page.get_by_text(Path(p).name, exact=False).first.wait_for(state="attached", timeout=timeout_ms)
             return
         except Exception:
             if attempt == tries - 1:
