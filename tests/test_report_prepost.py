@@ -113,7 +113,7 @@ def test_coregistration_is_reported(pair: dict[str, Any]) -> None:
 
 def _cli_context(pair: dict[str, Any]) -> ReportContext:
     """The context ``report --analysis DIR`` builds: model info with the post-only anomaly threshold."""
-    model = dict(pair["analysis"]["model"])  # as core.cli.analyze._report_source reads an analysis folder
+    model = dict(pair["analysis"]["model"])  # as core.cli.report._report_source reads an analysis folder
     model.setdefault("threshold", pair["analysis"]["threshold"])
     model.setdefault("threshold_method", pair["analysis"]["threshold_method"])
     return ReportContext(title="t", handling="TLP:CLEAR", scenes=[pair["result"]], model_info=model)

@@ -48,11 +48,11 @@ def add_buildings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _source(a: argparse.Namespace) -> tuple[Workspace | None, int | None, Path]:
     """(workspace, analysis id, output folder) of ``--analysis``."""
-    from core.cli.analyze import _recorded_in
+    from core.cli.analyze import recorded_in
 
     ref = str(a.analysis)
     folder = Path(ref)
-    recorded = _recorded_in(folder) if folder.is_dir() else None
+    recorded = recorded_in(folder) if folder.is_dir() else None
     if recorded is not None or (ref.strip().isdigit() and not folder.is_dir()):
         from core.store import Workspace
 

@@ -86,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     sub.add_parser("archs", help=_("list the registered architectures"))
-    from core.cli.analyze import add_analyze, add_report
+    from core.cli.analyze import add_analyze
     from core.cli.buildings import add_buildings
     from core.cli.case import add_case
     from core.cli.place import add_place
+    from core.cli.report import add_report
     from core.cli.users import add_users
 
     add_analyze(sub)
@@ -200,10 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with use(_lang_in(argv)), argparse_language():
         parser = build_parser()
         a = parser.parse_args(argv)
-    from core.cli.analyze import cmd_analyze, cmd_report
+    from core.cli.analyze import cmd_analyze
     from core.cli.buildings import cmd_buildings
     from core.cli.case import cmd_case
     from core.cli.place import cmd_place
+    from core.cli.report import cmd_report
     from core.cli.users import cmd_cases, cmd_users
 
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "archs": cmd_archs, "analyze": cmd_analyze,
