@@ -179,21 +179,24 @@ def unique_name(name: str, taken: Collection[str]) -> str:
 def _member_parts(info: zipfile.ZipInfo, err: type[InputError], archive: Path) -> tuple[str, ...]:
     """Path components of a member, refusing anything that could land outside the destination."""
     raw = info.filename
-    bad = (f"archive {archive.name} is unsafe: member {raw!r} {{}}. Nothing was extracted from it; re-create the "
-           "archive from the original files (zip only relative paths, no links).")
+    def bad(why: str) -> str:
+        return _("archive {name} is unsafe: member {raw!r} {why}. Nothing was extracted from it; re-create the "
+                 "archive from the original files (zip only relative paths, no links).").format(
+                     name=archive.name, raw=raw, why=why)
+
     if any(ord(c) < 32 for c in raw):
-        raise err(bad.format("has control characters in its name"))
+        raise err(bad(_("has control characters in its name")))
     norm = raw.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
-        raise err(bad.format("has an absolute path"))
+        raise err(bad(_("has an absolute path")))
     parts = tuple(p for p in PurePosixPath(norm).parts if p not in ("", "."))
     if ".." in parts:
-        raise err(bad.format("climbs out of the destination with '..'"))
+        raise err(bad(_("climbs out of the destination with '..'")))
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise err(bad.format("is a symbolic link"))
+        raise err(bad(_("is a symbolic link")))
     if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise err(bad.format("is a device, pipe or other special file"))
+        raise err(bad(_("is a device, pipe or other special file")))
     if info.flag_bits & 0x1:
         raise err(_("archive {name}: member {raw!r} is encrypted; extract it yourself and upload the files.").format(
                       name=archive.name, raw=raw))

@@ -12,7 +12,7 @@ import streamlit as st
 from core.assets import bundled_models
 from core.detection.detector import model_family
 from core.errors import CoreError
-from core.i18n import _
+from core.i18n import N_, _
 from core.learn import jobs
 from core.learn.samples import IMAGE_EXTS
 from core.learn.training import TrainConfig
@@ -169,8 +169,8 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
         adv = models_train.advanced_fields()
         go_train = st.form_submit_button(_("Start training"), type="primary")
     def start(made: list[Path]) -> str | None:
-        normal_srv = _server_source(normal_dir, "Normal images")
-        anom_srv = _server_source(anom_dir, "Anomalies")
+        normal_srv = _server_source(normal_dir, N_("Normal images"))
+        anom_srv = _server_source(anom_dir, N_("Anomalies"))
         if not normal_up and not normal_srv:
             st.error(_("Give normal images: upload them or name a folder on the server."))
             return None
@@ -213,8 +213,8 @@ def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
         patch = st.number_input(_("Patch size for georeferenced rasters (0 = score whole images)"), 0, 4096, 0, step=32)
         go_eval = st.form_submit_button(_("Start evaluation"), type="primary")
     def start(made: list[Path]) -> str:
-        normal_srv = _server_source(normal_dir, "Normal images")
-        anom_srv = _server_source(anom_dir, "Anomalous images")
+        normal_srv = _server_source(normal_dir, N_("Normal images"))
+        anom_srv = _server_source(anom_dir, N_("Anomalous images"))
         normal = _staged(ctx.ws, "eval-normal", normal_up, made) + normal_srv
         anomalous = _staged(ctx.ws, "eval-anomalous", anom_up, made) + anom_srv
         det = model_cache.get_detector(key, ctx.device)

@@ -97,11 +97,12 @@ class AnalysisOptions:
         number."""
         get_scale(self.grade_scale)
         if self.engine not in ENGINES:
-            raise InputError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+            raise InputError(_("unknown engine {engine!r}; use one of {engines}").format(
+                engine=self.engine, engines=", ".join(ENGINES)))
         if self.ray_split not in ("windows", "scenes"):
-            raise InputError(f"unknown split {self.ray_split!r}; use windows or scenes")
+            raise InputError(_("unknown split {split!r}; use windows or scenes").format(split=self.ray_split))
         if self.workers < 0 or not self.gpus_per_worker >= 0:
-            raise InputError("workers and GPUs per worker must be 0 or more")
+            raise InputError(_("workers and GPUs per worker must be 0 or more"))
         if self.event_type not in EVENT_MODES:
             raise InputError(_("unknown event type {event_type!r}; use one of {value}").format(
                                  event_type=self.event_type, value=', '.join(EVENT_MODES)))

@@ -31,6 +31,7 @@ from shapely.errors import ShapelyError
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import InputError
+from core.i18n import _
 
 #: File name endings read as vector layers (a ``.zip`` must hold a shapefile, GeoPackage, GeoJSON or FlatGeobuf).
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".zip")
@@ -70,7 +71,7 @@ class FootprintSet:
 
 
 def _fail(path: Path, what: str) -> InputError:
-    return InputError(f"footprint file {path.name}: {what}")
+    return InputError(_("footprint file {name}: {what}").format(name=path.name, what=what))
 
 
 def _is_xbd(path: Path) -> dict[str, Any] | None:
@@ -112,7 +113,7 @@ def read_xbd_footprints(path: Path, data: dict[str, Any] | None = None) -> list[
     path = Path(path)
     data = data if data is not None else _is_xbd(path)
     if data is None:
-        raise _fail(path, "is not an xBD label JSON (no features.xy / features.lng_lat)")
+        raise _fail(path, _("is not an xBD label JSON (no features.xy / features.lng_lat)"))
     feats = data["features"]
     md = data.get("metadata") or {}
     lnglat = feats.get("lng_lat") or []
@@ -136,9 +137,9 @@ def read_xbd_footprints(path: Path, data: dict[str, Any] | None = None) -> list[
         bid = _unique(str(props.get("uid") or k), taken)
         out.append(Footprint(bid, geom, path.name, crs=WGS84 if use_ll else None, image=None if use_ll else image))
     if not items:
-        raise _fail(path, "has no building polygons (features.xy and features.lng_lat are empty)")
+        raise _fail(path, _("has no building polygons (features.xy and features.lng_lat are empty)"))
     if not out:
-        raise _fail(path, "has no readable building polygons in its WKT")
+        raise _fail(path, _("has no readable building polygons in its WKT; give another label file or footprints"))
     return out
 
 
@@ -158,11 +159,11 @@ def _dataset(path: Path) -> str:
             with zipfile.ZipFile(path) as zf:
                 names = [n for n in zf.namelist() if not n.endswith("/") and "__MACOSX" not in n]
         except (zipfile.BadZipFile, OSError) as exc:
-            raise _fail(path, f"is not a readable zip archive ({exc}); zip the shapefile's .shp, .shx, .dbf and "
-                              ".prj together") from exc
+            raise _fail(path, _("is not a readable zip archive ({exc}); zip the shapefile's .shp, .shx, .dbf and "
+                                ".prj together").format(exc=exc)) from exc
         vec = [n for n in names if Path(n).suffix.lower() in (".shp", ".gpkg", ".geojson", ".fgb", ".json")]
         if not vec:
-            raise _fail(path, "holds no vector file (.shp with its .shx/.dbf/.prj, .gpkg, .geojson or .fgb)")
+            raise _fail(path, _("holds no vector file (.shp with its .shx/.dbf/.prj, .gpkg, .geojson or .fgb)"))
         shp = [n for n in vec if n.lower().endswith(".shp")]
         if shp:
             stems = {str(Path(n).with_suffix("")).lower() for n in names}
@@ -171,15 +172,16 @@ def _dataset(path: Path) -> str:
                 missing = [ext for ext in (".shx", ".dbf") if f"{base}{ext}" not in
                            {n.lower() for n in names}]
                 if missing and base in stems:
-                    raise _fail(path, f"the shapefile {Path(s).name} in it lacks its {' and '.join(missing)} "
-                                      "companion file(s); zip every part of the shapefile together")
+                    raise _fail(path, _("the shapefile {shp} in it lacks its {missing} companion file(s); zip every "
+                                        "part of the shapefile together").format(shp=Path(s).name,
+                                                                                 missing=", ".join(missing)))
         return f"/vsizip/{path.resolve()}/{(shp or vec)[0]}"
     if path.suffix.lower() == ".shp":
         missing = [ext for ext in (".shx", ".dbf") if not any(path.with_suffix(e).is_file()
                                                                for e in (ext, ext.upper()))]
         if missing:
-            raise _fail(path, f"the shapefile lacks its {' and '.join(missing)} companion file(s); give the "
-                              ".shp, .shx, .dbf and .prj together (or one zip of them)")
+            raise _fail(path, _("the shapefile lacks its {missing} companion file(s); give the .shp, .shx, .dbf "
+                                "and .prj together (or one zip of them)").format(missing=", ".join(missing)))
     return str(path)
 
 
@@ -190,12 +192,14 @@ def _layer_crs(path: Path, crs: str | None, xy: np.ndarray) -> tuple[str, str | 
         try:
             CRS.from_user_input(crs)
         except CRSError as exc:
-            raise _fail(path, f"has a coordinate reference system that cannot be used ({exc})") from exc
+            raise _fail(path, _("has a coordinate reference system that cannot be used ({exc}); save it in WGS84 "
+                                "(EPSG:4326) or another EPSG coordinate system").format(exc=exc)) from exc
         return crs, None
     if xy.size and np.all(np.abs(xy[:, 0]) <= 180.0) and np.all(np.abs(xy[:, 1]) <= 90.0):
-        return WGS84, f"{path.name} has no CRS: its coordinates look like longitude/latitude and are read as such"
-    raise _fail(path, "has no coordinate reference system and its coordinates are not longitude/latitude; save it "
-                      "with its CRS (a .prj beside a shapefile, or GeoPackage / GeoJSON in EPSG:4326)")
+        return WGS84, _("{name} has no CRS: its coordinates look like longitude/latitude and are read as such").format(
+            name=path.name)
+    raise _fail(path, _("has no coordinate reference system and its coordinates are not longitude/latitude; save it "
+                        "with its CRS (a .prj beside a shapefile, or GeoPackage / GeoJSON in EPSG:4326)"))
 
 
 def read_vector_footprints(path: Path) -> tuple[list[Footprint], list[str]]:
@@ -209,15 +213,16 @@ def read_vector_footprints(path: Path) -> tuple[list[Footprint], list[str]]:
     try:
         layers = pyogrio.list_layers(ds)
     except (DataSourceError, DataLayerError, OSError, RuntimeError) as exc:
-        raise _fail(path, f"cannot be read as a vector file ({_short(exc)}); give GeoJSON, GeoPackage, a zipped "
-                          "shapefile, FlatGeobuf or an xBD label JSON") from exc
+        raise _fail(path, _("cannot be read as a vector file ({exc}); give GeoJSON, GeoPackage, a zipped "
+                            "shapefile, FlatGeobuf or an xBD label JSON").format(exc=_short(exc))) from exc
     poly_layers = [str(n) for n, t in layers if t is None or "polygon" in str(t).lower()
                    or str(t).lower() in ("unknown", "geometry", "geometrycollection")]
     if not len(layers):
-        raise _fail(path, "has no layers")
+        raise _fail(path, _("has no layers; give a file with building polygons"))
     if not poly_layers:
-        kinds = ", ".join(sorted({str(t) for _, t in layers}))
-        raise _fail(path, f"holds {kinds} geometries, not polygons; building footprints must be polygons")
+        kinds = ", ".join(sorted({str(t) for _n, t in layers}))
+        raise _fail(path, _("holds {kinds} geometries, not polygons; building footprints must be polygons").format(
+            kinds=kinds))
     out: list[Footprint] = []
     taken: set[str] = set()
     other_kinds: set[str] = set()
@@ -225,7 +230,8 @@ def read_vector_footprints(path: Path) -> tuple[list[Footprint], list[str]]:
         try:
             meta, fids, wkb, fields = pyogrio.raw.read(ds, layer=layer, return_fids=True)
         except (DataSourceError, DataLayerError, OSError, RuntimeError, ValueError) as exc:
-            raise _fail(path, f"layer {layer!r} is damaged or unreadable ({_short(exc)})") from exc
+            raise _fail(path, _("layer {layer!r} is damaged or unreadable ({exc}); save it again from your GIS")
+                        .format(layer=layer, exc=_short(exc))) from exc
         geoms = shapely.from_wkb(wkb, on_invalid="ignore") if wkb is not None else np.array([])
         names = [str(n) for n in meta.get("fields", [])]
         ids = _ids(names, fields, fids, meta, len(geoms))
@@ -239,28 +245,29 @@ def read_vector_footprints(path: Path) -> tuple[list[Footprint], list[str]]:
             polys.append((k, pg))
         if not polys:
             continue
-        coords = shapely.get_coordinates([g for _, g in polys])
+        coords = shapely.get_coordinates([g for _k, g in polys])
         crs, note = _layer_crs(path, meta.get("crs"), coords)
         if note:
             notes.append(note)
-        arr = np.array([g for _, g in polys], dtype=object)
+        arr = np.array([g for _k, g in polys], dtype=object)
         if CRS.from_user_input(crs) != CRS.from_user_input(WGS84):
             from core.geo.georef import _transformer
 
             tr = _transformer(crs, WGS84)
             arr = shapely.transform(arr, lambda xy, tr=tr: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
         prefix = f"{layer}:" if len(poly_layers) > 1 else ""
-        for (k, _), g in zip(polys, arr, strict=True):
+        for (k, _poly), g in zip(polys, arr, strict=True):
             if not np.all(np.isfinite(shapely.get_coordinates(g))):
                 continue
             out.append(Footprint(_unique(prefix + ids[k], taken), g, path.name))
     if not out:
         if other_kinds:
-            raise _fail(path, f"holds {', '.join(sorted(other_kinds))} geometries, not polygons; building "
-                              "footprints must be polygons")
-        raise _fail(path, "has no geometry (every feature's geometry is empty or missing)")
+            raise _fail(path, _("holds {kinds} geometries, not polygons; building footprints must be polygons")
+                        .format(kinds=", ".join(sorted(other_kinds))))
+        raise _fail(path, _("has no geometry (every feature's geometry is empty or missing)"))
     if other_kinds:
-        notes.append(f"{path.name}: {', '.join(sorted(other_kinds))} features skipped (not polygons)")
+        notes.append(_("{name}: {kinds} features skipped (not polygons)").format(
+            name=path.name, kinds=", ".join(sorted(other_kinds))))
     return out, notes
 
 
@@ -300,17 +307,18 @@ def read_footprint_file(path: str | Path) -> tuple[list[Footprint], list[str]]:
     """Footprints of one file (vector layer or xBD label JSON) and notes; :class:`InputError` when unusable."""
     p = Path(path)
     if not p.exists():
-        raise _fail(p, "not found; check the path")
+        raise _fail(p, _("not found; check the path"))
     if p.is_dir():
-        raise _fail(p, "is a folder; give the footprint file itself (for a shapefile its .shp, or a zip of it)")
+        raise _fail(p, _("is a folder; give the footprint file itself (for a shapefile its .shp, or a zip of it)"))
     if p.stat().st_size == 0:
-        raise _fail(p, "is empty")
+        raise _fail(p, _("is empty; give the footprint file again"))
     xbd = _is_xbd(p)
     if xbd is not None:
         return read_xbd_footprints(p, xbd), []
     if p.suffix.lower() not in VECTOR_SUFFIXES:
-        raise _fail(p, f"has an unsupported type {p.suffix or '(no extension)'}; give GeoJSON, GeoPackage, a "
-                       "shapefile (.shp with its parts, or zipped), FlatGeobuf or an xBD label JSON")
+        raise _fail(p, _("has an unsupported type {suffix}; give GeoJSON, GeoPackage, a shapefile (.shp with its "
+                         "parts, or zipped), FlatGeobuf or an xBD label JSON").format(
+                             suffix=p.suffix or _("(no extension)")))
     return read_vector_footprints(p)
 
 
@@ -337,5 +345,6 @@ def read_footprints(paths: Iterable[str | Path]) -> FootprintSet:
                 taken.add(fp.building_id)
             out.footprints.append(fp)
         if len(out.footprints) > MAX_FOOTPRINTS:
-            raise InputError(f"more than {MAX_FOOTPRINTS:,} footprints: split the area into several analyses")
+            raise InputError(_("more than {n} footprints: split the area into several analyses").format(
+                n=f"{MAX_FOOTPRINTS:,}"))
     return out

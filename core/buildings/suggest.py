@@ -28,7 +28,7 @@ import numpy as np
 from core.buildings.assess import Building
 from core.buildings.calibrate import P_DAMAGED, Calibration, prior_calibration, probabilities
 from core.errors import InputError
-from core.i18n import N_
+from core.i18n import N_, _
 
 #: Why a building is suggested (English, stable: translated where shown).
 REASON_BOUNDARY = N_("near the boundary")
@@ -64,7 +64,7 @@ def suggest_labels(buildings: list[Building], n: int = DEFAULT_N,
 
     ``calibration``: the analysis' current calibration (its dict form as stored works too); None: the prior."""
     if n < 1:
-        raise InputError(f"the number of buildings to suggest must be at least 1 (got {n})")
+        raise InputError(_("the number of buildings to suggest must be at least 1 (got {n})").format(n=n))
     if isinstance(calibration, dict):
         calibration = Calibration.from_dict(calibration)
     cal = calibration if calibration is not None else prior_calibration(buildings)
@@ -124,7 +124,8 @@ def write_label_template(suggestions: list[Suggestion], buildings: list[Building
 
     out = Path(path)
     if not out.parent.is_dir():
-        raise InputError(f"cannot write the label template {out}: folder {out.parent} does not exist")
+        raise InputError(_("cannot write the label template {path}: folder {folder} does not exist; create it or "
+                           "give another --out").format(path=out, folder=out.parent))
     with atomic_output(out) as tmp:
         tmp.write_text(label_template_csv(suggestions, buildings), encoding="utf-8", newline="")
     return out

@@ -25,6 +25,7 @@ from rasterio.windows import Window
 
 from core.detection.grading import REGION_PERCENTILE
 from core.errors import ImageReadError
+from core.i18n import _
 
 #: Most pixels read from one raster at full resolution; beyond it the window is read block-averaged.
 MAX_WINDOW_PX = 64_000_000
@@ -49,7 +50,8 @@ def raster_grid(path: str | Path) -> RasterGrid:
             with rasterio.open(path) as ds:
                 return RasterGrid(ds.crs.to_string() if ds.crs else None, ds.transform, ds.width, ds.height)
     except RasterioError as exc:
-        raise ImageReadError(f"cannot read the score raster {Path(path).name}: {exc}. Re-run the analysis.") from exc
+        raise ImageReadError(_("cannot read the score raster {name}: {exc}. Re-run the analysis.").format(
+            name=Path(path).name, exc=exc)) from exc
 
 
 def _read(path: Path, win: tuple[int, int, int, int], factor: int) -> np.ndarray:
@@ -74,8 +76,8 @@ def _read(path: Path, win: tuple[int, int, int, int], factor: int) -> np.ndarray
                         out[k:k + n] = np.nanmean(blk, axis=(1, 3))
                 return out
         except RasterioError as exc:
-            raise ImageReadError(f"cannot read the score raster {Path(path).name}: {exc}. Re-run the analysis.") \
-                from exc
+            raise ImageReadError(_("cannot read the score raster {name}: {exc}. Re-run the analysis.").format(
+                name=Path(path).name, exc=exc)) from exc
 
 
 def _quantile(labels: np.ndarray, values: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
@@ -168,7 +170,8 @@ def to_pixels(geoms: np.ndarray, crs: str | None, grid: RasterGrid) -> np.ndarra
     if crs is None:
         return geoms
     if grid.crs is None:
-        raise ImageReadError("the score raster has no CRS: footprints in map coordinates cannot be placed on it")
+        raise ImageReadError(_("the score raster has no CRS: footprints in map coordinates cannot be placed on it; "
+                               "analyse georeferenced imagery, or give footprints in the image's pixels (xBD labels)"))
     from core.geo.georef import _transformer
 
     tr = _transformer(crs, grid.crs)

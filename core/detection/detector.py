@@ -169,7 +169,8 @@ class Detector:
         #: how sessions share the device: "queue" (batched across sessions, the default on a GPU) or "lock"
         self.share = os.environ.get(ENV_SHARE, "") or ("queue" if device.type == "cuda" else "lock")
         if self.share not in ("queue", "lock"):
-            raise InputError(f"{ENV_SHARE} must be queue or lock, got {self.share!r}")
+            raise InputError(_("{env} must be queue or lock, got {value!r}; set it to one of them or unset it")
+                             .format(env=ENV_SHARE, value=self.share))
         if device.type == "cuda" and batch_size == DEFAULT_BATCH:  # not chosen by the caller: from free memory
             self.batch_size = self._cuda_batch()
         if self.amp:
@@ -250,7 +251,8 @@ class Detector:
         which merges waiting sessions' tiles of the same shape into one batch; on a CPU behind the device lock.
         """
         if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
-            raise InputError(f"tiles must be uint8 (N,H,W,3), got {tiles.dtype} {tiles.shape}")
+            raise InputError(_("tiles must be uint8 (N,H,W,3), got {dtype} {shape}").format(
+                dtype=tiles.dtype, shape=tiles.shape))
         if self.share == "queue":
             from core.detection.device_queue import device_queue
 

@@ -38,6 +38,7 @@ from shapely.strtree import STRtree
 from core.detection.grading import get_scale
 from core.errors import InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.safe_files import atomic_write_text
 from core.types import Finding, SceneResult
 
@@ -63,7 +64,7 @@ def area_crs(results: list[SceneResult]) -> str:
     """The CRS most of the georeferenced scenes use (ties: the first scene's)."""
     crss = [r.georef.crs for r, _ in _mosaic_members(results) if r.georef is not None]
     if not crss:
-        raise InputError("no georeferenced heatmap in this run: an area mosaic needs georeferenced scenes")
+        raise InputError(_("no georeferenced heatmap in this run: an area mosaic needs georeferenced scenes"))
     return Counter(crss).most_common(1)[0][0]
 
 
@@ -110,7 +111,7 @@ def write_mosaic(results: list[SceneResult], out_dir: str | Path, *, cog: bool =
     area = Path(out_dir) / AREA_DIR
     area.mkdir(parents=True, exist_ok=True)
     native: list[tuple[Path, Affine, int, int]] = []
-    for _, path in members:
+    for _result, path in members:
         with rasterio.open(path) as ds:
             if ds.crs is not None and ds.crs == dst_crs and _north_up(ds.transform):
                 native.append((path, ds.transform, ds.width, ds.height))

@@ -25,6 +25,7 @@ from core.detection.verdict import canonical_threshold
 from core.engine.tasks import ScenePlan, task_window
 from core.errors import InputError
 from core.geo import georef as geo
+from core.i18n import _
 from core.types import Scene, SceneResult
 
 
@@ -98,13 +99,14 @@ class SceneAssembler:
         scene, det, plan = self.scene, self.det, self.sp.plan
         cal = det.calibration
         if self.tiles != self.total:
-            raise InputError(f"{scene.name}: only {self.tiles} of {self.total} tiles came back from the workers")
+            raise InputError(_("{name}: only {done} of {total} tiles came back from the workers; analyse it again "
+                               "(or with --engine local)").format(name=scene.name, done=self.tiles, total=self.total))
         self._stitcher.finish()
         if self._resampler is not None:
             self._resampler.finish()
         if self.valid_total == 0:
-            raise InputError(f"{scene.name} has no valid pixels (everything is nodata or transparent); "
-                             "nothing to analyse")
+            raise InputError(_("{name} has no valid pixels (everything is nodata or transparent); nothing to "
+                               "analyse").format(name=scene.name))
         raw_image = self.raw_sum / self.valid_total
         image_score = float(cal.image(raw_image))
         self.writer.set_tags(image_score=repr(image_score), image_score_raw=repr(raw_image))

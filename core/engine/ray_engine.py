@@ -32,6 +32,7 @@ from core.analysis.step import OnTiles, analyze_input, failed_result
 from core.engine.assemble import SceneAssembler
 from core.engine.tasks import ScenePlan, plan_scene, window_tasks
 from core.errors import CoreError, InputError
+from core.i18n import _
 from core.types import Scene, SceneResult
 
 if TYPE_CHECKING:
@@ -57,14 +58,19 @@ class RayConfig:
     def check(self) -> None:
         """Raise :class:`InputError` for a negative worker count or GPU share."""
         if self.workers < 0:
-            raise InputError(f"--workers must be 0 (automatic) or more, got {self.workers}")
+            raise InputError(_("--workers must be 0 (automatic) or more, got {n}").format(n=self.workers))
         if not (self.gpus_per_worker >= 0 and math.isfinite(self.gpus_per_worker)):
-            raise InputError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+            raise InputError(_("--gpus-per-worker must be 0 or more, got {n}").format(n=self.gpus_per_worker))
 
 
 def _quiet_ray() -> None:
     for name in ("ray", "ray.data", "ray._private"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _NEEDS_CHECKPOINT() -> str:  # noqa: N802  (a message, read in the language in use)
+    return _("the Ray engine needs the model as a checkpoint file its workers can load; save the model first "
+             "(Models page) or use the local engine")
 
 
 def connect(cfg: RayConfig) -> bool:
@@ -84,9 +90,12 @@ def connect(cfg: RayConfig) -> bool:
             ray.init(num_cpus=n, num_gpus=None, object_store_memory=LOCAL_OBJECT_STORE_MB * 1024 * 1024,
                      include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {cfg.address}" if cfg.address else "a local Ray"
-        raise InputError(f"could not start or reach {where} ({exc}); check the address (ray status on the head "
-                         "node prints it) or run with --engine local") from None
+        if cfg.address:
+            msg = _("could not reach the Ray cluster at {address} ({exc}); check the address (ray status on the "
+                    "head node prints it) or run with --engine local").format(address=cfg.address, exc=exc)
+        else:
+            msg = _("could not start a local Ray ({exc}); run with --engine local").format(exc=exc)
+        raise InputError(msg) from None
     return True
 
 
@@ -109,8 +118,7 @@ def _dataset(tasks: list[dict[str, Any]], det: Any, cfg: RayConfig, n_workers: i
     from core.engine.scorer import TileScorer
 
     if det.path is None:
-        raise InputError("the Ray engine needs the model as a checkpoint file its workers can load; save the model "
-                         "first (Models page) or use the local engine")
+        raise InputError(_NEEDS_CHECKPOINT())
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # tiles come back in the order the driver stitches them
     ctx.enable_progress_bars = False  # the CLI and the page draw their own
@@ -156,8 +164,7 @@ def _run_scenes_on_ray(det: Any, items: list[AnalysisInput], options: AnalysisOp
     import json
 
     if det.path is None:
-        raise InputError("the Ray engine needs the model as a checkpoint file its workers can load; save the model "
-                         "first (Models page) or use the local engine")
+        raise InputError(_NEEDS_CHECKPOINT())
     started = connect(cfg)
     try:
         ds = _scene_dataset(items, det, options, out_dir, cfg, worker_count(cfg))
@@ -255,7 +262,7 @@ def _run_on_ray(det: Any, plans: list[tuple[AnalysisInput, Scene, ScenePlan]], o
                 on_tiles: OnTiles | None) -> Iterator[tuple[AnalysisInput, SceneResult]]:
     started = connect(cfg)
     try:
-        tasks = [t for _, _, sp in plans for t in window_tasks(sp)]
+        tasks = [t for _item, _scene, sp in plans for t in window_tasks(sp)]
         ds = _dataset(tasks, det, cfg, worker_count(cfg))
         current = -1
         asm: SceneAssembler | None = None
@@ -263,7 +270,7 @@ def _run_on_ray(det: Any, plans: list[tuple[AnalysisInput, Scene, ScenePlan]], o
 
         def close_scene() -> tuple[AnalysisInput, SceneResult]:
             nonlocal asm
-            item, scene, _ = plans[current]
+            item, scene, _plan = plans[current]
             try:
                 if failed is not None:
                     raise InputError(failed)

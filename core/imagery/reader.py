@@ -135,25 +135,25 @@ def _check_file(p: Path, name: str) -> bytes:
 
 def _describe(head: bytes) -> str:
     if head.startswith(b"%PDF"):
-        return "it is a PDF document"
+        return _("it is a PDF document")
     if head.startswith(b"PK\x03\x04"):
-        return "it is a zip archive; unpack it first"
+        return _("it is a zip archive; unpack it first")
     try:
         text = head.decode("utf-8")
         if all(ch.isprintable() or ch in "\r\n\t" for ch in text):
-            return f"it contains text ({text[:24].strip()!r}...)"
+            return _("it contains text ({text!r}...)").format(text=text[:24].strip())
     except UnicodeDecodeError:
         pass
-    return "its content is not a known image format"
+    return _("its content is not a known image format")
 
 
 def _too_large(name: str, pixels: int | None, width: int | None = None, height: int | None = None) -> InputError:
     size = f"{width}x{height} " if width and height else ""
-    mp = f"{pixels / 1e6:.0f} megapixels" if pixels else "too many pixels"
-    return InputError(
-        f"{name} is {size}({mp}), more than the "
-        f"{MAX_FRAME_PIXELS / 1e6:.0f} MP a plain image may have; convert it to a tiled GeoTIFF (e.g. "
-        "gdal_translate -co TILED=YES -co COMPRESS=DEFLATE in out.tif), which is read window by window")
+    mp = _("{n} megapixels").format(n=f"{pixels / 1e6:.0f}") if pixels else _("too many pixels")
+    return InputError(_(
+        "{name} is {size}({mp}), more than the {limit} MP a plain image may have; convert it to a tiled GeoTIFF "
+        "(e.g. gdal_translate -co TILED=YES -co COMPRESS=DEFLATE in out.tif), which is read window by window").format(
+            name=name, size=size, mp=mp, limit=f"{MAX_FRAME_PIXELS / 1e6:.0f}"))
 
 
 # ------------------------------------------------------------------------------------------------------- frames

@@ -120,7 +120,11 @@ def evaluate_images(det: Detector, normal: Sequence[str], anomalous: Sequence[st
             scores.append(det.calibration.image(float(det.predict(u[None])[1][0])))
             labels.append(y)
     if not scores:
-        raise InputError("nothing could be scored: " + "; ".join(skipped[:3]))
+        if skipped:
+            raise InputError(_("nothing could be scored: {reasons}; give readable images (PNG, JPEG, GeoTIFF)").format(
+                reasons="; ".join(skipped[:3])))
+        raise InputError(_("nothing could be scored: no raster has a {patch} px patch of valid pixels; give a smaller "
+                           "--patch").format(patch=patch))
     return {"auroc": auroc(scores, labels), "n_normal": labels.count(0), "n_anomalous": labels.count(1),
             "unit": f"patch {patch}px" if patch else "image", "scores": scores, "labels": labels,
             "skipped": skipped}

@@ -117,7 +117,7 @@ class PatchPool:
             try:
                 scene = open_scene(path)
             except CoreError as exc:
-                self.warnings.append(f"skipped {Path(path).name}: {exc}")
+                self.warnings.append(_("skipped {name}: {message}").format(name=Path(path).name, message=exc))
                 continue
             georef = scene.kind in ("geotiff", "xbd") and scene.georef is not None
             if not georef and frame_holdout_every:
@@ -142,8 +142,9 @@ class PatchPool:
             excl = _exclusion_rects(scene, exclude_bounds) if (georef and exclude_bounds) else []
             self.items.append(_Item(scene, cached, valid, georef, rows, excl))
         if not self.items:
-            raise TrainingDataError("none of the given images could be used for training" +
-                                    (f": {self.warnings[0]}" if self.warnings else ""))
+            raise TrainingDataError(_("none of the given images could be used for training ({reason}); give "
+                                      "readable images (PNG, JPEG, GeoTIFF) with valid pixels").format(
+                                          reason=self.warnings[0] if self.warnings else _("no images")))
 
     def __len__(self) -> int:
         return len(self.items)

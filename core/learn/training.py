@@ -214,10 +214,10 @@ def _gradient_steps(cfg: TrainConfig, net: OneClassNet, normal: PatchPool, anoma
                 out = net(x)
             loss = net.loss(out.float(), y)
             if not torch.isfinite(loss):
-                raise InputError(
-                    f"training diverged at epoch {epoch + 1}, step {_step + 1} (the loss became {float(loss)}); "
-                    f"nothing was saved. Lower the learning rate (now {opt.param_groups[0]['lr']:g}) or use the "
-                    "Adam optimizer")
+                raise InputError(_(
+                    "training diverged at epoch {epoch}, step {step} (the loss became {loss}); nothing was saved. "
+                    "Lower the learning rate (now {lr}) or use the Adam optimizer").format(
+                        epoch=epoch + 1, step=_step + 1, loss=float(loss), lr=f"{opt.param_groups[0]['lr']:g}"))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -230,8 +230,9 @@ def build_backbone(name: str, pretrained: str | os.PathLike[str] = "none") -> Tr
     if isinstance(pretrained, str) and pretrained == "imagenet":
         if spec.weights is None:
             fits = [n for n, src in SOURCES.items() if name in src.backbones]
-            raise ModelError(f"torchvision has no ImageNet weights for {name}; use an offline source "
-                             f"({', '.join(fits) or 'none installed'}), --pretrained none or a weights file")
+            raise ModelError(_("torchvision has no ImageNet weights for {name}; use an offline source ({sources}), "
+                               "--pretrained none or a weights file").format(
+                                   name=name, sources=", ".join(fits) or _("none installed")))
         path = hub_weights_path(spec.weights)
         if not path.is_file():
             raise ModelError(_("ImageNet weights for {name} are unavailable offline (looked for {path}); use "

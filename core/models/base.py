@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from core.errors import ModelError
+from core.i18n import _
 from core.models.backbones import Trunk
 from core.models.receptive import ReceptiveField, output_shape, receptive_field
 
@@ -105,8 +106,9 @@ class OneClassNet(nn.Module, ABC):
             raise ModelError(f"{self.arch} expects images shaped (N, 3, H, W), got {tuple(x.shape)}")
         h, w = self.map_shape((x.size(2), x.size(3)))
         if h < 1 or w < 1:
-            raise ModelError(f"{self.arch} cannot analyse a {x.size(2)}×{x.size(3)} px input: it is smaller than "
-                             f"one map position (stride {self.rf.j:g}); use tiles of at least 32×32 px")
+            raise ModelError(_("{arch} cannot analyse a {h}×{w} px input: it is smaller than one map position "
+                               "(stride {stride}); use tiles of at least 32×32 px").format(
+                                   arch=self.arch, h=x.size(2), w=x.size(3), stride=f"{self.rf.j:g}"))
 
     # --- the interface ------------------------------------------------------------------------------------------
     def features(self, x: Tensor) -> Tensor:

@@ -121,19 +121,21 @@ def _finite(v: Any) -> bool:
 def check_calibration(cal: Any, name: str = "checkpoint") -> None:
     """Refuse (:class:`CheckpointError`) calibration statistics that are missing, not finite numbers, or not
     increasing (q99 above q50): scores calibrated with them would be nan, infinite or inverted."""
-    what = (f"{name} has unusable score calibration ({{}}); recalibrate it by retraining with "
-            "`python -m core train`, or use another checkpoint")
+    def what(why: str) -> str:
+        return _("{name} has unusable score calibration ({why}); recalibrate it by retraining with "
+                 "`python -m core train`, or use another checkpoint").format(name=name, why=why)
+
     if not isinstance(cal, dict):
-        raise CheckpointError(what.format("not a table of numbers"))
+        raise CheckpointError(what(_("not a table of numbers")))
     missing = [k for k in _CALIBRATION_KEYS if k not in cal]
     if missing:
-        raise CheckpointError(what.format(f"missing {', '.join(missing)}"))
+        raise CheckpointError(what(_("missing {keys}").format(keys=", ".join(missing))))
     quantiles = [v for k in ("pixel_quantiles", "image_quantiles") if isinstance(cal.get(k), dict)
                  for v in cal[k].values()]
     if not all(_finite(cal[k]) for k in _CALIBRATION_KEYS) or not all(_finite(v) for v in quantiles):
-        raise CheckpointError(what.format("values that are not finite numbers (NaN or infinity)"))
+        raise CheckpointError(what(_("values that are not finite numbers (NaN or infinity)")))
     if not (cal["pixel_q99"] > cal["pixel_q50"] and cal["image_q99"] > cal["image_q50"]):
-        raise CheckpointError(what.format("its 99th percentiles are not above its medians"))
+        raise CheckpointError(what(_("its 99th percentiles are not above its medians")))
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any], str]:

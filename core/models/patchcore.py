@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.errors import ModelError
+from core.i18n import _
 from core.models.backbones import Trunk
 from core.models.base import OneClassNet
 from core.models.upsample import gaussian_upsample
@@ -46,8 +47,8 @@ def nearest_distance(queries: Tensor, bank: Tensor, chunk: int = KNN_CHUNK) -> T
     1024² image, interleaved), so the search stays exact.
     """
     if bank.numel() == 0:
-        raise ModelError("the feature bank is empty: fit the model on normal imagery first "
-                         "(python -m core train --arch patchcore-... --normal ...)")
+        raise ModelError(_("the feature bank is empty: fit the model on normal imagery first "
+                           "(python -m core train --arch patchcore-... --normal ...)"))
     queries, bank = queries.float(), bank.float()
     bn = (bank * bank).sum(1)
     out = []
@@ -105,7 +106,9 @@ class PatchCoreNet(OneClassNet):
         bank = state_dict.get(prefix + "bank")
         if isinstance(bank, Tensor):  # the bank's size is whatever fitting kept
             if bank.dim() != 2 or bank.size(1) != self.dim:
-                raise ModelError(f"{self.arch}: the feature bank is {tuple(bank.shape)}, expected (M, {self.dim})")
+                raise ModelError(_("{arch}: the checkpoint's feature bank is {shape}, expected (M, {dim}); the file "
+                                   "does not belong to this architecture: fit the model again").format(
+                                       arch=self.arch, shape=tuple(bank.shape), dim=self.dim))
             self.bank = torch.empty_like(bank, dtype=torch.float32)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
@@ -159,8 +162,9 @@ class PatchCoreNet(OneClassNet):
     def loss(self, out: Tensor, y: Tensor) -> Tensor:
         """Refused: feature matching is fitted, not trained by gradient (its memory bank is built from normal
         imagery by :func:`core.learn.area_fit.fit_bank`)."""
-        raise ModelError(f"{self.arch} is feature matching: it has no training loss. Fit it on normal imagery "
-                         f"(python -m core train --arch {self.arch} --normal ...), which builds its memory bank")
+        raise ModelError(_("{arch} is feature matching: it has no training loss. Fit it on normal imagery "
+                           "(python -m core train --arch {arch} --normal ...), which builds its memory bank").format(
+                               arch=self.arch))
 
     def heatmap(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Gaussian-upsampled distance map at the input's exact H×W (N,H,W) float32, and image scores (N,)."""

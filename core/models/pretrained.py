@@ -156,7 +156,7 @@ _LITE_BLOCK = {"expand.conv": "_expand_conv", "expand.bn": "_bn0", "depthwise.co
 def lite_source_key(key: str) -> str:
     """The lukemelas EfficientNet name of our trunk tensor ``key`` (``blocks.3.depthwise.bn.running_mean`` ->
     ``_blocks.3._bn1.running_mean``); :class:`ModelError` for a name outside the mapping."""
-    module, _, tensor = key.rpartition(".")
+    module, _dot, tensor = key.rpartition(".")
     if module in _LITE_STEM:
         return f"{_LITE_STEM[module]}.{tensor}"
     parts = module.split(".", 2)
@@ -184,16 +184,19 @@ def _convert_lite0(path: Path, trunk_state: dict[str, torch.Tensor]) -> dict[str
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - an unreadable file is the same user error whatever the cause
-        raise ModelError(f"efficientnet-lite0: cannot read {path}: {e}; reinstall requirements-weights.txt") from e
+        raise ModelError(_("efficientnet-lite0: cannot read {path} ({exc}); reinstall requirements-weights.txt")
+                         .format(path=path, exc=e)) from e
     state: dict[str, torch.Tensor] = {}
     for key, want in trunk_state.items():
         src_key = lite_source_key(key)
         v = raw.get(src_key) if isinstance(raw, dict) else None
         if not isinstance(v, torch.Tensor):
-            raise ModelError(f"efficientnet-lite0: {path.name} lacks {src_key} (for trunk tensor {key})")
+            raise ModelError(_("efficientnet-lite0: {name} lacks {src_key} (for trunk tensor {key}); reinstall "
+                               "requirements-weights.txt").format(name=path.name, src_key=src_key, key=key))
         if v.shape != want.shape:
-            raise ModelError(f"efficientnet-lite0: {src_key} is {tuple(v.shape)}, the trunk's {key} is "
-                             f"{tuple(want.shape)}")
+            raise ModelError(_("efficientnet-lite0: {src_key} is {shape}, the trunk's {key} is {want}; reinstall "
+                               "requirements-weights.txt").format(src_key=src_key, shape=tuple(v.shape), key=key,
+                                                                  want=tuple(want.shape)))
         state[key] = v.clone()
     w, c = fold_input_norm(state["stem.conv.weight"], LITE_MEAN, LITE_STD, IMAGENET_MEAN, IMAGENET_STD)
     state["stem.conv.weight"] = w.contiguous()

@@ -122,8 +122,10 @@ def build_model(arch: str, pretrained: Pretrained = "none", **options: Any) -> O
     net_cls = entry.objective.net
     unknown = sorted(set(options) - set(net_cls.options))
     if unknown:
-        takes = f"it takes {', '.join(net_cls.options)}" if net_cls.options else "it takes none"
-        raise ModelError(f"{arch} has no option {', '.join(map(repr, unknown))} ({takes})")
+        takes = (_("it takes {options}").format(options=", ".join(net_cls.options)) if net_cls.options
+                 else _("it takes none"))
+        raise ModelError(_("{arch} has no option {unknown} ({takes})").format(
+            arch=arch, unknown=", ".join(map(repr, unknown)), takes=takes))
     trunk = build_backbone(entry.trunk, pretrained)
     net = net_cls.from_trunk(arch, entry.trunk, trunk, str(pretrained), **options)
     net.family = entry.family

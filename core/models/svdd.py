@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from core.errors import ModelError
+from core.i18n import _
 from core.models.backbones import Trunk
 from core.models.objectives import sad_loss, svdd_loss
 from core.models.vector import VECTOR_DIM, VectorNet
@@ -96,7 +97,8 @@ class DeepSADNet(DeepSVDDNet):
                  eta: float = 1.0) -> None:
         super().__init__(arch, backbone_name, backbone, rf_layers, channels, pretrained, sigma, dim)
         if not eta > 0:
-            raise ModelError(f"Deep SAD's η (weight of the labelled anomalies) must be positive, got {eta}")
+            raise ModelError(_("Deep SAD's η (weight of the labelled anomalies) must be positive, got {eta}; give "
+                               "--eta above 0").format(eta=eta))
         self.eta = float(eta)
 
     def loss(self, out: Tensor, y: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.i18n import _
+from core.i18n import N_, _
 from core.imagery.xbd import find_xbd_labels
 from core.safe_files import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.server_files.paths import ENV_SERVER_PATHS, check_server_path, server_roots  # noqa: F401 (re-exported)
@@ -58,10 +58,16 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return not roots or any(path.is_relative_to(r) for r in roots)
 
 
+def _shown(path: Path, real: Path) -> str:
+    """``path``, and where it links to when that is elsewhere."""
+    return str(path) if real == path else _("{path} (a link to {real})").format(path=path, real=real)
+
+
 def _outside(what: str, shown: str, roots: list[Path]) -> InputError:
-    return InputError(f"{what}: {shown} is outside the folders this server lets you read "
-                      f"({', '.join(map(str, roots))}). Copy the files into one of them, or ask the administrator "
-                      f"to add their folder to {ENV_SERVER_PATHS} (folders separated by '{os.pathsep}').")
+    return InputError(_("{what}: {shown} is outside the folders this server lets you read ({roots}). Copy the files "
+                        "into one of them, or ask the administrator to add their folder to {env} (folders separated "
+                        "by '{sep}').").format(what=_(what), shown=shown, roots=", ".join(map(str, roots)),
+                                               env=ENV_SERVER_PATHS, sep=os.pathsep))
 
 
 def _real(path: Path, what: str) -> Path:
@@ -70,27 +76,27 @@ def _real(path: Path, what: str) -> Path:
         return path.resolve()
     except (OSError, RuntimeError) as exc:
         raise InputError(_("{what}: {path} cannot be resolved ({exc}); is it a link loop?").format(
-                             what=what, path=path, exc=exc)) from exc
+                             what=_(what), path=path, exc=exc)) from exc
 
 
 def _typed(text: str, what: str, example: str) -> Path:
     raw = (text or "").strip().strip("'\"")
     if not raw:
         raise InputError(_("{what}: type the full path on the server, e.g. {example}").format(
-                             what=what, example=example))
+                             what=_(what), example=example))
     if any(ord(c) < 32 for c in raw):
-        raise InputError(_("{what}: the path contains control characters; type it again").format(what=what))
+        raise InputError(_("{what}: the path contains control characters; type it again").format(what=_(what)))
     try:
         path = Path(raw).expanduser()
     except RuntimeError as exc:  # ~name of an unknown user
         raise InputError(_("{what}: {raw!r} names an unknown home folder; give the full path").format(
-                             what=what, raw=raw)) from exc
+                             what=_(what), raw=raw)) from exc
     if not path.is_absolute():
         raise InputError(_("{what}: {raw!r} is not an absolute path; give the full path, starting with /").format(
-                             what=what, raw=raw))
+                             what=_(what), raw=raw))
     if ".." in path.parts:
         raise InputError(_("{what}: {raw!r} contains '..'; give the folder's own full path, without '..'").format(
-                             what=what, raw=raw))
+                             what=_(what), raw=raw))
     return path
 
 
@@ -101,21 +107,21 @@ def _confined(text: str, what: str, example: str) -> tuple[Path, list[Path]]:
     roots = server_roots()
     real = _real(path, what)
     if not _inside(real, roots):
-        raise _outside(what, str(path) if real == path else f"{path} (a link to {real})", roots)
+        raise _outside(what, _shown(path, real), roots)
     return path, roots
 
 
 def check_weights_file(text: str) -> Path:
     """A backbone weights file typed on the page: absolute, no ``..``, inside ``$BDA_SERVER_PATHS`` (when set) once
     links are resolved, an existing readable file. Raises :class:`InputError` saying what is wrong."""
-    what = "Weights file"
+    what = N_("Weights file")
     path, roots = _confined(text, what, "/data/weights/resnet18.pth")
     if not path.is_file():
         raise InputError(_("{what}: {path} is not a file on the server; check the spelling (a torchvision "
-                           "state_dict saved with torch.save(model.state_dict()))").format(what=what, path=path))
+                           "state_dict saved with torch.save(model.state_dict()))").format(what=_(what), path=path))
     if not os.access(path, os.R_OK):
         raise InputError(_("{what}: {path} is not readable by the workbench (permissions)").format(
-                             what=what, path=path))
+                             what=_(what), path=path))
     return path
 
 
@@ -134,23 +140,23 @@ def check_image_source(text: str, what: str) -> str:
     pattern = [] if magic is None else list(parts[magic:])
     real = _real(base, what)
     if not _inside(real, roots):
-        raise _outside(what, str(base) if real == base else f"{base} (a link to {real})", roots)
+        raise _outside(what, _shown(base, real), roots)
     if not base.exists():
         raise InputError(_("{what}: {base} does not exist on the server; check the spelling").format(
-                             what=what, base=base))
+                             what=_(what), base=base))
     if magic is None and base.is_file():
         if not os.access(base, os.R_OK):
             raise InputError(_("{what}: {base} is not readable by the workbench (permissions)").format(
-                                 what=what, base=base))
+                                 what=_(what), base=base))
         return str(path)
     if not base.is_dir():
-        raise InputError(_("{what}: {base} is neither a file nor a folder").format(what=what, base=base))
+        raise InputError(_("{what}: {base} is neither a file nor a folder").format(what=_(what), base=base))
     if pattern and pattern[-1] == "**":
         pattern.append("*")  # a trailing ** lists everything below it, as **/* does
     images = _scan(base, pattern or ["**", "*"], roots, what)
     if not images:
         raise InputError(_("{what}: no images in {path} (looked for {value})").format(
-                             what=what, path=path, value=', '.join(sorted(IMAGE_EXTS))))
+                             what=_(what), path=path, value=', '.join(sorted(IMAGE_EXTS))))
     return str(path)
 
 
@@ -168,10 +174,10 @@ def _scan(base: Path, pattern: list[str], roots: list[Path], what: str) -> int:
         if depth > MAX_DEPTH:
             raise InputError(_("{what}: folders nest more than {max_depth} levels below {base} (a link loop?); "
                                "name the folder that holds the images").format(
-                                 what=what, max_depth=MAX_DEPTH, base=base))
+                                 what=_(what), max_depth=MAX_DEPTH, base=base))
         real = _real(folder, what)
         if not _inside(real, roots):
-            raise _outside(what, f"{folder} (a link to {real})", roots)
+            raise _outside(what, _shown(folder, real), roots)
         try:
             with os.scandir(folder) as it:
                 entries = [(e.name, *_kind(e)) for e in it]
@@ -181,7 +187,7 @@ def _scan(base: Path, pattern: list[str], roots: list[Path], what: str) -> int:
         if count[0] > MAX_SCAN_ENTRIES:
             raise InputError(_("{what}: {base} holds more than {max_scan_entries:,} files and folders; name the "
                                "folder that holds the images (a narrower folder or glob)").format(
-                                 what=what, base=base, max_scan_entries=MAX_SCAN_ENTRIES))
+                                 what=_(what), base=base, max_scan_entries=MAX_SCAN_ENTRIES))
         listed[folder] = entries
         return entries
 
@@ -208,7 +214,7 @@ def _scan(base: Path, pattern: list[str], roots: list[Path], what: str) -> int:
                 f = folder / name
                 real = _real(f, what)
                 if not _inside(real, roots):
-                    raise _outside(what, f"{f} (a link to {real})", roots)
+                    raise _outside(what, _shown(f, real), roots)
                 images.add(real)
     return len(images)
 
@@ -268,33 +274,34 @@ class XbdFolder:
                 "buildings, only their image count")
 
 
-def check_xbd_folder(text: str, what: str = "xBD folder") -> XbdFolder:
+def check_xbd_folder(text: str, what: str = N_("xBD folder")) -> XbdFolder:
     """A server xBD folder typed on the page (``images/`` + ``labels/``), checked with the server-path rules of the
     module notes and for post images and label JSONs. Raises :class:`InputError` saying what is wrong."""
     path, roots = _confined(text, what, "/data/xbd/harvey")
     if not path.exists():
         raise InputError(_("{what}: {path} does not exist on the server; check the spelling").format(
-                             what=what, path=path))
+                             what=_(what), path=path))
     if not path.is_dir():
         raise InputError(_("{what}: {path} is not a folder; {xbd_layout}").format(
-                             what=what, path=path, xbd_layout=XBD_LAYOUT))
+                             what=_(what), path=path, xbd_layout=XBD_LAYOUT))
     return xbd_contents(path, roots, what)
 
 
-def xbd_contents(root: Path, roots: list[Path], what: str = "xBD folder") -> XbdFolder:
+def xbd_contents(root: Path, roots: list[Path], what: str = N_("xBD folder")) -> XbdFolder:
     """Check that ``root`` holds ``images/`` with post images and ``labels/`` with their label JSONs, every one
     inside ``roots`` once links are resolved (no confinement when ``roots`` is empty). Raises :class:`InputError`."""
     images, labels = root / "images", root / "labels"
     lacking = [f"{d.name}/" for d in (images, labels) if not d.is_dir()]
     if lacking:
-        hint = (f"; name the folder above it ({root.parent})" if root.name.lower() in ("images", "labels") else "")
+        hint = ("; " + _("name the folder above it ({parent})").format(parent=root.parent)
+                if root.name.lower() in ("images", "labels") else "")
         raise InputError(_("{what}: {root} has no {value} folder{hint}; {xbd_layout}").format(
-                             what=what, root=root, value=' and no '.join(lacking), hint=hint,
+                             what=_(what), root=root, value=' and no '.join(lacking), hint=hint,
                              xbd_layout=XBD_LAYOUT))
     for d in (images, labels):
         real = _real(d, what)
         if not _inside(real, roots):
-            raise _outside(what, f"{d} (a link to {real})", roots)
+            raise _outside(what, _shown(d, real), roots)
     try:
         with os.scandir(images) as it:
             names = []
@@ -302,15 +309,15 @@ def xbd_contents(root: Path, roots: list[Path], what: str = "xBD folder") -> Xbd
                 if k >= MAX_SCAN_ENTRIES:
                     raise InputError(_("{what}: {images} holds more than {max_scan_entries:,} entries; evaluate a "
                                        "smaller xBD folder (one disaster)").format(
-                                         what=what, images=images, max_scan_entries=MAX_SCAN_ENTRIES))
+                                         what=_(what), images=images, max_scan_entries=MAX_SCAN_ENTRIES))
                 if fnmatch.fnmatchcase(entry.name, XBD_POST) and _kind(entry)[1]:
                     names.append(entry.name)
     except OSError as exc:
         raise InputError(_("{what}: {images} cannot be read ({value})").format(
-                             what=what, images=images, value=exc.strerror or exc)) from exc
+                             what=_(what), images=images, value=exc.strerror or exc)) from exc
     if not names:
         raise InputError(_("{what}: no post-event images ({xbd_post}) in {images}; {xbd_layout}").format(
-                             what=what, xbd_post=XBD_POST, images=images, xbd_layout=XBD_LAYOUT))
+                             what=_(what), xbd_post=XBD_POST, images=images, xbd_layout=XBD_LAYOUT))
     unlabelled = []
     for name in sorted(names):
         post = images / name
@@ -320,25 +327,25 @@ def xbd_contents(root: Path, roots: list[Path], what: str = "xBD folder") -> Xbd
                 continue
             real = _real(f, what)
             if not _inside(real, roots):
-                raise _outside(what, f"{f} (a link to {real})", roots)
+                raise _outside(what, _shown(f, real), roots)
     if len(unlabelled) == len(names):
         raise InputError(_("{what}: none of the {names} post images in {images} has its label JSON in {labels} "
                            "(e.g. {stem}.json); the building AUROC needs the xBD labels").format(
-                             what=what, names=len(names), images=images, labels=labels, stem=Path(names[0]).stem))
+                             what=_(what), names=len(names), images=images, labels=labels, stem=Path(names[0]).stem))
     return XbdFolder(root=root, posts=len(names), unlabelled=unlabelled)
 
 
-def find_xbd_root(folder: Path, what: str = "xBD zip") -> Path:
+def find_xbd_root(folder: Path, what: str = N_("xBD zip")) -> Path:
     """The one folder at or below ``folder`` (an unpacked upload) that holds both ``images/`` and ``labels/``."""
     found = [d for d in (folder, *sorted(folder.rglob("*")))
              if d.is_dir() and "__MACOSX" not in d.parts and (d / "images").is_dir() and (d / "labels").is_dir()]
     if not found:
         raise InputError(_("{what}: the archive holds no folder with both images/ and labels/; zip the xBD folder "
-                           "itself ({xbd_layout})").format(what=what, xbd_layout=XBD_LAYOUT))
+                           "itself ({xbd_layout})").format(what=_(what), xbd_layout=XBD_LAYOUT))
     if len(found) > 1:
         names = ", ".join(str(d.relative_to(folder)) or "." for d in found[:4])
         raise InputError(_("{what}: the archive holds {found} xBD folders ({names}); zip one of them").format(
-                             what=what, found=len(found), names=names))
+                             what=_(what), found=len(found), names=names))
     return found[0]
 
 
@@ -353,7 +360,7 @@ def stage_xbd_upload(ws: Workspace, upload: Any) -> tuple[Path, XbdFolder]:
     dest = save_job_uploads(ws, "eval-xbd", [upload])
     assert dest is not None
     try:
-        return dest, xbd_contents(find_xbd_root(dest), [], "xBD zip")
+        return dest, xbd_contents(find_xbd_root(dest), [], N_("xBD zip"))
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.i18n import _
+from core.i18n import N_, _
 from core.safe_files import clean_name
 from core.store.base import WorkspaceBase, owner_alive, this_owner
 from core.store.codec import (
@@ -52,9 +52,9 @@ class AnalysesMixin(WorkspaceBase):
     # -- cases ----------------------------------------------------------------------------------------------
     def create_case(self, name: str, *, event: str = "", description: str = "") -> int:
         """New case (an event or task grouping analyses); returns its id."""
-        name = check_name(name, "case name", max_len=200)
-        check_text(event, "event", max_len=200)
-        check_text(description, "case description", max_len=20000)
+        name = check_name(name, N_("case name"), max_len=200)
+        check_text(event, N_("event"), max_len=200)
+        check_text(description, N_("case description"), max_len=20000)
         now = utc_now()
         with self._db.write() as conn:
             cur = conn.execute("INSERT INTO cases(name, event, description, created_at, updated_at) "
@@ -64,7 +64,7 @@ class AnalysesMixin(WorkspaceBase):
     def ensure_case(self, name: str, *, description: str = "") -> int:
         """Id of the oldest case, creating ``name`` when the workspace has none: one transaction, so sessions and
         processes opening an empty workspace at the same moment end up with one first case, not one each."""
-        name = check_name(name, "case name", max_len=200)
+        name = check_name(name, N_("case name"), max_len=200)
         with self._db.write() as conn:
             row = conn.execute("SELECT id FROM cases ORDER BY id LIMIT 1").fetchone()
             if row is not None:
@@ -82,7 +82,7 @@ class AnalysesMixin(WorkspaceBase):
 
     def get_case(self, case_id: int) -> dict[str, Any]:
         """One case as a dict (id, name, event, description, created_at, updated_at, n_analyses)."""
-        cid = check_id(case_id, "case id")
+        cid = check_id(case_id, N_("case id"))
         rows = self._db.query("SELECT c.*, (SELECT COUNT(*) FROM analyses a WHERE a.case_id = c.id) AS n_analyses "
                               "FROM cases c WHERE c.id=?", (cid,))
         if not rows:
@@ -97,7 +97,7 @@ class AnalysesMixin(WorkspaceBase):
         defaults to the file name and must be unique) before it starts; status ``running``. Returns its id.
         ``created_by``: the logged-in user who started it (None without accounts)."""
         if created_by is not None:
-            created_by = check_name(created_by, "user name", max_len=200)
+            created_by = check_name(created_by, N_("user name"), max_len=200)
         cid = self.get_case(case_id)["id"]
         if not isinstance(inputs, (list, tuple)) or not inputs:
             raise InputError(_("an analysis needs at least one input: pass [{'path': ..., 'name': ...}, ...]."))
@@ -132,7 +132,7 @@ class AnalysesMixin(WorkspaceBase):
             if not math.isfinite(threshold):
                 raise InputError(_("threshold must be a finite number, got {threshold}.").format(
                                      threshold=threshold))
-        model_json, options_json = dumps(model, "model description"), dumps(options, "analysis options")
+        model_json, options_json = dumps(model, N_("model description")), dumps(options, N_("analysis options"))
         now = utc_now()
         with self._db.write() as conn:
             aid = inserted_id(conn.execute(
@@ -194,7 +194,7 @@ class AnalysesMixin(WorkspaceBase):
     def get_analysis(self, analysis_id: int) -> dict[str, Any]:
         """An analysis: id, case_id, model, threshold, options, status, owner, created_at, updated_at,
         finished_at, n_inputs, n_done, n_failed, n_findings, dir."""
-        aid = check_id(analysis_id, "analysis id")
+        aid = check_id(analysis_id, N_("analysis id"))
         rows = self._db.query(_ANALYSIS_SQL + " WHERE a.id=?", (aid,))
         if not rows:
             raise InputError(_("there is no analysis with id {aid} in the workspace {root}; pick one from the list "
@@ -207,7 +207,7 @@ class AnalysesMixin(WorkspaceBase):
             rows = self._db.query(_ANALYSIS_SQL + " ORDER BY a.id DESC")
         else:
             rows = self._db.query(_ANALYSIS_SQL + " WHERE a.case_id=? ORDER BY a.id DESC",
-                                  (check_id(case_id, "case id"),))
+                                  (check_id(case_id, N_("case id")),))
         return [self._analysis_dict(r) for r in rows]
 
     def delete_analysis(self, analysis_id: int) -> None:
@@ -237,13 +237,13 @@ class AnalysesMixin(WorkspaceBase):
             raise InputError(_("save_scene_result needs a SceneResult, got {name}.").format(
                                  name=type(result).__name__))
         aid = self._require_analysis(analysis_id)
-        name = check_name(input_name if input_name is not None else result.scene_name, "scene name", max_len=1000)
+        name = check_name(input_name if input_name is not None else result.scene_name, N_("scene name"), max_len=1000)
         if isinstance(result.scene_name, str) and result.scene_name != clean_name(result.scene_name):
             result = dataclasses.replace(result, scene_name=clean_name(result.scene_name, default=name))
         if isinstance(result.pre_scene_name, str) and result.pre_scene_name != clean_name(result.pre_scene_name):
             result = dataclasses.replace(result, pre_scene_name=clean_name(result.pre_scene_name, default="pre"))
         if result.error is not None:
-            check_text(result.error, "error message", max_len=100000)
+            check_text(result.error, N_("error message"), max_len=100000)
         adir = self._analysis_path(aid)
         scene_json = scene_row(result, analysis_dir=adir, root=self.root)
         findings = self._finding_rows(result.findings)
@@ -279,7 +279,7 @@ class AnalysesMixin(WorkspaceBase):
         for f in findings:
             if not isinstance(f, Finding):
                 raise InputError(_("findings must be Finding objects, got {name}.").format(name=type(f).__name__))
-            check_text(f.id, "finding id", max_len=200, allow_empty=False)
+            check_text(f.id, N_("finding id"), max_len=200, allow_empty=False)
             if f.id in seen:
                 raise InputError(_("two findings of scene {scene_name!r} share the id {id!r}; ids must differ.").format(
                                      scene_name=f.scene_name, id=f.id))

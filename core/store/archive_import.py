@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.errors import InputError
-from core.i18n import _
+from core.i18n import N_, _
 from core.safe_files import clean_name, safe_extract_zip, safe_filename, unique_name
 from core.store.archive_format import FORMAT, FORMAT_VERSION
 from core.store.base import WorkspaceBase
@@ -116,7 +116,7 @@ class ImportMixin(WorkspaceBase):
         """
         archive = Path(archive)
         if user is not None:
-            user = check_name(user, "user name", max_len=200)  # before anything is written
+            user = check_name(user, N_("user name"), max_len=200)  # before anything is written
         if not archive.is_file():
             raise InputError(_("case archive {archive} does not exist or is not a file; check the path.").format(
                                  archive=archive))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.errors import InputError, WorkspaceError
-from core.i18n import _
+from core.i18n import N_, _
 from core.store.codec import check_id
 from core.store.db import Database, utc_now
 from core.store.files import default_root
@@ -156,7 +156,7 @@ class WorkspaceBase:
         return self.root / "files" / "analyses" / str(int(analysis_id))
 
     def _require_analysis(self, analysis_id: Any) -> int:
-        aid = check_id(analysis_id, "analysis id")
+        aid = check_id(analysis_id, N_("analysis id"))
         if not self._db.query("SELECT 1 FROM analyses WHERE id=?", (aid,)):
             raise InputError(_("there is no analysis with id {aid} in the workspace {root}; pick one from the list "
                                "of analyses.").format(aid=aid, root=self.root))

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from core.errors import InputError, ReviewConflictError
+from core.i18n import N_, _
 from core.store.base import WorkspaceBase
 from core.store.codec import REVIEW_STATUSES, check_name, check_text
 from core.store.db import loads_row, utc_now
@@ -20,8 +21,8 @@ def building_ref(analysis_id: int, building_id: str) -> str:
 
 
 def _missing(ref: str) -> InputError:
-    return InputError(f"there is no building {ref!r} in this workspace (ids look like 'A12-B:<footprint id>'); it "
-                      "may belong to a deleted analysis. Reload the analysis and pick it again.")
+    return InputError(_("there is no building {ref!r} in this workspace (ids look like 'A12-B:<footprint id>'); it "
+                        "may belong to a deleted analysis. Reload the analysis and pick it again.").format(ref=ref))
 
 
 def _merged(row: Any) -> dict[str, Any]:
@@ -91,16 +92,17 @@ class BuildingsMixin(WorkspaceBase):
         """Record an analyst's decision on a building (status, grade, notes, calibration label) with one audit row,
         as :meth:`~core.store.review.ReviewMixin.review_finding` does for findings; returns the building.
         ``clear_label`` removes its label. A stale ``expected_version`` raises :class:`ReviewConflictError`."""
-        check_text(ref, "building id", max_len=400, allow_empty=False)
-        analyst = check_name(analyst, "analyst name", max_len=200)
+        check_text(ref, N_("building id"), max_len=400, allow_empty=False)
+        analyst = check_name(analyst, N_("analyst name"), max_len=200)
         if status is None and grade is None and notes is None and label is None and not clear_label:
-            raise InputError("nothing to record: give a status, a grade, notes or a label.")
+            raise InputError(_("nothing to record: give a status, a grade, notes or a label."))
         if status is not None and status not in REVIEW_STATUSES:
-            raise InputError(f"review status must be one of {', '.join(REVIEW_STATUSES)}; got {status!r}.")
+            raise InputError(_("review status must be one of {value}; got {status!r}.").format(
+                value=", ".join(REVIEW_STATUSES), status=status))
         if grade is not None:
-            check_text(grade, "grade", max_len=100, allow_empty=False)
+            check_text(grade, N_("grade"), max_len=100, allow_empty=False)
         if notes is not None:
-            check_text(notes, "notes", max_len=20000)
+            check_text(notes, N_("notes"), max_len=20000)
         if label is not None:
             from core.buildings.calibrate import parse_label
 
@@ -116,11 +118,13 @@ class BuildingsMixin(WorkspaceBase):
                     since = [loads_row(r) for r in conn.execute(
                         "SELECT * FROM building_reviews WHERE building_ref=? AND id>? ORDER BY id",
                         (ref, int(expected_version))).fetchall()]
-                    who = ", ".join(dict.fromkeys(f"{r['analyst']} at {str(r['at'])[:19].replace('T', ' ')} UTC"
-                                                  for r in since if r))
-                    raise ReviewConflictError(f"{ref} was reviewed by {who or 'someone else'} after you opened it; "
-                                              "nothing of yours was saved. Keep their review, or apply yours on top.",
-                                              finding=_merged(row), since=since, version=cur)  # type: ignore[arg-type]
+                    who = ", ".join(dict.fromkeys(
+                        _("{analyst} at {at} UTC").format(analyst=r["analyst"], at=str(r["at"])[:19].replace("T", " "))
+                        for r in since if r))
+                    raise ReviewConflictError(
+                        _("{ref} was reviewed by {who} after you opened it; nothing of yours was saved. Keep their "
+                          "review, or apply yours on top.").format(ref=ref, who=who or _("someone else")),
+                        finding=_merged(row), since=since, version=cur)  # type: ignore[arg-type]
             new_label = None if clear_label else (label if label is not None else row["label"])
             cur_grade = row["analyst_grade"] or json.loads(row["data_json"]).get("grade")
             conn.execute(
@@ -152,7 +156,7 @@ class BuildingsMixin(WorkspaceBase):
 
     def building_history(self, ref: str) -> list[dict[str, Any]]:
         """Every review of a building, oldest first (like :meth:`review_history`, plus label before/after)."""
-        check_text(ref, "building id", max_len=400, allow_empty=False)
+        check_text(ref, N_("building id"), max_len=400, allow_empty=False)
         with self._db.snapshot() as conn:
             if conn.execute("SELECT 1 FROM buildings WHERE id=?", (ref,)).fetchone() is None:
                 raise _missing(ref)
@@ -165,7 +169,7 @@ class BuildingsMixin(WorkspaceBase):
         from core.buildings.calibrate import parse_label
 
         clean = {str(k): parse_label(v) for k, v in labels.items()}
-        analyst = check_name(analyst, "analyst name", max_len=200)
+        analyst = check_name(analyst, N_("analyst name"), max_len=200)
         now = utc_now()
         n = 0
         with self._db.write() as conn:
@@ -173,8 +177,10 @@ class BuildingsMixin(WorkspaceBase):
                 "SELECT * FROM buildings WHERE analysis_id=?", (aid,)).fetchall()}
             unknown = [k for k in clean if k not in rows]
             if unknown:
-                raise InputError(f"{len(unknown)} labelled building id(s) are not footprints of analysis {aid}: "
-                                 f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
+                raise InputError(_("{n} labelled building id(s) are not footprints of analysis {aid}: {ids}; check "
+                                   "the building_id column against buildings.csv").format(
+                                       n=len(unknown), aid=aid,
+                                       ids=", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")))
             for bid, lab in clean.items():
                 r = rows[bid]
                 if r["label"] == lab:

@@ -49,7 +49,7 @@ def dumps(value: Any, what: str) -> str:
         return json.dumps(value, default=_default)
     except (TypeError, ValueError) as exc:
         raise InputError(_("{what} cannot be stored: {exc}. Pass plain numbers, strings, lists and dicts.").format(
-                             what=what, exc=exc)) from exc
+                             what=_(what), exc=exc)) from exc
 
 
 def loads(text: str | None, default: Any = None) -> Any:
@@ -102,19 +102,19 @@ def finding_from_row(row: sqlite3.Row) -> Finding:
 def check_text(value: Any, what: str, *, max_len: int, allow_empty: bool = True) -> str:
     """A string argument, refused with :class:`InputError` when it is not text, empty or too long."""
     if not isinstance(value, str):
-        raise InputError(_("{what} must be text, got {name}.").format(what=what, name=type(value).__name__))
+        raise InputError(_("{what} must be text, got {name}.").format(what=_(what), name=type(value).__name__))
     if not allow_empty and not value.strip():
-        raise InputError(_("{what} must not be empty.").format(what=what))
+        raise InputError(_("{what} must not be empty.").format(what=_(what)))
     if len(value) > max_len:
         raise InputError(_("{what} is {value} characters long; the limit is {max_len}. Shorten it.").format(
-                             what=what, value=len(value), max_len=max_len))
+                             what=_(what), value=len(value), max_len=max_len))
     if "\x00" in value:
-        raise InputError(_("{what} contains a NUL character; remove it.").format(what=what))
+        raise InputError(_("{what} contains a NUL character; remove it.").format(what=_(what)))
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InputError(_("{what} contains characters that are not valid Unicode text; retype it.").format(
-                             what=what)) from None
+                             what=_(what))) from None
     return value
 
 
@@ -123,18 +123,18 @@ def check_name(value: Any, what: str, *, max_len: int) -> str:
     :func:`core.safe_files.clean_name` (no control, bidi-override or invisible characters), not empty once cleaned,
     at most ``max_len`` characters. Returns the cleaned name; :class:`InputError` otherwise."""
     if not isinstance(value, str):
-        raise InputError(_("{what} must be text, got {name}.").format(what=what, name=type(value).__name__))
+        raise InputError(_("{what} must be text, got {name}.").format(what=_(what), name=type(value).__name__))
     name = clean_name(value, default="", max_len=max(len(value), 1))
     if not name:
         raise InputError(_("{what} must not be empty (control and invisible characters do not count).").format(
-                             what=what))
+                             what=_(what)))
     return check_text(name, what, max_len=max_len)
 
 
 def check_id(value: Any, what: str) -> int:
     """A positive integer row id, refused with :class:`InputError` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise InputError(_("{what} must be a positive whole number, got {value!r}.").format(what=what, value=value))
+        raise InputError(_("{what} must be a positive whole number, got {value!r}.").format(what=_(what), value=value))
     return int(value)
 
 
@@ -144,7 +144,7 @@ def check_fraction(value: Any, what: str) -> float:
         v = float(value)
     except (TypeError, ValueError):
         raise InputError(_("{what} must be a number between 0 and 1, got {value!r}.").format(
-            what=what, value=value)) from None
+            what=_(what), value=value)) from None
     if not (0.0 <= v <= 1.0) or math.isnan(v):
-        raise InputError(_("{what} must be between 0 and 1, got {v}.").format(what=what, v=v))
+        raise InputError(_("{what} must be between 0 and 1, got {v}.").format(what=_(what), v=v))
     return v

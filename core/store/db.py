@@ -54,24 +54,28 @@ class Database:
         msg = str(exc)
         low = msg.lower()
         if any(w in low for w in _CORRUPT_WORDS):
-            return WorkspaceError(
-                f"the workspace database {self.path} is damaged ({msg}). Stop the workbench, move that file and "
-                "its -wal/-shm companions aside (e.g. rename to .corrupt) and restart to begin an empty workspace; "
+            return WorkspaceError(_(
+                "the workspace database {path} is damaged ({msg}). Stop the workbench, move that file and its "
+                "-wal/-shm companions aside (e.g. rename to .corrupt) and restart to begin an empty workspace; "
                 "re-import your cases from their exported archives, or try `sqlite3 <file> .recover` to salvage it.")
+                .format(path=self.path, msg=msg))
         if _is_busy(exc):
-            return WorkspaceError(
-                f"the workspace database {self.path} stayed locked for more than {self.busy_timeout_s:.0f} s "
-                "because another workbench process or thread is holding it. Wait for long-running jobs to finish "
-                "and try again; if it persists, stop other workbench processes using this workspace.")
+            return WorkspaceError(_(
+                "the workspace database {path} stayed locked for more than {seconds} s because another workbench "
+                "process or thread is holding it. Wait for long-running jobs to finish and try again; if it "
+                "persists, stop other workbench processes using this workspace.").format(
+                    path=self.path, seconds=f"{self.busy_timeout_s:.0f}"))
         if "readonly" in low or "unable to open" in low or "permission" in low:
-            return WorkspaceError(
-                f"cannot open the workspace database {self.path} for writing ({msg}). Make the folder writable, "
-                f"or choose another workspace folder with the BDA_WORKSPACE environment variable.")
+            return WorkspaceError(_(
+                "cannot open the workspace database {path} for writing ({msg}). Make the folder writable, or choose "
+                "another workspace folder with the BDA_WORKSPACE environment variable.").format(path=self.path,
+                                                                                               msg=msg))
         if "disk is full" in low or "disk i/o" in low:
-            return WorkspaceError(
-                f"the workspace database {self.path} could not be written ({msg}). Free disk space on that drive "
-                "(or choose another workspace folder with BDA_WORKSPACE) and try again.")
-        return WorkspaceError(f"workspace database error in {self.path}: {msg}")
+            return WorkspaceError(_(
+                "the workspace database {path} could not be written ({msg}). Free disk space on that drive (or choose "
+                "another workspace folder with BDA_WORKSPACE) and try again.").format(path=self.path, msg=msg))
+        return WorkspaceError(_("workspace database error in {path}: {msg}; try again, and if it persists check the "
+                                "workspace folder").format(path=self.path, msg=msg))
 
     # -- connections ----------------------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
-from core.i18n import _
+from core.i18n import N_, _
 from core.safe_files import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
 from core.store.codec import check_fraction, check_id, check_name, check_text, dumps, loads
@@ -42,10 +42,10 @@ class JobsMixin(WorkspaceBase):
                                  path=path))
         if not isinstance(info, dict):
             raise InputError(_("model info must be a dict (use {} when there is nothing to record)."))
-        info_json = dumps(info, "model info")
+        info_json = dumps(info, N_("model info"))
         name = check_name(str(info.get("name") or path.stem), "model name", max_len=200)
         if info.get("name") and name != info["name"]:
-            info_json = dumps({**info, "name": name}, "model info")
+            info_json = dumps({**info, "name": name}, N_("model info"))
         try:
             sha, size = file_sha256(path), path.stat().st_size
         except OSError as exc:
@@ -65,7 +65,7 @@ class JobsMixin(WorkspaceBase):
                 "INSERT INTO models(name, path, sha256, size_bytes, info_json, created_at, registered_by) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (name, stored, sha, size, info_json, utc_now(),
-                 None if registered_by is None else check_name(registered_by, "user name", max_len=200))))
+                 None if registered_by is None else check_name(registered_by, N_("user name"), max_len=200))))
 
     def _copy_in(self, src: Path, sha: str) -> Path:
         dest = self.models_dir() / sha[:16] / safe_filename(src.name, default="model")
@@ -89,7 +89,7 @@ class JobsMixin(WorkspaceBase):
 
     def get_model(self, model_id: int) -> dict[str, Any]:
         """One registered model, as in :meth:`list_models`."""
-        mid = check_id(model_id, "model id")
+        mid = check_id(model_id, N_("model id"))
         rows = self._db.query("SELECT * FROM models WHERE id=?", (mid,))
         if not rows:
             raise InputError(_("there is no registered model with id {mid}; pick one from the list of models.").format(
@@ -99,17 +99,17 @@ class JobsMixin(WorkspaceBase):
     # -- jobs -----------------------------------------------------------------------------------------------
     def create_job(self, kind: str, params: dict[str, Any]) -> int:
         """A new background job (``queued``, owned by this process); returns its id."""
-        check_text(kind, "job kind", max_len=100, allow_empty=False)
+        check_text(kind, N_("job kind"), max_len=100, allow_empty=False)
         if not isinstance(params, dict):
             raise InputError(_("job params must be a dict."))
-        params_json, now = dumps(params, "job parameters"), utc_now()
+        params_json, now = dumps(params, N_("job parameters")), utc_now()
         with self._db.write() as conn:
             return inserted_id(conn.execute(
                 "INSERT INTO jobs(kind, params_json, status, owner, created_at, updated_at) "
                 "VALUES (?, ?, 'queued', ?, ?, ?)", (kind, params_json, this_owner(), now, now)))
 
     def _require_job(self, job_id: Any) -> int:
-        jid = check_id(job_id, "job id")
+        jid = check_id(job_id, N_("job id"))
         if not self._db.query("SELECT 1 FROM jobs WHERE id=?", (jid,)):
             raise InputError(_("there is no job with id {jid}; pick one from the list of jobs.").format(jid=jid))
         return jid
@@ -137,18 +137,18 @@ class JobsMixin(WorkspaceBase):
                 vals.append(now)
         if progress is not None:
             sets.append("progress=?")
-            vals.append(check_fraction(progress, "job progress"))
+            vals.append(check_fraction(progress, N_("job progress")))
         if message is not None:
             sets.append("message=?")
-            vals.append(check_text(message, "job message", max_len=20000))
+            vals.append(check_text(message, N_("job message"), max_len=20000))
         if result is not None:
             sets.append("result_json=?")
-            vals.append(dumps(result, "job result"))
+            vals.append(dumps(result, N_("job result")))
         log_json = None
         if log_append is not None:
             if not isinstance(log_append, dict):
                 raise InputError(_("log_append must be a dict."))
-            log_json = dumps(log_append, "job log entry")
+            log_json = dumps(log_append, N_("job log entry"))
         with self._db.write() as conn:
             conn.execute(f"UPDATE jobs SET {', '.join(sets + ['updated_at=?'])} WHERE id=?", (*vals, now, jid))
             if log_json is not None:
@@ -174,7 +174,7 @@ class JobsMixin(WorkspaceBase):
     def get_job(self, job_id: int) -> dict[str, Any]:
         """A job: id, kind, params, status, progress, message, result, cancel_requested, owner, timestamps, and
         ``log`` (entries oldest first, each with its ``at`` time)."""
-        jid = check_id(job_id, "job id")
+        jid = check_id(job_id, N_("job id"))
         with self._db.snapshot() as conn:
             row = conn.execute("SELECT * FROM jobs WHERE id=?", (jid,)).fetchone()
             if row is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import InputError, ReviewConflictError
-from core.i18n import _
+from core.i18n import N_, _
 from core.store.base import WorkspaceBase
 from core.store.codec import DET_AUTOMATIC, DET_CONFIRMED, REVIEW_STATUSES, check_name, check_text, finding_from_row
 from core.store.db import loads_row, utc_now
@@ -17,8 +17,9 @@ OUTCOME_KEPT = "kept theirs"
 
 
 def _missing(finding_id: str) -> InputError:
-    return InputError(f"there is no finding with id {finding_id!r} in this workspace (ids look like 'A12-...'); "
-                      "it may belong to a deleted analysis. Reload the analysis and pick it again.")
+    return InputError(_("there is no finding with id {finding_id!r} in this workspace (ids look like 'A12-...'); "
+                        "it may belong to a deleted analysis. Reload the analysis and pick it again.").format(
+                            finding_id=finding_id))
 
 
 class ReviewMixin(WorkspaceBase):
@@ -39,7 +40,7 @@ class ReviewMixin(WorkspaceBase):
         (call again with the conflict's ``version``).
         """
         self._check_review(finding_id, analyst, status, grade, notes)
-        analyst = check_name(analyst, "analyst name", max_len=200)
+        analyst = check_name(analyst, N_("analyst name"), max_len=200)
         now = utc_now()
         with self._db.write() as conn:
             row = conn.execute("SELECT * FROM findings WHERE id=?", (finding_id,)).fetchone()
@@ -71,17 +72,17 @@ class ReviewMixin(WorkspaceBase):
     @staticmethod
     def _check_review(finding_id: str, analyst: str, status: str | None, grade: str | None,
                       notes: str | None) -> None:
-        check_text(finding_id, "finding id", max_len=300, allow_empty=False)
-        check_name(analyst, "analyst name", max_len=200)
+        check_text(finding_id, N_("finding id"), max_len=300, allow_empty=False)
+        check_name(analyst, N_("analyst name"), max_len=200)
         if status is None and grade is None and notes is None:
             raise InputError(_("nothing to record: give a status, a grade or notes."))
         if status is not None and status not in REVIEW_STATUSES:
             raise InputError(_("review status must be one of {value}; got {status!r}.").format(
                                  value=', '.join(REVIEW_STATUSES), status=status))
         if grade is not None:
-            check_text(grade, "grade", max_len=100, allow_empty=False)
+            check_text(grade, N_("grade"), max_len=100, allow_empty=False)
         if notes is not None:
-            check_text(notes, "notes", max_len=20000)
+            check_text(notes, N_("notes"), max_len=20000)
 
     @staticmethod
     def _version(conn: Any, finding_id: str) -> int:
@@ -106,7 +107,7 @@ class ReviewMixin(WorkspaceBase):
     def review_version(self, finding_id: str) -> int:
         """The finding's review version: the id of its latest audit row (0 before any review). A review saved with
         ``expected_version`` set to it fails if anyone reviews the finding in between."""
-        check_text(finding_id, "finding id", max_len=300, allow_empty=False)
+        check_text(finding_id, N_("finding id"), max_len=300, allow_empty=False)
         with self._db.snapshot() as conn:
             return self._version(conn, finding_id)
 
@@ -124,7 +125,7 @@ class ReviewMixin(WorkspaceBase):
         review: the finding is unchanged and the trail keeps the decision ``analyst`` had proposed, with the
         outcome "kept theirs"."""
         self._check_review(finding_id, analyst, status, grade, notes)
-        analyst = check_name(analyst, "analyst name", max_len=200)
+        analyst = check_name(analyst, N_("analyst name"), max_len=200)
         with self._db.write() as conn:
             row = conn.execute("SELECT * FROM findings WHERE id=?", (finding_id,)).fetchone()
             if row is None:
@@ -142,7 +143,7 @@ class ReviewMixin(WorkspaceBase):
         ``<field>_before`` / ``<field>_after`` for status, grade and notes (both None when a call left the field
         unchanged), and ``outcome``: "applied", or "kept theirs" for a decision its analyst withdrew after a review
         conflict (:meth:`keep_their_review`)."""
-        check_text(finding_id, "finding id", max_len=300, allow_empty=False)
+        check_text(finding_id, N_("finding id"), max_len=300, allow_empty=False)
         with self._db.snapshot() as conn:
             if conn.execute("SELECT 1 FROM findings WHERE id=?", (finding_id,)).fetchone() is None:
                 raise _missing(finding_id)
@@ -151,7 +152,7 @@ class ReviewMixin(WorkspaceBase):
 
     def get_finding(self, finding_id: str) -> Finding:
         """One finding in its current review state."""
-        check_text(finding_id, "finding id", max_len=300, allow_empty=False)
+        check_text(finding_id, N_("finding id"), max_len=300, allow_empty=False)
         rows = self._db.query("SELECT * FROM findings WHERE id=?", (finding_id,))
         if not rows:
             raise _missing(finding_id)

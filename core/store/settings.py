@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from core.errors import InputError
+from core.i18n import N_, _
 from core.store.base import WorkspaceBase
 from core.store.codec import check_id
 from core.store.db import utc_now
@@ -21,7 +22,7 @@ class SettingsMixin(WorkspaceBase):
 
     def case_setting(self, case_id: int, key: str, default: Any = None) -> Any:
         """The value stored for ``key`` in case ``case_id``, else ``default``."""
-        cid = check_id(case_id, "case id")
+        cid = check_id(case_id, N_("case id"))
         _check_key(key)
         rows = self._db.query("SELECT value_json FROM case_settings WHERE case_id=? AND key=?", (cid, key))
         if not rows:
@@ -33,7 +34,7 @@ class SettingsMixin(WorkspaceBase):
 
     def case_finding_counts(self, case_id: int) -> tuple[int, int]:
         """``(counted, rejected)`` findings of every analysis of the case (the rule of detection.verdict)."""
-        cid = check_id(case_id, "case id")
+        cid = check_id(case_id, N_("case id"))
         rows = self._db.query(
             "SELECT SUM(f.review_status != 'rejected') AS counted, SUM(f.review_status = 'rejected') AS rejected "
             "FROM findings f JOIN analyses a ON a.id = f.analysis_id WHERE a.case_id=?", (cid,))
@@ -42,11 +43,12 @@ class SettingsMixin(WorkspaceBase):
     def set_case_setting(self, case_id: int, key: str, value: Any, *, user: str | None = None) -> None:
         """Store ``value`` (JSON-serialisable, at most 64 kB as JSON) for ``key`` in case ``case_id``."""
         self.get_case(case_id)  # type: ignore[attr-defined]  # raises a clear error for an unknown case
-        cid = check_id(case_id, "case id")
+        cid = check_id(case_id, N_("case id"))
         _check_key(key)
         text = json.dumps(value, ensure_ascii=False)
         if len(text) > _MAX_JSON:
-            raise InputError(f"the case setting {key!r} is too large ({len(text)} characters, at most {_MAX_JSON})")
+            raise InputError(_("the case setting {key!r} is too large ({n} characters, at most {limit}); keep fewer "
+                               "entries in it").format(key=key, n=len(text), limit=_MAX_JSON))
         with self._db.write() as conn:
             conn.execute("INSERT INTO case_settings(case_id, key, value_json, updated_at, updated_by) "
                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT(case_id, key) DO UPDATE SET "
@@ -56,4 +58,5 @@ class SettingsMixin(WorkspaceBase):
 
 def _check_key(key: str) -> None:
     if key not in CASE_SETTING_KEYS:
-        raise InputError(f"unknown case setting {key!r}; known: {', '.join(CASE_SETTING_KEYS)}")
+        raise InputError(_("unknown case setting {key!r}; known: {keys}").format(
+            key=key, keys=", ".join(CASE_SETTING_KEYS)))

@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from core.errors import AuthError, InputError
-from core.i18n import _
+from core.i18n import N_, _, ngettext
 from core.store.base import WorkspaceBase
 from core.store.codec import check_id, check_name, check_text
 from core.store.db import inserted_id, utc_now
@@ -87,7 +87,7 @@ def _check_password(password: Any) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         raise InputError(_("the password must have at least {min_password} characters; choose a longer one.").format(
                              min_password=MIN_PASSWORD))
-    check_text(password, "password", max_len=1000)
+    check_text(password, N_("password"), max_len=1000)
     return password
 
 
@@ -105,7 +105,7 @@ class UsersMixin(WorkspaceBase):
 
     def add_user(self, name: str, role: str, password: str) -> User:
         """A new user; :class:`InputError` when the name is taken, the role unknown or the password short."""
-        name = check_name(name, "user name", max_len=100)
+        name = check_name(name, N_("user name"), max_len=100)
         role, password = _check_role(role), _check_password(password)
         digest, now = _HASHER.hash(password), utc_now()
         with self._db.write() as conn:
@@ -118,10 +118,10 @@ class UsersMixin(WorkspaceBase):
 
     def get_user(self, name: str) -> User:
         """The user called ``name`` (case-insensitive)."""
-        check_text(name, "user name", max_len=100, allow_empty=False)
+        check_text(name, N_("user name"), max_len=100, allow_empty=False)
         rows = self._db.query("SELECT * FROM users WHERE name=?", (name,))
         if not rows:
-            known = ", ".join(u["name"] for u in self.list_users()[:20]) or "none"
+            known = ", ".join(u["name"] for u in self.list_users()[:20]) or _("none")
             raise InputError(_("there is no user {name!r} in the workspace {root} (users: {known}).").format(
                                  name=name, root=self.root, known=known))
         return _user(rows[0])
@@ -203,8 +203,9 @@ class UsersMixin(WorkspaceBase):
             with self._db.write() as conn:
                 conn.execute("INSERT INTO login_failures(name, at) VALUES (?, ?)", (name, now))
             left = MAX_FAILURES - len(recent) - 1
-            raise AuthError("wrong user name or password" + (f" ({left} more tries before a pause)." if left <= 2
-                                                              else "."))
+            raise AuthError(ngettext("wrong user name or password ({n} more try before a pause).",
+                                     "wrong user name or password ({n} more tries before a pause).", left).format(
+                                         n=left) if left <= 2 else _("wrong user name or password."))
         with self._db.write() as conn:
             conn.execute("DELETE FROM login_failures WHERE name=?", (name,))
             if _HASHER.check_needs_rehash(digest):
@@ -221,13 +222,13 @@ class UsersMixin(WorkspaceBase):
 
     def revoke_case(self, case_id: int, name: str) -> None:
         """Remove ``name`` from the case's members."""
-        cid, user = check_id(case_id, "case id"), self.get_user(name)
+        cid, user = check_id(case_id, N_("case id")), self.get_user(name)
         with self._db.write() as conn:
             conn.execute("DELETE FROM case_members WHERE case_id=? AND user_id=?", (cid, user.id))
 
     def case_members(self, case_id: int) -> list[str]:
         """Names of the case's members."""
-        cid = check_id(case_id, "case id")
+        cid = check_id(case_id, N_("case id"))
         return [str(r["name"]) for r in self._db.query(
             "SELECT u.name FROM case_members m JOIN users u ON u.id = m.user_id WHERE m.case_id=? ORDER BY u.name",
             (cid,))]
@@ -252,11 +253,11 @@ class UsersMixin(WorkspaceBase):
         """Note who did what to a case (export, import) and when."""
         with self._db.write() as conn:
             conn.execute("INSERT INTO case_events(case_id, at, user, action, detail) VALUES (?, ?, ?, ?, ?)",
-                         (case_id, utc_now(), check_name(user, "user name", max_len=200), action, detail))
+                         (case_id, utc_now(), check_name(user, N_("user name"), max_len=200), action, detail))
 
     def case_events(self, case_id: int) -> list[dict[str, Any]]:
         """Exports and imports of a case, oldest first: at, user, action, detail."""
-        cid = check_id(case_id, "case id")
+        cid = check_id(case_id, N_("case id"))
         rows = self._db.query("SELECT at, user, action, detail FROM case_events WHERE case_id=? ORDER BY id", (cid,))
         return [{k: r[k] for k in r.keys()} for r in rows]
 

@@ -19,6 +19,7 @@ from branca.element import Element, MacroElement
 from folium.template import Template
 
 from core.errors import CoreError, InputError
+from core.i18n import _
 from core.mapping.basemaps.sources import KIND_LABEL, WORLD_PATH, WORLD_SOURCE, Basemap, check_allowed
 from core.mapping.basemaps.tiles import EmbeddedTiles, MBTiles, TileFolder, embed_tiles
 from core.mapping.basemaps.vector import read_vector
@@ -120,8 +121,8 @@ def world_data() -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(WORLD_PATH.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CoreError(f"the bundled world layer {WORLD_PATH} is missing or damaged ({exc}); reinstall the "
-                        "workbench") from exc
+        raise CoreError(_("the bundled world layer {path} is missing or damaged ({exc}); reinstall the "
+                          "workbench").format(path=WORLD_PATH, exc=exc)) from exc
     return data
 
 
@@ -136,10 +137,10 @@ class BasemapLayers:
 
 
 def source_line(b: Basemap) -> str:
-    """How the report names a basemap: kind, name and file."""
+    """How the report names a basemap: kind, name and file (in the language in use)."""
     if b.kind == "world":
-        return f"{KIND_LABEL['world']}: {WORLD_SOURCE}"
-    return f"{KIND_LABEL[b.kind]}: {b.name} ({b.path})"
+        return f"{_(KIND_LABEL['world'])}: {_(WORLD_SOURCE)}"
+    return f"{_(KIND_LABEL[b.kind])}: {b.name} ({b.path})"
 
 
 def load_basemap(b: Basemap, area: tuple[float, float, float, float], raster_px: int = 2048,
@@ -153,7 +154,8 @@ def load_basemap(b: Basemap, area: tuple[float, float, float, float], raster_px:
     path = Path(b.path)
     check_allowed(path, also)
     if not path.exists():
-        raise InputError(f"{b.path} is not there any more; add the basemap again from where it is now")
+        raise InputError(_("{path} is not there any more; add the basemap again from where it is now").format(
+            path=b.path))
     if b.kind == "mbtiles":
         with MBTiles(path) as mb:
             return embed_tiles(mb, area)
@@ -185,14 +187,15 @@ def basemap_layers(basemaps: Sequence[Basemap], bounds: tuple[float, float, floa
         try:
             data = read(b, area)
         except CoreError as exc:
-            out.notes.append(f"{b.label} not shown: {exc}")
+            out.notes.append(_("{label} not shown: {message}").format(label=b.label, message=exc))
             continue
         if isinstance(data, EmbeddedTiles):
             if not data.tiles:
-                out.notes.append(f"{b.label}: no tiles cover these scenes")
+                out.notes.append(_("{label}: no tiles cover these scenes").format(label=b.label))
             if data.truncated:
-                out.notes.append(f"{b.label}: zoom levels deeper than {data.max_native_zoom} were left out to keep "
-                                 "the map light (deeper zooms enlarge that level)")
+                out.notes.append(_("{label}: zoom levels deeper than {zoom} were left out to keep the map light "
+                                   "(deeper zooms enlarge that level)").format(label=b.label,
+                                                                               zoom=data.max_native_zoom))
             group.add_child(EmbeddedTileLayer(data.tiles, data.min_zoom, data.max_native_zoom, data.attribution))
         elif isinstance(data, Overlay):
             folium.raster_layers.ImageOverlay(data.png_data_uri, bounds=[list(data.bounds[0]), list(data.bounds[1])],
@@ -216,10 +219,12 @@ def geotiff_overlay(path: str | Path, max_px: int = 2048) -> Overlay:
     finally:
         scene.close()
     if georef is None:
-        raise InputError(f"{Path(path).name} has no georeference, so it cannot be placed on the map")
+        raise InputError(_("{name} has no georeference, so it cannot be placed on the map; give a georeferenced "
+                           "GeoTIFF / COG orthophoto").format(name=Path(path).name))
     ov = imagery_overlay(path, georef, w, h, max_px=max_px)
     if ov is None:
-        raise InputError(f"{Path(path).name} could not be read")
+        raise InputError(_("{name} could not be read; check that the file is a complete GeoTIFF (open it in a "
+                           "GIS) or export it again").format(name=Path(path).name))
     return ov
 
 

@@ -25,13 +25,15 @@ from urllib.parse import quote
 
 from core.assets import ASSETS
 from core.errors import InputError
+from core.i18n import N_, _
 
 KINDS = ("world", "mbtiles", "xyz", "geotiff", "vector")
-KIND_LABEL = {"world": "World borders and capitals (bundled)", "mbtiles": "MBTiles tiles", "xyz": "XYZ tile folder",
-              "geotiff": "GeoTIFF orthophoto", "vector": "Vector layer"}
+#: What each kind is called (English, marked for translation: shown through ``_()``, as :attr:`Basemap.label` does).
+KIND_LABEL = {"world": N_("World borders and capitals (bundled)"), "mbtiles": N_("MBTiles tiles"),
+              "xyz": N_("XYZ tile folder"), "geotiff": N_("GeoTIFF orthophoto"), "vector": N_("Vector layer")}
 WORLD_PATH = ASSETS / "basemap" / "world.geojson"
-WORLD_SOURCE = ("Natural Earth 1:110m countries and populated places (public domain), bundled with the "
-                "workbench (assets/basemap)")
+WORLD_SOURCE = N_("Natural Earth 1:110m countries and populated places (public domain), bundled with the "
+                  "workbench (assets/basemap)")
 TILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff", ".cog")
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg")
@@ -56,15 +58,17 @@ class Basemap:
         try:
             kind, path, name = str(d["kind"]), str(d["path"]), str(d.get("name") or Path(str(d["path"])).name)
         except (KeyError, TypeError) as exc:
-            raise InputError(f"a stored basemap entry is malformed ({d!r}); choose the basemap again") from exc
+            raise InputError(_("a stored basemap entry is malformed ({entry}); choose the basemap again").format(
+                entry=repr(d))) from exc
         if kind not in KINDS:
-            raise InputError(f"unknown basemap kind {kind!r}; known: {', '.join(KINDS)}")
+            raise InputError(_("unknown basemap kind {kind!r}; known: {kinds}").format(kind=kind,
+                                                                                       kinds=", ".join(KINDS)))
         return cls(kind, path, name)
 
     @property
     def label(self) -> str:
-        """"GeoTIFF orthophoto: ortho.tif"."""
-        return KIND_LABEL[self.kind] if self.kind == "world" else f"{KIND_LABEL[self.kind]}: {self.name}"
+        """"GeoTIFF orthophoto: ortho.tif", in the language in use."""
+        return _(KIND_LABEL[self.kind]) if self.kind == "world" else f"{_(KIND_LABEL[self.kind])}: {self.name}"
 
 
 WORLD = Basemap("world", str(WORLD_PATH), "world")
@@ -81,9 +85,9 @@ def detect_kind(path: Path) -> str:
         return "geotiff"
     if suffix in VECTOR_SUFFIXES:
         return "vector"
-    raise InputError(f"{path.name} is not a basemap this workbench reads: give an .mbtiles file, a folder of "
-                     "{z}/{x}/{y} tiles, a GeoTIFF (.tif) orthophoto, or a GeoJSON / GeoPackage (.geojson, .gpkg) "
-                     "vector layer")
+    raise InputError(_("{name} is not a basemap this workbench reads: give an .mbtiles file, a folder of "
+                       "{{z}}/{{x}}/{{y}} tiles, a GeoTIFF (.tif) orthophoto, or a GeoJSON / GeoPackage (.geojson, "
+                       ".gpkg) vector layer").format(name=path.name))
 
 
 def check_basemap(raw: str | Path, name: str = "", *, also: tuple[Path, ...] = ()) -> Basemap:
@@ -92,14 +96,15 @@ def check_basemap(raw: str | Path, name: str = "", *, also: tuple[Path, ...] = (
     ``also``: folders allowed besides ``$BDA_SERVER_PATHS`` (the workspace, for uploaded basemaps)."""
     text = str(raw).strip()
     if not text:
-        raise InputError("give the path of a basemap file or tile folder on the server")
+        raise InputError(_("give the path of a basemap file or tile folder on the server"))
     path = Path(text).expanduser()
     if not path.is_absolute():
-        raise InputError(f"{text!r} is not an absolute path; give the full path on the server, starting with /")
+        raise InputError(_("{path!r} is not an absolute path; give the full path on the server, starting with /")
+                         .format(path=text))
     check_allowed(path, also)
     if not path.exists():
-        raise InputError(f"{path} does not exist on the server; give the full path of an .mbtiles file, a tile "
-                         "folder, a GeoTIFF or a GeoJSON / GeoPackage file")
+        raise InputError(_("{path} does not exist on the server; give the full path of an .mbtiles file, a tile "
+                           "folder, a GeoTIFF or a GeoJSON / GeoPackage file").format(path=path))
     path = path.resolve()
     kind = detect_kind(path)
     {"mbtiles": _check_mbtiles, "xyz": _check_xyz, "geotiff": _check_geotiff, "vector": _check_vector}[kind](path)
@@ -113,9 +118,9 @@ def check_allowed(path: Path, also: tuple[Path, ...] = ()) -> None:
 
     roots = server_roots()
     if roots and not any(path.resolve().is_relative_to(r) for r in [*roots, *(a.resolve() for a in also)]):
-        raise InputError(f"{path} is outside the folders this server allows ({', '.join(map(str, roots))}); copy "
-                         f"the basemap into one of them, or ask the administrator to add its folder to "
-                         f"{ENV_SERVER_PATHS}")
+        raise InputError(_("{path} is outside the folders this server allows ({roots}); copy the basemap into one "
+                           "of them, or ask the administrator to add its folder to {env}").format(
+                               path=path, roots=", ".join(map(str, roots)), env=ENV_SERVER_PATHS))
 
 
 def _check_mbtiles(path: Path) -> None:
@@ -123,14 +128,14 @@ def _check_mbtiles(path: Path) -> None:
 
     with MBTiles(path) as mb:
         if mb.zoom_range() is None:
-            raise InputError(f"{path.name} holds no tiles; choose an MBTiles file with tiles in it")
+            raise InputError(_("{name} holds no tiles; choose an MBTiles file with tiles in it").format(name=path.name))
 
 
 def _check_xyz(path: Path) -> None:
     zooms = [p for p in path.iterdir() if p.is_dir() and _Z.match(p.name)]
     if not zooms or not any(f.suffix.lower() in TILE_SUFFIXES for z in zooms for f in z.glob("*/*")):
-        raise InputError(f"{path} is not a tile folder: it needs {{z}}/{{x}}/{{y}}.png (or .jpg, .webp) tiles, "
-                         "e.g. 12/3456/1234.png")
+        raise InputError(_("{path} is not a tile folder: it needs {{z}}/{{x}}/{{y}}.png (or .jpg, .webp) tiles, "
+                           "e.g. 12/3456/1234.png").format(path=path))
 
 
 def _check_geotiff(path: Path) -> None:
@@ -139,8 +144,8 @@ def _check_geotiff(path: Path) -> None:
     scene = open_scene(path)
     try:
         if scene.georef is None:
-            raise InputError(f"{path.name} has no georeference (CRS and transform), so it cannot be placed on the "
-                             "map; give a georeferenced GeoTIFF / COG orthophoto")
+            raise InputError(_("{name} has no georeference (CRS and transform), so it cannot be placed on the "
+                               "map; give a georeferenced GeoTIFF / COG orthophoto").format(name=path.name))
     finally:
         scene.close()
 
@@ -163,8 +168,9 @@ def is_sqlite(path: Path) -> bool:
 def connect_ro(path: Path) -> sqlite3.Connection:
     """A read-only SQLite connection to ``path`` (a basemap file is never written)."""
     if not is_sqlite(path):
-        raise InputError(f"{path.name} is not an SQLite file, so not an MBTiles / GeoPackage file")
+        raise InputError(_("{name} is not an SQLite file, so not an MBTiles / GeoPackage file; choose the basemap "
+                           "file itself").format(name=path.name))
     try:
         return sqlite3.connect(f"file:{quote(str(path))}?mode=ro&immutable=1", uri=True, check_same_thread=False)
     except sqlite3.Error as exc:
-        raise InputError(f"cannot open {path.name}: {exc}") from exc
+        raise InputError(_("cannot open {name}: {exc}").format(name=path.name, exc=exc)) from exc

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from core.errors import InputError
+from core.i18n import _
 from core.mapping.basemaps.sources import TILE_SUFFIXES, connect_ro
 
 #: Most tiles and bytes embedded in one map (a few MB keeps the page quick; the deepest levels go first).
@@ -59,10 +60,13 @@ class MBTiles:
             names = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
         except sqlite3.Error as exc:
             self._conn.close()
-            raise InputError(f"{self.path.name} cannot be read as MBTiles: {exc}") from exc
+            raise InputError(_("{name} cannot be read as MBTiles ({exc}); choose an MBTiles file made by a tile tool "
+                               "(e.g. gdal_translate -of MBTILES)").format(name=self.path.name, exc=exc)) from exc
         if "tiles" not in names:
             self._conn.close()
-            raise InputError(f"{self.path.name} is an SQLite file without a 'tiles' table, so not an MBTiles file")
+            raise InputError(_("{name} is an SQLite file without a 'tiles' table, so not an MBTiles file; choose an "
+                               "MBTiles file made by a tile tool (e.g. gdal_translate -of MBTILES)").format(
+                                   name=self.path.name))
         self.metadata: dict[str, str] = {}
         if "metadata" in names:
             try:
@@ -85,7 +89,8 @@ class MBTiles:
         try:
             row = self._conn.execute("SELECT MIN(zoom_level), MAX(zoom_level) FROM tiles").fetchone()
         except sqlite3.Error as exc:
-            raise InputError(f"{self.path.name} cannot be read as MBTiles: {exc}") from exc
+            raise InputError(_("{name} cannot be read as MBTiles ({exc}); choose an MBTiles file made by a tile tool "
+                               "(e.g. gdal_translate -of MBTILES)").format(name=self.path.name, exc=exc)) from exc
         return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
     def tiles(self, z: int, x0: int, y0: int, x1: int, y1: int) -> Iterator[tuple[int, int, int, bytes]]:

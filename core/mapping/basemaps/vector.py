@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
+from core.i18n import _
 
 #: Most features drawn from one vector basemap (a whole country's roads would make the page unusable).
 MAX_FEATURES = 20_000
@@ -28,18 +29,21 @@ def read_vector(path: str | Path, *, max_features: int = MAX_FEATURES,
     try:
         layers = [str(row[0]) for row in pyogrio.list_layers(p) if row[1] is not None]
     except Exception as exc:  # pyogrio raises DataSourceError and GDAL errors of several kinds
-        raise InputError(f"cannot read {p.name} as a vector layer (GeoJSON or GeoPackage): {exc}") from exc
+        raise InputError(_("cannot read {name} as a vector layer ({exc}); give a GeoJSON or GeoPackage file").format(
+            name=p.name, exc=exc)) from exc
     if not layers:
-        raise InputError(f"{p.name} has no layer with geometries; give a GeoJSON or GeoPackage with features")
+        raise InputError(_("{name} has no layer with geometries; give a GeoJSON or GeoPackage with features").format(
+            name=p.name))
     feats: list[dict[str, Any]] = []
     left = max_features
     for layer in layers:
         if left <= 0:
             break
         try:
-            meta, _, geoms, fields = pyogrio.raw.read(p, layer=layer, max_features=left)
+            meta, _fids, geoms, fields = pyogrio.raw.read(p, layer=layer, max_features=left)
         except Exception as exc:
-            raise InputError(f"cannot read the layer {layer!r} of {p.name}: {exc}") from exc
+            raise InputError(_("cannot read the layer {layer!r} of {name} ({exc}); the file may be damaged: save it "
+                               "again from your GIS").format(layer=layer, name=p.name, exc=exc)) from exc
         names = list(meta.get("fields", []))
         key = next((n for n in _NAME_FIELDS if n in names), None)
         labels = fields[names.index(key)] if key is not None else [None] * len(geoms)
@@ -49,7 +53,9 @@ def read_vector(path: str | Path, *, max_features: int = MAX_FEATURES,
             try:
                 src = CRS.from_user_input(crs)
             except Exception as exc:
-                raise InputError(f"the CRS of {p.name} ({crs}) is not one this workbench knows: {exc}") from exc
+                raise InputError(_("the CRS of {name} ({crs}) is not one this workbench knows ({exc}); save the layer "
+                                   "in WGS84 (EPSG:4326) or an EPSG coordinate system").format(
+                                       name=p.name, crs=crs, exc=exc)) from exc
             if not src.equals(CRS.from_epsg(4326), ignore_axis_order=True):
                 tr = Transformer.from_crs(src, "EPSG:4326", always_xy=True)
                 shapes = shapely.transform(shapes, lambda xy, t=tr: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
@@ -61,5 +67,5 @@ def read_vector(path: str | Path, *, max_features: int = MAX_FEATURES,
                           "properties": {"name": "" if label is None else str(label)[:200], "layer": layer}})
         left = max_features - len(feats)
     if not feats and bounds is None:
-        raise InputError(f"{p.name} has no features with geometry")
+        raise InputError(_("{name} has no features with geometry; give a layer with features").format(name=p.name))
     return {"type": "FeatureCollection", "features": feats}
