@@ -28,6 +28,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from core.errors import CoreError
 from core.geo import georef as geo
+from core.i18n import _
 from core.types import Scene
 
 MIN_OVERLAP = 0.30  #: smallest share of the post footprint a pre must cover to be paired by overlap
@@ -141,7 +142,7 @@ def _decide(post: _Info, pres: list[_Info], min_overlap: float) -> PairInfo:
     cands.sort(key=lambda c: (-(c["overlap"] if c["overlap"] is not None else -1), not c["name_match"], c["pre"]))
     info = PairInfo(post=post.path, pre=None, rule=None, candidates=cands)
     if post.error is not None:
-        info.note = f"post image cannot be read: {post.error}"
+        info.note = _("post image cannot be read: {error}").format(error=post.error)
         return info
     geo_ok = [c for c in cands if c["overlap"] is not None and c["overlap"] >= min_overlap]
     if geo_ok:
@@ -149,30 +150,31 @@ def _decide(post: _Info, pres: list[_Info], min_overlap: float) -> PairInfo:
         named = [c for c in geo_ok if c["name_match"] and c["overlap"] >= best["overlap"] - _NAME_TIE]
         pick = named[0] if named else best
         info.pre, info.rule, info.overlap = pick["pre"], "overlap", pick["overlap"]
-        info.note = f"footprints overlap {100 * pick['overlap']:.0f}% of the post image" + \
-            (" (file names agree)" if pick["name_match"] else "")
+        info.note = (_("footprints overlap {pct}% of the post image (file names agree)") if pick["name_match"]
+                     else _("footprints overlap {pct}% of the post image")).format(pct=f"{100 * pick['overlap']:.0f}")
         return info
     by_name = [c for c in cands if c["name_match"]]
     free = [c for c in by_name if c["overlap"] is None]  # at least one side without georef
     if free:
         info.pre, info.rule = free[0]["pre"], "name"
-        info.note = "paired by file name (" + ("post" if post.footprint is None else "pre") + \
-            " image has no georeference)"
+        info.note = (_("paired by file name (the post image has no georeference)") if post.footprint is None
+                     else _("paired by file name (the pre image has no georeference)"))
         return info
     geo_cands = [c for c in cands if c["overlap"] is not None]
     if by_name:
         c = by_name[0]
-        info.note = (f"{Path(c['pre']).name} has a matching name but the footprints overlap only "
-                     f"{100 * c['overlap']:.0f}% (< {100 * min_overlap:.0f}%); not paired - pair it by hand if the "
-                     "georeferences are wrong")
+        info.note = _("{name} has a matching name but the footprints overlap only {pct}% (< {min}%); not paired - "
+                      "pair it by hand if the georeferences are wrong").format(
+                          name=Path(c["pre"]).name, pct=f"{100 * c['overlap']:.0f}", min=f"{100 * min_overlap:.0f}")
     elif geo_cands:
         c = geo_cands[0]
-        info.note = (f"no pre-event image covers at least {100 * min_overlap:.0f}% of it (best: "
-                     f"{Path(c['pre']).name}, {100 * c['overlap']:.0f}%)")
+        info.note = _("no pre-event image covers at least {min}% of it (best: {name}, {pct}%)").format(
+            min=f"{100 * min_overlap:.0f}", name=Path(c["pre"]).name, pct=f"{100 * c['overlap']:.0f}")
     elif post.footprint is None:
-        info.note = "no georeference and no pre-event image with a matching name (…_pre / …_post, before / after)"
+        info.note = _("no georeference and no pre-event image with a matching name (…_pre / …_post, before / "
+                      "after)")
     else:
-        info.note = "no georeferenced pre-event image and no pre-event image with a matching name"
+        info.note = _("no georeferenced pre-event image and no pre-event image with a matching name")
     return info
 
 
@@ -201,8 +203,11 @@ def check_pair(post: str, pre: str) -> PairInfo:
         open_scene(p).close()  # raises the reader's own message
     a, b = _inspect(str(post)), _inspect(str(pre))
     ov = _overlap(a, b)
-    note = "paired by hand" + (f"; footprints overlap {100 * ov:.0f}% of the post image" if ov is not None else "")
-    if ov is not None and ov == 0.0:
-        note += " - they do not overlap at all: check the georeferences"
+    if ov is None:
+        note = _("paired by hand")
+    elif ov == 0.0:
+        note = _("paired by hand; the footprints do not overlap at all: check the georeferences")
+    else:
+        note = _("paired by hand; footprints overlap {pct}% of the post image").format(pct=f"{100 * ov:.0f}")
     return PairInfo(post=str(post), pre=str(pre), rule="manual", overlap=ov, note=note,
                     candidates=[{"pre": str(pre), "overlap": ov, "name_match": names_match(post, pre)}])

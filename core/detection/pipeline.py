@@ -126,14 +126,16 @@ def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True)
     if 1 / RESAMPLE_TRIGGER <= f <= RESAMPLE_TRIGGER:
         return 1.0, warnings
     if f > MAX_UPSAMPLE:
-        warnings.append(f"scene GSD {gsd:.2f} m is {f:.1f}x coarser than the model's {model_gsd:.2f} m; analysed at "
-                        "native resolution (enlarging that much adds no detail): treat the results with caution")
+        warnings.append(_("scene GSD {gsd} m is {factor}x coarser than the model's {model_gsd} m; analysed at native "
+                          "resolution (enlarging that much adds no detail): treat the results with caution").format(
+                              gsd=f"{gsd:.2f}", factor=f"{f:.1f}", model_gsd=f"{model_gsd:.2f}"))
         return 1.0, warnings
     short = min(scene.width, scene.height)
     if short * f < MIN_GRID_SIDE:
         f = MIN_GRID_SIDE / short
-        warnings.append(f"scene is very fine ({gsd:.3f} m) and small; analysed at {gsd / f:.2f} m instead of the "
-                        f"model's {model_gsd:.2f} m so that at least {MIN_GRID_SIDE} px remain")
+        warnings.append(_("scene is very fine ({gsd} m) and small; analysed at {used} m instead of the model's "
+                          "{model_gsd} m so that at least {px} px remain").format(
+                              gsd=f"{gsd:.3f}", used=f"{gsd / f:.2f}", model_gsd=f"{model_gsd:.2f}", px=MIN_GRID_SIDE))
     return f, warnings
 
 

@@ -24,6 +24,7 @@ from pyproj import Geod
 
 from core.errors import GeoreferenceError
 from core.geo import georef as geo
+from core.i18n import _
 from core.imagery.camera import lookup_camera, sensor_width_from_35mm
 from core.types import GeoRef
 
@@ -146,14 +147,17 @@ def _check_position(lat: float | None, lon: float | None, source: str, warnings:
     if lat is None or lon is None:
         return False
     if not (math.isfinite(lat) and math.isfinite(lon)):
-        warnings.append(f"GPS position in {source} is not a number (lat={lat}, lon={lon}); location ignored")
+        warnings.append(_("GPS position in {source} is not a number (lat={lat}, lon={lon}); location ignored").format(
+            source=source, lat=lat, lon=lon))
         return False
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        warnings.append(f"GPS position in {source} is out of range (lat={lat:g}, lon={lon:g}; latitude must be "
-                        "within ±90° and longitude within ±180°); location ignored")
+        warnings.append(_("GPS position in {source} is out of range (lat={lat}, lon={lon}; latitude must be within "
+                          "±90° and longitude within ±180°); location ignored").format(
+                              source=source, lat=f"{lat:g}", lon=f"{lon:g}"))
         return False
     if lat == 0.0 and lon == 0.0:
-        warnings.append(f"GPS position in {source} is 0°, 0° (no satellite fix); location ignored")
+        warnings.append(_("GPS position in {source} is 0°, 0° (no satellite fix); location ignored").format(
+            source=source))
         return False
     return True
 
@@ -176,7 +180,8 @@ def read_frame_metadata(im: Image.Image) -> FrameMetadata:
         exif_ifd = dict(exif.get_ifd(ExifTags.IFD.Exif))
         gps_ifd = dict(exif.get_ifd(ExifTags.IFD.GPSInfo))
     except Exception as exc:  # Pillow raises assorted errors on malformed EXIF; the pixels may still be fine
-        md.warnings.append(f"EXIF metadata is unreadable ({exc}); camera and GPS information ignored")
+        md.warnings.append(_("EXIF metadata is unreadable ({exc}); camera and GPS information ignored").format(
+            exc=exc))
         exif, exif_ifd, gps_ifd = {}, {}, {}
     xmp = parse_xmp(im.info.get("xmp") or im.info.get("XML:com.adobe.xmp"))
     gdal = parse_gdal_metadata(exif.get(42112) if exif else None)
@@ -249,11 +254,12 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         return None, None, camera, warnings
     agl = gps.get("agl")
     if agl is None:
-        warnings.append("no height above ground in the metadata (EXIF altitude is above sea level): the frame's "
-                        "footprint cannot be sized; only its GPS point is shown. Place it by hand for a footprint")
+        warnings.append(_("no height above ground in the metadata (EXIF altitude is above sea level): the frame's "
+                          "footprint cannot be sized; only its GPS point is shown. Place it by hand for a footprint"))
         return None, None, camera, warnings
     if not 0.5 <= agl <= MAX_AGL_M:
-        warnings.append(f"height above ground {agl:g} m is implausible; footprint not computed (GPS point kept)")
+        warnings.append(_("height above ground {agl} m is implausible; footprint not computed (GPS point kept)")
+                        .format(agl=f"{agl:g}"))
         return None, None, camera, warnings
     focal = md.focal_mm if md.focal_mm and md.focal_mm > 0 else (spec.focal_mm if spec else None)
     sensor_w: float | None = None
@@ -261,15 +267,17 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         sensor_w, camera["sensor_source"] = spec.sensor_width_mm, f"camera table: {spec.name}"
         nat_w, nat_h = spec.native_px
         if abs(max(width, height) / min(width, height) - nat_w / nat_h) > 0.03 * nat_w / nat_h:
-            warnings.append(f"image aspect {width}x{height} differs from the {spec.name}'s {nat_w}x{nat_h}: it may be "
-                            "cropped, so the footprint scale is uncertain")
+            warnings.append(_("image aspect {width}x{height} differs from the {camera}'s {nat_w}x{nat_h}: it may be "
+                              "cropped, so the footprint scale is uncertain").format(
+                                  width=width, height=height, camera=spec.name, nat_w=nat_w, nat_h=nat_h))
     elif md.focal_35mm and md.focal_35mm > 0:
         sensor_w, focal = sensor_width_from_35mm(focal, md.focal_35mm, width, height)
         camera["sensor_source"] = "EXIF FocalLengthIn35mmFilm"
     if sensor_w is None or not focal:
-        cam = f"camera {md.model!r} is not in the camera table" if md.model else "the camera model is unknown"
-        warnings.append(f"{cam} and the frame has no 35 mm focal length: the footprint cannot be sized; only the "
-                        "GPS point is shown")
+        cam = (_("camera {model!r} is not in the camera table").format(model=md.model) if md.model
+               else _("the camera model is unknown"))
+        warnings.append(_("{camera} and the frame has no 35 mm focal length: the footprint cannot be sized; only the "
+                          "GPS point is shown").format(camera=cam))
         return None, None, camera, warnings
     camera["sensor_width_mm"], camera["focal_mm"] = sensor_w, focal
 
@@ -281,25 +289,25 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         notes.append("heading unknown: drawn north-up")
         yaw = 0.0
     if tilt > MAX_TILT_DEG:
-        warnings.append(f"camera tilted {tilt:.0f}° from nadir (oblique view): no footprint computed; only the GPS "
-                        "point is shown")
+        warnings.append(_("camera tilted {tilt}° from nadir (oblique view): no footprint computed; only the GPS "
+                          "point is shown").format(tilt=f"{tilt:.0f}"))
         return None, None, camera, warnings
     slant = agl
     if tilt > OBLIQUE_TILT_DEG:
         # Centre on where the optical axis meets flat ground, sized at the slant range: a rough nadir equivalent.
         shift = agl * math.tan(math.radians(tilt))
-        lon, lat, _ = _GEOD.fwd(lon, lat, yaw, shift)
+        lon, lat, _back = _GEOD.fwd(lon, lat, yaw, shift)
         slant = agl / math.cos(math.radians(tilt))
-        warnings.append(f"camera tilted {tilt:.0f}° from nadir: the footprint is a rough nadir approximation "
-                        f"centred {shift:.0f} m ahead of the drone")
+        warnings.append(_("camera tilted {tilt}° from nadir: the footprint is a rough nadir approximation centred "
+                          "{shift} m ahead of the drone").format(tilt=f"{tilt:.0f}", shift=f"{shift:.0f}"))
         notes.append(f"oblique {tilt:.0f}° view")
     if md.orientation in (2, 4, 5, 7):
-        warnings.append("mirrored EXIF orientation: the footprint's orientation may be mirrored")
+        warnings.append(_("mirrored EXIF orientation: the footprint's orientation may be mirrored"))
     try:
         georef = geo.footprint_georef(lat, lon, slant, focal, sensor_w, width, height,
                                       yaw_deg=(yaw + _ORIENT_TURN[md.orientation]) % 360.0)
     except GeoreferenceError as exc:
-        warnings.append(f"footprint not computed: {exc}")
+        warnings.append(_("footprint not computed: {message}").format(message=exc))
         return None, None, camera, warnings
     if notes:
         georef = GeoRef(georef.crs, georef.transform, georef.method, True, georef.note + "; " + "; ".join(notes))

@@ -105,18 +105,18 @@ def _raster_georef(ds: Any, meta: dict[str, Any]) -> GeoRef | None:
         t = from_gcps(gcps)
         note, approx = f"affine fitted to {len(gcps)} ground control points", True
         if crs is None:
-            meta["warnings"].append("raster has a CRS but no geotransform: treated as un-georeferenced")
+            meta["warnings"].append(_("raster has a CRS but no geotransform: treated as un-georeferenced"))
             return None
     crs_str = crs.to_string() if crs.to_epsg() is not None else crs.to_wkt()
     georef = GeoRef(crs=crs_str, transform=t, method="raster", approximate=approx, note=note)
     if abs(t.b) > 1e-12 * abs(t.a) or abs(t.d) > 1e-12 * abs(t.e):
         meta["transform_rotated"] = True
-        meta["warnings"].append("the raster's geotransform is rotated or sheared: map overlays are reprojected "
-                                "north-up and may be slightly approximate")
+        meta["warnings"].append(_("the raster's geotransform is rotated or sheared: map overlays are reprojected "
+                                  "north-up and may be slightly approximate"))
     try:
         geo.validate_georef(georef, ds.width, ds.height)
     except GeoreferenceError as exc:
-        meta["warnings"].append(f"georeferencing ignored: {exc}")
+        meta["warnings"].append(_("georeferencing ignored: {message}").format(message=exc))
         return None
     return georef
 

@@ -83,8 +83,9 @@ def open_scene(path: str | Path, *, name: str | None = None, georef: GeoRef | No
     if label_path is None and XBD_NAME.search(p.stem):
         label_path = find_xbd_labels(p)
         if label_path is None:
-            scene.meta["warnings"].append("file name looks like an xBD tile but no label JSON was found in "
-                                          "../labels/ or beside it; opened as a plain frame (pass labels=)")
+            scene.meta["warnings"].append(_("file name looks like an xBD tile but no label JSON was found in "
+                                            "../labels/ or beside it; opened as a plain frame (put its label JSON "
+                                            "there to georeference it)"))
     if label_path is not None:
         _attach_xbd(scene, label_path, explicit=labels is not None)
     if georef is not None:
@@ -203,7 +204,7 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
     if conv_note:
         meta["conversion"] = conv_note
     if n_frames > 1:
-        meta["warnings"].append(f"file holds {n_frames} images; only the first is used")
+        meta["warnings"].append(_("file holds {n} images; only the first is used").format(n=n_frames))
     if valid is not None and not valid.any():
         raise InputError(_("{name} contains no valid pixels (fully transparent or not-a-number everywhere)").format(
                              name=name))
@@ -282,7 +283,7 @@ def _attach_xbd(scene: Scene, label_path: Path, explicit: bool) -> None:
     except InputError as exc:
         if explicit:
             raise
-        scene.meta["warnings"].append(f"xBD label ignored: {exc}")
+        scene.meta["warnings"].append(_("xBD label ignored: {message}").format(message=exc))
         return
     georef, info, capture, warns = xbd_scene_info(labels, scene.name, scene.width, scene.height)
     info["labels_path"] = str(label_path)
