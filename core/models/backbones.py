@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from core.errors import ModelError
-from core.i18n import _
+from core.i18n import N_, _
 from core.models.pretrained import SOURCES, source_state
 from core.models.tv_layers import (
     RESNET18,
@@ -152,20 +152,20 @@ class BackboneSpec:
     name: str
     make: Callable[[], Trunk]
     weights: HubWeights | None  #: torchvision's DEFAULT ImageNet weights (their torch hub file); None: none
-    description: str
+    description: str  #: English, marked for translation: shown through ``_()``
 
 
 BACKBONES: dict[str, BackboneSpec] = {
     "vgg11": BackboneSpec("vgg11", lambda: VGGTrunk("A"), VGG11_BN,
-                          "VGG11-BN features before the 4th max-pool"),
+                          N_("VGG11-BN features before the 4th max-pool")),
     "vgg16": BackboneSpec("vgg16", lambda: VGGTrunk("D"), VGG16_BN,
-                          "VGG16-BN features before the 4th max-pool"),
+                          N_("VGG16-BN features before the 4th max-pool")),
     "resnet18": BackboneSpec("resnet18", lambda: ResNetTrunk(resnet18), RESNET18,
-                             "ResNet18 stem + layer1 + layer2"),
+                             N_("ResNet18 stem + layer1 + layer2")),
     "resnet50": BackboneSpec("resnet50", lambda: ResNetTrunk(resnet50), RESNET50,
-                             "ResNet50 stem + layer1 + layer2"),
+                             N_("ResNet50 stem + layer1 + layer2")),
     "effnet-lite0": BackboneSpec("effnet-lite0", lambda: _effnet_lite0(5), None,
-                                 "EfficientNet-Lite0 stem + MBConv blocks 0-4 (stride 8)"),
+                                 N_("EfficientNet-Lite0 stem + MBConv blocks 0-4 (stride 8)")),
 }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from core.errors import ModelError
-from core.i18n import _
+from core.i18n import N_, _
 from core.models.backbones import BACKBONES, build_backbone
 from core.models.base import OneClassNet
 from core.models.fcdd import FCDDNet
@@ -50,18 +50,18 @@ class Objective:
 
 
 OBJECTIVES: tuple[Objective, ...] = (
-    Objective("fcdd", FCDDNet, "bias-free 1x1 conv to a one-channel map φ; A = sqrt(φ² + 1) − 1, score mean(A)",
+    Objective("fcdd", FCDDNet, N_("bias-free 1x1 conv to a one-channel map φ; A = sqrt(φ² + 1) − 1, score mean(A)"),
               families={"vgg16": "Deeper FCDD"},
               notes={"vgg11": "reference net FCDD_CNN224_VGG", "vgg16": "Yasuno et al. 2023"}),
-    Objective("hsc", HSCNet, "global average pooling + bias-free linear head to a 128-d vector z; "
-                             "score sqrt(‖z‖² + 1) − 1; gradient-saliency heatmaps"),
-    Objective("deep-svdd", DeepSVDDNet, "global average pooling + bias-free linear head to a 128-d vector z, trunk "
-                                        "biases not trained; score ‖z − c‖² around the centre c of the normal data; "
-                                        "learns from normal samples only; gradient-saliency heatmaps"),
-    Objective("deep-sad", DeepSADNet, "Deep SVDD's network, centre c and score ‖z − c‖²; labelled anomalies pushed "
-                                      "away from c (weight η); gradient-saliency heatmaps"),
-    Objective("patchcore", PatchCoreNet, "the last two stages' features, 3x3-aggregated, against a memory bank of "
-                                         "normal imagery; score distance to the nearest bank entry",
+    Objective("hsc", HSCNet, N_("global average pooling + bias-free linear head to a 128-d vector z; "
+                                "score sqrt(‖z‖² + 1) − 1; gradient-saliency heatmaps")),
+    Objective("deep-svdd", DeepSVDDNet, N_("global average pooling + bias-free linear head to a 128-d vector z, trunk "
+                                           "biases not trained; score ‖z − c‖² around the centre c of the normal data; "
+                                           "learns from normal samples only; gradient-saliency heatmaps")),
+    Objective("deep-sad", DeepSADNet, N_("Deep SVDD's network, centre c and score ‖z − c‖²; labelled anomalies pushed "
+                                         "away from c (weight η); gradient-saliency heatmaps")),
+    Objective("patchcore", PatchCoreNet, N_("the last two stages' features, 3x3-aggregated, against a memory bank of "
+                                            "normal imagery; score distance to the nearest bank entry"),
               trunks=("vgg16", "resnet18", "effnet-lite0")),
 )
 
@@ -84,7 +84,8 @@ class Entry:
         """Composed from the objective's and the trunk's descriptions."""
         note = self.objective.notes.get(self.trunk)
         family = f"{self.family} ({note})" if note else self.family
-        return f"{family} over {BACKBONES[self.trunk].description}: {self.objective.head}."
+        return _("{family} over {trunk}: {head}.").format(family=family, trunk=_(BACKBONES[self.trunk].description),
+                                                          head=_(self.objective.head))
 
 
 _REGISTRY: dict[str, Entry] = {f"{o.prefix}-{t}": Entry(f"{o.prefix}-{t}", o, t) for o in OBJECTIVES for t in o.trunks}
@@ -143,7 +144,7 @@ def _info(arch: str) -> tuple[tuple[str, Any], ...]:
         "objective": model.objective,
         "family": entry.family,
         "backbone": model.backbone_name,
-        "backbone_description": BACKBONES[model.backbone_name].description,
+        "backbone_description": _(BACKBONES[model.backbone_name].description),
         "description": entry.description,
         "rf": model.rf.to_dict(),
         "map_size_224": [h, w],
