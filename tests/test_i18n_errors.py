@@ -148,3 +148,21 @@ def test_core_errors_are_korean_under_use_ko(tmp_path: Path) -> None:
     with use("en"):  # and the same calls in English
         with pytest.raises(CoreError, match="not an absolute path"):
             _calls(tmp_path / "en")["basemap not absolute"]()
+
+
+def test_cli_output_piped_into_head_is_not_an_internal_error() -> None:
+    """``python -m core archs | head -1``: the reader goes away before all is written; no "internal error ...
+    please report it" (here the reader is gone before the first line, so the write always fails)."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "core", "archs"], cwd=REPO, stdout=write, stderr=subprocess.PIPE,
+                              env={**os.environ, "BDA_LANG": "ko"}, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141, proc.stderr.decode()
+    assert proc.stderr.decode() == ""

@@ -221,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_("interrupted"), file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output went away (`... | head`): not an error of ours to report
+        with contextlib.suppress(OSError, ValueError):  # no flush of the rest at exit into the closed pipe
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # a bug, not a user error: short message, traceback only on request
         if os.environ.get("BDA_DEBUG"):
             traceback.print_exc()
