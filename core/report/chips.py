@@ -125,7 +125,7 @@ def finding_panels(f: Finding, sr: SceneResult, cache: SceneCache, pre_path: Pat
     if scene is None:
         why = _("source image not available") if sr.source_path is None or sr.source_path not in cache.errors \
             else _("source image unreadable: {error}").format(error=cache.errors[sr.source_path])
-        panels.append(Panel("Post-event image", None, why))
+        panels.append(Panel(_("Post-event image"), None, why))
         shape = (size, size)
     else:
         rgb, valid = scene.read(win)
@@ -133,8 +133,8 @@ def finding_panels(f: Finding, sr: SceneResult, cache: SceneCache, pre_path: Pat
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
         disp, s = _display(rgb, size)
         shape = disp.shape[:2]
-        panels.append(Panel("Post-event image", _outline(Image.fromarray(disp), _ring(f, win, s),
-                                                         grade_colour(f.grade, f.grade_scale))))
+        panels.append(Panel(_("Post-event image"), _outline(Image.fromarray(disp), _ring(f, win, s),
+                                                            grade_colour(f.grade, f.grade_scale))))
     pre_panel = None
     if sr.pre_scene_name or pre_path is not None:
         pre = cache.get(pre_path)

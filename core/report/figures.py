@@ -141,8 +141,9 @@ def _legend(ax: object, findings: list[Finding], threshold: float, label: str) -
                                    label=f"{clean_text(_(grade_label(f.grade, f.grade_scale)), 30)} ({n})")
                              for f, n in ranked]
     if any(is_rejected(f) for f in findings):
-        handles.append(Line2D([], [], color="#9e9e9e", ls="--", lw=1.2, label="rejected (not counted)"))
-    handles.append(Patch(fc=HEAT_CMAP(0.5), alpha=0.8, label=f"{label}: score ≥ threshold {threshold:.2f}"))
+        handles.append(Line2D([], [], color="#9e9e9e", ls="--", lw=1.2, label=_("rejected (not counted)")))
+    handles.append(Patch(fc=HEAT_CMAP(0.5), alpha=0.8, label=_("{label}: score ≥ threshold {threshold}").format(
+        label=label, threshold=f"{threshold:.2f}")))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=min(4, len(handles)),
               fontsize=7, frameon=False)
 
@@ -164,7 +165,7 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
                       extent=(0, w, h, 0), interpolation="bilinear")
         else:
             ax.set_facecolor("#d9d9d9")
-            ax.text(w / 2, h / 2, "source image not available", ha="center", va="center", color="#444444")
+            ax.text(w / 2, h / 2, _("source image not available"), ha="center", va="center", color="#444444")
             if st.heat is not None:
                 ax.imshow(colorize(st.heat, threshold, vmax), extent=(0, w, h, 0), interpolation="bilinear")
         ranked = sorted(sr.findings, key=lambda f: summary.obj_id.get(id(f), 0))

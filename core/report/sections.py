@@ -257,41 +257,43 @@ def grade_colour_label(b: Any) -> str:
     """A building's grade label."""
     from core.buildings.maplayer import grade_colour
 
-    return grade_colour(b)[0]
+    return _(grade_colour(b)[0])
 
 
 def building_summary(pdf: ReportPDF, ctx: ReportContext, cache: SceneCache | None = None) -> None:
     """Buildings per grade (count and footprint area), the top buildings by score (issue 13) and image chips of the
     first :data:`BUILDING_CHIPS` of them."""
     from core.buildings import grade_counts
-    from core.buildings.maplayer import grade_colour
 
     blds = ctx.buildings
     scale = blds[0].grade_scale
     counts = grade_counts(blds, scale)
-    pdf.h2("Buildings")
+    pdf.h2(_("Buildings"))
     counted = [b for b in blds if b.review_status != "rejected"]
     analysed = [b for b in counted if b.analysed]
-    how = "calibrated on analyst labels (section 4)" if ctx.building_calibration else \
-        "graded automatically from the heatmaps' building statistics (not validated)"
-    pdf.para(f"{len(blds)} building footprint(s) were given; {len(analysed)} lie in the analysed imagery and were "
-             f"{how}; {len(counted) - len(analysed)} are outside it (not analysed)"
-             + (f"; {len(blds) - len(counted)} rejected by an analyst are not counted." if len(counted) < len(blds)
-                else "."))
-    rows = [["Building grade", "Buildings", "Footprint area"]]
+    how = _("calibrated on analyst labels (section 4)") if ctx.building_calibration else \
+        _("graded automatically from the heatmaps' building statistics (not validated)")
+    text = _("{n} building footprint(s) were given; {inside} lie in the analysed imagery and were {how}; {outside} "
+             "are outside it (not analysed).").format(n=len(blds), inside=len(analysed), how=how,
+                                                      outside=len(counted) - len(analysed))
+    if len(counted) < len(blds):
+        text += " " + _("{n} rejected by an analyst are not counted.").format(n=len(blds) - len(counted))
+    pdf.para(text)
+    rows = [[_("Building grade"), _("Buildings"), _("Footprint area")]]
     for key, n in counts.items():
         area = sum(b.area_m2 or 0.0 for b in counted if b.grade == key)
         from core.detection.grading import get_scale
 
         label = get_scale(scale).get(key).label
-        rows.append([clean_text(label, 60), str(n), fmt_area(area) if n else "—"])
+        rows.append([clean_text(_(label), 60), str(n), fmt_area(area) if n else "—"])
     pdf.grid(rows, (60, 30, 50), size=8.5)
     top = sorted([b for b in analysed if b.score is not None], key=lambda b: -float(b.score))[: max(0, ctx.top_n)]
     if top:
-        pdf.para(f"The {len(top)} highest-scoring buildings (all of them are in buildings.csv):", size=8.5)
-        trows = [["Building", "Grade", "Score", "Conf.", "MGRS", "Review", "Label"]]
-        trows += [[clean_text(b.building_id, 40), clean_text(grade_colour(b)[0], 30), fmt(b.score),
-                   fmt(b.confidence), clean_text(b.mgrs, 30) or "—", clean_text(b.review_status, 20),
+        pdf.para(_("The {n} highest-scoring buildings (all of them are in buildings.csv):").format(n=len(top)),
+                 size=8.5)
+        trows = [[_("Building"), _("Grade"), _("Score"), _("Conf."), "MGRS", _("Review"), _("Label")]]
+        trows += [[clean_text(b.building_id, 40), clean_text(grade_colour_label(b), 30), fmt(b.score),
+                   fmt(b.confidence), clean_text(b.mgrs, 30) or "—", clean_text(_(b.review_status), 20),
                    clean_text(b.label or "", 20) or "—"] for b in top]
         pdf.grid(trows, (30, 30, 16, 14, 40, 24, 22), size=7)
     if cache is not None:
@@ -320,15 +322,15 @@ def _building_chips(pdf: ReportPDF, ctx: ReportContext, cache: SceneCache, top: 
             panels = finding_panels(f, sr, cache, ctx.pre_source(sr), anomaly_threshold(sr, ctx.model_info) or 1.0,
                                     float(ct) if isinstance(ct, (int, float)) else None, size=240)[:3]
         except (CoreError, OSError, ValueError) as err:  # a file damaged since the analysis: say so, go on
-            pdf.para(f"Chips of building {clean_text(b.building_id, 40)} could not be read: {clean_text(err, 200)}",
-                     size=8, colour=GREY)
+            pdf.para(_("Chips of building {id} could not be read: {error}").format(
+                id=clean_text(b.building_id, 40), error=clean_text(err, 200)), size=8, colour=GREY)
             continue
         w = min(50.0, (pdf.epw - 2 * 4) / 3)
         if pdf.will_page_break(w + 16):
             pdf.add_page()
         if not shown:
-            pdf.para("Image chips of the highest-scoring buildings (outlined in their grade's colour):", size=8.5)
+            pdf.para(_("Image chips of the highest-scoring buildings (outlined in their grade's colour):"), size=8.5)
             shown = True
-        pdf.para(f"Building {clean_text(b.building_id, 40)} — {clean_text(grade_colour_label(b), 40)}, score "
-                 f"{fmt(b.score)}", size=8)
+        pdf.para(_("Building {id} — {grade}, score {score}").format(
+            id=clean_text(b.building_id, 40), grade=clean_text(grade_colour_label(b), 40), score=fmt(b.score)), size=8)
         _chip_row(pdf, panels, w)
