@@ -352,6 +352,24 @@ def test_report_counts_buildings_per_grade(tmp_path, scene):
     assert "Destroyed 1 100 m²" in text or "Destroyed 1 100" in text
 
 
+def test_report_buildings_section_in_korean(tmp_path, scene):
+    """The Buildings section of a Korean PDF: its sentence, table heads and grade labels are Korean."""
+    from pypdf import PdfReader
+
+    from core.report import ReportContext, write_pdf
+
+    fs = FootprintSet(footprints=[Footprint(k, g, "t") for k, g in zip("abc", _to("EPSG:4326", GEOMS), strict=True)])
+    bs = assess_buildings([scene], fs)
+    bs.buildings[1].review_status = "rejected"
+    ctx = ReportContext(title="t", handling="TLP:CLEAR", scenes=[scene], buildings=bs.buildings)
+    pdf = write_pdf(ctx, tmp_path / "r.pdf", lang="ko")
+    text = " ".join(" ".join((p.extract_text() or "") for p in PdfReader(pdf).pages).split())
+    assert "건물 외곽선 3개가 주어졌습니다" in text and "분석관이 기각한 1개는 집계하지 않습니다" in text, text[:2000]
+    assert "건물 등급" in text and "파괴" in text
+    for english in ("building footprint(s) were given", "Building grade", "Footprint area", "Destroyed"):
+        assert english not in text
+
+
 def test_report_package_carries_the_buildings(tmp_path, scene):
     from core.report import ReportContext, write_package
 
