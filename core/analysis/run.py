@@ -260,4 +260,4 @@ class AnalysisRun:
                 "gpus_per_worker": o.gpus_per_worker})
         except (CoreError, OSError, RasterioError, ValueError) as exc:
             log.warning("area outputs of %s not written: %s", self.out_dir, exc)
-            self.area_error = f"the area mosaic and merged findings could not be written ({exc})"
+            self.area_error = _("the area mosaic and merged findings could not be written ({exc})").format(exc=exc)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CoreError
+from core.i18n import _
 from core.types import SceneResult
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ def analyze_input(item: dict[str, Any], det: Any, out_dir: str | Path, *, thresh
     except CoreError as exc:
         return failed_result(name, path, str(exc))
     except MemoryError:
-        return failed_result(name, path, "not enough memory to analyse this image; convert it to a tiled GeoTIFF "
-                                         "or analyse it on a machine with more memory")
+        return failed_result(name, path, _("not enough memory to analyse this image; convert it to a tiled GeoTIFF "
+                                           "or analyse it on a machine with more memory"))
     except Exception as exc:  # noqa: BLE001 - one broken file must not end the batch; logged in full
         log.exception("analysis of %s failed", name)
-        return failed_result(name, path, f"unexpected error ({type(exc).__name__}: {exc}); the log has details")
+        return failed_result(name, path, _("unexpected error ({kind}: {exc}); the log has details").format(
+            kind=type(exc).__name__, exc=exc))

@@ -70,7 +70,8 @@ def assess_analysis(results: list[SceneResult], footprint_paths: list[str], out_
             bset.calibration = cal.to_dict()
             apply_calibration(bset.buildings, cal, labels, grade_scale)
         except InputError as exc:
-            bset.notes.append(f"the earlier calibration could not be refitted ({exc}); automatic grades used")
+            bset.notes.append(_("the earlier calibration could not be refitted ({exc}); automatic grades used")
+                              .format(exc=exc))
             apply_calibration(bset.buildings, None, labels, grade_scale)
     else:
         apply_calibration(bset.buildings, None, labels, grade_scale)

@@ -165,8 +165,8 @@ class JobRunner:
             self.ws.update_job(jid, status="failed", message=str(exc))
         except BaseException as exc:  # a worker thread must always leave a final status behind
             log.exception("job %s failed", jid)
-            self.ws.update_job(jid, status="failed", message=f"internal error ({type(exc).__name__}: {exc}); "
-                                                             "see the server log")
+            self.ws.update_job(jid, status="failed", message=_(
+                "internal error ({kind}: {exc}); see the server log").format(kind=type(exc).__name__, exc=exc))
         finally:
             self.ws.close()  # this thread's database connection
 

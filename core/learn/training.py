@@ -129,8 +129,8 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     fitted: dict[str, Any] | None = None
     t0 = time.perf_counter()
     if anomaly_paths and not net.learns_from_anomalies:
-        warnings.append(f"{cfg.arch} learns from normal imagery only; the {len(anomaly_paths)} anomaly "
-                        "file(s) were not used")
+        warnings.append(_("{arch} learns from normal imagery only; the {n} anomaly file(s) were not used").format(
+            arch=cfg.arch, n=len(anomaly_paths)))
     if net.trained_by_gradient:
         frozen = _freeze(net, cfg.freeze, pretrained)
         history, seen, stopped = _gradient_steps(cfg, net, normal, anomalies, device, progress, should_stop)

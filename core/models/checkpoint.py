@@ -105,7 +105,7 @@ def validate_payload(obj: Any, name: str = "checkpoint") -> tuple[dict[str, torc
                                 "score nan and be called normal; retrain the model (e.g. with a lower learning "
                                 "rate) or use another checkpoint.").format(
                                   name=name, value=', '.join(bad[:3]),
-                                  value2=' and others' if len(bad) > 3 else ''))
+                                  value2=" " + _("and others") if len(bad) > 3 else ""))
     if meta.get("calibration") is not None:
         check_calibration(meta["calibration"], name)
     return state, meta

@@ -154,7 +154,7 @@ class ImportMixin(WorkspaceBase):
     @staticmethod
     def _read_archive(archive: Path, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Manifest and rows of an extracted archive, after checking format, version and every file's sha256."""
-        bad = f"{archive.name} is not a case archive of this workbench"
+        bad = _("{name} is not a case archive of this workbench").format(name=archive.name)
         try:
             manifest = json.loads((tmp / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
