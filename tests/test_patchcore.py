@@ -125,3 +125,35 @@ def test_the_held_out_strip_lies_in_the_valid_rows_of_a_scene_with_nodata_below(
     assert held.items[0].rows == (221, 260) and train_pool.items[0].rows == (0, 221)
     patches = held.grid(8)
     assert len(patches) > 0 and all(p.max() > 0 for p in patches)
+
+
+def test_photos_are_banked_at_the_scale_they_are_scored_and_analysed(tmp_path: Path, monkeypatch) -> None:
+    """A photo (no georeferencing) is banked with its short side at the input size, whether the pool cached it or
+    it is too large to cache; a model that learnt from photos only analyses photos at that scale too. (Before, the
+    bank held the photos at twice the scored scale, or at native resolution when not cached.)"""
+    from core.detection.pipeline import resample_factor
+    from core.imagery.reader import open_scene
+    from core.learn import area_fit, samples
+
+    small, large = tmp_path / "small.png", tmp_path / "large.png"
+    cv2.imwrite(str(small), _texture(1, 300)[:, :240])
+    cv2.imwrite(str(large), _texture(2, 400))
+    monkeypatch.setattr(samples, "CACHE_MAX_PIXELS", 300 * 240)  # the large photo is read, not cached
+    pool = samples.PatchPool([small, large], 64)
+    assert pool.items[0].cached is not None and pool.items[1].cached is None
+    shapes = [rgb.shape[:2] for rgb, _valid in area_fit._windows(pool)]
+    assert shapes == [(80, 64), (64, 64)]
+
+    out = tmp_path / "photos.pt"
+    meta = train(TrainConfig(arch="patchcore-vgg16", normal=[str(small), str(large)], out=str(out), input_size=64,
+                             name="photos"))
+    assert meta["training"]["normal"]["frames"] == meta["training"]["normal"]["used"] == 2
+    det = Detector.load(out)
+    assert det.frame_side == 64
+    scene = open_scene(large)
+    try:
+        assert resample_factor(scene, det.gsd_m, frame_side=det.frame_side)[0] == pytest.approx(64 / 400)
+        assert resample_factor(scene, det.gsd_m, enabled=False, frame_side=det.frame_side)[0] == 1.0
+    finally:
+        scene.close()
+    assert Detector.load(None).frame_side is None  # the bundled default learnt from georeferenced tiles

@@ -257,6 +257,10 @@ def test_resample_factor_rules():
     assert f == 1.0 and "coarser" in warn[0]
     assert resample_factor(sc(0.15), 0.6, enabled=False)[0] == 1.0
     assert resample_factor(sc(0.15, georef=None), 0.6)[0] == 1.0
+    # a photo (no georeferencing) and a model that learnt from photos scaled to a 128-px short side
+    assert resample_factor(sc(None, georef=None), None, frame_side=128)[0] == pytest.approx(0.128)
+    assert resample_factor(sc(None, georef=None, size=150), None, frame_side=128)[0] == 1.0  # hardly larger
+    assert resample_factor(sc(0.3), 0.3, frame_side=128)[0] == 1.0  # georeferenced: its GSD decides
     assert resample_factor(sc(0.15), None)[0] == 1.0
     f, warn = resample_factor(sc(0.01, size=200), 0.5)
     assert f * 200 == pytest.approx(pl.MIN_GRID_SIDE) and warn

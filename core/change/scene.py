@@ -241,7 +241,8 @@ def analyze_pair(post_scene: Scene, pre_path: str | Path, detector: Any, out_dir
     out.mkdir(parents=True, exist_ok=True)
     pre = open_scene(pre_path)
     try:
-        factor, _why = resample_factor(post_scene, getattr(detector, "gsd_m", None), resample_to_model_gsd)
+        factor, _why = resample_factor(post_scene, getattr(detector, "gsd_m", None), resample_to_model_gsd,
+                                       frame_side=getattr(detector, "frame_side", None))
         shift, coreg = residual_shift(post_scene, pre, residual_shift_policy)
         stem = safe_name(post_scene.name)
         change_path = out / f"{stem}_change.tif"

@@ -84,6 +84,16 @@ def _to_host(t: torch.Tensor) -> np.ndarray:
 ONE_SCALE = 1.5
 
 
+def model_frame_side(meta: dict[str, Any]) -> int | None:
+    """The input size when every normal training image was a photo without georeferencing (training scales photos
+    so their short side is about the input size; evaluation scores them at exactly that), else None."""
+    normal = (meta.get("training") or {}).get("normal") or {}
+    frames, used = normal.get("frames"), normal.get("used")
+    if isinstance(frames, int) and isinstance(used, int) and used > 0 and frames == used:
+        return int(meta.get("input_size", 224))
+    return None
+
+
 def model_gsd(meta: dict[str, Any]) -> tuple[float | None, str]:
     """The ground sample distance (m/px) a model works at, and where it comes from: the one recorded at training
     (``gsd_m``), else the geometric mean of its normal training imagery's GSD range when that imagery was of one
@@ -160,6 +170,9 @@ class Detector:
         self.version: str = str(meta.get("version", "0"))
         self.input_size: int = int(meta.get("input_size", 224))
         self.gsd_m, self.gsd_source = model_gsd(meta)
+        #: the short side photos are scaled to, for a model that learnt from photos only (else None): see
+        #: :func:`core.detection.pipeline.resample_factor`
+        self.frame_side: int | None = model_frame_side(meta)
         self.tile_size: int = int(meta.get("tile_size", 512))
         norm = meta.get("normalization", {})
         self.mean = tuple(norm.get("mean", IMAGENET_MEAN))

@@ -110,13 +110,21 @@ def _blend(h: int, w: int, overlap: int) -> np.ndarray:
     return out
 
 
-def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True) -> tuple[float, list[str]]:
+def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True, *,
+                    frame_side: int | None = None) -> tuple[float, list[str]]:
     """Analysis-grid pixels per scene pixel (``scene GSD / model GSD``), and warnings for the user.
 
     1.0 unless resampling is enabled, the model records its GSD, the scene is georeferenced with a known GSD, and
     the two differ by more than :data:`RESAMPLE_TRIGGER`. Enlarging is capped at :data:`MAX_UPSAMPLE`.
+
+    A photo without georeferencing has no GSD. A model that learnt from photos only (``frame_side``: the short side
+    its photos were scaled to, :attr:`core.detection.detector.Detector.frame_side`) sees a photo at that scale, as
+    in training and evaluation; other models see it at its own resolution.
     """
     warnings: list[str] = []
+    if enabled and scene.georef is None and frame_side:
+        f = frame_side / max(1, min(scene.width, scene.height))
+        return (f, warnings) if f < 1 / RESAMPLE_TRIGGER else (1.0, warnings)
     if not enabled or not model_gsd or scene.georef is None:
         return 1.0, warnings
     gsd = scene.gsd_m or geo.gsd_m(scene.georef, scene.width, scene.height)
@@ -250,7 +258,8 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = safe_name(scene.name)
-    factor, warnings = resample_factor(scene, getattr(detector, "gsd_m", None), resample_to_model_gsd)
+    factor, warnings = resample_factor(scene, getattr(detector, "gsd_m", None), resample_to_model_gsd,
+                                       frame_side=getattr(detector, "frame_side", None))
     # an explicit tile size keeps the classic grid; otherwise a tile-invariant model gets the fewest large tiles
     budget = detector.tile_budget_px() if tile_size is None and hasattr(detector, "tile_budget_px") else None
     plan = plan_tiles(scene.height, scene.width, int(tile_size or detector.tile_size), detector.rf, factor,

@@ -30,7 +30,8 @@ class ScenePlan:
 
 def plan_scene(index: int, scene: Scene, det: Any, path: str, resample: bool = True) -> ScenePlan:
     """The tile plan of ``scene`` for detector ``det`` (its tile size, receptive field and GSD)."""
-    factor, warnings = resample_factor(scene, getattr(det, "gsd_m", None), resample)
+    factor, warnings = resample_factor(scene, getattr(det, "gsd_m", None), resample,
+                                       frame_side=getattr(det, "frame_side", None))
     budget = det.tile_budget_px() if hasattr(det, "tile_budget_px") else None  # as analyze_scene plans it
     plan = plan_tiles(scene.height, scene.width, int(det.tile_size), det.rf, factor, budget_px=budget)
     return ScenePlan(index=index, path=path, name=scene.name, plan=plan, warnings=tuple(warnings))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,19 +37,37 @@ MAX_CANDIDATES = 50_000
 Progress = Callable[[dict[str, Any]], None]
 
 
+def frame_at_input_scale(rgb: np.ndarray, valid: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A photo (no georeferencing) resized so its short side is ``size`` px: the scale at which frames are scored
+    (:func:`core.learn.evaluation.evaluate_images`) and calibrated (:meth:`PatchPool.grid`). The pool caches frames
+    at twice that for FCDD's random crops; a bank built there matched features of another scale (AIDER fire vs
+    flood: 0.67 with the bank at twice the scored scale)."""
+    h, w = rgb.shape[:2]
+    s = size / min(h, w)
+    shape = (max(size, round(w * s)), max(size, round(h * s)))
+    ok = np.ones((h, w), bool) if valid is None else valid
+    return (cv2.resize(rgb, shape, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR),
+            cv2.resize(ok.astype(np.uint8), shape, interpolation=cv2.INTER_NEAREST) > 0)
+
+
 def _windows(pool: PatchPool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(rgb, valid) windows covering the training rows of every image in ``pool``."""
     for it in pool.items:
         r_lo, r_hi = it.rows
-        width = it.scene.width if it.georef else (it.cached.shape[1] if it.cached is not None else it.scene.width)
-        if not it.georef and it.cached is not None:
-            r_lo, r_hi = 0, it.cached.shape[0]
+        width = it.scene.width
+        frame = None
+        if not it.georef:  # a photo: embedded whole at the scale it is scored at
+            rgb, valid = (it.cached, it.valid) if it.cached is not None else read_valid(it.scene)
+            frame = frame_at_input_scale(rgb, valid, pool.patch)
+            r_lo, r_hi, width = 0, frame[0].shape[0], frame[0].shape[1]
         for r in range(r_lo, r_hi, WINDOW):
             for c in range(0, width, WINDOW):
                 h, w = min(WINDOW, r_hi - r), min(WINDOW, width - c)
                 if h < 32 or w < 32:
                     continue
-                if it.cached is not None and it.valid is not None:
+                if frame is not None:
+                    rgb, valid = frame[0][r:r + h, c:c + w], frame[1][r:r + h, c:c + w]
+                elif it.cached is not None and it.valid is not None:
                     rgb, valid = it.cached[r:r + h, c:c + w], it.valid[r:r + h, c:c + w]
                 else:
                     rgb, valid = read_valid(it.scene, Window(c, r, w, h))

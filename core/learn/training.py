@@ -287,7 +287,8 @@ def _summary(paths: Sequence[Path], pool: PatchPool | None) -> dict[str, Any]:
         return {"files": 0}
     gsds = [it.scene.gsd_m for it in pool.items if it.scene.gsd_m]
     return {"files": len(paths), "used": len(pool), "names": [p.name for p in paths][:50],
-            "gsd_m_range": [min(gsds), max(gsds)] if gsds else None}
+            "gsd_m_range": [min(gsds), max(gsds)] if gsds else None,
+            "frames": sum(1 for it in pool.items if not it.georef)}
 
 
 def _metadata(cfg: TrainConfig, net, calibration: Calibration, history, normal_paths, anomaly_paths, normal,
