@@ -190,10 +190,10 @@ def method(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
             pdf.para(_("Each building footprint was rasterised on the heatmaps' grid and summarised (mean, 90th "
                        "percentile, a 3 m ring around it) on the primary map (the change heatmap when there is a "
                        "pre-event image). No analyst labels: the grades come from a prior read from all buildings' "
-                       "scores (a two-component mixture: damage begins where the upper component takes over), so "
-                       "the most changed few per cent are called damaged even where nothing is; no building is "
-                       "graded destroyed without grade labels. Label buildings and calibrate before relying on "
-                       "the counts."))
+                       "scores (a two-component mixture: damage begins where the upper component takes over, and "
+                       "never below the model's 99th percentile of normal pixels, so buildings the model does not "
+                       "find unusual are not called damaged); no building is graded destroyed without grade "
+                       "labels. Label buildings and calibrate before relying on the counts."))
     pdf.h2(_("Limitations"))
     pdf.bullets(limitations(s), size=8.5)
     for key, heading in (("phase2_notes", _("Phase 2 — functional damage assessment")),
