@@ -1,6 +1,6 @@
 """The Ray engine against the local engine on a generated area of GeoTIFF tiles (in a temp dir).
 
-    python -m benchmarks.bench_ray [--tiles 64] [--size 2048] [--overhead-tiles 16] [--workers 2] [--json]
+    python -m benchmarks.bench_ray [--tiles 64] [--size 2048] [--overhead-tiles 16] [--workers 2] [--model PT] [--json]
 
 Prints, each engine run in a fresh subprocess (its own memory peak, its own Ray):
 - wall time of the local engine and of ``--engine ray`` on a local 2-worker Ray, for ``--tiles`` tiles;
@@ -27,6 +27,10 @@ from typing import Any
 from tests.support.area import write_area
 
 
+#: the checkpoint every engine run loads (``--model``; default: the bundled default model)
+MODEL_ENV = "BDA_BENCH_RAY_MODEL"
+
+
 def _grid(n: int) -> tuple[int, int]:
     rows = max(1, int(math.sqrt(n)))
     while n % rows:
@@ -40,7 +44,7 @@ def run_once(engine: str, inputs: list[str], out: str, workers: int, split: str 
     from core.detection.detector import Detector
 
     t0 = time.perf_counter()
-    det = Detector.load(None)
+    det = Detector.load(os.environ.get(MODEL_ENV) or None)  # --model, passed to the engine subprocesses
     load_s = time.perf_counter() - t0
     items = [AnalysisInput(path=p) for p in inputs]
     opts = AnalysisOptions(engine=engine, workers=workers if engine == "ray" else 0, area=False,
@@ -102,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="also print every figure as one JSON object")
     ap.add_argument("--split", choices=["windows", "scenes"], default="windows",
                     help="Ray tasks: windows (stitched by the driver, default) or whole scenes on the workers")
+    ap.add_argument("--model", default=None, help="checkpoint to run (default: the bundled default model)")
     ap.add_argument("--one", choices=["local", "ray"], help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("inputs", nargs="*", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.model:
+        os.environ[MODEL_ENV] = str(Path(a.model).resolve())
     if a.one:
         print(json.dumps(run_once(a.one, a.inputs, a.out, a.workers, a.split)))
         return 0

@@ -160,3 +160,28 @@ def test_the_sidebar_counts_findings_as_the_pages_do(ws) -> None:
     case = ws.list_cases()[0]["id"]
     assert ws.case_finding_counts(case) == (judge(r).n_counted, judge(r).n_rejected) == (2, 1)
     assert case_counts(ws, case) == "1 analysis · 1 image · 2 findings (1 rejected)"
+
+
+def test_a_map_mostly_above_the_threshold_says_it_cannot_tell_damage_from_unfamiliar_imagery(
+        detector, scene_path, tmp_path) -> None:
+    """From BROAD_SHARE of the image above the threshold, the result carries a note (pages and CLI show a result's
+    warnings); below it, none. The share is stored either way."""
+    from core.detection.verdict import BROAD_SHARE, broad_anomaly_note
+
+    heat = np.zeros((100, 100), np.float32)
+    heat[:, :10] = 2.0
+    heat[0, 0] = np.nan  # nodata does not count
+    share, note = broad_anomaly_note(heat, 1.0)
+    assert share == pytest.approx(999 / 9999) and note is None
+    heat[:, :30] = 2.0
+    share, note = broad_anomaly_note(heat, 1.0)
+    assert share >= BROAD_SHARE and note is not None and "30 %" in note and "pre-event" in note
+    scene = open_scene(scene_path)
+    try:  # the threshold at the map's 5th percentile: ~95 % of the scene above it
+        low = float(np.nanquantile(read_heatmap(analyze_scene(scene, detector, tmp_path / "a").heatmap_path).scores,
+                                   0.05))
+        res = analyze_scene(scene, detector, tmp_path / "b", threshold=low)
+    finally:
+        scene.close()
+    assert res.meta["share_above_threshold"] > 0.9
+    assert any("above the threshold" in w for w in res.meta["warnings"])

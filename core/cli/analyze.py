@@ -156,6 +156,8 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
                 + f"\n    {coregistration_text(res.meta.get('coregistration') or {})}")
         else:
             say("    " + _("image score {score}; {rule}").format(score=f"{res.image_score:.2f}", rule=judge(res).rule))
+        for w in ([] if res.error else res.meta.get("warnings", [])):
+            say("    " + _("note: {message}").format(message=w))
 
     try:
         return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
