@@ -193,6 +193,7 @@ def standalone(sc: dict[str, Any], runs: int, cap: float) -> None:
     """Part 1: the map HTML, old and new interleaved, for the test's orthophoto and the large one."""
     from tests.support.browser import offline_browser
 
+    build_html(sc, sc["ortho"])  # warm-up (imports, the world layer, Leaflet's files): not counted
     print("\n1. Map page in the browser (old and new interleaved)")
     print(f"{'orthophoto':<22} {'code':<4} {'run':>3} {'build s':>8} {'HTML MB':>8} {'drawn s':>8}")
     for label, ortho in (("test's (80 px)", sc["ortho"]), (sc["big"].name, sc["big"])):
