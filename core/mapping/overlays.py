@@ -119,6 +119,7 @@ def read_preview(scene: Scene, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     """
     import cv2
     from rasterio.errors import RasterioError
+    from rasterio.windows import Window
 
     from core.errors import ImageReadError
     from core.imagery.sources import RasterSource
@@ -132,8 +133,9 @@ def read_preview(scene: Scene, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         data, valid = src.read_raw(out_shape=(rh, rw))
     except (RasterioError, OSError) as exc:
-        raise ImageReadError(_("{name}: its pixels cannot be read, the file is damaged ({exc}); export or copy it "
-                               "again").format(name=scene.name, exc=exc)) from exc
+        raise ImageReadError(_("{name}: pixels of {window} cannot be read, the file is damaged there ({exc}); "
+                               "export or copy it again").format(
+                                 name=scene.name, window=Window(0, 0, scene.width, scene.height), exc=exc)) from exc
     rgb = src.to_rgb(data)
     if src.lut is not None and src.lut.shape[1] == 4:  # a palette's transparent entries are nodata
         valid &= src.lut[np.clip(np.nan_to_num(data[0]).astype(np.int64), 0, len(src.lut) - 1), 3] > 0
