@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -157,3 +159,48 @@ def test_basemaps_are_remembered_per_case_and_listed_in_the_report(ws, tmp_path:
     text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
                                    check=True).stdout.split())
     assert "Map backgrounds (offline basemaps)" in text and "GeoTIFF orthophoto: ortho.tif" in text
+
+
+def test_embedded_tiles_are_asked_for_only_where_they_are_and_hidden_far_out(tmp_path: Path) -> None:
+    """A level-10..16 MBTiles (as the browser test's): the layer's JavaScript asks Leaflet only for the tiles it
+    holds and is hidden more than UNDERZOOM levels out, so the map never lays out a whole level-10 world of tiles
+    (the old layer froze the page for minutes); the map's own zoom range stays 0-22 whatever the layers say."""
+    from core.mapping.basemaps.layers import UNDERZOOM
+
+    mb = check_basemap(make_mbtiles(tmp_path / "deep.mbtiles", LAT, LON, zooms=range(10, 17), half_deg=0.01))
+    scene = _result(tmp_path, name="scene.tif")
+    html = webmap.map_html(webmap.build_map([scene], overlays={str(scene.heatmap_path): None},
+                                            base_layers=basemap_layers([mb], AREA).layers))
+    opts = json.loads(re.search(r"new Embedded\('', (\{.*?\})\)", html).group(1))
+    assert opts["minNativeZoom"] == 10 and opts["maxNativeZoom"] == 16
+    assert opts["minZoom"] == 10 - UNDERZOOM and UNDERZOOM <= 6
+    assert "_isValidTile" in html and "in tiles" in html
+    # at the layer's lowest zoom a 4K screen spans at most this many level-10 tile positions for Leaflet to check
+    assert (3840 / 256 * 2 ** UNDERZOOM) * (2160 / 256 * 2 ** UNDERZOOM) < 200_000
+    assert re.search(r'"minZoom": 0,\s*"maxZoom": 22', html)  # the map's own range, fixed
+
+
+def test_geotiff_basemap_is_read_decimated_never_at_full_resolution(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 4000 px orthophoto shown at 512 px is read once, decimated (out_shape; overviews when the file has them),
+    at no more than twice the preview size: the old path read every pixel in strips."""
+    from core.imagery.sources import RasterSource
+
+    read: list[int] = []
+    real = RasterSource.read_raw
+
+    def counting(self, window=None, out_shape=None):
+        data, valid = real(self, window, out_shape)
+        read.append(int(valid.size))
+        return data, valid
+
+    ortho = make_ortho(tmp_path / "big.tif", LAT, LON, size=4000, gsd_deg=0.00001)
+    monkeypatch.setattr(RasterSource, "read_raw", counting)
+    ov = load_basemap(check_basemap(ortho), AREA, raster_px=512)
+    assert isinstance(ov, Overlay) and max(ov.shape) <= 512
+    assert sum(read) <= 2 * 1024 * 1024 < 4000 * 4000 // 4, read  # (the scene's own sample on open included)
+    img = np.asarray(_decode(ov.png_data_uri).convert("RGBA")).astype(int)
+    h, w = ov.shape
+    assert tuple(img[h // 4, w // 4, :3]) == pytest.approx((120, 40, 200), abs=10)  # the colour, off the cross
+    (s, west), (n, e) = ov.bounds
+    assert n - s == pytest.approx(0.04, rel=0.02) and s < LAT < n and west < LON < e

@@ -4,9 +4,7 @@ added on the Map page and drawn under the analysis, with every non-loopback requ
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -49,16 +47,24 @@ def _workspace(root: Path, tile: Path, model: Path) -> tuple[int, tuple[float, f
     return case, ((s + n) / 2, (w + e) / 2)
 
 
-def _frame_with(page, selector: str, timeout_s: float = 240.0):
-    """The frame in which ``selector`` matches (the map's frame is replaced when the map changes)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for f in page.frames:
-            with contextlib.suppress(Exception):  # a frame detached while we looked
-                if f.locator(selector).count():
-                    return f
-        page.wait_for_timeout(500)
-    raise AssertionError(f"nothing matches {selector!r} on the map")
+MAP_IFRAME = "iframe[title='streamlit_folium.st_folium']"
+#: The index of the first map iframe whose document matches the selector (-1: none yet). streamlit-folium replaces
+#: the iframe when the map changes, and the old one lingers for a moment: the right one is the one showing it.
+_FIND_FRAME = """([frames, sel]) => Array.from(document.querySelectorAll(frames)).findIndex(f => {
+    try { return !!(f.contentDocument && f.contentDocument.querySelector(sel)); } catch (e) { return false; } })"""
+#: The Leaflet map of the frame (streamlit-folium names it ``window.map``; a standalone folium page by its div's id),
+#: and the map idle: no zoom or pan animation running.
+_MAP = "(() => window.map || window[document.querySelector('.folium-map').id])()"
+_IDLE = f"() => {{ const m = {_MAP}; return !m._animatingZoom && !(m._panAnim && m._panAnim._inProgress); }}"
+
+
+def _frame_with(page, selector: str, timeout_ms: int = 120_000):
+    """The map's frame once ``selector`` matches in it (the map's iframe is replaced when the map changes)."""
+    page.wait_for_function(f"args => ({_FIND_FRAME})(args) >= 0", arg=[MAP_IFRAME, selector], timeout=timeout_ms)
+    idx = page.evaluate(_FIND_FRAME, [MAP_IFRAME, selector])
+    frame = page.locator(MAP_IFRAME).nth(idx).element_handle().content_frame()
+    assert frame is not None, "the map's iframe has no document"
+    return frame
 
 
 def _add(page, path: Path, shown: int) -> None:
@@ -96,21 +102,56 @@ def test_map_shows_mbtiles_and_geotiff_basemaps_offline(shared_data, tiny_model,
         _add(page, ortho, 3)
         ws = Workspace(tmp_path / "ws")
         assert [d["kind"] for d in case_basemaps(ws, case)] == ["world", "mbtiles", "geotiff"]
-        frame = _frame_with(page, ".bda-basemap-tiles img.leaflet-tile-loaded")  # the map remounted
+        # the map remounted with both basemaps: the orthophoto's layer and the tiles drawn
+        frame = _frame_with(page, ".leaflet-bda-raster-pane img.leaflet-image-layer")
+        frame.locator(".bda-basemap-tiles img.leaflet-tile-loaded").first.wait_for(timeout=60_000)
         tiles = frame.locator(".bda-basemap-tiles img.leaflet-tile-loaded")
         assert tiles.count() >= 4
         srcs = tiles.evaluate_all("els => els.map(e => e.src.slice(0, 22))")
         assert all(s == "data:image/png;base64," for s in srcs), srcs[:3]
         assert tuple(tiles.first.evaluate(PIXEL)) == TILE_COLOUR  # the test's own tile, drawn
         raster = frame.locator(".leaflet-bda-raster-pane img.leaflet-image-layer")
-        raster.first.wait_for(timeout=120_000)
         assert raster.first.evaluate("img => img.complete && img.naturalWidth > 0")
         rgb = raster.first.evaluate(PIXEL)  # the imagery overlay is lossy WebP: near the colour, not exact
         assert all(abs(a - b) <= 8 for a, b in zip(rgb, ORTHO_COLOUR, strict=True)), rgb
         assert frame.locator("[data-testid=bda-map-legend]").count() == 1
         zoom = frame.locator("select[data-testid=bda-zoom-to-scene]")
         assert tile.name in zoom.inner_text()
-        zoom.select_option(label=tile.name)
-        page.wait_for_timeout(500)  # the fitBounds animation; nothing is awaited from the network
+        frame.evaluate(f"() => {{ {_MAP}.setZoom(3, {{animate: false}}); }}")  # out to the continent
+        frame.wait_for_function(_IDLE)
+        assert frame.locator(".bda-basemap-tiles img").count() == 0  # 13 levels above them: not laid out
+        zoom.select_option(label=tile.name)  # back to the scene (a fitBounds animation)
+        frame.wait_for_function(f"() => ({_IDLE})() && {_MAP}.getZoom() >= 15")
+        frame.locator(".bda-basemap-tiles img.leaflet-tile-loaded").first.wait_for(timeout=30_000)
         page.screenshot(path=str(art / "basemaps.png"), timeout=60_000)
         no_exception(page)
+
+
+def test_deep_mbtiles_map_draws_at_once_at_every_zoom(tmp_path):
+    """The map page itself (no server) with a basemap whose shallowest tiles are level 10, as in the test above: it
+    loads in seconds and lays out no more tiles than it holds at any zoom. Leaflet used to make an <img> for every
+    level-10 tile over the visible world at the map's first (world) zoom, and the page did not load in 10 minutes."""
+    from core.mapping import webmap
+    from core.mapping.basemaps import WORLD, basemap_layers, check_basemap
+    from tests.support.browser import offline_browser
+    from tests.test_basemaps import AREA, LAT, LON
+    from tests.test_webmap import _result
+
+    mb = check_basemap(make_mbtiles(tmp_path / "deep.mbtiles", LAT, LON, zooms=range(10, 17), half_deg=0.01))
+    ortho = check_basemap(make_ortho(tmp_path / "ortho.tif", LAT, LON - 0.004, size=80, colour=ORTHO_COLOUR))
+    base = basemap_layers([WORLD, mb, ortho], AREA)
+    n_tiles = sum(len(getattr(layer, "tiles", {})) for g in base.layers for layer in g._children.values())
+    scene = _result(tmp_path, name="scene.tif")
+    html = webmap.map_html(webmap.build_map([scene], overlays={str(scene.heatmap_path): None},
+                                            base_layers=base.layers))
+    with offline_browser() as (page, blocked):
+        page.set_content(html, timeout=60_000)
+        page.wait_for_function(_IDLE, timeout=30_000)
+        counts = {}
+        for z in range(23):
+            page.evaluate(f"() => {{ {_MAP}.setView([{LAT}, {LON}], {z}, {{animate: false}}); }}")
+            assert page.evaluate(f"() => {_MAP}.getZoom()") == z  # no layer narrows the map's zoom range
+            counts[z] = page.locator(".bda-basemap-tiles img").count()
+        assert max(counts.values()) <= n_tiles, counts
+        assert counts[4] == 0 and counts[5] >= 1 and counts[16] >= 4, counts  # hidden 6+ levels out, drawn nearer
+        assert not blocked

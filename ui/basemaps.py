@@ -111,7 +111,8 @@ def loader(ws: Workspace) -> Any:
             mtime = Path(b.path).stat().st_mtime
         except OSError:
             mtime = 0.0
-        rounded = tuple(round(v, 5) for v in area)
+        # an orthophoto is drawn whole whatever the scenes: one cached preview for every analysis of the case
+        rounded = (0.0, 0.0, 0.0, 0.0) if b.kind == "geotiff" else tuple(round(v, 5) for v in area)
         with st.spinner(_("Reading the basemap…")):  # shown after 0.5 s: not for a cached one
             return _load(json.dumps(b.to_dict(), sort_keys=True), mtime, rounded, str(ws.root))
     return load

@@ -21,7 +21,7 @@ from core.detection.heatmap import colorize, read_heatmap
 from core.errors import GeoreferenceError
 from core.geo import georef as geo
 from core.i18n import _
-from core.types import GeoRef
+from core.types import GeoRef, Scene
 
 MERCATOR = "EPSG:3857"
 OVERLAY_MAX_PX = 1024  #: longest side of a warped heatmap overlay
@@ -51,10 +51,11 @@ def warp_to_mercator(scores: np.ndarray, georef: GeoRef, *, max_px: int = OVERLA
                      ) -> tuple[np.ndarray, Affine]:
     """Reproject a score raster (NaN = nodata) onto a north-up EPSG:3857 grid at most ``max_px`` on a side.
 
+    ``scores`` is h×w, or k×h×w for k bands warped together (one pass: the bands share the coordinate work).
     Works for any CRS and for rotated transforms (drone footprints). Returns ``(scores, transform)``.
     """
     scores = np.asarray(scores, dtype=np.float32)
-    h, w = scores.shape
+    h, w = scores.shape[-2:]
     src_tr = georef.transform
     cols, rows = geo.edge_pixels(w, h)
     xs = src_tr.a * cols + src_tr.b * rows + src_tr.c
@@ -72,7 +73,7 @@ def warp_to_mercator(scores: np.ndarray, georef: GeoRef, *, max_px: int = OVERLA
     res = max(right - left, top - bottom) / max(1, min(max_px, max(w, h)))
     dw, dh = max(1, math.ceil((right - left) / res)), max(1, math.ceil((top - bottom) / res))
     dst_tr = Affine(res, 0.0, left, 0.0, -res, top)
-    out = np.full((dh, dw), np.nan, np.float32)
+    out = np.full((*scores.shape[:-2], dh, dw), np.nan, np.float32)
     rasterio.warp.reproject(scores, out, src_transform=src_tr, src_crs=georef.crs, src_nodata=np.nan,
                             dst_transform=dst_tr, dst_crs=MERCATOR, dst_nodata=np.nan,
                             resampling=rasterio.warp.Resampling.bilinear)
@@ -108,6 +109,42 @@ def heatmap_overlay(heatmap_path: str | Path, threshold: float, *, max_px: int =
     return Overlay(webp_data_uri(colorize(merc, threshold), quality=85), bounds, (h, w))
 
 
+def read_preview(scene: Scene, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The whole scene at most ``max_side`` pixels on its long side: ``(rgb uint8, valid bool)``.
+
+    A raster file is never read at full resolution: one decimated read (``out_shape``; GDAL serves it from the
+    file's overviews when it has them, else it samples rows and columns) at twice the preview size, then an area
+    average down to it (no aliasing). A frame held in memory is area-averaged from it. Raises
+    :class:`~core.errors.ImageReadError` when the file is damaged.
+    """
+    import cv2
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
+    from core.errors import ImageReadError
+    from core.imagery.sources import RasterSource
+    from core.report.rasters import overview_shape, read_overview
+
+    src = scene.source
+    if not isinstance(src, RasterSource):
+        return read_overview(scene, max_side=max_side)
+    oh, ow = overview_shape(scene.width, scene.height, max_side)
+    rh, rw = min(scene.height, 2 * oh), min(scene.width, 2 * ow)
+    try:
+        data, valid = src.read_raw(out_shape=(rh, rw))
+    except (RasterioError, OSError) as exc:
+        raise ImageReadError(_("{name}: pixels of {window} cannot be read, the file is damaged there ({exc}); "
+                               "export or copy it again").format(
+                                 name=scene.name, window=Window(0, 0, scene.width, scene.height), exc=exc)) from exc
+    rgb = src.to_rgb(data)
+    if src.lut is not None and src.lut.shape[1] == 4:  # a palette's transparent entries are nodata
+        valid &= src.lut[np.clip(np.nan_to_num(data[0]).astype(np.int64), 0, len(src.lut) - 1), 3] > 0
+    if (rh, rw) != (oh, ow):
+        rgb = cv2.resize(rgb, (ow, oh), interpolation=cv2.INTER_AREA)
+        valid = cv2.resize(valid.astype(np.uint8), (ow, oh), interpolation=cv2.INTER_NEAREST) > 0
+    return rgb, valid
+
+
 def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height: int, *,
                     max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
     """The scene's own pixels on Web Mercator (transparent where nodata): the imagery under the heatmaps, which
@@ -115,7 +152,6 @@ def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height:
     (so frames placed by an analyst show where they were placed). None when the source file is gone."""
     from core.errors import CoreError
     from core.imagery.reader import open_scene
-    from core.report.rasters import read_overview
 
     try:
         scene = open_scene(source_path)
@@ -124,17 +160,14 @@ def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height:
     try:
         if (scene.width, scene.height) != (width, height):
             return None  # not the image that was analysed
-        rgb, valid = read_overview(scene, max_side=max(max_px, 256))
+        rgb, valid = read_preview(scene, max(max_px, 256))
     finally:
         scene.close()
     oh, ow = valid.shape
     grid = GeoRef(crs=georef.crs, transform=georef.transform @ Affine.scale(width / ow, height / oh))
-    bands = []
-    for c in range(3):
-        band = np.where(valid, rgb[..., c].astype(np.float32), np.nan)
-        merc, tr = warp_to_mercator(band, grid, max_px=max_px)
-        bands.append(merc)
-    stack = np.stack(bands, axis=-1)
+    bands = np.where(valid, np.moveaxis(rgb, -1, 0).astype(np.float32), np.nan)
+    merc, tr = warp_to_mercator(bands, grid, max_px=max_px)
+    stack = np.moveaxis(merc, 0, -1)
     alpha = np.all(np.isfinite(stack), axis=-1)
     rgba = np.zeros((*alpha.shape, 4), np.uint8)
     rgba[..., :3] = np.clip(np.nan_to_num(stack), 0, 255).astype(np.uint8)

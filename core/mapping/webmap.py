@@ -263,8 +263,10 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
         raise CoreError(_("unknown basemap {basemap!r}; choose one of {choices}").format(
             basemap=basemap, choices=", ".join(BASEMAPS)))
     js, css = offline_resources()
-    m = folium.Map(location=None, tiles=None, control_scale=True, max_zoom=22, zoom_start=2, height=height,
-                   width="100%")
+    # the map's own zoom range, fixed: Leaflet otherwise narrows it to its layers' (a basemap's minZoom would stop
+    # the analyst from zooming out past it; folium's max_zoom only reaches its default tile layer)
+    m = folium.Map(location=None, tiles=None, control_scale=True, zoom_start=2, height=height, width="100%",
+                   minZoom=0, maxZoom=22)
     m.default_js, m.default_css = list(js), list(css)
     tile = BASEMAPS[basemap]
     if tile is not None:

@@ -93,3 +93,32 @@ def make_gpkg(path: Path, lat: float, lon: float) -> Path:
                       [np.asarray(["Main <b>street</b>", "Cross road"], dtype=object)], ["name"],
                       driver="GPKG", geometry_type="LineString", crs=f"EPSG:{epsg}", layer="roads")
     return path
+
+
+def make_real_ortho(path: Path, tiles: list[Path], scale: int = 1, overviews: bool = False) -> Path:
+    """A large orthophoto from real imagery: the GeoTIFF ``tiles`` (same CRS, adjacent, e.g. the six Joplin post
+    tiles) mosaicked and enlarged ``scale`` times (each pixel repeated), written tiled and deflated in strips of
+    rows (never whole in memory at the enlarged size); with ``overviews``, internal overviews as a COG has them."""
+    from rasterio.merge import merge
+    from rasterio.transform import Affine
+
+    srcs = [rasterio.open(t) for t in tiles]
+    try:
+        mosaic, tr = merge(srcs)
+        crs = srcs[0].crs
+    finally:
+        for s in srcs:
+            s.close()
+    k, h, w = mosaic.shape
+    profile = {"driver": "GTiff", "width": w * scale, "height": h * scale, "count": k, "dtype": mosaic.dtype.name,
+               "crs": crs, "transform": tr * Affine.scale(1 / scale), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate"}
+    rows = max(1, 512 // scale)
+    with rasterio.open(path, "w", **profile) as ds:
+        for r in range(0, h, rows):
+            part = mosaic[:, r:r + rows]
+            big = np.repeat(np.repeat(part, scale, axis=1), scale, axis=2)
+            ds.write(big, window=rasterio.windows.Window(0, r * scale, w * scale, big.shape[1]))
+        if overviews:
+            ds.build_overviews([2, 4, 8, 16, 32], rasterio.enums.Resampling.average)
+    return path

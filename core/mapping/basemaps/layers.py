@@ -27,6 +27,8 @@ from core.mapping.overlays import Overlay, png_data_uri
 
 #: Leaflet panes of the basemap layers (z-index): above the tile pane (200), below the overlay pane (400).
 PANES = {"raster": 240, "vector": 260, "world": 280}
+#: Zoom levels below its shallowest tiles at which an embedded tile layer is still drawn (tiles 256 / 2**5 = 8 px).
+UNDERZOOM = 5
 #: A transparent 1×1 PNG: where a tile is missing.
 _BLANK = png_data_uri(np.zeros((1, 1, 4), np.uint8))
 
@@ -54,14 +56,25 @@ class _Panes(MacroElement):
 
 
 class EmbeddedTileLayer(MacroElement):
-    """A Leaflet tile layer whose tiles are ``data:`` URIs embedded in the page (:mod:`core.mapping.basemaps.tiles`)."""
+    """A Leaflet tile layer whose tiles are ``data:`` URIs embedded in the page (:mod:`core.mapping.basemaps.tiles`).
+
+    Leaflet draws a zoom below ``minNativeZoom`` with the tiles of that level, shrunk, and lays out (an ``<img>``
+    each) every tile of that level over the visible world: a level-10 MBTiles seen at the map's first zoom
+    (the whole world, before it fits the scenes) made over a million images and froze the browser for minutes.
+    So the layer asks only for the tiles it holds (``_isValidTile``) and is hidden more than :data:`UNDERZOOM`
+    levels out from its shallowest level (its tiles 8 px wide there), which bounds the tiles Leaflet even looks at.
+    """
 
     _template = Template("""
         {% macro script(this, kwargs) %}
         (function () {
             var tiles = {{ this.tiles|tojson }};
             var Embedded = L.TileLayer.extend({
-                getTileUrl: function (c) { return tiles[c.z + '/' + c.x + '/' + c.y] || {{ this.blank|tojson }}; }
+                getTileUrl: function (c) { return tiles[c.z + '/' + c.x + '/' + c.y] || {{ this.blank|tojson }}; },
+                _isValidTile: function (c) {
+                    var w = this._wrapCoords(c);
+                    return (w.z + '/' + w.x + '/' + w.y) in tiles;
+                }
             });
             new Embedded('', {{ this.options|tojson }}).addTo({{ this._parent.get_name() }});
         })();
@@ -73,7 +86,8 @@ class EmbeddedTileLayer(MacroElement):
         self._name = "EmbeddedTileLayer"
         self.tiles = tiles
         self.blank = _BLANK
-        self.options = {"minZoom": 0, "maxZoom": 22, "minNativeZoom": min_zoom, "maxNativeZoom": max_native_zoom,
+        self.options = {"minZoom": max(0, min_zoom - UNDERZOOM), "maxZoom": 22, "minNativeZoom": min_zoom,
+                        "maxNativeZoom": max_native_zoom,
                         "attribution": _esc(attribution), "className": "bda-basemap-tiles"}
 
 
