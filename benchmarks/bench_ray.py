@@ -26,7 +26,6 @@ from typing import Any
 
 from tests.support.area import write_area
 
-
 #: the checkpoint every engine run loads (``--model``; default: the bundled default model)
 MODEL_ENV = "BDA_BENCH_RAY_MODEL"
 
