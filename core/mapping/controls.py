@@ -14,6 +14,7 @@ from folium.template import Template
 
 from core.detection.grading import get_scale
 from core.detection.heatmap import LUT, VMAX_FACTOR
+from core.i18n import _
 
 
 def ramp_css() -> str:
@@ -66,17 +67,18 @@ class Legend(MacroElement):
         self._name = "Legend"
         grades: list[tuple[str, str]] = []
         for key in dict.fromkeys(grade_scales or ["copernicus-ems"]):
-            grades += [(g.label, g.color) for g in get_scale(key).grades() if (g.label, g.color) not in grades]
+            grades += [(_(g.label), g.color) for g in get_scale(key).grades() if (_(g.label), g.color) not in grades]
         self.spec = {
-            "heat_title": "Heatmap" + (" (change or anomaly: one at a time)" if has_change else ""),
-            "ramp": ramp_css(), "ramp_low": "threshold", "ramp_high": f"{VMAX_FACTOR:g} × threshold",
-            "below": "below the threshold: transparent",
-            "grades_title": "Findings by grade",
+            "heat_title": _("Heatmap (change or anomaly: one at a time)") if has_change else _("Heatmap"),
+            "ramp": ramp_css(), "ramp_low": _("threshold"),
+            "ramp_high": _("{factor} × threshold").format(factor=f"{VMAX_FACTOR:g}"),
+            "below": _("below the threshold: transparent"),
+            "grades_title": _("Findings by grade"),
             "grades": grades,
-            "lines": [("rejected by an analyst", "border:1px dashed #718096"),
-                      ("scene footprint", "border:2px solid #63b3ed"),
-                      ("approximate footprint", "border:2px dashed #f6ad55"),
-                      ("GPS position without footprint", "background:#dd6b20;border-radius:50%")],
+            "lines": [(_("rejected by an analyst"), "border:1px dashed #718096"),
+                      (_("scene footprint"), "border:2px solid #63b3ed"),
+                      (_("approximate footprint"), "border:2px dashed #f6ad55"),
+                      (_("GPS position without footprint"), "background:#dd6b20;border-radius:50%")],
         }
 
 
@@ -127,13 +129,13 @@ class ZoomToScene(MacroElement):
         from core.mapping.webmap import escape
 
         self.scenes = [[escape(name), bounds] for name, bounds in scenes]
-        south = min(b[0][0] for _, b in scenes)
-        west = min(b[0][1] for _, b in scenes)
-        north = max(b[1][0] for _, b in scenes)
-        east = max(b[1][1] for _, b in scenes)
+        south = min(b[0][0] for _n, b in scenes)
+        west = min(b[0][1] for _n, b in scenes)
+        north = max(b[1][0] for _n, b in scenes)
+        east = max(b[1][1] for _n, b in scenes)
         self.all_bounds = [[south, west], [north, east]]
-        self.label = "Zoom to scene…"
-        self.all_label = "All scenes"
+        self.label = _("Zoom to scene…")
+        self.all_label = _("All scenes")
 
 
 class OneOf(MacroElement):

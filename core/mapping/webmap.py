@@ -258,7 +258,8 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     shown instead of the per-scene heatmaps (which stay in the layer control).
     """
     if heat_layer not in HEAT_LAYERS:
-        raise CoreError(f"unknown heatmap layer {heat_layer!r}; choose one of {', '.join(HEAT_LAYERS)}")
+        raise CoreError(_("unknown heatmap layer {layer}; choose one of {choices}").format(
+            layer=repr(heat_layer), choices=", ".join(HEAT_LAYERS)))
     if basemap not in BASEMAPS:
         raise CoreError(_("unknown basemap {basemap!r}; choose one of {choices}").format(
             basemap=basemap, choices=", ".join(BASEMAPS)))
