@@ -87,6 +87,24 @@ def need_chromium() -> str:
     return CHROMIUM
 
 
+def offline_context(browser: Any, blocked: list[str], viewport: tuple[int, int] = (1400, 1000)) -> Any:
+    """A new context of ``browser`` (its own cookies and storage: another person's browser session) whose
+    non-loopback requests are aborted and appended to ``blocked``."""
+
+    def guard(route) -> None:
+        url = route.request.url
+        host = urlparse(url).hostname or ""
+        if url.startswith(("data:", "blob:", "about:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
+    context.route("**/*", guard)
+    return context
+
+
 @contextlib.contextmanager
 def offline_browser(viewport: tuple[int, int] = (1400, 1000)):
     """A Playwright chromium page whose non-loopback requests are aborted; yields (page, blocked_urls)."""
@@ -98,18 +116,7 @@ def offline_browser(viewport: tuple[int, int] = (1400, 1000)):
         browser = pw.chromium.launch(executable_path=exe, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
             "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"])
-        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
-
-        def guard(route) -> None:
-            url = route.request.url
-            host = urlparse(url).hostname or ""
-            if url.startswith(("data:", "blob:", "about:")) or host in LOOPBACK:
-                route.continue_()
-            else:
-                blocked.append(url)
-                route.abort()
-
-        context.route("**/*", guard)
+        context = offline_context(browser, blocked, viewport)
         page = context.new_page()
         try:
             yield page, blocked
@@ -159,6 +166,13 @@ def nav(page, title: str) -> None:
     """Go to a page by its menu link and wait until it has loaded."""
     page.get_by_role("link", name=title).first.click()
     page.wait_for_load_state("networkidle")
+
+
+def login(page, name: str, password: str) -> None:
+    """Fill the login form and press "Log in" (the caller waits for what the login should show)."""
+    page.get_by_role("textbox", name="User name").fill(name)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
 
 
 def no_exception(page) -> None:
@@ -230,6 +244,11 @@ class OfflineApp:
     blocked: list[str]
     workspace: Path
     art: Path
+
+    def another_session(self) -> Any:
+        """A page in a new browser context: a second person on the same server (own cookies, own Streamlit
+        session), with the same network guard (its blocked requests count for this app too)."""
+        return offline_context(self.page.context.browser, self.blocked).new_page()
 
     def home(self) -> None:
         """Open the app (the Analyze page) and wait until it has drawn its uploaders."""
