@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import fast_model, login, nav, no_exception, offline_app, wait_idle
+from tests.support.browser import fast_model, login, nav, no_exception, offline_app, wait_drawn, wait_idle
 from tests.support.store import make_result, new_analysis
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -62,7 +62,7 @@ def _pick(page, fid: str) -> None:
     # until that run ends the previous finding's form is still in the page)
     page.get_by_text(re.compile(f"^(Review history of {re.escape(fid)} |{re.escape(fid)} has not been reviewed)")
                      ).wait_for(timeout=60_000)
-    wait_idle(page)
+    wait_drawn(page)
     expect(page.locator('[data-testid="stForm"]').get_by_label("Notes")).to_have_count(1, timeout=30_000)
 
 

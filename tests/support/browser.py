@@ -187,6 +187,15 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
+def wait_drawn(page, timeout_ms: int = 120_000) -> None:
+    """:func:`wait_idle`, then wait until no element of the previous script run is left in the page: until a run has
+    drawn over them, Streamlit keeps the last run's elements (``data-stale="true"``, greyed out), so right after a
+    widget change the old form can still be there to click, and a click on it is lost."""
+    wait_idle(page, timeout_ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stElementContainer\"][data-stale=\"true\"]')",
+                           timeout=timeout_ms)
+
+
 def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, timeout_ms: int = 90_000) -> None:
     """Give the ``index``-th file input (in ``scope``, default the page's main area) ``paths`` and wait until the
     page shows their names.
