@@ -151,3 +151,67 @@ def test_suggested_buildings_listed_and_opened_for_labelling(workspace):
     table = next(d for d in at.dataframe if "why" in d.value.columns)
     assert len(table.value) == 7 and first not in set(table.value["building"])  # labelled: no longer suggested
     assert any(d.label == "Labels CSV template" for d in at.get("download_button"))
+
+
+def _reviewer(case_id: int, name: str, building: str) -> AppTest:
+    """The Map page of one analyst (the sidebar's name) with ``building`` open in the review form."""
+    from ui import state as S
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["case_id"] = case_id
+    at.session_state[S.ANALYST] = name
+    at.run()
+    at.switch_page("pages/map.py").run()
+    next(s for s in at.selectbox if s.label == "Building").set_value(building).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _save_review(at: AppTest, **fields: str) -> None:
+    if "label" in fields:
+        next(r for r in at.radio if r.label == "Label for calibration").set_value(fields["label"])
+    if "status" in fields:
+        next(s for s in at.selectbox if s.label == "Review").set_value(fields["status"])
+    if "notes" in fields:
+        next(t for t in at.text_area if t.label == "Notes").set_value(fields["notes"])
+    next(b for b in at.button if b.label == "Save building review").click().run()
+    assert not at.exception, at.exception
+
+
+def test_two_analysts_on_one_building_see_the_conflict_and_choose(workspace):
+    """Issue 12, finding 3 on the Map page: the second analyst's building review used to be dropped (the form's
+    widgets were redrawn from the other review) or saved over the first one unseen."""
+    ws, aid = workspace["ws"], workspace["analysis"]
+    ref = building_ref(aid, "h7")
+    kim, lee = (_reviewer(workspace["case"], name, "h7") for name in ("Kim", "Lee"))
+    _save_review(kim, label="damaged", status="confirmed")
+    _save_review(lee, status="rejected", notes="blue tarp, roof intact")
+    warning = " ".join(w.value for w in lee.warning)
+    assert f"{ref} was reviewed by Kim at " in warning and "nothing of yours was saved" in warning, warning
+    assert next(s for s in lee.selectbox if s.label == "Review").value == "rejected"  # what lee set is kept
+    b = next(x for x in ws.buildings(aid) if x["building_id"] == "h7")
+    assert (b["review_status"], b["label"], b["notes"]) == ("confirmed", "damaged", "")  # nothing of lee's saved
+    shown = next(d.value for d in lee.dataframe if "change" in d.value.columns)
+    assert list(shown["analyst"]) == ["Kim"] and "label: — → damaged" in shown.iloc[0]["change"]
+    lee.button(key="w_bld_conflict_apply").click().run()
+    assert not lee.exception, lee.exception
+    b = next(x for x in ws.buildings(aid) if x["building_id"] == "h7")
+    assert (b["review_status"], b["label"], b["notes"], b["analyst"]) == ("rejected", "damaged",
+                                                                          "blue tarp, roof intact", "Lee")
+    assert not any("was reviewed by" in w.value for w in lee.warning)  # resolved: the panel is gone
+
+    # kim's form, opened before lee's review, says so; kim's next save conflicts and kim keeps lee's review
+    kim.run()
+    assert any("was reviewed by Lee since you opened this form" in i.value for i in kim.info), kim.info
+    _save_review(kim, label="not-damaged")
+    assert any(f"{ref} was reviewed by Lee at " in w.value for w in kim.warning)
+    kim.button(key="w_bld_conflict_keep").click().run()
+    assert not kim.exception, kim.exception
+    b = next(x for x in ws.buildings(aid) if x["building_id"] == "h7")
+    assert (b["review_status"], b["label"], b["analyst"]) == ("rejected", "damaged", "Lee")
+    trail = ws.building_history(ref)
+    assert [(r["analyst"], r["status_after"], r["label_after"], r["outcome"]) for r in trail] == [
+        ("Kim", "confirmed", "damaged", "applied"), ("Lee", "rejected", None, "applied"),
+        ("Kim", None, "not-damaged", "kept theirs")]
+    kim.run()
+    assert not any("was reviewed by" in w.value for w in kim.warning) and not kim.exception

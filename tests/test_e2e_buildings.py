@@ -14,7 +14,16 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import OfflineApp, fast_model, folium_frame, nav, no_exception, offline_app, upload
+from tests.support.browser import (
+    OfflineApp,
+    fast_model,
+    folium_frame,
+    nav,
+    no_exception,
+    offline_app,
+    upload,
+    wait_drawn,
+)
 from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,9 +46,11 @@ def _pick_building(page, building_id: str) -> None:
     box.fill(building_id)
     page.get_by_role("option", name=re.compile(rf"^{re.escape(building_id)} ·")).first.click()
     page.get_by_text(re.compile(rf"^Building {re.escape(building_id)}$")).first.wait_for(timeout=180_000)
+    wait_drawn(page)  # the previous building's form (and its "Audit trail") stays in the page until the run ends
 
 
 def _label(page, word: str, n_trail: int) -> None:
+    wait_drawn(page)  # a click on the previous run's form would be lost (seen under load: a label never saved)
     form = page.locator('[data-testid="stForm"]', has=page.get_by_role("button", name="Save building review"))
     expect(form).to_have_count(1, timeout=120_000)  # the previous building's form gone once the rerun ends
     form.locator('[data-testid="stRadio"]').get_by_text(word, exact=True).first.click()

@@ -12,7 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import OfflineApp, fast_model, folium_frame, nav, no_exception, offline_app, upload
+from tests.support.browser import (
+    OfflineApp,
+    fast_model,
+    folium_frame,
+    nav,
+    no_exception,
+    offline_app,
+    upload,
+    wait_drawn,
+)
 from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -113,8 +122,10 @@ def _archive_round_trip(page, ws_root: Path, art: Path) -> None:
     info.value.save_as(archive)
     page.locator('[data-testid="stPopoverBody"] input[type=file]').set_input_files(str(archive))
     page.get_by_text(re.compile(r"Imported case-archive-e2e\.zip as case #2")).wait_for(timeout=60_000)
-    page.wait_for_load_state("networkidle")
-    expect(page.get_by_text("Import a case archive (.zip)")).to_have_count(1)  # the used uploader is gone
+    # until the run the import started has ended, Streamlit keeps the previous run's elements (greyed, stale) beside
+    # the new ones; under load that run takes more than the 5 s an expect waits. Then the used uploader is gone:
+    wait_drawn(page)
+    expect(page.get_by_text("Import a case archive (.zip)")).to_have_count(1)
     expect(page.get_by_role("combobox", name=re.compile("Case"))).to_have_value(
         re.compile(r"Case 1 \(imported \d{4}-\d\d-\d\d\) \(#2\)"))
     no_exception(page)

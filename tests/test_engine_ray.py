@@ -125,6 +125,18 @@ def _wait_first_saved(ws: Workspace, proc: subprocess.Popen[bytes], log: Path, t
     raise AssertionError(f"no scene was saved before the deadline:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+def _wait_workers(cluster: LoopbackCluster, proc: subprocess.Popen[bytes], log: Path,
+                  timeout: float = 400) -> list[int]:
+    """The cluster's model workers (Ray Data actors), as soon as they run while ``proc`` does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if workers := cluster.worker_pids():
+            return workers
+        time.sleep(0.2)
+    raise AssertionError("the model workers never ran as Ray actors on the cluster:\n"
+                         f"{log.read_text(errors='replace')[-3000:]}")
+
+
 def test_worker_killed_mid_run_is_restarted_and_the_run_completes(cluster, ray_env, area, shared_data, local_run,
                                                                    tmp_path):
     inputs = [*area, *sorted((shared_data / JOPLIN / "pre").glob("*.tif"))]
@@ -134,17 +146,18 @@ def test_worker_killed_mid_run_is_restarted_and_the_run_completes(cluster, ray_e
                        "--out", str(tmp_path / "out")], env, log)
     ws = Workspace(tmp_path / "ws")
     try:
-        aid = _wait_first_saved(ws, proc, log)
-        workers = cluster.worker_pids()
-        assert workers, "the model workers run as Ray actors on the cluster"
-        done_before = len(ws.scene_results(aid))
+        # kill a model worker while the cluster's part of the run goes on: the actors exist only then (waiting for
+        # the first saved scene instead missed them on a busy machine: the driver saved it after the last batch)
+        workers = _wait_workers(cluster, proc, log)
         os.kill(workers[0], signal.SIGKILL)
-        assert done_before < len(inputs), "the kill should land mid-run"
+        assert proc.poll() is None, "the kill should land mid-run"
         assert proc.wait(600) == 0, log.read_text(errors="replace")[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    (analysis,) = ws.list_analyses()
+    aid = int(analysis["id"])
     results = ws.scene_results(aid)
     assert sorted(r.scene_name for r in results) == sorted(p.name for p in inputs)
     assert all(r.error is None for r in results) and ws.get_analysis(aid)["status"] == "done"

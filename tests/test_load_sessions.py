@@ -35,8 +35,10 @@ def load_run(shared_data, tmp_path_factory, request) -> LoadRun:
     need_chromium()
     need(shared_data / "aider" / "fire")
     need(shared_data / "aider" / "flooded_areas")
-    model = None
-    if not (REPO / "assets/models/fcdd-resnet18.pt").is_file():
+    # the fast bundled model (FCDD ResNet-18), not the app's default (PatchCore VGG16, many times slower per image):
+    # the test checks that sessions keep to their own case, image and result, not the detector
+    model = REPO / "assets/models/fcdd-resnet18.pt"
+    if not model.is_file():
         import torch
 
         torch.set_num_threads(1)

@@ -21,15 +21,13 @@ from core.safe_files import atomic_write_stream, safe_filename
 from core.server_files.inputs import check_server_path
 from ui import i18n, shell
 from ui import state as S
+from ui.building_review import LABELS, analyst_name, review
 
 if TYPE_CHECKING:
     import pandas as pd
 
 FOOTPRINT_TYPES = ["geojson", "json", "gpkg", "fgb", "zip", "shp", "shx", "dbf", "prj", "cpg"]
-#: Calibration labels: stored key -> English text (translated where shown).
-LABELS = {"": N_("no label"), "damaged": N_("damaged"), "not-damaged": N_("not damaged")}
-#: Columns of a building's details table, and of the suggested buildings.
-DETAIL_COLUMNS = (N_("field"), N_("value"))
+#: Columns of the suggested buildings.
 SUGGEST_COLUMNS = (N_("building"), N_("P(damaged)"), N_("why"), N_("score"))
 
 
@@ -128,7 +126,7 @@ def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:
                  help=_("Fit the grades to your labels (damaged / not damaged): at least 4 inside the imagery; "
                         "shows cross-validated precision, recall and F1, then re-grades the other buildings.")):
         try:
-            cal = calibrate_analysis(bset, {}, ctx.ws.analysis_dir(aid), analyst=_analyst(ctx), ws=ctx.ws,
+            cal = calibrate_analysis(bset, {}, ctx.ws.analysis_dir(aid), analyst=analyst_name(ctx), ws=ctx.ws,
                                      analysis_id=aid)
             S.put(S.CAL_NOTE, {"analysis_id": aid, "text": cal.summary()})
             st.rerun()
@@ -200,55 +198,6 @@ def suggestions(bset: Any) -> None:
                            file_name="label_suggestions.csv", mime="text/csv", key="suggest_csv", width="stretch",
                            help=_("Fill its damaged column (1 / 0) and calibrate from the command line: "
                                   "python -m core buildings calibrate --analysis ID --labels label_suggestions.csv"))
-
-
-def _analyst(ctx: shell.Context) -> str:
-    return (ctx.user.name if ctx.user else "") or str(S.get(S.ANALYST) or "") or "analyst"
-
-
-def review(ctx: shell.Context, aid: int, b: Building) -> None:
-    """Details of one building and its review form (status, grade, notes, label), saved with an audit row."""
-    from core.store.buildings import building_ref
-
-    scale = get_scale(b.grade_scale)
-    st.markdown(f"**{_('Building {id}').format(id=escape(b.building_id))}**")
-    na = _("n/a")
-    score = f"{b.score:.3f}" if b.score is not None else na
-    st.dataframe([{"field": k, "value": str(v)} for k, v in {
-        _("Grade"): _(grade_colour(b)[0]), _("Score"): f"{score} ({b.score_kind})",
-        _("Confidence"): f"{b.confidence:.0%}", _("Change q90"): b.change_score, _("Post-only q90"): b.post_score,
-        "MGRS": b.mgrs or na, _("Area"): f"{b.area_m2:,.0f} m²" if b.area_m2 else na,
-        _("Scene"): b.scene_name or _("not analysed"), _("Review"): _(b.review_status), _("Analyst"): b.analyst or "—",
-        _("Label"): _(LABELS.get(b.label or "", b.label or "")),
-    }.items()], hide_index=True, width="stretch", column_config=i18n.column_labels(DETAIL_COLUMNS))
-    ref = building_ref(aid, b.building_id)
-    grades = [g.key for g in scale.grades()]
-    with st.form(f"building_review_{ref}"):
-        label = st.radio(_("Label for calibration"), list(LABELS), horizontal=True,
-                         format_func=i18n.fixed(LABELS, lambda k: _(LABELS[k])),
-                         index=list(LABELS).index(b.label) if b.label in LABELS else 0)
-        statuses = ["unreviewed", "confirmed", "rejected"]
-        status = st.selectbox(_("Review"), statuses, index=statuses.index(b.review_status),
-                              format_func=i18n.fixed(statuses, _))
-        grade = st.selectbox(_("Grade"), grades, index=grades.index(b.grade) if b.grade in grades else 0,
-                             format_func=i18n.fixed(grades, lambda k: _(scale.get(k).label)))
-        notes = st.text_area(_("Notes"), value=b.notes)
-        if st.form_submit_button(_("Save building review"), type="primary"):
-            try:
-                ctx.ws.review_building(ref, analyst=_analyst(ctx), status=status if status != b.review_status
-                                       else None, grade=grade if grade != b.grade else None,
-                                       notes=notes if notes != b.notes else None,
-                                       label=label or None if label != (b.label or "") else None,
-                                       clear_label=label == "" and bool(b.label))
-                st.rerun()
-            except CoreError as exc:
-                shell.show_error(exc, _("Review"))
-    hist = ctx.ws.building_history(ref)
-    if hist:
-        import pandas as pd  # lazy: see table()
-
-        with st.expander(_("Audit trail ({n})").format(n=len(hist))):
-            st.dataframe(pd.DataFrame(hist).drop(columns=["id", "building_ref"]), hide_index=True)
 
 
 def analysis_summary(ctx: shell.Context, aid: int) -> None:

@@ -99,12 +99,16 @@ def _describe(row: dict[str, Any]) -> str:
 
 def conflict_panel(ctx: shell.Context) -> None:
     """The last review conflict of this session: who changed the finding, what and when, what this analyst
-    wanted, and the two ways on (keep theirs / apply mine)."""
+    wanted, and the two ways on (keep theirs / apply mine).
+
+    Its container is drawn on every run, empty without a conflict: the elements below keep their place in the page,
+    so the "Review one finding" expander the analyst was saving from stays open when the panel comes and goes."""
+    box = st.container()
     conflict = S.get(S.REVIEW_CONFLICT)
     if not conflict or not ctx.can_work:
         return
     fid, mine = conflict["fid"], conflict["mine"]
-    with st.container(border=True):
+    with box, st.container(border=True):
         st.warning(conflict["message"], icon=":material/group:")
         st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
                                     _("change"): _describe(r)} for r in conflict["since"]]),

@@ -60,6 +60,8 @@ STAGED_FOOTPRINTS = "staged_footprints"  #: building footprint files {"path", "n
 CAL_NOTE = "calibration_note"  #: {"analysis_id", "text"} of the last calibration, shown on the Map page
 BUILDING_SHOWN = "building_shown"  #: building id shown in the Map page's building panel, or None
 BUILDING_CLICK = "building_click"  #: the last map click on a building already handled (a rerun repeats it)
+BUILDING_FORM = "building_form"  #: {building ref: {"version", "label", "status", "grade", "notes"}} a form started from
+BUILDING_CONFLICT = "building_conflict"  #: the last building review conflict: {"ref", "mine", "message", "since", ...}
 W_BUILDING = "w_building"
 
 # -- Report ---------------------------------------------------------------------------------------------------------
@@ -150,6 +152,8 @@ DEFAULTS: dict[str, Any] = {
     CAL_NOTE: None,
     BUILDING_SHOWN: None,
     BUILDING_CLICK: None,
+    BUILDING_FORM: {},
+    BUILDING_CONFLICT: None,
     SHELL: False,
     CASE_ID: None,
     USER: None,

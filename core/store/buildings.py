@@ -13,11 +13,33 @@ from core.store.codec import REVIEW_STATUSES, check_name, check_text
 from core.store.db import loads_row, utc_now
 
 OUTCOME_APPLIED = "applied"
+OUTCOME_KEPT = "kept theirs"  #: a decision its analyst withdrew after a review conflict
 
 
 def building_ref(analysis_id: int, building_id: str) -> str:
     """The workspace id of a building: ``A<analysis>-B:<building_id>`` (unique across analyses)."""
     return f"A{int(analysis_id)}-B:{building_id}"
+
+
+def _check_review(ref: str, analyst: str, status: str | None, grade: str | None, notes: str | None,
+                  label: str | None, clear_label: bool) -> tuple[str, str | None]:
+    """Check a building review's fields (:class:`InputError` says what is wrong); returns the analyst and label."""
+    check_text(ref, N_("building id"), max_len=400, allow_empty=False)
+    analyst = check_name(analyst, N_("analyst name"), max_len=200)
+    if status is None and grade is None and notes is None and label is None and not clear_label:
+        raise InputError(_("nothing to record: give a status, a grade, notes or a label."))
+    if status is not None and status not in REVIEW_STATUSES:
+        raise InputError(_("review status must be one of {value}; got {status!r}.").format(
+            value=", ".join(REVIEW_STATUSES), status=status))
+    if grade is not None:
+        check_text(grade, N_("grade"), max_len=100, allow_empty=False)
+    if notes is not None:
+        check_text(notes, N_("notes"), max_len=20000)
+    if label is not None:
+        from core.buildings.calibrate import parse_label
+
+        label = parse_label(label)
+    return analyst, label
 
 
 def _missing(ref: str) -> InputError:
@@ -92,21 +114,7 @@ class BuildingsMixin(WorkspaceBase):
         """Record an analyst's decision on a building (status, grade, notes, calibration label) with one audit row,
         as :meth:`~core.store.review.ReviewMixin.review_finding` does for findings; returns the building.
         ``clear_label`` removes its label. A stale ``expected_version`` raises :class:`ReviewConflictError`."""
-        check_text(ref, N_("building id"), max_len=400, allow_empty=False)
-        analyst = check_name(analyst, N_("analyst name"), max_len=200)
-        if status is None and grade is None and notes is None and label is None and not clear_label:
-            raise InputError(_("nothing to record: give a status, a grade, notes or a label."))
-        if status is not None and status not in REVIEW_STATUSES:
-            raise InputError(_("review status must be one of {value}; got {status!r}.").format(
-                value=", ".join(REVIEW_STATUSES), status=status))
-        if grade is not None:
-            check_text(grade, N_("grade"), max_len=100, allow_empty=False)
-        if notes is not None:
-            check_text(notes, N_("notes"), max_len=20000)
-        if label is not None:
-            from core.buildings.calibrate import parse_label
-
-            label = parse_label(label)
+        analyst, label = _check_review(ref, analyst, status, grade, notes, label, clear_label)
         now = utc_now()
         with self._db.write() as conn:
             row = conn.execute("SELECT * FROM buildings WHERE id=?", (ref,)).fetchone()
@@ -143,6 +151,28 @@ class BuildingsMixin(WorkspaceBase):
                  row["label"] if label_changed else None, new_label if label_changed else None))
             updated = conn.execute("SELECT * FROM buildings WHERE id=?", (ref,)).fetchone()
         return _merged(updated)
+
+    def keep_their_building_review(self, ref: str, *, analyst: str, status: str | None = None,
+                                   grade: str | None = None, notes: str | None = None, label: str | None = None,
+                                   clear_label: bool = False) -> None:
+        """Record, after a :class:`ReviewConflictError`, that ``analyst`` kept the other analyst's review of a
+        building: the building is unchanged and its trail keeps the decision ``analyst`` had proposed, with the
+        outcome "kept theirs" (as :meth:`~core.store.review.ReviewMixin.keep_their_review` does for findings)."""
+        analyst, label = _check_review(ref, analyst, status, grade, notes, label, clear_label)
+        with self._db.write() as conn:
+            row = conn.execute("SELECT * FROM buildings WHERE id=?", (ref,)).fetchone()
+            if row is None:
+                raise _missing(ref)
+            label_changed = clear_label or label is not None
+            cur_grade = row["analyst_grade"] or json.loads(row["data_json"]).get("grade")
+            conn.execute(
+                "INSERT INTO building_reviews(building_ref, analyst, at, status_before, status_after, grade_before, "
+                "grade_after, notes_before, notes_after, label_before, label_after, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ref, analyst, utc_now(), None if status is None else row["review_status"], status,
+                 None if grade is None else cur_grade, grade, None if notes is None else row["notes"], notes,
+                 row["label"] if label_changed else None, (None if clear_label else label) if label_changed else None,
+                 OUTCOME_KEPT))
 
     @staticmethod
     def _building_version(conn: Any, ref: str) -> int:

@@ -87,6 +87,24 @@ def need_chromium() -> str:
     return CHROMIUM
 
 
+def offline_context(browser: Any, blocked: list[str], viewport: tuple[int, int] = (1400, 1000)) -> Any:
+    """A new context of ``browser`` (its own cookies and storage: another person's browser session) whose
+    non-loopback requests are aborted and appended to ``blocked``."""
+
+    def guard(route) -> None:
+        url = route.request.url
+        host = urlparse(url).hostname or ""
+        if url.startswith(("data:", "blob:", "about:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            blocked.append(url)
+            route.abort()
+
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
+    context.route("**/*", guard)
+    return context
+
+
 @contextlib.contextmanager
 def offline_browser(viewport: tuple[int, int] = (1400, 1000)):
     """A Playwright chromium page whose non-loopback requests are aborted; yields (page, blocked_urls)."""
@@ -98,18 +116,7 @@ def offline_browser(viewport: tuple[int, int] = (1400, 1000)):
         browser = pw.chromium.launch(executable_path=exe, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
             "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"])
-        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, accept_downloads=True)
-
-        def guard(route) -> None:
-            url = route.request.url
-            host = urlparse(url).hostname or ""
-            if url.startswith(("data:", "blob:", "about:")) or host in LOOPBACK:
-                route.continue_()
-            else:
-                blocked.append(url)
-                route.abort()
-
-        context.route("**/*", guard)
+        context = offline_context(browser, blocked, viewport)
         page = context.new_page()
         try:
             yield page, blocked
@@ -161,6 +168,13 @@ def nav(page, title: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
+def login(page, name: str, password: str) -> None:
+    """Fill the login form and press "Log in" (the caller waits for what the login should show)."""
+    page.get_by_role("textbox", name="User name").fill(name)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
 def no_exception(page) -> None:
     """Assert that the page shows no traceback or Streamlit API error."""
     body = page.inner_text("body")
@@ -171,6 +185,15 @@ def wait_idle(page, timeout_ms: int = 120_000) -> None:
     """Wait until the app's script is not running: Streamlit's status widget (its "Running..." and "Stop") is drawn
     only while a run is in progress. (Matching the widget's text missed runs: it can read just "Stop".)"""
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+
+
+def wait_drawn(page, timeout_ms: int = 120_000) -> None:
+    """:func:`wait_idle`, then wait until no element of the previous script run is left in the page: until a run has
+    drawn over them, Streamlit keeps the last run's elements (``data-stale="true"``, greyed out), so right after a
+    widget change the old form can still be there to click, and a click on it is lost."""
+    wait_idle(page, timeout_ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stElementContainer\"][data-stale=\"true\"]')",
+                           timeout=timeout_ms)
 
 
 def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, timeout_ms: int = 90_000) -> None:
@@ -230,6 +253,11 @@ class OfflineApp:
     blocked: list[str]
     workspace: Path
     art: Path
+
+    def another_session(self) -> Any:
+        """A page in a new browser context: a second person on the same server (own cookies, own Streamlit
+        session), with the same network guard (its blocked requests count for this app too)."""
+        return offline_context(self.page.context.browser, self.blocked).new_page()
 
     def home(self) -> None:
         """Open the app (the Analyze page) and wait until it has drawn its uploaders."""
