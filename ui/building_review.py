@@ -22,6 +22,7 @@ from core.errors import CoreError, ReviewConflictError
 from core.i18n import N_, _
 from core.store.buildings import building_ref
 from core.store.codec import REVIEW_STATUSES
+from ui import conflict as conflict_ui
 from ui import i18n, shell
 from ui import state as S
 
@@ -92,18 +93,8 @@ def _conflict_panel(ctx: shell.Context, ref: str, box: Any) -> None:
     conflict = S.get(S.BUILDING_CONFLICT)
     if not conflict or conflict["ref"] != ref:
         return
-    import pandas as pd  # lazy: the Map page draws before pandas is needed
-
     mine = conflict["mine"]
-    with box, st.container(border=True):
-        st.warning(conflict["message"], icon=":material/group:")
-        st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
-                                    _("change"): _describe(r)} for r in conflict["since"]]),
-                     hide_index=True, width="stretch")
-        st.markdown(_("**Your change (not saved):** ") + "; ".join(f"{_(k)}: {v or '—'}" for k, v in mine.items()))
-        c1, c2 = st.columns(2)
-        keep = c1.button(_("Keep theirs"), icon=":material/undo:", key="w_bld_conflict_keep", width="stretch")
-        apply = c2.button(_("Apply mine"), icon=":material/done_all:", key="w_bld_conflict_apply", width="stretch")
+    keep, apply = conflict_ui.choice(box, conflict, _describe, "w_bld_conflict")
     if not (keep or apply):
         return
     try:
@@ -140,7 +131,7 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
         st.caption(_("Viewers see the reviews; reviewing needs an analyst account."))
     hist = ctx.ws.building_history(ref)
     if hist:
-        import pandas as pd  # lazy: see _conflict_panel
+        import pandas as pd  # lazy: the Map page draws before pandas is needed
 
         with st.expander(_("Audit trail ({n})").format(n=len(hist))):
             st.dataframe(pd.DataFrame(hist).drop(columns=["id", "building_ref"]), hide_index=True)

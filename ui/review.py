@@ -18,6 +18,7 @@ from core.errors import CoreError, ReviewConflictError
 from core.i18n import _
 from core.store.codec import REVIEW_STATUSES
 from core.types import Finding
+from ui import conflict as conflict_ui
 from ui import i18n, shell
 from ui import state as S
 
@@ -108,15 +109,7 @@ def conflict_panel(ctx: shell.Context) -> None:
     if not conflict or not ctx.can_work:
         return
     fid, mine = conflict["fid"], conflict["mine"]
-    with box, st.container(border=True):
-        st.warning(conflict["message"], icon=":material/group:")
-        st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
-                                    _("change"): _describe(r)} for r in conflict["since"]]),
-                     hide_index=True, width="stretch")
-        st.markdown(_("**Your change (not saved):** ") + "; ".join(f"{_(k)}: {v or '—'}" for k, v in mine.items()))
-        c1, c2 = st.columns(2)
-        keep = c1.button(_("Keep theirs"), icon=":material/undo:", key="w_conflict_keep", width="stretch")
-        apply = c2.button(_("Apply mine"), icon=":material/done_all:", key="w_conflict_apply", width="stretch")
+    keep, apply = conflict_ui.choice(box, conflict, _describe, "w_conflict")
     if not (keep or apply):
         return
     try:

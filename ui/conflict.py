@@ -1,0 +1,30 @@
+"""The panel a review conflict shows, for findings (Report page) and buildings (Map page) alike: who changed the
+item, what and when, what this analyst wanted, and the two ways on (keep theirs / apply mine)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from core.i18n import _
+
+
+def choice(box: Any, conflict: dict[str, Any], describe: Callable[[dict[str, Any]], str],
+           key: str) -> tuple[bool, bool]:
+    """Draw ``conflict`` (its ``message``, the audit rows ``since`` and this analyst's unsaved ``mine``) in ``box``;
+    return which button was pressed: (keep theirs, apply mine). ``key`` prefixes the buttons' widget keys."""
+    import pandas as pd  # lazy: the Map page draws before pandas is needed
+
+    with box, st.container(border=True):
+        st.warning(conflict["message"], icon=":material/group:")
+        st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
+                                    _("change"): describe(r)} for r in conflict["since"]]),
+                     hide_index=True, width="stretch")
+        st.markdown(_("**Your change (not saved):** ") + "; ".join(
+            f"{_(k)}: {v or '—'}" for k, v in conflict["mine"].items()))
+        c1, c2 = st.columns(2)
+        keep = c1.button(_("Keep theirs"), icon=":material/undo:", key=f"{key}_keep", width="stretch")
+        apply = c2.button(_("Apply mine"), icon=":material/done_all:", key=f"{key}_apply", width="stretch")
+    return keep, apply
