@@ -125,27 +125,9 @@ def uninstall_legacy() -> None:
 # -- the scenario ----------------------------------------------------------------------------------------------
 def make_scenario(root: Path, scale: int) -> dict[str, Any]:
     """The test's workspace (an analysed Joplin tile) and basemap files, plus the large real orthophoto."""
-    from core.detection.detector import Detector
-    from core.detection.pipeline import analyze_scene
-    from core.imagery.reader import open_scene
-    from core.store import Workspace
-    from tests.support.basemaps import make_mbtiles, make_ortho, make_real_ortho
+    from tests.support.basemaps import analysed_case, make_mbtiles, make_ortho, make_real_ortho
 
-    ws = Workspace(root / "ws")
-    case = ws.create_case("Joplin basemaps")
-    det = Detector.load(MODEL, device="cpu")
-    aid = ws.create_analysis(case, [{"path": str(TILE), "name": TILE.name}], model=det.info(), threshold=None,
-                             options={})
-    scene = open_scene(TILE)
-    try:
-        result = analyze_scene(scene, det, ws.analysis_dir(aid))
-    finally:
-        scene.close()
-    ws.save_scene_result(aid, result, input_name=TILE.name)
-    ws.finish_analysis(aid)
-    ws.close()
-    w, s, e, n = result.bounds_wgs84
-    lat, lon = (s + n) / 2, (w + e) / 2
+    case, aid, (lat, lon) = analysed_case(root / "ws", TILE, MODEL)
     t = time.perf_counter()
     big = make_real_ortho(root / "joplin_ortho.tif", sorted(JOPLIN_POST.glob("*.tif")), scale=scale)
     print(f"large orthophoto: {big.name}, {scale}x the six Joplin post tiles, made in {time.perf_counter() - t:.1f} s")

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.detection.detector import Detector
-from core.detection.pipeline import analyze_scene
-from core.imagery.reader import open_scene
 from core.mapping.basemaps import case_basemaps
 from core.store import Workspace
-from tests.support.basemaps import TILE_COLOUR, make_mbtiles, make_ortho
+from tests.support.basemaps import TILE_COLOUR, analysed_case, make_mbtiles, make_ortho
 from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app
 from tests.support.data import need
 
@@ -26,25 +23,6 @@ PIXEL = """img => { const c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
     const x = Math.floor(c.width * 0.3), y = Math.floor(c.height * 0.3);
     return Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3)); }"""
-
-
-def _workspace(root: Path, tile: Path, model: Path) -> tuple[int, tuple[float, float]]:
-    """A case with one analysed, georeferenced Joplin tile; returns (case id, (lat, lon) of its centre)."""
-    ws = Workspace(root)
-    case = ws.create_case("Joplin basemaps")
-    det = Detector.load(model, device="cpu")
-    aid = ws.create_analysis(case, [{"path": str(tile), "name": tile.name}], model=det.info(), threshold=None,
-                             options={})
-    scene = open_scene(tile)
-    try:
-        result = analyze_scene(scene, det, ws.analysis_dir(aid))
-    finally:
-        scene.close()
-    ws.save_scene_result(aid, result, input_name=tile.name)
-    ws.finish_analysis(aid)
-    w, s, e, n = result.bounds_wgs84
-    ws.close()
-    return case, ((s + n) / 2, (w + e) / 2)
 
 
 MAP_IFRAME = "iframe[title='streamlit_folium.st_folium']"
@@ -88,7 +66,7 @@ def _add(page, path: Path, shown: int) -> None:
 
 def test_map_shows_mbtiles_and_geotiff_basemaps_offline(shared_data, tiny_model, tmp_path):
     tile = need(shared_data / TILE)
-    case, (lat, lon) = _workspace(tmp_path / "ws", tile, model_for(tiny_model))
+    case, _aid, (lat, lon) = analysed_case(tmp_path / "ws", tile, model_for(tiny_model))
     mb = make_mbtiles(tmp_path / "joplin.mbtiles", lat, lon, zooms=range(10, 17), half_deg=0.01)
     # the orthophoto covers the scene's west half only, so the tiles still show east of it
     ortho = make_ortho(tmp_path / "ortho.tif", lat, lon - 0.004, size=80, colour=ORTHO_COLOUR)

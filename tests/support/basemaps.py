@@ -122,3 +122,29 @@ def make_real_ortho(path: Path, tiles: list[Path], scale: int = 1, overviews: bo
         if overviews:
             ds.build_overviews([2, 4, 8, 16, 32], rasterio.enums.Resampling.average)
     return path
+
+
+def analysed_case(root: Path, tile: Path, model: Path | None) -> tuple[int, int, tuple[float, float]]:
+    """A workspace at ``root`` with a case holding one analysed, georeferenced tile; returns (case id, analysis id,
+    (lat, lon) of the tile's centre). Used by the basemaps browser test and ``benchmarks/bench_map.py``."""
+    from core.detection.detector import Detector
+    from core.detection.pipeline import analyze_scene
+    from core.imagery.reader import open_scene
+    from core.store import Workspace
+
+    ws = Workspace(root)
+    case = ws.create_case("Joplin basemaps")
+    det = Detector.load(model, device="cpu")
+    aid = ws.create_analysis(case, [{"path": str(tile), "name": tile.name}], model=det.info(), threshold=None,
+                             options={})
+    scene = open_scene(tile)
+    try:
+        result = analyze_scene(scene, det, ws.analysis_dir(aid))
+    finally:
+        scene.close()
+    ws.save_scene_result(aid, result, input_name=tile.name)
+    ws.finish_analysis(aid)
+    ws.close()
+    assert result.bounds_wgs84 is not None
+    w, s, e, n = result.bounds_wgs84
+    return case, aid, ((s + n) / 2, (w + e) / 2)
