@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core.errors import CoreError, InputError
-from core.i18n import _
+from core.i18n import _, get_lang
 from core.mapping.basemaps import Basemap, case_basemaps, check_basemap, load_basemap, shown_basemaps
 from core.mapping.basemaps.case import SETTING
 from core.safe_files import clean_name
@@ -98,8 +98,8 @@ def chooser(ctx: shell.Context) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)  # the spinner is in load(): in the session's language
-def _load(entry: str, mtime: float, area: tuple[float, float, float, float], also: str) -> Any:
-    del mtime  # cache key only: a changed file is read again
+def _load(entry: str, mtime: float, area: tuple[float, float, float, float], also: str, lang: str) -> Any:
+    del mtime, lang  # cache keys only: a changed file is read again; notes are in the language in use
     return load_basemap(Basemap.from_dict(json.loads(entry)), area, also=(Path(also),))
 
 
@@ -114,5 +114,5 @@ def loader(ws: Workspace) -> Any:
         # an orthophoto is drawn whole whatever the scenes: one cached preview for every analysis of the case
         rounded = (0.0, 0.0, 0.0, 0.0) if b.kind == "geotiff" else tuple(round(v, 5) for v in area)
         with st.spinner(_("Reading the basemap…")):  # shown after 0.5 s: not for a cached one
-            return _load(json.dumps(b.to_dict(), sort_keys=True), mtime, rounded, str(ws.root))
+            return _load(json.dumps(b.to_dict(), sort_keys=True), mtime, rounded, str(ws.root), get_lang())
     return load

@@ -22,7 +22,7 @@ from core.change.coreg import PreOnGrid, coregistration_text
 from core.change.pairing import pair_report
 from core.detection.pipeline import refind_findings
 from core.errors import CoreError
-from core.i18n import _
+from core.i18n import _, get_lang
 from core.imagery.reader import open_scene
 from core.report.rasters import overview_shape
 from core.safe_files import clean_name, unique_name
@@ -52,9 +52,11 @@ def take_pre_uploads(ctx: shell.Context, files: list[Any]) -> None:
 
 
 @st.cache_data(max_entries=200, show_spinner=False)
-def auto_pairs(posts: tuple[str, ...], pres: tuple[str, ...], mtimes: tuple[float, ...]) -> list[dict[str, Any]]:
-    """:func:`core.change.scene.pair_report` of staged paths, as dicts (cached: each file is opened once per list)."""
-    del mtimes  # cache key only
+def auto_pairs(posts: tuple[str, ...], pres: tuple[str, ...], mtimes: tuple[float, ...],
+               lang: str) -> list[dict[str, Any]]:
+    """:func:`core.change.scene.pair_report` of staged paths, as dicts (cached: each file is opened once per list;
+    per language, since the report's notes are written in the language in use)."""
+    del mtimes, lang  # cache key only
     return [r.to_dict() for r in pair_report(list(posts), list(pres))]
 
 
@@ -67,7 +69,7 @@ def pairing(staged: list[dict[str, Any]], pres: list[dict[str, Any]]) -> list[di
         return [{"post": s["name"], "pre": NONE, "rule": None, "overlap": None, "note": ""} for s in staged]
     posts, refs = tuple(s["path"] for s in staged), tuple(p["path"] for p in pres)
     with st.spinner(_("Pairing pre- and post-event images…")):
-        report = auto_pairs(posts, refs, tuple(images.mtime(p) for p in posts + refs))
+        report = auto_pairs(posts, refs, tuple(images.mtime(p) for p in posts + refs), get_lang())
     name_of = {p["path"]: p["name"] for p in pres}
     chosen: dict[str, str] = S.get(S.PAIRS)
     rows = []

@@ -135,6 +135,8 @@ def build_model(arch: str, pretrained: Pretrained = "none", **options: Any) -> O
 
 @functools.cache
 def _info(arch: str) -> tuple[tuple[str, Any], ...]:
+    """The language-independent facts (cached: it builds the net on the meta device); :func:`arch_info` adds the
+    descriptions in the language in use (a cached translation kept the first caller's language for every later one)."""
     entry = _entry(arch)
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # no memory, no effect on the caller's RNG
         model = build_model(arch, "none")
@@ -144,8 +146,6 @@ def _info(arch: str) -> tuple[tuple[str, Any], ...]:
         "objective": model.objective,
         "family": entry.family,
         "backbone": model.backbone_name,
-        "backbone_description": _(BACKBONES[model.backbone_name].description),
-        "description": entry.description,
         "rf": model.rf.to_dict(),
         "map_size_224": [h, w],
         "stride": float(model.rf.j),
@@ -168,6 +168,9 @@ def arch_info(arch: str) -> dict[str, Any]:
     device) and leaves the RNG untouched.
     """
     info = dict(_info(arch))
+    trunk = BACKBONES[info["backbone"]]
+    info["backbone_description"] = _(trunk.description)
+    info["description"] = _entry(arch).description
     info["rf"] = dict(info["rf"])
     info["map_size_224"] = list(info["map_size_224"])
     return info
