@@ -164,18 +164,23 @@ def test_the_sidebar_counts_findings_as_the_pages_do(ws) -> None:
 
 def test_a_map_mostly_above_the_threshold_says_it_cannot_tell_damage_from_unfamiliar_imagery(
         detector, scene_path, tmp_path) -> None:
-    """From BROAD_SHARE of the image above the threshold, the result carries a note (pages and CLI show a result's
-    warnings); below it, none. The share is stored either way."""
-    from core.detection.verdict import BROAD_SHARE, broad_anomaly_note
+    """The share of the image above the threshold is stored with the result; from BROAD_SHARE on, the pages and the
+    CLI show a note written in the language in use (not stored, so a switch of language translates it)."""
+    from core import i18n
+    from core.detection.verdict import BROAD_SHARE, broad_anomaly_note, share_above
 
     heat = np.zeros((100, 100), np.float32)
     heat[:, :10] = 2.0
     heat[0, 0] = np.nan  # nodata does not count
-    share, note = broad_anomaly_note(heat, 1.0)
-    assert share == pytest.approx(999 / 9999) and note is None
+    assert share_above(heat, 1.0) == pytest.approx(999 / 9999)
+    assert broad_anomaly_note(share_above(heat, 1.0)) is None and broad_anomaly_note(None) is None
     heat[:, :30] = 2.0
-    share, note = broad_anomaly_note(heat, 1.0)
+    share = share_above(heat, 1.0)
+    note = broad_anomaly_note(share)
     assert share >= BROAD_SHARE and note is not None and "30 %" in note and "pre-event" in note
+    with i18n.use("ko"):
+        ko = broad_anomaly_note(share)
+    assert ko and "30 %" in ko and "사전 영상" in ko
     scene = open_scene(scene_path)
     try:  # the threshold at the map's 5th percentile: ~95 % of the scene above it
         low = float(np.nanquantile(read_heatmap(analyze_scene(scene, detector, tmp_path / "a").heatmap_path).scores,
@@ -183,5 +188,5 @@ def test_a_map_mostly_above_the_threshold_says_it_cannot_tell_damage_from_unfami
         res = analyze_scene(scene, detector, tmp_path / "b", threshold=low)
     finally:
         scene.close()
-    assert res.meta["share_above_threshold"] > 0.9
-    assert any("above the threshold" in w for w in res.meta["warnings"])
+    assert res.meta["share_above_threshold"] > 0.9 and broad_anomaly_note(res.meta["share_above_threshold"])
+    assert not any("above the threshold" in w for w in res.meta["warnings"])  # not stored in one language

@@ -23,6 +23,7 @@ from core.detection.verdict import (
     IMAGE_SCORE_NOTE,
     VERDICT_RULE,
     Verdict,
+    broad_anomaly_note,
     confidence_note,
     judge,
     same_threshold,
@@ -159,7 +160,8 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
                                                         "{n} finding(s)").format(thr=threshold,
                                                                                  verdict=_(verdict_of(n_live)),
                                                                                  n=n_live)))
-    for w in r.meta.get("warnings", []):
+    broad = broad_anomaly_note(r.meta.get("share_above_threshold"))  # in the language in use, not stored
+    for w in [*r.meta.get("warnings", []), *([broad] if broad else [])]:
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:
         compare.before_after(r)

@@ -18,7 +18,7 @@ from core.analysis.guidance import EVENT_MODES, mode_advice
 from core.analysis.run import AnalysisInput, AnalysisOptions, AnalysisRun
 from core.cli.outpaths import out_dir
 from core.detection.grading import SCALES
-from core.detection.verdict import judge
+from core.detection.verdict import broad_anomaly_note, judge
 from core.engine import ENGINES, ENV_RAY_ADDRESS, ray_address_from_env
 from core.errors import InputError
 from core.i18n import _
@@ -156,7 +156,8 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
                 + f"\n    {coregistration_text(res.meta.get('coregistration') or {})}")
         else:
             say("    " + _("image score {score}; {rule}").format(score=f"{res.image_score:.2f}", rule=judge(res).rule))
-        for w in ([] if res.error else res.meta.get("warnings", [])):
+        broad = None if res.error else broad_anomaly_note(res.meta.get("share_above_threshold"))
+        for w in ([] if res.error else [*res.meta.get("warnings", []), *([broad] if broad else [])]):
             say("    " + _("note: {message}").format(message=w))
 
     try:

@@ -29,7 +29,7 @@ from core.detection.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set
 from core.detection.stage_thread import BackgroundStage
 from core.detection.tile_cover import cover_windows, exact_weights
 from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
-from core.detection.verdict import broad_anomaly_note, canonical_threshold, verdict_of
+from core.detection.verdict import canonical_threshold, share_above, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
@@ -332,7 +332,6 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
     bounds = geo.bounds_wgs84(scene.georef, scene.width, scene.height) if scene.georef else None
     timer.total_s = time.perf_counter() - t_start
     verdict = verdict_of(len(findings))
-    share, broad = broad_anomaly_note(preview, thr)
     meta: dict[str, Any] = {
         "timing": timer.as_dict(), "tiles": timer.tiles, "tile_size": plan.tile, "tile_shape": list(plan.tile_hw),
         "overlap": plan.overlap,
@@ -341,8 +340,8 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
         "heatmap_stats": writer.stats, "findings_capped": len(findings) >= MAX_FINDINGS,
         "resample": None if factor == 1.0 else {"factor": factor, "grid": [plan.grid_h, plan.grid_w],
                                                 "scene_gsd_m": gsd, "model_gsd_m": detector.gsd_m},
-        "model": detector.info(), "share_above_threshold": share,
-        "warnings": list(scene.meta.get("warnings", [])) + warnings + ([broad] if broad else []),
+        "model": detector.info(), "share_above_threshold": share_above(preview, thr),
+        "warnings": list(scene.meta.get("warnings", [])) + warnings,
     }
     if isinstance(scene.meta.get("gps"), dict):
         meta["gps"] = dict(scene.meta["gps"])  # the map marks the position; placing the frame starts from it

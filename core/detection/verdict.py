@@ -56,18 +56,23 @@ IMAGE_SCORE_NOTE = N_("Image score: the calibrated mean anomaly of the whole ima
 BROAD_SHARE = 0.20
 
 
-def broad_anomaly_note(heat: np.ndarray, threshold: float) -> tuple[float, str | None]:
-    """The share of ``heat``'s finite pixels at or above ``threshold`` and, from :data:`BROAD_SHARE` on, a note for
-    the analyst: such a map cannot tell widespread damage from imagery unlike the model's normal imagery."""
+def share_above(heat: np.ndarray, threshold: float) -> float:
+    """The share of ``heat``'s finite pixels at or above ``threshold`` (0 when none is finite)."""
     fin = heat[np.isfinite(heat)]
-    share = float((fin >= threshold).mean()) if fin.size else 0.0
-    if share < BROAD_SHARE:
-        return share, None
-    return share, _("{pct} % of the image is above the threshold (about 0.1 % of the model's normal imagery is): "
-                    "either damage covers much of it, or the image as a whole is unlike the imagery the model "
-                    "knows as normal (another sensor, season, light or area). The findings cannot tell which: "
-                    "compare with a pre-event image of the same place, or fit a normal model to pre-event imagery "
-                    "of this area.").format(pct=f"{100 * share:.0f}")
+    return float((fin >= threshold).mean()) if fin.size else 0.0
+
+
+def broad_anomaly_note(share: object) -> str | None:
+    """From :data:`BROAD_SHARE` of an image above the threshold (``meta["share_above_threshold"]``), a note for the
+    analyst in the language in use (written when shown, not stored): such a map cannot tell widespread damage from
+    imagery unlike the model's normal imagery. None below it, or when the share was not recorded."""
+    if not isinstance(share, (int, float)) or not math.isfinite(share) or share < BROAD_SHARE:
+        return None
+    return _("{pct} % of the image is above the threshold (about 0.1 % of the model's normal imagery is): "
+             "either damage covers much of it, or the image as a whole is unlike the imagery the model "
+             "knows as normal (another sensor, season, light or area). The findings cannot tell which: "
+             "compare with a pre-event image of the same place, or fit a normal model to pre-event imagery "
+             "of this area.").format(pct=f"{100 * share:.0f}")
 
 
 def confidence_note() -> str:

@@ -21,7 +21,7 @@ from core.detection.grading import get_scale
 from core.detection.heatmap import HeatmapWriter, write_overlay_png
 from core.detection.pipeline import GDAL_CACHE_MB, MAX_FINDINGS, scene_provenance
 from core.detection.tiling import RowResampler, Stitcher
-from core.detection.verdict import broad_anomaly_note, canonical_threshold, verdict_of
+from core.detection.verdict import canonical_threshold, share_above, verdict_of
 from core.engine.tasks import ScenePlan, task_window
 from core.errors import InputError
 from core.geo import georef as geo
@@ -122,7 +122,6 @@ class SceneAssembler:
         total_s = time.perf_counter() - self._t0
         self.driver_s += time.perf_counter() - t_fin
         verdict = verdict_of(len(findings))  # the one rule (core.detection.verdict), as the local engine
-        share, broad = broad_anomaly_note(preview, self.thr)
         timing = {"total_s": total_s, "model_s": self.model_s, "read_s": self.read_s, "read_wait_s": 0.0,
                   "tiles": self.tiles, "batches": -(-self.tiles // self.batch_size),
                   "model_share": self.model_s / total_s if total_s > 0 else 0.0,
@@ -134,8 +133,8 @@ class SceneAssembler:
             "heatmap_stats": self.writer.stats, "findings_capped": len(findings) >= MAX_FINDINGS,
             "resample": None if plan.factor == 1.0 else {"factor": plan.factor, "grid": [plan.grid_h, plan.grid_w],
                                                          "scene_gsd_m": gsd, "model_gsd_m": det.gsd_m},
-            "model": det.info(), "share_above_threshold": share,
-            "warnings": list(scene.meta.get("warnings", [])) + list(self.sp.warnings) + ([broad] if broad else []),
+            "model": det.info(), "share_above_threshold": share_above(preview, self.thr),
+            "warnings": list(scene.meta.get("warnings", [])) + list(self.sp.warnings),
             "engine": {"name": "ray", "workers": len(self.workers), "devices": sorted(self.devices),
                        "driver_s": self.driver_s, "per_worker": {str(k): v for k, v in self.workers.items()}},
         }
