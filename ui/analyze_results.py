@@ -160,7 +160,8 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
                                                         "{n} finding(s)").format(thr=threshold,
                                                                                  verdict=_(verdict_of(n_live)),
                                                                                  n=n_live)))
-    broad = broad_anomaly_note(r.meta.get("share_above_threshold"))  # in the language in use, not stored
+    # in the language in use, not stored; a pair's findings come from its change map, so not for a pair
+    broad = None if r.change_path is not None else broad_anomaly_note(r.meta.get("share_above_threshold"))
     for w in [*r.meta.get("warnings", []), *([broad] if broad else [])]:
         st.caption(f":material/warning: {w}")
     if r.change_path is not None:

@@ -156,7 +156,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
                 + f"\n    {coregistration_text(res.meta.get('coregistration') or {})}")
         else:
             say("    " + _("image score {score}; {rule}").format(score=f"{res.image_score:.2f}", rule=judge(res).rule))
-        broad = None if res.error else broad_anomaly_note(res.meta.get("share_above_threshold"))
+        broad = None if res.error or res.pre_scene_name else broad_anomaly_note(res.meta.get("share_above_threshold"))
         for w in ([] if res.error else [*res.meta.get("warnings", []), *([broad] if broad else [])]):
             say("    " + _("note: {message}").format(message=w))
 
