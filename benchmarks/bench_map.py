@@ -218,12 +218,9 @@ def app_server(ws: Path, old: bool) -> Iterator[str]:
 def add_basemap(page: Any, path: Path, shown: int, sels: list[str], cap: float) -> tuple[float, float]:
     """Add ``path`` in the "Offline basemaps" popover; seconds from the click to the label "(N shown)" and to the
     map drawn with ``sels`` (inf past the cap)."""
-    box = page.get_by_role("textbox", name="Basemap path on the server")
-    if not box.is_visible():
-        page.get_by_role("button", name=re.compile(r"Offline basemaps")).first.click()
-    box.wait_for(timeout=30_000)
-    box.fill(str(path))
-    box.press("Tab")
+    from tests.support.basemaps import fill_basemap_path
+
+    fill_basemap_path(page, path)
     t = time.perf_counter()
     page.get_by_role("button", name="Add basemap").click()
     label = drawn = float("inf")

@@ -11,7 +11,7 @@ import pytest
 
 from core.mapping.basemaps import case_basemaps
 from core.store import Workspace
-from tests.support.basemaps import TILE_COLOUR, analysed_case, make_mbtiles, make_ortho
+from tests.support.basemaps import TILE_COLOUR, analysed_case, fill_basemap_path, make_mbtiles, make_ortho
 from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app
 from tests.support.data import need
 
@@ -47,12 +47,7 @@ def _frame_with(page, selector: str, timeout_ms: int = 120_000):
 
 def _add(page, path: Path, shown: int) -> None:
     """Add ``path`` in the "Offline basemaps" popover and wait until the page says ``shown`` basemaps are on."""
-    box = page.get_by_role("textbox", name="Basemap path on the server")
-    if not box.is_visible():
-        page.get_by_role("button", name=re.compile(r"Offline basemaps")).first.click()
-    box.wait_for(timeout=30_000)
-    box.fill(str(path))
-    box.press("Tab")
+    fill_basemap_path(page, path)
     page.get_by_role("button", name="Add basemap").click()
     label = page.get_by_role("button", name=re.compile(rf"Offline basemaps \({shown} shown\)"))
     try:

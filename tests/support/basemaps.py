@@ -7,6 +7,7 @@ import io
 import math
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -148,3 +149,16 @@ def analysed_case(root: Path, tile: Path, model: Path | None) -> tuple[int, int,
     assert result.bounds_wgs84 is not None
     w, s, e, n = result.bounds_wgs84
     return case, aid, ((s + n) / 2, (w + e) / 2)
+
+
+def fill_basemap_path(page: Any, path: Path) -> None:
+    """Open the Map page's "Offline basemaps" popover (when closed) and type ``path`` into its server-path box; the
+    caller clicks "Add basemap" (the basemaps browser test and ``benchmarks/bench_map.py`` time that click)."""
+    import re
+
+    box = page.get_by_role("textbox", name="Basemap path on the server")
+    if not box.is_visible():
+        page.get_by_role("button", name=re.compile(r"Offline basemaps")).first.click()
+    box.wait_for(timeout=30_000)
+    box.fill(str(path))
+    box.press("Tab")
