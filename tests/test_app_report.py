@@ -152,6 +152,18 @@ def test_report_files_are_built_on_demand(report_env) -> None:
     assert at.session_state[S.REPORT_EVENT] == "Joplin EF5 tornado"
 
 
+def test_a_typed_field_whose_callback_was_lost_still_counts(report_env) -> None:
+    """On a busy server a field committed with Enter just before a click can reach the script without its
+    on_change having run: the screen shows the typed handling line, and the report must use it (it was refused
+    for a missing handling line). Setting the widget's state directly is that case: no callback runs."""
+    at = report_page("Kim Analyst")
+    at.session_state["w_report_handling"] = "TLP:AMBER"
+    at.button(key="build_report").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.session_state[S.REPORT_HANDLING] == "TLP:AMBER"
+    assert "PDF report" in [b.label for b in at.get("download_button")]
+
+
 def test_one_finding_form_saves_and_shows_the_audit_trail(report_env) -> None:
     ws, aid = report_env
     at = report_page("Park")

@@ -205,6 +205,43 @@ def test_save_upload_writes_safe_unique_names(tmp_path: Path) -> None:
     assert not [p for p in folder.iterdir() if p.name.endswith(".part")]
 
 
+class _Upload(io.BytesIO):
+    """What Streamlit's uploader returns: the bytes with a name and a file id."""
+
+    def __init__(self, data: bytes, name: str, file_id: str) -> None:
+        super().__init__(data)
+        self.name, self.file_id = name, file_id
+
+
+class _RunStopped(Exception):
+    """Stands for Streamlit stopping a run at a session-state access (the next run was asked for)."""
+
+
+def test_an_upload_whose_hand_over_was_stopped_is_staged_by_the_next_run(tmp_path: Path) -> None:
+    """Every session-state access can stop a run. An upload written to disk whose run stopped before the page
+    took it (staged it) was marked done and never staged: lost on a busy server. The next run hands it over,
+    without writing it again, and a later run does not hand it over twice."""
+    ws = Workspace(tmp_path / "ws")
+    case = ws.create_case("c")
+    ctx = type("Ctx", (), {"ws": ws, "case_id": case})()
+    S.put(S.SAVED_UPLOADS, {})
+    S.put(S.UPLOAD_ERRORS, [])
+    taken: list[Path] = []
+
+    def stage(name: str, path: Path) -> None:
+        taken.append(path)
+        if len(taken) == 1:
+            raise _RunStopped
+
+    f = _Upload(b"\x89PNG data", "a.png", "id-1")
+    with pytest.raises(_RunStopped):
+        uploads.save_uploads(ctx, [f], stage, types=["png"])  # type: ignore[arg-type]
+    uploads.save_uploads(ctx, [f], stage, types=["png"])  # type: ignore[arg-type]
+    uploads.save_uploads(ctx, [f], stage, types=["png"])  # type: ignore[arg-type]
+    assert len(taken) == 2 and taken[0] == taken[1]
+    assert [p.name for p in ws.uploads_dir(case).iterdir()] == ["a.png"]
+
+
 def test_check_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
     f = tmp_path / "img.tif"

@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 from core.store import Workspace
-from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app, upload
+from tests.support.browser import (
+    OfflineApp,
+    folium_frame,
+    model_for,
+    nav,
+    no_exception,
+    offline_app,
+    settled,
+    until,
+    upload,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 HOSTILE = "<script>window.__pwned=1</script>"
@@ -46,14 +56,14 @@ def _flow(app: OfflineApp, tile: Path) -> None:
     third = page.locator('[data-testid="stImage"] img').nth(2)  # original, heatmap, overlay
     third.wait_for(timeout=60_000)
     third.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    settled(page)
     page.screenshot(path=str(art / "1_analyze_heatmap.png"))
 
     nav(page, "Map")
     frame = folium_frame(page)
     frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
     assert frame.locator("path.leaflet-interactive").count() > 0, "no finding polygons on the map"
-    page.wait_for_timeout(1000)
+    settled(page)
     no_exception(page)
     frame.locator(".leaflet-container").scroll_into_view_if_needed()
     page.screenshot(path=str(art / "2_map.png"))
@@ -64,11 +74,14 @@ def _flow(app: OfflineApp, tile: Path) -> None:
     form.get_by_text("confirmed", exact=True).click()
     form.get_by_label("Notes").fill(NOTE)
     form.get_by_role("button", name="Save review").click()
-    page.wait_for_timeout(2500)
-    page.wait_for_load_state("networkidle")
     ws = Workspace(app.workspace)
     aid = ws.list_analyses()[0]["id"]
-    reviewed = [f for r in ws.scene_results(aid) for f in r.findings if f.review_status == "confirmed"]
+
+    def confirmed() -> list:
+        return [f for r in ws.scene_results(aid) for f in r.findings if f.review_status == "confirmed"]
+
+    until(page, confirmed, "the review saved in the workspace")
+    reviewed = confirmed()
     assert len(reviewed) == 1 and reviewed[0].notes == NOTE and reviewed[0].analyst == "Kim Analyst"
     fid, mgrs = reviewed[0].id, reviewed[0].mgrs
 
@@ -98,7 +111,8 @@ def _flow(app: OfflineApp, tile: Path) -> None:
     assert "건물 붕괴 확인" in text and "Разрушено" in text and "TLP:CLEAR" in text
 
     nav(page, "Models")
-    page.wait_for_timeout(1500)
+    page.get_by_role("heading", name="Models").first.wait_for(timeout=60_000)
+    settled(page)
     no_exception(page)
     page.screenshot(path=str(art / "4_models.png"))
     assert page.evaluate("() => window.__pwned === undefined"), "a hostile note ran as script"

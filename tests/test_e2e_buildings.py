@@ -21,6 +21,8 @@ from tests.support.browser import (
     nav,
     no_exception,
     offline_app,
+    settled,
+    until,
     upload,
     wait_drawn,
 )
@@ -61,12 +63,7 @@ def _label(page, word: str, n_trail: int) -> None:
 
 def _saved(page, ws: Workspace, aid: int, building_id: str, label: str) -> None:
     """Wait until the workspace holds the label (the next widget change could otherwise cut the save's rerun)."""
-    for _ in range(360):
-        if ws.building_labels(aid).get(building_id) == label:
-            page.wait_for_load_state("networkidle")
-            return
-        page.wait_for_timeout(500)
-    raise AssertionError(f"the label of building {building_id} was not saved")
+    until(page, lambda: ws.building_labels(aid).get(building_id) == label, f"the label of building {building_id}")
 
 
 def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
@@ -106,7 +103,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     frame = folium_frame(page)
     green = frame.locator('path.leaflet-interactive[fill="#38a169"]')  # no visible damage: never a finding
     green.first.wait_for(state="attached", timeout=60_000)
-    page.wait_for_timeout(1000)
+    settled(page)
     no_exception(page)
     target = green.nth(green.count() // 2)
     target.scroll_into_view_if_needed()

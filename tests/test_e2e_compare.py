@@ -19,6 +19,7 @@ from tests.support.browser import (
     nav,
     no_exception,
     offline_app,
+    settled,
     upload,
     wait_drawn,
 )
@@ -52,8 +53,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path) -> None:
     box = page.get_by_role("combobox", name="Pre-event image for 0_post.tif")
     expect(box).to_have_value("0_pre.tif", timeout=30_000)  # paired automatically (footprint overlap)
     box.scroll_into_view_if_needed()
-    page.wait_for_timeout(800)  # the expander's opening animation
-    page.wait_for_load_state("networkidle")
+    settled(page)  # the expander's opening animation
     no_exception(page)
     page.screenshot(path=str(art / "compare_1_pairing.png"), full_page=True)
 
@@ -76,11 +76,10 @@ def _flow(app: OfflineApp, post: Path, pre: Path) -> None:
         page.keyboard.press("ArrowLeft")
     expect(shown).to_have_text("35", timeout=10_000)
     expect(slider).to_have_count(1)  # no stale copy of the widget left beside the new one
-    page.wait_for_timeout(1500)
-    page.wait_for_load_state("networkidle")
+    settled(page)
     view = page.locator('[data-testid="stImage"]', has_text="before/after").first
     view.scroll_into_view_if_needed()
-    page.wait_for_timeout(800)
+    settled(page)
     no_exception(page)
     page.screenshot(path=str(art / "compare_2_before_after.png"))
     shift.scroll_into_view_if_needed()
@@ -101,7 +100,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path) -> None:
     labels = frame.locator(".leaflet-control-layers-overlays label").all_inner_texts()
     assert any("Heatmaps (post-event anomaly)" in t for t in labels), labels
     assert any("Change heatmaps (pre → post)" in t for t in labels), labels
-    page.wait_for_timeout(800)
+    settled(page)
     no_exception(page)
     frame.locator(".leaflet-container").scroll_into_view_if_needed()
     page.screenshot(path=str(art / "compare_3_map_layers.png"))

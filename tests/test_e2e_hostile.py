@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app
+from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app, settled
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NAME = "<img src=x onerror=\"window.__pwned=1\">.tif"
@@ -107,7 +107,7 @@ def _review(page, ws_root: Path, art: Path) -> str:
     assert cells.count(NOTE) == 1, "the findings table does not show the note as text"  # its notes column
     assert page.evaluate(INJECTED) == 0, "the note became HTML on the Report page"
     history.scroll_into_view_if_needed()
-    page.wait_for_timeout(300)
+    settled(page)
     page.screenshot(path=str(art / "hostile_2_review.png"))
     return f.id
 
@@ -179,5 +179,5 @@ def _map(page, fid: str, art: Path) -> None:
     assert any(c.startswith("<img src=x onerror=") and c.endswith(".tif") for c in cells), cells
     expect(popup).to_be_visible()  # the app's rerun did not remount the map and close the popup
     no_exception(page)
-    page.wait_for_timeout(500)
+    settled(page)
     page.screenshot(path=str(art / "hostile_4_map.png"))

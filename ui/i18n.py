@@ -72,7 +72,7 @@ def _changed(ws: Workspace | None, user: User | None) -> None:
 
 def switch(ws: Workspace | None, user: User | None) -> None:
     """The language switch (English / 한국어); the choice is remembered for ``user`` in the workspace."""
-    S.bind(S.W_LANG, S.LANG)
+    S.bind(S.W_LANG, S.LANG, adopt=False)  # its callback remembers the choice
     st.segmented_control(_("Language"), list(LANGS), format_func=LANG_NAMES.get, key=S.W_LANG,
                          on_change=_changed, args=(ws, user), selection_mode="single",
                          help=_("The language of the pages and of new reports; remembered for you in this "

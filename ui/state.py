@@ -219,17 +219,26 @@ _SYNCED = "_widget_synced"  #: {widget key: the value bind() or keep() last put 
 _UNSET = object()
 
 
-def bind(widget_key: str, state_key: str, shown: Any = _UNSET) -> None:
+def bind(widget_key: str, state_key: str, shown: Any = _UNSET, *, adopt: bool = True) -> None:
     """Give a widget that mirrors ``state_key`` its value before it is drawn, but only when the widget has none
     (first draw, or back from another page: Streamlit drops the state of widgets not drawn on the last run) or
     when code changed ``state_key`` since (e.g. a new case was made). Otherwise the widget keeps its own value:
     writing it on every run would push a stale value back into the browser while a rerun races with the analyst's
     typing, and a field could silently lose what was typed. ``shown``: what the widget shows of the state's value
-    when it cannot show it as it is (e.g. clamped to a slider's range)."""
+    when it cannot show it as it is (e.g. clamped to a slider's range).
+
+    A widget whose value differs from its state although code did not change the state holds an edit whose
+    ``on_change`` (:func:`keep`) never ran: seen on a busy server, where a field committed with Enter just before a
+    click showed the typed text while the state kept the old one (the report was refused for a missing handling
+    line that was on screen). The edit is adopted into the state (``adopt=False`` for a widget whose callback does
+    more than :func:`keep`)."""
     synced = st.session_state.setdefault(_SYNCED, {})
     value = get(state_key)
     if widget_key not in st.session_state or synced.get(widget_key, _UNSET) != value:
         st.session_state[widget_key] = value if shown is _UNSET else shown
+    elif adopt and shown is _UNSET and st.session_state[widget_key] is not None \
+            and st.session_state[widget_key] != value:
+        value = st.session_state[state_key] = st.session_state[widget_key]
     synced[widget_key] = value
 
 

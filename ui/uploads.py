@@ -32,6 +32,9 @@ def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Pa
     return atomic_write_stream(dest, upload)
 
 
+_HANDING = "\0handing:"  #: a saved upload not yet handed to the page (its hand-over was interrupted)
+
+
 def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path], None],
                  types: list[str] | None = None) -> None:
     """Write each new upload once (by file id) to the workspace and hand ``(name, path)`` to ``on_saved``; an
@@ -39,42 +42,55 @@ def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path],
     page, and the others still go through (give the uploader no ``type=``: Streamlit's own check refuses the
     whole batch, with an exception in place of the page, for one name with a NUL byte or another extension).
     Names are cleaned (:func:`core.safe_files.clean_name`: no control,
-    bidi-override or invisible characters) before they are shown or stored."""
-    saved = S.get(S.SAVED_UPLOADS)
+    bidi-override or invisible characters) before they are shown or stored.
+
+    Every session-state access is a point where Streamlit may stop the run for the next one (another upload, a
+    click): an upload counts as done only once ``on_saved`` has taken it, and one written but not handed over
+    (the run stopped in between) is handed over by the next run without being written again. (Marking it done
+    before the hand-over lost uploads on a busy server: saved to disk, never staged.)"""
+    saved, errors = S.get(S.SAVED_UPLOADS), S.get(S.UPLOAD_ERRORS)
     for f in files:
-        if f.file_id in saved:
+        done = saved.get(f.file_id)
+        if done is not None and not done.startswith(_HANDING):
             continue
         name = clean_name(f.name, default="upload")
-        ext = name.rpartition(".")[2].lower() if "." in name else ""
-        if types is not None and ext not in types:
-            saved[f.file_id] = ""
-            S.get(S.UPLOAD_ERRORS).append(_("{name}: not a file this uploader takes ({types}); it was left out, "
-                                            "the other files go on.").format(name=name, types=", ".join(types)))
-            continue
-        try:
-            path = save_upload(ctx.ws, ctx.case_id, f, name)
-        except CoreError as exc:
-            S.get(S.UPLOAD_ERRORS).append(f"{name}: {exc}")
-            continue
-        saved[f.file_id] = str(path)
+        if done is not None:
+            path = Path(done[len(_HANDING):])
+        else:
+            ext = name.rpartition(".")[2].lower() if "." in name else ""
+            if types is not None and ext not in types:
+                errors.append(_("{name}: not a file this uploader takes ({types}); it was left out, the other "
+                                "files go on.").format(name=name, types=", ".join(types)))
+                saved[f.file_id] = ""
+                continue
+            try:
+                path = save_upload(ctx.ws, ctx.case_id, f, name)
+            except CoreError as exc:
+                errors.append(f"{name}: {exc}")
+                continue
+            saved[f.file_id] = _HANDING + str(path)
         if path.suffix.lower() == ".json":
-            keep_label(name, path)
+            path = keep_label(name, path)
         else:
             on_saved(name, path)
+        saved[f.file_id] = str(path)
 
 
-def keep_label(name: str, path: Path) -> None:
+def keep_label(name: str, path: Path) -> Path:
     """An uploaded .json: kept beside the images when it is an xBD label file (the image ``<stem>.png`` of the
-    same name then gets its georeference and capture date from it), else removed with a message."""
+    same name then gets its georeference and capture date from it), else removed with a message. Returns where
+    it is kept (``path`` when removed)."""
+    errors, notes = S.get(S.UPLOAD_ERRORS), S.get(S.UPLOAD_NOTES)  # before any change on disk (see save_uploads)
     try:
         load_xbd_labels(path)
     except CoreError as exc:
         path.unlink(missing_ok=True)
-        S.get(S.UPLOAD_ERRORS).append(_("{name}: only xBD label files (.json) can be uploaded with the images; "
-                                        "{error}").format(name=name, error=exc))
-        return
+        errors.append(_("{name}: only xBD label files (.json) can be uploaded with the images; "
+                        "{error}").format(name=name, error=exc))
+        return path
     wanted = path.with_name(safe_filename(name, default="labels.json"))
     if wanted != path:  # a newer copy of a label replaces the older one: its image finds it by name
         os.replace(path, wanted)
-    S.get(S.UPLOAD_NOTES).append(_("xBD labels {name} kept: the image {stem}.png gets its location, date and "
-                                   "building outlines from them.").format(name=wanted.name, stem=wanted.stem))
+    notes.append(_("xBD labels {name} kept: the image {stem}.png gets its location, date and "
+                   "building outlines from them.").format(name=wanted.name, stem=wanted.stem))
+    return wanted

@@ -196,6 +196,27 @@ def wait_drawn(page, timeout_ms: int = 120_000) -> None:
                            timeout=timeout_ms)
 
 
+def settled(page, timeout_ms: int = 60_000) -> None:
+    """:func:`wait_drawn`, then wait until no finite CSS animation or transition is running (an expander opening,
+    a scroll, a fading toast): the condition a screenshot or a look at the page waits for, instead of a fixed
+    sleep. Endless animations (spinners) do not count."""
+    wait_drawn(page, timeout_ms)
+    page.wait_for_function(
+        "() => document.getAnimations().every(a => a.playState !== 'running'"
+        " || (a.effect && a.effect.getComputedTiming().iterations === Infinity))", timeout=timeout_ms)
+
+
+def until(page, check: Any, what: str, timeout_s: float = 180.0, poll_ms: int = 250) -> None:
+    """Poll ``check()`` (e.g. the workspace holds a saved review) until it is true, letting the page run
+    meanwhile; then wait for the page to settle. Raises AssertionError naming ``what`` after ``timeout_s``."""
+    end = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not within {timeout_s:g} s")
+        page.wait_for_timeout(poll_ms)
+    wait_drawn(page)
+
+
 def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, timeout_ms: int = 90_000) -> None:
     """Give the ``index``-th file input (in ``scope``, default the page's main area) ``paths`` and wait until the
     page shows their names.
