@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import fast_model, nav, no_exception, offline_app, upload_and_analyse
+from tests.support.browser import fast_model, nav, no_exception, offline_app, upload_and_analyse, wait_drawn
 from tests.support.data import need
 from tests.support.store import make_result, new_analysis
 
@@ -49,17 +49,17 @@ def _case_is(page, label: str) -> None:
 
 
 def _flow(page, url: str, chip: Path, art: Path) -> None:
-    page.goto(url, wait_until="networkidle")
+    page.goto(url)
     page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
     assert "Analyze" not in page.inner_text("body")  # neither the page nor the menu before a login
-    page.goto(f"{url}/report", wait_until="networkidle")
+    page.goto(f"{url}/report")
     page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
     assert "Findings" not in page.inner_text("body")
     _login(page, "lee", "not the password")
     page.get_by_text(re.compile("wrong user name or password")).wait_for(timeout=30_000)
     _login(page, "lee", PW)
     page.get_by_role("heading", name="Report", level=1).wait_for(timeout=60_000)  # the page that was asked for
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     _case_is(page, "Lee's second (#2)")
     nav(page, "Analyze")
     page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)
@@ -70,7 +70,7 @@ def _flow(page, url: str, chip: Path, art: Path) -> None:
     assert sorted(o.strip() for o in options) == ["Lee's first (#1)", "Lee's second (#2)"], options
     page.get_by_role("option", name="Lee's first (#1)").click()
     _case_is(page, "Lee's first (#1)")
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
 
     upload_and_analyse(page, chip)
     _case_is(page, "Lee's first (#1)")
@@ -99,7 +99,7 @@ def test_a_viewer_reads_but_cannot_review(tmp_path: Path) -> None:
     ws.close()
     with offline_app(ws_root, model, "accounts_viewer_failure.png") as app:
         page = app.page
-        page.goto(app.url, wait_until="networkidle")
+        page.goto(app.url)
         page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
         _login(page, "park", PW)  # the first click counts (the form keeps its identity from the first run)
         page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)

@@ -12,7 +12,7 @@ import pytest
 from core.mapping.basemaps import case_basemaps
 from core.store import Workspace
 from tests.support.basemaps import TILE_COLOUR, analysed_case, fill_basemap_path, make_mbtiles, make_ortho
-from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app
+from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app, wait_drawn
 from tests.support.data import need
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -55,7 +55,7 @@ def _add(page, path: Path, shown: int) -> None:
     except Exception as exc:
         errors = page.locator('[data-testid="stAlert"]').all_inner_texts()
         raise AssertionError(f"{path.name} was not added; alerts on the page: {errors}") from exc
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
 
 
@@ -68,7 +68,7 @@ def test_map_shows_mbtiles_and_geotiff_basemaps_offline(shared_data, tiny_model,
     with offline_app(tmp_path / "ws", model_for(tiny_model), "basemaps_failure.png", full_page=False) as app:
         page, url, art = app.page, app.url, app.art
         page.goto(url)
-        page.wait_for_load_state("networkidle")
+        wait_drawn(page)
         nav(page, "Map")
         folium_frame(page)
         _add(page, mb, 2)

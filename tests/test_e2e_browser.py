@@ -23,6 +23,7 @@ from tests.support.browser import (
     settled,
     until,
     upload,
+    wait_drawn,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -50,7 +51,7 @@ def _flow(app: OfflineApp, tile: Path) -> None:
     page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click(timeout=60_000)
     page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=240_000)
     page.get_by_text(re.compile("^heatmap: grey below")).first.wait_for(timeout=60_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
     page.screenshot(path=str(art / "1_analyze.png"))
     third = page.locator('[data-testid="stImage"] img').nth(2)  # original, heatmap, overlay
@@ -91,7 +92,7 @@ def _flow(app: OfflineApp, tile: Path) -> None:
     page.get_by_role("button", name="Build report files").click()
     page.get_by_role("button", name="Findings CSV").and_(page.locator(":not([disabled])")).wait_for(
         timeout=180_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
     page.screenshot(path=str(art / "3_report.png"))
 

@@ -58,7 +58,7 @@ def _label(page, word: str, n_trail: int) -> None:
     form.locator('[data-testid="stRadio"]').get_by_text(word, exact=True).first.click()
     form.get_by_role("button", name="Save building review").click()
     page.get_by_text(re.compile(rf"^Audit trail \({n_trail}\)")).first.wait_for(timeout=180_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
 
 
 def _saved(page, ws: Workspace, aid: int, building_id: str, label: str) -> None:
@@ -72,11 +72,11 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     analyst = page.get_by_label("Analyst")
     analyst.fill("Kim Analyst")
     analyst.press("Enter")
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
 
     upload(page, 1, pre)
     page.get_by_text(re.compile(r"Pre-event images \(references")).first.wait_for(timeout=60_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     upload(page, 0, post)
     run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
     run.wait_for(timeout=60_000)
@@ -86,10 +86,10 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     uploader.locator("input[type=file]").set_input_files(str(footprints))
     page.get_by_text(re.compile(r"^Footprints of the next analysis: joplin\.geojson")).first.wait_for(
         timeout=60_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click()
     page.get_by_text(re.compile(r"^2823 buildings: ")).first.wait_for(timeout=300_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
     page.screenshot(path=str(art / "buildings_1_analyze.png"), full_page=True)
 
@@ -138,7 +138,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     page.get_by_text("Suggest buildings to label").first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Label the next suggested building").click()
     page.get_by_text(re.compile(rf"^Building {re.escape(first)}$")).first.wait_for(timeout=180_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     page.screenshot(path=str(art / "buildings_2b_suggested.png"), full_page=True)
     _label(page, "not damaged", 1)
     _saved(page, ws, aid, first, "not-damaged")
@@ -146,7 +146,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     assert len(ws.building_labels(aid)) == n
     page.get_by_role("button", name=f"Calibrate from {n} labels").click()
     page.get_by_text(re.compile(rf"^calibrated on {n} labels .* cross-validated")).first.wait_for(timeout=120_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
     page.screenshot(path=str(art / "buildings_3_calibrated.png"), full_page=True)
     cal = ws.building_set(aid)["calibration"]
@@ -158,7 +158,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     handling.press("Enter")
     page.get_by_role("button", name="Build report files").click()
     page.get_by_role("button", name="PDF report").and_(page.locator(":not([disabled])")).wait_for(timeout=300_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
     with page.expect_download(timeout=120_000) as dl:
         page.get_by_role("button", name="PDF report").click()

@@ -45,7 +45,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path) -> None:
     # the second uploader takes pre-event images; they are listed as references, not as inputs
     upload(page, 1, pre)
     page.get_by_text(re.compile(r"Pre-event images \(references")).first.wait_for(timeout=60_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     upload(page, 0, post)
     run = page.get_by_role("button", name=re.compile(r"Analyse 1 image"))
     run.wait_for(timeout=60_000)
@@ -63,7 +63,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path) -> None:
     page.get_by_text(re.compile(r"^change heatmap: grey below")).first.wait_for(timeout=60_000)
     shift = page.get_by_text(re.compile(r"Co-registration: .* px, dy .* px \(.* m, .* m\)")).first
     shift.wait_for(timeout=30_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
 
     # drive the wipe with the keyboard: the slider moves and the view is drawn again

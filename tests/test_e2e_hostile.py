@@ -12,7 +12,16 @@ import pytest
 from playwright.sync_api import expect
 
 from core.store import Workspace
-from tests.support.browser import OfflineApp, folium_frame, model_for, nav, no_exception, offline_app, settled
+from tests.support.browser import (
+    OfflineApp,
+    folium_frame,
+    model_for,
+    nav,
+    no_exception,
+    offline_app,
+    settled,
+    wait_drawn,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 NAME = "<img src=x onerror=\"window.__pwned=1\">.tif"
@@ -60,12 +69,12 @@ def _analyse(app: OfflineApp, tile: Path) -> None:
     page.get_by_role("button", name=re.compile("New case")).click()
     page.get_by_label("Case name").fill(CASE)
     page.get_by_role("button", name="Create case").click()
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     page.locator("input[type=file]").first.set_input_files(
         files=[{"name": NAME, "mimeType": "image/tiff", "buffer": tile.read_bytes()}])
     page.get_by_role("button", name=re.compile(r"Analyse 1 image")).click(timeout=60_000)
     page.locator('[data-testid="stMetricLabel"]', has_text="Verdict").first.wait_for(timeout=240_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
     shown = page.locator("input[role=combobox]").evaluate_all("els => els.map(e => e.value)")
     assert any("<img src=x onerror=" in v for v in shown), f"hostile name not shown as text: {shown}"
@@ -84,7 +93,7 @@ def _review(page, ws_root: Path, art: Path) -> str:
     form.get_by_role("button", name="Save review").click()
     history = page.locator("p", has_text=re.compile(r"^Review history of "))
     history.wait_for(timeout=30_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
 
     ws = Workspace(ws_root)
@@ -126,7 +135,7 @@ def _report(page, art: Path) -> None:
     refused = page.locator('[data-testid="stAlert"]', has_text="Report: ")
     pdf_button.or_(refused).first.wait_for(timeout=180_000)
     assert not refused.count(), f"the report was not built: {refused.first.inner_text()}"
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
     expect(event).to_have_value(EVENT)  # shown back as text after the rerun
     page.screenshot(path=str(art / "hostile_3_report.png"))

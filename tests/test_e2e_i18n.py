@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from pypdf import PdfReader
 
 from core import i18n
-from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app, upload, wait_idle
+from tests.support.browser import folium_frame, model_for, nav, no_exception, offline_app, upload, wait_drawn, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -83,7 +83,7 @@ def test_korean_workflow_then_back_to_english(shared_data, tiny_model, tmp_path)
 def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     fonts: list[tuple[str, int]] = []
     page.on("response", lambda r: fonts.append((r.url, r.status)) if "/app/static/fonts/" in r.url else None)
-    page.goto(url, wait_until="networkidle")
+    page.goto(url)
     page.get_by_text("영상", exact=True).first.wait_for(timeout=60_000)
     _check_korean(page, fragments, "Analyze (empty)")
 
@@ -99,7 +99,7 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     page.get_by_role("button", name=re.compile(r"영상 1개 분석")).click(timeout=60_000)
     page.locator('[data-testid="stMetricLabel"]', has_text="판정").first.wait_for(timeout=240_000)
     page.get_by_text(re.compile(r"^히트맵: .* 미만은 회색")).first.wait_for(timeout=60_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     _check_korean(page, fragments, "Analyze")
     page.screenshot(path=str(art / "ko_1_analyze.png"), full_page=True)
 
@@ -113,11 +113,11 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     handling = page.get_by_label("취급 / 보안 등급 표시(모든 쪽)")
     handling.fill("TLP:CLEAR")
     handling.press("Enter")
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     page.get_by_role("button", name="보고서 파일 만들기").click()
     pdf_button = page.get_by_role("button", name="PDF 보고서")
     pdf_button.and_(page.locator(":not([disabled])")).wait_for(timeout=180_000)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     _check_korean(page, fragments, "Report")
     page.screenshot(path=str(art / "ko_3_report.png"), full_page=True)
     with page.expect_download(timeout=60_000) as dl:

@@ -43,7 +43,7 @@ def _workspace(root: Path) -> tuple[str, str]:
 
 def _open_form(page, url: str, user: str) -> None:
     """Log in as ``user``, open the Report page and its "Review one finding" form."""
-    page.goto(url, wait_until="networkidle")
+    page.goto(url)
     page.get_by_role("button", name="Log in").wait_for(timeout=60_000)
     login(page, user, PW)
     page.get_by_role("heading", name="Analyze", level=1).wait_for(timeout=60_000)

@@ -165,7 +165,7 @@ def model_for(tiny_model: Path) -> Path:
 def nav(page, title: str) -> None:
     """Go to a page by its menu link and wait until it has loaded."""
     page.get_by_role("link", name=title).first.click()
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
 
 
 def login(page, name: str, password: str) -> None:
@@ -250,7 +250,7 @@ def upload_and_analyse(page, image: Path, timeout_ms: int = 240_000, shown: str 
     run.wait_for(timeout=60_000)
     run.click()
     page.get_by_text(re.compile(shown)).first.wait_for(timeout=timeout_ms)
-    page.wait_for_load_state("networkidle")
+    wait_drawn(page)
     no_exception(page)
 
 
@@ -282,7 +282,7 @@ class OfflineApp:
 
     def home(self) -> None:
         """Open the app (the Analyze page) and wait until it has drawn its uploaders."""
-        self.page.goto(self.url, wait_until="networkidle")
+        self.page.goto(self.url)
         self.page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
 
 
