@@ -12,6 +12,7 @@ import streamlit as st
 
 from core.errors import CoreError
 from core.i18n import _, ngettext
+from core.store.analyses import case_display_name
 from core.store.jobs import ACTIVE
 from ui import shell
 from ui import state as S
@@ -88,4 +89,4 @@ def section(ctx: shell.Context) -> None:
 def case_name(ctx: shell.Context) -> str:
     """The name of the case the page works in ("case" when none is chosen)."""
     case = next((c for c in ctx.ws.list_cases() if c["id"] == ctx.case_id), None)
-    return str(case["name"]) if case else "case"
+    return case_display_name(case["name"]) if case else _("case")

@@ -22,6 +22,7 @@ from core.detection.verdict import broad_anomaly_note, judge
 from core.engine import ENGINES, ENV_RAY_ADDRESS, ray_address_from_env
 from core.errors import InputError
 from core.i18n import _
+from core.store.analyses import CLI_CASE
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # both import more than the CLI's --help needs
@@ -55,7 +56,8 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                           "JSON; any CRS): every building gets a score, an EMS grade and a confidence in "
                           "buildings.geojson / buildings.csv"))
     p.add_argument("--workspace", default=None, help=_("workspace folder (default: $BDA_WORKSPACE or the user's)"))
-    p.add_argument("--case", default="Command line", help=_("case (created when missing) the analysis is filed under"))
+    p.add_argument("--case", default=CLI_CASE, help=_("case (created when missing) the analysis is filed under; "
+                                                      "default: {name!r}").format(name=_(CLI_CASE)))
     p.add_argument("--no-workspace", action="store_true", help=_("do not record the analysis in the workspace"))
     p.add_argument("--resume", type=int, default=None, metavar="ID",
                    help=_("continue an interrupted analysis of the workspace (inputs it did not finish)"))
@@ -147,7 +149,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
         if res.error:
             say("    " + _("error: {message}").format(message=res.error))
         elif res.pre_scene_name:
-            from core.change.coreg import coregistration_text
+            from core.change.texts import coregistration_text
 
             thr = (res.meta.get("change") or {}).get("threshold", float("nan"))
             say("    " + _("compared with {pre}: {n} change findings at {threshold} (the post image alone: "
