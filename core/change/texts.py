@@ -93,10 +93,11 @@ def shift_note_text(coreg: dict[str, Any]) -> str:
         old = coreg.get("note")
         return _sentence(str(old)[:400]) if isinstance(old, str) and old.strip() else ""
     params = {k: v for k, v in note.items() if k != "code"}
+    template = SHIFT_NOTES[note["code"]]
     try:
-        text = _sentence(_(SHIFT_NOTES[note["code"]]).format(**params))
+        text = _sentence(_(template).format(**params))
     except (KeyError, IndexError, ValueError):  # a hand-edited record missing a parameter
-        text = _sentence(_(SHIFT_NOTES[note["code"]]))
+        text = _sentence(_(template))
     confident, applied = bool(coreg.get("shift_confident")), bool(coreg.get("shift_applied"))
     if confident and not applied:
         text += " " + _("Not applied: both images are on one georeferenced grid, co-registered by their producer (a "
