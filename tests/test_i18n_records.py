@@ -197,3 +197,33 @@ def test_an_xbd_jobs_note_is_composed_when_shown() -> None:
         assert note_text(note).startswith("사후 영상 12개 중 5개에 레이블 JSON이 없습니다(a.png, b.png, c.png …)")
         assert note_text("1 of 2 post images have no label JSON (x.png)") == \
             "1 of 2 post images have no label JSON (x.png)"  # an older job's note as stored
+
+
+# -- a scene's warnings ---------------------------------------------------------------------------------------------
+def test_scene_warnings_are_records_put_in_words_when_shown(tmp_path: Path) -> None:
+    import numpy as np
+    import rasterio
+
+    from core.i18n import is_message, message, say
+    from core.imagery.reader import open_scene
+
+    path = tmp_path / "no_crs.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=48, count=3, dtype="uint8") as ds:
+        ds.write(np.full((3, 48, 64), 120, np.uint8))
+    scene = open_scene(path)
+    scene.close()
+    stored = json.loads(json.dumps(scene.meta["warnings"]))  # as the workspace keeps them
+    assert stored and all(is_message(w) for w in stored)
+    with use("en"):
+        assert "no_crs.tif has no coordinate reference system" in say(stored[0])
+    with use("ko"):
+        ko = say(stored[0])
+    assert _hangul(ko) and "no_crs.tif" in ko and "coordinate reference system" not in ko
+    nested = message("{camera} and the frame has no 35 mm focal length: the footprint cannot be sized; only the GPS "
+                     "point is shown", camera=message("the camera model is unknown"))
+    with use("ko"):
+        assert _hangul(say(nested)) and "{camera}" not in say(nested) and "camera model" not in say(nested)
+        assert say("an older result's warning, stored as a sentence") == "an older result's warning, stored as a " \
+            "sentence"
+        assert say({"msg": "file holds {n} images; only the first is used", "args": {}}).startswith("파일")
+    assert say(None) == ""

@@ -22,6 +22,7 @@ from core.detection.verdict import broad_anomaly_note, judge
 from core.engine import ENGINES, ENV_RAY_ADDRESS, ray_address_from_env
 from core.errors import InputError
 from core.i18n import _
+from core.i18n import say as message_text
 from core.store.analyses import CLI_CASE
 from core.types import SceneResult
 
@@ -160,7 +161,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
             say("    " + _("image score {score}; {rule}").format(score=f"{res.image_score:.2f}", rule=judge(res).rule))
         broad = None if res.error or res.pre_scene_name else broad_anomaly_note(res.meta.get("share_above_threshold"))
         for w in ([] if res.error else [*res.meta.get("warnings", []), *([broad] if broad else [])]):
-            say("    " + _("note: {message}").format(message=w))
+            say("    " + _("note: {message}").format(message=message_text(w)))
 
     try:
         return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)
