@@ -8,10 +8,12 @@ import re
 
 from core.i18n import N_, _
 
+#: The sections of ``evaluate``'s results, as headed when printed.
+EVALUATE_SECTIONS: dict[str, str] = {"images": N_("Normal vs anomalous images"), "xbd": N_("xBD folder")}
 #: What ``evaluate`` prints for each key of its results (``--json`` keeps the keys, which stay English and stable).
 EVALUATE_LABELS: dict[str, str] = {
-    "images": N_("Normal vs anomalous images"), "xbd": N_("xBD folder"),
-    "auroc": N_("AUROC"), "n_normal": N_("normal"), "n_anomalous": N_("anomalous"), "unit": N_("scored unit"),
+    "images": N_("post images"), "auroc": N_("AUROC"), "n_normal": N_("normal"), "n_anomalous": N_("anomalous"),
+    "unit": N_("scored unit"),
     "skipped": N_("skipped"), "building_auroc": N_("building AUROC"), "n_damaged": N_("damaged buildings"),
     "n_undamaged": N_("undamaged buildings"), "tile_auroc": N_("tile AUROC"), "n_tiles": N_("tiles"),
     "n_damaged_tiles": N_("tiles with damage"), "images_with_both_classes": N_("images with both classes"),

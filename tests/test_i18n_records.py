@@ -148,7 +148,8 @@ def test_the_zip_readme_is_written_in_the_reports_language(lang: str, tmp_path: 
 
 # -- evaluate -------------------------------------------------------------------------------------------------------
 RESULT = {"images": {"auroc": 0.9387, "n_normal": 16, "n_anomalous": 12, "unit": "patch 256px", "skipped": []},
-          "xbd": {"building_auroc": 0.3, "n_damaged": 39, "tile_auroc": 0.22, "images_with_both_classes": 2}}
+          "xbd": {"building_auroc": 0.3, "n_damaged": 39, "tile_auroc": 0.22, "images": 12,
+                  "images_with_both_classes": 2}}
 
 
 def test_evaluate_prints_labels_in_the_language_in_use_and_keeps_its_json_keys() -> None:
@@ -157,6 +158,7 @@ def test_evaluate_prints_labels_in_the_language_in_use_and_keeps_its_json_keys()
     with use("en"):
         en = "\n".join(evaluation_lines(RESULT))
     assert "정상: 16" in ko and "채점 단위: 256 픽셀 패치" in ko and "피해 건물: 39" in ko and "AUROC: 0.9387" in ko
+    assert ko.splitlines()[0] == "[정상 영상 대 이상 영상]" and "[xBD 폴더]" in ko and "사후 영상: 12" in ko
     assert not any(k in ko for k in ("n_normal", "unit", "building_auroc", "n_damaged", "skipped"))
     assert "normal: 16" in en and "scored unit: patch of 256 px" in en and "building AUROC: 0.3000" in en
     with use("ko"):

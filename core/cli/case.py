@@ -67,7 +67,7 @@ def cmd_case(a: argparse.Namespace) -> int:
                 line = _("analysis {id}  {created} UTC  {done}/{total} images  {findings} findings  {model}  {status}")
                 print("        " + line.format(id=f"{x['id']:>4}", created=x["created_at"][:16].replace("T", " "),
                                                done=x["n_done"], total=x["n_inputs"], findings=x["n_findings"],
-                                               model=x["model"].get("name", "?"), status=x["status"]))
+                                               model=x["model"].get("name", "?"), status=_(str(x["status"]))))
         return 0
     if a.action == "export":
         cid = _case_id(ws, a.case)

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.cli.argparse_i18n import argparse_language
 from core.errors import CoreError
-from core.evaluation_labels import EVALUATE_LABELS, evaluation_label, evaluation_unit
+from core.evaluation_labels import EVALUATE_SECTIONS, evaluation_label, evaluation_unit
 from core.i18n import _, normalise, use
 
 
@@ -152,7 +152,7 @@ def evaluation_lines(result: dict[str, Any]) -> list[str]:
     for section in ("images", "xbd"):
         if section not in result:
             continue
-        lines.append(f"[{_(EVALUATE_LABELS[section])}]")
+        lines.append(f"[{_(EVALUATE_SECTIONS[section])}]")
         for k, v in result[section].items():
             if k == "skipped" and not v:
                 continue
