@@ -229,3 +229,14 @@ def test_scene_warnings_are_records_put_in_words_when_shown(tmp_path: Path) -> N
             "sentence"
         assert say({"msg": "file holds {n} images; only the first is used", "args": {}}).startswith("파일")
     assert say(None) == ""
+
+
+def test_streamlits_own_uploader_words_are_restyled_in_korean_only() -> None:
+    from ui.i18n import uploader_style
+
+    with use("en"):
+        assert uploader_style("en") == ""
+    with use("ko"):
+        css = uploader_style("ko")
+    assert "업로드" in css and "파일당 최대 2GB" in css and "stFileUploaderDropzoneInstructions" in css
+    assert css.startswith("<style>") and css.endswith("</style>") and 'content: "Upload"' not in css
