@@ -240,3 +240,20 @@ def test_streamlits_own_uploader_words_are_restyled_in_korean_only() -> None:
         css = uploader_style("ko")
     assert "업로드" in css and "파일당 최대 2GB" in css and "stFileUploaderDropzoneInstructions" in css
     assert css.startswith("<style>") and css.endswith("</style>") and 'content: "Upload"' not in css
+
+
+def test_the_world_layer_names_countries_and_most_capitals_in_the_language_in_use() -> None:
+    from core.mapping.basemaps import basemap_layers, world_data
+    from core.mapping.basemaps.layers import localise_world
+    from core.mapping.basemaps.sources import Basemap
+
+    ko = {f["properties"]["name"] for f in localise_world(world_data(), "ko")["features"]}
+    assert {"대한민국", "미국", "서울", "도쿄"} <= ko and "United States of America" not in ko
+    assert localise_world(world_data(), "en") is world_data()  # English: the layer's own names, not copied
+    assert world_data()["features"][0]["properties"]["name"] == "Fiji"  # the cached data is left as it was
+    world = Basemap(kind="world", path="", name="world")
+    for lang, name in (("ko", "대한민국"), ("en", "South Korea")):
+        with use(lang):
+            layers = basemap_layers([world], None)
+        assert any(name in json.dumps(getattr(layer, "data", {}), ensure_ascii=False)
+                   for group in layers.layers for layer in getattr(group, "_children", {}).values())
