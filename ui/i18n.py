@@ -66,6 +66,7 @@ def init_session(ws: Workspace | None, user: User | None) -> str:
 def _changed(ws: Workspace | None, user: User | None) -> None:
     lang = normalise(st.session_state.get(S.W_LANG)) or default_lang()
     S.put(S.LANG, lang)
+    S.resync_all(keep_widget=S.W_LANG)  # the other widgets' labels change with the language: see S.resync_all
     if ws is not None:
         set_language(ws.root, user.name if user is not None else None, lang)
 

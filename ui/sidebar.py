@@ -55,7 +55,9 @@ def _case_section(ws: Workspace, user: User | None) -> None:
     if S.get(S.CASE_ID) not in ids:
         S.put(S.CASE_ID, ids[0])
     S.bind(S.W_CASE, S.CASE_ID)
-    st.selectbox(_("Case"), ids, format_func=lambda cid: case_label(by_id[cid]), key=S.W_CASE, on_change=S.keep,
+    # labels made now, in this run's language ("Command line" is translated): see i18n.fixed
+    st.selectbox(_("Case"), ids, format_func=i18n.fixed(ids, lambda cid: case_label(by_id[cid])), key=S.W_CASE,
+                 on_change=S.keep,
                  args=(S.CASE_ID, S.W_CASE), help=_("An event or task that groups analyses, reviews and reports."))
     S.put(S.CASE_CAPTION, st.empty())
     refresh_case_caption(ws, S.get(S.CASE_ID))
