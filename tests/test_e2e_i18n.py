@@ -171,12 +171,14 @@ def test_switching_language_keeps_the_chosen_case_and_translates_the_sidebar_cho
         expect(page.get_by_role("combobox", name=re.compile("^Device"))).to_be_visible(timeout=60_000)
         sidebar.get_by_text("한국어", exact=True).click()
         expect(page.get_by_role("combobox", name=re.compile("^케이스"))).to_have_value("명령줄 (#1)", timeout=60_000)
+        expect(page.get_by_role("combobox", name=re.compile("^장치"))).to_be_visible(timeout=60_000)
         wait_idle(page)
         ko = _sidebar_choices(page)
         assert ko["케이스"] == "명령줄 (#1)" and _hangul(ko["장치"]) and _hangul(ko["모델"]), ko
         sidebar.get_by_text("English", exact=True).click()
         expect(page.get_by_role("combobox", name=re.compile("^Case"))).to_have_value("Command line (#1)",
                                                                                      timeout=60_000)
+        expect(page.get_by_role("combobox", name=re.compile("^Device"))).to_be_visible(timeout=60_000)
         wait_idle(page)
         en = _sidebar_choices(page)
         assert not any(_hangul(v) for v in en.values()), en

@@ -123,7 +123,7 @@ def uploader_style(lang: str) -> str:
     button = '[data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p'
     limit = '[data-testid="stFileUploaderDropzoneInstructions"] span'
     upload = _css_text(_("Upload"))
-    per_file = _css_text(_("{size} per file").format(size=upload_size_text()))
+    per_file = _css_text(_("{size} per file at most").format(size=upload_size_text()))
     return (f"<style>{button}, {limit} {{font-size: 0}} {button}::after {{content: {upload}; font-size: 14px}} "
             f"{limit}::after {{content: {per_file}; font-size: 14px}}</style>")
 
