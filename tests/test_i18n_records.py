@@ -257,3 +257,18 @@ def test_the_world_layer_names_countries_and_most_capitals_in_the_language_in_us
             layers = basemap_layers([world], None)
         assert any(name in json.dumps(getattr(layer, "data", {}), ensure_ascii=False)
                    for group in layers.layers for layer in getattr(group, "_children", {}).values())
+
+
+@pytest.mark.parametrize(("lang", "hangul"), [("ko", True), ("en", False)])
+def test_a_background_job_writes_in_the_language_of_whoever_started_it(lang: str, hangul: bool,
+                                                                       tmp_path: Path) -> None:
+    """The job thread has no page session to ask: it runs in the starter's context (ui.jobs.start_job sets it)."""
+    from core.learn import jobs
+
+    r = jobs.runner(tmp_path / f"ws-{lang}")
+    with use(lang):
+        jid = r.start_evaluation([str(tmp_path / "none.png")], [str(tmp_path / "none2.png")],
+                                 model_path=tmp_path / "missing.pt", device="cpu")
+    job = r.wait(jid, timeout=120)
+    assert job["status"] == "failed" and job["message"]
+    assert _hangul(job["message"]) is hangul, job["message"]

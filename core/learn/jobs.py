@@ -13,6 +13,7 @@ Nothing here imports streamlit: the CLI or a notebook can start and follow the s
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import math
@@ -107,7 +108,8 @@ class JobRunner:
 
     def _spawn(self, jid: int, target: Any, *args: Any) -> None:
         stop = threading.Event()
-        t = threading.Thread(target=self._run, args=(jid, stop, target, *args), name=f"bda-job-{jid}", daemon=True)
+        t = threading.Thread(target=contextvars.copy_context().run, args=(self._run, jid, stop, target, *args),
+                             name=f"bda-job-{jid}", daemon=True)  # in the starter's context: its language
         with self._lock:
             self._threads[jid], self._stop[jid] = t, stop
         t.start()
