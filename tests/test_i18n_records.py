@@ -175,6 +175,10 @@ def test_the_cli_default_case_is_stored_as_a_marker_and_shown_translated(tmp_pat
         cid = ws.create_case(a.case)  # what `python -m core analyze` files under (existing workspaces hold it too)
         name = ws.get_case(cid)["name"]
     assert name == "Command line"
+    from core.cli.case import _case_id
+
+    with use("ko"), Workspace(tmp_path / "ws") as ws:
+        assert _case_id(ws, "명령줄") == _case_id(ws, "Command line") == cid  # `case export 명령줄` finds it too
     with use("ko"):
         assert case_display_name(name) == "명령줄" and case_display_name(FIRST_CASE) == "케이스 1"
         assert case_display_name("Joplin 토네이도") == "Joplin 토네이도"  # an analyst's own name as written
