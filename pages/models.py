@@ -278,7 +278,7 @@ def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
                               title=f"ROC · AUROC {auroc:.3f}" if auroc is not None else "ROC")
             st.plotly_chart(fig, width="stretch")
             st.caption(_("{normal} normal vs {anomalous} anomalous ({unit}) · model {model}").format(
-                normal=res.get("n_normal"), anomalous=res.get("n_anomalous"), unit=res.get("unit"),
+                normal=res.get("n_normal"), anomalous=res.get("n_anomalous"), unit=evaluation_unit(res.get("unit")),
                 model=res.get("model", {}).get("name", "?")))
         if job["status"] in jobs.ACTIVE and st.button(_("Cancel job #{id}").format(id=job["id"]),
                                                       icon=":material/cancel:"):
