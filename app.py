@@ -52,6 +52,7 @@ except CoreError as exc:
 i18n.init_session(ws, None)  # the login form's language: the workspace's single-analyst choice or $BDA_LANG
 user, blocker = auth.gate(ws)  # the login form (users exist) or the loopback rule (no users)
 i18n.init_session(ws, user)  # a login loads that user's language
+i18n.translate_streamlit_words()  # Streamlit's own uploader words in the session's language
 pages = [(f, _(t), i) for f, t, i in PAGES if (HERE / f).is_file()]
 if blocker is not None:  # drawn as the page of every address: see the module notes
     st.navigation(auth.blocked_pages(blocker, pages), position="hidden").run()

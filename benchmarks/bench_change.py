@@ -177,7 +177,8 @@ def main() -> int:
                   f"mean change {res.meta['change']['image_score']:.2f}", flush=True)
     out = {"model": det.info(), "pairs": len(posts), "seconds": round(time.perf_counter() - t0, 1),
            "residual_shift": a.shift, "methods": {k: v.figures() for k, v in methods.items()},
-           "coregistration": {n: {k: c[k] for k in ("shift_px", "shift_applied", "note")} for n, c in shifts}}
+           "coregistration": {n: {k: c[k] for k in ("shift_px", "shift_applied", "shift_note") if k in c}
+                              for n, c in shifts}}
     print(f"\nxBD Harvey, {len(posts)} pairs, model {det.name} ({det.arch}), {out['seconds']} s")
     print(f"{'method':52s} {'building AUROC':>14s} {'tile AUROC':>10s}")
     for name, f in out["methods"].items():

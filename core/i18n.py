@@ -28,6 +28,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 #: Languages with a catalog, in the order the switch lists them.
 LANGS: tuple[str, ...] = ("en", "ko")
@@ -153,3 +154,39 @@ def N_(message: str) -> str:
 def reload_catalogs() -> None:
     """Forget the compiled catalogs (after a ``.po`` file changed)."""
     _translations.cache_clear()
+
+
+#: A message kept with a result (a scene's warnings): ``{"msg": English template, "args": {name: value}}``. The
+#: template is its gettext msgid (mark it with :func:`N_`), so the record is the same whatever the language of the
+#: session that made it, and :func:`say` puts it in words in the language of whoever reads it. JSON-safe.
+Message = dict[str, Any]
+
+
+def message(template: str, **args: Any) -> Message:
+    """A :data:`Message` of ``template`` (``N_("... {name} ...")``) and its arguments: plain values, or messages
+    themselves (put in words with the outer one). Values other than numbers, text and messages are kept as text."""
+    def keep(v: Any) -> Any:
+        return v if isinstance(v, (str, int, float, bool, dict)) or v is None else str(v)
+
+    return {"msg": template, "args": {k: keep(v) for k, v in args.items()}}
+
+
+def is_message(value: object) -> bool:
+    """Whether ``value`` is a :data:`Message` record."""
+    return isinstance(value, dict) and isinstance(value.get("msg"), str)
+
+
+def say(value: object) -> str:
+    """A stored message in the language in use: a :data:`Message` (its message arguments too), or an older
+    record's plain sentence as it was stored ("" for None)."""
+    if not is_message(value):
+        return "" if value is None else str(value)
+    assert isinstance(value, dict)
+    raw = value.get("args")
+    args = {k: say(v) if is_message(v) else v for k, v in (raw.items() if isinstance(raw, dict) else ())}
+    template: str = value["msg"]
+    text = _(template)
+    try:
+        return text.format(**args)
+    except (KeyError, IndexError, ValueError):  # a hand-edited record missing an argument: the template as it is
+        return text

@@ -12,6 +12,7 @@ import streamlit as st
 from core.assets import bundled_models
 from core.detection.detector import model_family
 from core.errors import CoreError
+from core.evaluation_labels import evaluation_label, evaluation_unit
 from core.i18n import N_, _
 from core.learn import jobs
 from core.learn.samples import IMAGE_EXTS
@@ -79,15 +80,16 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
         done = jobs.model_evaluations(ws, sha)
         evals = [{"when": j["finished_at"][:16].replace("T", " "), "AUROC": j["result"].get("auroc"),
                   "normal": j["result"].get("n_normal"), "anomalous": j["result"].get("n_anomalous"),
-                  "unit": j["result"].get("unit")} for j in done if j["result"].get("data") != "xbd"]
+                  "unit": evaluation_unit(j["result"].get("unit"))} for j in done if j["result"].get("data") != "xbd"]
         stored = info.get("evaluation") or {}
         if stored:
-            evals.append({"when": "in checkpoint", **{k: v for k, v in stored.items()
-                                                      if isinstance(v, (int, float, str))}})
+            evals.append({"when": _("in checkpoint"), **{k: v for k, v in stored.items()
+                                                         if isinstance(v, (int, float, str))}})
         xbd = models_xbd.card_rows(done)
         if evals:
-            st.dataframe(evals, hide_index=True, width="stretch", column_config=i18n.column_labels(
-                ["when", "normal", "anomalous", "unit"]))
+            st.dataframe(evals, hide_index=True, width="stretch", column_config={
+                **{k: st.column_config.Column(evaluation_label(k)) for k in stored},
+                **i18n.column_labels(["when", "normal", "anomalous", "unit"])})
         if xbd:
             st.caption(_("On xBD folders (building-level AUROC: damaged vs no-damage buildings):"))
             st.dataframe(xbd, hide_index=True, width="stretch", column_config={
@@ -276,7 +278,7 @@ def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
                               title=f"ROC · AUROC {auroc:.3f}" if auroc is not None else "ROC")
             st.plotly_chart(fig, width="stretch")
             st.caption(_("{normal} normal vs {anomalous} anomalous ({unit}) · model {model}").format(
-                normal=res.get("n_normal"), anomalous=res.get("n_anomalous"), unit=res.get("unit"),
+                normal=res.get("n_normal"), anomalous=res.get("n_anomalous"), unit=evaluation_unit(res.get("unit")),
                 model=res.get("model", {}).get("name", "?")))
         if job["status"] in jobs.ACTIVE and st.button(_("Cancel job #{id}").format(id=job["id"]),
                                                       icon=":material/cancel:"):

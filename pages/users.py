@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.errors import CoreError
 from core.i18n import N_, _
+from core.store.analyses import case_display_name
 from core.store.users import MIN_PASSWORD, ROLES
 from ui import i18n, shell
 from ui import state as S
@@ -59,7 +60,7 @@ if not users:
               "team, create the first admin here (or `python -m core users add NAME --role admin`). From then on "
               "every page needs a login, starting with yours."), icon=":material/group_add:")
 else:
-    case_names = {c["id"]: c["name"] for c in ws.list_cases()}
+    case_names = {c["id"]: case_display_name(c["name"]) for c in ws.list_cases()}
     role_names = {r: _(r) for r in ROLES}
     st.dataframe([{"user": u["name"], "role": role_names.get(u["role"], u["role"]),
                    "since": str(u["created_at"])[:16].replace("T", " "),

@@ -12,7 +12,8 @@ import torch
 from core.i18n import ENV_LANG
 from core.store import Workspace
 from core.store.prefs import get_language
-from tests.support.app import new_app, texts
+from tests.support.app import JOPLIN, new_app, texts
+from tests.support.data import need
 from ui import state as S
 
 torch.set_num_threads(1)
@@ -97,3 +98,34 @@ def test_the_login_page_has_the_switch(app_env: Path, monkeypatch: pytest.Monkey
     _switch(at, "ko")
     assert [t.value for t in at.title] == ["BDA 워크벤치"]
     assert any(b.label == "로그인" for b in at.button)
+
+
+def test_a_pair_analysed_in_english_on_the_command_line_reads_in_korean(
+        app_env: Path, small_model: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the CLI stored in an English session (co-registration, the default case, the scene's warnings) is put
+    in words in the session's language when the Analyze page shows it."""
+    from core.cli.main import main
+    from core.i18n import use
+
+    chips = need(shared_data / JOPLIN / "chips_aligned")
+    with use("en"):
+        assert main(["analyze", str(chips / "post/0_post.tif"), "--pre", str(chips / "pre/0_pre.tif"), "--model",
+                     str(small_model), "--workspace", str(app_env), "--out", str(tmp_path / "out"), "--quiet",
+                     "--device", "cpu"]) == 0
+    with Workspace(app_env) as ws:
+        (case,) = ws.list_cases()
+        (scene,) = ws.scene_results(ws.list_analyses(case["id"])[0]["id"])
+    assert case["name"] == "Command line" and scene.meta["coregistration"]["shift_note"]["code"]
+    monkeypatch.setenv(ENV_LANG, "ko")
+    at = new_app().run()
+    assert not at.exception, texts(at.exception)
+    case_box = next(s for s in at.sidebar.selectbox if s.label == "케이스")
+    assert case_box.options == [f"명령줄 (#{case['id']})"]
+    captions = " ".join(texts(at.caption))
+    assert "정합: " in captions and "잔여 이동량 dx" in captions, captions
+    for english in ("Co-registration", "reprojected", "agreeing windows", "Command line", "Median"):
+        assert english not in captions, english
+    _switch(at, "en")
+    captions = " ".join(texts(at.caption))
+    assert "Co-registration: reprojected through both georeferences" in captions and "agreeing windows" in captions
+    assert next(s for s in at.sidebar.selectbox if s.label == "Case").options == [f"Command line (#{case['id']})"]

@@ -30,6 +30,7 @@ from core.change.scene import (
     pair_inputs,
     pair_report,
 )
+from core.change.texts import coregistration_text
 from core.detection.calibration import Calibration
 from core.detection.detector import Detector
 from core.errors import InputError
@@ -157,7 +158,8 @@ def test_rolled_chip_shift_is_recovered(joplin: Path) -> None:
     # one georeferenced grid: measured and reported (px and m) but, by default, trusted over the measurement
     geo_pre = dataclasses.replace(pre, georef=chip.georef)
     out, valid, info = coregister(chip, geo_pre)
-    assert info["shift_confident"] and not info["shift_applied"] and "parallax" in info["note"]
+    assert info["shift_confident"] and not info["shift_applied"] and info["shift_note"]["code"] == "agreed"
+    assert "parallax" in coregistration_text(info)  # said in words when shown, not stored in one language
     assert np.hypot(info["shift_px"][0] - 5, info["shift_px"][1] + 3) < 1.0
     assert 2.5 < info["shift_m"][0] < 3.5 and -2.4 < info["shift_m"][1] < -1.6  # 0.6 x 0.674 m pixels
     assert np.array_equal(out, rolled)

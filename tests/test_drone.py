@@ -12,6 +12,7 @@ from PIL import ExifTags, Image
 from pyproj import Geod
 
 from core.geo import georef as geo
+from core.i18n import say
 from core.imagery.camera import lookup_camera, sensor_width_from_35mm
 from core.imagery.reader import open_scene
 from tests.support.data import need
@@ -46,7 +47,7 @@ def test_dji_jpeg_exif_gps_footprint(shared_data: Path) -> None:
     assert _top_azimuth(scene) == pytest.approx(111.3, abs=0.1)  # gimbal yaw
     assert scene.meta["camera"]["model"] == "FC6310" and scene.meta["camera"]["sensor_width_mm"] == 13.2
     assert scene.capture_time == "2020-06-04T22:10:30"
-    assert any("cropped" in w for w in scene.meta["warnings"])  # 1058x997 is not the camera's 3:2
+    assert any("cropped" in w for w in map(say, scene.meta["warnings"]))  # 1058x997 is not the camera's 3:2
 
 
 @pytest.mark.parametrize("name", ["100_0005_0018.tif", "100_0005_0136.tif", "100_0005_0140.tif",
@@ -70,7 +71,7 @@ def test_dji_tiffs_with_xmp_gps_only(shared_data: Path, name: str) -> None:
     assert (az - gps["gimbal_yaw"] + 180) % 360 - 180 == pytest.approx(0, abs=0.5)
     w, s, e, n = geo.bounds_wgs84(scene.georef, scene.width, scene.height)
     assert w - 1e-4 <= gps["lon"] <= e + 1e-4 and s - 1e-4 <= gps["lat"] <= n + 1e-4  # the drone is at its edge
-    assert any("tilted 30°" in m for m in scene.meta["warnings"])
+    assert any("tilted 30°" in m for m in map(say, scene.meta["warnings"]))
     assert scene.capture_time.startswith("2019-04-11T11:")
 
 
@@ -84,7 +85,7 @@ def test_pyodm_tiny_jpegs_keep_gps_as_marker_only(shared_data: Path) -> None:
         assert gps["lat"] == pytest.approx(41.2264, abs=1e-3) and gps["lon"] == pytest.approx(-81.7055, abs=1e-3)
         assert gps["alt_msl"] == pytest.approx(438.5, abs=1.5) and gps["agl"] is None
         assert scene.georef is None and scene.gsd_m is None  # altitude is above sea level: no footprint
-        assert any("height above ground" in w for w in scene.meta["warnings"])
+        assert any("height above ground" in w for w in map(say, scene.meta["warnings"]))
 
 
 def test_dronetm_jpegs_without_exif_gps(shared_data: Path) -> None:
@@ -132,7 +133,7 @@ def test_synthetic_nadir_xmp_frame_footprint_size_and_heading(tmp_path: Path) ->
     assert GEOD.inv(lon[0], lat[0], lon[2], lat[2])[2] == pytest.approx(100.0, rel=3e-3)  # GSD·H
     assert _top_azimuth(scene) == pytest.approx(90.0, abs=0.05)
     assert _centre(scene) == pytest.approx((-94.4950, 37.0700), abs=1e-7)
-    assert not any("tilted" in w for w in scene.meta["warnings"])
+    assert not any("tilted" in w for w in map(say, scene.meta["warnings"]))
 
 
 def test_exif_orientation_turns_the_footprint(tmp_path: Path) -> None:
@@ -152,13 +153,13 @@ def test_unknown_camera_uses_35mm_equivalent(tmp_path: Path) -> None:
 def test_unknown_camera_without_35mm_keeps_marker(tmp_path: Path) -> None:
     scene = open_scene(_frame(tmp_path / "x.jpg", model="NoSuchCam 9", focal=None, xmp=NADIR))
     assert scene.georef is None and scene.meta["gps"]["lat"] == pytest.approx(37.07)
-    assert any("not in the camera table" in w for w in scene.meta["warnings"])
+    assert any("not in the camera table" in w for w in map(say, scene.meta["warnings"]))
 
 
 def test_oblique_frame_gets_no_footprint(tmp_path: Path) -> None:
     scene = open_scene(_frame(tmp_path / "ob.jpg", xmp=NADIR | {"GimbalPitchDegree": "-20.0"}))
     assert scene.georef is None and "gps" in scene.meta
-    assert any("oblique" in w for w in scene.meta["warnings"])
+    assert any("oblique" in w for w in map(say, scene.meta["warnings"]))
 
 
 def test_exif_gps_wins_and_null_island_is_rejected(tmp_path: Path) -> None:
@@ -167,7 +168,7 @@ def test_exif_gps_wins_and_null_island_is_rejected(tmp_path: Path) -> None:
     assert both.meta["gps"]["agl"] == 100.0  # height above ground still comes from XMP
     null = open_scene(_frame(tmp_path / "z.jpg", gps=(0.0, 0.0), xmp=NADIR))
     assert null.meta["gps"]["source"] == "DJI XMP"  # falls through to the next valid source
-    assert any("no satellite fix" in w for w in null.meta["warnings"])
+    assert any("no satellite fix" in w for w in map(say, null.meta["warnings"]))
 
 
 def test_gdal_metadata_gps(tmp_path: Path) -> None:

@@ -143,3 +143,43 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     assert _hangul(rest) == 0, [w for w in rest.split() if _hangul(w)][:10]
     no_exception(page)
     page.screenshot(path=str(art / "ko_4_back_to_english.png"), full_page=True)
+
+
+def _sidebar_choices(page) -> dict[str, str]:
+    """The sidebar's selectboxes as the analyst sees them: label -> the chosen option's text."""
+    return {b.get_attribute("aria-label") or "": b.input_value()
+            for b in page.locator('[data-testid="stSidebar"]').get_by_role("combobox").all()}
+
+
+def test_switching_language_keeps_the_chosen_case_and_translates_the_sidebar_choices(tiny_model, tmp_path):
+    """A selectbox remembers its choice by the option's label in the browser: the labels that change with the
+    language (the case the CLI names "Command line", the model and device choices) showed the old language after a
+    switch, and the chosen case was lost on the way back."""
+    from playwright.sync_api import expect
+
+    from core.store import Workspace
+
+    with Workspace(tmp_path / "ws") as ws:
+        ws.create_case("Command line")  # what `python -m core analyze` files under when no --case is given
+        ws.create_case("Joplin")  # the newest: the box's first option
+    with offline_app(tmp_path / "ws", model_for(tiny_model), "ko_switch_failure.png") as app:
+        page = app.page
+        app.home()
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        page.get_by_role("combobox", name=re.compile("^Case")).click()
+        page.get_by_role("option", name="Command line (#1)").click()
+        expect(page.get_by_role("combobox", name=re.compile("^Device"))).to_be_visible(timeout=60_000)
+        sidebar.get_by_text("한국어", exact=True).click()
+        expect(page.get_by_role("combobox", name=re.compile("^케이스"))).to_have_value("명령줄 (#1)", timeout=60_000)
+        expect(page.get_by_role("combobox", name=re.compile("^장치"))).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        ko = _sidebar_choices(page)
+        assert ko["케이스"] == "명령줄 (#1)" and _hangul(ko["장치"]) and _hangul(ko["모델"]), ko
+        sidebar.get_by_text("English", exact=True).click()
+        expect(page.get_by_role("combobox", name=re.compile("^Case"))).to_have_value("Command line (#1)",
+                                                                                     timeout=60_000)
+        expect(page.get_by_role("combobox", name=re.compile("^Device"))).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        en = _sidebar_choices(page)
+        assert not any(_hangul(v) for v in en.values()), en
+        no_exception(page)

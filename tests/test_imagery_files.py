@@ -18,6 +18,7 @@ from rasterio.windows import Window
 
 from core.errors import CoreError, ImageReadError, InputError
 from core.geo import georef as geo
+from core.i18n import say
 from core.imagery import reader as imagery
 from core.imagery.reader import open_scene
 
@@ -226,7 +227,7 @@ def test_geotiff_without_crs_is_an_unreferenced_frame(tmp_path: Path) -> None:
     p = _tif(tmp_path / "plain.tif", _noise(64, 80).transpose(2, 0, 1).copy())
     scene = open_scene(p)
     assert scene.georef is None and scene.kind == "frame"
-    assert any("no coordinate reference system" in w for w in scene.meta["warnings"])
+    assert any("no coordinate reference system" in w for w in map(say, scene.meta["warnings"]))
     np.testing.assert_array_equal(scene.read()[0], _noise(64, 80))
     # a float three-band TIFF Pillow cannot decode still opens, through rasterio
     q = _tif(tmp_path / "plainf.tif", np.random.default_rng(1).random((3, 50, 60)).astype(np.float32))
@@ -240,7 +241,7 @@ def test_rotated_transform_is_kept_and_noted(tmp_path: Path) -> None:
                             transform=t))
     assert scene.georef is not None and scene.meta["transform_rotated"] is True
     np.testing.assert_allclose(tuple(scene.georef.transform), tuple(t))
-    assert any("rotated" in w for w in scene.meta["warnings"])
+    assert any("rotated" in w for w in map(say, scene.meta["warnings"]))
     assert scene.gsd_m == pytest.approx(0.5, rel=3e-3)
     lon, lat = geo.pixel_to_lonlat(scene.georef, 64, 64)
     x, y = t @ (64, 64)
@@ -281,7 +282,7 @@ def _gps_jpeg(path: Path, lat: object) -> Path:
 def test_corrupt_gps_is_ignored_with_a_warning(tmp_path: Path, lat: object) -> None:
     scene = open_scene(_gps_jpeg(tmp_path / "gps.jpg", lat))
     assert scene.georef is None and "gps" not in scene.meta
-    assert any("GPS" in w and "ignored" in w for w in scene.meta["warnings"])
+    assert any("GPS" in w and "ignored" in w for w in map(say, scene.meta["warnings"]))
     rgb, valid = scene.read()
     assert rgb.shape == (64, 64, 3) and valid.all()
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from pypdf import PdfReader
 
+from core.change.texts import grid_method_text
 from core.cli.analyze import load_analysis
 from core.cli.main import main
 from core.report import ReportContext, analysis_model_info, write_csv
@@ -105,7 +106,7 @@ def test_coregistration_is_reported(pair: dict[str, Any]) -> None:
     line = f"residual shift dx {dx:+.2f} px, dy {dy:+.2f} px ({mx:+.2f} m, {my:+.2f} m), {state}"
     flat = _squash(pair["text"])
     assert _squash(line) in flat, line
-    assert _squash(f"Co-registration: {coreg['description']}") in flat
+    assert _squash(f"Co-registration: {grid_method_text(coreg)}") in flat
     assert _squash("against pre-event image 0_pre.tif") in flat
     n_post = pair["result"].meta["post_only_findings"]
     assert _squash(f"(anomaly threshold 9.880) gave {n_post} region(s); they are not counted") in flat

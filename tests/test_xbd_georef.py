@@ -12,6 +12,7 @@ import shapely.wkt
 
 from core.errors import InputError
 from core.geo import georef as geo
+from core.i18n import say
 from core.imagery.reader import open_scene
 from tests.support.data import need
 
@@ -74,7 +75,7 @@ def test_tile_without_buildings_is_an_unreferenced_xbd_frame(shared_data: Path) 
     scene = open_scene(img)
     assert scene.kind == "xbd" and scene.georef is None and scene.gsd_m is None
     assert scene.meta["xbd"]["buildings"] == []
-    assert any("no building polygons" in w for w in scene.meta["warnings"])
+    assert any("no building polygons" in w for w in map(say, scene.meta["warnings"]))
     assert scene.capture_time == "2017-08-31T17:38:50.685000+00:00"
     rgb, valid = scene.read()
     assert rgb.shape == (1024, 1024, 3) and valid.all()
@@ -107,4 +108,4 @@ def test_xbd_name_without_labels_warns(shared_data: Path, tmp_path: Path) -> Non
     link.symlink_to(img)
     scene = open_scene(link)
     assert scene.kind == "frame" and scene.georef is None
-    assert any("no label JSON" in w for w in scene.meta["warnings"])
+    assert any("no label JSON" in w for w in map(say, scene.meta["warnings"]))

@@ -30,7 +30,7 @@ from core.detection.verdict import (
     verdict_of,
 )
 from core.errors import CoreError
-from core.i18n import _
+from core.i18n import _, say
 from core.types import SceneResult
 from ui import analyze_run, cells, compare, i18n, images, placement, shell
 from ui import buildings as buildings_ui
@@ -163,7 +163,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     # in the language in use, not stored; a pair's findings come from its change map, so not for a pair
     broad = None if r.change_path is not None else broad_anomaly_note(r.meta.get("share_above_threshold"))
     for w in [*r.meta.get("warnings", []), *([broad] if broad else [])]:
-        st.caption(f":material/warning: {w}")
+        st.caption(f":material/warning: {say(w)}")  # stored as language-free records, put in words here
     if r.change_path is not None:
         compare.before_after(r)
         if ctx.can_work:

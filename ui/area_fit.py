@@ -11,7 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CoreError
-from core.i18n import _, ngettext
+from core.i18n import _, get_lang, ngettext, use
+from core.store.analyses import case_display_name
 from core.store.jobs import ACTIVE
 from ui import shell
 from ui import state as S
@@ -27,7 +28,8 @@ def start_fit(ctx: shell.Context, paths: list[str], name: str) -> int:
     from core.learn.training import TrainConfig
 
     cfg = TrainConfig(arch=AREA_ARCH, normal=paths, pretrained="auto", input_size=128, name=name)
-    return jobs.runner(ctx.ws.root).start_training(cfg)
+    with use(get_lang()):  # the job's progress messages in the language of whoever started it
+        return jobs.runner(ctx.ws.root).start_training(cfg)
 
 
 def _progress(ctx: shell.Context, job_id: int, polling: bool) -> None:
@@ -88,4 +90,4 @@ def section(ctx: shell.Context) -> None:
 def case_name(ctx: shell.Context) -> str:
     """The name of the case the page works in ("case" when none is chosen)."""
     case = next((c for c in ctx.ws.list_cases() if c["id"] == ctx.case_id), None)
-    return str(case["name"]) if case else "case"
+    return case_display_name(case["name"]) if case else _("case")

@@ -16,6 +16,7 @@ from core.errors import CoreError
 from core.i18n import N_, _
 from core.safe_files import atomic_write_stream
 from core.store import Workspace
+from core.store.analyses import case_display_name
 from core.store.users import User
 from ui import i18n
 from ui import state as S
@@ -75,7 +76,7 @@ def _import(ws: Workspace, user: User | None) -> None:
         S.put(S.CASE_ID, cid)
         S.put(S.ANALYSIS_ID, None)
         S.put(S.ARCHIVE_NOTE, _("Imported {file} as case #{id} “{name}” with {n} analyses.").format(
-            file=up.name, id=cid, name=case["name"], n=case["n_analyses"]))
+            file=up.name, id=cid, name=case_display_name(case["name"]), n=case["n_analyses"]))
     except CoreError as exc:
         S.put(S.ARCHIVE_NOTE, "error:" + _("{file} could not be imported: {error}").format(file=up.name, error=exc))
     finally:

@@ -18,8 +18,9 @@ import numpy as np
 import streamlit as st
 from rasterio.windows import Window
 
-from core.change.coreg import PreOnGrid, coregistration_text
+from core.change.coreg import PreOnGrid
 from core.change.pairing import pair_report
+from core.change.texts import coregistration_text
 from core.detection.pipeline import refind_findings
 from core.errors import CoreError
 from core.i18n import _, get_lang

@@ -22,7 +22,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from core.i18n import LANG_NAMES, LANGS, N_, _, default_lang, normalise, resolver, set_resolver
+from core.i18n import LANG_NAMES, LANGS, N_, _, default_lang, get_lang, normalise, resolver, set_resolver
 from core.store import Workspace
 from core.store.prefs import get_language, set_language
 from core.store.users import User
@@ -66,6 +66,7 @@ def init_session(ws: Workspace | None, user: User | None) -> str:
 def _changed(ws: Workspace | None, user: User | None) -> None:
     lang = normalise(st.session_state.get(S.W_LANG)) or default_lang()
     S.put(S.LANG, lang)
+    S.resync_all(keep_widget=S.W_LANG)  # the other widgets' labels change with the language: see S.resync_all
     if ws is not None:
         set_language(ws.root, user.name if user is not None else None, lang)
 
@@ -100,6 +101,38 @@ def ensure_font() -> bool:
     except (OSError, ValueError) as exc:
         _LOG.warning("cannot copy the Hangul web font into %s: %s", STATIC_FONTS, exc)
         return False
+
+
+def upload_size_text() -> str:
+    """The upload limit as Streamlit's uploaders state it ("2GB", "200MB"), from ``server.maxUploadSize`` (MB)."""
+    mb = int(st.get_option("server.maxUploadSize"))
+    return f"{mb // 1024}GB" if mb >= 1024 and mb % 1024 == 0 else f"{mb}MB"
+
+
+def _css_text(text: str) -> str:
+    return '"' + "".join(ch if ch.isalnum() or ch in " .,()·-" else f"\\{ord(ch):x} " for ch in text) + '"'
+
+
+def uploader_style(lang: str) -> str:
+    """The style sheet that shows Streamlit's own uploader words ("Upload", "2GB per file", English whatever the
+    page's language; Streamlit has no option for them, streamlit/streamlit#13500) in ``lang`` ("" for English). The
+    file types an uploader lists after the limit go with it: the uploaders that restrict types name them in their
+    labels."""
+    if lang == "en":
+        return ""
+    button = '[data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p'
+    limit = '[data-testid="stFileUploaderDropzoneInstructions"] span'
+    upload = _css_text(_("Upload"))
+    per_file = _css_text(_("{size} per file at most").format(size=upload_size_text()))
+    return (f"<style>{button}, {limit} {{font-size: 0}} {button}::after {{content: {upload}; font-size: 14px}} "
+            f"{limit}::after {{content: {per_file}; font-size: 14px}}</style>")
+
+
+def translate_streamlit_words() -> None:
+    """Draw :func:`uploader_style` for the session's language (nothing in English)."""
+    style = uploader_style(get_lang())
+    if style:
+        st.html(style)
 
 
 #: Values stored in English in the workspace and shown translated with ``_(value)``: marked here for extraction.

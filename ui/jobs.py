@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import CoreError
+from core.i18n import get_lang, use
 from ui.shell import show_error
 
 
@@ -18,7 +19,8 @@ def start_job(what: str, start: Callable[[list[Path]], str | None]) -> None:
     :class:`CoreError` removes the staged folders and is shown; a started job reruns the page to show its card."""
     made: list[Path] = []
     try:
-        message = start(made)
+        with use(get_lang()):  # the job's thread writes its progress in the language of whoever started it
+            message = start(made)
     except CoreError as exc:
         for d in made:
             shutil.rmtree(d, ignore_errors=True)

@@ -28,6 +28,25 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
 
+def unlabelled_note(xbd: server_inputs.XbdFolder) -> dict[str, Any] | str:
+    """The job's language-free note on post images without labels ("" when all have them), put in words by
+    :func:`note_text` when the result is shown."""
+    if not xbd.unlabelled:
+        return ""
+    return {"code": "unlabelled", "n": len(xbd.unlabelled), "posts": xbd.posts, "names": list(xbd.unlabelled[:3])}
+
+
+def note_text(note: object) -> str:
+    """An xBD job's note in the language in use (a note stored as a sentence by an older version: as it is)."""
+    if isinstance(note, dict) and note.get("code") == "unlabelled":
+        names = [str(n) for n in note.get("names") or []]
+        n = note.get("n", len(names))
+        listed = ", ".join(names) + (" …" if isinstance(n, int) and n > len(names) else "")
+        return _("{n} of {posts} post images have no label JSON ({names}): they add no buildings, only their image "
+                 "count").format(n=n, posts=note.get("posts", "?"), names=listed)
+    return str(note or "")
+
+
 def evaluate_form(ctx: shell.Context, jr: jobs.JobRunner, labels: dict[str, str]) -> None:
     """The xBD evaluation form; on submit the folder (or zip) is checked and the job started."""
     with st.form("evaluate_xbd_form"):
@@ -56,7 +75,7 @@ def evaluate_form(ctx: shell.Context, jr: jobs.JobRunner, labels: dict[str, str]
             made.append(staged)
         det = model_cache.get_detector(key, ctx.device)
         jid = jr.start_xbd_evaluation(xbd.root, model_path=key or None, device=ctx.device, tile=int(tile),
-                                      detector=det, note=xbd.note())
+                                      detector=det, note=unlabelled_note(xbd))
         return _("xBD evaluation job #{id} started ({n} post images).").format(id=jid, n=xbd.posts)
 
     start_job(_("xBD evaluation"), start)
@@ -83,7 +102,7 @@ def job_result(res: dict[str, Any]) -> None:
                      tiles=res.get("n_tiles"), tile=res.get("tile"), damaged_tiles=res.get("n_damaged_tiles"),
                      folder=Path(str(res.get("folder", "?"))).name, model=res.get("model", {}).get("name", "?")))
     if res.get("note"):
-        st.caption(res["note"])
+        st.caption(note_text(res["note"]))
 
 
 def is_xbd(job: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ import streamlit as st
 from core.errors import CoreError
 from core.i18n import _, ngettext
 from core.store import Workspace
+from core.store.analyses import FIRST_CASE, FIRST_CASE_NOTE, case_display_name
 from core.store.users import User
 from ui import auth, case_archive, i18n, model_cache
 from ui import state as S
@@ -31,13 +32,13 @@ def case_label(case: dict[str, Any]) -> str:
     its label: a label holding a count that an analysis changes was not found again after the analysis, and the
     box fell back to its first option, the newest case (issue 12: the Map and Report pages moved to another
     team's case)."""
-    return f"{case['name']} (#{case['id']})"
+    return f"{case_display_name(case['name'])} (#{case['id']})"
 
 
 def _case_section(ws: Workspace, user: User | None) -> None:
     cases = ws.visible_cases(user)
     if not cases and (user is None or user.is_admin):
-        S.put(S.CASE_ID, ws.ensure_case(_("Case 1"), description=_("created automatically on first use")))
+        S.put(S.CASE_ID, ws.ensure_case(FIRST_CASE, description=FIRST_CASE_NOTE))  # English: shown translated
         cases = ws.visible_cases(user)
     if not cases:
         S.put(S.CASE_ID, None)
@@ -54,7 +55,9 @@ def _case_section(ws: Workspace, user: User | None) -> None:
     if S.get(S.CASE_ID) not in ids:
         S.put(S.CASE_ID, ids[0])
     S.bind(S.W_CASE, S.CASE_ID)
-    st.selectbox(_("Case"), ids, format_func=lambda cid: case_label(by_id[cid]), key=S.W_CASE, on_change=S.keep,
+    # labels made now, in this run's language ("Command line" is translated): see i18n.fixed
+    st.selectbox(_("Case"), ids, format_func=i18n.fixed(ids, lambda cid: case_label(by_id[cid])), key=S.W_CASE,
+                 on_change=S.keep,
                  args=(S.CASE_ID, S.W_CASE), help=_("An event or task that groups analyses, reviews and reports."))
     S.put(S.CASE_CAPTION, st.empty())
     refresh_case_caption(ws, S.get(S.CASE_ID))

@@ -248,6 +248,17 @@ def keep(state_key: str, widget_key: str) -> None:
     st.session_state.setdefault(_SYNCED, {})[widget_key] = st.session_state[widget_key]
 
 
+def resync_all(keep_widget: str = "") -> None:
+    """Have :func:`bind` give every bound widget (but ``keep_widget``) its state's value again when next drawn.
+
+    For a language switch: a selectbox's browser-side value is its option's label, so a label that changes with
+    the language (a translated case name, device or model choice) no longer matches any option, the box showed the
+    old language's label and a choice was lost on the way back (found switching with the case "Command line")."""
+    synced = st.session_state.setdefault(_SYNCED, {})
+    for widget_key in [k for k in synced if k != keep_widget]:
+        synced[widget_key] = _UNSET
+
+
 def get(key: str) -> Any:
     """Value of a declared key (seeding it when a page runs before :func:`init`)."""
     if key not in st.session_state:

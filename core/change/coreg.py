@@ -9,8 +9,9 @@
   images - gradients, not grey values, because pre and post differ in season, sun and sensor. It is measured in up
   to 9 windows spread over the image and accepted only when at least two windows agree (within 1.5 px of their
   median; a single window suffices for small images), each with a clear correlation peak (response >= 0.08),
-  and the shift stays below ``max_shift_px``. Otherwise there is no estimate and ``info["note"]`` says why: a
-  wrong "correction" is worse than none.
+  and the shift stays below ``max_shift_px``. Otherwise there is no estimate and ``info["shift_note"]`` says why
+  (a language-free code with its parameters, put in words by :mod:`core.change.texts`): a wrong "correction" is
+  worse than none.
 * Policy ``"auto"`` (default) applies a confident estimate when the pre image had to be resampled anyway
   (reprojection or resize) or when neither image is georeferenced (frames paired by name). Two images on an
   *identical georeferenced grid* were co-registered by whoever produced them (xBD, xView2 chips): the estimate is
@@ -37,6 +38,7 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
+from core.change.texts import shift_note
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
@@ -44,6 +46,7 @@ from core.types import Scene
 
 MIN_RESPONSE = 0.08  #: phase-correlation peak below this is not a measurement
 AGREE_PX = 1.5  #: windows must agree within this distance of their median shift
+SHIFT_METHOD = "phase-correlation"  #: phase correlation of gradient magnitude (OpenCV, Hanning window)
 SHIFT_WINDOW = 512  #: side of the windows the shift is measured in
 MAX_SHIFT_M = 12.0  #: default largest residual shift searched, metres (converted with the post GSD)
 MAX_COREGISTER_PX = 120_000_000  #: coregister() holds the whole image; larger scenes go window by window
@@ -98,13 +101,6 @@ class PreOnGrid:
         self._sx, self._sy = pre.width / self.grid_w, pre.height / self.grid_h
         self._direct = (self.mode == "identity" and self.shift == (0.0, 0.0)
                         and (self.grid_w, self.grid_h) == (pre.width, pre.height))
-
-    @property
-    def description(self) -> str:
-        """How the pre image is put on the grid, in words."""
-        return {"identity": "same pixel grid (no resampling)",
-                "georef": "reprojected through both georeferences (rasterio, bilinear)",
-                "resize": "resized onto the post image (no georeference on one side)"}[self.mode]
 
     def _transformer(self) -> Transformer:
         t = getattr(self._local, "tr", None)
@@ -209,15 +205,16 @@ def estimate_shift(post: Scene, pre_grid: PreOnGrid, *, max_shift_px: float | No
     """Residual shift of ``pre_grid`` (built with shift 0 on the post's own grid) against ``post``.
 
     Returns ``{"shift_px": [dx, dy], "confident": bool, "windows_used", "windows_tried", "response", "note",
-    "method", "max_shift_px"}``; ``shift_px`` is [0, 0] when there is no confident estimate.
+    "method", "max_shift_px"}``; ``shift_px`` is [0, 0] when there is no confident estimate; ``note`` is a
+    :func:`core.change.texts.shift_note` record (why), ``method`` the code ``"phase-correlation"``.
     """
     limit = float(max_shift_px if max_shift_px is not None else default_max_shift(post))
     info: dict[str, Any] = {"shift_px": [0.0, 0.0], "confident": False, "windows_used": 0, "windows_tried": 0,
                             "response": None, "max_shift_px": limit,
-                            "method": "phase correlation of gradient magnitude (OpenCV, Hanning window)"}
+                            "method": SHIFT_METHOD}
     size = min(window, post.width, post.height)
     if size < 32:
-        info["note"] = "image too small to measure a shift"
+        info["note"] = shift_note("too-small")
         return info
     hann = cv2.createHanningWindow((size, size), cv2.CV_32F)
     found, tried = [], 0
@@ -234,21 +231,19 @@ def estimate_shift(post: Scene, pre_grid: PreOnGrid, *, max_shift_px: float | No
                 found.append((dx, dy, resp))
     info["windows_tried"] = tried
     if not found:
-        info["note"] = ("no window with a clear correlation peak (the scenes differ too much, e.g. season, "
-                        "flooding or clouds)") if tried else \
-            "the images do not overlap with enough valid pixels to measure a shift"
+        info["note"] = shift_note("no-peak" if tried else "no-overlap")
         return info
     arr = np.array(found)
     med = np.median(arr[:, :2], axis=0)
     agree = np.hypot(*(arr[:, :2] - med).T) <= AGREE_PX
     if agree.sum() < (1 if tried == 1 else 2):
-        info["note"] = f"{len(found)} of {tried} windows gave a peak but they disagree (more than {AGREE_PX} px apart)"
+        info["note"] = shift_note("disagree", found=len(found), tried=tried, agree_px=AGREE_PX)
         return info
     good = arr[agree]
     dx, dy = (float(v) for v in np.median(good[:, :2], axis=0))
     info.update(shift_px=[round(dx, 3), round(dy, 3)], confident=True, windows_used=int(agree.sum()),
                 response=round(float(np.median(good[:, 2])), 4),
-                note=f"median of {int(agree.sum())} agreeing windows out of {tried}")
+                note=shift_note("agreed", used=int(agree.sum()), tried=tried))
     return info
 
 
@@ -264,16 +259,11 @@ def residual_shift(post: Scene, pre: Scene, policy: str = "auto", *, max_shift_p
     grid0 = PreOnGrid(post, pre)
     if policy == "off":
         est = {"shift_px": [0.0, 0.0], "confident": False, "windows_used": 0, "windows_tried": 0,
-               "response": None, "method": "none", "note": "residual shift estimation switched off"}
+               "response": None, "method": "none", "note": shift_note("off")}
     else:
         est = estimate_shift(post, grid0, max_shift_px=max_shift_px)
     same_grid = grid0.mode == "identity" and post.georef is not None and pre.georef is not None
-    apply = bool(est["confident"]) and (policy == "apply" or not same_grid)
-    if est["confident"] and not apply:
-        est["note"] += ("; not applied: both images are on one georeferenced grid, co-registered by their "
-                        "producer (a translation cannot fix parallax); use policy 'apply' to force it")
-    elif not est["confident"] and policy != "off":
-        est["note"] += ": no residual shift applied"
+    apply = bool(est["confident"]) and (policy == "apply" or not same_grid)  # why not: core.change.texts
     info = coregistration_info(post, pre, grid0, est)
     info["shift_applied"] = apply
     info["shift_policy"] = policy
@@ -281,15 +271,17 @@ def residual_shift(post: Scene, pre: Scene, policy: str = "auto", *, max_shift_p
 
 
 def coregistration_info(post: Scene, pre: Scene, pre_grid: PreOnGrid, shift: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe description of how ``pre`` was put on ``post``'s grid, with the shift in px and metres."""
+    """JSON-safe, language-free record of how ``pre`` was put on ``post``'s grid (``method``: the
+    :class:`PreOnGrid` mode code), with the shift in px and metres and ``shift_note`` (why; put in words, like the
+    rest, by :func:`core.change.texts.coregistration_text` when shown)."""
     gsd = post.gsd_m or (geo.gsd_m(post.georef, post.width, post.height) if post.georef else None)
     dx, dy = shift["shift_px"]
-    return {"method": pre_grid.mode, "description": pre_grid.description,
+    return {"method": pre_grid.mode,
             "pre_crs": pre.georef.crs if pre.georef else None, "post_crs": post.georef.crs if post.georef else None,
             "shift_px": [dx, dy], "shift_m": [round(dx * gsd, 3), round(dy * gsd, 3)] if gsd else None,
             "shift_confident": bool(shift["confident"]), "shift_method": shift["method"],
             "shift_windows_used": shift["windows_used"], "shift_windows_tried": shift["windows_tried"],
-            "shift_response": shift["response"], "note": shift["note"]}
+            "shift_response": shift["response"], "shift_note": shift["note"]}
 
 
 def coregister(post: Scene, pre: Scene, *, residual: str = "auto",
@@ -307,30 +299,3 @@ def coregister(post: Scene, pre: Scene, *, residual: str = "auto",
     shift, info = residual_shift(post, pre, residual, max_shift_px=max_shift_px)
     rgb, valid = PreOnGrid(post, pre, shift=shift).read(Window(0, 0, post.width, post.height))
     return rgb, valid, info
-
-
-def _finite(v: object) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-
-
-def coregistration_text(coreg: dict[str, Any] | None) -> str:
-    """One line on how the pre image was put on the post grid: method, residual shift dx/dy in px and m, applied?
-    Copes with missing or malformed entries (an old or hand-edited record). In the language in use
-    (:mod:`core.i18n`); the recorded method description and note stay as recorded."""
-    if not coreg or not isinstance(coreg, dict):
-        return _("Co-registration: not recorded.")
-    px = coreg.get("shift_px") if isinstance(coreg.get("shift_px"), (list, tuple)) else None
-    dx, dy = (_finite(px[0]), _finite(px[1])) if px and len(px) >= 2 else (None, None)
-    metres = coreg.get("shift_m") if isinstance(coreg.get("shift_m"), (list, tuple)) else None
-    mx, my = (_finite(metres[0]), _finite(metres[1])) if metres and len(metres) >= 2 else (None, None)
-    how = str(coreg.get("description") or coreg.get("method") or _("method not recorded"))[:200]
-    if dx is None or dy is None:
-        shift = _("residual shift not recorded")
-    else:
-        m = f" ({mx:+.2f} m, {my:+.2f} m)" if mx is not None and my is not None else \
-            _(" (no ground distance: no georeference)")
-        shift = _("residual shift dx {dx:+.2f} px, dy {dy:+.2f} px{m}, {applied}").format(
-            dx=dx, dy=dy, m=m, applied=_("applied") if coreg.get("shift_applied") else _("not applied"))
-    note = str(coreg.get("note") or "").strip()[:400]
-    note = note[:1].upper() + note[1:] + ("" if not note or note.endswith(".") else ".")
-    return (_("Co-registration: {how}; {shift}.").format(how=how, shift=shift) + f" {note}").strip()

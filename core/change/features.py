@@ -54,7 +54,7 @@ NUISANCE: tuple[tuple[float, ...], ...] = (
 GENERIC_CALIBRATION: dict[str, Any] = {
     "version": CALIBRATION_VERSION, "method": METHOD, "levels": None, "q50": 0.40, "q99": 1.70, "q999": 2.50,
     "threshold": (2.50 - 0.40) / (1.70 - 0.40), "n_patches": 0,
-    "source": "generic default (the checkpoint has no change calibration; see core.change.features)"}
+    "source": "generic"}  # a code: core.change.texts.CALIBRATION_SOURCES says it in words
 _MAX_CAL_VALUES = 2_000_000  #: pixel values kept for the no-change quantiles
 _QS = (0.5, 0.9, 0.99, 0.999)
 _SPECS: weakref.WeakKeyDictionary[nn.Module, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
@@ -188,7 +188,8 @@ class ChangeScorer:
 
     @property
     def calibration_source(self) -> str:
-        """Where the no-change statistics come from."""
+        """Where the no-change statistics come from: a code of :data:`core.change.texts.CALIBRATION_SOURCES`
+        ("generic", "pre-image", "checkpoint"), or what an older checkpoint stored."""
         return str(self.calibration.get("source", "checkpoint"))
 
     def level_features(self, tiles: np.ndarray) -> list[np.ndarray]:
@@ -252,7 +253,7 @@ class ChangeScorer:
         if self.scales is None:
             raise RuntimeError(_("call fit_scene() first"))
         self.calibration = _nochange_calibration(self, list(pre_tiles), scene_scales=True)
-        self.calibration["source"] = "pre image (per-pair no-change statistics)"
+        self.calibration["source"] = "pre-image"
         return self.calibration
 
 

@@ -22,6 +22,8 @@ from core.detection.verdict import broad_anomaly_note, judge
 from core.engine import ENGINES, ENV_RAY_ADDRESS, ray_address_from_env
 from core.errors import InputError
 from core.i18n import _
+from core.i18n import say as message_text
+from core.store.analyses import CLI_CASE
 from core.types import SceneResult
 
 if TYPE_CHECKING:  # both import more than the CLI's --help needs
@@ -55,7 +57,8 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                           "JSON; any CRS): every building gets a score, an EMS grade and a confidence in "
                           "buildings.geojson / buildings.csv"))
     p.add_argument("--workspace", default=None, help=_("workspace folder (default: $BDA_WORKSPACE or the user's)"))
-    p.add_argument("--case", default="Command line", help=_("case (created when missing) the analysis is filed under"))
+    p.add_argument("--case", default=CLI_CASE, help=_("case (created when missing) the analysis is filed under; "
+                                                      "default: {name!r}").format(name=_(CLI_CASE)))
     p.add_argument("--no-workspace", action="store_true", help=_("do not record the analysis in the workspace"))
     p.add_argument("--resume", type=int, default=None, metavar="ID",
                    help=_("continue an interrupted analysis of the workspace (inputs it did not finish)"))
@@ -147,7 +150,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
         if res.error:
             say("    " + _("error: {message}").format(message=res.error))
         elif res.pre_scene_name:
-            from core.change.coreg import coregistration_text
+            from core.change.texts import coregistration_text
 
             thr = (res.meta.get("change") or {}).get("threshold", float("nan"))
             say("    " + _("compared with {pre}: {n} change findings at {threshold} (the post image alone: "
@@ -158,7 +161,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
             say("    " + _("image score {score}; {rule}").format(score=f"{res.image_score:.2f}", rule=judge(res).rule))
         broad = None if res.error or res.pre_scene_name else broad_anomaly_note(res.meta.get("share_above_threshold"))
         for w in ([] if res.error else [*res.meta.get("warnings", []), *([broad] if broad else [])]):
-            say("    " + _("note: {message}").format(message=w))
+            say("    " + _("note: {message}").format(message=message_text(w)))
 
     try:
         return run.run(on_input=on_input, on_tiles=on_tiles, on_result=report)

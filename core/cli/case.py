@@ -13,6 +13,7 @@ from pathlib import Path
 from core.cli.outpaths import names_folder, out_dir, out_file
 from core.i18n import _
 from core.store import Workspace
+from core.store.analyses import case_display_name
 from core.store.archive_format import INPUT_MODES
 
 
@@ -39,11 +40,11 @@ def _case_id(ws: Workspace, ref: str) -> int:
 
     cases = ws.list_cases()
     for c in cases:
-        if c["name"] == ref:
+        if c["name"] == ref or case_display_name(c["name"]) == ref:
             return int(c["id"])
     if ref.strip().isdigit() and any(int(c["id"]) == int(ref) for c in cases):
         return int(ref)
-    known = ", ".join(f"{c['id']} {c['name']!r}" for c in cases[:10]) or _("none")
+    known = ", ".join(f"{c['id']} {case_display_name(c['name'])!r}" for c in cases[:10]) or _("none")
     raise InputError(_("there is no case {ref!r} in the workspace {root}; give a case id or exact name (cases: "
                        "{known}).").format(ref=ref, root=ws.root, known=known))
 
@@ -59,13 +60,14 @@ def cmd_case(a: argparse.Namespace) -> int:
         for c in cases:
             analyses = ws.list_analyses(c["id"])
             n_find = sum(int(x["n_findings"]) for x in analyses)
-            print(f"{c['id']:>4}  {c['name']}  " + _("({event}): {n} analyses, {findings} findings").format(
+            print(f"{c['id']:>4}  {case_display_name(c['name'])}  "
+                  + _("({event}): {n} analyses, {findings} findings").format(
                 event=c.get("event") or _("no event"), n=len(analyses), findings=n_find))
             for x in analyses:
                 line = _("analysis {id}  {created} UTC  {done}/{total} images  {findings} findings  {model}  {status}")
                 print("        " + line.format(id=f"{x['id']:>4}", created=x["created_at"][:16].replace("T", " "),
                                                done=x["n_done"], total=x["n_inputs"], findings=x["n_findings"],
-                                               model=x["model"].get("name", "?"), status=x["status"]))
+                                               model=x["model"].get("name", "?"), status=_(str(x["status"]))))
         return 0
     if a.action == "export":
         cid = _case_id(ws, a.case)
@@ -77,5 +79,6 @@ def cmd_case(a: argparse.Namespace) -> int:
     cid = ws.import_case(Path(a.archive))
     case = ws.get_case(cid)
     print(_("imported {archive} as case {id} {name!r} ({n} analyses) into {root}").format(
-        archive=Path(a.archive).name, id=cid, name=case["name"], n=len(ws.list_analyses(cid)), root=ws.root))
+        archive=Path(a.archive).name, id=cid, name=case_display_name(case["name"]), n=len(ws.list_analyses(cid)),
+        root=ws.root))
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.cli.argparse_i18n import argparse_language
 from core.errors import CoreError
+from core.evaluation_labels import EVALUATE_SECTIONS, evaluation_label, evaluation_unit
 from core.i18n import _, normalise, use
 
 
@@ -145,6 +146,22 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
+def evaluation_lines(result: dict[str, Any]) -> list[str]:
+    """The human-readable lines of ``evaluate``: one heading per section, one labelled line per figure."""
+    lines = []
+    for section in ("images", "xbd"):
+        if section not in result:
+            continue
+        lines.append(f"[{_(EVALUATE_SECTIONS[section])}]")
+        for k, v in result[section].items():
+            if k == "skipped" and not v:
+                continue
+            label = evaluation_label(k)
+            value = evaluation_unit(v) if k == "unit" else ("; ".join(map(str, v)) if isinstance(v, list) else _fmt(v))
+            lines.append(f"  {label}: {value}")
+    return lines
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     """Print AUROC figures."""
     from core.detection.detector import Detector
@@ -163,12 +180,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(result, default=float))
     else:
-        for section in ("images", "xbd"):
-            if section in result:
-                print(f"[{section}]")
-                for k, v in result[section].items():
-                    if k != "skipped" or v:
-                        print(f"  {k}: {_fmt(v)}")
+        print("\n".join(evaluation_lines(result)))
     return 0
 
 

@@ -16,6 +16,7 @@ import sys
 
 from core.errors import InputError
 from core.i18n import _
+from core.store.analyses import case_display_name
 from core.store.users import MIN_PASSWORD, ROLES
 
 
@@ -101,7 +102,8 @@ def cmd_cases(a: argparse.Namespace) -> int:
     cid = _case_id(ws, a.case)
     if a.action == "grant":
         ws.grant_case(cid, a.name)
-        print(_("{name!r} may now open case {id} {case!r}").format(name=a.name, id=cid, case=ws.get_case(cid)["name"]))
+        print(_("{name!r} may now open case {id} {case!r}").format(name=a.name, id=cid,
+            case=case_display_name(ws.get_case(cid)["name"])))
     elif a.action == "revoke":
         ws.revoke_case(cid, a.name)
         print(_("{name!r} may no longer open case {id}").format(name=a.name, id=cid))

@@ -24,7 +24,7 @@ from pyproj import Geod
 
 from core.errors import GeoreferenceError
 from core.geo import georef as geo
-from core.i18n import _
+from core.i18n import N_, Message, message
 from core.imagery.camera import lookup_camera, sensor_width_from_35mm
 from core.types import GeoRef
 
@@ -53,7 +53,7 @@ class FrameMetadata:
     capture_time: str | None = None
     orientation: int = 1
     gps: dict[str, Any] | None = None  #: lat, lon, alt_msl, agl, yaw, gimbal_pitch, source (JSON-safe)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Message] = field(default_factory=list)
 
 
 def _num(v: Any) -> float | None:
@@ -143,21 +143,21 @@ def exif_datetime(value: Any, offset: Any = None) -> str | None:
         return None
 
 
-def _check_position(lat: float | None, lon: float | None, source: str, warnings: list[str]) -> bool:
+def _check_position(lat: float | None, lon: float | None, source: str, warnings: list[Message]) -> bool:
     if lat is None or lon is None:
         return False
     if not (math.isfinite(lat) and math.isfinite(lon)):
-        warnings.append(_("GPS position in {source} is not a number (lat={lat}, lon={lon}); location ignored").format(
-            source=source, lat=lat, lon=lon))
+        warnings.append(message(N_("GPS position in {source} is not a number (lat={lat}, lon={lon}); location "
+                                   "ignored"), source=source, lat=str(lat), lon=str(lon)))
         return False
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        warnings.append(_("GPS position in {source} is out of range (lat={lat}, lon={lon}; latitude must be within "
-                          "±90° and longitude within ±180°); location ignored").format(
-                              source=source, lat=f"{lat:g}", lon=f"{lon:g}"))
+        warnings.append(message(N_("GPS position in {source} is out of range (lat={lat}, lon={lon}; latitude must "
+                                   "be within ±90° and longitude within ±180°); location ignored"),
+                                source=source, lat=f"{lat:g}", lon=f"{lon:g}"))
         return False
     if lat == 0.0 and lon == 0.0:
-        warnings.append(_("GPS position in {source} is 0°, 0° (no satellite fix); location ignored").format(
-            source=source))
+        warnings.append(message(N_("GPS position in {source} is 0°, 0° (no satellite fix); location ignored"),
+                                source=source))
         return False
     return True
 
@@ -180,8 +180,8 @@ def read_frame_metadata(im: Image.Image) -> FrameMetadata:
         exif_ifd = dict(exif.get_ifd(ExifTags.IFD.Exif))
         gps_ifd = dict(exif.get_ifd(ExifTags.IFD.GPSInfo))
     except Exception as exc:  # Pillow raises assorted errors on malformed EXIF; the pixels may still be fine
-        md.warnings.append(_("EXIF metadata is unreadable ({exc}); camera and GPS information ignored").format(
-            exc=exc))
+        md.warnings.append(message(N_("EXIF metadata is unreadable ({exc}); camera and GPS information ignored"),
+                                   exc=exc))
         exif, exif_ifd, gps_ifd = {}, {}, {}
     xmp = parse_xmp(im.info.get("xmp") or im.info.get("XML:com.adobe.xmp"))
     gdal = parse_gdal_metadata(exif.get(42112) if exif else None)
@@ -240,12 +240,12 @@ _ORIENT_TURN = {1: 0.0, 2: 0.0, 3: 180.0, 4: 180.0, 5: -90.0, 6: -90.0, 7: 90.0,
 
 
 def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef | None, float | None,
-                                                                           dict[str, Any], list[str]]:
+                                                                           dict[str, Any], list[Message]]:
     """Approximate footprint of a frame (``width``x``height`` as displayed, after EXIF orientation).
 
     Returns (georef or None, GSD m or None, camera description for meta, warnings).
     """
-    warnings: list[str] = []
+    warnings: list[Message] = []
     spec = lookup_camera(md.model, md.make)
     camera: dict[str, Any] = {"make": md.make, "model": md.model, "focal_mm": md.focal_mm,
                               "focal_35mm": md.focal_35mm, "sensor_width_mm": None, "sensor_source": None}
@@ -254,12 +254,13 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         return None, None, camera, warnings
     agl = gps.get("agl")
     if agl is None:
-        warnings.append(_("no height above ground in the metadata (EXIF altitude is above sea level): the frame's "
-                          "footprint cannot be sized; only its GPS point is shown. Place it by hand for a footprint"))
+        warnings.append(message(N_("no height above ground in the metadata (EXIF altitude is above sea level): the "
+                                   "frame's footprint cannot be sized; only its GPS point is shown. Place it by hand "
+                                   "for a footprint")))
         return None, None, camera, warnings
     if not 0.5 <= agl <= MAX_AGL_M:
-        warnings.append(_("height above ground {agl} m is implausible; footprint not computed (GPS point kept)")
-                        .format(agl=f"{agl:g}"))
+        warnings.append(message(N_("height above ground {agl} m is implausible; footprint not computed (GPS point "
+                                   "kept)"), agl=f"{agl:g}"))
         return None, None, camera, warnings
     focal = md.focal_mm if md.focal_mm and md.focal_mm > 0 else (spec.focal_mm if spec else None)
     sensor_w: float | None = None
@@ -267,17 +268,17 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         sensor_w, camera["sensor_source"] = spec.sensor_width_mm, f"camera table: {spec.name}"
         nat_w, nat_h = spec.native_px
         if abs(max(width, height) / min(width, height) - nat_w / nat_h) > 0.03 * nat_w / nat_h:
-            warnings.append(_("image aspect {width}x{height} differs from the {camera}'s {nat_w}x{nat_h}: it may be "
-                              "cropped, so the footprint scale is uncertain").format(
-                                  width=width, height=height, camera=spec.name, nat_w=nat_w, nat_h=nat_h))
+            warnings.append(message(N_("image aspect {width}x{height} differs from the {camera}'s {nat_w}x{nat_h}: "
+                                       "it may be cropped, so the footprint scale is uncertain"),
+                                    width=width, height=height, camera=spec.name, nat_w=nat_w, nat_h=nat_h))
     elif md.focal_35mm and md.focal_35mm > 0:
         sensor_w, focal = sensor_width_from_35mm(focal, md.focal_35mm, width, height)
         camera["sensor_source"] = "EXIF FocalLengthIn35mmFilm"
     if sensor_w is None or not focal:
-        cam = (_("camera {model!r} is not in the camera table").format(model=md.model) if md.model
-               else _("the camera model is unknown"))
-        warnings.append(_("{camera} and the frame has no 35 mm focal length: the footprint cannot be sized; only the "
-                          "GPS point is shown").format(camera=cam))
+        cam = (message(N_("camera {model!r} is not in the camera table"), model=md.model) if md.model
+               else message(N_("the camera model is unknown")))
+        warnings.append(message(N_("{camera} and the frame has no 35 mm focal length: the footprint cannot be sized; "
+                                   "only the GPS point is shown"), camera=cam))
         return None, None, camera, warnings
     camera["sensor_width_mm"], camera["focal_mm"] = sensor_w, focal
 
@@ -289,8 +290,8 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         notes.append("heading unknown: drawn north-up")
         yaw = 0.0
     if tilt > MAX_TILT_DEG:
-        warnings.append(_("camera tilted {tilt}° from nadir (oblique view): no footprint computed; only the GPS "
-                          "point is shown").format(tilt=f"{tilt:.0f}"))
+        warnings.append(message(N_("camera tilted {tilt}° from nadir (oblique view): no footprint computed; only "
+                                   "the GPS point is shown"), tilt=f"{tilt:.0f}"))
         return None, None, camera, warnings
     slant = agl
     if tilt > OBLIQUE_TILT_DEG:
@@ -298,16 +299,16 @@ def frame_footprint(md: FrameMetadata, width: int, height: int) -> tuple[GeoRef 
         shift = agl * math.tan(math.radians(tilt))
         lon, lat, _back = _GEOD.fwd(lon, lat, yaw, shift)
         slant = agl / math.cos(math.radians(tilt))
-        warnings.append(_("camera tilted {tilt}° from nadir: the footprint is a rough nadir approximation centred "
-                          "{shift} m ahead of the drone").format(tilt=f"{tilt:.0f}", shift=f"{shift:.0f}"))
+        warnings.append(message(N_("camera tilted {tilt}° from nadir: the footprint is a rough nadir approximation "
+                                   "centred {shift} m ahead of the drone"), tilt=f"{tilt:.0f}", shift=f"{shift:.0f}"))
         notes.append(f"oblique {tilt:.0f}° view")
     if md.orientation in (2, 4, 5, 7):
-        warnings.append(_("mirrored EXIF orientation: the footprint's orientation may be mirrored"))
+        warnings.append(message(N_("mirrored EXIF orientation: the footprint's orientation may be mirrored")))
     try:
         georef = geo.footprint_georef(lat, lon, slant, focal, sensor_w, width, height,
                                       yaw_deg=(yaw + _ORIENT_TURN[md.orientation]) % 360.0)
     except GeoreferenceError as exc:
-        warnings.append(_("footprint not computed: {message}").format(message=exc))
+        warnings.append(message(N_("footprint not computed: {message}"), message=exc))
         return None, None, camera, warnings
     if notes:
         georef = GeoRef(georef.crs, georef.transform, georef.method, True, georef.note + "; " + "; ".join(notes))

@@ -18,7 +18,7 @@ from rasterio.windows import Window
 
 from core.errors import CoreError, GeoreferenceError, ImageReadError, InputError
 from core.geo import georef as geo
-from core.i18n import _
+from core.i18n import N_, Message, _, message
 from core.imagery.exif import exif_datetime
 from core.imagery.sources import RasterSource, check_pixels, check_size, percentile_stretch
 from core.types import GeoRef, Scene
@@ -59,7 +59,8 @@ def choose_bands(ds: Any) -> tuple[tuple[int, ...], int | None, np.ndarray | Non
     return bands, alpha, None, note
 
 
-def raster_scene(p: Path, ds: Any, name: str, kind: str, extra_warnings: list[str] | None = None) -> Scene:
+def raster_scene(p: Path, ds: Any, name: str, kind: str, extra_warnings: list[str | Message] | None = None
+                 ) -> Scene:
     """A Scene over the open rasterio dataset ``ds`` of ``p`` (georeferenced only when ``kind == "geotiff"``)."""
     width, height = ds.width, ds.height
     check_pixels(name, width, height)
@@ -105,18 +106,18 @@ def _raster_georef(ds: Any, meta: dict[str, Any]) -> GeoRef | None:
         t = from_gcps(gcps)
         note, approx = f"affine fitted to {len(gcps)} ground control points", True
         if crs is None:
-            meta["warnings"].append(_("raster has a CRS but no geotransform: treated as un-georeferenced"))
+            meta["warnings"].append(message(N_("raster has a CRS but no geotransform: treated as un-georeferenced")))
             return None
     crs_str = crs.to_string() if crs.to_epsg() is not None else crs.to_wkt()
     georef = GeoRef(crs=crs_str, transform=t, method="raster", approximate=approx, note=note)
     if abs(t.b) > 1e-12 * abs(t.a) or abs(t.d) > 1e-12 * abs(t.e):
         meta["transform_rotated"] = True
-        meta["warnings"].append(_("the raster's geotransform is rotated or sheared: map overlays are reprojected "
-                                  "north-up and may be slightly approximate"))
+        meta["warnings"].append(message(N_("the raster's geotransform is rotated or sheared: map overlays are "
+                                           "reprojected north-up and may be slightly approximate")))
     try:
         geo.validate_georef(georef, ds.width, ds.height)
     except GeoreferenceError as exc:
-        meta["warnings"].append(_("georeferencing ignored: {message}").format(message=exc))
+        meta["warnings"].append(message(N_("georeferencing ignored: {message}"), message=exc))
         return None
     return georef
 

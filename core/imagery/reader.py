@@ -11,8 +11,10 @@ Dispatch is on file *content*, never on the extension:
 * xBD tiles (``*_pre_disaster`` / ``*_post_disaster`` with a label JSON) -> ``kind="xbd"``, georef fitted from
   the labels (:mod:`core.imagery.xbd`).
 
-``Scene.meta`` keys (all JSON-safe): ``format``, ``warnings`` (list of messages for the user), ``bands`` (rasters:
-count, used, alpha, colour interpretation, note), ``dtype``, ``stretch`` (per-band [low, high] when stretched),
+``Scene.meta`` keys (all JSON-safe): ``format``, ``warnings`` (list of messages for the user:
+:data:`core.i18n.Message` records, put in words with :func:`core.i18n.say` when shown, so that they read in the
+language of whoever looks; older results hold plain sentences), ``bands`` (rasters: count, used, alpha, colour
+interpretation, note), ``dtype``, ``stretch`` (per-band [low, high] when stretched),
 ``transform_rotated``, ``gps`` (lat, lon, alt_msl, agl, yaw, gimbal_pitch, source), ``camera``,
 ``exif_orientation``, ``xbd`` (disaster, phase, buildings...), ``placement``.
 """
@@ -32,7 +34,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from core.errors import CoreError, ImageReadError, InputError
 from core.geo import georef as geo
-from core.i18n import _
+from core.i18n import N_, Message, _, message
 from core.imagery.exif import frame_footprint, read_frame_metadata
 from core.imagery.raster import raster_scene
 from core.imagery.sources import (
@@ -83,9 +85,9 @@ def open_scene(path: str | Path, *, name: str | None = None, georef: GeoRef | No
     if label_path is None and XBD_NAME.search(p.stem):
         label_path = find_xbd_labels(p)
         if label_path is None:
-            scene.meta["warnings"].append(_("file name looks like an xBD tile but no label JSON was found in "
-                                            "../labels/ or beside it; opened as a plain frame (put its label JSON "
-                                            "there to georeference it)"))
+            scene.meta["warnings"].append(message(N_("file name looks like an xBD tile but no label JSON was found "
+                                                     "in ../labels/ or beside it; opened as a plain frame (put its "
+                                                     "label JSON there to georeference it)")))
     if label_path is not None:
         _attach_xbd(scene, label_path, explicit=labels is not None)
     if georef is not None:
@@ -160,7 +162,7 @@ def _too_large(name: str, pixels: int | None, width: int | None = None, height: 
 # ------------------------------------------------------------------------------------------------------- frames
 
 
-def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> Scene:
+def _open_frame(p: Path, name: str, extra_warnings: list[str | Message] | None = None) -> Scene:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own MAX_FRAME_PIXELS governs
@@ -204,7 +206,7 @@ def _open_frame(p: Path, name: str, extra_warnings: list[str] | None = None) -> 
     if conv_note:
         meta["conversion"] = conv_note
     if n_frames > 1:
-        meta["warnings"].append(_("file holds {n} images; only the first is used").format(n=n_frames))
+        meta["warnings"].append(message(N_("file holds {n} images; only the first is used"), n=n_frames))
     if valid is not None and not valid.any():
         raise InputError(_("{name} contains no valid pixels (fully transparent or not-a-number everywhere)").format(
                              name=name))
@@ -258,8 +260,9 @@ def _open_tiff(p: Path, name: str) -> Scene:
     with ds:
         try:
             if ds.crs is None and not ds.gcps[0]:
-                note = (f"{name} has no coordinate reference system: opened as an un-georeferenced frame "
-                        "(its GPS metadata, if any, gives an approximate location; or place it by hand)")
+                note = message(N_("{name} has no coordinate reference system: opened as an un-georeferenced frame "
+                                  "(its GPS metadata, if any, gives an approximate location; or place it by hand)"),
+                               name=name)
                 if ds.width * ds.height <= MAX_FRAME_PIXELS:
                     try:
                         return _open_frame(p, name, extra_warnings=[note])
@@ -283,7 +286,7 @@ def _attach_xbd(scene: Scene, label_path: Path, explicit: bool) -> None:
     except InputError as exc:
         if explicit:
             raise
-        scene.meta["warnings"].append(_("xBD label ignored: {message}").format(message=exc))
+        scene.meta["warnings"].append(message(N_("xBD label ignored: {message}"), message=exc))
         return
     georef, info, capture, warns = xbd_scene_info(labels, scene.name, scene.width, scene.height)
     info["labels_path"] = str(label_path)

@@ -18,7 +18,7 @@ from shapely.errors import ShapelyError
 
 from core.errors import GeoreferenceError, InputError
 from core.geo import georef as geo
-from core.i18n import _
+from core.i18n import N_, Message, _, message
 from core.imagery.exif import exif_datetime
 from core.types import GeoRef
 
@@ -66,9 +66,9 @@ def _ring(wkt: str) -> list[list[float]] | None:
 
 
 def xbd_scene_info(labels: dict[str, Any], name: str, width: int, height: int) -> tuple[
-        GeoRef | None, dict[str, Any], str | None, list[str]]:
+        GeoRef | None, dict[str, Any], str | None, list[Message]]:
     """(fitted georef or None, meta["xbd"], capture time, warnings) for one xBD tile."""
-    warnings: list[str] = []
+    warnings: list[Message] = []
     md = labels.get("metadata") or {}
     feats = labels.get("features") or {}
     m = XBD_NAME.search(Path(name).stem) or XBD_NAME.search(Path(str(md.get("img_name", ""))).stem)
@@ -99,12 +99,13 @@ def xbd_scene_info(labels: dict[str, Any], name: str, width: int, height: int) -
                             "off_nadir_angle": md.get("off_nadir_angle"), "buildings": buildings}
     lw, lh = md.get("width"), md.get("height")
     if isinstance(lw, int) and isinstance(lh, int) and (lw, lh) != (width, height):
-        warnings.append(f"label was made for a {lw}x{lh} image but the image is {width}x{height}; "
-                        "building polygons may not line up")
+        warnings.append(message(N_("label was made for a {lw}x{lh} image but the image is {width}x{height}; "
+                                   "building polygons may not line up"), lw=lw, lh=lh, width=width, height=height))
     georef = None
     if not px_pts:
-        warnings.append("the xBD label has no building polygons with lon/lat: the tile cannot be georeferenced "
-                        "from its labels; it is treated as an un-georeferenced frame (place it by hand if needed)")
+        warnings.append(message(N_("the xBD label has no building polygons with lon/lat: the tile cannot be "
+                                   "georeferenced from its labels; it is treated as an un-georeferenced frame "
+                                   "(place it by hand if needed)")))
     else:
         try:
             georef, rms = geo.fit_affine_georef(np.array(px_pts), np.array(ll_pts))
@@ -113,12 +114,13 @@ def xbd_scene_info(labels: dict[str, Any], name: str, width: int, height: int) -
             info["georef_points"] = len(px_pts)
             span = np.ptp(np.array(px_pts), axis=0)
             if span.max() < 0.25 * min(width, height):
-                warnings.append(f"georeference fitted from {len(buildings)} building(s) covering a small part of "
-                                "the tile: positions far from them are extrapolated and less certain")
+                warnings.append(message(N_("georeference fitted from {n} building(s) covering a small part of the "
+                                           "tile: positions far from them are extrapolated and less certain"),
+                                        n=len(buildings)))
             if rms > RESIDUAL_WARN_M:
-                warnings.append(f"georeference fitted from the labels has a large residual ({rms:.1f} m RMS): "
-                                "positions on the map are rough")
+                warnings.append(message(N_("georeference fitted from the labels has a large residual ({rms} m "
+                                           "RMS): positions on the map are rough"), rms=f"{rms:.1f}"))
         except GeoreferenceError as exc:
             georef = None
-            warnings.append(f"could not fit a georeference from the label polygons ({exc})")
+            warnings.append(message(N_("could not fit a georeference from the label polygons ({exc})"), exc=exc))
     return georef, info, exif_datetime(md.get("capture_date")), warnings

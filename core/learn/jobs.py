@@ -13,6 +13,7 @@ Nothing here imports streamlit: the CLI or a notebook can start and follow the s
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import math
@@ -88,7 +89,7 @@ class JobRunner:
         return jid
 
     def start_xbd_evaluation(self, root: str | Path, *, model_path: str | Path | None = None, device: str = "auto",
-                             tile: int = 256, detector: Any = None, note: str = "") -> int:
+                             tile: int = 256, detector: Any = None, note: str | dict[str, Any] = "") -> int:
         """Evaluate a model on an xBD-layout folder (``images/*_post_disaster.png`` + ``labels/*.json``) in the
         background with :func:`core.learn.evaluation.evaluate_xbd`: building-level AUROC (damaged vs no-damage) and
         ``tile``-px tile-level AUROC. ``note``: a remark about the data kept with the result (e.g. unlabelled images).
@@ -100,14 +101,15 @@ class JobRunner:
         if not 32 <= int(tile) <= 4096:
             raise InputError(_("tile size {tile} px is outside 32 … 4096; 256 is the usual").format(tile=tile))
         params = {"model_path": str(model_path) if model_path else "", "xbd": str(root), "device": device,
-                  "tile": int(tile), "note": str(note)}
+                  "tile": int(tile), "note": note if isinstance(note, dict) else str(note)}
         jid = self.ws.create_job(EVALUATE, params)
         self._spawn(jid, self._evaluate_xbd, params, detector)
         return jid
 
     def _spawn(self, jid: int, target: Any, *args: Any) -> None:
         stop = threading.Event()
-        t = threading.Thread(target=self._run, args=(jid, stop, target, *args), name=f"bda-job-{jid}", daemon=True)
+        t = threading.Thread(target=contextvars.copy_context().run, args=(self._run, jid, stop, target, *args),
+                             name=f"bda-job-{jid}", daemon=True)  # in the starter's context: its language
         with self._lock:
             self._threads[jid], self._stop[jid] = t, stop
         t.start()

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from core.i18n import N_, _
 from core.report.context import grade_label, is_confirmed, is_rejected
 from core.report.extraction import finding_kind
 from core.types import Finding, SceneResult
@@ -18,7 +19,8 @@ from core.types import Finding, SceneResult
 
 @dataclass(frozen=True)
 class Column:
-    """One findings column: name, value kind ("int" | "float" | "str" | "bool") and meaning."""
+    """One findings column: name, value kind ("int" | "float" | "str" | "bool") and meaning (English, marked for
+    translation: shown with ``_()``)."""
 
     name: str
     kind: str
@@ -27,50 +29,53 @@ class Column:
 
 #: The findings columns, in file order. Used by the CSV/GeoJSON writers and printed in README.txt.
 FINDING_COLUMNS: tuple[Column, ...] = (
-    Column("obj_id", "int", "EMS object id: 1..N, same number as '#' in the PDF (peak score order, rejected last)"),
-    Column("finding_id", "str", "stable finding id from the analysis (e.g. <scene>-F001)"),
-    Column("damage_gra", "str", "EMS damage grade label (Destroyed / Damaged / Possibly damaged ...)"),
-    Column("grade_key", "str", "machine value of the grade (destroyed, damaged, possibly-damaged ...)"),
-    Column("grade_scale", "str", "grading scale of the grade: copernicus-ems, xview2-jds or unosat"),
-    Column("det_method", "str", "EMS detection method: 'automatic extraction' until an analyst confirms"),
-    Column("review_status", "str", "unreviewed | confirmed | rejected (rejected rows are not counted in the report)"),
-    Column("notation", "str", "EMS notation: validation state and location quality in words"),
-    Column("analyst", "str", "analyst who reviewed the finding"),
-    Column("notes", "str", "analyst note (free text)"),
-    Column("lat", "float", "centroid latitude, WGS84 decimal degrees (empty without georeferencing)"),
-    Column("lon", "float", "centroid longitude, WGS84 decimal degrees (empty without georeferencing)"),
-    Column("mgrs", "str", "centroid MGRS grid reference, 1 m precision"),
-    Column("location_approx", "bool", "true when the location is approximate (drone footprint, fitted georef)"),
-    Column("area_m2", "float", "area of the anomalous region in square metres (geodesic)"),
-    Column("area_px", "float", "area of the region in image pixels"),
-    Column("score_mean", "float", "mean calibrated score in the region, in the units of its heatmap (column "
-                                  "heatmap): anomaly, 1 = 99th pct of normal pixels; change, 1 = 99th pct of "
-                                  "no-change pixels"),
-    Column("score_max", "float", "peak calibrated score in the region (units of column heatmap)"),
-    Column("threshold", "float", "calibrated score threshold used to extract the region (units of column heatmap)"),
-    Column("confidence", "float", "detector confidence 0..1 (margin of the score over the threshold)"),
-    Column("scene_name", "str", "analysed scene (image) name"),
-    Column("src_name", "str", "EMS source name: post-event image the finding was extracted from"),
-    Column("src_date", "str", "capture date-time of the post-event image (ISO 8601) when known"),
-    Column("sensor_gsd", "float", "ground sample distance of the post-event image, metres per pixel"),
-    Column("or_src_id", "str", "EMS origin source id: image the geometry was delineated on (= src_name)"),
-    Column("pre_src_name", "str", "pre-event image compared with, when any"),
-    Column("pre_src_date", "str", "capture date-time of the pre-event image when known"),
-    Column("model_name", "str", "detector model name"),
-    Column("model_version", "str", "detector model version"),
-    Column("model_sha256", "str", "SHA-256 of the model checkpoint file"),
-    Column("processed_at", "str", "when the analysis ran (ISO 8601, UTC)"),
-    Column("heatmap", "str", "heatmap the region was extracted from: 'change' (post- vs pre-event image) or "
-                             "'anomaly' (the post-event image alone)"),
+    Column("obj_id", "int", N_("EMS object id: 1..N, same number as '#' in the PDF (peak score order, rejected "
+                               "last)")),
+    Column("finding_id", "str", N_("stable finding id from the analysis (e.g. <scene>-F001)")),
+    Column("damage_gra", "str", N_("EMS damage grade label (Destroyed / Damaged / Possibly damaged ...)")),
+    Column("grade_key", "str", N_("machine value of the grade (destroyed, damaged, possibly-damaged ...)")),
+    Column("grade_scale", "str", N_("grading scale of the grade: copernicus-ems, xview2-jds or unosat")),
+    Column("det_method", "str", N_("EMS detection method: 'automatic extraction' until an analyst confirms")),
+    Column("review_status", "str", N_("unreviewed | confirmed | rejected (rejected rows are not counted in the "
+                                      "report)")),
+    Column("notation", "str", N_("EMS notation: validation state and location quality in words")),
+    Column("analyst", "str", N_("analyst who reviewed the finding")),
+    Column("notes", "str", N_("analyst note (free text)")),
+    Column("lat", "float", N_("centroid latitude, WGS84 decimal degrees (empty without georeferencing)")),
+    Column("lon", "float", N_("centroid longitude, WGS84 decimal degrees (empty without georeferencing)")),
+    Column("mgrs", "str", N_("centroid MGRS grid reference, 1 m precision")),
+    Column("location_approx", "bool", N_("true when the location is approximate (drone footprint, fitted georef)")),
+    Column("area_m2", "float", N_("area of the anomalous region in square metres (geodesic)")),
+    Column("area_px", "float", N_("area of the region in image pixels")),
+    Column("score_mean", "float", N_("mean calibrated score in the region, in the units of its heatmap (column "
+                                     "heatmap): anomaly, 1 = 99th pct of normal pixels; change, 1 = 99th pct of "
+                                     "no-change pixels")),
+    Column("score_max", "float", N_("peak calibrated score in the region (units of column heatmap)")),
+    Column("threshold", "float", N_("calibrated score threshold used to extract the region (units of column "
+                                    "heatmap)")),
+    Column("confidence", "float", N_("detector confidence 0..1 (margin of the score over the threshold)")),
+    Column("scene_name", "str", N_("analysed scene (image) name")),
+    Column("src_name", "str", N_("EMS source name: post-event image the finding was extracted from")),
+    Column("src_date", "str", N_("capture date-time of the post-event image (ISO 8601) when known")),
+    Column("sensor_gsd", "float", N_("ground sample distance of the post-event image, metres per pixel")),
+    Column("or_src_id", "str", N_("EMS origin source id: image the geometry was delineated on (= src_name)")),
+    Column("pre_src_name", "str", N_("pre-event image compared with, when any")),
+    Column("pre_src_date", "str", N_("capture date-time of the pre-event image when known")),
+    Column("model_name", "str", N_("detector model name")),
+    Column("model_version", "str", N_("detector model version")),
+    Column("model_sha256", "str", N_("SHA-256 of the model checkpoint file")),
+    Column("processed_at", "str", N_("when the analysis ran (ISO 8601, UTC)")),
+    Column("heatmap", "str", N_("heatmap the region was extracted from: 'change' (post- vs pre-event image) or "
+                                "'anomaly' (the post-event image alone)")),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in FINDING_COLUMNS)
 NUMERIC_COLUMNS: frozenset[str] = frozenset(c.name for c in FINDING_COLUMNS if c.kind in ("int", "float"))
 
 
 def columns_doc() -> str:
-    """Plain-text description of every column (for README.txt)."""
+    """Plain-text description of every column (for README.txt), in the language in use; names stay English."""
     width = max(len(c.name) for c in FINDING_COLUMNS)
-    return "\n".join(f"  {c.name:<{width}}  {c.kind:<5}  {c.description}" for c in FINDING_COLUMNS)
+    return "\n".join(f"  {c.name:<{width}}  {c.kind:<5}  {_(c.description)}" for c in FINDING_COLUMNS)
 
 
 def _num(v: Any) -> float | None:

@@ -154,7 +154,7 @@ def scene_map(st: SceneStats, scene: Scene | None, summary: ReportSummary) -> by
     sr = st.result
     w, h = sr.width, sr.height
     threshold, vmax = st.display_threshold, st.vmax
-    label = st.basis.label
+    label = _(st.basis.label)
     aspect = st.pixel_m[1] / st.pixel_m[0] if st.pixel_m else 1.0
     with _rc():
         fig = Figure(figsize=(7.0, 6.6), layout="constrained")
@@ -237,7 +237,7 @@ def overview_map(summary: ReportSummary) -> bytes | None:
             if f.centroid_lon is None or f.centroid_lat is None:
                 continue
             key = grade_key(f.grade)
-            label = None if key in shown else clean_text(grade_label(f.grade, f.grade_scale), 30)
+            label = None if key in shown else clean_text(_(grade_label(f.grade, f.grade_scale)), 30)
             ax.plot(f.centroid_lon, f.centroid_lat, "o", ms=4, mec="black", mew=0.4,
                     color=grade_colour(f.grade, f.grade_scale), label=label, zorder=3)
             shown.add(key)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.analysis.guidance import mode_advice
-from core.change.coreg import coregistration_text as describe_coregistration
+from core.change.texts import calibration_code, calibration_text
+from core.change.texts import coregistration_text as describe_coregistration
 from core.i18n import N_, _
 from core.report._io import clean_text
 from core.report.context import ReportContext
@@ -39,7 +40,7 @@ STORED_METHODS = (N_("model default (calibrated)"), N_("set by the analyst"),
 
 
 def coregistration_text(coreg: dict[str, Any]) -> str:
-    """:func:`core.change.coreg.coregistration_text`, cleaned for the PDF's fonts."""
+    """:func:`core.change.texts.coregistration_text`, cleaned for the PDF's fonts."""
     return clean_text(describe_coregistration(coreg), 800)
 
 
@@ -117,7 +118,7 @@ def _change_section(pdf: ReportPDF, s: ReportSummary) -> None:
     pdf.h2(_("Change detection (pre/post pairs)"))
     pdf.para(_(CHANGE_EXPLAINED))
     scenes = s.scenes_of(CHANGE)
-    sources = sorted({clean_text(_(str(change_meta(st.result).get("calibration") or "")), 300)
+    sources = sorted({clean_text(calibration_text(change_meta(st.result).get("calibration")), 300)
                       for _k, st in scenes} - {""})
     ts = s.thresholds(CHANGE)
     thr = (_("Change threshold: {thr} calibrated change units.").format(thr=fmt(ts[0], 3)) if len(ts) == 1 else
@@ -153,7 +154,8 @@ def limitations(s: ReportSummary) -> list[str]:
               "measured by phase correlation and applied only as stated per pair above; a shift cannot correct "
               "parallax."),
         ]
-        if any("generic" in str(change_meta(st.result).get("calibration", "")) for _k, st in s.scenes_of(CHANGE)):
+        if any(calibration_code(change_meta(st.result).get("calibration")) == "generic"
+               for _k, st in s.scenes_of(CHANGE)):
             items.append(_("The change scores use a generic no-change calibration (the model carries none of its "
                            "own), so the change threshold may sit higher or lower on this imagery than intended."))
     return items

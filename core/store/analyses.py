@@ -30,6 +30,19 @@ from core.store.merge import match_reviewed
 from core.types import Finding, SceneResult
 
 ANALYSIS_STATUSES = ("running", "done", "failed", "interrupted")
+#: Names the tool gives cases by itself, stored in English whatever the language (a language-free marker that
+#: existing workspaces already hold) and shown translated by :func:`case_display_name`.
+CLI_CASE = N_("Command line")  #: where ``python -m core analyze`` files a run without ``--case``
+FIRST_CASE = N_("Case 1")  #: the case the app creates in an empty workspace
+FIRST_CASE_NOTE = N_("created automatically on first use")
+_TOOL_CASE_NAMES = frozenset({CLI_CASE, FIRST_CASE})
+
+
+def case_display_name(name: object) -> str:
+    """A case's name as a person reads it: the names the tool gives (:data:`CLI_CASE`, :data:`FIRST_CASE`) in the
+    language in use, any other name as the analyst wrote it."""
+    text = str(name)
+    return _(text) if text in _TOOL_CASE_NAMES else text
 
 _ANALYSIS_SQL = """
 SELECT a.*,

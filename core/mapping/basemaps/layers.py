@@ -19,7 +19,7 @@ from branca.element import Element, MacroElement
 from folium.template import Template
 
 from core.errors import CoreError, InputError
-from core.i18n import _
+from core.i18n import _, get_lang
 from core.mapping.basemaps.sources import KIND_LABEL, WORLD_PATH, WORLD_SOURCE, Basemap, check_allowed
 from core.mapping.basemaps.tiles import EmbeddedTiles, MBTiles, TileFolder, embed_tiles
 from core.mapping.basemaps.vector import read_vector
@@ -140,6 +140,44 @@ def world_data() -> dict[str, Any]:
     return data
 
 
+@functools.lru_cache(maxsize=4)
+def _world_names(lang: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(ISO 3166 alpha-3 code -> country name, English city name -> city name) in ``lang``, from the CLDR data that
+    Babel carries (territory names; the exemplar cities of time zones, which name about two thirds of the capitals).
+    Empty for English: the layer's own names are English."""
+    if lang == "en":
+        return {}, {}
+    from babel import Locale
+    from babel.core import get_global
+
+    loc, en = Locale.parse(lang), Locale.parse("en")
+    countries = {a3: loc.territories[a2[0]] for a3, a2 in get_global("territory_aliases").items()
+                 if len(a3) == 3 and a3.isalpha() and a2 and a2[0] in loc.territories}
+    cities = {}
+    for tz, names in loc.time_zones.items():
+        city = names.get("city") if hasattr(names, "get") else None
+        english = (en.time_zones.get(tz) or {}).get("city") or tz.rsplit("/", 1)[-1].replace("_", " ")
+        if city:
+            cities[str(english)] = str(city)
+    return countries, cities
+
+
+def localise_world(data: dict[str, Any], lang: str) -> dict[str, Any]:
+    """The world layer with its names in ``lang`` where CLDR has them (a country by its ISO code, a capital by its
+    English name); the others, and every name in English, as the layer has them. ``data`` is not changed."""
+    countries, cities = _world_names(lang)
+    if not countries and not cities:
+        return data
+    feats = []
+    for f in data.get("features", []):
+        props = dict(f.get("properties") or {})
+        name = str(props.get("name", ""))
+        props["name"] = (countries.get(str(props.get("iso_a3")), name) if props.get("kind") == "country"
+                         else cities.get(name, name))
+        feats.append({**f, "properties": props})
+    return {**data, "features": feats}
+
+
 @dataclass
 class BasemapLayers:
     """What :func:`basemap_layers` made: folium layers to add (bottom first), notes for the page, and one source
@@ -215,6 +253,8 @@ def basemap_layers(basemaps: Sequence[Basemap], bounds: tuple[float, float, floa
             folium.raster_layers.ImageOverlay(data.png_data_uri, bounds=[list(data.bounds[0]), list(data.bounds[1])],
                                               opacity=1.0, interactive=False, pane="bda-raster").add_to(group)
         else:
+            if b.kind == "world":
+                data = localise_world(data, get_lang())
             group.add_child(GeoJsonLayer(data, "bda-world" if b.kind == "world" else "bda-vector",
                                          "#4a5568" if b.kind == "world" else "#2b6cb0"))
         out.layers.append(group)
