@@ -21,6 +21,7 @@ from core.detection.detector import Detector
 from core.detection.pipeline import analyze_scene, plan_tiles, resample_factor
 from core.errors import InputError
 from core.geo import georef as geo
+from core.i18n import say, use
 from core.imagery.reader import open_scene
 from core.imagery.sources import FrameSource
 from core.models import ReceptiveField, build_model
@@ -254,7 +255,9 @@ def test_resample_factor_rules():
     assert resample_factor(sc(0.15), 0.6)[0] == pytest.approx(0.25)
     assert resample_factor(sc(0.9), 0.3)[0] == pytest.approx(3.0)
     f, warn = resample_factor(sc(30.0), 0.3)
-    assert f == 1.0 and "coarser" in warn[0]
+    assert f == 1.0 and "coarser" in say(warn[0])
+    with use("ko"):  # stored without a language, read in the reader's
+        assert "coarser" not in say(warn[0]) and "30.00" in say(warn[0])
     assert resample_factor(sc(0.15), 0.6, enabled=False)[0] == 1.0
     assert resample_factor(sc(0.15, georef=None), 0.6)[0] == 1.0
     # a photo (no georeferencing) and a model that learnt from photos scaled to a 128-px short side

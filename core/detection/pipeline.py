@@ -32,7 +32,7 @@ from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, b
 from core.detection.verdict import canonical_threshold, share_above, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
-from core.i18n import _
+from core.i18n import N_, Message, _, message
 from core.types import GeoRef, Scene, SceneResult
 
 __all__ = ["GDAL_CACHE_MB", "MAX_FINDINGS", "AnalysisTimer", "GridReader", "TilePlan", "analyze_scene", "plan_tiles",
@@ -111,8 +111,9 @@ def _blend(h: int, w: int, overlap: int) -> np.ndarray:
 
 
 def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True, *,
-                    frame_side: int | None = None) -> tuple[float, list[str]]:
-    """Analysis-grid pixels per scene pixel (``scene GSD / model GSD``), and warnings for the user.
+                    frame_side: int | None = None) -> tuple[float, list[Message]]:
+    """Analysis-grid pixels per scene pixel (``scene GSD / model GSD``), and warnings for the user (language-free
+    :data:`core.i18n.Message` records, put in words where shown).
 
     1.0 unless resampling is enabled, the model records its GSD, the scene is georeferenced with a known GSD, and
     the two differ by more than :data:`RESAMPLE_TRIGGER`. Enlarging is capped at :data:`MAX_UPSAMPLE`.
@@ -121,7 +122,7 @@ def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True,
     its photos were scaled to, :attr:`core.detection.detector.Detector.frame_side`) sees a photo at that scale, as
     in training and evaluation; other models see it at its own resolution.
     """
-    warnings: list[str] = []
+    warnings: list[Message] = []
     if enabled and scene.georef is None and frame_side:
         f = frame_side / max(1, min(scene.width, scene.height))
         return (f, warnings) if f < 1 / RESAMPLE_TRIGGER else (1.0, warnings)
@@ -134,16 +135,17 @@ def resample_factor(scene: Scene, model_gsd: float | None, enabled: bool = True,
     if 1 / RESAMPLE_TRIGGER <= f <= RESAMPLE_TRIGGER:
         return 1.0, warnings
     if f > MAX_UPSAMPLE:
-        warnings.append(_("scene GSD {gsd} m is {factor}x coarser than the model's {model_gsd} m; analysed at native "
-                          "resolution (enlarging that much adds no detail): treat the results with caution").format(
-                              gsd=f"{gsd:.2f}", factor=f"{f:.1f}", model_gsd=f"{model_gsd:.2f}"))
+        warnings.append(message(N_("scene GSD {gsd} m is {factor}x coarser than the model's {model_gsd} m; analysed "
+                                   "at native resolution (enlarging that much adds no detail): treat the results with "
+                                   "caution"), gsd=f"{gsd:.2f}", factor=f"{f:.1f}", model_gsd=f"{model_gsd:.2f}"))
         return 1.0, warnings
     short = min(scene.width, scene.height)
     if short * f < MIN_GRID_SIDE:
         f = MIN_GRID_SIDE / short
-        warnings.append(_("scene is very fine ({gsd} m) and small; analysed at {used} m instead of the model's "
-                          "{model_gsd} m so that at least {px} px remain").format(
-                              gsd=f"{gsd:.3f}", used=f"{gsd / f:.2f}", model_gsd=f"{model_gsd:.2f}", px=MIN_GRID_SIDE))
+        warnings.append(message(N_("scene is very fine ({gsd} m) and small; analysed at {used} m instead of the "
+                                   "model's {model_gsd} m so that at least {px} px remain"),
+                                gsd=f"{gsd:.3f}", used=f"{gsd / f:.2f}", model_gsd=f"{model_gsd:.2f}",
+                                px=MIN_GRID_SIDE))
     return f, warnings
 
 

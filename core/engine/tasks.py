@@ -14,6 +14,7 @@ from typing import Any
 from rasterio.windows import Window
 
 from core.detection.pipeline import TilePlan, plan_tiles, resample_factor
+from core.i18n import Message
 from core.types import Scene
 
 
@@ -25,7 +26,7 @@ class ScenePlan:
     path: str
     name: str
     plan: TilePlan
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Message, ...] = ()  #: language-free records (core.i18n.message)
 
 
 def plan_scene(index: int, scene: Scene, det: Any, path: str, resample: bool = True) -> ScenePlan:
