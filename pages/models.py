@@ -12,9 +12,9 @@ import streamlit as st
 from core.assets import bundled_models
 from core.detection.detector import model_family
 from core.errors import CoreError
-from core.evaluation_labels import evaluation_label, evaluation_unit
 from core.i18n import N_, _
 from core.learn import jobs
+from core.learn.evaluation_labels import evaluation_label, evaluation_unit
 from core.learn.samples import IMAGE_EXTS
 from core.learn.training import TrainConfig
 from core.models.checkpoint import file_sha256, read_checkpoint

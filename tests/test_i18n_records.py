@@ -22,8 +22,8 @@ from core.change.texts import (
     shift_note_text,
 )
 from core.cli.main import build_parser, evaluation_lines
-from core.evaluation_labels import evaluation_label, evaluation_unit
 from core.i18n import use
+from core.learn.evaluation_labels import evaluation_label, evaluation_unit
 from core.report import FINDING_COLUMNS, ReportContext, write_package
 from core.store import Workspace
 from core.store.analyses import CLI_CASE, FIRST_CASE, case_display_name

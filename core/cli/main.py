@@ -17,8 +17,8 @@ from typing import Any
 
 from core.cli.argparse_i18n import argparse_language
 from core.errors import CoreError
-from core.evaluation_labels import EVALUATE_SECTIONS, evaluation_label, evaluation_unit
 from core.i18n import _, normalise, use
+from core.learn.evaluation_labels import EVALUATE_SECTIONS, evaluation_label, evaluation_unit
 
 
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
