@@ -25,6 +25,8 @@ import functools
 import gettext
 import io
 import os
+import re
+import string
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -187,6 +189,31 @@ def say(value: object) -> str:
     template: str = value["msg"]
     text = _(template)
     try:
-        return text.format(**args)
-    except (KeyError, IndexError, ValueError):  # a hand-edited record missing an argument: the template as it is
+        return _RECORD_FORMAT.format(text, **args)
+    except (KeyError, IndexError, ValueError, TypeError):  # a record missing an argument, or hostile: as it is
         return text
+
+
+class _RecordFormatter(string.Formatter):
+    """``str.format`` for templates that come from stored records, which an imported case archive can carry: only
+    ``{name}`` fields (no attribute or index lookups such as ``{a.__class__}``), ``!r``/``!s``, and short format
+    specs (``{x:.2f}``; no ``{x:>999999999}`` that would allocate gigabytes on every page view)."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
+        if not field_name.isidentifier():
+            raise ValueError(f"field {field_name!r} is not a plain name")
+        return kwargs[field_name], field_name
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if format_spec and not _SAFE_SPEC.fullmatch(format_spec):
+            raise ValueError(f"format spec {format_spec!r} not allowed in a record")
+        return super().format_field(value, format_spec)
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion not in (None, "r", "s"):
+            raise ValueError(f"conversion {conversion!r} not allowed in a record")
+        return super().convert_field(value, conversion)
+
+
+_SAFE_SPEC = re.compile(r"[<>^]?\d{0,2}(\.\d{1,2})?[a-z%]?")
+_RECORD_FORMAT = _RecordFormatter()

@@ -22,7 +22,7 @@ from core.change.texts import (
     shift_note_text,
 )
 from core.cli.main import build_parser, evaluation_lines
-from core.i18n import use
+from core.i18n import message, say, use
 from core.learn.evaluation_labels import evaluation_label, evaluation_unit
 from core.report import FINDING_COLUMNS, ReportContext, write_package
 from core.store import Workspace
@@ -276,3 +276,22 @@ def test_a_background_job_writes_in_the_language_of_whoever_started_it(lang: str
     job = r.wait(jid, timeout=120)
     assert job["status"] == "failed" and job["message"]
     assert _hangul(job["message"]) is hangul, job["message"]
+
+
+@pytest.mark.parametrize("template", [
+    "{a.__class__.__mro__}",  # attribute lookups: a way into the interpreter's objects
+    "{d[k]}",  # index lookups
+    "{a:>999999999}",  # a width that would allocate gigabytes on every page view
+    "{0}",  # positional fields
+    "{a!a}",  # conversions other than !r / !s
+    "{missing}",
+])
+def test_a_hostile_stored_record_is_shown_as_it_is(template: str) -> None:
+    """Records come back from imported case archives: their templates are formatted with plain names only."""
+    shown = say({"msg": template, "args": {"a": "x", "d": {"k": "secret"}}})
+    assert shown == template and len(shown) < 100
+
+
+def test_a_record_formats_plain_names_with_short_specs() -> None:
+    rec = message("{n} of {total} ({share:.1f} %), camera {model!r}", n=3, total=4, share=75.0, model="FC6310")
+    assert say(rec) == "3 of 4 (75.0 %), camera 'FC6310'"
