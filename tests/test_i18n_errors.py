@@ -112,8 +112,8 @@ def _calls(tmp: Path) -> dict[str, Callable[[], object]]:
     from core.mapping.basemaps.tiles import MBTiles
     from core.models import build_model
     from core.models.checkpoint import check_calibration
-    from core.safe_files import safe_extract_zip
     from core.store import Workspace
+    from core.zip_extract import safe_extract_zip
 
     tmp.mkdir(exist_ok=True)
     (tmp / "notes.txt").write_text("x", encoding="utf-8")

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from core.atomic_files import atomic_write_stream
 from core.buildings import Building, Calibration, calibrate_analysis, clear_calibration, load_buildings
 from core.buildings.calibrate import prior_calibration
 from core.buildings.maplayer import grade_colour
 from core.buildings.suggest import DEFAULT_N, label_template_csv, suggest_labels
 from core.detection.grading import get_scale
 from core.errors import CoreError
+from core.file_names import safe_filename
 from core.i18n import N_, _, ngettext
-from core.safe_files import atomic_write_stream, safe_filename
 from core.server_files.inputs import check_server_path
 from ui import i18n, shell
 from ui import state as S

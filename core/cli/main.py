@@ -119,8 +119,8 @@ def _bounds_of(paths: Sequence[str]) -> list[list[float]]:
 def cmd_train(a: argparse.Namespace) -> int:
     """Train and write a checkpoint."""
     from core.cli.outpaths import out_file
+    from core.file_names import safe_filename
     from core.learn.training import TrainConfig, train
-    from core.safe_files import safe_filename
 
     out = out_file(a.out, safe_filename(f"{a.name or a.arch}.pt"), (".pt", ".pth", ".ckpt"))
     cfg = TrainConfig(arch=a.arch, normal=a.normal, anomalies=a.anomalies, out=str(out), pretrained=a.pretrained,

@@ -24,13 +24,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from core.atomic_files import atomic_write_bytes, atomic_write_stream
 from core.errors import CheckpointError, CoreError, InputError
+from core.file_names import safe_filename, unique_name
 from core.i18n import _
 from core.learn.training import TrainConfig
 from core.models.checkpoint import load_model
-from core.safe_files import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
 from core.store.jobs import ACTIVE  # noqa: F401 - re-exported: pages and tests read jobs.ACTIVE
+from core.zip_extract import safe_extract_zip
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +340,7 @@ def _write(target: Path, data: bytes | IO[bytes]) -> None:
 
 def stage_uploads(files: Iterable[tuple[str, bytes | IO[bytes]]], dest: str | Path) -> list[Path]:
     """Write uploaded files into ``dest`` under safe, unique names; zip archives are unpacked there with
-    :func:`core.safe_files.safe_extract_zip` (zip-slip and zip bombs refused). Returns the files written."""
+    :func:`core.zip_extract.safe_extract_zip` (zip-slip and zip bombs refused). Returns the files written."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     taken: set[str] = {p.name for p in dest.iterdir()}

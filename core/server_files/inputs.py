@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.atomic_files import atomic_write_stream
 from core.errors import InputError
+from core.file_names import safe_filename, unique_name
 from core.i18n import N_, _
 from core.imagery.xbd import find_xbd_labels
-from core.safe_files import atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.server_files.paths import ENV_SERVER_PATHS, check_server_path, server_roots  # noqa: F401 (re-exported)
 from core.store import Workspace
+from core.zip_extract import safe_extract_zip
 
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
@@ -351,7 +353,7 @@ def find_xbd_root(folder: Path, what: str = N_("xBD zip")) -> Path:
 
 def stage_xbd_upload(ws: Workspace, upload: Any) -> tuple[Path, XbdFolder]:
     """Stream an uploaded zip of an xBD folder into a fresh workspace folder, unpack it safely
-    (:func:`core.safe_files.safe_extract_zip`), find and check the xBD folder in it. Returns (the staged folder, to
+    (:func:`core.zip_extract.safe_extract_zip`), find and check the xBD folder in it. Returns (the staged folder, to
     remove if the job is refused; the checked xBD folder); on an error nothing is left behind."""
     if Path(str(upload.name)).suffix.lower() != ".zip":
         raise InputError(_("xBD zip: {name} is not a .zip; upload a zip "
