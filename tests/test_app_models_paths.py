@@ -18,6 +18,7 @@ from core.learn import jobs
 from core.server_files import inputs as MI
 from core.server_files.inputs import ENV_SERVER_PATHS
 from core.store import Workspace
+from core.store.job_uploads import save_job_uploads
 from tests.support.models import open_models_page
 
 torch.set_num_threads(1)
@@ -179,19 +180,19 @@ def test_uploads_are_streamed_to_disk_in_chunks_and_zips_unpacked(ws):
         u.name = name
         u.read(7)  # a stream not at its start is still written whole
         ups.append(u)
-    dest = MI.save_job_uploads(ws, "train-normal", ups)
+    dest = save_job_uploads(ws, "train-normal", ups)
     assert dest is not None and dest.parent == ws.root / "files" / "uploads"
     assert (dest / "x.jpg").read_bytes() == big and (dest / "x-2.jpg").read_bytes() == b"second"
     assert (dest / "set" / "inner" / "a.jpg").read_bytes() == b"jpeg bytes"
     assert not (dest / "set.zip").exists()
-    assert MI.save_job_uploads(ws, "train-normal", []) is None
+    assert save_job_uploads(ws, "train-normal", []) is None
 
 
 def test_a_refused_zip_leaves_no_folder_behind(ws):
     bad = io.BytesIO(b"PK not a zip")
     bad.name = "broken.zip"
     with pytest.raises(InputError, match="not a readable zip"):
-        MI.save_job_uploads(ws, "train-normal", [bad])
+        save_job_uploads(ws, "train-normal", [bad])
     assert list((ws.root / "files" / "uploads").iterdir()) == []
 
 

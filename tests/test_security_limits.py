@@ -113,7 +113,7 @@ def test_calibration_that_does_not_increase_is_refused() -> None:
 
 def test_an_uploaded_nan_checkpoint_is_not_registered(tmp_path: Path) -> None:
     from core.errors import CheckpointError
-    from core.learn.jobs import import_checkpoint
+    from core.learn.model_import import import_checkpoint
 
     ws = Workspace(tmp_path / "ws")
     bad = _checkpoint(tmp_path, "nan.pt", "weights")

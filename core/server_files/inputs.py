@@ -1,5 +1,5 @@
 """Inputs read on the server: typed file, folder, glob and weights paths kept inside ``$BDA_SERVER_PATHS``, xBD
-folders, and job uploads streamed to disk.
+folders.
 
 A path typed on the Analyze or Models page makes the server read files, so it must be absolute and, when
 ``BDA_SERVER_PATHS`` is set (folders separated by ``os.pathsep``), lie inside one of its folders once links are
@@ -29,14 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.atomic_files import atomic_write_stream
 from core.errors import InputError
-from core.file_names import safe_filename, unique_name
 from core.i18n import N_, _
 from core.imagery.xbd import find_xbd_labels
 from core.server_files.paths import ENV_SERVER_PATHS, check_server_path, server_roots  # noqa: F401 (re-exported)
 from core.store import Workspace
-from core.zip_extract import safe_extract_zip
+from core.store.job_uploads import save_job_uploads
 
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
@@ -227,35 +225,6 @@ def _kind(entry: os.DirEntry[str]) -> tuple[bool, bool]:
         return entry.is_dir(), entry.is_file()
     except OSError:
         return False, False
-
-
-def save_job_uploads(ws: Workspace, kind: str, uploads: list[Any]) -> Path | None:
-    """Write uploaded files into a fresh workspace folder for a job, streaming each one to disk in 1 MiB chunks
-    (never a second copy in memory); zip archives are unpacked there safely and removed. Returns the folder, or
-    None when there is nothing to write; on an error the folder is removed and the error raised."""
-    from core.learn import jobs  # imports torch: not needed to check a path on the Analyze page
-
-    if not uploads:
-        return None
-    dest = jobs.new_upload_dir(ws, kind)
-    try:
-        taken: set[str] = set()
-        for up in uploads:
-            name = unique_name(safe_filename(Path(str(up.name)).name, default="upload"), taken)
-            taken.add(name)
-            target = dest / name
-            up.seek(0)
-            atomic_write_stream(target, up)
-            if target.suffix.lower() == ".zip":
-                taken.add(target.stem)
-                try:
-                    safe_extract_zip(target, dest / target.stem)
-                finally:
-                    target.unlink(missing_ok=True)
-    except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
-        raise
-    return dest
 
 
 # -- xBD folders ----------------------------------------------------------------------------------------------------
