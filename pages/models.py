@@ -18,7 +18,7 @@ from core.learn.samples import IMAGE_EXTS
 from core.learn.training import TrainConfig
 from core.models.checkpoint import file_sha256, read_checkpoint
 from core.models.registry import arch_info, list_archs
-from core.server_files import inputs as server_inputs
+from core.server_files import typed_paths
 from core.store.job_uploads import save_job_uploads
 from ui import i18n, model_cache, models_train, models_xbd, shell
 from ui.jobs import start_job
@@ -132,7 +132,7 @@ def _models_tab(ws) -> None:
 
 def _server_source(text: str, what: str) -> list[str]:
     """The typed server file, folder or glob as a job input, once checked (empty text: none)."""
-    return [server_inputs.check_image_source(text, what)] if (text or "").strip() else []
+    return [typed_paths.check_image_source(text, what)] if (text or "").strip() else []
 
 
 def _staged(ws, kind: str, uploads: list, made: list[Path]) -> list[str]:
@@ -187,7 +187,7 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
 
     if go_train:
         start_job(_("Training"), start)
-    st.caption(server_inputs.allowed_note())
+    st.caption(typed_paths.allowed_note())
     info = arch_info(arch)
     st.caption(f"{info['description']} " + _("Receptive field {r} px, stride {j}.").format(r=info["rf"]["r"],
                                                                                           j=info["rf"]["j"]))
@@ -203,7 +203,7 @@ def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
                     help=_("An xBD folder gives building-level figures from its damage labels."))
     if mode == "xbd":
         models_xbd.evaluate_form(ctx, jr, labels)
-        st.caption(server_inputs.allowed_note())
+        st.caption(typed_paths.allowed_note())
         return
     with st.form("evaluate_form"):
         key = st.selectbox(_("Model"), list(labels), format_func=labels.get)
@@ -225,7 +225,7 @@ def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
 
     if go_eval:
         start_job(_("Evaluation"), start)
-    st.caption(server_inputs.allowed_note())
+    st.caption(typed_paths.allowed_note())
 
 
 def _upload_tab(ctx: shell.Context) -> None:

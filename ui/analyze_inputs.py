@@ -14,7 +14,7 @@ import streamlit as st
 from core.errors import CoreError
 from core.file_names import clean_name, unique_name
 from core.i18n import _, ngettext
-from core.server_files.inputs import check_server_path
+from core.server_files.paths import check_server_path
 from ui import analyze_run, area_fit, compare, i18n, shell, uploads
 from ui import buildings as buildings_ui
 from ui import state as S

@@ -19,7 +19,7 @@ from core.detection.grading import get_scale
 from core.errors import CoreError
 from core.file_names import safe_filename
 from core.i18n import N_, _, ngettext
-from core.server_files.inputs import check_server_path
+from core.server_files.paths import check_server_path
 from ui import i18n, shell
 from ui import state as S
 from ui.building_review import LABELS, analyst_name, review
