@@ -11,7 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.windows import Window
 
-from core.detection.tiling import EDGE_WEIGHT, Prefetcher, RowResampler, Stitcher, blend_weights, grid_windows, pad_to
+from core.detection.band_resample import RowResampler
+from core.detection.prefetch import Prefetcher
+from core.detection.stitching import EDGE_WEIGHT, Stitcher, blend_weights
+from core.detection.tile_grid import grid_windows, pad_to
 
 sizes = st.integers(min_value=1, max_value=700)
 tiles = st.integers(min_value=8, max_value=256)
