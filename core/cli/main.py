@@ -214,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     scope = contextlib.ExitStack()  # `report --lang`: this command's messages and report text, and no further
     scope.enter_context(use(getattr(a, "lang", None)))
     try:
-        return handlers[a.command](a)
+        rc = handlers[a.command](a)
+        sys.stdout.flush()  # output to a pipe is buffered: a reader gone (`| head`) shows here, not at exit
+        return rc
     except CoreError as exc:
         print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
