@@ -1,5 +1,5 @@
 """An analysis pays only for what it uses: no report/PDF stack, no torchvision (which drags in torch._dynamo, sympy
-and triton), checked in a fresh interpreter after a real `python -m core analyze` run."""
+and triton), no Ray with the local engine, checked in a fresh interpreter after a real `python -m core analyze` run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-HEAVY = ("matplotlib", "fpdf", "torchvision", "torch._dynamo", "sympy", "triton", "streamlit", "folium")
+HEAVY = ("matplotlib", "fpdf", "torchvision", "torch._dynamo", "sympy", "triton", "streamlit", "folium",
+         "ray")  # the local engine (the default) never imports Ray
 
 _PROBE = """
 import json, sys
