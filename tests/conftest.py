@@ -32,6 +32,26 @@ def tiny_model(shared_data, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords hashed with argon2id at its cheapest parameters in tests (argon2's own test profile): the users'
+    default, 64 MiB and 3 passes, costs ~0.1-0.3 s per hash or login. A test that asks for the fixture
+    ``production_hashes`` sees the parameters users get."""
+    if "production_hashes" in request.fixturenames:
+        return
+    from argon2 import PasswordHasher, profiles
+
+    from core.store import users
+
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    monkeypatch.setattr(users, "_DUMMY", [])
+
+
+@pytest.fixture()
+def production_hashes() -> None:
+    """Opt out of :func:`_cheap_password_hashes`: passwords are hashed as for users."""
+
+
 @pytest.fixture()
 def ws(tmp_path: Path):
     """A fresh workspace in a temp folder, closed after the test."""
