@@ -3,6 +3,8 @@ report inputs. Helpers live in tests/support/."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,18 @@ def tiny_model(shared_data, tmp_path_factory) -> Path:
                       out=str(out), input_size=64, epochs=1, steps_per_epoch=3, batch_size=4, optimizer="adam",
                       name="tiny", device="cpu"))
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _component_scan_once() -> Iterator[None]:
+    """Every new AppTest scans all installed packages for Streamlit components (~0.1-0.2 s of CPU each time, the
+    same answer every time in one session): scan once per session."""
+    from streamlit.components.v2 import manifest_scanner
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(manifest_scanner, "scan_component_manifests", functools.cache(manifest_scanner.scan_component_manifests))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(autouse=True)
