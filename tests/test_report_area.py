@@ -134,6 +134,7 @@ def test_reviews_count_and_the_section_reads_in_korean(area_run, tmp_path) -> No
     assert "1b. 지역 요약" in text and "지역 탐지" in text and "합계" in text
 
 
+@pytest.mark.slow  # the whole report and package built from the page; the fast lane builds the same from the CLI
 def test_report_page_builds_the_area_report(area_run, monkeypatch) -> None:
     server_like_reruns(monkeypatch)
     monkeypatch.setenv("BDA_WORKSPACE", str(area_run["root"]))
