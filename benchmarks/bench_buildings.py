@@ -43,8 +43,9 @@ from core.buildings import (
     fit_calibration,
     read_footprints,
 )
-from core.buildings.calibrate import grade_level, prior_calibration
+from core.buildings.calibrate import prior_calibration
 from core.buildings.footprints import Footprint
+from core.buildings.labels import grade_level
 from core.buildings.suggest import suggest_labels
 from core.learn.evaluation import auroc
 

@@ -111,7 +111,7 @@ def bench_e2e(tmp: Path, model: str | None, size: int) -> None:
     from benchmarks.bench_large_raster import make_raster
     from core.detection.detector import Detector
     from core.detection.pipeline import GridReader, analyze_scene, plan_tiles
-    from core.detection.tiling import pad_to
+    from core.detection.tile_grid import pad_to
     from core.imagery.reader import open_scene
 
     raster = tmp / f"r{size}.tif"

@@ -13,13 +13,14 @@ from core.assets import bundled_models
 from core.detection.detector import model_family
 from core.errors import CoreError
 from core.i18n import N_, _
-from core.learn import jobs
+from core.learn import jobs, model_import
 from core.learn.evaluation_labels import evaluation_label, evaluation_unit
 from core.learn.samples import IMAGE_EXTS
 from core.learn.training import TrainConfig
 from core.models.checkpoint import file_sha256, read_checkpoint
 from core.models.registry import arch_info, list_archs
-from core.server_files import inputs as server_inputs
+from core.server_files import typed_paths
+from core.store.job_uploads import save_job_uploads
 from ui import i18n, model_cache, models_train, models_xbd, shell
 from ui.jobs import start_job
 
@@ -110,7 +111,7 @@ def _models_tab(ws) -> None:
         try:
             meta, sha = _checkpoint_meta(str(default), _mtime(default))
             _card(_("Default model · {name}").format(name=meta.get("name", default.stem)),
-                  jobs.model_info(meta, source="bundled"),
+                  model_import.model_info(meta, source="bundled"),
                   sha, default, ws, markdown=_card_path(default))
         except CoreError as exc:
             shell.show_error(exc, _("Default model"))
@@ -122,7 +123,7 @@ def _models_tab(ws) -> None:
         try:
             meta, sha = _checkpoint_meta(str(path), _mtime(path))
             _card(_("Bundled · {name}").format(name=meta.get("name", path.stem)),
-                  jobs.model_info(meta, source="bundled"), sha, path, ws,
+                  model_import.model_info(meta, source="bundled"), sha, path, ws,
                   markdown=_card_path(path))
         except CoreError as exc:
             shell.show_error(exc, _("Bundled model {name}").format(name=path.name))
@@ -133,13 +134,13 @@ def _models_tab(ws) -> None:
 
 def _server_source(text: str, what: str) -> list[str]:
     """The typed server file, folder or glob as a job input, once checked (empty text: none)."""
-    return [server_inputs.check_image_source(text, what)] if (text or "").strip() else []
+    return [typed_paths.check_image_source(text, what)] if (text or "").strip() else []
 
 
 def _staged(ws, kind: str, uploads: list, made: list[Path]) -> list[str]:
     """Uploaded files streamed into a fresh workspace folder (zips unpacked safely), as a job input; the folder is
     added to ``made`` so that a refused job can remove it."""
-    dest = server_inputs.save_job_uploads(ws, kind, uploads)
+    dest = save_job_uploads(ws, kind, uploads)
     if dest is None:
         return []
     made.append(dest)
@@ -188,7 +189,7 @@ def _train_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
 
     if go_train:
         start_job(_("Training"), start)
-    st.caption(server_inputs.allowed_note())
+    st.caption(typed_paths.allowed_note())
     info = arch_info(arch)
     st.caption(f"{info['description']} " + _("Receptive field {r} px, stride {j}.").format(r=info["rf"]["r"],
                                                                                           j=info["rf"]["j"]))
@@ -204,7 +205,7 @@ def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
                     help=_("An xBD folder gives building-level figures from its damage labels."))
     if mode == "xbd":
         models_xbd.evaluate_form(ctx, jr, labels)
-        st.caption(server_inputs.allowed_note())
+        st.caption(typed_paths.allowed_note())
         return
     with st.form("evaluate_form"):
         key = st.selectbox(_("Model"), list(labels), format_func=labels.get)
@@ -226,7 +227,7 @@ def _evaluate_tab(ctx: shell.Context, jr: jobs.JobRunner) -> None:
 
     if go_eval:
         start_job(_("Evaluation"), start)
-    st.caption(server_inputs.allowed_note())
+    st.caption(typed_paths.allowed_note())
 
 
 def _upload_tab(ctx: shell.Context) -> None:
@@ -240,7 +241,7 @@ def _upload_tab(ctx: shell.Context) -> None:
             return
         try:
             up.seek(0)
-            mid = jobs.import_checkpoint(ctx.ws, up.name, up, name=name,
+            mid = model_import.import_checkpoint(ctx.ws, up.name, up, name=name,
                                          registered_by=ctx.user.name if ctx.user else None)
             st.success(_("Checkpoint registered as model #{id}; pick it in the sidebar.").format(id=mid))
         except CoreError as exc:

@@ -3,6 +3,8 @@ report inputs. Helpers live in tests/support/."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,38 @@ def tiny_model(shared_data, tmp_path_factory) -> Path:
                       out=str(out), input_size=64, epochs=1, steps_per_epoch=3, batch_size=4, optimizer="adam",
                       name="tiny", device="cpu"))
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _component_scan_once() -> Iterator[None]:
+    """Every new AppTest scans all installed packages for Streamlit components (~0.1-0.2 s of CPU each time, the
+    same answer every time in one session): scan once per session."""
+    from streamlit.components.v2 import manifest_scanner
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(manifest_scanner, "scan_component_manifests", functools.cache(manifest_scanner.scan_component_manifests))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords hashed with argon2id at its cheapest parameters in tests (argon2's own test profile): the users'
+    default, 64 MiB and 3 passes, costs ~0.1-0.3 s per hash or login. A test that asks for the fixture
+    ``production_hashes`` sees the parameters users get."""
+    if "production_hashes" in request.fixturenames:
+        return
+    from argon2 import PasswordHasher, profiles
+
+    from core.store import users
+
+    monkeypatch.setattr(users, "_HASHER", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    monkeypatch.setattr(users, "_DUMMY", [])
+
+
+@pytest.fixture()
+def production_hashes() -> None:
+    """Opt out of :func:`_cheap_password_hashes`: passwords are hashed as for users."""
 
 
 @pytest.fixture()

@@ -41,6 +41,16 @@ def test_users_log_in_with_hashed_passwords_and_are_rate_limited(tmp_path: Path)
     assert ws.authenticate("kim", PW, now=1000.0 + FAILURE_WINDOW_S + 10).name == "kim"
 
 
+def test_passwords_are_hashed_with_argon2id_at_the_default_cost(tmp_path: Path, production_hashes: None) -> None:
+    """What users get (the other tests hash at argon2's cheapest parameters, see tests/conftest.py): argon2id with
+    64 MiB, 3 passes, 4 lanes, and a login checks it."""
+    ws = Workspace(tmp_path / "ws")
+    ws.add_user("kim", "admin", PW)
+    stored = ws._db.query("SELECT password_hash FROM users")[0][0]
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert ws.authenticate("kim", PW, now=1000.0).name == "kim"
+
+
 def test_roles_membership_and_changed_accounts(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     admin = ws.add_user("kim", "admin", PW)

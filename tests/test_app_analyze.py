@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.detection.heatmap import read_heatmap
-from core.server_files.inputs import ENV_SERVER_PATHS
+from core.server_files.paths import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need

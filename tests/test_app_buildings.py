@@ -178,6 +178,8 @@ def _save_review(at: AppTest, **fields: str) -> None:
     assert not at.exception, at.exception
 
 
+@pytest.mark.slow  # two app sessions, 13 page runs; the fast lane keeps the store's check of the same conflict
+# (tests/test_buildings.py: a stale building review is refused with who changed what)
 def test_two_analysts_on_one_building_see_the_conflict_and_choose(workspace):
     """Issue 12, finding 3 on the Map page: the second analyst's building review used to be dropped (the form's
     widgets were redrawn from the other review) or saved over the first one unseen."""

@@ -16,7 +16,7 @@ from core.assets import FAST_MODEL as DEFAULT_MODEL  # the workflow, not the det
 from core.change.coreg import coregister
 from core.imagery.reader import open_scene
 from core.mapping import webmap
-from core.server_files.inputs import ENV_SERVER_PATHS
+from core.server_files.paths import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.app import JOPLIN, new_app, server_like_reruns, texts
 from tests.support.data import need

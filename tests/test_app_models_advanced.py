@@ -15,7 +15,7 @@ from core.learn import jobs
 from core.learn.training import TrainConfig
 from core.models.backbones import BACKBONES, build_backbone, hub_weights_path
 from core.models.checkpoint import read_checkpoint
-from core.server_files.inputs import ENV_SERVER_PATHS
+from core.server_files.paths import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.models import aider_subset, open_models_page
 

@@ -15,9 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.errors import InputError
 from core.learn import jobs
-from core.server_files import inputs as MI
-from core.server_files.inputs import ENV_SERVER_PATHS
+from core.server_files import typed_paths
+from core.server_files.paths import ENV_SERVER_PATHS
 from core.store import Workspace
+from core.store.job_uploads import save_job_uploads
 from tests.support.models import open_models_page
 
 torch.set_num_threads(1)
@@ -45,7 +46,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 def _refused(text: str, *words: str) -> str:
     with pytest.raises(InputError) as err:
-        MI.check_image_source(text, "Normal images")
+        typed_paths.check_image_source(text, "Normal images")
     msg = str(err.value)
     for w in words:
         assert w in msg, msg
@@ -55,7 +56,7 @@ def _refused(text: str, *words: str) -> str:
 def test_folders_files_and_globs_inside_the_allowed_folder_are_accepted(tree):
     a = tree["allowed"]
     for spec in (a / "flood", a / "flood" / "a.jpg", f"{a}/flood/**/*.png", f"{a}/*/a.jpg", f"{a}/flood/**"):
-        assert MI.check_image_source(f" '{spec}' ", "Normal images") == str(spec)
+        assert typed_paths.check_image_source(f" '{spec}' ", "Normal images") == str(spec)
 
 
 def test_paths_outside_the_allowed_folders_are_refused_with_what_is_allowed(tree):
@@ -96,7 +97,7 @@ def test_links_between_allowed_folders_are_fine(tree, tmp_path, monkeypatch):
     (other / "c.jpg").write_bytes(b"x")
     (tree["allowed"] / "flood" / "c.jpg").symlink_to(other / "c.jpg")
     monkeypatch.setenv(ENV_SERVER_PATHS, f"{tree['allowed']}{os.pathsep}{other}")
-    assert MI.check_image_source(str(tree["allowed"] / "flood"), "x") == str(tree["allowed"] / "flood")
+    assert typed_paths.check_image_source(str(tree["allowed"] / "flood"), "x") == str(tree["allowed"] / "flood")
 
 
 def test_missing_empty_and_huge_folders_are_refused(tree, monkeypatch):
@@ -106,7 +107,7 @@ def test_missing_empty_and_huge_folders_are_refused(tree, monkeypatch):
     (a / "empty" / "notes.txt").write_text("x")
     _refused(str(a / "empty"), "no images")
     _refused(f"{a}/flood/*.tif", "no images")
-    monkeypatch.setattr(MI, "MAX_SCAN_ENTRIES", 20)
+    monkeypatch.setattr(typed_paths, "MAX_SCAN_ENTRIES", 20)
     big = a / "big"
     big.mkdir()
     for i in range(25):
@@ -118,24 +119,25 @@ def test_missing_empty_and_huge_folders_are_refused(tree, monkeypatch):
 def test_without_allowed_folders_the_root_is_still_not_scanned_whole(monkeypatch):
     monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
     _refused("/", "more than 100,000 files and folders")
-    assert "not set" in MI.allowed_note() and ENV_SERVER_PATHS in MI.allowed_note()
+    assert "not set" in typed_paths.allowed_note() and ENV_SERVER_PATHS in typed_paths.allowed_note()
 
 
 def test_link_loops_and_deep_trees_end_the_look(tree, monkeypatch):
     flood = tree["allowed"] / "flood"
     (flood / "p.jpg").symlink_to(flood / "q.jpg")
     (flood / "q.jpg").symlink_to(flood / "p.jpg")
-    assert MI.check_image_source(str(flood), "x") == str(flood)  # a looping link is no image: skipped, as the job does
+    # a looping link is no image: skipped, as the job does
+    assert typed_paths.check_image_source(str(flood), "x") == str(flood)
     _refused(str(flood / "p.jpg"), "link loop")
     loop = tree["allowed"] / "loop"
     loop.mkdir()
     (loop / "x.jpg").write_bytes(b"x")
     (loop / "a").symlink_to(loop, target_is_directory=True)
     (loop / "b").symlink_to(loop, target_is_directory=True)  # two links: the paths double at every level
-    monkeypatch.setattr(MI, "MAX_SCAN_ENTRIES", 2000)
+    monkeypatch.setattr(typed_paths, "MAX_SCAN_ENTRIES", 2000)
     _refused(f"{loop}/**/*.jpg", "more than 2,000 files and folders")
     _refused(str(loop), "more than 2,000")
-    monkeypatch.setattr(MI, "MAX_DEPTH", 3)
+    monkeypatch.setattr(typed_paths, "MAX_DEPTH", 3)
     deep = tree["allowed"] / "d1" / "d2" / "d3" / "d4" / "d5"
     deep.mkdir(parents=True)
     (deep / "x.jpg").write_bytes(b"x")
@@ -145,14 +147,14 @@ def test_link_loops_and_deep_trees_end_the_look(tree, monkeypatch):
 def test_weights_file_obeys_the_same_rule(tree):
     w = tree["allowed"] / "w.pth"
     w.write_bytes(b"x")
-    assert MI.check_weights_file(str(w)) == w
+    assert typed_paths.check_weights_file(str(w)) == w
     with pytest.raises(InputError, match="outside the folders"):
-        MI.check_weights_file(str(tree["outside"] / "secret.jpg"))
+        typed_paths.check_weights_file(str(tree["outside"] / "secret.jpg"))
     (tree["allowed"] / "w-link.pth").symlink_to(tree["outside"] / "secret.jpg")
     with pytest.raises(InputError, match="a link to"):
-        MI.check_weights_file(str(tree["allowed"] / "w-link.pth"))
+        typed_paths.check_weights_file(str(tree["allowed"] / "w-link.pth"))
     with pytest.raises(InputError, match="not a file"):
-        MI.check_weights_file(str(tree["allowed"]))
+        typed_paths.check_weights_file(str(tree["allowed"]))
 
 
 class _ChunkOnly(io.BytesIO):
@@ -179,19 +181,19 @@ def test_uploads_are_streamed_to_disk_in_chunks_and_zips_unpacked(ws):
         u.name = name
         u.read(7)  # a stream not at its start is still written whole
         ups.append(u)
-    dest = MI.save_job_uploads(ws, "train-normal", ups)
+    dest = save_job_uploads(ws, "train-normal", ups)
     assert dest is not None and dest.parent == ws.root / "files" / "uploads"
     assert (dest / "x.jpg").read_bytes() == big and (dest / "x-2.jpg").read_bytes() == b"second"
     assert (dest / "set" / "inner" / "a.jpg").read_bytes() == b"jpeg bytes"
     assert not (dest / "set.zip").exists()
-    assert MI.save_job_uploads(ws, "train-normal", []) is None
+    assert save_job_uploads(ws, "train-normal", []) is None
 
 
 def test_a_refused_zip_leaves_no_folder_behind(ws):
     bad = io.BytesIO(b"PK not a zip")
     bad.name = "broken.zip"
     with pytest.raises(InputError, match="not a readable zip"):
-        MI.save_job_uploads(ws, "train-normal", [bad])
+        save_job_uploads(ws, "train-normal", [bad])
     assert list((ws.root / "files" / "uploads").iterdir()) == []
 
 

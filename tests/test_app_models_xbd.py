@@ -19,10 +19,11 @@ from core.detection.detector import Detector
 from core.errors import InputError
 from core.learn import jobs
 from core.learn.evaluation import evaluate_xbd
-from core.server_files import inputs as MI
-from core.server_files.inputs import ENV_SERVER_PATHS
+from core.server_files import xbd_folders
+from core.server_files.paths import ENV_SERVER_PATHS
 from core.store import Workspace
 from tests.support.models import open_models_page
+from ui import models_xbd
 
 torch.set_num_threads(1)
 TILES = ("218", "228", "220")  #: 8 damaged and 123 undamaged graded buildings; tiles with and without damage
@@ -186,19 +187,19 @@ def test_neither_or_both_sources_are_refused(page, harvey, allowed, tmp_path):
 def test_check_xbd_folder_counts_posts_and_notes_unlabelled_ones(harvey, allowed):
     folder = _copy_xbd(harvey, allowed / "x", TILES[:2])
     (folder / "labels" / "hurricane-harvey_00000228_post_disaster.json").unlink()
-    xf = MI.check_xbd_folder(f" '{folder}' ")
+    xf = xbd_folders.check_xbd_folder(f" '{folder}' ")
     assert xf.root == folder and xf.posts == 2 and xf.unlabelled == ["hurricane-harvey_00000228_post_disaster.png"]
-    assert "1 of 2 post images have no label JSON" in xf.note()
+    assert "1 of 2 post images have no label JSON" in models_xbd.note_text(models_xbd.unlabelled_note(xf))
     with pytest.raises(InputError, match="name the folder above it"):
-        MI.check_xbd_folder(str(folder / "images"))
+        xbd_folders.check_xbd_folder(str(folder / "images"))
     with pytest.raises(InputError, match="does not exist"):
-        MI.check_xbd_folder(str(allowed / "nowhere"))
+        xbd_folders.check_xbd_folder(str(allowed / "nowhere"))
     with pytest.raises(InputError, match="'..'"):
-        MI.check_xbd_folder(f"{folder}/../../outside")
+        xbd_folders.check_xbd_folder(f"{folder}/../../outside")
     (folder / "images" / "hurricane-harvey_00000218_post_disaster.png").unlink()
     (folder / "images" / "hurricane-harvey_00000228_post_disaster.png").unlink()
     with pytest.raises(InputError, match=r"no post-event images \(\*_post_disaster.png\)"):
-        MI.check_xbd_folder(str(folder))
+        xbd_folders.check_xbd_folder(str(folder))
 
 
 def test_links_out_of_the_allowed_folders_are_refused(harvey, allowed):
@@ -208,16 +209,16 @@ def test_links_out_of_the_allowed_folders_are_refused(harvey, allowed):
     post = "hurricane-harvey_00000218_post_disaster.png"
     (imgs / post).write_bytes((harvey / "images" / post).read_bytes())
     with pytest.raises(InputError, match="outside the folders"):
-        MI.check_xbd_folder(str(allowed / "linked"))
+        xbd_folders.check_xbd_folder(str(allowed / "linked"))
     own = _copy_xbd(harvey, allowed / "own", TILES[:1])
     label = own / "labels" / "hurricane-harvey_00000218_post_disaster.json"
     label.unlink()
     label.symlink_to(harvey / "labels" / label.name)  # one label file leads out
     with pytest.raises(InputError, match="outside the folders"):
-        MI.check_xbd_folder(str(own))
+        xbd_folders.check_xbd_folder(str(own))
     (allowed / "link-to-harvey").symlink_to(harvey)  # the named folder itself leads out
     with pytest.raises(InputError, match="a link to"):
-        MI.check_xbd_folder(str(allowed / "link-to-harvey"))
+        xbd_folders.check_xbd_folder(str(allowed / "link-to-harvey"))
 
 
 def test_find_xbd_root_wants_exactly_one_xbd_folder(tmp_path):
@@ -225,11 +226,11 @@ def test_find_xbd_root_wants_exactly_one_xbd_folder(tmp_path):
         for d in ("images", "labels"):
             (tmp_path / "two" / sub / d).mkdir(parents=True)
     with pytest.raises(InputError, match="holds 2 xBD folders"):
-        MI.find_xbd_root(tmp_path / "two")
+        xbd_folders.find_xbd_root(tmp_path / "two")
     (tmp_path / "none" / "images").mkdir(parents=True)
     with pytest.raises(InputError, match="no folder with both images/ and labels/"):
-        MI.find_xbd_root(tmp_path / "none")
-    assert MI.find_xbd_root(tmp_path / "two" / "a") == tmp_path / "two" / "a"
+        xbd_folders.find_xbd_root(tmp_path / "none")
+    assert xbd_folders.find_xbd_root(tmp_path / "two" / "a") == tmp_path / "two" / "a"
 
 
 def test_an_uploaded_zip_without_an_xbd_folder_leaves_nothing_behind(tmp_path, ws):
@@ -240,10 +241,10 @@ def test_an_uploaded_zip_without_an_xbd_folder_leaves_nothing_behind(tmp_path, w
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("photos/a.png", b"png")
     with pytest.raises(InputError, match="no folder with both images/ and labels/"):
-        MI.stage_xbd_upload(ws, Upload(buf.getvalue()))
+        xbd_folders.stage_xbd_upload(ws, Upload(buf.getvalue()))
     uploads = ws.root / "files" / "uploads"
     assert not uploads.exists() or os.listdir(uploads) == []
     not_zip = Upload(b"x")
     not_zip.name = "labels.json"
     with pytest.raises(InputError, match="is not a .zip"):
-        MI.stage_xbd_upload(ws, not_zip)
+        xbd_folders.stage_xbd_upload(ws, not_zip)

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.detection.detector import model_family
 from core.errors import CheckpointError, InputError
-from core.server_files.inputs import ENV_SERVER_PATHS, check_server_path
+from core.server_files.paths import ENV_SERVER_PATHS, check_server_path
 from core.store import Workspace
 from tests.support.app import APP, new_app, texts, train_small
 from tests.support.data import REPO
@@ -178,7 +178,7 @@ def test_the_shell_and_page_widgets_load_without_torch() -> None:
     """The menu and the sidebar's case list draw before the model (and torch, seconds to import) is loaded."""
     code = ("import sys, ui.shell, ui.sidebar, ui.model_cache, ui.analyze_inputs, ui.analyze_run, ui.analyze_results, "
             "ui.uploads, ui.compare, ui.images, ui.placement, ui.area_fit, core.analysis.run, "
-            "core.server_files.inputs; "
+            "core.server_files.typed_paths, core.server_files.xbd_folders; "
             "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

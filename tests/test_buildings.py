@@ -25,8 +25,8 @@ from core.buildings import (
     read_footprints,
     read_labels_csv,
 )
-from core.buildings.calibrate import grade_level, parse_label
 from core.buildings.footprints import Footprint, FootprintSet
+from core.buildings.labels import grade_level, parse_label
 from core.buildings.prior import fit_prior
 from core.errors import InputError
 from core.types import GeoRef, SceneResult

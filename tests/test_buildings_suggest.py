@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from core.buildings import Building, apply_calibration, fit_calibration, read_labels_csv
-from core.buildings.calibrate import Calibration, grade_level, prior_calibration, probabilities
+from core.buildings.calibrate import Calibration, prior_calibration, probabilities
+from core.buildings.labels import grade_level
 from core.buildings.prior import FALLBACK_BOUNDARY, fit_prior, two_gaussians
 from core.buildings.suggest import (
     REASON_BOUNDARY,

@@ -11,7 +11,8 @@ from affine import Affine
 from PIL import Image
 
 from core.detection.heatmap import BLOCK, LUT, HeatmapWriter, colorize, default_vmax, read_heatmap, write_overlay_png
-from core.detection.tiling import Stitcher, blend_weights, grid_windows
+from core.detection.stitching import Stitcher, blend_weights
+from core.detection.tile_grid import grid_windows
 from core.errors import InputError
 from core.types import GeoRef
 

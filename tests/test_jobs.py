@@ -14,9 +14,9 @@ import torch
 
 from core.detection.detector import Detector
 from core.errors import CheckpointError, InputError, TrainingDataError
-from core.learn import jobs
+from core.learn import jobs, model_import
 from core.learn.training import TrainConfig
-from core.store import Workspace
+from core.store import Workspace, job_uploads
 
 torch.set_num_threads(1)
 
@@ -136,12 +136,20 @@ def test_stage_uploads_sanitises_names_and_unpacks_zips(tmp_path):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("imgs/a.jpg", b"jpeg-bytes")
         zf.writestr("b.png", b"png-bytes")
-    out = jobs.stage_uploads([("../../etc/x.jpg", b"1"), ("set.zip", buf.getvalue()), ("x.jpg", io.BytesIO(b"2"))],
-                             tmp_path / "dest")
+    out = job_uploads.stage_uploads(
+        [("../../etc/x.jpg", b"1"), ("set.zip", buf.getvalue()), ("x.jpg", io.BytesIO(b"2"))], tmp_path / "dest")
     assert all((tmp_path / "dest") in p.parents for p in out)
     names = sorted(p.name for p in out)
     assert names == ["a.jpg", "b.png", "x-2.jpg", "x.jpg"]
     assert not (tmp_path / "dest" / "set.zip").exists()
+
+
+def test_stage_uploads_keeps_a_file_named_like_an_unpacked_zip(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.jpg", b"jpeg-bytes")
+    out = job_uploads.stage_uploads([("set.zip", buf.getvalue()), ("set", b"2")], tmp_path / "dest")
+    assert sorted(p.relative_to(tmp_path / "dest").as_posix() for p in out) == ["set-2", "set/a.jpg"]
 
 
 def test_stage_uploads_refuses_zip_slip(tmp_path):
@@ -149,7 +157,7 @@ def test_stage_uploads_refuses_zip_slip(tmp_path):
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("../../evil.jpg", b"x")
     with pytest.raises(TrainingDataError):
-        jobs.stage_uploads([("evil.zip", buf.getvalue())], tmp_path / "dest")
+        job_uploads.stage_uploads([("evil.zip", buf.getvalue())], tmp_path / "dest")
     assert not (tmp_path / "evil.jpg").exists() and not list((tmp_path / "dest").rglob("*.jpg"))
 
 
@@ -167,7 +175,7 @@ def test_import_checkpoint_refuses_pickled_code(tmp_path):
     evil = io.BytesIO()
     torch.save({"format": "bda-workbench-checkpoint/1", "payload": _Evil(marker)}, evil)
     with pytest.raises(CheckpointError, match="refused"):
-        jobs.import_checkpoint(ws, "model.pt", evil.getvalue())
+        model_import.import_checkpoint(ws, "model.pt", evil.getvalue())
     assert not marker.exists() and ws.list_models() == []
     assert not list((ws.root / "tmp").iterdir())  # the uploaded bytes were removed again
 
@@ -176,12 +184,12 @@ def test_import_checkpoint_registers_a_copy(trained, tmp_path):
     _, _, _, _, job = trained
     ws = Workspace(tmp_path / "ws")
     with open(job["result"]["path"], "rb") as f:
-        mid = jobs.import_checkpoint(ws, "../weird name.pt", f, name="field model")
+        mid = model_import.import_checkpoint(ws, "../weird name.pt", f, name="field model")
     m = ws.get_model(mid)
     assert m["name"] == "field model" and m["info"]["source"] == "uploaded" and m["exists"]
     assert ws.models_dir() in m["path"].parents and m["sha256"] == job["result"]["sha256"]
     again = Path(job["result"]["path"]).read_bytes()
-    assert jobs.import_checkpoint(ws, "again.pt", again) == mid  # the same file is registered once
+    assert model_import.import_checkpoint(ws, "again.pt", again) == mid  # the same file is registered once
 
 
 # -- xBD evaluation ---------------------------------------------------------------------------------------------

@@ -155,9 +155,9 @@ def test_output_size_matches_torch(n: int, ceil_mode: bool) -> None:
 # --- the contract every registered model keeps ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("hw", [(64, 96), (37, 53)])
-def test_contract(models: dict[str, OneClassNet], arch: str, hw: tuple[int, int]) -> None:
+def test_contract(models: dict[str, OneClassNet], arch: str) -> None:
     model = models[arch]
+    hw = (37, 53)  # odd and not square: the stride and crop arithmetic's hard case (multiples of 8 take the same path)
     info = arch_info(arch)
     assert model.arch == arch and model.objective == info["objective"] and model.family == info["family"]
     assert arch.endswith(f"-{info['backbone']}") and info["family"] in info["description"]

@@ -27,13 +27,13 @@ from ui import state as S
 
 torch.set_num_threads(1)
 MODEL = REPO / "assets" / "models" / "fcdd-resnet18.pt"
-SIZE = 512
+SIZE = 256
 SEAM_ROWS = (SIZE // 3, SIZE // 3 + 60)  # where write_area puts the debris patch across the seam of the two tiles
 
 
 @pytest.fixture(scope="module")
 def area_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Two adjacent 512² UTM tiles with a debris patch across their seam, analysed into a workspace."""
+    """Two adjacent 256² UTM tiles with a debris patch across their seam, analysed into a workspace."""
     tmp = tmp_path_factory.mktemp("area_report")
     paths = write_area(tmp / "in", 1, 2, SIZE, seed=1)
     root, out = tmp / "ws", tmp / "out"
@@ -134,6 +134,7 @@ def test_reviews_count_and_the_section_reads_in_korean(area_run, tmp_path) -> No
     assert "1b. 지역 요약" in text and "지역 탐지" in text and "합계" in text
 
 
+@pytest.mark.slow  # the whole report and package built from the page; the fast lane builds the same from the CLI
 def test_report_page_builds_the_area_report(area_run, monkeypatch) -> None:
     server_like_reruns(monkeypatch)
     monkeypatch.setenv("BDA_WORKSPACE", str(area_run["root"]))

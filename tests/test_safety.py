@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import InputError, TrainingDataError
-from core.safe_files import safe_extract_zip, safe_filename, unique_name
+from core.file_names import safe_filename, unique_name
+from core.zip_extract import safe_extract_zip
 
 SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}

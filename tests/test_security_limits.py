@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import core.safe_files
+import core.zip_extract
 from core.errors import InputError, TrainingDataError
-from core.safe_files import safe_extract_zip
 from core.store import Workspace
+from core.zip_extract import safe_extract_zip
 
 
 # -- 6: archives -------------------------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def test_a_case_archive_bomb_is_refused_before_a_byte_is_written(tmp_path: Path,
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("the archive was being extracted")
 
-    monkeypatch.setattr(core.safe_files, "_extract", never)
+    monkeypatch.setattr(core.zip_extract, "_extract", never)
     ws = Workspace(tmp_path / "ws")
     with pytest.raises(InputError, match="zip bomb"):
         ws.import_case(bomb)
@@ -52,7 +52,7 @@ def test_extraction_leaves_a_reserve_of_free_disk(tmp_path: Path, monkeypatch: p
         zf.writestr("a.bin", os.urandom(3_000_000))
     disk = 100e9
     usage = type(shutil.disk_usage(tmp_path))
-    monkeypatch.setattr(core.safe_files.shutil, "disk_usage", lambda p: usage(int(disk), int(disk - 5e6), int(5e6)))
+    monkeypatch.setattr(core.zip_extract.shutil, "disk_usage", lambda p: usage(int(disk), int(disk - 5e6), int(5e6)))
     with pytest.raises(TrainingDataError, match="must stay free"):  # 3 MB fit in 5 MB, but the disk would be full
         safe_extract_zip(z, tmp_path / "d")
     assert not (tmp_path / "d").exists()
@@ -113,7 +113,7 @@ def test_calibration_that_does_not_increase_is_refused() -> None:
 
 def test_an_uploaded_nan_checkpoint_is_not_registered(tmp_path: Path) -> None:
     from core.errors import CheckpointError
-    from core.learn.jobs import import_checkpoint
+    from core.learn.model_import import import_checkpoint
 
     ws = Workspace(tmp_path / "ws")
     bad = _checkpoint(tmp_path, "nan.pt", "weights")

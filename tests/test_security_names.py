@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import InputError
-from core.safe_files import clean_name
+from core.file_names import clean_name
 from core.store import Workspace
 from tests.support.store import make_result
 

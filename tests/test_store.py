@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.errors import InputError, WorkspaceError
-from core.safe_files import clean_name
+from core.file_names import clean_name
 from core.store import SCHEMA_VERSION, Workspace, default_root
 from tests.support.store import HOSTILE, make_finding, make_result, new_analysis
 

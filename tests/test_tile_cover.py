@@ -18,8 +18,9 @@ from rasterio.windows import Window
 from core.assets import MODELS
 from core.detection.detector import Detector
 from core.detection.pipeline import analyze_scene, plan_tiles
+from core.detection.stitching import EDGE_WEIGHT
 from core.detection.tile_cover import CPU_BUDGET_PX, axis_cover, cover_windows, exact_weights
-from core.detection.tiling import EDGE_WEIGHT, grid_windows
+from core.detection.tile_grid import grid_windows
 from core.imagery.reader import open_scene
 from core.models import ReceptiveField
 from tests.support.data import need

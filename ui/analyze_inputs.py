@@ -12,11 +12,10 @@ from typing import Any
 import streamlit as st
 
 from core.errors import CoreError
+from core.file_names import clean_name, unique_name
 from core.i18n import _, ngettext
-from core.safe_files import clean_name, unique_name
-from core.server_files.inputs import check_server_path
-from ui import analyze_run, area_fit, compare, i18n, shell, uploads
-from ui import buildings as buildings_ui
+from core.server_files.paths import check_server_path
+from ui import analyze_run, area_fit, compare, footprints, i18n, shell, uploads
 from ui import state as S
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
@@ -98,7 +97,7 @@ def section(ctx: shell.Context) -> None:
                 (compare.stage_pre if role == "pre-event" else stage)(path.name, path, "server path")
             except CoreError as exc:
                 shell.show_error(exc)
-    buildings_ui.footprints_section(ctx)
+    footprints.footprints_section(ctx)
     area_fit.section(ctx)  # fit a normal model to the staged pre-event images of the area
     staged = S.get(S.STAGED)
     if not staged:

@@ -16,8 +16,7 @@ from core.detection.grading import SCALES
 from core.engine import ray_address_from_env
 from core.i18n import _
 from core.types import SceneResult
-from ui import buildings as buildings_ui
-from ui import i18n, shell, sidebar
+from ui import footprints, i18n, shell, sidebar
 from ui import state as S
 
 
@@ -75,7 +74,7 @@ def start_run(ctx: shell.Context, items: list[dict[str, str]], grade_scale: str)
     engine = "ray" if cluster and S.get(S.ENGINE) == "ray" else "local"
     options = AnalysisOptions(threshold=thr, grade_scale=grade_scale, resample=bool(S.get(S.RESAMPLE)),
                               event_type=str(S.get(S.EVENT_TYPE) or "other"), origin="dashboard",
-                              footprints=tuple(buildings_ui.staged_paths()), engine=engine,
+                              footprints=tuple(footprints.staged_paths()), engine=engine,
                               ray_address=cluster if engine == "ray" else "")
     run = AnalysisRun.start(det, inputs, options, ws=ctx.ws, case_id=ctx.case_id,
                             created_by=ctx.user.name if ctx.user else None)

@@ -10,10 +10,10 @@ from typing import Any
 import streamlit as st
 
 from core.errors import CoreError, InputError
+from core.file_names import clean_name
 from core.i18n import _, get_lang
 from core.mapping.basemaps import Basemap, case_basemaps, check_basemap, load_basemap, shown_basemaps
 from core.mapping.basemaps.case import SETTING
-from core.safe_files import clean_name
 from core.store import Workspace
 from ui import shell
 from ui import state as S

@@ -12,9 +12,9 @@ from typing import Any
 
 import streamlit as st
 
+from core.atomic_files import atomic_write_stream
 from core.errors import CoreError
 from core.i18n import N_, _
-from core.safe_files import atomic_write_stream
 from core.store import Workspace
 from core.store.analyses import case_display_name
 from core.store.users import User

@@ -23,10 +23,10 @@ from core.change.pairing import pair_report
 from core.change.texts import coregistration_text
 from core.detection.pipeline import refind_findings
 from core.errors import CoreError
+from core.file_names import clean_name, unique_name
 from core.i18n import _, get_lang
 from core.imagery.reader import open_scene
 from core.report.rasters import overview_shape
-from core.safe_files import clean_name, unique_name
 from core.types import SceneResult
 from ui import i18n, images, shell, uploads
 from ui import state as S

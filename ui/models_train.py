@@ -15,7 +15,7 @@ from core.learn.training import TrainConfig
 from core.models.backbones import BACKBONES, hub_weights_path
 from core.models.pretrained import SOURCES
 from core.models.registry import arch_info
-from core.server_files.inputs import check_weights_file
+from core.server_files.typed_paths import check_weights_file
 from ui import i18n
 
 DEFAULTS = TrainConfig()

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.i18n import N_, _
 from core.learn import jobs
-from core.server_files import inputs as server_inputs
+from core.server_files import xbd_folders
 from ui import model_cache, shell
 from ui.jobs import start_job
 
@@ -28,7 +28,7 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, (int, float)) else "n/a"
 
 
-def unlabelled_note(xbd: server_inputs.XbdFolder) -> dict[str, Any] | str:
+def unlabelled_note(xbd: xbd_folders.XbdFolder) -> dict[str, Any] | str:
     """The job's language-free note on post images without labels ("" when all have them), put in words by
     :func:`note_text` when the result is shown."""
     if not xbd.unlabelled:
@@ -65,13 +65,13 @@ def evaluate_form(ctx: shell.Context, jr: jobs.JobRunner, labels: dict[str, str]
         return
     if not typed and upload is None:
         st.error(_("Give an xBD folder: name one on the server or upload a .zip of it ({layout}).").format(
-            layout=server_inputs.XBD_LAYOUT))
+            layout=xbd_folders.XBD_LAYOUT))
         return
     def start(made: list[Path]) -> str:
         if typed:
-            xbd = server_inputs.check_xbd_folder(typed)
+            xbd = xbd_folders.check_xbd_folder(typed)
         else:
-            staged, xbd = server_inputs.stage_xbd_upload(ctx.ws, upload)
+            staged, xbd = xbd_folders.stage_xbd_upload(ctx.ws, upload)
             made.append(staged)
         det = model_cache.get_detector(key, ctx.device)
         jid = jr.start_xbd_evaluation(xbd.root, model_path=key or None, device=ctx.device, tile=int(tile),

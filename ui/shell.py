@@ -6,7 +6,7 @@ Environment variables:
 * ``BDA_WORKSPACE``: workspace folder (see :func:`core.store.default_root`).
 * ``BDA_MODEL``: checkpoint used as the default model (see :mod:`ui.model_cache`).
 * ``BDA_SERVER_PATHS``: folders that server-side paths typed on the pages must lie in (rules and checks in
-  :mod:`core.server_files.inputs`).
+  :mod:`core.server_files.typed_paths`).
 """
 
 from __future__ import annotations

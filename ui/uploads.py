@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from core.atomic_files import atomic_write_stream
 from core.errors import CoreError, WorkspaceError
+from core.file_names import clean_name, safe_filename, unique_name
 from core.i18n import _
 from core.imagery.xbd import load_xbd_labels
-from core.safe_files import atomic_write_stream, clean_name, safe_filename, unique_name
 from core.store import Workspace
 from ui import state as S
 from ui.shell import Context
@@ -41,7 +42,7 @@ def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path],
     upload that cannot be saved, or whose extension is not in ``types``, is queued as an error message for the
     page, and the others still go through (give the uploader no ``type=``: Streamlit's own check refuses the
     whole batch, with an exception in place of the page, for one name with a NUL byte or another extension).
-    Names are cleaned (:func:`core.safe_files.clean_name`: no control,
+    Names are cleaned (:func:`core.file_names.clean_name`: no control,
     bidi-override or invisible characters) before they are shown or stored.
 
     Every session-state access is a point where Streamlit may stop the run for the next one (another upload, a

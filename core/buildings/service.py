@@ -26,7 +26,7 @@ RECORD = "buildings.json"
 
 
 def _save(bset: BuildingSet, out_dir: Path, ws: Workspace | None, analysis_id: int | None) -> None:
-    from core.safe_files import atomic_write_text
+    from core.atomic_files import atomic_write_text
 
     write_buildings(bset.buildings, out_dir)
     atomic_write_text(out_dir / RECORD, json.dumps({"summary": bset.to_dict(), "calibration": bset.calibration,

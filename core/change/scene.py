@@ -75,6 +75,7 @@ from rasterio.windows import Window
 from core.change.coreg import PreOnGrid, coregister, residual_shift
 from core.change.features import METHOD, ChangeScorer, fill_invalid, fit_change_calibration
 from core.change.pairing import PairInfo, check_pair, pair_inputs, pair_report
+from core.detection.band_resample import RowResampler
 from core.detection.findings import extract_findings, safe_name
 from core.detection.grading import check_threshold, get_scale
 from core.detection.heatmap import HeatmapWriter, write_overlay_png
@@ -87,7 +88,9 @@ from core.detection.pipeline import (
     resample_factor,
     scene_provenance,
 )
-from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, pad_to
+from core.detection.prefetch import Prefetcher, batched
+from core.detection.stitching import Stitcher
+from core.detection.tile_grid import pad_to
 from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo

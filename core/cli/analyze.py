@@ -104,7 +104,7 @@ def _summary_row(r: SceneResult) -> dict[str, Any]:
 
 def _items(inputs: list[str], pre: list[str]) -> list[AnalysisInput]:
     """The inputs with unique names and their pre-event pairs."""
-    from core.safe_files import unique_name
+    from core.file_names import unique_name
 
     pairs: dict[str, str] = {}
     if pre:
@@ -173,8 +173,8 @@ def write_run_outputs(results: list[SceneResult], det: Detector, out: Path, thre
                       workspace: dict[str, Any] | None = None) -> None:
     """findings.geojson, findings.csv, summary.json and analysis.json for a run; ``workspace`` ({"root",
     "analysis_id"}) names where the run is recorded, so that ``report`` can take the analysts' reviews from it."""
+    from core.atomic_files import atomic_write_text
     from core.report import write_csv, write_geojson
-    from core.safe_files import atomic_write_text
 
     ok = [r for r in results if r.error is None]
     findings = [f for r in ok for f in r.findings]

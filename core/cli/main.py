@@ -120,8 +120,8 @@ def _bounds_of(paths: Sequence[str]) -> list[list[float]]:
 def cmd_train(a: argparse.Namespace) -> int:
     """Train and write a checkpoint."""
     from core.cli.outpaths import out_file
+    from core.file_names import safe_filename
     from core.learn.training import TrainConfig, train
-    from core.safe_files import safe_filename
 
     out = out_file(a.out, safe_filename(f"{a.name or a.arch}.pt"), (".pt", ".pth", ".ckpt"))
     cfg = TrainConfig(arch=a.arch, normal=a.normal, anomalies=a.anomalies, out=str(out), pretrained=a.pretrained,
@@ -226,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     scope = contextlib.ExitStack()  # `report --lang`: this command's messages and report text, and no further
     scope.enter_context(use(getattr(a, "lang", None)))
     try:
-        return handlers[a.command](a)
+        rc = handlers[a.command](a)
+        sys.stdout.flush()  # output to a pipe is buffered: a reader gone (`| head`) shows here, not at exit
+        return rc
     except CoreError as exc:
         print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2

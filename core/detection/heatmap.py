@@ -161,7 +161,7 @@ class HeatmapWriter:
     input's CRS and transform (a plain TIFF without CRS when ``georef`` is None). It is written under a temporary
     name in the same folder and renamed into place only when every row was written and the block exits cleanly,
     so a reader never sees half a heatmap. Rows must be written in order; use the writer as a
-    :class:`core.detection.tiling.Stitcher` band writer (it is callable as ``writer(row0, band)``).
+    :class:`core.detection.stitching.Stitcher` band writer (it is callable as ``writer(row0, band)``).
     """
 
     def __init__(self, path: str | Path, width: int, height: int, georef: GeoRef | None, *,

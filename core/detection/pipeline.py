@@ -23,12 +23,15 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from core.detection.band_resample import RowResampler
 from core.detection.findings import extract_findings, safe_name
 from core.detection.grading import get_scale
 from core.detection.heatmap import PREVIEW_MAX, HeatmapWriter, read_heatmap, set_georef, write_overlay_png
+from core.detection.prefetch import Prefetcher, batched
 from core.detection.stage_thread import BackgroundStage
+from core.detection.stitching import Stitcher, blend_weights
 from core.detection.tile_cover import cover_windows, exact_weights
-from core.detection.tiling import Prefetcher, RowResampler, Stitcher, batched, blend_weights, grid_windows, pad_to
+from core.detection.tile_grid import grid_windows, pad_to
 from core.detection.verdict import canonical_threshold, share_above, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo

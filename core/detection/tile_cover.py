@@ -20,7 +20,7 @@ import math
 import numpy as np
 from rasterio.windows import Window
 
-from core.detection.tiling import EDGE_WEIGHT
+from core.detection.stitching import EDGE_WEIGHT
 
 #: Pixels per forward pass on a CPU in bf16 (one tile; fp32 gets half): VGG16 at 1120×2048 costs 1.8 µs/px against
 #: 3.4 µs/px at 512² (this project's 2-core EPYC); peak RSS of that forward pass 1.24 GB (ResNet-18: 0.73 GB).

@@ -35,11 +35,11 @@ from shapely.geometry import mapping, shape
 from shapely.ops import unary_union
 from shapely.strtree import STRtree
 
+from core.atomic_files import atomic_write_text
 from core.detection.grading import get_scale
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
-from core.safe_files import atomic_write_text
 from core.types import Finding, SceneResult
 
 AREA_DIR = "area"

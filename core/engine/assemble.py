@@ -1,7 +1,7 @@
 """The driver side of a distributed run: scored window tasks in, the per-scene outputs of the local engine out.
 
 :class:`SceneAssembler` takes a scene's scored tiles in row-major order and streams them through the same
-``tiling.Stitcher``, blend weights, grid resampler and :class:`~core.detection.heatmap.HeatmapWriter` as
+``stitching.Stitcher``, blend weights, grid resampler and :class:`~core.detection.heatmap.HeatmapWriter` as
 :func:`core.detection.pipeline.analyze_scene`, then writes the overlay and cuts the findings the same way, so
 ``<name>_heatmap.tif``, ``<name>_overlay.png`` and the :class:`~core.types.SceneResult` are those of the local engine.
 """
@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import rasterio
 
+from core.detection.band_resample import RowResampler
 from core.detection.findings import extract_findings, safe_name
 from core.detection.grading import get_scale
 from core.detection.heatmap import HeatmapWriter, write_overlay_png
 from core.detection.pipeline import GDAL_CACHE_MB, MAX_FINDINGS, scene_provenance
-from core.detection.tiling import RowResampler, Stitcher
+from core.detection.stitching import Stitcher
 from core.detection.verdict import canonical_threshold, share_above, verdict_of
 from core.engine.tasks import ScenePlan, task_window
 from core.errors import InputError

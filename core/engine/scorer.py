@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.detection.tiling import pad_to
+from core.detection.tile_grid import pad_to
 from core.engine.tasks import task_plan, task_window
 
 

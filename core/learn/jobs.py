@@ -20,16 +20,16 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from core.errors import CheckpointError, CoreError, InputError
+from core.file_names import safe_filename
 from core.i18n import _
+from core.learn.model_import import model_info
 from core.learn.training import TrainConfig
 from core.models.checkpoint import load_model
-from core.safe_files import atomic_write_bytes, atomic_write_stream, safe_extract_zip, safe_filename, unique_name
 from core.store import Workspace
 from core.store.jobs import ACTIVE  # noqa: F401 - re-exported: pages and tests read jobs.ACTIVE
 
@@ -296,84 +296,9 @@ def runner(root: str | Path) -> JobRunner:
         return r
 
 
-# -- model cards ------------------------------------------------------------------------------------------------
-def model_info(meta: dict[str, Any], *, source: str, job_id: int | None = None) -> dict[str, Any]:
-    """What the workspace registers about a checkpoint: its card, from the checkpoint's metadata."""
-    tr = meta.get("training", {}) or {}
-    hist = tr.get("history") or []
-    cal = meta.get("calibration") or {}
-    return {"name": meta.get("name") or "model", "arch": meta.get("arch", "?"), "objective": meta.get("objective"),
-            "version": meta.get("version"), "input_size": meta.get("input_size"), "source": source,
-            "job_id": job_id, "created": meta.get("created"), "threshold": cal.get("threshold"),
-            "calibration": cal, "evaluation": meta.get("evaluation", {}),
-            "training": {"epochs": len(hist), "final_loss": hist[-1]["loss"] if hist else None,
-                         "seconds": tr.get("seconds"), "samples": tr.get("samples"),
-                         "normal": tr.get("normal"), "anomalies": tr.get("anomalies"),
-                         "stopped_early": tr.get("stopped_early")}}
-
-
+# -- evaluations of a model ------------------------------------------------------------------------------------
 def model_evaluations(ws: Workspace, sha256: str) -> list[dict[str, Any]]:
     """Finished evaluation jobs of the model with this sha256, newest first (job dicts with their result; an xBD
     evaluation's result has ``data == "xbd"`` and building / tile AUROCs instead of ``auroc``)."""
     return [j for j in ws.list_jobs(kind=EVALUATE, status="done", limit=500)
             if isinstance(j.get("result"), dict) and j["result"].get("model", {}).get("sha256") == sha256]
-
-
-# -- job inputs -------------------------------------------------------------------------------------------------
-def new_upload_dir(ws: Workspace, kind: str) -> Path:
-    """A fresh folder ``files/uploads/<kind>-<time>-<token>`` in the workspace for a job's uploaded inputs."""
-    d = ws.root / "files" / "uploads" / (f"{safe_filename(kind, default='job')}-"
-                                         f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}")
-    d.mkdir(parents=True, exist_ok=False)
-    return d
-
-
-def _write(target: Path, data: bytes | IO[bytes]) -> None:
-    """Write bytes, or copy a stream in chunks (an upload never sits in memory twice), to ``target``."""
-    if isinstance(data, bytes):
-        atomic_write_bytes(target, data)
-    else:
-        if hasattr(data, "seek"):
-            data.seek(0)
-        atomic_write_stream(target, data)
-
-
-def stage_uploads(files: Iterable[tuple[str, bytes | IO[bytes]]], dest: str | Path) -> list[Path]:
-    """Write uploaded files into ``dest`` under safe, unique names; zip archives are unpacked there with
-    :func:`core.safe_files.safe_extract_zip` (zip-slip and zip bombs refused). Returns the files written."""
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    taken: set[str] = {p.name for p in dest.iterdir()}
-    out: list[Path] = []
-    for name, data in files:
-        safe = unique_name(safe_filename(Path(str(name)).name, default="upload"), taken)
-        taken.add(safe)
-        target = dest / safe
-        _write(target, data)
-        if target.suffix.lower() == ".zip":
-            try:
-                out += safe_extract_zip(target, dest / target.stem)
-            finally:
-                target.unlink(missing_ok=True)
-        else:
-            out.append(target)
-    return out
-
-
-def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, name: str = "",
-                      registered_by: str | None = None) -> int:
-    """Register an uploaded checkpoint: written to the workspace, loaded SAFELY (weights only: a file carrying
-    pickled code is refused with :class:`~core.errors.CheckpointError` and nothing in it runs), checked against its
-    declared architecture, copied into the models folder and registered. Returns the model id."""
-    tmp = ws.root / "tmp" / f"upload-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
-    path = tmp / safe_filename(Path(str(filename)).name, default="model.pt")
-    try:
-        _write(path, data)
-        _net, meta, _cal = load_model(path)
-        info = model_info(meta, source="uploaded")
-        info["name"] = name.strip() or meta.get("name") or Path(str(filename)).stem or "uploaded model"
-        return ws.register_model(path, info, copy=True, registered_by=registered_by)
-    finally:
-        path.unlink(missing_ok=True)
-        tmp.rmdir()

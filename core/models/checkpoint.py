@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
+from core.atomic_files import file_sha256
 from core.errors import CheckpointError, ModelError
 from core.i18n import _
-from core.safe_files import file_sha256
 
 FORMAT = "bda-workbench-checkpoint/1"
 MAX_CHECKPOINT_BYTES = 2 * 1024**3

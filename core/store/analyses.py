@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError
+from core.file_names import clean_name
 from core.i18n import N_, _
-from core.safe_files import clean_name
 from core.store.base import WorkspaceBase, owner_alive, this_owner
 from core.store.codec import (
     DET_AUTOMATIC,

@@ -20,8 +20,8 @@ from typing import Any
 
 import core
 from core.errors import InputError, WorkspaceError
+from core.file_names import safe_filename
 from core.i18n import _
-from core.safe_files import safe_filename
 from core.server_files.paths import server_path_allowed
 from core.store.archive_format import FORMAT, FORMAT_VERSION, INPUT_MODES
 from core.store.base import WorkspaceBase

@@ -6,7 +6,7 @@ imported reference leaves the workspace: an image that was not carried (a server
 machine, an upload left out) is rebased to ``<upload folder>/not-carried/<name>``, where it is missing until
 someone puts it there, and output paths outside the analysis folder are dropped. So an archive cannot make this
 workspace read, show or re-export a file of this server (``/etc/passwd``, another case's uploads, the database).
-Import extracts with :func:`core.safe_files.safe_extract_zip` into the workspace's ``tmp/``, checks every listed
+Import extracts with :func:`core.zip_extract.safe_extract_zip` into the workspace's ``tmp/``, checks every listed
 file's sha256, then inserts everything in one transaction.
 """
 
@@ -21,14 +21,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.errors import InputError
+from core.file_names import clean_name, safe_filename, unique_name
 from core.i18n import N_, _
-from core.safe_files import clean_name, safe_extract_zip, safe_filename, unique_name
 from core.store.archive_format import FORMAT, FORMAT_VERSION
 from core.store.base import WorkspaceBase
 from core.store.codec import PRE_SOURCE, check_name
 from core.store.db import inserted_id, utc_now
 from core.store.files import ANALYSIS_PREFIX, ROOT_PREFIX, encode_path, file_sha256
 from core.store.review import OUTCOME_APPLIED, OUTCOME_KEPT
+from core.zip_extract import safe_extract_zip
 
 _PATH_FIELDS = ("heatmap_path", "overlay_path", "change_path")
 #: Limits of a case import, on the bytes actually written: the whole case, one file, and how many times its size

@@ -36,7 +36,7 @@ def _check_review(ref: str, analyst: str, status: str | None, grade: str | None,
     if notes is not None:
         check_text(notes, N_("notes"), max_len=20000)
     if label is not None:
-        from core.buildings.calibrate import parse_label
+        from core.buildings.labels import parse_label
 
         label = parse_label(label)
     return analyst, label
@@ -196,7 +196,7 @@ class BuildingsMixin(WorkspaceBase):
     def set_building_labels(self, analysis_id: int, labels: dict[str, str], *, analyst: str) -> int:
         """Label many buildings at once (e.g. from a labels CSV), one audit row each; returns how many changed."""
         aid = self._require_analysis(analysis_id)
-        from core.buildings.calibrate import parse_label
+        from core.buildings.labels import parse_label
 
         clean = {str(k): parse_label(v) for k, v in labels.items()}
         analyst = check_name(analyst, N_("analyst name"), max_len=200)

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
+from core.file_names import clean_name
 from core.i18n import _
-from core.safe_files import clean_name
 from core.store.files import decode_path, encode_path
 from core.types import Finding, SceneResult
 
@@ -120,7 +120,7 @@ def check_text(value: Any, what: str, *, max_len: int, allow_empty: bool = True)
 
 def check_name(value: Any, what: str, *, max_len: int) -> str:
     """A name to store and show (case, input, scene, analyst, model): text, cleaned by
-    :func:`core.safe_files.clean_name` (no control, bidi-override or invisible characters), not empty once cleaned,
+    :func:`core.file_names.clean_name` (no control, bidi-override or invisible characters), not empty once cleaned,
     at most ``max_len`` characters. Returns the cleaned name; :class:`InputError` otherwise."""
     if not isinstance(value, str):
         raise InputError(_("{what} must be text, got {name}.").format(what=_(what), name=type(value).__name__))

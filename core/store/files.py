@@ -1,6 +1,6 @@
 """File helpers of the workspace: where it lives, crash-safe writes, portable stored paths.
 
-``atomic_write_bytes`` / ``atomic_write_text`` live in :mod:`core.safe_files` (usable without a workspace) and are
+``atomic_write_bytes`` / ``atomic_write_text`` live in :mod:`core.atomic_files` (usable without a workspace) and are
 re-exported here and from :mod:`core.store`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.safe_files import atomic_write_bytes, atomic_write_text, file_sha256
+from core.atomic_files import atomic_write_bytes, atomic_write_text, file_sha256
 
 __all__ = ["ANALYSIS_PREFIX", "ENV_WORKSPACE", "ROOT_PREFIX", "atomic_write_bytes", "atomic_write_text",
            "decode_path", "default_root", "encode_path", "file_sha256"]

@@ -7,9 +7,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from core.atomic_files import atomic_write_stream
 from core.errors import InputError
+from core.file_names import safe_filename
 from core.i18n import N_, _
-from core.safe_files import atomic_write_stream, safe_filename
 from core.store.base import WorkspaceBase, this_owner
 from core.store.codec import check_fraction, check_id, check_name, check_text, dumps, loads
 from core.store.db import inserted_id, loads_row, utc_now

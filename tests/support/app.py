@@ -8,7 +8,7 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from core.server_files.inputs import ENV_SERVER_PATHS
+from core.server_files.paths import ENV_SERVER_PATHS
 from tests.support.data import REPO, need
 from ui.model_cache import ENV_MODEL
 

@@ -1,179 +1,21 @@
-"""Crash-safe writes, safe file names and safe archive extraction for anything a user hands in.
+"""Safe zip extraction of archives users hand in (training sets, xBD folders, case archives, footprints).
 
-``atomic_write_bytes`` / ``atomic_write_text`` replace a file so that readers and crashes (SIGKILL, power loss after
-the call returned) only ever see the old or the complete new file: temp file in the same folder, fsync, rename.
-``safe_filename`` turns any text (an upload's name, a case title) into a name that is harmless on every file system.
 ``safe_extract_zip`` unpacks an archive without ever writing outside the destination folder (zip-slip: absolute
 paths, ``..``, symlinks) and without filling the disk (zip bombs: declared sizes, compression ratio, and the bytes
-actually inflated, which a forged header cannot hide).
+actually inflated while streaming, which a forged header cannot hide).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 import re
 import shutil
 import stat
-import tempfile
-import unicodedata
 import zipfile
-from collections.abc import Collection
 from pathlib import Path, PurePosixPath
-from typing import IO
 
-from core.errors import InputError, TrainingDataError, WorkspaceError
+from core.errors import InputError, TrainingDataError
 from core.i18n import _
-
-MAX_NAME = 120
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-_BAD = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def atomic_write_stream(path: str | Path, stream: IO[bytes], chunk: int = 1 << 20) -> Path:
-    """Copy ``stream`` (read to its end, ``chunk`` bytes at a time) to ``path`` so that readers and crashes only
-    ever see the old or the complete new file; returns ``path``.
-
-    Parent folders are created; an existing file's permissions are kept (new files: 0644). Raises
-    :class:`WorkspaceError` when the folder is not writable or the disk is full.
-    """
-    path = Path(path)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o644
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:80]}.", suffix=".tmp", dir=path.parent)
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            shutil.copyfileobj(stream, f, chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
-        return path
-    except OSError as exc:
-        raise WorkspaceError(
-            _("could not write {path}: {value}. Check that the folder is writable and the disk has free space, "
-              "then try again.").format(path=path, value=exc.strerror or exc)) from exc
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """:func:`atomic_write_stream` of a bytes object."""
-    atomic_write_stream(path, io.BytesIO(data))
-
-
-def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
-    """Text version of :func:`atomic_write_bytes` (UTF-8 by default, newlines written as given)."""
-    atomic_write_bytes(path, text.encode(encoding))
-
-
-def _to_ascii(text: str) -> str:
-    """Accents dropped (``é`` -> ``e``), compatibility forms folded (``․`` -> ``.``), any other non-ASCII -> ``_``."""
-    text = unicodedata.normalize("NFKD", text)
-    return "".join(c if ord(c) < 128 else "_" for c in text if not unicodedata.combining(c))
-
-
-def _clean(part: str) -> str:
-    """ASCII letters, digits, ``._-`` only; no runs of dots or underscores; no leading/trailing dots or dashes."""
-    part = _BAD.sub("_", part)
-    part = re.sub(r"\.{2,}", ".", part)
-    part = re.sub(r"[-_]*-[-_]*", "-", part)  # "a _-b" -> "a-b"
-    part = re.sub(r"_{2,}", "_", part)
-    return part.strip("._- ")
-
-
-def safe_filename(name: str, default: str = "file") -> str:
-    """A harmless file name made from ``name``: no path separators, no ``..``, no control characters, no leading
-    dot, ASCII only, at most 120 characters, never empty, never a Windows device name. The extension (up to 16
-    characters) is kept: ``"서울 사진.JPG"`` -> ``"file.JPG"``, ``"../../etc/passwd"`` -> ``"etc_passwd"``.
-    Applying it again changes nothing.
-    """
-    text = _to_ascii(str(name))
-    stem, dot, ext = text.rpartition(".")
-    if not dot or not stem or "/" in ext or "\\" in ext:  # ".bashrc": a hidden name, not an extension
-        stem, ext = text, ""
-    ext = _clean(_clean(ext)[:16])
-    if not ext:  # without an extension no dot may remain, or a second pass would read one
-        stem = stem.replace(".", "_")
-    stem = _clean(stem) or _clean(_to_ascii(str(default)).replace(".", "_")) or "file"
-    if stem.split(".")[0].lower() in _RESERVED:
-        stem = "_" + stem
-    if ext:
-        return stem[: MAX_NAME - len(ext) - 1].rstrip("._-") + "." + ext
-    return stem[:MAX_NAME].rstrip("._-")
-
-
-#: Characters that reorder or hide text (bidirectional embeddings, overrides, isolates and marks; zero-width space,
-#: word joiner, byte-order mark): "evil\u202egnp.exe" shows as "evilexe.png".
-_HIDDEN = frozenset("\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff")
-
-
-def clean_name(text: object, default: str = "file", max_len: int = 200) -> str:
-    """A name as people see and the workspace stores it (an upload's name, a case, an analyst): Unicode kept
-    (NFC), but control characters (NUL, tabs, newlines...) and line separators become spaces, bidirectional
-    overrides and invisible characters are removed, runs of spaces collapse, at most ``max_len`` characters,
-    ``default`` when nothing is left (give ``""`` to test for that). Applying it again changes nothing. File names on
-    disk use :func:`safe_filename`."""
-    out = []
-    for c in unicodedata.normalize("NFC", str(text)):
-        if c in _HIDDEN or unicodedata.category(c) == "Cs":  # lone surrogates cannot even be stored as UTF-8
-            continue
-        out.append(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c)
-    name = " ".join("".join(out).split())[:max_len].strip()
-    return name or default
-
-
-def unique_name(name: str, taken: Collection[str]) -> str:
-    """``name``, or ``stem-2.ext``, ``stem-3.ext``... : the first one not in ``taken`` (compared case-insensitively,
-    as on Windows and macOS file systems), kept within 120 characters."""
-    lowered = {t.casefold() for t in taken}
-    if name.casefold() not in lowered:
-        return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, dot, ext = name, "", ""
-    n = 2
-    while True:
-        suffix = f"-{n}{dot}{ext}"
-        candidate = stem[: max(1, MAX_NAME - len(suffix))] + suffix
-        if candidate.casefold() not in lowered:
-            return candidate
-        n += 1
 
 
 def _member_parts(info: zipfile.ZipInfo, err: type[InputError], archive: Path) -> tuple[str, ...]:
