@@ -21,6 +21,7 @@ from ui import basemaps, i18n, shell
 from ui import buildings as buildings_ui
 from ui import state as S
 from ui.map_clicks import clicked_finding
+from ui.markdown_text import plain
 
 MAP_HEIGHT = 620
 
@@ -58,7 +59,7 @@ def _mtime(path: Path | None) -> float:
 
 def _details(sr: SceneResult, f: Finding) -> None:
     label = _(webmap.grade_label_colour(f)[0])
-    st.subheader(f.id, divider="gray")
+    st.subheader(plain(f.id), divider="gray")
     na = _("n/a")
     rows = {_("Grade"): f"{label} ({f.grade_scale})",
             _("Score max / mean"): f"{f.score_max:.2f} / {f.score_mean:.2f}",
@@ -71,7 +72,7 @@ def _details(sr: SceneResult, f: Finding) -> None:
             _("Analyst"): f.analyst or "—", _("Method"): _(f.det_method), _("Notes"): f.notes or "—"}
     st.dataframe([{_("field"): k, _("value"): str(v)} for k, v in rows.items()], hide_index=True, width="stretch")
     st.caption(":material/info: " + confidence_note() + " " + _("Verdict of {name}: {rule}.").format(
-        name=sr.scene_name, rule=judge(sr).rule))
+        name=plain(sr.scene_name), rule=judge(sr).rule))
     src = Path(sr.source_path) if sr.source_path else None
     try:
         chip = _chip(f.id, str(src), _mtime(src), sr, f)
@@ -159,7 +160,7 @@ def _add_overlay(path: Path, threshold: float, what: str) -> None:
         overlays[str(path)] = _overlay(str(path), _mtime(Path(path)), threshold, max_px)
     except CoreError as exc:
         overlays[str(path)] = None
-        st.warning(_("{what} not shown: {error}").format(what=what, error=exc), icon=":material/warning:")
+        st.warning(_("{what} not shown: {error}").format(what=plain(what), error=plain(exc)), icon=":material/warning:")
 
 
 for r in on_map:
@@ -176,22 +177,22 @@ for r in on_map:
         imagery[str(r.source_path)] = _imagery(str(r.source_path), _mtime(Path(r.source_path)),
                                                json.dumps(r.georef.to_dict()), r.width, r.height, max_px)
     except CoreError as exc:
-        st.warning(_("Imagery of {name!r} not shown: {error}").format(name=r.scene_name, error=exc),
+        st.warning(plain(_("Imagery of {name!r} not shown: {error}").format(name=r.scene_name, error=exc)),
                    icon=":material/warning:")
 base = basemap_layers(basemaps.shown(ctx.ws, ctx.case_id), scenes_area(on_map + gps_only),
                       load=basemaps.loader(ctx.ws))
 for note in base.notes:
-    st.caption(f":material/layers: {note}")
+    st.caption(f":material/layers: {plain(note)}")
 mosaic = None  # the area mosaic of the picked analysis (runs of two or more georeferenced scenes write one)
 mosaic_file = None if whole_case else mosaic_path(analysis["options"].get("out") or ctx.ws.analysis_dir(analysis["id"]))
 if mosaic_file is not None and on_map:
     try:
         mosaic = _overlay(str(mosaic_file), _mtime(mosaic_file), webmap.scene_threshold(on_map[0]), 1024)
     except CoreError as exc:
-        st.warning(_("Area mosaic not shown: {error}").format(error=exc), icon=":material/warning:")
+        st.warning(_("Area mosaic not shown: {error}").format(error=plain(exc)), icon=":material/warning:")
     if mosaic is not None:
         st.caption(_("Area mosaic: {name} (one heatmap of the area, layer control top right; the per-scene "
-                     "heatmaps are there too).").format(name=mosaic_file.name))
+                     "heatmaps are there too).").format(name=plain(mosaic_file.name)))
 try:
     bset = buildings_ui.load(ctx, analysis["id"])
     extra = []

@@ -23,6 +23,7 @@ from core.server_files import typed_paths
 from core.store.job_uploads import save_job_uploads
 from ui import i18n, model_cache, models_train, models_xbd, shell
 from ui.jobs import start_job
+from ui.markdown_text import in_code, plain
 
 POLL_S = 2.0  #: refresh period of the jobs panel while a job runs
 UPLOAD_TYPES = sorted({e.lstrip(".") for e in IMAGE_EXTS} | {"zip"})
@@ -98,7 +99,7 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
                 **{k: st.column_config.NumberColumn(_(k), format="%.3f") for k in models_xbd.CARD_COLUMNS}})
         if not evals and not xbd:
             st.caption(_("Not evaluated yet: use the Evaluate tab."))
-        st.caption(f"sha256 `{sha}` · `{path}`")
+        st.caption(f"sha256 `{sha}` · `{in_code(path)}`")
         if markdown is not None:
             st.caption(_("Model card, as written with the model (English):"))
             with st.container(key=f"model_card_{path.stem}"):  # the card's own text is not translated
@@ -280,7 +281,7 @@ def _job_card(ws, jr: jobs.JobRunner, job: dict[str, Any]) -> None:
             st.plotly_chart(fig, width="stretch")
             st.caption(_("{normal} normal vs {anomalous} anomalous ({unit}) · model {model}").format(
                 normal=res.get("n_normal"), anomalous=res.get("n_anomalous"), unit=evaluation_unit(res.get("unit")),
-                model=res.get("model", {}).get("name", "?")))
+                model=plain(res.get("model", {}).get("name", "?"))))
         if job["status"] in jobs.ACTIVE and st.button(_("Cancel job #{id}").format(id=job["id"]),
                                                       icon=":material/cancel:"):
             jr.cancel(job["id"])

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,29 @@ def test_sidebar_widgets_stay_at_one_position_through_export_and_import(app_env:
     after = _positions(at.run())
     for label in WATCHED:
         assert before[label] == prepared[label] == imported[label] == after[label], label
+
+
+# -- names are text, never markdown --------------------------------------------------------------------------------
+_LINK_OR_IMAGE = re.compile(r"!\[|(?<!\\)\]\(")  #: markdown's "![" or "](" with its bracket not escaped
+
+
+def test_a_name_with_markdown_is_shown_as_text_on_every_page(app_env: Path) -> None:
+    """Streamlit renders markdown in captions, alerts, toasts and headings, and a markdown image makes the browser
+    fetch its URL: an upload named ``![beacon](https:x.y).png`` made every browser that showed the name call that host.
+    Every element that renders markdown gets the name escaped."""
+    at = new_app().run()
+    names = ["![beacon](https:x.y).png", "![beacon](https:x.y) broken.png"]
+    at.file_uploader[0].set_value([(names[0], _png(1), "image/png"), (names[1], b"not an image", "image/png")]).run()
+    assert [s["name"] for s in at.session_state[S.STAGED]] == names
+    at.button(key="run_analysis").click().run()
+    assert not at.exception, texts(at.exception)
+    for page in ("pages/analyze.py", "pages/map.py", "pages/report.py"):
+        if page != "pages/analyze.py":
+            at.switch_page(page).run()
+        assert not at.exception, f"{page}: {texts(at.exception)}"
+        rendered = [str(e.value) for kind in (at.markdown, at.caption, at.error, at.warning, at.info, at.success,
+                                              at.subheader, at.toast) for e in kind]  # the markdown as sent
+        shown = [t for t in rendered if "beacon" in t]
+        assert page != "pages/analyze.py" or shown, "the test needs the names shown on the Analyze page"
+        raw = [t for t in shown if _LINK_OR_IMAGE.search(t)]
+        assert not raw, f"{page}: a name went into markdown unescaped: {raw}"

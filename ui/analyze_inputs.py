@@ -17,6 +17,7 @@ from core.i18n import _, ngettext
 from core.server_files.paths import check_server_path
 from ui import analyze_run, area_fit, compare, footprints, i18n, shell, uploads
 from ui import state as S
+from ui.markdown_text import plain
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
 
@@ -117,7 +118,7 @@ def section(ctx: shell.Context) -> None:
             st.rerun()
         if ctx.detector is None:
             st.warning(_("No usable model: {error}. Choose another model in the sidebar.").format(
-                error=ctx.model_error))
+                error=plain(ctx.model_error)))
             return
         label = ngettext("Analyse {n} image", "Analyse {n} images", len(staged)).format(n=len(staged))
         run = c1.button(label, type="primary", icon=":material/play_arrow:", key="run_analysis")

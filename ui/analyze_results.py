@@ -35,6 +35,7 @@ from core.types import SceneResult
 from ui import analyze_run, cells, compare, i18n, images, placement, shell
 from ui import buildings as buildings_ui
 from ui import state as S
+from ui.markdown_text import plain
 
 
 @st.cache_data(max_entries=5000, show_spinner=False)
@@ -90,7 +91,7 @@ def missing_heatmap(r: SceneResult) -> None:
     st.warning(_("The heatmap of {name} is missing from this workspace: the analysis was imported from a "
                  "workbench whose run wrote its heatmaps outside its workspace, or the file was removed. Its saved "
                  "findings, reviews and report are all here; to see heatmaps, analyse the image again.").format(
-                     name=r.scene_name), icon=":material/hide_image:")
+                     name=plain(r.scene_name)), icon=":material/hide_image:")
 
 
 def _saved_help(v: Verdict) -> str:
@@ -134,7 +135,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
            event_type: str = "other") -> None:
     """Original, heatmap and overlay side by side, scores, histogram, location."""
     if r.error:
-        st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
+        st.error(f"{plain(r.scene_name)}: {plain(r.error)}", icon=":material/broken_image:")
         return
     if _heatmap(r) is None:
         missing_heatmap(r)
@@ -163,7 +164,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
     # in the language in use, not stored; a pair's findings come from its change map, so not for a pair
     broad = None if r.change_path is not None else broad_anomaly_note(r.meta.get("share_above_threshold"))
     for w in [*r.meta.get("warnings", []), *([broad] if broad else [])]:
-        st.caption(f":material/warning: {say(w)}")  # stored as language-free records, put in words here
+        st.caption(f":material/warning: {plain(say(w))}")  # stored as language-free records, put in words here
     if r.change_path is not None:
         compare.before_after(r)
         if ctx.can_work:
@@ -180,7 +181,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
         rgb = images.source_preview(str(r.source_path), images.mtime(r.source_path))
     except CoreError as exc:
         rgb = None
-        st.warning(_("The original image cannot be shown: {error}").format(error=exc))
+        st.warning(_("The original image cannot be shown: {error}").format(error=plain(exc)))
     c1, c2, c3 = st.columns(3)
     if rgb is not None:
         c1.image(rgb, caption=_("original"), width="stretch")
@@ -201,7 +202,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
             _("{method} georeference (approximate), {crs}; WGS84 bounds W {w:.5f} S {s:.5f} E {e:.5f} N {n:.5f}")
             if r.georef.approximate else
             _("{method} georeference, {crs}; WGS84 bounds W {w:.5f} S {s:.5f} E {e:.5f} N {n:.5f}")).format(
-                method=_(r.georef.method), crs=r.georef.crs, w=w, s=s, e=e, n=n))
+                method=_(r.georef.method), crs=plain(r.georef.crs), w=w, s=s, e=e, n=n))
 
 
 def section(ctx: shell.Context) -> None:
@@ -232,7 +233,7 @@ def section(ctx: shell.Context) -> None:
     ok = [r for r in results if not r.error]
     for r in results:
         if r.error:
-            st.error(f"{r.scene_name}: {r.error}", icon=":material/broken_image:")
+            st.error(f"{plain(r.scene_name)}: {plain(r.error)}", icon=":material/broken_image:")
     if not ok:
         return
     names = [r.scene_name for r in ok]

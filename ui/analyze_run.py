@@ -18,6 +18,7 @@ from core.i18n import _
 from core.types import SceneResult
 from ui import footprints, i18n, shell, sidebar
 from ui import state as S
+from ui.markdown_text import plain
 
 
 def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
@@ -89,7 +90,7 @@ def resume(ctx: shell.Context, analysis: dict[str, Any]) -> None:
     model = analysis["model"]
     if det is None or det.sha256 != model.get("sha256"):
         st.warning(_("Analysis #{id} was made with the model {name!r}; choose it in the sidebar to resume it.")
-                   .format(id=analysis["id"], name=model.get("name", "?")))
+                   .format(id=analysis["id"], name=plain(model.get("name", "?"))))
         return
     run_batch(ctx, AnalysisRun.resume(ctx.ws, analysis["id"], det))
     st.rerun()

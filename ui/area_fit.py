@@ -16,6 +16,7 @@ from core.store.analyses import case_display_name
 from core.store.jobs import ACTIVE
 from ui import shell
 from ui import state as S
+from ui.markdown_text import plain
 
 #: The architecture an area fit builds (feature matching on the offline pretrained VGG16 trunk).
 AREA_ARCH = "patchcore-vgg16"
@@ -46,14 +47,14 @@ def _progress(ctx: shell.Context, job_id: int, polling: bool) -> None:
         res = job.get("result") or {}
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.success(_("Model #{id} “{name}” is fitted to this area and registered.").format(
-            id=res.get("model_id"), name=res.get("name")), icon=":material/check_circle:")
+            id=res.get("model_id"), name=plain(res.get("name"))), icon=":material/check_circle:")
         if c2.button(_("Use it"), key=f"use_area_model_{job_id}", icon=":material/swap_horiz:"):
             S.put(S.MODEL_PATH, str(res.get("path", "")))
             S.put(S.AREA_FIT_JOB, None)
             st.rerun()
     else:
         st.error(_("Fitting the area model did not finish ({status}): {message}").format(
-            status=_(str(job["status"])), message=job["message"] or job.get("error")))
+            status=_(str(job["status"])), message=plain(job["message"] or job.get("error"))))
 
 
 def section(ctx: shell.Context) -> None:

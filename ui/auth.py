@@ -21,6 +21,7 @@ from core.i18n import _
 from core.store import Workspace
 from core.store.users import User, session_limits
 from ui import state as S
+from ui.markdown_text import plain
 
 #: Addresses that only this machine reaches.
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -82,7 +83,7 @@ def _login_form(ws: Workspace) -> None:
             try:
                 user = ws.authenticate(name, password)
             except AuthError as exc:
-                st.error(_("Not logged in: {error}").format(error=exc), icon=":material/lock:")
+                st.error(_("Not logged in: {error}").format(error=plain(exc)), icon=":material/lock:")
                 return
             now = time.time()
             S.put(S.USER, {"id": user.id, "name": user.name, "role": user.role, "updated_at": user.updated_at})
@@ -108,7 +109,7 @@ def _refusal(address: str) -> Callable[[], None]:
 
 def _unavailable(message: str) -> Callable[[], None]:
     def draw() -> None:
-        st.error(_("Login unavailable: {error}").format(error=message), icon=":material/error:")
+        st.error(_("Login unavailable: {error}").format(error=plain(message)), icon=":material/error:")
     return draw
 
 
@@ -150,7 +151,7 @@ def account_box(user: User | None) -> None:
                      "team, add users (`{command}`).").format(command=ADD_ADMIN))
         return
     c1, c2 = st.columns([3, 2], vertical_alignment="center")
-    c1.caption(f":material/person: **{user.name}** · {_(user.role)}")
+    c1.caption(f":material/person: **{plain(user.name)}** · {_(user.role)}")
     if c2.button(_("Log out"), key="w_logout", icon=":material/logout:"):
         logout(_("You are logged out."))
         st.rerun()

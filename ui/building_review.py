@@ -10,7 +10,6 @@ and the analyst keeps that review or applies theirs on top of it. Both choices a
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 import streamlit as st
@@ -25,6 +24,7 @@ from core.store.codec import REVIEW_STATUSES
 from ui import conflict as conflict_ui
 from ui import i18n, shell
 from ui import state as S
+from ui.markdown_text import plain
 
 #: Calibration labels: stored key -> English text (translated where shown).
 LABELS = {"": N_("no label"), "damaged": N_("damaged"), "not-damaged": N_("not damaged")}
@@ -113,7 +113,7 @@ def _conflict_panel(ctx: shell.Context, ref: str, box: Any) -> None:
 def review(ctx: shell.Context, aid: int, b: Building) -> None:
     """Details of one building and its review form (label, status, grade, notes), saved with an audit row."""
     scale = get_scale(b.grade_scale)
-    st.markdown(f"**{_('Building {id}').format(id=escape(b.building_id))}**")
+    st.markdown(f"**{_('Building {id}').format(id=plain(b.building_id))}**")
     na = _("n/a")
     score = f"{b.score:.3f}" if b.score is not None else na
     st.dataframe([{"field": k, "value": str(v)} for k, v in {
@@ -150,8 +150,9 @@ def _form(ctx: shell.Context, ref: str, b: Building, scale: Any, box: Any) -> No
     elif start["version"] != version:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.info(_("Building {id} was reviewed by {analyst} since you opened this form (now {status}). Saving will "
-                  "show both reviews and let you choose.").format(id=b.building_id, analyst=b.analyst or _("someone"),
-                                                                  status=_(b.review_status)), icon=":material/group:")
+                  "show both reviews and let you choose.").format(
+                      id=plain(b.building_id), analyst=plain(b.analyst or _("someone")), status=_(b.review_status)),
+                icon=":material/group:")
         if c2.button(_("Start from theirs"), key="w_bld_reload"):
             _forget(ref)
             st.rerun()
@@ -170,8 +171,8 @@ def _form(ctx: shell.Context, ref: str, b: Building, scale: Any, box: Any) -> No
             return
     mine = {f: st.session_state[keys[f]] for f in FIELDS if st.session_state[keys[f]] != start[f]}
     if not mine:
-        st.info(_("Nothing to save: you changed nothing in the review of building {id}.").format(id=b.building_id),
-                icon=":material/info:")
+        st.info(_("Nothing to save: you changed nothing in the review of building {id}.").format(
+            id=plain(b.building_id)), icon=":material/info:")
         return
     try:
         saved = _save(ctx, ref, mine, start["version"])

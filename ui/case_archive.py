@@ -20,6 +20,7 @@ from core.store.analyses import case_display_name
 from core.store.users import User
 from ui import i18n
 from ui import state as S
+from ui.markdown_text import plain
 
 #: Choice of input images an export carries -> ``Workspace.export_case(inputs=...)``.
 INPUT_CHOICES = {
@@ -47,7 +48,7 @@ def _export(ws: Workspace, case_id: int, user: User | None) -> None:
                 path = ws.export_case(case_id, folder, inputs=inputs, user=user.name if user else None)
             S.put(S.CASE_ARCHIVE, {"case_id": case_id, "path": str(path)})
         except (CoreError, OSError) as exc:
-            st.error(_("The case could not be exported: {error}").format(error=exc), icon=":material/error:")
+            st.error(_("The case could not be exported: {error}").format(error=plain(exc)), icon=":material/error:")
     ready: dict[str, Any] | None = S.get(S.CASE_ARCHIVE)
     if ready and ready["case_id"] == case_id and Path(ready["path"]).is_file():
         path = Path(ready["path"])

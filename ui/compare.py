@@ -30,6 +30,7 @@ from core.report.rasters import overview_shape
 from core.types import SceneResult
 from ui import i18n, images, shell, uploads
 from ui import state as S
+from ui.markdown_text import in_code, plain
 
 NONE = ""  #: selectbox value "no pre-event image"
 SPLIT_COLOUR = np.array([245, 208, 0], np.uint8)  #: the wipe's dividing line (the threshold colour of the page)
@@ -185,7 +186,7 @@ def before_after(r: SceneResult) -> None:
     from core.mapping.webmap import change_threshold  # folium: only when a pair is shown
 
     st.markdown(_("**Before / after** — pre-event `{pre}` on the post-event grid vs `{post}`").format(
-        pre=r.pre_scene_name, post=r.scene_name))
+        pre=in_code(r.pre_scene_name), post=in_code(r.scene_name)))
     coreg = r.meta.get("coregistration") or {}
     thr = change_threshold(r)
     pre_path = str(r.meta.get("pre_source") or "")
@@ -197,7 +198,7 @@ def before_after(r: SceneResult) -> None:
                               (float(shift[0]), float(shift[1])))
     except CoreError as exc:
         post = pre = None
-        st.warning(_("The before/after view cannot be drawn: {error}").format(error=exc))
+        st.warning(_("The before/after view cannot be drawn: {error}").format(error=plain(exc)))
     c1, c2 = st.columns(2)
     with c1:
         if pre is not None and post is not None:
@@ -219,7 +220,7 @@ def before_after(r: SceneResult) -> None:
         else:
             st.warning(_("The change heatmap file is missing from the workspace."))
     n_post = r.meta.get("post_only_findings")
-    st.caption(f":material/compare_arrows: {coregistration_text(coreg)} "
+    st.caption(f":material/compare_arrows: {plain(coregistration_text(coreg))} "
                + (_("Findings come from the change heatmap (threshold {thr:.2f}); the post image alone gave {n}.")
                   .format(thr=thr, n=n_post) if n_post is not None else
                   _("Findings come from the change heatmap (threshold {thr:.2f}).").format(thr=thr)))

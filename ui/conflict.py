@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.i18n import _
+from ui.markdown_text import plain
 
 
 def choice(box: Any, conflict: dict[str, Any], describe: Callable[[dict[str, Any]], str],
@@ -18,12 +19,12 @@ def choice(box: Any, conflict: dict[str, Any], describe: Callable[[dict[str, Any
     import pandas as pd  # lazy: the Map page draws before pandas is needed
 
     with box, st.container(border=True):
-        st.warning(conflict["message"], icon=":material/group:")
+        st.warning(plain(conflict["message"]), icon=":material/group:")
         st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
                                     _("change"): describe(r)} for r in conflict["since"]]),
                      hide_index=True, width="stretch")
         st.markdown(_("**Your change (not saved):** ") + "; ".join(
-            f"{_(k)}: {v or '—'}" for k, v in conflict["mine"].items()))
+            f"{_(k)}: {plain(v or '—')}" for k, v in conflict["mine"].items()))
         c1, c2 = st.columns(2)
         keep = c1.button(_("Keep theirs"), icon=":material/undo:", key=f"{key}_keep", width="stretch")
         apply = c2.button(_("Apply mine"), icon=":material/done_all:", key=f"{key}_apply", width="stretch")

@@ -14,6 +14,7 @@ from core.i18n import _
 from core.server_files.paths import check_server_path
 from ui import shell
 from ui import state as S
+from ui.markdown_text import plain
 
 FOOTPRINT_TYPES = ["geojson", "json", "gpkg", "fgb", "zip", "shp", "shx", "dbf", "prj", "cpg"]
 
@@ -60,7 +61,7 @@ def footprints_section(ctx: shell.Context) -> None:
         if staged:
             st.caption(_("Footprints of the next analysis: {files}. Each building gets a score, a grade and a "
                          "confidence; files that cannot be read are reported and the rest still run.")
-                       .format(files=", ".join(f["name"] for f in staged)))
+                       .format(files=plain(", ".join(f["name"] for f in staged))))
             if st.button(_("Remove footprints"), key="clear_footprints"):
                 S.put(S.STAGED_FOOTPRINTS, [])
                 st.rerun()

@@ -14,6 +14,7 @@ from core.i18n import _
 from core.types import SceneResult
 from ui import shell
 from ui import state as S
+from ui.markdown_text import plain
 
 
 def placement_form(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any]) -> None:
@@ -21,7 +22,7 @@ def placement_form(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str
     the WGS84 bounds of a north-up image."""
     st.info(_("{name} has no georeference, so it cannot be shown on the map and its findings have no "
               "coordinates or areas. Place it: give the centre of the image and its ground sample distance, or the "
-              "bounds it covers.").format(name=r.scene_name), icon=":material/location_off:")
+              "bounds it covers.").format(name=plain(r.scene_name)), icon=":material/location_off:")
     from core.mapping import webmap  # folium: only when an unplaced image is shown
 
     gps = webmap.gps_point(r)

@@ -21,6 +21,7 @@ from core.types import Finding
 from ui import conflict as conflict_ui
 from ui import i18n, shell
 from ui import state as S
+from ui.markdown_text import plain
 
 #: Editable columns of the review table -> the keyword of :meth:`Workspace.review_finding`.
 EDITABLE = {"review": "status", "grade": "grade", "notes": "notes"}
@@ -116,11 +117,11 @@ def conflict_panel(ctx: shell.Context) -> None:
         if keep:
             ctx.ws.keep_their_review(fid, analyst=ctx.analyst, **mine)
             S.put(S.REVIEW_CONFLICT, None)
-            st.toast(_("Kept the other review of {id}; yours is in its history.").format(id=fid),
+            st.toast(_("Kept the other review of {id}; yours is in its history.").format(id=plain(fid)),
                      icon=":material/check:")
         elif _save(ctx, fid, mine, conflict["version"]):
             S.put(S.REVIEW_CONFLICT, None)
-            st.toast(_("Saved your review of {id} over the other one (both are in its history).").format(id=fid),
+            st.toast(_("Saved your review of {id} over the other one (both are in its history).").format(id=plain(fid)),
                      icon=":material/check:")
     except CoreError as exc:
         shell.show_error(exc, _("Review not saved"))
@@ -169,8 +170,8 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.info(_("{id} was reviewed by {analyst} since you opened this form (now {status}, grade {grade}). Saving "
                   "will show both reviews and let you choose.").format(
-                      id=fid, analyst=f.analyst or _("someone"), status=_(f.review_status),
-                      grade=grade_label(f, f.grade)), icon=":material/group:")
+                      id=plain(fid), analyst=plain(f.analyst or _("someone")), status=_(f.review_status),
+                      grade=plain(grade_label(f, f.grade))), icon=":material/group:")
         if c2.button(_("Start from theirs"), key="w_review_one_reload"):
             _forget_form(fid)
             st.rerun()
@@ -188,7 +189,7 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
                 return
             changed = {k: st.session_state[keys[k]] for k in _FIELDS if st.session_state[keys[k]] != start[k]}
             if not changed:
-                st.info(_("Nothing to save: you changed nothing in the review of {id}.").format(id=fid),
+                st.info(_("Nothing to save: you changed nothing in the review of {id}.").format(id=plain(fid)),
                         icon=":material/info:")
                 return
             try:
@@ -198,7 +199,7 @@ def review_form(ctx: shell.Context, findings: list[Finding]) -> None:
                 return
             if saved:
                 _forget_form(fid)
-                st.toast(_("Saved the review of {id}.").format(id=fid), icon=":material/check:")
+                st.toast(_("Saved the review of {id}.").format(id=plain(fid)), icon=":material/check:")
             st.rerun()
     history(ctx, fid)
 
@@ -211,9 +212,9 @@ def history(ctx: shell.Context, fid: str) -> None:
         shell.show_error(exc, _("Review history"))
         return
     if not rows:
-        st.caption(_("{id} has not been reviewed yet.").format(id=fid))
+        st.caption(_("{id} has not been reviewed yet.").format(id=plain(fid)))
         return
     changes = [{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
                 _("change"): _describe(r), _("outcome"): _(r.get("outcome") or "applied")} for r in rows]
-    st.markdown(_("**Review history of {id}** ({n})").format(id=fid, n=len(rows)))
+    st.markdown(_("**Review history of {id}** ({n})").format(id=plain(fid), n=len(rows)))
     st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")

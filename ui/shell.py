@@ -23,6 +23,7 @@ from core.i18n import _
 from core.store import Workspace, default_root
 from core.store.users import User
 from ui import state as S
+from ui.markdown_text import plain
 from ui.model_cache import get_detector
 
 if TYPE_CHECKING:  # core.detection.detector imports torch: imported by the model's loading thread
@@ -51,7 +52,7 @@ def workspace() -> Workspace:
 # -- errors ------------------------------------------------------------------------------------------------------
 def show_error(exc: BaseException, what: str = "") -> None:
     """Show a user-caused error (:class:`CoreError`) as ``st.error`` with its message, never a traceback."""
-    msg = str(exc) or type(exc).__name__
+    msg = plain(str(exc) or type(exc).__name__)  # messages name files: as text, never markdown
     st.error(f"{what}: {msg}" if what else msg, icon=":material/error:")
 
 

@@ -20,6 +20,7 @@ from core.store.analyses import FIRST_CASE, FIRST_CASE_NOTE, case_display_name
 from core.store.users import User
 from ui import auth, case_archive, i18n, model_cache
 from ui import state as S
+from ui.markdown_text import in_code, plain
 from ui.shell import seed_threshold, show_error, workspace
 
 if TYPE_CHECKING:  # core.detection.detector imports torch: imported by the model's loading thread
@@ -186,7 +187,7 @@ def _device_and_model_status() -> Detector | None:
                    icon=":material/memory:")
     else:
         st.caption(f":material/bolt: {label}")
-    st.caption(f"{_(det.family)} · `{det.arch}` · v{det.version} · sha256 `{det.sha256[:12]}`")
+    st.caption(f"{_(det.family)} · `{in_code(det.arch)}` · v{plain(det.version)} · sha256 `{det.sha256[:12]}`")
     return det
 
 

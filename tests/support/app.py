@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,5 +67,9 @@ def new_app() -> AppTest:
 
 
 def texts(elements) -> list[str]:
-    """The values of AppTest elements as text."""
-    return [str(e.value) for e in elements]
+    """The values of AppTest elements as the browser shows them: markdown's backslash escapes (names and messages
+    are escaped before they go into markdown, :mod:`ui.markdown_text`) taken out."""
+    return [_ESCAPED.sub(r"\1", str(e.value)) for e in elements]
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  #: a backslash before ASCII punctuation (CommonMark)
