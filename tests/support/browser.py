@@ -237,9 +237,15 @@ def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, ti
             for p in paths:
                 page.get_by_text(Path(p).name, exact=False).first.wait_for(state="attached", timeout=timeout_ms)
             return
-        except Exception:
+        except Exception as exc:
             if attempt == tries - 1:
-                raise
+                state = page.evaluate("""() => ({
+                    uploaders: [...document.querySelectorAll('[data-testid="stFileUploader"]')].map(u => u.innerText),
+                    running: !!document.querySelector('[data-testid="stStatusWidget"]'),
+                    stale: document.querySelectorAll('[data-stale="true"]').length,
+                    alerts: [...document.querySelectorAll('[data-testid="stAlert"]')].map(a => a.innerText)})""")
+                raise AssertionError(f"{[Path(p).name for p in paths]} not staged after {tries} tries; the page: "
+                                     f"{state}") from exc
 
 
 def upload_and_analyse(page, image: Path, timeout_ms: int = 240_000, shown: str = r"^heatmap: grey below") -> None:
@@ -296,7 +302,16 @@ def offline_app(workspace: Path, model: Path | str, failure_shot: str, *, env: d
     workspace.mkdir(parents=True, exist_ok=True)
     art = artifacts_dir()
     server_env = {"BDA_WORKSPACE": str(workspace), "BDA_MODEL": str(model), "OMP_NUM_THREADS": "2", **(env or {})}
+    console: list[str] = []
     with streamlit_server(server_env) as url, offline_browser() as (page, blocked):
-        with screenshot_on_failure(page, art / failure_shot, full_page=full_page):
-            yield OfflineApp(url, page, blocked, workspace, art)
+        page.on("console", lambda m: console.append(f"{time.strftime('%H:%M:%S')} {m.type}: {m.text}"[:500]))
+        try:
+            with screenshot_on_failure(page, art / failure_shot, full_page=full_page):
+                yield OfflineApp(url, page, blocked, workspace, art)
+        except Exception:  # what the server and the page said, beside the screenshot, for a failure seen once
+            stem = Path(failure_shot).stem
+            with contextlib.suppress(OSError):
+                shutil.copyfile(workspace / "streamlit.log", art / f"{stem}_server.log")
+                (art / f"{stem}_console.log").write_text("\n".join(console[-400:]), encoding="utf-8")
+            raise
         assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
