@@ -14,6 +14,7 @@ from core.store.analyses import case_display_name
 from core.store.users import MIN_PASSWORD, ROLES
 from ui import i18n, shell
 from ui import state as S
+from ui.markdown_text import plain
 
 ROLE_HELP = N_("admin: users, models and every case · analyst: their cases (analyse, review, report) · "
                "viewer: their cases (read, download reports)")
@@ -50,7 +51,7 @@ def _done(action: str, detail: str, message: str) -> None:
 
 note = S.get(S.USERS_NOTE)
 if note:
-    st.success(note, icon=":material/check:")
+    st.success(plain(note), icon=":material/check:")
     S.put(S.USERS_NOTE, None)
 
 

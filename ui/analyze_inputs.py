@@ -80,9 +80,9 @@ def section(ctx: shell.Context) -> None:
         st.rerun()  # a fresh, empty uploader: Streamlit drops the uploaded bytes
     notes = st.container()  # drawn on every run: the messages (shown once) move no widget below them
     for msg in S.get(S.UPLOAD_ERRORS):
-        notes.error(msg)
+        notes.error(plain(msg))  # they name the uploaded files
     for msg in S.get(S.UPLOAD_NOTES):
-        notes.info(msg, icon=":material/label:")
+        notes.info(plain(msg), icon=":material/label:")
     S.put(S.UPLOAD_ERRORS, [])
     S.put(S.UPLOAD_NOTES, [])
     with st.form("server_path_form", clear_on_submit=True, border=False):

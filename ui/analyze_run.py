@@ -37,12 +37,12 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
     def on_input(k: int, n: int, item: AnalysisInput) -> None:
         current[0] = item.name
         files_bar.progress(k / n, text=_("Analysis #{id}: image {k} of {n} — {name}").format(
-            id=aid, k=k + 1, n=n, name=item.name))
-        tiles_bar.progress(0.0, text=_("{name}: reading").format(name=item.name))
+            id=aid, k=k + 1, n=n, name=plain(item.name)))
+        tiles_bar.progress(0.0, text=_("{name}: reading").format(name=plain(item.name)))
 
     def on_tiles(done: int, total: int) -> None:
         tiles_bar.progress(min(done / max(total, 1), 1.0), text=_("{name}: tile {done} of {total}").format(
-            name=current[0], done=done, total=total))
+            name=plain(current[0]), done=done, total=total))
 
     def on_result(item: AnalysisInput, result: SceneResult) -> None:
         if result.error:

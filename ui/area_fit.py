@@ -38,7 +38,7 @@ def _progress(ctx: shell.Context, job_id: int, polling: bool) -> None:
     if job is None:
         return
     st.progress(float(job["progress"] or 0.0), text=_("Area model, job #{id}: {message}").format(
-        id=job_id, message=job["message"] or _(str(job["status"]))))
+        id=job_id, message=plain(job["message"] or _(str(job["status"])))))
     if job["status"] in ACTIVE:
         return
     if polling:

@@ -17,6 +17,7 @@ from core.mapping.basemaps.case import SETTING
 from core.store import Workspace
 from ui import shell
 from ui import state as S
+from ui.markdown_text import plain
 from ui.uploads import save_upload
 
 UPLOAD_TYPES = ["mbtiles", "tif", "tiff", "geojson", "json", "gpkg"]
@@ -54,8 +55,8 @@ def chooser(ctx: shell.Context) -> None:
         for i, d in enumerate(entries):
             b = Basemap.from_dict(d)
             c1, c2 = st.columns([5, 1], vertical_alignment="center")
-            on = c1.checkbox(b.label, value=d["shown"], key=f"basemap_on_{ctx.case_id}_{i}",
-                             disabled=not ctx.can_work, help=None if b.kind == "world" else b.path)
+            on = c1.checkbox(plain(b.label), value=d["shown"], key=f"basemap_on_{ctx.case_id}_{i}",
+                             disabled=not ctx.can_work, help=None if b.kind == "world" else plain(b.path))
             if on != d["shown"]:
                 entries[i]["shown"] = on
                 _save(ctx, entries)
@@ -63,7 +64,7 @@ def chooser(ctx: shell.Context) -> None:
             if b.kind != "world" and ctx.can_work and c2.button("", icon=":material/delete:",
                                                                key=f"basemap_rm_{ctx.case_id}_{i}",
                                                                help=_("Remove {name} from this case's basemaps").format(
-                                                                   name=b.name)):
+                                                                   name=plain(b.name))):
                 _save(ctx, [e for j, e in enumerate(entries) if j != i])
                 st.rerun()
         if not ctx.can_work:

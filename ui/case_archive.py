@@ -67,7 +67,7 @@ def _import(ws: Workspace, user: User | None) -> None:
         return
     tmp = ws.root / "tmp" / f"case-upload-{uuid.uuid4().hex[:12]}.zip"
     try:
-        with st.spinner(_("Importing {name}…").format(name=up.name)):
+        with st.spinner(_("Importing {name}…").format(name=plain(up.name))):
             up.seek(0)
             atomic_write_stream(tmp, up)
             cid = ws.import_case(tmp, user=user.name if user else None)
@@ -93,9 +93,9 @@ def archive_note() -> None:
     note = S.get(S.ARCHIVE_NOTE)
     if note:
         if note.startswith("error:"):
-            box.error(note[len("error:"):], icon=":material/error:")
+            box.error(plain(note[len("error:"):]), icon=":material/error:")
         else:
-            box.success(note, icon=":material/unarchive:")
+            box.success(plain(note), icon=":material/unarchive:")
         S.put(S.ARCHIVE_NOTE, None)
 
 

@@ -138,7 +138,7 @@ def pairing_section(staged: list[dict[str, Any]]) -> None:
         for r in rows:
             key = S.pair_key(r["post"])
             st.session_state[key] = r["pre"]
-            st.selectbox(_("Pre-event image for {name}").format(name=r["post"]), options, key=key,
+            st.selectbox(_("Pre-event image for {name}").format(name=plain(r["post"])), options, key=key,
                          on_change=_keep_pair, args=(r["post"], key),
                          format_func=i18n.fixed(options, lambda v: v or _("none (analyse the post image alone)")))
 

@@ -14,6 +14,7 @@ from core.learn import jobs
 from core.server_files import xbd_folders
 from ui import model_cache, shell
 from ui.jobs import start_job
+from ui.markdown_text import plain
 
 TILE_HELP = N_("Tiles of this size cut from each post image; a tile holding buildings counts as damaged when any of "
              "them is. The tile AUROC ranks tiles by their mean heatmap.")
@@ -102,7 +103,7 @@ def job_result(res: dict[str, Any]) -> None:
                      tiles=res.get("n_tiles"), tile=res.get("tile"), damaged_tiles=res.get("n_damaged_tiles"),
                      folder=Path(str(res.get("folder", "?"))).name, model=res.get("model", {}).get("name", "?")))
     if res.get("note"):
-        st.caption(note_text(res["note"]))
+        st.caption(plain(note_text(res["note"])))
 
 
 def is_xbd(job: dict[str, Any]) -> bool:
