@@ -6,6 +6,7 @@ the network cut (no CDN, no tile server).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import re
@@ -208,7 +209,7 @@ def settled(page, timeout_ms: int = 60_000) -> None:
 
 def until(page, check: Any, what: str, timeout_s: float = 180.0, poll_ms: int = 250) -> None:
     """Poll ``check()`` (e.g. the workspace holds a saved review) until it is true, letting the page run
-    meanwhile; then wait for the page to settle. Raises AssertionError naming ``what`` after ``timeout_s``."""
+    meanwhile; then :func:`wait_drawn`. Raises AssertionError naming ``what`` after ``timeout_s``."""
     end = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > end:
@@ -302,7 +303,7 @@ def offline_app(workspace: Path, model: Path | str, failure_shot: str, *, env: d
     workspace.mkdir(parents=True, exist_ok=True)
     art = artifacts_dir()
     server_env = {"BDA_WORKSPACE": str(workspace), "BDA_MODEL": str(model), "OMP_NUM_THREADS": "2", **(env or {})}
-    console: list[str] = []
+    console: collections.deque[str] = collections.deque(maxlen=400)  # the page's last console lines
     with streamlit_server(server_env) as url, offline_browser() as (page, blocked):
         page.on("console", lambda m: console.append(f"{time.strftime('%H:%M:%S')} {m.type}: {m.text}"[:500]))
         try:
@@ -312,6 +313,6 @@ def offline_app(workspace: Path, model: Path | str, failure_shot: str, *, env: d
             stem = Path(failure_shot).stem
             with contextlib.suppress(OSError):
                 shutil.copyfile(workspace / "streamlit.log", art / f"{stem}_server.log")
-                (art / f"{stem}_console.log").write_text("\n".join(console[-400:]), encoding="utf-8")
+                (art / f"{stem}_console.log").write_text("\n".join(console), encoding="utf-8")
             raise
         assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
