@@ -143,7 +143,7 @@ def world_data() -> dict[str, Any]:
 @functools.lru_cache(maxsize=4)
 def _world_names(lang: str) -> tuple[dict[str, str], dict[str, str]]:
     """(ISO 3166 alpha-3 code -> country name, English city name -> city name) in ``lang``, from the CLDR data that
-    Babel carries (territory names; the exemplar cities of time zones, which name about two thirds of the capitals).
+    Babel carries (territory names; the exemplar cities of time zones, which name about two thirds of the places).
     Empty for English: the layer's own names are English."""
     if lang == "en":
         return {}, {}
@@ -163,8 +163,9 @@ def _world_names(lang: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def localise_world(data: dict[str, Any], lang: str) -> dict[str, Any]:
-    """The world layer with its names in ``lang`` where CLDR has them (a country by its ISO code, a capital by its
-    English name); the others, and every name in English, as the layer has them. ``data`` is not changed."""
+    """The world layer with its names in ``lang``: a feature's own ``name_<lang>`` (the places CLDR lacks, written
+    by ``assets/basemap/build_world.py``), else CLDR's (a country by its ISO code, a place by its English name); the
+    others, and every name in English, as the layer has them. ``data`` is not changed."""
     countries, cities = _world_names(lang)
     if not countries and not cities:
         return data
@@ -172,8 +173,9 @@ def localise_world(data: dict[str, Any], lang: str) -> dict[str, Any]:
     for f in data.get("features", []):
         props = dict(f.get("properties") or {})
         name = str(props.get("name", ""))
-        props["name"] = (countries.get(str(props.get("iso_a3")), name) if props.get("kind") == "country"
-                         else cities.get(name, name))
+        own = props.get(f"name_{lang}")
+        props["name"] = str(own) if own else (
+            countries.get(str(props.get("iso_a3")), name) if props.get("kind") == "country" else cities.get(name, name))
         feats.append({**f, "properties": props})
     return {**data, "features": feats}
 
