@@ -43,6 +43,7 @@ DOMAIN = "bda"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "assets" / "locale"
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("bda_lang", default=None)
+_recording: contextvars.ContextVar[bool] = contextvars.ContextVar("bda_recording", default=False)
 _resolver: list[Callable[[], str | None]] = []
 _LOCK = threading.Lock()
 
@@ -137,10 +138,12 @@ def translations(lang: str | None = None) -> gettext.NullTranslations:
 
 
 def _(message: str) -> str:
-    """``message`` in the language in use (the English source when it has no translation)."""
+    """``message`` in the language in use (the English source when it has no translation); inside
+    :func:`recording`, a :class:`Text` that keeps its record."""
     if not message:
         return message
-    return translations().gettext(message)
+    text = translations().gettext(message)
+    return Text.of(text, message) if _recording.get() else text
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
@@ -164,11 +167,13 @@ def reload_catalogs() -> None:
 Message = dict[str, Any]
 
 
-def message(template: str, **args: Any) -> Message:
+def message(template: str, /, **args: Any) -> Message:
     """A :data:`Message` of ``template`` (``N_("... {name} ...")``) and its arguments: plain values, or messages
     themselves (put in words with the outer one). Values other than numbers, text and messages are kept as text."""
     def keep(v: Any) -> Any:
-        return v if isinstance(v, (str, int, float, bool, dict)) or v is None else str(v)
+        if isinstance(v, str):
+            return str(v)  # a Text's sentence, without its record (Text.of keeps records as messages)
+        return v if isinstance(v, (int, float, bool, dict)) or v is None else str(v)
 
     return {"msg": template, "args": {k: keep(v) for k, v in args.items()}}
 
@@ -192,6 +197,52 @@ def say(value: object) -> str:
         return _RECORD_FORMAT.format(text, **args)
     except (KeyError, IndexError, ValueError, TypeError):  # a record missing an argument, or hostile: as it is
         return text
+
+
+class Text(str):
+    """A sentence in the language in use that also keeps its language-free :data:`Message` (``record``), made by
+    :func:`_` inside :func:`recording`. :meth:`format` with named arguments keeps the record (a :class:`Text` or an
+    exception carrying one as an argument is kept as the inner record); anything else made from it (``+``,
+    f-strings, positional ``format``) is a plain ``str``, which the reader then sees in the language it was made in."""
+
+    record: Message
+
+    @classmethod
+    def of(cls, text: str, template: str, /, **args: Any) -> Text:
+        """``text`` keeping the record of ``template`` and ``args``."""
+        out = cls(text)
+        out.record = message(template, **{k: record_of(v) if _carries_record(v) else v for k, v in args.items()})
+        return out
+
+    def format(self, *args: Any, **kwargs: Any) -> str:  # noqa: D102 - str.format, keeping the record
+        text = str.format(self, *args, **kwargs)
+        if args:
+            return text
+        return Text.of(text, self.record["msg"], **{**self.record["args"], **kwargs})
+
+
+def _carries_record(value: object) -> bool:
+    return isinstance(value, Text) or (isinstance(value, BaseException) and len(value.args) == 1
+                                       and isinstance(value.args[0], Text))
+
+
+def record_of(value: object) -> Message | str:
+    """What to store for a sentence (or an exception whose one argument is one): its :data:`Message` when it was
+    made inside :func:`recording`, else its text."""
+    if isinstance(value, BaseException) and len(value.args) == 1 and isinstance(value.args[0], str):
+        value = value.args[0]
+    return dict(value.record) if isinstance(value, Text) else str(value)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[None]:
+    """Inside the block, :func:`_` returns :class:`Text` (its sentence and its record): code whose messages are
+    stored (a scene's failure) runs in it so that whoever reads them later reads them in their own language."""
+    token = _recording.set(True)
+    try:
+        yield
+    finally:
+        _recording.reset(token)
 
 
 class _RecordFormatter(string.Formatter):

@@ -193,6 +193,16 @@ class SceneResult:
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
+    def error_text(self) -> str:
+        """Why the input could not be analysed, in the reader's language when the failure was stored as a record
+        (``meta["error_message"]``), else as it was stored; ``""`` for an analysed input."""
+        from core.i18n import is_message, say
+
+        if self.error is None:
+            return ""
+        record = self.meta.get("error_message")
+        return say(record) if is_message(record) else self.error
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (paths as strings, findings and georef as dicts)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

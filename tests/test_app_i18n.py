@@ -108,14 +108,21 @@ def test_a_pair_analysed_in_english_on_the_command_line_reads_in_korean(
     from core.i18n import use
 
     chips = need(shared_data / JOPLIN / "chips_aligned")
+    bad = tmp_path / "field_notes.png"
+    bad.write_text("notes typed into a file named .png")
     with use("en"):
+        main(["analyze", str(bad), "--model", str(small_model), "--workspace", str(app_env), "--out",
+              str(tmp_path / "out2"), "--quiet", "--device", "cpu"])
         assert main(["analyze", str(chips / "post/0_post.tif"), "--pre", str(chips / "pre/0_pre.tif"), "--model",
                      str(small_model), "--workspace", str(app_env), "--out", str(tmp_path / "out"), "--quiet",
                      "--device", "cpu"]) == 0
     with Workspace(app_env) as ws:
         (case,) = ws.list_cases()
-        (scene,) = ws.scene_results(ws.list_analyses(case["id"])[0]["id"])
+        older, newest = sorted(a["id"] for a in ws.list_analyses(case["id"]))
+        (failed,) = ws.scene_results(older)
+        (scene,) = ws.scene_results(newest)
     assert case["name"] == "Command line" and scene.meta["coregistration"]["shift_note"]["code"]
+    assert failed.error and "is not an image that can be read" in failed.error  # the CLI's own sentence, English
     monkeypatch.setenv(ENV_LANG, "ko")
     at = new_app().run()
     assert not at.exception, texts(at.exception)
@@ -129,3 +136,9 @@ def test_a_pair_analysed_in_english_on_the_command_line_reads_in_korean(
     captions = " ".join(texts(at.caption))
     assert "Co-registration: reprojected through both georeferences" in captions and "agreeing windows" in captions
     assert next(s for s in at.sidebar.selectbox if s.label == "Case").options == [f"Command line (#{case['id']})"]
+    at.selectbox(key=S.W_ANALYSIS).set_value(older).run()  # the analysis whose one input failed
+    assert not at.exception, texts(at.exception)
+    assert "is not an image that can be read" in " ".join(texts(at.error))
+    errors = " ".join(texts(_switch(at, "ko").error))
+    assert "field_notes.png" in errors and "읽을 수 있는 영상이 아닙니다" in errors, errors  # the failure, in Korean
+    assert "not an image" not in errors

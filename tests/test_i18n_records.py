@@ -235,6 +235,56 @@ def test_scene_warnings_are_records_put_in_words_when_shown(tmp_path: Path) -> N
     assert say(None) == ""
 
 
+@pytest.mark.parametrize(("made_in", "read_in"), [("ko", "en"), ("en", "ko")])
+def test_a_scene_failure_reads_in_the_readers_language(made_in: str, read_in: str, tmp_path: Path) -> None:
+    """A failed input's message is stored as a record: an analysis run in one language reads in the other, through
+    the workspace (and an older result that stored only the sentence still shows it)."""
+    from core.analysis.step import analyze_input
+
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"this is text, not a PNG")
+    with use(made_in):
+        res = analyze_input({"path": str(bad), "name": "not_an_image.png"}, None, tmp_path / "out")
+    assert res.error and res.verdict == "error"
+    assert _hangul(res.error) == (made_in == "ko")  # the run's own sentence, as before
+    ws = Workspace(tmp_path / "ws")
+    aid = ws.create_analysis(ws.create_case("c"), [{"path": str(bad), "name": "not_an_image.png"}],
+                             model={"name": "m"}, threshold=None, options={})
+    ws.save_scene_result(aid, res, input_name="not_an_image.png")
+    stored = ws.scene_results(aid)[0]
+    with use(read_in):
+        text = stored.error_text()
+    assert "not_an_image.png" in text and _hangul(text) == (read_in == "ko"), text
+    with use(made_in):
+        assert stored.error_text() == res.error
+    old = SceneResult.from_dict({**stored.to_dict(), "meta": {}})
+    with use(read_in):
+        assert old.error_text() == res.error  # an older record: its sentence as stored
+    assert SceneResult.from_dict({**stored.to_dict(), "error": None}).error_text() == ""
+
+
+def test_a_recorded_sentence_keeps_its_arguments_and_nested_errors() -> None:
+    from core.errors import InputError
+    from core.i18n import Text, _, record_of, recording
+
+    empty = "{name} is empty (0 bytes): the upload or copy was interrupted; export or copy it again"
+    with use("ko"), recording():
+        inner = InputError(_(empty).format(name="a.tif"))
+        outer = _("unexpected error ({kind}: {exc}); the log has details").format(kind="X", exc=inner)
+        joined = _(empty).format(name="a.tif") + " (joined)"
+    assert isinstance(outer, Text) and _hangul(outer)
+    rec = record_of(outer)
+    assert isinstance(rec, dict) and rec["msg"].startswith("unexpected error")
+    assert rec["args"]["exc"] == {"msg": empty, "args": {"name": "a.tif"}}
+    assert json.loads(json.dumps(rec)) == rec
+    with use("en"):
+        assert say(rec) == "unexpected error (X: " + empty.format(name="a.tif") + "); the log has details"
+    assert record_of(joined) == joined and not isinstance(record_of(joined), Text)  # composed: only its text
+    assert record_of(ValueError("plain")) == "plain"
+    with use("ko"):
+        assert not isinstance(_(empty), Text)  # outside recording(): plain text
+
+
 def test_streamlits_own_uploader_words_are_restyled_in_korean_only() -> None:
     from ui.i18n import uploader_style
 
@@ -246,13 +296,19 @@ def test_streamlits_own_uploader_words_are_restyled_in_korean_only() -> None:
     assert css.startswith("<style>") and css.endswith("</style>") and 'content: "Upload"' not in css
 
 
-def test_the_world_layer_names_countries_and_most_capitals_in_the_language_in_use() -> None:
+def test_the_world_layer_names_every_country_and_place_in_the_language_in_use() -> None:
     from core.mapping.basemaps import basemap_layers, world_data
     from core.mapping.basemaps.layers import localise_world
     from core.mapping.basemaps.sources import Basemap
 
-    ko = {f["properties"]["name"] for f in localise_world(world_data(), "ko")["features"]}
-    assert {"대한민국", "미국", "서울", "도쿄"} <= ko and "United States of America" not in ko
+    ko_layer = localise_world(world_data(), "ko")["features"]
+    ko = {f["properties"]["name"] for f in ko_layer}
+    assert {"대한민국", "미국", "서울", "도쿄", "캔버라", "워싱턴 D.C.", "키시너우"} <= ko
+    assert "United States of America" not in ko
+    latin = [f["properties"]["name"] for f in ko_layer if not _hangul(f["properties"]["name"])]
+    assert not latin, f"names left in English in Korean: {latin}"
+    en = [f["properties"]["name"] for f in world_data()["features"]]
+    assert "Chișinău" in en and not [n for n in en if "?" in n or "  " in n]  # the source's damaged names repaired
     assert localise_world(world_data(), "en") is world_data()  # English: the layer's own names, not copied
     assert world_data()["features"][0]["properties"]["name"] == "Fiji"  # the cached data is left as it was
     world = Basemap(kind="world", path="", name="world")

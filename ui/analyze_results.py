@@ -120,7 +120,7 @@ def summary_table(results: list[SceneResult], threshold: float) -> None:
                      _("image score"): cells.num(r.image_score), _("threshold"): cells.num(v.threshold),
                      _("findings (saved)"): cells.MISSING if r.error else str(v.n_counted),
                      _("findings @ {thr:.2f}").format(thr=threshold): cells.num(live, "d"), _("location"): loc,
-                     _("error"): r.error or "", _("rule"): v.rule})
+                     _("error"): r.error_text(), _("rule"): v.rule})
     import pandas as pd  # lazy: a workspace without analyses draws no table
 
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
@@ -135,7 +135,7 @@ def detail(ctx: shell.Context, aid: int, r: SceneResult, model: dict[str, Any], 
            event_type: str = "other") -> None:
     """Original, heatmap and overlay side by side, scores, histogram, location."""
     if r.error:
-        st.error(f"{plain(r.scene_name)}: {plain(r.error)}", icon=":material/broken_image:")
+        st.error(f"{plain(r.scene_name)}: {plain(r.error_text())}", icon=":material/broken_image:")
         return
     if _heatmap(r) is None:
         missing_heatmap(r)
@@ -233,7 +233,7 @@ def section(ctx: shell.Context) -> None:
     ok = [r for r in results if not r.error]
     for r in results:
         if r.error:
-            st.error(f"{plain(r.scene_name)}: {plain(r.error)}", icon=":material/broken_image:")
+            st.error(f"{plain(r.scene_name)}: {plain(r.error_text())}", icon=":material/broken_image:")
     if not ok:
         return
     names = [r.scene_name for r in ok]

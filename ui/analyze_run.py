@@ -46,7 +46,7 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
 
     def on_result(item: AnalysisInput, result: SceneResult) -> None:
         if result.error:
-            shown.error(f"{item.name}: {result.error}", icon=":material/broken_image:")
+            shown.error(f"{plain(item.name)}: {plain(result.error_text())}", icon=":material/broken_image:")
 
     sidebar.refresh_case_caption(ctx.ws, ctx.case_id)  # the sidebar was drawn before this analysis existed
     try:

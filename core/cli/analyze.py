@@ -148,7 +148,7 @@ def run_with_progress(run: AnalysisRun, quiet: bool = True) -> list[SceneResult]
             bar.close()
         overall.update(1)
         if res.error:
-            say("    " + _("error: {message}").format(message=res.error))
+            say("    " + _("error: {message}").format(message=res.error_text()))
         elif res.pre_scene_name:
             from core.change.texts import coregistration_text
 

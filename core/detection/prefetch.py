@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -79,7 +80,9 @@ class Prefetcher:
         """Start the reader thread (iteration starts it on demand)."""
         if not self._started:
             self._started = True
-            self._thread = threading.Thread(target=self._run, name="tile-prefetch", daemon=True)
+            # in the caller's context: its messages in the caller's language, recorded when the caller records them
+            self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
+                                            name="tile-prefetch", daemon=True)
             self._thread.start()
         return self
 

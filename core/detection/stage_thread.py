@@ -10,6 +10,7 @@ the worker without running what is still queued.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -30,7 +31,9 @@ class BackgroundStage(Generic[T]):
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._abort = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # in the caller's context (core.i18n: the language in use, recording), so its errors read as the caller's
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), name=name,
+                                        daemon=True)
         self._thread.start()
         self._finished = False
 

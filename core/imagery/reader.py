@@ -80,7 +80,7 @@ def open_scene(path: str | Path, *, name: str | None = None, georef: GeoRef | No
         try:
             scene = _open_frame(p, name)
         except _PillowCannotDecode as exc:
-            raise ImageReadError(str(exc)) from None
+            raise ImageReadError(*exc.args) from None  # its record kept (core.i18n.recording)
     label_path = Path(labels) if labels is not None else None
     if label_path is None and XBD_NAME.search(p.stem):
         label_path = find_xbd_labels(p)

@@ -137,7 +137,7 @@ def summary(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary, cache: SceneCa
             n=s.scenes_without_area))
     for sr in failed:
         notes.append(_("Scene {name} was not analysed: {error}").format(name=clean_text(sr.scene_name, 80),
-                                                                        error=clean_text(sr.error, 200)))
+                                                                        error=clean_text(sr.error_text(), 200)))
     if notes:
         pdf.bullets(notes, size=8.5)
     if ctx.buildings:
@@ -224,7 +224,7 @@ def appendix(pdf: ReportPDF, s: ReportSummary) -> None:
              _("Counted"), _("Rejected"), _("Peak"), _("Notes")]]
     for k, st in enumerate(s.scenes, start=1):
         sr = st.result
-        notes = [clean_text(sr.error, 120)] if sr.error else []
+        notes = [clean_text(sr.error_text(), 120)] if sr.error else []
         if sr.georef is None:
             notes.append(_("not georeferenced"))
         if st.heat is None:
