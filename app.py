@@ -2,8 +2,9 @@
 
 Run with ``streamlit run app.py``. Environment: ``BDA_WORKSPACE`` (workspace folder), ``BDA_MODEL`` (checkpoint
 used as the default model instead of ``assets/models/patchcore-vgg16.pt``), ``BDA_SERVER_PATHS`` (folders server-side
-inputs must lie in). With user accounts in the workspace (``python -m core users add``) every page needs a login;
-without, the app serves only on loopback (see :mod:`ui.auth`).
+inputs must lie in), ``BDA_LOG_LEVEL`` (the app's own log lines: :mod:`ui.server_log`). With user accounts in the
+workspace (``python -m core users add``) every page needs a login; without, the app serves only on loopback (see
+:mod:`ui.auth`).
 
 The menu is app.py's own: Streamlit's automatic one is off (``client.showSidebarNavigation`` in
 ``.streamlit/config.toml``), since on a fresh server it would first list every file of ``pages/``. The workspace is
@@ -25,7 +26,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.i18n import N_, _
-from ui import i18n
+from ui import i18n, server_log
 
 HERE = Path(__file__).resolve().parent
 #: (file, title, icon) of every page, in menu order; the first is the default page.
@@ -37,6 +38,7 @@ PAGES = [
     ("pages/users.py", N_("Users"), ":material/manage_accounts:"),  # admins only (or single-user mode)
 ]
 
+server_log.configure()  # the app's own log lines at $BDA_LOG_LEVEL
 i18n.install()  # _() follows the session's language (ui.state.LANG)
 st.set_page_config(page_title=_("BDA workbench"), page_icon="🛰️", layout="wide")
 i18n.ensure_font()  # the Hangul web font under static/fonts/ (see .streamlit/config.toml)

@@ -6,6 +6,7 @@ is :mod:`ui.analyze_run`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from ui import analyze_run, area_fit, compare, footprints, i18n, shell, uploads
 from ui import state as S
 from ui.markdown_text import plain
 
+log = logging.getLogger(__name__)
+
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
 
 
@@ -27,6 +30,7 @@ def stage(name: str, path: Path, origin: str) -> None:
     staged = S.get(S.STAGED)
     name = clean_name(name, default="image")
     staged.append({"name": unique_name(name, [s["name"] for s in staged]), "path": str(path), "origin": origin})
+    log.info("staged %r (%s): %d input(s) waiting", name, origin, len(staged))
 
 
 def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
@@ -74,6 +78,7 @@ def section(ctx: shell.Context) -> None:
             S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
             st.rerun()
     if files:
+        log.info("image uploader %s holds %d file(s)", S.uploader_key(), len(files))
         take_uploads(ctx, files)
         if S.get(S.AUTO_RUN) and ctx.detector is not None and S.get(S.STAGED):
             run_staged(ctx)

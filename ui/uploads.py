@@ -3,6 +3,7 @@ beside their images, what went wrong queued as messages for the page."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from core.imagery.xbd import load_xbd_labels
 from core.store import Workspace
 from ui import state as S
 from ui.shell import Context
+
+log = logging.getLogger(__name__)
 
 
 def save_upload(ws: Workspace, case_id: int, upload: IO[bytes], name: str) -> Path:
@@ -55,8 +58,10 @@ def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path],
         if done is not None and not done.startswith(_HANDING):
             continue
         name = clean_name(f.name, default="upload")
+        log.info("upload %r (file id %s) received", name, f.file_id)
         if done is not None:
             path = Path(done[len(_HANDING):])
+            log.info("upload %r was written to %s by a run stopped before handing it over", name, path)
         else:
             ext = name.rpartition(".")[2].lower() if "." in name else ""
             if types is not None and ext not in types:
@@ -70,11 +75,13 @@ def save_uploads(ctx: Context, files: list[Any], on_saved: Callable[[str, Path],
                 errors.append(f"{name}: {exc}")
                 continue
             saved[f.file_id] = _HANDING + str(path)
+            log.info("upload %r written to %s", name, path)
         if path.suffix.lower() == ".json":
             path = keep_label(name, path)
         else:
             on_saved(name, path)
         saved[f.file_id] = str(path)
+        log.info("upload %r handed over", name)
 
 
 def keep_label(name: str, path: Path) -> Path:

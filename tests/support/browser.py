@@ -231,7 +231,8 @@ def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, ti
     root = scope if scope is not None else page.locator('[data-testid="stMain"]')
     for attempt in range(tries):
         wait_idle(page)
-        root.locator("input[type=file]").nth(index).set_input_files([str(p) for p in paths])
+        field = root.locator("input[type=file]").nth(index)
+        field.set_input_files([str(p) for p in paths])
         try:
             # listed by the uploader, or staged by the page (pre-event images are taken away): the staged list is a
             # data grid drawn on a canvas, whose cells' text is in the DOM but hidden, so "attached", not "visible"
@@ -245,6 +246,9 @@ def upload(page, index: int, *paths: Path, scope: Any = None, tries: int = 2, ti
                     running: !!document.querySelector('[data-testid="stStatusWidget"]'),
                     stale: document.querySelectorAll('[data-stale="true"]').length,
                     alerts: [...document.querySelectorAll('[data-testid="stAlert"]')].map(a => a.innerText)})""")
+                with contextlib.suppress(Exception):  # the input as it is now (it may have been redrawn)
+                    state["input"] = field.evaluate("el => ({files: el.files.length, disabled: el.disabled, "
+                                                    "connected: el.isConnected})", timeout=5_000)
                 raise AssertionError(f"{[Path(p).name for p in paths]} not staged after {tries} tries; the page: "
                                      f"{state}") from exc
 
@@ -293,6 +297,34 @@ class OfflineApp:
         self.page.get_by_text("Images", exact=True).first.wait_for(timeout=60_000)
 
 
+def record_network(page: Any, lines: collections.deque[str]) -> None:
+    """Append to ``lines`` one line per websocket frame (direction, size, the frame's readable text: Streamlit's
+    protobuf messages carry their widget ids, file names and upload URLs as plain strings) and per upload request
+    and response: what a lost upload needs (was the file-URL request sent, answered, the file PUT?)."""
+    def now() -> str:
+        return time.strftime("%H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}"
+
+    def frame(direction: str, payload: Any) -> None:
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        text = re.sub(rb"[^ -~]+", b" ", data[:4000]).decode("ascii")
+        lines.append(f"{now()} ws {direction} {len(data)} B: {' '.join(text.split())[:300]}")
+
+    def on_ws(ws: Any) -> None:
+        lines.append(f"{now()} ws open {ws.url}")
+        ws.on("framesent", lambda p: frame("sent", p))
+        ws.on("framereceived", lambda p: frame("received", p))
+        ws.on("close", lambda _ws: lines.append(f"{now()} ws closed"))
+
+    def is_upload(url: str) -> bool:
+        return "/_stcore/upload_file" in url
+
+    page.on("websocket", on_ws)
+    page.on("request", lambda r: is_upload(r.url) and lines.append(f"{now()} http {r.method} {r.url}"))
+    page.on("response", lambda r: is_upload(r.url) and lines.append(f"{now()} http {r.status} {r.url}"))
+    page.on("requestfailed", lambda r: is_upload(r.url) and lines.append(
+        f"{now()} http failed {r.url}: {r.failure}"))
+
+
 @contextlib.contextmanager
 def offline_app(workspace: Path, model: Path | str, failure_shot: str, *, env: dict[str, str] | None = None,
                 full_page: bool = True) -> Iterator[OfflineApp]:
@@ -302,17 +334,22 @@ def offline_app(workspace: Path, model: Path | str, failure_shot: str, *, env: d
     once the block is through, no request may have left the machine."""
     workspace.mkdir(parents=True, exist_ok=True)
     art = artifacts_dir()
-    server_env = {"BDA_WORKSPACE": str(workspace), "BDA_MODEL": str(model), "OMP_NUM_THREADS": "2", **(env or {})}
+    server_env = {"BDA_WORKSPACE": str(workspace), "BDA_MODEL": str(model), "OMP_NUM_THREADS": "2",
+                  "BDA_LOG_LEVEL": "INFO", **(env or {})}
     console: collections.deque[str] = collections.deque(maxlen=400)  # the page's last console lines
+    network: collections.deque[str] = collections.deque(maxlen=400)  # the last websocket frames and uploads
     with streamlit_server(server_env) as url, offline_browser() as (page, blocked):
         page.on("console", lambda m: console.append(f"{time.strftime('%H:%M:%S')} {m.type}: {m.text}"[:500]))
+        record_network(page, network)
         try:
             with screenshot_on_failure(page, art / failure_shot, full_page=full_page):
                 yield OfflineApp(url, page, blocked, workspace, art)
-        except Exception:  # what the server and the page said, beside the screenshot, for a failure seen once
+        except Exception:  # what the server, the page and the wire said, beside the screenshot
             stem = Path(failure_shot).stem
+            for name, text in (("console", "\n".join(console)), ("network", "\n".join(network))):
+                with contextlib.suppress(OSError):
+                    (art / f"{stem}_{name}.log").write_text(text, encoding="utf-8")
             with contextlib.suppress(OSError):
                 shutil.copyfile(workspace / "streamlit.log", art / f"{stem}_server.log")
-                (art / f"{stem}_console.log").write_text("\n".join(console), encoding="utf-8")
             raise
         assert not blocked, f"the app reached outside the machine: {blocked[:5]}"
