@@ -124,3 +124,36 @@ def test_without_users_only_loopback_is_served(app_env: Path) -> None:
         assert not at.title and any("python -m core users add NAME --role admin" in e for e in texts(at.error))
     finally:
         st_config.set_option("server.address", before)
+
+
+def _add_path(at, path: str):
+    at.text_input(key=S.W_SERVER_PATH).input(path)
+    next(b for b in at.button if b.label == "Add path").click().run()
+    assert not at.exception, texts(at.exception)
+    return at
+
+
+def test_a_team_server_opens_no_server_file_until_folders_are_set(team: dict[str, int], app_env: Path,
+                                                                   tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With accounts, BDA_SERVER_PATHS unset opens no server file (an analyst could read any file the server can
+    and carry it out in a case export), and set, it never opens the workspace (another team's uploads)."""
+    from core.server_files.paths import ENV_SERVER_PATHS
+
+    secret = tmp_path / "data" / "passwords.tif"
+    secret.parent.mkdir()
+    secret.write_bytes(b"II*\x00 not really an image")
+    monkeypatch.delenv(ENV_SERVER_PATHS, raising=False)
+    at = _add_path(login("lee"), str(secret))
+    assert any("opens none of its folders" in e for e in texts(at.error)), texts(at.error)
+    assert at.session_state[S.STAGED] == []
+    theirs = Workspace(app_env).uploads_dir(team["theirs"]) / "their_upload.tif"
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_bytes(secret.read_bytes())
+    monkeypatch.setenv(ENV_SERVER_PATHS, str(tmp_path))  # the data folder and the workspace below it
+    assert app_env.resolve().is_relative_to(tmp_path.resolve())
+    at = _add_path(login("lee"), str(theirs))
+    assert any("is inside the workspace" in e for e in texts(at.error)), texts(at.error)
+    assert at.session_state[S.STAGED] == []
+    at = _add_path(at, str(secret))
+    assert [s["name"] for s in at.session_state[S.STAGED]] == ["passwords.tif"]

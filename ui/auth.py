@@ -18,6 +18,7 @@ import streamlit as st
 
 from core.errors import AuthError, CoreError
 from core.i18n import _
+from core.server_files.paths import serve_team
 from core.store import Workspace
 from core.store.users import User, session_limits
 from ui import state as S
@@ -122,7 +123,9 @@ def gate(ws: Workspace) -> tuple[User | None, Callable[[], None] | None]:
     click on "Log in" counts."""
     S.init()
     try:
-        if not ws.has_users():
+        team = ws.has_users()
+        serve_team(ws.root if team else None)  # server paths: core.server_files.paths
+        if not team:
             address = server_address()
             if is_loopback(address):
                 return None, None

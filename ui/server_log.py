@@ -30,4 +30,5 @@ def configure() -> None:
         logger.setLevel(level)
         logger.propagate = False
     if raw and raw not in _LEVELS:
-        logging.getLogger("ui").warning("%s=%r is not one of %s; using WARNING", ENV_LEVEL, raw, ", ".join(_LEVELS))
+        log = logging.getLogger("ui")
+        log.warning("%s=%r is not one of %s; using WARNING", ENV_LEVEL, raw, ", ".join(_LEVELS))

@@ -5,10 +5,16 @@ server-side path a user names (an input typed on the Analyze page, a file a case
 ``inputs="all"``) must lie inside one of them once symbolic links are resolved. When it is unset, any readable
 file of the server may be named (a single analyst on their own machine). The app and the CLI apply the same rules
 through :func:`check_server_path`.
+
+A team server (the app with user accounts: :func:`serve_team`, declared on every run) is stricter: server paths need
+``BDA_SERVER_PATHS`` (unset, none may be named: an analyst could otherwise read any file the server can, and carry
+it out in a case export), and never reach into the workspace, where every case keeps its files (an analyst could
+otherwise analyse another team's uploads). The CLI runs as the server's own user and keeps the plain rules.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 
@@ -19,10 +25,33 @@ from core.i18n import _
 ENV_SERVER_PATHS = "BDA_SERVER_PATHS"
 
 
+_team_workspace: contextvars.ContextVar[Path | None] = contextvars.ContextVar("bda_team_workspace", default=None)
+
+
+def serve_team(workspace: Path | None) -> None:
+    """Declare for this run that the server has user accounts and keeps its cases in ``workspace`` (None: a single
+    analyst's machine, the plain rules). See the module notes."""
+    _team_workspace.set(workspace.resolve() if workspace is not None else None)
+
+
 def server_roots() -> list[Path]:
     """The folders of ``$BDA_SERVER_PATHS`` (links resolved) that server paths must lie in; empty when the
-    variable is unset (then any readable path is accepted)."""
-    return [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
+    variable is unset (then any readable path is accepted). On a team server with the variable unset, raises
+    :class:`InputError`: no server path may be named there."""
+    roots = [Path(r).expanduser().resolve() for r in os.environ.get(ENV_SERVER_PATHS, "").split(os.pathsep) if r]
+    if not roots and _team_workspace.get() is not None:
+        raise InputError(_("this server has user accounts and opens none of its folders to them ({env} is not "
+                           "set): upload the files instead, or ask the administrator to set {env} to the data "
+                           "folders").format(env=ENV_SERVER_PATHS))
+    return roots
+
+
+def check_outside_workspace(real: Path) -> None:
+    """On a team server, raise :class:`InputError` when ``real`` (links resolved) lies in the workspace."""
+    ws = _team_workspace.get()
+    if ws is not None and real.is_relative_to(ws):
+        raise InputError(_("{path} is inside the workspace, where the cases keep their files: name a file of the "
+                           "data folders, or upload it").format(path=real))
 
 
 def check_server_path(text: str | os.PathLike[str]) -> Path:
@@ -41,6 +70,7 @@ def check_server_path(text: str | os.PathLike[str]) -> Path:
     if not path.is_absolute():
         raise InputError(_("{raw!r} is not an absolute path; give the full path, starting with /").format(raw=raw))
     roots = server_roots()
+    check_outside_workspace(path.resolve())
     if roots and not any(path.resolve().is_relative_to(r) for r in roots):
         raise InputError(_("{path} is outside the folders this server allows ({value}); copy the file into one of "
                            "them, or ask the administrator to add its folder to {env_server_paths}").format(

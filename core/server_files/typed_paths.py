@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.i18n import N_, _
-from core.server_files.paths import ENV_SERVER_PATHS, server_roots
+from core.server_files.paths import ENV_SERVER_PATHS, check_outside_workspace, server_roots
 
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
@@ -33,7 +33,10 @@ _MAGIC = "*?["
 
 def allowed_note() -> str:
     """One line for the page saying which server folders may be named and how to change that."""
-    roots = server_roots()
+    try:
+        roots = server_roots()
+    except InputError as exc:  # a team server that opens no folder
+        return str(exc)
     if roots:
         return (f"Server folders must lie inside: {', '.join(f'`{r}`' for r in roots)} (set by the administrator "
                 f"in `{ENV_SERVER_PATHS}`).")
@@ -95,6 +98,7 @@ def confined_path(text: str, what: str, example: str) -> tuple[Path, list[Path]]
     path = _typed(text, what, example)
     roots = server_roots()
     real = real_path(path, what)
+    check_outside_workspace(real)
     if not inside_roots(real, roots):
         raise outside_error(what, shown_path(path, real), roots)
     return path, roots
@@ -128,6 +132,7 @@ def check_image_source(text: str, what: str) -> str:
     base = path if magic is None else Path(*parts[:magic])
     pattern = [] if magic is None else list(parts[magic:])
     real = real_path(base, what)
+    check_outside_workspace(real)
     if not inside_roots(real, roots):
         raise outside_error(what, shown_path(base, real), roots)
     if not base.exists():
