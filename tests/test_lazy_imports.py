@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ print(json.dumps({"rc": rc, "heavy": heavy, "pdf": [before, "matplotlib" in sys.
 """
 
 
+@pytest.mark.slow  # a fresh interpreter runs the bundled default model: the fast lane's longest test (~6 s)
 def test_cli_analyze_loads_no_report_pdf_or_torchvision_modules(tmp_path):
     """One fresh interpreter: a real analysis loads none of HEAVY, and afterwards the report's names still import
     on demand (``core.report.write_pdf`` brings matplotlib in only when asked for)."""
