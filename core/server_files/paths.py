@@ -46,12 +46,21 @@ def server_roots() -> list[Path]:
     return roots
 
 
-def check_outside_workspace(real: Path) -> None:
-    """On a team server, raise :class:`InputError` when ``real`` (links resolved) lies in the workspace."""
+def allowed_roots(real: Path) -> list[Path]:
+    """The folders a server path whose real location (links resolved) is ``real`` must lie in (none: anywhere):
+    :func:`server_roots`, after the team-server rules, which raise :class:`InputError` (no folder open, or
+    ``real`` in the workspace). Every kind of typed server path is checked through here."""
+    roots = server_roots()
     ws = _team_workspace.get()
     if ws is not None and real.is_relative_to(ws):
         raise InputError(_("{path} is inside the workspace, where the cases keep their files: name a file of the "
                            "data folders, or upload it").format(path=real))
+    return roots
+
+
+def inside_roots(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` lies in one of ``roots`` (always, when there are none: no confinement)."""
+    return not roots or any(path.is_relative_to(r) for r in roots)
 
 
 def check_server_path(text: str | os.PathLike[str]) -> Path:
@@ -69,9 +78,8 @@ def check_server_path(text: str | os.PathLike[str]) -> Path:
                              raw=raw)) from None
     if not path.is_absolute():
         raise InputError(_("{raw!r} is not an absolute path; give the full path, starting with /").format(raw=raw))
-    roots = server_roots()
-    check_outside_workspace(path.resolve())
-    if roots and not any(path.resolve().is_relative_to(r) for r in roots):
+    roots = allowed_roots(path.resolve())
+    if not inside_roots(path.resolve(), roots):
         raise InputError(_("{path} is outside the folders this server allows ({value}); copy the file into one of "
                            "them, or ask the administrator to add its folder to {env_server_paths}").format(
                              path=path, value=', '.join(map(str, roots)), env_server_paths=ENV_SERVER_PATHS))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from core.i18n import N_, _
-from core.server_files.paths import ENV_SERVER_PATHS, check_outside_workspace, server_roots
+from core.server_files.paths import ENV_SERVER_PATHS, allowed_roots, inside_roots, server_roots
 
 MAX_SCAN_ENTRIES = 100_000  #: most folder entries a typed folder or glob may reach
 MAX_DEPTH = 64  #: most folder levels below a typed folder (deeper: a link loop, or not a data folder)
@@ -42,11 +42,6 @@ def allowed_note() -> str:
                 f"in `{ENV_SERVER_PATHS}`).")
     return (f"`{ENV_SERVER_PATHS}` is not set: any folder this server can read may be named. Set it to the data "
             f"folders (separated by `{os.pathsep}`) to confine server paths.")
-
-
-def inside_roots(path: Path, roots: list[Path]) -> bool:
-    """Whether ``path`` lies in one of ``roots`` (always, when there are none: no confinement)."""
-    return not roots or any(path.is_relative_to(r) for r in roots)
 
 
 def shown_path(path: Path, real: Path) -> str:
@@ -96,9 +91,8 @@ def confined_path(text: str, what: str, example: str) -> tuple[Path, list[Path]]
     """A typed path (see :func:`_typed`) whose real location, links resolved, lies inside the allowed folders;
     returns it with those folders."""
     path = _typed(text, what, example)
-    roots = server_roots()
     real = real_path(path, what)
-    check_outside_workspace(real)
+    roots = allowed_roots(real)
     if not inside_roots(real, roots):
         raise outside_error(what, shown_path(path, real), roots)
     return path, roots
@@ -126,13 +120,12 @@ def check_image_source(text: str, what: str) -> str:
     )
 
     path = _typed(text, what, "/data/flood/normal or /data/flood/**/*.tif")
-    roots = server_roots()
     parts = path.parts
     magic = next((i for i, p in enumerate(parts) if any(c in p for c in _MAGIC)), None)
     base = path if magic is None else Path(*parts[:magic])
     pattern = [] if magic is None else list(parts[magic:])
     real = real_path(base, what)
-    check_outside_workspace(real)
+    roots = allowed_roots(real)
     if not inside_roots(real, roots):
         raise outside_error(what, shown_path(base, real), roots)
     if not base.exists():

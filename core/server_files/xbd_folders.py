@@ -16,11 +16,11 @@ from typing import Any
 from core.errors import InputError
 from core.i18n import N_, _
 from core.imagery.xbd import find_xbd_labels
+from core.server_files.paths import inside_roots
 from core.server_files.typed_paths import (
     MAX_SCAN_ENTRIES,
     confined_path,
     entry_kind,
-    inside_roots,
     outside_error,
     real_path,
     shown_path,

@@ -115,14 +115,13 @@ def check_allowed(path: Path, also: tuple[Path, ...] = ()) -> None:
     """Raise :class:`InputError` when ``$BDA_SERVER_PATHS`` is set and ``path`` lies outside its folders and the
     folders ``also`` (the same rule as for input images, :mod:`core.server_files.paths`, a team server's included:
     there, only ``also`` opens the workspace)."""
-    from core.server_files.paths import ENV_SERVER_PATHS, check_outside_workspace, server_roots
+    from core.server_files.paths import ENV_SERVER_PATHS, allowed_roots, inside_roots
 
     real = path.resolve()
     if any(real.is_relative_to(a.resolve()) for a in also):
         return
-    roots = server_roots()
-    check_outside_workspace(real)
-    if roots and not any(real.is_relative_to(r) for r in roots):
+    roots = allowed_roots(real)
+    if not inside_roots(real, roots):
         raise InputError(_("{path} is outside the folders this server allows ({roots}); copy the basemap into one "
                            "of them, or ask the administrator to add its folder to {env}").format(
                                path=path, roots=", ".join(map(str, roots)), env=ENV_SERVER_PATHS))
