@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import queue
 import threading
 import time
@@ -13,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 from rasterio.windows import Window
 
+from core.detection.stage_thread import caller_thread
 from core.i18n import _
 
 
@@ -80,9 +80,7 @@ class Prefetcher:
         """Start the reader thread (iteration starts it on demand)."""
         if not self._started:
             self._started = True
-            # in the caller's context: its messages in the caller's language, recorded when the caller records them
-            self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,),
-                                            name="tile-prefetch", daemon=True)
+            self._thread = caller_thread(self._run, "tile-prefetch")
             self._thread.start()
         return self
 

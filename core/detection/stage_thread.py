@@ -21,6 +21,12 @@ T = TypeVar("T")
 _STOP = object()
 
 
+def caller_thread(run: Callable[[], None], name: str) -> threading.Thread:
+    """A daemon thread (not started) that runs ``run`` in a copy of the caller's context: what it says is in the
+    caller's language, and recorded when the caller records (:mod:`core.i18n`)."""
+    return threading.Thread(target=contextvars.copy_context().run, args=(run,), name=name, daemon=True)
+
+
 class BackgroundStage(Generic[T]):
     """Run ``fn(item)`` for each submitted item, in order, on one worker thread."""
 
@@ -31,9 +37,7 @@ class BackgroundStage(Generic[T]):
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._abort = threading.Event()
-        # in the caller's context (core.i18n: the language in use, recording), so its errors read as the caller's
-        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run,), name=name,
-                                        daemon=True)
+        self._thread = caller_thread(self._run, name)
         self._thread.start()
         self._finished = False
 
