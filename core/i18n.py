@@ -211,7 +211,8 @@ class Text(str):
     def of(cls, text: str, template: str, /, **args: Any) -> Text:
         """``text`` keeping the record of ``template`` and ``args``."""
         out = cls(text)
-        out.record = message(template, **{k: record_of(v) if _carries_record(v) else v for k, v in args.items()})
+        out.record = message(template, **{k: t.record if (t := _text_in(v)) is not None else v
+                                           for k, v in args.items()})
         return out
 
     def format(self, *args: Any, **kwargs: Any) -> str:  # noqa: D102 - str.format, keeping the record
@@ -221,17 +222,18 @@ class Text(str):
         return Text.of(text, self.record["msg"], **{**self.record["args"], **kwargs})
 
 
-def _carries_record(value: object) -> bool:
-    return isinstance(value, Text) or (isinstance(value, BaseException) and len(value.args) == 1
-                                       and isinstance(value.args[0], Text))
+def _text_in(value: object) -> Text | None:
+    """``value`` itself, or the one argument of an exception, when it is a :class:`Text`."""
+    if isinstance(value, BaseException) and len(value.args) == 1:
+        value = value.args[0]
+    return value if isinstance(value, Text) else None
 
 
 def record_of(value: object) -> Message | str:
     """What to store for a sentence (or an exception whose one argument is one): its :data:`Message` when it was
     made inside :func:`recording`, else its text."""
-    if isinstance(value, BaseException) and len(value.args) == 1 and isinstance(value.args[0], str):
-        value = value.args[0]
-    return dict(value.record) if isinstance(value, Text) else str(value)
+    text = _text_in(value)
+    return dict(text.record) if text is not None else str(value)
 
 
 @contextlib.contextmanager
