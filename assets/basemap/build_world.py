@@ -54,6 +54,11 @@ KOREAN = {
 }
 
 
+def _korean(name: str) -> dict[str, str]:
+    """The ``name_ko`` property of ``name`` when :data:`KOREAN` has it."""
+    return {"name_ko": KOREAN[name]} if name in KOREAN else {}
+
+
 def _round(geom: shapely.Geometry, nd: int = 2) -> dict:
     g = shapely.set_precision(geom, 10.0 ** -nd)
     return json.loads(shapely.to_geojson(g))
@@ -68,14 +73,13 @@ def build(datasets: Path, out: Path) -> None:
         g = shapely.from_wkb(wkb)
         if g is None or g.is_empty:
             continue
-        props = {"kind": "country", "name": str(name), "iso_a3": str(iso),
-                 **({"name_ko": KOREAN[str(name)]} if str(name) in KOREAN else {})}
+        props = {"kind": "country", "name": str(name), "iso_a3": str(iso), **_korean(str(name))}
         feats.append({"type": "Feature", "properties": props, "geometry": _round(g)})
     _, _, geoms, fields = pyogrio.raw.read(datasets / "naturalearth_cities" / "naturalearth_cities.shp",
                                            columns=["name"])
     for wkb, raw in zip(geoms, fields[0], strict=True):
         name = REPAIRED.get(str(raw), str(raw))
-        props = {"kind": "place", "name": name, **({"name_ko": KOREAN[name]} if name in KOREAN else {})}
+        props = {"kind": "place", "name": name, **_korean(name)}
         feats.append({"type": "Feature", "properties": props, "geometry": _round(shapely.from_wkb(wkb))})
     doc = {"type": "FeatureCollection",
            "source": "Natural Earth 1:110m Admin 0 Countries and Populated Places (capitals), via the "
