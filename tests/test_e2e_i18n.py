@@ -107,6 +107,9 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     frame = folium_frame(page)
     frame.locator("img.leaflet-image-layer").first.wait_for(state="attached", timeout=60_000)
     _check_korean(page, fragments, "Map")
+    for control in ("[data-testid=bda-map-legend]", "[data-testid=bda-zoom-to-scene]"):  # Hangul, not tofu boxes
+        family = frame.locator(control).evaluate("e => getComputedStyle(e).fontFamily")
+        assert family.replace('"', "").replace("'", "").startswith("NanumGothic"), (control, family)
     page.screenshot(path=str(art / "ko_2_map.png"), full_page=True)
 
     nav(page, "보고서")

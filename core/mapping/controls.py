@@ -34,8 +34,9 @@ class Legend(MacroElement):
             ctl.onAdd = function () {
                 var d = L.DomUtil.create('div', 'bda-legend');
                 d.setAttribute('data-testid', 'bda-map-legend');
+                // the map's font family (webmap.HANGUL_FONT_CSS: Hangul without system fonts), not its own
                 d.style.cssText = 'background:rgba(255,255,255,.92);padding:6px 8px;border-radius:4px;' +
-                                  'font:11px/1.35 sans-serif;color:#1a202c;max-width:240px';
+                                  'font-size:11px;line-height:1.35;color:#1a202c;max-width:240px';
                 function row(parent, swatch, text) {
                     var r = L.DomUtil.create('div', '', parent);
                     var s = L.DomUtil.create('span', '', r);
@@ -100,7 +101,7 @@ class ZoomToScene(MacroElement):
                 sel.setAttribute('data-testid', 'bda-zoom-to-scene');
                 sel.setAttribute('aria-label', {{ this.label|tojson }});
                 sel.title = {{ this.label|tojson }};
-                sel.style.cssText = 'font:12px sans-serif;max-width:190px;border:0';
+                sel.style.cssText = 'font-family:inherit;font-size:12px;max-width:190px;border:0';  // as the legend
                 var head = L.DomUtil.create('option', '', sel);
                 head.value = ''; head.textContent = {{ this.label|tojson }};
                 var o = L.DomUtil.create('option', '', sel);
