@@ -9,7 +9,10 @@ Per model (rows) it prints:
   (each building relative to its image: (mean − image median) / (90th percentile − median)).
 * **Harvey change**: the same for the product's pre/post change heatmap (``analyze_pair``: co-registration,
   tiles, calibration).
-* **Joplin chips**: pre vs post patch AUROC of the co-registered Joplin chips (held out of every bundled model).
+* **Joplin chips**: pre vs post patch AUROC of the co-registered Joplin chips (held out of every bundled model):
+  128-px blocks of the heatmap the product computes for each whole chip, a block's score its mean heat
+  (``evaluate_images(..., patch=128)``). **crops**: the protocol used until 2026-12-07, each 128-px block cropped and
+  scored alone by the model's image score (its zero-padded edges weigh on models with a wide receptive field).
 * **AIDER fire vs flood**: the model's own recipe (its architecture, trunk source and steps from its checkpoint)
   refitted on AIDER flood photos (every 5th held out), held-out flood vs fire image AUROC.
 * **s / 1024²**: seconds to analyse one 1024² post image on this machine (``core.detection.pipeline.analyze_scene``).
@@ -38,7 +41,8 @@ from core.detection.calibration import Calibration
 from core.detection.detector import Detector
 from core.detection.pipeline import analyze_scene
 from core.imagery.reader import open_scene
-from core.learn.evaluation import auroc, building_scores, evaluate_images
+from core.learn.evaluation import auroc, building_scores, evaluate_images, patch_means
+from core.learn.samples import read_valid
 from core.learn.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
 HARVEY = DATA / "xbd" / "harvey" / "images"
 CHIPS = DATA / "geotiff" / "joplin_tornado_xview2deploy" / "chips_aligned"
+#: Side of the Joplin chips' scored blocks (px).
+PATCH = 128
 
 
 class Buildings:
@@ -93,6 +99,40 @@ class TextureDetector:
         """Texture maps and their means."""
         maps = np.stack([texture(t) for t in tiles])
         return maps, maps.reshape(len(maps), -1).mean(1)
+
+
+def joplin_crops(det: Detector | TextureDetector) -> float:
+    """The Joplin chips' patch AUROC of the old protocol: every 128-px block cropped and scored alone."""
+    scores, labels = [], []
+    for y, part in ((0, "pre"), (1, "post")):
+        for path in sorted((CHIPS / part).glob("*.tif")):
+            scene = open_scene(path)
+            try:
+                rgb, valid = read_valid(scene)
+            finally:
+                scene.close()
+            for r in range(0, rgb.shape[0] - PATCH + 1, PATCH):
+                for c in range(0, rgb.shape[1] - PATCH + 1, PATCH):
+                    if valid[r:r + PATCH, c:c + PATCH].mean() >= 0.9:
+                        scores.append(float(det.predict(rgb[None, r:r + PATCH, c:c + PATCH])[1][0]))
+                        labels.append(y)
+    return auroc(scores, labels)
+
+
+def joplin_texture() -> float:
+    """The texture baseline's Joplin chips patch AUROC in context (the whole chip's map, block means)."""
+    scores, labels = [], []
+    for y, part in ((0, "pre"), (1, "post")):
+        for path in sorted((CHIPS / part).glob("*.tif")):
+            scene = open_scene(path)
+            try:
+                rgb, valid = read_valid(scene)
+            finally:
+                scene.close()
+            got = patch_means(texture(rgb), valid, PATCH)
+            scores += got
+            labels += [y] * len(got)
+    return auroc(scores, labels)
 
 
 def _read(path: Path) -> np.ndarray:
@@ -195,7 +235,7 @@ def main() -> int:
     rows: dict[str, dict[str, Any]] = {}
     baseline = TextureDetector()
     rows["baselines (texture / pixel difference)"] = harvey(None, not a.skip_change) | {
-        "joplin": evaluate_images(baseline, [str(CHIPS / "pre")], [str(CHIPS / "post")], patch=128)["auroc"]}
+        "joplin": joplin_texture(), "joplin_crops": joplin_crops(baseline)}
     if not a.skip_aider:
         rows["baselines (texture / pixel difference)"]["aider"] = aider(baseline, 0)["auroc"]
     print("baselines done", flush=True)
@@ -203,8 +243,8 @@ def main() -> int:
         det = Detector.load(p)
         row: dict[str, Any] = {"arch": det.arch, "sha256": det.sha256[:12]}
         row |= harvey(det, not a.skip_change)
-        row["joplin"] = evaluate_images(det, [str(CHIPS / "pre")], [str(CHIPS / "post")],
-                                        patch=det.input_size)["auroc"]
+        row["joplin"] = evaluate_images(det, [str(CHIPS / "pre")], [str(CHIPS / "post")], patch=PATCH)["auroc"]
+        row["joplin_crops"] = joplin_crops(det)
         if not a.skip_aider:
             r = aider(det, a.aider_steps)
             row["aider"], row["aider_refit"] = r["auroc"], r
@@ -212,7 +252,8 @@ def main() -> int:
         print(f"{Path(p).name} done: {json.dumps({k: v for k, v in row.items() if k != 'aider_refit'}, default=str)}",
               flush=True)
     cols = [("post_only", "Harvey post-only"), ("post_only_within", "within"), ("change", "Harvey change"),
-            ("change_within", "within"), ("joplin", "Joplin chips"), ("aider", "AIDER fire/flood"),
+            ("change_within", "within"), ("joplin", "Joplin chips"), ("joplin_crops", "crops"),
+            ("aider", "AIDER fire/flood"),
             ("seconds_per_1024", "s / 1024²")]
     print("\n| model | " + " | ".join(c[1] for c in cols) + " |")
     print("|---|" + "---:|" * len(cols))

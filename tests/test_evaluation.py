@@ -73,3 +73,44 @@ def test_roc_curve_is_one_point_per_score_and_its_area_is_the_auroc():
     assert len(fpr) == len(np.unique(s)) + 1 and np.trapezoid(tpr, fpr) == pytest.approx(auroc(s, y), abs=1e-12)
     fpr, tpr = roc_curve([0.2, 0.9], [1, 1])  # one class empty: its rate stays 0
     assert np.array_equal(fpr, [0, 0, 0]) and np.array_equal(tpr, [0, 0.5, 1])
+
+
+def test_patch_means_skip_mostly_invalid_blocks_and_leave_out_nodata():
+    from core.learn.evaluation import patch_means
+
+    heat = np.arange(16, dtype=np.float32).reshape(4, 4)
+    valid = np.ones((4, 4), bool)
+    valid[0, 2] = False  # 3 of 4 valid (< 90 %): the top-right block is not scored
+    heat[3, 0] = np.nan  # a NaN in a valid block is left out of its mean
+    assert patch_means(heat, valid, 2) == [pytest.approx((0 + 1 + 4 + 5) / 4),
+                                           pytest.approx((8 + 9 + 13) / 3), pytest.approx((10 + 11 + 14 + 15) / 4)]
+    assert patch_means(heat, valid, 5) == []  # no whole block fits
+
+
+def test_patches_are_scored_in_the_heatmap_the_product_computes(tiny_model, shared_data, tmp_path):
+    """A raster's patches are blocks of analyze_scene's heatmap of the whole raster (working scale, tiles with their
+    surroundings), not crops scored alone; a photo is one unit."""
+    import rasterio
+
+    from core.detection.detector import Detector
+    from core.detection.pipeline import analyze_scene
+    from core.imagery.reader import open_scene
+    from core.learn.evaluation import evaluate_images, patch_means, patch_scores
+    from core.learn.samples import read_valid
+
+    chip = shared_data / "geotiff/joplin_tornado_xview2deploy/chips_aligned/post/0_post.tif"
+    photo = sorted((shared_data / "aider/fire").glob("*.jpg"))[0]
+    det = Detector.load(tiny_model, device="cpu")
+    scene = open_scene(chip)
+    try:
+        _rgb, valid = read_valid(scene)
+        with rasterio.open(analyze_scene(scene, det, tmp_path).heatmap_path) as ds:
+            expected = patch_means(ds.read(1), valid, 256)
+    finally:
+        scene.close()
+    got = patch_scores(det, chip, 256)
+    assert 0 < len(got) < 16  # the chip's nodata border leaves some blocks out
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert len(patch_scores(det, photo, 256)) == 1
+    r = evaluate_images(det, [str(chip)], [str(photo)], patch=256)
+    assert (r["n_normal"], r["n_anomalous"]) == (len(got), 1) and r["unit"] == "patch 256px"
