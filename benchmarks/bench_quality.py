@@ -29,6 +29,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,9 +102,8 @@ class TextureDetector:
         return maps, maps.reshape(len(maps), -1).mean(1)
 
 
-def joplin_crops(det: Detector | TextureDetector) -> float:
-    """The Joplin chips' patch AUROC of the old protocol: every 128-px block cropped and scored alone."""
-    scores, labels = [], []
+def _chips() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(label, rgb, valid) of every Joplin chip: 0 pre, 1 post; exact-black nodata is not valid."""
     for y, part in ((0, "pre"), (1, "post")):
         for path in sorted((CHIPS / part).glob("*.tif")):
             scene = open_scene(path)
@@ -111,27 +111,28 @@ def joplin_crops(det: Detector | TextureDetector) -> float:
                 rgb, valid = read_valid(scene)
             finally:
                 scene.close()
-            for r in range(0, rgb.shape[0] - PATCH + 1, PATCH):
-                for c in range(0, rgb.shape[1] - PATCH + 1, PATCH):
-                    if valid[r:r + PATCH, c:c + PATCH].mean() >= 0.9:
-                        scores.append(float(det.predict(rgb[None, r:r + PATCH, c:c + PATCH])[1][0]))
-                        labels.append(y)
+            yield y, rgb, valid
+
+
+def joplin_crops(det: Detector | TextureDetector) -> float:
+    """The Joplin chips' patch AUROC of the old protocol: every 128-px block cropped and scored alone."""
+    scores, labels = [], []
+    for y, rgb, valid in _chips():
+        for r in range(0, rgb.shape[0] - PATCH + 1, PATCH):
+            for c in range(0, rgb.shape[1] - PATCH + 1, PATCH):
+                if valid[r:r + PATCH, c:c + PATCH].mean() >= 0.9:
+                    scores.append(float(det.predict(rgb[None, r:r + PATCH, c:c + PATCH])[1][0]))
+                    labels.append(y)
     return auroc(scores, labels)
 
 
 def joplin_texture() -> float:
     """The texture baseline's Joplin chips patch AUROC in context (the whole chip's map, block means)."""
     scores, labels = [], []
-    for y, part in ((0, "pre"), (1, "post")):
-        for path in sorted((CHIPS / part).glob("*.tif")):
-            scene = open_scene(path)
-            try:
-                rgb, valid = read_valid(scene)
-            finally:
-                scene.close()
-            got = patch_means(texture(rgb), valid, PATCH)
-            scores += got
-            labels += [y] * len(got)
+    for y, rgb, valid in _chips():
+        got = patch_means(texture(rgb), valid, PATCH)
+        scores += got
+        labels += [y] * len(got)
     return auroc(scores, labels)
 
 
