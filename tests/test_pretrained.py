@@ -110,3 +110,40 @@ def test_auto_picks_the_installed_source() -> None:
     assert resolve_pretrained("fcdd-resnet18", "auto") == "none"
     assert resolve_pretrained("fcdd-vgg16", "none") == "none"
     assert build_model("fcdd-vgg16", "hed-vgg16").pretrained == "hed-vgg16"
+
+
+def test_a_fine_tuned_stage_is_stored_in_half_precision_and_loads_back(tmp_path: Path) -> None:
+    """Training on a pretrained trunk with its last stage fine-tuned stores that stage (and nothing else of the
+    trunk) in float16: half the file. Loading casts it back into the net's float32 parameters."""
+    import cv2
+
+    from core.detection.detector import Detector
+    from core.learn.training import TrainConfig, train
+    from core.models.checkpoint import read_checkpoint
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"normal{i}.png"
+        cv2.imwrite(str(p), rng.integers(0, 255, (96, 96, 3), dtype=np.uint8))
+        paths.append(str(p))
+    out = tmp_path / "ft.pt"
+    train(TrainConfig(arch="fcdd-vgg16", pretrained="hed-vgg16", freeze="auto", normal=paths, out=str(out),
+                      input_size=32, epochs=1, steps_per_epoch=1, batch_size=2, optimizer="adam", lr=1e-4,
+                      device="cpu", name="ft"))
+    state, meta = read_checkpoint(out)
+    net = build_model("fcdd-vgg16", pretrained="hed-vgg16")
+    ids = {id(p) for m in net.backbone.last_stage() for p in m.parameters()}
+    last_stage = {f"backbone.{n}" for n, p in net.backbone.named_parameters() if id(p) in ids}
+    trunk = {k: v for k, v in state.items() if k.startswith("backbone.")}
+    assert meta["trunk_source"]["name"] == "hed-vgg16" and set(trunk) == last_stage
+    assert all(v.dtype == torch.float16 for v in trunk.values())
+    assert state["head.weight"].dtype == torch.float32
+    stage_params = sum(v.numel() for v in trunk.values())
+    assert out.stat().st_size < stage_params * 2 + 1_000_000  # two bytes a weight, plus the head and metadata
+    det = Detector.load(out, device="cpu")
+    loaded = dict(det.net.named_parameters())
+    for k, v in trunk.items():
+        assert loaded[k].dtype == torch.float32 and torch.equal(loaded[k].detach(), v.float())
+    maps, scores = det.predict(rng.integers(0, 255, (1, 64, 64, 3), dtype=np.uint8))
+    assert np.isfinite(maps).all() and np.isfinite(scores).all()

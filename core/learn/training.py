@@ -30,7 +30,7 @@ from core.i18n import _
 from core.learn.samples import OneClassStream, PatchPool, augment, collect_images
 from core.models import OneClassNet, build_model
 from core.models.checkpoint import save_checkpoint
-from core.models.pretrained import SOURCES, source_info, without_source_weights
+from core.models.pretrained import SOURCES, source_info, stored_state
 from core.models.registry import arch_info, resolve_pretrained
 
 
@@ -156,7 +156,7 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None, should_stop: Cal
     state = net.state_dict()
     if pretrained in SOURCES:
         meta["trunk_source"] = source_info(pretrained)
-        state = without_source_weights(net, state, pretrained)
+        state = stored_state(net, state, pretrained)
     from core.change.scene import fit_change_calibration
 
     # no-change statistics of the pre/post change score on the same held-out normal imagery
