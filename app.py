@@ -26,7 +26,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.i18n import N_, _
-from ui import i18n, server_log
+from ui import i18n, server_log, upload_answers
 
 HERE = Path(__file__).resolve().parent
 #: (file, title, icon) of every page, in menu order; the first is the default page.
@@ -39,6 +39,7 @@ PAGES = [
 ]
 
 server_log.configure()  # the app's own log lines at $BDA_LOG_LEVEL
+upload_answers.keep_upload_answers()  # an upload chosen as a rerun starts is not lost (see the module)
 i18n.install()  # _() follows the session's language (ui.state.LANG)
 st.set_page_config(page_title=_("BDA workbench"), page_icon="🛰️", layout="wide")
 i18n.ensure_font()  # the Hangul web font under static/fonts/ (see .streamlit/config.toml)
