@@ -112,6 +112,7 @@ def test_auto_picks_the_installed_source() -> None:
     assert build_model("fcdd-vgg16", "hed-vgg16").pretrained == "hed-vgg16"
 
 
+@pytest.mark.slow  # trains (one step of VGG16 and its calibration)
 def test_a_fine_tuned_stage_is_stored_in_half_precision_and_loads_back(tmp_path: Path) -> None:
     """Training on a pretrained trunk with its last stage fine-tuned stores that stage (and nothing else of the
     trunk) in float16: half the file. Loading casts it back into the net's float32 parameters."""
