@@ -41,3 +41,15 @@ def test_cli_analyze_loads_no_report_pdf_or_torchvision_modules(tmp_path):
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"rc": 0, "heavy": [], "pdf": [False, True], "formats": True}
     assert (tmp_path / "o" / "findings.csv").is_file() and (tmp_path / "o" / "frame_heatmap.tif").is_file()
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch (~2 s)
+def test_training_code_does_not_import_torchvision():
+    """`python -m core train` and the Models page's training jobs record torchvision's version from its package
+    metadata: importing it (to read ``__version__``) cost ~2 CPU-s of torch._dynamo on every start."""
+    probe = ("import sys, core.learn.training as t; print(sorted(m for m in ('torchvision', 'torch._dynamo') "
+             "if m in sys.modules), t._version('torchvision'))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded, version = out.stdout.split("]")
+    assert loaded == "[" and version.strip()[0].isdigit()

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from core.errors import ModelError
 from core.models import (
@@ -96,7 +95,10 @@ def test_computed_rf_equals_measured_gradient_support(backbone: str) -> None:
     assert (width, centre) == (rf.r, rf.centre(index))
 
 
+@pytest.mark.slow  # imports all of torchvision (~2 s: its detection ops load torch._dynamo)
 def test_vgg11_reference_numbers_and_cut() -> None:
+    from torchvision import models as tvm
+
     model = build_model("fcdd-vgg11")
     assert model.rf == ReceptiveField(62, 8, 3.5)
     assert model.map_shape((224, 224)) == (28, 28)
@@ -385,8 +387,11 @@ def test_imagenet_offline_raises_without_trying_the_network(tmp_path: Path, monk
     assert list(tmp_path.rglob("*")) == []  # nothing downloaded, not even a partial file
 
 
+@pytest.mark.slow  # imports all of torchvision (~2 s)
 def test_imagenet_weights_load_from_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               no_network: list[str]) -> None:
+    from torchvision import models as tvm
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(7)
     full = tvm.resnet18(weights=None).state_dict()  # what torchvision's download would contain

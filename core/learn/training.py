@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision
 
 import core
 from core.detection.calibration import Calibration
@@ -304,8 +303,20 @@ def _metadata(cfg: TrainConfig, net, calibration: Calibration, history, normal_p
         "training": {"config": asdict(cfg), "history": history, "seconds": round(train_seconds, 1),
                      "samples": seen, "stopped_early": stopped, "warnings": warnings[:50],
                      "normal": _summary(normal_paths, normal), "anomalies": _summary(anomaly_paths, anomalies)},
-        "versions": {"core": core.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__},
+        "versions": {"core": core.__version__, "torch": torch.__version__, "torchvision": _version("torchvision")},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     json.dumps(meta)  # fail early if anything is not JSON-safe
     return meta
+
+
+def _version(package: str) -> str:
+    """An installed package's version from its metadata, without importing it (``import torchvision`` alone costs
+    ~2 CPU-s: its detection ops load ``torch._dynamo``); "unknown" when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
