@@ -338,4 +338,3 @@ def stored_state(net: torch.nn.Module, state: dict[str, torch.Tensor], name: str
     """
     kept = without_source_weights(net, state, name)
     return {k: v.half() if k.startswith("backbone.") and v.is_floating_point() else v for k, v in kept.items()}
-
