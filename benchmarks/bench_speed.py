@@ -110,7 +110,8 @@ def bench_cli(old: Path, n_images: int, tmp: Path) -> None:
 def bench_e2e(tmp: Path, model: str | None, size: int) -> None:
     from benchmarks.bench_large_raster import make_raster
     from core.detection.detector import Detector
-    from core.detection.pipeline import GridReader, analyze_scene, plan_tiles
+    from core.detection.pipeline import analyze_scene
+    from core.detection.scene_grid import GridReader, plan_tiles
     from core.detection.tile_grid import pad_to
     from core.imagery.reader import open_scene
 

@@ -131,7 +131,7 @@ def test_photos_are_banked_at_the_scale_they_are_scored_and_analysed(tmp_path: P
     """A photo (no georeferencing) is banked with its short side at the input size, whether the pool cached it or
     it is too large to cache; a model that learnt from photos only analyses photos at that scale too. (Before, the
     bank held the photos at twice the scored scale, or at native resolution when not cached.)"""
-    from core.detection.pipeline import resample_factor
+    from core.detection.scene_grid import resample_factor
     from core.imagery.reader import open_scene
     from core.learn import area_fit, samples
 

@@ -15,10 +15,11 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 from shapely.geometry import box, shape
 
-from core.detection import pipeline as pl
+from core.detection import scene_grid as grid
 from core.detection.calibration import Calibration
 from core.detection.detector import Detector
-from core.detection.pipeline import analyze_scene, plan_tiles, resample_factor
+from core.detection.pipeline import analyze_scene
+from core.detection.scene_grid import plan_tiles, resample_factor
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import say, use
@@ -266,7 +267,7 @@ def test_resample_factor_rules():
     assert resample_factor(sc(0.3), 0.3, frame_side=128)[0] == 1.0  # georeferenced: its GSD decides
     assert resample_factor(sc(0.15), None)[0] == 1.0
     f, warn = resample_factor(sc(0.01, size=200), 0.5)
-    assert f * 200 == pytest.approx(pl.MIN_GRID_SIDE) and warn
+    assert f * 200 == pytest.approx(grid.MIN_GRID_SIDE) and warn
 
 
 def test_grid_reader_downsamples_in_strips_like_a_whole_image_resize(monkeypatch):
@@ -274,8 +275,8 @@ def test_grid_reader_downsamples_in_strips_like_a_whole_image_resize(monkeypatch
     rgb = np.stack([(yy * 0.3) % 256, (xx * 0.4) % 256, (yy + xx) * 0.1 % 256], -1).astype(np.uint8)
     scene = Scene(name="g", width=600, height=800, source=FrameSource(rgb))
     plan = plan_tiles(800, 600, 512, ReceptiveField(r=62, j=8, s=3.5), factor=0.25)
-    monkeypatch.setattr(pl, "_STRIP_PX", 600 * 40)  # force 20 strips
-    reader = pl.GridReader(scene, plan)
+    monkeypatch.setattr(grid, "_STRIP_PX", 600 * 40)  # force 20 strips
+    reader = grid.GridReader(scene, plan)
     got, valid = reader.read(Window(0, 0, 150, 200))
     ref = cv2.resize(rgb, (150, 200), interpolation=cv2.INTER_AREA)
     assert got.shape == (200, 150, 3) and valid.all()

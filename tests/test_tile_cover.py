@@ -17,7 +17,8 @@ from rasterio.windows import Window
 
 from core.assets import MODELS
 from core.detection.detector import Detector
-from core.detection.pipeline import analyze_scene, plan_tiles
+from core.detection.pipeline import analyze_scene
+from core.detection.scene_grid import plan_tiles
 from core.detection.stitching import EDGE_WEIGHT
 from core.detection.tile_cover import CPU_BUDGET_PX, axis_cover, cover_windows, exact_weights
 from core.detection.tile_grid import grid_windows

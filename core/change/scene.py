@@ -79,16 +79,9 @@ from core.detection.band_resample import RowResampler
 from core.detection.findings import extract_findings, safe_name
 from core.detection.grading import check_threshold, get_scale
 from core.detection.heatmap import HeatmapWriter, write_overlay_png
-from core.detection.pipeline import (
-    GDAL_CACHE_MB,
-    MAX_FINDINGS,
-    GridReader,
-    analyze_scene,
-    plan_tiles,
-    resample_factor,
-    scene_provenance,
-)
+from core.detection.pipeline import GDAL_CACHE_MB, MAX_FINDINGS, analyze_scene, scene_provenance
 from core.detection.prefetch import Prefetcher, batched
+from core.detection.scene_grid import GridReader, plan_tiles, resample_factor
 from core.detection.stitching import Stitcher
 from core.detection.tile_grid import pad_to
 from core.detection.verdict import canonical_threshold, verdict_of

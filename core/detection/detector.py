@@ -171,7 +171,7 @@ class Detector:
         self.input_size: int = int(meta.get("input_size", 224))
         self.gsd_m, self.gsd_source = model_gsd(meta)
         #: the short side photos are scaled to, for a model that learnt from photos only (else None): see
-        #: :func:`core.detection.pipeline.resample_factor`
+        #: :func:`core.detection.scene_grid.resample_factor`
         self.frame_side: int | None = model_frame_side(meta)
         self.tile_size: int = int(meta.get("tile_size", 512))
         norm = meta.get("normalization", {})

@@ -50,7 +50,7 @@ class TileScorer:
         return self._scene
 
     def _read(self, task: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        from core.detection.pipeline import GridReader
+        from core.detection.scene_grid import GridReader
 
         scene = self._open(str(task["path"]), str(task["name"]))
         rgb, valid = GridReader(scene, task_plan(task)).read(task_window(task))

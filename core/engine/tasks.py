@@ -13,7 +13,7 @@ from typing import Any
 
 from rasterio.windows import Window
 
-from core.detection.pipeline import TilePlan, plan_tiles, resample_factor
+from core.detection.scene_grid import TilePlan, plan_tiles, resample_factor
 from core.i18n import Message
 from core.types import Scene
 
