@@ -42,7 +42,7 @@ from core.detection.calibration import Calibration
 from core.detection.detector import Detector
 from core.detection.pipeline import analyze_scene
 from core.imagery.reader import open_scene
-from core.learn.evaluation import auroc, building_scores, evaluate_images, patch_means
+from core.learn.evaluation import auroc, building_scores, evaluate_images, patch_means, valid_blocks
 from core.learn.samples import read_valid
 from core.learn.training import TrainConfig, train
 
@@ -118,11 +118,9 @@ def joplin_crops(det: Detector | TextureDetector) -> float:
     """The Joplin chips' patch AUROC of the old protocol: every 128-px block cropped and scored alone."""
     scores, labels = [], []
     for y, rgb, valid in _chips():
-        for r in range(0, rgb.shape[0] - PATCH + 1, PATCH):
-            for c in range(0, rgb.shape[1] - PATCH + 1, PATCH):
-                if valid[r:r + PATCH, c:c + PATCH].mean() >= 0.9:
-                    scores.append(float(det.predict(rgb[None, r:r + PATCH, c:c + PATCH])[1][0]))
-                    labels.append(y)
+        for rows, cols in valid_blocks(valid, PATCH):
+            scores.append(float(det.predict(rgb[None, rows, cols])[1][0]))
+            labels.append(y)
     return auroc(scores, labels)
 
 

@@ -7,7 +7,7 @@ Patch-level figures score blocks of the heatmap the product computes for the who
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +83,25 @@ def _frame_input(det: Detector, rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (max(32, round(w * s)), max(32, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
+def valid_blocks(valid: np.ndarray, patch: int) -> Iterator[tuple[slice, slice]]:
+    """(rows, cols) of each whole ``patch``×``patch`` block of ``valid`` (row-major) that is at least 90 % valid:
+    the patches a patch-level evaluation scores."""
+    for r in range(0, valid.shape[0] - patch + 1, patch):
+        for c in range(0, valid.shape[1] - patch + 1, patch):
+            block = (slice(r, r + patch), slice(c, c + patch))
+            if valid[block].mean() >= 0.9:
+                yield block
+
+
 def patch_means(heat: np.ndarray, valid: np.ndarray, patch: int) -> list[float]:
-    """Mean of ``heat`` over the valid, finite pixels of each ``patch``×``patch`` block (row-major) that is at least
-    90 % valid: a patch's score, by the rule of a building's score (the mean inside its polygon)."""
+    """Mean of ``heat`` over the valid, finite pixels of each of :func:`valid_blocks`: a patch's score, by the rule
+    of a building's score (the mean inside its polygon)."""
     out = []
-    for r in range(0, heat.shape[0] - patch + 1, patch):
-        for c in range(0, heat.shape[1] - patch + 1, patch):
-            v = valid[r:r + patch, c:c + patch]
-            if v.mean() >= 0.9:
-                h = heat[r:r + patch, c:c + patch][v]
-                h = h[np.isfinite(h)]
-                if h.size:
-                    out.append(float(h.mean()))
+    for block in valid_blocks(valid, patch):
+        h = heat[block][valid[block]]
+        h = h[np.isfinite(h)]
+        if h.size:
+            out.append(float(h.mean()))
     return out
 
 
