@@ -73,12 +73,19 @@ def _card(title: str, info: dict[str, Any], sha: str, path: Path, ws, *, markdow
         tr = info.get("training") or {}
         normal, anomalies = tr.get("normal") or {}, tr.get("anomalies") or {}
         epochs, final = tr.get("epochs", "?"), tr.get("final_loss")
-        synthetic = "" if anomalies.get("files") else _(" (synthetic confetti anomalies)")
-        st.text(_("Architecture: {arch}. Training data: {normal} normal file(s), {anomalies} labelled anomaly "
-                  "file(s){synthetic}; {epochs} epoch(s), final loss {loss}{early}.").format(
-                      arch=arch, normal=normal.get("files", "?"), anomalies=anomalies.get("files", 0),
-                      synthetic=synthetic, epochs=epochs, loss=_num(final, ".4f"),
-                      early=_(", stopped early") if tr.get("stopped_early") else ""))
+        bank = tr.get("feature_bank")
+        if isinstance(bank, dict):  # feature matching: fitted, not trained
+            st.text(_("Architecture: {arch}. Fitted to {normal} normal file(s): a feature bank of {bank} from {cells} "
+                      "normal cells; a location's anomaly is its mean distance to the {k} nearest.").format(
+                          arch=arch, normal=normal.get("files", "?"), bank=bank.get("bank", "?"),
+                          cells=bank.get("cells", "?"), k=bank.get("neighbours", 1)))
+        else:
+            synthetic = "" if anomalies.get("files") else _(" (synthetic confetti anomalies)")
+            st.text(_("Architecture: {arch}. Training data: {normal} normal file(s), {anomalies} labelled anomaly "
+                      "file(s){synthetic}; {epochs} epoch(s), final loss {loss}{early}.").format(
+                          arch=arch, normal=normal.get("files", "?"), anomalies=anomalies.get("files", 0),
+                          synthetic=synthetic, epochs=epochs, loss=_num(final, ".4f"),
+                          early=_(", stopped early") if tr.get("stopped_early") else ""))
         done = jobs.model_evaluations(ws, sha)
         evals = [{"when": j["finished_at"][:16].replace("T", " "), "AUROC": j["result"].get("auroc"),
                   "normal": j["result"].get("n_normal"), "anomalous": j["result"].get("n_anomalous"),

@@ -70,3 +70,29 @@ def test_deep_sad_eta_reaches_the_training_options_only_for_deep_sad() -> None:
     assert train_options(adv, "deep-sad-resnet18", has_anomalies=True)["options"] == {"eta": 2.5}
     assert train_options(adv, "fcdd-resnet18", has_anomalies=True)["options"] == {}
     assert TrainConfig().optimizer == "auto"
+
+
+def test_feature_matching_neighbours_reach_the_training_options_only_for_patchcore() -> None:
+    from core.errors import InputError
+
+    adv = Advanced(weights="none", weights_file="", optimizer="auto", lr=1e-3, confetti="auto", seed=0, gsd_m=None,
+                   neighbours=4)
+    assert train_options(adv, "patchcore-vgg16", has_anomalies=False)["options"] == {"neighbours": 4}
+    assert train_options(adv, "fcdd-resnet18", has_anomalies=True)["options"] == {}
+    with pytest.raises(InputError, match="Neighbours averaged: give a whole number from 1 to 256"):
+        train_options(Advanced(**{**adv.__dict__, "neighbours": 0}), "patchcore-vgg16", has_anomalies=False)
+
+
+def test_the_feature_matching_card_says_what_was_fitted_not_epochs(tmp_path, monkeypatch) -> None:
+    from tests.support.data import REPO
+
+    model = REPO / "assets/models/patchcore-vgg16.pt"
+    monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("BDA_MODEL", str(model))
+    _state, meta = read_checkpoint(model)
+    bank = meta["training"]["feature_bank"]
+    at = open_models_page()
+    texts = [t.value for t in at.text]
+    assert any(f"a feature bank of {bank['bank']} from {bank['cells']} normal cells; a location's anomaly is its mean "
+               f"distance to the {bank['neighbours']} nearest" in t for t in texts), texts
+    assert not any("epoch" in t for t in texts if "feature bank" in t)

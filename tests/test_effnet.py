@@ -190,9 +190,13 @@ def test_conversion_is_cached(_cache: Path) -> None:
         assert torch.equal(v, w), k
 
 
-def test_patchcore_effnet_embeds_two_stages() -> None:
+def test_patchcore_effnet_embeds_its_last_stages() -> None:
     model = build_model("patchcore-effnet-lite0", SRC).eval()
-    assert model.pretrained == SRC and model.dim == 24 + 40
+    assert model.pretrained == SRC and model.dim == 16 + 24 + 40
+    two = build_model("patchcore-effnet-lite0", SRC, stages=2).eval()
+    assert two.dim == 24 + 40
     with torch.no_grad():
-        e = model.embed(torch.randn(1, 3, 64, 80))
-    assert e.shape == (1, 64, 8, 10) and torch.isfinite(e).all()
+        x = torch.randn(1, 3, 64, 80)
+        e, e2 = model.embed(x), two.embed(x)
+    assert e.shape == (1, 80, 8, 10) and torch.isfinite(e).all()
+    torch.testing.assert_close(e[:, 16:], e2)  # the last two stages are the same features

@@ -30,6 +30,70 @@ def test_nearest_distance_matches_brute_force_in_chunks() -> None:
         nearest_distance(q, torch.zeros(0, 5))
 
 
+def test_k_nearest_mean_by_hand_and_against_brute_force() -> None:
+    bank = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0], [10.0, 0.0]])
+    q = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    # by hand: (0, 3, 4) -> mean 7/3; from (3, 4): (3, 4, 5) -> 4
+    torch.testing.assert_close(nearest_distance(q, bank, k=3), torch.tensor([7 / 3, 4.0]))
+    torch.testing.assert_close(nearest_distance(q, bank, k=1), torch.tensor([0.0, 3.0]))
+    torch.testing.assert_close(nearest_distance(q, bank, k=99), torch.cdist(q, bank).mean(1))  # k capped at M
+    g = torch.Generator().manual_seed(2)
+    q, bank = torch.randn(41, 6, generator=g), torch.randn(23, 6, generator=g)
+    ref = torch.cdist(q, bank).topk(5, 1, largest=False).values.mean(1)
+    torch.testing.assert_close(nearest_distance(q, bank, chunk=8, k=5), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_neighbours_travel_with_the_checkpoint_and_old_files_load_with_the_nearest_alone(tmp_path: Path) -> None:
+    from core.models.patchcore import NEIGHBOURS
+
+    net = build_model("patchcore-resnet18", neighbours=5)
+    net.set_bank(torch.randn(17, net.dim))
+    assert build_model("patchcore-resnet18").neighbours == NEIGHBOURS
+    other = build_model("patchcore-resnet18")
+    other.load_state_dict(net.state_dict())
+    assert int(other.neighbours) == 5
+    old = {k: v for k, v in net.state_dict().items() if k != "neighbours"}  # written before k was stored
+    other.load_state_dict(old)
+    assert int(other.neighbours) == 1
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        e = other.embed(x)
+        ref = torch.cdist(e.permute(0, 2, 3, 1).reshape(-1, net.dim), other.bank).min(1).values
+        torch.testing.assert_close(other(x).flatten(), ref, rtol=1e-3, atol=1e-3)
+    for bad in (torch.tensor(0), torch.tensor(2.5), torch.tensor([3, 4])):
+        with pytest.raises(ModelError, match="neighbours"):
+            other.load_state_dict(dict(old, neighbours=bad))
+    for bad_k in (0, 1000, 2.5, True):
+        with pytest.raises(ModelError, match="--neighbours"):
+            build_model("patchcore-resnet18", neighbours=bad_k)
+
+
+def test_stages_travel_with_the_checkpoint_and_old_files_load_with_the_last_two() -> None:
+    from core.models.patchcore import STAGES
+
+    net = build_model("patchcore-vgg16")
+    assert int(net.stages) == STAGES == 3 and net.dim == 128 + 256 + 512
+    net.set_bank(torch.randn(5, net.dim))
+    other = build_model("patchcore-vgg16")
+    other.load_state_dict(net.state_dict())
+    assert int(other.stages) == 3 and other.bank.shape == (5, 896)
+    legacy = build_model("patchcore-vgg16", stages=2)
+    legacy.set_bank(torch.randn(4, legacy.dim))
+    old = {k: v for k, v in legacy.state_dict().items() if k not in ("stages", "neighbours")}
+    loaded = build_model("patchcore-vgg16")  # a fresh net of today's default layout reads the old file
+    loaded.load_state_dict(old)
+    assert (int(loaded.stages), int(loaded.neighbours), loaded.dim) == (2, 1, 768)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        legacy.neighbours.fill_(1)
+        torch.testing.assert_close(loaded(x), legacy(x), rtol=1e-3, atol=1e-3)  # the writer's map (bank in half)
+    for bad in (torch.tensor(1), torch.tensor(5)):  # VGG16 has 4 stages; at least 2 are embedded
+        with pytest.raises(ModelError, match="stages"):
+            build_model("patchcore-vgg16").load_state_dict(dict(old, stages=bad))
+    with pytest.raises(ModelError, match="--stages"):
+        build_model("patchcore-vgg16", stages=1)
+
+
 def test_greedy_coreset_is_k_center_and_covers_every_cluster() -> None:
     g = torch.Generator().manual_seed(1)
     centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
@@ -97,10 +161,11 @@ def test_checkpoint_naming_an_unknown_or_other_trunk_source_is_refused(tmp_path:
     for info, msg in (({"name": "evil", "sha256": "0"}, "does not know"),
                       ({"name": "hed-vgg16", "sha256": "0" * 64}, "another version")):
         p = tmp_path / "x.pt"
-        save_checkpoint(p, {"bank": net.bank}, {"arch": "patchcore-resnet18", "trunk_source": info})
+        save_checkpoint(p, {"bank": net.bank, "stages": net.stages}, {"arch": "patchcore-resnet18",
+                                                                      "trunk_source": info})
         with pytest.raises(CheckpointError, match=msg):
             load_model(p)
-    save_checkpoint(p, {"bank": net.bank}, {"arch": "patchcore-resnet18"})  # no source: the trunk must be there
+    save_checkpoint(p, {"bank": net.bank, "stages": net.stages}, {"arch": "patchcore-resnet18"})  # no trunk source
     with pytest.raises(CheckpointError, match="missing keys"):
         load_model(p)
 

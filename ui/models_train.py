@@ -13,6 +13,7 @@ from core.errors import InputError, ModelError
 from core.i18n import N_, _
 from core.learn.training import TrainConfig
 from core.models.backbones import BACKBONES, hub_weights_path
+from core.models.patchcore import MAX_NEIGHBOURS, NEIGHBOURS
 from core.models.pretrained import SOURCES
 from core.models.registry import arch_info
 from core.server_files.typed_paths import check_weights_file
@@ -48,6 +49,7 @@ class Advanced:
     seed: int
     gsd_m: float | None
     eta: float = 1.0  #: Deep SAD's weight of the labelled anomalies
+    neighbours: int = NEIGHBOURS  #: feature matching: nearest bank features averaged per cell
 
 
 def _index(options: dict[str, str], key: str) -> int:
@@ -86,12 +88,23 @@ def advanced_fields() -> Advanced:
                                 value=d.gsd_m, step=0.05, format="%g", placeholder=_("unknown"),
                                 help=_("Ground sample distance of the training images. Recorded in the model so "
                                        "analyses resample georeferenced imagery to it; leave empty when unknown."))
-        eta = st.number_input(_("Deep SAD η"), min_value=ETA_RANGE[0], max_value=ETA_RANGE[1], value=1.0, step=0.5,
-                              format="%g", help=_("Deep SAD architectures only: weight of the labelled anomalies "
-                                                  "(pushed away from the centre) against the normal samples; 1 as "
-                                                  "in the paper."))
+        c = st.columns(2)
+        eta = c[0].number_input(_("Deep SAD η"), min_value=ETA_RANGE[0], max_value=ETA_RANGE[1], value=1.0,
+                                step=0.5, format="%g", help=_("Deep SAD architectures only: weight of the labelled "
+                                                              "anomalies (pushed away from the centre) against the "
+                                                              "normal samples; 1 as in the paper."))
+        neighbours = c[1].number_input(_("Feature matching: neighbours averaged"), min_value=1,
+                                       max_value=MAX_NEIGHBOURS, value=NEIGHBOURS, step=1,
+                                       help=_("Feature matching (PatchCore) only: a location's anomaly is its mean "
+                                              "distance to this many nearest normal features; 1 is the nearest "
+                                              "alone."))
     return Advanced(weights=weights, weights_file=weights_file, optimizer=optimizer, lr=lr, confetti=confetti,
-                    seed=seed, gsd_m=gsd, eta=eta)
+                    seed=seed, gsd_m=gsd, eta=eta, neighbours=int(neighbours))
+
+
+def _weights(key: str) -> str:
+    """The Backbone weights choice ``key`` as the page shows it."""
+    return _(WEIGHTS.get(key, key))
 
 
 def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
@@ -101,57 +114,70 @@ def check_pretrained(weights: str, weights_file: str, arch: str) -> str:
     if weights == "file":
         return str(check_weights_file(weights_file))
     if (weights_file or "").strip():
-        raise InputError(f"Backbone weights: a weights file is given but '{WEIGHTS.get(weights, weights)}' is "
-                         f"chosen; choose '{WEIGHTS['file']}' or clear the file path")
+        raise InputError(_("Backbone weights: a weights file is given but '{chosen}' is chosen; choose '{file}' or "
+                           "clear the file path").format(chosen=_weights(weights),
+                                                         file=_weights("file")))
     if weights == "imagenet":
         backbone = arch_info(arch)["backbone"]
         if BACKBONES[backbone].weights is None:
-            raise ModelError(f"Backbone weights: torchvision has no ImageNet weights for {backbone}; choose 'Auto' "
-                             "(its offline source) or another choice")
+            raise ModelError(_("Backbone weights: torchvision has no ImageNet weights for {backbone}; choose 'Auto' "
+                               "(its offline source) or another choice").format(backbone=backbone))
         path = hub_weights_path(BACKBONES[backbone].weights)
         if not path.is_file():
-            raise ModelError(f"ImageNet weights for {backbone} are unavailable offline (looked for {path}); the "
-                             f"workbench never downloads. Choose '{WEIGHTS['none']}' or '{WEIGHTS['file']}', or "
-                             "have the administrator place the torchvision file there (TORCH_HOME sets the folder)")
+            raise ModelError(_("ImageNet weights for {backbone} are unavailable offline (looked for {path}); the "
+                               "workbench never downloads. Choose '{none}' or '{file}', or have the administrator "
+                               "place the torchvision file there (TORCH_HOME sets the folder)").format(
+                                   backbone=backbone, path=path, none=_weights("none"), file=_weights("file")))
         return "imagenet"
     if weights in SOURCES:
         backbone = str(arch_info(arch)["backbone"])
         if backbone not in SOURCES[weights].backbones:
-            raise ModelError(f"Backbone weights: {WEIGHTS[weights]} fit the {', '.join(SOURCES[weights].backbones)} "
-                             f"trunk, not {arch}'s {backbone}; choose an architecture with that trunk, or 'Auto'")
+            raise ModelError(_("Backbone weights: {source} fit the {trunks} trunk, not {arch}'s {backbone}; choose "
+                               "an architecture with that trunk, or 'Auto'").format(
+                                   source=_weights(weights), trunks=", ".join(SOURCES[weights].backbones),
+                                   arch=arch, backbone=backbone))
         SOURCES[weights].locate()  # installed? (a message saying how to install it otherwise)
         return weights
     if weights not in ("none", "auto"):
-        raise InputError(f"Backbone weights: unknown choice {weights!r}; valid: {', '.join(WEIGHTS)}")
+        raise InputError(_("Backbone weights: unknown choice {value!r}; valid: {valid}").format(
+            value=weights, valid=", ".join(WEIGHTS)))
     return weights
 
 
 def train_options(adv: Advanced, arch: str, *, has_anomalies: bool) -> dict[str, Any]:
     """Check the Advanced values and return them as :class:`TrainConfig` keyword arguments (``pretrained``,
-    ``optimizer``, ``lr``, ``confetti``, ``seed``, ``gsd_m``, ``options``: Deep SAD's η where the arch takes it).
+    ``optimizer``, ``lr``, ``confetti``, ``seed``, ``gsd_m``, ``options``: Deep SAD's η and feature matching's
+    neighbours where the arch takes them).
     Raises a :class:`CoreError` saying what to fix."""
     if adv.optimizer not in OPTIMIZERS:
-        raise InputError(f"Optimizer: unknown {adv.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        raise InputError(_("Optimizer: unknown {value!r}; valid: {valid}").format(
+            value=adv.optimizer, valid=", ".join(OPTIMIZERS)))
     lr = float(adv.lr)
     if not (math.isfinite(lr) and LR_RANGE[0] <= lr <= LR_RANGE[1]):
-        raise InputError(f"Learning rate: {adv.lr} is outside {LR_RANGE[0]:g} … {LR_RANGE[1]:g}; "
-                         f"{DEFAULTS.lr:g} is the usual start")
+        raise InputError(_("Learning rate: {value} is outside {low} … {high}; {usual} is the usual start").format(
+            value=adv.lr, low=f"{LR_RANGE[0]:g}", high=f"{LR_RANGE[1]:g}", usual=f"{DEFAULTS.lr:g}"))
     seed = int(adv.seed)
     if not 0 <= seed <= SEED_MAX or seed != adv.seed:
-        raise InputError(f"Seed: give a whole number from 0 to {SEED_MAX}")
+        raise InputError(_("Seed: give a whole number from 0 to {most}").format(most=SEED_MAX))
     if adv.confetti not in CONFETTI:
-        raise InputError(f"Confetti: unknown {adv.confetti!r}; valid: {', '.join(CONFETTI)}")
+        raise InputError(_("Confetti: unknown {value!r}; valid: {valid}").format(
+            value=adv.confetti, valid=", ".join(CONFETTI)))
     info = arch_info(arch)
     if adv.confetti == "off" and not has_anomalies and info["learns_from_anomalies"]:
-        raise InputError("Confetti is off but no anomalies are given: the one-class loss needs anomalies, real or "
-                         "synthetic. Upload or name labelled anomalies, or set confetti to Auto or Mix")
+        raise InputError(_("Confetti is off but no anomalies are given: the one-class loss needs anomalies, real or "
+                           "synthetic. Upload or name labelled anomalies, or set confetti to Auto or Mix"))
     gsd = None if adv.gsd_m is None else float(adv.gsd_m)
     if gsd is not None and not (math.isfinite(gsd) and GSD_RANGE[0] <= gsd <= GSD_RANGE[1]):
-        raise InputError(f"GSD: {adv.gsd_m} m/pixel is outside {GSD_RANGE[0]:g} … {GSD_RANGE[1]:g}; leave it "
-                         "empty when unknown")
+        raise InputError(_("GSD: {value} m/pixel is outside {low} … {high}; leave it empty when unknown").format(
+            value=adv.gsd_m, low=f"{GSD_RANGE[0]:g}", high=f"{GSD_RANGE[1]:g}"))
     eta = float(adv.eta)
     if not (math.isfinite(eta) and ETA_RANGE[0] <= eta <= ETA_RANGE[1]):
-        raise InputError(f"Deep SAD η: {adv.eta} is outside {ETA_RANGE[0]:g} … {ETA_RANGE[1]:g}; 1 is the paper's")
-    options = {"eta": eta} if "eta" in info["options"] else {}
+        raise InputError(_("Deep SAD η: {value} is outside {low} … {high}; 1 is the paper's").format(
+            value=adv.eta, low=f"{ETA_RANGE[0]:g}", high=f"{ETA_RANGE[1]:g}"))
+    if not (isinstance(adv.neighbours, int) and 1 <= adv.neighbours <= MAX_NEIGHBOURS):
+        raise InputError(_("Neighbours averaged: give a whole number from 1 to {most}; {default} is the "
+                           "default").format(most=MAX_NEIGHBOURS, default=NEIGHBOURS))
+    values = {"eta": eta, "neighbours": adv.neighbours}
+    options = {k: v for k, v in values.items() if k in info["options"]}
     return {"pretrained": check_pretrained(adv.weights, adv.weights_file, arch), "optimizer": adv.optimizer,
             "lr": lr, "confetti": adv.confetti, "seed": seed, "gsd_m": gsd, "options": options}

@@ -11,5 +11,5 @@ OUT=${1:-assets/models/patchcore-vgg16.pt}
 .venv/bin/python -m core train --arch patchcore-vgg16 --pretrained hed-vgg16 \
   --normal "$J/pre" "$D/xbd/harvey/images/*_pre_disaster.png" \
   --exclude-like "$J"/chips_aligned/pre/*.tif \
-  --input-size 128 --bank-max 12288 --seed 0 \
+  --input-size 128 --bank-max 12288 --neighbours 9 --stages 3 --seed 0 \
   --name "BDA feature matching (PatchCore, HED VGG16)" --out "$OUT"

@@ -39,6 +39,12 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help=_("auto: a pretrained trunk is frozen but for its last stage; trunk: train the head only"))
     p.add_argument("--eta", type=float, default=None,
                    help=_("Deep SAD (deep-sad-*): weight η of the labelled anomalies in the loss (default 1)"))
+    p.add_argument("--neighbours", type=int, default=None,
+                   help=_("feature matching (patchcore-*): a location's anomaly is its mean distance to this many "
+                          "nearest normal features (default 9; 1: the nearest alone)"))
+    p.add_argument("--stages", type=int, default=None,
+                   help=_("feature matching (patchcore-*): how many of the trunk's last stages describe a location "
+                          "(default 3, e.g. VGG16's conv2_2, conv3_3 and conv4_3; 2: the last two)"))
     p.add_argument("--bank-max", type=int, default=16_384,
                    help=_("feature matching (patchcore-*): most normal features kept in the memory bank"))
     p.add_argument("--input-size", type=int, default=224,
@@ -130,7 +136,8 @@ def cmd_train(a: argparse.Namespace) -> int:
                       lr_decay=a.lr_decay, confetti=a.confetti, region_share=a.region_share,
                       exclude_bounds=[list(b) for b in a.exclude_bounds] + _bounds_of(a.exclude_like),
                       gsd_m=a.gsd, seed=a.seed, device=a.device, name=a.name, freeze=a.freeze, bank_max=a.bank_max,
-                      options={} if a.eta is None else {"eta": a.eta})
+                      options={k: v for k, v in (("eta", a.eta), ("neighbours", a.neighbours),
+                                                                     ("stages", a.stages)) if v is not None})
     meta = train(cfg)
     cal = meta["calibration"]
     bank = meta["training"].get("feature_bank")

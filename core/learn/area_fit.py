@@ -124,4 +124,5 @@ def fit_bank(net: PatchCoreNet, pool: PatchPool, device: torch.device, *, bank_s
     idx = greedy_coreset(feats, size, max_candidates=MAX_CANDIDATES, seed=seed)
     net.set_bank(feats[idx].to(device))
     return {"cells": int(len(feats)), "bank": int(len(idx)), "bank_share": bank_share, "bank_max": bank_max,
+            "neighbours": int(net.neighbours),
             "embed_seconds": round(t_embed, 1), "coreset_seconds": round(time.perf_counter() - t0 - t_embed, 1)}

@@ -30,7 +30,7 @@ def model_info(meta: dict[str, Any], *, source: str, job_id: int | None = None) 
             "training": {"epochs": len(hist), "final_loss": hist[-1]["loss"] if hist else None,
                          "seconds": tr.get("seconds"), "samples": tr.get("samples"),
                          "normal": tr.get("normal"), "anomalies": tr.get("anomalies"),
-                         "stopped_early": tr.get("stopped_early")}}
+                         "stopped_early": tr.get("stopped_early"), "feature_bank": tr.get("feature_bank")}}
 
 
 def import_checkpoint(ws: Workspace, filename: str, data: bytes | IO[bytes], *, name: str = "",

@@ -89,7 +89,8 @@ def _validate(cfg: TrainConfig) -> None:
                              bank_max=cfg.bank_max))
     unknown = sorted(set(cfg.options) - set(arch_info(cfg.arch)["options"]))
     if unknown:  # before any image is read
-        raise InputError(_("{arch} takes no option {options} (e.g. --eta is for deep-sad-* only)").format(
+        raise InputError(_("{arch} takes no option {options} (e.g. --eta is for deep-sad-* only, --neighbours for "
+                           "patchcore-*)").format(
             arch=cfg.arch, options=", ".join(unknown)))
     if cfg.confetti == "off" and not cfg.anomalies and arch_info(cfg.arch)["learns_from_anomalies"]:
         raise InputError(_("with confetti off, give labelled anomalies (--anomalies); one-class training needs "

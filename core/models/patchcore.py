@@ -6,12 +6,21 @@ by a greedy coreset, :mod:`core.models.coreset`), and a location's anomaly is th
 nearest bank entry. That makes a normal model of one area in seconds to minutes on a CPU, from pre-event imagery of
 that area, with no labels.
 
-Embedding per map cell (stride 8): the trunk's last two stages (VGG16: conv3_3 at stride 4, average-pooled 2×2, and
-conv4_3 at stride 8), each 3×3 average-aggregated (PatchCore's local neighbourhood) and concatenated, raw. Raw, not
-L2-normalised: the feature's magnitude carries what is unusual about flood water or debris (smooth or cluttered
-surfaces); on xBD Harvey with a bank of the pre images, building AUROC is 0.89 raw against 0.29 normalised.
+Embedding per map cell (stride 8): the trunk's last ``stages`` stages (:data:`STAGES` = 3 for new fits; VGG16:
+conv2_2 at stride 2 and conv3_3 at stride 4, average-pooled to stride 8, and conv4_3), each 3×3 average-aggregated
+(PatchCore's local neighbourhood) and concatenated, raw: 896 numbers for VGG16. Checkpoints written before the
+count was stored used the last two (768) and load that way. The third stage adds finer texture: with the bundled
+recipe, Harvey post-only building AUROC 0.890 -> 0.904 and Joplin chips 0.959 -> 0.973, within a Harvey scene
+0.745 -> 0.735 (``assets/models/patchcore-vgg16.md``). Raw, not L2-normalised: the feature's magnitude carries what
+is unusual about flood water or debris (smooth or cluttered surfaces); on xBD Harvey with a bank of the pre images,
+building AUROC is 0.89 raw against 0.29 normalised.
 
-The anomaly map is the Euclidean distance to the nearest bank feature (k = 1); the image score is the mean of the
+The anomaly map is the mean Euclidean distance to the ``neighbours`` nearest bank features (k = :data:`NEIGHBOURS`
+for new fits; checkpoints written before k was stored load with k = 1, the distance to the nearest one, as they were
+fitted and calibrated). The bank is a coreset: each entry stands for a region of normal features, and one nearest
+entry is a noisy estimate of how normal a cell is; the mean over a few is a smoother local density (SPADE's k-NN
+mean, Cohen & Hoshen 2020). On this project's data a larger k ranked scenes apart better and buildings within a
+scene about as well (``assets/models/patchcore-vgg16.md``); the image score is the mean of the
 highest 1 % of cells (a robust maximum: damage is often a small part of a scene); a scene larger than one tile
 scores the valid-area-weighted mean of its tiles' scores. Heatmaps are the
 distance map upsampled with the receptive-field Gaussian, exactly like FCDD's, so calibration, thresholds, findings
@@ -34,12 +43,19 @@ from core.models.upsample import gaussian_upsample
 
 #: Queries per chunk of the nearest-neighbour search (bounds memory at chunk × bank floats).
 KNN_CHUNK = 4096
+#: Nearest bank features whose mean distance is a cell's anomaly, for new fits.
+NEIGHBOURS = 9
+#: Most neighbours a model may average (bounds the search's top-k).
+MAX_NEIGHBOURS = 256
+#: How many of the trunk's last stages new fits embed.
+STAGES = 3
 #: Share of map cells whose mean is the image score.
 TOP_SHARE = 0.01
 
 
-def nearest_distance(queries: Tensor, bank: Tensor, chunk: int = KNN_CHUNK) -> Tensor:
-    """Euclidean distance from each row of ``queries`` (Q, D) to its nearest row of ``bank`` (M, D), (Q,), in fp32.
+def nearest_distance(queries: Tensor, bank: Tensor, chunk: int = KNN_CHUNK, k: int = 1) -> Tensor:
+    """Mean Euclidean distance from each row of ``queries`` (Q, D) to its ``k`` nearest rows of ``bank`` (M, D),
+    (Q,), in fp32 (k = 1: the distance to the nearest row; k is capped at M).
 
     Batched over queries (memory ``chunk × M``); ``‖q‖² − 2 q·m + ‖m‖²`` through one matrix product per chunk.
     Exact, in fp32 even under bf16 autocast: bf16 cancels badly in that sum for raw features, and a bf16 shortlist
@@ -55,8 +71,13 @@ def nearest_distance(queries: Tensor, bank: Tensor, chunk: int = KNN_CHUNK) -> T
     for i in range(0, queries.size(0), chunk):
         q = queries[i:i + chunk]
         d2 = (q * q).sum(1, keepdim=True) - 2.0 * q @ bank.T + bn
-        out.append(d2.min(1).values.clamp_min(0).sqrt())
+        near = d2.min(1, keepdim=True).values if k == 1 else d2.topk(min(k, bank.size(0)), 1, largest=False).values
+        out.append(near.clamp_min(0).sqrt().mean(1))
     return torch.cat(out) if out else queries.new_zeros(0)
+
+
+def _whole(v: Any, lo: int, hi: int) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and lo <= v <= hi
 
 
 class Aggregate(nn.AvgPool2d):
@@ -73,6 +94,9 @@ class PatchCoreNet(OneClassNet):
     family = "Feature matching (PatchCore)"
     trained_by_gradient = False
     learns_from_anomalies = False
+    options = ("neighbours", "stages")
+    neighbours: Tensor  #: k of the k-NN mean (an int64 scalar buffer)
+    stages: Tensor  #: how many of the trunk's last stages the embedding takes (an int64 scalar buffer)
     #: The distance map is local (conv trunk + kNN per cell), so scenes run in the fewest large tiles. The image
     #: score is then the top-1 % mean over each large tile (the whole image up to the tile budget, ~2.4 Mpx in
     #: bf16), valid-area-weighted over tiles: 2.2-2.5x faster per 1024² image than 512-px tiles (36.9-40.0 s vs
@@ -80,12 +104,24 @@ class PatchCoreNet(OneClassNet):
     tile_invariant = True
 
     def __init__(self, arch: str, backbone_name: str, backbone: Trunk, rf_layers: list[nn.Module],
-                 stage_channels: list[int], pretrained: str = "none", sigma: float | None = None) -> None:
+                 stage_channels: list[int], pretrained: str = "none", sigma: float | None = None,
+                 neighbours: int = NEIGHBOURS, stages: int = STAGES) -> None:
+        if not _whole(neighbours, 1, MAX_NEIGHBOURS):
+            raise ModelError(_("the number of nearest bank features averaged must be a whole number from 1 to "
+                               "{most}, got {value!r}; give --neighbours in that range").format(
+                                   most=MAX_NEIGHBOURS, value=neighbours))
+        if not _whole(stages, 2, len(stage_channels)):
+            raise ModelError(_("{arch} embeds 2 to {most} of its trunk's last stages, got {value!r}; give --stages "
+                               "in that range").format(arch=arch, most=len(stage_channels), value=stages))
         agg = Aggregate()  # part of the receptive field
         super().__init__(arch, backbone_name, backbone, [*rf_layers, agg], pretrained, sigma)
         self.aggregate = agg
-        self.dim = int(sum(stage_channels[-2:]))
+        self.stage_channels = list(stage_channels)
+        self.dim = int(sum(stage_channels[-stages:]))
         self.register_buffer("bank", torch.zeros(0, self.dim))
+        # k of the k-NN mean and the embedding's stages, stored in the checkpoint beside the bank they made
+        self.register_buffer("neighbours", torch.tensor(neighbours, dtype=torch.int64))
+        self.register_buffer("stages", torch.tensor(stages, dtype=torch.int64))
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         self.backbone.eval()  # never batch statistics: the bank and the queries must see the same trunk
@@ -93,7 +129,7 @@ class PatchCoreNet(OneClassNet):
     @classmethod
     def from_trunk(cls, arch: str, backbone_name: str, trunk: Trunk, pretrained: str = "none",
                    **options: Any) -> PatchCoreNet:
-        """Build over ``trunk``: the embedding takes its last two stages (``trunk.stage_channels``)."""
+        """Build over ``trunk``: the embedding takes its last ``stages`` stages (``trunk.stage_channels``)."""
         return cls(arch, backbone_name, trunk, trunk.layers(), trunk.stage_channels, pretrained=pretrained, **options)
 
     def train(self, mode: bool = True) -> PatchCoreNet:
@@ -103,6 +139,17 @@ class PatchCoreNet(OneClassNet):
         return self
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # fitted before these were stored: the nearest feature alone, the last two stages
+        for key, legacy, least, most in (("neighbours", 1, 1, MAX_NEIGHBOURS),
+                                         ("stages", 2, 2, len(self.stage_channels))):
+            v = state_dict.setdefault(prefix + key, torch.tensor(legacy))
+            if not (isinstance(v, Tensor) and v.numel() == 1 and not v.is_floating_point()
+                    and least <= int(v) <= most):
+                raise ModelError(_("{arch}: the checkpoint's {key} is not a whole number from {least} to {most}; the "
+                                   "file is damaged: fit the model again").format(
+                                       arch=self.arch, key=key, least=least, most=most))
+            state_dict[prefix + key] = v.reshape(()).to(torch.int64)
+        self.dim = int(sum(self.stage_channels[-int(state_dict[prefix + "stages"]):]))
         bank = state_dict.get(prefix + "bank")
         if isinstance(bank, Tensor):  # the bank's size is whatever fitting kept
             if bank.dim() != 2 or bank.size(1) != self.dim:
@@ -118,9 +165,10 @@ class PatchCoreNet(OneClassNet):
             destination[prefix + "bank"] = self.bank.half()
 
     def embed(self, x: Tensor) -> Tensor:
-        """Cell embeddings (N, D, h, w) at the model stride: last two trunk stages, 3×3-aggregated, concatenated."""
+        """Cell embeddings (N, D, h, w) at the model stride: the last ``stages`` trunk stages, each average-pooled to
+        the model stride, 3×3-aggregated, concatenated."""
         self._check_input(x)
-        stages = self.backbone.stages(x)[-2:]
+        stages = self.backbone.stages(x)[-int(self.stages):]
         hw = (int(stages[-1].shape[-2]), int(stages[-1].shape[-1]))
         parts = []
         for f in stages:
@@ -142,11 +190,11 @@ class PatchCoreNet(OneClassNet):
         return "distance map (N,1,h,w)"
 
     def forward(self, x: Tensor) -> Tensor:
-        """Distance map (N,1,h,w) of every cell to the nearest bank feature."""
+        """Distance map (N,1,h,w): every cell's mean distance to its ``neighbours`` nearest bank features."""
         e = self.embed(x)
         n, d, h, w = e.shape
         with torch.autocast(e.device.type, enabled=False):  # ‖q‖² − 2q·m + ‖m‖² cancels badly in bf16
-            dist = nearest_distance(e.float().permute(0, 2, 3, 1).reshape(-1, d), self.bank)
+            dist = nearest_distance(e.float().permute(0, 2, 3, 1).reshape(-1, d), self.bank, k=int(self.neighbours))
         return dist.view(n, 1, h, w)
 
     def anomaly(self, out: Tensor) -> Tensor:

@@ -60,8 +60,8 @@ OBJECTIVES: tuple[Objective, ...] = (
                                            "learns from normal samples only; gradient-saliency heatmaps")),
     Objective("deep-sad", DeepSADNet, N_("Deep SVDD's network, centre c and score ‖z − c‖²; labelled anomalies pushed "
                                          "away from c (weight η); gradient-saliency heatmaps")),
-    Objective("patchcore", PatchCoreNet, N_("the last two stages' features, 3x3-aggregated, against a memory bank of "
-                                            "normal imagery; score distance to the nearest bank entry"),
+    Objective("patchcore", PatchCoreNet, N_("the last three stages' features, 3x3-aggregated, against a memory bank "
+                                            "of normal imagery; score mean distance to the 9 nearest bank entries"),
               trunks=("vgg16", "resnet18", "effnet-lite0")),
 )
 
