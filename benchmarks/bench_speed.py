@@ -6,8 +6,9 @@ Prints, old and new side by side:
 1. ``Detector.predict`` tiles/s at 224 px, batch 8, for fcdd-vgg11 and fcdd-vgg16 (and 512 px for fcdd-vgg16):
    old = fp32 (the path before bf16),
    new = the load-time choice (bf16 + channels_last on a CPU with native bf16). Target: new ≥ 2× old.
-2. ``python -m core analyze`` end to end on N xBD 1024² images (../shared/data/xbd/harvey), the bundled default
-   model, ``--no-workspace``: old = a ``git archive`` of ``--old-ref`` (the code before this work), new = this
+2. ``python -m core analyze`` end to end on N xBD 1024² images (../shared/data/xbd/harvey), the same model in
+   both (:data:`SAME_MODEL`, the old code's default), ``--no-workspace``:
+   old = a ``git archive`` of ``--old-ref`` (the code before this work), new = this
    checkout; each run in a fresh interpreter, old and new alternating. Target: ≥ 2×.
 3. Fixed cost: CPU-seconds (user + sys) of ``python -m core analyze`` on a 64² image, old and new. Target ≤ 2.
 4. End to end / model time at 2048² (``--sizes``; a Joplin tile repeated into a GeoTIFF): the pipeline's total
@@ -31,6 +32,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: The model both CLI runs analyse with: the old code's bundled default (FCDD ResNet-18, byte for byte the file
+#: bundled today as fcdd-resnet18.pt), so old and new differ only in code. Since 2026-12-06 the app's default is
+#: feature matching, a different and heavier model.
+SAME_MODEL = REPO / "assets" / "models" / "fcdd-resnet18.pt"
 
 
 def _predict_rate(det, tiles: np.ndarray, iters: int) -> tuple[float, float]:
@@ -100,7 +105,7 @@ def bench_cli(old: Path, n_images: int, tmp: Path) -> None:
         for name, root in (("old", old), ("new", REPO)):  # old then new: one fresh interpreter each
             out = tmp / f"out-{name}-{len(args)}"
             res[name] = _cpu_run([py, "-m", "core", "analyze", *args, "--out", str(out), "--no-workspace", "--quiet",
-                                  "--device", "cpu"], root)
+                                  "--device", "cpu", "--model", str(SAME_MODEL)], root)
             shutil.rmtree(out, ignore_errors=True)
         (ow, oc), (nw, nc) = res["old"], res["new"]
         print(f"{label:24s} old {ow:6.1f} s wall {oc:6.1f} CPU-s   new {nw:6.1f} s wall {nc:6.1f} CPU-s   "

@@ -105,6 +105,30 @@ def test_engine_options_are_checked_and_recorded(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
+def test_scattered_scenes_get_a_vrt_mosaic_but_no_mostly_empty_geotiff(tmp_path, capsys):
+    """Scenes far apart (here 20 km) would make a COG of mostly nothing, slow to write and showing nothing the
+    per-scene heatmaps do not: the VRT is written (it reads every scene's heatmap in place), the COG is not, and
+    the CLI says why."""
+    paths = write_area(tmp_path / "in", 1, 2, 256, seed=3)
+    with rasterio.open(paths[1], "r+") as ds:
+        t = ds.transform
+        ds.transform = Affine(t.a, t.b, t.c + 20_000, t.d, t.e, t.f)
+    out = tmp_path / "o"
+    rc = main(["analyze", *map(str, paths), "--model", str(MODEL), "--out", str(out), "--no-workspace", "--quiet"])
+    assert rc == 0
+    summary = json.loads((out / "area" / "area_summary.json").read_text())
+    mosaic = summary["mosaic"]
+    assert mosaic["cog_skipped"] == "sparse" and mosaic["cog"] is None and mosaic["cover"] < 0.05
+    assert not (out / "area" / "area_heatmap.tif").exists()
+    printed = capsys.readouterr().out
+    assert "area_heatmap.vrt" in printed and "no GeoTIFF of it was made" in printed
+    far = out / f"{paths[1].stem}_heatmap.tif"
+    with rasterio.open(out / "area" / "area_heatmap.vrt") as vrt, rasterio.open(far) as h:
+        win = rasterio.windows.from_bounds(*h.bounds, transform=vrt.transform)
+        np.testing.assert_array_equal(vrt.read(1, window=win), h.read(1))
+
+
+@pytest.mark.slow
 def test_area_mosaic_and_findings_merged_across_the_seam(tmp_path):
     """Two adjacent scenes sharing a damaged block at their seam: the mosaic holds both heatmaps in one CRS,
     with overviews; the block's two halves are one area finding."""

@@ -55,9 +55,14 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
         sidebar.refresh_case_caption(ctx.ws, ctx.case_id)
     if run.area is not None:  # two or more georeferenced scenes: one mosaic and one set of findings for the area
         f = run.area["findings"]
-        st.toast(_("Area mosaic written; {merged} area findings ({joined} joined across scene seams). The Map page "
-                   "shows the mosaic.").format(merged=f["merged"], joined=f["joined_across_seams"]),
-                 icon=":material/map:")
+        if (run.area.get("mosaic") or {}).get("cog_skipped"):
+            st.toast(_("{merged} area findings ({joined} joined across scene seams). The scenes lie far apart, so no "
+                       "mosaic image was made: the Map page shows each scene's heatmap.").format(
+                           merged=f["merged"], joined=f["joined_across_seams"]), icon=":material/map:")
+        else:
+            st.toast(_("Area mosaic written; {merged} area findings ({joined} joined across scene seams). The Map "
+                       "page shows the mosaic.").format(merged=f["merged"], joined=f["joined_across_seams"]),
+                     icon=":material/map:")
     elif run.area_error:
         st.warning(run.area_error, icon=":material/warning:")
 
