@@ -105,10 +105,10 @@ def test_engine_options_are_checked_and_recorded(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_scattered_scenes_get_a_vrt_mosaic_but_no_mostly_empty_geotiff(tmp_path, capsys):
-    """Scenes far apart (here 20 km) would make a COG of mostly nothing, slow to write and showing nothing the
-    per-scene heatmaps do not: the VRT is written (it reads every scene's heatmap in place), the COG is not, and
-    the CLI says why."""
+def test_scattered_scenes_get_merged_findings_but_no_mostly_empty_mosaic(tmp_path, capsys):
+    """Scenes far apart (here 20 km) would make a mosaic of mostly nothing, slow to warp and write and showing
+    nothing the per-scene heatmaps do not: the area's findings and summary are written, the mosaic is not, and the
+    CLI says why."""
     paths = write_area(tmp_path / "in", 1, 2, 256, seed=3)
     with rasterio.open(paths[1], "r+") as ds:
         t = ds.transform
@@ -118,14 +118,23 @@ def test_scattered_scenes_get_a_vrt_mosaic_but_no_mostly_empty_geotiff(tmp_path,
     assert rc == 0
     summary = json.loads((out / "area" / "area_summary.json").read_text())
     mosaic = summary["mosaic"]
-    assert mosaic["cog_skipped"] == "sparse" and mosaic["cog"] is None and mosaic["cover"] < 0.05
-    assert not (out / "area" / "area_heatmap.tif").exists()
+    assert mosaic["skipped"] == "sparse" and mosaic["vrt"] is None and mosaic["cog"] is None
+    assert 0 < mosaic["cover"] < 0.05 and mosaic["scenes"] == 2
+    assert summary["findings"]["per_scene"] >= 1 and (out / "area" / "area_findings.geojson").is_file()
+    assert not (out / "area" / "area_heatmap.tif").exists() and not (out / "area" / "area_heatmap.vrt").exists()
     printed = capsys.readouterr().out
-    assert "area_heatmap.vrt" in printed and "no GeoTIFF of it was made" in printed
-    far = out / f"{paths[1].stem}_heatmap.tif"
-    with rasterio.open(out / "area" / "area_heatmap.vrt") as vrt, rasterio.open(far) as h:
-        win = rasterio.windows.from_bounds(*h.bounds, transform=vrt.transform)
-        np.testing.assert_array_equal(vrt.read(1, window=win), h.read(1))
+    assert "no area mosaic was made" in printed and "Traceback" not in printed
+    assert main(["report", "--analysis", str(out), "--format", "pdf"]) == 0  # the report says why, not "moved"
+    from pypdf import PdfReader
+
+    text = " ".join(" ".join((p.extract_text() or "").split()) for p in PdfReader(out / "report.pdf").pages)
+    assert "The scenes lie far apart" in text and "analysed with --no-area" not in text
+    # the same two scenes side by side still make one
+    with rasterio.open(paths[1], "r+") as ds:
+        ds.transform = t
+    rc = main(["analyze", *map(str, paths), "--model", str(MODEL), "--out", str(tmp_path / "o2"), "--no-workspace",
+               "--quiet"])
+    assert rc == 0 and (tmp_path / "o2" / "area" / "area_heatmap.tif").is_file()
 
 
 @pytest.mark.slow

@@ -55,7 +55,7 @@ def run_batch(ctx: shell.Context, run: AnalysisRun) -> None:
         sidebar.refresh_case_caption(ctx.ws, ctx.case_id)
     if run.area is not None:  # two or more georeferenced scenes: one mosaic and one set of findings for the area
         f = run.area["findings"]
-        if (run.area.get("mosaic") or {}).get("cog_skipped"):
+        if (run.area.get("mosaic") or {}).get("skipped"):
             st.toast(_("{merged} area findings ({joined} joined across scene seams). The scenes lie far apart, so no "
                        "mosaic image was made: the Map page shows each scene's heatmap.").format(
                            merged=f["merged"], joined=f["joined_across_seams"]), icon=":material/map:")

@@ -270,14 +270,16 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     if run.area is not None:
         f = run.area["findings"]
         m = run.area.get("mosaic") or {}
-        print(_("area: mosaic {path} ({crs}), {merged} findings ({joined} joined across scene seams from "
-                "{per_scene})").format(path=run.out_dir / "area" / (m.get("cog") or m.get("vrt") or "area_heatmap.vrt"),
-                                       crs=run.area["crs"], merged=f["merged"], joined=f["joined_across_seams"],
-                                       per_scene=f["per_scene"]))
-        if m.get("cog_skipped"):
-            print(_("area: the scenes cover {cover:.1%} of the area's extent, so the mosaic is a VRT over the scenes' "
-                    "heatmaps and no GeoTIFF of it was made; each scene's heatmap GeoTIFF is in its folder").format(
-                        cover=float(m.get("cover", 0.0))))
+        if m.get("skipped"):
+            print(_("area: {merged} findings ({joined} joined across scene seams from {per_scene}); the scenes cover "
+                    "{cover:.1%} of the area's extent, so no area mosaic was made: each scene's heatmap GeoTIFF is "
+                    "in the output folder").format(merged=f["merged"], joined=f["joined_across_seams"],
+                                                   per_scene=f["per_scene"], cover=float(m.get("cover", 0.0))))
+        else:
+            print(_("area: mosaic {path} ({crs}), {merged} findings ({joined} joined across scene seams from "
+                    "{per_scene})").format(path=run.out_dir / "area" / (m.get("cog") or m.get("vrt") or "?"),
+                                           crs=run.area["crs"], merged=f["merged"], joined=f["joined_across_seams"],
+                                           per_scene=f["per_scene"]))
     elif run.area_error:
         print(_("warning: {message}").format(message=run.area_error), file=sys.stderr)
     if run.buildings is not None:

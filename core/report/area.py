@@ -55,6 +55,8 @@ class AreaSection:
     per_scene: int = 0  #: counted per-scene findings with a geometry (before merging)
     rejected: int = 0  #: findings rejected by an analyst (not merged, not counted)
     mosaic: Path | None = None  #: the mosaic heatmap (COG, else VRT) written by the analysis, if any
+    #: share of the area's extent the scenes cover, when the analysis made no mosaic because they lie far apart
+    sparse_cover: float | None = None
 
     @property
     def joined(self) -> int:
@@ -89,6 +91,17 @@ def _footprint(sr: SceneResult, to_metric: Transformer) -> Polygon | None:
         return None
     poly = Polygon(np.column_stack([mx, my])).buffer(0)
     return poly if not poly.is_empty else None
+
+
+def _sparse_cover(out_dir: str | Path | None) -> float | None:
+    """The scenes' cover of the area's extent when the analysis skipped the mosaic as sparse (its summary says)."""
+    if out_dir is None:
+        return None
+    try:
+        m = json.loads((Path(out_dir) / AREA_DIR / "area_summary.json").read_text(encoding="utf-8"))["mosaic"]
+        return float(m["cover"]) if m.get("skipped") == "sparse" else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _mosaic_file(out_dir: str | Path | None) -> Path | None:
@@ -141,7 +154,7 @@ def _area_of(scenes: list[SceneResult], out_dir: str | Path | None) -> AreaSecti
     return AreaSection(crs=crs, extent_wgs84=extent, area_m2=area_m2, scenes=[r.scene_name for r in geo],
                        findings=merged, per_scene=sum(1 for r in kept for f in r.findings if f.geometry),
                        rejected=sum(len(r.findings) - len(k.findings) for r, k in zip(geo, kept, strict=True)),
-                       mosaic=mosaic)
+                       mosaic=mosaic, sparse_cover=None if mosaic is not None else _sparse_cover(out_dir))
 
 
 def _num(v: object) -> float:

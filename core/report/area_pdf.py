@@ -149,6 +149,10 @@ def area_section(pdf: ReportPDF, ctx: ReportContext, section: AreaSection) -> No
                           "with the area findings outlined by grade and numbered as in the table below (thick "
                           "outline: joined across a seam).").format(thr=fmt(area_threshold(ctx, section))),
                    max_h=150)
+    elif section.sparse_cover is not None:
+        pdf.para(_("The scenes lie far apart (they cover {cover} of the area's extent), so the analysis made no area "
+                   "mosaic; the counts above are computed from the scenes' findings, and each scene's map is in its "
+                   "own section.").format(cover=f"{section.sparse_cover:.1%}"), size=8.5, colour=GREY)
     else:
         pdf.para(_("No area mosaic was found in the analysis folder (analysed with --no-area, or the file was "
                    "moved); the counts above are computed from the scenes' findings."), size=8.5, colour=GREY)
