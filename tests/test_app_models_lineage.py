@@ -83,6 +83,7 @@ def test_feature_matching_neighbours_reach_the_training_options_only_for_patchco
         train_options(Advanced(**{**adv.__dict__, "neighbours": 0}), "patchcore-vgg16", has_anomalies=False)
 
 
+@pytest.mark.slow  # an app session on the Models page (keeps the fast lane under a minute)
 def test_the_feature_matching_card_says_what_was_fitted_not_epochs(tmp_path, monkeypatch) -> None:
     from tests.support.data import REPO
 

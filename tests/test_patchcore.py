@@ -192,6 +192,7 @@ def test_the_held_out_strip_lies_in_the_valid_rows_of_a_scene_with_nodata_below(
     assert len(patches) > 0 and all(p.max() > 0 for p in patches)
 
 
+@pytest.mark.slow  # fits a model (keeps the fast lane under a minute)
 def test_photos_are_banked_at_the_scale_they_are_scored_and_analysed(tmp_path: Path, monkeypatch) -> None:
     """A photo (no georeferencing) is banked with its short side at the input size, whether the pool cached it or
     it is too large to cache; a model that learnt from photos only analyses photos at that scale too. (Before, the

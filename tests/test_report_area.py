@@ -66,6 +66,7 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # writes whole PDF reports (keeps the fast lane under a minute)
 def test_cli_report_has_the_area_section_and_exports(area_run, tmp_path) -> None:
     rep = tmp_path / "rep"
     rc = main(["report", "--analysis", str(area_run["aid"]), "--workspace", str(area_run["root"]), "--handling",
@@ -114,6 +115,7 @@ def test_cli_report_has_the_area_section_and_exports(area_run, tmp_path) -> None
     assert "AREA FINDINGS" in readme and len(packed) == len(rows) + 1
 
 
+@pytest.mark.slow  # writes whole PDF reports (keeps the fast lane under a minute)
 def test_reviews_count_and_the_section_reads_in_korean(area_run, tmp_path) -> None:
     """A rejected half of the seam patch is not counted: the other half stays one area finding of one scene."""
     with Workspace(area_run["root"]) as ws:
