@@ -124,6 +124,8 @@ def write_mosaic(results: list[SceneResult], out_dir: str | Path, *, cog: bool =
     ext = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     cover = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) / max((ext[2] - ext[0]) * (ext[3] - ext[1]), 1e-9)
     if cover < MIN_MOSAIC_COVER:  # scattered scenes: a mosaic of mostly nothing (see MIN_MOSAIC_COVER)
+        for stale in (area / MOSAIC_VRT, area / MOSAIC_COG):  # an earlier run's mosaic of other scenes
+            stale.unlink(missing_ok=True)
         return {"vrt": None, "cog": None, "crs": crs, "bounds": list(ext), "scenes": len(members), "warped": [],
                 "cover": round(cover, 4), "skipped": "sparse"}
     native: list[tuple[Path, Affine, int, int]] = []
