@@ -117,10 +117,11 @@ def write_mosaic(results: list[SceneResult], out_dir: str | Path, *, cog: bool =
     dst_crs = CRS.from_user_input(crs)
     area = Path(out_dir) / AREA_DIR
     area.mkdir(parents=True, exist_ok=True)
-    boxes = []
-    for _result, path in members:
+    heads = []  # each heatmap's header, read once
+    for r, path in members:
         with rasterio.open(path) as ds:
-            boxes.append(transform_bounds(ds.crs, dst_crs, *ds.bounds, densify_pts=21))
+            heads.append((r, path, ds.crs, ds.transform, ds.width, ds.height, ds.bounds))
+    boxes = [transform_bounds(h[2], dst_crs, *h[6], densify_pts=21) for h in heads]
     ext = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     cover = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes) / max((ext[2] - ext[0]) * (ext[3] - ext[1]), 1e-9)
     if cover < MIN_MOSAIC_COVER:  # scattered scenes: a mosaic of mostly nothing (see MIN_MOSAIC_COVER)
@@ -128,25 +129,20 @@ def write_mosaic(results: list[SceneResult], out_dir: str | Path, *, cog: bool =
             stale.unlink(missing_ok=True)
         return {"vrt": None, "cog": None, "crs": crs, "bounds": list(ext), "scenes": len(members), "warped": [],
                 "cover": round(cover, 4), "skipped": "sparse"}
-    native: list[tuple[Path, Affine, int, int]] = []
-    for _result, path in members:
-        with rasterio.open(path) as ds:
-            if ds.crs is not None and ds.crs == dst_crs and _north_up(ds.transform):
-                native.append((path, ds.transform, ds.width, ds.height))
+    native = [t for _, _, c, t, _, _, _ in heads if c is not None and c == dst_crs and _north_up(t)]
     if native:
-        ref = min(native, key=lambda n: (abs(n[1].a), -n[1].f, n[1].c))[1]
+        ref = min(native, key=lambda t: (abs(t.a), -t.f, t.c))
         res, anchor = abs(ref.a), (ref.c, ref.f)
     else:  # every scene needs warping: the grid of the first, reprojected
-        with rasterio.open(members[0][1]) as ds:
-            tr, _, _ = calculate_default_transform(ds.crs, dst_crs, ds.width, ds.height, *ds.bounds)
+        _, _, c0, _, w0, h0, b0 = heads[0]
+        tr, _, _ = calculate_default_transform(c0, dst_crs, w0, h0, *b0)
         res, anchor = abs(tr.a), (tr.c, tr.f)
     sources: list[tuple[Path, Affine, int, int]] = []
     warped = []
-    for r, path in members:
-        with rasterio.open(path) as ds:
-            if ds.crs is not None and ds.crs == dst_crs and _on_grid(ds.transform, res, anchor):
-                sources.append((path, ds.transform, ds.width, ds.height))
-                continue
+    for r, path, c, t, w, h, _b in heads:
+        if c is not None and c == dst_crs and _on_grid(t, res, anchor):
+            sources.append((path, t, w, h))
+            continue
         wp = _warp(path, area / "warped" / path.name, crs, res, anchor)
         warped.append(r.scene_name)
         with rasterio.open(wp) as ds:
