@@ -32,8 +32,9 @@ import numpy as np
 import rasterio
 
 from core.change.features import ChangeScorer, fill_invalid, level_specs
-from core.change.scene import analyze_pair, black_nodata, coregister
+from core.change.scene import analyze_pair, coregister
 from core.detection.detector import Detector
+from core.imagery.nodata import black_nodata
 from core.imagery.reader import open_scene
 from core.learn.evaluation import auroc, building_scores
 

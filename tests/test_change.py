@@ -22,7 +22,6 @@ from core.change.scene import (
     ChangeScorer,
     PreOnGrid,
     analyze_pair,
-    black_nodata,
     change_scene,
     check_pair,
     coregister,
@@ -34,6 +33,7 @@ from core.change.texts import coregistration_text
 from core.detection.calibration import Calibration
 from core.detection.detector import Detector
 from core.errors import InputError
+from core.imagery.nodata import black_nodata
 from core.imagery.reader import open_scene
 from core.imagery.sources import FrameSource
 from core.learn.evaluation import auroc, building_scores
@@ -198,17 +198,6 @@ def test_windowed_reads_match_the_whole_image(joplin: Path) -> None:
     assert np.array_equal(pvalid, wvalid[300:556, 200:520])
     diff = np.abs(part.astype(int) - whole[300:556, 200:520].astype(int))[pvalid]
     assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 2  # GDAL's warper chunks differently, nothing more
-
-
-def test_black_nodata_border(shared_data: Path) -> None:
-    scene = open_scene(need(shared_data / HARVEY / "hurricane-harvey_00000224_post_disaster.png"))
-    rgb, _ = scene.read()
-    nod = black_nodata(rgb)
-    assert 0.05 < nod.mean() < 0.4 and nod[0].all() and not nod[-1].any()  # the unmarked black top border
-    dark = np.zeros((40, 40, 3), np.uint8)
-    dark[::2, ::2] = 0
-    dark[1::2, 1::2] = 5
-    assert black_nodata(dark).sum() == 0  # isolated black pixels are not nodata
 
 
 # ------------------------------------------------------------------------------------------------ change score

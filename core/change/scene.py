@@ -67,7 +67,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import rasterio
 from rasterio.windows import Window
@@ -88,22 +87,14 @@ from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
+from core.imagery.nodata import black_nodata
 from core.types import Scene, SceneResult
 
-__all__ = ["ChangeScorer", "PairInfo", "PreOnGrid", "analyze_pair", "black_nodata", "change_scene",
+__all__ = ["ChangeScorer", "PairInfo", "PreOnGrid", "analyze_pair", "change_scene",
            "check_pair", "coregister", "fit_change_calibration", "pair_inputs", "pair_report"]
 
 CHANGE_UNITS = "calibrated change score (0 = median no-change pixel, 1 = 99th percentile of no-change pixels)"
 SAMPLE_WINDOWS = 9  #: pre-scene windows the scene statistics V_l are computed from
-
-
-def black_nodata(rgb: np.ndarray) -> np.ndarray:
-    """Pixels that are exactly black in all bands in patches of at least 3×3 px: the unmarked nodata borders of
-    xBD tiles and many mosaics (a true shadow is never exactly 0,0,0 over a whole patch)."""
-    black = (rgb.max(axis=2) == 0).astype(np.uint8)
-    if not black.any():
-        return black.astype(bool)
-    return cv2.morphologyEx(black, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
 
 
 class _PairReader:
@@ -113,9 +104,8 @@ class _PairReader:
         self.post, self.pre = post, pre
 
     def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
-        a, va = self.post.read(win)
+        a, va = self.post.read(win)  # black borders already invalid (GridReader)
         b, vb = self.pre.read(win)
-        va = va & ~black_nodata(a)
         vb = vb & ~black_nodata(b)
         packed = np.concatenate([a, b, va[..., None].astype(np.uint8), vb[..., None].astype(np.uint8)], axis=2)
         return packed, np.ones(va.shape, bool)  # "inside the tile"; padding added later is marked False

@@ -151,8 +151,8 @@ def analyze_scene(scene: Scene, detector: Any, out_dir: str | Path, *, threshold
         if resampler is not None:
             resampler.finish()
         if valid_total == 0:
-            raise InputError(_("{name} has no valid pixels (everything is nodata or transparent); nothing to "
-                               "analyse").format(name=scene.name))
+            raise InputError(_("{name} has no valid pixels (everything is nodata, transparent or exactly "
+                               "black); nothing to analyse").format(name=scene.name))
         raw_image = raw_sum / valid_total
         image_score = float(cal.image(raw_image))
         writer.set_tags(image_score=repr(image_score), image_score_raw=repr(raw_image))

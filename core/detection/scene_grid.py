@@ -24,6 +24,7 @@ from core.detection.tile_grid import grid_windows
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import N_, Message, _, message
+from core.imagery.nodata import fill_invalid_mean, unmarked_nodata
 from core.types import Scene
 
 RESAMPLE_TRIGGER = 1.5  #: resample when scene and model GSD differ by more than this factor
@@ -166,9 +167,24 @@ class GridReader:
         self.sx = scene.width / plan.grid_w
 
     def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
-        """RGB uint8 and validity of ``win`` (analysis-grid coordinates)."""
+        """RGB uint8 and validity of ``win`` (analysis-grid coordinates).
+
+        Unmarked black borders count as nodata (:func:`~core.imagery.nodata.unmarked_nodata`, decided on the
+        scene's own pixels) and every invalid pixel is filled with the mean colour of the window's valid ones, so
+        the model never sees nodata as imagery (:mod:`core.imagery.nodata`).
+        """
         if self.plan.factor == 1.0:
-            return self.scene.read(win)
+            return self._scene_read(win)
+        rgb, valid = self._resampled(win)
+        return fill_invalid_mean(rgb, valid), valid  # the pixels that fell below half valid in resampling
+
+    def _scene_read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Scene pixels of ``win`` (scene coordinates), black borders invalid, invalid pixels filled."""
+        rgb, valid = self.scene.read(win)
+        valid = valid & ~unmarked_nodata(self.scene, win, rgb)
+        return fill_invalid_mean(rgb, valid), valid
+
+    def _resampled(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
         r0 = min(self.scene.height - 1, int(math.floor(win.row_off * self.sy)))
         r1 = max(r0 + 1, min(self.scene.height, int(math.ceil((win.row_off + win.height) * self.sy))))
         c0 = min(self.scene.width - 1, int(math.floor(win.col_off * self.sx)))
@@ -183,7 +199,7 @@ class GridReader:
                 continue
             s0 = r0 + round(o0 / win.height * (r1 - r0))
             s1 = max(s0 + 1, r0 + round(o1 / win.height * (r1 - r0)))
-            rgb, valid = self.scene.read(Window(c0, s0, c1 - c0, s1 - s0))
+            rgb, valid = self._scene_read(Window(c0, s0, c1 - c0, s1 - s0))
             interp = cv2.INTER_AREA if down else cv2.INTER_LINEAR
             rgbs.append(cv2.resize(rgb, (win.width, o1 - o0), interpolation=interp))
             v = cv2.resize(valid.astype(np.float32), (win.width, o1 - o0), interpolation=interp)

@@ -106,8 +106,8 @@ class SceneAssembler:
         if self._resampler is not None:
             self._resampler.finish()
         if self.valid_total == 0:
-            raise InputError(_("{name} has no valid pixels (everything is nodata or transparent); nothing to "
-                               "analyse").format(name=scene.name))
+            raise InputError(_("{name} has no valid pixels (everything is nodata, transparent or exactly "
+                               "black); nothing to analyse").format(name=scene.name))
         raw_image = self.raw_sum / self.valid_total
         image_score = float(cal.image(raw_image))
         self.writer.set_tags(image_score=repr(image_score), image_score_raw=repr(raw_image))

@@ -110,6 +110,7 @@ class FrameSource:
         self.valid = valid
         if valid is not None:
             self.valid.flags.writeable = False
+        self._collar: np.ndarray | None = None
 
     @property
     def height(self) -> int:
@@ -127,6 +128,15 @@ class FrameSource:
         rs, cs = window.toslices()
         valid = self.valid[rs, cs].copy() if self.valid is not None else np.ones((window.height, window.width), bool)
         return self.rgb[rs, cs].copy(), valid
+
+    def collar(self) -> np.ndarray:
+        """The frame's unmarked black collar (:func:`core.imagery.nodata.edge_collar`), computed on first use."""
+        if self._collar is None:
+            from core.imagery.nodata import edge_collar
+
+            self._collar = edge_collar(self.rgb)
+            self._collar.flags.writeable = False
+        return self._collar
 
     def close(self) -> None:
         """Nothing to release (the array is freed with the scene)."""

@@ -78,16 +78,18 @@ def _exclusion_rects(scene: Scene, bounds: Sequence[tuple[float, float, float, f
 
 
 def read_valid(scene: Scene, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels and validity of ``scene`` (or a window of it), exact-black nodata borders counted as invalid.
+    """Pixels and validity of ``scene`` (or a window of it), unmarked black nodata borders counted as invalid
+    (:func:`core.imagery.nodata.unmarked_nodata`, the rule every analysis follows).
 
     Reprojected tiles (xBD, aligned chips, many mosaics) carry unmarked black borders; learning or calibrating on
     them makes black "normal" (a calibration on one such strip gave a zero no-change spread and a change map that
     was red everywhere).
     """
-    from core.change.scene import black_nodata
+    from core.imagery.nodata import unmarked_nodata
 
-    rgb, valid = scene.read(window) if window is not None else scene.read()
-    return rgb, valid & ~black_nodata(rgb)
+    window = window if window is not None else Window(0, 0, scene.width, scene.height)
+    rgb, valid = scene.read(window)
+    return rgb, valid & ~unmarked_nodata(scene, window, rgb)
 
 
 def _part_rows(height: int, valid: np.ndarray | None, part: str) -> tuple[int, int]:
