@@ -14,4 +14,4 @@ OUT=${1:-assets/models/fcdd-resnet18.pt}
   --anomalies "$D/aider" --confetti mix \
   --exclude-like "$J"/chips_aligned/pre/*.tif \
   --input-size 128 --epochs 6 --steps-per-epoch 50 --batch-size 16 --optimizer adam --lr 1e-3 \
-  --seed 0 --name "BDA default (FCDD ResNet-18)" --out "$OUT"
+  --seed 0 --name "BDA FCDD ResNet-18 (the fast model)" --out "$OUT"
