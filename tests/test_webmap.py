@@ -20,6 +20,7 @@ from core.errors import CoreError
 from core.geo import georef as geo
 from core.mapping import webmap
 from core.types import Finding, GeoRef, SceneResult
+from tests.support.data import need
 from ui.map_clicks import clicked_finding
 
 UTM = GeoRef(crs="EPSG:32615", transform=Affine(0.5, 0.0, 363000.0, 0.0, -0.5, 4105000.0))
@@ -262,3 +263,26 @@ def test_imagery_overlay_puts_the_image_itself_on_the_map(shared_data):
     assert 0.3 < (alpha > 0).mean() < 0.95, "nodata borders must be transparent, the image opaque"
     assert rgba[alpha > 0, :3].mean() > 10, "the image's own pixels are drawn"
     assert imagery_overlay(shared_data / "nope.tif", scene.georef, scene.width, scene.height) is None
+
+
+def test_imagery_overlay_leaves_an_unmarked_black_border_transparent(shared_data):
+    """A co-registered Joplin chip is 59 % black border with no nodata value: on the map that border is not drawn
+    (it would hide the basemap and other scenes), as the analysis leaves it out."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from core.imagery.reader import open_scene
+    from core.mapping.webmap import imagery_overlay
+
+    path = need(shared_data / "geotiff/joplin_tornado_xview2deploy/chips_aligned/post/1_post.tif")
+    scene = open_scene(path)
+    ov = imagery_overlay(path, scene.georef, scene.width, scene.height, max_px=256)
+    scene.close()
+    assert ov is not None
+    rgba = np.asarray(Image.open(io.BytesIO(base64.b64decode(ov.png_data_uri.split(",", 1)[1]))).convert("RGBA"))
+    opaque = rgba[..., 3] > 0
+    assert 0.2 < opaque.mean() < 0.5, f"{opaque.mean():.2f} of the overlay drawn"
+    assert np.median(rgba[opaque, :3].max(axis=1)) > 30, "what is drawn is imagery, not the black border"

@@ -145,9 +145,18 @@ def read_preview(scene: Scene, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, valid
 
 
+def preview_nodata(scene: Scene, rgb: np.ndarray) -> np.ndarray:
+    """Unmarked black nodata of a preview of ``scene`` (:mod:`core.imagery.nodata`'s rule, on the preview's
+    pixels): transparent on the map, as the analysis leaves it out."""
+    from core.imagery.nodata import black_nodata, edge_collar
+
+    return edge_collar(rgb) if scene.kind == "frame" else black_nodata(rgb)
+
+
 def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height: int, *,
                     max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
-    """The scene's own pixels on Web Mercator (transparent where nodata): the imagery under the heatmaps, which
+    """The scene's own pixels on Web Mercator (transparent where nodata, marked or an unmarked black border): the
+    imagery under the heatmaps, which
     works offline where no basemap tiles can be fetched. ``georef``/``width``/``height`` are the analysed scene's
     (so frames placed by an analyst show where they were placed). None when the source file is gone."""
     from core.errors import CoreError
@@ -163,6 +172,7 @@ def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height:
         rgb, valid = read_preview(scene, max(max_px, 256))
     finally:
         scene.close()
+    valid = valid & ~preview_nodata(scene, rgb)
     oh, ow = valid.shape
     grid = GeoRef(crs=georef.crs, transform=georef.transform @ Affine.scale(width / ow, height / oh))
     bands = np.where(valid, np.moveaxis(rgb, -1, 0).astype(np.float32), np.nan)
