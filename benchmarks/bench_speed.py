@@ -37,8 +37,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("BDA_SHARED_DATA", REPO.parent / "shared" / "data"))
 #: The model both CLI runs analyse with: the old code's bundled default (FCDD ResNet-18: the weights and calibration
-#: bundled today as fcdd-resnet18.pt, renamed on 2026-12-07), so old and new differ only in code. Since 2026-12-06 the app's default is
-#: feature matching, a different and heavier model.
+#: bundled today as fcdd-resnet18.pt, renamed on 2026-12-07), so old and new differ only in code. Since 2026-12-06
+#: the app's default is feature matching, a different and heavier model.
 SAME_MODEL = REPO / "assets" / "models" / "fcdd-resnet18.pt"
 
 
