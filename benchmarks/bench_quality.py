@@ -41,10 +41,9 @@ from core.change.scene import analyze_pair, coregister
 from core.detection.calibration import Calibration
 from core.detection.detector import Detector
 from core.detection.pipeline import analyze_scene
-from core.imagery.nodata import black_nodata
+from core.imagery.nodata import black_nodata, read_valid
 from core.imagery.reader import open_scene
 from core.learn.evaluation import auroc, building_scores, evaluate_images, patch_means, valid_blocks
-from core.learn.samples import read_valid
 from core.learn.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -94,9 +94,9 @@ def test_patches_are_scored_in_the_heatmap_the_product_computes(tiny_model, shar
 
     from core.detection.detector import Detector
     from core.detection.pipeline import analyze_scene
+    from core.imagery.nodata import read_valid
     from core.imagery.reader import open_scene
     from core.learn.evaluation import evaluate_images, patch_means, patch_scores
-    from core.learn.samples import read_valid
 
     chip = shared_data / "geotiff/joplin_tornado_xview2deploy/chips_aligned/post/0_post.tif"
     photo = sorted((shared_data / "aider/fire").glob("*.jpg"))[0]

@@ -24,7 +24,7 @@ from core.detection.tile_grid import grid_windows
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import N_, Message, _, message
-from core.imagery.nodata import fill_invalid_mean, unmarked_nodata
+from core.imagery.nodata import fill_invalid_mean, read_valid
 from core.types import Scene
 
 RESAMPLE_TRIGGER = 1.5  #: resample when scene and model GSD differ by more than this factor
@@ -180,8 +180,7 @@ class GridReader:
 
     def _scene_read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
         """Scene pixels of ``win`` (scene coordinates), black borders invalid, invalid pixels filled."""
-        rgb, valid = self.scene.read(win)
-        valid = valid & ~unmarked_nodata(self.scene, win, rgb)
+        rgb, valid = read_valid(self.scene, win)
         return fill_invalid_mean(rgb, valid), valid
 
     def _resampled(self, win: Window) -> tuple[np.ndarray, np.ndarray]:

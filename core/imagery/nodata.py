@@ -22,7 +22,8 @@ from rasterio.windows import Window
 from core.imagery.sources import FrameSource
 from core.types import Scene
 
-__all__ = ["MIN_COLLAR_SHARE", "black_nodata", "edge_collar", "fill_invalid_mean", "unmarked_nodata"]
+__all__ = ["MIN_COLLAR_SHARE", "black_nodata", "edge_collar", "fill_invalid_mean", "preview_nodata", "read_valid",
+           "unmarked_nodata"]
 
 #: Least share of a photo that exactly black regions touching its edge must cover to be taken as a nodata collar.
 MIN_COLLAR_SHARE = 0.05
@@ -62,6 +63,21 @@ def unmarked_nodata(scene: Scene, window: Window, rgb: np.ndarray) -> np.ndarray
         rs, cs = window.toslices()
         return np.asarray(scene.source.collar()[rs, cs], dtype=bool)
     return black_nodata(rgb)
+
+
+def read_valid(scene: Scene, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels and validity of ``scene`` (or a window of it), its :func:`unmarked_nodata` counted as invalid: what
+    analysis, training and calibration read. Learning or calibrating on black borders makes black "normal" (a
+    calibration on one such strip gave a zero no-change spread and a change map that was red everywhere)."""
+    window = window if window is not None else Window(0, 0, scene.width, scene.height)
+    rgb, valid = scene.read(window)
+    return rgb, valid & ~unmarked_nodata(scene, window, rgb)
+
+
+def preview_nodata(scene: Scene, rgb: np.ndarray) -> np.ndarray:
+    """:func:`unmarked_nodata`'s rule on a downsampled preview of the whole ``scene`` (for a photo the collar of
+    the preview's own pixels): what the map leaves transparent."""
+    return edge_collar(rgb) if scene.kind == "frame" else black_nodata(rgb)
 
 
 def fill_invalid_mean(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:

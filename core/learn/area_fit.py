@@ -22,7 +22,8 @@ from rasterio.windows import Window
 from core.detection.detector import IMAGENET_MEAN, IMAGENET_STD, to_tensor, use_bf16
 from core.errors import TrainingDataError
 from core.i18n import _
-from core.learn.samples import PatchPool, read_valid
+from core.imagery.nodata import read_valid
+from core.learn.samples import PatchPool
 from core.models.coreset import greedy_coreset
 from core.models.patchcore import PatchCoreNet
 

@@ -121,8 +121,8 @@ def patch_scores(det: Detector, path: Path, patch: int) -> list[float]:
     from rasterio.windows import Window
 
     from core.detection.pipeline import analyze_scene
+    from core.imagery.nodata import read_valid
     from core.imagery.reader import open_scene
-    from core.learn.samples import read_valid
 
     scene = open_scene(path)
     try:
@@ -147,8 +147,8 @@ def patch_scores(det: Detector, path: Path, patch: int) -> list[float]:
 
 def _units(det: Detector, path: Path) -> list[np.ndarray]:
     """What gets one image score without patches: the whole raster, or the whole frame resized to the input size."""
+    from core.imagery.nodata import read_valid
     from core.imagery.reader import open_scene
-    from core.learn.samples import read_valid
 
     scene = open_scene(path)
     try:

@@ -20,6 +20,7 @@ from rasterio.windows import Window
 
 from core.errors import CoreError, TrainingDataError
 from core.i18n import _
+from core.imagery.nodata import read_valid
 from core.learn.synthetic import confetti, region
 from core.types import Scene
 
@@ -75,21 +76,6 @@ def _exclusion_rects(scene: Scene, bounds: Sequence[tuple[float, float, float, f
         if r1 > 0 and c1 > 0 and r0 < scene.height and c0 < scene.width:
             rects.append((r0, c0, r1, c1))
     return rects
-
-
-def read_valid(scene: Scene, window: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels and validity of ``scene`` (or a window of it), unmarked black nodata borders counted as invalid
-    (:func:`core.imagery.nodata.unmarked_nodata`, the rule every analysis follows).
-
-    Reprojected tiles (xBD, aligned chips, many mosaics) carry unmarked black borders; learning or calibrating on
-    them makes black "normal" (a calibration on one such strip gave a zero no-change spread and a change map that
-    was red everywhere).
-    """
-    from core.imagery.nodata import unmarked_nodata
-
-    window = window if window is not None else Window(0, 0, scene.width, scene.height)
-    rgb, valid = scene.read(window)
-    return rgb, valid & ~unmarked_nodata(scene, window, rgb)
 
 
 def _part_rows(height: int, valid: np.ndarray | None, part: str) -> tuple[int, int]:

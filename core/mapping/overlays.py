@@ -145,14 +145,6 @@ def read_preview(scene: Scene, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, valid
 
 
-def preview_nodata(scene: Scene, rgb: np.ndarray) -> np.ndarray:
-    """Unmarked black nodata of a preview of ``scene`` (:mod:`core.imagery.nodata`'s rule, on the preview's
-    pixels): transparent on the map, as the analysis leaves it out."""
-    from core.imagery.nodata import black_nodata, edge_collar
-
-    return edge_collar(rgb) if scene.kind == "frame" else black_nodata(rgb)
-
-
 def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height: int, *,
                     max_px: int = OVERLAY_MAX_PX) -> Overlay | None:
     """The scene's own pixels on Web Mercator (transparent where nodata, marked or an unmarked black border): the
@@ -160,6 +152,7 @@ def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height:
     works offline where no basemap tiles can be fetched. ``georef``/``width``/``height`` are the analysed scene's
     (so frames placed by an analyst show where they were placed). None when the source file is gone."""
     from core.errors import CoreError
+    from core.imagery.nodata import preview_nodata
     from core.imagery.reader import open_scene
 
     try:
@@ -172,7 +165,7 @@ def imagery_overlay(source_path: str | Path, georef: GeoRef, width: int, height:
         rgb, valid = read_preview(scene, max(max_px, 256))
     finally:
         scene.close()
-    valid = valid & ~preview_nodata(scene, rgb)
+    valid = valid & ~preview_nodata(scene, rgb)  # unmarked black borders, as the analysis leaves them out
     oh, ow = valid.shape
     grid = GeoRef(crs=georef.crs, transform=georef.transform @ Affine.scale(width / ow, height / oh))
     bands = np.where(valid, np.moveaxis(rgb, -1, 0).astype(np.float32), np.nan)
