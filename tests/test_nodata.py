@@ -139,3 +139,20 @@ def test_default_model_finds_nothing_on_a_black_border(shared_data: Path, tmp_pa
     for f in res.findings:
         x0, y0, x1, y1 = (int(v) for v in f.bbox_px)
         assert border[y0:y1, x0:x1].mean() < 0.5
+
+
+def test_pre_event_image_follows_the_same_rule() -> None:
+    """The pre image of a pair is read with the same rule: a photo's letterbox is nodata, black inside it is not
+    (it used to lose every exactly black patch, as a raster does)."""
+    from core.change.coreg import PreOnGrid
+
+    framed = _texture(200, 200, seed=7)
+    framed[:20] = 0  # a letterbox along the top
+    framed[90:130, 90:130] = 0  # real black in the middle
+    post = Scene(name="post.jpg", width=200, height=200, source=FrameSource(_texture(200, 200)))
+    pre = Scene(name="pre.jpg", width=200, height=200, source=FrameSource(framed))
+    _rgb, valid = PreOnGrid(post, pre).read(Window(0, 0, 200, 200))
+    assert not valid[:20].any() and valid[90:130, 90:130].all()
+    raster = Scene(name="pre.tif", width=200, height=200, kind="geotiff", source=FrameSource(framed))
+    _rgb, valid = PreOnGrid(post, raster).read(Window(0, 0, 200, 200))
+    assert not valid[:20].any() and not valid[90:130, 90:130].any()

@@ -42,6 +42,7 @@ from core.change.texts import shift_note
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
+from core.imagery.nodata import read_valid
 from core.types import Scene
 
 MIN_RESPONSE = 0.08  #: phase-correlation peak below this is not a measurement
@@ -76,8 +77,9 @@ class PreOnGrid:
 
     The grid is the post image's own (default) or the analysis grid of :mod:`core.detection.pipeline` when a scene is
     resampled to the model's GSD. ``shift`` is the residual shift in grid pixels (module docstring). ``read``
-    returns ``(rgb uint8 h×w×3, valid bool h×w)``; pixels the pre image does not cover (or marks invalid) are
-    invalid. Safe to call from a reader thread.
+    returns ``(rgb uint8 h×w×3, valid bool h×w)``; pixels the pre image does not cover, marks invalid or leaves as
+    unmarked nodata (:func:`core.imagery.nodata.read_valid`, read before resampling) are invalid. Safe to call
+    from a reader thread.
     """
 
     def __init__(self, post: Scene, pre: Scene, grid_h: int | None = None, grid_w: int | None = None,
@@ -136,13 +138,13 @@ class PreOnGrid:
     def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
         """Pre pixels and validity on grid window ``win``."""
         if self._direct:
-            return self.pre.read(win)
+            return read_valid(self.pre, win)
         h, w = win.height, win.width
         box = self._src_box(win)
         if box is None:
             return np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
         r0, c0, r1, c1 = box
-        rgb, valid = self.pre.read(Window(c0, r0, c1 - c0, r1 - r0))
+        rgb, valid = read_valid(self.pre, Window(c0, r0, c1 - c0, r1 - r0))  # unmarked nodata left out
         if self.mode == "georef":
             shrink = max((c1 - c0) / win.width, (r1 - r0) / win.height) > 1.5
             return self._reproject(win, rgb, valid, r0, c0, shrink)

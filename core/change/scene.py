@@ -87,7 +87,6 @@ from core.detection.verdict import canonical_threshold, verdict_of
 from core.errors import InputError
 from core.geo import georef as geo
 from core.i18n import _
-from core.imagery.nodata import black_nodata
 from core.types import Scene, SceneResult
 
 __all__ = ["ChangeScorer", "PairInfo", "PreOnGrid", "analyze_pair", "change_scene",
@@ -104,9 +103,8 @@ class _PairReader:
         self.post, self.pre = post, pre
 
     def read(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
-        a, va = self.post.read(win)  # black borders already invalid (GridReader)
+        a, va = self.post.read(win)  # unmarked nodata already invalid on both (GridReader, PreOnGrid)
         b, vb = self.pre.read(win)
-        vb = vb & ~black_nodata(b)
         packed = np.concatenate([a, b, va[..., None].astype(np.uint8), vb[..., None].astype(np.uint8)], axis=2)
         return packed, np.ones(va.shape, bool)  # "inside the tile"; padding added later is marked False
 
