@@ -19,6 +19,7 @@ from tests.support.browser import (
     nav,
     no_exception,
     offline_app,
+    open_popover,
     settled,
     upload,
     wait_drawn,
@@ -111,8 +112,8 @@ def _flow(app: OfflineApp, post: Path, pre: Path) -> None:
 def _archive_round_trip(page, ws_root: Path, art: Path) -> None:
     """Export the case from the sidebar, import the downloaded archive as a new case, and see the pair's
     before/after view drawn from the images the archive carried."""
-    page.get_by_role("button", name="Export / import case").click()
-    page.get_by_role("button", name=re.compile("Prepare the archive")).click()
+    open_popover(page, "Export / import case", page.get_by_role("button", name=re.compile("Prepare the archive"))
+                 ).click()
     download_button = page.get_by_role("button", name=re.compile(r"Download case-1-.*\.zip"))
     download_button.wait_for(timeout=60_000)
     with page.expect_download(timeout=60_000) as info:

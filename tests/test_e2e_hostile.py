@@ -19,6 +19,7 @@ from tests.support.browser import (
     nav,
     no_exception,
     offline_app,
+    open_popover,
     settled,
     wait_drawn,
 )
@@ -66,8 +67,7 @@ def _analyse(app: OfflineApp, tile: Path) -> None:
     analyst = page.get_by_label("Analyst")
     analyst.fill(ANALYST)
     analyst.press("Enter")
-    page.get_by_role("button", name=re.compile("New case")).click()
-    page.get_by_label("Case name").fill(CASE)
+    open_popover(page, re.compile("New case"), page.get_by_label("Case name")).fill(CASE)
     page.get_by_role("button", name="Create case").click()
     wait_drawn(page)
     page.locator("input[type=file]").first.set_input_files(

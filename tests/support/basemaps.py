@@ -156,9 +156,9 @@ def fill_basemap_path(page: Any, path: Path) -> None:
     caller clicks "Add basemap" (the basemaps browser test and ``benchmarks/bench_map.py`` time that click)."""
     import re
 
-    box = page.get_by_role("textbox", name="Basemap path on the server")
-    if not box.is_visible():
-        page.get_by_role("button", name=re.compile(r"Offline basemaps")).first.click()
-    box.wait_for(timeout=30_000)
+    from tests.support.browser import open_popover
+
+    box = open_popover(page, re.compile(r"Offline basemaps"),
+                       page.get_by_role("textbox", name="Basemap path on the server"))
     box.fill(str(path))
     box.press("Tab")

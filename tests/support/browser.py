@@ -207,6 +207,34 @@ def settled(page, timeout_ms: int = 60_000) -> None:
         " || (a.effect && a.effect.getComputedTiming().iterations === Infinity))", timeout=timeout_ms)
 
 
+def open_popover(page, button: str | re.Pattern[str], inside: Any, timeout_ms: int = 120_000,
+                 try_ms: int = 5_000) -> Any:
+    """Open the popover whose button is named ``button`` and return ``inside`` (a locator of something the popover
+    holds, e.g. ``page.get_by_label("Case name")``) once it is visible.
+
+    A popover clicked open while a script run is redrawing the sidebar can be drawn closed again by that run (a CI
+    run's load test: "Case name" never appeared after "New case" was clicked during the run the analyst's name had
+    started). So: wait until the page is drawn, click only while ``inside`` is not shown (a click on an open popover's
+    button closes it), and click again when it does not show within ``try_ms``, until ``timeout_ms``.
+    """
+    end = time.monotonic() + timeout_ms / 1000
+    clicks = 0
+    while True:
+        left_ms = max(1, int((end - time.monotonic()) * 1000))
+        wait_drawn(page, left_ms)
+        if not inside.first.is_visible():
+            page.get_by_role("button", name=button).first.click(timeout=left_ms)
+            clicks += 1
+        try:
+            inside.first.wait_for(state="visible", timeout=min(try_ms, left_ms))
+            return inside
+        except Exception as exc:  # playwright's TimeoutError
+            if time.monotonic() >= end:
+                sidebar = page.locator('[data-testid="stSidebar"]').inner_text(timeout=5_000)[-600:]
+                raise AssertionError(f"{inside} not shown after {clicks} clicks on {button!r} in "
+                                     f"{timeout_ms / 1000:g} s; the sidebar reads: {sidebar!r}") from exc
+
+
 def until(page, check: Any, what: str, timeout_s: float = 180.0, poll_ms: int = 250) -> None:
     """Poll ``check()`` (e.g. the workspace holds a saved review) until it is true, letting the page run
     meanwhile; then :func:`wait_drawn`. Raises AssertionError naming ``what`` after ``timeout_s``."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from core.store import Workspace
 from core.store.files import file_sha256
-from tests.support.browser import offline_browser, streamlit_server
+from tests.support.browser import offline_browser, open_popover, streamlit_server
 from tests.support.server_proc import proc_figures, server_pid
 
 MAX_SESSIONS = 16
@@ -209,8 +209,7 @@ def prepare(page: Any, plan: SessionPlan, dl: Deadline) -> None:
     page.get_by_text("Images", exact=True).first.wait_for(timeout=dl.ms(120))
     page.get_by_label("Analyst").fill(plan.analyst)
     page.get_by_label("Analyst").press("Enter")
-    page.get_by_role("button", name="New case").click(timeout=dl.ms(60))
-    page.get_by_label("Case name").fill(plan.case_name)
+    open_popover(page, "New case", page.get_by_label("Case name"), timeout_ms=dl.ms(120)).fill(plan.case_name)
     page.get_by_role("button", name="Create case").click(timeout=dl.ms(60))
     page.wait_for_function(
         "([label, prefix]) => [...document.querySelectorAll('input[role=combobox]')]"
