@@ -24,6 +24,7 @@ from core.buildings import (
     load_buildings,
     read_footprints,
     read_labels_csv,
+    relative_grades_note,
 )
 from core.buildings.footprints import Footprint, FootprintSet
 from core.buildings.labels import grade_level, parse_label
@@ -317,7 +318,11 @@ def test_cli_calibrate_an_output_folder(tmp_path, scene, capsys):
     assert main(["buildings", "calibrate", "--analysis", str(out), "--labels", str(labels)]) == 2
     assert "at least 4" in capsys.readouterr().err  # c lies outside the imagery: 2 usable labels
     assert main(["buildings", "show", "--analysis", str(out)]) == 0
-    assert "buildings: 3" in capsys.readouterr().out
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "buildings: 3" in shown
+    # no label yet: the grades are relative, and the command that suggests buildings to label names this folder
+    assert "Graded without labels, against each other: " in shown
+    assert f"python -m core buildings suggest --analysis {out}" in shown
     assert main(["buildings", "calibrate", "--analysis", str(tmp_path / "nope"), "--labels", str(labels)]) == 2
     bs = load_buildings(folder=out)
     assert len(bs.buildings) == 3
@@ -349,6 +354,7 @@ def test_report_counts_buildings_per_grade(tmp_path, scene):
     text = " ".join(text.split())
     assert "3 building footprint(s) were given; 1 lie in the analysed imagery" in text
     assert "1 rejected by an analyst are not counted" in text
+    assert "Graded without labels" not in text  # graded from the findings' bands (absolute), not by the prior
     assert "Destroyed 1 100 m²" in text or "Destroyed 1 100" in text
 
 
@@ -360,12 +366,14 @@ def test_report_buildings_section_in_korean(tmp_path, scene):
 
     fs = FootprintSet(footprints=[Footprint(k, g, "t") for k, g in zip("abc", _to("EPSG:4326", GEOMS), strict=True)])
     bs = assess_buildings([scene], fs)
+    apply_calibration(bs.buildings, None)  # graded by the prior, as the analysis does before any label
     bs.buildings[1].review_status = "rejected"
     ctx = ReportContext(title="t", handling="TLP:CLEAR", scenes=[scene], buildings=bs.buildings)
     pdf = write_pdf(ctx, tmp_path / "r.pdf", lang="ko")
     text = " ".join(" ".join((p.extract_text() or "") for p in PdfReader(pdf).pages).split())
     assert "건물 외곽선 3개가 주어졌습니다" in text and "분석관이 기각한 1개는 집계하지 않습니다" in text, text[:2000]
     assert "건물 등급" in text and "파괴" in text
+    assert "레이블 없이 건물끼리 비교해" in text, text[:2000]
     for english in ("building footprint(s) were given", "Building grade", "Footprint area", "Destroyed"):
         assert english not in text
 
@@ -414,3 +422,23 @@ def test_the_prior_calls_nothing_damaged_where_the_model_finds_nothing_unusual()
     assert u.max() < MIN_BOUNDARY and fit_prior(u).boundary == MIN_BOUNDARY
     assert fit_prior(u).method == "mixture"
     assert all((grade_level(b.grade) or 0) < 2 for b in blds)
+
+
+def test_grades_without_labels_say_they_are_relative():
+    """Grades the prior made are relative (the mixture calls the highest-scoring group damaged, whatever their level):
+    a scene where every building changed about equally, far above the threshold (a tornado's path), still gets a
+    few "damaged" and a majority "no visible damage". The note says so, with the counts, until labels calibrate."""
+    rng = np.random.default_rng(0)
+    vals = 3.0 + 0.5 * rng.standard_normal(50)  # all far above 1 (the model's 99th percentile of normal pixels)
+    blds = [Building(building_id=str(k), source="t", scene_name="s", score=float(v),
+                     stats={"change_mean": v, "change_q90": v + 0.3, "change_share": 1.0, "change_ring": v},
+                     thresholds={"change": 1.4}) for k, v in enumerate(vals)]
+    assert relative_grades_note(blds) is None  # not graded yet
+    apply_calibration(blds, None)
+    flagged = sum((grade_level(b.grade) or 0) >= 1 for b in blds)
+    assert 0 < flagged < 25  # the split is relative: most of these equally changed buildings are "no visible damage"
+    note = relative_grades_note(blds)
+    assert note is not None and f"{flagged} of the 50 analysed buildings" in note and "widespread" in note
+    labels = {str(k): ("damaged" if vals[k] > 3.0 else "not-damaged") for k in range(0, 50, 5)}
+    apply_calibration(blds, fit_calibration(blds, labels))
+    assert relative_grades_note(blds) is None  # calibrated on labels: no longer the prior's relative split

@@ -91,6 +91,9 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     page.get_by_text(re.compile(r"^2823 buildings: ")).first.wait_for(timeout=300_000)
     wait_drawn(page)
     no_exception(page)
+    # no label yet: the page says the grades are relative and may under-count widespread damage
+    relative = re.compile(r"^Graded without labels, against each other: \d+ of the \d+ analysed buildings")
+    page.get_by_text(relative).first.wait_for(timeout=60_000)
     page.screenshot(path=str(art / "buildings_1_analyze.png"), full_page=True)
 
     ws = Workspace(ws_root)
@@ -105,6 +108,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     green.first.wait_for(state="attached", timeout=60_000)
     settled(page)
     no_exception(page)
+    assert page.get_by_text(relative).count() == 1  # the Map page's buildings panel says it too
     target = green.nth(green.count() // 2)
     target.scroll_into_view_if_needed()
     # a click on the footprint element at its centre (a forced pointer click lands beside a 13x6 px path)
@@ -151,6 +155,7 @@ def _flow(app: OfflineApp, post: Path, pre: Path, footprints: Path) -> None:
     page.screenshot(path=str(art / "buildings_3_calibrated.png"), full_page=True)
     cal = ws.building_set(aid)["calibration"]
     assert cal["n_labels"] == n and cal["n_damaged"] == 3
+    assert page.get_by_text(relative).count() == 0  # calibrated on labels: no longer the prior's relative split
 
     nav(page, "Report")
     handling = page.get_by_label("Handling / classification line (every page)")

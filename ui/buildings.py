@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from core.buildings import Building, Calibration, calibrate_analysis, clear_calibration, load_buildings
+from core.buildings import (
+    Building,
+    Calibration,
+    calibrate_analysis,
+    clear_calibration,
+    load_buildings,
+    relative_grades_note,
+)
 from core.buildings.maplayer import grade_colour
 from core.detection.grading import get_scale
 from core.errors import CoreError
@@ -63,6 +70,9 @@ def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:
     if bset.calibration:  # green right after the analyst calibrated, blue afterwards
         just = bool(note and note.get("analysis_id") == aid)
         (st.success if just else st.info)(Calibration.from_dict(bset.calibration).summary(), icon=":material/tune:")
+    elif relative := relative_grades_note(bset.buildings):
+        st.warning(relative + " " + _("'Suggest buildings to label' below picks the informative ones."),
+                   icon=":material/balance:")
     n_labels = sum(1 for b in bset.buildings if b.label)
     c1, c2 = st.columns(2)
     if c1.button(ngettext("Calibrate from {n} label", "Calibrate from {n} labels", n_labels).format(n=n_labels),
@@ -115,6 +125,9 @@ def analysis_summary(ctx: shell.Context, aid: int) -> None:
                      "and buildings.csv are in {folder}.", n).format(n=n, parts=parts,
                                                                       folder=Path(ctx.ws.analysis_dir(aid))),
             icon=":material/home_work:")
+    if relative := relative_grades_note(bset.buildings):
+        st.warning(relative + " " + _("On the Map page, 'Suggest buildings to label' picks the informative ones."),
+                   icon=":material/balance:")
     for e in bset.errors:
         st.error(e, icon=":material/error:")
     for note in bset.notes:

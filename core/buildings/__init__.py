@@ -10,12 +10,12 @@ from a few analyst labels (see DESIGN.md, room ``core/buildings/``).
 """
 
 from core.buildings.assess import COLUMNS, Building, BuildingSet, assess_buildings, grade_counts, write_buildings
-from core.buildings.calibrate import Calibration, apply_calibration, fit_calibration
+from core.buildings.calibrate import Calibration, apply_calibration, fit_calibration, relative_grades_note
 from core.buildings.footprints import Footprint, FootprintSet, read_footprint_file, read_footprints
 from core.buildings.labels import parse_label, read_labels_csv
 from core.buildings.service import assess_analysis, calibrate_analysis, clear_calibration, load_buildings
 
-__all__ = ["COLUMNS", "Building", "BuildingSet", "Calibration", "Footprint", "FootprintSet", "apply_calibration",
+__all__ = ["Building", "BuildingSet", "COLUMNS", "Calibration", "Footprint", "FootprintSet", "apply_calibration",
            "assess_analysis", "assess_buildings", "calibrate_analysis", "clear_calibration", "fit_calibration",
            "grade_counts", "load_buildings", "parse_label", "read_footprint_file", "read_footprints",
-           "read_labels_csv", "write_buildings"]
+           "read_labels_csv", "relative_grades_note", "write_buildings"]

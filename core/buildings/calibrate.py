@@ -35,7 +35,7 @@ from core.buildings.assess import FEATURES, SCORE_CALIBRATED, SCORE_PRIOR, Build
 from core.buildings.labels import grade_level, label_damaged, level_grade
 from core.buildings.prior import prior_weights
 from core.errors import InputError
-from core.i18n import N_, _
+from core.i18n import N_, _, ngettext
 
 #: Fewest labels a calibration is fitted from.
 MIN_LABELS = 4
@@ -285,6 +285,29 @@ def probabilities(buildings: list[Building], cal: Calibration) -> np.ndarray:
     """P(damaged or worse) of each of ``buildings`` under ``cal`` (NaN for buildings not analysed)."""
     p = _sigmoid(cal.linear(feature_matrix(buildings, cal.features)))
     return np.where([b.analysed for b in buildings], p, np.nan)
+
+
+def relative_grades_note(buildings: list[Building]) -> str | None:
+    """What grades made by the prior alone mean, for the places that show their counts; None when no analysed
+    building was graded by the prior (calibrated, or graded from the findings' bands).
+
+    The prior ranks the buildings against each other (damage is the upper component of their scores), because
+    the calibrated units of a pre/post pair do not carry across acquisitions. The levels cannot tell widespread
+    damage from a pair that differs as a whole: on the default model's change map Harvey's intact buildings sit at
+    a mean/q90/ring average of about 3 (its damaged ones at 6.4), and the buildings of a co-registered Joplin chip
+    inside the tornado's path at 3.1-5.0 (median 3.9), where the prior called 5 of 50 damaged."""
+    graded = [b for b in buildings if b.analysed and b.score_kind == SCORE_PRIOR]
+    if not graded:
+        return None
+    flagged = sum((grade_level(b.grade) or 0) >= 1 for b in graded)
+    return ngettext(
+        "Graded without labels, against each other: {flagged} of the {n} analysed building is damaged or possibly "
+        "damaged, the highest-scoring. Where damage is widespread (a tornado's path, an earthquake, a tsunami, a "
+        "wildfire) buildings graded no visible damage can be damaged too: label a few before relying on the counts.",
+        "Graded without labels, against each other: {flagged} of the {n} analysed buildings are damaged or possibly "
+        "damaged, the highest-scoring. Where damage is widespread (a tornado's path, an earthquake, a tsunami, a "
+        "wildfire) buildings graded no visible damage can be damaged too: label a few before relying on the counts.",
+        len(graded)).format(flagged=flagged, n=len(graded))
 
 
 def apply_calibration(buildings: list[Building], cal: Calibration | None, labels: dict[str, str] | None = None,

@@ -283,9 +283,11 @@ def cmd_analyze(a: argparse.Namespace) -> int:
     elif run.area_error:
         print(_("warning: {message}").format(message=run.area_error), file=sys.stderr)
     if run.buildings is not None:
-        from core.cli.buildings import print_buildings
+        from core.cli.buildings import analysis_ref, print_buildings
 
-        print_buildings(run.buildings)
+        recorded = ws is not None and run.analysis_id is not None
+        print_buildings(run.buildings, ref=analysis_ref(str(run.analysis_id), a.workspace) if recorded
+                        else str(run.out_dir))
         if run.buildings.errors:
             return 1
     return 1 if failed else 0

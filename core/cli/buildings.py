@@ -66,8 +66,14 @@ def _source(a: argparse.Namespace) -> tuple[Workspace | None, int | None, Path]:
     return None, None, folder
 
 
-def print_buildings(bset: BuildingSet, out: Any = None) -> None:
-    """Counts per grade, footprint errors and the calibration, for people."""
+def analysis_ref(analysis: str, workspace: str | None) -> str:
+    """How ``--analysis`` (and ``--workspace``) name an analysis in a command printed for the user to run."""
+    return analysis if workspace is None else f"{analysis} --workspace {workspace}"
+
+
+def print_buildings(bset: BuildingSet, out: Any = None, ref: str = "ID") -> None:
+    """Counts per grade, what grades without labels mean, footprint errors and the calibration, for people
+    (``ref``: how ``--analysis`` names this analysis, for the command that suggests buildings to label)."""
     from core.detection.grading import get_scale
 
     out = out or sys.stdout
@@ -76,6 +82,12 @@ def print_buildings(bset: BuildingSet, out: Any = None) -> None:
     n = len(bset.buildings)
     parts = ", ".join(f"{scale.get(k).label.lower()} {v}" for k, v in counts.items() if v)
     print(_("buildings: {n} ({parts})").format(n=n, parts=parts or _("none")), file=out)
+    from core.buildings import relative_grades_note
+
+    if relative := relative_grades_note(bset.buildings):
+        print("  " + _("note: {message}").format(message=relative + " " + _(
+            "`python -m core buildings suggest --analysis {ref}` lists the informative ones.").format(ref=ref)),
+              file=out)
     for e in bset.errors:
         print("  " + _("error: {message}").format(message=e), file=sys.stderr)
     for note in bset.notes:
@@ -100,7 +112,7 @@ def cmd_buildings(a: argparse.Namespace) -> int:
         clear_calibration(bset, folder, ws=ws, analysis_id=aid)
     elif a.action == "suggest":
         return _suggest(a, bset, folder)
-    print_buildings(bset)
+    print_buildings(bset, ref=analysis_ref(a.analysis, a.workspace))
     print(_("wrote {geojson} and {csv}").format(geojson=folder / "buildings.geojson", csv=folder / "buildings.csv"))
     return 0
 
@@ -121,7 +133,7 @@ def _suggest(a: argparse.Namespace, bset: BuildingSet, folder: Path) -> int:
     for s in sug:
         score = "n/a" if s.score is None else f"{s.score:.3f}"
         print(f"  {s.building_id:{width}s}  {s.p_damaged:9.3f}  {score:7s}  {_(s.reason)}")
-    ref = a.analysis if a.workspace is None else f"{a.analysis} --workspace {a.workspace}"
+    ref = analysis_ref(a.analysis, a.workspace)
     print(_("wrote {path}: fill its damaged column (1 / 0, yes / no, or a grade such as destroyed), then run")
           .format(path=path) + f"\n  python -m core buildings calibrate --analysis {ref} --labels {path}")
     return 0

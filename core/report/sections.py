@@ -278,6 +278,10 @@ def building_summary(pdf: ReportPDF, ctx: ReportContext, cache: SceneCache | Non
                                                       outside=len(counted) - len(analysed))
     if len(counted) < len(blds):
         text += " " + _("{n} rejected by an analyst are not counted.").format(n=len(blds) - len(counted))
+    from core.buildings import relative_grades_note
+
+    if relative := relative_grades_note(analysed):
+        text += " " + relative
     pdf.para(text)
     rows = [[_("Building grade"), _("Buildings"), _("Footprint area")]]
     for key, n in counts.items():
