@@ -129,6 +129,7 @@ if not on_map and not gps_only:
 
 c1, c2, c3 = st.columns([2, 2, 3])
 basemap = c1.selectbox(_("Basemap"), list(webmap.BASEMAPS), index=0,
+                       format_func=i18n.fixed(webmap.BASEMAPS, lambda k: _(k)),
                        help=_("Online tiles: 'none' works offline; the others fetch tiles from their provider. "
                               "Basemaps from files on this server: 'Offline basemaps'."))
 with c2:
@@ -247,5 +248,5 @@ if off_map:
                              n=len(gps_only)))
 if bset is not None:
     st.subheader(_("Buildings table"))
-    st.dataframe(buildings_ui.table([b for b in bset.buildings if b.grade in shown]).sort_values(
-        "score", ascending=False, na_position="last"), hide_index=True, width="stretch")
+    st.dataframe(buildings_ui.table([b for b in bset.buildings if b.grade in shown]), hide_index=True,
+                 width="stretch", column_config=i18n.column_labels(buildings_ui.TABLE_COLUMNS))

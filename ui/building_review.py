@@ -83,7 +83,8 @@ def _describe(row: dict[str, Any]) -> str:
     parts = [f"{_(field)}: {row[f'{field}_before'] or '—'} → {row[f'{field}_after'] or '—'}"
              for field in ("status", "grade", "notes") if row.get(f"{field}_after") is not None]
     if row.get("label_before") is not None or row.get("label_after") is not None:
-        parts.append(f"{_('label')}: {row.get('label_before') or '—'} → {row.get('label_after') or '—'}")
+        label = _("label")
+        parts.append(f"{label}: {row.get('label_before') or '—'} → {row.get('label_after') or '—'}")
     return "; ".join(parts) or _("no change")
 
 
@@ -113,7 +114,8 @@ def _conflict_panel(ctx: shell.Context, ref: str, box: Any) -> None:
 def review(ctx: shell.Context, aid: int, b: Building) -> None:
     """Details of one building and its review form (label, status, grade, notes), saved with an audit row."""
     scale = get_scale(b.grade_scale)
-    st.markdown(f"**{_('Building {id}').format(id=plain(b.building_id))}**")
+    title = _("Building {id}").format(id=plain(b.building_id))
+    st.markdown(f"**{title}**")
     na = _("n/a")
     score = f"{b.score:.3f}" if b.score is not None else na
     st.dataframe([{"field": k, "value": str(v)} for k, v in {

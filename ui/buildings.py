@@ -21,7 +21,7 @@ from core.buildings import (
 from core.buildings.maplayer import grade_colour
 from core.detection.grading import get_scale
 from core.errors import CoreError
-from core.i18n import _, ngettext
+from core.i18n import N_, _, ngettext
 from ui import i18n, label_suggestions, shell
 from ui import state as S
 from ui.building_review import LABELS, analyst_name, review
@@ -41,21 +41,27 @@ def legend(scale_key: str) -> None:
     """Grade colours of the buildings layer."""
     scale = get_scale(scale_key)
     items = " ".join(f"<span style='color:{g.color}'>&#9632;</span> {escape(_(g.label))}" for g in scale.grades())
-    st.markdown(f"<small>{_('Buildings: {items}').format(items=items)} &nbsp; {escape(_('dashed = rejected'))}"
-                "</small>", unsafe_allow_html=True)
+    line, dashed = _("Buildings: {items}").format(items=items), escape(_("dashed = rejected"))
+    st.markdown(f"<small>{line} &nbsp; {dashed}</small>", unsafe_allow_html=True)
+
+
+#: Columns of the buildings table (English keys; shown translated with :func:`ui.i18n.column_labels`).
+TABLE_COLUMNS = (N_("building"), N_("grade"), N_("score"), N_("confidence"), N_("change"), N_("post-only"),
+                 N_("label"), N_("review"), N_("area m²"), "MGRS")
 
 
 def table(buildings: list[Building]) -> pd.DataFrame:
-    """The buildings table (sortable by any column, score included)."""
+    """The buildings table, highest score first (sortable by any column); its values in the page's language, its
+    columns the English keys of :data:`TABLE_COLUMNS` (``column_config=i18n.column_labels(TABLE_COLUMNS)``)."""
     rows = []
-    for b in buildings:
-        rows.append({"building": b.building_id, "grade": grade_colour(b)[0], "score": b.score,
-                     "confidence": b.confidence, "change": b.change_score, "post-only": b.post_score,
-                     "label": LABELS.get(b.label or "", b.label), "review": b.review_status,
-                     "area m²": b.area_m2, "MGRS": b.mgrs})
+    for b in sorted(buildings, key=lambda b: (b.score is None, -(b.score or 0.0))):
+        label = LABELS.get(b.label or "")
+        rows.append(dict(zip(TABLE_COLUMNS, (
+            b.building_id, _(grade_colour(b)[0]), b.score, b.confidence, b.change_score, b.post_score,
+            _(label) if label else b.label, _(b.review_status), b.area_m2, b.mgrs), strict=True)))
     import pandas as pd  # lazy: the Analyze page draws before pandas is needed
 
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
 def panel(ctx: shell.Context, aid: int, bset: Any, clicked: str | None) -> None:

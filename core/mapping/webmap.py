@@ -30,7 +30,7 @@ from PIL import Image
 from core.detection.grading import get_scale
 from core.errors import CoreError
 from core.geo import georef as geo
-from core.i18n import _
+from core.i18n import N_, _
 from core.mapping.controls import Legend, OneOf, ZoomToScene
 from core.mapping.leaflet import LEAFLET_CSS, LEAFLET_JS, offline_resources, resource_links  # noqa: F401 - re-exported
 from core.mapping.overlays import (  # noqa: F401 - re-exported: pages and tests use core.mapping.webmap.*
@@ -52,11 +52,11 @@ HANGUL_FONT_CSS = ("<style>@font-face{font-family:'NanumGothic';src:url('/app/st
                    "unicode-range:U+1100-11FF,U+3130-318F,U+A960-A97F,U+AC00-D7AF,U+D7B0-D7FF}"
                    ".leaflet-container{font-family:'NanumGothic','Helvetica Neue',Arial,Helvetica,sans-serif}</style>")
 BASEMAPS: dict[str, dict[str, str] | None] = {
-    "none": None,
-    "OpenStreetMap (online)": {
+    N_("none"): None,
+    N_("OpenStreetMap (online)"): {
         "tiles": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         "attr": "&copy; OpenStreetMap contributors"},
-    "Esri World Imagery (online)": {
+    N_("Esri World Imagery (online)"): {
         "tiles": "https://server.arcgisonline.com/ArcGIS/rest/services/World_Imagery/MapServer/tile/{z}/{y}/{x}",
         "attr": "Tiles &copy; Esri"},
 }
@@ -271,7 +271,7 @@ def build_map(results: Sequence[SceneResult], *, overlays: Mapping[str, Overlay 
     m.default_js, m.default_css = list(js), list(css)
     tile = BASEMAPS[basemap]
     if tile is not None:
-        folium.TileLayer(tiles=tile["tiles"], attr=tile["attr"], name=escape(basemap), max_zoom=22,
+        folium.TileLayer(tiles=tile["tiles"], attr=tile["attr"], name=escape(_(basemap)), max_zoom=22,
                          max_native_zoom=19).add_to(m)
     for base in base_layers:
         m.add_child(base)

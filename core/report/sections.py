@@ -56,8 +56,9 @@ def cover(pdf: ReportPDF, ctx: ReportContext, s: ReportSummary) -> None:
     for k, st in enumerate(s.scenes, start=1):
         sr = st.result
         g = sr.georef
+        approximate = _(", approximate") if g is not None and g.approximate else ""
         geo = _("none (pixel coordinates only)") if g is None else \
-            f"{clean_text(g.crs, 40)} ({_(g.method)}{_(', approximate') if g.approximate else ''})"
+            f"{clean_text(g.crs, 40)} ({_(g.method)}{approximate})"
         gsd = sr.gsd_m if sr.gsd_m is not None else (st.pixel_m[0] if st.pixel_m else None)
         rows.append([f"S{k}", clean_text(sr.scene_name, 120), _("post-event (analysed)"),
                      clean_text(sr.capture_time) or unknown, f"{fmt(gsd)} m" if gsd else unknown, geo])
