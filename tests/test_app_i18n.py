@@ -142,3 +142,19 @@ def test_a_pair_analysed_in_english_on_the_command_line_reads_in_korean(
     errors = " ".join(texts(_switch(at, "ko").error))
     assert "field_notes.png" in errors and "읽을 수 있는 영상이 아닙니다" in errors, errors  # the failure, in Korean
     assert "not an image" not in errors
+
+
+def test_the_staged_list_reads_in_korean(app_env: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Analyze page's list of staged images: where each came from in Korean (it read "server path"), its
+    columns shown translated."""
+    tile = need(shared_data / JOPLIN / "post" / "tile_31500-5137.tif")
+    monkeypatch.setenv(ENV_LANG, "ko")
+    at = new_app().run()
+    at.text_input(key=S.W_SERVER_PATH).input(str(tile))
+    next(b for b in at.button if b.label == "경로 추가").click().run()
+    assert not at.exception, texts(at.exception)
+    staged = at.dataframe[0]
+    assert staged.value.to_dict("records") == [{"image": tile.name, "from": "서버 경로", "stored at": str(tile)}]
+    # the column labels travel in the element's column config (JSON; "_index" is the hidden index)
+    labels = {k: v.get("label") for k, v in json.loads(staged.proto.columns).items() if k != "_index"}
+    assert labels == {"image": "영상", "from": "출처", "stored at": "저장 위치"}, labels

@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.errors import CoreError
 from core.file_names import clean_name, unique_name
-from core.i18n import _, ngettext
+from core.i18n import N_, _, ngettext
 from core.server_files.paths import check_server_path
 from ui import analyze_run, area_fit, compare, footprints, i18n, shell, uploads
 from ui import state as S
@@ -22,6 +22,8 @@ from ui.markdown_text import plain
 
 log = logging.getLogger(__name__)
 
+#: Columns of the staged list (English keys; shown translated with :func:`ui.i18n.column_labels`).
+STAGED_COLUMNS = (N_("image"), N_("from"), N_("stored at"))
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "tif", "tiff", "json"]  #: json: xBD label files beside their images
 
 
@@ -111,10 +113,14 @@ def section(ctx: shell.Context) -> None:
         return
     import pandas as pd  # lazy: the page's first draw (nothing staged) needs no pandas
 
+    rows = []
+    for s in staged:
+        origin = s["origin"]  # "upload" or "server path", shown translated
+        rows.append(dict(zip(STAGED_COLUMNS, (s["name"], _(origin), s["path"]), strict=True)))
     area = st.empty()  # the staged list; replaced by the progress bars while the batch runs
     with area.container():
-        st.dataframe(pd.DataFrame([{"image": s["name"], "from": s["origin"], "stored at": s["path"]}
-                                   for s in staged]), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(rows, columns=list(STAGED_COLUMNS)), hide_index=True, width="stretch",
+                     column_config=i18n.column_labels(STAGED_COLUMNS))
         compare.pairing_section(staged)
         c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
         analyze_run.options(ctx, staged, c3)

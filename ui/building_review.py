@@ -119,7 +119,7 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
     na = _("n/a")
     score = f"{b.score:.3f}" if b.score is not None else na
     st.dataframe([{"field": k, "value": str(v)} for k, v in {
-        _("Grade"): _(grade_colour(b)[0]), _("Score"): f"{score} ({b.score_kind})",
+        _("Grade"): _(grade_colour(b)[0]), _("Score"): f"{score} ({_(b.score_kind)})",
         _("Confidence"): f"{b.confidence:.0%}", _("Change q90"): b.change_score, _("Post-only q90"): b.post_score,
         "MGRS": b.mgrs or na, _("Area"): f"{b.area_m2:,.0f} m²" if b.area_m2 else na,
         _("Scene"): b.scene_name or _("not analysed"), _("Review"): _(b.review_status), _("Analyst"): b.analyst or "—",
@@ -136,7 +136,10 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
         import pandas as pd  # lazy: the Map page draws before pandas is needed
 
         with st.expander(_("Audit trail ({n})").format(n=len(hist))):
-            st.dataframe(pd.DataFrame(hist).drop(columns=["id", "building_ref"]), hide_index=True)
+            st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "),
+                                        _("analyst"): r["analyst"], _("change"): _describe(r),
+                                        _("outcome"): _(r.get("outcome") or "applied")} for r in hist]),
+                         hide_index=True, width="stretch")
 
 
 def _form(ctx: shell.Context, ref: str, b: Building, scale: Any, box: Any) -> None:

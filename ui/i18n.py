@@ -153,6 +153,8 @@ TERMS = (
     # pairing rules, georeference methods, before/after modes, server-path roles
     N_("overlap"), N_("name"), N_("manual"), N_("fitted"), N_("gps-footprint"), N_("user"), N_("raster"),
     N_("wipe"), N_("blend"), N_("post-event"), N_("pre-event"),
+    # where a staged image came from (ui.analyze_inputs)
+    N_("upload"), N_("server path"),
     # table columns (ui.i18n.column_labels)
     N_("when"), N_("unit"), N_("folder"), N_("damaged"), N_("undamaged"), N_("images"), N_("tiles"), N_("tile px"),
     N_("building AUROC"), N_("tile AUROC"), N_("anomalous"),

@@ -30,15 +30,16 @@ from core.buildings.footprints import Footprint, FootprintSet
 from core.buildings.zonal import Zones, grid_gsd, inside, raster_grid, to_pixels
 from core.detection.grading import confidence_for, get_scale, grade_for
 from core.errors import CoreError
+from core.i18n import N_
 from core.types import SceneResult
 
 #: Width of the context ring around each footprint, metres (pixels when the grid has no metric scale: 3 px).
 RING_M = 3.0
 RING_PX_DEFAULT = 3.0
 #: What ``score`` means before and after an analyst calibration.
-SCORE_AUTOMATIC = "automatic"
-SCORE_CALIBRATED = "calibrated"
-SCORE_PRIOR = "prior"  #: P(damaged) under the prior read from all buildings' scores, before any label
+SCORE_AUTOMATIC = N_("automatic")
+SCORE_CALIBRATED = N_("calibrated")
+SCORE_PRIOR = N_("prior")  #: P(damaged) under the prior read from all buildings' scores, before any label
 MAPS = ("change", "post")  #: map kinds, primary first when present
 FEATURES = tuple(f"{m}_{s}" for m in MAPS for s in ("mean", "q90", "share", "ring"))
 
