@@ -254,3 +254,28 @@ def test_the_buildings_table_reads_in_korean() -> None:
     assert df["label"].tolist() == ["피해 없음", "레이블 없음"]
     assert df["review"].tolist() == ["미검토", "미검토"]
     assert shown["grade"] == "등급" and shown["post-only"] == "사후 단독" and shown["MGRS"] == "MGRS"
+
+
+def test_the_buildings_map_layer_reads_in_korean_and_clicks_still_find_the_building() -> None:
+    """The footprints' tooltip, popup and layer name on the Korean map (they were English), and a click on a
+    footprint still names its building, whether the map was drawn in Korean or, before a switch, in English."""
+    from core.buildings import Building
+    from core.buildings.maplayer import buildings_layer, clicked_building
+
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [0, 1e-4], [1e-4, 1e-4], [1e-4, 0], [0, 0]]]}
+    b = Building(building_id="b 7", source="t", scene_name="s", grade="damaged", score=0.9, score_kind="prior",
+                 label="not-damaged", geometry=square)
+    with use("ko"):
+        layer = buildings_layer([b])
+        props = layer.data["features"][0]["properties"]
+        assert layer.layer_name == "건물"
+        assert props["tip"] == "건물 b 7" and props["grade"] == "피해" and props["review"] == "미검토"
+        assert props["score"] == "0.90 (사전 분포)" and props["label"] == "피해 없음"
+        (popup,) = [c for c in layer._children.values() if type(c).__name__ == "GeoJsonPopup"]
+        assert popup.aliases == ["", "등급", "점수", "신뢰도", "검토", "레이블"]
+        for tip in ("건물 b 7", "Building b 7"):
+            assert clicked_building({"last_object_clicked_tooltip": tip}) == "b 7"
+        assert clicked_building({"last_object_clicked_tooltip": "건물 "}) is None
+    with use("en"):
+        assert buildings_layer([b]).data["features"][0]["properties"]["tip"] == "Building b 7"
+        assert clicked_building({"last_object_clicked_tooltip": "Building b 7"}) == "b 7"

@@ -9,13 +9,24 @@ from typing import Any
 from core.buildings.assess import Building
 from core.detection.grading import get_scale
 from core.errors import CoreError
+from core.i18n import N_, _
 
-TOOLTIP_PREFIX = "Building "
+#: The tooltip naming a building on the map, in the page's language (a click hands it back).
+TOOLTIP = N_("Building {id}")
 
 
 def building_tooltip(b: Building) -> str:
     """The tooltip text of a building on the map (a click hands it back, see :func:`clicked_building`)."""
-    return f"{TOOLTIP_PREFIX}{b.building_id}"
+    return _(TOOLTIP).format(id=b.building_id)
+
+
+def _tooltip_id(text: str) -> str | None:
+    """The building id in a tooltip drawn in this language or in English (the map may predate a switch)."""
+    for template in {_(TOOLTIP), TOOLTIP}:
+        head, _sep, tail = template.partition("{id}")
+        if text.startswith(head) and text.endswith(tail) and len(text) > len(head) + len(tail):
+            return text[len(head):len(text) - len(tail)]
+    return None
 
 
 def clicked_building(clicked: object, buildings: Iterable[Building] = ()) -> str | None:
@@ -24,8 +35,8 @@ def clicked_building(clicked: object, buildings: Iterable[Building] = ()) -> str
     if not isinstance(clicked, dict):
         return None
     text = " ".join(str(clicked.get("last_object_clicked_tooltip") or "").split())
-    if text.startswith(TOOLTIP_PREFIX):
-        return text[len(TOOLTIP_PREFIX):]
+    if (bid := _tooltip_id(text)) is not None:
+        return bid
     pt = clicked.get("last_object_clicked")
     if isinstance(pt, dict) and isinstance(pt.get("lat"), (int, float)) and isinstance(pt.get("lng"), (int, float)):
         from shapely.geometry import Point, shape
@@ -46,7 +57,7 @@ def grade_colour(b: Building) -> tuple[str, str]:
         return b.grade, "#a0aec0"
 
 
-def buildings_layer(buildings: Iterable[Building], *, name: str = "Buildings") -> Any:
+def buildings_layer(buildings: Iterable[Building], *, name: str | None = None) -> Any:
     """The located buildings as one folium GeoJSON layer (one feature collection: light however many buildings),
     coloured by grade, rejected ones dashed; None when none has a location. Pass it to
     :func:`core.mapping.webmap.build_map` (``layers=``) so the layer control knows it."""
@@ -59,8 +70,9 @@ def buildings_layer(buildings: Iterable[Building], *, name: str = "Buildings") -
         label, colour = grade_colour(b)
         score = f"{b.score:.2f}" if b.score is not None else "n/a"
         feats.append({"type": "Feature", "geometry": b.geometry, "properties": {
-            "tip": building_tooltip(b), "grade": label, "score": f"{score} ({b.score_kind})",
-            "confidence": f"{b.confidence:.0%}", "review": b.review_status, "label": b.label or "",
+            "tip": building_tooltip(b), "grade": _(label), "score": f"{score} ({_(b.score_kind)})",
+            "confidence": f"{b.confidence:.0%}", "review": _(b.review_status),
+            "label": _(b.label.replace("-", " ")) if b.label else "",
             "colour": colour, "rejected": b.review_status == "rejected"}})
     if not feats:
         return None
@@ -70,9 +82,7 @@ def buildings_layer(buildings: Iterable[Building], *, name: str = "Buildings") -
         return {"color": "#718096" if p["rejected"] else p["colour"], "weight": 1.5, "fillColor": p["colour"],
                 "fillOpacity": 0.15 if p["rejected"] else 0.55, "dashArray": "4" if p["rejected"] else None}
 
-    return folium.GeoJson({"type": "FeatureCollection", "features": feats}, name=name, style_function=style,
-                          tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
-                          popup=folium.GeoJsonPopup(fields=["tip", "grade", "score", "confidence", "review",
-                                                            "label"],
-                                                    aliases=["", "grade", "score", "confidence", "review",
-                                                             "label"]))
+    fields = ["grade", "score", "confidence", "review", "label"]  # words the catalog holds (ui.buildings' table)
+    return folium.GeoJson({"type": "FeatureCollection", "features": feats}, name=name or _("Buildings"),
+                          style_function=style, tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+                          popup=folium.GeoJsonPopup(fields=["tip", *fields], aliases=["", *map(_, fields)]))
