@@ -67,8 +67,12 @@ def _source(a: argparse.Namespace) -> tuple[Workspace | None, int | None, Path]:
 
 
 def analysis_ref(analysis: str, workspace: str | None) -> str:
-    """How ``--analysis`` (and ``--workspace``) name an analysis in a command printed for the user to run."""
-    return analysis if workspace is None else f"{analysis} --workspace {workspace}"
+    """How ``--analysis`` (and ``--workspace``) name an analysis in a command printed for the user to run (quoted
+    for a shell: folders can hold spaces)."""
+    import shlex
+
+    ref = shlex.quote(analysis)
+    return ref if workspace is None else f"{ref} --workspace {shlex.quote(workspace)}"
 
 
 def print_buildings(bset: BuildingSet, out: Any = None, ref: str = "ID") -> None:
