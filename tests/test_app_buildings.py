@@ -131,6 +131,25 @@ def test_analyze_page_stages_footprint_uploads_and_server_paths(tmp_path, monkey
     assert at.session_state["staged_footprints"] == []
 
 
+def test_an_image_and_footprints_uploaded_together_are_both_kept(tmp_path, monkeypatch):
+    """An image and a footprint file arriving in the same run (an analyst dropping one right after the other): the
+    image's hand-over empties the image uploader and reruns before the footprint section is reached; the footprint
+    file must still be there for the next run. (With one generation shared by every uploader, emptying the image
+    uploader emptied the footprint uploader too, and the footprints were lost without a word.)"""
+    monkeypatch.setenv("BDA_WORKSPACE", str(tmp_path / "ws3"))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    images = next(u for u in at.file_uploader if u.label.startswith("Upload images"))
+    fps = next(u for u in at.file_uploader if u.label.startswith("Footprints:"))
+    images.set_value([("scene.png", b"\x89PNG not decoded while staging", "image/png")])
+    fps.set_value([("fp.geojson", b'{"type": "FeatureCollection", "features": []}', "application/geo+json")])
+    at.run()
+    assert not at.exception, at.exception
+    assert [s["name"] for s in at.session_state["staged_inputs"]] == ["scene.png"]
+    assert [f["name"] for f in at.session_state["staged_footprints"]] == ["fp.geojson"]
+
+
 def test_suggested_buildings_listed_and_opened_for_labelling(workspace):
     ws, aid = workspace["ws"], workspace["analysis"]
     at = _map_page(workspace["case"])

@@ -74,13 +74,14 @@ def _check_korean(page, fragments: list[str], where: str) -> None:
 
 def test_korean_workflow_then_back_to_english(shared_data, tiny_model, tmp_path):
     tile = shared_data / "geotiff/joplin_tornado_xview2deploy/post/tile_31500-5137.tif"
+    footprints = shared_data / "geotiff/joplin_tornado_xview2deploy/vector/joplin.geojson"  # 157 on the tile
     fragments = english_fragments()
     assert len(fragments) > 300
     with offline_app(tmp_path / "ws", model_for(tiny_model), "ko_failure.png", env={"BDA_LANG": "ko"}) as app:
-        _flow(app.page, app.url, tile, app.art, fragments)
+        _flow(app.page, app.url, tile, footprints, app.art, fragments)
 
 
-def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
+def _flow(page, url: str, tile: Path, footprints: Path, art: Path, fragments: list[str]) -> None:
     fonts: list[tuple[str, int]] = []
     page.on("response", lambda r: fonts.append((r.url, r.status)) if "/app/static/fonts/" in r.url else None)
     page.goto(url)
@@ -96,9 +97,15 @@ def _flow(page, url: str, tile: Path, art: Path, fragments: list[str]) -> None:
     analyst.fill("김분석")
     analyst.press("Enter")
     upload(page, 0, tile)
+    page.get_by_text("건물 외곽선(선택): 모든 건물에 등급 매기기").click()  # the buildings' words are Korean too
+    upload(page, 0, footprints, scope=page.locator('[data-testid="stExpanderDetails"]').filter(
+        has_text="건물 외곽선: GeoJSON"))
+    page.get_by_text(re.compile(r"^다음 분석의 건물 외곽선: joplin\.geojson")).first.wait_for(timeout=60_000)
+    wait_drawn(page)
     page.get_by_role("button", name=re.compile(r"영상 1개 분석")).click(timeout=60_000)
     page.locator('[data-testid="stMetricLabel"]', has_text="판정").first.wait_for(timeout=240_000)
     page.get_by_text(re.compile(r"^히트맵: .* 미만은 회색")).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"^레이블 없이 건물끼리 비교해 매긴 등급입니다")).first.wait_for(timeout=60_000)
     wait_drawn(page)
     _check_korean(page, fragments, "Analyze")
     page.screenshot(path=str(art / "ko_1_analyze.png"), full_page=True)

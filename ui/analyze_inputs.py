@@ -39,7 +39,7 @@ def take_uploads(ctx: shell.Context, files: list[Any]) -> None:
     """Write new uploads to the workspace and stage them; the uploader is replaced on the next run, which
     releases the uploads' memory."""
     uploads.save_uploads(ctx, files, lambda name, path: stage(name, path, "upload"), types=UPLOAD_TYPES)
-    S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
+    S.empty_uploader(S.UPLOADER_GEN)
 
 
 def run_staged(ctx: shell.Context) -> bool:
@@ -76,8 +76,8 @@ def section(ctx: shell.Context) -> None:
               help=_("Run the sidebar's model on new uploads as soon as they are saved."))
     if pre_files:
         compare.take_pre_uploads(ctx, pre_files)
+        S.empty_uploader(S.PRE_UPLOADER_GEN)
         if not files:
-            S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
             st.rerun()
     if files:
         log.info("image uploader %s holds %d file(s)", S.uploader_key(), len(files))

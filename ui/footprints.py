@@ -30,7 +30,7 @@ def footprints_section(ctx: shell.Context) -> None:
                      expanded=bool(S.get(S.STAGED_FOOTPRINTS))):
         files = st.file_uploader(_("Footprints: GeoJSON, GeoPackage, FlatGeobuf, zipped shapefile (or its .shp, "
                                    ".shx, .dbf, .prj together), xBD label .json"), accept_multiple_files=True,
-                                 type=FOOTPRINT_TYPES, key=f"footprints_{S.get(S.UPLOADER_GEN)}")
+                                 type=FOOTPRINT_TYPES, key=S.footprint_uploader_key())
         if files:
             folder = ctx.ws.uploads_dir(ctx.case_id or 0) / f"footprints-{int(time.time() * 1000)}"
             try:
@@ -46,7 +46,7 @@ def footprints_section(ctx: shell.Context) -> None:
             for p in saved:
                 if p.suffix.lower() not in (".shx", ".dbf", ".prj", ".cpg"):
                     staged.append({"path": str(p), "name": p.name, "origin": "upload"})
-            S.put(S.UPLOADER_GEN, S.get(S.UPLOADER_GEN) + 1)
+            S.empty_uploader(S.FOOTPRINT_UPLOADER_GEN)
             st.rerun()
         with st.form("footprint_path_form", clear_on_submit=True, border=False):
             c1, c2 = st.columns([5, 1], vertical_alignment="bottom")

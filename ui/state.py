@@ -43,7 +43,12 @@ STAGED = "staged_inputs"  #: list of {"path", "name", "origin"} waiting to be an
 SAVED_UPLOADS = "saved_uploads"  #: upload file_id -> saved path (each upload is written once)
 UPLOAD_ERRORS = "upload_errors"  #: messages of uploads that could not be saved, shown once
 UPLOAD_NOTES = "upload_notes"  #: messages about uploads kept aside (xBD label files), shown once
-UPLOADER_GEN = "uploader_generation"  #: bumped to empty the uploader (frees the upload's memory)
+#: Generations of the Analyze page's three uploaders (images, pre-event images, footprints), each bumped to empty
+#: its own uploader once its files are saved (frees the uploads' memory). One shared generation emptied all three
+#: at once and dropped a file still arriving in another (an image, then footprints, uploaded in quick succession).
+UPLOADER_GEN = "uploader_generation"
+PRE_UPLOADER_GEN = "pre_uploader_generation"
+FOOTPRINT_UPLOADER_GEN = "footprint_uploader_generation"
 ANALYSIS_ID = "analysis_id"  #: analysis shown on Analyze and Report (int) or None
 RUN_ERRORS = "run_errors"  #: {input name: message} of the last run, shown per file
 OPACITY = "opacity"  #: heatmap opacity on the overlay, 0..1
@@ -123,8 +128,18 @@ def uploader_key() -> str:
 
 
 def pre_uploader_key() -> str:
-    """Key of the Analyze page's pre-event uploader (emptied together with the main uploader)."""
-    return f"w_upload_pre_{st.session_state[UPLOADER_GEN]}"
+    """Key of the Analyze page's pre-event uploader (changes when it is emptied)."""
+    return f"w_upload_pre_{st.session_state[PRE_UPLOADER_GEN]}"
+
+
+def footprint_uploader_key() -> str:
+    """Key of the Analyze page's footprint uploader (changes when it is emptied)."""
+    return f"footprints_{st.session_state[FOOTPRINT_UPLOADER_GEN]}"
+
+
+def empty_uploader(generation: str) -> None:
+    """Empty one uploader (``UPLOADER_GEN``, ``PRE_UPLOADER_GEN`` or ``FOOTPRINT_UPLOADER_GEN``) on the next run."""
+    put(generation, get(generation) + 1)
 
 
 def archive_uploader_key() -> str:
@@ -179,6 +194,8 @@ DEFAULTS: dict[str, Any] = {
     UPLOAD_ERRORS: [],
     UPLOAD_NOTES: [],
     UPLOADER_GEN: 0,
+    PRE_UPLOADER_GEN: 0,
+    FOOTPRINT_UPLOADER_GEN: 0,
     ANALYSIS_ID: None,
     RUN_ERRORS: {},
     OPACITY: 0.6,
