@@ -126,3 +126,14 @@ def test_grades_without_labels_say_they_are_relative():
     labels = {str(k): ("damaged" if vals[k] > 3.0 else "not-damaged") for k in range(0, 50, 5)}
     apply_calibration(blds, fit_calibration(blds, labels))
     assert relative_grades_note(blds) is None  # calibrated on labels: no longer the prior's relative split
+
+
+def test_labels_read_in_the_current_language() -> None:
+    from core.buildings.labels import label_text
+    from core.i18n import use
+
+    with use("ko"):
+        assert [label_text(v) for v in ("damaged", "not-damaged", "destroyed", None, "odd")] == \
+            ["피해", "피해 없음", "파괴", "", "odd"]
+    with use("en"):
+        assert label_text("possibly-damaged") == "Possibly damaged" and label_text("not-damaged") == "not damaged"

@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from core.buildings import Building
+from core.buildings.labels import label_text
 from core.buildings.maplayer import grade_colour
 from core.detection.grading import get_scale
 from core.errors import CoreError, ReviewConflictError
@@ -123,7 +124,7 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
         _("Confidence"): f"{b.confidence:.0%}", _("Change q90"): b.change_score, _("Post-only q90"): b.post_score,
         "MGRS": b.mgrs or na, _("Area"): f"{b.area_m2:,.0f} m²" if b.area_m2 else na,
         _("Scene"): b.scene_name or _("not analysed"), _("Review"): _(b.review_status), _("Analyst"): b.analyst or "—",
-        _("Label"): _(LABELS.get(b.label or "", b.label or "")),
+        _("Label"): label_text(b.label) or _(LABELS[""]),
     }.items()], hide_index=True, width="stretch", column_config=i18n.column_labels(DETAIL_COLUMNS))
     ref = building_ref(aid, b.building_id)
     box = st.container()  # drawn on every run: the form below keeps its place when the conflict panel comes and goes

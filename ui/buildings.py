@@ -18,6 +18,7 @@ from core.buildings import (
     load_buildings,
     relative_grades_note,
 )
+from core.buildings.labels import label_text
 from core.buildings.maplayer import grade_colour
 from core.detection.grading import get_scale
 from core.errors import CoreError
@@ -55,10 +56,9 @@ def table(buildings: list[Building]) -> pd.DataFrame:
     columns the English keys of :data:`TABLE_COLUMNS` (``column_config=i18n.column_labels(TABLE_COLUMNS)``)."""
     rows = []
     for b in sorted(buildings, key=lambda b: (b.score is None, -(b.score or 0.0))):
-        label = LABELS.get(b.label or "")
         rows.append(dict(zip(TABLE_COLUMNS, (
             b.building_id, _(grade_colour(b)[0]), b.score, b.confidence, b.change_score, b.post_score,
-            _(label) if label else b.label, _(b.review_status), b.area_m2, b.mgrs), strict=True)))
+            label_text(b.label) or _(LABELS[""]), _(b.review_status), b.area_m2, b.mgrs), strict=True)))
     import pandas as pd  # lazy: the Analyze page draws before pandas is needed
 
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.detection.grading import SCALES, get_scale
 from core.errors import InputError
-from core.i18n import _
+from core.i18n import N_, _
 
 #: Grade levels used across scales: 0 no damage, 1 possibly / minor, 2 damaged, 3 destroyed.
 LEVEL_NAMES = ("no damage", "possibly damaged", "damaged", "destroyed")
@@ -59,6 +59,23 @@ def parse_label(value: object) -> str:
                            "(destroyed, damaged, possibly damaged, no visible damage, or an xView2 / UNOSAT grade)")
                          .format(value=value))
     return level_grade(lvl, "copernicus-ems")
+
+
+#: How the two binary labels read (a grade label reads as its grade).
+LABEL_WORDS = {"damaged": N_("damaged"), "not-damaged": N_("not damaged")}
+
+
+def label_text(label: str | None) -> str:
+    """A stored label as a person reads it, in the current language ("" for none): damaged / not damaged, or the
+    EMS grade it names."""
+    if not label:
+        return ""
+    if label in LABEL_WORDS:
+        return _(LABEL_WORDS[label])
+    try:
+        return _(get_scale("copernicus-ems").get(label).label)
+    except InputError:  # a label stored by another version reads as stored
+        return label
 
 
 def label_damaged(label: str) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.buildings.assess import Building
+from core.buildings.labels import label_text
 from core.detection.grading import get_scale
 from core.errors import CoreError
 from core.i18n import N_, _
@@ -72,7 +73,7 @@ def buildings_layer(buildings: Iterable[Building], *, name: str | None = None) -
         feats.append({"type": "Feature", "geometry": b.geometry, "properties": {
             "tip": building_tooltip(b), "grade": _(label), "score": f"{score} ({_(b.score_kind)})",
             "confidence": f"{b.confidence:.0%}", "review": _(b.review_status),
-            "label": _(b.label.replace("-", " ")) if b.label else "",
+            "label": label_text(b.label),
             "colour": colour, "rejected": b.review_status == "rejected"}})
     if not feats:
         return None
