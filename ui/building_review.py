@@ -15,7 +15,7 @@ from typing import Any
 import streamlit as st
 
 from core.buildings import Building
-from core.buildings.labels import label_text
+from core.buildings.labels import LABEL_WORDS, label_text
 from core.buildings.maplayer import grade_colour
 from core.detection.grading import get_scale
 from core.errors import CoreError, ReviewConflictError
@@ -28,7 +28,7 @@ from ui import state as S
 from ui.markdown_text import plain
 
 #: Calibration labels: stored key -> English text (translated where shown).
-LABELS = {"": N_("no label"), "damaged": N_("damaged"), "not-damaged": N_("not damaged")}
+LABELS = {"": N_("no label"), **LABEL_WORDS}  #: the review form's label choices
 #: Columns of a building's details table.
 DETAIL_COLUMNS = (N_("field"), N_("value"))
 FIELDS = ("label", "status", "grade", "notes")
