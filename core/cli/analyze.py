@@ -83,10 +83,12 @@ def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _bar(total: int, desc: str, quiet: bool, unit: str = "", position: int = 1) -> Any:
+    """A progress bar on stderr. Into a file or a pipe (a batch job's log) it redraws every 10 s, not 10 times a
+    second: each redraw is another carriage-return line in the log."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit or _("tile"), leave=position == 0, disable=quiet, file=sys.stderr,
-                position=position)
+                position=position, mininterval=0.1 if sys.stderr.isatty() else 10.0)
 
 
 def _summary_row(r: SceneResult) -> dict[str, Any]:
