@@ -137,10 +137,7 @@ def review(ctx: shell.Context, aid: int, b: Building) -> None:
         import pandas as pd  # lazy: the Map page draws before pandas is needed
 
         with st.expander(_("Audit trail ({n})").format(n=len(hist))):
-            st.dataframe(pd.DataFrame([{_("when (UTC)"): str(r["at"])[:19].replace("T", " "),
-                                        _("analyst"): r["analyst"], _("change"): _describe(r),
-                                        _("outcome"): _(r.get("outcome") or "applied")} for r in hist]),
-                         hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame(conflict_ui.audit_rows(hist, _describe)), hide_index=True, width="stretch")
 
 
 def _form(ctx: shell.Context, ref: str, b: Building, scale: Any, box: Any) -> None:

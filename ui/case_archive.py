@@ -82,7 +82,7 @@ def _import(ws: Workspace, user: User | None) -> None:
         S.put(S.ARCHIVE_NOTE, "error:" + _("{file} could not be imported: {error}").format(file=up.name, error=exc))
     finally:
         tmp.unlink(missing_ok=True)
-    S.put(S.ARCHIVE_GEN, S.get(S.ARCHIVE_GEN) + 1)  # a fresh uploader: Streamlit drops the uploaded bytes
+    S.empty_uploader(S.ARCHIVE_GEN)  # a fresh uploader: Streamlit drops the uploaded bytes
     st.rerun()
 
 

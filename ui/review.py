@@ -214,7 +214,5 @@ def history(ctx: shell.Context, fid: str) -> None:
     if not rows:
         st.caption(_("{id} has not been reviewed yet.").format(id=plain(fid)))
         return
-    changes = [{_("when (UTC)"): str(r["at"])[:19].replace("T", " "), _("analyst"): r["analyst"],
-                _("change"): _describe(r), _("outcome"): _(r.get("outcome") or "applied")} for r in rows]
     st.markdown(_("**Review history of {id}** ({n})").format(id=plain(fid), n=len(rows)))
-    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(conflict_ui.audit_rows(rows, _describe)), hide_index=True, width="stretch")

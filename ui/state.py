@@ -138,7 +138,8 @@ def footprint_uploader_key() -> str:
 
 
 def empty_uploader(generation: str) -> None:
-    """Empty one uploader (``UPLOADER_GEN``, ``PRE_UPLOADER_GEN`` or ``FOOTPRINT_UPLOADER_GEN``) on the next run."""
+    """Empty one uploader (``UPLOADER_GEN``, ``PRE_UPLOADER_GEN``, ``FOOTPRINT_UPLOADER_GEN`` or ``ARCHIVE_GEN``) on
+    the next run: its key changes, so Streamlit drops the uploaded bytes."""
     put(generation, get(generation) + 1)
 
 
